@@ -1,0 +1,3 @@
+from pooltui.cli import main
+
+main()

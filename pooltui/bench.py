@@ -1,0 +1,206 @@
+"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch``.
+
+Targets (issue 1): engine under 10 µs per pick+report at 3 keys, growing < 3x from 3 to 1000 keys;
+dispatch >= 0.85x httpx on the same (aiohttp) transport and >= 3x httpx on its default transport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from pooltui.core.classify import Classification
+from pooltui.core.clock import SystemClock
+from pooltui.core.headers import RateLimits
+from pooltui.core.health import KeyState, Outcome
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.core.strategies import STRATEGIES
+from pooltui.core.trace import RequestTrace
+
+
+def _engine_cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: int) -> float:
+    clock = SystemClock()
+    pool = Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}") for i in range(n_keys)], strategy, clock=clock,
+                preempt=False)
+    if cooling:
+        far = clock.now() + 3600
+        for k in pool.keys[: max(0, n_keys - max(2, n_keys // 10))]:  # all but 10% (at least 2) cooling
+            pool._set_state(k, KeyState.COOLING, far, None, "bench")
+    ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None))
+    pick, report = pool.pick, pool.report
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        if traced:
+            for i in range(cycles):
+                trace = RequestTrace(i, 0.0, strategy)
+                key = pick(trace)
+                report(key, ok, 0.01)
+        else:
+            for _ in range(cycles):
+                key = pick()
+                report(key, ok, 0.01)
+        best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
+    return best
+
+
+def bench_engine(cycles: int) -> dict:
+    results: dict = {}
+    print(f"engine: µs per pick+report cycle (best of 3 x {cycles} cycles; traced = with the per-request trace)")
+    print(f"{'strategy':12} {'keys':>5}  {'none cooling':>12} {'traced':>8}  {'most cooling':>12} {'traced':>8}")
+    for strategy in STRATEGIES:
+        for n in (3, 100, 1000):
+            row = {}
+            for cooling in (False, True):
+                for traced in (False, True):
+                    row[(cooling, traced)] = _engine_cycle_us(n, strategy, cooling, traced, cycles)
+            results[f"{strategy}/{n}"] = {f"{'cooling' if c else 'free'}{'+trace' if t else ''}": round(v, 3)
+                                          for (c, t), v in row.items()}
+            print(f"{strategy:12} {n:>5}  {row[(False, False)]:>12.2f} {row[(False, True)]:>8.2f}  "
+                  f"{row[(True, False)]:>12.2f} {row[(True, True)]:>8.2f}")
+    worst3 = max(max(v.values()) for k, v in results.items() if k.endswith("/3"))
+    growth = max(
+        max(results[f"{s}/1000"].values()) / max(1e-9, min(results[f"{s}/3"].values())) for s in STRATEGIES)
+    growth_same = max(
+        results[f"{s}/1000"][col] / results[f"{s}/3"][col] for s in STRATEGIES for col in results[f"{s}/3"])
+    print(f"worst at 3 keys: {worst3:.2f} µs (target < 10); worst growth 3 -> 1000 keys, same column: "
+          f"{growth_same:.2f}x (target < 3x); across columns {growth:.2f}x")
+    return results
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_sim(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "pooltui", "sim", "serve", "--scenario", "bench", "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the benchmark simulator did not start")
+
+
+async def _drive(send, n: int, concurrency: int) -> float:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with sem:
+            await send()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - t0)
+
+
+async def _dispatch_round(base: str, n: int, concurrency: int) -> dict[str, float]:
+    import aiohttp
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    from pooltui.client import PoolClient, Upstream, default_http_client
+    from pooltui.providers.profiles import profile_for
+
+    secret = "sk-sim-bench-00000000000000000000000001"
+    body = {"model": "gpt-sim-1", "max_tokens": 16, "messages": [{"role": "user", "content": "ping"}]}
+    url = base + "/v1/chat/completions"
+    headers = {"authorization": f"Bearer {secret}"}
+    out: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        async def raw() -> None:
+            async with session.post(url, json=body, headers=headers) as r:
+                await r.json()
+
+        await _drive(raw, 200, concurrency)
+        out["aiohttp"] = await _drive(raw, n, concurrency)
+
+    for name, client in (
+        ("httpx-default", httpx.AsyncClient(limits=limits, timeout=30)),
+        ("httpx-aiohttp", httpx.AsyncClient(transport=AiohttpTransport(limits=limits), limits=limits, timeout=30)),
+    ):
+        async with client:
+            async def via_httpx(c=client) -> None:
+                r = await c.post(url, json=body, headers=headers)
+                r.json()
+
+            await _drive(via_httpx, 200, concurrency)
+            out[name] = await _drive(via_httpx, n, concurrency)
+
+    pool = Pool("bench", [KeySpec("bench", secret)])
+    up = Upstream(profile_for("openai", name="bench", base_url=base + "/v1"), pool)
+    async with PoolClient(up, http=default_http_client(max_connections=concurrency), own_http=True) as pc:
+        build = pc.chat_builder("ping", max_tokens=16, model="gpt-sim-1")
+
+        async def via_pool() -> None:
+            r = await pc.send(build)
+            r.json()
+
+        await _drive(via_pool, 200, concurrency)
+        out["PoolClient"] = await _drive(via_pool, n, concurrency)
+    return out
+
+
+def bench_dispatch(n: int, concurrency: int, rounds: int) -> dict:
+    port = _free_port()
+    proc = _start_sim(port)
+    try:
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover
+            runner = asyncio.run
+        samples: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for k, v in runner(_dispatch_round(f"http://127.0.0.1:{port}", n, concurrency)).items():
+                samples.setdefault(k, []).append(v)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    print(f"dispatch: requests/s at concurrency {concurrency}, {n} requests x {rounds} rounds (median), "
+          f"simulator in its own process on loopback, one key, client on {os.cpu_count()} cores")
+    for k, v in med.items():
+        print(f"  {k:14} {v:8.0f} req/s   (rounds: {', '.join(f'{x:.0f}' for x in samples[k])})")
+    same = med["PoolClient"] / med["httpx-aiohttp"]
+    default = med["PoolClient"] / med["httpx-default"]
+    print(f"  PoolClient / httpx-aiohttp = {same:.2f}x (target >= 0.85)")
+    print(f"  PoolClient / httpx-default = {default:.2f}x (target >= 3)")
+    print(f"  PoolClient / raw aiohttp   = {med['PoolClient'] / med['aiohttp']:.2f}x")
+    return {"median_rps": med, "ratio_same_transport": same, "ratio_default_transport": default}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="what", required=True)
+    e = sub.add_parser("engine", help="µs per pick+report cycle")
+    e.add_argument("--cycles", type=int, default=20000)
+    d = sub.add_parser("dispatch", help="requests/s through PoolClient vs raw clients")
+    d.add_argument("--requests", type=int, default=3000)
+    d.add_argument("--concurrency", type=int, default=32)
+    d.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.what == "engine":
+        bench_engine(args.cycles)
+    else:
+        bench_dispatch(args.requests, args.concurrency, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,394 @@
+"""PoolClient: send one request through a credential pool.
+
+Per attempt: pick a key, send with httpx (aiohttp transport), classify, and report to the key that served
+*that attempt*. Rate limit, quota and invalid keys rotate at once without spending the retry budget;
+when no key is free the request waits for the earliest reset if that fits its deadline; provider-transient
+errors back off with jitter; then the fallback providers are tried in order; then a clear pool error.
+A stream stays on one key and may move only before its first data event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from pooltui.core.classify import Classification, classify, parse_body
+from pooltui.core.clock import Clock, SystemClock
+from pooltui.core.cooldown import Backoff
+from pooltui.core.events import Event, EventKind, EventLog
+from pooltui.core.health import ROTATE_NOW, Outcome
+from pooltui.core.pool import Pool, PoolKey
+from pooltui.core.sse import SSEScanner, stream_error_status
+from pooltui.core.trace import RequestTrace
+from pooltui.core.usage import usage_from_body
+from pooltui.providers.profiles import ApiRequest, ProviderProfile
+
+RequestBuilder = Callable[[ProviderProfile], ApiRequest]
+
+
+@dataclass(slots=True)
+class Upstream:
+    """A provider with its pool (``pool`` is None for a keyless local endpoint)."""
+
+    profile: ProviderProfile
+    pool: Pool | None
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+class PoolUnavailableError(Exception):
+    """No key of any configured provider could serve the request. The message states the pools."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None, should_retry: bool = True,
+                 last_status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.should_retry = should_retry
+        self.last_status = last_status
+
+
+@dataclass(slots=True)
+class PoolResponse:
+    """A provider's answer, with which provider and key served it."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    provider: str
+    key: str | None
+    trace: RequestTrace
+    fallback: bool = False
+    _json: Any = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        if self._json is None:
+            self._json = json.loads(self.content)
+        return self._json
+
+
+def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> httpx.AsyncClient:
+    """httpx on the aiohttp transport: several times the default transport's throughput under concurrency."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    transport = AiohttpTransport(limits=limits)
+    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits)
+
+
+class _Abandon(Exception):
+    """Stop trying this upstream; go to the next one."""
+
+
+class PoolClient:
+    """Sends requests through a primary pool and its fallback providers."""
+
+    def __init__(
+        self,
+        primary: Upstream,
+        fallbacks: list[Upstream] | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+        own_http: bool | None = None,
+        backoff: Backoff | None = None,
+        deadline_s: float = 30.0,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        traces_kept: int = 256,
+        events: EventLog | None = None,
+    ) -> None:
+        self.primary = primary
+        self.fallbacks = list(fallbacks or [])
+        self.http = http or default_http_client()
+        timeout = self.http.timeout
+        self._timeout_s = max([t for t in (timeout.read, timeout.connect, timeout.write, timeout.pool) if t] or [0.0])
+        self._own_http = http is None if own_http is None else own_http
+        self.backoff = backoff or Backoff()
+        self.deadline_s = deadline_s
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.events = events if events is not None else (primary.pool.events if primary.pool else EventLog())
+        self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
+        self._ids = itertools.count(1)
+        self.fallback_used = 0
+        self.waiting = 0  # requests currently queued for a cooldown to end
+
+    @property
+    def upstreams(self) -> list[Upstream]:
+        return [self.primary, *self.fallbacks]
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> PoolClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ public API
+    def chat_builder(self, prompt: str, *, max_tokens: int = 16, stream: bool = False,
+                     model: str | None = None) -> RequestBuilder:
+        return lambda profile: profile.chat(prompt, model=model, max_tokens=max_tokens, stream=stream)
+
+    async def chat(self, prompt: str, *, max_tokens: int = 16, model: str | None = None,
+                   deadline_s: float | None = None) -> PoolResponse:
+        """A small chat completion in whichever dialect each provider speaks."""
+        return await self.send(self.chat_builder(prompt, max_tokens=max_tokens, model=model), deadline_s=deadline_s)
+
+    async def send(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
+                   upstreams: list[Upstream] | None = None) -> PoolResponse:
+        """Send one non-streaming request; the response body is read whole before it is judged."""
+        result = await self._run(build, deadline_s, upstreams, streaming=False)
+        assert isinstance(result, PoolResponse)
+        return result
+
+    async def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
+                          upstreams: list[Upstream] | None = None) -> PoolStream:
+        """Open a stream, held until its first real data event; after that it stays on its key."""
+        result = await self._run(build, deadline_s, upstreams, streaming=True)
+        assert isinstance(result, PoolStream)
+        return result
+
+    # ------------------------------------------------------------------ machinery
+    def _new_trace(self) -> RequestTrace:
+        pool = self.primary.pool
+        trace = RequestTrace(next(self._ids), self.clock.now(), pool.strategy if pool else "none")
+        self.traces.append(trace)
+        return trace
+
+    async def _run(self, build, deadline_s, upstreams, streaming: bool):
+        trace = self._new_trace()
+        now = self.clock.now()
+        deadline = now + (self.deadline_s if deadline_s is None else deadline_s)
+        ups = upstreams if upstreams is not None else self.upstreams
+        notes: list[str] = []
+        last_status: int | None = None
+        for n, up in enumerate(ups):
+            if n:
+                self.fallback_used += 1
+                why = notes[-1] if notes else ""
+                trace.add(self.clock.now(), "fallback", up.name, reason=why, **{"from": ups[n - 1].name})
+                self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.FALLBACK, last_status,
+                                       notes[-1] if notes else "", f"fell back to {up.name}", trace.request_id))
+            req = build(up.profile) if callable(build) else build
+            try:
+                result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0)
+            except _Abandon as why:
+                notes.append(f"{up.name}: {why}")
+                last_status = getattr(why, "status", last_status)
+                continue
+            trace.result = "ok" if result.status < 400 else f"http {result.status}"
+            trace.served_by = f"{up.name}/{result.key}"
+            return result
+        message = "; ".join(notes) or "no upstream configured"
+        retry = self._earliest_reset(ups)
+        should_retry = retry is not None or any("transient" in n or "failing" in n for n in notes)
+        trace.result = "pool unavailable"
+        trace.add(self.clock.now(), "error", ups[0].name, reason=message)
+        self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
+                               "request failed", trace.request_id))
+        raise PoolUnavailableError(message, retry, should_retry, last_status)
+
+    def _earliest_reset(self, ups: list[Upstream]) -> float | None:
+        waits = [w for up in ups if up.pool is not None and (w := up.pool.next_ready_in()) is not None]
+        return min(waits) if waits else None
+
+    async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
+                            streaming: bool, fallback: bool):
+        pool, profile = up.pool, up.profile
+        url = httpx.URL(profile.url(req.path))
+        content = req.content if req.content is not None else (
+            json.dumps(req.json, separators=(",", ":")).encode() if req.json is not None else None)
+        base_headers = dict(req.headers)
+        if content is not None and req.content is None:
+            base_headers.setdefault("content-type", "application/json")
+        transient = 0
+        clock = self.clock
+        while True:
+            key: PoolKey | None = None
+            if pool is not None:
+                key = pool.pick(trace)
+                if key is None:
+                    wait = pool.next_ready_in()
+                    now = clock.now()
+                    if wait is not None and now + wait <= deadline:
+                        # spread the queued requests over a little time so they don't stampede the reset
+                        wait += self.rng.uniform(0.001, 0.05 + min(wait, 10.0) * 0.1)
+                        wait = min(wait, max(0.0, deadline - now))
+                        trace.add(now, "wait", up.name, seconds=wait, reason=pool.summary())
+                        self.waiting += 1
+                        try:
+                            await asyncio.sleep(wait)
+                        finally:
+                            self.waiting -= 1
+                        continue
+                    raise _Abandon(pool.summary() if len(pool) else "no keys")
+            headers = profile.auth_headers(key.secret if key else None)
+            headers.update(base_headers)
+            started = time.perf_counter()
+            remaining = deadline - clock.now()
+            try:
+                if remaining < self._timeout_s:
+                    request = self.http.build_request(req.method, url, content=content, headers=headers,
+                                                      timeout=max(0.5, remaining))
+                else:
+                    request = self.http.build_request(req.method, url, content=content, headers=headers)
+                resp = await self.http.send(request, stream=True)
+            except (httpx.HTTPError, OSError) as exc:
+                latency = time.perf_counter() - started
+                reason = f"{type(exc).__name__}: {exc}"[:160] or type(exc).__name__
+                if key is not None:
+                    pool.report_transport(key, reason, latency, trace.request_id)
+                trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
+                          outcome="transport", latency_ms=latency * 1000, reason=reason)
+                transient += 1
+                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None)
+                continue
+            except asyncio.CancelledError:
+                if key is not None:
+                    pool.release(key)
+                raise
+            try:
+                if streaming and resp.status_code == 200:
+                    outcome = await self._await_first_event(resp, profile.dialect, clock.now())
+                else:
+                    await resp.aread()
+                    outcome = None
+            except (httpx.HTTPError, OSError) as exc:
+                await resp.aclose()
+                latency = time.perf_counter() - started
+                reason = f"{type(exc).__name__} while reading"
+                if key is not None:
+                    pool.report_transport(key, reason, latency, trace.request_id)
+                transient += 1
+                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None)
+                continue
+            except asyncio.CancelledError:
+                await resp.aclose()
+                if key is not None:
+                    pool.release(key)
+                raise
+            latency = time.perf_counter() - started
+            if outcome is None:
+                result = classify(profile.dialect, resp.status_code, resp.headers, resp.content, clock.now())
+            else:
+                result, scanner, prelude = outcome
+            tokens_in = tokens_out = 0
+            parsed = None
+            if result.outcome is Outcome.OK and not streaming:
+                parsed = parse_body(resp.content)
+                tokens_in, tokens_out = usage_from_body(parsed)
+            if key is not None:
+                pool.report(key, result, latency, tokens_in, tokens_out, trace.request_id)
+            trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
+                      outcome=result.outcome.value, latency_ms=latency * 1000, reason=result.reason)
+            oc = result.outcome
+            if oc is Outcome.OK or oc is Outcome.REQUEST_ERROR:
+                if streaming and oc is Outcome.OK:
+                    return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback)
+                if streaming:
+                    await resp.aclose()
+                return PoolResponse(resp.status_code, resp.headers, resp.content, up.name,
+                                    key.label if key else None, trace, fallback, parsed)
+            await resp.aclose()
+            if oc in ROTATE_NOW:
+                if pool is None:
+                    raise _Abandon(f"{oc.value} ({resp.status_code})")
+                continue  # next key at once: rotation spends no retry budget
+            transient += 1
+            await self._backoff_or_abandon(up, trace, deadline, transient,
+                                           f"{resp.status_code} {result.reason}".strip(), result)
+
+    async def _backoff_or_abandon(self, up: Upstream, trace: RequestTrace, deadline: float, transient: int,
+                                  reason: str, result: Classification | None) -> None:
+        if transient > self.backoff.max_retries:
+            raise _Abandon(f"failing: {reason} ({transient} attempts, transient)")
+        delay = self.backoff.delay(transient, self.rng)
+        if result is not None and result.retry_after_s is not None:
+            delay = max(delay, min(result.retry_after_s, self.backoff.max_s))
+        if self.clock.now() + delay > deadline:
+            raise _Abandon(f"failing: {reason} (deadline reached, transient)")
+        trace.add(self.clock.now(), "backoff", up.name, seconds=delay, reason=reason)
+        await asyncio.sleep(delay)
+
+    async def _await_first_event(self, resp: httpx.Response, dialect: str, now: float):
+        """Read a 200 stream until its first real data event (or an error event, or its end)."""
+        scanner = SSEScanner()
+        prelude: list[bytes] = []
+        it = resp.aiter_raw()
+        async for chunk in it:
+            prelude.append(chunk)
+            scanner.feed(chunk)
+            if scanner.error is not None and not scanner.saw_data:
+                status = stream_error_status(scanner.error)
+                return classify(dialect, status, {}, scanner.error, now), scanner, (prelude, it)
+            if scanner.saw_data:
+                return classify(dialect, 200, resp.headers, None, now), scanner, (prelude, it)
+            if scanner.done:
+                break
+        return Classification(Outcome.TRANSIENT, 200, "stream ended before any data"), scanner, (prelude, it)
+
+
+class PoolStream:
+    """A committed stream: it stays on the key that served its first data event."""
+
+    def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: httpx.Response,
+                 scanner: SSEScanner, prelude: tuple[list[bytes], AsyncIterator[bytes]], trace: RequestTrace,
+                 fallback: bool) -> None:
+        self._client, self._up, self._key, self._resp = client, up, key, resp
+        self._scanner = scanner
+        self._prelude, self._rest = prelude
+        self.trace = trace
+        self.fallback = fallback
+        self.status = resp.status_code
+        self.headers = resp.headers
+        self.provider = up.name
+        self.key = key.label if key else None
+        self.interrupted: str | None = None
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        scanner = self._scanner
+        try:
+            for chunk in self._prelude:
+                yield chunk
+            self._prelude = []
+            async for chunk in self._rest:
+                scanner.feed(chunk)
+                yield chunk
+        except (httpx.HTTPError, OSError) as exc:
+            self.interrupted = f"{type(exc).__name__} after first event"
+            raise
+        finally:
+            await self.aclose()
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        return self._scanner.tokens_in, self._scanner.tokens_out
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._resp.aclose()
+        pool, key = self._up.pool, self._key
+        if pool is not None and key is not None:
+            pool.add_usage(key, self._scanner.tokens_in, self._scanner.tokens_out)
+            if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):
+                pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,
+                                       self.interrupted or "error event mid-stream", "passed to caller in-band",
+                                       self.trace.request_id))
+
+    async def read_all(self) -> bytes:
+        return b"".join([chunk async for chunk in self])

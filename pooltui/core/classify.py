@@ -1,0 +1,202 @@
+"""Turn a provider response (status, headers, body) into an outcome for the key that got it.
+
+The table lives in ../shared/PROVIDERS.md: rate limit (wait), quota (park), invalid (disable),
+provider transient (back off, don't blame the key), request error (return to the caller).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pooltui.core.headers import (
+    RateLimits,
+    gemini_retry_delay,
+    lower_headers,
+    parse_rate_limits,
+    parse_retry_after,
+    parse_retry_after_ms,
+)
+from pooltui.core.health import DeadlineSource, Outcome
+
+DIALECTS = ("anthropic", "openai", "openrouter", "gemini", "groq", "mistral", "deepseek", "openai-compatible")
+
+_QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "credit_balance_exhausted",
+        "billing_hard_limit_reached",
+        "organization_usage_limit_exceeded",
+        "project_spend_limit_exceeded",
+        "organization_spend_limit_exceeded",
+        "user_spend_limit_exceeded",
+        "spend_limit_exceeded",
+    }
+)
+_TRANSIENT_STATUS = frozenset({408, 409, 425, 498, 500, 502, 503, 504, 520, 521, 522, 524, 529})
+_PACIFIC = ZoneInfo("America/Los_Angeles")
+
+
+@dataclass(slots=True)
+class Classification:
+    """The meaning of one response for the key that received it."""
+
+    outcome: Outcome
+    status: int
+    reason: str = ""
+    retry_after_s: float | None = None
+    source: DeadlineSource | None = None
+    limits: RateLimits | None = None
+
+
+
+
+def parse_body(body: Any) -> Any:
+    """A JSON body from bytes/str/dict; None when it is not JSON."""
+    if body is None or isinstance(body, dict | list):
+        return body
+    try:
+        if isinstance(body, bytes | bytearray | memoryview):
+            body = bytes(body).decode("utf-8", "replace")
+        text = str(body).strip()
+        if not text or text[0] not in "{[" or len(text) > 1_000_000:
+            return None
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def _error(body: Any) -> dict:
+    """The error object of an error body in any dialect's shape ({} when there is none)."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if not isinstance(body, dict):
+        return {}
+    err = body.get("error")
+    if isinstance(err, dict):
+        return err
+    if isinstance(err, str):
+        return {"message": err}
+    return body
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _err_message(err: dict) -> str:
+    for key in ("message", "detail", "msg"):
+        text = _text(err.get(key))
+        if text:
+            return text[:200]
+    return ""
+
+
+def _next_month_utc(now: float) -> float:
+    day = datetime.fromtimestamp(now, UTC)
+    first = (day.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
+    return first.timestamp() - now
+
+
+def _next_pacific_midnight(now: float) -> float:
+    day = datetime.fromtimestamp(now, _PACIFIC)
+    midnight = (day + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.timestamp() - now
+
+
+def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, body: Any, now: float):
+    wait = parse_retry_after_ms(headers.get("retry-after-ms"))
+    if wait is not None:
+        return wait, DeadlineSource.RETRY_AFTER
+    wait = parse_retry_after(headers.get("retry-after"), now) if headers.get("retry-after") is not None else None
+    if wait is not None:
+        return wait, DeadlineSource.RETRY_AFTER
+    if limits is not None:
+        reset = limits.reset_s()
+        if reset is not None:
+            return reset, DeadlineSource.RESET_HEADER
+    wait = gemini_retry_delay(body)
+    if wait is not None:
+        return wait, DeadlineSource.BODY
+    return None, None
+
+
+def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> Classification:
+    """Classify one response. Never raises, whatever the headers and body hold."""
+    try:
+        return _classify(dialect, int(status), lower_headers(headers), body, now)
+    except Exception as exc:
+        outcome = Outcome.OK if 200 <= int(status or 0) < 300 else Outcome.TRANSIENT
+        return Classification(outcome, int(status or 0), f"unclassifiable response ({type(exc).__name__})")
+
+
+def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, now: float) -> Classification:
+    limits = parse_rate_limits(dialect, headers, now)
+    if 200 <= status < 300:
+        return Classification(Outcome.OK, status, limits=limits)
+    data = parse_body(body)
+    err = _error(data)
+    etype = _text(err.get("type")) or _text(err.get("status"))
+    code = _text(err.get("code")) if not isinstance(err.get("code"), int) else ""
+    message = _err_message(err) or f"HTTP {status}"
+    lowered = message.lower()
+    details = err.get("details") if isinstance(err.get("details"), dict) else {}
+
+    def quota(reason: str, reset: float | None = None) -> Classification:
+        src = DeadlineSource.KNOWN_RESET if reset is not None else None
+        return Classification(Outcome.QUOTA, status, reason, reset, src, limits)
+
+    if status == 401:
+        if "insufficient permissions" in lowered or "missing scopes" in lowered:
+            return Classification(Outcome.FORBIDDEN, status, f"restricted key: {message}", limits=limits)
+        return Classification(Outcome.INVALID, status, message, limits=limits)
+    if status == 400 and dialect == "gemini":
+        reasons = {_text(d.get("reason")) for d in _gemini_details(data)}
+        if "API_KEY_INVALID" in reasons or "api key not valid" in lowered:
+            return Classification(Outcome.INVALID, status, message, limits=limits)
+        if "location is not supported" in lowered:
+            return Classification(Outcome.FORBIDDEN, status, message, limits=limits)
+    if status == 403:
+        return Classification(Outcome.FORBIDDEN, status, message, limits=limits)
+    if status == 402:
+        if code == "openrouter_in_flight_budget" or "in_flight" in code:
+            wait, src = _wait_from_signals(headers, limits, data, now)
+            return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits)
+        return quota(message)
+    if status == 400 and dialect == "anthropic" and (
+        "credit balance is too low" in lowered or "specified api usage limits" in lowered
+    ):
+        return quota(message)
+    if status == 429:
+        if etype == "insufficient_quota" or code in _QUOTA_CODES:
+            return quota(message)
+        has_retry = headers.get("retry-after") is not None or headers.get("retry-after-ms") is not None
+        if _text(details.get("error_code")) == "enforced_spend_limit_reached" and not has_retry:
+            return quota(message, _next_month_utc(now))
+        if dialect == "gemini" and any("PerDay" in _text(v.get("quotaId")) for v in _gemini_violations(data)):
+            return quota(message, _next_pacific_midnight(now))
+        wait, src = _wait_from_signals(headers, limits, data, now)
+        return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits)
+    if status in _TRANSIENT_STATUS or status >= 500:
+        wait, src = _wait_from_signals(headers, None, None, now)
+        return Classification(Outcome.TRANSIENT, status, message, wait, src, limits)
+    return Classification(Outcome.REQUEST_ERROR, status, message, limits=limits)
+
+
+def _gemini_details(body: Any) -> list[dict]:
+    err = _error(body)
+    details = err.get("details")
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _gemini_violations(body: Any) -> list[dict]:
+    out: list[dict] = []
+    for detail in _gemini_details(body):
+        violations = detail.get("violations")
+        if isinstance(violations, list):
+            out.extend(v for v in violations if isinstance(v, dict))
+    return out

@@ -1,0 +1,241 @@
+"""Rate-limit header parsing for every provider dialect.
+
+Every parser takes untrusted text and returns ``None`` for anything it cannot read: garbage never
+raises, the caller's default applies instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+#: Longest wait any header may ask for; beyond it the value is treated as garbage.
+MAX_WAIT_S = 40 * 86400.0
+
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|h|m|s)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _sane(seconds: float) -> float | None:
+    if math.isnan(seconds) or seconds < 0 or seconds > MAX_WAIT_S:
+        return None
+    return seconds
+
+
+def parse_seconds(value: Any) -> float | None:
+    """A plain non-negative number of seconds (``"12"``, ``"0.5"``)."""
+    try:
+        text = str(value).strip()
+        if not text or len(text) > 32:
+            return None
+        return _sane(float(text))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def parse_http_date(value: Any, now: float) -> float | None:
+    """An HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``) as seconds from ``now``."""
+    try:
+        text = str(value).strip()
+        if len(text) > 64:
+            return None
+        when = parsedate_to_datetime(text)
+        if when.tzinfo is None:
+            return None
+        return _sane(max(0.0, when.timestamp() - now))
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def parse_retry_after(value: Any, now: float) -> float | None:
+    """``Retry-After``: seconds or an HTTP date."""
+    secs = parse_seconds(value)
+    return secs if secs is not None else parse_http_date(value, now)
+
+
+def parse_retry_after_ms(value: Any) -> float | None:
+    """``retry-after-ms``: milliseconds."""
+    ms = parse_seconds(value)
+    return None if ms is None else _sane(ms / 1000.0)
+
+
+def parse_go_duration(value: Any) -> float | None:
+    """Go-style durations as OpenAI and Groq send them: ``1s``, ``6m0s``, ``12ms``, ``2m59.56s``."""
+    try:
+        text = str(value).strip()
+    except Exception:
+        return None
+    if not text or len(text) > 48:
+        return None
+    pos, total = 0, 0.0
+    for match in _GO_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        # a bare number is seconds (some gateways send it that way)
+        return parse_seconds(text) if pos == 0 else None
+    return _sane(total)
+
+
+def parse_rfc3339(value: Any, now: float) -> float | None:
+    """An RFC 3339 timestamp (anthropic's resets) as seconds from ``now``."""
+    try:
+        text = str(value).strip()
+        if len(text) > 40:
+            return None
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if when.tzinfo is None:
+            return None
+        return _sane(max(0.0, when.timestamp() - now))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def parse_reset(value: Any, now: float) -> float | None:
+    """A reset value in whichever form a provider uses: duration, seconds, epoch or timestamp."""
+    if value is None:
+        return None
+    secs = parse_go_duration(value)
+    if secs is not None:
+        return secs
+    stamp = parse_rfc3339(value, now)
+    if stamp is not None:
+        return stamp
+    num = parse_seconds(value)
+    if num is None:
+        try:
+            num = float(str(value).strip())
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if math.isnan(num):
+            return None
+    if num > 1e12:  # epoch milliseconds
+        num = num / 1000.0 - now
+    elif num > 1e9:  # epoch seconds
+        num -= now
+    return _sane(max(0.0, num))
+
+
+def parse_int(value: Any) -> int | None:
+    """A non-negative integer count, or None."""
+    try:
+        if value is None:
+            return None
+        text = str(value).strip()
+        if text.isdigit() and len(text) <= 18:
+            return int(text)
+        if not text or len(text) > 20:
+            return None
+        num = int(float(text))
+        return num if num >= 0 else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def gemini_retry_delay(body: Any) -> float | None:
+    """The ``google.rpc.RetryInfo`` ``retryDelay`` in a gemini error body, in seconds."""
+    for detail in _details(body):
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            return parse_go_duration(detail.get("retryDelay"))
+    return None
+
+
+def _details(body: Any) -> list[dict]:
+    if not isinstance(body, dict):
+        return []
+    err = body.get("error")
+    if isinstance(err, list) and err:  # gemini sometimes wraps the error in a list
+        err = err[0]
+    details = err.get("details") if isinstance(err, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+@dataclass(slots=True)
+class RateLimits:
+    """What the provider's headers said about the key's remaining budget."""
+
+    requests_limit: int | None = None
+    requests_remaining: int | None = None
+    requests_reset_s: float | None = None
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_s: float | None = None
+
+    def is_empty(self) -> bool:
+        return self.requests_limit is None and self.requests_remaining is None and self.tokens_remaining is None
+
+    def headroom(self) -> float:
+        """Fraction of the budget left (0..1); 1.0 when the headers said nothing."""
+        frac = 1.0
+        for remaining, limit in (
+            (self.requests_remaining, self.requests_limit),
+            (self.tokens_remaining, self.tokens_limit),
+        ):
+            if remaining is not None and limit:
+                frac = min(frac, remaining / limit)
+        return max(0.0, min(1.0, frac))
+
+    def reset_s(self) -> float | None:
+        """The reset of whichever budget is spent (or the later one when neither says)."""
+        if self.requests_remaining == 0 and self.requests_reset_s is not None:
+            return self.requests_reset_s
+        if self.tokens_remaining == 0 and self.tokens_reset_s is not None:
+            return self.tokens_reset_s
+        resets = [r for r in (self.requests_reset_s, self.tokens_reset_s) if r is not None]
+        return max(resets) if resets else None
+
+
+def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
+    """A mapping whose ``get`` is case-insensitive (httpx.Headers already is)."""
+    try:
+        if hasattr(headers, "get_list"):  # httpx.Headers: items() are already lower-case
+            return dict(headers.items())
+        return {str(k).lower(): v for k, v in dict(headers).items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+_ANTHROPIC = ("anthropic-ratelimit-requests-", "anthropic-ratelimit-tokens-")
+_OPENAI = ("x-ratelimit-{}-requests", "x-ratelimit-{}-tokens")
+
+
+def parse_rate_limits(dialect: str, headers: Mapping[str, str], now: float) -> RateLimits | None:
+    """Read the dialect's rate-limit headers; None when there are none."""
+    get = headers.get
+    if dialect == "anthropic":
+        req, tok = _ANTHROPIC
+        rl = RateLimits(
+            parse_int(get(req + "limit")),
+            parse_int(get(req + "remaining")),
+            parse_reset(get(req + "reset"), now),
+            parse_int(get(tok + "limit")),
+            parse_int(get(tok + "remaining")),
+            parse_reset(get(tok + "reset"), now),
+        )
+    elif dialect == "mistral":
+        rl = RateLimits(
+            parse_int(get("x-ratelimit-limit-req-minute")),
+            parse_int(get("x-ratelimit-remaining-req-minute")),
+            None,
+            parse_int(get("x-ratelimit-limit-tokens-minute")),
+            parse_int(get("x-ratelimit-remaining-tokens-minute")),
+            None,
+        )
+    else:
+        req, tok = _OPENAI
+        rl = RateLimits(
+            parse_int(get(req.format("limit"))),
+            parse_int(get(req.format("remaining"))),
+            parse_reset(get(req.format("reset")), now),
+            parse_int(get(tok.format("limit"))),
+            parse_int(get(tok.format("remaining"))),
+            parse_reset(get(tok.format("reset")), now),
+        )
+    return None if rl.is_empty() and rl.reset_s() is None else rl

@@ -1,0 +1,44 @@
+"""Key health states and where a deadline came from."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class KeyState(StrEnum):
+    """Health of one key in a pool."""
+
+    OK = "ok"
+    COOLING = "cooling"
+    EXHAUSTED = "exhausted"
+    INVALID = "invalid"
+    FORBIDDEN = "forbidden"
+    DISABLED = "disabled"
+
+
+class DeadlineSource(StrEnum):
+    """Where a cooldown or parking deadline came from."""
+
+    RETRY_AFTER = "retry-after"
+    RESET_HEADER = "reset-header"
+    BODY = "body"
+    DEFAULT = "default"
+    KNOWN_RESET = "known-reset"
+    MANUAL = "manual"
+    BUDGET = "budget"
+
+
+class Outcome(StrEnum):
+    """What one response means for the key that received it."""
+
+    OK = "ok"
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"
+    INVALID = "invalid"
+    FORBIDDEN = "forbidden"
+    TRANSIENT = "transient"
+    REQUEST_ERROR = "request_error"
+
+
+#: Outcomes after which the client moves to another key at once, spending no retry budget.
+ROTATE_NOW = frozenset({Outcome.RATE_LIMITED, Outcome.QUOTA, Outcome.INVALID, Outcome.FORBIDDEN})

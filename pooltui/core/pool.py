@@ -1,0 +1,592 @@
+"""A credential pool: keys, their health, and per-request rotation.
+
+All mutable pool state lives here behind ``pick``/``report`` and a handful of commands, so a shared
+store could replace it later without touching strategies' callers or the UI. Pure Python, no I/O;
+time comes from an injected clock.
+
+Cost per pick+report is O(log n) in the number of keys: available keys are kept in a sorted list of
+pool positions, timed recoveries in a heap, and least-used/headroom use lazily invalidated heaps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from bisect import bisect_right, insort
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
+from typing import Any
+
+from pooltui.core.classify import Classification
+from pooltui.core.clock import Clock, SystemClock
+from pooltui.core.cooldown import CooldownPolicy
+from pooltui.core.events import Event, EventKind, EventLog
+from pooltui.core.headers import RateLimits
+from pooltui.core.health import DeadlineSource, KeyState, Outcome
+from pooltui.core.masking import fingerprint, mask
+from pooltui.core.stats import KeyStats, RollingCounter
+from pooltui.core.strategies import normalize_strategy
+from pooltui.core.trace import Exclusion, RequestTrace
+
+_OK = KeyState.OK
+_EXCLUSIONS_SHOWN = 16
+_HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What a pool needs to know about a key when it is built."""
+
+    label: str
+    secret: str
+    quota_group: str | None = None
+
+
+class PoolKey:
+    """One key in a pool with its health and counters. The secret never appears in repr."""
+
+    __slots__ = (
+        "changed_at",
+        "fingerprint",
+        "gen",
+        "headroom",
+        "inflight",
+        "label",
+        "masked",
+        "pos",
+        "quota_group",
+        "reason",
+        "secret",
+        "source",
+        "state",
+        "stats",
+        "status_code",
+        "strikes",
+        "until",
+        "ver",
+    )
+
+    def __init__(self, spec: KeySpec, pos: int) -> None:
+        self.label = spec.label
+        self.secret = spec.secret
+        self.masked = mask(spec.secret) if spec.secret else "(none)"
+        self.fingerprint = fingerprint(spec.secret) if spec.secret else ""
+        self.pos = pos
+        self.quota_group = spec.quota_group
+        self.state = _OK
+        self.until: float | None = None
+        self.source: DeadlineSource | None = None
+        self.reason = ""
+        self.status_code: int | None = None
+        self.changed_at: float | None = None
+        self.strikes = 0
+        self.inflight = 0
+        self.gen = 0
+        self.ver = 0
+        self.headroom = 1.0
+        self.stats = KeyStats()
+
+    def __repr__(self) -> str:
+        return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
+
+
+class Pool:
+    """The keys of one provider and the rotation over them."""
+
+    def __init__(
+        self,
+        name: str,
+        keys: Iterable[KeySpec] = (),
+        strategy: str = "round-robin",
+        *,
+        clock: Clock | None = None,
+        cooldown: CooldownPolicy | None = None,
+        rng: random.Random | None = None,
+        events: EventLog | None = None,
+        picks_kept: int = 32,
+        preempt: bool = True,
+    ) -> None:
+        self.name = name
+        self.preempt = preempt
+        self.clock = clock or SystemClock()
+        self.cooldown = cooldown or CooldownPolicy()
+        self.events = events if events is not None else EventLog()
+        self._rng = rng or random.Random()
+        self._keys: list[PoolKey] = []
+        self._by_label: dict[str, PoolKey] = {}
+        self._avail: list[int] = []
+        self._unavail: dict[PoolKey, None] = {}
+        self._timers: list[tuple[float, int, PoolKey, int]] = []
+        self._heap: list[tuple] = []
+        self._seq = itertools.count()
+        self._cursor = -1
+        self._excl_cache: tuple[Exclusion, ...] | None = None
+        self.picks: deque[str] = deque(maxlen=picks_kept)
+        self.per_second = RollingCounter(60)
+        self.strategy = normalize_strategy(strategy)
+        for spec in keys:
+            self._append(spec)
+        self._rebuild()
+
+    # ----------------------------------------------------------------- structure
+    def _append(self, spec: KeySpec) -> PoolKey:
+        if not spec.label or spec.label in self._by_label:
+            raise ValueError(f"duplicate or empty key label {spec.label!r} in pool {self.name}")
+        key = PoolKey(spec, len(self._keys))
+        self._keys.append(key)
+        self._by_label[key.label] = key
+        return key
+
+    def _rebuild(self) -> None:
+        """Recompute positions, the available list and the strategy heap (after structural changes)."""
+        for i, key in enumerate(self._keys):
+            key.pos = i
+        self._avail = [k.pos for k in self._keys if k.state is _OK]
+        self._unavail = {k: None for k in self._keys if k.state is not _OK}
+        self._excl_cache = None
+        self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        if self.strategy == "least-used":
+            self._heap = [(k.stats.requests, k.pos, k.ver) for k in self._keys if k.state is _OK]
+        elif self.strategy == "headroom":
+            self._heap = [(-k.headroom, k.stats.requests, k.pos, k.ver) for k in self._keys if k.state is _OK]
+        else:
+            self._heap = []
+        heapify(self._heap)
+
+    def _push(self, key: PoolKey) -> None:
+        if self.strategy == "least-used":
+            heappush(self._heap, (key.stats.requests, key.pos, key.ver))
+        elif self.strategy == "headroom":
+            heappush(self._heap, (-key.headroom, key.stats.requests, key.pos, key.ver))
+        else:
+            return
+        if len(self._heap) > 4 * len(self._keys) + 64:
+            self._rebuild_heap()
+
+    @property
+    def keys(self) -> list[PoolKey]:
+        return list(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def key(self, label: str) -> PoolKey:
+        try:
+            return self._by_label[label]
+        except KeyError:
+            raise KeyError(f"no key {label!r} in pool {self.name}") from None
+
+    def add_key(self, spec: KeySpec) -> PoolKey:
+        key = self._append(spec)
+        self._rebuild()
+        return key
+
+    def remove_key(self, label: str) -> None:
+        key = self.key(label)
+        self._keys.remove(key)
+        del self._by_label[label]
+        key.pos = -1
+        self._rebuild()
+
+    def set_order(self, labels: list[str]) -> None:
+        """Put the keys in this order (every label exactly once)."""
+        if sorted(labels) != sorted(self._by_label):
+            raise ValueError("the new order must name every key of the pool exactly once")
+        last = self._keys[self._cursor] if 0 <= self._cursor < len(self._keys) else None
+        self._keys = [self._by_label[label] for label in labels]
+        self._rebuild()
+        self._cursor = last.pos if last is not None else -1
+
+    def move(self, label: str, delta: int) -> None:
+        """Move a key ``delta`` places up (negative) or down (positive) in the pool order."""
+        order = [k.label for k in self._keys]
+        i = order.index(self.key(label).label)
+        j = max(0, min(len(order) - 1, i + delta))
+        order.insert(j, order.pop(i))
+        self.set_order(order)
+
+    def set_strategy(self, strategy: str) -> None:
+        self.strategy = normalize_strategy(strategy)
+        self._rebuild_heap()
+
+    # ----------------------------------------------------------------- rotation
+    def _expire(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, key, gen = heappop(timers)
+            if key.gen == gen and key.pos >= 0 and key.state is not _OK:
+                was = key.state
+                self._set_state(key, _OK, reason=f"{was.value} ended")
+                self._emit(key, EventKind.STATE, None, f"{was.value} over", "back in rotation")
+
+    def _choose(self) -> PoolKey:
+        strategy, avail, keys = self.strategy, self._avail, self._keys
+        if strategy == "round-robin":
+            i = bisect_right(avail, self._cursor)
+            pos = avail[i] if i < len(avail) else avail[0]
+            self._cursor = pos
+            return keys[pos]
+        if strategy == "failover":
+            return keys[avail[0]]
+        if strategy == "random":
+            return keys[avail[int(self._rng.random() * len(avail))]]
+        heap = self._heap
+        while heap:
+            top = heap[0]
+            key = keys[top[-2]] if top[-2] < len(keys) else None
+            if key is not None and key.ver == top[-1] and key.state is _OK:
+                return key
+            heappop(heap)
+        self._rebuild_heap()
+        return keys[self._heap[0][-2]]
+
+    def pick(self, trace: RequestTrace | None = None) -> PoolKey | None:
+        """Choose the key for the next attempt, or None when no key is available."""
+        now = self.clock.now()
+        if self._timers and self._timers[0][0] <= now:
+            self._expire(now)
+        if not self._avail:
+            if trace is not None:
+                trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
+                          excluded_total=len(self._unavail))
+            return None
+        key = self._choose()
+        key.inflight += 1
+        stats = key.stats
+        stats.requests += 1
+        stats.last_used = now
+        stats.per_second.add(now)
+        self.per_second.add(now)
+        self.picks.append(key.label)
+        if self.strategy in _HEAP_STRATEGIES:
+            if key.stats.limits is not None and key.stats.limits.requests_limit:
+                key.headroom = max(0.0, key.headroom - 1.0 / key.stats.limits.requests_limit)
+            key.ver += 1
+            self._push(key)
+        if trace is not None:
+            trace.add(now, "pick", self.name, key.label, candidates=len(self._avail),
+                      excluded=self.exclusions(), excluded_total=len(self._unavail))
+        return key
+
+    def peek(self) -> str | None:
+        """The label the next pick will get (None for random or an empty pool)."""
+        now = self.clock.now()
+        if self._timers and self._timers[0][0] <= now:
+            self._expire(now)
+        avail = self._avail
+        if not avail or self.strategy == "random":
+            return None
+        if self.strategy == "round-robin":
+            i = bisect_right(avail, self._cursor)
+            return self._keys[avail[i] if i < len(avail) else avail[0]].label
+        if self.strategy == "failover":
+            return self._keys[avail[0]].label
+        return self._choose().label
+
+    def release(self, key: PoolKey) -> None:
+        """The attempt on ``key`` ended without a response to report (cancelled)."""
+        if key.inflight > 0:
+            key.inflight -= 1
+
+    def report(
+        self,
+        key: PoolKey,
+        result: Classification,
+        latency_s: float = 0.0,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        request_id: int | None = None,
+    ) -> None:
+        """Record what the provider answered to the attempt that ``key`` served."""
+        if key.inflight > 0:
+            key.inflight -= 1
+        stats = key.stats
+        stats.latencies.append(latency_s)
+        limits = result.limits
+        if limits is not None:
+            stats.limits = limits
+            key.headroom = limits.headroom()
+            if self.strategy in _HEAP_STRATEGIES and key.state is _OK:
+                key.ver += 1
+                self._push(key)
+        outcome = result.outcome
+        if outcome is Outcome.OK:
+            stats.ok += 1
+            stats.tokens_in += tokens_in
+            stats.tokens_out += tokens_out
+            key.strikes = 0
+            if limits is not None and self.preempt and key.state is _OK and key.pos >= 0:
+                self._preempt(key, limits, request_id)
+            return
+        if key.pos < 0:  # removed while the request was in flight
+            return
+        now = self.clock.now()
+        if outcome is Outcome.RATE_LIMITED:
+            stats.rate_limited += 1
+            self._cool(key, result, now, request_id)
+        elif outcome is Outcome.QUOTA:
+            stats.quota += 1
+            until = now + result.retry_after_s if result.retry_after_s is not None else None
+            targets = self._group(key)
+            for k in targets:
+                if k.state in (_OK, KeyState.COOLING):
+                    self._set_state(k, KeyState.EXHAUSTED, until, result.source, result.reason, result.status)
+            action = f"parked until {_clock_text(until)}" if until else "parked until re-verified"
+            if len(targets) > 1:
+                action += f" with quota group {key.quota_group}"
+            self._emit(key, EventKind.QUOTA, result.status, result.reason, action, request_id)
+        elif outcome in (Outcome.INVALID, Outcome.FORBIDDEN):
+            invalid = outcome is Outcome.INVALID
+            if invalid:
+                stats.invalid += 1
+            else:
+                stats.forbidden += 1
+            state = KeyState.INVALID if invalid else KeyState.FORBIDDEN
+            if key.state is not KeyState.DISABLED:
+                self._set_state(key, state, None, None, result.reason, result.status)
+            self._emit(key, EventKind.INVALID if invalid else EventKind.FORBIDDEN, result.status, result.reason,
+                       f"marked {state.value}", request_id)
+        elif outcome is Outcome.TRANSIENT:
+            stats.server_errors += 1
+            self._emit(key, EventKind.SERVER_ERROR, result.status, result.reason, "backed off (key not blamed)",
+                       request_id)
+        else:
+            stats.request_errors += 1
+
+    def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
+                         request_id: int | None = None) -> None:
+        """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
+        if key.inflight > 0:
+            key.inflight -= 1
+        key.stats.transport += 1
+        key.stats.latencies.append(latency_s)
+        self._emit(key, EventKind.TRANSPORT, None, error, "backed off (key not blamed)", request_id)
+
+    def add_usage(self, key: PoolKey, tokens_in: int, tokens_out: int) -> None:
+        """Tokens learnt after the report (the tail of a stream)."""
+        key.stats.tokens_in += tokens_in
+        key.stats.tokens_out += tokens_out
+
+    def _preempt(self, key: PoolKey, limits: RateLimits, request_id: int | None) -> None:
+        """A success that says the budget is spent: cool the key until the reset, before it 429s."""
+        reset = None
+        if limits.requests_remaining == 0 and limits.requests_reset_s:
+            reset = limits.requests_reset_s
+        elif limits.tokens_remaining == 0 and limits.tokens_reset_s:
+            reset = limits.tokens_reset_s
+        if reset is None:
+            return
+        self._set_state(key, KeyState.COOLING, self.clock.now() + reset, DeadlineSource.RESET_HEADER,
+                        "budget spent (remaining 0)", 200)
+        self._emit(key, EventKind.STATE, 200, "budget spent (remaining 0)",
+                   f"cooled {reset:.1f} s before a 429 (reset-header)", request_id)
+
+    def _group(self, key: PoolKey) -> list[PoolKey]:
+        if key.quota_group is None:
+            return [key]
+        return [k for k in self._keys if k.quota_group == key.quota_group]
+
+    def _cool(self, key: PoolKey, result: Classification, now: float, request_id: int | None) -> None:
+        if result.retry_after_s is not None:
+            seconds, source = result.retry_after_s, result.source or DeadlineSource.RETRY_AFTER
+            if key.state is _OK:
+                key.strikes += 1
+        else:
+            if key.state is _OK:
+                key.strikes += 1
+            seconds = self.cooldown.default_for(max(1, key.strikes), len(self._keys))
+            source = DeadlineSource.DEFAULT
+        until = now + seconds
+        changed = []
+        for k in self._group(key):
+            if k.state is _OK or (k.state is KeyState.COOLING and (k.until or 0) < until):
+                extended = k.state is KeyState.COOLING
+                self._set_state(k, KeyState.COOLING, until, source, result.reason, result.status)
+                changed.append((k, extended))
+        if not changed:
+            action = "already cooling; deadline kept"
+        elif changed[0][1] and len(changed) == 1:
+            action = f"cooldown extended to {seconds:.0f} s ({source.value})"
+        else:
+            action = f"cooled {seconds:.0f} s ({source.value})"
+            if len(changed) > 1:
+                action += f"; quota group {key.quota_group}: {len(changed)} keys"
+        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
+
+    # ----------------------------------------------------------------- state
+    def _set_state(
+        self,
+        key: PoolKey,
+        state: KeyState,
+        until: float | None = None,
+        source: DeadlineSource | None = None,
+        reason: str = "",
+        status: int | None = None,
+    ) -> None:
+        was_ok = key.state is _OK
+        key.state = state
+        key.until = until
+        key.source = source
+        key.reason = reason
+        key.status_code = status
+        key.changed_at = self.clock.now()
+        key.gen += 1
+        self._excl_cache = None
+        if until is not None:
+            heappush(self._timers, (until, next(self._seq), key, key.gen))
+        if was_ok and state is not _OK:
+            i = bisect_right(self._avail, key.pos) - 1
+            if 0 <= i < len(self._avail) and self._avail[i] == key.pos:
+                del self._avail[i]
+            self._unavail[key] = None
+        elif not was_ok and state is _OK:
+            insort(self._avail, key.pos)
+            self._unavail.pop(key, None)
+            key.ver += 1
+            self._push(key)
+
+    def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
+              request_id: int | None = None) -> None:
+        self.events.emit(Event(self.clock.now(), self.name, key.label if key else None, kind, status,
+                               reason, action, request_id))
+
+    def disable(self, label: str, until: float | None = None, reason: str = "disabled by hand") -> None:
+        key = self.key(label)
+        self._set_state(key, KeyState.DISABLED, until, DeadlineSource.MANUAL if until else None, reason)
+        self._emit(key, EventKind.STATE, None, reason,
+                   f"disabled until {_clock_text(until)}" if until else "disabled")
+
+    def enable(self, label: str) -> None:
+        key = self.key(label)
+        if key.state is KeyState.DISABLED:
+            self._set_state(key, _OK, reason="enabled by hand")
+            self._emit(key, EventKind.STATE, None, "enabled by hand", "back in rotation")
+
+    def reset(self, label: str | None = None) -> int:
+        """Clear cooldowns and quota parking (all keys, or one). Returns how many keys came back."""
+        keys = [self.key(label)] if label else self._keys
+        n = 0
+        for key in keys:
+            key.strikes = 0
+            if key.state in (KeyState.COOLING, KeyState.EXHAUSTED):
+                self._set_state(key, _OK, reason="reset by hand")
+                self._emit(key, EventKind.STATE, None, "cooldown reset by hand", "back in rotation")
+                n += 1
+        return n
+
+    def mark_verified(self, label: str, result: Classification) -> None:
+        """Apply a verification result: a valid key comes back (unless disabled), a bad one is parked."""
+        key = self.key(label)
+        if result.outcome is Outcome.OK:
+            if key.state not in (_OK, KeyState.DISABLED):
+                self._set_state(key, _OK, reason="verified")
+                self._emit(key, EventKind.STATE, result.status, "verified valid", "back in rotation")
+            if result.limits is not None:
+                key.stats.limits = result.limits
+            return
+        key.inflight += 1  # report() decrements: verification is an attempt of its own
+        self.report(key, result)
+
+    # ----------------------------------------------------------------- views
+    def usable(self) -> int:
+        now = self.clock.now()
+        if self._timers and self._timers[0][0] <= now:
+            self._expire(now)
+        return len(self._avail)
+
+    def next_ready_in(self) -> float | None:
+        """Seconds until the earliest timed recovery (cooldown, quota reset, timed disable), or None."""
+        timers = self._timers
+        while timers and (timers[0][2].gen != timers[0][3] or timers[0][2].pos < 0):
+            heappop(timers)
+        if not timers:
+            return None
+        return max(0.0, timers[0][0] - self.clock.now())
+
+    def exclusions(self) -> tuple[Exclusion, ...]:
+        """Up to 16 keys that cannot be picked now, and why (cached until a state changes)."""
+        cache = self._excl_cache
+        if cache is None:
+            cache = tuple(
+                Exclusion(k.label, k.state.value, k.until, k.source.value if k.source else None, k.reason)
+                for k in itertools.islice(self._unavail, _EXCLUSIONS_SHOWN)
+            )
+            self._excl_cache = cache
+        return cache
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in KeyState}
+        for k in self._keys:
+            out[k.state.value] += 1
+        return out
+
+    def summary(self) -> str:
+        """``3 keys cooling, next ready in 12 s; 1 invalid`` - the pool in one line."""
+        self.usable()
+        counts = self.counts()
+        if not self._keys:
+            return "no keys"
+        parts: list[str] = []
+        if counts["ok"]:
+            parts.append(f"{counts['ok']} available")
+        wait = self.next_ready_in()
+        for state in ("cooling", "exhausted", "invalid", "forbidden", "disabled"):
+            n = counts[state]
+            if n:
+                text = f"{n} {'key' if n == 1 else 'keys'} {state}"
+                if state == "cooling" and wait is not None:
+                    text += f", next ready in {_secs(wait)}"
+                parts.append(text)
+        return "; ".join(parts)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Plain data about every key, in pool order (for JSON and the monitor). No secrets."""
+        now = self.clock.now()
+        self.usable()
+        out = []
+        for k in self._keys:
+            s = k.stats
+            lim = s.limits
+            out.append(
+                {
+                    "label": k.label,
+                    "masked": k.masked,
+                    "fingerprint": k.fingerprint,
+                    "state": k.state.value,
+                    "until": k.until,
+                    "remaining_s": None if k.until is None else max(0.0, k.until - now),
+                    "source": k.source.value if k.source else None,
+                    "reason": k.reason,
+                    "quota_group": k.quota_group,
+                    "inflight": k.inflight,
+                    "rpm": s.rpm(now),
+                    "p50_ms": None if s.p50() is None else s.p50() * 1000,
+                    "p95_ms": None if s.p95() is None else s.p95() * 1000,
+                    "last_used": s.last_used,
+                    "requests_remaining": lim.requests_remaining if lim else None,
+                    "requests_limit": lim.requests_limit if lim else None,
+                    "tokens_remaining": lim.tokens_remaining if lim else None,
+                    **s.as_dict(),
+                }
+            )
+        return out
+
+
+def _secs(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _clock_text(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))

@@ -1,0 +1,86 @@
+"""Incremental server-sent-events scanning: enough to find the first real data event and usage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pooltui.core.usage import usage_from_body
+
+
+class SSEScanner:
+    """Feed raw bytes; learn when the first real data event arrived, errors, and token usage."""
+
+    __slots__ = ("_buf", "_data", "_event", "done", "error", "saw_data", "tokens_in", "tokens_out")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._event = ""
+        self._data: list[bytes] = []
+        self.saw_data = False
+        self.error: Any = None
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.done = False
+
+    def feed(self, chunk: bytes) -> None:
+        buf = self._buf + chunk
+        *lines, self._buf = buf.split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if not line:
+                self._dispatch()
+            elif line.startswith(b"data:"):
+                self._data.append(line[5:].lstrip(b" "))
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip().decode("utf-8", "replace")
+            # comments (":") and other fields are keep-alives: they are not data
+
+    def _dispatch(self) -> None:
+        event, data = self._event, b"\n".join(self._data)
+        self._event, self._data = "", []
+        if not data and not event:
+            return
+        if data == b"[DONE]":
+            self.done = True
+            return
+        if event == "ping" or not data:
+            return
+        parsed: Any = None
+        if event == "error" or b'"error"' in data or b"usage" in data:
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                parsed = None
+        if isinstance(parsed, dict) and (event == "error" or "error" in parsed):
+            if not self.saw_data:
+                self.error = parsed
+                return
+            self.error = parsed
+        if isinstance(parsed, dict):
+            tin, tout = usage_from_body(parsed)
+            self.tokens_in = max(self.tokens_in, tin)
+            self.tokens_out = max(self.tokens_out, tout)
+        if event == "message_stop":
+            self.done = True
+        self.saw_data = True
+
+
+def stream_error_status(error: Any) -> int:
+    """An HTTP status for an error that arrived as an SSE event (so it can be classified)."""
+    err = error.get("error") if isinstance(error, dict) else None
+    etype = err.get("type") if isinstance(err, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    mapping = {
+        "overloaded_error": 529,
+        "rate_limit_error": 429,
+        "authentication_error": 401,
+        "permission_error": 403,
+        "api_error": 500,
+        "server_error": 500,
+        "insufficient_quota": 429,
+        "rate_limit_exceeded": 429,
+    }
+    if isinstance(code, int):
+        return code
+    return mapping.get(str(etype), mapping.get(str(code), 500))

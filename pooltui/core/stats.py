@@ -1,0 +1,120 @@
+"""Per-key counters and rolling windows; bounded memory however long it runs."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pooltui.core.headers import RateLimits
+
+
+class RollingCounter:
+    """Counts per second over the last ``width`` seconds (fixed memory)."""
+
+    __slots__ = ("_buckets", "_sec", "width")
+
+    def __init__(self, width: int = 60) -> None:
+        self.width = width
+        self._buckets = [0] * width
+        self._sec = 0
+
+    def _roll(self, sec: int) -> None:
+        gap = sec - self._sec
+        if gap <= 0:
+            return
+        if gap >= self.width:
+            self._buckets = [0] * self.width
+        else:
+            b, w = self._buckets, self.width
+            for s in range(self._sec + 1, sec + 1):
+                b[s % w] = 0
+        self._sec = sec
+
+    def add(self, now: float, n: int = 1) -> None:
+        sec = int(now)
+        if sec != self._sec:
+            self._roll(sec)
+        self._buckets[sec % self.width] += n
+
+    def total(self, now: float) -> int:
+        """Events in the last ``width`` seconds."""
+        self._roll(int(now))
+        return sum(self._buckets)
+
+    def series(self, now: float, n: int | None = None) -> list[int]:
+        """Per-second counts, oldest first, ending with the current second."""
+        sec = int(now)
+        self._roll(sec)
+        n = min(n or self.width, self.width)
+        return [self._buckets[(sec - i) % self.width] for i in range(n - 1, -1, -1)]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+class KeyStats:
+    """Counters for one key."""
+
+    __slots__ = (
+        "forbidden",
+        "invalid",
+        "last_used",
+        "latencies",
+        "limits",
+        "ok",
+        "per_second",
+        "quota",
+        "rate_limited",
+        "request_errors",
+        "requests",
+        "server_errors",
+        "tokens_in",
+        "tokens_out",
+        "transport",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.ok = 0
+        self.rate_limited = 0
+        self.invalid = 0
+        self.forbidden = 0
+        self.quota = 0
+        self.server_errors = 0
+        self.transport = 0
+        self.request_errors = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.last_used: float | None = None
+        self.latencies: deque[float] = deque(maxlen=128)
+        self.per_second = RollingCounter(60)
+        self.limits: RateLimits | None = None
+
+    def rpm(self, now: float) -> int:
+        """Requests sent in the last 60 s."""
+        return self.per_second.total(now)
+
+    def p50(self) -> float | None:
+        return percentile(list(self.latencies), 0.5)
+
+    def p95(self) -> float | None:
+        return percentile(list(self.latencies), 0.95)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "rate_limited": self.rate_limited,
+            "invalid": self.invalid,
+            "forbidden": self.forbidden,
+            "quota": self.quota,
+            "server_errors": self.server_errors,
+            "transport": self.transport,
+            "request_errors": self.request_errors,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+        }

@@ -1,0 +1,101 @@
+""""Why this key?": a small per-request record of how the engine chose and what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A key that could not be picked, and why."""
+
+    label: str
+    state: str
+    until: float | None
+    source: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class Step:
+    """One step of a request: pick, attempt, wait, backoff, fallback or error."""
+
+    ts: float
+    kind: str
+    provider: str
+    key: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """The engine's record of one request."""
+
+    request_id: int
+    started: float
+    strategy: str
+    steps: list[Step] = field(default_factory=list)
+    result: str = "pending"
+    served_by: str | None = None
+
+    def add(self, ts: float, kind: str, provider: str, key: str | None = None, **detail: Any) -> None:
+        self.steps.append(Step(ts, kind, provider, key, detail))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "started": self.started,
+            "strategy": self.strategy,
+            "result": self.result,
+            "served_by": self.served_by,
+            "steps": [
+                {"ts": s.ts, "kind": s.kind, "provider": s.provider, "key": s.key, **_plain(s.detail)}
+                for s in self.steps
+            ],
+        }
+
+
+def _plain(detail: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in detail.items():
+        if isinstance(v, tuple) and v and isinstance(v[0], Exclusion):
+            out[k] = [{"label": e.label, "state": e.state, "until": e.until, "reason": e.reason} for e in v]
+        else:
+            out[k] = v
+    return out
+
+
+def format_trace(trace: RequestTrace) -> str:
+    """A human-readable account of one request, as `pooltui traffic --trace` prints it."""
+    lines = [f"request #{trace.request_id}  strategy={trace.strategy}  result={trace.result}"]
+    t0 = trace.started
+    for s in trace.steps:
+        at = f"+{(s.ts - t0) * 1000:7.1f}ms"
+        d = s.detail
+        if s.kind == "pick":
+            excl = d.get("excluded", ())
+            why = ", ".join(
+                f"{e.label} {e.state}" + (f" {max(0.0, e.until - s.ts):.0f}s" if e.until else "") for e in excl
+            )
+            more = d.get("excluded_total", 0) - len(excl)
+            if more > 0:
+                why += f", +{more} more"
+            lines.append(
+                f"  {at} pick [{s.provider}] {s.key}  from {d.get('candidates')} available"
+                + (f"; excluded: {why}" if why else "")
+            )
+        elif s.kind == "attempt":
+            lines.append(
+                f"  {at} attempt [{s.provider}] {s.key} -> {d.get('status')} {d.get('outcome')}"
+                f" in {d.get('latency_ms', 0):.1f}ms {d.get('reason', '')}".rstrip()
+            )
+        elif s.kind == "wait":
+            lines.append(f"  {at} wait {d.get('seconds', 0):.2f}s [{s.provider}]: {d.get('reason', '')}")
+        elif s.kind == "backoff":
+            lines.append(f"  {at} backoff {d.get('seconds', 0):.2f}s [{s.provider}] after {d.get('reason', '')}")
+        elif s.kind == "fallback":
+            lines.append(f"  {at} fallback {d.get('from')} -> {s.provider}: {d.get('reason', '')}")
+        else:
+            lines.append(f"  {at} {s.kind} [{s.provider}] {d.get('reason', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The simulated provider as an ASGI app (Starlette): anthropic Messages and openai Chat Completions.
+
+Each scenario provider is served under ``/{name}``; the primary one also at the root, so an SDK pointed at
+``http://127.0.0.1:PORT/v1`` (openai) or ``http://127.0.0.1:PORT`` (anthropic) just works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from pooltui.core.masking import mask
+from pooltui.sim.limits import ProviderState, SimState, Verdict
+from pooltui.sim.scenario import Scenario
+from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events
+
+_JSON = "application/json"
+
+
+def _secret(request: Request) -> tuple[str, str | None]:
+    """(api flavour implied by the auth header, the secret presented)."""
+    headers = request.headers
+    key = headers.get("x-api-key")
+    if key is not None:
+        return "anthropic", key
+    auth = headers.get("authorization")
+    if auth is not None:
+        return "openai", auth[7:].strip() if auth[:7].lower() == "bearer " else auth
+    goog = headers.get("x-goog-api-key") or request.query_params.get("key")
+    return "openai", goog
+
+
+def _dump(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class SimApp:
+    """Request handling over a :class:`SimState`."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    def _provider(self, request: Request) -> ProviderState | None:
+        name = request.path_params.get("provider")
+        return self.state.primary if name is None else self.state.providers.get(name)
+
+    def _error(self, dialect: str, verdict: Verdict, secret: str | None) -> Response:
+        status, body, headers = error_response(dialect, verdict, mask(secret or ""))
+        headers.update(rate_headers(dialect, verdict, self.state.wall()))
+        headers["x-request-id" if dialect == "openai" else "request-id"] = self._next_id("req")
+        return Response(_dump(body), status, headers, _JSON)
+
+    def _next_id(self, prefix: str) -> str:
+        self.state.request_seq += 1
+        return f"{prefix}_sim_{self.state.request_seq:08d}"
+
+    async def _serve(self, request: Request, dialect: str) -> Response:
+        ps = self._provider(request)
+        if ps is None:
+            return JSONResponse({"error": {"message": "unknown simulated provider", "type": "not_found"}}, 404)
+        _, secret = _secret(request)
+        key = ps.by_secret.get(secret or "")
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return self._error(dialect, Verdict("bad_request", 400), secret)
+        verdict = ps.decide(key)
+        delay = ps.latency_s()
+        if delay:
+            await asyncio.sleep(delay)
+        if key is not None:
+            ps.counters[key.label].by_status[verdict.status] += 1
+        if verdict.kind != "ok":
+            return self._error(dialect, verdict, secret)
+        model = str(body.get("model") or "sim-model")
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
+        tokens_out = max(1, min(int(max_tokens) if isinstance(max_tokens, int) else 16, 12))
+        tokens_in = max(1, len(raw) // 16)
+        headers = rate_headers(dialect, verdict, self.state.wall())
+        req_id = self._next_id("msg" if dialect == "anthropic" else "chatcmpl")
+        headers["x-request-id" if dialect == "openai" else "request-id"] = req_id
+        if body.get("stream"):
+            chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out)
+            return StreamingResponse(_drip(chunks), 200, headers, "text/event-stream")
+        return Response(_dump(completion(dialect, model, req_id, tokens_in, tokens_out)), 200, headers, _JSON)
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._serve(request, "openai")
+
+    async def messages(self, request: Request) -> Response:
+        return await self._serve(request, "anthropic")
+
+    async def count_tokens(self, request: Request) -> Response:
+        ps = self._provider(request)
+        if ps is None:
+            return JSONResponse({"error": "unknown provider"}, 404)
+        _, secret = _secret(request)
+        key = ps.by_secret.get(secret or "")
+        verdict = ps.decide(key, consume=False)
+        if verdict.kind not in ("ok", "rate_limited"):
+            return self._error("anthropic", verdict, secret)
+        raw = await request.body()
+        return JSONResponse({"input_tokens": max(1, len(raw) // 16)})
+
+    async def list_models(self, request: Request) -> Response:
+        ps = self._provider(request)
+        if ps is None:
+            return JSONResponse({"error": "unknown provider"}, 404)
+        flavour, secret = _secret(request)
+        key = ps.by_secret.get(secret or "")
+        verdict = ps.decide(key)
+        if key is not None:
+            ps.counters[key.label].by_status[verdict.status] += 1
+        if verdict.kind not in ("ok", "quota"):  # a key with no credit still lists models
+            return self._error(flavour, verdict, secret)
+        return Response(_dump(models(flavour)), 200, rate_headers(flavour, verdict, self.state.wall()), _JSON)
+
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.stats())
+
+    async def revoke(self, request: Request) -> Response:
+        ps = self.state.providers.get(request.path_params["provider"])
+        label = request.path_params["label"]
+        if ps is None or label not in ps.counters:
+            return JSONResponse({"error": "no such provider or key"}, 404)
+        ps.revoke(label)
+        return JSONResponse({"revoked": label})
+
+    async def outage(self, request: Request) -> Response:
+        ps = self.state.providers.get(request.path_params["provider"])
+        if ps is None:
+            return JSONResponse({"error": "no such provider"}, 404)
+        status = request.query_params.get("status", "off")
+        ps.outage_override = None if status == "off" else int(status)
+        return JSONResponse({"outage": ps.outage_override})
+
+
+async def _drip(chunks: list[bytes]):
+    for i, chunk in enumerate(chunks):
+        yield chunk
+        if i % 4 == 3:
+            await asyncio.sleep(0)
+
+
+def create_app(scenario: Scenario, state: SimState | None = None) -> Starlette:
+    """The simulator's ASGI app for ``scenario``; its state is at ``app.state.sim``."""
+    sim = SimApp(state or SimState(scenario))
+    routes = []
+    for prefix in ("", "/{provider}"):
+        routes += [
+            Route(prefix + "/v1/chat/completions", sim.chat_completions, methods=["POST"]),
+            Route(prefix + "/v1/messages", sim.messages, methods=["POST"]),
+            Route(prefix + "/v1/messages/count_tokens", sim.count_tokens, methods=["POST"]),
+            Route(prefix + "/v1/models", sim.list_models, methods=["GET"]),
+        ]
+    routes = [
+        Route("/_sim/stats", sim.stats, methods=["GET"]),
+        Route("/_sim/revoke/{provider}/{label}", sim.revoke, methods=["POST"]),
+        Route("/_sim/outage/{provider}", sim.outage, methods=["POST"]),
+        *routes,
+    ]
+    app = Starlette(routes=routes)
+    app.state.sim = sim.state
+    return app

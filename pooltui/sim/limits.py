@@ -1,0 +1,156 @@
+"""The simulated provider's bookkeeping: sliding-window RPM, daily quotas, revocations, outages.
+
+Pure logic over an injectable monotonic clock, so scenarios behave the same in tests and demos.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pooltui.sim.scenario import Scenario, SimKey, SimProvider
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What the simulator answers to one request."""
+
+    kind: str  # ok | rate_limited | quota | invalid | forbidden | outage | server_error
+    status: int = 200
+    retry_after_s: float | None = None
+    limit: int | None = None
+    remaining: int | None = None
+    reset_s: float | None = None
+
+
+class _Window:
+    """Sliding window of request times, shared by the keys of one quota group."""
+
+    __slots__ = ("times",)
+
+    def __init__(self) -> None:
+        self.times: deque[float] = deque()
+
+
+class KeyCounters:
+    """What the simulator did with one key (tests compare this with the engine's counters)."""
+
+    __slots__ = ("by_status", "day", "requests", "revoked", "successes_today")
+
+    def __init__(self) -> None:
+        self.by_status: Counter[int] = Counter()
+        self.requests = 0
+        self.successes_today = 0
+        self.day = ""
+        self.revoked = False
+
+
+class ProviderState:
+    """Live state of one simulated provider."""
+
+    def __init__(self, spec: SimProvider, seed: int, mono: Callable[[], float], wall: Callable[[], float]) -> None:
+        self.spec = spec
+        self.by_secret = spec.key_by_secret()
+        self.rng = random.Random(seed)
+        self._mono = mono
+        self._wall = wall
+        self.started = mono()
+        self.counters: dict[str, KeyCounters] = {k.label: KeyCounters() for k in spec.keys}
+        self._windows: dict[str, _Window] = {}
+        for k in spec.keys:
+            group = k.quota_group or f"key:{k.label}"
+            self._windows.setdefault(group, _Window())
+        self.outage_override: int | None = None
+
+    def window_of(self, key: SimKey) -> _Window:
+        return self._windows[key.quota_group or f"key:{key.label}"]
+
+    def outage_status(self) -> int | None:
+        if self.outage_override is not None:
+            return self.outage_override
+        if not self.spec.outages:
+            return None
+        elapsed = self._mono() - self.started
+        for o in self.spec.outages:
+            if o.start_s <= elapsed < o.end_s:
+                return o.status
+        return None
+
+    def revoke(self, label: str) -> None:
+        self.counters[label].revoked = True
+
+    def decide(self, key: SimKey | None, consume: bool = True) -> Verdict:
+        """Decide the fate of one request by ``key`` (None: unknown key)."""
+        if key is None or key.invalid:
+            return Verdict("invalid", 401)
+        c = self.counters[key.label]
+        c.requests += 1
+        if key.forbidden:
+            return Verdict("forbidden", 403)
+        if c.revoked or (key.revoke_after is not None and c.requests > key.revoke_after):
+            c.revoked = True
+            return Verdict("invalid", 401)
+        outage = self.outage_status()
+        if outage is not None:
+            return Verdict("outage", outage)
+        if key.daily_quota is not None:
+            day = datetime.fromtimestamp(self._wall(), UTC).strftime("%Y-%m-%d")
+            if c.day != day:
+                c.day, c.successes_today = day, 0
+            if c.successes_today >= key.daily_quota:
+                return Verdict("quota", self.spec.quota_status)
+        limit = key.rpm
+        remaining = reset_s = None
+        if limit is not None:
+            now = self._mono()
+            win = self.window_of(key).times
+            horizon = now - self.spec.window_s
+            while win and win[0] <= horizon:
+                win.popleft()
+            if len(win) >= limit:
+                wait = win[0] + self.spec.window_s - now if win else self.spec.window_s
+                return Verdict("rate_limited", 429, max(0.001, wait), limit, 0, max(0.001, wait))
+            if consume:
+                win.append(now)
+            remaining = limit - len(win)
+            reset_s = (win[0] + self.spec.window_s - now) if win else 0.0
+        if self.spec.error_rate and self.rng.random() < self.spec.error_rate:
+            return Verdict("server_error", 529 if self.spec.dialect == "anthropic" else 500)
+        if consume and key.daily_quota is not None:
+            c.successes_today += 1
+        return Verdict("ok", 200, None, limit, remaining, reset_s)
+
+    def latency_s(self) -> float:
+        lo, hi = self.spec.latency_ms
+        if hi <= 0:
+            return 0.0
+        return self.rng.uniform(lo, hi) / 1000.0
+
+
+class SimState:
+    """All simulated providers of a scenario."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.scenario = scenario
+        self.wall = wall
+        self.providers = {
+            p.name: ProviderState(p, scenario.seed + i, mono, wall) for i, p in enumerate(scenario.providers)
+        }
+        self.primary = self.providers[scenario.primary.name]
+        self.request_seq = 0
+
+    def stats(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Per provider, per key label: how many responses of each status were sent."""
+        return {
+            name: {label: {str(s): n for s, n in c.by_status.items()} for label, c in ps.counters.items()}
+            for name, ps in self.providers.items()
+        }

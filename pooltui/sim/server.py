@@ -1,0 +1,82 @@
+"""Serve the simulator on loopback with uvicorn: in a background thread, or in the foreground."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import uvicorn
+
+from pooltui.sim.app import create_app
+from pooltui.sim.limits import SimState
+from pooltui.sim.scenario import Scenario
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(app, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                          loop="uvloop", http="httptools", backlog=2048)
+
+
+class SimServer:
+    """The simulator served from a background thread on a free loopback port."""
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.scenario = scenario
+        self.state = SimState(scenario)
+        self.app = create_app(scenario, self.state)
+        self._sock = _bind(host, port)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._server = uvicorn.Server(_config(self.app, self.host, self.port))
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def base_url(self, provider: str | None = None) -> str:
+        """The base URL a client of that provider uses (openai style ends in /v1)."""
+        spec = self.scenario.provider(provider) if provider else self.scenario.primary
+        root = f"{self.url}/{spec.name}"
+        return root if spec.dialect == "anthropic" else root + "/v1"
+
+    def start(self, timeout: float = 10.0) -> SimServer:
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="pooltui-sim", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._sock.close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8600) -> None:
+    """Serve in the foreground until interrupted (``pooltui sim serve``)."""
+    sock = _bind(host, port)
+    server = uvicorn.Server(_config(create_app(scenario), host, port))
+    server.run(sockets=[sock])

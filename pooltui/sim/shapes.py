@@ -1,0 +1,168 @@
+"""Response bodies and headers in each dialect's real shape (success, errors, SSE streams)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pooltui.sim.limits import Verdict
+
+WORDS = ("pooled", "keys", "keep", "the", "agent", "running", "through", "peak", "hour", "limits")
+
+
+def go_duration(seconds: float) -> str:
+    """Seconds as a Go duration, the way openai and groq send resets (``1s``, ``6m0s``, ``250ms``)."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    rest_text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{rest_text}" if minutes else rest_text
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reply_text(n_tokens: int) -> str:
+    return " ".join(WORDS[i % len(WORDS)] for i in range(n_tokens))
+
+
+def rate_headers(dialect: str, v: Verdict, now_wall: float) -> dict[str, str]:
+    """The dialect's rate-limit headers for a verdict that carries limit information."""
+    if v.limit is None:
+        return {}
+    reset = v.reset_s or 0.0
+    if dialect == "anthropic":
+        return {
+            "anthropic-ratelimit-requests-limit": str(v.limit),
+            "anthropic-ratelimit-requests-remaining": str(v.remaining or 0),
+            "anthropic-ratelimit-requests-reset": rfc3339(now_wall + reset),
+        }
+    return {
+        "x-ratelimit-limit-requests": str(v.limit),
+        "x-ratelimit-remaining-requests": str(v.remaining or 0),
+        "x-ratelimit-reset-requests": go_duration(reset),
+    }
+
+
+def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) of an error in the dialect's shape."""
+    headers: dict[str, str] = {}
+    if v.retry_after_s is not None:
+        headers["retry-after"] = str(max(1, math.ceil(v.retry_after_s)))
+        if dialect == "openai":
+            headers["retry-after-ms"] = str(max(1, round(v.retry_after_s * 1000)))
+    if dialect == "anthropic":
+        etype, msg = {
+            "invalid": ("authentication_error", "invalid x-api-key"),
+            "forbidden": ("permission_error", "Your API key does not have permission to use the specified resource."),
+            "rate_limited": ("rate_limit_error", "This request would exceed your organization's rate limit of "
+                             f"{v.limit} requests per window."),
+            "quota": ("invalid_request_error", "Your credit balance is too low to access the Anthropic API. "
+                      "Please go to Plans & Billing to upgrade or purchase credits."),
+            "outage": ("overloaded_error", "Overloaded"),
+            "server_error": ("overloaded_error", "Overloaded"),
+            "bad_request": ("invalid_request_error", "messages: field required"),
+        }[v.kind]
+        status = v.status
+        if v.kind == "quota" and status == 429:
+            status = 400
+        return status, {"type": "error", "error": {"type": etype, "message": msg}}, headers
+    err = {
+        "invalid": {"message": f"Incorrect API key provided: {secret_hint}. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.", "type": "invalid_request_error",
+                    "code": "invalid_api_key"},
+        "forbidden": {"message": "You are not allowed to sample from this model", "type": "invalid_request_error",
+                      "code": "model_not_found"},
+        "rate_limited": {"message": f"Rate limit reached for requests: Limit {v.limit}, Used {v.limit}. "
+                         f"Please try again in {go_duration(v.retry_after_s or 0)}.", "type": "requests",
+                         "code": "rate_limit_exceeded"},
+        "quota": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                  "type": "insufficient_quota", "code": "insufficient_quota"},
+        "outage": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "code": None},
+        "server_error": {"message": "The server had an error while processing your request. Sorry about that!",
+                         "type": "server_error", "code": None},
+        "bad_request": {"message": "'messages' is a required property", "type": "invalid_request_error",
+                        "code": None},
+    }[v.kind]
+    return v.status, {"error": {**err, "param": None}}, headers
+
+
+def completion(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
+    text = reply_text(tokens_out)
+    if dialect == "anthropic":
+        return {
+            "id": req_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+        }
+    return {
+        "id": req_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+        ],
+        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+    }
+
+
+def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int) -> list[bytes]:
+    """The whole SSE stream of one completion, as the chunks the server writes."""
+    words = reply_text(tokens_out).split(" ")
+    out: list[bytes] = []
+    if dialect == "anthropic":
+
+        def ev(name: str, data: dict[str, Any]) -> bytes:
+            return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+        out.append(ev("message_start", {"type": "message_start", "message": {
+            "id": req_id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}))
+        out.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                              "content_block": {"type": "text", "text": ""}}))
+        out.append(ev("ping", {"type": "ping"}))
+        for i, w in enumerate(words):
+            out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": "text_delta", "text": (" " if i else "") + w}}))
+        out.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        out.append(ev("message_delta", {"type": "message_delta",
+                                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                        "usage": {"output_tokens": tokens_out}}))
+        out.append(ev("message_stop", {"type": "message_stop"}))
+        return out
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> bytes:
+        body: dict[str, Any] = {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage:
+            body["usage"] = usage
+        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+    out.append(chunk({"role": "assistant", "content": ""}))
+    for i, w in enumerate(words):
+        out.append(chunk({"content": (" " if i else "") + w}))
+    out.append(chunk({}, "stop"))
+    out.append(chunk({}, usage={"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                                "total_tokens": tokens_in + tokens_out}))
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+def models(dialect: str) -> dict[str, Any]:
+    if dialect == "anthropic":
+        data = [{"type": "model", "id": "claude-sim-1", "display_name": "Claude (simulated)",
+                 "created_at": "2026-01-01T00:00:00Z"}]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+    return {"object": "list", "data": [{"id": "gpt-sim-1", "object": "model", "created": 1767225600,
+                                        "owned_by": "pooltui-sim"}]}

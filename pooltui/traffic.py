@@ -1,0 +1,193 @@
+"""Test traffic: drive a PoolClient at a rate and concurrency, with bursts, and count what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pooltui.client import PoolClient, PoolUnavailableError, Upstream
+from pooltui.core.clock import Clock
+from pooltui.core.events import EventLog
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.providers.profiles import profile_for
+from pooltui.sim.scenario import Scenario
+from pooltui.sim.server import SimServer
+
+PROMPTS = ("ping", "summarise the incident", "plan the next step", "what changed since yesterday?")
+
+
+@dataclass(slots=True)
+class TrafficResult:
+    """Counts of one traffic run: always ``requests == succeeded + failed``."""
+
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+
+Listener = Callable[[bool, str | None], None]
+
+
+class TrafficGenerator:
+    """Sends chat requests through a client: ``rate`` per second (0 = as fast as concurrency allows)."""
+
+    def __init__(self, client: PoolClient, *, rate: float = 0.0, concurrency: int = 8, stream: bool = False,
+                 deadline_s: float | None = None, seed: int | None = None) -> None:
+        self.client = client
+        self.rate = rate
+        self.concurrency = max(1, concurrency)
+        self.stream = stream
+        self.deadline_s = deadline_s
+        self.rng = random.Random(seed)
+        self.result = TrafficResult()
+        self.listeners: list[Listener] = []
+        self._stop = asyncio.Event()
+        self._burst = 0
+        self.running = False
+        self.inflight = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def burst(self, n: int) -> None:
+        """Send ``n`` extra requests at once, on top of the rate."""
+        self._burst += max(0, n)
+
+    async def _one(self, sem: asyncio.Semaphore) -> None:
+        res = self.result
+        error: str | None = None
+        try:
+            prompt = self.rng.choice(PROMPTS)
+            if self.stream:
+                stream = await self.client.open_stream(self.client.chat_builder(prompt, stream=True),
+                                                       deadline_s=self.deadline_s)
+                async for _ in stream:
+                    pass
+                if stream.interrupted:
+                    error = "stream_interrupted"
+            else:
+                resp = await self.client.chat(prompt, deadline_s=self.deadline_s)
+                if resp.status >= 400:
+                    error = f"http_{resp.status}"
+        except PoolUnavailableError:
+            error = "pool_unavailable"
+        except asyncio.CancelledError:
+            error = "cancelled"
+            raise
+        except Exception as exc:
+            error = type(exc).__name__
+        finally:
+            res.requests += 1
+            if error is None:
+                res.succeeded += 1
+            else:
+                res.failed += 1
+                res.errors[error] += 1
+            self.inflight -= 1
+            sem.release()
+            for listener in self.listeners:
+                listener(error is None, error)
+
+    async def run(self, total: int | None = None) -> TrafficResult:
+        """Send ``total`` requests (None: until ``stop()``), then wait for those in flight."""
+        self.running = True
+        self._stop.clear()
+        sem = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task] = set()
+        issued = 0
+        next_at = time.perf_counter()
+        try:
+            while not self._stop.is_set() and (total is None or issued < total):
+                if self._burst:
+                    self._burst -= 1
+                elif self.rate > 0:
+                    now = time.perf_counter()
+                    if next_at > now:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stop.wait(), min(next_at - now, 0.25))
+                        continue
+                    next_at = max(next_at + 1.0 / self.rate, now - 1.0)
+                await sem.acquire()
+                self.inflight += 1
+                issued += 1
+                task = asyncio.create_task(self._one(sem))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.running = False
+            self.result.finished = time.perf_counter()
+        return self.result
+
+
+def client_for_scenario(scenario: Scenario, server: SimServer, strategy: str | None = None, *,
+                        clock: Clock | None = None, seed: int | None = None, deadline_s: float | None = None,
+                        http=None) -> PoolClient:
+    """A PoolClient over the scenario's providers as served by ``server``: primary first, then fallbacks."""
+    events = EventLog()
+    ups = []
+    for i, p in enumerate(scenario.providers):
+        profile = profile_for(p.dialect, name=p.name, base_url=server.base_url(p.name))
+        pool = Pool(p.name, [KeySpec(k.label, k.secret, k.quota_group) for k in p.keys],
+                    strategy or scenario.traffic.strategy, clock=clock, events=events,
+                    rng=random.Random(None if seed is None else seed + i))
+        ups.append(Upstream(profile, pool))
+    return PoolClient(ups[0], ups[1:], clock=clock, events=events, http=http,
+                      deadline_s=deadline_s or scenario.traffic.deadline_s,
+                      rng=random.Random(seed))
+
+
+def summary(result: TrafficResult, client: PoolClient) -> dict[str, Any]:
+    """The JSON summary `pooltui traffic --json` prints."""
+    keys = []
+    for up in client.upstreams:
+        if up.pool is None:
+            continue
+        for snap in up.pool.snapshot():
+            keys.append({"provider": up.name, **{k: snap[k] for k in (
+                "label", "masked", "state", "requests", "ok", "rate_limited", "invalid", "forbidden", "quota",
+                "server_errors", "transport", "tokens_in", "tokens_out", "p50_ms", "reason")}})
+    primary = client.primary.pool
+    return {
+        "requests": result.requests,
+        "succeeded": result.succeeded,
+        "failed": result.failed,
+        "strategy": primary.strategy if primary else "none",
+        "fallback_used": client.fallback_used,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "errors": dict(result.errors),
+        "pool": primary.summary() if primary else "",
+        "keys": keys,
+    }
+
+
+async def run_scenario_traffic(scenario: Scenario, *, strategy: str | None = None, requests: int | None = None,
+                               concurrency: int | None = None, rate: float | None = None, stream: bool = False,
+                               seed: int | None = None) -> tuple[TrafficResult, PoolClient, SimServer]:
+    """Serve the scenario on a free loopback port and run traffic through the engine against it."""
+    t = scenario.traffic
+    with SimServer(scenario) as server:
+        client = client_for_scenario(scenario, server, strategy, seed=seed)
+        try:
+            gen = TrafficGenerator(client, rate=t.rate if rate is None else rate,
+                                   concurrency=concurrency or t.concurrency, stream=stream, seed=seed)
+            result = await gen.run(t.requests if requests is None else requests)
+        finally:
+            await client.aclose()
+        return result, client, server
