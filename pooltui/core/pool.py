@@ -325,6 +325,8 @@ class Pool:
         if key.pos < 0:  # removed while the request was in flight
             return
         now = self.clock.now()
+        if self._timers and self._timers[0][0] <= now:
+            self._expire(now)  # a cooldown that has ended is over before this new signal counts
         if outcome is Outcome.RATE_LIMITED:
             stats.rate_limited += 1
             self._cool(key, result, now, request_id)

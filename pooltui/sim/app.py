@@ -18,7 +18,7 @@ from starlette.routing import Route
 from pooltui.core.masking import mask
 from pooltui.sim.limits import ProviderState, SimState, Verdict
 from pooltui.sim.scenario import Scenario
-from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events
+from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events, with_stream_fault
 
 _JSON = "application/json"
 
@@ -56,6 +56,13 @@ class SimApp:
         headers["x-request-id" if dialect == "openai" else "request-id"] = self._next_id("req")
         return Response(_dump(body), status, headers, _JSON)
 
+    @staticmethod
+    def _count(ps: ProviderState, key, resp: Response) -> Response:
+        """Record the status actually sent for ``key`` (tests compare it with the engine's counters)."""
+        if key is not None:
+            ps.counters[key.label].by_status[resp.status_code] += 1
+        return resp
+
     def _next_id(self, prefix: str) -> str:
         self.state.request_seq += 1
         return f"{prefix}_sim_{self.state.request_seq:08d}"
@@ -77,10 +84,10 @@ class SimApp:
         delay = ps.latency_s()
         if delay:
             await asyncio.sleep(delay)
-        if key is not None:
-            ps.counters[key.label].by_status[verdict.status] += 1
         if verdict.kind != "ok":
-            return self._error(dialect, verdict, secret)
+            return self._count(ps, key, self._error(dialect, verdict, secret))
+        if key is not None:
+            ps.counters[key.label].by_status[200] += 1
         model = str(body.get("model") or "sim-model")
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
         tokens_out = max(1, min(int(max_tokens) if isinstance(max_tokens, int) else 16, 12))
@@ -90,6 +97,8 @@ class SimApp:
         headers["x-request-id" if dialect == "openai" else "request-id"] = req_id
         if body.get("stream"):
             chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out)
+            if key is not None and key.stream_fault:
+                chunks = with_stream_fault(dialect, chunks, key.stream_fault)
             return StreamingResponse(_drip(chunks), 200, headers, "text/event-stream")
         return Response(_dump(completion(dialect, model, req_id, tokens_in, tokens_out)), 200, headers, _JSON)
 
@@ -118,11 +127,10 @@ class SimApp:
         flavour, secret = _secret(request)
         key = ps.by_secret.get(secret or "")
         verdict = ps.decide(key)
-        if key is not None:
-            ps.counters[key.label].by_status[verdict.status] += 1
         if verdict.kind not in ("ok", "quota"):  # a key with no credit still lists models
-            return self._error(flavour, verdict, secret)
-        return Response(_dump(models(flavour)), 200, rate_headers(flavour, verdict, self.state.wall()), _JSON)
+            return self._count(ps, key, self._error(flavour, verdict, secret))
+        resp = Response(_dump(models(flavour)), 200, rate_headers(flavour, verdict, self.state.wall()), _JSON)
+        return self._count(ps, key, resp)
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.state.stats())

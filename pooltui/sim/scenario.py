@@ -27,6 +27,7 @@ class SimKey:
     invalid: bool = False  # 401 from the start
     forbidden: bool = False  # 403 from the start
     quota_group: str | None = None  # keys of one project share one rpm budget
+    stream_fault: str | None = None  # "before-data" | "after-data": an error event inside a 200 stream
 
 
 @dataclass(slots=True)
@@ -98,6 +99,12 @@ def _opt_int(raw: dict[str, Any], name: str) -> int | None:
     return value
 
 
+def _stream_fault(value: Any) -> str | None:
+    if value not in (None, "before-data", "after-data"):
+        raise ScenarioError(f"stream_fault must be 'before-data' or 'after-data', not {value!r}")
+    return value
+
+
 def _key(raw: dict[str, Any]) -> SimKey:
     try:
         return SimKey(
@@ -109,6 +116,7 @@ def _key(raw: dict[str, Any]) -> SimKey:
             invalid=bool(raw.get("invalid", False)),
             forbidden=bool(raw.get("forbidden", False)),
             quota_group=raw.get("quota_group"),
+            stream_fault=_stream_fault(raw.get("stream_fault")),
         )
     except KeyError as exc:
         raise ScenarioError(f"a key needs {exc.args[0]!r}") from None

@@ -166,3 +166,15 @@ def models(dialect: str) -> dict[str, Any]:
         return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
     return {"object": "list", "data": [{"id": "gpt-sim-1", "object": "model", "created": 1767225600,
                                         "owned_by": "pooltui-sim"}]}
+
+
+def with_stream_fault(dialect: str, chunks: list[bytes], fault: str) -> list[bytes]:
+    """Cut a stream with an in-band error: before any data event, or after the first two."""
+    if dialect == "anthropic":
+        error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    else:
+        error = (b'data: {"error":{"message":"The server had an error while processing your request.",'
+                 b'"type":"server_error","param":null,"code":null}}\n\n')
+    if fault == "before-data":
+        return [b": keep-alive\n\n", error]
+    return [*chunks[:2], error]
