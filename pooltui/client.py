@@ -119,6 +119,7 @@ class PoolClient:
         self.events = events if events is not None else (primary.pool.events if primary.pool else EventLog())
         self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
         self._ids = itertools.count(1)
+        self._urls: dict[str, httpx.URL] = {}
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
 
@@ -207,7 +208,12 @@ class PoolClient:
     async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool):
         pool, profile = up.pool, up.profile
-        url = httpx.URL(profile.url(req.path))
+        url_text = profile.url(req.path)
+        url = self._urls.get(url_text)
+        if url is None:  # parsing a URL costs more than a pick+report: do it once per endpoint
+            url = self._urls[url_text] = httpx.URL(url_text)
+            if len(self._urls) > 256:
+                self._urls.clear()
         content = req.content if req.content is not None else (
             json.dumps(req.json, separators=(",", ":")).encode() if req.json is not None else None)
         base_headers = dict(req.headers)

@@ -72,6 +72,10 @@ def parse_go_duration(value: Any) -> float | None:
         return None
     if not text or len(text) > 48:
         return None
+    if text[-1] == "s" and text[0].isdigit():  # fast paths: "12ms", "1.5s"
+        head = text[:-2] if text.endswith("ms") else text[:-1]
+        if head.replace(".", "", 1).isdigit():
+            return _sane(float(head) / (1000.0 if text.endswith("ms") else 1.0))
     pos, total = 0, 0.0
     for match in _GO_PART.finditer(text):
         if match.start() != pos:
@@ -195,8 +199,14 @@ class RateLimits:
 def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
     """A mapping whose ``get`` is case-insensitive (httpx.Headers already is)."""
     try:
-        if hasattr(headers, "get_list"):  # httpx.Headers: items() are already lower-case
-            return dict(headers.items())
+        raw = getattr(headers, "raw", None)
+        if raw is not None and hasattr(headers, "get_list"):  # httpx.Headers: keep only what classify reads
+            out = {}
+            for k, v in raw:
+                lk = k.lower()
+                if b"ratelimit" in lk or lk.startswith(b"retry-after"):
+                    out[lk.decode("latin-1")] = v.decode("latin-1")
+            return out
         return {str(k).lower(): v for k, v in dict(headers).items()}
     except (TypeError, ValueError):
         return {}

@@ -81,10 +81,8 @@ def format_trace(trace: RequestTrace) -> str:
             more = d.get("excluded_total", 0) - len(excl)
             if more > 0:
                 why += f", +{more} more"
-            lines.append(
-                f"  {at} pick [{s.provider}] {s.key}  from {d.get('candidates')} available"
-                + (f"; excluded: {why}" if why else "")
-            )
+            chosen = f"{s.key}  from {d.get('candidates')} available" if s.key else "nothing: no key available"
+            lines.append(f"  {at} pick [{s.provider}] {chosen}" + (f"; excluded: {why}" if why else ""))
         elif s.kind == "attempt":
             lines.append(
                 f"  {at} attempt [{s.provider}] {s.key} -> {d.get('status')} {d.get('outcome')}"

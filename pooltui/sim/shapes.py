@@ -23,7 +23,8 @@ def go_duration(seconds: float) -> str:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A reset time at whole-second precision, rounded up: the budget is back *by* then."""
+    return datetime.fromtimestamp(math.ceil(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def reply_text(n_tokens: int) -> str:
