@@ -221,10 +221,17 @@ class PoolClient:
             base_headers.setdefault("content-type", "application/json")
         transient = 0
         clock = self.clock
+        rotated_from: tuple[str, int] | None = None
         while True:
             key: PoolKey | None = None
             if pool is not None:
                 key = pool.pick(trace)
+                if rotated_from is not None and key is not None:
+                    label, status = rotated_from
+                    self.events.emit(Event(clock.now(), up.name, key.label, EventKind.ROTATED, status,
+                                           f"{label} answered {status}", f"rotated {label} -> {key.label}",
+                                           trace.request_id))
+                    rotated_from = None
                 if key is None:
                     wait = pool.next_ready_in()
                     now = clock.now()
@@ -309,8 +316,9 @@ class PoolClient:
                                     key.label if key else None, trace, fallback, parsed)
             await resp.aclose()
             if oc in ROTATE_NOW:
-                if pool is None:
+                if pool is None or key is None:
                     raise _Abandon(f"{oc.value} ({resp.status_code})")
+                rotated_from = (key.label, resp.status_code)
                 continue  # next key at once: rotation spends no retry budget
             transient += 1
             await self._backoff_or_abandon(up, trace, deadline, transient,

@@ -89,3 +89,11 @@ def test_sim_serve_answers_on_loopback() -> None:
 def test_sim_serve_refuses_non_loopback() -> None:
     out = run("sim", "serve", "--host", "0.0.0.0")
     assert out.returncode == 2 and "only binds loopback" in out.stderr
+
+
+def test_traffic_streams_count_tokens() -> None:
+    out = run("traffic", "--scenario", "steady", "--requests", "30", "--rate", "0", "--stream", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["succeeded"] == 30
+    assert sum(k["tokens_out"] for k in data["keys"]) > 0

@@ -159,6 +159,8 @@ async def test_rotation_spends_no_retry_budget(serve) -> None:
         resp = await client.chat("hi")
     assert resp.key == "good0"
     assert [s.kind for s in resp.trace.steps].count("attempt") == 10
+    rotations = [e for e in client.events if e.kind == "rotated"]
+    assert len(rotations) == 9 and rotations[-1].action == "rotated bad8 -> good0"
 
 
 async def test_transient_errors_back_off_then_fail_clearly(serve) -> None:

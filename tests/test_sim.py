@@ -108,3 +108,13 @@ def test_anthropic_sdk_plain_and_stream(serve) -> None:
     bad = anthropic.Anthropic(base_url=server.base_url(), api_key="sk-wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         bad.messages.create(model="claude-sim-1", max_tokens=6, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_quota_as_402_when_configured(serve) -> None:
+    sc = make_scenario({"name": "p", "quota_status": 402, "keys": keys("k", 1, daily_quota=0)})
+    server = serve(sc)
+    with httpx.Client(base_url=server.base_url()) as http:
+        auth = {"authorization": "Bearer sk-test-k-000000000000000000000000"}
+        r = http.post("/chat/completions", json=CHAT, headers=auth)
+    assert r.status_code == 402 and r.json()["error"]["type"] == "insufficient_quota"
+    assert classify("openai", 402, r.headers, r.content, 0).outcome is Outcome.QUOTA
