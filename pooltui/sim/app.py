@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from pooltui.core.masking import mask
 from pooltui.sim.limits import ProviderState, SimState, Verdict
-from pooltui.sim.scenario import Scenario
+from pooltui.sim.scenario import Scenario, SimKey
 from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events, with_stream_fault
 
 _JSON = "application/json"
@@ -108,12 +108,19 @@ class SimApp:
     async def messages(self, request: Request) -> Response:
         return await self._serve(request, "anthropic")
 
-    async def count_tokens(self, request: Request) -> Response:
+    def _caller(self, request: Request) -> tuple[ProviderState, str, str | None, SimKey | None] | None:
+        """(provider, auth flavour, secret presented, the key it names) or None for an unknown provider."""
         ps = self._provider(request)
         if ps is None:
+            return None
+        flavour, secret = _secret(request)
+        return ps, flavour, secret, ps.by_secret.get(secret or "")
+
+    async def count_tokens(self, request: Request) -> Response:
+        caller = self._caller(request)
+        if caller is None:
             return JSONResponse({"error": "unknown provider"}, 404)
-        _, secret = _secret(request)
-        key = ps.by_secret.get(secret or "")
+        ps, _, secret, key = caller
         verdict = ps.decide(key, consume=False)
         if verdict.kind not in ("ok", "rate_limited"):
             return self._error("anthropic", verdict, secret)
@@ -121,11 +128,10 @@ class SimApp:
         return JSONResponse({"input_tokens": max(1, len(raw) // 16)})
 
     async def list_models(self, request: Request) -> Response:
-        ps = self._provider(request)
-        if ps is None:
+        caller = self._caller(request)
+        if caller is None:
             return JSONResponse({"error": "unknown provider"}, 404)
-        flavour, secret = _secret(request)
-        key = ps.by_secret.get(secret or "")
+        ps, flavour, secret, key = caller
         verdict = ps.decide(key)
         if verdict.kind not in ("ok", "quota"):  # a key with no credit still lists models
             return self._count(ps, key, self._error(flavour, verdict, secret))
