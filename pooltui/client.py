@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from pooltui.core.budget import Prices
 from pooltui.core.classify import Classification, classify, parse_body
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import Backoff
@@ -46,6 +47,21 @@ class Upstream:
     @property
     def name(self) -> str:
         return self.profile.name
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One attempt's (or a stream tail's) contribution to usage and spend."""
+
+    ts: float
+    provider: str
+    key: str
+    model: str
+    requests: int
+    ok: int
+    tokens_in: int
+    tokens_out: int
+    cost: float
 
 
 class PoolUnavailableError(Exception):
@@ -105,6 +121,7 @@ class PoolClient:
         rng: random.Random | None = None,
         traces_kept: int = 256,
         events: EventLog | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.primary = primary
         self.fallbacks = list(fallbacks or [])
@@ -120,6 +137,9 @@ class PoolClient:
         self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
         self._ids = itertools.count(1)
         self._urls: dict[str, httpx.URL] = {}
+        self.prices = prices
+        #: called per attempt with a UsageRecord (history, attribution); streams report tokens at their end
+        self.usage_listeners: list[Callable[[UsageRecord], None]] = []
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
 
@@ -302,14 +322,19 @@ class PoolClient:
             if result.outcome is Outcome.OK and not streaming:
                 parsed = parse_body(resp.content)
                 tokens_in, tokens_out = usage_from_body(parsed)
+            cost = None
+            if tokens_in or tokens_out:
+                cost = self._cost(req, tokens_in, tokens_out)
             if key is not None:
-                pool.report(key, result, latency, tokens_in, tokens_out, trace.request_id)
+                pool.report(key, result, latency, tokens_in, tokens_out, trace.request_id, cost)
+            if self.usage_listeners:
+                self._record(up.name, key, req, result.outcome is Outcome.OK, tokens_in, tokens_out, cost, 1)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome=result.outcome.value, latency_ms=latency * 1000, reason=result.reason)
             oc = result.outcome
             if oc is Outcome.OK or oc is Outcome.REQUEST_ERROR:
                 if streaming and oc is Outcome.OK:
-                    return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback)
+                    return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback, req)
                 if streaming:
                     await resp.aclose()
                 return PoolResponse(resp.status_code, resp.headers, resp.content, up.name,
@@ -323,6 +348,20 @@ class PoolClient:
             transient += 1
             await self._backoff_or_abandon(up, trace, deadline, transient,
                                            f"{resp.status_code} {result.reason}".strip(), result)
+
+    def _cost(self, req: ApiRequest, tokens_in: int, tokens_out: int) -> float | None:
+        if self.prices is None or not self.prices.per_model:
+            return None
+        model = req.json.get("model") if isinstance(req.json, dict) else None
+        return self.prices.cost(model, tokens_in, tokens_out)
+
+    def _record(self, provider: str, key: PoolKey | None, req: ApiRequest, ok: bool, tokens_in: int,
+                tokens_out: int, cost: float | None, requests: int) -> None:
+        model = req.json.get("model") if isinstance(req.json, dict) else None
+        record = UsageRecord(self.clock.now(), provider, key.label if key else "-", str(model or "-"), requests,
+                             int(ok), tokens_in, tokens_out, cost or 0.0)
+        for listener in self.usage_listeners:
+            listener(record)
 
     async def _backoff_or_abandon(self, up: Upstream, trace: RequestTrace, deadline: float, transient: int,
                                   reason: str, result: Classification | None) -> None:
@@ -359,7 +398,8 @@ class PoolStream:
 
     def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: httpx.Response,
                  scanner: SSEScanner, prelude: tuple[list[bytes], AsyncIterator[bytes]], trace: RequestTrace,
-                 fallback: bool) -> None:
+                 fallback: bool, req: ApiRequest) -> None:
+        self._req = req
         self._client, self._up, self._key, self._resp = client, up, key, resp
         self._scanner = scanner
         self._prelude, self._rest = prelude
@@ -397,8 +437,12 @@ class PoolStream:
         self._closed = True
         await self._resp.aclose()
         pool, key = self._up.pool, self._key
+        tin, tout = self._scanner.tokens_in, self._scanner.tokens_out
+        cost = self._client._cost(self._req, tin, tout) if (tin or tout) else None
+        if self._client.usage_listeners and (tin or tout):
+            self._client._record(self._up.name, key, self._req, False, tin, tout, cost, 0)
         if pool is not None and key is not None:
-            pool.add_usage(key, self._scanner.tokens_in, self._scanner.tokens_out)
+            pool.add_usage(key, tin, tout, cost)
             if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):
                 pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,
                                        self.interrupted or "error event mid-stream", "passed to caller in-band",

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from typing import Any
 
+from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.masking import fingerprint, mask
+from pooltui.core.masking import fingerprint, mask, redact
 from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.trace import Exclusion, RequestTrace
@@ -48,6 +49,7 @@ class PoolKey:
     """One key in a pool with its health and counters. The secret never appears in repr."""
 
     __slots__ = (
+        "budget",
         "changed_at",
         "fingerprint",
         "gen",
@@ -60,6 +62,7 @@ class PoolKey:
         "reason",
         "secret",
         "source",
+        "spend",
         "state",
         "stats",
         "status_code",
@@ -87,6 +90,8 @@ class PoolKey:
         self.ver = 0
         self.headroom = 1.0
         self.stats = KeyStats()
+        self.budget: Budget | None = None
+        self.spend: Spend | None = None
 
     def __repr__(self) -> str:
         return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
@@ -300,6 +305,7 @@ class Pool:
         tokens_in: int = 0,
         tokens_out: int = 0,
         request_id: int | None = None,
+        cost: float | None = None,
     ) -> None:
         """Record what the provider answered to the attempt that ``key`` served."""
         if key.inflight > 0:
@@ -318,7 +324,11 @@ class Pool:
             stats.ok += 1
             stats.tokens_in += tokens_in
             stats.tokens_out += tokens_out
+            if cost:
+                stats.cost += cost
             key.strikes = 0
+            if key.spend is not None:
+                self._spend(key, tokens_in + tokens_out, cost or 0.0, request_id)
             if limits is not None and self.preempt and key.state is _OK and key.pos >= 0:
                 self._preempt(key, limits, request_id)
             return
@@ -368,10 +378,50 @@ class Pool:
         key.stats.latencies.append(latency_s)
         self._emit(key, EventKind.TRANSPORT, None, error, "backed off (key not blamed)", request_id)
 
-    def add_usage(self, key: PoolKey, tokens_in: int, tokens_out: int) -> None:
+    def add_usage(self, key: PoolKey, tokens_in: int, tokens_out: int, cost: float | None = None) -> None:
         """Tokens learnt after the report (the tail of a stream)."""
         key.stats.tokens_in += tokens_in
         key.stats.tokens_out += tokens_out
+        if cost:
+            key.stats.cost += cost
+        if key.spend is not None and key.pos >= 0:
+            self._spend(key, tokens_in + tokens_out, cost or 0.0, None)
+
+    def restore(self, label: str, state: str, until: float | None, source: str | None, reason: str,
+                status: int | None = None) -> bool:
+        """Re-apply a state remembered from an earlier run (if it has not ended). Returns True if applied."""
+        key = self._by_label.get(label)
+        try:
+            st = KeyState(state)
+            src = DeadlineSource(source) if source else None
+        except ValueError:
+            return False
+        if key is None or st is _OK or (until is not None and until <= self.clock.now()):
+            return False
+        if st in (KeyState.COOLING,) and until is None:
+            return False
+        self._set_state(key, st, until, src, reason, status)
+        return True
+
+    def set_budget(self, label: str, budget: Budget | None, spent: Spend | None = None) -> None:
+        """Give a key a budget (None removes it); ``spent`` seeds what it already spent this period."""
+        key = self.key(label)
+        if budget is None or not budget.is_set():
+            key.budget = key.spend = None
+            return
+        key.budget = budget
+        key.spend = spent or Spend()
+        self._spend(key, 0, 0.0, None)
+
+    def _spend(self, key: PoolKey, tokens: int, cost: float, request_id: int | None) -> None:
+        now = self.clock.now()
+        key.spend.add(now, tokens, cost)
+        over = key.spend.over(key.budget, now)
+        if over is not None and key.state in (_OK, KeyState.COOLING):
+            what, reset = over
+            self._set_state(key, KeyState.EXHAUSTED, reset, DeadlineSource.BUDGET, f"budget: {what} reached")
+            self._emit(key, EventKind.QUOTA, None, f"budget: {what} reached",
+                       f"parked until {_clock_text(reset)}", request_id)
 
     def _preempt(self, key: PoolKey, limits: RateLimits, request_id: int | None) -> None:
         """A success that says the budget is spent: cool the key until the reset, before it 429s."""
@@ -454,7 +504,7 @@ class Pool:
     def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
               request_id: int | None = None) -> None:
         self.events.emit(Event(self.clock.now(), self.name, key.label if key else None, kind, status,
-                               reason, action, request_id))
+                               redact(reason), action, request_id))
 
     def disable(self, label: str, until: float | None = None, reason: str = "disabled by hand") -> None:
         key = self.key(label)

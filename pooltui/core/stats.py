@@ -60,6 +60,7 @@ class KeyStats:
     """Counters for one key."""
 
     __slots__ = (
+        "cost",
         "forbidden",
         "invalid",
         "last_used",
@@ -89,6 +90,7 @@ class KeyStats:
         self.request_errors = 0
         self.tokens_in = 0
         self.tokens_out = 0
+        self.cost = 0.0
         self.last_used: float | None = None
         self.latencies: deque[float] = deque(maxlen=128)
         self.per_second = RollingCounter(60)
@@ -104,7 +106,7 @@ class KeyStats:
     def p95(self) -> float | None:
         return percentile(list(self.latencies), 0.95)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return {
             "requests": self.requests,
             "ok": self.ok,
@@ -117,4 +119,5 @@ class KeyStats:
             "request_errors": self.request_errors,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "cost": round(self.cost, 6),
         }

@@ -1,0 +1,350 @@
+"""The TOML config: providers, their credential pools and key entries. Never a secret.
+
+Read with tomllib, validated into dataclasses, written atomically with tomli-w. Settings pooltui does not
+know are kept as they were.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import tomli_w
+
+from pooltui.atomic import locked, write_atomic
+from pooltui.core.budget import Budget, Prices
+from pooltui.core.cooldown import CooldownPolicy
+from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
+from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
+
+SECRET_SCHEMES = ("keyring:", "env:", "file:")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+_BUDGET_FIELDS = ("budget_tokens_day", "budget_tokens_month", "budget_cost_day", "budget_cost_month")
+
+
+class ConfigError(ValueError):
+    """A config problem, stated as ``FILE:LINE: problem``."""
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
+        self.path, self.line, self.problem = Path(path), line, message
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {message}")
+
+
+def validate_label(label: str) -> str:
+    label = (label or "").strip()
+    if not _LABEL.match(label):
+        raise ValueError(f"bad key label {label!r}: use 1-64 letters, digits, '-', '_', '.', '@' or '+'")
+    return label
+
+
+def validate_base_url(url: str) -> str:
+    parsed = urlparse(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"base URL must be http(s)://host..., not {url!r}")
+    return url.strip().rstrip("/")
+
+
+@dataclass(slots=True)
+class KeyEntry:
+    """A key of a provider: its label, where its secret is (a reference, never the secret), a note."""
+
+    label: str
+    secret: str
+    note: str = ""
+    quota_group: str | None = None
+    budget: Budget = field(default_factory=Budget)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.extra, "label": self.label, "secret": self.secret}
+        if self.note:
+            out["note"] = self.note
+        if self.quota_group:
+            out["quota_group"] = self.quota_group
+        for name in _BUDGET_FIELDS:
+            value = getattr(self.budget, name.removeprefix("budget_"))
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(slots=True)
+class ProviderConfig:
+    """A provider: its kind (dialect/profile), endpoint, rotation strategy, pool order and fallbacks."""
+
+    name: str
+    kind: str
+    base_url: str | None = None
+    strategy: str = "round-robin"
+    credential_pool: list[str] | None = None
+    fallback: list[str] = field(default_factory=list)
+    cooldown_s: float = 30.0
+    cooldown_max_s: float = 600.0
+    capacity_alert: int = 1
+    keys: list[KeyEntry] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> ProviderProfile:
+        return profile_for(self.kind, name=self.name, base_url=self.base_url)
+
+    @property
+    def cooldown(self) -> CooldownPolicy:
+        return CooldownPolicy(base_s=self.cooldown_s, max_s=max(self.cooldown_s, self.cooldown_max_s))
+
+    def key(self, label: str) -> KeyEntry | None:
+        return next((k for k in self.keys if k.label == label), None)
+
+    def pool_keys(self) -> list[KeyEntry]:
+        """The keys of the credential pool, in pool order."""
+        if self.credential_pool is None:
+            return list(self.keys)
+        by_label = {k.label: k for k in self.keys}
+        return [by_label[label] for label in self.credential_pool if label in by_label]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {**self.extra, "kind": self.kind}
+        if self.base_url:
+            out["base_url"] = self.base_url
+        out["strategy"] = self.strategy
+        if self.credential_pool is not None:
+            out["credential_pool"] = list(self.credential_pool)
+        if self.fallback:
+            out["fallback"] = list(self.fallback)
+        out["cooldown_s"] = self.cooldown_s
+        out["cooldown_max_s"] = self.cooldown_max_s
+        out["capacity_alert"] = self.capacity_alert
+        if self.keys:
+            out["keys"] = [k.to_dict() for k in self.keys]
+        return out
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything in the config file."""
+
+    path: Path
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    prices: Prices = field(default_factory=Prices)
+    retention_days: int = 30
+    extra: dict[str, Any] = field(default_factory=dict)
+    history_extra: dict[str, Any] = field(default_factory=dict)
+
+    def provider(self, name: str) -> ProviderConfig:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "none configured"
+            raise KeyError(f"unknown provider {name!r} (configured: {known})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        history = {**self.history_extra, "retention_days": self.retention_days}
+        out["history"] = history
+        if self.prices.per_model:
+            out["prices"] = {m: {"input_per_mtok": i, "output_per_mtok": o}
+                             for m, (i, o) in sorted(self.prices.per_model.items())}
+        out["providers"] = {name: p.to_dict() for name, p in self.providers.items()}
+        return out
+
+    def validate(self) -> None:
+        """Cross-checks: fallbacks exist, pool labels exist, labels unique."""
+        for p in self.providers.values():
+            labels = [k.label for k in p.keys]
+            dup = {label for label in labels if labels.count(label) > 1}
+            if dup:
+                raise ValueError(f"provider {p.name}: duplicate key label {sorted(dup)[0]!r}")
+            for label in p.credential_pool or []:
+                if label not in labels:
+                    raise ValueError(f"provider {p.name}: credential_pool names unknown key {label!r}")
+            for fb in p.fallback:
+                if fb == p.name:
+                    raise ValueError(f"provider {p.name}: cannot fall back to itself")
+                if fb not in self.providers:
+                    raise ValueError(f"provider {p.name}: fallback {fb!r} is not a configured provider")
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def _line_of(text: str, *needles: str) -> int | None:
+    """The line of the first needle (regex) found after the previous one; None if not found."""
+    pos = 0
+    line = None
+    for needle in needles:
+        m = re.compile(needle, re.M).search(text, pos)
+        if not m:
+            return line
+        pos = m.end()
+        line = text.count("\n", 0, m.start()) + 1
+    return line
+
+
+def _table_re(*parts: str) -> str:
+    quoted = r"\.".join(rf'(?:{re.escape(p)}|"{re.escape(p)}")' for p in parts)
+    return rf"^\s*\[+\s*{quoted}\s*\]+"
+
+
+def _num(raw: dict, name: str, default: float, minimum: float = 0.0) -> float:
+    value = raw.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ValueError(f"{name} must be a number >= {minimum:g}, not {value!r}")
+    return float(value)
+
+
+def _key_entry(provider: str, raw: Any) -> KeyEntry:
+    if not isinstance(raw, dict):
+        raise ValueError(f"provider {provider}: each key must be a table")
+    data = dict(raw)
+    label = validate_label(str(data.pop("label", "")))
+    secret = data.pop("secret", "")
+    if not isinstance(secret, str) or not secret.startswith(SECRET_SCHEMES):
+        raise ValueError(
+            f"key {provider}/{label}: 'secret' must be a reference (keyring:..., env:VAR or file:...); "
+            "pooltui never keeps a secret in the config")
+    budget_values = {}
+    for name in _BUDGET_FIELDS:
+        if name in data:
+            value = data.pop(name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"key {provider}/{label}: {name} must be a positive number")
+            budget_values[name.removeprefix("budget_")] = value
+    note = data.pop("note", "")
+    group = data.pop("quota_group", None)
+    return KeyEntry(label, secret, str(note), str(group) if group else None, Budget(**budget_values), data)
+
+
+def _provider(name: str, raw: Any) -> ProviderConfig:
+    if not isinstance(raw, dict):
+        raise ValueError(f"provider {name} must be a table")
+    data = dict(raw)
+    kind = data.pop("kind", name)
+    if kind not in PROFILES:
+        raise ValueError(f"provider {name}: unknown kind {kind!r} (known: {', '.join(sorted(PROFILES))})")
+    base_url = data.pop("base_url", None)
+    if base_url is not None:
+        base_url = validate_base_url(str(base_url))
+    try:
+        strategy = normalize_strategy(str(data.pop("strategy", "round-robin")))
+    except UnknownStrategyError as exc:
+        raise ValueError(f"provider {name}: {exc}") from None
+    pool = data.pop("credential_pool", None)
+    if pool is not None and (not isinstance(pool, list) or not all(isinstance(x, str) for x in pool)):
+        raise ValueError(f"provider {name}: credential_pool must be a list of key labels")
+    fallback = data.pop("fallback", [])
+    if isinstance(fallback, str):
+        fallback = [fallback]
+    if not isinstance(fallback, list) or not all(isinstance(x, str) for x in fallback):
+        raise ValueError(f"provider {name}: fallback must be a list of provider names")
+    cooldown = _num(data, "cooldown_s", 30.0, 0.1)
+    cooldown_max = _num(data, "cooldown_max_s", max(600.0, cooldown), cooldown)
+    alert = data.pop("capacity_alert", 1)
+    if isinstance(alert, bool) or not isinstance(alert, int) or alert < 0:
+        raise ValueError(f"provider {name}: capacity_alert must be a whole number >= 0")
+    data.pop("cooldown_s", None)
+    data.pop("cooldown_max_s", None)
+    keys = [_key_entry(name, k) for k in data.pop("keys", [])]
+    return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert, keys,
+                          data)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse and validate config text; raises ConfigError naming the file and the line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(path, f"invalid TOML: {msg}", int(m.group(1)) if m else None) from None
+    cfg = Config(path)
+    providers = data.pop("providers", {})
+    if not isinstance(providers, dict):
+        raise ConfigError(path, "'providers' must be a table", _line_of(text, r"^\s*providers\s*="))
+    for name, raw in providers.items():
+        try:
+            cfg.providers[name] = _provider(name, raw)
+        except ValueError as exc:
+            field_name = _field_in(str(exc))
+            needles = [_table_re("providers", name)]
+            if field_name:
+                needles.append(rf"^\s*{re.escape(field_name)}\s*=")
+            raise ConfigError(path, str(exc), _line_of(text, *needles)) from None
+    prices = data.pop("prices", {})
+    try:
+        cfg.prices = Prices.from_dict(prices)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc), _line_of(text, _table_re("prices"))) from None
+    history = data.pop("history", {})
+    if not isinstance(history, dict):
+        raise ConfigError(path, "'history' must be a table")
+    history = dict(history)
+    days = history.pop("retention_days", 30)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(path, f"history.retention_days must be a whole number of days >= 1, not {days!r}",
+                          _line_of(text, _table_re("history"), r"^\s*retention_days\s*="))
+    cfg.retention_days = days
+    cfg.history_extra = history
+    cfg.extra = data
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise ConfigError(path, str(exc), _line_of(text, r"^\s*(fallback|credential_pool|label)\s*=")) from None
+    return cfg
+
+
+def _field_in(message: str) -> str | None:
+    for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
+                 "capacity_alert", "secret", "label", *_BUDGET_FIELDS):
+        if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
+            return name
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """The config at ``path`` (an empty one if the file does not exist yet)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config(path)
+    except UnicodeDecodeError:
+        raise ConfigError(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read: {exc.strerror or exc}") from None
+    return parse_config(text, path)
+
+
+def save_config(cfg: Config) -> None:
+    """Write atomically; validation first, so an invalid config is never written."""
+    cfg.validate()
+    data = tomli_w.dumps(cfg.to_dict()).encode()
+    parse_config(data.decode(), cfg.path)  # what we write must read back
+    write_atomic(cfg.path, data, 0o600)
+
+
+class ConfigEditor:
+    """Read-modify-write under a lock: ``with ConfigEditor(path) as cfg: ...`` saves on success only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = locked(path)
+        self.cfg: Config | None = None
+
+    def __enter__(self) -> Config:
+        self._lock.__enter__()
+        try:
+            self.cfg = load_config(self.path)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self.cfg
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self.cfg is not None:
+                save_config(self.cfg)
+        finally:
+            self._lock.__exit__(exc_type, exc, tb)
+

@@ -1,0 +1,191 @@
+"""Event history in SQLite (WAL) in the user data dir: last night's incident, readable next morning.
+
+Holds engine events, per-minute usage (requests, tokens, cost per key and model) and the last known
+state of each key. Retention is bounded (default 30 days). No secret is ever written here: reasons are
+redacted before they are stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pooltui.core.budget import Spend, month_start_of, period_starts
+from pooltui.core.events import Event
+from pooltui.core.masking import redact
+from pooltui.paths import private_dir
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, provider TEXT NOT NULL, key TEXT, kind TEXT NOT NULL,
+    status INTEGER, reason TEXT, action TEXT, request_id INTEGER);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+CREATE TABLE IF NOT EXISTS usage (
+    bucket INTEGER NOT NULL, provider TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL,
+    requests INTEGER NOT NULL, ok INTEGER NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,
+    cost REAL NOT NULL, PRIMARY KEY (bucket, provider, key, model));
+CREATE TABLE IF NOT EXISTS key_status (
+    provider TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, until REAL, source TEXT, reason TEXT,
+    status INTEGER, changed_at REAL, verified_at REAL, verify_result TEXT, PRIMARY KEY (provider, key));
+"""
+
+
+@dataclass(slots=True)
+class KeyStatus:
+    provider: str
+    key: str
+    state: str
+    until: float | None
+    source: str | None
+    reason: str
+    status: int | None
+    changed_at: float | None
+    verified_at: float | None
+    verify_result: str | None
+
+
+class History:
+    """The SQLite history database."""
+
+    def __init__(self, path: Path, retention_days: int = 30) -> None:
+        private_dir(path.parent)
+        self.path = path
+        self.retention_days = retention_days
+        self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        try:
+            path.chmod(0o600)
+        except OSError:
+            pass
+        self.prune()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete what is older than the retention period; returns rows removed."""
+        cutoff = (now or time.time()) - self.retention_days * 86400
+        with self.db:
+            a = self.db.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+            b = self.db.execute("DELETE FROM usage WHERE bucket < ?", (int(cutoff),)).rowcount
+        return a + b
+
+    # -------------------------------------------------------------- writing
+    def add_events(self, events: Iterable[Event]) -> None:
+        rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, redact(e.reason), redact(e.action), e.request_id)
+                for e in events]
+        if rows:
+            with self.db:
+                self.db.executemany("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id)"
+                                    " VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def add_usage(self, rows: Iterable[tuple[int, str, str, str, int, int, int, int, float]]) -> None:
+        """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost)."""
+        rows = list(rows)
+        if rows:
+            with self.db:
+                self.db.executemany(
+                    "INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(bucket, provider, key, model) DO UPDATE"
+                    " SET requests = requests + excluded.requests, ok = ok + excluded.ok,"
+                    " tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out,"
+                    " cost = cost + excluded.cost", rows)
+
+    def set_key_status(self, provider: str, key: str, state: str, until: float | None = None,
+                       source: str | None = None, reason: str = "", status: int | None = None,
+                       changed_at: float | None = None) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO key_status (provider, key, state, until, source, reason, status, changed_at)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET state = excluded.state,"
+                " until = excluded.until, source = excluded.source, reason = excluded.reason,"
+                " status = excluded.status, changed_at = excluded.changed_at",
+                (provider, key, state, until, source, redact(reason), status, changed_at or time.time()))
+
+    def set_verified(self, provider: str, key: str, result: str, when: float | None = None) -> None:
+        when = when or time.time()
+        with self.db:
+            self.db.execute(
+                "INSERT INTO key_status (provider, key, state, verified_at, verify_result, changed_at)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET verified_at = excluded.verified_at,"
+                " verify_result = excluded.verify_result", (provider, key, "ok", when, result, when))
+
+    def clear_key_status(self, provider: str, key: str | None = None, states: tuple[str, ...] = ()) -> int:
+        """Put keys back to ok (those in ``states``, or any state); returns how many changed."""
+        sql = "UPDATE key_status SET state = 'ok', until = NULL, source = NULL, reason = '' WHERE provider = ?"
+        args: list[Any] = [provider]
+        if key is not None:
+            sql += " AND key = ?"
+            args.append(key)
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        else:
+            sql += " AND state != 'ok'"
+        with self.db:
+            return self.db.execute(sql, args).rowcount
+
+    def forget_key(self, provider: str, key: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM key_status WHERE provider = ? AND key = ?", (provider, key))
+
+    # -------------------------------------------------------------- reading
+    def key_statuses(self, provider: str | None = None) -> dict[tuple[str, str], KeyStatus]:
+        sql = ("SELECT provider, key, state, until, source, reason, status, changed_at, verified_at, verify_result"
+               " FROM key_status")
+        rows = self.db.execute(sql + (" WHERE provider = ?" if provider else ""),
+                               (provider,) if provider else ()).fetchall()
+        return {(r[0], r[1]): KeyStatus(*r) for r in rows}
+
+    def events(self, since: float, provider: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        sql = "SELECT ts, provider, key, kind, status, reason, action, request_id FROM events WHERE ts >= ?"
+        args: list[Any] = [since]
+        if provider:
+            sql += " AND provider = ?"
+            args.append(provider)
+        sql += " ORDER BY ts DESC, id DESC LIMIT ?"
+        args.append(limit)
+        cols = ("ts", "provider", "key", "kind", "status", "reason", "action", "request_id")
+        rows = self.db.execute(sql, args).fetchall()
+        return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
+
+    def usage(self, since: float, by: str = "key", provider: str | None = None) -> list[dict[str, Any]]:
+        """Requests, tokens and cost grouped by key, provider or day (UTC)."""
+        group = {"key": "provider, key", "provider": "provider", "day": "date(bucket, 'unixepoch')",
+                 "model": "model"}[by]
+        sql = (f"SELECT {group}, SUM(requests), SUM(ok), SUM(tokens_in), SUM(tokens_out), SUM(cost)"
+               " FROM usage WHERE bucket >= ?")
+        args: list[Any] = [int(since)]
+        if provider:
+            sql += " AND provider = ?"
+            args.append(provider)
+        sql += f" GROUP BY {group} ORDER BY {group}"
+        cols = {"key": ("provider", "key"), "provider": ("provider",), "day": ("day",), "model": ("model",)}[by]
+        out = []
+        for r in self.db.execute(sql, args).fetchall():
+            row = dict(zip(cols, r[: len(cols)], strict=True))
+            req, ok, tin, tout, cost = r[len(cols):]
+            row.update(requests=req, ok=ok, tokens_in=tin, tokens_out=tout, cost=round(cost or 0.0, 6))
+            out.append(row)
+        return out
+
+    def spend(self, provider: str, key: str, now: float | None = None) -> Spend:
+        """What a key spent this UTC day and month (seeds budgets after a restart)."""
+        now = now or time.time()
+        day, month, next_day, _ = period_starts(now)
+        day_start, month_start = next_day - 86400, month_start_of(now)
+        spend = Spend()
+        spend.day, spend.month = day, month
+        for start, tokens_attr, cost_attr in ((day_start, "tokens_day", "cost_day"),
+                                              (month_start, "tokens_month", "cost_month")):
+            tokens, cost = self.db.execute(
+                "SELECT COALESCE(SUM(tokens_in + tokens_out), 0), COALESCE(SUM(cost), 0) FROM usage"
+                " WHERE provider = ? AND key = ? AND bucket >= ?", (provider, key, int(start))).fetchone()
+            setattr(spend, tokens_attr, int(tokens))
+            setattr(spend, cost_attr, float(cost))
+        return spend

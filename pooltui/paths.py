@@ -1,0 +1,36 @@
+"""Where pooltui keeps things: config (user config dir) and data (history, fallback secrets)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "pooltui"
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """``--config PATH``, else ``$POOLTUI_CONFIG``, else the platform's user config dir."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("POOLTUI_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+def data_dir() -> Path:
+    """``$POOLTUI_DATA_DIR``, else the platform's user data dir."""
+    env = os.environ.get("POOLTUI_DATA_DIR")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP))
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700) if needed and return it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    return path

@@ -1,0 +1,166 @@
+"""SecretStore: where key secrets live. ``env:VAR`` references, the OS keyring, or a 0600 file.
+
+The keyring is probed once, with a timeout; a backend of priority < 1 (the "fail" or plaintext
+backends) is not trusted. Where no keyring works (a headless server), secrets go to a file in the user
+data dir (dir 0700, file 0600, written atomically) and the CLI warns that they are stored unencrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from pooltui.atomic import locked, write_atomic
+from pooltui.paths import private_dir
+
+SERVICE = "pooltui"
+BACKENDS = ("keyring", "file")
+
+
+class SecretStoreError(Exception):
+    """A secret that cannot be stored or found. The message never contains a secret."""
+
+
+def probe_keyring(timeout_s: float = 3.0) -> tuple[bool, str]:
+    """(usable, why) for the OS keyring: a trusted backend that answers within the timeout."""
+    result: list[tuple[bool, str]] = []
+
+    def probe() -> None:
+        try:
+            import keyring
+
+            backend = keyring.get_keyring()
+            name = f"{type(backend).__module__}.{type(backend).__name__}"
+            priority = float(getattr(backend, "priority", 0) or 0)
+            if priority < 1:
+                result.append((False, f"keyring backend {name} has priority {priority:g} (< 1): not trusted"))
+                return
+            backend.get_password(SERVICE, "__pooltui_probe__")
+            result.append((True, name))
+        except Exception as exc:
+            result.append((False, f"keyring unavailable: {type(exc).__name__}: {exc}"))
+
+    thread = threading.Thread(target=probe, daemon=True, name="pooltui-keyring-probe")
+    thread.start()
+    thread.join(timeout_s)
+    if not result:
+        return False, f"keyring did not answer within {timeout_s:g} s"
+    return result[0]
+
+
+class SecretStore:
+    """Stores and resolves secrets by reference: ``keyring:P/L``, ``file:P/L`` or ``env:VAR``."""
+
+    def __init__(self, data_dir: Path, prefer: str | None = None, probe_timeout_s: float = 3.0) -> None:
+        if prefer is not None and prefer not in BACKENDS:
+            raise SecretStoreError(f"unknown secret store {prefer!r}; choose keyring or file")
+        self.data_dir = data_dir
+        self.file = data_dir / "secrets.json"
+        self._prefer = prefer
+        self._probe_timeout_s = probe_timeout_s
+        self._keyring_ok: bool | None = None
+        self.keyring_note = ""
+
+    # -------------------------------------------------------------- backend choice
+    def keyring_usable(self) -> bool:
+        if self._keyring_ok is None:
+            self._keyring_ok, self.keyring_note = probe_keyring(self._probe_timeout_s)
+        return self._keyring_ok
+
+    @property
+    def backend(self) -> str:
+        """Where new secrets go: the preferred store, else the keyring if it works, else the file."""
+        if self._prefer == "keyring":
+            if not self.keyring_usable():
+                raise SecretStoreError(f"--secret-store keyring: {self.keyring_note}")
+            return "keyring"
+        if self._prefer == "file":
+            return "file"
+        return "keyring" if self.keyring_usable() else "file"
+
+    @property
+    def unencrypted(self) -> bool:
+        """True when the plaintext fallback file holds any secret (the monitor shows a badge)."""
+        return bool(self._read_file())
+
+    # -------------------------------------------------------------- operations
+    def put(self, provider: str, label: str, secret: str) -> str:
+        """Store ``secret`` for provider/label; returns the reference to keep in the config."""
+        secret = secret.strip()
+        if not secret:
+            raise SecretStoreError("empty key")
+        name = f"{provider}/{label}"
+        if self.backend == "keyring":
+            import keyring
+
+            try:
+                keyring.set_password(SERVICE, name, secret)
+            except Exception as exc:
+                raise SecretStoreError(f"keyring refused to store {name}: {type(exc).__name__}") from None
+            return f"keyring:{name}"
+        with locked(self.file):
+            data = self._read_file()
+            data[name] = secret
+            self._write_file(data)
+        return f"file:{name}"
+
+    def get(self, ref: str) -> str:
+        """The secret a reference points at."""
+        scheme, _, name = ref.partition(":")
+        if scheme == "env":
+            value = os.environ.get(name, "").strip()
+            if not value:
+                raise SecretStoreError(f"environment variable {name} is not set")
+            return value
+        if scheme == "keyring":
+            try:
+                import keyring
+
+                value = keyring.get_password(SERVICE, name)
+            except Exception as exc:
+                raise SecretStoreError(f"keyring lookup of {name} failed: {type(exc).__name__}") from None
+            if not value:
+                raise SecretStoreError(f"no secret for {name} in the keyring")
+            return value
+        if scheme == "file":
+            value = self._read_file().get(name)
+            if not value:
+                raise SecretStoreError(f"no secret for {name} in {self.file}")
+            return value
+        raise SecretStoreError(f"unknown secret reference scheme {scheme!r}")
+
+    def delete(self, ref: str) -> None:
+        """Forget the secret behind a reference (an env reference is left alone)."""
+        scheme, _, name = ref.partition(":")
+        if scheme == "keyring":
+            try:
+                import keyring
+
+                keyring.delete_password(SERVICE, name)
+            except Exception:
+                pass
+        elif scheme == "file":
+            with locked(self.file):
+                data = self._read_file()
+                if data.pop(name, None) is not None:
+                    self._write_file(data)
+
+    @staticmethod
+    def where(ref: str) -> str:
+        return ref.partition(":")[0]
+
+    # -------------------------------------------------------------- the fallback file
+    def _read_file(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise SecretStoreError(f"cannot read {self.file}: {type(exc).__name__}") from None
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _write_file(self, data: dict[str, str]) -> None:
+        private_dir(self.data_dir)
+        write_atomic(self.file, json.dumps(data, indent=1, sort_keys=True).encode(), 0o600)
