@@ -1,0 +1,189 @@
+"""``pooltui auth``: add, list, remove and reset keys."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+
+import click
+
+from pooltui.commands.common import Failure, UserError, app, table, when
+from pooltui.config import KeyEntry, ProviderConfig, validate_label
+from pooltui.core.masking import fingerprint, mask
+from pooltui.providers.profiles import PROFILES
+from pooltui.secrets import SecretStoreError
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@click.group()
+def auth() -> None:
+    """Keys: add, list, remove, reset."""
+
+
+def _label(label: str) -> str:
+    try:
+        return validate_label(label)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def ensure_provider(cfg, name: str) -> ProviderConfig:
+    """The configured provider, or a new one when ``name`` is a known provider kind."""
+    if name in cfg.providers:
+        return cfg.providers[name]
+    if name not in PROFILES:
+        raise UserError(f"unknown provider {name!r}: configure it first with "
+                        f"`pooltui provider set {name} --kind KIND --base-url URL` "
+                        f"(kinds: {', '.join(sorted(PROFILES))})")
+    cfg.providers[name] = ProviderConfig(name, name)
+    return cfg.providers[name]
+
+
+def verify_one(provider: ProviderConfig, label: str, secret: str):
+    from pooltui.verify import verify_all
+
+    return asyncio.run(verify_all([(provider.profile, label, secret)]))[0]
+
+
+@auth.command("add")
+@click.argument("provider")
+@click.option("--pool", "label", required=True, help="the key's label in the pool (e.g. primary)")
+@click.option("--stdin", "from_stdin", is_flag=True, help="read the key from standard input")
+@click.option("--env", "env_var", help="store a reference to this environment variable instead of the key")
+@click.option("--no-verify", is_flag=True, help="add without checking the key with the provider")
+@click.option("--note", default="", help="a note to keep with the key")
+@click.option("--quota-group", default=None, help="keys sharing one provider budget (e.g. a gemini project)")
+@click.pass_context
+def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, env_var: str | None,
+             no_verify: bool, note: str, quota_group: str | None) -> None:
+    """Add a key to PROVIDER's pool (masked prompt unless --stdin or --env)."""
+    a = app(ctx)
+    label = _label(label)
+    cfg = a.config()
+    p = ensure_provider(cfg, provider)
+    if p.key(label):
+        raise UserError(f"{provider} already has a key labelled {label!r}; remove it first or pick another label")
+    if env_var is not None:
+        if not _ENV_NAME.match(env_var):
+            raise UserError(f"--env needs an environment variable name, not {env_var!r}")
+        secret = os.environ.get(env_var, "").strip()
+    elif from_stdin:
+        secret = sys.stdin.readline().strip()
+    else:
+        secret = click.prompt(f"{provider} key for {label!r}", hide_input=True, default="", show_default=False)
+    secret = secret.strip()
+    if not secret and env_var is None:
+        raise UserError("empty key: nothing stored")
+    result = None
+    if not no_verify and secret:
+        result = verify_one(p, label, secret)
+        if result.result in ("invalid", "forbidden"):
+            raise Failure(f"not added: {provider}/{label} ({mask(secret)}) is {result.result}"
+                          f" ({result.status}: {result.detail}); use --no-verify to add it anyway")
+    store = a.store()
+    try:
+        ref = f"env:{env_var}" if env_var is not None else store.put(provider, label, secret)
+    except SecretStoreError as exc:
+        raise Failure(str(exc)) from None
+    try:
+        with a.edit() as cfg:
+            p = ensure_provider(cfg, provider)
+            if p.key(label):
+                raise UserError(f"{provider} already has a key labelled {label!r}")
+            p.keys.append(KeyEntry(label, ref, note, quota_group))
+            if p.credential_pool is not None:
+                p.credential_pool.append(label)
+    except BaseException:
+        if env_var is None:
+            store.delete(ref)
+        raise
+    where = {"keyring": "the OS keyring", "file": str(store.file), "env": f"${env_var}"}[store.where(ref)]
+    shown = f"{mask(secret)}  fp {fingerprint(secret)}" if secret else f"(${env_var} is not set now)"
+    click.echo(f"added {provider}/{label}  {shown}  -> {where}")
+    if store.where(ref) == "file":
+        click.echo(f"pooltui: warning: stored unencrypted in {store.file} (no usable OS keyring: "
+                   f"{store.keyring_note or 'file store chosen'})", err=True)
+    if result is not None:
+        extra = f"; {result.detail}" if result.detail else ""
+        credits = f"; credits {result.credits}" if result.credits else ""
+        click.echo(f"verify: {result.result} (HTTP {result.status}, {result.latency_ms:.0f} ms{extra}{credits})")
+        a.history(cfg).set_verified(provider, label, result.result)
+    elif no_verify:
+        click.echo("verify: skipped (--no-verify)")
+
+
+@auth.command("list")
+@click.argument("provider", required=False)
+@click.pass_context
+def auth_list(ctx: click.Context, provider: str | None) -> None:
+    """Keys with their masked value, fingerprint, store, state and last verification."""
+    a = app(ctx)
+    cfg = a.config()
+    providers = [cfg.provider(provider)] if provider else list(cfg.providers.values())
+    if provider and provider not in cfg.providers:
+        raise UserError(f"unknown provider {provider!r}")
+    store = a.store()
+    statuses = a.history(cfg).key_statuses()
+    rows = []
+    now = time.time()
+    for p in providers:
+        in_pool = {k.label for k in p.pool_keys()}
+        for k in p.keys:
+            try:
+                secret = store.get(k.secret)
+                shown, fp = mask(secret), fingerprint(secret)
+            except SecretStoreError:
+                shown, fp = "(missing)", "-"
+            st = statuses.get((p.name, k.label))
+            state = "ok"
+            if st and st.state != "ok" and (st.until is None or st.until > now):
+                state = st.state + (f" until {when(st.until)}" if st.until else "")
+            verified = f"{when(st.verified_at)} {st.verify_result}" if st and st.verified_at else "never"
+            rows.append([p.name, k.label + ("" if k.label in in_pool else " (not in pool)"), shown, fp,
+                         store.where(k.secret), state, verified])
+    if not rows:
+        click.echo("no keys configured; add one with `pooltui auth add PROVIDER --pool LABEL`")
+        return
+    click.echo(table(["provider", "label", "key", "fingerprint", "store", "state", "last verified"], rows))
+    a.warn_unencrypted()
+
+
+@auth.command("remove")
+@click.argument("provider")
+@click.argument("label")
+@click.pass_context
+def auth_remove(ctx: click.Context, provider: str, label: str) -> None:
+    """Remove a key from the pool and forget its secret."""
+    a = app(ctx)
+    with a.edit() as cfg:
+        p = cfg.provider(provider)
+        entry = p.key(label)
+        if entry is None:
+            raise UserError(f"{provider} has no key labelled {label!r}")
+        p.keys.remove(entry)
+        if p.credential_pool is not None and label in p.credential_pool:
+            p.credential_pool.remove(label)
+    a.store().delete(entry.secret)
+    a.history(cfg).forget_key(provider, label)
+    click.echo(f"removed {provider}/{label}")
+
+
+@auth.command("reset")
+@click.argument("provider")
+@click.argument("label", required=False)
+@click.pass_context
+def auth_reset(ctx: click.Context, provider: str, label: str | None) -> None:
+    """Clear cooldowns and quota parking (of one key, or all of PROVIDER's keys)."""
+    a = app(ctx)
+    cfg = a.config()
+    p = cfg.providers.get(provider)
+    if p is None:
+        raise UserError(f"unknown provider {provider!r}")
+    if label is not None and p.key(label) is None:
+        raise UserError(f"{provider} has no key labelled {label!r}")
+    n = a.history(cfg).clear_key_status(provider, label, ("cooling", "exhausted"))
+    click.echo(f"reset {n} key{'s' if n != 1 else ''} of {provider}" + (f" ({label})" if label else ""))

@@ -1,0 +1,133 @@
+"""What every command shares: the one-line user error, the context (config, secrets, history)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from pooltui.config import Config, ConfigEditor, ConfigError, load_config
+from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
+from pooltui.paths import config_path, data_dir
+
+
+class UserError(click.ClickException):
+    """A problem with what the user asked for: one line, exit code 2, nothing written."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"pooltui: error: {self.format_message()}", err=True)
+
+
+class Failure(UserError):
+    """Something went wrong that is not the user's input: one line, exit code 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class AppContext:
+    """Resolved paths and lazily opened config, secret store and history."""
+
+    config_file: Path
+    secret_store: str | None
+    data: Path = field(default_factory=data_dir)
+    _store: object | None = None
+    _history: object | None = None
+
+    def config(self) -> Config:
+        try:
+            return load_config(self.config_file)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[Config]:
+        """Read-modify-write the config; nothing is written if the block fails."""
+        try:
+            with ConfigEditor(self.config_file) as cfg:
+                yield cfg
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+        except (KeyError, ValueError) as exc:
+            raise UserError(_text(exc)) from None
+        except OSError as exc:
+            raise Failure(f"cannot write {self.config_file}: {exc.strerror or exc}") from None
+
+    def store(self):
+        if self._store is None:
+            from pooltui.secrets import SecretStore, SecretStoreError
+
+            try:
+                self._store = SecretStore(self.data, self.secret_store)
+            except SecretStoreError as exc:
+                raise UserError(str(exc)) from None
+        return self._store
+
+    def history(self, cfg: Config | None = None):
+        if self._history is None:
+            from pooltui.history import History
+
+            retention = (cfg or self.config()).retention_days
+            self._history = History(self.data / "history.db", retention)
+        return self._history
+
+    def warn_unencrypted(self) -> None:
+        store = self.store()
+        if store.unencrypted:
+            click.echo(f"pooltui: warning: secrets are stored unencrypted in {store.file} (no OS keyring here)",
+                       err=True)
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def app(ctx: click.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    if obj is None:
+        obj = ctx.find_root().obj = AppContext(config_path(None), None)
+    return obj
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=False)
+
+
+def strategy_option(_ctx, _param, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return normalize_strategy(value)
+    except UnknownStrategyError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since_option(_ctx, _param, value: str) -> float:
+    """``12h``, ``30d``, ``90m`` -> the epoch time that long ago."""
+    m = _DURATION.match(value or "")
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration like 90m, 12h or 30d")
+    return time.time() - float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Build the engine from the config: pools with their secrets, budgets and remembered key states,
+a PoolClient over a provider and its fallbacks, and a recorder that writes history."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pooltui.client import PoolClient, Upstream, UsageRecord
+from pooltui.config import Config, ProviderConfig
+from pooltui.core.clock import Clock
+from pooltui.core.events import Event, EventLog
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.history import History
+from pooltui.secrets import SecretStore, SecretStoreError
+
+
+@dataclass(slots=True)
+class Built:
+    """A client ready to send, and what could not be loaded (keys whose secret is missing)."""
+
+    client: PoolClient
+    problems: list[str] = field(default_factory=list)
+
+
+def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, events: EventLog,
+               clock: Clock | None = None, problems: list[str] | None = None) -> Pool | None:
+    """The provider's pool (None for a provider with no keys: a local endpoint)."""
+    specs = []
+    for entry in p.pool_keys():
+        try:
+            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group))
+        except SecretStoreError as exc:
+            if problems is not None:
+                problems.append(f"{p.name}/{entry.label}: {exc}")
+    if not specs and (p.profile.keyless or not p.keys):
+        return None
+    pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events)
+    for entry in p.pool_keys():
+        if entry.budget.is_set() and entry.label in {s.label for s in specs}:
+            pool.set_budget(entry.label, entry.budget, history.spend(p.name, entry.label) if history else None)
+    if history is not None:
+        for (_, label), st in history.key_statuses(p.name).items():
+            if label in {s.label for s in specs}:
+                pool.restore(label, st.state, st.until, st.source, st.reason or "", st.status)
+    return pool
+
+
+def build_client(cfg: Config, provider: str, store: SecretStore, history: History | None = None,
+                 clock: Clock | None = None, **client_kw) -> Built:
+    """A PoolClient for ``provider`` with its configured fallbacks."""
+    primary = cfg.provider(provider)
+    events = EventLog()
+    problems: list[str] = []
+    ups = []
+    for p in [primary, *(cfg.provider(name) for name in primary.fallback)]:
+        ups.append(Upstream(p.profile, build_pool(p, store, history, events, clock, problems)))
+    client = PoolClient(ups[0], ups[1:], clock=clock, events=events, prices=cfg.prices,
+                        rng=random.Random(), **client_kw)
+    return Built(client, problems)
+
+
+class HistoryRecorder:
+    """Buffers a client's events, usage and key states, and writes them to history in batches."""
+
+    def __init__(self, history: History, client: PoolClient) -> None:
+        self.history = history
+        self.client = client
+        self._events: list[Event] = []
+        self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
+        self._dirty: set[tuple[str, str]] = set()
+        self._pools = {up.name: up.pool for up in client.upstreams if up.pool is not None}
+        self._unsubscribe = client.events.subscribe(self._on_event)
+        client.usage_listeners.append(self._on_usage)
+
+    def _on_event(self, event: Event) -> None:
+        self._events.append(event)
+        if event.key:
+            self._dirty.add((event.provider, event.key))
+
+    def _on_usage(self, u: UsageRecord) -> None:
+        acc = self._usage[(int(u.ts // 60) * 60, u.provider, u.key, u.model)]
+        acc[0] += u.requests
+        acc[1] += u.ok
+        acc[2] += u.tokens_in
+        acc[3] += u.tokens_out
+        acc[4] += u.cost
+
+    def flush(self) -> None:
+        events, self._events = self._events, []
+        usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0, 0, 0.0])
+        dirty, self._dirty = self._dirty, set()
+        self.history.add_events(events)
+        self.history.add_usage((b, p, k, m, *acc) for (b, p, k, m), acc in usage.items())
+        for provider, label in dirty:
+            pool = self._pools.get(provider)
+            if pool is None:
+                continue
+            try:
+                key = pool.key(label)
+            except KeyError:
+                continue
+            self.history.set_key_status(provider, label, key.state.value, key.until,
+                                        key.source.value if key.source else None, key.reason, key.status_code,
+                                        key.changed_at)
+
+    async def run(self, interval_s: float = 1.0) -> None:
+        """Flush every ``interval_s`` until cancelled (then once more)."""
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                self.flush()
+        finally:
+            self.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._unsubscribe()
+        if self._on_usage in self.client.usage_listeners:
+            self.client.usage_listeners.remove(self._on_usage)
