@@ -226,7 +226,10 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
         raise ValueError(f"provider {name}: unknown kind {kind!r} (known: {', '.join(sorted(PROFILES))})")
     base_url = data.pop("base_url", None)
     if base_url is not None:
-        base_url = validate_base_url(str(base_url))
+        try:
+            base_url = validate_base_url(str(base_url))
+        except ValueError as exc:
+            raise ValueError(f"provider {name}: base_url: {exc}") from None
     try:
         strategy = normalize_strategy(str(data.pop("strategy", "round-robin")))
     except UnknownStrategyError as exc:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from pooltui.sim.scenario import Scenario, scenario_from_dict
 from pooltui.sim.server import SimServer
@@ -33,3 +35,35 @@ def serve() -> Iterator[Callable[[Scenario], SimServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+class MemoryKeyring(KeyringBackend):
+    """An OS keyring stand-in that lives in memory (trusted: priority 10)."""
+
+    priority = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch, tmp_path) -> Iterator[MemoryKeyring]:
+    """Every test gets an in-memory keyring and its own config and data dirs (never the user's)."""
+    backend = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    monkeypatch.setenv("POOLTUI_CONFIG", str(tmp_path / "config" / "config.toml"))
+    monkeypatch.setenv("POOLTUI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")  # for subprocesses
+    yield backend
+    keyring.set_keyring(previous)

@@ -105,7 +105,7 @@ def strategy_option(_ctx, _param, value: str | None) -> str | None:
     try:
         return normalize_strategy(value)
     except UnknownStrategyError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -116,7 +116,7 @@ def since_option(_ctx, _param, value: str) -> float:
     """``12h``, ``30d``, ``90m`` -> the epoch time that long ago."""
     m = _DURATION.match(value or "")
     if not m:
-        raise click.BadParameter(f"{value!r} is not a duration like 90m, 12h or 30d")
+        raise UserError(f"--since: {value!r} is not a duration like 90m, 12h or 30d")
     return time.time() - float(m.group(1)) * _UNIT[m.group(2)]
 
 

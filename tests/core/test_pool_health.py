@@ -178,3 +178,41 @@ def test_secret_never_in_repr_or_snapshot() -> None:
     assert secret not in repr(p.key("a"))
     assert secret not in str(p.snapshot())
     assert p.snapshot()[0]["masked"] == "sk-test-…1234"
+
+
+def test_budget_parks_the_key_until_the_period_resets() -> None:
+    from pooltui.core.budget import Budget, period_starts
+
+    p = make(2)
+    p.set_budget("k0", Budget(tokens_day=100))
+    for _ in range(3):
+        key = p.key("k0")
+        key.inflight += 1
+        p.report(key, OK, 0.01, 20, 20)
+    k = p.key("k0")
+    assert k.state is KeyState.EXHAUSTED and k.source is DeadlineSource.BUDGET
+    assert k.reason == "budget: daily token budget reached"
+    assert k.until == period_starts(p.clock.now())[2]
+    p.clock.t = k.until + 1
+    assert p.pick().label == "k0"  # a new day: back in rotation, spend starts again
+
+
+def test_cost_budget_uses_prices() -> None:
+    from pooltui.core.budget import Budget, Prices
+
+    prices = Prices.from_dict({"m": {"input_per_mtok": 1_000_000, "output_per_mtok": 0}})
+    p = make(1)
+    p.set_budget("k0", Budget(cost_month=5.0))
+    key = p.key("k0")
+    for _ in range(5):
+        key.inflight += 1
+        p.report(key, OK, 0.01, 1, 0, cost=prices.cost("m", 1, 0))
+    assert key.state is KeyState.EXHAUSTED and "monthly cost budget" in key.reason
+    assert key.stats.cost == pytest.approx(5.0)
+
+
+def test_restore_reapplies_a_remembered_state() -> None:
+    p = make(2)
+    assert p.restore("k0", "invalid", None, None, "401 yesterday")
+    assert not p.restore("k1", "cooling", p.clock.now() - 5, "retry-after", "over")  # already ended
+    assert [k.state for k in p.keys] == [KeyState.INVALID, KeyState.OK]

@@ -1,0 +1,59 @@
+"""SQLite history: WAL, retention, usage grouping, and state and spend surviving a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pooltui.config import Config, KeyEntry, ProviderConfig
+from pooltui.core.budget import Budget
+from pooltui.core.events import Event, EventKind
+from pooltui.core.health import KeyState
+from pooltui.history import History
+from pooltui.runtime import build_client
+from pooltui.secrets import SecretStore
+
+
+def test_wal_and_retention(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db", retention_days=2)
+    assert h.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    now = time.time()
+    h.add_events([Event(now - 3 * 86400, "p", "a", EventKind.RATE_LIMITED, 429, "old", "cooled 1 s"),
+                  Event(now - 60, "p", "a", EventKind.INVALID, 401, "new", "marked invalid")])
+    h.add_usage([(int(now - 3 * 86400) // 60 * 60, "p", "a", "m", 1, 1, 1, 1, 0.0)])
+    assert h.prune(now) == 2
+    rows = h.events(now - 10 * 86400)
+    assert [r["reason"] for r in rows] == ["new"]
+    h.close()
+    again = History(tmp_path / "h.db", retention_days=2)  # readable the next morning
+    assert again.events(now - 3600)[0]["action"] == "marked invalid"
+
+
+def test_usage_groups_and_spend(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db")
+    now = time.time()
+    b = int(now) // 60 * 60
+    h.add_usage([(b, "p", "a", "m1", 3, 3, 30, 60, 0.5), (b, "p", "b", "m1", 1, 0, 0, 0, 0.0),
+                 (b, "q", "c", "m2", 2, 2, 10, 10, 0.1)])
+    h.add_usage([(b, "p", "a", "m1", 1, 1, 10, 10, 0.25)])  # same bucket: adds up
+    by_key = {(r["provider"], r["key"]): r for r in h.usage(now - 3600, "key")}
+    assert by_key[("p", "a")] == {"provider": "p", "key": "a", "requests": 4, "ok": 4, "tokens_in": 40,
+                                  "tokens_out": 70, "cost": 0.75}
+    assert [r["provider"] for r in h.usage(now - 3600, "provider")] == ["p", "q"]
+    spend = h.spend("p", "a", now)
+    assert (spend.tokens_day, spend.cost_month) == (110, 0.75)
+
+
+def test_state_and_budget_survive_a_restart(tmp_path: Path, memory_keyring) -> None:
+    store = SecretStore(tmp_path / "data")
+    cfg = Config(tmp_path / "c.toml")
+    p = cfg.providers["p"] = ProviderConfig("p", "openai", "http://127.0.0.1:9/v1")
+    for label in ("a", "b", "c"):
+        p.keys.append(KeyEntry(label, store.put("p", label, f"sk-test-{label}-00000000000000001"),
+                               budget=Budget(tokens_day=50) if label == "c" else Budget()))
+    h = History(tmp_path / "h.db")
+    h.set_key_status("p", "a", "invalid", None, None, "401 last night", 401)
+    h.add_usage([(int(time.time()) // 60 * 60, "p", "c", "m", 5, 5, 40, 40, 0.0)])
+    pool = build_client(cfg, "p", store, h).client.primary.pool
+    assert [k.state for k in pool.keys] == [KeyState.INVALID, KeyState.OK, KeyState.EXHAUSTED]
+    assert pool.key("c").reason == "budget: daily token budget reached"
