@@ -12,6 +12,7 @@ from pooltui.commands.common import AppContext, UserError
 from pooltui.commands.history_cmds import events, usage
 from pooltui.commands.importer import import_group
 from pooltui.commands.keys_check import verify
+from pooltui.commands.monitor_cmds import demo, monitor
 from pooltui.commands.provider import provider
 from pooltui.commands.sim_cmds import sim
 from pooltui.commands.traffic_cmd import traffic
@@ -31,10 +32,10 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None) -
     """pooltui: credential pools for LLM APIs, with a simulator and a live monitor."""
     ctx.obj = AppContext(config_path(config_file), secret_store)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(monitor)
 
 
-for command in (traffic, sim, auth, provider, verify, events, usage, import_group):
+for command in (demo, monitor, traffic, sim, auth, provider, verify, events, usage, import_group):
     cli.add_command(command)
 
 

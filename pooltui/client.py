@@ -246,11 +246,12 @@ class PoolClient:
             key: PoolKey | None = None
             if pool is not None:
                 key = pool.pick(trace)
-                if rotated_from is not None and key is not None:
+                if rotated_from is not None and key is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
                     self.events.emit(Event(clock.now(), up.name, key.label, EventKind.ROTATED, status,
                                            f"{label} answered {status}", f"rotated {label} -> {key.label}",
                                            trace.request_id))
+                if key is not None:
                     rotated_from = None
                 if key is None:
                     wait = pool.next_ready_in()

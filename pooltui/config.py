@@ -58,12 +58,15 @@ class KeyEntry:
     note: str = ""
     quota_group: str | None = None
     budget: Budget = field(default_factory=Budget)
+    disabled: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self.extra, "label": self.label, "secret": self.secret}
         if self.note:
             out["note"] = self.note
+        if self.disabled:
+            out["disabled"] = True
         if self.quota_group:
             out["quota_group"] = self.quota_group
         for name in _BUDGET_FIELDS:
@@ -214,7 +217,11 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
             budget_values[name.removeprefix("budget_")] = value
     note = data.pop("note", "")
     group = data.pop("quota_group", None)
-    return KeyEntry(label, secret, str(note), str(group) if group else None, Budget(**budget_values), data)
+    disabled = data.pop("disabled", False)
+    if not isinstance(disabled, bool):
+        raise ValueError(f"key {provider}/{label}: disabled must be true or false")
+    return KeyEntry(label, secret, str(note), str(group) if group else None, Budget(**budget_values), disabled,
+                    data)
 
 
 def _provider(name: str, raw: Any) -> ProviderConfig:

@@ -41,6 +41,9 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
     for entry in p.pool_keys():
         if entry.budget.is_set() and entry.label in {s.label for s in specs}:
             pool.set_budget(entry.label, entry.budget, history.spend(p.name, entry.label) if history else None)
+    for entry in p.pool_keys():
+        if entry.disabled and entry.label in {s.label for s in specs}:
+            pool.disable(entry.label, reason="disabled in config")
     if history is not None:
         for (_, label), st in history.key_statuses(p.name).items():
             if label in {s.label for s in specs}:

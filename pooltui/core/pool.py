@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from pooltui.core.trace import Exclusion, RequestTrace
 _OK = KeyState.OK
 _EXCLUSIONS_SHOWN = 16
 _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
+_PROBE_WAIT_S = 0.05  # how soon to look again while a recovering key's probe is in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class PoolKey:
     """One key in a pool with its health and counters. The secret never appears in repr."""
 
     __slots__ = (
+        "allow",
         "budget",
         "changed_at",
         "fingerprint",
@@ -58,6 +60,7 @@ class PoolKey:
         "label",
         "masked",
         "pos",
+        "probe",
         "quota_group",
         "reason",
         "secret",
@@ -89,6 +92,8 @@ class PoolKey:
         self.gen = 0
         self.ver = 0
         self.headroom = 1.0
+        self.probe = 0  # 1: back from a cooldown, the next pick probes it alone; 2: held until an answer comes
+        self.allow: int | None = None  # requests the provider's last answer still allows, less those sent since
         self.stats = KeyStats()
         self.budget: Budget | None = None
         self.spend: Spend | None = None
@@ -127,6 +132,7 @@ class Pool:
         self._heap: list[tuple] = []
         self._seq = itertools.count()
         self._cursor = -1
+        self._held = 0  # keys whose recovery probe is in flight
         self._excl_cache: tuple[Exclusion, ...] | None = None
         self.picks: deque[str] = deque(maxlen=picks_kept)
         self.per_second = RollingCounter(60)
@@ -148,7 +154,7 @@ class Pool:
         """Recompute positions, the available list and the strategy heap (after structural changes)."""
         for i, key in enumerate(self._keys):
             key.pos = i
-        self._avail = [k.pos for k in self._keys if k.state is _OK]
+        self._avail = [k.pos for k in self._keys if k.state is _OK and k.probe != 2]
         self._unavail = {k: None for k in self._keys if k.state is not _OK}
         self._excl_cache = None
         self._rebuild_heap()
@@ -226,6 +232,7 @@ class Pool:
             if key.gen == gen and key.pos >= 0 and key.state is not _OK:
                 was = key.state
                 self._set_state(key, _OK, reason=f"{was.value} ended")
+                key.probe = 1  # one request probes it before the queue may follow
                 self._emit(key, EventKind.STATE, None, f"{was.value} over", "back in rotation")
 
     def _choose(self) -> PoolKey:
@@ -243,7 +250,7 @@ class Pool:
         while heap:
             top = heap[0]
             key = keys[top[-2]] if top[-2] < len(keys) else None
-            if key is not None and key.ver == top[-1] and key.state is _OK:
+            if key is not None and key.ver == top[-1] and key.state is _OK and key.probe != 2:
                 return key
             heappop(heap)
         self._rebuild_heap()
@@ -261,6 +268,12 @@ class Pool:
             return None
         key = self._choose()
         key.inflight += 1
+        if key.allow is not None:
+            key.allow -= 1
+        if key.probe == 1 or (key.allow is not None and key.allow <= 0 and key.probe != 2):
+            key.probe = 2  # probing after a cooldown, or its budget is spoken for: hold it until an answer
+            self._held += 1
+            self._avail_remove(key.pos)
         stats = key.stats
         stats.requests += 1
         stats.last_used = now
@@ -296,6 +309,29 @@ class Pool:
         """The attempt on ``key`` ended without a response to report (cancelled)."""
         if key.inflight > 0:
             key.inflight -= 1
+        if key.allow is not None:
+            key.allow += 1
+        if key.probe == 2:
+            self._unhold(key)
+
+    def _unhold(self, key: PoolKey) -> None:
+        """The recovery probe on ``key`` came back: the key rejoins the rotation if it is still ok."""
+        key.probe = 0
+        self._held -= 1
+        if key.state is _OK and key.pos >= 0:
+            self._avail_add(key.pos)
+            key.ver += 1
+            self._push(key)
+
+    def _avail_remove(self, pos: int) -> None:
+        i = bisect_right(self._avail, pos) - 1
+        if 0 <= i < len(self._avail) and self._avail[i] == pos:
+            del self._avail[i]
+
+    def _avail_add(self, pos: int) -> None:
+        i = bisect_right(self._avail, pos)
+        if not (i and self._avail[i - 1] == pos):
+            self._avail.insert(i, pos)
 
     def report(
         self,
@@ -310,9 +346,13 @@ class Pool:
         """Record what the provider answered to the attempt that ``key`` served."""
         if key.inflight > 0:
             key.inflight -= 1
+        limits = result.limits
+        if limits is not None and limits.requests_remaining is not None:
+            key.allow = limits.requests_remaining - key.inflight
+        if key.probe == 2 and (key.allow is None or key.allow > 0 or key.inflight == 0):
+            self._unhold(key)
         stats = key.stats
         stats.latencies.append(latency_s)
-        limits = result.limits
         if limits is not None:
             stats.limits = limits
             key.headroom = limits.headroom()
@@ -374,6 +414,8 @@ class Pool:
         """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
         if key.inflight > 0:
             key.inflight -= 1
+        if key.probe == 2 and (key.allow is None or key.allow > 0 or key.inflight == 0):
+            self._unhold(key)
         key.stats.transport += 1
         key.stats.latencies.append(latency_s)
         self._emit(key, EventKind.TRANSPORT, None, error, "backed off (key not blamed)", request_id)
@@ -460,11 +502,13 @@ class Pool:
                 self._set_state(k, KeyState.COOLING, until, source, result.reason, result.status)
                 changed.append((k, extended))
         if not changed:
-            action = "already cooling; deadline kept"
+            left = (key.until or now) - now
+            action = f"already cooling, {left:.1f} s left" if key.state is KeyState.COOLING else \
+                f"already {key.state.value}"
         elif changed[0][1] and len(changed) == 1:
-            action = f"cooldown extended to {seconds:.0f} s ({source.value})"
+            action = f"cooldown extended to {_short(seconds)} ({source.value})"
         else:
-            action = f"cooled {seconds:.0f} s ({source.value})"
+            action = f"cooled {_short(seconds)} ({source.value})"
             if len(changed) > 1:
                 action += f"; quota group {key.quota_group}: {len(changed)} keys"
         self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
@@ -491,12 +535,11 @@ class Pool:
         if until is not None:
             heappush(self._timers, (until, next(self._seq), key, key.gen))
         if was_ok and state is not _OK:
-            i = bisect_right(self._avail, key.pos) - 1
-            if 0 <= i < len(self._avail) and self._avail[i] == key.pos:
-                del self._avail[i]
+            self._avail_remove(key.pos)
             self._unavail[key] = None
         elif not was_ok and state is _OK:
-            insort(self._avail, key.pos)
+            if key.probe != 2:
+                self._avail_add(key.pos)
             self._unavail.pop(key, None)
             key.ver += 1
             self._push(key)
@@ -534,9 +577,11 @@ class Pool:
         """Apply a verification result: a valid key comes back (unless disabled), a bad one is parked."""
         key = self.key(label)
         if result.outcome is Outcome.OK:
+            action = "verified"
             if key.state not in (_OK, KeyState.DISABLED):
                 self._set_state(key, _OK, reason="verified")
-                self._emit(key, EventKind.STATE, result.status, "verified valid", "back in rotation")
+                action = "back in rotation"
+            self._emit(key, EventKind.STATE, result.status, "verified valid", action)
             if result.limits is not None:
                 key.stats.limits = result.limits
             return
@@ -545,19 +590,22 @@ class Pool:
 
     # ----------------------------------------------------------------- views
     def usable(self) -> int:
+        """Keys that can serve (a key whose recovery probe is in flight counts)."""
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
             self._expire(now)
-        return len(self._avail)
+        return len(self._avail) + self._held
 
     def next_ready_in(self) -> float | None:
         """Seconds until the earliest timed recovery (cooldown, quota reset, timed disable), or None."""
         timers = self._timers
         while timers and (timers[0][2].gen != timers[0][3] or timers[0][2].pos < 0):
             heappop(timers)
+        probe = _PROBE_WAIT_S if self._held else None
         if not timers:
-            return None
-        return max(0.0, timers[0][0] - self.clock.now())
+            return probe
+        wait = max(0.0, timers[0][0] - self.clock.now())
+        return wait if probe is None else min(wait, probe)
 
     def exclusions(self) -> tuple[Exclusion, ...]:
         """Up to 16 keys that cannot be picked now, and why (cached until a state changes)."""
@@ -615,6 +663,7 @@ class Pool:
                     "reason": k.reason,
                     "quota_group": k.quota_group,
                     "inflight": k.inflight,
+                    "probing": k.probe == 2,
                     "rpm": s.rpm(now),
                     "p50_ms": None if s.p50() is None else s.p50() * 1000,
                     "p95_ms": None if s.p95() is None else s.p95() * 1000,
@@ -626,6 +675,10 @@ class Pool:
                 }
             )
         return out
+
+
+def _short(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else _secs(seconds)
 
 
 def _secs(seconds: float) -> str:

@@ -92,7 +92,7 @@ class SimApp:
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
         tokens_out = max(1, min(int(max_tokens) if isinstance(max_tokens, int) else 16, 12))
         tokens_in = max(1, len(raw) // 16)
-        headers = rate_headers(dialect, verdict, self.state.wall())
+        headers = rate_headers(dialect, verdict, self.state.wall()) if ps.spec.success_headers else {}
         req_id = self._next_id("msg" if dialect == "anthropic" else "chatcmpl")
         headers["x-request-id" if dialect == "openai" else "request-id"] = req_id
         if body.get("stream"):

@@ -75,6 +75,8 @@ class ProviderState:
         if not self.spec.outages:
             return None
         elapsed = self._mono() - self.started
+        if self.spec.cycle_s > 0:
+            elapsed %= self.spec.cycle_s
         for o in self.spec.outages:
             if o.start_s <= elapsed < o.end_s:
                 return o.status

@@ -49,6 +49,8 @@ class SimProvider:
     latency_ms: tuple[float, float] = (0.0, 0.0)
     error_rate: float = 0.0
     quota_status: int = 429
+    cycle_s: float = 0.0  # outage windows repeat with this period (0: they happen once)
+    success_headers: bool = True  # rate-limit headers on successes (openrouter and gemini send none)
     keys: list[SimKey] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
 
@@ -136,6 +138,8 @@ def _provider(raw: dict[str, Any]) -> SimProvider:
         latency_ms=(float(lat[0]), float(lat[1])),
         error_rate=float(raw.get("error_rate", 0.0)),
         quota_status=int(raw.get("quota_status", 429)),
+        cycle_s=float(raw.get("cycle_s", 0.0)),
+        success_headers=bool(raw.get("success_headers", True)),
         keys=[_key(k) for k in raw.get("keys", [])],
         outages=[
             Outage(float(o["start_s"]), float(o["end_s"]), int(o.get("status", 503))) for o in raw.get("outages", [])

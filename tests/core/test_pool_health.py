@@ -70,7 +70,7 @@ def test_a_later_longer_signal_extends_never_shortens() -> None:
     assert p.key("k0").until == until
     hit(p, "k0", rl(40.0))
     assert p.key("k0").until == pytest.approx(p.clock.now() + 40)
-    assert p.events.recent(1)[0].action.startswith("cooldown extended to 40 s")
+    assert p.events.recent(1)[0].action == "cooldown extended to 40 s (retry-after)"
 
 
 def test_a_sole_key_is_never_benched_longer_than_the_provider_said() -> None:
@@ -142,7 +142,7 @@ def test_every_transition_is_an_event() -> None:
     kinds = [(e.kind, e.key, e.status) for e in p.events]
     assert kinds == [(EventKind.RATE_LIMITED, "k0", 429), (EventKind.STATE, "k0", None)]
     assert p.events.recent(1)[0].action == "back in rotation"
-    assert p.events.recent()[0].action == "cooled 5 s (retry-after)"
+    assert p.events.recent()[0].action == "cooled 5.0 s (retry-after)"
 
 
 def test_success_that_spends_the_budget_cools_the_key_before_it_429s() -> None:
@@ -216,3 +216,26 @@ def test_restore_reapplies_a_remembered_state() -> None:
     assert p.restore("k0", "invalid", None, None, "401 yesterday")
     assert not p.restore("k1", "cooling", p.clock.now() - 5, "retry-after", "over")  # already ended
     assert [k.state for k in p.keys] == [KeyState.INVALID, KeyState.OK]
+
+
+def test_a_key_back_from_cooldown_is_probed_by_one_request_first() -> None:
+    p = Pool("p", [KeySpec("solo", "sk-test-000000000000000000001")], clock=FakeClock())
+    hit(p, "solo", rl(5.0))
+    p.clock.advance(5.1)
+    probe = p.pick()
+    assert probe.label == "solo" and probe.probe == 2
+    assert p.pick() is None  # the queue waits for the probe, it does not stampede the key
+    assert p.usable() == 1 and p.next_ready_in() == pytest.approx(0.05)
+    p.report(probe, OK)
+    assert [p.pick().label for _ in range(3)] == ["solo"] * 3
+
+
+def test_a_failed_probe_cools_the_key_again() -> None:
+    p = make(2)
+    hit(p, "k0", rl(5.0))
+    p.clock.advance(5.1)
+    probe = p.pick()
+    assert probe.label == "k0"
+    assert p.pick().label == "k1"  # others still serve while k0 is probed
+    p.report(probe, rl(7.0))
+    assert p.key("k0").state is KeyState.COOLING and p.key("k0").probe == 0

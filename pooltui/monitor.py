@@ -1,0 +1,375 @@
+"""MonitorSession: what the monitor drives (clients, pools, test traffic, history). No UI in here.
+
+The Textual app renders snapshots of this and calls its commands; the CLI, the tests and the screenshot
+script build sessions with :func:`demo_session` or :func:`config_session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pooltui.client import PoolClient, UsageRecord
+from pooltui.core.clock import Clock, SystemClock
+from pooltui.core.events import Event, EventKind
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.core.stats import RollingCounter
+from pooltui.core.strategies import STRATEGIES
+from pooltui.traffic import TrafficGenerator
+
+ERROR_KINDS = frozenset({EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID, EventKind.FORBIDDEN,
+                         EventKind.QUOTA, EventKind.EXHAUSTED_POOL})
+
+
+class Series:
+    """Per-second counters of one provider for the traffic sparklines."""
+
+    def __init__(self) -> None:
+        self.ok = RollingCounter(60)
+        self.limited = RollingCounter(60)
+        self.errors = RollingCounter(60)
+        self.fallback = RollingCounter(60)
+
+
+@dataclass
+class ConfigLink:
+    """Where a config-backed session saves key and order changes."""
+
+    path: Path
+    store: Any
+    history: Any | None = None
+
+
+@dataclass
+class MonitorSession:
+    """The engine side of the monitor."""
+
+    clients: dict[str, PoolClient]
+    clock: Clock = field(default_factory=SystemClock)
+    title: str = "pooltui"
+    demo: bool = False
+    traffic_rate: float = 10.0
+    traffic_concurrency: int = 16
+    traffic_seed: int | None = None
+    autostart_traffic: bool = True
+    unencrypted: str | None = None  # path of the plaintext secrets file, when it is in use
+    capacity_alert: dict[str, int] = field(default_factory=dict)
+    config: ConfigLink | None = None
+    starter: Callable[[], Any] | None = None  # sync start (e.g. the simulator), run in a thread
+    stopper: Callable[[], Any] | None = None
+    current: str = ""
+    paused_traffic_rate: float = 0.0
+    traffic: TrafficGenerator | None = None
+    _traffic_task: asyncio.Task | None = None
+    _recorder_task: asyncio.Task | None = None
+    recorders: list[Any] = field(default_factory=list)
+    series: dict[str, Series] = field(default_factory=dict)
+    listeners: list[Callable[[Event], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.current:
+            self.current = next(iter(self.clients))
+        for name, client in self.clients.items():
+            self._watch(name, client)
+
+    # ------------------------------------------------------------------ wiring
+    def _watch(self, name: str, client: PoolClient) -> None:
+        def on_event(event: Event) -> None:
+            series = self.series.setdefault(event.provider, Series())
+            now = self.clock.now()
+            if event.kind is EventKind.RATE_LIMITED:
+                series.limited.add(now)
+            elif event.kind in ERROR_KINDS:
+                series.errors.add(now)
+            elif event.kind is EventKind.FALLBACK:
+                series.fallback.add(now)
+            for listener in self.listeners:
+                listener(event)
+
+        def on_usage(u: UsageRecord) -> None:
+            if u.ok:
+                self.series.setdefault(u.provider, Series()).ok.add(self.clock.now())
+
+        client.events.subscribe(on_event)
+        client.usage_listeners.append(on_usage)
+        for up in client.upstreams:
+            self.series.setdefault(up.name, Series())
+
+    @property
+    def client(self) -> PoolClient:
+        return self.clients[self.current]
+
+    @property
+    def pool(self) -> Pool | None:
+        return self.client.primary.pool
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.clients)
+
+    def series_of(self, provider: str | None = None) -> Series:
+        return self.series.setdefault(provider or self.current, Series())
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self.starter is not None:
+            await asyncio.to_thread(self.starter)
+        if self.recorders:
+            self._recorder_task = asyncio.create_task(self._flush_loop())
+        if self.autostart_traffic:
+            self.start_traffic()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for recorder in self.recorders:
+                recorder.flush()
+
+    async def stop(self) -> None:
+        self.stop_traffic()
+        if self._traffic_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._traffic_task, 3)
+        if self._recorder_task is not None:
+            self._recorder_task.cancel()
+        for recorder in self.recorders:
+            recorder.close()
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        if self.stopper is not None:
+            await asyncio.to_thread(self.stopper)
+
+    # ------------------------------------------------------------------ traffic
+    @property
+    def traffic_running(self) -> bool:
+        return self.traffic is not None and self.traffic.running
+
+    def start_traffic(self) -> None:
+        if self.traffic_running:
+            return
+        self.traffic = TrafficGenerator(self.client, rate=self.traffic_rate, concurrency=self.traffic_concurrency,
+                                        seed=self.traffic_seed)
+        self._traffic_task = asyncio.create_task(self.traffic.run(None))
+
+    def stop_traffic(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
+
+    def toggle_traffic(self) -> bool:
+        if self.traffic_running:
+            self.stop_traffic()
+            return False
+        self.start_traffic()
+        return True
+
+    def change_rate(self, factor: float) -> float:
+        self.traffic_rate = max(0.5, min(5000.0, round(self.traffic_rate * factor, 1)))
+        if self.traffic is not None:
+            self.traffic.rate = self.traffic_rate
+        return self.traffic_rate
+
+    def burst(self, n: int = 50) -> None:
+        if self.traffic_running:
+            self.traffic.burst(n)
+
+    # ------------------------------------------------------------------ keys and pool
+    def _require_pool(self) -> Pool:
+        if self.pool is None:
+            raise ValueError(f"{self.current} has no keys (a keyless endpoint)")
+        return self.pool
+
+    def toggle_key(self, label: str) -> str:
+        """Disable an enabled key, enable a disabled one; returns the new state."""
+        pool = self._require_pool()
+        key = pool.key(label)
+        if key.state.value == "disabled":
+            pool.enable(label)
+            self._save_key(label, disabled=False)
+        else:
+            pool.disable(label)
+            self._save_key(label, disabled=True)
+        return key.state.value
+
+    def move(self, label: str, delta: int) -> list[str]:
+        pool = self._require_pool()
+        pool.move(label, delta)
+        order = [k.label for k in pool.keys]
+        self._save(lambda p: setattr(p, "credential_pool", order))
+        return order
+
+    def set_strategy(self, strategy: str) -> str:
+        pool = self._require_pool()
+        pool.set_strategy(strategy)
+        self._save(lambda p: setattr(p, "strategy", pool.strategy))
+        return pool.strategy
+
+    def cycle_strategy(self) -> str:
+        pool = self._require_pool()
+        i = STRATEGIES.index(pool.strategy)
+        return self.set_strategy(STRATEGIES[(i + 1) % len(STRATEGIES)])
+
+    def reset_cooldowns(self) -> int:
+        n = 0
+        for up in self.client.upstreams:
+            if up.pool is not None:
+                n += up.pool.reset()
+        if self.config is not None and self.config.history is not None:
+            self.config.history.clear_key_status(self.current, None, ("cooling", "exhausted"))
+        return n
+
+    def switch_provider(self) -> str:
+        names = self.providers
+        was_running = self.traffic_running
+        self.stop_traffic()
+        self.current = names[(names.index(self.current) + 1) % len(names)]
+        if was_running:
+            self.start_traffic()
+        return self.current
+
+    def usable(self) -> tuple[int, int]:
+        pool = self.pool
+        return (pool.usable(), len(pool)) if pool is not None else (0, 0)
+
+    def capacity_low(self) -> bool:
+        usable, total = self.usable()
+        return total > 0 and usable < self.capacity_alert.get(self.current, 1)
+
+    def fallback_active(self, window_s: int = 10) -> str | None:
+        """The fallback provider serving traffic in the last few seconds, if any."""
+        now = self.clock.now()
+        if sum(self.series_of().fallback.series(now, window_s)) == 0:
+            return None
+        busiest = None
+        best = 0
+        for up in self.client.fallbacks:
+            if up.pool is not None:
+                n = up.pool.per_second.total(now)
+                if n > best:
+                    busiest, best = up.name, n
+            elif busiest is None:
+                busiest = up.name
+        return busiest
+
+    async def verify(self, labels: list[str] | None = None) -> list[Any]:
+        """Verify keys (zero tokens) and apply the results to the pool; returns the results."""
+        from pooltui.verify import verify_key
+
+        pool = self._require_pool()
+        profile = self.client.primary.profile
+        keys = [pool.key(label) for label in labels] if labels else pool.keys
+        results = await asyncio.gather(*(verify_key(self.client.http, profile, k.label, k.secret) for k in keys))
+        for r in results:
+            if r.classification is not None:
+                pool.mark_verified(r.label, r.classification)
+            else:
+                pool.events.emit(Event(self.clock.now(), pool.name, r.label, EventKind.TRANSPORT, None,
+                                       f"verify: {r.detail}", "verify failed"))
+            if self.config is not None and self.config.history is not None:
+                self.config.history.set_verified(pool.name, r.label, r.result)
+        return results
+
+    async def add_key(self, label: str, secret: str) -> Any:
+        """Verify a new key, store its secret, save it to the config and put it in the pool."""
+        from pooltui.config import KeyEntry, validate_label
+        from pooltui.verify import verify_key
+
+        pool = self._require_pool()
+        label = validate_label(label)
+        secret = secret.strip()
+        if not secret:
+            raise ValueError("empty key: nothing stored")
+        if label in {k.label for k in pool.keys}:
+            raise ValueError(f"{pool.name} already has a key labelled {label!r}")
+        result = await verify_key(self.client.http, self.client.primary.profile, label, secret)
+        if result.result in ("invalid", "forbidden"):
+            raise ValueError(f"not added: the key is {result.result} ({result.status}: {result.detail})")
+        if self.config is not None:
+            ref = self.config.store.put(pool.name, label, secret)
+
+            def add(p) -> None:
+                p.keys.append(KeyEntry(label, ref))
+                if p.credential_pool is not None:
+                    p.credential_pool.append(label)
+
+            try:
+                self._save(add)
+            except Exception:
+                self.config.store.delete(ref)
+                raise
+        pool.add_key(KeySpec(label, secret))
+        if result.classification is not None:
+            pool.mark_verified(label, result.classification)
+        return result
+
+    # ------------------------------------------------------------------ config
+    def _save(self, change: Callable[[Any], None]) -> None:
+        if self.config is None:
+            return
+        from pooltui.config import ConfigEditor
+
+        with ConfigEditor(self.config.path) as cfg:
+            change(cfg.provider(self.current))
+
+    def _save_key(self, label: str, *, disabled: bool) -> None:
+        def change(p) -> None:
+            entry = p.key(label)
+            if entry is not None:
+                entry.disabled = disabled
+
+        self._save(change)
+
+
+def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, rate: float | None = None,
+                 seed: int | None = None, in_process: bool = False, autostart: bool = True) -> MonitorSession:
+    """A session on the embedded simulator with test traffic: no keys, no network needed."""
+    from pooltui.sim.process import SimProcess
+    from pooltui.sim.scenario import load_scenario
+    from pooltui.sim.server import SimServer
+    from pooltui.traffic import client_for_scenario
+
+    sc = load_scenario(scenario)
+    sim = SimServer(sc) if in_process else SimProcess(sc, scenario)
+    client = client_for_scenario(sc, sim, strategy, seed=seed)
+    return MonitorSession(
+        {sc.primary.name: client}, title=f"pooltui demo · {sc.name}", demo=True,
+        traffic_rate=rate if rate is not None else (sc.traffic.rate or 50.0),
+        traffic_concurrency=max(sc.traffic.concurrency, 16), traffic_seed=seed, autostart_traffic=autostart,
+        starter=sim.start, stopper=sim.stop,
+    )
+
+
+def config_session(cfg, store, history, provider: str | None = None) -> tuple[MonitorSession, list[str]]:
+    """A session on the user's configured providers (each with keys gets its own client)."""
+    from pooltui.runtime import HistoryRecorder, build_client
+
+    names = [p.name for p in cfg.providers.values() if p.keys]
+    if provider:
+        if provider not in cfg.providers:
+            raise KeyError(f"unknown provider {provider!r}")
+        names = [provider] + [n for n in names if n != provider]
+    if not names:
+        raise ValueError("no provider with keys is configured: add one with `pooltui auth add PROVIDER --pool "
+                         "LABEL`, or try `pooltui demo`")
+    clients: dict[str, PoolClient] = {}
+    problems: list[str] = []
+    recorders = []
+    for name in names:
+        built = build_client(cfg, name, store, history)
+        problems += built.problems
+        clients[name] = built.client
+        if history is not None:
+            recorders.append(HistoryRecorder(history, built.client))
+    session = MonitorSession(
+        clients, title="pooltui", demo=False, traffic_rate=2.0, traffic_concurrency=4,
+        autostart_traffic=False, unencrypted=str(store.file) if store.unencrypted else None,
+        capacity_alert={p.name: p.capacity_alert for p in cfg.providers.values()},
+        config=ConfigLink(cfg.path, store, history), recorders=recorders,
+    )
+    session.traffic_seed = random.randrange(1 << 30)
+    return session, problems

@@ -1,0 +1,346 @@
+"""The Textual monitor: renders MonitorSession snapshots a few times a second and sends it commands."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+
+from pooltui.core.events import Event
+from pooltui.core.strategies import STRATEGIES
+from pooltui.core.trace import format_trace
+from pooltui.monitor import MonitorSession
+from pooltui.tui import format as fmt
+from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
+from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLine, TrafficPanel
+
+KEY_ACTIONS = {"toggle_key", "verify_selected", "move_up", "move_down"}
+TRAFFIC_ACTIONS = {"rate_up", "rate_down", "burst"}
+
+
+class PoolMonitorApp(App[None]):
+    """pooltui's monitor."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pooltui"
+    BINDINGS = [
+        Binding("a", "add_key", "Add key", id="key.add"),
+        Binding("d", "toggle_key", "Disable/enable", id="key.toggle"),
+        Binding("v", "verify_selected", "Verify", id="key.verify"),
+        Binding("V", "verify_all", "Verify all", id="key.verify_all"),
+        Binding("K", "move_up", "Move up", id="key.up"),
+        Binding("J", "move_down", "Move down", id="key.down"),
+        Binding("s", "cycle_strategy", "Strategy", id="pool.strategy"),
+        Binding("t", "toggle_traffic", "Traffic", id="traffic.toggle"),
+        Binding("plus,equals_sign", "rate_up", "Rate+", id="traffic.rate_up"),
+        Binding("minus", "rate_down", "Rate-", id="traffic.rate_down"),
+        Binding("b", "burst", "Burst", id="traffic.burst"),
+        Binding("r", "reset", "Reset", id="pool.reset"),
+        Binding("p", "switch_provider", "Provider", id="pool.provider"),
+        Binding("h", "history", "History", id="view.history"),
+        Binding("space", "pause", "Pause", id="view.pause"),
+        Binding("i", "inspect", "Inspect", id="view.inspect"),
+        Binding("question_mark", "help", "Help", id="view.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, session: MonitorSession, *, refresh_s: float = 0.25, start_session: bool = True) -> None:
+        super().__init__()
+        self.session = session
+        self.refresh_s = refresh_s
+        self.start_session = start_session
+        self.paused = False
+        self._pending: deque[Event] = deque(maxlen=500)
+        self._alerting = False
+        self.started = not start_session
+        session.listeners.append(self._pending.append)
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield KeysTable(id="keys")
+        with Horizontal(id="middle"):
+            yield RotationPanel(id="rotation")
+            yield TrafficPanel(id="traffic")
+        yield EventsTable(id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = self.session.title
+        self.query_one(KeysTable).focus()
+        self._pending.extend(self.session.client.events.recent(EventsTable.MAX_ROWS))
+        self.refresh_view()
+        self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
+        if self.start_session:
+            self._start()
+
+    @work(exit_on_error=False, group="session")
+    async def _start(self) -> None:
+        try:
+            await self.session.start()
+            self.started = True
+        except Exception as exc:
+            self.notify(f"could not start: {exc}", severity="error", timeout=15)
+        self.refresh_bindings()
+
+    async def on_unmount(self) -> None:
+        if self.start_session:
+            await self.session.stop()
+
+    # ------------------------------------------------------------------ rendering
+    def refresh_view(self) -> None:
+        """One batched refresh of every panel (a few times a second, never per event)."""
+        if self.paused:
+            self._render_status()
+            return
+        session = self.session
+        pool = session.pool
+        now = session.clock.now()
+        with self.batch_update():
+            if pool is not None:
+                next_label = pool.peek()
+                snaps = pool.snapshot()
+                self.query_one(KeysTable).sync(snaps, next_label, now)
+                self.query_one(RotationPanel).show(pool.strategy, list(pool.picks), [s["label"] for s in snaps],
+                                                   next_label, pool.summary())
+            series = session.series_of()
+            requests = pool.per_second.series(now, 60) if pool is not None else [0] * 60
+            data = {"requests": requests, "ok": series.ok.series(now, 60), "limited": series.limited.series(now, 60),
+                    "errors": series.errors.series(now, 60)}
+            self.query_one(TrafficPanel).show(data, self._traffic_summary(now))
+            if self._pending:
+                events = list(self._pending)
+                self._pending.clear()
+                self.query_one(EventsTable).append(events)
+            self._render_status()
+
+    def _traffic_summary(self, now: float) -> Text:
+        session, pool = self.session, self.session.pool
+        text = Text()
+        if pool is not None:
+            rpm = pool.per_second.total(now)
+            limits = [k.stats.limits.requests_limit for k in pool.keys if k.stats.limits and
+                      k.stats.limits.requests_limit]
+            text.append(f"{rpm} rpm sustained", style="bold")
+            if limits:
+                text.append(f" · header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
+                            else f" · header limits Σ{sum(limits)}", style="dim")
+        fallback = session.fallback_active()
+        if fallback:
+            text.append(f" · fallback {fallback} in use", style="bold cyan")
+        if session.client.waiting:
+            text.append(f" · {session.client.waiting} queued", style="yellow")
+        return text
+
+    def _render_status(self) -> None:
+        s = self.session
+        status = self.query_one(StatusLine)
+        usable, total = s.usable()
+        text = Text()
+        text.append(s.title, style="bold")
+        text.append(f" │ {s.current}")
+        if s.pool is not None:
+            text.append(f" │ {s.pool.strategy}")
+            text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
+        if s.traffic_running:
+            text.append(f" │ traffic {s.traffic_rate:g}/s")
+        elif s.traffic is not None or s.demo:
+            text.append(" │ traffic off", style="dim")
+        if s.unencrypted:
+            text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
+        if self.paused:
+            text.append(" │ PAUSED (space)", style="bold reverse")
+        low = s.capacity_low()
+        if low:
+            wait = s.pool.next_ready_in() if s.pool is not None else None
+            text.append(f" │ CAPACITY ALERT: {usable}/{total} usable"
+                        + (f", next ready in {fmt.duration(wait)}" if wait is not None else ""), style="bold")
+            if not self._alerting:
+                self.bell()
+        self._alerting = low
+        status.set_class(low, "alert")
+        status.update(text)
+
+    # ------------------------------------------------------------------ actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not isinstance(self.screen, Screen) or self.screen is not self.screen_stack[0]:
+            return True
+        s = self.session
+        pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
+        if action in pool_actions and s.pool is None:
+            return None
+        if action in KEY_ACTIONS and self.query_one(KeysTable).selected is None:
+            return None
+        if action in TRAFFIC_ACTIONS and not s.traffic_running:
+            return None
+        if action == "switch_provider" and len(s.providers) < 2:
+            return None
+        return True
+
+    def _selected(self) -> str | None:
+        return self.query_one(KeysTable).selected
+
+    def action_toggle_key(self) -> None:
+        label = self._selected()
+        if label is None:
+            return
+        self._guard(lambda: self.notify(f"{label}: {self.session.toggle_key(label)}"))
+
+    def action_move_up(self) -> None:
+        self._move(-1)
+
+    def action_move_down(self) -> None:
+        self._move(1)
+
+    def _move(self, delta: int) -> None:
+        label = self._selected()
+        if label is None:
+            return
+
+        def go() -> None:
+            self.session.move(label, delta)
+            self.refresh_view()
+            self.query_one(KeysTable).select(label)
+
+        self._guard(go)
+
+    def action_cycle_strategy(self) -> None:
+        self._guard(lambda: self.notify(f"strategy: {self.session.cycle_strategy()}"))
+
+    def set_strategy(self, strategy: str) -> None:
+        self._guard(lambda: self.notify(f"strategy: {self.session.set_strategy(strategy)}"))
+
+    def action_toggle_traffic(self) -> None:
+        self._guard(lambda: self.notify("traffic on" if self.session.toggle_traffic() else "traffic off"))
+        self.refresh_bindings()
+
+    def action_rate_up(self) -> None:
+        self.notify(f"traffic rate {self.session.change_rate(1.5):g}/s")
+
+    def action_rate_down(self) -> None:
+        self.notify(f"traffic rate {self.session.change_rate(1 / 1.5):g}/s")
+
+    def action_burst(self) -> None:
+        self.session.burst(50)
+        self.notify("burst of 50 requests")
+
+    def action_reset(self) -> None:
+        self._guard(lambda: self.notify(f"reset {self.session.reset_cooldowns()} key(s)"))
+
+    def action_switch_provider(self) -> None:
+        self._guard(lambda: self.notify(f"provider: {self.session.switch_provider()}"))
+        self.query_one(EventsTable).append(self.session.client.events.recent(20))
+        self.refresh_bindings()
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.refresh_view()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_history(self) -> None:
+        s = self.session
+        if s.config is not None and s.config.history is not None:
+            for recorder in s.recorders:
+                recorder.flush()
+            import time
+
+            rows = s.config.history.events(time.time() - 86400, None, 2000)
+            source = "history, last 24 h"
+        else:
+            rows = [{"ts": e.ts, "provider": e.provider, "key": e.key, "kind": str(e.kind), "status": e.status,
+                     "action": e.action, "reason": e.reason} for e in s.client.events.recent()]
+            source = "this session"
+        self.push_screen(HistoryScreen(rows, source))
+
+    def action_inspect(self) -> None:
+        event = self.query_one(EventsTable).selected_event if self.focused is self.query_one(EventsTable) else None
+        traces = list(self.session.client.traces)
+        trace = None
+        if event is not None and event.request_id is not None:
+            trace = next((t for t in reversed(traces) if t.request_id == event.request_id), None)
+        if trace is None and traces:
+            trace = traces[-1]
+        if trace is None:
+            self.notify("no request traced yet", severity="warning")
+            return
+        origin = f" for {event.kind} on {event.key}" if event is not None and event.request_id else " (latest)"
+        self.push_screen(InspectorScreen(f"Why this key? request #{trace.request_id}{origin}", format_trace(trace)))
+
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        if message.data_table.id == "events":
+            self.action_inspect()
+
+    def action_add_key(self) -> None:
+        if self.session.pool is None:
+            return
+
+        def done(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                self._add_key(*result)
+
+        self.push_screen(AddKeyScreen(self.session.current), done)
+
+    @work(exit_on_error=False, group="keys")
+    async def _add_key(self, label: str, secret: str) -> None:
+        try:
+            result = await self.session.add_key(label, secret)
+        except Exception as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
+        self.notify(f"added {label}: {result.result}" + (f" ({result.detail})" if result.detail else ""))
+        if self.session.demo:
+            self.notify("demo: the key lives in this session only", severity="information")
+
+    def action_verify_selected(self) -> None:
+        label = self._selected()
+        if label is not None:
+            self._verify([label])
+
+    def action_verify_all(self) -> None:
+        self._verify(None)
+
+    @work(exit_on_error=False, group="keys")
+    async def _verify(self, labels: list[str] | None) -> None:
+        try:
+            results = await self.session.verify(labels)
+        except Exception as exc:
+            self.notify(f"verify failed: {exc}", severity="error")
+            return
+        summary = ", ".join(f"{r.label} {r.result}" for r in results)
+        bad = any(r.result != "valid" for r in results)
+        self.notify(f"verify: {summary}", severity="warning" if bad else "information")
+
+    def _guard(self, fn) -> None:
+        """Run a command; a problem becomes a notification, never a traceback."""
+        try:
+            fn()
+        except Exception as exc:
+            self.notify(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc),
+                        severity="error", timeout=8)
+
+    def on_worker_state_changed(self, event) -> None:
+        worker = event.worker
+        if worker.error is not None:
+            self.notify(f"{worker.name or 'background task'} failed: {worker.error}", severity="error")
+
+    # ------------------------------------------------------------------ command palette
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            usable = isinstance(binding, Binding) and binding.action != "quit"
+            if usable and self.check_action(binding.action, ()) is True:
+                yield SystemCommand(binding.description, f"key: {binding.key}",
+                                    lambda a=binding.action: self.run_action(a))
+        if self.session.pool is not None:
+            for strategy in STRATEGIES:
+                yield SystemCommand(f"Strategy: {strategy}", "rotate keys this way",
+                                    lambda s=strategy: self.set_strategy(s))

@@ -1,0 +1,104 @@
+"""Text for the monitor's cells and panels: pure functions of engine snapshots (no widgets)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+STATE_STYLE = {
+    "ok": "bold green",
+    "cooling": "bold yellow",
+    "exhausted": "bold magenta",
+    "invalid": "bold red",
+    "forbidden": "bold red",
+    "disabled": "dim",
+}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def state_cell(snap: dict) -> Text:
+    """``cooling 12s retry-after``: state, live countdown and where the deadline came from."""
+    state = snap["state"]
+    text = Text(state, style=STATE_STYLE.get(state, ""))
+    if snap.get("probing"):
+        text.append(" probing", style="dim")
+    if state in ("cooling", "exhausted", "disabled") and snap.get("remaining_s") is not None:
+        text.append(f" {duration(snap['remaining_s'])}", style="bold")
+    elif state == "exhausted":
+        text.append(" re-verify", style="dim")
+    if snap.get("source") and state != "ok":
+        text.append(f" {snap['source']}", style="dim")
+    return text
+
+
+def ago(ts: float | None, now: float) -> str:
+    return "-" if not ts else f"{duration(now - ts)} ago"
+
+
+def number(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    if isinstance(n, float):
+        return f"{n:.1f}"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    return str(n)
+
+
+def remaining(snap: dict) -> str:
+    rem, lim = snap.get("requests_remaining"), snap.get("requests_limit")
+    if rem is None:
+        return "-"
+    return f"{rem}/{lim}" if lim else str(rem)
+
+
+def cost(value: float | None) -> str:
+    return "-" if not value else f"${value:.4f}" if value < 1 else f"${value:.2f}"
+
+
+def clock_text(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red", "bright_cyan", "bright_magenta")
+
+
+def pick_strip(picks: list[str], order: list[str], width: int = 30) -> Text:
+    """The last picks as letters (A = first key in pool order), newest on the right."""
+    strip = Text()
+    index = {label: i for i, label in enumerate(order)}
+    for label in picks[-width:]:
+        i = index.get(label)
+        letter = LETTERS[i % 26] if i is not None else "?"
+        strip.append(letter, style=f"bold {PALETTE[(i or 0) % len(PALETTE)]}")
+    return strip
+
+
+def legend(order: list[str]) -> Text:
+    text = Text()
+    for i, label in enumerate(order[:8]):
+        if i:
+            text.append("  ")
+        text.append(LETTERS[i % 26], style=f"bold {PALETTE[i % len(PALETTE)]}")
+        text.append(f"={label}")
+    if len(order) > 8:
+        text.append(f"  +{len(order) - 8}")
+    return text

@@ -1,0 +1,187 @@
+"""The monitor's panels. Each renders a snapshot it is handed; none talks to the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Label, Sparkline, Static
+
+from pooltui.core.events import Event
+from pooltui.tui import format as fmt
+
+KEY_COLUMNS = (  # (key, title, width)
+    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("state", "state", 24), ("requests", "req", 6),
+    ("ok", "ok", 6), ("rate_limited", "429", 5), ("invalid", "401/3", 5), ("quota", "quota", 5),
+    ("server_errors", "5xx", 5), ("remaining", "remain", 9), ("tokens", "tokens", 7), ("cost", "cost", 8),
+    ("p50", "p50", 6), ("last", "last used", 10), ("masked", "secret", 14),
+)
+
+
+class KeysTable(DataTable):
+    """One row per key, keyed by label; only changed cells are rewritten, so the cursor never jumps."""
+
+    DEFAULT_CSS = "KeysTable { height: 1fr; }"
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        self._rows: dict[str, tuple] = {}
+        self._order: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, title, width in KEY_COLUMNS:
+            self.add_column(title, key=key, width=width)
+
+    @property
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def select(self, label: str) -> None:
+        if label in self._order:
+            self.move_cursor(row=self._order.index(label))
+
+    def sync(self, snaps: Sequence[dict], next_label: str | None, now: float) -> None:
+        rows = {s["label"]: self._cells(i, s, next_label, now) for i, s in enumerate(snaps)}
+        order = [s["label"] for s in snaps]
+        if order != self._order:
+            keep = self.selected
+            cursor = self.cursor_row
+            self.clear()
+            for label in order:
+                self.add_row(*rows[label], key=label)
+            self._order = order
+            if keep in order:
+                self.move_cursor(row=order.index(keep), animate=False)
+            elif order:
+                self.move_cursor(row=min(cursor, len(order) - 1), animate=False)
+        else:
+            for label, cells in rows.items():
+                old = self._rows.get(label)
+                for (col, _, _), new, before in zip(KEY_COLUMNS, cells, old or (None,) * len(cells), strict=True):
+                    if new != before:
+                        self.update_cell(label, col, new)
+        self._rows = rows
+
+    @staticmethod
+    def _cells(i: int, s: dict, next_label: str | None, now: float) -> tuple:
+        marker = Text("▶", style="bold cyan") if s["label"] == next_label else Text(" ")
+        return (
+            marker, str(i + 1), s["label"][:12], fmt.state_cell(s), fmt.number(s["requests"]), fmt.number(s["ok"]),
+            fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]), fmt.number(s["quota"]),
+            fmt.number(s["server_errors"]), fmt.remaining(s),
+            fmt.number(s["tokens_in"] + s["tokens_out"]), fmt.cost(s.get("cost")),
+            "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now), s["masked"],
+        )
+
+
+class RotationPanel(Static):
+    """Strategy, the last picks as a strip, and the next pick."""
+
+    DEFAULT_CSS = "RotationPanel { height: 100%; padding: 0 1; border: round $primary-darken-2; }"
+
+    def show(self, strategy: str, picks: list[str], order: list[str], next_label: str | None,
+             summary: str) -> None:
+        text = Text()
+        text.append("strategy ", style="dim")
+        text.append(strategy, style="bold")
+        text.append("   next ", style="dim")
+        text.append(f"▶ {next_label}" if next_label else "▶ (random)" if strategy == "random" else "▶ none",
+                    style="bold cyan")
+        text.append("\nlast picks ", style="dim")
+        text.append_text(fmt.pick_strip(picks, order, 28))
+        text.append("\n")
+        text.append_text(fmt.legend(order))
+        text.append(f"\n{summary}", style="dim")
+        self.update(text)
+
+
+class TrafficPanel(Vertical):
+    """Sparklines of requests/s, successes, 429s and errors; sustained RPM; the fallback in use."""
+
+    DEFAULT_CSS = """
+    TrafficPanel { height: 100%; border: round $primary-darken-2; padding: 0 1; }
+    TrafficPanel Horizontal { height: 1; }
+    TrafficPanel .name { width: 12; }
+    TrafficPanel Sparkline { width: 1fr; height: 1; }
+    TrafficPanel #traffic-summary { height: 1; }
+    """
+    ROWS = (("requests", "req/s"), ("ok", "ok/s"), ("limited", "429/s"), ("errors", "err/s"))
+
+    def compose(self) -> ComposeResult:
+        for key, _ in self.ROWS:
+            with Horizontal():
+                yield Label("", classes="name", id=f"name-{key}")
+                yield Sparkline([0], id=f"spark-{key}")
+        yield Label("", id="traffic-summary")
+
+    def show(self, series: dict[str, list[int]], summary: Text) -> None:
+        for key, name in self.ROWS:
+            data = series[key]
+            self.query_one(f"#name-{key}", Label).update(f"{name:6} {data[-2] if len(data) > 1 else 0:>4}")
+            self.query_one(f"#spark-{key}", Sparkline).data = tuple(data) or (0,)
+        self.query_one("#traffic-summary", Label).update(summary)
+
+
+EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "quota": "magenta",
+               "server_error": "bright_red", "transport": "bright_red", "pool_exhausted": "bold red",
+               "fallback": "cyan", "rotated": "dim", "state": "green", "waited": "dim"}
+
+
+class EventsTable(DataTable):
+    """Recent events, newest at the bottom; bounded. Enter opens the request inspector."""
+
+    DEFAULT_CSS = "EventsTable { height: 1fr; }"
+    MAX_ROWS = 200
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="row", **kw)
+        self.events: dict[str, Event] = {}
+        self._seq = 0
+        self._keys: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, title, width in (("time", "time", 8), ("key", "key", 12), ("status", "status", 6),
+                                  ("kind", "event", 12), ("action", "action", 34), ("reason", "reason", 60)):
+            self.add_column(title, key=key, width=width)
+
+    def append(self, events: Sequence[Event]) -> None:
+        follow = not self.row_count or self.cursor_row >= self.row_count - 1
+        for e in events[-self.MAX_ROWS:]:
+            self._seq += 1
+            row = str(self._seq)
+            self.events[row] = e
+            self._keys.append(row)
+            style = EVENT_STYLE.get(str(e.kind), "")
+            self.add_row(fmt.clock_text(e.ts), (e.key or e.provider)[:12], str(e.status or "-"),
+                         Text(str(e.kind), style=style), e.action, e.reason[:90], key=row)
+        while len(self._keys) > self.MAX_ROWS:
+            old = self._keys.pop(0)
+            self.events.pop(old, None)
+            self.remove_row(old)
+        if follow and self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    @property
+    def selected_event(self) -> Event | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.events.get(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:
+            return None
+
+
+class StatusLine(Static):
+    """Provider, strategy, usable keys, traffic, badges; turns into a capacity alert when keys run out."""
+
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    StatusLine.alert { background: $error; color: $text; text-style: bold; }
+    """
