@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch``.
+"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor``.
 
 Targets (issue 1): engine under 10 µs per pick+report at 3 keys, growing < 3x from 3 to 1000 keys;
 dispatch >= 0.85x httpx on the same (aiohttp) transport and >= 3x httpx on its default transport.
@@ -186,6 +186,45 @@ def bench_dispatch(n: int, concurrency: int, rounds: int) -> dict:
     return {"median_rps": med, "ratio_same_transport": same, "ratio_default_transport": default}
 
 
+async def _monitor_run(rate: float, seconds: float, presses: int) -> dict:
+    from pooltui.monitor import demo_session
+    from pooltui.tui.app import PoolMonitorApp
+
+    session = demo_session("bench", rate=rate, seed=1)
+    session.traffic_concurrency = 64
+    app = PoolMonitorApp(session)
+    delays: list[float] = []
+    original = app.action_cycle_strategy
+
+    def timed() -> None:
+        delays.append(time.perf_counter() - pressed[-1])
+        original()
+
+    pressed: list[float] = []
+    app.action_cycle_strategy = timed
+    async with app.run_test(size=(120, 36)) as pilot:
+        while not app.started:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        sent0, t0 = session.traffic.result.requests, time.perf_counter()
+        for _ in range(presses):
+            await asyncio.sleep(seconds / presses)
+            pressed.append(time.perf_counter())
+            await pilot.press("s")
+        rps = (session.traffic.result.requests - sent0) / (time.perf_counter() - t0)
+    return {"rps": rps, "delays_ms": [d * 1000 for d in delays]}
+
+
+def bench_monitor(rate: float, seconds: float, presses: int) -> dict:
+    result = asyncio.run(_monitor_run(rate, seconds, presses))
+    d = sorted(result["delays_ms"])
+    print(f"monitor: `pooltui demo` session (simulator in its own process), target {rate:g} req/s, 64 in flight")
+    print(f"  traffic achieved   {result['rps']:.0f} req/s")
+    print(f"  key press handled  p50 {statistics.median(d):.1f} ms, max {d[-1]:.1f} ms over {len(d)} presses "
+          "(target < 100 ms)")
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -195,9 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--requests", type=int, default=3000)
     d.add_argument("--concurrency", type=int, default=32)
     d.add_argument("--rounds", type=int, default=3)
+    m = sub.add_parser("monitor", help="key-press latency of the monitor under heavy demo traffic")
+    m.add_argument("--rate", type=float, default=1000.0)
+    m.add_argument("--seconds", type=float, default=8.0)
+    m.add_argument("--presses", type=int, default=20)
     args = parser.parse_args(argv)
     if args.what == "engine":
         bench_engine(args.cycles)
+    elif args.what == "monitor":
+        bench_monitor(args.rate, args.seconds, args.presses)
     else:
         bench_dispatch(args.requests, args.concurrency, args.rounds)
 

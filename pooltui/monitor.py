@@ -79,8 +79,9 @@ class MonitorSession:
 
     # ------------------------------------------------------------------ wiring
     def _watch(self, name: str, client: PoolClient) -> None:
+        series = self.series.setdefault(name, Series())  # everything this client serves, fallbacks included
+
         def on_event(event: Event) -> None:
-            series = self.series.setdefault(event.provider, Series())
             now = self.clock.now()
             if event.kind is EventKind.RATE_LIMITED:
                 series.limited.add(now)
@@ -93,12 +94,10 @@ class MonitorSession:
 
         def on_usage(u: UsageRecord) -> None:
             if u.ok:
-                self.series.setdefault(u.provider, Series()).ok.add(self.clock.now())
+                series.ok.add(self.clock.now())
 
         client.events.subscribe(on_event)
         client.usage_listeners.append(on_usage)
-        for up in client.upstreams:
-            self.series.setdefault(up.name, Series())
 
     @property
     def client(self) -> PoolClient:

@@ -10,6 +10,7 @@ def test_core_and_engine_modules_do_not_import_textual() -> None:
     code = (
         "import sys\n"
         "import pooltui.core, pooltui.core.pool, pooltui.client, pooltui.traffic, pooltui.providers, pooltui.sim\n"
+        "import pooltui.config, pooltui.secrets, pooltui.history, pooltui.verify, pooltui.runtime, pooltui.monitor\n"
         "bad = sorted(m for m in sys.modules\n"
         "             if m == 'textual' or m.startswith('textual.') or m.startswith('pooltui.tui'))\n"
         "print(','.join(bad))\n"

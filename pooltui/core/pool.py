@@ -266,6 +266,7 @@ class Pool:
                 trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
                           excluded_total=len(self._unavail))
             return None
+        candidates = len(self._avail)
         key = self._choose()
         key.inflight += 1
         if key.allow is not None:
@@ -286,7 +287,7 @@ class Pool:
             key.ver += 1
             self._push(key)
         if trace is not None:
-            trace.add(now, "pick", self.name, key.label, candidates=len(self._avail),
+            trace.add(now, "pick", self.name, key.label, candidates=candidates,
                       excluded=self.exclusions(), excluded_total=len(self._unavail))
         return key
 

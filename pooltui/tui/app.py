@@ -144,6 +144,13 @@ class PoolMonitorApp(App[None]):
         status = self.query_one(StatusLine)
         usable, total = s.usable()
         text = Text()
+        low = s.capacity_low()
+        if low:
+            wait = s.pool.next_ready_in() if s.pool is not None else None
+            text.append(f"⚠ CAPACITY {usable}/{total} usable"
+                        + (f", next in {fmt.duration(wait)}" if wait is not None else "") + " │ ", style="bold")
+            if not self._alerting:
+                self.bell()
         text.append(s.title, style="bold")
         text.append(f" │ {s.current}")
         if s.pool is not None:
@@ -157,13 +164,6 @@ class PoolMonitorApp(App[None]):
             text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
         if self.paused:
             text.append(" │ PAUSED (space)", style="bold reverse")
-        low = s.capacity_low()
-        if low:
-            wait = s.pool.next_ready_in() if s.pool is not None else None
-            text.append(f" │ CAPACITY ALERT: {usable}/{total} usable"
-                        + (f", next ready in {fmt.duration(wait)}" if wait is not None else ""), style="bold")
-            if not self._alerting:
-                self.bell()
         self._alerting = low
         status.set_class(low, "alert")
         status.update(text)

@@ -18,7 +18,7 @@ class InspectorScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,i", "dismiss", "Close", id="inspector.close")]
     DEFAULT_CSS = """
     InspectorScreen { align: center middle; }
-    InspectorScreen > Vertical { width: 96%; height: 80%; border: thick $accent; background: $surface; }
+    InspectorScreen > Vertical { width: 90%; height: 80%; border: thick $accent; background: $surface; }
     InspectorScreen #trace-title { padding: 0 1; text-style: bold; }
     InspectorScreen VerticalScroll { padding: 0 1; }
     """

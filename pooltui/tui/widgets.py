@@ -13,7 +13,7 @@ from pooltui.core.events import Event
 from pooltui.tui import format as fmt
 
 KEY_COLUMNS = (  # (key, title, width)
-    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("state", "state", 24), ("requests", "req", 6),
+    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("state", "state", 27), ("requests", "req", 6),
     ("ok", "ok", 6), ("rate_limited", "429", 5), ("invalid", "401/3", 5), ("quota", "quota", 5),
     ("server_errors", "5xx", 5), ("remaining", "remain", 9), ("tokens", "tokens", 7), ("cost", "cost", 8),
     ("p50", "p50", 6), ("last", "last used", 10), ("masked", "secret", 14),
@@ -148,7 +148,7 @@ class EventsTable(DataTable):
 
     def on_mount(self) -> None:
         for key, title, width in (("time", "time", 8), ("key", "key", 12), ("status", "status", 6),
-                                  ("kind", "event", 12), ("action", "action", 34), ("reason", "reason", 60)):
+                                  ("kind", "event", 12), ("action", "action", 42), ("reason", "reason", 60)):
             self.add_column(title, key=key, width=width)
 
     def append(self, events: Sequence[Event]) -> None:

@@ -1,0 +1,99 @@
+"""Deterministic monitor sessions for snapshot tests: the real engine fed a seeded script, fixed clock.
+
+No HTTP: each scripted request goes through ``Pool.pick``/``Pool.report`` with the trace and usage
+records the PoolClient would make, so every panel shows real engine state.
+"""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+
+from pooltui.client import PoolClient, Upstream
+from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool
+from pooltui.core.events import EventLog
+from pooltui.core.headers import RateLimits
+from pooltui.monitor import MonitorSession
+from pooltui.providers.profiles import profile_for
+
+START = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
+LABELS = ("primary", "secondary", "tertiary", "spare")
+
+
+def _session(n_keys: int, seed: int, provider: str = "anthropic") -> tuple[MonitorSession, Pool, FakeClock]:
+    clock = FakeClock(START)
+    events = EventLog()
+    pool = Pool(provider, [KeySpec(label, f"sk-ant-test-{label}-{i:020d}") for i, label in enumerate(LABELS[:n_keys])],
+                clock=clock, events=events, rng=random.Random(seed))
+    client = PoolClient(Upstream(profile_for("anthropic", name=provider), pool), http=httpx.AsyncClient(),
+                        clock=clock, events=events, rng=random.Random(seed))
+    session = MonitorSession({provider: client}, clock=clock, title="pooltui", demo=True, autostart_traffic=False)
+    return session, pool, clock
+
+
+def _send(session: MonitorSession, outcome, rng: random.Random, dt: float) -> None:
+    client, pool, clock = session.client, session.pool, session.clock
+    trace = client._new_trace()
+    key = pool.pick(trace)
+    if key is None:
+        wait = pool.next_ready_in() or 1.0
+        trace.add(clock.now(), "wait", pool.name, seconds=wait, reason=pool.summary())
+        trace.result = "pool unavailable"
+        clock.advance(dt)
+        return
+    latency = rng.uniform(0.08, 0.4)
+    result = outcome(key.label, pool)
+    tin, tout = (rng.randint(200, 900), rng.randint(40, 300)) if result.outcome is Outcome.OK else (0, 0)
+    pool.report(key, result, latency, tin, tout, trace.request_id)
+    trace.add(clock.now(), "attempt", pool.name, key.label, status=result.status, outcome=result.outcome.value,
+              latency_ms=latency * 1000, reason=result.reason)
+    trace.result = "ok" if result.outcome is Outcome.OK else f"http {result.status}"
+    client._record(pool.name, key, client.primary.profile.chat("x"), result.outcome is Outcome.OK, tin, tout, None, 1)
+    clock.advance(dt)
+
+
+def _ok(remaining: int = 900) -> Classification:
+    return Classification(Outcome.OK, 200, limits=RateLimits(1000, remaining, 30.0, None, None, None))
+
+
+def steady(seed: int = 1) -> MonitorSession:
+    session, _, _ = _session(4, seed)
+    rng = random.Random(seed)
+    for i in range(240):
+        _send(session, lambda label, pool, i=i: _ok(1000 - i // 4), rng, 0.25)
+    return session
+
+
+def storm(seed: int = 2) -> MonitorSession:
+    """A 429 storm: three keys cooling with provider resets, one still serving."""
+    session, _, _ = _session(4, seed)
+    rng = random.Random(seed)
+    limited = {"primary", "secondary", "tertiary"}
+
+    def outcome(label: str, pool: Pool, i: list[int] = [0]) -> Classification:  # noqa: B006
+        i[0] += 1
+        if i[0] > 120 and label in limited:
+            return Classification(Outcome.RATE_LIMITED, 429, "Number of request tokens has exceeded your per-minute "
+                                  "rate limit", rng.choice([18.0, 24.0, 31.0]), DeadlineSource.RETRY_AFTER)
+        return _ok(max(5, 400 - i[0]))
+
+    for _ in range(160):
+        _send(session, outcome, rng, 0.2)
+    return session
+
+
+def revoked(seed: int = 3) -> MonitorSession:
+    """Key 'secondary' was regenerated on the dashboard: its first 401 marks it invalid."""
+    session, _, _ = _session(3, seed)
+    rng = random.Random(seed)
+
+    def outcome(label: str, pool: Pool, i: list[int] = [0]) -> Classification:  # noqa: B006
+        i[0] += 1
+        if label == "secondary" and i[0] > 60:
+            return Classification(Outcome.INVALID, 401, "invalid x-api-key")
+        return _ok(800 - i[0])
+
+    for _ in range(150):
+        _send(session, outcome, rng, 0.3)
+    return session
