@@ -14,6 +14,7 @@ from pooltui.commands.importer import import_group
 from pooltui.commands.keys_check import verify
 from pooltui.commands.monitor_cmds import demo, monitor
 from pooltui.commands.provider import provider
+from pooltui.commands.proxy_cmd import proxy
 from pooltui.commands.sim_cmds import sim
 from pooltui.commands.traffic_cmd import traffic
 from pooltui.paths import config_path
@@ -26,16 +27,19 @@ __all__ = ["UserError", "cli", "main"]
               help="config file (default: $POOLTUI_CONFIG or the user config dir)")
 @click.option("--secret-store", type=click.Choice(["keyring", "file"]), default=None,
               help="where new secrets go (default: the OS keyring if it works, else a 0600 file)")
+@click.option("--proxy", "proxy_port", type=click.IntRange(0, 65535), is_flag=False, flag_value=8787,
+              default=None, help="with the monitor: also run the pooling proxy on this port (default 8787)")
 @click.version_option(package_name="pooltui")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, secret_store: str | None) -> None:
+def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, proxy_port: int | None) -> None:
     """pooltui: credential pools for LLM APIs, with a simulator and a live monitor."""
     ctx.obj = AppContext(config_path(config_file), secret_store)
+    ctx.obj.proxy_port = proxy_port
     if ctx.invoked_subcommand is None:
         ctx.invoke(monitor)
 
 
-for command in (demo, monitor, traffic, sim, auth, provider, verify, events, usage, import_group):
+for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group):
     cli.add_command(command)
 
 

@@ -242,10 +242,11 @@ class PoolClient:
         transient = 0
         clock = self.clock
         rotated_from: tuple[str, int] | None = None
+        failed: PoolKey | None = None  # the key of the last transient failure: retry elsewhere if possible
         while True:
             key: PoolKey | None = None
             if pool is not None:
-                key = pool.pick(trace)
+                key = pool.pick(trace, failed)
                 if rotated_from is not None and key is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
                     self.events.emit(Event(clock.now(), up.name, key.label, EventKind.ROTATED, status,
@@ -286,6 +287,7 @@ class PoolClient:
                     pool.report_transport(key, reason, latency, trace.request_id)
                 trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                           outcome="transport", latency_ms=latency * 1000, reason=reason)
+                failed = key
                 transient += 1
                 await self._backoff_or_abandon(up, trace, deadline, transient, reason, None)
                 continue
@@ -305,6 +307,7 @@ class PoolClient:
                 reason = f"{type(exc).__name__} while reading"
                 if key is not None:
                     pool.report_transport(key, reason, latency, trace.request_id)
+                failed = key
                 transient += 1
                 await self._backoff_or_abandon(up, trace, deadline, transient, reason, None)
                 continue
@@ -346,6 +349,7 @@ class PoolClient:
                     raise _Abandon(f"{oc.value} ({resp.status_code})")
                 rotated_from = (key.label, resp.status_code)
                 continue  # next key at once: rotation spends no retry budget
+            failed = key
             transient += 1
             await self._backoff_or_abandon(up, trace, deadline, transient,
                                            f"{resp.status_code} {result.reason}".strip(), result)

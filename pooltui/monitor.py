@@ -70,6 +70,8 @@ class MonitorSession:
     recorders: list[Any] = field(default_factory=list)
     series: dict[str, Series] = field(default_factory=dict)
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
+    services: list[Any] = field(default_factory=list)  # objects with async run() and stop(), e.g. the proxy
+    _service_tasks: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.current:
@@ -120,6 +122,8 @@ class MonitorSession:
             await asyncio.to_thread(self.starter)
         if self.recorders:
             self._recorder_task = asyncio.create_task(self._flush_loop())
+        for service in self.services:
+            self._service_tasks.append(asyncio.create_task(service.run()))
         if self.autostart_traffic:
             self.start_traffic()
 
@@ -134,6 +138,11 @@ class MonitorSession:
         if self._traffic_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._traffic_task, 3)
+        for service in self.services:
+            await service.stop()
+        for task in self._service_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 5)
         if self._recorder_task is not None:
             self._recorder_task.cancel()
         for recorder in self.recorders:

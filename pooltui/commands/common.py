@@ -38,6 +38,7 @@ class AppContext:
     config_file: Path
     secret_store: str | None
     data: Path = field(default_factory=data_dir)
+    proxy_port: int | None = None
     _store: object | None = None
     _history: object | None = None
 

@@ -29,17 +29,25 @@ def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | No
 
 @click.command("monitor")
 @click.option("--provider", default=None, help="start on this provider")
+@click.option("--proxy", "proxy_port", type=click.IntRange(0, 65535), is_flag=False, flag_value=8787, default=None,
+              help="also run the pooling proxy on this port (default 8787); its traffic shows live")
+@click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN", help="the proxy's caller token")
 @click.pass_context
-def monitor(ctx: click.Context, provider: str | None) -> None:
-    """Open the monitor on your configured providers."""
-    from pooltui.monitor import config_session
+def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, token: str | None) -> None:
+    """Open the monitor on your configured providers (optionally with the proxy running inside it)."""
+    from pooltui.commands.proxy_cmd import build_proxy, describe
+    from pooltui.proxy import ProxyService
 
     a = app(ctx)
-    cfg = a.config()
-    try:
-        session, problems = config_session(cfg, a.store(), a.history(cfg), provider)
-    except (KeyError, ValueError) as exc:
-        raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
-    for problem in problems:
-        click.echo(f"pooltui: warning: {problem}", err=True)
+    proxy_port = proxy_port if proxy_port is not None else a.proxy_port
+    px, session = build_proxy(a, provider, token, need_proxy=proxy_port is not None)
+    if proxy_port is not None:
+        try:
+            service = ProxyService(px, "127.0.0.1", proxy_port)
+        except OSError as exc:
+            raise UserError(f"cannot listen on 127.0.0.1:{proxy_port}: {exc.strerror or exc}") from None
+        session.services.append(service)
+        session.title = f"pooltui · proxy {service.url}"
+        for line in describe(px, service.url):
+            click.echo(line, err=True)
     run_monitor(session)

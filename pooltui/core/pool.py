@@ -256,8 +256,11 @@ class Pool:
         self._rebuild_heap()
         return keys[self._heap[0][-2]]
 
-    def pick(self, trace: RequestTrace | None = None) -> PoolKey | None:
-        """Choose the key for the next attempt, or None when no key is available."""
+    def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None) -> PoolKey | None:
+        """Choose the key for the next attempt, or None when no key is available.
+
+        ``avoid``: a key that just failed transiently; another available key is preferred for the retry.
+        """
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
             self._expire(now)
@@ -268,6 +271,9 @@ class Pool:
             return None
         candidates = len(self._avail)
         key = self._choose()
+        if key is avoid and candidates > 1:
+            i = bisect_right(self._avail, key.pos)
+            key = self._keys[self._avail[i % candidates]]
         key.inflight += 1
         if key.allow is not None:
             key.allow -= 1

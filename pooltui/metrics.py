@@ -1,0 +1,68 @@
+"""Prometheus text for the proxy's /metrics: per key requests, outcomes and state; per pool usable keys
+and queue depth (rendered with prometheus-client from the engine's counters, no global registry)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from pooltui.core.health import KeyState
+
+if TYPE_CHECKING:
+    from pooltui.proxy import PoolProxy
+
+OUTCOMES = ("ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors", "transport", "request_errors")
+
+
+class _PoolCollector:
+    def __init__(self, proxy: PoolProxy) -> None:
+        self.proxy = proxy
+
+    def collect(self):
+        requests = CounterMetricFamily("pooltui_key_requests", "Attempts sent with each key",
+                                       labels=["provider", "key"])
+        outcomes = CounterMetricFamily("pooltui_key_responses", "Responses per key by outcome",
+                                       labels=["provider", "key", "outcome"])
+        tokens = CounterMetricFamily("pooltui_key_tokens", "Tokens per key", labels=["provider", "key", "direction"])
+        state = GaugeMetricFamily("pooltui_key_state", "1 for the key's current state",
+                                  labels=["provider", "key", "state"])
+        usable = GaugeMetricFamily("pooltui_pool_usable_keys", "Keys that can serve now", labels=["provider"])
+        size = GaugeMetricFamily("pooltui_pool_keys", "Keys in the pool", labels=["provider"])
+        queue = GaugeMetricFamily("pooltui_pool_queue_depth", "Requests waiting for a key", labels=["provider"])
+        fallback = CounterMetricFamily("pooltui_fallback", "Requests that went to a fallback provider",
+                                       labels=["provider"])
+        seen = set()
+        for client in self.proxy.clients.values():
+            fallback.add_metric([client.primary.name], client.fallback_used)
+            for up in client.upstreams:
+                pool = up.pool
+                if pool is None or up.name in seen:
+                    continue
+                seen.add(up.name)
+                usable.add_metric([up.name], pool.usable())
+                size.add_metric([up.name], len(pool))
+                queue.add_metric([up.name], client.waiting if up is client.primary else 0)
+                for key in pool.keys:
+                    s = key.stats
+                    requests.add_metric([up.name, key.label], s.requests)
+                    for outcome in OUTCOMES:
+                        outcomes.add_metric([up.name, key.label, outcome], getattr(s, outcome))
+                    tokens.add_metric([up.name, key.label, "in"], s.tokens_in)
+                    tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
+                    for st in KeyState:
+                        state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
+        proxied = CounterMetricFamily("pooltui_proxy_requests", "Requests answered by the proxy",
+                                      labels=["api", "status"])
+        for (api, status), n in sorted(self.proxy.stats.requests.items()):
+            proxied.add_metric([api, str(status)], n)
+        refused = CounterMetricFamily("pooltui_proxy_refused", "Callers refused for a wrong or missing token")
+        refused.add_metric([], self.proxy.stats.refused)
+        yield from (requests, outcomes, tokens, state, usable, size, queue, fallback, proxied, refused)
+
+
+def render(proxy: PoolProxy) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_PoolCollector(proxy))
+    return generate_latest(registry)

@@ -1,0 +1,311 @@
+"""The pooling proxy: real agents send their traffic through the pool, the monitor shows it live.
+
+It speaks the openai-compatible API (``/v1/chat/completions``, ``/v1/models``, other ``/v1/...`` passed
+through) and the anthropic Messages API (``/v1/messages``, ``/v1/messages/count_tokens``), and puts the
+pool's key for each request into the upstream's auth scheme. The caller's own key and hop-by-hop headers
+never go upstream; a retry on another key happens only before the first byte goes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import math
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from pooltui.client import PoolClient, PoolUnavailableError, Upstream
+from pooltui.core.masking import redact
+from pooltui.providers.profiles import ApiRequest
+
+# headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
+DROP_REQUEST = frozenset({
+    "host", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "trailers", "transfer-encoding", "upgrade", "content-length", "accept-encoding", "authorization",
+    "x-api-key", "x-goog-api-key", "api-key", "openai-organization", "openai-project", "cookie",
+})
+# headers of the upstream's answer that would be wrong once the body is re-sent (decoded, re-framed)
+DROP_RESPONSE = frozenset({
+    "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade", "trailer",
+    "set-cookie", "date", "server",
+})
+ANTHROPIC, OPENAI = "anthropic", "openai"
+OPENAI_DIALECTS = frozenset({"openai", "openrouter", "groq", "mistral", "deepseek", "openai-compatible"})
+LOOPBACK = ("127.", "localhost", "::1")
+
+
+def family_of(dialect: str) -> str | None:
+    if dialect == "anthropic":
+        return ANTHROPIC
+    return OPENAI if dialect in OPENAI_DIALECTS else None
+
+
+def is_loopback(host: str) -> bool:
+    return host.startswith(LOOPBACK)
+
+
+def error_body(api: str, status: int, message: str, kind: str) -> bytes:
+    """An error in the caller's dialect."""
+    if api == ANTHROPIC:
+        etype = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
+                 400: "invalid_request_error"}.get(status, "api_error")
+        body: dict[str, Any] = {"type": "error", "error": {"type": etype, "message": message}}
+    else:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+    return json.dumps(body).encode()
+
+
+def sse_error(api: str, message: str) -> bytes:
+    """An error sent in-band, after a stream's first byte has gone back."""
+    if api == ANTHROPIC:
+        data = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
+    return f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n".encode()
+
+
+@dataclass
+class ProxyStats:
+    """Proxy-level counters for /metrics."""
+
+    requests: Counter = field(default_factory=Counter)  # (api, status)
+    refused: int = 0
+    started: float = field(default_factory=time.time)
+
+
+class PoolProxy:
+    """The proxy's request handling over one PoolClient per API family."""
+
+    def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
+                 deadline_s: float = 60.0) -> None:
+        self.clients = clients
+        self.token = token
+        self.deadline_s = deadline_s
+        self.stats = ProxyStats()
+        self.by_family: dict[str, PoolClient] = {}
+        for client in clients.values():
+            fam = family_of(client.primary.profile.dialect)
+            if fam is not None:
+                self.by_family.setdefault(fam, client)
+
+    # ------------------------------------------------------------------ helpers
+    def _authorized(self, request: Request) -> bool:
+        if self.token is None:
+            return True
+        headers = request.headers
+        presented = headers.get("x-api-key") or ""
+        auth = headers.get("authorization") or ""
+        if not presented and auth[:7].lower() == "bearer ":
+            presented = auth[7:].strip()
+        return hmac.compare_digest(presented.encode(), self.token.encode())
+
+    def _error(self, api: str, status: int, message: str, kind: str, headers: dict[str, str] | None = None
+               ) -> Response:
+        self.stats.requests[(api, status)] += 1
+        return Response(error_body(api, status, message, kind), status, headers or {}, "application/json")
+
+    @staticmethod
+    def _upstream_path(up: Upstream, path: str) -> str:
+        return path[3:] if up.profile.base_url.rstrip("/").endswith("/v1") and path.startswith("/v1/") else path
+
+    def _scrub(self, client: PoolClient, content: bytes) -> bytes:
+        """Remove any pooled secret from an error body before it goes back (providers usually mask them)."""
+        text = content.decode("utf-8", "replace")
+        for up in client.upstreams:
+            if up.pool is not None:
+                for key in up.pool.keys:
+                    if key.secret and key.secret in text:
+                        text = text.replace(key.secret, key.masked)
+        return redact(text).encode()
+
+    @staticmethod
+    def _response_headers(upstream_headers, served: str) -> dict[str, str]:
+        out = {k: v for k, v in upstream_headers.items() if k.lower() not in DROP_RESPONSE}
+        out["x-pooltui-served-by"] = served
+        return out
+
+    # ------------------------------------------------------------------ the API
+    async def forward(self, request: Request, api: str) -> Response:
+        if not self._authorized(request):
+            self.stats.refused += 1
+            return self._error(api, 401, "pooltui proxy: present the proxy token as your API key",
+                               "invalid_api_key")
+        client = self.by_family.get(api)
+        if client is None:
+            return self._error(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
+        body = await request.body()
+        parsed = None
+        if body:
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(body)
+        stream = isinstance(parsed, dict) and parsed.get("stream") is True
+        headers = {k: v for k, v in request.headers.items() if k not in DROP_REQUEST}
+        headers["accept-encoding"] = "identity"
+        path = request.url.path
+        query = request.url.query
+        ups = [up for up in client.upstreams if family_of(up.profile.dialect) == api]
+
+        def build(profile) -> ApiRequest:
+            up = next(u for u in ups if u.profile is profile)
+            target = self._upstream_path(up, path) + (f"?{query}" if query else "")
+            return ApiRequest(request.method, target, parsed if isinstance(parsed, dict) else None, headers,
+                              stream, body)
+
+        try:
+            if stream:
+                return await self._stream(client, api, build, ups)
+            resp = await client.send(build, upstreams=ups, deadline_s=self.deadline_s)
+        except PoolUnavailableError as exc:
+            return self._unavailable(api, exc)
+        content = resp.content if resp.status < 400 else self._scrub(client, resp.content)
+        self.stats.requests[(api, resp.status)] += 1
+        return Response(content, resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}"))
+
+    def _unavailable(self, api: str, exc: PoolUnavailableError) -> Response:
+        headers = {}
+        if exc.retry_after_s is not None:
+            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
+        if not exc.should_retry:
+            headers["x-should-retry"] = "false"
+        return self._error(api, 429, f"pooltui: no key can serve this request: {exc}", "pool_exhausted", headers)
+
+    async def _stream(self, client: PoolClient, api: str, build, ups) -> Response:
+        stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
+        if stream.status >= 400:  # a request error, returned as it is
+            body = self._scrub(client, b"".join([c async for c in stream]))
+            self.stats.requests[(api, stream.status)] += 1
+            return Response(body, stream.status, self._response_headers(stream.headers, stream.provider))
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in stream:
+                    yield chunk
+            except Exception as exc:
+                yield sse_error(api, f"pooltui: upstream stream broke: {type(exc).__name__}")
+
+        self.stats.requests[(api, stream.status)] += 1
+        headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}")
+        return StreamingResponse(relay(), stream.status, headers, stream.headers.get("content-type",
+                                                                                    "text/event-stream"))
+
+    async def openai_api(self, request: Request) -> Response:
+        return await self.forward(request, OPENAI)
+
+    async def anthropic_api(self, request: Request) -> Response:
+        return await self.forward(request, ANTHROPIC)
+
+    async def models(self, request: Request) -> Response:
+        api = ANTHROPIC if request.headers.get("anthropic-version") or request.headers.get("x-api-key") else OPENAI
+        if api not in self.by_family:
+            api = next(iter(self.by_family), OPENAI)
+        return await self.forward(request, api)
+
+    # ------------------------------------------------------------------ observability
+    def state(self) -> dict[str, Any]:
+        """The pools as plain data (what the monitor, or any tool, can attach to). No secrets."""
+        out: dict[str, Any] = {"started": self.stats.started, "providers": {}}
+        for name, client in self.clients.items():
+            for up in client.upstreams:
+                pool = up.pool
+                if pool is None or up.name in out["providers"]:
+                    continue
+                out["providers"][up.name] = {
+                    "strategy": pool.strategy, "summary": pool.summary(), "usable": pool.usable(),
+                    "keys": pool.snapshot(), "next": pool.peek(), "picks": list(pool.picks),
+                    "queued": client.waiting if up is client.primary else 0, "served_for": name,
+                }
+        out["events"] = [
+            {"ts": e.ts, "provider": e.provider, "key": e.key, "kind": str(e.kind), "status": e.status,
+             "reason": e.reason, "action": e.action, "request_id": e.request_id}
+            for client in self.clients.values() for e in client.events.recent(50)]
+        return out
+
+    async def state_endpoint(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse({"error": "token required"}, 401)
+        return JSONResponse(self.state())
+
+    async def metrics(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response("token required\n", 401)
+        from pooltui.metrics import render
+
+        return Response(render(self), 200, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+
+def create_proxy_app(proxy: PoolProxy) -> Starlette:
+    routes = [
+        Route("/healthz", proxy.healthz, methods=["GET"]),
+        Route("/metrics", proxy.metrics, methods=["GET"]),
+        Route("/pooltui/state", proxy.state_endpoint, methods=["GET"]),
+        Route("/v1/messages", proxy.anthropic_api, methods=["POST"]),
+        Route("/v1/messages/count_tokens", proxy.anthropic_api, methods=["POST"]),
+        Route("/v1/models", proxy.models, methods=["GET"]),
+        Route("/v1/models/{rest:path}", proxy.models, methods=["GET"]),
+        Route("/v1/{rest:path}", proxy.openai_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.proxy = proxy
+    return app
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn that leaves signal handling to its host (the monitor, or a test)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool = False,
+                loop: str = "auto") -> tuple[uvicorn.Server, socket.socket]:
+    """A uvicorn server for the proxy and its bound socket (port 0 picks a free one)."""
+    if not is_loopback(host) and not proxy.token:
+        raise ValueError(f"refusing to listen on {host} without --token: anyone who can reach it could spend "
+                         "the pool")
+    sock = bind(host, port)
+    config = uvicorn.Config(create_proxy_app(proxy), host=host, port=sock.getsockname()[1], log_level="warning",
+                            access_log=False, lifespan="off", loop=loop, http="httptools")
+    server = (QuietServer if quiet_signals else uvicorn.Server)(config)
+    return server, sock
+
+
+class ProxyService:
+    """The proxy as a background service inside another asyncio program (the monitor, a test)."""
+
+    def __init__(self, proxy: PoolProxy, host: str = "127.0.0.1", port: int = 8787) -> None:
+        self.proxy = proxy
+        self.server, self.sock = make_server(proxy, host, port, quiet_signals=True)
+        self.host, self.port = self.sock.getsockname()[:2]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def run(self) -> None:
+        await self.server.serve(sockets=[self.sock])
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
