@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor``.
+"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor|proxy``.
 
 Targets (issue 1): engine under 10 µs per pick+report at 3 keys, growing < 3x from 3 to 1000 keys;
 dispatch >= 0.85x httpx on the same (aiohttp) transport and >= 3x httpx on its default transport.
@@ -225,6 +225,94 @@ def bench_monitor(rate: float, seconds: float, presses: int) -> dict:
     return result
 
 
+def _wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start")
+
+
+async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequential: int) -> dict:
+    import aiohttp
+
+    body = {"model": "gpt-sim-1", "max_tokens": 16, "messages": [{"role": "user", "content": "ping"}]}
+    out: dict = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def call(base: str, key: str) -> int:
+            async with session.post(base + "/chat/completions", json=body,
+                                    headers={"authorization": f"Bearer {key}"}) as r:
+                await r.read()
+                return r.status
+
+        for name, base, key in (("direct", direct, _BENCH_SECRET), ("proxy", proxied, "any")):
+            assert await call(base, key) == 200, f"{name} did not answer 200"
+            await _drive(lambda b=base, k=key: call(b, k), 300, concurrency)
+            out[f"{name}_rps"] = await _drive(lambda b=base, k=key: call(b, k), n, concurrency)
+            latencies = []
+            for _ in range(sequential):
+                t0 = time.perf_counter()
+                await call(base, key)
+                latencies.append((time.perf_counter() - t0) * 1000)
+            latencies.sort()
+            out[f"{name}_p50_ms"] = statistics.median(latencies)
+            out[f"{name}_p95_ms"] = latencies[int(len(latencies) * 0.95)]
+    return out
+
+
+_BENCH_SECRET = "sk-sim-bench-00000000000000000000000001"
+
+
+def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
+    import os
+    import tempfile
+
+    sim_port, proxy_port = _free_port(), _free_port()
+    tmp = tempfile.mkdtemp(prefix="pooltui-bench-")
+    config = os.path.join(tmp, "config.toml")
+    with open(config, "w") as fh:
+        fh.write(f'[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
+                 '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
+    env = {**os.environ, "POOLTUI_BENCH_KEY": _BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    sim = _start_sim(sim_port)
+    proxy = subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(proxy_port, proxy, "the proxy")
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover
+            runner = asyncio.run
+        samples: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            result = runner(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
+                                         f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential))
+            for k, v in result.items():
+                samples.setdefault(k, []).append(v)
+    finally:
+        for proc in (proxy, sim):
+            proc.terminate()
+            proc.wait(5)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    added = med["proxy_p50_ms"] - med["direct_p50_ms"]
+    print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "
+          f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds")
+    print(f"  throughput  direct {med['direct_rps']:7.0f} req/s   through the proxy {med['proxy_rps']:7.0f} req/s"
+          "  (target >= 1000)")
+    print(f"  latency     direct p50 {med['direct_p50_ms']:.2f} ms p95 {med['direct_p95_ms']:.2f} ms   "
+          f"proxy p50 {med['proxy_p50_ms']:.2f} ms p95 {med['proxy_p95_ms']:.2f} ms")
+    print(f"  added median latency {added:.2f} ms (target < 2)")
+    return {**med, "added_ms": added}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -238,8 +326,15 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--rate", type=float, default=1000.0)
     m.add_argument("--seconds", type=float, default=8.0)
     m.add_argument("--presses", type=int, default=20)
+    x = sub.add_parser("proxy", help="requests/s and added latency through the pooling proxy")
+    x.add_argument("--requests", type=int, default=5000)
+    x.add_argument("--concurrency", type=int, default=64)
+    x.add_argument("--sequential", type=int, default=300)
+    x.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.what == "engine":
+    if args.what == "proxy":
+        bench_proxy(args.requests, args.concurrency, args.sequential, args.rounds)
+    elif args.what == "engine":
         bench_engine(args.cycles)
     elif args.what == "monitor":
         bench_monitor(args.rate, args.seconds, args.presses)
