@@ -22,6 +22,7 @@ from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import RequestTrace
+from pooltui.sim.process import free_port
 
 
 def _engine_cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: int) -> float:
@@ -74,24 +75,22 @@ def bench_engine(cycles: int) -> dict:
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _runner():
+    """uvloop's run where it is installed (it is, with uvicorn[standard]), else asyncio's."""
+    try:
+        import uvloop
+
+        return uvloop.run
+    except ImportError:  # pragma: no cover
+        return asyncio.run
 
 
-def _start_sim(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "pooltui", "sim", "serve", "--scenario", "bench", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the benchmark simulator did not start")
+def _start_sim(port: int):
+    """The no-limit `bench` scenario in its own process, so the client under test has a core to itself."""
+    from pooltui.sim.process import SimProcess
+    from pooltui.sim.scenario import load_scenario
+
+    return SimProcess(load_scenario("bench"), "bench", port=port).start()
 
 
 async def _drive(send, n: int, concurrency: int) -> float:
@@ -157,22 +156,16 @@ async def _dispatch_round(base: str, n: int, concurrency: int) -> dict[str, floa
 
 
 def bench_dispatch(n: int, concurrency: int, rounds: int) -> dict:
-    port = _free_port()
-    proc = _start_sim(port)
+    port = free_port()
+    sim = _start_sim(port)
     try:
-        try:
-            import uvloop
-
-            runner = uvloop.run
-        except ImportError:  # pragma: no cover
-            runner = asyncio.run
+        runner = _runner()
         samples: dict[str, list[float]] = {}
         for _ in range(rounds):
             for k, v in runner(_dispatch_round(f"http://127.0.0.1:{port}", n, concurrency)).items():
                 samples.setdefault(k, []).append(v)
     finally:
-        proc.terminate()
-        proc.wait(5)
+        sim.stop()
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"dispatch: requests/s at concurrency {concurrency}, {n} requests x {rounds} rounds (median), "
           f"simulator in its own process on loopback, one key, client on {os.cpu_count()} cores")
@@ -272,7 +265,7 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
     import os
     import tempfile
 
-    sim_port, proxy_port = _free_port(), _free_port()
+    sim_port, proxy_port = free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="pooltui-bench-")
     config = os.path.join(tmp, "config.toml")
     with open(config, "w") as fh:
@@ -285,12 +278,7 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_port(proxy_port, proxy, "the proxy")
-        try:
-            import uvloop
-
-            runner = uvloop.run
-        except ImportError:  # pragma: no cover
-            runner = asyncio.run
+        runner = _runner()
         samples: dict[str, list[float]] = {}
         for _ in range(rounds):
             result = runner(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
@@ -298,9 +286,9 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
             for k, v in result.items():
                 samples.setdefault(k, []).append(v)
     finally:
-        for proc in (proxy, sim):
-            proc.terminate()
-            proc.wait(5)
+        proxy.terminate()
+        proxy.wait(5)
+        sim.stop()
     med = {k: statistics.median(v) for k, v in samples.items()}
     added = med["proxy_p50_ms"] - med["direct_p50_ms"]
     print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "

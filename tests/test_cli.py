@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from pooltui.sim import load_scenario
+from pooltui.sim.process import free_port
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -59,14 +59,8 @@ def test_sim_keys_prints_label_and_secret() -> None:
     assert all(secret.startswith("sk-sim-") for _, secret in lines)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sim_serve_answers_on_loopback() -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pooltui", "sim", "serve", "--scenario", "steady", "--port",
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -8,6 +8,7 @@ import sys
 import time
 
 from pooltui.sim.scenario import Scenario
+from pooltui.sim.server import SimAddress
 
 
 def free_port() -> int:
@@ -16,7 +17,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class SimProcess:
+class SimProcess(SimAddress):
     """``pooltui sim serve`` as a child process; same URLs as :class:`SimServer`."""
 
     def __init__(self, scenario: Scenario, scenario_ref: str, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -25,15 +26,6 @@ class SimProcess:
         self.host = host
         self.port = port or free_port()
         self._proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def base_url(self, provider: str | None = None) -> str:
-        spec = self.scenario.provider(provider) if provider else self.scenario.primary
-        root = f"{self.url}/{spec.name}"
-        return root if spec.dialect == "anthropic" else root + "/v1"
 
     def start(self, timeout: float = 20.0) -> SimProcess:
         self._proc = subprocess.Popen(

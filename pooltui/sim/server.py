@@ -27,18 +27,12 @@ def _config(app, host: str, port: int) -> uvicorn.Config:
                           loop="uvloop", http="httptools", backlog=2048)
 
 
-class SimServer:
-    """The simulator served from a background thread on a free loopback port."""
+class SimAddress:
+    """Where a served scenario answers: the root URL and each provider's base URL."""
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.scenario = scenario
-        self.state = SimState(scenario)
-        self.app = create_app(scenario, self.state)
-        self._sock = _bind(host, port)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._server = uvicorn.Server(_config(self.app, self.host, self.port))
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._thread: threading.Thread | None = None
+    scenario: Scenario
+    host: str
+    port: int
 
     @property
     def url(self) -> str:
@@ -49,6 +43,19 @@ class SimServer:
         spec = self.scenario.provider(provider) if provider else self.scenario.primary
         root = f"{self.url}/{spec.name}"
         return root if spec.dialect == "anthropic" else root + "/v1"
+
+
+class SimServer(SimAddress):
+    """The simulator served from a background thread on a free loopback port."""
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.scenario = scenario
+        self.state = SimState(scenario)
+        self.app = create_app(scenario, self.state)
+        self._sock = _bind(host, port)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._server = uvicorn.Server(_config(self.app, self.host, self.port))  # no signal capture off the main thread
+        self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> SimServer:
         self._thread = threading.Thread(
