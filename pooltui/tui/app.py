@@ -31,23 +31,23 @@ class PoolMonitorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "pooltui"
     BINDINGS = [
-        Binding("a", "add_key", "Add key", id="key.add"),
-        Binding("d", "toggle_key", "Disable/enable", id="key.toggle"),
-        Binding("v", "verify_selected", "Verify", id="key.verify"),
-        Binding("V", "verify_all", "Verify all", id="key.verify_all"),
-        Binding("K", "move_up", "Move up", id="key.up"),
-        Binding("J", "move_down", "Move down", id="key.down"),
-        Binding("s", "cycle_strategy", "Strategy", id="pool.strategy"),
-        Binding("t", "toggle_traffic", "Traffic", id="traffic.toggle"),
-        Binding("plus,equals_sign", "rate_up", "Rate+", id="traffic.rate_up"),
-        Binding("minus", "rate_down", "Rate-", id="traffic.rate_down"),
-        Binding("b", "burst", "Burst", id="traffic.burst"),
-        Binding("r", "reset", "Reset", id="pool.reset"),
-        Binding("p", "switch_provider", "Provider", id="pool.provider"),
-        Binding("h", "history", "History", id="view.history"),
-        Binding("space", "pause", "Pause", id="view.pause"),
-        Binding("i", "inspect", "Inspect", id="view.inspect"),
-        Binding("question_mark", "help", "Help", id="view.help"),
+        Binding("a", "add_key", "Add", id="key.add", tooltip="Add a key to this provider's pool"),
+        Binding("d", "toggle_key", "Disable", id="key.toggle", tooltip="Disable or enable the selected key"),
+        Binding("v", "verify_selected", "Verify", id="key.verify", tooltip="Re-verify the selected key"),
+        Binding("V", "verify_all", "Verify all", id="key.verify_all", tooltip="Re-verify every key"),
+        Binding("K", "move_up", "Up", id="key.up", tooltip="Move the selected key up in the pool order"),
+        Binding("J", "move_down", "Down", id="key.down", tooltip="Move the selected key down in the pool order"),
+        Binding("s", "cycle_strategy", "Strategy", id="pool.strategy", tooltip="Next rotation strategy"),
+        Binding("t", "toggle_traffic", "Traffic", id="traffic.toggle", tooltip="Start or stop test traffic"),
+        Binding("plus,equals_sign", "rate_up", "Rate+", id="traffic.rate_up", key_display="+"),
+        Binding("minus", "rate_down", "Rate-", id="traffic.rate_down", key_display="-"),
+        Binding("b", "burst", "Burst", id="traffic.burst", tooltip="Inject a burst of 50 requests"),
+        Binding("r", "reset", "Reset", id="pool.reset", tooltip="Reset cooldowns"),
+        Binding("p", "switch_provider", "Provider", id="pool.provider", tooltip="Switch provider"),
+        Binding("h", "history", "History", id="view.history", tooltip="Event history"),
+        Binding("space", "pause", "Pause", id="view.pause", tooltip="Pause the display"),
+        Binding("i", "inspect", "Inspect", id="view.inspect", tooltip="Why this key? (the request's trace)"),
+        Binding("question_mark", "help", "Help", id="view.help", key_display="?"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -70,7 +70,7 @@ class PoolMonitorApp(App[None]):
             yield RotationPanel(id="rotation")
             yield TrafficPanel(id="traffic")
         yield EventsTable(id="events")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = self.session.title
@@ -338,7 +338,8 @@ class PoolMonitorApp(App[None]):
         for binding in self.BINDINGS:
             usable = isinstance(binding, Binding) and binding.action != "quit"
             if usable and self.check_action(binding.action, ()) is True:
-                yield SystemCommand(binding.description, f"key: {binding.key}",
+                key = binding.key_display or binding.key
+                yield SystemCommand(binding.tooltip or binding.description, f"key: {key}",
                                     lambda a=binding.action: self.run_action(a))
         if self.session.pool is not None:
             for strategy in STRATEGIES:

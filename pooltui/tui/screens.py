@@ -21,6 +21,7 @@ class InspectorScreen(ModalScreen[None]):
     InspectorScreen > Vertical { width: 90%; height: 80%; border: thick $accent; background: $surface; }
     InspectorScreen #trace-title { padding: 0 1; text-style: bold; }
     InspectorScreen VerticalScroll { padding: 0 1; }
+    InspectorScreen #trace-hint { dock: bottom; color: $text-muted; }
     """
 
     def __init__(self, title: str, body: str) -> None:
@@ -32,7 +33,7 @@ class InspectorScreen(ModalScreen[None]):
             yield Label(self._title, id="trace-title")
             with VerticalScroll():
                 yield Static(Text(self._body), id="trace-body")
-            yield Footer()
+            yield Label(" esc close", id="trace-hint")
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

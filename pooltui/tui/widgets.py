@@ -13,10 +13,10 @@ from pooltui.core.events import Event
 from pooltui.tui import format as fmt
 
 KEY_COLUMNS = (  # (key, title, width)
-    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("state", "state", 27), ("requests", "req", 6),
-    ("ok", "ok", 6), ("rate_limited", "429", 5), ("invalid", "401/3", 5), ("quota", "quota", 5),
-    ("server_errors", "5xx", 5), ("remaining", "remain", 9), ("tokens", "tokens", 7), ("cost", "cost", 8),
-    ("p50", "p50", 6), ("last", "last used", 10), ("masked", "secret", 14),
+    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("masked", "secret", 13), ("state", "state", 26),
+    ("requests", "req", 5), ("ok", "ok", 5), ("rate_limited", "429", 4), ("invalid", "401/3", 5),
+    ("quota", "quota", 5), ("server_errors", "5xx", 4), ("remaining", "remain", 9), ("tokens", "tokens", 6),
+    ("cost", "cost", 7), ("p50", "p50", 5), ("last", "last used", 9),
 )
 
 
@@ -73,11 +73,11 @@ class KeysTable(DataTable):
     def _cells(i: int, s: dict, next_label: str | None, now: float) -> tuple:
         marker = Text("▶", style="bold cyan") if s["label"] == next_label else Text(" ")
         return (
-            marker, str(i + 1), s["label"][:12], fmt.state_cell(s), fmt.number(s["requests"]), fmt.number(s["ok"]),
-            fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]), fmt.number(s["quota"]),
-            fmt.number(s["server_errors"]), fmt.remaining(s),
+            marker, str(i + 1), s["label"][:12], s["masked"], fmt.state_cell(s), fmt.number(s["requests"]),
+            fmt.number(s["ok"]), fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]),
+            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s),
             fmt.number(s["tokens_in"] + s["tokens_out"]), fmt.cost(s.get("cost")),
-            "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now), s["masked"],
+            "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now),
         )
 
 
@@ -148,7 +148,7 @@ class EventsTable(DataTable):
 
     def on_mount(self) -> None:
         for key, title, width in (("time", "time", 8), ("key", "key", 12), ("status", "status", 6),
-                                  ("kind", "event", 12), ("action", "action", 42), ("reason", "reason", 60)):
+                                  ("kind", "event", 12), ("action", "action", 38), ("reason", "reason", 38)):
             self.add_column(title, key=key, width=width)
 
     def append(self, events: Sequence[Event]) -> None:

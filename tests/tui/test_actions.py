@@ -185,6 +185,7 @@ async def test_command_palette_offers_the_actions() -> None:
     app = PoolMonitorApp(scripted.steady(), start_session=False)
     async with app.run_test():
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for wanted in ("Disable/enable", "Verify all", "Move up", "History", "Strategy: headroom"):
+        for wanted in ("Disable or enable the selected key", "Re-verify every key",
+                       "Move the selected key up in the pool order", "Event history", "Strategy: headroom"):
             assert wanted in titles
-        assert "Burst" not in titles  # not applicable without traffic
+        assert "Inject a burst of 50 requests" not in titles  # not applicable without traffic
