@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from pooltui.core.breaker import OutageBreaker
 from pooltui.core.budget import Prices
 from pooltui.core.classify import Classification, classify, parse_body
 from pooltui.core.clock import Clock, SystemClock
@@ -43,6 +44,7 @@ class Upstream:
 
     profile: ProviderProfile
     pool: Pool | None
+    breaker: OutageBreaker | None = None
 
     @property
     def name(self) -> str:
@@ -125,13 +127,16 @@ class PoolClient:
     ) -> None:
         self.primary = primary
         self.fallbacks = list(fallbacks or [])
+        self.clock = clock or SystemClock()
+        for up in self.upstreams:
+            if up.breaker is None:
+                up.breaker = OutageBreaker(self.clock)
         self.http = http or default_http_client()
         timeout = self.http.timeout
         self._timeout_s = max([t for t in (timeout.read, timeout.connect, timeout.write, timeout.pool) if t] or [0.0])
         self._own_http = http is None if own_http is None else own_http
         self.backoff = backoff or Backoff()
         self.deadline_s = deadline_s
-        self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.events = events if events is not None else (primary.pool.events if primary.pool else EventLog())
         self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
@@ -196,6 +201,11 @@ class PoolClient:
         notes: list[str] = []
         last_status: int | None = None
         for n, up in enumerate(ups):
+            if up.breaker is not None and n < len(ups) - 1 and not up.breaker.allow():
+                wait = max(0.0, (up.breaker.open_until or 0) - self.clock.now())
+                notes.append(f"{up.name}: outage suspected, skipped for {wait:.1f} s more")
+                trace.add(self.clock.now(), "skip", up.name, reason=notes[-1])
+                continue
             if n:
                 self.fallback_used += 1
                 why = notes[-1] if notes else ""
@@ -204,11 +214,16 @@ class PoolClient:
                                        notes[-1] if notes else "", f"fell back to {up.name}", trace.request_id))
             req = build(up.profile) if callable(build) else build
             try:
-                result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0)
+                result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0,
+                                                  last=n == len(ups) - 1)
             except _Abandon as why:
                 notes.append(f"{up.name}: {why}")
                 last_status = getattr(why, "status", last_status)
                 continue
+            if up.breaker is not None and up.breaker.success():
+                self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, result.status,
+                                       "provider answers again", "outage over: back to this provider",
+                                       trace.request_id))
             trace.result = "ok" if result.status < 400 else f"http {result.status}"
             trace.served_by = f"{up.name}/{result.key}"
             return result
@@ -226,7 +241,7 @@ class PoolClient:
         return min(waits) if waits else None
 
     async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
-                            streaming: bool, fallback: bool):
+                            streaming: bool, fallback: bool, last: bool = True):
         pool, profile = up.pool, up.profile
         url_text = profile.url(req.path)
         url = self._urls.get(url_text)
@@ -289,7 +304,7 @@ class PoolClient:
                           outcome="transport", latency_ms=latency * 1000, reason=reason)
                 failed = key
                 transient += 1
-                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None)
+                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None, last)
                 continue
             except asyncio.CancelledError:
                 if key is not None:
@@ -309,7 +324,7 @@ class PoolClient:
                     pool.report_transport(key, reason, latency, trace.request_id)
                 failed = key
                 transient += 1
-                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None)
+                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None, last)
                 continue
             except asyncio.CancelledError:
                 await resp.aclose()
@@ -352,7 +367,7 @@ class PoolClient:
             failed = key
             transient += 1
             await self._backoff_or_abandon(up, trace, deadline, transient,
-                                           f"{resp.status_code} {result.reason}".strip(), result)
+                                           f"{resp.status_code} {result.reason}".strip(), result, last)
 
     def _cost(self, req: ApiRequest, tokens_in: int, tokens_out: int) -> float | None:
         if self.prices is None or not self.prices.per_model:
@@ -369,7 +384,14 @@ class PoolClient:
             listener(record)
 
     async def _backoff_or_abandon(self, up: Upstream, trace: RequestTrace, deadline: float, transient: int,
-                                  reason: str, result: Classification | None) -> None:
+                                  reason: str, result: Classification | None, last: bool = True) -> None:
+        breaker = up.breaker
+        if breaker is not None and breaker.failure():
+            self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, None,
+                                   f"{breaker.threshold} transient failures in {breaker.window_s:g} s",
+                                   f"outage suspected: fallbacks first for {breaker.open_s:g} s", trace.request_id))
+        if breaker is not None and breaker.is_open and not last:
+            raise _Abandon(f"failing: {reason} (outage suspected, transient)")
         if transient > self.backoff.max_retries:
             raise _Abandon(f"failing: {reason} ({transient} attempts, transient)")
         delay = self.backoff.delay(transient, self.rng)

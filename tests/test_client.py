@@ -251,3 +251,20 @@ async def test_trace_explains_exclusions(serve) -> None:
             await client.chat("x")
         text = format_trace(client.traces[-1])
     assert "excluded: gone invalid" in text and "from 2 available" in text
+
+
+async def test_an_outage_sends_requests_straight_to_the_fallback(serve) -> None:
+    sc = make_scenario(
+        {"name": "p", "keys": keys("k", 2), "outages": [{"start_s": 0, "end_s": 3600, "status": 529}]},
+        {"name": "fb", "keys": keys("f", 1)},
+    )
+    server = serve(sc)
+    async with client_for_scenario(sc, server, seed=17) as client:
+        client.backoff = Backoff(base_s=0.01, max_s=0.02, max_retries=3)
+        for _ in range(6):
+            assert (await client.chat("hi")).provider == "fb"
+        primary_attempts = sum(k.stats.requests for k in client.primary.pool.keys)
+        later = await client.chat("during the outage")
+    assert client.primary.breaker.is_open and primary_attempts <= 8
+    assert [s.kind for s in later.trace.steps][:2] == ["skip", "fallback"]
+    assert any(e.action.startswith("outage suspected") for e in client.events)
