@@ -180,11 +180,12 @@ class PoolClient:
         return result
 
     async def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
-                          upstreams: list[Upstream] | None = None) -> PoolStream:
-        """Open a stream, held until its first real data event; after that it stays on its key."""
-        result = await self._run(build, deadline_s, upstreams, streaming=True)
-        assert isinstance(result, PoolStream)
-        return result
+                          upstreams: list[Upstream] | None = None) -> PoolStream | PoolResponse:
+        """Open a stream, held until its first real data event; after that it stays on its key.
+
+        A request error (400, 404, ...) comes back as a plain PoolResponse: there is no stream to relay.
+        """
+        return await self._run(build, deadline_s, upstreams, streaming=True)
 
     # ------------------------------------------------------------------ machinery
     def _new_trace(self) -> RequestTrace:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pooltui.client import PoolClient, PoolUnavailableError, Upstream
+from pooltui.client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
 from pooltui.core.masking import redact
 from pooltui.providers.profiles import ApiRequest
 
@@ -181,10 +181,10 @@ class PoolProxy:
 
     async def _stream(self, client: PoolClient, api: str, build, ups) -> Response:
         stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
-        if stream.status >= 400:  # a request error, returned as it is
-            body = self._scrub(client, b"".join([c async for c in stream]))
+        if isinstance(stream, PoolResponse):  # a request error: no stream, the answer goes back as it is
             self.stats.requests[(api, stream.status)] += 1
-            return Response(body, stream.status, self._response_headers(stream.headers, stream.provider))
+            return Response(self._scrub(client, stream.content), stream.status,
+                            self._response_headers(stream.headers, f"{stream.provider}/{stream.key}"))
 
         async def relay() -> AsyncIterator[bytes]:
             try:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pooltui.client import PoolClient, PoolUnavailableError, Upstream
+from pooltui.client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
 from pooltui.core.clock import Clock
 from pooltui.core.events import EventLog
 from pooltui.core.pool import KeySpec, Pool
@@ -74,10 +74,13 @@ class TrafficGenerator:
             if self.stream:
                 stream = await self.client.open_stream(self.client.chat_builder(prompt, stream=True),
                                                        deadline_s=self.deadline_s)
-                async for _ in stream:
-                    pass
-                if stream.interrupted:
-                    error = "stream_interrupted"
+                if isinstance(stream, PoolResponse):
+                    error = f"http_{stream.status}"
+                else:
+                    async for _ in stream:
+                        pass
+                    if stream.interrupted:
+                        error = "stream_interrupted"
             else:
                 resp = await self.client.chat(prompt, deadline_s=self.deadline_s)
                 if resp.status >= 400:

@@ -167,3 +167,13 @@ def test_refuses_a_public_address_without_a_token(proxied) -> None:
     _, clients = proxied
     with pytest.raises(ValueError, match="without --token"):
         ProxyService(PoolProxy(clients), "0.0.0.0", 0)
+
+
+def test_a_bad_streaming_request_gets_the_providers_400_as_it_is(proxied) -> None:
+    _, clients = proxied
+    with ProxyThread(clients) as px:
+        r = httpx.post(f"{px.service.url}/v1/chat/completions", json={"model": "m", "stream": True},
+                       headers={"authorization": "Bearer caller"})
+    assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
+    assert r.headers["x-pooltui-served-by"].startswith("oai/")
+    no_secret_in(r.text, json.dumps(dict(r.headers)))
