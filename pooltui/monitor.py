@@ -9,31 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooltui.client import PoolClient, UsageRecord
+from pooltui.client import PoolClient
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.pool import KeySpec, Pool
-from pooltui.core.stats import RollingCounter
 from pooltui.core.strategies import STRATEGIES
+from pooltui.panel import ClientSeries, event_dict, panel, trace_text
 from pooltui.traffic import TrafficGenerator
-
-ERROR_KINDS = frozenset({EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID, EventKind.FORBIDDEN,
-                         EventKind.QUOTA, EventKind.EXHAUSTED_POOL})
-
-
-class Series:
-    """Per-second counters of one provider for the traffic sparklines."""
-
-    def __init__(self) -> None:
-        self.ok = RollingCounter(60)
-        self.limited = RollingCounter(60)
-        self.errors = RollingCounter(60)
-        self.fallback = RollingCounter(60)
 
 
 @dataclass
@@ -68,7 +56,8 @@ class MonitorSession:
     _traffic_task: asyncio.Task | None = None
     _recorder_task: asyncio.Task | None = None
     recorders: list[Any] = field(default_factory=list)
-    series: dict[str, Series] = field(default_factory=dict)
+    series: dict[str, ClientSeries] = field(default_factory=dict)
+    read_only: bool = False
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     services: list[Any] = field(default_factory=list)  # objects with async run() and stop(), e.g. the proxy
     _service_tasks: list[asyncio.Task] = field(default_factory=list)
@@ -81,25 +70,11 @@ class MonitorSession:
 
     # ------------------------------------------------------------------ wiring
     def _watch(self, name: str, client: PoolClient) -> None:
-        series = self.series.setdefault(name, Series())  # everything this client serves, fallbacks included
+        self.series[name] = ClientSeries(client, self.clock, self._notify)
 
-        def on_event(event: Event) -> None:
-            now = self.clock.now()
-            if event.kind is EventKind.RATE_LIMITED:
-                series.limited.add(now)
-            elif event.kind in ERROR_KINDS:
-                series.errors.add(now)
-            elif event.kind is EventKind.FALLBACK:
-                series.fallback.add(now)
-            for listener in self.listeners:
-                listener(event)
-
-        def on_usage(u: UsageRecord) -> None:
-            if u.ok:
-                series.ok.add(self.clock.now())
-
-        client.events.subscribe(on_event)
-        client.usage_listeners.append(on_usage)
+    def _notify(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
 
     @property
     def client(self) -> PoolClient:
@@ -113,8 +88,23 @@ class MonitorSession:
     def providers(self) -> list[str]:
         return list(self.clients)
 
-    def series_of(self, provider: str | None = None) -> Series:
-        return self.series.setdefault(provider or self.current, Series())
+    def view(self) -> dict[str, Any]:
+        """What the panels show now (see :func:`pooltui.panel.panel`)."""
+        return panel(self.client, self.series[self.current], self.clock.now())
+
+    def recent_events(self, n: int | None = None) -> list[Event]:
+        return self.client.events.recent(n)
+
+    def trace_text(self, request_id: int | None = None) -> tuple[int, str] | None:
+        return trace_text(self.client, request_id)
+
+    def history_rows(self) -> tuple[list[dict], str]:
+        """Past events: from the history database when there is one, else this session's ring."""
+        if self.config is not None and self.config.history is not None:
+            for recorder in self.recorders:
+                recorder.flush()
+            return self.config.history.events(time.time() - 86400, None, 2000), "history, last 24 h"
+        return [event_dict(e, i) for i, e in enumerate(self.client.events.recent())], "this session"
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -247,22 +237,6 @@ class MonitorSession:
     def capacity_low(self) -> bool:
         usable, total = self.usable()
         return total > 0 and usable < self.capacity_alert.get(self.current, 1)
-
-    def fallback_active(self, window_s: int = 10) -> str | None:
-        """The fallback provider serving traffic in the last few seconds, if any."""
-        now = self.clock.now()
-        if sum(self.series_of().fallback.series(now, window_s)) == 0:
-            return None
-        busiest = None
-        best = 0
-        for up in self.client.fallbacks:
-            if up.pool is not None:
-                n = up.pool.per_second.total(now)
-                if n > best:
-                    busiest, best = up.name, n
-            elif busiest is None:
-                busiest = up.name
-        return busiest
 
     async def verify(self, labels: list[str] | None = None) -> list[Any]:
         """Verify keys (zero tokens) and apply the results to the pool; returns the results."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
 import json
 import math
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pooltui.client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
+from pooltui.core.clock import Clock, SystemClock
+from pooltui.core.events import Event
 from pooltui.core.masking import redact
+from pooltui.core.trace import format_trace
+from pooltui.panel import ClientSeries, event_dict, panel
 from pooltui.providers.profiles import ApiRequest
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
@@ -87,11 +92,15 @@ class PoolProxy:
     """The proxy's request handling over one PoolClient per API family."""
 
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
-                 deadline_s: float = 60.0) -> None:
+                 deadline_s: float = 60.0, clock: Clock | None = None) -> None:
         self.clients = clients
         self.token = token
         self.deadline_s = deadline_s
         self.stats = ProxyStats()
+        self.clock = clock or SystemClock()
+        self._events: deque[tuple[int, Event]] = deque(maxlen=500)
+        self._seq = itertools.count(1)
+        self.series = {name: ClientSeries(c, self.clock, self._keep) for name, c in clients.items()}
         self.by_family: dict[str, PoolClient] = {}
         for client in clients.values():
             fam = family_of(client.primary.profile.dialect)
@@ -211,24 +220,19 @@ class PoolProxy:
         return await self.forward(request, api)
 
     # ------------------------------------------------------------------ observability
+    def _keep(self, event: Event) -> None:
+        self._events.append((next(self._seq), event))
+
     def state(self) -> dict[str, Any]:
-        """The pools as plain data (what the monitor, or any tool, can attach to). No secrets."""
-        out: dict[str, Any] = {"started": self.stats.started, "providers": {}}
-        for name, client in self.clients.items():
-            for up in client.upstreams:
-                pool = up.pool
-                if pool is None or up.name in out["providers"]:
-                    continue
-                out["providers"][up.name] = {
-                    "strategy": pool.strategy, "summary": pool.summary(), "usable": pool.usable(),
-                    "keys": pool.snapshot(), "next": pool.peek(), "picks": list(pool.picks),
-                    "queued": client.waiting if up is client.primary else 0, "served_for": name,
-                }
-        out["events"] = [
-            {"ts": e.ts, "provider": e.provider, "key": e.key, "kind": str(e.kind), "status": e.status,
-             "reason": e.reason, "action": e.action, "request_id": e.request_id}
-            for client in self.clients.values() for e in client.events.recent(50)]
-        return out
+        """What the monitor shows, per provider, as plain data (``pooltui --proxy`` attaches to it). No secrets."""
+        now = self.clock.now()
+        return {
+            "started": self.stats.started,
+            "providers": {name: panel(c, self.series[name], now) for name, c in self.clients.items()},
+            "events": [event_dict(e, seq) for seq, e in list(self._events)[-200:]],
+            "traces": {name: [{"request_id": t.request_id, "text": format_trace(t)} for t in list(c.traces)[-20:]]
+                       for name, c in self.clients.items()},
+        }
 
     async def state_endpoint(self, request: Request) -> Response:
         if not self._authorized(request):

@@ -30,16 +30,26 @@ def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | No
 @click.command("monitor")
 @click.option("--provider", default=None, help="start on this provider")
 @click.option("--proxy", "proxy_port", type=click.IntRange(0, 65535), is_flag=False, flag_value=8787, default=None,
-              help="also run the pooling proxy on this port (default 8787); its traffic shows live")
+              help="watch the pooling proxy on this port (default 8787): attach to the one running there, "
+                   "else run it inside the monitor")
+@click.option("--attach", "attach_url", default=None, help="attach to a running proxy at this URL (read-only)")
 @click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN", help="the proxy's caller token")
 @click.pass_context
-def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, token: str | None) -> None:
-    """Open the monitor on your configured providers (optionally with the proxy running inside it)."""
+def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, attach_url: str | None,
+            token: str | None) -> None:
+    """Open the monitor on your configured providers, or on a running proxy's live traffic."""
     from pooltui.commands.proxy_cmd import build_proxy, describe
     from pooltui.proxy import ProxyService
 
     a = app(ctx)
     proxy_port = proxy_port if proxy_port is not None else a.proxy_port
+    if attach_url is None and proxy_port:
+        url = f"http://127.0.0.1:{proxy_port}"
+        if _listening("127.0.0.1", proxy_port):
+            attach_url = url
+    if attach_url is not None:
+        run_monitor(_attached(attach_url, token))
+        return
     px, session = build_proxy(a, provider, token, need_proxy=proxy_port is not None)
     if proxy_port is not None:
         try:
@@ -51,3 +61,27 @@ def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, to
         for line in describe(px, service.url):
             click.echo(line, err=True)
     run_monitor(session)
+
+
+def _listening(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def _attached(url: str, token: str | None):
+    """A read-only session on a running proxy; a clear error if it is not one."""
+    import asyncio
+
+    from pooltui.remote import AttachError, RemoteSession, fetch_state
+
+    try:
+        asyncio.run(fetch_state(url, token))
+    except AttachError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"attaching to the proxy at {url} (read-only)", err=True)
+    return RemoteSession(url, token)

@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Footer
 
 from pooltui.core.events import Event
 from pooltui.core.strategies import STRATEGIES
-from pooltui.core.trace import format_trace
 from pooltui.monitor import MonitorSession
 from pooltui.tui import format as fmt
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
@@ -75,7 +74,7 @@ class PoolMonitorApp(App[None]):
     def on_mount(self) -> None:
         self.title = self.session.title
         self.query_one(KeysTable).focus()
-        self._pending.extend(self.session.client.events.recent(EventsTable.MAX_ROWS))
+        self._pending.extend(self.session.recent_events(EventsTable.MAX_ROWS))
         self.refresh_view()
         self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
         if self.start_session:
@@ -97,69 +96,61 @@ class PoolMonitorApp(App[None]):
     # ------------------------------------------------------------------ rendering
     def refresh_view(self) -> None:
         """One batched refresh of every panel (a few times a second, never per event)."""
+        view = self.session.view()
         if self.paused:
-            self._render_status()
+            self._render_status(view)
             return
-        session = self.session
-        pool = session.pool
-        now = session.clock.now()
+        now = self.session.clock.now()
         with self.batch_update():
-            if pool is not None:
-                next_label = pool.peek()
-                snaps = pool.snapshot()
-                self.query_one(KeysTable).sync(snaps, next_label, now)
-                self.query_one(RotationPanel).show(pool.strategy, list(pool.picks), [s["label"] for s in snaps],
-                                                   next_label, pool.summary())
-            series = session.series_of()
-            requests = pool.per_second.series(now, 60) if pool is not None else [0] * 60
-            data = {"requests": requests, "ok": series.ok.series(now, 60), "limited": series.limited.series(now, 60),
-                    "errors": series.errors.series(now, 60)}
-            self.query_one(TrafficPanel).show(data, self._traffic_summary(now))
+            if not view["keyless"]:
+                order = [k["label"] for k in view["keys"]]
+                self.query_one(KeysTable).sync(view["keys"], view["next"], now)
+                self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
+                                                   view["summary"])
+            self.query_one(TrafficPanel).show(view["series"], self._traffic_summary(view))
             if self._pending:
                 events = list(self._pending)
                 self._pending.clear()
                 self.query_one(EventsTable).append(events)
-            self._render_status()
+            self._render_status(view)
 
-    def _traffic_summary(self, now: float) -> Text:
-        session, pool = self.session, self.session.pool
+    @staticmethod
+    def _traffic_summary(view: dict) -> Text:
         text = Text()
-        if pool is not None:
-            rpm = pool.per_second.total(now)
-            limits = [k.stats.limits.requests_limit for k in pool.keys if k.stats.limits and
-                      k.stats.limits.requests_limit]
-            text.append(f"{rpm} rpm sustained", style="bold")
-            if limits:
-                text.append(f" · header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
-                            else f" · header limits Σ{sum(limits)}", style="dim")
-        fallback = session.fallback_active()
-        if fallback:
-            text.append(f" · fallback {fallback} in use", style="bold cyan")
-        if session.client.waiting:
-            text.append(f" · {session.client.waiting} queued", style="yellow")
+        text.append(f"{view['rpm']} rpm sustained", style="bold")
+        limits = view["header_limits"]
+        if limits:
+            text.append(f" · header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
+                        else f" · header limits Σ{sum(limits)}", style="dim")
+        if view["fallback"]:
+            text.append(f" · fallback {view['fallback']} in use", style="bold cyan")
+        if view["queued"]:
+            text.append(f" · {view['queued']} queued", style="yellow")
         return text
 
-    def _render_status(self) -> None:
+    def _render_status(self, view: dict) -> None:
         s = self.session
         status = self.query_one(StatusLine)
-        usable, total = s.usable()
+        usable, total = view["usable"], view["total"]
         text = Text()
-        low = s.capacity_low()
+        low = total > 0 and usable < s.capacity_alert.get(s.current, 1)
         if low:
-            wait = s.pool.next_ready_in() if s.pool is not None else None
+            wait = view["next_ready_in"]
             text.append(f"⚠ CAPACITY {usable}/{total} usable"
                         + (f", next in {fmt.duration(wait)}" if wait is not None else "") + " │ ", style="bold")
             if not self._alerting:
                 self.bell()
         text.append(s.title, style="bold")
         text.append(f" │ {s.current}")
-        if s.pool is not None:
-            text.append(f" │ {s.pool.strategy}")
+        if not view["keyless"]:
+            text.append(f" │ {view['strategy']}")
             text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
         if s.traffic_running:
             text.append(f" │ traffic {s.traffic_rate:g}/s")
         elif s.traffic is not None or s.demo:
             text.append(" │ traffic off", style="dim")
+        if s.read_only:
+            text.append(" │ attached (read-only)", style="cyan")
         if s.unencrypted:
             text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
         if self.paused:
@@ -174,6 +165,8 @@ class PoolMonitorApp(App[None]):
             return True
         s = self.session
         pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
+        if s.read_only and (action in pool_actions or action in TRAFFIC_ACTIONS or action == "toggle_traffic"):
+            return None
         if action in pool_actions and s.pool is None:
             return None
         if action in KEY_ACTIONS and self.query_one(KeysTable).selected is None:
@@ -236,7 +229,7 @@ class PoolMonitorApp(App[None]):
 
     def action_switch_provider(self) -> None:
         self._guard(lambda: self.notify(f"provider: {self.session.switch_provider()}"))
-        self.query_one(EventsTable).append(self.session.client.events.recent(20))
+        self.query_one(EventsTable).append(self.session.recent_events(20))
         self.refresh_bindings()
 
     def action_pause(self) -> None:
@@ -247,33 +240,20 @@ class PoolMonitorApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_history(self) -> None:
-        s = self.session
-        if s.config is not None and s.config.history is not None:
-            for recorder in s.recorders:
-                recorder.flush()
-            import time
-
-            rows = s.config.history.events(time.time() - 86400, None, 2000)
-            source = "history, last 24 h"
-        else:
-            rows = [{"ts": e.ts, "provider": e.provider, "key": e.key, "kind": str(e.kind), "status": e.status,
-                     "action": e.action, "reason": e.reason} for e in s.client.events.recent()]
-            source = "this session"
+        rows, source = self.session.history_rows()
         self.push_screen(HistoryScreen(rows, source))
 
     def action_inspect(self) -> None:
-        event = self.query_one(EventsTable).selected_event if self.focused is self.query_one(EventsTable) else None
-        traces = list(self.session.client.traces)
-        trace = None
-        if event is not None and event.request_id is not None:
-            trace = next((t for t in reversed(traces) if t.request_id == event.request_id), None)
-        if trace is None and traces:
-            trace = traces[-1]
-        if trace is None:
+        table = self.query_one(EventsTable)
+        event = table.selected_event if self.focused is table else None
+        found = self.session.trace_text(event.request_id if event is not None else None)
+        if found is None:
             self.notify("no request traced yet", severity="warning")
             return
-        origin = f" for {event.kind} on {event.key}" if event is not None and event.request_id else " (latest)"
-        self.push_screen(InspectorScreen(f"Why this key? request #{trace.request_id}{origin}", format_trace(trace)))
+        request_id, text = found
+        origin = f" for {event.kind} on {event.key}" if event is not None and event.request_id == request_id \
+            else " (latest)"
+        self.push_screen(InspectorScreen(f"Why this key? request #{request_id}{origin}", text))
 
     def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
         if message.data_table.id == "events":

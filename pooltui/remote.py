@@ -1,0 +1,133 @@
+"""RemoteSession: the monitor attached to a running proxy through its ``/pooltui/state`` (read-only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from pooltui.core.clock import Clock, SystemClock
+from pooltui.core.events import Event
+from pooltui.panel import event_from
+
+
+class AttachError(Exception):
+    """The proxy could not be reached or refused us."""
+
+
+def _empty(provider: str) -> dict[str, Any]:
+    zeros = [0] * 60
+    return {"provider": provider, "keyless": True, "strategy": None, "next": None, "picks": [], "summary": "",
+            "usable": 0, "total": 0, "next_ready_in": None, "keys": [], "rpm": 0, "header_limits": [],
+            "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
+            "queued": 0}
+
+
+async def fetch_state(url: str, token: str | None, timeout_s: float = 3.0) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            r = await http.get(url.rstrip("/") + "/pooltui/state", headers=headers)
+    except httpx.HTTPError as exc:
+        raise AttachError(f"cannot reach {url}: {type(exc).__name__}") from None
+    if r.status_code == 401:
+        raise AttachError(f"{url} wants the proxy token (--token or POOLTUI_PROXY_TOKEN)")
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if r.status_code != 200 or not isinstance(data, dict) or "providers" not in data:
+        raise AttachError(f"{url} is not a pooltui proxy (GET /pooltui/state answered {r.status_code})")
+    return data
+
+
+@dataclass
+class RemoteSession:
+    """Looks like a MonitorSession to the app; every view comes from the proxy, every command is greyed out."""
+
+    url: str
+    token: str | None = None
+    poll_s: float = 0.5
+    clock: Clock = field(default_factory=SystemClock)
+    read_only: bool = True
+    demo: bool = False
+    pool: None = None
+    traffic: None = None
+    traffic_running: bool = False
+    traffic_rate: float = 0.0
+    unencrypted: str | None = None
+    config: None = None
+    capacity_alert: dict[str, int] = field(default_factory=dict)
+    listeners: list[Callable[[Event], None]] = field(default_factory=list)
+    current: str = ""
+    error: str = ""
+    _state: dict[str, Any] = field(default_factory=dict)
+    _events: deque[Event] = field(default_factory=lambda: deque(maxlen=500))
+    _last_seq: int = 0
+    _task: asyncio.Task | None = None
+
+    @property
+    def title(self) -> str:
+        return f"pooltui · proxy {self.url}" + (f" · {self.error}" if self.error else "")
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._state.get("providers", {})) or [self.current]
+
+    def _absorb(self, state: dict[str, Any]) -> None:
+        self._state = state
+        if not self.current or self.current not in state["providers"]:
+            self.current = next(iter(state["providers"]), "")
+        for raw in state.get("events", []):
+            seq = int(raw.get("seq") or 0)
+            if seq > self._last_seq:
+                self._last_seq = seq
+                event = event_from(raw)
+                self._events.append(event)
+                for listener in self.listeners:
+                    listener(event)
+
+    async def start(self) -> None:
+        self._absorb(await fetch_state(self.url, self.token))
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:
+                self._absorb(await fetch_state(self.url, self.token))
+                self.error = ""
+            except AttachError as exc:
+                self.error = f"stale: {exc}"
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def view(self) -> dict[str, Any]:
+        return self._state.get("providers", {}).get(self.current) or _empty(self.current)
+
+    def recent_events(self, n: int | None = None) -> list[Event]:
+        events = list(self._events)
+        return events if n is None else events[-n:]
+
+    def trace_text(self, request_id: int | None = None) -> tuple[int, str] | None:
+        traces = self._state.get("traces", {}).get(self.current, [])
+        found = next((t for t in reversed(traces) if t["request_id"] == request_id), None) if request_id else None
+        found = found or (traces[-1] if traces else None)
+        return None if found is None else (found["request_id"], found["text"])
+
+    def history_rows(self) -> tuple[list[dict], str]:
+        return self._state.get("events", []), f"the proxy's recent events ({self.url})"
+
+    def switch_provider(self) -> str:
+        names = self.providers
+        self.current = names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0]
+        return self.current
