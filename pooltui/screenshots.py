@@ -43,7 +43,7 @@ async def main(out: Path) -> None:
     await _shoot(out, "storm", "peak-hour", 9.0)
     await _shoot(out, "revoked", "revoked-key", 3.0, ("down",),
                  until=lambda s: s.pool.key("beta").state.value == "invalid")
-    await _shoot(out, "outage", "outage", 5.0, until=lambda s: s.fallback_active() is not None)
+    await _shoot(out, "outage", "outage", 5.0, until=lambda s: s.view()["fallback"] is not None)
     await _shoot(out, "inspector", "peak-hour", 8.0, ("tab", "i"))
 
 
