@@ -71,7 +71,7 @@ def test_env_reference(monkeypatch, tmp_path: Path) -> None:
 
 def test_masks_fingerprints_and_redaction() -> None:
     assert mask(PLANTED) == "sk-ant-…abcd"
-    assert mask("sk-proj-abcdefghijklmnop1234") == "sk-proj-…1234"
+    assert mask("sk-proj-test-fake-1234") == "sk-proj-…1234"
     assert len(fingerprint(PLANTED)) == 8 and fingerprint(PLANTED) == fingerprint(f" {PLANTED} ")
     assert PLANTED not in redact(f"Incorrect API key provided: {PLANTED}.")
     assert redact("nothing to hide") == "nothing to hide"
