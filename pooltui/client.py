@@ -475,6 +475,3 @@ class PoolStream:
                 pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,
                                        self.interrupted or "error event mid-stream", "passed to caller in-band",
                                        self.trace.request_id))
-
-    async def read_all(self) -> bytes:
-        return b"".join([chunk async for chunk in self])

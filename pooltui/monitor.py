@@ -51,7 +51,6 @@ class MonitorSession:
     starter: Callable[[], Any] | None = None  # sync start (e.g. the simulator), run in a thread
     stopper: Callable[[], Any] | None = None
     current: str = ""
-    paused_traffic_rate: float = 0.0
     traffic: TrafficGenerator | None = None
     _traffic_task: asyncio.Task | None = None
     _recorder_task: asyncio.Task | None = None
@@ -229,14 +228,6 @@ class MonitorSession:
         if was_running:
             self.start_traffic()
         return self.current
-
-    def usable(self) -> tuple[int, int]:
-        pool = self.pool
-        return (pool.usable(), len(pool)) if pool is not None else (0, 0)
-
-    def capacity_low(self) -> bool:
-        usable, total = self.usable()
-        return total > 0 and usable < self.capacity_alert.get(self.current, 1)
 
     async def verify(self, labels: list[str] | None = None) -> list[Any]:
         """Verify keys (zero tokens) and apply the results to the pool; returns the results."""

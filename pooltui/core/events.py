@@ -18,7 +18,6 @@ class EventKind(StrEnum):
     TRANSPORT = "transport"
     STATE = "state"
     ROTATED = "rotated"
-    WAITED = "waited"
     FALLBACK = "fallback"
     EXHAUSTED_POOL = "pool_exhausted"
 

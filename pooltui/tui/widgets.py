@@ -131,7 +131,7 @@ class TrafficPanel(Vertical):
 
 EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "quota": "magenta",
                "server_error": "bright_red", "transport": "bright_red", "pool_exhausted": "bold red",
-               "fallback": "cyan", "rotated": "dim", "state": "green", "waited": "dim"}
+               "fallback": "cyan", "rotated": "dim", "state": "green"}
 
 
 class EventsTable(DataTable):
