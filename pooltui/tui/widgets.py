@@ -108,7 +108,7 @@ class TrafficPanel(Vertical):
     DEFAULT_CSS = """
     TrafficPanel { height: 100%; border: round $primary-darken-2; padding: 0 1; }
     TrafficPanel Horizontal { height: 1; }
-    TrafficPanel .name { width: 12; }
+    TrafficPanel .name { width: 13; }
     TrafficPanel Sparkline { width: 1fr; height: 1; }
     TrafficPanel #traffic-summary { height: 1; }
     """
@@ -124,7 +124,9 @@ class TrafficPanel(Vertical):
     def show(self, series: dict[str, list[int]], summary: Text) -> None:
         for key, name in self.ROWS:
             data = series[key]
-            self.query_one(f"#name-{key}", Label).update(f"{name:6} {data[-2] if len(data) > 1 else 0:>4}")
+            recent = data[-6:-1]  # the last five complete seconds
+            per_s = sum(recent) / len(recent) if recent else 0.0
+            self.query_one(f"#name-{key}", Label).update(f"{name:6} {per_s:>5.1f}")
             self.query_one(f"#spark-{key}", Sparkline).data = tuple(data) or (0,)
         self.query_one("#traffic-summary", Label).update(summary)
 
