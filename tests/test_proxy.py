@@ -177,3 +177,18 @@ def test_a_bad_streaming_request_gets_the_providers_400_as_it_is(proxied) -> Non
     assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
     assert r.headers["x-pooltui-served-by"].startswith("oai/")
     no_secret_in(r.text, json.dumps(dict(r.headers)))
+
+
+def test_an_error_after_the_first_byte_goes_to_the_caller_in_band(serve) -> None:
+    spec = {"name": "ant", "dialect": "anthropic", "keys": [
+        {"label": "late", "secret": "sk-ant-test-late-0000000001", "stream_fault": "after-data"}]}
+    server = serve(make_scenario(spec))
+    client = client_for_scenario(make_scenario(spec), server, seed=5)
+    with ProxyThread({"ant": client}) as px, httpx.stream(
+            "POST", f"{px.service.url}/v1/messages", headers={"x-api-key": "x", "anthropic-version": "2023-06-01"},
+            json={"model": "m", "max_tokens": 4, "stream": True,
+                  "messages": [{"role": "user", "content": "hi"}]}) as r:
+        body = r.read().decode()
+    assert r.status_code == 200  # the stream had begun: the error cannot change the status any more
+    assert body.index("message_start") < body.index("event: error") and "overloaded_error" in body
+    no_secret_in(body)

@@ -50,3 +50,40 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
             await pilot.press("i")
             assert isinstance(app.screen, InspectorScreen)
             assert "pick [oai]" in str(app.screen.query_one("#trace-body").render())
+
+
+async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> None:
+    """`pooltui --proxy PORT` with nothing on PORT: the proxy runs inside the monitor."""
+    from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+    from pooltui.history import History
+    from pooltui.monitor import config_session
+    from pooltui.proxy import PoolProxy, ProxyService
+    from pooltui.secrets import SecretStore
+
+    spec = {"name": "oai", "keys": keys("k", 2)}
+    server = serve(make_scenario(spec))
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    with ConfigEditor(path) as cfg:
+        p = cfg.providers["oai"] = ProviderConfig("oai", "openai", server.base_url("oai"))
+        for k in server.scenario.primary.keys:
+            p.keys.append(KeyEntry(k.label, store.put("oai", k.label, k.secret)))
+    history = History(tmp_path / "data" / "history.db")
+    session, _ = config_session(load_config(path), store, history)
+    service = ProxyService(PoolProxy(session.clients), "127.0.0.1", 0)
+    session.services.append(service)
+    app = PoolMonitorApp(session)
+    async with app.run_test(size=(130, 36)) as pilot:
+        while not app.started:
+            await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as http:
+            for _ in range(6):
+                r = await http.post(f"{service.url}/v1/chat/completions",
+                                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                                    headers={"authorization": "Bearer caller"})
+                assert r.status_code == 200
+        await pilot.pause(0.4)
+        table = app.query_one(KeysTable)
+        assert int(table.get_cell("k0", "requests")) == 3 and int(table.get_cell("k1", "requests")) == 3
+    assert not service.server.started or service.server.should_exit  # stopped with the monitor
+    assert sum(r["requests"] for r in history.usage(0, "key")) == 6  # and it landed in the history
