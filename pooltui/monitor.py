@@ -56,7 +56,7 @@ class MonitorSession:
     _recorder_task: asyncio.Task | None = None
     recorders: list[Any] = field(default_factory=list)
     series: dict[str, ClientSeries] = field(default_factory=dict)
-    read_only: bool = False
+    supports_traffic: bool = True  # test traffic and adding keys run here (not through an attached proxy)
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     services: list[Any] = field(default_factory=list)  # objects with async run() and stop(), e.g. the proxy
     _service_tasks: list[asyncio.Task] = field(default_factory=list)

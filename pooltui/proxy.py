@@ -92,8 +92,9 @@ class PoolProxy:
     """The proxy's request handling over one PoolClient per API family."""
 
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
-                 deadline_s: float = 60.0, clock: Clock | None = None) -> None:
+                 deadline_s: float = 60.0, clock: Clock | None = None, session: Any = None) -> None:
         self.clients = clients
+        self.session = session  # a MonitorSession over the same clients: runs commands, saves to the config
         self.token = token
         self.deadline_s = deadline_s
         self.stats = ProxyStats()
@@ -234,6 +235,39 @@ class PoolProxy:
                        for name, c in self.clients.items()},
         }
 
+    async def command(self, request: Request) -> Response:
+        """Key and pool commands from an attached monitor: toggle, move, strategy, reset, verify."""
+        if not self._authorized(request):
+            return JSONResponse({"error": "token required"}, 401)
+        if self.session is None:
+            from pooltui.monitor import MonitorSession
+
+            self.session = MonitorSession(self.clients, clock=self.clock, autostart_traffic=False)
+        try:
+            cmd = await request.json()
+            provider, action = str(cmd["provider"]), str(cmd["action"])
+            if provider not in self.clients:
+                raise ValueError(f"unknown provider {provider!r}")
+            s = self.session
+            s.current = provider
+            label = cmd.get("label")
+            if action == "toggle":
+                result: Any = s.toggle_key(str(label))
+            elif action == "move":
+                result = s.move(str(label), int(cmd.get("delta", 0)))
+            elif action == "strategy":
+                result = s.set_strategy(str(cmd["strategy"])) if cmd.get("strategy") else s.cycle_strategy()
+            elif action == "reset":
+                result = s.reset_cooldowns()
+            elif action == "verify":
+                found = await s.verify([str(label)] if label else None)
+                result = [r.as_dict() for r in found]
+            else:
+                raise ValueError(f"unknown command {action!r}")
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc.args[0]) if exc.args else str(exc)}, 400)
+        return JSONResponse({"ok": True, "result": result})
+
     async def state_endpoint(self, request: Request) -> Response:
         if not self._authorized(request):
             return JSONResponse({"error": "token required"}, 401)
@@ -255,6 +289,7 @@ def create_proxy_app(proxy: PoolProxy) -> Starlette:
         Route("/healthz", proxy.healthz, methods=["GET"]),
         Route("/metrics", proxy.metrics, methods=["GET"]),
         Route("/pooltui/state", proxy.state_endpoint, methods=["GET"]),
+        Route("/pooltui/command", proxy.command, methods=["POST"]),
         Route("/v1/messages", proxy.anthropic_api, methods=["POST"]),
         Route("/v1/messages/count_tokens", proxy.anthropic_api, methods=["POST"]),
         Route("/v1/models", proxy.models, methods=["GET"]),

@@ -1,4 +1,5 @@
-"""RemoteSession: the monitor attached to a running proxy through its ``/pooltui/state`` (read-only)."""
+"""RemoteSession: the monitor attached to a running proxy: views from ``/pooltui/state``, key and pool
+commands through ``/pooltui/command`` (test traffic and new keys stay with the local monitor)."""
 
 from __future__ import annotations
 
@@ -48,15 +49,14 @@ async def fetch_state(url: str, token: str | None, timeout_s: float = 3.0) -> di
 
 @dataclass
 class RemoteSession:
-    """Looks like a MonitorSession to the app; every view comes from the proxy, every command is greyed out."""
+    """Looks like a MonitorSession to the app; views come from the proxy and commands run there."""
 
     url: str
     token: str | None = None
     poll_s: float = 0.5
     clock: Clock = field(default_factory=SystemClock)
-    read_only: bool = True
+    supports_traffic: bool = False
     demo: bool = False
-    pool: None = None
     traffic: None = None
     traffic_running: bool = False
     traffic_rate: float = 0.0
@@ -70,6 +70,7 @@ class RemoteSession:
     _events: deque[Event] = field(default_factory=lambda: deque(maxlen=500))
     _last_seq: int = 0
     _task: asyncio.Task | None = None
+    _pending: set[asyncio.Task] = field(default_factory=set)
 
     @property
     def title(self) -> str:
@@ -126,6 +127,62 @@ class RemoteSession:
 
     def history_rows(self) -> tuple[list[dict], str]:
         return self._state.get("events", []), f"the proxy's recent events ({self.url})"
+
+    @property
+    def pool(self) -> object | None:
+        """Not None when the current provider has a pool (the app enables key and pool actions then)."""
+        return None if self.view()["keyless"] else self.view()
+
+    # ------------------------------------------------------------------ commands (sent to the proxy)
+    async def _command(self, **cmd: Any) -> Any:
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(self.url.rstrip("/") + "/pooltui/command", json={"provider": self.current, **cmd},
+                                headers=headers)
+        data = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        if r.status_code != 200:
+            raise ValueError(data.get("error") or f"the proxy answered {r.status_code}")
+        return data.get("result")
+
+    def _send(self, **cmd: Any) -> str:
+        """Fire a command; a failure comes back as an event in the events panel."""
+        async def run() -> None:
+            try:
+                await self._command(**cmd)
+            except (ValueError, httpx.HTTPError) as exc:
+                self._fail(f"{cmd['action']} failed: {exc}")
+
+        self._pending.add(task := asyncio.create_task(run()))
+        task.add_done_callback(self._pending.discard)
+        return "sent to the proxy"
+
+    def _fail(self, message: str) -> None:
+        from pooltui.core.events import EventKind
+
+        event = Event(self.clock.now(), self.current, None, EventKind.STATE, None, message, "nothing changed")
+        for listener in self.listeners:
+            listener(event)
+
+    def toggle_key(self, label: str) -> str:
+        return self._send(action="toggle", label=label)
+
+    def move(self, label: str, delta: int) -> str:
+        return self._send(action="move", label=label, delta=delta)
+
+    def cycle_strategy(self) -> str:
+        return self._send(action="strategy")
+
+    def set_strategy(self, strategy: str) -> str:
+        return self._send(action="strategy", strategy=strategy)
+
+    def reset_cooldowns(self) -> str:
+        return self._send(action="reset")
+
+    async def verify(self, labels: list[str] | None = None) -> list[Any]:
+        from types import SimpleNamespace
+
+        result = await self._command(action="verify", label=labels[0] if labels and len(labels) == 1 else None)
+        return [SimpleNamespace(**r) for r in result or []]
 
     def switch_provider(self) -> str:
         names = self.providers

@@ -32,7 +32,7 @@ def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | No
 @click.option("--proxy", "proxy_port", type=click.IntRange(0, 65535), is_flag=False, flag_value=8787, default=None,
               help="watch the pooling proxy on this port (default 8787): attach to the one running there, "
                    "else run it inside the monitor")
-@click.option("--attach", "attach_url", default=None, help="attach to a running proxy at this URL (read-only)")
+@click.option("--attach", "attach_url", default=None, help="attach to a running proxy at this URL")
 @click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN", help="the proxy's caller token")
 @click.pass_context
 def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, attach_url: str | None,
@@ -74,7 +74,7 @@ def _listening(host: str, port: int) -> bool:
 
 
 def _attached(url: str, token: str | None):
-    """A read-only session on a running proxy; a clear error if it is not one."""
+    """A session on a running proxy; a clear error if it is not one."""
     import asyncio
 
     from pooltui.remote import AttachError, RemoteSession, fetch_state
@@ -83,5 +83,5 @@ def _attached(url: str, token: str | None):
         asyncio.run(fetch_state(url, token))
     except AttachError as exc:
         raise UserError(str(exc)) from None
-    click.echo(f"attaching to the proxy at {url} (read-only)", err=True)
+    click.echo(f"attaching to the proxy at {url}", err=True)
     return RemoteSession(url, token)

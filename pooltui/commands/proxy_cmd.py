@@ -21,7 +21,7 @@ def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool 
         raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
     for problem in problems:
         click.echo(f"pooltui: warning: {problem}", err=True)
-    proxy = PoolProxy(session.clients, token=token)
+    proxy = PoolProxy(session.clients, token=token, session=session)
     if need_proxy and not proxy.by_family:
         raise UserError("no configured provider speaks the openai or anthropic API")
     return proxy, session

@@ -149,8 +149,8 @@ class PoolMonitorApp(App[None]):
             text.append(f" │ traffic {s.traffic_rate:g}/s")
         elif s.traffic is not None or s.demo:
             text.append(" │ traffic off", style="dim")
-        if s.read_only:
-            text.append(" │ attached (read-only)", style="cyan")
+        if not s.supports_traffic:
+            text.append(" │ attached", style="cyan")
         if s.unencrypted:
             text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
         if self.paused:
@@ -165,7 +165,7 @@ class PoolMonitorApp(App[None]):
             return True
         s = self.session
         pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
-        if s.read_only and (action in pool_actions or action in TRAFFIC_ACTIONS or action == "toggle_traffic"):
+        if not s.supports_traffic and (action in TRAFFIC_ACTIONS or action in ("toggle_traffic", "add_key")):
             return None
         if action in pool_actions and s.pool is None:
             return None

@@ -1,4 +1,4 @@
-"""The monitor attached to a running proxy: its traffic shows live, read-only."""
+"""The monitor attached to a running proxy: its traffic shows live, key commands run on the proxy."""
 
 from __future__ import annotations
 
@@ -43,10 +43,19 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
             assert int(table.get_cell("k0", "requests")) + int(table.get_cell("k1", "requests")) == 9
             events = app.query_one(EventsTable).events.values()
             assert any(e.key == "gone" and str(e.kind) == "invalid" for e in events)
-            assert app.check_action("toggle_key", ()) is None  # read-only: greyed out
-            assert app.check_action("cycle_strategy", ()) is None
-            await pilot.press("d")
-            assert client.primary.pool.key("k0").state.value == "ok"  # nothing changed on the proxy
+            assert app.check_action("toggle_traffic", ()) is None  # traffic and new keys stay local: greyed out
+            assert app.check_action("add_key", ()) is None
+            assert table.selected == "k0"
+            await pilot.press("d")  # commands go to the proxy, which runs them on its pool
+            await asyncio.sleep(0.5)
+            assert client.primary.pool.key("k0").state.value == "disabled"
+            assert str(table.get_cell("k0", "state")).startswith("disabled")
+            await pilot.press("s")
+            await asyncio.sleep(0.3)
+            assert client.primary.pool.strategy == "random"
+            await pilot.press("V")
+            await app.workers.wait_for_complete()
+            assert any("gone invalid" in n.message for n in app._notifications)
             await pilot.press("i")
             assert isinstance(app.screen, InspectorScreen)
             assert "pick [oai]" in str(app.screen.query_one("#trace-body").render())
