@@ -94,5 +94,6 @@ async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> N
         await pilot.pause(0.4)
         table = app.query_one(KeysTable)
         assert int(table.get_cell("k0", "requests")) == 3 and int(table.get_cell("k1", "requests")) == 3
-    assert not service.server.started or service.server.should_exit  # stopped with the monitor
+    with pytest.raises(httpx.ConnectError):  # the proxy stopped with the monitor
+        httpx.get(f"{service.url}/healthz", timeout=2)
     assert sum(r["requests"] for r in history.usage(0, "key")) == 6  # and it landed in the history
