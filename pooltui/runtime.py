@@ -38,15 +38,17 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
     if not specs and (p.profile.keyless or not p.keys):
         return None
     pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events)
+    loaded = {s.label for s in specs}
     for entry in p.pool_keys():
-        if entry.budget.is_set() and entry.label in {s.label for s in specs}:
+        if entry.label not in loaded:
+            continue
+        if entry.budget.is_set():
             pool.set_budget(entry.label, entry.budget, history.spend(p.name, entry.label) if history else None)
-    for entry in p.pool_keys():
-        if entry.disabled and entry.label in {s.label for s in specs}:
+        if entry.disabled:
             pool.disable(entry.label, reason="disabled in config")
     if history is not None:
         for (_, label), st in history.key_statuses(p.name).items():
-            if label in {s.label for s in specs}:
+            if label in loaded:
                 pool.restore(label, st.state, st.until, st.source, st.reason or "", st.status)
     return pool
 

@@ -321,6 +321,11 @@ class Pool:
         if key.probe == 2:
             self._unhold(key)
 
+    def _answered(self, key: PoolKey) -> None:
+        """An answer came back: a held key rejoins unless its budget is still spoken for by others in flight."""
+        if key.probe == 2 and (key.allow is None or key.allow > 0 or key.inflight == 0):
+            self._unhold(key)
+
     def _unhold(self, key: PoolKey) -> None:
         """The recovery probe on ``key`` came back: the key rejoins the rotation if it is still ok."""
         key.probe = 0
@@ -356,8 +361,7 @@ class Pool:
         limits = result.limits
         if limits is not None and limits.requests_remaining is not None:
             key.allow = limits.requests_remaining - key.inflight
-        if key.probe == 2 and (key.allow is None or key.allow > 0 or key.inflight == 0):
-            self._unhold(key)
+        self._answered(key)
         stats = key.stats
         stats.latencies.append(latency_s)
         if limits is not None:
@@ -421,8 +425,7 @@ class Pool:
         """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
         if key.inflight > 0:
             key.inflight -= 1
-        if key.probe == 2 and (key.allow is None or key.allow > 0 or key.inflight == 0):
-            self._unhold(key)
+        self._answered(key)
         key.stats.transport += 1
         key.stats.latencies.append(latency_s)
         self._emit(key, EventKind.TRANSPORT, None, error, "backed off (key not blamed)", request_id)

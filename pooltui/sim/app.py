@@ -68,11 +68,10 @@ class SimApp:
         return f"{prefix}_sim_{self.state.request_seq:08d}"
 
     async def _serve(self, request: Request, dialect: str) -> Response:
-        ps = self._provider(request)
-        if ps is None:
+        caller = self._caller(request)
+        if caller is None:
             return JSONResponse({"error": {"message": "unknown simulated provider", "type": "not_found"}}, 404)
-        _, secret = _secret(request)
-        key = ps.by_secret.get(secret or "")
+        ps, _, secret, key = caller
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else None
