@@ -104,7 +104,11 @@ def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> 
 
 
 class _Abandon(Exception):
-    """Stop trying this upstream; go to the next one."""
+    """Stop trying this upstream; go to the next one (``status``: the last HTTP status it answered)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PoolClient:
@@ -219,7 +223,7 @@ class PoolClient:
                                                   last=n == len(ups) - 1)
             except _Abandon as why:
                 notes.append(f"{up.name}: {why}")
-                last_status = getattr(why, "status", last_status)
+                last_status = why.status if why.status is not None else last_status
                 continue
             if up.breaker is not None and up.breaker.success():
                 self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, result.status,
@@ -362,7 +366,7 @@ class PoolClient:
             await resp.aclose()
             if oc in ROTATE_NOW:
                 if pool is None or key is None:
-                    raise _Abandon(f"{oc.value} ({resp.status_code})")
+                    raise _Abandon(f"{oc.value} ({resp.status_code})", resp.status_code)
                 rotated_from = (key.label, resp.status_code)
                 continue  # next key at once: rotation spends no retry budget
             failed = key
@@ -391,15 +395,16 @@ class PoolClient:
             self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, None,
                                    f"{breaker.threshold} transient failures in {breaker.window_s:g} s",
                                    f"outage suspected: fallbacks first for {breaker.open_s:g} s", trace.request_id))
+        status = result.status if result is not None else None
         if breaker is not None and breaker.is_open and not last:
-            raise _Abandon(f"failing: {reason} (outage suspected, transient)")
+            raise _Abandon(f"failing: {reason} (outage suspected, transient)", status)
         if transient > self.backoff.max_retries:
-            raise _Abandon(f"failing: {reason} ({transient} attempts, transient)")
+            raise _Abandon(f"failing: {reason} ({transient} attempts, transient)", status)
         delay = self.backoff.delay(transient, self.rng)
         if result is not None and result.retry_after_s is not None:
             delay = max(delay, min(result.retry_after_s, self.backoff.max_s))
         if self.clock.now() + delay > deadline:
-            raise _Abandon(f"failing: {reason} (deadline reached, transient)")
+            raise _Abandon(f"failing: {reason} (deadline reached, transient)", status)
         trace.add(self.clock.now(), "backoff", up.name, seconds=delay, reason=reason)
         await asyncio.sleep(delay)
 

@@ -168,8 +168,9 @@ async def test_transient_errors_back_off_then_fail_clearly(serve) -> None:
     server = serve(sc)
     async with client_for_scenario(sc, server, seed=10) as client:
         client.backoff = Backoff(base_s=0.01, max_s=0.05, max_retries=2)
-        with pytest.raises(PoolUnavailableError, match="failing: 500"):
+        with pytest.raises(PoolUnavailableError, match="failing: 500") as err:
             await client.chat("hi")
+        assert err.value.last_status == 500
         trace = client.traces[-1]
     kinds = [s.kind for s in trace.steps]
     assert kinds.count("attempt") == 3 and kinds.count("backoff") == 2
