@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 
-from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
-from pooltui.core.events import Event
 from pooltui.core.strategies import STRATEGIES
 from pooltui.monitor import MonitorSession
-from pooltui.tui import format as fmt
+from pooltui.tui.main_screen import MainScreen
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
-from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLine, TrafficPanel
+from pooltui.tui.widgets import EventsTable, KeysTable
 
 KEY_ACTIONS = {"toggle_key", "verify_selected", "move_up", "move_down"}
 TRAFFIC_ACTIONS = {"rate_up", "rate_down", "burst"}
@@ -55,28 +51,23 @@ class PoolMonitorApp(App[None]):
         self.session = session
         self.refresh_s = refresh_s
         self.start_session = start_session
-        self.paused = False
-        self._pending: deque[Event] = deque(maxlen=500)
-        self._alerting = False
         self.started = not start_session
-        session.listeners.append(self._pending.append)
 
     # ------------------------------------------------------------------ layout
-    def compose(self) -> ComposeResult:
-        yield StatusLine(id="status")
-        yield KeysTable(id="keys")
-        with Horizontal(id="middle"):
-            yield RotationPanel(id="rotation")
-            yield TrafficPanel(id="traffic")
-        yield EventsTable(id="events")
-        yield Footer(compact=True)
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen(self.session, self.refresh_s)
+
+    @property
+    def main(self) -> MainScreen:
+        """The main screen (panels and refresh timer)."""
+        return self.screen_stack[0]  # type: ignore[return-value]
+
+    @property
+    def paused(self) -> bool:
+        return self.main.paused
 
     def on_mount(self) -> None:
         self.title = self.session.title
-        self.query_one(KeysTable).focus()
-        self._pending.extend(self.session.recent_events(EventsTable.MAX_ROWS))
-        self.refresh_view()
-        self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
         if self.start_session:
             self._start()
 
@@ -93,71 +84,9 @@ class PoolMonitorApp(App[None]):
         if self.start_session:
             await self.session.stop()
 
-    # ------------------------------------------------------------------ rendering
     def refresh_view(self) -> None:
-        """One batched refresh of every panel (a few times a second, never per event)."""
-        view = self.session.view()
-        if self.paused:
-            self._render_status(view)
-            return
-        now = self.session.clock.now()
-        with self.batch_update():
-            if not view["keyless"]:
-                order = [k["label"] for k in view["keys"]]
-                self.query_one(KeysTable).sync(view["keys"], view["next"], now)
-                self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
-                                                   view["summary"])
-            self.query_one(TrafficPanel).show(view["series"], self._traffic_summary(view))
-            if self._pending:
-                events = list(self._pending)
-                self._pending.clear()
-                self.query_one(EventsTable).append(events)
-            self._render_status(view)
-
-    @staticmethod
-    def _traffic_summary(view: dict) -> Text:
-        text = Text()
-        text.append(f"{view['rpm']} rpm sustained", style="bold")
-        limits = view["header_limits"]
-        if limits:
-            text.append(f" · header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
-                        else f" · header limits Σ{sum(limits)}", style="dim")
-        if view["fallback"]:
-            text.append(f" · fallback {view['fallback']} in use", style="bold cyan")
-        if view["queued"]:
-            text.append(f" · {view['queued']} queued", style="yellow")
-        return text
-
-    def _render_status(self, view: dict) -> None:
-        s = self.session
-        status = self.query_one(StatusLine)
-        usable, total = view["usable"], view["total"]
-        text = Text()
-        low = total > 0 and usable < s.capacity_alert.get(s.current, 1)
-        if low:
-            wait = view["next_ready_in"]
-            text.append(f"⚠ CAPACITY {usable}/{total} usable"
-                        + (f", next in {fmt.duration(wait)}" if wait is not None else "") + " │ ", style="bold")
-            if not self._alerting:
-                self.bell()
-        text.append(s.title, style="bold")
-        text.append(f" │ {s.current}")
-        if not view["keyless"]:
-            text.append(f" │ {view['strategy']}")
-            text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
-        if s.traffic_running:
-            text.append(f" │ traffic {s.traffic_rate:g}/s")
-        elif s.traffic is not None or s.demo:
-            text.append(" │ traffic off", style="dim")
-        if not s.supports_traffic:
-            text.append(" │ attached", style="cyan")
-        if s.unencrypted:
-            text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
-        if self.paused:
-            text.append(" │ PAUSED (space)", style="bold reverse")
-        self._alerting = low
-        status.set_class(low, "alert")
-        status.update(text)
+        """Refresh every panel now (the main screen also does this on its timer)."""
+        self.main.refresh_view()
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -233,7 +162,7 @@ class PoolMonitorApp(App[None]):
         self.refresh_bindings()
 
     def action_pause(self) -> None:
-        self.paused = not self.paused
+        self.main.paused = not self.main.paused
         self.refresh_view()
 
     def action_help(self) -> None:

@@ -1,0 +1,117 @@
+"""The monitor's main screen: it owns the panels and the refresh timer.
+
+The timer belongs to the screen, not the app, so teardown stops it (when the screen is pruned) before the
+panels are removed: a tick can never land on a half-dismantled screen.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from pooltui.core.events import Event
+from pooltui.monitor import MonitorSession
+from pooltui.tui import format as fmt
+from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLine, TrafficPanel
+
+
+class MainScreen(Screen[None]):
+    """Status line, keys, rotation, traffic and events, refreshed a few times a second from one view."""
+
+    def __init__(self, session: MonitorSession, refresh_s: float) -> None:
+        super().__init__(id="_default")
+        self.session = session
+        self.refresh_s = refresh_s
+        self.paused = False
+        self._pending: deque[Event] = deque(maxlen=500)
+        self._alerting = False
+        session.listeners.append(self._pending.append)
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield KeysTable(id="keys")
+        with Horizontal(id="middle"):
+            yield RotationPanel(id="rotation")
+            yield TrafficPanel(id="traffic")
+        yield EventsTable(id="events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(KeysTable).focus()
+        self._pending.extend(self.session.recent_events(EventsTable.MAX_ROWS))
+        self.refresh_view()
+        self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
+
+    def on_unmount(self) -> None:
+        if self._pending.append in self.session.listeners:
+            self.session.listeners.remove(self._pending.append)
+
+    def refresh_view(self) -> None:
+        """One batched refresh of every panel (a few times a second, never per event)."""
+        view = self.session.view()
+        if self.paused:
+            self._render_status(view)
+            return
+        now = self.session.clock.now()
+        with self.app.batch_update():
+            if not view["keyless"]:
+                order = [k["label"] for k in view["keys"]]
+                self.query_one(KeysTable).sync(view["keys"], view["next"], now)
+                self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
+                                                   view["summary"])
+            self.query_one(TrafficPanel).show(view["series"], self._traffic_summary(view))
+            if self._pending:
+                events = list(self._pending)
+                self._pending.clear()
+                self.query_one(EventsTable).append(events)
+            self._render_status(view)
+
+    @staticmethod
+    def _traffic_summary(view: dict) -> Text:
+        text = Text()
+        text.append(f"{view['rpm']} rpm sustained", style="bold")
+        limits = view["header_limits"]
+        if limits:
+            text.append(f" · header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
+                        else f" · header limits Σ{sum(limits)}", style="dim")
+        if view["fallback"]:
+            text.append(f" · fallback {view['fallback']} in use", style="bold cyan")
+        if view["queued"]:
+            text.append(f" · {view['queued']} queued", style="yellow")
+        return text
+
+    def _render_status(self, view: dict) -> None:
+        s = self.session
+        status = self.query_one(StatusLine)
+        usable, total = view["usable"], view["total"]
+        text = Text()
+        low = total > 0 and usable < s.capacity_alert.get(s.current, 1)
+        if low:
+            wait = view["next_ready_in"]
+            text.append(f"⚠ CAPACITY {usable}/{total} usable"
+                        + (f", next in {fmt.duration(wait)}" if wait is not None else "") + " │ ", style="bold")
+            if not self._alerting:
+                self.app.bell()
+        text.append(s.title, style="bold")
+        text.append(f" │ {s.current}")
+        if not view["keyless"]:
+            text.append(f" │ {view['strategy']}")
+            text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
+        if s.traffic_running:
+            text.append(f" │ traffic {s.traffic_rate:g}/s")
+        elif s.traffic is not None or s.demo:
+            text.append(" │ traffic off", style="dim")
+        if not s.supports_traffic:
+            text.append(" │ attached", style="cyan")
+        if s.unencrypted:
+            text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
+        if self.paused:
+            text.append(" │ PAUSED (space)", style="bold reverse")
+        self._alerting = low
+        status.set_class(low, "alert")
+        status.update(text)
