@@ -103,6 +103,13 @@ def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> 
     return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits)
 
 
+def _json_headers(headers: httpx.Headers) -> httpx.Headers:
+    """The upstream's headers for an error body we re-frame as JSON."""
+    out = httpx.Headers({k: v for k, v in headers.items() if k.lower() != "content-type"})
+    out["content-type"] = "application/json"
+    return out
+
+
 class _Abandon(Exception):
     """Stop trying this upstream; go to the next one (``status``: the last HTTP status it answered)."""
 
@@ -361,6 +368,10 @@ class PoolClient:
                     return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback, req)
                 if streaming:
                     await resp.aclose()
+                    if outcome is not None:  # a request error sent as the stream's first event
+                        return PoolResponse(result.status, _json_headers(resp.headers),
+                                            json.dumps(scanner.error).encode(), up.name,
+                                            key.label if key else None, trace, fallback, scanner.error)
                 return PoolResponse(resp.status_code, resp.headers, resp.content, up.name,
                                     key.label if key else None, trace, fallback, parsed)
             await resp.aclose()

@@ -80,7 +80,13 @@ def stream_error_status(error: Any) -> int:
         "server_error": 500,
         "insufficient_quota": 429,
         "rate_limit_exceeded": 429,
+        "invalid_request_error": 400,
+        "not_found_error": 404,
+        "request_too_large": 413,
+        "context_length_exceeded": 400,
     }
-    if isinstance(code, int):
+    if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
         return code
+    if isinstance(code, str) and code.isdigit() and 100 <= int(code) <= 599:
+        return int(code)
     return mapping.get(str(etype), mapping.get(str(code), 500))

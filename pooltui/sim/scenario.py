@@ -27,7 +27,7 @@ class SimKey:
     invalid: bool = False  # 401 from the start
     forbidden: bool = False  # 403 from the start
     quota_group: str | None = None  # keys of one project share one rpm budget
-    stream_fault: str | None = None  # "before-data" | "after-data": an error event inside a 200 stream
+    stream_fault: str | None = None  # "before-data" | "after-data" | "bad-request": an error event in a 200 stream
 
 
 @dataclass(slots=True)
@@ -102,8 +102,8 @@ def _opt_int(raw: dict[str, Any], name: str) -> int | None:
 
 
 def _stream_fault(value: Any) -> str | None:
-    if value not in (None, "before-data", "after-data"):
-        raise ScenarioError(f"stream_fault must be 'before-data' or 'after-data', not {value!r}")
+    if value not in (None, "before-data", "after-data", "bad-request"):
+        raise ScenarioError(f"stream_fault must be 'before-data', 'after-data' or 'bad-request', not {value!r}")
     return value
 
 

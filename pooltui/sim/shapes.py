@@ -170,7 +170,17 @@ def models(dialect: str) -> dict[str, Any]:
 
 
 def with_stream_fault(dialect: str, chunks: list[bytes], fault: str) -> list[bytes]:
-    """Cut a stream with an in-band error: before any data event, or after the first two."""
+    """Cut a stream with an in-band error: before any data event, or after the first two.
+
+    ``bad-request`` sends a request error as the stream's first event (status 200), as some
+    openai-compatible hosts do for a request they reject only once streaming has begun.
+    """
+    if fault == "bad-request":
+        if dialect == "anthropic":
+            return [b'event: error\ndata: {"type":"error","error":{"type":"invalid_request_error",'
+                    b'"message":"max_tokens: must be at most 8192"}}\n\n']
+        return [b'data: {"error":{"message":"This model\'s maximum context length is 8192 tokens.",'
+                b'"type":"invalid_request_error","param":"messages","code":400}}\n\n', b"data: [DONE]\n\n"]
     if dialect == "anthropic":
         error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     else:
