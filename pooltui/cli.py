@@ -43,8 +43,26 @@ for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, even
     cli.add_command(command)
 
 
+class ScrubbedStream:
+    """stdout/stderr as the CLI sees them: every known secret is masked on the way out, whatever printed it."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from pooltui.core.masking import scrub
+
+        self._stream.write(scrub(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: no traceback ever reaches a user (set POOLTUI_DEBUG=1 to see one)."""
+    if not isinstance(sys.stdout, ScrubbedStream):
+        sys.stdout, sys.stderr = ScrubbedStream(sys.stdout), ScrubbedStream(sys.stderr)
     try:
         rc = cli.main(args=argv, prog_name="pooltui", standalone_mode=False)
     except click.exceptions.Abort:

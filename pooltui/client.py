@@ -29,6 +29,7 @@ from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import Backoff
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.health import ROTATE_NOW, Outcome
+from pooltui.core.masking import scrub
 from pooltui.core.pool import Pool, PoolKey
 from pooltui.core.sse import SSEScanner, stream_error_status
 from pooltui.core.trace import RequestTrace
@@ -71,7 +72,7 @@ class PoolUnavailableError(Exception):
 
     def __init__(self, message: str, retry_after_s: float | None = None, should_retry: bool = True,
                  last_status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.retry_after_s = retry_after_s
         self.should_retry = should_retry
         self.last_status = last_status
@@ -309,7 +310,7 @@ class PoolClient:
                 resp = await self.http.send(request, stream=True)
             except (httpx.HTTPError, OSError) as exc:
                 latency = time.perf_counter() - started
-                reason = f"{type(exc).__name__}: {exc}"[:160] or type(exc).__name__
+                reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
                 if key is not None:
                     pool.report_transport(key, reason, latency, trace.request_id)
                 trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,

@@ -2,7 +2,7 @@
 
 Holds engine events, per-minute usage (requests, tokens, cost per key and model) and the last known
 state of each key. Retention is bounded (default 30 days). No secret is ever written here: reasons are
-redacted before they are stored.
+scrubbed of every known secret before they are stored.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from pooltui.core.budget import Spend, month_start_of, period_starts
 from pooltui.core.events import Event
-from pooltui.core.masking import redact
+from pooltui.core.masking import scrub
 from pooltui.paths import private_dir
 
 _SCHEMA = """
@@ -78,7 +78,7 @@ class History:
 
     # -------------------------------------------------------------- writing
     def add_events(self, events: Iterable[Event]) -> None:
-        rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, redact(e.reason), redact(e.action), e.request_id)
+        rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, scrub(e.reason), scrub(e.action), e.request_id)
                 for e in events]
         if rows:
             with self.db:
@@ -105,7 +105,7 @@ class History:
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET state = excluded.state,"
                 " until = excluded.until, source = excluded.source, reason = excluded.reason,"
                 " status = excluded.status, changed_at = excluded.changed_at",
-                (provider, key, state, until, source, redact(reason), status, changed_at or time.time()))
+                (provider, key, state, until, source, scrub(reason), status, changed_at or time.time()))
 
     def set_verified(self, provider: str, key: str, result: str, when: float | None = None) -> None:
         when = when or time.time()

@@ -57,7 +57,8 @@ class _PoolCollector:
                                       labels=["api", "status"])
         for (api, status), n in sorted(self.proxy.stats.requests.items()):
             proxied.add_metric([api, str(status)], n)
-        refused = CounterMetricFamily("pooltui_proxy_refused", "Callers refused for a wrong or missing token")
+        refused = CounterMetricFamily("pooltui_proxy_refused", "Requests refused: wrong or missing token, Host, "
+                                      "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, state, usable, size, queue, fallback, proxied, refused)
 

@@ -13,6 +13,7 @@ import hmac
 import itertools
 import json
 import math
+import secrets
 import socket
 import time
 from collections import Counter, deque
@@ -29,10 +30,19 @@ from starlette.routing import Route
 from pooltui.client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event
-from pooltui.core.masking import redact
+from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
 from pooltui.panel import ClientSeries, event_dict, panel
 from pooltui.providers.profiles import ApiRequest
+from pooltui.proxy_guard import (
+    AccessGuard,
+    AccessPolicy,
+    PathRefused,
+    connection_named,
+    resolves_to_loopback,
+    safe_path,
+    safe_query,
+)
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
 DROP_REQUEST = frozenset({
@@ -47,7 +57,6 @@ DROP_RESPONSE = frozenset({
 })
 ANTHROPIC, OPENAI = "anthropic", "openai"
 OPENAI_DIALECTS = frozenset({"openai", "openrouter", "groq", "mistral", "deepseek", "openai-compatible"})
-LOOPBACK = ("127.", "localhost", "::1")
 
 
 def family_of(dialect: str) -> str | None:
@@ -57,7 +66,8 @@ def family_of(dialect: str) -> str | None:
 
 
 def is_loopback(host: str) -> bool:
-    return host.startswith(LOOPBACK)
+    """True when every address ``host`` resolves to is loopback (``127.attacker.example`` is not)."""
+    return resolves_to_loopback(host)
 
 
 def error_body(api: str, status: int, message: str, kind: str) -> bytes:
@@ -69,6 +79,12 @@ def error_body(api: str, status: int, message: str, kind: str) -> bytes:
     else:
         body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
     return json.dumps(body).encode()
+
+
+def _header_value(value: str) -> str:
+    """An upstream header value without any known secret (masked in ASCII: headers are latin-1)."""
+    cleaned = scrub(value)
+    return value if cleaned is value else cleaned.replace("…", "...")
 
 
 def sse_error(api: str, message: str) -> bytes:
@@ -92,10 +108,16 @@ class PoolProxy:
     """The proxy's request handling over one PoolClient per API family."""
 
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
-                 deadline_s: float = 60.0, clock: Clock | None = None, session: Any = None) -> None:
+                 deadline_s: float = 60.0, clock: Clock | None = None, session: Any = None,
+                 admin_token: str | None = None, allow_hosts: tuple[str, ...] = (),
+                 allow_origins: tuple[str, ...] = ()) -> None:
         self.clients = clients
         self.session = session  # a MonitorSession over the same clients: runs commands, saves to the config
         self.token = token
+        # the control endpoints' token; without one given, a random one nobody knows keeps them closed
+        self.admin_token = admin_token or secrets.token_urlsafe(32)
+        self.allow_hosts = tuple(allow_hosts)
+        self.allow_origins = tuple(allow_origins)
         self.deadline_s = deadline_s
         self.stats = ProxyStats()
         self.clock = clock or SystemClock()
@@ -119,28 +141,36 @@ class PoolProxy:
             presented = auth[7:].strip()
         return hmac.compare_digest(presented.encode(), self.token.encode())
 
+    def _admin(self, request: Request) -> bool:
+        """The control endpoints want the admin token (``Authorization: Bearer`` or ``x-pooltui-admin-token``)."""
+        headers = request.headers
+        presented = headers.get("x-pooltui-admin-token") or ""
+        auth = headers.get("authorization") or ""
+        if not presented and auth[:7].lower() == "bearer ":
+            presented = auth[7:].strip()
+        return bool(presented) and hmac.compare_digest(presented.encode(), self.admin_token.encode())
+
     def _error(self, api: str, status: int, message: str, kind: str, headers: dict[str, str] | None = None
                ) -> Response:
         self.stats.requests[(api, status)] += 1
-        return Response(error_body(api, status, message, kind), status, headers or {}, "application/json")
+        return Response(error_body(api, status, scrub(message), kind), status, headers or {}, "application/json")
 
     @staticmethod
     def _upstream_path(up: Upstream, path: str) -> str:
         return path[3:] if up.profile.base_url.rstrip("/").endswith("/v1") and path.startswith("/v1/") else path
 
-    def _scrub(self, client: PoolClient, content: bytes) -> bytes:
-        """Remove any pooled secret from an error body before it goes back (providers usually mask them)."""
-        text = content.decode("utf-8", "replace")
-        for up in client.upstreams:
-            if up.pool is not None:
-                for key in up.pool.keys:
-                    if key.secret and key.secret in text:
-                        text = text.replace(key.secret, key.masked)
-        return redact(text).encode()
+    @staticmethod
+    def _scrub(status: int, content: bytes) -> bytes:
+        """Every known secret out of an upstream body of any status; error bodies also lose anything key-shaped."""
+        if status < 400:
+            return scrub_bytes(content)
+        return scrub(content.decode("utf-8", "replace")).encode()
 
     @staticmethod
     def _response_headers(upstream_headers, served: str) -> dict[str, str]:
-        out = {k: v for k, v in upstream_headers.items() if k.lower() not in DROP_RESPONSE}
+        items = list(upstream_headers.items())
+        named = connection_named(items)
+        out = {k: _header_value(v) for k, v in items if k.lower() not in DROP_RESPONSE and k.lower() not in named}
         out["x-pooltui-served-by"] = served
         return out
 
@@ -153,16 +183,21 @@ class PoolProxy:
         client = self.by_family.get(api)
         if client is None:
             return self._error(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
+        try:
+            path = safe_path(request.scope.get("raw_path") or request.url.path.encode())
+        except PathRefused as exc:
+            return self._error(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
+        query = safe_query(request.url.query)
         body = await request.body()
         parsed = None
         if body:
             with contextlib.suppress(ValueError):
                 parsed = json.loads(body)
         stream = isinstance(parsed, dict) and parsed.get("stream") is True
-        headers = {k: v for k, v in request.headers.items() if k not in DROP_REQUEST}
+        items = request.headers.items()
+        named = connection_named(items)
+        headers = {k: v for k, v in items if k not in DROP_REQUEST and k not in named}
         headers["accept-encoding"] = "identity"
-        path = request.url.path
-        query = request.url.query
         ups = [up for up in client.upstreams if family_of(up.profile.dialect) == api]
 
         def build(profile) -> ApiRequest:
@@ -177,7 +212,7 @@ class PoolProxy:
             resp = await client.send(build, upstreams=ups, deadline_s=self.deadline_s)
         except PoolUnavailableError as exc:
             return self._unavailable(api, exc)
-        content = resp.content if resp.status < 400 else self._scrub(client, resp.content)
+        content = self._scrub(resp.status, resp.content)
         self.stats.requests[(api, resp.status)] += 1
         return Response(content, resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}"))
 
@@ -193,14 +228,20 @@ class PoolProxy:
         stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
         if isinstance(stream, PoolResponse):  # a request error: no stream, the answer goes back as it is
             self.stats.requests[(api, stream.status)] += 1
-            return Response(self._scrub(client, stream.content), stream.status,
+            return Response(self._scrub(stream.status, stream.content), stream.status,
                             self._response_headers(stream.headers, f"{stream.provider}/{stream.key}"))
 
         async def relay() -> AsyncIterator[bytes]:
+            scrubber = StreamScrubber(SECRETS)  # a secret split across two chunks is still caught
             try:
                 async for chunk in stream:
-                    yield chunk
+                    if out := scrubber.feed(chunk):
+                        yield out
+                if tail := scrubber.flush():
+                    yield tail
             except Exception as exc:
+                if tail := scrubber.flush():
+                    yield tail
                 yield sse_error(api, f"pooltui: upstream stream broke: {type(exc).__name__}")
 
         self.stats.requests[(api, stream.status)] += 1
@@ -237,8 +278,8 @@ class PoolProxy:
 
     async def command(self, request: Request) -> Response:
         """Key and pool commands from an attached monitor: toggle, move, strategy, reset, verify."""
-        if not self._authorized(request):
-            return JSONResponse({"error": "token required"}, 401)
+        if not self._admin(request):
+            return self._admin_refused()
         if self.session is None:
             from pooltui.monitor import MonitorSession
 
@@ -265,26 +306,43 @@ class PoolProxy:
             else:
                 raise ValueError(f"unknown command {action!r}")
         except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc.args[0]) if exc.args else str(exc)}, 400)
-        return JSONResponse({"ok": True, "result": result})
+            return JSONResponse({"error": scrub(str(exc.args[0]) if exc.args else str(exc))}, 400)
+        return Response(scrub_bytes(json.dumps({"ok": True, "result": result}).encode()), 200,
+                        media_type="application/json")
 
     async def state_endpoint(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return JSONResponse({"error": "token required"}, 401)
-        return JSONResponse(self.state())
+        if not self._admin(request):
+            return self._admin_refused()
+        return Response(scrub_bytes(json.dumps(self.state()).encode()), 200, media_type="application/json")
 
     async def metrics(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return Response("token required\n", 401)
+        if not self._admin(request):
+            return self._admin_refused()
         from pooltui.metrics import render
 
-        return Response(render(self), 200, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(scrub_bytes(render(self)), 200, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def count_refused(self) -> None:
+        self.stats.refused += 1
+
+    def _admin_refused(self) -> Response:
+        self.count_refused()
+        return JSONResponse({"error": "pooltui proxy: the admin token is required (see `pooltui proxy "
+                                      "--show-admin-token`)"}, 401, {"www-authenticate": "Bearer"})
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
 
 
-def create_proxy_app(proxy: PoolProxy) -> Starlette:
+def create_proxy_app(proxy: PoolProxy, policy: AccessPolicy | None = None):
+    """The proxy's ASGI app; behind the access guard when a policy (the bound port, allowed names) is given."""
+    app = _routes(proxy)
+    if policy is None:
+        return app
+    return AccessGuard(app, policy, on_refuse=lambda _why: proxy.count_refused())
+
+
+def _routes(proxy: PoolProxy) -> Starlette:
     routes = [
         Route("/healthz", proxy.healthz, methods=["GET"]),
         Route("/metrics", proxy.metrics, methods=["GET"]),
@@ -325,7 +383,8 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
         raise ValueError(f"refusing to listen on {host} without --token: anyone who can reach it could spend "
                          "the pool")
     sock = bind(host, port)
-    config = uvicorn.Config(create_proxy_app(proxy), host=host, port=sock.getsockname()[1], log_level="warning",
+    policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
+    config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
                             access_log=False, lifespan="off", loop=loop, http="httptools")
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)
     return server, sock

@@ -29,15 +29,20 @@ def _empty(provider: str) -> dict[str, Any]:
             "queued": 0}
 
 
-async def fetch_state(url: str, token: str | None, timeout_s: float = 3.0) -> dict[str, Any]:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
+def admin_headers(admin_token: str | None) -> dict[str, str]:
+    return {"x-pooltui-admin-token": admin_token} if admin_token else {}
+
+
+async def fetch_state(url: str, admin_token: str | None, timeout_s: float = 3.0) -> dict[str, Any]:
+    headers = admin_headers(admin_token)
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as http:
             r = await http.get(url.rstrip("/") + "/pooltui/state", headers=headers)
     except httpx.HTTPError as exc:
         raise AttachError(f"cannot reach {url}: {type(exc).__name__}") from None
     if r.status_code == 401:
-        raise AttachError(f"{url} wants the proxy token (--token or POOLTUI_PROXY_TOKEN)")
+        raise AttachError(f"{url} wants its admin token: on the proxy's machine it is read from the data dir; "
+                          "elsewhere pass --admin-token (see `pooltui proxy --show-admin-token`)")
     try:
         data = r.json()
     except ValueError:
@@ -52,7 +57,7 @@ class RemoteSession:
     """Looks like a MonitorSession to the app; views come from the proxy and commands run there."""
 
     url: str
-    token: str | None = None
+    admin_token: str | None = None
     poll_s: float = 0.5
     clock: Clock = field(default_factory=SystemClock)
     supports_traffic: bool = False
@@ -94,14 +99,14 @@ class RemoteSession:
                     listener(event)
 
     async def start(self) -> None:
-        self._absorb(await fetch_state(self.url, self.token))
+        self._absorb(await fetch_state(self.url, self.admin_token))
         self._task = asyncio.create_task(self._poll())
 
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_s)
             try:
-                self._absorb(await fetch_state(self.url, self.token))
+                self._absorb(await fetch_state(self.url, self.admin_token))
                 self.error = ""
             except AttachError as exc:
                 self.error = f"stale: {exc}"
@@ -135,7 +140,7 @@ class RemoteSession:
 
     # ------------------------------------------------------------------ commands (sent to the proxy)
     async def _command(self, **cmd: Any) -> Any:
-        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = admin_headers(self.admin_token)
         async with httpx.AsyncClient(timeout=30) as http:
             r = await http.post(self.url.rstrip("/") + "/pooltui/command", json={"provider": self.current, **cmd},
                                 headers=headers)

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from pooltui.atomic import locked, write_atomic
+from pooltui.core.masking import remember
 from pooltui.paths import private_dir
 
 SERVICE = "pooltui"
@@ -107,7 +108,12 @@ class SecretStore:
         return f"file:{name}"
 
     def get(self, ref: str) -> str:
-        """The secret a reference points at."""
+        """The secret a reference points at (remembered, so no output of this process shows it in clear)."""
+        value = self._get(ref)
+        remember(value)
+        return value
+
+    def _get(self, ref: str) -> str:
         scheme, _, name = ref.partition(":")
         if scheme == "env":
             value = os.environ.get(name, "").strip()

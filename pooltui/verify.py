@@ -11,7 +11,7 @@ import httpx
 
 from pooltui.core.classify import Classification, classify, parse_body
 from pooltui.core.health import Outcome
-from pooltui.core.masking import fingerprint, mask, redact
+from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.providers.profiles import ProviderProfile
 
 RESULTS = ("valid", "invalid", "forbidden", "quota", "rate_limited", "unreachable", "error")
@@ -76,6 +76,7 @@ def _credits(profile: ProviderProfile, body) -> tuple[str | None, bool]:
 async def verify_key(http: httpx.AsyncClient, profile: ProviderProfile, label: str, secret: str) -> VerifyResult:
     """Verify one key. Spends no tokens; never raises."""
     started = time.perf_counter()
+    remember(secret)  # whatever the provider answers, the key does not come back out in clear
     base = VerifyResult(profile.name, label, mask(secret), fingerprint(secret), "error", None, 0.0)
     try:
         req = profile.verify_request()
@@ -94,12 +95,12 @@ async def verify_key(http: httpx.AsyncClient, profile: ProviderProfile, label: s
         base.classification = result
         base.result = _BY_OUTCOME[result.outcome]
         base.status = resp.status_code
-        base.detail = redact(result.reason) if result.outcome is not Outcome.OK else ""
+        base.detail = scrub(result.reason) if result.outcome is not Outcome.OK else ""
         if result.outcome is Outcome.RATE_LIMITED and result.retry_after_s is not None:
             base.detail = f"retry in {result.retry_after_s:.0f} s; {base.detail}".rstrip("; ")
         base.credits = credits
     except (httpx.HTTPError, OSError) as exc:
-        base.result, base.detail = "unreachable", f"{type(exc).__name__}: {redact(str(exc))}"[:160]
+        base.result, base.detail = "unreachable", f"{type(exc).__name__}: {scrub(str(exc))}"[:160]
     except Exception as exc:
         base.result, base.detail = "error", f"{type(exc).__name__}"
     base.latency_ms = (time.perf_counter() - started) * 1000

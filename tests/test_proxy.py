@@ -28,8 +28,8 @@ ALL_SECRETS = [k["secret"] for k in OAI_KEYS + ANT_KEYS] + [f"sk-test-good-{i:02
 class ProxyThread:
     """The proxy served from its own thread and event loop, like a separate process would."""
 
-    def __init__(self, clients: dict[str, PoolClient], token: str | None = None) -> None:
-        self.proxy = PoolProxy(clients, token=token)
+    def __init__(self, clients: dict[str, PoolClient], token: str | None = None, **proxy_kw) -> None:
+        self.proxy = PoolProxy(clients, token=token, **proxy_kw)
         self.service = ProxyService(self.proxy, "127.0.0.1", 0)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -127,10 +127,15 @@ def test_token_is_required_when_set_and_errors_speak_the_callers_dialect(proxied
         good = openai.OpenAI(base_url=f"{px.service.url}/v1", api_key="proxy-token-123", max_retries=0)
         assert good.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices
         assert httpx.get(f"{px.service.url}/metrics").status_code == 401
-        metrics = httpx.get(f"{px.service.url}/metrics", headers={"authorization": "Bearer proxy-token-123"}).text
+        # the callers' token does not open the control endpoints: they want the admin token
+        assert httpx.get(f"{px.service.url}/metrics", headers={"authorization": "Bearer proxy-token-123"}
+                         ).status_code == 401
+        admin = {"authorization": f"Bearer {px.proxy.admin_token}"}
+        metrics = httpx.get(f"{px.service.url}/metrics", headers=admin).text
         assert 'pooltui_key_state{key="limited",provider="oai",state="cooling"} 1.0' in metrics
-        assert "pooltui_pool_usable_keys" in metrics and "pooltui_proxy_refused_total 2.0" in metrics
-        state = httpx.get(f"{px.service.url}/pooltui/state", headers={"x-api-key": "proxy-token-123"}).json()
+        assert "pooltui_pool_usable_keys" in metrics and "pooltui_proxy_refused_total 4.0" in metrics
+        state = httpx.get(f"{px.service.url}/pooltui/state",
+                          headers={"x-pooltui-admin-token": px.proxy.admin_token}).json()
         assert state["providers"]["oai"]["keys"][0]["label"] == "limited"
         no_secret_in(metrics, json.dumps(state))
 

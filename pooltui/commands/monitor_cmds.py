@@ -33,12 +33,15 @@ def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | No
               help="watch the pooling proxy on this port (default 8787): attach to the one running there, "
                    "else run it inside the monitor")
 @click.option("--attach", "attach_url", default=None, help="attach to a running proxy at this URL")
-@click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN", help="the proxy's caller token")
+@click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN",
+              help="the callers' token of the proxy this monitor runs")
+@click.option("--admin-token", default=None, envvar="POOLTUI_ADMIN_TOKEN",
+              help="the admin token of the proxy to attach to (default: read from the data dir)")
 @click.pass_context
 def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, attach_url: str | None,
-            token: str | None) -> None:
+            token: str | None, admin_token: str | None) -> None:
     """Open the monitor on your configured providers, or on a running proxy's live traffic."""
-    from pooltui.commands.proxy_cmd import build_proxy, describe
+    from pooltui.commands.proxy_cmd import admin_token_of, build_proxy, describe
     from pooltui.proxy import ProxyService
 
     a = app(ctx)
@@ -48,7 +51,7 @@ def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, at
         if _listening("127.0.0.1", proxy_port):
             attach_url = url
     if attach_url is not None:
-        run_monitor(_attached(attach_url, token))
+        run_monitor(_attached(attach_url, admin_token or admin_token_of(a, create=False)))
         return
     px, session = build_proxy(a, provider, token, need_proxy=proxy_port is not None)
     if proxy_port is not None:
@@ -73,15 +76,15 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-def _attached(url: str, token: str | None):
+def _attached(url: str, admin_token: str | None):
     """A session on a running proxy; a clear error if it is not one."""
     import asyncio
 
     from pooltui.remote import AttachError, RemoteSession, fetch_state
 
     try:
-        asyncio.run(fetch_state(url, token))
+        asyncio.run(fetch_state(url, admin_token))
     except AttachError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"attaching to the proxy at {url}", err=True)
-    return RemoteSession(url, token)
+    return RemoteSession(url, admin_token)

@@ -9,7 +9,18 @@ import click
 from pooltui.commands.common import UserError, app
 
 
-def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool = True):
+def admin_token_of(a, *, create: bool) -> str | None:
+    """The proxy's admin token from the data dir (created on a proxy's first start)."""
+    from pooltui.admin_token import AdminTokenError, ensure_admin_token, read_admin_token
+
+    try:
+        return ensure_admin_token(a.data) if create else read_admin_token(a.data)
+    except AdminTokenError as exc:
+        raise UserError(str(exc)) from None
+
+
+def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool = True,
+                allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = ()):
     """The proxy over the configured providers, with a history recorder per client."""
     from pooltui.monitor import config_session
     from pooltui.proxy import PoolProxy
@@ -21,7 +32,8 @@ def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool 
         raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
     for problem in problems:
         click.echo(f"pooltui: warning: {problem}", err=True)
-    proxy = PoolProxy(session.clients, token=token, session=session)
+    proxy = PoolProxy(session.clients, token=token, session=session, admin_token=admin_token_of(a, create=True),
+                      allow_hosts=allow_hosts, allow_origins=allow_origins)
     if need_proxy and not proxy.by_family:
         raise UserError("no configured provider speaks the openai or anthropic API")
     return proxy, session
@@ -40,7 +52,12 @@ def describe(proxy, url: str) -> list[str]:
         lines.append(f"  point anthropic clients at  ANTHROPIC_BASE_URL={url}")
     lines.append("  callers must present the proxy token as their API key" if proxy.token
                  else "  any API key is accepted (and never forwarded); use --token to require one")
-    lines.append(f"  metrics {url}/metrics   state {url}/pooltui/state")
+    lines.append(f"  metrics {url}/metrics   state {url}/pooltui/state   (admin token: "
+                 "`pooltui proxy --show-admin-token`)")
+    if proxy.allow_hosts:
+        lines.append(f"  also answers to Host {', '.join(proxy.allow_hosts)}")
+    if proxy.allow_origins:
+        lines.append(f"  browser origins allowed: {', '.join(proxy.allow_origins)}")
     return lines
 
 
@@ -50,15 +67,30 @@ def describe(proxy, url: str) -> list[str]:
 @click.option("--provider", default=None, help="serve this provider first (its API family)")
 @click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN",
               help="callers must present this as their API key (required off loopback)")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="also answer requests whose Host is NAME (or NAME:PORT); repeatable")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="URL",
+              help="accept browser requests from this origin (e.g. http://localhost:3000); repeatable")
+@click.option("--show-admin-token", is_flag=True, help="print the admin token of the control endpoints and exit")
 @click.pass_context
-def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token: str | None) -> None:
+def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token: str | None,
+          allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...], show_admin_token: bool) -> None:
     """Run the pooling proxy: point an agent's base URL here and it gets the pool."""
     from pooltui.proxy import is_loopback, make_server
 
+    a = app(ctx)
+    if show_admin_token:
+        click.echo(admin_token_of(a, create=True))
+        return
+    if token is not None and not token.strip():
+        raise UserError("--token is empty")
+    for name in allow_hosts:
+        _check_host_name(name)
+    for origin in allow_origins:
+        _check_origin(origin)
     if not is_loopback(host) and not token:
         raise UserError(f"refusing to listen on {host} without --token: anyone who can reach it could spend the pool")
-    a = app(ctx)
-    px, session = build_proxy(a, provider, token)
+    px, session = build_proxy(a, provider, token, allow_hosts=allow_hosts, allow_origins=allow_origins)
     try:
         server, sock = make_server(px, host, port, loop="uvloop")
     except OSError as exc:
@@ -91,3 +123,19 @@ async def _flush(session) -> None:
         await asyncio.sleep(1.0)
         for recorder in session.recorders:
             recorder.flush()
+
+
+def _check_host_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:\d{1,5})?", name.strip()):
+        raise UserError(f"--allow-host needs a host name (optionally NAME:PORT), not {name!r}")
+
+
+def _check_origin(origin: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.username:
+        raise UserError(f"--allow-origin needs an origin like http://localhost:3000, not {origin!r}")

@@ -22,6 +22,7 @@ from pooltui.core.headers import (
     parse_retry_after_ms,
 )
 from pooltui.core.health import DeadlineSource, Outcome
+from pooltui.core.masking import scrub
 
 DIALECTS = ("anthropic", "openai", "openrouter", "gemini", "groq", "mistral", "deepseek", "openai-compatible")
 
@@ -128,7 +129,10 @@ def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, bo
 def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> Classification:
     """Classify one response. Never raises, whatever the headers and body hold."""
     try:
-        return _classify(dialect, int(status), lower_headers(headers), body, now)
+        result = _classify(dialect, int(status), lower_headers(headers), body, now)
+        if result.reason:
+            result.reason = scrub(result.reason)  # an upstream may echo the key it was sent
+        return result
     except Exception as exc:
         outcome = Outcome.OK if 200 <= int(status or 0) < 300 else Outcome.TRANSIENT
         return Classification(outcome, int(status or 0), f"unclassifiable response ({type(exc).__name__})")

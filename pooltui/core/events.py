@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from pooltui.core.masking import scrub
 
 
 class EventKind(StrEnum):
@@ -48,6 +50,10 @@ class EventLog:
         self.total = 0
 
     def emit(self, event: Event) -> None:
+        if event.reason or event.action:
+            reason, action = scrub(event.reason), scrub(event.action)
+            if reason != event.reason or action != event.action:
+                event = replace(event, reason=reason, action=action)
         self._ring.append(event)
         self.total += 1
         for listener in self._listeners:

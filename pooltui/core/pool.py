@@ -26,7 +26,7 @@ from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.masking import fingerprint, mask, redact
+from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.trace import Exclusion, RequestTrace
@@ -77,6 +77,7 @@ class PoolKey:
     def __init__(self, spec: KeySpec, pos: int) -> None:
         self.label = spec.label
         self.secret = spec.secret
+        remember(spec.secret)  # from now on no text leaving the process carries it in clear
         self.masked = mask(spec.secret) if spec.secret else "(none)"
         self.fingerprint = fingerprint(spec.secret) if spec.secret else ""
         self.pos = pos
@@ -537,7 +538,7 @@ class Pool:
         key.state = state
         key.until = until
         key.source = source
-        key.reason = reason
+        key.reason = scrub(reason) if reason else reason
         key.status_code = status
         key.changed_at = self.clock.now()
         key.gen += 1
@@ -557,7 +558,7 @@ class Pool:
     def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
               request_id: int | None = None) -> None:
         self.events.emit(Event(self.clock.now(), self.name, key.label if key else None, kind, status,
-                               redact(reason), action, request_id))
+                               reason, action, request_id))
 
     def disable(self, label: str, until: float | None = None, reason: str = "disabled by hand") -> None:
         key = self.key(label)

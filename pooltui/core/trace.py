@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pooltui.core.masking import scrub
+
 
 @dataclass(frozen=True, slots=True)
 class Exclusion:
@@ -40,6 +42,9 @@ class RequestTrace:
     served_by: str | None = None
 
     def add(self, ts: float, kind: str, provider: str, key: str | None = None, **detail: Any) -> None:
+        reason = detail.get("reason")
+        if reason:
+            detail["reason"] = scrub(reason)
         self.steps.append(Step(ts, kind, provider, key, detail))
 
     def as_dict(self) -> dict[str, Any]:

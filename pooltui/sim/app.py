@@ -50,8 +50,12 @@ class SimApp:
         name = request.path_params.get("provider")
         return self.state.primary if name is None else self.state.providers.get(name)
 
-    def _error(self, dialect: str, verdict: Verdict, secret: str | None) -> Response:
-        status, body, headers = error_response(dialect, verdict, mask(secret or ""))
+    def _error(self, dialect: str, verdict: Verdict, secret: str | None, key: SimKey | None = None) -> Response:
+        echo = key is not None and key.echo_secret and secret
+        status, body, headers = error_response(dialect, verdict, secret if echo else mask(secret or ""))
+        if echo:
+            body["error"]["message"] += f" (request made with key {secret})"
+            headers["x-sim-echo"] = str(secret)
         headers.update(rate_headers(dialect, verdict, self.state.wall()))
         headers["x-request-id" if dialect == "openai" else "request-id"] = self._next_id("req")
         return Response(_dump(body), status, headers, _JSON)
@@ -78,13 +82,13 @@ class SimApp:
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return self._error(dialect, Verdict("bad_request", 400), secret)
+            return self._error(dialect, Verdict("bad_request", 400), secret, key)
         verdict = ps.decide(key)
         delay = ps.latency_s()
         if delay:
             await asyncio.sleep(delay)
         if verdict.kind != "ok":
-            return self._count(ps, key, self._error(dialect, verdict, secret))
+            return self._count(ps, key, self._error(dialect, verdict, secret, key))
         if key is not None:
             ps.counters[key.label].by_status[200] += 1
         model = str(body.get("model") or "sim-model")
@@ -94,12 +98,22 @@ class SimApp:
         headers = rate_headers(dialect, verdict, self.state.wall()) if ps.spec.success_headers else {}
         req_id = self._next_id("msg" if dialect == "anthropic" else "chatcmpl")
         headers["x-request-id" if dialect == "openai" else "request-id"] = req_id
+        echo = key is not None and key.echo_secret and secret
+        if echo:
+            headers["x-sim-echo"] = str(secret)
         if body.get("stream"):
             chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out)
             if key is not None and key.stream_fault:
                 chunks = with_stream_fault(dialect, chunks, key.stream_fault)
+            if echo:  # the key inside a data event, split over two chunks as a network would
+                data = _dump({"echo": f"you sent {secret}"})
+                cut = data.index(str(secret).encode()) + len(str(secret)) // 2
+                chunks = [chunks[0], b"data: " + data[:cut], data[cut:] + b"\n\n", *chunks[1:]]
             return StreamingResponse(_drip(chunks), 200, headers, "text/event-stream")
-        return Response(_dump(completion(dialect, model, req_id, tokens_in, tokens_out)), 200, headers, _JSON)
+        answer = completion(dialect, model, req_id, tokens_in, tokens_out)
+        if echo:
+            answer["echo"] = f"you sent {secret}"
+        return Response(_dump(answer), 200, headers, _JSON)
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._serve(request, "openai")
@@ -122,7 +136,7 @@ class SimApp:
         ps, _, secret, key = caller
         verdict = ps.decide(key, consume=False)
         if verdict.kind not in ("ok", "rate_limited"):
-            return self._error("anthropic", verdict, secret)
+            return self._error("anthropic", verdict, secret, key)
         raw = await request.body()
         return JSONResponse({"input_tokens": max(1, len(raw) // 16)})
 
@@ -133,8 +147,11 @@ class SimApp:
         ps, flavour, secret, key = caller
         verdict = ps.decide(key)
         if verdict.kind not in ("ok", "quota"):  # a key with no credit still lists models
-            return self._count(ps, key, self._error(flavour, verdict, secret))
-        resp = Response(_dump(models(flavour)), 200, rate_headers(flavour, verdict, self.state.wall()), _JSON)
+            return self._count(ps, key, self._error(flavour, verdict, secret, key))
+        listing, headers = models(flavour), rate_headers(flavour, verdict, self.state.wall())
+        if key is not None and key.echo_secret and secret:
+            listing["echo"], headers["x-sim-echo"] = f"you sent {secret}", secret
+        resp = Response(_dump(listing), 200, headers, _JSON)
         return self._count(ps, key, resp)
 
     async def stats(self, request: Request) -> Response:

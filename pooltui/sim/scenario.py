@@ -28,6 +28,7 @@ class SimKey:
     forbidden: bool = False  # 403 from the start
     quota_group: str | None = None  # keys of one project share one rpm budget
     stream_fault: str | None = None  # "before-data" | "after-data" | "bad-request": an error event in a 200 stream
+    echo_secret: bool = False  # a careless upstream: puts the key it was sent in headers, bodies, errors, streams
 
 
 @dataclass(slots=True)
@@ -119,6 +120,7 @@ def _key(raw: dict[str, Any]) -> SimKey:
             forbidden=bool(raw.get("forbidden", False)),
             quota_group=raw.get("quota_group"),
             stream_fault=_stream_fault(raw.get("stream_fault")),
+            echo_secret=bool(raw.get("echo_secret", False)),
         )
     except KeyError as exc:
         raise ScenarioError(f"a key needs {exc.args[0]!r}") from None

@@ -45,19 +45,21 @@ class SimAddress:
         return root if spec.dialect == "anthropic" else root + "/v1"
 
 
-class SimServer(SimAddress):
-    """The simulator served from a background thread on a free loopback port."""
+class ThreadedServer:
+    """Any ASGI app served from a background thread on a free loopback port (the simulator, test upstreams)."""
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.scenario = scenario
-        self.state = SimState(scenario)
-        self.app = create_app(scenario, self.state)
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
         self._sock = _bind(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(_config(self.app, self.host, self.port))  # no signal capture off the main thread
         self._thread: threading.Thread | None = None
 
-    def start(self, timeout: float = 10.0) -> SimServer:
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0):
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="pooltui-sim", daemon=True
         )
@@ -65,7 +67,7 @@ class SimServer(SimAddress):
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the simulator did not start")
+                raise RuntimeError("the server did not start")
             time.sleep(0.01)
         return self
 
@@ -75,11 +77,20 @@ class SimServer(SimAddress):
             self._thread.join(timeout=5)
         self._sock.close()
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SimServer(ThreadedServer, SimAddress):
+    """The simulator served from a background thread on a free loopback port."""
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.scenario = scenario
+        self.state = SimState(scenario)
+        super().__init__(create_app(scenario, self.state), host, port)
 
 
 def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8600) -> None:

@@ -24,9 +24,11 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
     server = serve(make_scenario(spec))
     client = client_for_scenario(make_scenario(spec), server, "round-robin", seed=1)
     with ProxyThread({"oai": client}, token="tok-123") as px:
-        with pytest.raises(AttachError, match="wants the proxy token"):
+        with pytest.raises(AttachError, match="wants its admin token"):
             await fetch_state(px.service.url, None)
-        session = RemoteSession(px.service.url, "tok-123", poll_s=0.1)
+        with pytest.raises(AttachError, match="wants its admin token"):  # the callers' token is not enough
+            await fetch_state(px.service.url, "tok-123")
+        session = RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1)
         app = PoolMonitorApp(session)
         async with app.run_test(size=(130, 36)) as pilot:
             async with httpx.AsyncClient() as http:
