@@ -11,18 +11,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import tomli_w
 
 from pooltui.atomic import locked, write_atomic
+from pooltui.core import validate
 from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 _BUDGET_FIELDS = ("budget_tokens_day", "budget_tokens_month", "budget_cost_day", "budget_cost_month")
 
 
@@ -35,18 +34,8 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def validate_label(label: str) -> str:
-    label = (label or "").strip()
-    if not _LABEL.match(label):
-        raise ValueError(f"bad key label {label!r}: use 1-64 letters, digits, '-', '_', '.', '@' or '+'")
-    return label
-
-
-def validate_base_url(url: str) -> str:
-    parsed = urlparse(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"base URL must be http(s)://host..., not {url!r}")
-    return url.strip().rstrip("/")
+validate_label = validate.label
+validate_base_url = validate.base_url
 
 
 @dataclass(slots=True)
@@ -192,10 +181,7 @@ def _table_re(*parts: str) -> str:
 
 
 def _num(raw: dict, name: str, default: float, minimum: float = 0.0) -> float:
-    value = raw.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ValueError(f"{name} must be a number >= {minimum:g}, not {value!r}")
-    return float(value)
+    return validate.finite(name, raw.get(name, default), minimum)
 
 
 def _key_entry(provider: str, raw: Any) -> KeyEntry:
@@ -208,12 +194,19 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
         raise ValueError(
             f"key {provider}/{label}: 'secret' must be a reference (keyring:..., env:VAR or file:...); "
             "pooltui never keeps a secret in the config")
+    if secret.startswith("env:"):
+        try:
+            validate.env_name(secret[4:])
+        except ValueError as exc:
+            raise ValueError(f"key {provider}/{label}: secret: {exc}") from None
     budget_values = {}
     for name in _BUDGET_FIELDS:
         if name in data:
             value = data.pop(name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"key {provider}/{label}: {name} must be a positive number")
+            try:
+                validate.finite(name, value, 0.0, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"key {provider}/{label}: {exc}") from None
             budget_values[name.removeprefix("budget_")] = value
     note = data.pop("note", "")
     group = data.pop("quota_group", None)
@@ -227,6 +220,7 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
 def _provider(name: str, raw: Any) -> ProviderConfig:
     if not isinstance(raw, dict):
         raise ValueError(f"provider {name} must be a table")
+    validate.provider_name(name)
     data = dict(raw)
     kind = data.pop("kind", name)
     if kind not in PROFILES:
@@ -252,8 +246,10 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
     cooldown = _num(data, "cooldown_s", 30.0, 0.1)
     cooldown_max = _num(data, "cooldown_max_s", max(600.0, cooldown), cooldown)
     alert = data.pop("capacity_alert", 1)
-    if isinstance(alert, bool) or not isinstance(alert, int) or alert < 0:
-        raise ValueError(f"provider {name}: capacity_alert must be a whole number >= 0")
+    try:
+        validate.whole("capacity_alert", alert)
+    except ValueError as exc:
+        raise ValueError(f"provider {name}: {exc}") from None
     data.pop("cooldown_s", None)
     data.pop("cooldown_max_s", None)
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]

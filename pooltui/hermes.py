@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pooltui.core import validate
+
 
 @dataclass(frozen=True, slots=True)
 class HermesKey:
@@ -24,6 +26,18 @@ class Skipped:
     provider: str
     label: str
     why: str
+
+
+def _problem(token: str | None, env_var: str | None) -> str | None:
+    """Why an entry cannot be imported as it is (a malformed key or env reference), or None."""
+    try:
+        if token is not None:
+            validate.secret(token)
+        elif env_var is not None:
+            validate.env_name(env_var)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def default_path() -> Path:
@@ -61,6 +75,10 @@ def read_auth_json(path: Path) -> tuple[list[HermesKey], list[Skipped]]:
             env_var = source[4:] if source.startswith("env:") else None
             if not (isinstance(token, str) and token.strip()) and not env_var:
                 skipped.append(Skipped(provider, label, "no api key in the entry"))
+                continue
+            problem = _problem(token if isinstance(token, str) and token.strip() else None, env_var)
+            if problem:
+                skipped.append(Skipped(provider, label, problem))
                 continue
             keys.append(HermesKey(provider, label, int(entry.get("priority") or 0) if str(
                 entry.get("priority", 0)).lstrip("-").isdigit() else i,

@@ -250,13 +250,12 @@ class MonitorSession:
     async def add_key(self, label: str, secret: str) -> Any:
         """Verify a new key, store its secret, save it to the config and put it in the pool."""
         from pooltui.config import KeyEntry, validate_label
+        from pooltui.core import validate
         from pooltui.verify import verify_key
 
         pool = self._require_pool()
         label = validate_label(label)
-        secret = secret.strip()
-        if not secret:
-            raise ValueError("empty key: nothing stored")
+        secret = validate.secret(secret)
         if label in {k.label for k in pool.keys}:
             raise ValueError(f"{pool.name} already has a key labelled {label!r}")
         result = await verify_key(self.client.http, self.client.primary.profile, label, secret)

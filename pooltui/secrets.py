@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from pooltui.atomic import locked, write_atomic
+from pooltui.core import validate
 from pooltui.core.masking import remember
 from pooltui.paths import private_dir
 
@@ -89,9 +90,10 @@ class SecretStore:
     # -------------------------------------------------------------- operations
     def put(self, provider: str, label: str, secret: str) -> str:
         """Store ``secret`` for provider/label; returns the reference to keep in the config."""
-        secret = secret.strip()
-        if not secret:
-            raise SecretStoreError("empty key")
+        try:
+            secret = validate.secret(secret)
+        except ValueError as exc:
+            raise SecretStoreError(str(exc)) from None
         name = f"{provider}/{label}"
         if self.backend == "keyring":
             import keyring

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import time
 
 import click
 
-from pooltui.commands.common import Failure, UserError, app, table, when
-from pooltui.config import KeyEntry, ProviderConfig, validate_label
+from pooltui.commands.common import Failure, UserError, app, checked, table, when
+from pooltui.config import KeyEntry, ProviderConfig
+from pooltui.core import validate
 from pooltui.core.masking import fingerprint, mask
 from pooltui.providers.profiles import PROFILES
 from pooltui.secrets import SecretStoreError
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @click.group()
@@ -25,16 +23,14 @@ def auth() -> None:
 
 
 def _label(label: str) -> str:
-    try:
-        return validate_label(label)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return checked(validate.label, label)
 
 
 def ensure_provider(cfg, name: str) -> ProviderConfig:
     """The configured provider, or a new one when ``name`` is a known provider kind."""
     if name in cfg.providers:
         return cfg.providers[name]
+    checked(validate.provider_name, name)
     if name not in PROFILES:
         raise UserError(f"unknown provider {name!r}: configure it first with "
                         f"`pooltui provider set {name} --kind KIND --base-url URL` "
@@ -68,16 +64,15 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
     if p.key(label):
         raise UserError(f"{provider} already has a key labelled {label!r}; remove it first or pick another label")
     if env_var is not None:
-        if not _ENV_NAME.match(env_var):
-            raise UserError(f"--env needs an environment variable name, not {env_var!r}")
+        checked(validate.env_name, env_var)
         secret = os.environ.get(env_var, "").strip()
     elif from_stdin:
         secret = sys.stdin.readline().strip()
     else:
         secret = click.prompt(f"{provider} key for {label!r}", hide_input=True, default="", show_default=False)
     secret = secret.strip()
-    if not secret and env_var is None:
-        raise UserError("empty key: nothing stored")
+    if secret or env_var is None:
+        secret = checked(validate.secret, secret)
     result = None
     if not no_verify and secret:
         result = verify_one(p, label, secret)

@@ -109,6 +109,39 @@ def strategy_option(_ctx, _param, value: str | None) -> str | None:
         raise UserError(str(exc)) from None
 
 
+class FiniteFloat(click.ParamType):
+    """A finite number in a range: ``nan``, ``inf`` and out-of-range values get one clear line."""
+
+    name = "number"
+
+    def __init__(self, minimum: float | None = None, maximum: float | None = None, strict: bool = False) -> None:
+        self.minimum, self.maximum, self.strict = minimum, maximum, strict
+
+    def convert(self, value, param, ctx) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        low = self.minimum
+        if low is not None and (number <= low if self.strict else number < low):
+            self.fail(f"{value!r} must be {'>' if self.strict else '>='} {low:g}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"{value!r} must be <= {self.maximum:g}", param, ctx)
+        return number
+
+
+def checked(check, value):
+    """``check(value)`` from :mod:`pooltui.core.validate`, its ValueError as a one-line user error."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pooltui.commands.common import UserError, app, strategy_option
+from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
 
 
 def run_monitor(session) -> None:
@@ -16,7 +16,7 @@ def run_monitor(session) -> None:
 @click.command()
 @click.option("--scenario", default="peak-hour", show_default=True, help="built-in scenario or TOML file")
 @click.option("--strategy", callback=strategy_option, help="rotation strategy to start with")
-@click.option("--rate", type=click.FloatRange(0.1, 5000), help="test traffic, requests per second")
+@click.option("--rate", type=FiniteFloat(0.1, 5000), help="test traffic, requests per second")
 @click.option("--seed", type=int, default=None)
 def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | None) -> None:
     """Open the monitor on the embedded simulator with test traffic running (no keys, no network)."""

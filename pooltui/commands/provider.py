@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from pooltui.commands.common import UserError, app, strategy_option, table
-from pooltui.config import ProviderConfig, validate_base_url
+from pooltui.commands.common import FiniteFloat, UserError, app, checked, strategy_option, table
+from pooltui.config import ProviderConfig
+from pooltui.core import validate
 from pooltui.providers.profiles import PROFILES
 
 
@@ -17,7 +18,7 @@ def provider() -> None:
 def _csv(value: str | None) -> list[str] | None:
     if value is None:
         return None
-    return [v.strip() for v in value.split(",") if v.strip()]
+    return [checked(validate.label, v.strip()) for v in value.split(",") if v.strip()]
 
 
 @provider.command("set")
@@ -27,7 +28,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--fallback", help="fallback providers in order: p,q ('' for none)")
 @click.option("--base-url", help="the API endpoint (e.g. a `pooltui sim serve` address)")
 @click.option("--kind", type=click.Choice(sorted(PROFILES)), help="the provider's API dialect")
-@click.option("--cooldown", type=float, help="default cooldown in seconds after a 429 without a reset")
+@click.option("--cooldown", type=FiniteFloat(0, strict=True),
+              help="default cooldown in seconds after a 429 without a reset")
 @click.option("--capacity-alert", type=click.IntRange(0), help="alert when fewer usable keys than this")
 @click.pass_context
 def provider_set(ctx: click.Context, name: str, credential_pool: str | None, pool_strategy: str | None,
@@ -35,13 +37,9 @@ def provider_set(ctx: click.Context, name: str, credential_pool: str | None, poo
                  capacity_alert: int | None) -> None:
     """Create or change provider NAME."""
     a = app(ctx)
+    name = checked(validate.provider_name, name)
     if base_url is not None:
-        try:
-            base_url = validate_base_url(base_url)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    if cooldown is not None and cooldown <= 0:
-        raise UserError("--cooldown must be a positive number of seconds")
+        base_url = checked(validate.base_url, base_url)
     with a.edit() as cfg:
         p = cfg.providers.get(name)
         if p is None:

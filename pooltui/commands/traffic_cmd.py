@@ -7,7 +7,7 @@ import json
 
 import click
 
-from pooltui.commands.common import UserError, app, strategy_option
+from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
@@ -19,7 +19,7 @@ from pooltui.core.trace import format_trace
 @click.option("--strategy", callback=strategy_option, help=f"one of {', '.join(STRATEGIES)} (or a Hermes alias)")
 @click.option("--requests", "n_requests", type=click.IntRange(1, 10_000_000), help="how many requests")
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="requests in flight at once")
-@click.option("--rate", type=click.FloatRange(0), help="requests per second (0 = as fast as concurrency allows)")
+@click.option("--rate", type=FiniteFloat(0), help="requests per second (0 = as fast as concurrency allows)")
 @click.option("--stream", is_flag=True, help="stream every response (SSE)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
 @click.option("--trace", "n_traces", type=click.IntRange(0), default=0, help="print the last N request traces")

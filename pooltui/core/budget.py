@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pooltui.core.validate import finite
+
 
 @dataclass(slots=True)
 class Prices:
@@ -23,10 +25,7 @@ class Prices:
                 raise ValueError(f"prices.{model} must be a table with input_per_mtok and output_per_mtok")
             values = []
             for name in ("input_per_mtok", "output_per_mtok"):
-                v = entry.get(name, 0.0)
-                if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-                    raise ValueError(f"prices.{model}.{name} must be a number >= 0, not {v!r}")
-                values.append(float(v))
+                values.append(finite(f"prices.{model}.{name}", entry.get(name, 0.0)))
             out[str(model)] = (values[0], values[1])
         return cls(out)
 

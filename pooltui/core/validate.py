@@ -1,0 +1,91 @@
+"""Input checked at the edge: finite numbers, strict URLs, label-shaped names, plausible secrets.
+
+Every function returns the clean value or raises ``ValueError`` with one line that says what is wrong
+(never the secret itself). The config reader, the CLI, the monitor and the importers all use these, so a
+value is judged the same wherever it comes in.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from urllib.parse import urlsplit
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+MAX_SECRET_BYTES = 4096
+
+
+def finite(name: str, value: object, minimum: float | None = 0.0, *, strict: bool = False) -> float:
+    """A real, finite number (not NaN, not infinite, not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, not {value!r}")
+    return float(value)
+
+
+def whole(name: str, value: object, minimum: int = 0) -> int:
+    """A whole number (not a bool, not a float) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    return value
+
+
+def label(value: object, what: str = "key label") -> str:
+    """A label-shaped name: 1-64 letters, digits, '-', '_', '.', '@' or '+', starting with a letter or digit."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _LABEL.match(text):
+        raise ValueError(f"bad {what} {value!r}: use 1-64 letters, digits, '-', '_', '.', '@' or '+'")
+    return text
+
+
+def provider_name(value: object) -> str:
+    return label(value, "provider name")
+
+
+def env_name(value: object) -> str:
+    """An environment variable name: ``[A-Za-z_][A-Za-z0-9_]*``."""
+    if not isinstance(value, str) or not _ENV_NAME.match(value):
+        raise ValueError(f"bad environment variable name {value!r}: use letters, digits and '_', not starting "
+                         "with a digit")
+    return value
+
+
+def secret(value: object) -> str:
+    """An API key: non-empty, at most 4 KiB, with no whitespace or control character inside."""
+    if not isinstance(value, str):
+        raise ValueError("the key must be text")
+    text = value.strip()
+    if not text:
+        raise ValueError("empty key: nothing stored")
+    if len(text.encode()) > MAX_SECRET_BYTES:
+        raise ValueError(f"the key is longer than {MAX_SECRET_BYTES} bytes: that is not an API key")
+    if _SPACE_OR_CONTROL.search(text):
+        raise ValueError("the key has whitespace or a control character inside: paste the key alone")
+    return text
+
+
+def base_url(value: object) -> str:
+    """A strict http(s) URL with a host: no whitespace, CR/LF, user-info, bad port, query or fragment."""
+    if not isinstance(value, str):
+        raise ValueError(f"base URL must be text, not {value!r}")
+    url = value.strip()
+    if _SPACE_OR_CONTROL.search(url):
+        raise ValueError(f"base URL {url!r} has whitespace or a control character in it")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base URL must be http(s)://host..., not {url!r}")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValueError(f"base URL {parts.scheme}://{parts.hostname}... must not carry user-info (a key in the "
+                         "URL would be logged): store the key with `pooltui auth add`")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"base URL {url!r} has a bad port") from None
+    if port == 0:
+        raise ValueError(f"base URL {url!r} has a bad port")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(f"base URL {url!r} must not have a query or fragment")
+    return url.rstrip("/")
