@@ -196,9 +196,17 @@ class MonitorSession:
     def move(self, label: str, delta: int) -> list[str]:
         pool = self._require_pool()
         pool.move(label, delta)
-        order = [k.label for k in pool.keys]
-        self._save(lambda p: setattr(p, "credential_pool", order))
-        return order
+
+        def change(p) -> None:
+            # the same move applied to the order on disk: keys another process added meanwhile stay in it
+            order = list(p.credential_pool) if p.credential_pool is not None else [k.label for k in p.keys]
+            if label in order:
+                i = order.index(label)
+                order.insert(max(0, min(len(order) - 1, i + delta)), order.pop(i))
+                p.credential_pool = order
+
+        self._save(change)
+        return [k.label for k in pool.keys]
 
     def set_strategy(self, strategy: str) -> str:
         pool = self._require_pool()
@@ -262,17 +270,24 @@ class MonitorSession:
         if result.result in ("invalid", "forbidden"):
             raise ValueError(f"not added: the key is {result.result} ({result.status}: {result.detail})")
         if self.config is not None:
-            ref = self.config.store.put(pool.name, label, secret)
+            store = self.config.store
 
-            def add(p) -> None:
+            def add(p) -> None:  # under the config lock: check, store the secret, add the entry
+                if p.key(label) is not None:
+                    raise ValueError(f"{pool.name} already has a key labelled {label!r}")
+                ref = store.put(pool.name, label, secret)
                 p.keys.append(KeyEntry(label, ref))
                 if p.credential_pool is not None:
                     p.credential_pool.append(label)
+                added.append(ref)
 
+            added: list[str] = []
             try:
                 self._save(add)
             except Exception:
-                self.config.store.delete(ref)
+                for ref in added:
+                    with contextlib.suppress(Exception):
+                        store.delete(ref)
                 raise
         pool.add_key(KeySpec(label, secret))
         if result.classification is not None:

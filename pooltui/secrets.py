@@ -139,21 +139,31 @@ class SecretStore:
             return value
         raise SecretStoreError(f"unknown secret reference scheme {scheme!r}")
 
-    def delete(self, ref: str) -> None:
-        """Forget the secret behind a reference (an env reference is left alone)."""
+    def delete(self, ref: str, *, missing_ok: bool = True) -> None:
+        """Forget the secret behind a reference (an env reference is left alone).
+
+        Raises SecretStoreError when the store cannot remove it (a secret that is simply not there is fine).
+        """
         scheme, _, name = ref.partition(":")
         if scheme == "keyring":
-            try:
-                import keyring
+            import keyring
+            from keyring.errors import PasswordDeleteError
 
+            try:
                 keyring.delete_password(SERVICE, name)
-            except Exception:
-                pass
+            except PasswordDeleteError:
+                if not missing_ok:
+                    raise SecretStoreError(f"no secret for {name} in the keyring") from None
+            except Exception as exc:
+                raise SecretStoreError(f"the keyring could not remove {name}: {type(exc).__name__}") from None
         elif scheme == "file":
-            with locked(self.file):
-                data = self._read_file()
-                if data.pop(name, None) is not None:
-                    self._write_file(data)
+            try:
+                with locked(self.file):
+                    data = self._read_file()
+                    if data.pop(name, None) is not None:
+                        self._write_file(data)
+            except OSError as exc:
+                raise SecretStoreError(f"cannot remove {name} from {self.file}: {exc.strerror or exc}") from None
 
     @staticmethod
     def where(ref: str) -> str:

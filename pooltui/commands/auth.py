@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -80,21 +81,28 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
             raise Failure(f"not added: {provider}/{label} ({mask(secret)}) is {result.result}"
                           f" ({result.status}: {result.detail}); use --no-verify to add it anyway")
     store = a.store()
+    stored: list[str] = []
     try:
-        ref = f"env:{env_var}" if env_var is not None else store.put(provider, label, secret)
-    except SecretStoreError as exc:
-        raise Failure(str(exc)) from None
-    try:
+        # one transaction under the config lock: a concurrent add of the same label waits, then finds it
         with a.edit() as cfg:
             p = ensure_provider(cfg, provider)
             if p.key(label):
                 raise UserError(f"{provider} already has a key labelled {label!r}")
+            if env_var is not None:
+                ref = f"env:{env_var}"
+            else:
+                try:
+                    ref = store.put(provider, label, secret)
+                except SecretStoreError as exc:
+                    raise Failure(str(exc)) from None
+                stored.append(ref)
             p.keys.append(KeyEntry(label, ref, note, quota_group))
             if p.credential_pool is not None:
                 p.credential_pool.append(label)
     except BaseException:
-        if env_var is None:
-            store.delete(ref)
+        for ref in stored:  # only the secret this command stored: never another process's
+            with contextlib.suppress(SecretStoreError):
+                store.delete(ref)
         raise
     where = {"keyring": "the OS keyring", "file": str(store.file), "env": f"${env_var}"}[store.where(ref)]
     shown = f"{mask(secret)}  fp {fingerprint(secret)}" if secret else f"(${env_var} is not set now)"
@@ -154,6 +162,7 @@ def auth_list(ctx: click.Context, provider: str | None) -> None:
 def auth_remove(ctx: click.Context, provider: str, label: str) -> None:
     """Remove a key from the pool and forget its secret."""
     a = app(ctx)
+    store = a.store()
     with a.edit() as cfg:
         p = cfg.provider(provider)
         entry = p.key(label)
@@ -162,7 +171,10 @@ def auth_remove(ctx: click.Context, provider: str, label: str) -> None:
         p.keys.remove(entry)
         if p.credential_pool is not None and label in p.credential_pool:
             p.credential_pool.remove(label)
-    a.store().delete(entry.secret)
+        try:  # before the config is saved: a secret that cannot be removed leaves the config as it was
+            store.delete(entry.secret)
+        except SecretStoreError as exc:
+            raise Failure(f"not removed: {exc}") from None
     a.history(cfg).forget_key(provider, label)
     click.echo(f"removed {provider}/{label}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -64,11 +65,13 @@ def import_hermes(ctx: click.Context, path: Path | None) -> None:
                 added.append((hk, label, ref))
     except SecretStoreError as exc:
         for ref in stored:
-            store.delete(ref)
+            with contextlib.suppress(SecretStoreError):
+                store.delete(ref)
         raise Failure(str(exc)) from None
     except BaseException:
         for ref in stored:
-            store.delete(ref)
+            with contextlib.suppress(SecretStoreError):
+                store.delete(ref)
         raise
     for hk, label, ref in added:
         shown = mask(hk.secret) if hk.secret else f"${hk.env_var}"
