@@ -71,11 +71,13 @@ class PoolUnavailableError(Exception):
     """No key of any configured provider could serve the request. The message states the pools."""
 
     def __init__(self, message: str, retry_after_s: float | None = None, should_retry: bool = True,
-                 last_status: int | None = None) -> None:
+                 last_status: int | None = None, kind: str = "exhausted") -> None:
         super().__init__(scrub(message))
         self.retry_after_s = retry_after_s
         self.should_retry = should_retry
         self.last_status = last_status
+        #: "exhausted" (no key could serve), "deadline" (the request's time ran out), "too_large" (answer over cap)
+        self.kind = kind
 
 
 @dataclass(slots=True)
@@ -97,6 +99,30 @@ class PoolResponse:
         return self._json
 
 
+DEFAULT_DEADLINE_S = 120.0  # connect + every read of one non-streaming request, all attempts together
+DEFAULT_STREAM_IDLE_S = 60.0  # the longest gap between two chunks of a stream once it flows
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a non-streaming answer held before relay
+
+
+class _TooLarge(Exception):
+    """The answer is larger than the client holds."""
+
+
+async def read_capped(resp: httpx.Response, cap: int) -> bytes:
+    """The decoded body, refusing (``_TooLarge``) past ``cap`` bytes: declared or actually sent."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _TooLarge(f"the answer declares {int(declared) / 2**20:.1f} MiB (limit {cap / 2**20:g} MiB)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge(f"the answer is larger than {cap / 2**20:g} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> httpx.AsyncClient:
     """httpx on the aiohttp transport: several times the default transport's throughput under concurrency."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -112,11 +138,15 @@ def _json_headers(headers: httpx.Headers) -> httpx.Headers:
 
 
 class _Abandon(Exception):
-    """Stop trying this upstream; go to the next one (``status``: the last HTTP status it answered)."""
+    """Stop trying this upstream; go to the next one (``status``: the last HTTP status it answered).
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``kind`` "deadline" or "too_large" ends the request: no other upstream would do better.
+    """
+
+    def __init__(self, message: str, status: int | None = None, kind: str = "exhausted") -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind
 
 
 class PoolClient:
@@ -130,7 +160,9 @@ class PoolClient:
         http: httpx.AsyncClient | None = None,
         own_http: bool | None = None,
         backoff: Backoff | None = None,
-        deadline_s: float = 30.0,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        stream_idle_s: float = DEFAULT_STREAM_IDLE_S,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         traces_kept: int = 256,
@@ -149,6 +181,8 @@ class PoolClient:
         self._own_http = http is None if own_http is None else own_http
         self.backoff = backoff or Backoff()
         self.deadline_s = deadline_s
+        self.stream_idle_s = stream_idle_s
+        self.max_body_bytes = max_body_bytes
         self.rng = rng or random.Random()
         self.events = events if events is not None else (primary.pool.events if primary.pool else EventLog())
         self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
@@ -232,6 +266,9 @@ class PoolClient:
             except _Abandon as why:
                 notes.append(f"{up.name}: {why}")
                 last_status = why.status if why.status is not None else last_status
+                if why.kind != "exhausted" or self.clock.now() >= deadline:
+                    kind = why.kind if why.kind != "exhausted" else "deadline"
+                    break
                 continue
             if up.breaker is not None and up.breaker.success():
                 self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, result.status,
@@ -240,14 +277,17 @@ class PoolClient:
             trace.result = "ok" if result.status < 400 else f"http {result.status}"
             trace.served_by = f"{up.name}/{result.key}"
             return result
+        else:
+            kind = "exhausted"
         message = "; ".join(notes) or "no upstream configured"
         retry = self._earliest_reset(ups)
-        should_retry = retry is not None or any("transient" in n or "failing" in n for n in notes)
+        should_retry = kind != "too_large" and (
+            retry is not None or kind == "deadline" or any("transient" in n or "failing" in n for n in notes))
         trace.result = "pool unavailable"
         trace.add(self.clock.now(), "error", ups[0].name, reason=message)
         self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
                                "request failed", trace.request_id))
-        raise PoolUnavailableError(message, retry, should_retry, last_status)
+        raise PoolUnavailableError(message, retry, should_retry, last_status, kind)
 
     def _earliest_reset(self, ups: list[Upstream]) -> float | None:
         waits = [w for up in ups if up.pool is not None and (w := up.pool.next_ready_in()) is not None]
@@ -301,13 +341,44 @@ class PoolClient:
             headers.update(base_headers)
             started = time.perf_counter()
             remaining = deadline - clock.now()
+            if remaining <= 0:
+                if key is not None:
+                    pool.release(key)
+                raise _Abandon("deadline reached", None, "deadline")
+            body = b""
+            limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
             try:
-                if remaining < self._timeout_s:
-                    request = self.http.build_request(req.method, url, content=content, headers=headers,
-                                                      timeout=max(0.5, remaining))
-                else:
-                    request = self.http.build_request(req.method, url, content=content, headers=headers)
-                resp = await self.http.send(request, stream=True)
+                async with limit:
+                    if remaining < self._timeout_s:
+                        request = self.http.build_request(req.method, url, content=content, headers=headers,
+                                                          timeout=max(0.5, remaining))
+                    else:
+                        request = self.http.build_request(req.method, url, content=content, headers=headers)
+                    resp = await self.http.send(request, stream=True)
+                    try:
+                        if streaming and resp.status_code == 200:
+                            outcome = await self._await_first_event(resp, profile.dialect, clock.now())
+                        else:
+                            body = await read_capped(resp, self.max_body_bytes)
+                            outcome = None
+                    except BaseException:
+                        await resp.aclose()
+                        raise
+            except TimeoutError:
+                if not limit.expired():
+                    raise
+                if key is not None:
+                    pool.release(key)
+                why = f"deadline reached: no complete answer {time.perf_counter() - started:.1f} s into this attempt"
+                trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
+                          outcome="deadline", latency_ms=(time.perf_counter() - started) * 1000, reason=why)
+                raise _Abandon(why, None, "deadline") from None
+            except _TooLarge as exc:
+                if key is not None:
+                    pool.release(key)
+                trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
+                          outcome="too_large", latency_ms=(time.perf_counter() - started) * 1000, reason=str(exc))
+                raise _Abandon(str(exc), resp.status_code, "too_large") from None
             except (httpx.HTTPError, OSError) as exc:
                 latency = time.perf_counter() - started
                 reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
@@ -323,36 +394,15 @@ class PoolClient:
                 if key is not None:
                     pool.release(key)
                 raise
-            try:
-                if streaming and resp.status_code == 200:
-                    outcome = await self._await_first_event(resp, profile.dialect, clock.now())
-                else:
-                    await resp.aread()
-                    outcome = None
-            except (httpx.HTTPError, OSError) as exc:
-                await resp.aclose()
-                latency = time.perf_counter() - started
-                reason = f"{type(exc).__name__} while reading"
-                if key is not None:
-                    pool.report_transport(key, reason, latency, trace.request_id)
-                failed = key
-                transient += 1
-                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None, last)
-                continue
-            except asyncio.CancelledError:
-                await resp.aclose()
-                if key is not None:
-                    pool.release(key)
-                raise
             latency = time.perf_counter() - started
             if outcome is None:
-                result = classify(profile.dialect, resp.status_code, resp.headers, resp.content, clock.now())
+                result = classify(profile.dialect, resp.status_code, resp.headers, body, clock.now())
             else:
                 result, scanner, prelude = outcome
             tokens_in = tokens_out = 0
             parsed = None
             if result.outcome is Outcome.OK and not streaming:
-                parsed = parse_body(resp.content)
+                parsed = parse_body(body)
                 tokens_in, tokens_out = usage_from_body(parsed)
             cost = None
             if tokens_in or tokens_out:
@@ -373,7 +423,7 @@ class PoolClient:
                         return PoolResponse(result.status, _json_headers(resp.headers),
                                             json.dumps(scanner.error).encode(), up.name,
                                             key.label if key else None, trace, fallback, scanner.error)
-                return PoolResponse(resp.status_code, resp.headers, resp.content, up.name,
+                return PoolResponse(resp.status_code, resp.headers, body, up.name,
                                     key.label if key else None, trace, fallback, parsed)
             await resp.aclose()
             if oc in ROTATE_NOW:
@@ -459,15 +509,25 @@ class PoolStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         scanner = self._scanner
+        idle = self._client.stream_idle_s
+        rest = aiter(self._rest)
         try:
             for chunk in self._prelude:
                 yield chunk
             self._prelude = []
-            async for chunk in self._rest:
+            while True:
+                try:
+                    async with asyncio.timeout(idle):  # a stream may last; a silence may not
+                        chunk = await anext(rest)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    self.interrupted = f"no data for {idle:g} s after the first event"
+                    raise
                 scanner.feed(chunk)
                 yield chunk
         except (httpx.HTTPError, OSError) as exc:
-            self.interrupted = f"{type(exc).__name__} after first event"
+            self.interrupted = self.interrupted or f"{type(exc).__name__} after first event"
             raise
         finally:
             await self.aclose()

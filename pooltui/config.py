@@ -22,6 +22,7 @@ from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
+_LIMITS = {"request_timeout_s": 120.0, "stream_idle_s": 60.0, "max_body_mb": 64.0}
 _BUDGET_FIELDS = ("budget_tokens_day", "budget_tokens_month", "budget_cost_day", "budget_cost_month")
 
 
@@ -78,6 +79,9 @@ class ProviderConfig:
     cooldown_s: float = 30.0
     cooldown_max_s: float = 600.0
     capacity_alert: int = 1
+    request_timeout_s: float = 120.0  # one request, all attempts: connect and every read
+    stream_idle_s: float = 60.0  # the longest silence inside a stream once it flows
+    max_body_mb: float = 64.0  # the largest non-streaming answer held before relay
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +115,9 @@ class ProviderConfig:
         out["cooldown_s"] = self.cooldown_s
         out["cooldown_max_s"] = self.cooldown_max_s
         out["capacity_alert"] = self.capacity_alert
+        for name, default in _LIMITS.items():
+            if getattr(self, name) != default:
+                out[name] = getattr(self, name)
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -252,9 +259,10 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
         raise ValueError(f"provider {name}: {exc}") from None
     data.pop("cooldown_s", None)
     data.pop("cooldown_max_s", None)
+    limits = {n: validate.finite(n, data.pop(n, default), 0.0, strict=True) for n, default in _LIMITS.items()}
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
-    return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert, keys,
-                          data)
+    return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
+                          keys=keys, extra=data, **limits)
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -303,7 +311,7 @@ def parse_config(text: str, path: Path) -> Config:
 
 def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
-                 "capacity_alert", "secret", "label", *_BUDGET_FIELDS):
+                 "capacity_alert", "secret", "label", *_LIMITS, *_BUDGET_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name
     return None

@@ -108,7 +108,7 @@ class PoolProxy:
     """The proxy's request handling over one PoolClient per API family."""
 
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
-                 deadline_s: float = 60.0, clock: Clock | None = None, session: Any = None,
+                 deadline_s: float | None = None, clock: Clock | None = None, session: Any = None,
                  admin_token: str | None = None, allow_hosts: tuple[str, ...] = (),
                  allow_origins: tuple[str, ...] = ()) -> None:
         self.clients = clients
@@ -188,7 +188,10 @@ class PoolProxy:
         except PathRefused as exc:
             return self._error(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
         query = safe_query(request.url.query)
-        body = await request.body()
+        body = await self._body(request, client.max_body_bytes)
+        if body is None:
+            return self._error(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
+                               "request_too_large")
         parsed = None
         if body:
             with contextlib.suppress(ValueError):
@@ -216,7 +219,26 @@ class PoolProxy:
         self.stats.requests[(api, resp.status)] += 1
         return Response(content, resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}"))
 
+    @staticmethod
+    async def _body(request: Request, limit: int) -> bytes | None:
+        """The caller's body, or None past ``limit`` bytes (declared or sent): never held whole beyond it."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _unavailable(self, api: str, exc: PoolUnavailableError) -> Response:
+        if exc.kind == "deadline":
+            return self._error(api, 504, f"pooltui: the upstream did not answer in time: {exc}", "timeout")
+        if exc.kind == "too_large":
+            return self._error(api, 502, f"pooltui: {exc}", "upstream_too_large")
         headers = {}
         if exc.retry_after_s is not None:
             headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))

@@ -62,8 +62,10 @@ def build_client(cfg: Config, provider: str, store: SecretStore, history: Histor
     ups = []
     for p in [primary, *(cfg.provider(name) for name in primary.fallback)]:
         ups.append(Upstream(p.profile, build_pool(p, store, history, events, clock, problems)))
+    limits = {"deadline_s": primary.request_timeout_s, "stream_idle_s": primary.stream_idle_s,
+              "max_body_bytes": int(primary.max_body_mb * 2**20)}
     client = PoolClient(ups[0], ups[1:], clock=clock, events=events, prices=cfg.prices,
-                        rng=random.Random(), **client_kw)
+                        rng=random.Random(), **{**limits, **client_kw})
     return Built(client, problems)
 
 

@@ -43,7 +43,7 @@ def test_an_echoing_upstream_never_gets_a_key_out_in_clear(serve, tmp_path) -> N
     store = SecretStore(data, "file")
     config = tmp_path / "config" / "config.toml"
     with ConfigEditor(config) as cfg:
-        p = cfg.providers["oai"] = ProviderConfig("oai", "openai", server.base_url("oai"))
+        p = cfg.providers["oai"] = ProviderConfig("oai", "openai", server.base_url("oai"), request_timeout_s=3)
         for k in server.scenario.primary.keys:
             p.keys.append(KeyEntry(k.label, store.put("oai", k.label, k.secret)))
     history = History(data / "history.db")

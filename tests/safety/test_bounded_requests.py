@@ -1,0 +1,95 @@
+"""Issue 5.6: a total deadline per request, an idle-gap limit inside streams, a cap on held answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from pooltui.client import PoolUnavailableError
+from pooltui.sim.server import ThreadedServer
+from tests.safety.helpers import client_on
+from tests.test_proxy import ProxyThread
+
+BIG = 50 * 2**20
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def trickle(request) -> StreamingResponse:
+    async def forever():
+        yield b'{"id": "x", "choices": ['
+        while True:  # a byte every 0.2 s: each read is quick, the answer never ends
+            await asyncio.sleep(0.2)
+            yield b" "
+    return StreamingResponse(forever(), 200, media_type="application/json")
+
+
+async def stalls(request) -> StreamingResponse:
+    async def events():
+        yield b'data: {"id":"x","choices":[{"delta":{"content":"hi"}}]}\n\n'
+        await asyncio.sleep(3600)  # then silence
+    return StreamingResponse(events(), 200, media_type="text/event-stream")
+
+
+async def big(request) -> Response:
+    return Response(b'{"pad":"' + b"x" * (BIG - 10) + b'"}', 200, media_type="application/json")
+
+
+UPSTREAM = Starlette(routes=[Route("/trickle/v1/chat/completions", trickle, methods=["POST"]),
+                             Route("/stall/v1/chat/completions", stalls, methods=["POST"]),
+                             Route("/big/v1/chat/completions", big, methods=["POST"])])
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with ThreadedServer(UPSTREAM) as server:
+        yield server
+
+
+async def test_a_trickling_upstream_cannot_hold_a_request_past_its_deadline(upstream) -> None:
+    client = client_on(f"{upstream.url}/trickle/v1", deadline_s=1.5)
+    t0 = time.perf_counter()
+    with pytest.raises(PoolUnavailableError) as err:
+        await client.send(client.chat_builder("hi"))
+    took = time.perf_counter() - t0
+    await client.aclose()
+    assert err.value.kind == "deadline" and took < 3.0, took
+    assert client.primary.pool.key("k").state.value == "ok", "a slow answer does not blame the key"
+
+
+def test_through_the_proxy_a_trickle_becomes_a_504_in_time(upstream) -> None:
+    with ProxyThread({"up": client_on(f"{upstream.url}/trickle/v1", deadline_s=1.5)}) as px:
+        t0 = time.perf_counter()
+        r = httpx.post(f"{px.service.url}/v1/chat/completions", json=CHAT, timeout=30)
+        took = time.perf_counter() - t0
+    assert r.status_code == 504 and took < 3.0, (r.status_code, took)
+    assert "did not answer in time" in r.json()["error"]["message"]
+
+
+def test_a_stream_that_goes_silent_ends_after_the_idle_gap(upstream) -> None:
+    with ProxyThread({"up": client_on(f"{upstream.url}/stall/v1", stream_idle_s=1.0)}) as px:
+        t0 = time.perf_counter()
+        with httpx.stream("POST", f"{px.service.url}/v1/chat/completions", json={**CHAT, "stream": True},
+                          timeout=30) as r:
+            body = r.read().decode()
+        took = time.perf_counter() - t0
+    assert r.status_code == 200 and took < 3.0, took
+    assert '"content":"hi"' in body and "upstream stream broke" in body
+
+
+def test_a_50_mb_answer_passes_under_the_default_cap_and_a_lower_cap_gives_a_502(upstream) -> None:
+    with ProxyThread({"up": client_on(f"{upstream.url}/big/v1")}) as px:
+        r = httpx.post(f"{px.service.url}/v1/chat/completions", json=CHAT, timeout=60)
+        assert r.status_code == 200 and len(r.content) == BIG
+    with ProxyThread({"up": client_on(f"{upstream.url}/big/v1", max_body_bytes=8 * 2**20)}) as px:
+        r = httpx.post(f"{px.service.url}/v1/chat/completions", json=CHAT, timeout=60)
+        assert r.status_code == 502 and "(limit 8 MiB)" in r.json()["error"]["message"]
+        big_request = httpx.post(f"{px.service.url}/v1/chat/completions", timeout=60,
+                                 content=b'{"x":"' + b"y" * (9 * 2**20) + b'"}',
+                                 headers={"content-type": "application/json"})
+        assert big_request.status_code == 413
