@@ -175,9 +175,15 @@ class SecretStore:
             data = json.loads(self.file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
-            raise SecretStoreError(f"cannot read {self.file}: {type(exc).__name__}") from None
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except OSError as exc:
+            raise SecretStoreError(f"cannot read {self.file}: {exc.strerror or type(exc).__name__}") from None
+        except ValueError:
+            raise SecretStoreError(f"{self.file} is corrupted (not JSON): it is left as it is; move it aside and "
+                                   "add its keys again with `pooltui auth add`") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise SecretStoreError(f"{self.file} is corrupted (not a table of secrets): it is left as it is; move "
+                                   "it aside and add its keys again with `pooltui auth add`")
+        return {str(k): v for k, v in data.items()}
 
     def _write_file(self, data: dict[str, str]) -> None:
         private_dir(self.data_dir)

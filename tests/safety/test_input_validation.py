@@ -115,3 +115,15 @@ def test_env_names_are_checked_on_add_and_on_hermes_import(var: str, tmp_path) -
     assert "skipped  openai/bad: bad environment variable name" in out.stdout
     assert "skipped  openai/nul: the key has whitespace or a control character" in out.stdout
     assert "1 key(s) imported" in out.stdout
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"openai/a": 5}'])
+def test_a_corrupted_secret_file_is_never_replaced(content: str) -> None:
+    data = Path(os.environ["POOLTUI_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "secrets.json").write_text(content)
+    out = run("--secret-store", "file", "auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify",
+              stdin="sk-test-valid-000000000000000001\n")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "secrets.json is corrupted" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (data / "secrets.json").read_text() == content
