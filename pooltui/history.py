@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS key_status (
 """
 
 
+class HistoryError(Exception):
+    """The history database cannot be used (the message names the file and what to do)."""
+
+
 @dataclass(slots=True)
 class KeyStatus:
     provider: str
@@ -56,9 +60,14 @@ class History:
         self.path = path
         self.retention_days = retention_days
         self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise HistoryError(f"{path} is not a readable history database ({exc}); it is left as it is: move it "
+                               "aside and pooltui starts a new one") from None
         try:
             path.chmod(0o600)
         except OSError:

@@ -73,10 +73,13 @@ class AppContext:
 
     def history(self, cfg: Config | None = None):
         if self._history is None:
-            from pooltui.history import History
+            from pooltui.history import History, HistoryError
 
             retention = (cfg or self.config()).retention_days
-            self._history = History(self.data / "history.db", retention)
+            try:
+                self._history = History(self.data / "history.db", retention)
+            except HistoryError as exc:
+                raise Failure(str(exc)) from None
         return self._history
 
     def warn_unencrypted(self) -> None:

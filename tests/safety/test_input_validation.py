@@ -127,3 +127,15 @@ def test_a_corrupted_secret_file_is_never_replaced(content: str) -> None:
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "secrets.json is corrupted" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert (data / "secrets.json").read_text() == content
+
+
+def test_a_corrupted_history_is_never_replaced_and_named_in_one_line() -> None:
+    data = Path(os.environ["POOLTUI_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    garbage = b"this is not sqlite at all " * 200
+    (data / "history.db").write_bytes(garbage)
+    out = run("events")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "history.db is not a readable history database" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert (data / "history.db").read_bytes() == garbage
