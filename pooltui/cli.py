@@ -9,6 +9,7 @@ import click
 
 from pooltui.commands.auth import auth
 from pooltui.commands.common import AppContext, UserError
+from pooltui.commands.doctor import doctor
 from pooltui.commands.history_cmds import events, usage
 from pooltui.commands.importer import import_group
 from pooltui.commands.keys_check import verify
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, p
         ctx.invoke(monitor)
 
 
-for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group):
+for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor):
     cli.add_command(command)
 
 

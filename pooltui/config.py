@@ -1,7 +1,8 @@
 """The TOML config: providers, their credential pools and key entries. Never a secret.
 
-Read with tomllib, validated into dataclasses, written atomically with tomli-w. Settings pooltui does not
-know are kept as they were.
+Read with tomllib, validated into dataclasses, and written by merging the new values into the document
+on disk (tomlkit), atomically: the user's comments, order and formatting stay, and so do settings pooltui
+does not know.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from pooltui.atomic import locked, write_atomic
 from pooltui.core import validate
 from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
+from pooltui.toml_merge import dumps_merged
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
 _LIMITS = {"request_timeout_s": 120.0, "stream_idle_s": 60.0, "max_body_mb": 64.0}
@@ -115,9 +115,8 @@ class ProviderConfig:
         out["cooldown_s"] = self.cooldown_s
         out["cooldown_max_s"] = self.cooldown_max_s
         out["capacity_alert"] = self.capacity_alert
-        for name, default in _LIMITS.items():
-            if getattr(self, name) != default:
-                out[name] = getattr(self, name)
+        for name in _LIMITS:
+            out[name] = getattr(self, name)
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -325,6 +324,10 @@ def load_config(path: Path) -> Config:
         return Config(path)
     except UnicodeDecodeError:
         raise ConfigError(path, "not UTF-8 text") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "is a folder, not a config file") from None
+    except NotADirectoryError:
+        raise ConfigError(path, f"{next(p for p in path.parents if p.exists())} is a file, not a folder") from None
     except OSError as exc:
         raise ConfigError(path, f"cannot read: {exc.strerror or exc}") from None
     return parse_config(text, path)
@@ -333,9 +336,13 @@ def load_config(path: Path) -> Config:
 def save_config(cfg: Config) -> None:
     """Write atomically; validation first, so an invalid config is never written."""
     cfg.validate()
-    data = tomli_w.dumps(cfg.to_dict()).encode()
-    parse_config(data.decode(), cfg.path)  # what we write must read back
-    write_atomic(cfg.path, data, 0o600)
+    try:
+        original = cfg.path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        original = ""
+    text = dumps_merged(original, cfg.to_dict())
+    parse_config(text, cfg.path)  # what we write must read back
+    write_atomic(cfg.path, text.encode(), 0o600)
 
 
 class ConfigEditor:

@@ -66,8 +66,8 @@ class History:
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise HistoryError(f"{path} is not a readable history database ({exc}); it is left as it is: move it "
-                               "aside and pooltui starts a new one") from None
+            raise HistoryError(f"{path} is not a readable history database ({exc}); it is left as it is: "
+                               "`pooltui doctor --repair-history` moves it aside and starts a new one") from None
         try:
             path.chmod(0o600)
         except OSError:

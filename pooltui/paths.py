@@ -34,3 +34,21 @@ def private_dir(path: Path) -> Path:
     except OSError:
         pass
     return path
+
+
+def write_problem(path: Path, exc: OSError | None = None) -> str:
+    """Why ``path`` (a file to write, or a folder) cannot be written, said so a person can fix it."""
+    import errno
+
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder: move it away so pooltui can create {path}"
+    code = exc.errno if exc is not None else None
+    if code == errno.EROFS:
+        return f"{folder} is on a read-only file system: pooltui cannot write {path}"
+    if code in (errno.EACCES, errno.EPERM) or not os.access(folder, os.W_OK):
+        return f"{folder} is read-only for you: pooltui cannot write {path}"
+    reason = (exc.strerror or str(exc)) if exc is not None else "unknown problem"
+    return f"cannot write {path}: {reason}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from pooltui.atomic import locked, write_atomic
 from pooltui.core import validate
 from pooltui.core.masking import remember
-from pooltui.paths import private_dir
+from pooltui.paths import private_dir, write_problem
 
 SERVICE = "pooltui"
 BACKENDS = ("keyring", "file")
@@ -103,10 +103,13 @@ class SecretStore:
             except Exception as exc:
                 raise SecretStoreError(f"keyring refused to store {name}: {type(exc).__name__}") from None
             return f"keyring:{name}"
-        with locked(self.file):
-            data = self._read_file()
-            data[name] = secret
-            self._write_file(data)
+        try:
+            with locked(self.file):
+                data = self._read_file()
+                data[name] = secret
+                self._write_file(data)
+        except OSError as exc:
+            raise SecretStoreError(write_problem(self.file, exc)) from None
         return f"file:{name}"
 
     def get(self, ref: str) -> str:
@@ -163,7 +166,11 @@ class SecretStore:
                     if data.pop(name, None) is not None:
                         self._write_file(data)
             except OSError as exc:
-                raise SecretStoreError(f"cannot remove {name} from {self.file}: {exc.strerror or exc}") from None
+                raise SecretStoreError(f"cannot remove {name}: {write_problem(self.file, exc)}") from None
+
+    def file_names(self) -> list[str]:
+        """The names (``provider/label``) the fallback file holds; SecretStoreError when it is corrupted."""
+        return sorted(self._read_file())
 
     @staticmethod
     def where(ref: str) -> str:
@@ -186,5 +193,8 @@ class SecretStore:
         return {str(k): v for k, v in data.items()}
 
     def _write_file(self, data: dict[str, str]) -> None:
-        private_dir(self.data_dir)
-        write_atomic(self.file, json.dumps(data, indent=1, sort_keys=True).encode(), 0o600)
+        try:
+            private_dir(self.data_dir)
+            write_atomic(self.file, json.dumps(data, indent=1, sort_keys=True).encode(), 0o600)
+        except OSError as exc:
+            raise SecretStoreError(write_problem(self.file, exc)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import click
 
 from pooltui.config import Config, ConfigEditor, ConfigError, load_config
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
-from pooltui.paths import config_path, data_dir
+from pooltui.paths import config_path, data_dir, write_problem
 
 
 class UserError(click.ClickException):
@@ -59,7 +60,7 @@ class AppContext:
         except (KeyError, ValueError) as exc:
             raise UserError(_text(exc)) from None
         except OSError as exc:
-            raise Failure(f"cannot write {self.config_file}: {exc.strerror or exc}") from None
+            raise Failure(write_problem(self.config_file, exc)) from None
 
     def store(self):
         if self._store is None:
@@ -80,6 +81,9 @@ class AppContext:
                 self._history = History(self.data / "history.db", retention)
             except HistoryError as exc:
                 raise Failure(str(exc)) from None
+            except (OSError, sqlite3.OperationalError) as exc:
+                raise Failure(write_problem(self.data / "history.db", exc if isinstance(exc, OSError) else None)
+                              ) from None
         return self._history
 
     def warn_unencrypted(self) -> None:
