@@ -301,6 +301,72 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
     return {**med, "added_ms": added}
 
 
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _large_answers(url: str, n: int, pid: int) -> list[float]:
+    import aiohttp
+
+    body = {"model": "gpt-sim-1", "max_tokens": 4, "messages": [{"role": "user", "content": "ping"}]}
+    after: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            async with session.post(url, json=body, headers={"authorization": "Bearer any"}) as r:
+                size = 0
+                async for chunk in r.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                assert r.status == 200, r.status
+            after.append(_rss_mib(pid))
+    return after
+
+
+def bench_bodies(mib: int, n: int) -> dict:
+    """RSS of the proxy process while it relays ``n`` answers of ``mib`` MiB each, and after."""
+    import os
+    import tempfile
+
+    sim_port, proxy_port = free_port(), free_port()
+    tmp = tempfile.mkdtemp(prefix="pooltui-bench-")
+    scenario = os.path.join(tmp, "large.toml")
+    with open(scenario, "w") as fh:
+        fh.write(f'name = "large"\n[[providers]]\nname = "sim-openai"\ndialect = "openai"\n[[providers.keys]]\n'
+                 f'label = "bench"\nsecret = "{_BENCH_SECRET}"\nanswer_bytes = {mib * 2**20}\n')
+    config = os.path.join(tmp, "config.toml")
+    with open(config, "w") as fh:
+        fh.write(f'[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
+                 '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
+    env = {**os.environ, "POOLTUI_BENCH_KEY": _BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
+           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    from pooltui.sim.process import SimProcess
+    from pooltui.sim.scenario import load_scenario
+
+    sim = SimProcess(load_scenario(scenario), scenario, port=sim_port).start()
+    proxy = subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(proxy_port, proxy, "the proxy")
+        url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+        idle = _rss_mib(proxy.pid)
+        runner = _runner()
+        first = runner(_large_answers(url, 1, proxy.pid))[0]
+        after = runner(_large_answers(url, n, proxy.pid))
+        time.sleep(2.0)
+        settled = _rss_mib(proxy.pid)
+    finally:
+        proxy.terminate()
+        proxy.wait(5)
+        sim.stop()
+    print(f"bodies: the proxy relays {n} answers of {mib} MiB after a first one (RSS of the proxy process)")
+    print(f"  idle {idle:.0f} MiB; after the first answer {first:.0f} MiB; after each of {n} more "
+          f"{', '.join(f'{a:.0f}' for a in after)} MiB; 2 s later {settled:.0f} MiB")
+    return {"idle": idle, "first": first, "after": after, "settled": settled}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -319,8 +385,13 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--concurrency", type=int, default=64)
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
+    b = sub.add_parser("bodies", help="memory of the proxy relaying large answers")
+    b.add_argument("--mib", type=int, default=50)
+    b.add_argument("--answers", type=int, default=6)
     args = parser.parse_args(argv)
-    if args.what == "proxy":
+    if args.what == "bodies":
+        bench_bodies(args.mib, args.answers)
+    elif args.what == "proxy":
         bench_proxy(args.requests, args.concurrency, args.sequential, args.rounds)
     elif args.what == "engine":
         bench_engine(args.cycles)

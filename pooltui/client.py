@@ -113,14 +113,12 @@ async def read_capped(resp: httpx.Response, cap: int) -> bytes:
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise _TooLarge(f"the answer declares {int(declared) / 2**20:.1f} MiB (limit {cap / 2**20:g} MiB)")
-    chunks: list[bytes] = []
-    size = 0
+    buf = bytearray()  # one growing buffer (a large one is mmapped and goes back whole), not many small chunks
     async for chunk in resp.aiter_bytes():
-        size += len(chunk)
-        if size > cap:
+        if len(buf) + len(chunk) > cap:
             raise _TooLarge(f"the answer is larger than {cap / 2**20:g} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buf += chunk
+    return bytes(buf)
 
 
 def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> httpx.AsyncClient:

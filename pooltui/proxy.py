@@ -225,14 +225,12 @@ class PoolProxy:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return None
-        chunks: list[bytes] = []
-        size = 0
+        buf = bytearray()
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
+            if len(buf) + len(chunk) > limit:
                 return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+            buf += chunk
+        return bytes(buf)
 
     def _unavailable(self, api: str, exc: PoolUnavailableError) -> Response:
         if exc.kind == "deadline":

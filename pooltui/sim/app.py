@@ -113,6 +113,8 @@ class SimApp:
         answer = completion(dialect, model, req_id, tokens_in, tokens_out)
         if echo:
             answer["echo"] = f"you sent {secret}"
+        if key is not None and key.answer_bytes:
+            answer["pad"] = "x" * key.answer_bytes
         return Response(_dump(answer), 200, headers, _JSON)
 
     async def chat_completions(self, request: Request) -> Response:

@@ -29,6 +29,7 @@ class SimKey:
     quota_group: str | None = None  # keys of one project share one rpm budget
     stream_fault: str | None = None  # "before-data" | "after-data" | "bad-request": an error event in a 200 stream
     echo_secret: bool = False  # a careless upstream: puts the key it was sent in headers, bodies, errors, streams
+    answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
 
 
 @dataclass(slots=True)
@@ -102,6 +103,14 @@ def _opt_int(raw: dict[str, Any], name: str) -> int | None:
     return value
 
 
+def _positive_int(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScenarioError(f"{name} must be a whole number >= 1, not {value!r}")
+    return value
+
+
 def _stream_fault(value: Any) -> str | None:
     if value not in (None, "before-data", "after-data", "bad-request"):
         raise ScenarioError(f"stream_fault must be 'before-data', 'after-data' or 'bad-request', not {value!r}")
@@ -121,6 +130,7 @@ def _key(raw: dict[str, Any]) -> SimKey:
             quota_group=raw.get("quota_group"),
             stream_fault=_stream_fault(raw.get("stream_fault")),
             echo_secret=bool(raw.get("echo_secret", False)),
+            answer_bytes=_positive_int(raw.get("answer_bytes"), "answer_bytes"),
         )
     except KeyError as exc:
         raise ScenarioError(f"a key needs {exc.args[0]!r}") from None
