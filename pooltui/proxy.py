@@ -170,7 +170,10 @@ class PoolProxy:
     def _response_headers(upstream_headers, served: str) -> dict[str, str]:
         items = list(upstream_headers.items())
         named = connection_named(items)
-        out = {k: _header_value(v) for k, v in items if k.lower() not in DROP_RESPONSE and k.lower() not in named}
+        out = {k: v for k, v in items if k.lower() not in DROP_RESPONSE and k.lower() not in named}
+        joined = "\n".join(out.values())
+        if scrub(joined) is not joined:  # one pass over all values; per value only when something was found
+            out = {k: _header_value(v) for k, v in out.items()}
         out["x-pooltui-served-by"] = served
         return out
 

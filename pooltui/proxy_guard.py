@@ -27,6 +27,7 @@ CREDENTIAL_PARAMS = frozenset({
     "secret", "client_secret", "password", "sig", "signature",
 })
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_WATCHED = frozenset({b"host", b"origin", b"sec-fetch-site", b"content-type"})
 
 
 def is_loopback_literal(host: str) -> bool:
@@ -77,6 +78,7 @@ class AccessPolicy:
     bind_host: str = "127.0.0.1"
     allow_hosts: frozenset[str] = field(default_factory=frozenset)
     allow_origins: frozenset[str] = field(default_factory=frozenset)
+    _seen: dict[str, bool] = field(default_factory=dict, repr=False)  # verdicts per Host value (few distinct)
 
     @classmethod
     def build(cls, port: int, bind_host: str, hosts: Iterable[str] = (), origins: Iterable[str] = ()
@@ -87,6 +89,14 @@ class AccessPolicy:
     def host_allowed(self, value: str | None) -> bool:
         if not value:
             return False
+        verdict = self._seen.get(value)
+        if verdict is None:
+            verdict = self._host_allowed(value)
+            if len(self._seen) < 256:
+                self._seen[value] = verdict
+        return verdict
+
+    def _host_allowed(self, value: str) -> bool:
         name, port = split_host(value)
         if port == -1:
             return False
@@ -124,7 +134,8 @@ class AccessGuard:
         """(status, why) when the request must be refused, else None."""
         headers: dict[bytes, bytes] = {}
         for k, v in scope.get("headers") or ():
-            headers.setdefault(k.lower(), v)
+            if k in _WATCHED and k not in headers:  # ASGI servers give lower-case names
+                headers[k] = v
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.policy.host_allowed(host):
             return 403, (f"pooltui proxy: Host {host!r} is not this proxy (use 127.0.0.1 or localhost with its "
