@@ -301,6 +301,23 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
     return {**med, "added_ms": added}
 
 
+def bench_stream(tokens: int, streams: int) -> dict:
+    """µs per chunk for the scanner reading an OpenAI stream whose chunks carry ``"usage":null``."""
+    from pooltui.core.sse import SSEScanner
+    from pooltui.sim.shapes import sse_events
+
+    chunks = sse_events("openai", "gpt-sim-1", "chatcmpl_bench", 20, tokens)
+    t0 = time.perf_counter()
+    for _ in range(streams):
+        scanner = SSEScanner()
+        for chunk in chunks:
+            scanner.feed(chunk)
+    per_chunk = (time.perf_counter() - t0) / (streams * len(chunks)) * 1e6
+    print(f"stream: {streams} OpenAI streams of {len(chunks)} chunks (usage:null in each, usage at the end)")
+    print(f"  {per_chunk:.2f} µs per chunk through the SSE scanner")
+    return {"us_per_chunk": per_chunk}
+
+
 def _rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -385,11 +402,16 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--concurrency", type=int, default=64)
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
+    s = sub.add_parser("stream", help="µs per streamed chunk in the SSE scanner (OpenAI, usage:null)")
+    s.add_argument("--tokens", type=int, default=200)
+    s.add_argument("--streams", type=int, default=500)
     b = sub.add_parser("bodies", help="memory of the proxy relaying large answers")
     b.add_argument("--mib", type=int, default=50)
     b.add_argument("--answers", type=int, default=6)
     args = parser.parse_args(argv)
-    if args.what == "bodies":
+    if args.what == "stream":
+        bench_stream(args.tokens, args.streams)
+    elif args.what == "bodies":
         bench_bodies(args.mib, args.answers)
     elif args.what == "proxy":
         bench_proxy(args.requests, args.concurrency, args.sequential, args.rounds)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pooltui.core.usage import usage_from_body
+
+# a usage object, not `"usage":null` (which OpenAI sends in every chunk when usage is asked for)
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
 class SSEScanner:
@@ -31,7 +35,8 @@ class SSEScanner:
             if not line:
                 self._dispatch()
             elif line.startswith(b"data:"):
-                self._data.append(line[5:].lstrip(b" "))
+                value = line[5:]
+                self._data.append(value[1:] if value[:1] == b" " else value)  # exactly one space, as the spec says
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode("utf-8", "replace")
             # comments (":") and other fields are keep-alives: they are not data
@@ -47,7 +52,7 @@ class SSEScanner:
         if event == "ping" or not data:
             return
         parsed: Any = None
-        if event == "error" or b'"error"' in data or b"usage" in data:
+        if event == "error" or b'"error"' in data or _USAGE.search(data) is not None:
             try:
                 parsed = json.loads(data)
             except ValueError:

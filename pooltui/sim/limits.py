@@ -98,7 +98,7 @@ class ProviderState:
             return Verdict("invalid", 401)
         outage = self.outage_status()
         if outage is not None:
-            return Verdict("outage", outage)
+            return Verdict("outage", outage, self.spec.outage_retry_after)
         if key.daily_quota is not None:
             day = datetime.fromtimestamp(self._wall(), UTC).strftime("%Y-%m-%d")
             if c.day != day:
@@ -115,7 +115,8 @@ class ProviderState:
                 win.popleft()
             if len(win) >= limit:
                 wait = win[0] + self.spec.window_s - now if win else self.spec.window_s
-                return Verdict("rate_limited", 429, max(0.001, wait), limit, 0, max(0.001, wait))
+                said = key.retry_after if key.retry_after is not None else max(0.001, wait)
+                return Verdict("rate_limited", 429, said, limit, 0, max(0.001, wait))
             if consume:
                 win.append(now)
             remaining = limit - len(win)

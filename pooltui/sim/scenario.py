@@ -30,6 +30,7 @@ class SimKey:
     stream_fault: str | None = None  # "before-data" | "after-data" | "bad-request": an error event in a 200 stream
     echo_secret: bool = False  # a careless upstream: puts the key it was sent in headers, bodies, errors, streams
     answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
+    retry_after: float | None = None  # what a 429 of this key says, whatever the window (0: "retry at once")
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class SimProvider:
     quota_status: int = 429
     cycle_s: float = 0.0  # outage windows repeat with this period (0: they happen once)
     success_headers: bool = True  # rate-limit headers on successes (openrouter and gemini send none)
+    outage_retry_after: float | None = None  # the Retry-After an outage's 503/529 carries (none by default)
     keys: list[SimKey] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
 
@@ -131,6 +133,7 @@ def _key(raw: dict[str, Any]) -> SimKey:
             stream_fault=_stream_fault(raw.get("stream_fault")),
             echo_secret=bool(raw.get("echo_secret", False)),
             answer_bytes=_positive_int(raw.get("answer_bytes"), "answer_bytes"),
+            retry_after=float(raw["retry_after"]) if raw.get("retry_after") is not None else None,
         )
     except KeyError as exc:
         raise ScenarioError(f"a key needs {exc.args[0]!r}") from None
@@ -152,6 +155,7 @@ def _provider(raw: dict[str, Any]) -> SimProvider:
         quota_status=int(raw.get("quota_status", 429)),
         cycle_s=float(raw.get("cycle_s", 0.0)),
         success_headers=bool(raw.get("success_headers", True)),
+        outage_retry_after=float(raw["outage_retry_after"]) if raw.get("outage_retry_after") is not None else None,
         keys=[_key(k) for k in raw.get("keys", [])],
         outages=[
             Outage(float(o["start_s"]), float(o["end_s"]), int(o.get("status", 503))) for o in raw.get("outages", [])

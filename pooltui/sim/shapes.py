@@ -52,10 +52,11 @@ def rate_headers(dialect: str, v: Verdict, now_wall: float) -> dict[str, str]:
 def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, headers) of an error in the dialect's shape."""
     headers: dict[str, str] = {}
-    if v.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, math.ceil(v.retry_after_s)))
+    if v.retry_after_s is not None:  # a real provider rounds up to whole seconds; 0 is sent as 0
+        headers["retry-after"] = str(math.ceil(v.retry_after_s) if v.retry_after_s <= 0 else
+                                     max(1, math.ceil(v.retry_after_s)))
         if dialect == "openai":
-            headers["retry-after-ms"] = str(max(1, round(v.retry_after_s * 1000)))
+            headers["retry-after-ms"] = str(max(0, round(v.retry_after_s * 1000)))
     if dialect == "anthropic":
         etype, msg = {
             "invalid": ("authentication_error", "invalid x-api-key"),
@@ -145,9 +146,8 @@ def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
 
     def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> bytes:
         body: dict[str, Any] = {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
-        if usage:
-            body["usage"] = usage
+                                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+                                "usage": usage}  # as OpenAI with include_usage: null in every chunk but the last
         return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
     out.append(chunk({"role": "assistant", "content": ""}))
