@@ -159,6 +159,7 @@ class PoolClient:
         own_http: bool | None = None,
         backoff: Backoff | None = None,
         deadline_s: float = DEFAULT_DEADLINE_S,
+        max_attempts: int = 10,
         stream_idle_s: float = DEFAULT_STREAM_IDLE_S,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         clock: Clock | None = None,
@@ -180,6 +181,7 @@ class PoolClient:
         self.backoff = backoff or Backoff()
         self.deadline_s = deadline_s
         self.stream_idle_s = stream_idle_s
+        self.max_attempts = max_attempts
         self.max_body_bytes = max_body_bytes
         self.rng = rng or random.Random()
         self.events = events if events is not None else (primary.pool.events if primary.pool else EventLog())
@@ -306,6 +308,10 @@ class PoolClient:
         if content is not None and req.content is None:
             base_headers.setdefault("content-type", "application/json")
         transient = 0
+        attempts = 0
+        # each key at most twice on this upstream, and never more than the hard cap: no retry storm
+        cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
+        last_status: int | None = None
         clock = self.clock
         rotated_from: tuple[str, int] | None = None
         failed: PoolKey | None = None  # the key of the last transient failure: retry elsewhere if possible
@@ -335,6 +341,14 @@ class PoolClient:
                             self.waiting -= 1
                         continue
                     raise _Abandon(pool.summary() if len(pool) else "no keys")
+            if attempts >= cap:
+                if key is not None:
+                    pool.release(key)
+                why = (f"attempt cap: {attempts} attempts on {up.name} (each key at most twice, "
+                       f"at most {self.max_attempts})")
+                trace.add(clock.now(), "cap", up.name, reason=why)
+                raise _Abandon(why, last_status)
+            attempts += 1
             headers = profile.auth_headers(key.secret if key else None)
             headers.update(base_headers)
             started = time.perf_counter()
@@ -411,7 +425,13 @@ class PoolClient:
                 self._record(up.name, key, req, result.outcome is Outcome.OK, tokens_in, tokens_out, cost, 1)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome=result.outcome.value, latency_ms=latency * 1000, reason=result.reason)
+            last_status = resp.status_code
             oc = result.outcome
+            if (oc is Outcome.RATE_LIMITED and pool is not None and result.retry_after_s is not None
+                    and result.retry_after_s < pool.cooldown.floor_s):
+                trace.add(clock.now(), "floor", up.name, key.label if key else None,
+                          reason=f"provider said retry after {result.retry_after_s:g} s; "
+                                 f"held {pool.cooldown.floor_s:g} s (floor)")
             if oc is Outcome.OK or oc is Outcome.REQUEST_ERROR:
                 if streaming and oc is Outcome.OK:
                     return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback, req)
@@ -461,10 +481,14 @@ class PoolClient:
         if transient > self.backoff.max_retries:
             raise _Abandon(f"failing: {reason} ({transient} attempts, transient)", status)
         delay = self.backoff.delay(transient, self.rng)
-        if result is not None and result.retry_after_s is not None:
-            delay = max(delay, min(result.retry_after_s, self.backoff.max_s))
+        said = result.retry_after_s if result is not None else None
+        if said is not None:
+            delay = max(delay, said)  # the provider's word, never an early retry
         if self.clock.now() + delay > deadline:
-            raise _Abandon(f"failing: {reason} (deadline reached, transient)", status)
+            why = (f"retry-after {said:g} s does not fit the deadline" if said is not None and said >= delay
+                   else "deadline reached")
+            trace.add(self.clock.now(), "skip", up.name, reason=f"{reason}: {why}")
+            raise _Abandon(f"failing: {reason} ({why}, transient)", status)
         trace.add(self.clock.now(), "backoff", up.name, seconds=delay, reason=reason)
         await asyncio.sleep(delay)
 

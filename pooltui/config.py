@@ -82,6 +82,8 @@ class ProviderConfig:
     request_timeout_s: float = 120.0  # one request, all attempts: connect and every read
     stream_idle_s: float = 60.0  # the longest silence inside a stream once it flows
     max_body_mb: float = 64.0  # the largest non-streaming answer held before relay
+    cooldown_floor_s: float = 1.0  # a key that answered 429 is not picked again sooner
+    max_attempts: int = 10  # attempts of one request on this provider (each key at most twice)
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -91,7 +93,8 @@ class ProviderConfig:
 
     @property
     def cooldown(self) -> CooldownPolicy:
-        return CooldownPolicy(base_s=self.cooldown_s, max_s=max(self.cooldown_s, self.cooldown_max_s))
+        return CooldownPolicy(base_s=self.cooldown_s, max_s=max(self.cooldown_s, self.cooldown_max_s),
+                              floor_s=self.cooldown_floor_s)
 
     def key(self, label: str) -> KeyEntry | None:
         return next((k for k in self.keys if k.label == label), None)
@@ -117,6 +120,10 @@ class ProviderConfig:
         out["capacity_alert"] = self.capacity_alert
         for name in _LIMITS:
             out[name] = getattr(self, name)
+        if self.cooldown_floor_s != 1.0:
+            out["cooldown_floor_s"] = self.cooldown_floor_s
+        if self.max_attempts != 10:
+            out["max_attempts"] = self.max_attempts
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -259,9 +266,11 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
     data.pop("cooldown_s", None)
     data.pop("cooldown_max_s", None)
     limits = {n: validate.finite(n, data.pop(n, default), 0.0, strict=True) for n, default in _LIMITS.items()}
+    floor = validate.finite("cooldown_floor_s", data.pop("cooldown_floor_s", 1.0), 0.0)
+    attempts = validate.whole("max_attempts", data.pop("max_attempts", 10), 1)
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
-                          keys=keys, extra=data, **limits)
+                          keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts, **limits)
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -310,7 +319,7 @@ def parse_config(text: str, path: Path) -> Config:
 
 def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
-                 "capacity_alert", "secret", "label", *_LIMITS, *_BUDGET_FIELDS):
+                 "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", *_LIMITS, *_BUDGET_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name
     return None

@@ -63,7 +63,7 @@ def build_client(cfg: Config, provider: str, store: SecretStore, history: Histor
     for p in [primary, *(cfg.provider(name) for name in primary.fallback)]:
         ups.append(Upstream(p.profile, build_pool(p, store, history, events, clock, problems)))
     limits = {"deadline_s": primary.request_timeout_s, "stream_idle_s": primary.stream_idle_s,
-              "max_body_bytes": int(primary.max_body_mb * 2**20)}
+              "max_body_bytes": int(primary.max_body_mb * 2**20), "max_attempts": primary.max_attempts}
     client = PoolClient(ups[0], ups[1:], clock=clock, events=events, prices=cfg.prices,
                         rng=random.Random(), **{**limits, **client_kw})
     return Built(client, problems)

@@ -110,18 +110,20 @@ def _next_pacific_midnight(now: float) -> float:
 
 
 def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, body: Any, now: float):
+    """The provider's wait, first signal that says something: a wait of 0 or less (a reset already past,
+    ``retry-after: 0``) says nothing and never becomes a 0 s cooldown."""
     wait = parse_retry_after_ms(headers.get("retry-after-ms"))
-    if wait is not None:
+    if wait is not None and wait > 0:
         return wait, DeadlineSource.RETRY_AFTER
     wait = parse_retry_after(headers.get("retry-after"), now) if headers.get("retry-after") is not None else None
-    if wait is not None:
+    if wait is not None and wait > 0:
         return wait, DeadlineSource.RETRY_AFTER
     if limits is not None:
         reset = limits.reset_s()
-        if reset is not None:
+        if reset is not None and reset > 0:
             return reset, DeadlineSource.RESET_HEADER
     wait = gemini_retry_delay(body)
-    if wait is not None:
+    if wait is not None and wait > 0:
         return wait, DeadlineSource.BODY
     return None, None
 

@@ -13,6 +13,7 @@ class CooldownPolicy:
     base_s: float = 30.0
     factor: float = 2.0
     max_s: float = 600.0
+    floor_s: float = 1.0  # a key that answered 429 is not picked again sooner, whatever the provider said
 
     def default_for(self, strikes: int, pool_size: int) -> float:
         """Cooldown for the n-th consecutive 429 (strikes >= 1). A sole key never escalates."""
@@ -30,7 +31,9 @@ class Backoff:
     max_s: float = 8.0
     max_retries: int = 3
 
+    min_s: float = 0.05  # even with a zero base, a retry waits: never a busy loop
+
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Delay before retry number ``attempt`` (1-based)."""
+        """Delay before retry number ``attempt`` (1-based); at least ``min_s``."""
         ceiling = min(self.max_s, self.base_s * self.factor ** max(0, attempt - 1))
-        return (rng or random).uniform(ceiling / 2, ceiling)
+        return max(self.min_s, (rng or random).uniform(ceiling / 2, ceiling))

@@ -496,8 +496,11 @@ class Pool:
         return [k for k in self._keys if k.quota_group == key.quota_group]
 
     def _cool(self, key: PoolKey, result: Classification, now: float, request_id: int | None) -> None:
+        floored = None
         if result.retry_after_s is not None:
             seconds, source = result.retry_after_s, result.source or DeadlineSource.RETRY_AFTER
+            if seconds < self.cooldown.floor_s:  # "retry at once" is how a storm starts
+                floored, seconds = seconds, self.cooldown.floor_s
             if key.state is _OK:
                 key.strikes += 1
         else:
@@ -522,6 +525,8 @@ class Pool:
             action = f"cooled {_short(seconds)} ({source.value})"
             if len(changed) > 1:
                 action += f"; quota group {key.quota_group}: {len(changed)} keys"
+        if floored is not None:
+            action += f"; floor {self.cooldown.floor_s:g} s applied (provider said {floored:g} s)"
         self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
 
     # ----------------------------------------------------------------- state

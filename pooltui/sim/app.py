@@ -56,7 +56,8 @@ class SimApp:
         if echo:
             body["error"]["message"] += f" (request made with key {secret})"
             headers["x-sim-echo"] = str(secret)
-        headers.update(rate_headers(dialect, verdict, self.state.wall()))
+        if not (key is not None and key.retry_after is not None and verdict.kind == "rate_limited"):
+            headers.update(rate_headers(dialect, verdict, self.state.wall()))  # a key's own retry_after comes alone
         headers["x-request-id" if dialect == "openai" else "request-id"] = self._next_id("req")
         return Response(_dump(body), status, headers, _JSON)
 

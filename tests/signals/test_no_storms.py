@@ -1,0 +1,81 @@
+"""Issue 6.1 and 6.2: no retry storms; a transient error's Retry-After is honoured or sends us to the fallback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pooltui.client import PoolUnavailableError
+from pooltui.core.cooldown import Backoff
+from pooltui.traffic import client_for_scenario
+from tests.conftest import keys, make_scenario
+
+
+def _attempts(client) -> list:
+    return [s for t in client.traces for s in t.steps if s.kind == "attempt"]
+
+
+async def test_retry_after_zero_does_not_loop(serve) -> None:
+    sc = make_scenario({"name": "p", "window_s": 60, "keys": keys("k", 2, rpm=0, retry_after=0)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1, deadline_s=5)
+    t0 = time.perf_counter()
+    with pytest.raises(PoolUnavailableError):
+        await client.chat("hi")
+    await client.aclose()
+    assert len(_attempts(client)) <= 4, f"{len(_attempts(client))} attempts for one request"
+    assert time.perf_counter() - t0 < 2.0
+    for key in client.primary.pool.keys:  # "retry after 0 s" says nothing: the default cooldown, not 0 s
+        assert key.state.value == "cooling" and key.until - key.changed_at >= 1.0
+
+
+async def test_a_tiny_retry_after_meets_the_floor_and_the_attempt_cap(serve) -> None:
+    sc = make_scenario({"name": "p", "window_s": 60, "keys": keys("k", 2, rpm=0, retry_after=0.01)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1, deadline_s=10)
+    with pytest.raises(PoolUnavailableError) as err:
+        await client.chat("hi")
+    await client.aclose()
+    steps = [s for t in client.traces for s in t.steps]
+    assert len(_attempts(client)) == 4, "each of the 2 keys at most twice"
+    assert any(s.kind == "floor" for s in steps) and any(s.kind == "cap" for s in steps)
+    assert "attempt cap" in str(err.value)
+    stats = server.state.stats()["p"]
+    assert sum(sum(c.values()) for c in stats.values()) == 4
+
+
+async def test_a_503_whose_retry_after_does_not_fit_goes_to_the_fallback_at_once(serve) -> None:
+    sc = make_scenario({"name": "p", "outage_retry_after": 30, "outages": [{"start_s": 0, "end_s": 600}],
+                        "keys": keys("k", 2)},
+                       {"name": "fb", "keys": keys("f", 1)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1, deadline_s=10)
+    t0 = time.perf_counter()
+    resp = await client.chat("hi")
+    took = time.perf_counter() - t0
+    await client.aclose()
+    assert resp.status == 200 and resp.provider == "fb"
+    assert took < 1.5, f"waited {took:.1f} s on early retries"
+    assert len([s for s in _attempts(client) if s.provider == "p"]) == 1
+
+
+async def test_a_503_whose_retry_after_fits_is_honoured_not_retried_early(serve) -> None:
+    sc = make_scenario({"name": "p", "outage_retry_after": 1.2, "outages": [{"start_s": 0, "end_s": 0.3}],
+                        "keys": keys("k", 1)},
+                       {"name": "fb", "keys": keys("f", 1)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1, deadline_s=10)
+    t0 = time.perf_counter()
+    resp = await client.chat("hi")
+    took = time.perf_counter() - t0
+    await client.aclose()
+    assert resp.status == 200 and resp.provider == "p"
+    assert took >= 1.2, "the retry waited for the provider's Retry-After"
+    backoffs = [s for t in client.traces for s in t.steps if s.kind == "backoff"]
+    assert len(backoffs) == 1 and backoffs[0].detail["seconds"] >= 1.2
+
+
+def test_backoff_with_a_zero_base_never_busy_waits() -> None:
+    backoff = Backoff(base_s=0.0)
+    assert min(backoff.delay(n) for n in range(1, 20)) >= 0.05
