@@ -248,11 +248,16 @@ class PoolClient:
         notes: list[str] = []
         last_status: int | None = None
         for n, up in enumerate(ups):
-            if up.breaker is not None and n < len(ups) - 1 and not up.breaker.allow():
-                wait = max(0.0, (up.breaker.open_until or 0) - self.clock.now())
-                notes.append(f"{up.name}: outage suspected, skipped for {wait:.1f} s more")
-                trace.add(self.clock.now(), "skip", up.name, reason=notes[-1])
-                continue
+            holds_probe = False
+            if up.breaker is not None and n < len(ups) - 1:
+                if not up.breaker.allow():
+                    wait = max(0.0, (up.breaker.open_until or 0) - self.clock.now())
+                    notes.append(f"{up.name}: outage suspected, skipped for {wait:.1f} s more")
+                    trace.add(self.clock.now(), "skip", up.name, reason=notes[-1])
+                    continue
+                holds_probe = up.breaker.probing  # allowed while open: this request is the trial
+                if holds_probe:
+                    trace.add(self.clock.now(), "probe", up.name, reason="outage suspected: this request probes")
             if n:
                 self.fallback_used += 1
                 why = notes[-1] if notes else ""
@@ -270,6 +275,9 @@ class PoolClient:
                     kind = why.kind if why.kind != "exhausted" else "deadline"
                     break
                 continue
+            finally:
+                if holds_probe and up.breaker.probing:
+                    up.breaker.release_probe()  # a trial always ends settled, whatever ended it
             if up.breaker is not None and up.breaker.success():
                 self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, result.status,
                                        "provider answers again", "outage over: back to this provider",
@@ -427,6 +435,10 @@ class PoolClient:
                       outcome=result.outcome.value, latency_ms=latency * 1000, reason=result.reason)
             last_status = resp.status_code
             oc = result.outcome
+            if oc is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing and up.breaker.success():
+                self.events.emit(Event(clock.now(), up.name, None, EventKind.STATE, resp.status_code,
+                                       f"provider answered {resp.status_code}", "outage over: back to this provider",
+                                       trace.request_id))
             if (oc is Outcome.RATE_LIMITED and pool is not None and result.retry_after_s is not None
                     and result.retry_after_s < pool.cooldown.floor_s):
                 trace.add(clock.now(), "floor", up.name, key.label if key else None,

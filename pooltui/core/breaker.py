@@ -25,6 +25,15 @@ class OutageBreaker:
     def is_open(self) -> bool:
         return self.open_until is not None
 
+    @property
+    def probing(self) -> bool:
+        """A trial request is out and has not been settled yet."""
+        return self._probing
+
+    def release_probe(self) -> None:
+        """The trial ended without a verdict (no key to try, cancelled, deadline): the next request probes."""
+        self._probing = False
+
     def allow(self) -> bool:
         """May a request try this provider now? (Open: no, until a single probe after ``open_s``.)"""
         if self.open_until is None:
