@@ -99,6 +99,16 @@ class ProviderConfig:
     def key(self, label: str) -> KeyEntry | None:
         return next((k for k in self.keys if k.label == label), None)
 
+    def holder_of(self, secret: str, resolve: Any) -> KeyEntry | None:
+        """The key whose secret is ``secret`` (``resolve(ref)`` reads a reference; unreadable ones are skipped)."""
+        for entry in self.keys:
+            try:
+                if resolve(entry.secret) == secret:
+                    return entry
+            except Exception:
+                continue
+        return None
+
     def pool_keys(self) -> list[KeyEntry]:
         """The keys of the credential pool, in pool order."""
         if self.credential_pool is None:

@@ -266,6 +266,9 @@ class MonitorSession:
         secret = validate.secret(secret)
         if label in {k.label for k in pool.keys}:
             raise ValueError(f"{pool.name} already has a key labelled {label!r}")
+        same = next((k.label for k in pool.keys if k.secret == secret), None)
+        if same is not None:
+            raise ValueError(f"that key is already in the pool as {same}")
         result = await verify_key(self.client.http, self.client.primary.profile, label, secret)
         if result.result in ("invalid", "forbidden"):
             raise ValueError(f"not added: the key is {result.result} ({result.status}: {result.detail})")
@@ -275,6 +278,9 @@ class MonitorSession:
             def add(p) -> None:  # under the config lock: check, store the secret, add the entry
                 if p.key(label) is not None:
                     raise ValueError(f"{pool.name} already has a key labelled {label!r}")
+                holder = p.holder_of(secret, store.get)
+                if holder is not None:
+                    raise ValueError(f"that key is already in the pool as {holder.label}")
                 ref = store.put(pool.name, label, secret)
                 p.keys.append(KeyEntry(label, ref))
                 if p.credential_pool is not None:

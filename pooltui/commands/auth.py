@@ -54,9 +54,11 @@ def verify_one(provider: ProviderConfig, label: str, secret: str):
 @click.option("--no-verify", is_flag=True, help="add without checking the key with the provider")
 @click.option("--note", default="", help="a note to keep with the key")
 @click.option("--quota-group", default=None, help="keys sharing one provider budget (e.g. a gemini project)")
+@click.option("--link", is_flag=True, help="the key is already in the pool under another label: add it anyway, "
+                                           "both labels in one quota group")
 @click.pass_context
 def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, env_var: str | None,
-             no_verify: bool, note: str, quota_group: str | None) -> None:
+             no_verify: bool, note: str, quota_group: str | None, link: bool) -> None:
     """Add a key to PROVIDER's pool (masked prompt unless --stdin or --env)."""
     a = app(ctx)
     label = _label(label)
@@ -88,6 +90,14 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
             p = ensure_provider(cfg, provider)
             if p.key(label):
                 raise UserError(f"{provider} already has a key labelled {label!r}")
+            holder = p.holder_of(secret, store.get) if secret else None
+            if holder is not None and not link:
+                raise UserError(f"that key is already in the pool as {provider}/{holder.label} (fp "
+                                f"{fingerprint(secret)}): one account counted twice would double its limits; "
+                                "use --link to add it under both labels in one quota group")
+            if holder is not None:
+                quota_group = quota_group or holder.quota_group or f"same-{holder.label}"
+                holder.quota_group = quota_group
             if env_var is not None:
                 ref = f"env:{env_var}"
             else:

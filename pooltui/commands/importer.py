@@ -46,6 +46,10 @@ def import_hermes(ctx: click.Context, path: Path | None) -> None:
                     label = validate_label(hk.label)
                 except ValueError:
                     label = validate_label(f"key{len(p.keys) + 1}")
+                holder = p.holder_of(hk.secret, store.get) if hk.secret else None
+                if holder is not None:
+                    skipped.append(_skip(hk, f"the same key is already in the pool as {hk.provider}/{holder.label}"))
+                    continue
                 if p.key(label):
                     skipped.append(_skip(hk, f"{hk.provider} already has a key labelled {label!r}"))
                     continue

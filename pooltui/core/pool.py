@@ -357,6 +357,8 @@ class Pool:
         cost: float | None = None,
     ) -> None:
         """Record what the provider answered to the attempt that ``key`` served."""
+        if self._by_label.get(key.label) is not key:
+            raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
         if key.inflight > 0:
             key.inflight -= 1
         limits = result.limits
@@ -424,6 +426,8 @@ class Pool:
     def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
                          request_id: int | None = None) -> None:
         """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
+        if self._by_label.get(key.label) is not key:
+            raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
         if key.inflight > 0:
             key.inflight -= 1
         self._answered(key)
