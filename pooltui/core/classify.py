@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 from pooltui.core.headers import (
     RateLimits,
-    gemini_retry_delay,
     lower_headers,
     parse_rate_limits,
     parse_retry_after,
     parse_retry_after_ms,
 )
 from pooltui.core.health import DeadlineSource, Outcome
+from pooltui.core.hints import reset_hint
 from pooltui.core.masking import scrub
 
 DIALECTS = ("anthropic", "openai", "openrouter", "gemini", "groq", "mistral", "deepseek", "openai-compatible")
@@ -40,6 +40,7 @@ _QUOTA_CODES = frozenset(
 )
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 498, 500, 502, 503, 504, 520, 521, 522, 524, 529})
 _PACIFIC = ZoneInfo("America/Los_Angeles")
+_USAGE_WALL_S = 1800.0  # a usage wall that names no time: parked 30 min
 
 
 @dataclass(slots=True)
@@ -97,6 +98,14 @@ def _err_message(err: dict) -> str:
     return ""
 
 
+def _full_message(err: dict) -> str:
+    for key in ("message", "detail", "msg"):
+        text = _text(err.get(key))
+        if text:
+            return text[:4000]
+    return ""
+
+
 def _next_month_utc(now: float) -> float:
     day = datetime.fromtimestamp(now, UTC)
     first = (day.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
@@ -109,8 +118,10 @@ def _next_pacific_midnight(now: float) -> float:
     return midnight.timestamp() - now
 
 
-def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, body: Any, now: float):
-    """The provider's wait, first signal that says something: a wait of 0 or less (a reset already past,
+def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, body: Any, now: float,
+                       message: str = ""):
+    """The provider's wait, in this order: retry-after headers, an explicit retry in the body or message, the
+    rate-limit reset headers, a reset in the body or message. A wait of 0 or less (a reset already past,
     ``retry-after: 0``) says nothing and never becomes a 0 s cooldown."""
     wait = parse_retry_after_ms(headers.get("retry-after-ms"))
     if wait is not None and wait > 0:
@@ -118,13 +129,15 @@ def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, bo
     wait = parse_retry_after(headers.get("retry-after"), now) if headers.get("retry-after") is not None else None
     if wait is not None and wait > 0:
         return wait, DeadlineSource.RETRY_AFTER
+    hint = reset_hint(body, message, now)
+    if hint is not None and hint.retry:
+        return hint.seconds, DeadlineSource.BODY
     if limits is not None:
         reset = limits.reset_s()
         if reset is not None and reset > 0:
             return reset, DeadlineSource.RESET_HEADER
-    wait = gemini_retry_delay(body)
-    if wait is not None and wait > 0:
-        return wait, DeadlineSource.BODY
+    if hint is not None:
+        return hint.seconds, DeadlineSource.BODY
     return None, None
 
 
@@ -149,10 +162,14 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
     etype = _text(err.get("type")) or _text(err.get("status"))
     code = _text(err.get("code")) if not isinstance(err.get("code"), int) else ""
     message = _err_message(err) or f"HTTP {status}"
-    lowered = message.lower()
+    full = _full_message(err)  # the whole text: the wait is often at its end ("Please try again in 10.78s")
+    lowered = full.lower() or message.lower()
     details = err.get("details") if isinstance(err.get("details"), dict) else {}
 
     def quota(reason: str, reset: float | None = None) -> Classification:
+        if reset is None:  # the body or the message may say when the quota comes back
+            hint = reset_hint(data, full, now)
+            reset = hint.seconds if hint is not None else None
         src = DeadlineSource.KNOWN_RESET if reset is not None else None
         return Classification(Outcome.QUOTA, status, reason, reset, src, limits)
 
@@ -170,7 +187,7 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
         return Classification(Outcome.FORBIDDEN, status, message, limits=limits)
     if status == 402:
         if code == "openrouter_in_flight_budget" or "in_flight" in code:
-            wait, src = _wait_from_signals(headers, limits, data, now)
+            wait, src = _wait_from_signals(headers, limits, data, now, full)
             return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits)
         return quota(message)
     if status == 400 and dialect == "anthropic" and (
@@ -180,15 +197,18 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
     if status == 429:
         if etype == "insufficient_quota" or code in _QUOTA_CODES:
             return quota(message)
+        if "session usage limit" in lowered or "weekly usage limit" in lowered:  # Ollama's hosted usage wall
+            hint = reset_hint(data, full, now)
+            return quota(message, hint.seconds if hint is not None else _USAGE_WALL_S)
         has_retry = headers.get("retry-after") is not None or headers.get("retry-after-ms") is not None
         if _text(details.get("error_code")) == "enforced_spend_limit_reached" and not has_retry:
             return quota(message, _next_month_utc(now))
         if dialect == "gemini" and any("PerDay" in _text(v.get("quotaId")) for v in _gemini_violations(data)):
             return quota(message, _next_pacific_midnight(now))
-        wait, src = _wait_from_signals(headers, limits, data, now)
+        wait, src = _wait_from_signals(headers, limits, data, now, full)
         return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits)
     if status in _TRANSIENT_STATUS or status >= 500:
-        wait, src = _wait_from_signals(headers, None, None, now)
+        wait, src = _wait_from_signals(headers, None, data, now, full)
         return Classification(Outcome.TRANSIENT, status, message, wait, src, limits)
     return Classification(Outcome.REQUEST_ERROR, status, message, limits=limits)
 
