@@ -31,7 +31,10 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS key_status (
     provider TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, until REAL, source TEXT, reason TEXT,
     status INTEGER, changed_at REAL, verified_at REAL, verify_result TEXT, PRIMARY KEY (provider, key));
+CREATE TABLE IF NOT EXISTS pool_state (provider TEXT PRIMARY KEY, last_pick TEXT, updated REAL NOT NULL);
 """
+# columns added after the first release: (table, column, type); added when a database lacks them
+_MIGRATIONS = (("key_status", "requests", "INTEGER"),)
 
 
 class HistoryError(Exception):
@@ -64,6 +67,7 @@ class History:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise HistoryError(f"{path} is not a readable history database ({exc}); it is left as it is: "
@@ -74,8 +78,31 @@ class History:
             pass
         self.prune()
 
+    def _migrate(self) -> None:
+        for table, column, kind in _MIGRATIONS:
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
     def close(self) -> None:
         self.db.close()
+
+    def save_rotation(self, provider: str, last: str | None, requests: dict[str, int]) -> None:
+        """The pool's rotation: the last key picked and each key's request count (kept with the key states)."""
+        now = time.time()
+        with self.db:
+            self.db.execute("INSERT INTO pool_state VALUES (?,?,?) ON CONFLICT(provider) DO UPDATE SET"
+                            " last_pick = excluded.last_pick, updated = excluded.updated", (provider, last, now))
+            self.db.executemany(
+                "INSERT INTO key_status (provider, key, state, changed_at, requests) VALUES (?,?,'ok',?,?)"
+                " ON CONFLICT(provider, key) DO UPDATE SET requests = excluded.requests",
+                [(provider, label, now, n) for label, n in requests.items()])
+
+    def rotation(self, provider: str) -> tuple[str | None, dict[str, int]]:
+        row = self.db.execute("SELECT last_pick FROM pool_state WHERE provider = ?", (provider,)).fetchone()
+        counts = {k: n for k, n in self.db.execute(
+            "SELECT key, requests FROM key_status WHERE provider = ? AND requests IS NOT NULL", (provider,))}
+        return (row[0] if row else None), counts
 
     def prune(self, now: float | None = None) -> int:
         """Delete what is older than the retention period; returns rows removed."""

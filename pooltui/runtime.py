@@ -50,6 +50,7 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
         for (_, label), st in history.key_statuses(p.name).items():
             if label in loaded:
                 pool.restore(label, st.state, st.until, st.source, st.reason or "", st.status)
+        pool.restore_rotation(*history.rotation(p.name))
     return pool
 
 
@@ -79,6 +80,7 @@ class HistoryRecorder:
         self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
         self._dirty: set[tuple[str, str]] = set()
         self._pools = {up.name: up.pool for up in client.upstreams if up.pool is not None}
+        self._picks_seen = {name: -1 for name in self._pools}
         self._unsubscribe = client.events.subscribe(self._on_event)
         client.usage_listeners.append(self._on_usage)
 
@@ -101,6 +103,11 @@ class HistoryRecorder:
         dirty, self._dirty = self._dirty, set()
         self.history.add_events(events)
         self.history.add_usage((b, p, k, m, *acc) for (b, p, k, m), acc in usage.items())
+        for name, pool in self._pools.items():  # the rotation goes on where it stopped after a restart
+            picks = sum(k.stats.requests for k in pool.keys)
+            if picks != self._picks_seen[name]:
+                self._picks_seen[name] = picks
+                self.history.save_rotation(name, *pool.rotation_state())
         for provider, label in dirty:
             pool = self._pools.get(provider)
             if pool is None:

@@ -71,6 +71,7 @@ class PoolKey:
         "status_code",
         "strikes",
         "until",
+        "used_before",
         "ver",
     )
 
@@ -96,6 +97,7 @@ class PoolKey:
         self.probe = 0  # 1: back from a cooldown, the next pick probes it alone; 2: held until an answer comes
         self.allow: int | None = None  # requests the provider's last answer still allows, less those sent since
         self.stats = KeyStats()
+        self.used_before = 0  # requests served in earlier runs (least-used counts them after a restart)
         self.budget: Budget | None = None
         self.spend: Spend | None = None
 
@@ -162,18 +164,19 @@ class Pool:
 
     def _rebuild_heap(self) -> None:
         if self.strategy == "least-used":
-            self._heap = [(k.stats.requests, k.pos, k.ver) for k in self._keys if k.state is _OK]
+            self._heap = [(k.used_before + k.stats.requests, k.pos, k.ver) for k in self._keys if k.state is _OK]
         elif self.strategy == "headroom":
-            self._heap = [(-k.headroom, k.stats.requests, k.pos, k.ver) for k in self._keys if k.state is _OK]
+            self._heap = [(-k.headroom, k.used_before + k.stats.requests, k.pos, k.ver)
+                          for k in self._keys if k.state is _OK]
         else:
             self._heap = []
         heapify(self._heap)
 
     def _push(self, key: PoolKey) -> None:
         if self.strategy == "least-used":
-            heappush(self._heap, (key.stats.requests, key.pos, key.ver))
+            heappush(self._heap, (key.used_before + key.stats.requests, key.pos, key.ver))
         elif self.strategy == "headroom":
-            heappush(self._heap, (-key.headroom, key.stats.requests, key.pos, key.ver))
+            heappush(self._heap, (-key.headroom, key.used_before + key.stats.requests, key.pos, key.ver))
         else:
             return
         if len(self._heap) > 4 * len(self._keys) + 64:
@@ -459,6 +462,22 @@ class Pool:
             return False
         self._set_state(key, st, until, src, reason, status)
         return True
+
+    def rotation_state(self) -> tuple[str | None, dict[str, int]]:
+        """Where the rotation stands: the last key picked, and each key's request count (to persist)."""
+        last = self._keys[self._cursor].label if 0 <= self._cursor < len(self._keys) else None
+        return last, {k.label: k.used_before + k.stats.requests for k in self._keys}
+
+    def restore_rotation(self, last: str | None, requests: dict[str, int]) -> None:
+        """Go on where an earlier run stopped: round-robin after ``last``, least-used from those counts."""
+        for label, count in requests.items():
+            key = self._by_label.get(label)
+            if key is not None and isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+                key.used_before = max(0, count - key.stats.requests)  # this run's own counters stay its own
+        key = self._by_label.get(last) if last is not None else None
+        if key is not None:
+            self._cursor = key.pos
+        self._rebuild_heap()
 
     def set_budget(self, label: str, budget: Budget | None, spent: Spend | None = None) -> None:
         """Give a key a budget (None removes it); ``spent`` seeds what it already spent this period."""

@@ -20,14 +20,12 @@ async def test_retry_after_zero_does_not_loop(serve) -> None:
     sc = make_scenario({"name": "p", "window_s": 60, "keys": keys("k", 2, rpm=0, retry_after=0)})
     server = serve(sc)
     client = client_for_scenario(sc, server, seed=1, deadline_s=5)
-    t0 = time.perf_counter()
     with pytest.raises(PoolUnavailableError):
         await client.chat("hi")
     await client.aclose()
     assert len(_attempts(client)) <= 4, f"{len(_attempts(client))} attempts for one request"
-    assert time.perf_counter() - t0 < 2.0
-    for key in client.primary.pool.keys:  # "retry after 0 s" says nothing: the default cooldown, not 0 s
-        assert key.state.value == "cooling" and key.until - key.changed_at >= 1.0
+    limited = [e for e in client.events if e.kind == "rate_limited"]
+    assert limited and all("floor 1 s applied" in e.action for e in limited)  # "0 s" never means 0 s
 
 
 async def test_a_tiny_retry_after_meets_the_floor_and_the_attempt_cap(serve) -> None:
