@@ -446,6 +446,8 @@ class PoolClient:
                                  f"held {pool.cooldown.floor_s:g} s (floor)")
             if oc is Outcome.OK or oc is Outcome.REQUEST_ERROR:
                 if streaming and oc is Outcome.OK:
+                    if key is not None:
+                        pool.stream_opened(key)
                     return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback, req)
                 if streaming:
                     await resp.aclose()
@@ -581,6 +583,7 @@ class PoolStream:
         if self._client.usage_listeners and (tin or tout):
             self._client._record(self._up.name, key, self._req, False, tin, tout, cost, 0)
         if pool is not None and key is not None:
+            pool.stream_closed(key)
             pool.add_usage(key, tin, tout, cost)
             if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):
                 pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,

@@ -37,7 +37,8 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
                 problems.append(f"{p.name}/{entry.label}: {exc}")
     if not specs and (p.profile.keyless or not p.keys):
         return None
-    pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events)
+    pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events,
+                max_inflight=p.max_inflight_per_key)
     loaded = {s.label for s in specs}
     for entry in p.pool_keys():
         if entry.label not in loaded:

@@ -69,6 +69,7 @@ class PoolKey:
         "state",
         "stats",
         "status_code",
+        "streams",
         "strikes",
         "until",
         "used_before",
@@ -91,6 +92,7 @@ class PoolKey:
         self.changed_at: float | None = None
         self.strikes = 0
         self.inflight = 0
+        self.streams = 0  # streams flowing on this key after their first event
         self.gen = 0
         self.ver = 0
         self.headroom = 1.0
@@ -120,9 +122,12 @@ class Pool:
         events: EventLog | None = None,
         picks_kept: int = 32,
         preempt: bool = True,
+        max_inflight: int | None = None,
     ) -> None:
         self.name = name
         self.preempt = preempt
+        #: soft cap of requests (and open streams) per key: a pick prefers keys under it, never blocks
+        self.max_inflight = max_inflight
         self.clock = clock or SystemClock()
         self.cooldown = cooldown or CooldownPolicy()
         self.events = events if events is not None else EventLog()
@@ -260,6 +265,27 @@ class Pool:
         self._rebuild_heap()
         return keys[self._heap[0][-2]]
 
+    def _under_cap(self, key: PoolKey, cap: int, trace: RequestTrace | None, now: float) -> PoolKey:
+        """The next available key (in pool order after ``key``) with fewer than ``cap`` in flight, else ``key``."""
+        avail, keys = self._avail, self._keys
+        start = bisect_right(avail, key.pos)
+        for j in range(len(avail)):
+            other = keys[avail[(start + j) % len(avail)]]
+            if other.inflight + other.streams < cap:
+                if trace is not None:
+                    trace.add(now, "spill", self.name, other.label,
+                              reason=f"{key.label} has {key.inflight + key.streams} in flight (soft cap {cap})")
+                return other
+        return key  # every key is at the cap: a soft cap never blocks
+
+    def stream_opened(self, key: PoolKey) -> None:
+        """A stream committed to ``key`` is flowing: it counts against the in-flight cap until it closes."""
+        key.streams += 1
+
+    def stream_closed(self, key: PoolKey) -> None:
+        if key.streams > 0:
+            key.streams -= 1
+
     def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None) -> PoolKey | None:
         """Choose the key for the next attempt, or None when no key is available.
 
@@ -278,6 +304,9 @@ class Pool:
         if key is avoid and candidates > 1:
             i = bisect_right(self._avail, key.pos)
             key = self._keys[self._avail[i % candidates]]
+        cap = self.max_inflight
+        if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
+            key = self._under_cap(key, cap, trace, now)
         key.inflight += 1
         if key.allow is not None:
             key.allow -= 1
