@@ -85,6 +85,8 @@ class ProviderConfig:
     cooldown_floor_s: float = 1.0  # a key that answered 429 is not picked again sooner
     max_attempts: int = 10  # attempts of one request on this provider (each key at most twice)
     max_inflight_per_key: int | None = None  # soft cap: picks prefer keys with fewer requests and streams open
+    reverify_s: float = 300.0  # re-verify a parked key this long after it was parked (0: never), doubling ...
+    reverify_max_s: float = 3600.0  # ... up to this
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +139,8 @@ class ProviderConfig:
             out["max_attempts"] = self.max_attempts
         if self.max_inflight_per_key is not None:
             out["max_inflight_per_key"] = self.max_inflight_per_key
+        if (self.reverify_s, self.reverify_max_s) != (300.0, 3600.0):
+            out["reverify_s"], out["reverify_max_s"] = self.reverify_s, self.reverify_max_s
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -281,13 +285,15 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
     limits = {n: validate.finite(n, data.pop(n, default), 0.0, strict=True) for n, default in _LIMITS.items()}
     floor = validate.finite("cooldown_floor_s", data.pop("cooldown_floor_s", 1.0), 0.0)
     attempts = validate.whole("max_attempts", data.pop("max_attempts", 10), 1)
+    reverify = validate.finite("reverify_s", data.pop("reverify_s", 300.0), 0.0)
+    reverify_max = validate.finite("reverify_max_s", data.pop("reverify_max_s", 3600.0), 0.0)
     inflight = data.pop("max_inflight_per_key", None)
     if inflight is not None:
         validate.whole("max_inflight_per_key", inflight, 1)
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
                           keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts,
-                          max_inflight_per_key=inflight, **limits)
+                          max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max, **limits)
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -337,6 +343,7 @@ def parse_config(text: str, path: Path) -> Config:
 def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
                  "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", "max_inflight_per_key",
+                 "reverify_s", "reverify_max_s",
                  *_LIMITS, *_BUDGET_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name

@@ -60,6 +60,8 @@ class MonitorSession:
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     services: list[Any] = field(default_factory=list)  # objects with async run() and stop(), e.g. the proxy
     _service_tasks: list[asyncio.Task] = field(default_factory=list)
+    reverifiers: list[Any] = field(default_factory=list)  # background re-verification of parked keys
+    _reverify_tasks: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.current:
@@ -113,6 +115,7 @@ class MonitorSession:
             self._recorder_task = asyncio.create_task(self._flush_loop())
         for service in self.services:
             self._service_tasks.append(asyncio.create_task(service.run()))
+        self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
         if self.autostart_traffic:
             self.start_traffic()
 
@@ -132,6 +135,8 @@ class MonitorSession:
         for task in self._service_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
+        for task in self._reverify_tasks:
+            task.cancel()
         if self._recorder_task is not None:
             self._recorder_task.cancel()
         for recorder in self.recorders:
@@ -358,11 +363,16 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
         clients[name] = built.client
         if history is not None:
             recorders.append(HistoryRecorder(history, built.client))
+    from pooltui.reverify import Reverifier, ReverifyPolicy
+
+    policies = {p.name: ReverifyPolicy(first_s=p.reverify_s or 300.0, max_s=max(p.reverify_s, p.reverify_max_s),
+                                       enabled=p.reverify_s > 0) for p in cfg.providers.values()}
     session = MonitorSession(
         clients, title="pooltui", demo=False, traffic_rate=2.0, traffic_concurrency=4,
         autostart_traffic=False, unencrypted=str(store.file) if store.unencrypted else None,
         capacity_alert={p.name: p.capacity_alert for p in cfg.providers.values()},
         config=ConfigLink(cfg.path, store, history), recorders=recorders,
+        reverifiers=[Reverifier(c, policies) for c in clients.values()],
     )
     session.traffic_seed = random.randrange(1 << 30)
     return session, problems

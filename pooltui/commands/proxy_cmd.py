@@ -101,10 +101,13 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
 
     async def main() -> None:
         flusher = asyncio.create_task(_flush(session))
+        reverify = [asyncio.create_task(r.run()) for r in session.reverifiers]
         try:
             await server.serve(sockets=[sock])
         finally:
             flusher.cancel()
+            for task in reverify:
+                task.cancel()
             for recorder in session.recorders:
                 recorder.close()
             for client in session.clients.values():

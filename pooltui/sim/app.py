@@ -148,7 +148,7 @@ class SimApp:
         if caller is None:
             return JSONResponse({"error": "unknown provider"}, 404)
         ps, flavour, secret, key = caller
-        verdict = ps.decide(key)
+        verdict = ps.decide(key, spend_quota=False)  # listing models spends no daily quota (verify relies on it)
         if verdict.kind not in ("ok", "quota"):  # a key with no credit still lists models
             return self._count(ps, key, self._error(flavour, verdict, secret, key))
         listing, headers = models(flavour), rate_headers(flavour, verdict, self.state.wall())
@@ -167,6 +167,15 @@ class SimApp:
             return JSONResponse({"error": "no such provider or key"}, 404)
         ps.revoke(label)
         return JSONResponse({"revoked": label})
+
+    async def restore(self, request: Request) -> Response:
+        """Top-up and permission restored: the key's quota, revocation and 403 are lifted."""
+        ps = self.state.providers.get(request.path_params["provider"])
+        label = request.path_params["label"]
+        if ps is None or label not in ps.counters:
+            return JSONResponse({"error": "no such provider or key"}, 404)
+        ps.restore(label)
+        return JSONResponse({"restored": label})
 
     async def outage(self, request: Request) -> Response:
         ps = self.state.providers.get(request.path_params["provider"])
@@ -198,6 +207,7 @@ def create_app(scenario: Scenario, state: SimState | None = None) -> Starlette:
     routes = [
         Route("/_sim/stats", sim.stats, methods=["GET"]),
         Route("/_sim/revoke/{provider}/{label}", sim.revoke, methods=["POST"]),
+        Route("/_sim/restore/{provider}/{label}", sim.restore, methods=["POST"]),
         Route("/_sim/outage/{provider}", sim.outage, methods=["POST"]),
         *routes,
     ]

@@ -39,7 +39,7 @@ class _Window:
 class KeyCounters:
     """What the simulator did with one key (tests compare this with the engine's counters)."""
 
-    __slots__ = ("by_status", "day", "requests", "revoked", "successes_today")
+    __slots__ = ("by_status", "day", "permitted", "requests", "revoked", "successes_today")
 
     def __init__(self) -> None:
         self.by_status: Counter[int] = Counter()
@@ -47,6 +47,7 @@ class KeyCounters:
         self.successes_today = 0
         self.day = ""
         self.revoked = False
+        self.permitted = False  # a 403 key whose permission was restored
 
 
 class ProviderState:
@@ -85,13 +86,18 @@ class ProviderState:
     def revoke(self, label: str) -> None:
         self.counters[label].revoked = True
 
-    def decide(self, key: SimKey | None, consume: bool = True) -> Verdict:
+    def restore(self, label: str) -> None:
+        """The account was topped up and its permissions restored: quota, revocation and 403 lifted."""
+        c = self.counters[label]
+        c.revoked, c.successes_today, c.permitted = False, 0, True
+
+    def decide(self, key: SimKey | None, consume: bool = True, spend_quota: bool = True) -> Verdict:
         """Decide the fate of one request by ``key`` (None: unknown key)."""
         if key is None or key.invalid:
             return Verdict("invalid", 401)
         c = self.counters[key.label]
         c.requests += 1
-        if key.forbidden:
+        if key.forbidden and not c.permitted:
             return Verdict("forbidden", 403)
         if c.revoked or (key.revoke_after is not None and c.requests > key.revoke_after):
             c.revoked = True
@@ -123,7 +129,7 @@ class ProviderState:
             reset_s = (win[0] + self.spec.window_s - now) if win else 0.0
         if self.spec.error_rate and self.rng.random() < self.spec.error_rate:
             return Verdict("server_error", 529 if self.spec.dialect == "anthropic" else 500)
-        if consume and key.daily_quota is not None:
+        if consume and spend_quota and key.daily_quota is not None:
             c.successes_today += 1
         return Verdict("ok", 200, None, limit, remaining, reset_s)
 

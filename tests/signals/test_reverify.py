@@ -1,0 +1,83 @@
+"""Issue 6.6: parked keys come back by themselves (background re-verification on a backoff schedule)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from pooltui.core.clock import FakeClock
+from pooltui.reverify import Reverifier, ReverifyPolicy
+from pooltui.traffic import client_for_scenario
+from tests.conftest import make_scenario
+
+
+def _client(serve, keys):
+    sc = make_scenario({"name": "p", "dialect": "anthropic", "keys": keys})
+    server = serve(sc)
+    clock = FakeClock(time.time())
+    return client_for_scenario(sc, server, "failover", clock=clock, seed=1), server, clock
+
+
+async def test_a_topped_up_key_rejoins_after_its_backoff(serve) -> None:
+    client, server, clock = _client(serve, [{"label": "a", "secret": "sk-ant-test-topup-000000001", "daily_quota": 1},
+                                            {"label": "b", "secret": "sk-ant-test-other-000000002"}])
+    pool = client.primary.pool
+    for _ in range(3):
+        await client.chat("hi")
+    a = pool.key("a")
+    assert a.state.value == "exhausted" and a.until is None  # no reset known: parked until re-verified
+    reverify = Reverifier(client, {"p": ReverifyPolicy(first_s=300, max_s=3600)})
+    assert await reverify.run_once() == 0  # not due yet
+    clock.advance(301)
+    assert await reverify.run_once() == 1 and a.state.value == "exhausted"  # still no credit
+    clock.advance(301)
+    assert await reverify.run_once() == 0  # backed off: next check 600 s after the last one
+    httpx.post(f"{server.url}/_sim/restore/p/a")  # the account is topped up
+    clock.advance(300)
+    assert await reverify.run_once() == 1
+    assert a.state.value == "ok"
+    events = [e for e in client.events if e.key == "a" and "background" in e.reason]
+    assert [e.reason for e in events] == ["re-verified in the background: still quota",
+                                         "re-verified in the background: valid again"]
+    assert events[0].action == "next check in 600 s"
+    await client.aclose()
+
+
+async def test_a_sole_keys_403_is_rechecked_after_60_s_and_an_invalid_key_never(serve) -> None:
+    client, server, clock = _client(serve, [{"label": "only", "secret": "sk-ant-test-sole-00000000001",
+                                             "forbidden": True}])
+    pool = client.primary.pool
+    try:
+        await client.chat("hi")
+    except Exception:
+        pass
+    only = pool.key("only")
+    assert only.state.value == "forbidden"
+    reverify = Reverifier(client, {"p": ReverifyPolicy()})
+    clock.advance(59)
+    assert await reverify.run_once() == 0
+    httpx.post(f"{server.url}/_sim/restore/p/only")
+    clock.advance(2)
+    assert await reverify.run_once() == 1 and only.state.value == "ok"
+    await client.aclose()
+
+    client, _, clock = _client(serve, [{"label": "bad", "secret": "sk-ant-test-bad-000000000001", "invalid": True},
+                                       {"label": "ok", "secret": "sk-ant-test-fine-00000000002"}])
+    await client.chat("hi")
+    assert client.primary.pool.key("bad").state.value == "invalid"
+    reverify = Reverifier(client)
+    clock.advance(100_000)
+    assert await reverify.run_once() == 0
+    await client.aclose()
+
+
+async def test_off_per_provider(serve) -> None:
+    client, _, clock = _client(serve, [{"label": "a", "secret": "sk-ant-test-off-0000000000001", "daily_quota": 0},
+                                       {"label": "b", "secret": "sk-ant-test-off-0000000000002"}])
+    await client.chat("hi")
+    assert client.primary.pool.key("a").state.value == "exhausted"
+    reverify = Reverifier(client, {"p": ReverifyPolicy(enabled=False)})
+    clock.advance(100_000)
+    assert await reverify.run_once() == 0
+    await client.aclose()
