@@ -27,33 +27,42 @@ from pooltui.sim.process import free_port
 
 def _engine_cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: int) -> float:
     clock = SystemClock()
+    # with the in-flight cap on, traffic mixing two models (per-model state in use) and a third model cooling
     pool = Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}") for i in range(n_keys)], strategy, clock=clock,
-                preempt=False)
+                preempt=False, max_inflight=8)
+    far = clock.now() + 3600
     if cooling:
-        far = clock.now() + 3600
         for k in pool.keys[: max(0, n_keys - max(2, n_keys // 10))]:  # all but 10% (at least 2) cooling
             pool._set_state(k, KeyState.COOLING, far, None, "bench")
+    too_fast = Classification(Outcome.RATE_LIMITED, 429, "slow down", 3600.0)
+    for model in ("m1", "m2", "m3"):
+        pool.report(pool.pick(model=model), too_fast if model == "m3" else Classification(Outcome.OK, 200),
+                    model=model)
     ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None))
     pick, report = pool.pick, pool.report
+    models = ("m1", "m2")
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
         if traced:
             for i in range(cycles):
                 trace = RequestTrace(i, 0.0, strategy)
-                key = pick(trace)
-                report(key, ok, 0.01)
+                model = models[i & 1]
+                key = pick(trace, None, model)
+                report(key, ok, 0.01, model=model)
         else:
-            for _ in range(cycles):
-                key = pick()
-                report(key, ok, 0.01)
+            for i in range(cycles):
+                model = models[i & 1]
+                key = pick(None, None, model)
+                report(key, ok, 0.01, model=model)
         best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
     return best
 
 
 def bench_engine(cycles: int) -> dict:
     results: dict = {}
-    print(f"engine: µs per pick+report cycle (best of 3 x {cycles} cycles; traced = with the per-request trace)")
+    print(f"engine: µs per pick+report cycle (best of 3 x {cycles} cycles; traced = with the per-request trace;"
+          " two models in turn, a third cooling, in-flight cap 8)")
     print(f"{'strategy':12} {'keys':>5}  {'none cooling':>12} {'traced':>8}  {'most cooling':>12} {'traced':>8}")
     for strategy in STRATEGIES:
         for n in (3, 100, 1000):

@@ -317,6 +317,8 @@ class PoolClient:
             base_headers.setdefault("content-type", "application/json")
         transient = 0
         attempts = 0
+        model = req.json.get("model") if isinstance(req.json, dict) else None
+        model = model if isinstance(model, str) and model else None  # providers limit per (key, model)
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
         last_status: int | None = None
@@ -326,7 +328,7 @@ class PoolClient:
         while True:
             key: PoolKey | None = None
             if pool is not None:
-                key = pool.pick(trace, failed)
+                key = pool.pick(trace, failed, model)
                 if rotated_from is not None and key is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
                     self.events.emit(Event(clock.now(), up.name, key.label, EventKind.ROTATED, status,
@@ -335,7 +337,7 @@ class PoolClient:
                 if key is not None:
                     rotated_from = None
                 if key is None:
-                    wait = pool.next_ready_in()
+                    wait = pool.next_ready_in(model)
                     now = clock.now()
                     if wait is not None and now + wait <= deadline:
                         # spread the queued requests over a little time so they don't stampede the reset
@@ -428,7 +430,7 @@ class PoolClient:
             if tokens_in or tokens_out:
                 cost = self._cost(req, tokens_in, tokens_out)
             if key is not None:
-                pool.report(key, result, latency, tokens_in, tokens_out, trace.request_id, cost)
+                pool.report(key, result, latency, tokens_in, tokens_out, trace.request_id, cost, model)
             if self.usage_listeners:
                 self._record(up.name, key, req, result.outcome is Outcome.OK, tokens_in, tokens_out, cost, 1)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,

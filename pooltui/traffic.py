@@ -45,8 +45,10 @@ class TrafficGenerator:
     """Sends chat requests through a client: ``rate`` per second (0 = as fast as concurrency allows)."""
 
     def __init__(self, client: PoolClient, *, rate: float = 0.0, concurrency: int = 8, stream: bool = False,
-                 deadline_s: float | None = None, seed: int | None = None) -> None:
+                 deadline_s: float | None = None, seed: int | None = None, models: list[str] | None = None) -> None:
         self.client = client
+        self.models = list(models or [])  # requests take these in turn (providers limit per model)
+        self._sent = 0
         self.rate = rate
         self.concurrency = max(1, concurrency)
         self.stream = stream
@@ -71,8 +73,10 @@ class TrafficGenerator:
         error: str | None = None
         try:
             prompt = self.rng.choice(PROMPTS)
+            model = self.models[self._sent % len(self.models)] if self.models else None
+            self._sent += 1
             if self.stream:
-                stream = await self.client.open_stream(self.client.chat_builder(prompt, stream=True),
+                stream = await self.client.open_stream(self.client.chat_builder(prompt, stream=True, model=model),
                                                        deadline_s=self.deadline_s)
                 if isinstance(stream, PoolResponse):
                     error = f"http_{stream.status}"
@@ -82,7 +86,7 @@ class TrafficGenerator:
                     if stream.interrupted:
                         error = "stream_interrupted"
             else:
-                resp = await self.client.chat(prompt, deadline_s=self.deadline_s)
+                resp = await self.client.chat(prompt, deadline_s=self.deadline_s, model=model)
                 if resp.status >= 400:
                     error = f"http_{resp.status}"
         except PoolUnavailableError:
@@ -182,14 +186,16 @@ def summary(result: TrafficResult, client: PoolClient) -> dict[str, Any]:
 
 async def run_scenario_traffic(scenario: Scenario, *, strategy: str | None = None, requests: int | None = None,
                                concurrency: int | None = None, rate: float | None = None, stream: bool = False,
-                               seed: int | None = None) -> tuple[TrafficResult, PoolClient, SimServer]:
+                               seed: int | None = None, models: list[str] | None = None,
+                               ) -> tuple[TrafficResult, PoolClient, SimServer]:
     """Serve the scenario on a free loopback port and run traffic through the engine against it."""
     t = scenario.traffic
     with SimServer(scenario) as server:
         client = client_for_scenario(scenario, server, strategy, seed=seed)
         try:
             gen = TrafficGenerator(client, rate=t.rate if rate is None else rate,
-                                   concurrency=concurrency or t.concurrency, stream=stream, seed=seed)
+                                   concurrency=concurrency or t.concurrency, stream=stream, seed=seed,
+                                   models=models)
             result = await gen.run(t.requests if requests is None else requests)
         finally:
             await client.aclose()

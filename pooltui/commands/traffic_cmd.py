@@ -24,10 +24,11 @@ from pooltui.core.trace import format_trace
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
 @click.option("--trace", "n_traces", type=click.IntRange(0), default=0, help="print the last N request traces")
 @click.option("--seed", type=int, default=None, help="seed for the traffic's random choices")
+@click.option("--models", default=None, help="models the requests take in turn: a,b (providers limit per model)")
 @click.pass_context
 def traffic(ctx: click.Context, scenario: str | None, provider: str | None, strategy: str | None,
             n_requests: int | None, concurrency: int | None, rate: float | None, stream: bool, as_json: bool,
-            n_traces: int, seed: int | None) -> None:
+            n_traces: int, seed: int | None, models: str | None) -> None:
     """Run test traffic through the engine and summarise what each key did.
 
     With --scenario (the default) the simulator is served on a free loopback port; with --provider the
@@ -35,16 +36,17 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
     """
     from pooltui.traffic import run_scenario_traffic, summary
 
+    mix = [m.strip() for m in models.split(",") if m.strip()] if models else None
     if scenario and provider:
         raise UserError("choose one of --scenario and --provider")
     if provider:
         result, client, name = _provider_traffic(app(ctx), provider, strategy, n_requests or 20, concurrency or 4,
-                                                 rate or 0.0, stream, seed)
+                                                 rate or 0.0, stream, seed, mix)
     else:
         sc = load_scenario_or_fail(scenario or "steady")
         result, client, _ = asyncio.run(run_scenario_traffic(
             sc, strategy=strategy, requests=n_requests, concurrency=concurrency, rate=rate, stream=stream,
-            seed=seed))
+            seed=seed, models=mix))
         name = f"scenario {sc.name}"
     data = summary(result, client)
     traces = list(client.traces)[-n_traces:] if n_traces else []
@@ -60,7 +62,7 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
 
 
 def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrency: int, rate: float,
-                      stream: bool, seed: int | None):
+                      stream: bool, seed: int | None, models: list[str] | None):
     from pooltui.runtime import HistoryRecorder, build_client
     from pooltui.traffic import TrafficGenerator
 
@@ -78,7 +80,8 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
 
     async def go():
         async with client:
-            gen = TrafficGenerator(client, rate=rate, concurrency=concurrency, stream=stream, seed=seed)
+            gen = TrafficGenerator(client, rate=rate, concurrency=concurrency, stream=stream, seed=seed,
+                                   models=models)
             return await gen.run(n)
 
     try:

@@ -128,6 +128,11 @@ class Pool:
         self.preempt = preempt
         #: soft cap of requests (and open streams) per key: a pick prefers keys under it, never blocks
         self.max_inflight = max_inflight
+        #: per-model cooldowns (providers limit per key and model): model -> {key: until}; empty when none
+        self._model_cool: dict[str, dict[PoolKey, float]] = {}
+        #: models this pool has served (a 429 cools per model only once traffic mixes models: with one model,
+        #: a per-model cooldown is the key's own, and the monitor shows it as the key's state)
+        self._models: set[str] = set()
         self.clock = clock or SystemClock()
         self.cooldown = cooldown or CooldownPolicy()
         self.events = events if events is not None else EventLog()
@@ -286,10 +291,36 @@ class Pool:
         if key.streams > 0:
             key.streams -= 1
 
-    def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None) -> PoolKey | None:
+    def _model_cooling(self, model: str, now: float) -> dict[PoolKey, float] | None:
+        """The keys cooling for ``model`` now (expired entries dropped), or None."""
+        cooling = self._model_cool.get(model)
+        if cooling is None:
+            return None
+        for k in [k for k, until in cooling.items() if until <= now or k.pos < 0]:
+            del cooling[k]
+        if not cooling:
+            del self._model_cool[model]
+            return None
+        return cooling
+
+    def _for_model(self, key: PoolKey, cooling: dict[PoolKey, float]) -> PoolKey | None:
+        """``key`` unless it cools for the request's model: then the next available key that does not."""
+        if key not in cooling:
+            return key
+        avail, keys = self._avail, self._keys
+        start = bisect_right(avail, key.pos)
+        for j in range(len(avail)):
+            other = keys[avail[(start + j) % len(avail)]]
+            if other not in cooling:
+                return other
+        return None
+
+    def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None,
+             model: str | None = None) -> PoolKey | None:
         """Choose the key for the next attempt, or None when no key is available.
 
         ``avoid``: a key that just failed transiently; another available key is preferred for the retry.
+        ``model``: the request's model; keys cooling for that model (a 429 of that model) are skipped.
         """
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
@@ -304,6 +335,18 @@ class Pool:
         if key is avoid and candidates > 1:
             i = bisect_right(self._avail, key.pos)
             key = self._keys[self._avail[i % candidates]]
+        if model is not None and model not in self._models and len(self._models) < 64:
+            self._models.add(model)
+        if self._model_cool and model is not None:
+            cooling = self._model_cooling(model, now)
+            if cooling is not None:
+                chosen = self._for_model(key, cooling)
+                if chosen is None:
+                    if trace is not None:
+                        trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
+                            model, cooling), excluded_total=len(cooling))
+                    return None
+                key = chosen
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
             key = self._under_cap(key, cap, trace, now)
@@ -387,14 +430,17 @@ class Pool:
         tokens_out: int = 0,
         request_id: int | None = None,
         cost: float | None = None,
+        model: str | None = None,
     ) -> None:
-        """Record what the provider answered to the attempt that ``key`` served."""
+        """Record what the provider answered to the attempt that ``key`` served (for ``model``, if known:
+        a 429 then cools the key for that model only; quota, invalid and forbidden stay per key)."""
         if self._by_label.get(key.label) is not key:
             raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
         if key.inflight > 0:
             key.inflight -= 1
         limits = result.limits
-        if limits is not None and limits.requests_remaining is not None:
+        per_model = model is not None and len(self._models) > 1  # headers and 429s speak of that model only
+        if limits is not None and limits.requests_remaining is not None and not per_model:
             key.allow = limits.requests_remaining - key.inflight
         self._answered(key)
         stats = key.stats
@@ -416,7 +462,10 @@ class Pool:
             if key.spend is not None:
                 self._spend(key, tokens_in + tokens_out, cost or 0.0, request_id)
             if limits is not None and self.preempt and key.state is _OK and key.pos >= 0:
-                self._preempt(key, limits, request_id)
+                if per_model:
+                    self._preempt_model(key, model, limits, request_id)
+                else:
+                    self._preempt(key, limits, request_id)
             return
         if key.pos < 0:  # removed while the request was in flight
             return
@@ -425,7 +474,10 @@ class Pool:
             self._expire(now)  # a cooldown that has ended is over before this new signal counts
         if outcome is Outcome.RATE_LIMITED:
             stats.rate_limited += 1
-            self._cool(key, result, now, request_id)
+            if per_model:
+                self._cool_model(key, model, result, now, request_id)
+            else:
+                self._cool(key, result, now, request_id)
         elif outcome is Outcome.QUOTA:
             stats.quota += 1
             until = now + result.retry_after_s if result.retry_after_s is not None else None
@@ -542,10 +594,39 @@ class Pool:
         self._emit(key, EventKind.STATE, 200, "budget spent (remaining 0)",
                    f"cooled {reset:.1f} s before a 429 (reset-header)", request_id)
 
+    def _preempt_model(self, key: PoolKey, model: str, limits: RateLimits, request_id: int | None) -> None:
+        """A success whose headers say this model's budget is spent: cool the key for that model only."""
+        reset = limits.reset_s() if (limits.requests_remaining == 0 or limits.tokens_remaining == 0) else None
+        if not reset:
+            return
+        until = self.clock.now() + reset
+        cooling = self._model_cool.setdefault(model, {})
+        cooling[key] = max(cooling.get(key, 0.0), until)
+        self._emit(key, EventKind.STATE, 200, f"{model}: budget spent (remaining 0)",
+                   f"cooled {reset:.1f} s for {model} before a 429 (reset-header)", request_id)
+
     def _group(self, key: PoolKey) -> list[PoolKey]:
         if key.quota_group is None:
             return [key]
         return [k for k in self._keys if k.quota_group == key.quota_group]
+
+    def _cool_model(self, key: PoolKey, model: str, result: Classification, now: float,
+                    request_id: int | None) -> None:
+        """A 429 for one model: the key (and its quota group) cools for that model; other models still use it."""
+        if result.retry_after_s is not None:
+            seconds = max(result.retry_after_s, self.cooldown.floor_s)
+            source = result.source or DeadlineSource.RETRY_AFTER
+        else:
+            key.strikes += 1
+            seconds, source = self.cooldown.default_for(key.strikes, len(self._keys)), DeadlineSource.DEFAULT
+        until = now + seconds
+        cooling = self._model_cool.setdefault(model, {})
+        for k in self._group(key):
+            cooling[k] = max(cooling.get(k, 0.0), until)
+        action = f"cooled {_short(seconds)} for {model} ({source.value}); other models still use it"
+        if result.retry_after_s is not None and result.retry_after_s < self.cooldown.floor_s:
+            action += f"; floor {self.cooldown.floor_s:g} s applied (provider said {result.retry_after_s:g} s)"
+        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
 
     def _cool(self, key: PoolKey, result: Classification, now: float, request_id: int | None) -> None:
         floored = None
@@ -664,8 +745,24 @@ class Pool:
             self._expire(now)
         return len(self._avail) + self._held
 
-    def next_ready_in(self) -> float | None:
-        """Seconds until the earliest timed recovery (cooldown, quota reset, timed disable), or None."""
+    def _model_exclusions(self, model: str, cooling: dict[PoolKey, float]) -> tuple[Exclusion, ...]:
+        return tuple(Exclusion(k.label, f"cooling for {model}", until, DeadlineSource.RETRY_AFTER.value, "")
+                     for k, until in itertools.islice(cooling.items(), _EXCLUSIONS_SHOWN))
+
+    def model_cooldowns(self, key: PoolKey) -> dict[str, float]:
+        """The models ``key`` is cooling for, with their deadlines (the monitor shows them under the key)."""
+        now = self.clock.now()
+        return {m: until for m, cooling in self._model_cool.items() if (until := cooling.get(key, 0.0)) > now}
+
+    def next_ready_in(self, model: str | None = None) -> float | None:
+        """Seconds until the earliest timed recovery (cooldown, quota reset, timed disable), or None.
+
+        With ``model``: when every available key cools for that model, the earliest of those ends counts too.
+        """
+        if model is not None and self._model_cool:
+            cooling = self._model_cooling(model, self.clock.now())
+            if cooling is not None and self._avail and all(self._keys[p] in cooling for p in self._avail):
+                return max(0.0, min(cooling[self._keys[p]] for p in self._avail) - self.clock.now())
         timers = self._timers
         while timers and (timers[0][2].gen != timers[0][3] or timers[0][2].pos < 0):
             heappop(timers)
@@ -729,6 +826,7 @@ class Pool:
                     "remaining_s": None if k.until is None else max(0.0, k.until - now),
                     "source": k.source.value if k.source else None,
                     "reason": k.reason,
+                    "models": {m: max(0.0, u - now) for m, u in self.model_cooldowns(k).items()},
                     "quota_group": k.quota_group,
                     "inflight": k.inflight,
                     "probing": k.probe == 2,

@@ -84,7 +84,7 @@ class SimApp:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._error(dialect, Verdict("bad_request", 400), secret, key)
-        verdict = ps.decide(key)
+        verdict = ps.decide(key, model=str(body.get("model") or ""))
         delay = ps.latency_s()
         if delay:
             await asyncio.sleep(delay)

@@ -67,8 +67,16 @@ class ProviderState:
             self._windows.setdefault(group, _Window())
         self.outage_override: int | None = None
 
-    def window_of(self, key: SimKey) -> _Window:
-        return self._windows[key.quota_group or f"key:{key.label}"]
+    def window_of(self, key: SimKey, model: str | None = None) -> _Window:
+        """The sliding window a request counts against: per key (or quota group), and per model when the
+        provider limits per model (``per_model``), as OpenAI and Anthropic do."""
+        name = key.quota_group or f"key:{key.label}"
+        if self.spec.per_model and model:
+            name = f"{name}|{model}"
+        window = self._windows.get(name)
+        if window is None:
+            window = self._windows[name] = _Window()
+        return window
 
     def outage_status(self) -> int | None:
         if self.outage_override is not None:
@@ -91,7 +99,8 @@ class ProviderState:
         c = self.counters[label]
         c.revoked, c.successes_today, c.permitted = False, 0, True
 
-    def decide(self, key: SimKey | None, consume: bool = True, spend_quota: bool = True) -> Verdict:
+    def decide(self, key: SimKey | None, consume: bool = True, spend_quota: bool = True,
+               model: str | None = None) -> Verdict:
         """Decide the fate of one request by ``key`` (None: unknown key)."""
         if key is None or key.invalid:
             return Verdict("invalid", 401)
@@ -115,7 +124,7 @@ class ProviderState:
         remaining = reset_s = None
         if limit is not None:
             now = self._mono()
-            win = self.window_of(key).times
+            win = self.window_of(key, model).times
             horizon = now - self.spec.window_s
             while win and win[0] <= horizon:
                 win.popleft()

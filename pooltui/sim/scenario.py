@@ -55,6 +55,7 @@ class SimProvider:
     cycle_s: float = 0.0  # outage windows repeat with this period (0: they happen once)
     success_headers: bool = True  # rate-limit headers on successes (openrouter and gemini send none)
     outage_retry_after: float | None = None  # the Retry-After an outage's 503/529 carries (none by default)
+    per_model: bool = False  # rpm windows per (key, model), as OpenAI and Anthropic limit
     keys: list[SimKey] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
 
@@ -156,6 +157,7 @@ def _provider(raw: dict[str, Any]) -> SimProvider:
         cycle_s=float(raw.get("cycle_s", 0.0)),
         success_headers=bool(raw.get("success_headers", True)),
         outage_retry_after=float(raw["outage_retry_after"]) if raw.get("outage_retry_after") is not None else None,
+        per_model=bool(raw.get("per_model", False)),
         keys=[_key(k) for k in raw.get("keys", [])],
         outages=[
             Outage(float(o["start_s"]), float(o["end_s"]), int(o.get("status", 503))) for o in raw.get("outages", [])

@@ -43,6 +43,8 @@ def state_cell(snap: dict) -> Text:
         text.append(" re-verify", style="dim")
     if snap.get("source") and state != "ok":
         text.append(f" {snap['source']}", style="dim")
+    for model, left in sorted((snap.get("models") or {}).items()):  # cooling for one model, free for others
+        text.append(f" · {model} {duration(left)}", style=STATE_STYLE.get("cooling", ""))
     return text
 
 
