@@ -182,7 +182,7 @@ def bench_dispatch(n: int, concurrency: int, rounds: int) -> dict:
         print(f"  {k:14} {v:8.0f} req/s   (rounds: {', '.join(f'{x:.0f}' for x in samples[k])})")
     same = med["PoolClient"] / med["httpx-aiohttp"]
     default = med["PoolClient"] / med["httpx-default"]
-    print(f"  PoolClient / httpx-aiohttp = {same:.2f}x (target >= 0.85)")
+    print(f"  PoolClient / httpx-aiohttp = {same:.2f}x (target >= 0.9)")
     print(f"  PoolClient / httpx-default = {default:.2f}x (target >= 3)")
     print(f"  PoolClient / raw aiohttp   = {med['PoolClient'] / med['aiohttp']:.2f}x")
     return {"median_rps": med, "ratio_same_transport": same, "ratio_default_transport": default}
