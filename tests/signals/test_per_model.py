@@ -7,8 +7,8 @@ import pytest
 from pooltui.client import PoolUnavailableError
 from pooltui.core import Classification, KeySpec, Outcome, Pool
 from pooltui.core.clock import FakeClock
-from pooltui.tui.format import state_cell
 from pooltui.traffic import client_for_scenario
+from pooltui.tui.format import state_cell
 from tests.conftest import keys, make_scenario
 
 
