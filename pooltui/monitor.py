@@ -44,6 +44,7 @@ class MonitorSession:
     traffic_rate: float = 10.0
     traffic_concurrency: int = 16
     traffic_seed: int | None = None
+    traffic_models: list[str] = field(default_factory=list)
     autostart_traffic: bool = True
     unencrypted: str | None = None  # path of the plaintext secrets file, when it is in use
     capacity_alert: dict[str, int] = field(default_factory=dict)
@@ -156,6 +157,7 @@ class MonitorSession:
         if self.traffic_running:
             return
         self.traffic = TrafficGenerator(self.client, rate=self.traffic_rate, concurrency=self.traffic_concurrency,
+                                        models=self.traffic_models,
                                         seed=self.traffic_seed)
         self._traffic_task = asyncio.create_task(self.traffic.run(None))
 
@@ -338,6 +340,7 @@ def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, ra
         {sc.primary.name: client}, title=f"pooltui demo · {sc.name}", demo=True,
         traffic_rate=rate if rate is not None else (sc.traffic.rate or 50.0),
         traffic_concurrency=max(sc.traffic.concurrency, 16), traffic_seed=seed, autostart_traffic=autostart,
+        traffic_models=list(sc.traffic.models),
         starter=sim.start, stopper=sim.stop,
     )
 

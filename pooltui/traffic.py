@@ -195,7 +195,7 @@ async def run_scenario_traffic(scenario: Scenario, *, strategy: str | None = Non
         try:
             gen = TrafficGenerator(client, rate=t.rate if rate is None else rate,
                                    concurrency=concurrency or t.concurrency, stream=stream, seed=seed,
-                                   models=models)
+                                   models=models or t.models)
             result = await gen.run(t.requests if requests is None else requests)
         finally:
             await client.aclose()

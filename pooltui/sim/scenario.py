@@ -70,6 +70,7 @@ class TrafficDefaults:
     rate: float = 0.0  # requests per second; 0 = as fast as concurrency allows
     strategy: str = "round-robin"
     deadline_s: float = 30.0
+    models: list[str] = field(default_factory=list)  # requests take these models in turn (empty: the default)
 
 
 @dataclass(slots=True)
@@ -182,6 +183,7 @@ def scenario_from_dict(data: dict[str, Any], name: str = "custom") -> Scenario:
         rate=float(t.get("rate", 0.0)),
         strategy=str(t.get("strategy", "round-robin")),
         deadline_s=float(t.get("deadline_s", 30.0)),
+        models=[str(m) for m in t.get("models", [])],
     )
     return Scenario(str(data.get("name", name)), str(data.get("description", "")), int(data.get("seed", 1)),
                     providers, traffic)
