@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS key_status (
 CREATE TABLE IF NOT EXISTS pool_state (provider TEXT PRIMARY KEY, last_pick TEXT, updated REAL NOT NULL);
 """
 # columns added after the first release: (table, column, type); added when a database lacks them
-_MIGRATIONS = (("key_status", "requests", "INTEGER"),)
+_MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"))
 
 
 class HistoryError(Exception):
@@ -53,6 +53,7 @@ class KeyStatus:
     changed_at: float | None
     verified_at: float | None
     verify_result: str | None
+    fingerprint: str | None = None  # of the secret the state was learnt with (a new secret starts afresh)
 
 
 class History:
@@ -134,14 +135,15 @@ class History:
 
     def set_key_status(self, provider: str, key: str, state: str, until: float | None = None,
                        source: str | None = None, reason: str = "", status: int | None = None,
-                       changed_at: float | None = None) -> None:
+                       changed_at: float | None = None, fingerprint: str | None = None) -> None:
         with self.db:
             self.db.execute(
-                "INSERT INTO key_status (provider, key, state, until, source, reason, status, changed_at)"
-                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET state = excluded.state,"
+                "INSERT INTO key_status (provider, key, state, until, source, reason, status, changed_at, fingerprint)"
+                " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET state = excluded.state,"
                 " until = excluded.until, source = excluded.source, reason = excluded.reason,"
-                " status = excluded.status, changed_at = excluded.changed_at",
-                (provider, key, state, until, source, scrub(reason), status, changed_at or time.time()))
+                " status = excluded.status, changed_at = excluded.changed_at,"
+                " fingerprint = COALESCE(excluded.fingerprint, fingerprint)",
+                (provider, key, state, until, source, scrub(reason), status, changed_at or time.time(), fingerprint))
 
     def set_verified(self, provider: str, key: str, result: str, when: float | None = None) -> None:
         when = when or time.time()
@@ -172,8 +174,8 @@ class History:
 
     # -------------------------------------------------------------- reading
     def key_statuses(self, provider: str | None = None) -> dict[tuple[str, str], KeyStatus]:
-        sql = ("SELECT provider, key, state, until, source, reason, status, changed_at, verified_at, verify_result"
-               " FROM key_status")
+        sql = ("SELECT provider, key, state, until, source, reason, status, changed_at, verified_at, verify_result,"
+               " fingerprint FROM key_status")
         rows = self.db.execute(sql + (" WHERE provider = ?" if provider else ""),
                                (provider,) if provider else ()).fetchall()
         return {(r[0], r[1]): KeyStatus(*r) for r in rows}

@@ -49,8 +49,11 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
             pool.disable(entry.label, reason="disabled in config")
     if history is not None:
         for (_, label), st in history.key_statuses(p.name).items():
-            if label in loaded:
-                pool.restore(label, st.state, st.until, st.source, st.reason or "", st.status)
+            if label not in loaded:
+                continue
+            if st.fingerprint and st.fingerprint != pool.key(label).fingerprint:
+                continue  # the key's secret changed since: what was learnt about the old one does not apply
+            pool.restore(label, st.state, st.until, st.source, st.reason or "", st.status)
         pool.restore_rotation(*history.rotation(p.name))
     return pool
 
@@ -119,7 +122,7 @@ class HistoryRecorder:
                 continue
             self.history.set_key_status(provider, label, key.state.value, key.until,
                                         key.source.value if key.source else None, key.reason, key.status_code,
-                                        key.changed_at)
+                                        key.changed_at, key.fingerprint)
 
     async def run(self, interval_s: float = 1.0) -> None:
         """Flush every ``interval_s`` until cancelled (then once more)."""

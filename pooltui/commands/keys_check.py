@@ -53,7 +53,8 @@ def verify(ctx: click.Context, provider: str | None, label: str | None, as_json:
         history.set_verified(r.provider, r.label, r.result, now)
         state = _STATE_AFTER.get(r.result)
         if state:
-            history.set_key_status(r.provider, r.label, state, None, None, f"verify: {r.detail}", r.status, now)
+            history.set_key_status(r.provider, r.label, state, None, None, f"verify: {r.detail}", r.status, now,
+                                   r.fingerprint)
         elif r.result == "valid":
             history.clear_key_status(r.provider, r.label)
         events.append(Event(now, r.provider, r.label, EventKind.STATE, r.status, f"verified {r.result}",

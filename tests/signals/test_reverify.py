@@ -81,3 +81,25 @@ async def test_off_per_provider(serve) -> None:
     clock.advance(100_000)
     assert await reverify.run_once() == 0
     await client.aclose()
+
+
+def test_an_invalid_key_starts_afresh_only_when_its_secret_changes(tmp_path) -> None:
+    from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+    from pooltui.core.events import EventLog
+    from pooltui.history import History
+    from pooltui.runtime import build_pool
+    from pooltui.secrets import SecretStore
+
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    with ConfigEditor(path) as cfg:
+        p = cfg.providers["openai"] = ProviderConfig("openai", "openai")
+        p.keys.append(KeyEntry("a", store.put("openai", "a", "sk-test-revoked-00000000000001")))
+    history = History(tmp_path / "data" / "history.db")
+    pool = build_pool(load_config(path).provider("openai"), store, history, EventLog())
+    key = pool.key("a")
+    history.set_key_status("openai", "a", "invalid", None, None, "revoked", 401, None, key.fingerprint)
+    assert build_pool(load_config(path).provider("openai"), store, history, EventLog()).key("a").state.value \
+        == "invalid"  # the same secret: still invalid after a restart, never re-checked
+    store.put("openai", "a", "sk-test-rotated-00000000000002")  # the user put a new secret behind the label
+    assert build_pool(load_config(path).provider("openai"), store, history, EventLog()).key("a").state.value == "ok"
