@@ -270,21 +270,27 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
 _BENCH_SECRET = "sk-sim-bench-00000000000000000000000001"
 
 
-def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
+def _proxy_process(sim_port: int, proxy_port: int, tmp: str) -> subprocess.Popen:
+    """`pooltui proxy` in its own process over one key of the simulator on ``sim_port`` (config in ``tmp``)."""
     import os
-    import tempfile
 
-    sim_port, proxy_port = free_port(), free_port()
-    tmp = tempfile.mkdtemp(prefix="pooltui-bench-")
     config = os.path.join(tmp, "config.toml")
     with open(config, "w") as fh:
         fh.write(f'[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
                  '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
     env = {**os.environ, "POOLTUI_BENCH_KEY": _BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    return subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict:
+    import os
+    import tempfile
+
+    sim_port, proxy_port = free_port(), free_port()
     sim = _start_sim(sim_port)
-    proxy = subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port)],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = _proxy_process(sim_port, proxy_port, tempfile.mkdtemp(prefix="pooltui-bench-"))
     try:
         _wait_port(proxy_port, proxy, "the proxy")
         runner = _runner()
@@ -362,18 +368,11 @@ def bench_bodies(mib: int, n: int) -> dict:
     with open(scenario, "w") as fh:
         fh.write(f'name = "large"\n[[providers]]\nname = "sim-openai"\ndialect = "openai"\n[[providers.keys]]\n'
                  f'label = "bench"\nsecret = "{_BENCH_SECRET}"\nanswer_bytes = {mib * 2**20}\n')
-    config = os.path.join(tmp, "config.toml")
-    with open(config, "w") as fh:
-        fh.write(f'[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
-                 '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
-    env = {**os.environ, "POOLTUI_BENCH_KEY": _BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     from pooltui.sim.process import SimProcess
     from pooltui.sim.scenario import load_scenario
 
     sim = SimProcess(load_scenario(scenario), scenario, port=sim_port).start()
-    proxy = subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port)],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = _proxy_process(sim_port, proxy_port, tmp)
     try:
         _wait_port(proxy_port, proxy, "the proxy")
         url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"

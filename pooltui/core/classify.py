@@ -90,20 +90,18 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _err_message(err: dict) -> str:
-    for key in ("message", "detail", "msg"):
-        text = _text(err.get(key))
-        if text:
-            return text[:200]
-    return ""
-
-
 def _full_message(err: dict) -> str:
+    """The error's message, whole (up to 4000 characters): hints often sit at its end."""
     for key in ("message", "detail", "msg"):
         text = _text(err.get(key))
         if text:
             return text[:4000]
     return ""
+
+
+def _err_message(err: dict) -> str:
+    """The message as a reason: its first 200 characters."""
+    return _full_message(err)[:200]
 
 
 def _next_month_utc(now: float) -> float:
