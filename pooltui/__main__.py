@@ -1,3 +1,3 @@
-from pooltui.cli import main
+from pooltui.commands.cli import main
 
 main()

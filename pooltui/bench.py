@@ -119,7 +119,7 @@ async def _dispatch_round(base: str, n: int, concurrency: int) -> dict[str, floa
     import httpx
     from httpx_aiohttp import AiohttpTransport
 
-    from pooltui.client import PoolClient, Upstream, default_http_client
+    from pooltui.client.pool_client import PoolClient, Upstream, default_http_client
     from pooltui.providers.profiles import profile_for
 
     secret = "sk-sim-bench-00000000000000000000000001"
@@ -189,7 +189,7 @@ def bench_dispatch(n: int, concurrency: int, rounds: int) -> dict:
 
 
 async def _monitor_run(rate: float, seconds: float, presses: int) -> dict:
-    from pooltui.monitor import demo_session
+    from pooltui.session.local import demo_session
     from pooltui.tui.app import PoolMonitorApp
 
     session = demo_session("bench", rate=rate, seed=1)

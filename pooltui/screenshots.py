@@ -12,7 +12,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from pooltui.monitor import demo_session
+from pooltui.session.local import demo_session
 from pooltui.tui.app import PoolMonitorApp
 
 SIZE = (130, 36)

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from pooltui.client import PoolUnavailableError
+from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core import Backoff, KeyState
-from pooltui.traffic import TrafficGenerator, client_for_scenario
+from pooltui.session.traffic import TrafficGenerator
+from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 
 pytestmark = pytest.mark.asyncio

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pooltui.config import ConfigEditor, ConfigError, KeyEntry, ProviderConfig, load_config, save_config
+from pooltui.store.config import ConfigEditor, ConfigError, KeyEntry, ProviderConfig, load_config, save_config
 
 SAMPLE = """\
 # my settings

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pooltui.config import Config, KeyEntry, ProviderConfig
 from pooltui.core.budget import Budget
 from pooltui.core.events import Event, EventKind
 from pooltui.core.health import KeyState
-from pooltui.history import History
-from pooltui.runtime import build_client
-from pooltui.secrets import SecretStore
+from pooltui.session.build import build_client
+from pooltui.store.config import Config, KeyEntry, ProviderConfig
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
 
 
 def test_wal_and_retention(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from keyring.backends import fail
 
-from pooltui.cli import cli
+from pooltui.commands.cli import cli
 from pooltui.core.masking import fingerprint, mask
 from tests.conftest import keys, make_scenario
 

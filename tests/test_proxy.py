@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-from pooltui.client import PoolClient
-from pooltui.proxy import PoolProxy, ProxyService
-from pooltui.traffic import client_for_scenario
+from pooltui.client.pool_client import PoolClient
+from pooltui.proxy.app import PoolProxy, ProxyService
+from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 
 OAI_KEYS = [{"label": "limited", "secret": "sk-test-limited-0000000000000001", "rpm": 0},

@@ -11,7 +11,7 @@ import pytest
 from keyring.backends import fail
 
 from pooltui.core.masking import fingerprint, mask, redact
-from pooltui.secrets import SecretStore, SecretStoreError, probe_keyring
+from pooltui.store.secrets import SecretStore, SecretStoreError, probe_keyring
 from tests.conftest import MemoryKeyring
 
 PLANTED = "sk-ant-test-PLANTED-0000000000000000abcd"

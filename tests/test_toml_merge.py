@@ -7,7 +7,7 @@ import tomllib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pooltui.toml_merge import dumps_merged
+from pooltui.store.toml_merge import dumps_merged
 
 ORIGINAL = """# my pools
 [providers.a]   # first

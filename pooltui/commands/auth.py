@@ -11,11 +11,11 @@ import time
 import click
 
 from pooltui.commands.common import Failure, UserError, app, checked, table, when
-from pooltui.config import KeyEntry, ProviderConfig
 from pooltui.core import validate
 from pooltui.core.masking import fingerprint, mask
 from pooltui.providers.profiles import PROFILES
-from pooltui.secrets import SecretStoreError
+from pooltui.store.config import KeyEntry, ProviderConfig
+from pooltui.store.secrets import SecretStoreError
 
 
 @click.group()
@@ -41,7 +41,7 @@ def ensure_provider(cfg, name: str) -> ProviderConfig:
 
 
 def verify_one(provider: ProviderConfig, label: str, secret: str):
-    from pooltui.verify import verify_all
+    from pooltui.providers.verify import verify_all
 
     return asyncio.run(verify_all([(provider.profile, label, secret)]))[0]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from pooltui.config import Config, ConfigEditor, ConfigError, load_config
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
-from pooltui.paths import config_path, data_dir, write_problem
+from pooltui.store.config import Config, ConfigEditor, ConfigError, load_config
+from pooltui.store.paths import config_path, data_dir, write_problem
 
 
 class UserError(click.ClickException):
@@ -64,7 +64,7 @@ class AppContext:
 
     def store(self):
         if self._store is None:
-            from pooltui.secrets import SecretStore, SecretStoreError
+            from pooltui.store.secrets import SecretStore, SecretStoreError
 
             try:
                 self._store = SecretStore(self.data, self.secret_store)
@@ -74,7 +74,7 @@ class AppContext:
 
     def history(self, cfg: Config | None = None):
         if self._history is None:
-            from pooltui.history import History, HistoryError
+            from pooltui.store.history import History, HistoryError
 
             retention = (cfg or self.config()).retention_days
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pooltui.commands.common import app
-from pooltui.paths import write_problem
+from pooltui.store.paths import write_problem
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ def _writable(folder: Path, target: Path) -> str | None:
 
 
 def check_config(a) -> list[Check]:
-    from pooltui.config import ConfigError, load_config
+    from pooltui.store.config import ConfigError, load_config
 
     path = a.config_file
     out = []
@@ -65,8 +65,8 @@ def check_config(a) -> list[Check]:
 
 
 def check_secrets(a) -> list[Check]:
-    from pooltui.config import ConfigError, load_config
-    from pooltui.secrets import SecretStore, SecretStoreError
+    from pooltui.store.config import ConfigError, load_config
+    from pooltui.store.secrets import SecretStore, SecretStoreError
 
     store = SecretStore(a.data, a.secret_store)
     out = []
@@ -114,7 +114,7 @@ def check_history(a, repair: bool) -> list[Check]:
         extra = path.with_name(path.name + suffix)
         if extra.exists():
             extra.rename(aside.with_name(aside.name + suffix))
-    from pooltui.history import History
+    from pooltui.store.history import History
 
     History(path).close()
     return [Check(True, "history", f"{path} was broken ({problem}): kept as {aside.name}, a new one started")]

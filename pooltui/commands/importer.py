@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from pooltui.commands.common import Failure, UserError, app
-from pooltui.config import KeyEntry, ProviderConfig, validate_base_url, validate_label
 from pooltui.core.masking import mask
-from pooltui.hermes import default_path, read_auth_json
 from pooltui.providers.profiles import PROFILES
-from pooltui.secrets import SecretStoreError
+from pooltui.store.config import KeyEntry, ProviderConfig, validate_base_url, validate_label
+from pooltui.store.hermes import default_path, read_auth_json
+from pooltui.store.secrets import SecretStoreError
 
 
 @click.group("import")
@@ -87,6 +87,6 @@ def import_hermes(ctx: click.Context, path: Path | None) -> None:
 
 
 def _skip(hk, why: str):
-    from pooltui.hermes import Skipped
+    from pooltui.store.hermes import Skipped
 
     return Skipped(hk.provider, hk.label, why)

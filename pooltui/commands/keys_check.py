@@ -10,7 +10,7 @@ import click
 
 from pooltui.commands.common import UserError, app, table
 from pooltui.core.events import Event, EventKind
-from pooltui.secrets import SecretStoreError
+from pooltui.store.secrets import SecretStoreError
 
 _STATE_AFTER = {"invalid": "invalid", "forbidden": "forbidden", "quota": "exhausted"}
 
@@ -22,7 +22,7 @@ _STATE_AFTER = {"invalid": "invalid", "forbidden": "forbidden", "quota": "exhaus
 @click.pass_context
 def verify(ctx: click.Context, provider: str | None, label: str | None, as_json: bool) -> None:
     """Verify keys with each provider's cheapest call. Exit 0 when every key is valid, else 1."""
-    from pooltui.verify import VerifyResult, verify_all
+    from pooltui.providers.verify import VerifyResult, verify_all
 
     a = app(ctx)
     cfg = a.config()

@@ -21,7 +21,7 @@ def run_monitor(session) -> None:
 def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | None) -> None:
     """Open the monitor on the embedded simulator with test traffic running (no keys, no network)."""
     from pooltui.commands.sim_cmds import load_scenario_or_fail
-    from pooltui.monitor import demo_session
+    from pooltui.session.local import demo_session
 
     load_scenario_or_fail(scenario)
     run_monitor(demo_session(scenario, strategy, rate=rate, seed=seed))
@@ -42,7 +42,7 @@ def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, at
             token: str | None, admin_token: str | None) -> None:
     """Open the monitor on your configured providers, or on a running proxy's live traffic."""
     from pooltui.commands.proxy_cmd import admin_token_of, build_proxy, describe
-    from pooltui.proxy import ProxyService
+    from pooltui.proxy.app import ProxyService
 
     a = app(ctx)
     proxy_port = proxy_port if proxy_port is not None else a.proxy_port
@@ -80,7 +80,7 @@ def _attached(url: str, admin_token: str | None):
     """A session on a running proxy; a clear error if it is not one."""
     import asyncio
 
-    from pooltui.remote import AttachError, RemoteSession, fetch_state
+    from pooltui.session.attached import AttachError, RemoteSession, fetch_state
 
     try:
         asyncio.run(fetch_state(url, admin_token))

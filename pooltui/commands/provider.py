@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from pooltui.commands.common import FiniteFloat, UserError, app, checked, strategy_option, table
-from pooltui.config import ProviderConfig
 from pooltui.core import validate
 from pooltui.providers.profiles import PROFILES
+from pooltui.store.config import ProviderConfig
 
 
 @click.group()

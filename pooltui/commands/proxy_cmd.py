@@ -11,7 +11,7 @@ from pooltui.commands.common import UserError, app
 
 def admin_token_of(a, *, create: bool) -> str | None:
     """The proxy's admin token from the data dir (created on a proxy's first start)."""
-    from pooltui.admin_token import AdminTokenError, ensure_admin_token, read_admin_token
+    from pooltui.store.admin_token import AdminTokenError, ensure_admin_token, read_admin_token
 
     try:
         return ensure_admin_token(a.data) if create else read_admin_token(a.data)
@@ -22,8 +22,8 @@ def admin_token_of(a, *, create: bool) -> str | None:
 def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool = True,
                 allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = ()):
     """The proxy over the configured providers, with a history recorder per client."""
-    from pooltui.monitor import config_session
-    from pooltui.proxy import PoolProxy
+    from pooltui.proxy.app import PoolProxy
+    from pooltui.session.local import config_session
 
     cfg = a.config()
     try:
@@ -76,7 +76,7 @@ def describe(proxy, url: str) -> list[str]:
 def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token: str | None,
           allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...], show_admin_token: bool) -> None:
     """Run the pooling proxy: point an agent's base URL here and it gets the pool."""
-    from pooltui.proxy import is_loopback, make_server
+    from pooltui.proxy.app import is_loopback, make_server
 
     a = app(ctx)
     if show_admin_token:

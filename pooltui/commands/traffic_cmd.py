@@ -34,7 +34,7 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
     With --scenario (the default) the simulator is served on a free loopback port; with --provider the
     traffic goes through that provider's configured pool and lands in the history.
     """
-    from pooltui.traffic import run_scenario_traffic, summary
+    from pooltui.session.traffic import run_scenario_traffic, summary
 
     mix = [m.strip() for m in models.split(",") if m.strip()] if models else None
     if scenario and provider:
@@ -63,8 +63,8 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
 
 def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrency: int, rate: float,
                       stream: bool, seed: int | None, models: list[str] | None):
-    from pooltui.runtime import HistoryRecorder, build_client
-    from pooltui.traffic import TrafficGenerator
+    from pooltui.session.build import HistoryRecorder, build_client
+    from pooltui.session.traffic import TrafficGenerator
 
     cfg = a.config()
     if provider not in cfg.providers:

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 
 from pooltui.core.strategies import STRATEGIES
-from pooltui.monitor import MonitorSession
+from pooltui.session.local import MonitorSession
 from pooltui.tui.main_screen import MainScreen
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
 from pooltui.tui.widgets import EventsTable, KeysTable

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from pooltui.core.events import Event
-from pooltui.monitor import MonitorSession
+from pooltui.session.local import MonitorSession
 from pooltui.tui import format as fmt
 from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLine, TrafficPanel
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pooltui.client import PoolClient, Upstream
+from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core import KeySpec, Pool
 from pooltui.providers.profiles import profile_for
 

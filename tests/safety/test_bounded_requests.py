@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from pooltui.client import PoolUnavailableError
+from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.sim.server import ThreadedServer
 from tests.safety.helpers import client_on
 from tests.test_proxy import ProxyThread

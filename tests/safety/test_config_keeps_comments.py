@@ -7,11 +7,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pooltui.cli import cli
-from pooltui.config import load_config
-from pooltui.history import History
-from pooltui.monitor import config_session
-from pooltui.secrets import SecretStore
+from pooltui.commands.cli import cli
+from pooltui.session.local import config_session
+from pooltui.store.config import load_config
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,7 +6,7 @@ import anthropic
 import openai
 import pytest
 
-from pooltui.traffic import client_for_scenario
+from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import make_scenario
 from tests.test_proxy import ProxyThread
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from pooltui.cli import cli
-from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
-from pooltui.history import History
-from pooltui.monitor import config_session
-from pooltui.secrets import SecretStore
+from pooltui.commands.cli import cli
+from pooltui.session.local import config_session
+from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
 from tests.conftest import MemoryKeyring, keys, make_scenario
 from tests.test_proxy import ProxyThread
 

@@ -14,11 +14,11 @@ import sys
 
 import httpx
 
-from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
 from pooltui.core.trace import format_trace
-from pooltui.history import History
-from pooltui.monitor import config_session
-from pooltui.secrets import SecretStore
+from pooltui.session.local import config_session
+from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
 from tests.conftest import make_scenario
 from tests.test_proxy import ProxyThread
 

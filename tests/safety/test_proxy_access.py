@@ -8,8 +8,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from pooltui.proxy import is_loopback
-from pooltui.proxy_guard import PathRefused, safe_path, safe_query
+from pooltui.proxy.app import is_loopback
+from pooltui.proxy.guard import PathRefused, safe_path, safe_query
 from pooltui.sim.server import ThreadedServer
 from tests.safety.helpers import Recorder, client_on, raw_request
 from tests.test_proxy import ProxyThread, proxied  # noqa: F401  (fixture)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pooltui.client import PoolClient, Upstream
+from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core import KeySpec, Pool
 from pooltui.providers.profiles import profile_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from pooltui.core.breaker import OutageBreaker
-from pooltui.traffic import client_for_scenario
+from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from pooltui.client import PoolUnavailableError
+from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core.cooldown import Backoff
-from pooltui.traffic import client_for_scenario
+from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pooltui.client import PoolUnavailableError
+from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core import Classification, KeySpec, Outcome, Pool
 from pooltui.core.clock import FakeClock
-from pooltui.traffic import client_for_scenario
+from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.format import state_cell
 from tests.conftest import keys, make_scenario
 

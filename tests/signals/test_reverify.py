@@ -7,8 +7,8 @@ import time
 import httpx
 
 from pooltui.core.clock import FakeClock
-from pooltui.reverify import Reverifier, ReverifyPolicy
-from pooltui.traffic import client_for_scenario
+from pooltui.session.reverify import Reverifier, ReverifyPolicy
+from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import make_scenario
 
 
@@ -84,11 +84,11 @@ async def test_off_per_provider(serve) -> None:
 
 
 def test_an_invalid_key_starts_afresh_only_when_its_secret_changes(tmp_path) -> None:
-    from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
     from pooltui.core.events import EventLog
-    from pooltui.history import History
-    from pooltui.runtime import build_pool
-    from pooltui.secrets import SecretStore
+    from pooltui.session.build import build_pool
+    from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+    from pooltui.store.history import History
+    from pooltui.store.secrets import SecretStore
 
     store = SecretStore(tmp_path / "data")
     path = tmp_path / "config.toml"

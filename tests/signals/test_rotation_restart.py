@@ -6,10 +6,10 @@ import sqlite3
 
 import pytest
 
-from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
-from pooltui.history import History
-from pooltui.monitor import config_session
-from pooltui.secrets import SecretStore
+from pooltui.session.local import config_session
+from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
 from tests.conftest import keys, make_scenario
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pooltui.config import load_config
 from pooltui.core import Classification, KeySpec, Outcome, Pool
+from pooltui.store.config import load_config
 
 SECRET = "sk-test-twice-0000000000000000001"
 

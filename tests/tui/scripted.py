@@ -10,12 +10,12 @@ import random
 
 import httpx
 
-from pooltui.client import PoolClient, Upstream
+from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool
 from pooltui.core.events import EventLog
 from pooltui.core.headers import RateLimits
-from pooltui.monitor import MonitorSession
 from pooltui.providers.profiles import profile_for
+from pooltui.session.local import MonitorSession
 
 START = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 LABELS = ("primary", "secondary", "tertiary", "spare")

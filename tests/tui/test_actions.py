@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
 from pooltui.core import Classification, DeadlineSource, KeyState, Outcome
-from pooltui.history import History
-from pooltui.monitor import config_session, demo_session
-from pooltui.secrets import SecretStore
+from pooltui.session.local import config_session, demo_session
+from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
 from pooltui.tui.widgets import KeysTable

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from pooltui.remote import AttachError, RemoteSession, fetch_state
-from pooltui.traffic import client_for_scenario
+from pooltui.session.attached import AttachError, RemoteSession, fetch_state
+from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import InspectorScreen
 from pooltui.tui.widgets import EventsTable, KeysTable
@@ -65,11 +65,11 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
 
 async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> None:
     """`pooltui --proxy PORT` with nothing on PORT: the proxy runs inside the monitor."""
-    from pooltui.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
-    from pooltui.history import History
-    from pooltui.monitor import config_session
-    from pooltui.proxy import PoolProxy, ProxyService
-    from pooltui.secrets import SecretStore
+    from pooltui.proxy.app import PoolProxy, ProxyService
+    from pooltui.session.local import config_session
+    from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+    from pooltui.store.history import History
+    from pooltui.store.secrets import SecretStore
 
     spec = {"name": "oai", "keys": keys("k", 2)}
     server = serve(make_scenario(spec))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pooltui.core import KeyState
-from pooltui.monitor import demo_session
+from pooltui.session.local import demo_session
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.widgets import KeysTable
 

@@ -12,10 +12,10 @@ import os
 import threading
 from pathlib import Path
 
-from pooltui.atomic import locked, write_atomic
 from pooltui.core import validate
 from pooltui.core.masking import remember
-from pooltui.paths import private_dir, write_problem
+from pooltui.store.atomic import locked, write_atomic
+from pooltui.store.paths import private_dir, write_problem
 
 SERVICE = "pooltui"
 BACKENDS = ("keyring", "file")

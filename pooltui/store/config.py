@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooltui.atomic import locked, write_atomic
 from pooltui.core import validate
 from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
-from pooltui.toml_merge import dumps_merged
+from pooltui.store.atomic import locked, write_atomic
+from pooltui.store.toml_merge import dumps_merged
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
 _LIMITS = {"request_timeout_s": 120.0, "stream_idle_s": 60.0, "max_body_mb": 64.0}

@@ -18,7 +18,7 @@ from pooltui.commands.provider import provider
 from pooltui.commands.proxy_cmd import proxy
 from pooltui.commands.sim_cmds import sim
 from pooltui.commands.traffic_cmd import traffic
-from pooltui.paths import config_path
+from pooltui.store.paths import config_path
 
 __all__ = ["UserError", "cli", "main"]
 

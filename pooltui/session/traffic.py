@@ -11,13 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pooltui.client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
-from pooltui.core.clock import Clock
-from pooltui.core.events import EventLog
-from pooltui.core.pool import KeySpec, Pool
-from pooltui.providers.profiles import profile_for
+from pooltui.client.pool_client import PoolClient, PoolResponse, PoolUnavailableError
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
+from pooltui.sim.wiring import client_for_scenario
 
 PROMPTS = ("ping", "summarise the incident", "plan the next step", "what changed since yesterday?")
 
@@ -141,23 +138,6 @@ class TrafficGenerator:
             self.running = False
             self.result.finished = time.perf_counter()
         return self.result
-
-
-def client_for_scenario(scenario: Scenario, server: SimServer, strategy: str | None = None, *,
-                        clock: Clock | None = None, seed: int | None = None, deadline_s: float | None = None,
-                        http=None) -> PoolClient:
-    """A PoolClient over the scenario's providers as served by ``server``: primary first, then fallbacks."""
-    events = EventLog()
-    ups = []
-    for i, p in enumerate(scenario.providers):
-        profile = profile_for(p.dialect, name=p.name, base_url=server.base_url(p.name))
-        pool = Pool(p.name, [KeySpec(k.label, k.secret, k.quota_group) for k in p.keys],
-                    strategy or scenario.traffic.strategy, clock=clock, events=events,
-                    rng=random.Random(None if seed is None else seed + i))
-        ups.append(Upstream(profile, pool))
-    return PoolClient(ups[0], ups[1:], clock=clock, events=events, http=http,
-                      deadline_s=deadline_s or scenario.traffic.deadline_s,
-                      rng=random.Random(seed))
 
 
 def summary(result: TrafficResult, client: PoolClient) -> dict[str, Any]:

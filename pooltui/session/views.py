@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pooltui.client import PoolClient, UsageRecord
+from pooltui.client.pool_client import PoolClient, UsageRecord
 from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.stats import RollingCounter

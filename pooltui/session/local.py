@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooltui.client import PoolClient
+from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.core.strategies import STRATEGIES
-from pooltui.panel import ClientSeries, event_dict, panel, trace_text
-from pooltui.traffic import TrafficGenerator
+from pooltui.session.traffic import TrafficGenerator
+from pooltui.session.views import ClientSeries, event_dict, panel, trace_text
 
 
 @dataclass
@@ -246,7 +246,7 @@ class MonitorSession:
 
     async def verify(self, labels: list[str] | None = None) -> list[Any]:
         """Verify keys (zero tokens) and apply the results to the pool; returns the results."""
-        from pooltui.verify import verify_key
+        from pooltui.providers.verify import verify_key
 
         pool = self._require_pool()
         profile = self.client.primary.profile
@@ -264,9 +264,9 @@ class MonitorSession:
 
     async def add_key(self, label: str, secret: str) -> Any:
         """Verify a new key, store its secret, save it to the config and put it in the pool."""
-        from pooltui.config import KeyEntry, validate_label
         from pooltui.core import validate
-        from pooltui.verify import verify_key
+        from pooltui.providers.verify import verify_key
+        from pooltui.store.config import KeyEntry, validate_label
 
         pool = self._require_pool()
         label = validate_label(label)
@@ -311,7 +311,7 @@ class MonitorSession:
     def _save(self, change: Callable[[Any], None]) -> None:
         if self.config is None:
             return
-        from pooltui.config import ConfigEditor
+        from pooltui.store.config import ConfigEditor
 
         with ConfigEditor(self.config.path) as cfg:
             change(cfg.provider(self.current))
@@ -331,7 +331,7 @@ def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, ra
     from pooltui.sim.process import SimProcess
     from pooltui.sim.scenario import load_scenario
     from pooltui.sim.server import SimServer
-    from pooltui.traffic import client_for_scenario
+    from pooltui.sim.wiring import client_for_scenario
 
     sc = load_scenario(scenario)
     sim = SimServer(sc) if in_process else SimProcess(sc, scenario)
@@ -347,7 +347,7 @@ def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, ra
 
 def config_session(cfg, store, history, provider: str | None = None) -> tuple[MonitorSession, list[str]]:
     """A session on the user's configured providers (each with keys gets its own client)."""
-    from pooltui.runtime import HistoryRecorder, build_client
+    from pooltui.session.build import HistoryRecorder, build_client
 
     names = [p.name for p in cfg.providers.values() if p.keys]
     if provider:
@@ -366,7 +366,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
         clients[name] = built.client
         if history is not None:
             recorders.append(HistoryRecorder(history, built.client))
-    from pooltui.reverify import Reverifier, ReverifyPolicy
+    from pooltui.session.reverify import Reverifier, ReverifyPolicy
 
     policies = {p.name: ReverifyPolicy(first_s=p.reverify_s or 300.0, max_s=max(p.reverify_s, p.reverify_max_s),
                                        enabled=p.reverify_s > 0) for p in cfg.providers.values()}

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pooltui.core.health import KeyState
 
 if TYPE_CHECKING:
-    from pooltui.proxy import PoolProxy
+    from pooltui.proxy.app import PoolProxy
 
 OUTCOMES = ("ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors", "transport", "request_errors")
 

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pooltui.client import PoolClient, Upstream
+from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.events import Event, EventKind
 from pooltui.core.pool import KeyState, PoolKey
 
@@ -75,7 +75,7 @@ class Reverifier:
 
     async def run_once(self) -> int:
         """Re-verify every key that is due; returns how many were checked."""
-        from pooltui.verify import verify_key
+        from pooltui.providers.verify import verify_key
 
         verify = self.verifier or verify_key
         now = self.client.clock.now()

@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pooltui.paths import private_dir
+from pooltui.store.paths import private_dir
 
 FILENAME = "proxy-admin-token"
 ENV = "POOLTUI_ADMIN_TOKEN"

@@ -17,7 +17,7 @@ from typing import Any
 from pooltui.core.budget import Spend, month_start_of, period_starts
 from pooltui.core.events import Event
 from pooltui.core.masking import scrub
-from pooltui.paths import private_dir
+from pooltui.store.paths import private_dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -8,13 +8,13 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pooltui.client import PoolClient, Upstream, UsageRecord
-from pooltui.config import Config, ProviderConfig
+from pooltui.client.pool_client import PoolClient, Upstream, UsageRecord
 from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventLog
 from pooltui.core.pool import KeySpec, Pool
-from pooltui.history import History
-from pooltui.secrets import SecretStore, SecretStoreError
+from pooltui.store.config import Config, ProviderConfig
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore, SecretStoreError
 
 
 @dataclass(slots=True)

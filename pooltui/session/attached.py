@@ -14,7 +14,7 @@ import httpx
 
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event
-from pooltui.panel import event_from
+from pooltui.session.views import event_from
 
 
 class AttachError(Exception):

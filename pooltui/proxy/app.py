@@ -27,14 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pooltui.client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
+from pooltui.client.pool_client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
-from pooltui.panel import ClientSeries, event_dict, panel
 from pooltui.providers.profiles import ApiRequest
-from pooltui.proxy_guard import (
+from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
     PathRefused,
@@ -43,6 +42,7 @@ from pooltui.proxy_guard import (
     safe_path,
     safe_query,
 )
+from pooltui.session.views import ClientSeries, event_dict, panel
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
 DROP_REQUEST = frozenset({
@@ -304,7 +304,7 @@ class PoolProxy:
         if not self._admin(request):
             return self._admin_refused()
         if self.session is None:
-            from pooltui.monitor import MonitorSession
+            from pooltui.session.local import MonitorSession
 
             self.session = MonitorSession(self.clients, clock=self.clock, autostart_traffic=False)
         try:
@@ -341,7 +341,7 @@ class PoolProxy:
     async def metrics(self, request: Request) -> Response:
         if not self._admin(request):
             return self._admin_refused()
-        from pooltui.metrics import render
+        from pooltui.proxy.metrics import render
 
         return Response(scrub_bytes(render(self)), 200, media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -1,0 +1,1 @@
+"""PoolClient: pick a key, send (httpx on aiohttp), classify, report, rotate, wait, back off, fall back."""

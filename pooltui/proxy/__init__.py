@@ -1,0 +1,1 @@
+"""The pooling proxy: the ASGI app, its access guard and its metrics."""
