@@ -85,13 +85,9 @@ def bench_engine(cycles: int) -> dict:
 
 
 def _runner():
-    """uvloop's run where it is installed (it is, with uvicorn[standard]), else asyncio's."""
-    try:
-        import uvloop
+    from pooltui.client.loops import runner
 
-        return uvloop.run
-    except ImportError:  # pragma: no cover
-        return asyncio.run
+    return runner()
 
 
 def _start_sim(port: int):

@@ -29,6 +29,8 @@ async def _shoot(out: Path, name: str, scenario: str, seconds: float, keys: tupl
         while waited < seconds or (until is not None and not until(session) and waited < seconds * 4):
             await asyncio.sleep(0.25)
             waited += 0.25
+        if until is not None and not until(session):
+            raise RuntimeError(f"{name}: what the screenshot should show never happened in {seconds * 4:g} s")
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.5)

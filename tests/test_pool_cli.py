@@ -105,8 +105,9 @@ def test_verify_reports_each_kind_of_key_and_sets_the_exit_code(sim_provider) ->
         "good": "valid", "spent": "quota", "limited": "rate_limited", "gone": "invalid"}
     assert results["limited"]["status"] == 429 and results["gone"]["status"] == 401
     assert run("verify", "sim", "--pool", "good").exit_code == 0
-    listing = run("auth", "list", "sim").output
-    assert "invalid" in listing and "exhausted" in listing and "valid" in listing
+    listing = {line.split()[1]: line for line in run("auth", "list", "sim").output.splitlines()[1:]}
+    assert " invalid" in listing["gone"] and " exhausted" in listing["spent"]
+    assert " ok " in listing["good"] and " valid" in listing["good"] and "invalid" not in listing["good"]
 
 
 def test_provider_set_show_list(sim_provider) -> None:
@@ -138,7 +139,19 @@ def test_traffic_through_a_configured_pool_lands_in_history(sim_provider) -> Non
     # the state survives: a new run does not send to the invalid key again
     again = json.loads(run("traffic", "--provider", "sim", "--requests", "5", "--json").output)
     assert {k["label"]: k["requests"] for k in again["keys"]}["gone"] == 0
-    assert run("auth", "reset", "sim").exit_code == 0
+    import os
+    import time
+    from pathlib import Path
+
+    from pooltui.store.history import History
+
+    History(Path(os.environ["POOLTUI_DATA_DIR"]) / "history.db").set_key_status(
+        "sim", "ok0", "exhausted", time.time() + 3600, "known_reset", "quota", 429)
+    assert "exhausted" in run("auth", "list", "sim").output
+    reset = run("auth", "reset", "sim")
+    assert reset.exit_code == 0 and reset.output.strip() == "reset 1 key of sim"  # the invalid key stays invalid
+    listing = run("auth", "list", "sim").output
+    assert "exhausted" not in listing and "invalid" in listing
 
 
 def test_a_planted_secret_is_nowhere_in_clear(sim_provider, tmp_path, monkeypatch) -> None:

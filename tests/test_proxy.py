@@ -73,7 +73,7 @@ def no_secret_in(*texts: str) -> None:
 
 
 def test_openai_sdk_through_the_proxy(proxied) -> None:
-    server, clients = proxied
+    _, clients = proxied
     with ProxyThread(clients) as px:
         sdk = openai.OpenAI(base_url=f"{px.service.url}/v1", api_key="caller-own-key", max_retries=0)
         raw = sdk.chat.completions.with_raw_response.create(
@@ -91,8 +91,6 @@ def test_openai_sdk_through_the_proxy(proxied) -> None:
         no_secret_in(headers_seen, raw.text)
     oai_pool = clients["oai"].primary.pool
     assert oai_pool.key("limited").stats.rate_limited >= 1 and oai_pool.key("limited").state.value == "cooling"
-    sent = server.state.stats()["oai"]
-    assert "caller-own-key" not in json.dumps(sent)
 
 
 def test_stream_whose_key_fails_before_its_first_event_is_served_by_another(proxied) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
 
 
@@ -92,7 +93,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
         raise UserError(f"refusing to listen on {host} without --token: anyone who can reach it could spend the pool")
     px, session = build_proxy(a, provider, token, allow_hosts=allow_hosts, allow_origins=allow_origins)
     try:
-        server, sock = make_server(px, host, port, loop="uvloop")
+        server, sock = make_server(px, host, port, loop=loop_name())
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     url = f"http://{host}:{sock.getsockname()[1]}"
@@ -114,9 +115,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
                 await client.aclose()
 
     try:
-        import uvloop
-
-        uvloop.run(main())
+        runner()(main())
     except KeyboardInterrupt:
         pass
 

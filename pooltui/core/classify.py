@@ -1,7 +1,7 @@
 """Turn a provider response (status, headers, body) into an outcome for the key that got it.
 
-The table lives in ../shared/PROVIDERS.md: rate limit (wait), quota (park), invalid (disable),
-provider transient (back off, don't blame the key), request error (return to the caller).
+Five outcomes, from the providers' public docs and their real error bodies: rate limit (wait), quota (park),
+invalid (disable), provider transient (back off, don't blame the key), request error (return to the caller).
 """
 
 from __future__ import annotations

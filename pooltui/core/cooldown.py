@@ -24,7 +24,8 @@ class CooldownPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential backoff with full jitter for provider-transient errors."""
+    """Exponential backoff for provider-transient errors, with "equal jitter": a random delay between half the
+    ceiling and the ceiling (the ceiling doubles per attempt up to ``max_s``), never below ``min_s``."""
 
     base_s: float = 0.25
     factor: float = 2.0

@@ -8,6 +8,7 @@ import time
 
 import uvicorn
 
+from pooltui.client.loops import loop_name
 from pooltui.sim.app import create_app
 from pooltui.sim.limits import SimState
 from pooltui.sim.scenario import Scenario
@@ -24,7 +25,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _config(app, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                          loop="uvloop", http="httptools", backlog=2048)
+                          loop=loop_name(), http="httptools", backlog=2048)
 
 
 class SimAddress:

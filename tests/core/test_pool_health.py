@@ -239,3 +239,19 @@ def test_a_failed_probe_cools_the_key_again() -> None:
     assert p.pick().label == "k1"  # others still serve while k0 is probed
     p.report(probe, rl(7.0))
     assert p.key("k0").state is KeyState.COOLING and p.key("k0").probe == 0
+
+
+def test_a_key_whose_remaining_budget_is_spoken_for_gets_no_more_until_an_answer() -> None:
+    from pooltui.core import Classification, KeySpec, Outcome, Pool
+    from pooltui.core.clock import FakeClock
+    from pooltui.core.headers import RateLimits
+
+    pool = Pool("p", [KeySpec("a", "sk-test-held-a-0000000001"), KeySpec("b", "sk-test-held-b-0000000001")],
+                "failover", clock=FakeClock(1000.0))
+    a = pool.key("a")
+    pool.report(pool.pick(), Classification(Outcome.OK, 200, limits=RateLimits(10, 1, 60.0, None, None, None)))
+    first = pool.pick()
+    assert first is a  # the one request the provider still allows
+    assert pool.pick().label == "b", "a's last slot is spoken for by the request in flight"
+    pool.report(first, Classification(Outcome.OK, 200, limits=RateLimits(10, 5, 60.0, None, None, None)))
+    assert pool.pick() is a

@@ -109,7 +109,10 @@ def test_forwarded_paths_stay_under_the_base_and_drop_caller_credentials() -> No
         status, _ = raw_request(port, "GET /v1/models?key=caller-secret&limit=2&API_KEY=x&token=t HTTP/1.1",
                                 {"connection": "close, x-hop-secret", "x-hop-secret": "caller-private"})
         assert status == 200
-        r = httpx.get(f"{px.service.url}/v1/models/ft%3Agpt-4o", headers={"authorization": "Bearer caller"})
+        r = httpx.get(f"{px.service.url}/v1/models/ft%3Agpt-4o",
+                      headers={"authorization": "Bearer caller-own-key", "x-api-key": "caller-own-key",
+                               "openai-organization": "org-caller", "openai-project": "proj-caller",
+                               "cookie": "session=caller", "proxy-authorization": "Basic caller"})
         assert r.status_code == 200
         assert "x-up-hop" not in r.headers and r.headers["x-kept"] == "1"
     first, second = recorder.seen
@@ -117,6 +120,11 @@ def test_forwarded_paths_stay_under_the_base_and_drop_caller_credentials() -> No
     assert "x-hop-secret" not in first["headers"]
     assert first["headers"]["authorization"] == "Bearer sk-test-recorder-000000000001"
     assert unquote(second["path"]) == "/api/v1/models/ft:gpt-4o"
+    # the caller's own credentials and account headers never go upstream: only the pooled key does
+    assert second["headers"]["authorization"] == "Bearer sk-test-recorder-000000000001"
+    for name in ("x-api-key", "openai-organization", "openai-project", "cookie", "proxy-authorization"):
+        assert name not in second["headers"], name
+    assert "caller-own-key" not in str(second["headers"])
 
 
 def test_path_and_query_rules() -> None:
