@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from pooltui.core.errors import message_of
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.store.config import Config, ConfigEditor, ConfigError, load_config
 from pooltui.store.paths import config_path, data_dir, write_problem
@@ -58,7 +59,7 @@ class AppContext:
         except ConfigError as exc:
             raise UserError(str(exc)) from None
         except (KeyError, ValueError) as exc:
-            raise UserError(_text(exc)) from None
+            raise UserError(message_of(exc)) from None
         except OSError as exc:
             raise Failure(write_problem(self.config_file, exc)) from None
 
@@ -93,8 +94,7 @@ class AppContext:
                        err=True)
 
 
-def _text(exc: BaseException) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
 
 
 def app(ctx: click.Context) -> AppContext:

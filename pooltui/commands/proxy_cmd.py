@@ -8,6 +8,7 @@ import click
 
 from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
+from pooltui.core.errors import message_of
 
 
 def admin_token_of(a, *, create: bool) -> str | None:
@@ -30,7 +31,7 @@ def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool 
     try:
         session, problems = config_session(cfg, a.store(), a.history(cfg), provider)
     except (KeyError, ValueError) as exc:
-        raise UserError(str(exc.args[0]) if exc.args else str(exc)) from None
+        raise UserError(message_of(exc)) from None
     for problem in problems:
         click.echo(f"pooltui: warning: {problem}", err=True)
     proxy = PoolProxy(session.clients, token=token, session=session, admin_token=admin_token_of(a, create=True),
@@ -101,7 +102,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
         click.echo(line, err=True)
 
     async def main() -> None:
-        flusher = asyncio.create_task(_flush(session))
+        flusher = asyncio.create_task(session.flush_history())
         reverify = [asyncio.create_task(r.run()) for r in session.reverifiers]
         try:
             await server.serve(sockets=[sock])
@@ -118,13 +119,6 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
         runner()(main())
     except KeyboardInterrupt:
         pass
-
-
-async def _flush(session) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        for recorder in session.recorders:
-            recorder.flush()
 
 
 def _check_host_name(name: str) -> None:

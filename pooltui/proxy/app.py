@@ -28,7 +28,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pooltui.client.pool_client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
+from pooltui.client.sockets import listen
 from pooltui.core.clock import Clock, SystemClock
+from pooltui.core.errors import message_of
 from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
@@ -329,7 +331,7 @@ class PoolProxy:
             else:
                 raise ValueError(f"unknown command {action!r}")
         except (KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": scrub(str(exc.args[0]) if exc.args else str(exc))}, 400)
+            return JSONResponse({"error": scrub(message_of(exc))}, 400)
         return Response(scrub_bytes(json.dumps({"ok": True, "result": result}).encode()), 200,
                         media_type="application/json")
 
@@ -390,22 +392,13 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    return sock
-
-
 def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool = False,
                 loop: str = "auto") -> tuple[uvicorn.Server, socket.socket]:
     """A uvicorn server for the proxy and its bound socket (port 0 picks a free one)."""
     if not is_loopback(host) and not proxy.token:
         raise ValueError(f"refusing to listen on {host} without --token: anyone who can reach it could spend "
                          "the pool")
-    sock = bind(host, port)
+    sock = listen(host, port)
     policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
                             access_log=False, lifespan="off", loop=loop, http="httptools")

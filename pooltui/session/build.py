@@ -3,7 +3,6 @@ a PoolClient over a provider and its fallbacks, and a recorder that writes histo
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -123,15 +122,6 @@ class HistoryRecorder:
             self.history.set_key_status(provider, label, key.state.value, key.until,
                                         key.source.value if key.source else None, key.reason, key.status_code,
                                         key.changed_at, key.fingerprint)
-
-    async def run(self, interval_s: float = 1.0) -> None:
-        """Flush every ``interval_s`` until cancelled (then once more)."""
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                self.flush()
-        finally:
-            self.flush()
 
     def close(self) -> None:
         self.flush()

@@ -113,14 +113,15 @@ class MonitorSession:
         if self.starter is not None:
             await asyncio.to_thread(self.starter)
         if self.recorders:
-            self._recorder_task = asyncio.create_task(self._flush_loop())
+            self._recorder_task = asyncio.create_task(self.flush_history())
         for service in self.services:
             self._service_tasks.append(asyncio.create_task(service.run()))
         self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
         if self.autostart_traffic:
             self.start_traffic()
 
-    async def _flush_loop(self) -> None:
+    async def flush_history(self) -> None:
+        """Write what the recorders buffered to the history every second, until cancelled."""
         while True:
             await asyncio.sleep(1.0)
             for recorder in self.recorders:

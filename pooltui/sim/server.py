@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import uvicorn
 
 from pooltui.client.loops import loop_name
+from pooltui.client.sockets import listen
 from pooltui.sim.app import create_app
 from pooltui.sim.limits import SimState
 from pooltui.sim.scenario import Scenario
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def _config(app, host: str, port: int) -> uvicorn.Config:
@@ -51,7 +42,7 @@ class ThreadedServer:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
-        self._sock = _bind(host, port)
+        self._sock = listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(_config(self.app, self.host, self.port))  # no signal capture off the main thread
         self._thread: threading.Thread | None = None
@@ -96,6 +87,6 @@ class SimServer(ThreadedServer, SimAddress):
 
 def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8600) -> None:
     """Serve in the foreground until interrupted (``pooltui sim serve``)."""
-    sock = _bind(host, port)
+    sock = listen(host, port)
     server = uvicorn.Server(_config(create_app(scenario), host, port))
     server.run(sockets=[sock])

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable
 
+from pooltui.core.errors import message_of
 from pooltui.core.strategies import STRATEGIES
 from pooltui.session.local import MonitorSession
 from pooltui.tui.main_screen import MainScreen
@@ -233,7 +234,7 @@ class PoolMonitorApp(App[None]):
         try:
             fn()
         except Exception as exc:
-            self.notify(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc),
+            self.notify(message_of(exc),
                         severity="error", timeout=8)
 
     def on_worker_state_changed(self, event) -> None:
