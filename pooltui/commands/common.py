@@ -14,6 +14,7 @@ import click
 
 from pooltui.core.errors import message_of
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
+from pooltui.core.timefmt import clock
 from pooltui.store.config import Config, ConfigEditor, ConfigError, load_config
 from pooltui.store.paths import config_path, data_dir, write_problem
 
@@ -162,9 +163,7 @@ def since_option(_ctx, _param, value: str) -> float:
 
 
 def when(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return clock(ts)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

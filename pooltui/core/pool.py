@@ -29,6 +29,7 @@ from pooltui.core.health import DeadlineSource, KeyState, Outcome
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
+from pooltui.core.timefmt import clock, duration
 from pooltui.core.trace import Exclusion, RequestTrace
 
 _OK = KeyState.OK
@@ -485,7 +486,7 @@ class Pool:
             for k in targets:
                 if k.state in (_OK, KeyState.COOLING):
                     self._set_state(k, KeyState.EXHAUSTED, until, result.source, result.reason, result.status)
-            action = f"parked until {_clock_text(until)}" if until else "parked until re-verified"
+            action = f"parked until {clock(until, utc=True)}" if until else "parked until re-verified"
             if len(targets) > 1:
                 action += f" with quota group {key.quota_group}"
             self._emit(key, EventKind.QUOTA, result.status, result.reason, action, request_id)
@@ -578,7 +579,7 @@ class Pool:
             what, reset = over
             self._set_state(key, KeyState.EXHAUSTED, reset, DeadlineSource.BUDGET, f"budget: {what} reached")
             self._emit(key, EventKind.QUOTA, None, f"budget: {what} reached",
-                       f"parked until {_clock_text(reset)}", request_id)
+                       f"parked until {clock(reset, utc=True)}", request_id)
 
     def _preempt(self, key: PoolKey, limits: RateLimits, request_id: int | None) -> None:
         """A success that says the budget is spent: cool the key until the reset, before it 429s."""
@@ -623,7 +624,7 @@ class Pool:
         cooling = self._model_cool.setdefault(model, {})
         for k in self._group(key):
             cooling[k] = max(cooling.get(k, 0.0), until)
-        action = f"cooled {_short(seconds)} for {model} ({source.value}); other models still use it"
+        action = f"cooled {duration(seconds, spaced=True)} for {model} ({source.value}); other models still use it"
         if result.retry_after_s is not None and result.retry_after_s < self.cooldown.floor_s:
             action += f"; floor {self.cooldown.floor_s:g} s applied (provider said {result.retry_after_s:g} s)"
         self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
@@ -653,9 +654,9 @@ class Pool:
             action = f"already cooling, {left:.1f} s left" if key.state is KeyState.COOLING else \
                 f"already {key.state.value}"
         elif changed[0][1] and len(changed) == 1:
-            action = f"cooldown extended to {_short(seconds)} ({source.value})"
+            action = f"cooldown extended to {duration(seconds, spaced=True)} ({source.value})"
         else:
-            action = f"cooled {_short(seconds)} ({source.value})"
+            action = f"cooled {duration(seconds, spaced=True)} ({source.value})"
             if len(changed) > 1:
                 action += f"; quota group {key.quota_group}: {len(changed)} keys"
         if floored is not None:
@@ -702,7 +703,7 @@ class Pool:
         key = self.key(label)
         self._set_state(key, KeyState.DISABLED, until, DeadlineSource.MANUAL if until else None, reason)
         self._emit(key, EventKind.STATE, None, reason,
-                   f"disabled until {_clock_text(until)}" if until else "disabled")
+                   f"disabled until {clock(until, utc=True)}" if until else "disabled")
 
     def enable(self, label: str) -> None:
         key = self.key(label)
@@ -804,7 +805,7 @@ class Pool:
             if n:
                 text = f"{n} {'key' if n == 1 else 'keys'} {state}"
                 if state == "cooling" and wait is not None:
-                    text += f", next ready in {_secs(wait)}"
+                    text += f", next ready in {duration(wait, spaced=True, whole=True)}"
                 parts.append(text)
         return "; ".join(parts)
 
@@ -841,23 +842,3 @@ class Pool:
                 }
             )
         return out
-
-
-def _short(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 10 else _secs(seconds)
-
-
-def _secs(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _clock_text(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))

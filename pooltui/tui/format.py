@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
+
+from pooltui.core.timefmt import clock, duration
 
 STATE_STYLE = {
     "ok": "bold green",
@@ -14,21 +14,6 @@ STATE_STYLE = {
     "forbidden": "bold red",
     "disabled": "dim",
 }
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.0f}d"
 
 
 def state_cell(snap: dict) -> Text:
@@ -76,7 +61,7 @@ def cost(value: float | None) -> str:
 
 
 def clock_text(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
+    return clock(ts, date=False)
 
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
