@@ -301,6 +301,29 @@ class PoolClient:
         waits = [w for up in ups if up.pool is not None and (w := up.pool.next_ready_in()) is not None]
         return min(waits) if waits else None
 
+    async def _acquire(self, up: Upstream, trace: RequestTrace, deadline: float, failed: PoolKey | None,
+                       model: str | None) -> PoolKey:
+        """A key of ``up``'s pool for the next attempt: waits for the earliest reset while it fits the deadline."""
+        pool, clock = up.pool, self.clock
+        assert pool is not None
+        while True:
+            key = pool.pick(trace, failed, model)
+            if key is not None:
+                return key
+            wait = pool.next_ready_in(model)
+            now = clock.now()
+            if wait is None or now + wait > deadline:
+                raise _Abandon(pool.summary() if len(pool) else "no keys")
+            # spread the queued requests over a little time so they don't stampede the reset
+            wait += self.rng.uniform(0.001, 0.05 + min(wait, 10.0) * 0.1)
+            wait = min(wait, max(0.0, deadline - now))
+            trace.add(now, "wait", up.name, seconds=wait, reason=pool.summary())
+            self.waiting += 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self.waiting -= 1
+
     async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool, last: bool = True):
         pool, profile = up.pool, up.profile
@@ -328,29 +351,13 @@ class PoolClient:
         while True:
             key: PoolKey | None = None
             if pool is not None:
-                key = pool.pick(trace, failed, model)
-                if rotated_from is not None and key is not None and key.label != rotated_from[0]:
+                key = await self._acquire(up, trace, deadline, failed, model)
+                if rotated_from is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
                     self.events.emit(Event(clock.now(), up.name, key.label, EventKind.ROTATED, status,
                                            f"{label} answered {status}", f"rotated {label} -> {key.label}",
                                            trace.request_id))
-                if key is not None:
-                    rotated_from = None
-                if key is None:
-                    wait = pool.next_ready_in(model)
-                    now = clock.now()
-                    if wait is not None and now + wait <= deadline:
-                        # spread the queued requests over a little time so they don't stampede the reset
-                        wait += self.rng.uniform(0.001, 0.05 + min(wait, 10.0) * 0.1)
-                        wait = min(wait, max(0.0, deadline - now))
-                        trace.add(now, "wait", up.name, seconds=wait, reason=pool.summary())
-                        self.waiting += 1
-                        try:
-                            await asyncio.sleep(wait)
-                        finally:
-                            self.waiting -= 1
-                        continue
-                    raise _Abandon(pool.summary() if len(pool) else "no keys")
+                rotated_from = None
             if attempts >= cap:
                 if key is not None:
                     pool.release(key)

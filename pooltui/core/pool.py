@@ -16,6 +16,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import IntEnum
 from heapq import heapify, heappop, heappush
 from typing import Any
 
@@ -38,6 +39,14 @@ _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
 _PROBE_WAIT_S = 0.05  # how soon to look again while a recovering key's probe is in flight
 
 
+class Probe(IntEnum):
+    """Where a key stands with its recovery probe."""
+
+    NONE = 0  # nothing special: picked like any other key
+    NEXT = 1  # back from a cooldown: the next pick probes it alone before the queue may follow
+    HELD = 2  # a probe (or the last request its budget allows) is in flight: held until an answer comes
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpec:
     """What a pool needs to know about a key when it is built."""
@@ -45,6 +54,9 @@ class KeySpec:
     label: str
     secret: str
     quota_group: str | None = None
+
+
+_NONE, _NEXT, _HELD = Probe.NONE, Probe.NEXT, Probe.HELD  # bound once: the pick reads them often
 
 
 class PoolKey:
@@ -94,10 +106,10 @@ class PoolKey:
         self.strikes = 0
         self.inflight = 0
         self.streams = 0  # streams flowing on this key after their first event
-        self.gen = 0
-        self.ver = 0
+        self.gen = 0  # bumped on every state change: a recovery timer for an older state is ignored
+        self.ver = 0  # bumped when the strategy heap's view of the key changes: older heap entries are stale
         self.headroom = 1.0
-        self.probe = 0  # 1: back from a cooldown, the next pick probes it alone; 2: held until an answer comes
+        self.probe = _NONE
         self.allow: int | None = None  # requests the provider's last answer still allows, less those sent since
         self.stats = KeyStats()
         self.used_before = 0  # requests served in earlier runs (least-used counts them after a restart)
@@ -168,7 +180,7 @@ class Pool:
         """Recompute positions, the available list and the strategy heap (after structural changes)."""
         for i, key in enumerate(self._keys):
             key.pos = i
-        self._avail = [k.pos for k in self._keys if k.state is _OK and k.probe != 2]
+        self._avail = [k.pos for k in self._keys if k.state is _OK and k.probe is not _HELD]
         self._unavail = {k: None for k in self._keys if k.state is not _OK}
         self._excl_cache = None
         self._rebuild_heap()
@@ -247,7 +259,7 @@ class Pool:
             if key.gen == gen and key.pos >= 0 and key.state is not _OK:
                 was = key.state
                 self._set_state(key, _OK, reason=f"{was.value} ended")
-                key.probe = 1  # one request probes it before the queue may follow
+                key.probe = _NEXT  # one request probes it before the queue may follow
                 self._emit(key, EventKind.STATE, None, f"{was.value} over", "back in rotation")
 
     def _choose(self) -> PoolKey:
@@ -265,7 +277,7 @@ class Pool:
         while heap:
             top = heap[0]
             key = keys[top[-2]] if top[-2] < len(keys) else None
-            if key is not None and key.ver == top[-1] and key.state is _OK and key.probe != 2:
+            if key is not None and key.ver == top[-1] and key.state is _OK and key.probe is not _HELD:
                 return key
             heappop(heap)
         self._rebuild_heap()
@@ -354,8 +366,8 @@ class Pool:
         key.inflight += 1
         if key.allow is not None:
             key.allow -= 1
-        if key.probe == 1 or (key.allow is not None and key.allow <= 0 and key.probe != 2):
-            key.probe = 2  # probing after a cooldown, or its budget is spoken for: hold it until an answer
+        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
+            key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
             self._avail_remove(key.pos)
         stats = key.stats
@@ -395,17 +407,17 @@ class Pool:
             key.inflight -= 1
         if key.allow is not None:
             key.allow += 1
-        if key.probe == 2:
+        if key.probe is _HELD:
             self._unhold(key)
 
     def _answered(self, key: PoolKey) -> None:
         """An answer came back: a held key rejoins unless its budget is still spoken for by others in flight."""
-        if key.probe == 2 and (key.allow is None or key.allow > 0 or key.inflight == 0):
+        if key.probe is _HELD and (key.allow is None or key.allow > 0 or key.inflight == 0):
             self._unhold(key)
 
     def _unhold(self, key: PoolKey) -> None:
         """The recovery probe on ``key`` came back: the key rejoins the rotation if it is still ok."""
-        key.probe = 0
+        key.probe = _NONE
         self._held -= 1
         if key.state is _OK and key.pos >= 0:
             self._avail_add(key.pos)
@@ -481,32 +493,40 @@ class Pool:
                 self._cool(key, result, now, request_id)
         elif outcome is Outcome.QUOTA:
             stats.quota += 1
-            until = now + result.retry_after_s if result.retry_after_s is not None else None
-            targets = self._group(key)
-            for k in targets:
-                if k.state in (_OK, KeyState.COOLING):
-                    self._set_state(k, KeyState.EXHAUSTED, until, result.source, result.reason, result.status)
-            action = f"parked until {clock(until, utc=True)}" if until else "parked until re-verified"
-            if len(targets) > 1:
-                action += f" with quota group {key.quota_group}"
-            self._emit(key, EventKind.QUOTA, result.status, result.reason, action, request_id)
+            self._park(key, result, now, request_id)
         elif outcome in (Outcome.INVALID, Outcome.FORBIDDEN):
-            invalid = outcome is Outcome.INVALID
-            if invalid:
-                stats.invalid += 1
-            else:
-                stats.forbidden += 1
-            state = KeyState.INVALID if invalid else KeyState.FORBIDDEN
-            if key.state is not KeyState.DISABLED:
-                self._set_state(key, state, None, None, result.reason, result.status)
-            self._emit(key, EventKind.INVALID if invalid else EventKind.FORBIDDEN, result.status, result.reason,
-                       f"marked {state.value}", request_id)
+            self._bar(key, result, request_id)
         elif outcome is Outcome.TRANSIENT:
             stats.server_errors += 1
             self._emit(key, EventKind.SERVER_ERROR, result.status, result.reason, "backed off (key not blamed)",
                        request_id)
         else:
             stats.request_errors += 1
+
+    def _park(self, key: PoolKey, result: Classification, now: float, request_id: int | None) -> None:
+        """Quota or billing: the key (and its quota group) is parked until the reset, else until re-verified."""
+        until = now + result.retry_after_s if result.retry_after_s is not None else None
+        targets = self._group(key)
+        for k in targets:
+            if k.state in (_OK, KeyState.COOLING):
+                self._set_state(k, KeyState.EXHAUSTED, until, result.source, result.reason, result.status)
+        action = f"parked until {clock(until, utc=True)}" if until else "parked until re-verified"
+        if len(targets) > 1:
+            action += f" with quota group {key.quota_group}"
+        self._emit(key, EventKind.QUOTA, result.status, result.reason, action, request_id)
+
+    def _bar(self, key: PoolKey, result: Classification, request_id: int | None) -> None:
+        """Invalid (401 class) or forbidden (403 class): the key stops serving until verified again."""
+        invalid = result.outcome is Outcome.INVALID
+        if invalid:
+            key.stats.invalid += 1
+        else:
+            key.stats.forbidden += 1
+        state = KeyState.INVALID if invalid else KeyState.FORBIDDEN
+        if key.state is not KeyState.DISABLED:
+            self._set_state(key, state, None, None, result.reason, result.status)
+        self._emit(key, EventKind.INVALID if invalid else EventKind.FORBIDDEN, result.status, result.reason,
+                   f"marked {state.value}", request_id)
 
     def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
                          request_id: int | None = None) -> None:
@@ -688,7 +708,7 @@ class Pool:
             self._avail_remove(key.pos)
             self._unavail[key] = None
         elif not was_ok and state is _OK:
-            if key.probe != 2:
+            if key.probe is not _HELD:
                 self._avail_add(key.pos)
             self._unavail.pop(key, None)
             key.ver += 1
@@ -830,7 +850,7 @@ class Pool:
                     "models": {m: max(0.0, u - now) for m, u in self.model_cooldowns(k).items()},
                     "quota_group": k.quota_group,
                     "inflight": k.inflight,
-                    "probing": k.probe == 2,
+                    "probing": k.probe is _HELD,
                     "rpm": s.rpm(now),
                     "p50_ms": None if s.p50() is None else s.p50() * 1000,
                     "p95_ms": None if s.p95() is None else s.p95() * 1000,
