@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import time
@@ -14,7 +13,8 @@ from pooltui.commands.common import Failure, UserError, app, checked, table, whe
 from pooltui.core import validate
 from pooltui.core.masking import fingerprint, mask
 from pooltui.providers.profiles import PROFILES
-from pooltui.store.config import KeyEntry, ProviderConfig
+from pooltui.store.config import ProviderConfig
+from pooltui.store.keys import DuplicateKeyError, add_key, forget
 from pooltui.store.secrets import SecretStoreError
 
 
@@ -87,32 +87,15 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
     try:
         # one transaction under the config lock: a concurrent add of the same label waits, then finds it
         with a.edit() as cfg:
-            p = ensure_provider(cfg, provider)
-            if p.key(label):
-                raise UserError(f"{provider} already has a key labelled {label!r}")
-            holder = p.holder_of(secret, store.get) if secret else None
-            if holder is not None and not link:
-                raise UserError(f"that key is already in the pool as {provider}/{holder.label} (fp "
-                                f"{fingerprint(secret)}): one account counted twice would double its limits; "
-                                "use --link to add it under both labels in one quota group")
-            if holder is not None:
-                quota_group = quota_group or holder.quota_group or f"same-{holder.label}"
-                holder.quota_group = quota_group
-            if env_var is not None:
-                ref = f"env:{env_var}"
-            else:
-                try:
-                    ref = store.put(provider, label, secret)
-                except SecretStoreError as exc:
-                    raise Failure(str(exc)) from None
-                stored.append(ref)
-            p.keys.append(KeyEntry(label, ref, note, quota_group))
-            if p.credential_pool is not None:
-                p.credential_pool.append(label)
+            try:
+                ref = add_key(ensure_provider(cfg, provider), store, label, secret=secret, env_var=env_var,
+                              note=note, quota_group=quota_group, link=link, stored=stored).secret
+            except DuplicateKeyError as exc:
+                raise UserError(str(exc)) from None
+            except SecretStoreError as exc:
+                raise Failure(str(exc)) from None
     except BaseException:
-        for ref in stored:  # only the secret this command stored: never another process's
-            with contextlib.suppress(SecretStoreError):
-                store.delete(ref)
+        forget(store, stored)
         raise
     where = {"keyring": "the OS keyring", "file": str(store.file), "env": f"${env_var}"}[store.where(ref)]
     shown = f"{mask(secret)}  fp {fingerprint(secret)}" if secret else f"(${env_var} is not set now)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
@@ -10,8 +9,9 @@ import click
 from pooltui.commands.common import Failure, UserError, app
 from pooltui.core.masking import mask
 from pooltui.providers.profiles import PROFILES
-from pooltui.store.config import KeyEntry, ProviderConfig, validate_base_url, validate_label
+from pooltui.store.config import ProviderConfig, validate_base_url, validate_label
 from pooltui.store.hermes import default_path, read_auth_json
+from pooltui.store.keys import add_key, forget
 from pooltui.store.secrets import SecretStoreError
 
 
@@ -58,24 +58,14 @@ def import_hermes(ctx: click.Context, path: Path | None) -> None:
                         p.base_url = validate_base_url(hk.base_url)
                     except ValueError:
                         pass
-                if hk.secret:
-                    ref = store.put(hk.provider, label, hk.secret)
-                    stored.append(ref)
-                else:
-                    ref = f"env:{hk.env_var}"
-                p.keys.append(KeyEntry(label, ref, "imported from Hermes Agent"))
-                if p.credential_pool is not None:
-                    p.credential_pool.append(label)
-                added.append((hk, label, ref))
+                entry = add_key(p, store, label, secret=hk.secret or "", env_var=None if hk.secret else hk.env_var,
+                                note="imported from Hermes Agent", stored=stored)
+                added.append((hk, label, entry.secret))
     except SecretStoreError as exc:
-        for ref in stored:
-            with contextlib.suppress(SecretStoreError):
-                store.delete(ref)
+        forget(store, stored)
         raise Failure(str(exc)) from None
     except BaseException:
-        for ref in stored:
-            with contextlib.suppress(SecretStoreError):
-                store.delete(ref)
+        forget(store, stored)
         raise
     for hk, label, ref in added:
         shown = mask(hk.secret) if hk.secret else f"${hk.env_var}"

@@ -267,7 +267,8 @@ class MonitorSession:
         """Verify a new key, store its secret, save it to the config and put it in the pool."""
         from pooltui.core import validate
         from pooltui.providers.verify import verify_key
-        from pooltui.store.config import KeyEntry, validate_label
+        from pooltui.store.config import validate_label
+        from pooltui.store.keys import add_key, forget
 
         pool = self._require_pool()
         label = validate_label(label)
@@ -283,25 +284,11 @@ class MonitorSession:
         if self.config is not None:
             store = self.config.store
 
-            def add(p) -> None:  # under the config lock: check, store the secret, add the entry
-                if p.key(label) is not None:
-                    raise ValueError(f"{pool.name} already has a key labelled {label!r}")
-                holder = p.holder_of(secret, store.get)
-                if holder is not None:
-                    raise ValueError(f"that key is already in the pool as {holder.label}")
-                ref = store.put(pool.name, label, secret)
-                p.keys.append(KeyEntry(label, ref))
-                if p.credential_pool is not None:
-                    p.credential_pool.append(label)
-                added.append(ref)
-
             added: list[str] = []
-            try:
-                self._save(add)
+            try:  # under the config lock: check, store the secret, add the entry
+                self._save(lambda p: add_key(p, store, label, secret=secret, stored=added))
             except Exception:
-                for ref in added:
-                    with contextlib.suppress(Exception):
-                        store.delete(ref)
+                forget(store, added)
                 raise
         pool.add_key(KeySpec(label, secret))
         if result.classification is not None:
