@@ -160,22 +160,21 @@ class SimApp:
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.state.stats())
 
-    async def revoke(self, request: Request) -> Response:
+    def _on_key(self, request: Request, action: str) -> Response:
+        """Apply a test hook (``revoke`` or ``restore``) to the key the path names."""
         ps = self.state.providers.get(request.path_params["provider"])
         label = request.path_params["label"]
         if ps is None or label not in ps.counters:
             return JSONResponse({"error": "no such provider or key"}, 404)
-        ps.revoke(label)
-        return JSONResponse({"revoked": label})
+        getattr(ps, action)(label)
+        return JSONResponse({f"{action}d": label})
+
+    async def revoke(self, request: Request) -> Response:
+        return self._on_key(request, "revoke")
 
     async def restore(self, request: Request) -> Response:
         """Top-up and permission restored: the key's quota, revocation and 403 are lifted."""
-        ps = self.state.providers.get(request.path_params["provider"])
-        label = request.path_params["label"]
-        if ps is None or label not in ps.counters:
-            return JSONResponse({"error": "no such provider or key"}, 404)
-        ps.restore(label)
-        return JSONResponse({"restored": label})
+        return self._on_key(request, "restore")
 
     async def outage(self, request: Request) -> Response:
         ps = self.state.providers.get(request.path_params["provider"])
