@@ -128,6 +128,12 @@ def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> 
     return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits)
 
 
+def _model_of(req: ApiRequest) -> str | None:
+    """The model a request names (None when its body names none)."""
+    model = req.json.get("model") if isinstance(req.json, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
 def _json_headers(headers: httpx.Headers) -> httpx.Headers:
     """The upstream's headers for an error body we re-frame as JSON."""
     out = httpx.Headers({k: v for k, v in headers.items() if k.lower() != "content-type"})
@@ -278,10 +284,7 @@ class PoolClient:
             finally:
                 if holds_probe and up.breaker.probing:
                     up.breaker.release_probe()  # a trial always ends settled, whatever ended it
-            if up.breaker is not None and up.breaker.success():
-                self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, result.status,
-                                       "provider answers again", "outage over: back to this provider",
-                                       trace.request_id))
+            self._provider_answered(up, result.status, trace)
             trace.result = "ok" if result.status < 400 else f"http {result.status}"
             trace.served_by = f"{up.name}/{result.key}"
             return result
@@ -296,6 +299,13 @@ class PoolClient:
         self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
                                "request failed", trace.request_id))
         raise PoolUnavailableError(message, retry, should_retry, last_status, kind)
+
+    def _provider_answered(self, up: Upstream, status: int, trace: RequestTrace) -> None:
+        """The provider answered: its outage breaker closes (an event says so when it was open)."""
+        if up.breaker is not None and up.breaker.success():
+            self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, status,
+                                   f"provider answered {status}", "outage over: back to this provider",
+                                   trace.request_id))
 
     def _earliest_reset(self, ups: list[Upstream]) -> float | None:
         waits = [w for up in ups if up.pool is not None and (w := up.pool.next_ready_in()) is not None]
@@ -340,8 +350,7 @@ class PoolClient:
             base_headers.setdefault("content-type", "application/json")
         transient = 0
         attempts = 0
-        model = req.json.get("model") if isinstance(req.json, dict) else None
-        model = model if isinstance(model, str) and model else None  # providers limit per (key, model)
+        model = _model_of(req)  # providers limit per (key, model)
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
         last_status: int | None = None
@@ -444,10 +453,8 @@ class PoolClient:
                       outcome=result.outcome.value, latency_ms=latency * 1000, reason=result.reason)
             last_status = resp.status_code
             oc = result.outcome
-            if oc is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing and up.breaker.success():
-                self.events.emit(Event(clock.now(), up.name, None, EventKind.STATE, resp.status_code,
-                                       f"provider answered {resp.status_code}", "outage over: back to this provider",
-                                       trace.request_id))
+            if oc is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing:
+                self._provider_answered(up, resp.status_code, trace)  # any real answer: no outage
             if (oc is Outcome.RATE_LIMITED and pool is not None and result.retry_after_s is not None
                     and result.retry_after_s < pool.cooldown.floor_s):
                 trace.add(clock.now(), "floor", up.name, key.label if key else None,
@@ -480,13 +487,11 @@ class PoolClient:
     def _cost(self, req: ApiRequest, tokens_in: int, tokens_out: int) -> float | None:
         if self.prices is None or not self.prices.per_model:
             return None
-        model = req.json.get("model") if isinstance(req.json, dict) else None
-        return self.prices.cost(model, tokens_in, tokens_out)
+        return self.prices.cost(_model_of(req), tokens_in, tokens_out)
 
     def _record(self, provider: str, key: PoolKey | None, req: ApiRequest, ok: bool, tokens_in: int,
                 tokens_out: int, cost: float | None, requests: int) -> None:
-        model = req.json.get("model") if isinstance(req.json, dict) else None
-        record = UsageRecord(self.clock.now(), provider, key.label if key else "-", str(model or "-"), requests,
+        record = UsageRecord(self.clock.now(), provider, key.label if key else "-", _model_of(req) or "-", requests,
                              int(ok), tokens_in, tokens_out, cost or 0.0)
         for listener in self.usage_listeners:
             listener(record)

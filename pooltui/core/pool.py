@@ -634,34 +634,30 @@ class Pool:
     def _cool_model(self, key: PoolKey, model: str, result: Classification, now: float,
                     request_id: int | None) -> None:
         """A 429 for one model: the key (and its quota group) cools for that model; other models still use it."""
-        if result.retry_after_s is not None:
-            seconds = max(result.retry_after_s, self.cooldown.floor_s)
-            source = result.source or DeadlineSource.RETRY_AFTER
-        else:
+        if result.retry_after_s is None:
             key.strikes += 1
-            seconds, source = self.cooldown.default_for(key.strikes, len(self._keys)), DeadlineSource.DEFAULT
+        seconds, source, floor_note = self._cooldown_for(key, result)
         until = now + seconds
         cooling = self._model_cool.setdefault(model, {})
         for k in self._group(key):
             cooling[k] = max(cooling.get(k, 0.0), until)
         action = f"cooled {duration(seconds, spaced=True)} for {model} ({source.value}); other models still use it"
-        if result.retry_after_s is not None and result.retry_after_s < self.cooldown.floor_s:
-            action += f"; floor {self.cooldown.floor_s:g} s applied (provider said {result.retry_after_s:g} s)"
-        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
+        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action + floor_note, request_id)
+
+    def _cooldown_for(self, key: PoolKey, result: Classification) -> tuple[float, DeadlineSource, str]:
+        """How long a 429 cools: the provider's wait raised to the floor ("retry at once" is how a storm
+        starts), else the default that escalates with the key's strikes; and a note when the floor applied."""
+        said = result.retry_after_s
+        if said is None:
+            return self.cooldown.default_for(max(1, key.strikes), len(self._keys)), DeadlineSource.DEFAULT, ""
+        floor = self.cooldown.floor_s
+        note = f"; floor {floor:g} s applied (provider said {said:g} s)" if said < floor else ""
+        return max(said, floor), result.source or DeadlineSource.RETRY_AFTER, note
 
     def _cool(self, key: PoolKey, result: Classification, now: float, request_id: int | None) -> None:
-        floored = None
-        if result.retry_after_s is not None:
-            seconds, source = result.retry_after_s, result.source or DeadlineSource.RETRY_AFTER
-            if seconds < self.cooldown.floor_s:  # "retry at once" is how a storm starts
-                floored, seconds = seconds, self.cooldown.floor_s
-            if key.state is _OK:
-                key.strikes += 1
-        else:
-            if key.state is _OK:
-                key.strikes += 1
-            seconds = self.cooldown.default_for(max(1, key.strikes), len(self._keys))
-            source = DeadlineSource.DEFAULT
+        if key.state is _OK:
+            key.strikes += 1
+        seconds, source, floor_note = self._cooldown_for(key, result)
         until = now + seconds
         changed = []
         for k in self._group(key):
@@ -679,9 +675,7 @@ class Pool:
             action = f"cooled {duration(seconds, spaced=True)} ({source.value})"
             if len(changed) > 1:
                 action += f"; quota group {key.quota_group}: {len(changed)} keys"
-        if floored is not None:
-            action += f"; floor {self.cooldown.floor_s:g} s applied (provider said {floored:g} s)"
-        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action, request_id)
+        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action + floor_note, request_id)
 
     # ----------------------------------------------------------------- state
     def _set_state(

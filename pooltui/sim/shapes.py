@@ -53,8 +53,7 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
     """(status, body, headers) of an error in the dialect's shape."""
     headers: dict[str, str] = {}
     if v.retry_after_s is not None:  # a real provider rounds up to whole seconds; 0 is sent as 0
-        headers["retry-after"] = str(math.ceil(v.retry_after_s) if v.retry_after_s <= 0 else
-                                     max(1, math.ceil(v.retry_after_s)))
+        headers["retry-after"] = str(math.ceil(v.retry_after_s))
         if dialect == "openai":
             headers["retry-after-ms"] = str(max(0, round(v.retry_after_s * 1000)))
     if dialect == "anthropic":
