@@ -133,24 +133,23 @@ class PoolProxy:
                 self.by_family.setdefault(fam, client)
 
     # ------------------------------------------------------------------ helpers
-    def _authorized(self, request: Request) -> bool:
-        if self.token is None:
-            return True
+    @staticmethod
+    def _presents(request: Request, header: str, token: str) -> bool:
+        """Whether the request carries ``token`` in ``header`` or as ``Authorization: Bearer``."""
         headers = request.headers
-        presented = headers.get("x-api-key") or ""
+        presented = headers.get(header) or ""
         auth = headers.get("authorization") or ""
         if not presented and auth[:7].lower() == "bearer ":
             presented = auth[7:].strip()
-        return hmac.compare_digest(presented.encode(), self.token.encode())
+        return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
+
+    def _authorized(self, request: Request) -> bool:
+        """Callers present the proxy token as their API key (any key is fine when no token is set)."""
+        return self.token is None or self._presents(request, "x-api-key", self.token)
 
     def _admin(self, request: Request) -> bool:
         """The control endpoints want the admin token (``Authorization: Bearer`` or ``x-pooltui-admin-token``)."""
-        headers = request.headers
-        presented = headers.get("x-pooltui-admin-token") or ""
-        auth = headers.get("authorization") or ""
-        if not presented and auth[:7].lower() == "bearer ":
-            presented = auth[7:].strip()
-        return bool(presented) and hmac.compare_digest(presented.encode(), self.admin_token.encode())
+        return self._presents(request, "x-pooltui-admin-token", self.admin_token)
 
     def _error(self, api: str, status: int, message: str, kind: str, headers: dict[str, str] | None = None
                ) -> Response:
