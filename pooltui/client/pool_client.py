@@ -141,6 +141,30 @@ def _json_headers(headers: httpx.Headers) -> httpx.Headers:
     return out
 
 
+@dataclass(slots=True)
+class _Wire:
+    """What every attempt of one request sends to one provider (the key's auth headers are added per attempt)."""
+
+    method: str
+    url: httpx.URL
+    content: bytes | None
+    headers: dict[str, str]
+    model: str | None  # providers limit per (key, model)
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What one attempt got back, classified. For a 200 stream: the scanner and what was read up to its first
+    event (the rest is relayed from there)."""
+
+    resp: httpx.Response
+    result: Classification
+    body: bytes
+    latency: float
+    scanner: SSEScanner | None = None
+    prelude: tuple[list[bytes], AsyncIterator[bytes]] | None = None
+
+
 class _Abandon(Exception):
     """Stop trying this upstream; go to the next one (``status``: the last HTTP status it answered).
 
@@ -334,9 +358,8 @@ class PoolClient:
             finally:
                 self.waiting -= 1
 
-    async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
-                            streaming: bool, fallback: bool, last: bool = True):
-        pool, profile = up.pool, up.profile
+    def _wire(self, profile, req: ApiRequest) -> _Wire:
+        """What every attempt of ``req`` on this provider sends, prepared once."""
         url_text = profile.url(req.path)
         url = self._urls.get(url_text)
         if url is None:  # parsing a URL costs more than a pick+report: do it once per endpoint
@@ -345,25 +368,30 @@ class PoolClient:
                 self._urls.clear()
         content = req.content if req.content is not None else (
             json.dumps(req.json, separators=(",", ":")).encode() if req.json is not None else None)
-        base_headers = dict(req.headers)
+        headers = dict(req.headers)
         if content is not None and req.content is None:
-            base_headers.setdefault("content-type", "application/json")
-        transient = 0
-        attempts = 0
-        model = _model_of(req)  # providers limit per (key, model)
+            headers.setdefault("content-type", "application/json")
+        return _Wire(req.method, url, content, headers, _model_of(req))
+
+    async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
+                            streaming: bool, fallback: bool, last: bool = True):
+        """Serve ``req`` from ``up``: acquire a key, make one attempt, settle its outcome; rotate at once
+        after a 429, 401, 403 or quota answer, back off after a transient failure, until the attempt cap."""
+        pool = up.pool
+        wire = self._wire(up.profile, req)
+        transient = attempts = 0
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
         last_status: int | None = None
-        clock = self.clock
         rotated_from: tuple[str, int] | None = None
         failed: PoolKey | None = None  # the key of the last transient failure: retry elsewhere if possible
         while True:
             key: PoolKey | None = None
             if pool is not None:
-                key = await self._acquire(up, trace, deadline, failed, model)
+                key = await self._acquire(up, trace, deadline, failed, wire.model)
                 if rotated_from is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
-                    self.events.emit(Event(clock.now(), up.name, key.label, EventKind.ROTATED, status,
+                    self.events.emit(Event(self.clock.now(), up.name, key.label, EventKind.ROTATED, status,
                                            f"{label} answered {status}", f"rotated {label} -> {key.label}",
                                            trace.request_id))
                 rotated_from = None
@@ -372,117 +400,137 @@ class PoolClient:
                     pool.release(key)
                 why = (f"attempt cap: {attempts} attempts on {up.name} (each key at most twice, "
                        f"at most {self.max_attempts})")
-                trace.add(clock.now(), "cap", up.name, reason=why)
+                trace.add(self.clock.now(), "cap", up.name, reason=why)
                 raise _Abandon(why, last_status)
             attempts += 1
-            headers = profile.auth_headers(key.secret if key else None)
-            headers.update(base_headers)
-            started = time.perf_counter()
-            remaining = deadline - clock.now()
-            if remaining <= 0:
-                if key is not None:
-                    pool.release(key)
-                raise _Abandon("deadline reached", None, "deadline")
-            body = b""
-            limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
-            try:
-                async with limit:
-                    if remaining < self._timeout_s:
-                        request = self.http.build_request(req.method, url, content=content, headers=headers,
-                                                          timeout=max(0.5, remaining))
-                    else:
-                        request = self.http.build_request(req.method, url, content=content, headers=headers)
-                    resp = await self.http.send(request, stream=True)
-                    try:
-                        if streaming and resp.status_code == 200:
-                            outcome = await self._await_first_event(resp, profile.dialect, clock.now())
-                        else:
-                            body = await read_capped(resp, self.max_body_bytes)
-                            outcome = None
-                    except BaseException:
-                        await resp.aclose()
-                        raise
-            except TimeoutError:
-                if not limit.expired():
-                    raise
-                if key is not None:
-                    pool.release(key)
-                why = f"deadline reached: no complete answer {time.perf_counter() - started:.1f} s into this attempt"
-                trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
-                          outcome="deadline", latency_ms=(time.perf_counter() - started) * 1000, reason=why)
-                raise _Abandon(why, None, "deadline") from None
-            except _TooLarge as exc:
-                if key is not None:
-                    pool.release(key)
-                trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
-                          outcome="too_large", latency_ms=(time.perf_counter() - started) * 1000, reason=str(exc))
-                raise _Abandon(str(exc), resp.status_code, "too_large") from None
-            except (httpx.HTTPError, OSError) as exc:
-                latency = time.perf_counter() - started
-                reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
-                if key is not None:
-                    pool.report_transport(key, reason, latency, trace.request_id)
-                trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
-                          outcome="transport", latency_ms=latency * 1000, reason=reason)
+            answer = await self._attempt(up, wire, key, trace, deadline, streaming)
+            if isinstance(answer, str):  # a transport failure, already reported
                 failed = key
                 transient += 1
-                await self._backoff_or_abandon(up, trace, deadline, transient, reason, None, last)
+                await self._backoff_or_abandon(up, trace, deadline, transient, answer, None, last)
                 continue
-            except asyncio.CancelledError:
-                if key is not None:
-                    pool.release(key)
-                raise
-            latency = time.perf_counter() - started
-            if outcome is None:
-                result = classify(profile.dialect, resp.status_code, resp.headers, body, clock.now())
-            else:
-                result, scanner, prelude = outcome
-            tokens_in = tokens_out = 0
-            parsed = None
-            if result.outcome is Outcome.OK and not streaming:
-                parsed = parse_body(body)
-                tokens_in, tokens_out = usage_from_body(parsed)
-            cost = None
-            if tokens_in or tokens_out:
-                cost = self._cost(req, tokens_in, tokens_out)
-            if key is not None:
-                pool.report(key, result, latency, tokens_in, tokens_out, trace.request_id, cost, model)
-            if self.usage_listeners:
-                self._record(up.name, key, req, result.outcome is Outcome.OK, tokens_in, tokens_out, cost, 1)
-            trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
-                      outcome=result.outcome.value, latency_ms=latency * 1000, reason=result.reason)
-            last_status = resp.status_code
-            oc = result.outcome
-            if oc is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing:
-                self._provider_answered(up, resp.status_code, trace)  # any real answer: no outage
-            if (oc is Outcome.RATE_LIMITED and pool is not None and result.retry_after_s is not None
-                    and result.retry_after_s < pool.cooldown.floor_s):
-                trace.add(clock.now(), "floor", up.name, key.label if key else None,
-                          reason=f"provider said retry after {result.retry_after_s:g} s; "
-                                 f"held {pool.cooldown.floor_s:g} s (floor)")
-            if oc is Outcome.OK or oc is Outcome.REQUEST_ERROR:
-                if streaming and oc is Outcome.OK:
-                    if key is not None:
-                        pool.stream_opened(key)
-                    return PoolStream(self, up, key, resp, scanner, prelude, trace, fallback, req)
-                if streaming:
-                    await resp.aclose()
-                    if outcome is not None:  # a request error sent as the stream's first event
-                        return PoolResponse(result.status, _json_headers(resp.headers),
-                                            json.dumps(scanner.error).encode(), up.name,
-                                            key.label if key else None, trace, fallback, scanner.error)
-                return PoolResponse(resp.status_code, resp.headers, body, up.name,
-                                    key.label if key else None, trace, fallback, parsed)
-            await resp.aclose()
-            if oc in ROTATE_NOW:
+            served = await self._settle(up, req, wire, key, answer, trace, streaming, fallback)
+            if served is not None:
+                return served
+            result = answer.result
+            last_status = result.status
+            if result.outcome in ROTATE_NOW:
                 if pool is None or key is None:
-                    raise _Abandon(f"{oc.value} ({resp.status_code})", resp.status_code)
-                rotated_from = (key.label, resp.status_code)
+                    raise _Abandon(f"{result.outcome.value} ({last_status})", last_status)
+                rotated_from = (key.label, last_status)
                 continue  # next key at once: rotation spends no retry budget
             failed = key
             transient += 1
             await self._backoff_or_abandon(up, trace, deadline, transient,
-                                           f"{resp.status_code} {result.reason}".strip(), result, last)
+                                           f"{last_status} {result.reason}".strip(), result, last)
+
+    async def _attempt(self, up: Upstream, wire: _Wire, key: PoolKey | None, trace: RequestTrace,
+                       deadline: float, streaming: bool) -> _Answer | str:
+        """One upstream call on ``key``: its classified answer, or the reason of a transport failure (already
+        reported to the pool). Past the deadline or for an oversized answer it releases the key and abandons."""
+        pool, profile, clock = up.pool, up.profile, self.clock
+        headers = profile.auth_headers(key.secret if key else None)
+        headers.update(wire.headers)
+        started = time.perf_counter()
+        remaining = deadline - clock.now()
+        if remaining <= 0:
+            if key is not None:
+                pool.release(key)
+            raise _Abandon("deadline reached", None, "deadline")
+        body = b""
+        limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
+        try:
+            async with limit:
+                if remaining < self._timeout_s:
+                    request = self.http.build_request(wire.method, wire.url, content=wire.content,
+                                                      headers=headers, timeout=max(0.5, remaining))
+                else:
+                    request = self.http.build_request(wire.method, wire.url, content=wire.content,
+                                                      headers=headers)
+                resp = await self.http.send(request, stream=True)
+                try:
+                    if streaming and resp.status_code == 200:
+                        first = await self._await_first_event(resp, profile.dialect, clock.now())
+                    else:
+                        body = await read_capped(resp, self.max_body_bytes)
+                        first = None
+                except BaseException:
+                    await resp.aclose()
+                    raise
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            if key is not None:
+                pool.release(key)
+            why = f"deadline reached: no complete answer {time.perf_counter() - started:.1f} s into this attempt"
+            trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
+                      outcome="deadline", latency_ms=(time.perf_counter() - started) * 1000, reason=why)
+            raise _Abandon(why, None, "deadline") from None
+        except _TooLarge as exc:
+            if key is not None:
+                pool.release(key)
+            trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
+                      outcome="too_large", latency_ms=(time.perf_counter() - started) * 1000, reason=str(exc))
+            raise _Abandon(str(exc), resp.status_code, "too_large") from None
+        except (httpx.HTTPError, OSError) as exc:
+            latency = time.perf_counter() - started
+            reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
+            if key is not None:
+                pool.report_transport(key, reason, latency, trace.request_id)
+            trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
+                      outcome="transport", latency_ms=latency * 1000, reason=reason)
+            return reason
+        except asyncio.CancelledError:
+            if key is not None:
+                pool.release(key)
+            raise
+        latency = time.perf_counter() - started
+        if first is None:
+            return _Answer(resp, classify(profile.dialect, resp.status_code, resp.headers, body, clock.now()),
+                           body, latency)
+        result, scanner, prelude = first
+        return _Answer(resp, result, body, latency, scanner, prelude)
+
+    async def _settle(self, up: Upstream, req: ApiRequest, wire: _Wire, key: PoolKey | None, answer: _Answer,
+                      trace: RequestTrace, streaming: bool, fallback: bool) -> PoolResponse | PoolStream | None:
+        """Report one attempt's answer (pool, usage, trace, outage breaker). Returns what the caller gets when
+        the answer is final (a success or the caller's own error), None when another attempt should follow."""
+        pool, clock, resp, result = up.pool, self.clock, answer.resp, answer.result
+        oc = result.outcome
+        tokens_in = tokens_out = 0
+        parsed = None
+        if oc is Outcome.OK and not streaming:
+            parsed = parse_body(answer.body)
+            tokens_in, tokens_out = usage_from_body(parsed)
+        cost = self._cost(req, tokens_in, tokens_out) if tokens_in or tokens_out else None
+        if key is not None:
+            pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model)
+        if self.usage_listeners:
+            self._record(up.name, key, req, oc is Outcome.OK, tokens_in, tokens_out, cost, 1)
+        label = key.label if key else None
+        trace.add(clock.now(), "attempt", up.name, label, status=resp.status_code, outcome=oc.value,
+                  latency_ms=answer.latency * 1000, reason=result.reason)
+        if oc is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing:
+            self._provider_answered(up, resp.status_code, trace)  # any real answer: no outage
+        if (oc is Outcome.RATE_LIMITED and pool is not None and result.retry_after_s is not None
+                and result.retry_after_s < pool.cooldown.floor_s):
+            trace.add(clock.now(), "floor", up.name, label,
+                      reason=f"provider said retry after {result.retry_after_s:g} s; "
+                             f"held {pool.cooldown.floor_s:g} s (floor)")
+        if oc is not Outcome.OK and oc is not Outcome.REQUEST_ERROR:
+            await resp.aclose()
+            return None
+        if not streaming:
+            return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
+        if oc is Outcome.OK:
+            if key is not None:
+                pool.stream_opened(key)
+            return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, req)
+        await resp.aclose()
+        if answer.scanner is not None:  # a request error sent as the stream's first event
+            return PoolResponse(result.status, _json_headers(resp.headers), json.dumps(answer.scanner.error).encode(),
+                                up.name, label, trace, fallback, answer.scanner.error)
+        return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
 
     def _cost(self, req: ApiRequest, tokens_in: int, tokens_out: int) -> float | None:
         if self.prices is None or not self.prices.per_model:

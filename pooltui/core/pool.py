@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from heapq import heapify, heappop, heappush
-from typing import Any
 
 from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
@@ -28,6 +27,7 @@ from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
 from pooltui.core.masking import fingerprint, mask, remember, scrub
+from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.timefmt import clock, duration
@@ -823,11 +823,11 @@ class Pool:
                 parts.append(text)
         return "; ".join(parts)
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[KeySnapshot]:
         """Plain data about every key, in pool order (for JSON and the monitor). No secrets."""
         now = self.clock.now()
         self.usable()
-        out = []
+        out: list[KeySnapshot] = []
         for k in self._keys:
             s = k.stats
             lim = s.limits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from pooltui.core.headers import RateLimits
+from pooltui.core.snapshot import KeyCounts
 
 
 class RollingCounter:
@@ -106,7 +107,7 @@ class KeyStats:
     def p95(self) -> float | None:
         return percentile(list(self.latencies), 0.95)
 
-    def as_dict(self) -> dict[str, int | float]:
+    def as_dict(self) -> KeyCounts:
         return {
             "requests": self.requests,
             "ok": self.ok,

@@ -46,6 +46,13 @@ class VerifyResult:
                 "fingerprint": self.fingerprint, "result": self.result, "status": self.status,
                 "latency_ms": round(self.latency_ms, 1), "detail": self.detail, "credits": self.credits}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> VerifyResult:
+        """The result as :meth:`as_dict` wrote it (e.g. answered by a proxy); the classification stays there."""
+        return cls(str(d.get("provider") or ""), str(d.get("label") or ""), str(d.get("masked") or ""),
+                   str(d.get("fingerprint") or ""), str(d.get("result") or "error"), d.get("status"),
+                   float(d.get("latency_ms") or 0.0), str(d.get("detail") or ""), d.get("credits"))
+
 
 async def _call(http: httpx.AsyncClient, profile: ProviderProfile, secret: str, method: str, path: str,
                 json_body=None) -> httpx.Response:

@@ -44,7 +44,7 @@ from pooltui.proxy.guard import (
     safe_path,
     safe_query,
 )
-from pooltui.session.views import ClientSeries, event_dict, panel
+from pooltui.session.views import ClientSeries, StateView, event_dict, panel
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
 DROP_REQUEST = frozenset({
@@ -289,12 +289,14 @@ class PoolProxy:
     def _keep(self, event: Event) -> None:
         self._events.append((next(self._seq), event))
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> StateView:
         """What the monitor shows, per provider, as plain data (``pooltui --proxy`` attaches to it). No secrets."""
         now = self.clock.now()
+        alerts = self.session.capacity_alert if self.session is not None else {}
         return {
             "started": self.stats.started,
-            "providers": {name: panel(c, self.series[name], now) for name, c in self.clients.items()},
+            "providers": {name: panel(c, self.series[name], now, alerts.get(name, 1))
+                          for name, c in self.clients.items()},
             "events": [event_dict(e, seq) for seq, e in list(self._events)[-200:]],
             "traces": {name: [{"request_id": t.request_id, "text": format_trace(t)} for t in list(c.traces)[-20:]]
                        for name, c in self.clients.items()},

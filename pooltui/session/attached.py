@@ -1,5 +1,6 @@
 """RemoteSession: the monitor attached to a running proxy: views from ``/pooltui/state``, key and pool
-commands through ``/pooltui/command`` (test traffic and new keys stay with the local monitor)."""
+commands through ``/pooltui/command``. It is a :class:`~pooltui.session.protocol.Session` without
+:class:`~pooltui.session.protocol.LocalControls`: test traffic and new keys belong where the engine runs."""
 
 from __future__ import annotations
 
@@ -13,27 +14,21 @@ from typing import Any
 import httpx
 
 from pooltui.core.clock import Clock, SystemClock
-from pooltui.core.events import Event
-from pooltui.session.views import event_from
+from pooltui.core.events import Event, EventKind
+from pooltui.providers.verify import VerifyResult
+from pooltui.session.protocol import SessionStatus
+from pooltui.session.views import PanelView, StateView, empty_panel, event_from
 
 
 class AttachError(Exception):
     """The proxy could not be reached or refused us."""
 
 
-def _empty(provider: str) -> dict[str, Any]:
-    zeros = [0] * 60
-    return {"provider": provider, "keyless": True, "strategy": None, "next": None, "picks": [], "summary": "",
-            "usable": 0, "total": 0, "next_ready_in": None, "keys": [], "rpm": 0, "header_limits": [],
-            "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
-            "queued": 0}
-
-
 def admin_headers(admin_token: str | None) -> dict[str, str]:
     return {"x-pooltui-admin-token": admin_token} if admin_token else {}
 
 
-async def fetch_state(url: str, admin_token: str | None, timeout_s: float = 3.0) -> dict[str, Any]:
+async def fetch_state(url: str, admin_token: str | None, timeout_s: float = 3.0) -> StateView:
     headers = admin_headers(admin_token)
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as http:
@@ -49,29 +44,21 @@ async def fetch_state(url: str, admin_token: str | None, timeout_s: float = 3.0)
         data = None
     if r.status_code != 200 or not isinstance(data, dict) or "providers" not in data:
         raise AttachError(f"{url} is not a pooltui proxy (GET /pooltui/state answered {r.status_code})")
-    return data
+    return data  # type: ignore[return-value]  # the proxy serves StateView
 
 
 @dataclass
 class RemoteSession:
-    """Looks like a MonitorSession to the app; views come from the proxy and commands run there."""
+    """A Session whose views come from the proxy and whose commands run there."""
 
     url: str
     admin_token: str | None = None
     poll_s: float = 0.5
     clock: Clock = field(default_factory=SystemClock)
-    supports_traffic: bool = False
-    demo: bool = False
-    traffic: None = None
-    traffic_running: bool = False
-    traffic_rate: float = 0.0
-    unencrypted: str | None = None
-    config: None = None
-    capacity_alert: dict[str, int] = field(default_factory=dict)
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     current: str = ""
     error: str = ""
-    _state: dict[str, Any] = field(default_factory=dict)
+    _state: StateView | None = None
     _events: deque[Event] = field(default_factory=lambda: deque(maxlen=500))
     _last_seq: int = 0
     _task: asyncio.Task | None = None
@@ -83,9 +70,16 @@ class RemoteSession:
 
     @property
     def providers(self) -> list[str]:
-        return list(self._state.get("providers", {})) or [self.current]
+        return list(self._state["providers"] if self._state else []) or [self.current]
 
-    def _absorb(self, state: dict[str, Any]) -> None:
+    @property
+    def has_pool(self) -> bool:
+        return not self.view()["keyless"]
+
+    def status(self) -> SessionStatus:
+        return SessionStatus(self.title, attached=True, problem=self.error)
+
+    def _absorb(self, state: StateView) -> None:
         self._state = state
         if not self.current or self.current not in state["providers"]:
             self.current = next(iter(state["providers"]), "")
@@ -117,26 +111,23 @@ class RemoteSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def view(self) -> dict[str, Any]:
-        return self._state.get("providers", {}).get(self.current) or _empty(self.current)
+    def view(self) -> PanelView:
+        found = self._state["providers"].get(self.current) if self._state else None
+        return found or empty_panel(self.current)
 
     def recent_events(self, n: int | None = None) -> list[Event]:
         events = list(self._events)
         return events if n is None else events[-n:]
 
     def trace_text(self, request_id: int | None = None) -> tuple[int, str] | None:
-        traces = self._state.get("traces", {}).get(self.current, [])
+        traces = self._state["traces"].get(self.current, []) if self._state else []
         found = next((t for t in reversed(traces) if t["request_id"] == request_id), None) if request_id else None
         found = found or (traces[-1] if traces else None)
         return None if found is None else (found["request_id"], found["text"])
 
     def history_rows(self) -> tuple[list[dict], str]:
-        return self._state.get("events", []), f"the proxy's recent events ({self.url})"
-
-    @property
-    def pool(self) -> object | None:
-        """Not None when the current provider has a pool (the app enables key and pool actions then)."""
-        return None if self.view()["keyless"] else self.view()
+        rows = [dict(e) for e in self._state["events"]] if self._state else []
+        return rows, f"the proxy's recent events ({self.url})"
 
     # ------------------------------------------------------------------ commands (sent to the proxy)
     async def _command(self, **cmd: Any) -> Any:
@@ -162,8 +153,6 @@ class RemoteSession:
         return "sent to the proxy"
 
     def _fail(self, message: str) -> None:
-        from pooltui.core.events import EventKind
-
         event = Event(self.clock.now(), self.current, None, EventKind.STATE, None, message, "nothing changed")
         for listener in self.listeners:
             listener(event)
@@ -183,11 +172,9 @@ class RemoteSession:
     def reset_cooldowns(self) -> str:
         return self._send(action="reset")
 
-    async def verify(self, labels: list[str] | None = None) -> list[Any]:
-        from types import SimpleNamespace
-
+    async def verify(self, labels: list[str] | None = None) -> list[VerifyResult]:
         result = await self._command(action="verify", label=labels[0] if labels and len(labels) == 1 else None)
-        return [SimpleNamespace(**r) for r in result or []]
+        return [VerifyResult.from_dict(r) for r in result or [] if isinstance(r, dict)]
 
     def switch_provider(self) -> str:
         names = self.providers

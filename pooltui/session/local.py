@@ -20,8 +20,10 @@ from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.core.strategies import STRATEGIES
+from pooltui.providers.verify import VerifyResult
+from pooltui.session.protocol import SessionStatus
 from pooltui.session.traffic import TrafficGenerator
-from pooltui.session.views import ClientSeries, event_dict, panel, trace_text
+from pooltui.session.views import ClientSeries, PanelView, event_dict, panel, trace_text
 
 
 @dataclass
@@ -35,7 +37,8 @@ class ConfigLink:
 
 @dataclass
 class MonitorSession:
-    """The engine side of the monitor."""
+    """The engine side of the monitor, in this process: a :class:`~pooltui.session.protocol.Session` with
+    :class:`~pooltui.session.protocol.LocalControls` (test traffic, new keys)."""
 
     clients: dict[str, PoolClient]
     clock: Clock = field(default_factory=SystemClock)
@@ -57,7 +60,6 @@ class MonitorSession:
     _recorder_task: asyncio.Task | None = None
     recorders: list[Any] = field(default_factory=list)
     series: dict[str, ClientSeries] = field(default_factory=dict)
-    supports_traffic: bool = True  # test traffic and adding keys run here (not through an attached proxy)
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     services: list[Any] = field(default_factory=list)  # objects with async run() and stop(), e.g. the proxy
     _service_tasks: list[asyncio.Task] = field(default_factory=list)
@@ -87,12 +89,22 @@ class MonitorSession:
         return self.client.primary.pool
 
     @property
+    def has_pool(self) -> bool:
+        return self.pool is not None
+
+    @property
     def providers(self) -> list[str]:
         return list(self.clients)
 
-    def view(self) -> dict[str, Any]:
-        """What the panels show now (see :func:`pooltui.panel.panel`)."""
-        return panel(self.client, self.series[self.current], self.clock.now())
+    def view(self) -> PanelView:
+        """What the panels show now (see :func:`pooltui.session.views.panel`)."""
+        return panel(self.client, self.series[self.current], self.clock.now(),
+                     self.capacity_alert.get(self.current, 1))
+
+    def status(self) -> SessionStatus:
+        traffic = "on" if self.traffic_running else ("off" if self.traffic is not None or self.demo else "none")
+        return SessionStatus(self.title, demo=self.demo, traffic=traffic, traffic_rate=self.traffic_rate,
+                             unencrypted=self.unencrypted)
 
     def recent_events(self, n: int | None = None) -> list[Event]:
         return self.client.events.recent(n)
@@ -245,7 +257,7 @@ class MonitorSession:
             self.start_traffic()
         return self.current
 
-    async def verify(self, labels: list[str] | None = None) -> list[Any]:
+    async def verify(self, labels: list[str] | None = None) -> list[VerifyResult]:
         """Verify keys (zero tokens) and apply the results to the pool; returns the results."""
         from pooltui.providers.verify import verify_key
 
@@ -263,7 +275,7 @@ class MonitorSession:
                 self.config.history.set_verified(pool.name, r.label, r.result)
         return results
 
-    async def add_key(self, label: str, secret: str) -> Any:
+    async def add_key(self, label: str, secret: str) -> VerifyResult:
         """Verify a new key, store its secret, save it to the config and put it in the pool."""
         from pooltui.core import validate
         from pooltui.providers.verify import verify_key

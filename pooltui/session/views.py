@@ -1,16 +1,86 @@
-"""What the monitor shows of one client, as plain data: the same dict whether the monitor renders a
-local engine or attaches to a proxy's ``/pooltui/state``. No UI in here."""
+"""What the monitor shows of one client, as typed plain data: the same shapes whether the monitor renders
+a local engine or attaches to a proxy's ``/pooltui/state`` (which serves exactly these). No UI in here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from pooltui.client.pool_client import PoolClient, UsageRecord
 from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventKind
+from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import RollingCounter
 from pooltui.core.trace import format_trace
+
+
+class SeriesView(TypedDict):
+    """Per-second counts over the last 60 s, oldest first."""
+
+    requests: list[int]
+    ok: list[int]
+    limited: list[int]
+    errors: list[int]
+
+
+class PanelView(TypedDict):
+    """Everything the monitor's panels show for one provider."""
+
+    provider: str
+    keyless: bool  # a keyless endpoint: no pool, no key actions
+    strategy: str | None
+    next: str | None  # the key the next request will use
+    picks: list[str]  # recent picks, oldest first
+    summary: str
+    usable: int
+    total: int
+    next_ready_in: float | None  # seconds until a key comes back, when none is usable
+    capacity_alert: int  # alert when fewer keys than this are usable
+    keys: list[KeySnapshot]
+    series: SeriesView
+    rpm: int
+    header_limits: list[int]
+    fallback: str | None  # the fallback provider serving now, if any
+    queued: int
+
+
+class EventView(TypedDict):
+    """One engine event, numbered so an attached monitor takes each once."""
+
+    seq: int
+    ts: float
+    provider: str
+    key: str | None
+    kind: str
+    status: int | None
+    reason: str
+    action: str
+    request_id: int | None
+
+
+class TraceView(TypedDict):
+    request_id: int
+    text: str
+
+
+class StateView(TypedDict):
+    """What ``GET /pooltui/state`` answers."""
+
+    started: float
+    providers: dict[str, PanelView]
+    events: list[EventView]
+    traces: dict[str, list[TraceView]]
+
+
+def empty_panel(provider: str) -> PanelView:
+    """The view of a provider nothing is known about yet."""
+    zeros = [0] * 60
+    return {"provider": provider, "keyless": True, "strategy": None, "next": None, "picks": [], "summary": "",
+            "usable": 0, "total": 0, "next_ready_in": None, "capacity_alert": 1, "keys": [], "rpm": 0,
+            "header_limits": [],
+            "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
+            "queued": 0}
+
 
 ERROR_KINDS = frozenset({EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID, EventKind.FORBIDDEN,
                          EventKind.QUOTA, EventKind.EXHAUSTED_POOL})
@@ -60,7 +130,7 @@ def fallback_active(client: PoolClient, series: ClientSeries, now: float, window
     return busiest
 
 
-def panel(client: PoolClient, series: ClientSeries, now: float) -> dict[str, Any]:
+def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: int = 1) -> PanelView:
     """Everything the monitor's panels show for one client (JSON-safe, no secrets)."""
     pool = client.primary.pool
     keys = pool.snapshot() if pool is not None else []
@@ -75,6 +145,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float) -> dict[str, Any
         "usable": pool.usable() if pool is not None else 0,
         "total": len(pool) if pool is not None else 0,
         "next_ready_in": pool.next_ready_in() if pool is not None else None,
+        "capacity_alert": capacity_alert,
         "keys": keys,
         "series": {
             "requests": pool.per_second.series(now, 60) if pool is not None else [0] * 60,
@@ -89,12 +160,12 @@ def panel(client: PoolClient, series: ClientSeries, now: float) -> dict[str, Any
     }
 
 
-def event_dict(event: Event, seq: int) -> dict[str, Any]:
+def event_dict(event: Event, seq: int) -> EventView:
     return {"seq": seq, "ts": event.ts, "provider": event.provider, "key": event.key, "kind": str(event.kind),
             "status": event.status, "reason": event.reason, "action": event.action, "request_id": event.request_id}
 
 
-def event_from(d: dict[str, Any]) -> Event:
+def event_from(d: EventView | dict[str, Any]) -> Event:
     try:
         kind = EventKind(d.get("kind"))
     except ValueError:

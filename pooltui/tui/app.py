@@ -1,4 +1,4 @@
-"""The Textual monitor: renders MonitorSession snapshots a few times a second and sends it commands."""
+"""The Textual monitor: renders a Session's views a few times a second and sends it commands."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from pooltui.core.errors import message_of
 from pooltui.core.strategies import STRATEGIES
-from pooltui.session.local import MonitorSession
+from pooltui.session.protocol import LocalControls, Session
 from pooltui.tui.main_screen import MainScreen
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
 from pooltui.tui.widgets import EventsTable, KeysTable
@@ -47,7 +47,7 @@ class PoolMonitorApp(App[None]):
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, session: MonitorSession, *, refresh_s: float = 0.25, start_session: bool = True) -> None:
+    def __init__(self, session: Session, *, refresh_s: float = 0.25, start_session: bool = True) -> None:
         super().__init__()
         self.session = session
         self.refresh_s = refresh_s
@@ -95,13 +95,14 @@ class PoolMonitorApp(App[None]):
             return True
         s = self.session
         pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
-        if not s.supports_traffic and (action in TRAFFIC_ACTIONS or action in ("toggle_traffic", "add_key")):
+        local = self.local
+        if local is None and (action in TRAFFIC_ACTIONS or action in ("toggle_traffic", "add_key")):
             return None
-        if action in pool_actions and s.pool is None:
+        if action in pool_actions and not s.has_pool:
             return None
         if action in KEY_ACTIONS and self.query_one(KeysTable).selected is None:
             return None
-        if action in TRAFFIC_ACTIONS and not s.traffic_running:
+        if action in TRAFFIC_ACTIONS and not (local is not None and local.traffic_running):
             return None
         if action == "switch_provider" and len(s.providers) < 2:
             return None
@@ -140,19 +141,28 @@ class PoolMonitorApp(App[None]):
     def set_strategy(self, strategy: str) -> None:
         self._guard(lambda: self.notify(f"strategy: {self.session.set_strategy(strategy)}"))
 
+    @property
+    def local(self) -> LocalControls | None:
+        """Test traffic and new keys, when the engine runs in this process."""
+        return self.session if isinstance(self.session, LocalControls) else None
+
     def action_toggle_traffic(self) -> None:
-        self._guard(lambda: self.notify("traffic on" if self.session.toggle_traffic() else "traffic off"))
-        self.refresh_bindings()
+        if (local := self.local) is not None:
+            self._guard(lambda: self.notify("traffic on" if local.toggle_traffic() else "traffic off"))
+            self.refresh_bindings()
 
     def action_rate_up(self) -> None:
-        self.notify(f"traffic rate {self.session.change_rate(1.5):g}/s")
+        if (local := self.local) is not None:
+            self.notify(f"traffic rate {local.change_rate(1.5):g}/s")
 
     def action_rate_down(self) -> None:
-        self.notify(f"traffic rate {self.session.change_rate(1 / 1.5):g}/s")
+        if (local := self.local) is not None:
+            self.notify(f"traffic rate {local.change_rate(1 / 1.5):g}/s")
 
     def action_burst(self) -> None:
-        self.session.burst(50)
-        self.notify("burst of 50 requests")
+        if (local := self.local) is not None:
+            local.burst(50)
+            self.notify("burst of 50 requests")
 
     def action_reset(self) -> None:
         self._guard(lambda: self.notify(f"reset {self.session.reset_cooldowns()} key(s)"))
@@ -190,7 +200,7 @@ class PoolMonitorApp(App[None]):
             self.action_inspect()
 
     def action_add_key(self) -> None:
-        if self.session.pool is None:
+        if self.local is None or not self.session.has_pool:
             return
 
         def done(result: tuple[str, str] | None) -> None:
@@ -201,13 +211,15 @@ class PoolMonitorApp(App[None]):
 
     @work(exit_on_error=False, group="keys")
     async def _add_key(self, label: str, secret: str) -> None:
+        if (local := self.local) is None:
+            return
         try:
-            result = await self.session.add_key(label, secret)
+            result = await local.add_key(label, secret)
         except Exception as exc:
             self.notify(str(exc), severity="error", timeout=8)
             return
         self.notify(f"added {label}: {result.result}" + (f" ({result.detail})" if result.detail else ""))
-        if self.session.demo:
+        if self.session.status().demo:
             self.notify("demo: the key lives in this session only", severity="information")
 
     def action_verify_selected(self) -> None:
@@ -251,7 +263,7 @@ class PoolMonitorApp(App[None]):
                 key = binding.key_display or binding.key
                 yield SystemCommand(binding.tooltip or binding.description, f"key: {key}",
                                     lambda a=binding.action: self.run_action(a))
-        if self.session.pool is not None:
+        if self.session.has_pool:
             for strategy in STRATEGIES:
                 yield SystemCommand(f"Strategy: {strategy}", "rotate keys this way",
                                     lambda s=strategy: self.set_strategy(s))

@@ -15,7 +15,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from pooltui.core.events import Event
-from pooltui.session.local import MonitorSession
+from pooltui.session.protocol import Session
+from pooltui.session.views import PanelView
 from pooltui.tui import format as fmt
 from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLine, TrafficPanel
 
@@ -23,7 +24,7 @@ from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLin
 class MainScreen(Screen[None]):
     """Status line, keys, rotation, traffic and events, refreshed a few times a second from one view."""
 
-    def __init__(self, session: MonitorSession, refresh_s: float) -> None:
+    def __init__(self, session: Session, refresh_s: float) -> None:
         super().__init__(id="_default")
         self.session = session
         self.refresh_s = refresh_s
@@ -72,7 +73,7 @@ class MainScreen(Screen[None]):
             self._render_status(view)
 
     @staticmethod
-    def _traffic_summary(view: dict) -> Text:
+    def _traffic_summary(view: PanelView) -> Text:
         text = Text()
         text.append(f"{view['rpm']} rpm sustained", style="bold")
         limits = view["header_limits"]
@@ -85,30 +86,31 @@ class MainScreen(Screen[None]):
             text.append(f" · {view['queued']} queued", style="yellow")
         return text
 
-    def _render_status(self, view: dict) -> None:
+    def _render_status(self, view: PanelView) -> None:
         s = self.session
+        st = s.status()
         status = self.query_one(StatusLine)
         usable, total = view["usable"], view["total"]
         text = Text()
-        low = total > 0 and usable < s.capacity_alert.get(s.current, 1)
+        low = total > 0 and usable < view["capacity_alert"]
         if low:
             wait = view["next_ready_in"]
             text.append(f"⚠ CAPACITY {usable}/{total} usable"
                         + (f", next in {fmt.duration(wait)}" if wait is not None else "") + " │ ", style="bold")
             if not self._alerting:
                 self.app.bell()
-        text.append(s.title, style="bold")
+        text.append(st.title, style="bold")
         text.append(f" │ {s.current}")
         if not view["keyless"]:
             text.append(f" │ {view['strategy']}")
             text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
-        if s.traffic_running:
-            text.append(f" │ traffic {s.traffic_rate:g}/s")
-        elif s.traffic is not None or s.demo:
+        if st.traffic == "on":
+            text.append(f" │ traffic {st.traffic_rate:g}/s")
+        elif st.traffic == "off":
             text.append(" │ traffic off", style="dim")
-        if not s.supports_traffic:
+        if st.attached:
             text.append(" │ attached", style="cyan")
-        if s.unencrypted:
+        if st.unencrypted:
             text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
         if self.paused:
             text.append(" │ PAUSED (space)", style="bold reverse")

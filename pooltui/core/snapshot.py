@@ -1,0 +1,46 @@
+"""The shape of one key as the pool reports it (``Pool.snapshot``): plain, JSON-safe, no secrets."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class KeyCounts(TypedDict):
+    """What one key has served since the pool started (``KeyStats.as_dict``)."""
+
+    requests: int
+    ok: int
+    rate_limited: int
+    invalid: int
+    forbidden: int
+    quota: int
+    server_errors: int
+    transport: int
+    request_errors: int
+    tokens_in: int
+    tokens_out: int
+    cost: float
+
+
+class KeySnapshot(KeyCounts):
+    """One key: its state and why, its cooldowns, its traffic and what the provider's headers said."""
+
+    label: str
+    masked: str
+    fingerprint: str
+    state: str
+    until: float | None
+    remaining_s: float | None
+    source: str | None
+    reason: str
+    models: dict[str, float]  # model -> seconds until its per-model cooldown ends
+    quota_group: str | None
+    inflight: int
+    probing: bool
+    rpm: int
+    p50_ms: float | None
+    p95_ms: float | None
+    last_used: float | None
+    requests_remaining: int | None
+    requests_limit: int | None
+    tokens_remaining: int | None
