@@ -147,8 +147,9 @@ def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> 
             result.reason = scrub(result.reason)  # an upstream may echo the key it was sent
         return result
     except Exception as exc:
-        outcome = Outcome.OK if 200 <= int(status or 0) < 300 else Outcome.TRANSIENT
-        return Classification(outcome, int(status or 0), f"unclassifiable response ({type(exc).__name__})")
+        code = status if isinstance(status, int) and not isinstance(status, bool) else 0
+        outcome = Outcome.OK if 200 <= code < 300 else Outcome.TRANSIENT
+        return Classification(outcome, code, f"unclassifiable response ({type(exc).__name__})")
 
 
 def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, now: float) -> Classification:

@@ -363,6 +363,8 @@ class Pool:
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
             key = self._under_cap(key, cap, trace, now)
+        if self._cursor != key.pos and self.strategy == "round-robin":
+            self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
         key.inflight += 1
         if key.allow is not None:
             key.allow -= 1

@@ -37,7 +37,7 @@ def proxy_for(serve, capacity_alert: int = 1):
 
 
 async def test_both_sessions_are_sessions_and_only_the_local_one_has_local_controls(serve) -> None:
-    px, local = proxy_for(serve)
+    _, local = proxy_for(serve)
     remote = RemoteSession("http://127.0.0.1:1")
     assert isinstance(local, Session) and isinstance(remote, Session)
     assert isinstance(local, LocalControls)
