@@ -388,6 +388,44 @@ def bench_bodies(mib: int, n: int) -> dict:
     return {"idle": idle, "first": first, "after": after, "settled": settled}
 
 
+async def _events_run(scenario: str, seconds: float, window_s: float) -> dict:
+    from pooltui.session.local import demo_session
+    from pooltui.session.story import EventStory
+
+    session = demo_session(scenario, seed=1, in_process=True)
+    story = EventStory(window_s, max_rows=100_000)
+    raw: list[float] = []
+    rows: list[float] = []
+
+    def seen(event) -> None:
+        raw.append(event.ts)
+        if story.add(event)[1]:
+            rows.append(event.ts)
+
+    session.listeners.append(seen)
+    await session.start()
+    t0 = session.clock.now()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await session.stop()
+    buckets = int(seconds // 10)
+
+    def per_10s(times: list[float]) -> list[int]:
+        return [sum(1 for t in times if t0 + 10 * i <= t < t0 + 10 * (i + 1)) for i in range(buckets)]
+
+    return {"raw": per_10s(raw), "rows": per_10s(rows), "requests": session.traffic.result.requests}
+
+
+def bench_events(scenario: str, seconds: float, window_s: float) -> dict:
+    result = asyncio.run(_events_run(scenario, seconds, window_s))
+    print(f"events: `pooltui demo --scenario {scenario}` for {seconds:g} s, {result['requests']} requests; "
+          f"rows added to the events pane per 10 s")
+    print(f"  one row per event (before)       {result['raw']}")
+    print(f"  repeats folded within {window_s:g} s (now) {result['rows']}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -412,7 +450,14 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("bodies", help="memory of the proxy relaying large answers")
     b.add_argument("--mib", type=int, default=50)
     b.add_argument("--answers", type=int, default=6)
+    v = sub.add_parser("events", help="rows the events pane adds per 10 s during a demo scenario")
+    v.add_argument("--scenario", default="peak-hour")
+    v.add_argument("--seconds", type=float, default=60.0)
+    v.add_argument("--window", type=float, default=10.0)
     args = parser.parse_args(argv)
+    if args.what == "events":
+        bench_events(args.scenario, args.seconds, args.window)
+        return
     if args.what == "stream":
         bench_stream(args.tokens, args.streams)
     elif args.what == "bodies":

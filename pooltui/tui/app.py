@@ -43,6 +43,14 @@ class PoolMonitorApp(App[None]):
         Binding("h", "history", "Hist", id="view.history", tooltip="Event history"),
         Binding("space", "pause", "Pause", id="view.pause", tooltip="Pause the display", key_display="␣"),
         Binding("i", "inspect", "Why", id="view.inspect", tooltip="Why this key? (the request's trace)"),
+        Binding("slash", "search_events", "Search", id="events.search", key_display="/",
+                tooltip="Search the events"),
+        Binding("f", "filter_key", "Filter", id="events.filter_key",
+                tooltip="Show only the selected key's events (again: all keys)"),
+        Binding("e", "filter_kind", "Kind", id="events.filter_kind", tooltip="Show only one kind of event (cycles)"),
+        Binding("o", "sort_keys", "Sort", id="keys.sort", tooltip="Sort the keys table by the next column"),
+        Binding("escape", "clear_filters", "Clear", id="events.clear", show=False,
+                tooltip="Clear the events filters"),
         Binding("question_mark", "help", "Help", id="view.help", key_display="?"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -169,8 +177,32 @@ class PoolMonitorApp(App[None]):
 
     def action_switch_provider(self) -> None:
         self._guard(lambda: self.notify(f"provider: {self.session.switch_provider()}"))
-        self.query_one(EventsTable).append(self.session.recent_events(20))
         self.refresh_bindings()
+
+    def action_search_events(self) -> None:
+        self.main.open_search()
+
+    def action_filter_key(self) -> None:
+        table = self.query_one(EventsTable)
+        label = self._selected()
+        self.main.set_filter(key=None if table.only_key or label is None else label)
+
+    def action_filter_kind(self) -> None:
+        table = self.query_one(EventsTable)
+        kinds = sorted({row.kind for row in table.story.rows.values()})
+        if table.only_kind in kinds:
+            i = kinds.index(table.only_kind) + 1
+            self.main.set_filter(kind=kinds[i] if i < len(kinds) else None)
+        else:
+            self.main.set_filter(kind=kinds[0] if kinds else None)
+
+    def action_clear_filters(self) -> None:
+        self.main.clear_filters()
+
+    def action_sort_keys(self) -> None:
+        column = self.query_one(KeysTable).next_sort()
+        self.notify(f"keys sorted by {column}" if column else "keys in pool order")
+        self.refresh_view()
 
     def action_pause(self) -> None:
         self.main.paused = not self.main.paused

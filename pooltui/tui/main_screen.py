@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input, Label
 
 from pooltui.core.events import Event
 from pooltui.session.protocol import Session
@@ -39,7 +39,10 @@ class MainScreen(Screen[None]):
         with Horizontal(id="middle"):
             yield RotationPanel(id="rotation")
             yield TrafficPanel(id="traffic")
+        yield Label("", id="events-filter")
         yield EventsTable(id="events")
+        yield Input(placeholder="search events: key, status, kind, action or reason (enter keeps, esc clears)",
+                    id="event-search")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -47,6 +50,52 @@ class MainScreen(Screen[None]):
         self._pending.extend(self.session.recent_events(EventsTable.MAX_ROWS))
         self.refresh_view()
         self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
+
+    # ------------------------------------------------------------------ events: search and filters
+    def open_search(self) -> None:
+        search = self.query_one("#event-search", Input)
+        search.display = True
+        search.value = self.query_one(EventsTable).search
+        search.focus()
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        if message.input.id == "event-search":
+            self.set_filter(search=message.value)
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        if message.input.id == "event-search":
+            message.input.display = False
+            self.query_one(EventsTable).focus()
+
+    def set_filter(self, *, search: str | None = None, key: str | bool | None = False,
+                   kind: str | bool | None = False) -> None:
+        """Change what the events pane shows (``False``: leave that filter as it is)."""
+        table = self.query_one(EventsTable)
+        if search is not None:
+            table.search = search
+        if key is not False:
+            table.only_key = key  # type: ignore[assignment]
+        if kind is not False:
+            table.only_kind = kind  # type: ignore[assignment]
+        table.refilter()
+        parts = [f"key {table.only_key}" if table.only_key else "", f"kind {table.only_kind}" if table.only_kind
+                 else "", f"“{table.search}”" if table.search else ""]
+        shown = " · ".join(p for p in parts if p)
+        label = self.query_one("#events-filter", Label)
+        label.display = bool(shown)
+        label.update(f" events: {shown} ({table.row_count} rows) · esc clears" if shown else "")
+
+    def clear_filters(self) -> bool:
+        """Drop every filter; False when there was none."""
+        table = self.query_one(EventsTable)
+        search = self.query_one("#event-search", Input)
+        if not (table.search or table.only_key or table.only_kind or search.display):
+            return False
+        search.value = ""
+        search.display = False
+        self.set_filter(search="", key=None, kind=None)
+        table.focus()
+        return True
 
     def on_unmount(self) -> None:
         if self._pending.append in self.session.listeners:

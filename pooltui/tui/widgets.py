@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline, Static
 
 from pooltui.core.events import Event
+from pooltui.session.story import EventStory, StoryRow
 from pooltui.tui import format as fmt
 
 KEY_COLUMNS = (  # (key, title, width)
@@ -25,10 +26,37 @@ class KeysTable(DataTable):
 
     DEFAULT_CSS = "KeysTable { height: 1fr; }"
 
+    #: what each sortable column sorts by (a key of the snapshot, or a function of it); worst first
+    SORTS = {
+        "state": lambda s: (s["state"] == "ok", -(s.get("remaining_s") or 0)),
+        "requests": lambda s: -s["requests"], "ok": lambda s: -s["ok"], "rate_limited": lambda s: -s["rate_limited"],
+        "invalid": lambda s: -(s["invalid"] + s["forbidden"]), "quota": lambda s: -s["quota"],
+        "server_errors": lambda s: -s["server_errors"],
+        "remaining": lambda s: (s.get("requests_remaining") is None, s.get("requests_remaining") or 0),
+        "tokens": lambda s: -(s["tokens_in"] + s["tokens_out"]), "cost": lambda s: -(s.get("cost") or 0),
+        "p50": lambda s: -(s.get("p50_ms") or 0), "last": lambda s: -(s.get("last_used") or 0),
+        "label": lambda s: s["label"],
+    }
+
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
         self._rows: dict[str, tuple] = {}
         self._order: list[str] = []
+        self.sort_by: str | None = None  # None: pool order
+
+    def next_sort(self) -> str | None:
+        """Sort by the next sortable column (after the last one: pool order again)."""
+        names = list(self.SORTS)
+        i = names.index(self.sort_by) + 1 if self.sort_by in names else 0
+        self.sort_by = names[i] if i < len(names) else None
+        return self.sort_by
+
+    def on_data_table_header_selected(self, message: DataTable.HeaderSelected) -> None:
+        """A click on a column's title sorts by it (again: pool order)."""
+        column = message.column_key.value
+        if column in self.SORTS:
+            self.sort_by = None if self.sort_by == column else column
+            message.stop()
 
     def on_mount(self) -> None:
         for key, title, width in KEY_COLUMNS:
@@ -49,6 +77,8 @@ class KeysTable(DataTable):
 
     def sync(self, snaps: Sequence[dict], next_label: str | None, now: float) -> None:
         rows = {s["label"]: self._cells(i, s, next_label, now) for i, s in enumerate(snaps)}
+        if self.sort_by is not None:
+            snaps = sorted(snaps, key=self.SORTS[self.sort_by])  # stable: ties keep pool order
         order = [s["label"] for s in snaps]
         if order != self._order:
             keep = self.selected
@@ -137,47 +167,89 @@ EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "
 
 
 class EventsTable(DataTable):
-    """Recent events, newest at the bottom; bounded. Enter opens the request inspector."""
+    """The incident's story, newest at the bottom: repeats of one event fold into a row that counts them
+    (see :mod:`pooltui.session.story`); changes stay rows. Filter by key, kind or text; Enter inspects."""
 
     DEFAULT_CSS = "EventsTable { height: 1fr; }"
     MAX_ROWS = 200
+    COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", 12),
+               ("count", "count", 12), ("action", "action", 38), ("reason", "reason", 38))
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, window_s: float = 10.0, **kw) -> None:
         super().__init__(cursor_type="row", **kw)
-        self.events: dict[str, Event] = {}
-        self._seq = 0
-        self._keys: list[str] = []
+        self.story = EventStory(window_s, self.MAX_ROWS)
+        self.search = ""  # shown rows contain this text
+        self.only_key: str | None = None
+        self.only_kind: str | None = None
+
+    @property
+    def events(self) -> dict[str, Event]:
+        """The latest event of every row, by row key."""
+        return {str(i): row.latest for i, row in self.story.rows.items()}
 
     def on_mount(self) -> None:
-        for key, title, width in (("time", "time", 8), ("key", "key", 12), ("status", "status", 6),
-                                  ("kind", "event", 12), ("action", "action", 38), ("reason", "reason", 38)):
+        for key, title, width in self.COLUMNS:
             self.add_column(title, key=key, width=width)
 
+    def shows(self, row: StoryRow) -> bool:
+        e = row.first
+        return ((self.only_key is None or (e.key or e.provider) == self.only_key)
+                and (self.only_kind is None or str(e.kind) == self.only_kind)
+                and (not self.search or row.matches(self.search)))
+
+    @staticmethod
+    def _cells(row: StoryRow) -> tuple:
+        e = row.last
+        style = EVENT_STYLE.get(str(e.kind), "")
+        count = Text(row.summary(), style="bold" if row.count > 1 else "")
+        return (fmt.clock_text(row.latest.ts), row.who[:12], str(e.status or "-"), Text(str(e.kind), style=style),
+                count, row.latest.action, e.reason[:120])
+
     def append(self, events: Sequence[Event]) -> None:
+        """Fold new events into the story and show what changed (a new row, or a count updated in place)."""
         follow = not self.row_count or self.cursor_row >= self.row_count - 1
         for e in events[-self.MAX_ROWS:]:
-            self._seq += 1
-            row = str(self._seq)
-            self.events[row] = e
-            self._keys.append(row)
-            style = EVENT_STYLE.get(str(e.kind), "")
-            self.add_row(fmt.clock_text(e.ts), (e.key or e.provider)[:12], str(e.status or "-"),
-                         Text(str(e.kind), style=style), e.action, e.reason[:90], key=row)
-        while len(self._keys) > self.MAX_ROWS:
-            old = self._keys.pop(0)
-            self.events.pop(old, None)
-            self.remove_row(old)
+            row, new = self.story.add(e)
+            if not self.shows(row):
+                continue
+            key = str(row.id)
+            if new:
+                self.add_row(*self._cells(row), key=key)
+            elif key in self.rows:
+                for (col, _, _), cell in zip(self.COLUMNS, self._cells(row), strict=True):
+                    self.update_cell(key, col, cell)
+        self._prune()
         if follow and self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
 
+    def _prune(self) -> None:
+        """Drop the rows the story no longer holds (it keeps the last ``MAX_ROWS``)."""
+        while self.row_count and (oldest := next(iter(self.rows)).value) and int(oldest) not in self.story.rows:
+            self.remove_row(oldest)
+
+    def refilter(self) -> None:
+        """Show again, from the story, only the rows the current filters let through."""
+        self.clear()
+        for row in self.story.rows.values():
+            if self.shows(row):
+                self.add_row(*self._cells(row), key=str(row.id))
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
     @property
-    def selected_event(self) -> Event | None:
+    def selected_row(self) -> StoryRow | None:
         if not self.row_count:
             return None
         try:
-            return self.events.get(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         except Exception:
             return None
+        return self.story.rows.get(int(key)) if key is not None else None
+
+    @property
+    def selected_event(self) -> Event | None:
+        row = self.selected_row
+        return row.last if row is not None else None
 
 
 class StatusLine(Static):

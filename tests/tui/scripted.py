@@ -83,6 +83,28 @@ def storm(seed: int = 2) -> MonitorSession:
     return session
 
 
+def peak(seed: int = 4, requests: int = 300) -> MonitorSession:
+    """Peak hour: four keys of 5 requests per 2 s each, driven at 10/s; 429s with a short retry-after."""
+    session, _, clock = _session(4, seed)
+    rng = random.Random(seed)
+    served: dict[str, list[float]] = {label: [] for label in LABELS}
+
+    def outcome(label: str, pool: Pool) -> Classification:
+        now = clock.now()
+        recent = [t for t in served[label] if t > now - 2.0]
+        served[label] = recent
+        if len(recent) >= 5:
+            wait = round(2.0 - (now - recent[0]), 2)
+            return Classification(Outcome.RATE_LIMITED, 429, f"Rate limit reached. Please try again in {wait}s.",
+                                  wait, DeadlineSource.RETRY_AFTER)
+        recent.append(now)
+        return Classification(Outcome.OK, 200)  # no rate-limit headers: the limit shows only as 429s
+
+    for _ in range(requests):
+        _send(session, outcome, rng, 0.1)
+    return session
+
+
 def revoked(seed: int = 3) -> MonitorSession:
     """Key 'secondary' was regenerated on the dashboard: its first 401 marks it invalid."""
     session, _, _ = _session(3, seed)

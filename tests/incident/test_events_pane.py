@@ -1,0 +1,101 @@
+"""The events pane during a storm: repeats fold into counting rows that update in place; search, filters
+by key and kind, and sorting the keys table (issue 8, items 1 and 5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pooltui.core import Classification, DeadlineSource, Outcome
+from pooltui.tui.app import PoolMonitorApp
+from pooltui.tui.widgets import EventsTable, KeysTable
+from tests.tui import scripted
+
+pytestmark = pytest.mark.asyncio
+
+
+def limited() -> Classification:
+    return Classification(Outcome.RATE_LIMITED, 429, "per-minute rate limit", 0.5, DeadlineSource.RETRY_AFTER)
+
+
+def rows_text(table: EventsTable) -> list[str]:
+    return [row.text() for row in table.story.rows.values() if table.shows(row)]
+
+
+async def test_a_storm_reads_as_a_few_counting_rows_that_update_in_place() -> None:
+    session = scripted.peak()
+    raw = len(session.recent_events())
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.query_one(EventsTable)
+        assert raw >= 30 and table.row_count <= raw // 3, (raw, table.row_count)
+        assert any(row.count > 1 for row in table.story.rows.values())
+        pool = session.pool
+        before = table.row_count
+        runs = {row.first.key: row for row in table.story.rows.values() if row.kind == "rate_limited"}
+        key = next(k for k in ("primary", "secondary", "tertiary") if k in runs)
+        counted = runs[key].count
+        for _ in range(6):  # the same key keeps answering 429 while its run is open
+            k = pool.key(key)
+            k.inflight += 1
+            pool.report(k, limited())
+            session.clock.advance(0.1)
+        app.refresh_view()
+        await pilot.pause()
+        assert table.row_count == before
+        assert runs[key].count == counted + 6
+        assert str(table.get_cell(str(runs[key].id), "count")).startswith(f"×{counted + 6} in ")
+
+
+async def test_search_filter_by_key_and_kind_then_clear() -> None:
+    session = scripted.peak()
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.query_one(EventsTable)
+        session.pool.disable("spare")  # a state change: a row of another kind
+        app.refresh_view()
+        await pilot.pause()
+        everything = table.row_count
+        await pilot.press("slash")
+        await pilot.press(*"tertiary")
+        await pilot.press("enter")
+        assert 0 < table.row_count < everything
+        assert all("tertiary" in t for t in rows_text(table))
+        assert "tertiary" in str(app.query_one("#events-filter").render())
+        await pilot.press("escape")
+        assert table.row_count == everything
+        keys = app.query_one(KeysTable)
+        keys.focus()
+        keys.select("secondary")
+        await pilot.press("f")
+        assert table.row_count and all(row.first.key == "secondary" for row in table.story.rows.values()
+                                       if table.shows(row))
+        await pilot.press("f")
+        assert table.row_count == everything
+        await pilot.press("e")
+        kinds = {row.kind for row in table.story.rows.values() if table.shows(row)}
+        assert len(kinds) == 1 and table.row_count < everything
+        await pilot.press("escape")
+        assert table.row_count == everything
+
+
+async def test_the_keys_table_sorts_by_a_column_and_back_to_pool_order() -> None:
+    session = scripted.peak()
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        keys = app.query_one(KeysTable)
+        pool_order = list(keys._order)
+        assert pool_order == ["primary", "secondary", "tertiary", "spare"]
+        await pilot.press("o")  # by state: keys not ok first, longest wait first
+        assert keys.sort_by == "state"
+        snaps = {s["label"]: s for s in session.view()["keys"]}
+        states = [snaps[label]["state"] for label in keys._order]
+        assert states == sorted(states, key=lambda s: s == "ok")
+        assert keys._order[-1] == "spare"
+        while keys.sort_by != "rate_limited":
+            await pilot.press("o")
+        counts = [snaps[label]["rate_limited"] for label in keys._order]
+        assert counts == sorted(counts, reverse=True)
+        keys.sort_by = "label"
+        for _ in range(1):
+            await pilot.press("o")
+        assert keys.sort_by is None and keys._order == pool_order
