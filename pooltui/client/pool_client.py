@@ -221,6 +221,9 @@ class PoolClient:
         self.prices = prices
         #: called per attempt with a UsageRecord (history, attribution); streams report tokens at their end
         self.usage_listeners: list[Callable[[UsageRecord], None]] = []
+        #: called once per caller request with its outcome ("ok", "error": the pool failed it or a 5xx was
+        #: relayed, "rejected": the caller's own 4xx) and the provider that served it ("" when none did)
+        self.outcome_listeners: list[Callable[[str, str], None]] = []
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
 
@@ -311,6 +314,9 @@ class PoolClient:
             self._provider_answered(up, result.status, trace)
             trace.result = "ok" if result.status < 400 else f"http {result.status}"
             trace.served_by = f"{up.name}/{result.key}"
+            if self.outcome_listeners:
+                status = result.status
+                self._outcome("ok" if status < 400 else "error" if status >= 500 else "rejected", up.name)
             return result
         else:
             kind = "exhausted"
@@ -322,7 +328,13 @@ class PoolClient:
         trace.add(self.clock.now(), "error", ups[0].name, reason=message)
         self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
                                "request failed", trace.request_id))
+        if self.outcome_listeners:
+            self._outcome("error", "")
         raise PoolUnavailableError(message, retry, should_retry, last_status, kind)
+
+    def _outcome(self, outcome: str, served_by: str) -> None:
+        for listener in self.outcome_listeners:
+            listener(outcome, served_by)
 
     def _provider_answered(self, up: Upstream, status: int, trace: RequestTrace) -> None:
         """The provider answered: its outage breaker closes (an event says so when it was open)."""

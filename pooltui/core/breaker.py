@@ -18,6 +18,7 @@ class OutageBreaker:
         self.open_s = open_s
         self._failures: deque[float] = deque(maxlen=threshold)
         self.open_until: float | None = None
+        self.opened_at: float | None = None  # when the current outage was suspected (None while closed)
         self._probing = False
         self.opened = 0  # how many times it opened (for stats)
 
@@ -54,6 +55,7 @@ class OutageBreaker:
         if (self.open_until is None and len(self._failures) == self.threshold
                 and now - self._failures[0] <= self.window_s):
             self.open_until = now + self.open_s
+            self.opened_at = now
             self.opened += 1
             return True
         return False
@@ -62,6 +64,6 @@ class OutageBreaker:
         """Record a success; returns True when it closed the breaker."""
         self._failures.clear()
         was_open = self.open_until is not None
-        self.open_until = None
+        self.open_until = self.opened_at = None
         self._probing = False
         return was_open

@@ -74,7 +74,12 @@ class MonitorSession:
 
     # ------------------------------------------------------------------ wiring
     def _watch(self, name: str, client: PoolClient) -> None:
-        self.series[name] = ClientSeries(client, self.clock, self._notify)
+        self.series[name] = ClientSeries(client, self.clock, self._notify, self._incident_ended)
+
+    def _incident_ended(self, incident) -> None:
+        """An incident is over: the history keeps its summary (when this session has a history)."""
+        if self.config is not None and self.config.history is not None:
+            self.config.history.add_incident(incident)
 
     def _notify(self, event: Event) -> None:
         for listener in self.listeners:
@@ -133,11 +138,14 @@ class MonitorSession:
             self.start_traffic()
 
     async def flush_history(self) -> None:
-        """Write what the recorders buffered to the history every second, until cancelled."""
+        """Write what the recorders buffered to the history every second, until cancelled; incidents that
+        have gone quiet end then too, whether or not a monitor is looking."""
         while True:
             await asyncio.sleep(1.0)
             for recorder in self.recorders:
                 recorder.flush()
+            for series in self.series.values():
+                series.tracker.settle()
 
     async def stop(self) -> None:
         self.stop_traffic()

@@ -6,21 +6,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from pooltui.client.pool_client import PoolClient, UsageRecord
+from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import RollingCounter
 from pooltui.core.trace import format_trace
+from pooltui.session.incident import IncidentTracker, IncidentView
 
 
 class SeriesView(TypedDict):
-    """Per-second counts over the last 60 s, oldest first."""
+    """Per-second counts over the last 60 s, oldest first. ``requests``, ``ok`` and ``errors`` count the same
+    callers' requests (ok + errors + the callers' own 4xx = requests); ``limited`` counts 429s upstream."""
 
     requests: list[int]
     ok: list[int]
     limited: list[int]
     errors: list[int]
+
+
+class CallerCounts(TypedDict):
+    """Callers' requests over the last minute: served, failed (pool gave up or a 5xx), rejected (their 4xx)."""
+
+    requests: int
+    ok: int
+    errors: int
+    rejected: int
+
+
+class OutageView(TypedDict):
+    provider: str
+    since: float
+    until: float  # the next probe
 
 
 class PanelView(TypedDict):
@@ -41,7 +58,12 @@ class PanelView(TypedDict):
     rpm: int
     header_limits: list[int]
     fallback: str | None  # the fallback provider serving now, if any
+    fallback_served: int  # callers' requests a fallback served in the last minute
     queued: int
+    callers: CallerCounts
+    outage: OutageView | None  # the provider's breaker is open
+    incident: IncidentView | None  # trouble now (see pooltui.session.incident)
+    last_incident: IncidentView | None
 
 
 class EventView(TypedDict):
@@ -79,40 +101,51 @@ def empty_panel(provider: str) -> PanelView:
             "usable": 0, "total": 0, "next_ready_in": None, "capacity_alert": 1, "keys": [], "rpm": 0,
             "header_limits": [],
             "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
-            "queued": 0}
+            "fallback_served": 0, "queued": 0, "callers": {"requests": 0, "ok": 0, "errors": 0, "rejected": 0},
+            "outage": None, "incident": None, "last_incident": None}
 
-
-ERROR_KINDS = frozenset({EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID, EventKind.FORBIDDEN,
-                         EventKind.QUOTA, EventKind.EXHAUSTED_POOL})
 
 
 class ClientSeries:
-    """Per-second successes, 429s, errors and fallbacks of everything one client serves."""
+    """Per-second counts of what one client serves (callers' requests, successes, failures, 429s upstream,
+    fallback service) and its incident tracker."""
 
-    def __init__(self, client: PoolClient, clock: Clock, on_event: Callable[[Event], None] | None = None) -> None:
+    def __init__(self, client: PoolClient, clock: Clock, on_event: Callable[[Event], None] | None = None,
+                 on_incident_end: Callable[[IncidentView], None] | None = None) -> None:
         self.clock = clock
+        self.requests = RollingCounter(60)
         self.ok = RollingCounter(60)
-        self.limited = RollingCounter(60)
         self.errors = RollingCounter(60)
+        self.rejected = RollingCounter(60)
+        self.limited = RollingCounter(60)
         self.fallback = RollingCounter(60)
+        self.fallback_served = RollingCounter(60)
+        self.primary = client.primary.name
+        self.tracker = IncidentTracker(self.primary, clock, on_end=on_incident_end)
         self._on_event = on_event
         client.events.subscribe(self._event)
-        client.usage_listeners.append(self._usage)
+        client.outcome_listeners.append(self._outcome)
 
     def _event(self, event: Event) -> None:
-        now = self.clock.now()
         if event.kind is EventKind.RATE_LIMITED:
-            self.limited.add(now)
-        elif event.kind in ERROR_KINDS:
-            self.errors.add(now)
+            self.limited.add(self.clock.now())
         elif event.kind is EventKind.FALLBACK:
-            self.fallback.add(now)
+            self.fallback.add(self.clock.now())
+        self.tracker.event(event)
         if self._on_event is not None:
             self._on_event(event)
 
-    def _usage(self, u: UsageRecord) -> None:
-        if u.ok:
-            self.ok.add(self.clock.now())
+    def _outcome(self, outcome: str, served_by: str) -> None:
+        now = self.clock.now()
+        self.requests.add(now)
+        (self.ok if outcome == "ok" else self.errors if outcome == "error" else self.rejected).add(now)
+        if served_by and served_by != self.primary:
+            self.fallback_served.add(now)
+        self.tracker.outcome(outcome, served_by)
+
+    def callers(self, now: float) -> CallerCounts:
+        return {"requests": self.requests.total(now), "ok": self.ok.total(now), "errors": self.errors.total(now),
+                "rejected": self.rejected.total(now)}
 
 
 def fallback_active(client: PoolClient, series: ClientSeries, now: float, window_s: int = 10) -> str | None:
@@ -135,6 +168,16 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     pool = client.primary.pool
     keys = pool.snapshot() if pool is not None else []
     limits = [k["requests_limit"] for k in keys if k.get("requests_limit")]
+    breaker = client.primary.breaker
+    outage: OutageView | None = None
+    if breaker is not None and breaker.is_open:
+        outage = {"provider": client.primary.name, "since": breaker.opened_at or now,
+                  "until": breaker.open_until or now}
+    usable = pool.usable() if pool is not None else 0
+    tracker = series.tracker
+    if outage is not None or client.waiting or (pool is not None and len(pool) and usable < capacity_alert):
+        tracker.touch()  # still wrong, whether or not requests are failing
+    tracker.settle(now)
     return {
         "provider": client.primary.name,
         "keyless": pool is None,
@@ -142,13 +185,13 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "next": pool.peek() if pool is not None else None,
         "picks": list(pool.picks) if pool is not None else [],
         "summary": pool.summary() if pool is not None else "no keys (a keyless endpoint)",
-        "usable": pool.usable() if pool is not None else 0,
+        "usable": usable,
         "total": len(pool) if pool is not None else 0,
         "next_ready_in": pool.next_ready_in() if pool is not None else None,
         "capacity_alert": capacity_alert,
         "keys": keys,
         "series": {
-            "requests": pool.per_second.series(now, 60) if pool is not None else [0] * 60,
+            "requests": series.requests.series(now, 60),
             "ok": series.ok.series(now, 60),
             "limited": series.limited.series(now, 60),
             "errors": series.errors.series(now, 60),
@@ -156,7 +199,12 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "rpm": pool.per_second.total(now) if pool is not None else 0,
         "header_limits": limits,
         "fallback": fallback_active(client, series, now),
+        "fallback_served": series.fallback_served.total(now),
         "queued": client.waiting,
+        "callers": series.callers(now),
+        "outage": outage,
+        "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
+        "last_incident": tracker.last,
     }
 
 

@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS key_status (
     provider TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL, until REAL, source TEXT, reason TEXT,
     status INTEGER, changed_at REAL, verified_at REAL, verify_result TEXT, PRIMARY KEY (provider, key));
 CREATE TABLE IF NOT EXISTS pool_state (provider TEXT PRIMARY KEY, last_pick TEXT, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY, provider TEXT NOT NULL, since REAL NOT NULL, ended REAL NOT NULL,
+    limited INTEGER NOT NULL, limited_keys INTEGER NOT NULL, errors INTEGER NOT NULL, failed INTEGER NOT NULL,
+    fallback_served INTEGER NOT NULL, summary TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS incidents_since ON incidents(since);
 """
 # columns added after the first release: (table, column, type); added when a database lacks them
 _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"))
@@ -111,7 +116,8 @@ class History:
         with self.db:
             a = self.db.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
             b = self.db.execute("DELETE FROM usage WHERE bucket < ?", (int(cutoff),)).rowcount
-        return a + b
+            c = self.db.execute("DELETE FROM incidents WHERE ended < ?", (cutoff,)).rowcount
+        return a + b + c
 
     # -------------------------------------------------------------- writing
     def add_events(self, events: Iterable[Event]) -> None:
@@ -121,6 +127,27 @@ class History:
             with self.db:
                 self.db.executemany("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id)"
                                     " VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def add_incident(self, inc: dict[str, Any]) -> None:
+        """An incident that ended (see ``pooltui.session.incident``): its counts and its one-line summary."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO incidents (provider, since, ended, limited, limited_keys, errors, failed,"
+                " fallback_served, summary) VALUES (?,?,?,?,?,?,?,?,?)",
+                (inc["provider"], inc["since"], inc["ended"] or inc["last"], inc["limited"], len(inc["limited_keys"]),
+                 inc["errors"], inc["failed"], inc["fallback_served"], scrub(inc["summary"])))
+
+    def incidents(self, since: float, provider: str | None = None) -> list[dict[str, Any]]:
+        """Incidents that ended after ``since``, oldest first."""
+        sql = ("SELECT provider, since, ended, limited, limited_keys, errors, failed, fallback_served, summary"
+               " FROM incidents WHERE ended >= ?")
+        args: list[Any] = [since]
+        if provider:
+            sql += " AND provider = ?"
+            args.append(provider)
+        cols = ("provider", "since", "ended", "limited", "limited_keys", "errors", "failed", "fallback_served",
+                "summary")
+        return [dict(zip(cols, r, strict=True)) for r in self.db.execute(sql + " ORDER BY since", args)]
 
     def add_usage(self, rows: Iterable[tuple[int, str, str, str, int, int, int, int, float]]) -> None:
         """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost)."""

@@ -15,10 +15,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
 from pooltui.core.events import Event
+from pooltui.session.incident import RED, alerts_of
 from pooltui.session.protocol import Session
 from pooltui.session.views import PanelView
-from pooltui.tui import format as fmt
-from pooltui.tui.widgets import EventsTable, KeysTable, RotationPanel, StatusLine, TrafficPanel
+from pooltui.tui.widgets import EventsTable, IncidentLine, KeysTable, RotationPanel, StatusLine, TrafficPanel
 
 
 class MainScreen(Screen[None]):
@@ -29,12 +29,14 @@ class MainScreen(Screen[None]):
         self.session = session
         self.refresh_s = refresh_s
         self.paused = False
+        self._frozen = False  # paused and drawn once as paused: nothing more moves
         self._pending: deque[Event] = deque(maxlen=500)
-        self._alerting = False
+        self._alerting: set[str] = set()  # alert kinds already rung for
         session.listeners.append(self._pending.append)
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
+        yield IncidentLine(id="incident")
         yield KeysTable(id="keys")
         with Horizontal(id="middle"):
             yield RotationPanel(id="rotation")
@@ -43,7 +45,7 @@ class MainScreen(Screen[None]):
         yield EventsTable(id="events")
         yield Input(placeholder="search events: key, status, kind, action or reason (enter keeps, esc clears)",
                     id="event-search")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)  # ctrl+p still opens it; `?` says so
 
     def on_mount(self) -> None:
         self.query_one(KeysTable).focus()
@@ -102,11 +104,11 @@ class MainScreen(Screen[None]):
             self.session.listeners.remove(self._pending.append)
 
     def refresh_view(self) -> None:
-        """One batched refresh of every panel (a few times a second, never per event)."""
-        view = self.session.view()
-        if self.paused:
-            self._render_status(view)
+        """One batched refresh of every panel (a few times a second, never per event). Paused, nothing moves:
+        the status line says PAUSED and the rest stays as it was."""
+        if self.paused and self._frozen:
             return
+        view = self.session.view()
         now = self.session.clock.now()
         with self.app.batch_update():
             if not view["keyless"]:
@@ -115,11 +117,12 @@ class MainScreen(Screen[None]):
                 self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
                                                    view["summary"])
             self.query_one(TrafficPanel).show(view["series"], self._traffic_summary(view))
-            if self._pending:
+            if self._pending and not self.paused:
                 events = list(self._pending)
                 self._pending.clear()
                 self.query_one(EventsTable).append(events)
-            self._render_status(view)
+            self._render_status(view, now)
+        self._frozen = self.paused
 
     @staticmethod
     def _traffic_summary(view: PanelView) -> Text:
@@ -135,24 +138,27 @@ class MainScreen(Screen[None]):
             text.append(f" · {view['queued']} queued", style="yellow")
         return text
 
-    def _render_status(self, view: PanelView) -> None:
+    def _render_status(self, view: PanelView, now: float) -> None:
         s = self.session
         st = s.status()
         status = self.query_one(StatusLine)
-        usable, total = view["usable"], view["total"]
+        alerts = alerts_of(view, now)
+        kinds = {a.kind for a in alerts}
+        if kinds - self._alerting:
+            self.app.bell()  # once per new alert, not per refresh
+        self._alerting = kinds
         text = Text()
-        low = total > 0 and usable < view["capacity_alert"]
-        if low:
-            wait = view["next_ready_in"]
-            text.append(f"⚠ CAPACITY {usable}/{total} usable"
-                        + (f", next in {fmt.duration(wait)}" if wait is not None else "") + " │ ", style="bold")
-            if not self._alerting:
-                self.app.bell()
+        if alerts:
+            text.append("⚠ " + " · ".join(a.text for a in alerts) + " │ ", style="bold")
         text.append(st.title, style="bold")
         text.append(f" │ {s.current}")
+        usable, total = view["usable"], view["total"]
         if not view["keyless"]:
             text.append(f" │ {view['strategy']}")
             text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
+        callers = view["callers"]
+        if callers["requests"]:
+            text.append(f" │ ok {callers['ok'] / callers['requests']:.1%} of {callers['requests']}/min")
         if st.traffic == "on":
             text.append(f" │ traffic {st.traffic_rate:g}/s")
         elif st.traffic == "off":
@@ -163,6 +169,12 @@ class MainScreen(Screen[None]):
             text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
         if self.paused:
             text.append(" │ PAUSED (space)", style="bold reverse")
-        self._alerting = low
-        status.set_class(low, "alert")
+        red = any(a.severity == RED for a in alerts)
+        status.set_class(red, "alert")
+        status.set_class(bool(alerts) and not red, "warn")
         status.update(text)
+        line = self.query_one(IncidentLine)
+        incident = view["incident"]
+        line.display = incident is not None
+        if incident is not None:
+            line.update(Text(f"⚑ {incident['summary']}", style="bold"))

@@ -127,6 +127,11 @@ HELP = """\
  h      event history          ctrl+p command palette
  ?      this help              q      quit
 
+[b]Events[/b]                     [b]Keys table[/b]
+ /      search events          o      sort by the next column
+ f      only the selected key   (or click a column's title)
+ e      only one kind (cycles) esc    clear the events filters
+
 States: [green]ok[/green], [yellow]cooling[/yellow] (countdown, deadline source), [magenta]exhausted[/magenta]
 (quota or budget), [red]invalid[/red] (401), [red]forbidden[/red] (403), [dim]disabled[/dim] (by hand).
 """

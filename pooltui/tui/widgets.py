@@ -19,10 +19,67 @@ KEY_COLUMNS = (  # (key, title, width)
     ("quota", "quota", 5), ("server_errors", "5xx", 4), ("remaining", "remain", 9), ("tokens", "tokens", 6),
     ("cost", "cost", 7), ("p50", "p50", 5), ("last", "last used", 9),
 )
+CELL_PADDING = 2  # a DataTable cell's padding, one each side
 
 
-class KeysTable(DataTable):
-    """One row per key, keyed by label; only changed cells are rewritten, so the cursor never jumps."""
+def fit_columns(columns: tuple[tuple[str, str, int], ...], drop_order: tuple[str, ...], width: int,
+                flex: tuple[str, int] | None = None) -> list[tuple[str, str, int]]:
+    """The columns that fit ``width``, dropping those of ``drop_order`` first to last; ``flex`` (a column and
+    its least width) takes what is left over."""
+    shown = list(columns)
+    used = lambda cols: sum(w + CELL_PADDING for _, _, w in cols)  # noqa: E731
+    for name in drop_order:
+        if used(shown) <= width:
+            break
+        shown = [c for c in shown if c[0] != name]
+    if flex is not None:
+        name, least = flex
+        spare = width - used([c for c in shown if c[0] != name]) - CELL_PADDING
+        shown = [(k, t, max(least, spare)) if k == name else (k, t, w) for k, t, w in shown]
+    return shown
+
+
+class FittedTable(DataTable):
+    """A table whose columns follow the room it has: the least important go first as it narrows."""
+
+    COLUMNS: tuple[tuple[str, str, int], ...] = ()
+    DROP_ORDER: tuple[str, ...] = ()
+    FLEX: tuple[str, int] | None = None
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.shown: list[tuple[str, str, int]] = []
+
+    def on_mount(self) -> None:
+        self._fit(self.size.width or 200)
+
+    def on_resize(self) -> None:
+        self._fit(self.size.width)
+
+    def _fit(self, width: int) -> None:
+        shown = fit_columns(self.COLUMNS, self.DROP_ORDER, max(20, width - 1), self.FLEX)
+        if shown == self.shown:
+            return
+        self.shown = shown
+        self.clear(columns=True)
+        for key, title, w in shown:
+            self.add_column(title, key=key, width=w)
+        self.refill()
+
+    def refill(self) -> None:
+        """Put the rows back after the columns changed."""
+
+    def pick(self, cells: dict[str, object]) -> list[object]:
+        """The cells of the columns shown, in their order."""
+        return [cells[key] for key, _, _ in self.shown]
+
+
+class KeysTable(FittedTable):
+    """One row per key, keyed by label; only changed cells are rewritten, so the cursor never jumps. At 80
+    columns it keeps the key, its state with countdown, and its 429, 401/3, quota and 5xx counts."""
+
+    COLUMNS = KEY_COLUMNS
+    DROP_ORDER = ("last", "p50", "cost", "tokens", "remaining", "masked", "ok", "requests", "pos")
 
     DEFAULT_CSS = "KeysTable { height: 1fr; }"
 
@@ -40,9 +97,15 @@ class KeysTable(DataTable):
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
-        self._rows: dict[str, tuple] = {}
+        self._rows: dict[str, dict] = {}
         self._order: list[str] = []
         self.sort_by: str | None = None  # None: pool order
+        self._last: tuple | None = None  # the last sync's arguments, to refill after a resize
+
+    def refill(self) -> None:
+        self._order, self._rows = [], {}
+        if self._last is not None:
+            self.sync(*self._last)
 
     def next_sort(self) -> str | None:
         """Sort by the next sortable column (after the last one: pool order again)."""
@@ -58,10 +121,6 @@ class KeysTable(DataTable):
             self.sort_by = None if self.sort_by == column else column
             message.stop()
 
-    def on_mount(self) -> None:
-        for key, title, width in KEY_COLUMNS:
-            self.add_column(title, key=key, width=width)
-
     @property
     def selected(self) -> str | None:
         if not self.row_count:
@@ -76,6 +135,7 @@ class KeysTable(DataTable):
             self.move_cursor(row=self._order.index(label))
 
     def sync(self, snaps: Sequence[dict], next_label: str | None, now: float) -> None:
+        self._last = (snaps, next_label, now)
         rows = {s["label"]: self._cells(i, s, next_label, now) for i, s in enumerate(snaps)}
         if self.sort_by is not None:
             snaps = sorted(snaps, key=self.SORTS[self.sort_by])  # stable: ties keep pool order
@@ -85,7 +145,7 @@ class KeysTable(DataTable):
             cursor = self.cursor_row
             self.clear()
             for label in order:
-                self.add_row(*rows[label], key=label)
+                self.add_row(*self.pick(rows[label]), key=label)
             self._order = order
             if keep in order:
                 self.move_cursor(row=order.index(keep), animate=False)
@@ -93,22 +153,23 @@ class KeysTable(DataTable):
                 self.move_cursor(row=min(cursor, len(order) - 1), animate=False)
         else:
             for label, cells in rows.items():
-                old = self._rows.get(label)
-                for (col, _, _), new, before in zip(KEY_COLUMNS, cells, old or (None,) * len(cells), strict=True):
-                    if new != before:
-                        self.update_cell(label, col, new)
+                old = self._rows.get(label) or {}
+                for col, _, _ in self.shown:
+                    if cells[col] != old.get(col):
+                        self.update_cell(label, col, cells[col])
         self._rows = rows
 
     @staticmethod
-    def _cells(i: int, s: dict, next_label: str | None, now: float) -> tuple:
+    def _cells(i: int, s: dict, next_label: str | None, now: float) -> dict[str, object]:
         marker = Text("▶", style="bold cyan") if s["label"] == next_label else Text(" ")
-        return (
+        values = (
             marker, str(i + 1), s["label"][:12], s["masked"], fmt.state_cell(s), fmt.number(s["requests"]),
             fmt.number(s["ok"]), fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]),
             fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s),
             fmt.number(s["tokens_in"] + s["tokens_out"]), fmt.cost(s.get("cost")),
             "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now),
         )
+        return {key: v for (key, _, _), v in zip(KEY_COLUMNS, values, strict=True)}
 
 
 class RotationPanel(Static):
@@ -166,7 +227,7 @@ EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "
                "fallback": "cyan", "rotated": "dim", "state": "green"}
 
 
-class EventsTable(DataTable):
+class EventsTable(FittedTable):
     """The incident's story, newest at the bottom: repeats of one event fold into a row that counts them
     (see :mod:`pooltui.session.story`); changes stay rows. Filter by key, kind or text; Enter inspects."""
 
@@ -174,6 +235,8 @@ class EventsTable(DataTable):
     MAX_ROWS = 200
     COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", 12),
                ("count", "count", 12), ("action", "action", 38), ("reason", "reason", 38))
+    DROP_ORDER = ("reason", "status")
+    FLEX = ("action", 18)
 
     def __init__(self, window_s: float = 10.0, **kw) -> None:
         super().__init__(cursor_type="row", **kw)
@@ -187,9 +250,8 @@ class EventsTable(DataTable):
         """The latest event of every row, by row key."""
         return {str(i): row.latest for i, row in self.story.rows.items()}
 
-    def on_mount(self) -> None:
-        for key, title, width in self.COLUMNS:
-            self.add_column(title, key=key, width=width)
+    def refill(self) -> None:
+        self.refilter()
 
     def shows(self, row: StoryRow) -> bool:
         e = row.first
@@ -197,13 +259,13 @@ class EventsTable(DataTable):
                 and (self.only_kind is None or str(e.kind) == self.only_kind)
                 and (not self.search or row.matches(self.search)))
 
-    @staticmethod
-    def _cells(row: StoryRow) -> tuple:
+    def _cells(self, row: StoryRow) -> list[object]:
         e = row.last
         style = EVENT_STYLE.get(str(e.kind), "")
         count = Text(row.summary(), style="bold" if row.count > 1 else "")
-        return (fmt.clock_text(row.latest.ts), row.who[:12], str(e.status or "-"), Text(str(e.kind), style=style),
-                count, row.latest.action, e.reason[:120])
+        return self.pick({"time": fmt.clock_text(row.latest.ts), "key": row.who[:12], "status": str(e.status or "-"),
+                          "kind": Text(str(e.kind), style=style), "count": count, "action": row.latest.action,
+                          "reason": e.reason[:120]})
 
     def append(self, events: Sequence[Event]) -> None:
         """Fold new events into the story and show what changed (a new row, or a count updated in place)."""
@@ -216,7 +278,7 @@ class EventsTable(DataTable):
             if new:
                 self.add_row(*self._cells(row), key=key)
             elif key in self.rows:
-                for (col, _, _), cell in zip(self.COLUMNS, self._cells(row), strict=True):
+                for (col, _, _), cell in zip(self.shown, self._cells(row), strict=True):
                     self.update_cell(key, col, cell)
         self._prune()
         if follow and self.row_count:
@@ -253,9 +315,18 @@ class EventsTable(DataTable):
 
 
 class StatusLine(Static):
-    """Provider, strategy, usable keys, traffic, badges; turns into a capacity alert when keys run out."""
+    """What is wrong first (amber or red), then provider, strategy, usable keys, callers' success, traffic."""
 
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $primary-background; color: $text; padding: 0 1; }
+    StatusLine.warn { background: $warning; color: $text; text-style: bold; }
     StatusLine.alert { background: $error; color: $text; text-style: bold; }
+    """
+
+
+class IncidentLine(Static):
+    """The incident in one line, while there is one."""
+
+    DEFAULT_CSS = """
+    IncidentLine { height: 1; padding: 0 1; background: $warning-muted; display: none; }
     """

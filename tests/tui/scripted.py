@@ -50,6 +50,8 @@ def _send(session: MonitorSession, outcome, rng: random.Random, dt: float) -> No
               latency_ms=latency * 1000, reason=result.reason)
     trace.result = "ok" if result.outcome is Outcome.OK else f"http {result.status}"
     client._record(pool.name, key, client.primary.profile.chat("x"), result.outcome is Outcome.OK, tin, tout, None, 1)
+    if result.outcome is Outcome.OK:
+        client._outcome("ok", pool.name)
     clock.advance(dt)
 
 

@@ -13,7 +13,7 @@ from pooltui.store.history import History
 from pooltui.store.secrets import SecretStore
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
-from pooltui.tui.widgets import KeysTable
+from pooltui.tui.widgets import KeysTable, StatusLine
 from tests.conftest import keys, make_scenario
 from tests.tui import scripted
 
@@ -133,7 +133,7 @@ async def test_reset_switch_history_pause_help_and_inspect(configured) -> None:
         session.pool.report(key, Classification(Outcome.RATE_LIMITED, 429, "slow", 60.0, DeadlineSource.RETRY_AFTER))
     await session.client.chat("hello")  # one real request, traced
     app = PoolMonitorApp(session, start_session=False)
-    async with app.run_test() as pilot:
+    async with app.run_test(size=(160, 45)) as pilot:
         assert app.check_action("switch_provider", ()) is True
         assert app.check_action("burst", ()) is None  # greyed out: no traffic running
         await pilot.press("r")
@@ -154,10 +154,13 @@ async def test_reset_switch_history_pause_help_and_inspect(configured) -> None:
         await pilot.press("space")
         assert app.paused
         before = app.query_one(KeysTable).get_cell("k2", "requests")
+        status = str(app.query_one(StatusLine).render())
+        assert "PAUSED" in status
         for _ in range(6):
             await session.client.chat("while paused")
         await pilot.pause(0.4)
         assert app.query_one(KeysTable).get_cell("k2", "requests") == before  # display held
+        assert str(app.query_one(StatusLine).render()) == status  # the status line too (its counts moved)
         await pilot.press("space")
         await pilot.pause(0.1)
         assert not app.paused

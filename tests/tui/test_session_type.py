@@ -87,4 +87,4 @@ async def test_attached_monitor_alerts_at_the_proxys_capacity_threshold(serve) -
             assert session.view()["capacity_alert"] == 3
             status = app.query_one(StatusLine)
             assert "CAPACITY 2/3" in str(status.render())
-            assert status.has_class("alert")
+            assert status.has_class("warn")  # amber: keys left, fewer than wanted (red at none)

@@ -1,0 +1,155 @@
+"""What is wrong now, and the incident it belongs to. No UI in here.
+
+:func:`alerts_of` reads a panel view and names each problem with a severity: capacity below the threshold,
+an outage (the provider's breaker open), the fallback serving, callers' requests failing, requests queued.
+:class:`IncidentTracker` follows one provider's trouble (429s, errors, failures, fallback, outage) from its
+first sign until :attr:`IncidentTracker.quiet_s` seconds pass without any, counting as it goes, so the
+monitor can say in one line "since 02:17: 212 × 429 on 4 keys, 0 requests failed, fallback served 0" and the
+history can keep that line when the incident ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from pooltui.core.clock import Clock
+from pooltui.core.events import Event, EventKind
+from pooltui.core.timefmt import clock, duration
+
+AMBER, RED = "amber", "red"
+#: events that are trouble by themselves
+_TROUBLE = frozenset({EventKind.RATE_LIMITED, EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID,
+                      EventKind.FORBIDDEN, EventKind.QUOTA, EventKind.EXHAUSTED_POOL, EventKind.FALLBACK})
+
+
+class IncidentView(TypedDict):
+    """One incident of one provider, as plain data (the panel view carries it; history keeps its summary)."""
+
+    provider: str
+    since: float
+    last: float  # the last sign of trouble
+    ended: float | None
+    limited: int  # 429s sent upstream
+    limited_keys: list[str]
+    errors: int  # 5xx, transport, invalid, forbidden, quota answers upstream
+    failed: int  # callers' requests that failed
+    fallback_served: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One thing wrong now: ``kind`` names it (one bell per new kind), ``text`` says it on the status line."""
+
+    kind: str
+    severity: str  # "amber" or "red"
+    text: str
+
+
+def alerts_of(view, now: float, error_rate_amber: float = 0.01, error_rate_red: float = 0.10) -> list[Alert]:
+    """Everything wrong with one provider's view, worst first."""
+    out: list[Alert] = []
+    usable, total = view["usable"], view["total"]
+    if total and usable < view["capacity_alert"]:
+        wait = view["next_ready_in"]
+        out.append(Alert("capacity", RED if usable == 0 else AMBER,
+                         f"CAPACITY {usable}/{total} usable" + (f", next in {duration(wait)}" if wait is not None
+                                                                 else "")))
+    outage = view.get("outage")
+    if outage:
+        out.append(Alert("outage", RED, f"OUTAGE {outage['provider']} since {clock(outage['since'], date=False)}"))
+    if view.get("fallback"):
+        out.append(Alert("fallback", AMBER,
+                         f"FALLBACK ACTIVE {view['fallback']} served {view.get('fallback_served', 0)} in 1 min"))
+    callers = view.get("callers") or {}
+    requests, errors = callers.get("requests", 0), callers.get("errors", 0)
+    if requests and errors / requests >= error_rate_amber:
+        rate = errors / requests
+        out.append(Alert("errors", RED if rate >= error_rate_red else AMBER,
+                         f"FAILING {rate:.0%} of requests ({errors}/{requests} in 1 min)"))
+    if view["queued"]:
+        out.append(Alert("queue", AMBER, f"QUEUE {view['queued']}"))
+    out.sort(key=lambda a: a.severity != RED)
+    return out
+
+
+def summary_line(inc: IncidentView) -> str:
+    """``since 02:17:05: 212 × 429 on 4 keys, 0 requests failed, fallback served 0`` (with its end once over)."""
+    head = f"since {clock(inc['since'], date=False)}"
+    if inc["ended"] is not None:
+        head = f"{clock(inc['since'], date=False)}-{clock(inc['ended'], date=False)} " \
+               f"({duration(inc['ended'] - inc['since'], spaced=True)})"
+    keys = len(inc["limited_keys"])
+    parts = [f"{inc['limited']} × 429 on {keys} {'key' if keys == 1 else 'keys'}"]
+    if inc["errors"]:
+        parts.append(f"{inc['errors']} upstream errors")
+    parts.append(f"{inc['failed']} {'request' if inc['failed'] == 1 else 'requests'} failed")
+    parts.append(f"fallback served {inc['fallback_served']}")
+    return f"{head}: " + ", ".join(parts)
+
+
+@dataclass
+class IncidentTracker:
+    """One provider's current incident (None when all is quiet) and the last one that ended."""
+
+    provider: str
+    clock: Clock
+    quiet_s: float = 30.0  # an incident ends after this long without trouble
+    on_end: Callable[[IncidentView], None] | None = None
+    current: IncidentView | None = None
+    last: IncidentView | None = None
+    _keys: set[str] = field(default_factory=set)
+
+    def _open(self, now: float) -> IncidentView:
+        self.settle(now)
+        if self.current is None:
+            self._keys = set()
+            self.current = {"provider": self.provider, "since": now, "last": now, "ended": None, "limited": 0,
+                            "limited_keys": [], "errors": 0, "failed": 0, "fallback_served": 0, "summary": ""}
+        self.current["last"] = now
+        return self.current
+
+    def event(self, event: Event) -> None:
+        """Count an engine event of this provider (only trouble opens or extends an incident)."""
+        if event.kind not in _TROUBLE:
+            return
+        inc = self._open(self.clock.now())
+        if event.kind is EventKind.RATE_LIMITED:
+            inc["limited"] += 1
+            if event.key and event.key not in self._keys:
+                self._keys.add(event.key)
+                inc["limited_keys"].append(event.key)
+        elif event.kind in (EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID, EventKind.FORBIDDEN,
+                            EventKind.QUOTA):
+            inc["errors"] += 1
+        inc["summary"] = summary_line(inc)
+
+    def outcome(self, outcome: str, served_by: str) -> None:
+        """Count a caller's request: failures and fallback service are trouble; successes only count."""
+        failed = outcome == "error"
+        fallback = bool(served_by) and served_by != self.provider
+        if not failed and not fallback:
+            return
+        inc = self._open(self.clock.now())
+        inc["failed"] += failed
+        inc["fallback_served"] += fallback
+        inc["summary"] = summary_line(inc)
+
+    def touch(self) -> None:
+        """Something is still wrong (an outage, a low capacity): the incident goes on."""
+        self._open(self.clock.now())
+
+    def settle(self, now: float | None = None) -> IncidentView | None:
+        """End the incident once it has been quiet long enough; returns the one that ended, if any."""
+        now = self.clock.now() if now is None else now
+        inc = self.current
+        if inc is None or now - inc["last"] < self.quiet_s:
+            return None
+        inc["ended"] = inc["last"]
+        inc["summary"] = summary_line(inc)
+        self.current, self.last = None, inc
+        if self.on_end is not None:
+            self.on_end(inc)
+        return inc
