@@ -82,7 +82,7 @@ def summary_line(inc: IncidentView) -> str:
         head = f"{clock(inc['since'], date=False)}-{clock(inc['ended'], date=False)} " \
                f"({duration(inc['ended'] - inc['since'], spaced=True)})"
     keys = len(inc["limited_keys"])
-    parts = [f"{inc['limited']} × 429 on {keys} {'key' if keys == 1 else 'keys'}"]
+    parts = [f"{inc['limited']} × 429 on {keys} {'key' if keys == 1 else 'keys'}"] if inc["limited"] else []
     if inc["errors"]:
         parts.append(f"{inc['errors']} upstream errors")
     parts.append(f"{inc['failed']} {'request' if inc['failed'] == 1 else 'requests'} failed")

@@ -40,6 +40,18 @@ class OutageView(TypedDict):
     until: float  # the next probe
 
 
+class FallbackView(TypedDict):
+    """One fallback provider of a client: its pool's keys and whether it is serving now."""
+
+    name: str
+    keyless: bool
+    keys: list[KeySnapshot]
+    usable: int
+    total: int
+    summary: str
+    serving: bool
+
+
 class PanelView(TypedDict):
     """Everything the monitor's panels show for one provider."""
 
@@ -64,6 +76,7 @@ class PanelView(TypedDict):
     outage: OutageView | None  # the provider's breaker is open
     incident: IncidentView | None  # trouble now (see pooltui.session.incident)
     last_incident: IncidentView | None
+    fallbacks: list[FallbackView]
 
 
 class EventView(TypedDict):
@@ -102,7 +115,7 @@ def empty_panel(provider: str) -> PanelView:
             "header_limits": [],
             "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
             "fallback_served": 0, "queued": 0, "callers": {"requests": 0, "ok": 0, "errors": 0, "rejected": 0},
-            "outage": None, "incident": None, "last_incident": None}
+            "outage": None, "incident": None, "last_incident": None, "fallbacks": []}
 
 
 
@@ -178,6 +191,14 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     if outage is not None or client.waiting or (pool is not None and len(pool) and usable < capacity_alert):
         tracker.touch()  # still wrong, whether or not requests are failing
     tracker.settle(now)
+    serving = fallback_active(client, series, now)
+    fallbacks: list[FallbackView] = []
+    for up in client.fallbacks:
+        fp = up.pool
+        fallbacks.append({"name": up.name, "keyless": fp is None, "keys": fp.snapshot() if fp is not None else [],
+                          "usable": fp.usable() if fp is not None else 0, "total": len(fp) if fp is not None else 0,
+                          "summary": fp.summary() if fp is not None else "no keys (a keyless endpoint)",
+                          "serving": up.name == serving})
     return {
         "provider": client.primary.name,
         "keyless": pool is None,
@@ -198,13 +219,14 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         },
         "rpm": pool.per_second.total(now) if pool is not None else 0,
         "header_limits": limits,
-        "fallback": fallback_active(client, series, now),
+        "fallback": serving,
         "fallback_served": series.fallback_served.total(now),
         "queued": client.waiting,
         "callers": series.callers(now),
         "outage": outage,
         "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
         "last_incident": tracker.last,
+        "fallbacks": fallbacks,
     }
 
 

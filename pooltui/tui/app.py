@@ -40,7 +40,8 @@ class PoolMonitorApp(App[None]):
         Binding("minus", "rate_down", "Rate", show=False, id="traffic.rate_down", key_display="-"),
         Binding("b", "burst", "Burst", show=False, id="traffic.burst", tooltip="Inject a burst of 50 requests"),
         Binding("r", "reset", "Reset", id="pool.reset", tooltip="Reset cooldowns"),
-        Binding("p", "switch_provider", "Prov", id="pool.provider", tooltip="Switch provider"),
+        Binding("p", "switch_provider", "Prov", id="pool.provider",
+                tooltip="Next pool: this provider's fallback, then the next provider"),
         Binding("h", "history", "Hist", show=False, id="view.history", tooltip="Event history"),
         Binding("space", "pause", "Pause", show=False, id="view.pause", tooltip="Pause the display", key_display="␣"),
         Binding("i", "inspect", "Why", id="view.inspect", tooltip="Why this key? (the request's trace)"),
@@ -114,7 +115,7 @@ class PoolMonitorApp(App[None]):
             return None
         if action in TRAFFIC_ACTIONS and not (local is not None and local.traffic_running):
             return None
-        if action == "switch_provider" and len(s.providers) < 2:
+        if action == "switch_provider" and len(s.providers) < 2 and not s.view()["fallbacks"]:
             return None
         return True
 
@@ -178,7 +179,18 @@ class PoolMonitorApp(App[None]):
         self._guard(lambda: self.notify(f"reset {self.session.reset_cooldowns()} key(s)"))
 
     def action_switch_provider(self) -> None:
-        self._guard(lambda: self.notify(f"provider: {self.session.switch_provider()}"))
+        """The next pool to look at: this provider's fallback (pinned in view), then the next provider."""
+        main = self.main
+        fallbacks = self.session.view()["fallbacks"]
+        if fallbacks and not main.pin_fallback:
+            main.pin_fallback = True
+            self.notify(f"showing fallback {fallbacks[0]['name']} under {self.session.current}")
+            self.refresh_view()
+            return
+        main.pin_fallback = False
+        if len(self.session.providers) > 1:
+            self._guard(lambda: self.notify(f"provider: {self.session.switch_provider()}"))
+        self.refresh_view()
         self.refresh_bindings()
 
     def action_search_events(self) -> None:

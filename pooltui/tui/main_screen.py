@@ -18,7 +18,15 @@ from pooltui.core.events import Event
 from pooltui.session.incident import RED, alerts_of
 from pooltui.session.protocol import Session
 from pooltui.session.views import PanelView
-from pooltui.tui.widgets import EventsTable, IncidentLine, KeysTable, RotationPanel, StatusLine, TrafficPanel
+from pooltui.tui.widgets import (
+    EventsTable,
+    FallbackTable,
+    IncidentLine,
+    KeysTable,
+    RotationPanel,
+    StatusLine,
+    TrafficPanel,
+)
 
 
 class MainScreen(Screen[None]):
@@ -30,6 +38,7 @@ class MainScreen(Screen[None]):
         self.refresh_s = refresh_s
         self.paused = False
         self._frozen = False  # paused and drawn once as paused: nothing more moves
+        self.pin_fallback = False  # show the fallback's pool even while it is not serving (`p`)
         self._pending: deque[Event] = deque(maxlen=500)
         self._alerting: set[str] = set()  # alert kinds already rung for
         session.listeners.append(self._pending.append)
@@ -38,6 +47,8 @@ class MainScreen(Screen[None]):
         yield StatusLine(id="status")
         yield IncidentLine(id="incident")
         yield KeysTable(id="keys")
+        yield Label("", id="fallback-title")
+        yield FallbackTable(id="fallback-keys")
         with Horizontal(id="middle"):
             yield RotationPanel(id="rotation")
             yield TrafficPanel(id="traffic")
@@ -116,6 +127,7 @@ class MainScreen(Screen[None]):
                 self.query_one(KeysTable).sync(view["keys"], view["next"], now)
                 self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
                                                    view["summary"])
+            self._render_fallback(view)
             self.query_one(TrafficPanel).show(view["series"], self._traffic_summary(view))
             if self._pending and not self.paused:
                 events = list(self._pending)
@@ -123,6 +135,20 @@ class MainScreen(Screen[None]):
                 self.query_one(EventsTable).append(events)
             self._render_status(view, now)
         self._frozen = self.paused
+
+    def _render_fallback(self, view: PanelView) -> None:
+        """The fallback's pool under the primary's: while it serves, or always once `p` pinned it."""
+        shown = next((f for f in view["fallbacks"] if f["serving"]), None)
+        if shown is None and self.pin_fallback:
+            shown = next(iter(view["fallbacks"]), None)
+        title, table = self.query_one("#fallback-title", Label), self.query_one(FallbackTable)
+        title.display = table.display = shown is not None
+        if shown is None:
+            return
+        state = "serving now" if shown["serving"] else "standing by"
+        title.update(Text(f" fallback {shown['name']} · {state} · keys {shown['usable']}/{shown['total']} usable"
+                          f" · {shown['summary']}", style="bold cyan" if shown["serving"] else "dim"))
+        table.show(shown["keys"])
 
     @staticmethod
     def _traffic_summary(view: PanelView) -> Text:

@@ -172,6 +172,32 @@ class KeysTable(FittedTable):
         return {key: v for (key, _, _), v in zip(KEY_COLUMNS, values, strict=True)}
 
 
+class FallbackTable(FittedTable):
+    """A fallback provider's keys and states (read-only), under the primary's while the fallback serves."""
+
+    DEFAULT_CSS = "FallbackTable { height: auto; max-height: 8; }"
+    COLUMNS = (("label", "key", 12), ("masked", "secret", 13), ("state", "state", 26), ("requests", "req", 5),
+               ("ok", "ok", 5), ("rate_limited", "429", 4), ("invalid", "401/3", 5), ("server_errors", "5xx", 4))
+    DROP_ORDER = ("masked", "ok", "requests")
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="none", zebra_stripes=True, **kw)
+        self._keys: list[dict] = []
+
+    def refill(self) -> None:
+        self.show(self._keys)
+
+    def show(self, keys: list[dict]) -> None:
+        self._keys = keys
+        self.clear()
+        for k in keys:
+            self.add_row(*self.pick({
+                "label": k["label"][:12], "masked": k["masked"], "state": fmt.state_cell(k),
+                "requests": fmt.number(k["requests"]), "ok": fmt.number(k["ok"]),
+                "rate_limited": fmt.number(k["rate_limited"]), "invalid": fmt.number(k["invalid"] + k["forbidden"]),
+                "server_errors": fmt.number(k["server_errors"])}), key=k["label"])
+
+
 class RotationPanel(Static):
     """Strategy, the last picks as a strip, and the next pick."""
 

@@ -107,6 +107,43 @@ def peak(seed: int = 4, requests: int = 300) -> MonitorSession:
     return session
 
 
+def outage(seed: int = 5) -> MonitorSession:
+    """The primary answers 529 until its breaker opens; the fallback 'sim-backup' serves meanwhile."""
+    from pooltui.core.events import Event, EventKind
+
+    clock = FakeClock(START)
+    events = EventLog()
+    rng = random.Random(seed)
+    primary = Pool("sim-anthropic", [KeySpec(f"main-{i}", f"sk-ant-test-main-{i:020d}") for i in (1, 2)],
+                   clock=clock, events=events, rng=rng)
+    backup = Pool("sim-backup", [KeySpec("backup", "sk-test-backup-00000000000000000003")], clock=clock, events=events,
+                  rng=rng)
+    client = PoolClient(Upstream(profile_for("anthropic", name="sim-anthropic"), primary),
+                        [Upstream(profile_for("openai", name="sim-backup"), backup)], http=httpx.AsyncClient(),
+                        clock=clock, events=events, rng=rng)
+    session = MonitorSession({"sim-anthropic": client}, clock=clock, title="pooltui demo · outage", demo=True,
+                             autostart_traffic=False)
+    breaker = client.primary.breaker
+    for _ in range(40):  # normal service
+        _send(session, lambda label, pool: Classification(Outcome.OK, 200), rng, 0.1)
+    for _ in range(6):  # then 529s until the breaker opens
+        key = primary.pick()
+        primary.report(key, Classification(Outcome.TRANSIENT, 529, "Overloaded"), 0.02)
+        if breaker.failure():
+            events.emit(Event(clock.now(), "sim-anthropic", None, EventKind.STATE, None,
+                              "6 transient failures in 5 s", "outage suspected: fallbacks first for 3 s"))
+        clock.advance(0.2)
+    for _ in range(30):  # the fallback serves
+        events.emit(Event(clock.now(), "sim-anthropic", None, EventKind.FALLBACK, 529,
+                          "sim-anthropic: outage suspected", "fell back to sim-backup"))
+        key = backup.pick()
+        backup.report(key, Classification(Outcome.OK, 200), rng.uniform(0.05, 0.2))
+        client.fallback_used += 1
+        client._outcome("ok", "sim-backup")
+        clock.advance(0.1)
+    return session
+
+
 def revoked(seed: int = 3) -> MonitorSession:
     """Key 'secondary' was regenerated on the dashboard: its first 401 marks it invalid."""
     session, _, _ = _session(3, seed)

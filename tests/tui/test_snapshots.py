@@ -29,7 +29,7 @@ def test_main_screen(snap_compare, state: str) -> None:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
-@pytest.mark.parametrize("state", ["steady", "storm", "peak"])
+@pytest.mark.parametrize("state", ["steady", "storm", "peak", "outage"])
 def test_main_screen_sizes(snap_compare, state: str, size: tuple[int, int]) -> None:
     """At 80x24 the keys table keeps key, state and its 429, 401/3, quota and 5xx; the footer fits."""
     assert snap_compare(app_for(state), terminal_size=size)
