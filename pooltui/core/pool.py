@@ -348,6 +348,8 @@ class Pool:
         if key is avoid and candidates > 1:
             i = bisect_right(self._avail, key.pos)
             key = self._keys[self._avail[i % candidates]]
+            if trace is not None:
+                trace.add(now, "skip", self.name, avoid.label, reason=f"{avoid.label} just failed: retried elsewhere")
         if model is not None and model not in self._models and len(self._models) < 64:
             self._models.add(model)
         if self._model_cool and model is not None:
@@ -359,6 +361,9 @@ class Pool:
                         trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
                             model, cooling), excluded_total=len(cooling))
                     return None
+                if chosen is not key and trace is not None:
+                    trace.add(now, "skip", self.name, key.label,
+                              reason=f"{key.label} cooling for {model} {max(0.0, cooling[key] - now):.1f} s")
                 key = chosen
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
@@ -371,6 +376,7 @@ class Pool:
         if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
+            self._excl_cache = None
             self._avail_remove(key.pos)
         stats = key.stats
         stats.requests += 1
@@ -421,6 +427,7 @@ class Pool:
         """The recovery probe on ``key`` came back: the key rejoins the rotation if it is still ok."""
         key.probe = _NONE
         self._held -= 1
+        self._excl_cache = None
         if key.state is _OK and key.pos >= 0:
             self._avail_add(key.pos)
             key.ver += 1
@@ -790,15 +797,23 @@ class Pool:
         return wait if probe is None else min(wait, probe)
 
     def exclusions(self) -> tuple[Exclusion, ...]:
-        """Up to 16 keys that cannot be picked now, and why (cached until a state changes)."""
+        """Up to 16 keys that cannot be picked now, and why (cached until a state or a hold changes): keys not
+        ok, then ok keys held back (their recovery probe, or a budget spoken for by requests in flight)."""
         cache = self._excl_cache
         if cache is None:
-            cache = tuple(
-                Exclusion(k.label, k.state.value, k.until, k.source.value if k.source else None, k.reason)
-                for k in itertools.islice(self._unavail, _EXCLUSIONS_SHOWN)
-            )
-            self._excl_cache = cache
+            out = [Exclusion(k.label, k.state.value, k.until, k.source.value if k.source else None, k.reason)
+                   for k in itertools.islice(self._unavail, _EXCLUSIONS_SHOWN)]
+            if self._held:
+                out += [Exclusion(k.label, "held", None, None, self._why_held(k))
+                        for k in self._keys if k.probe is _HELD and k.state is _OK][:_EXCLUSIONS_SHOWN - len(out)]
+            cache = self._excl_cache = tuple(out)
         return cache
+
+    @staticmethod
+    def _why_held(key: PoolKey) -> str:
+        if key.allow is not None and key.allow <= 0:
+            return f"budget spoken for: {key.inflight} in flight, the provider allowed no more"
+        return "recovery probe in flight"
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in KeyState}
@@ -813,8 +828,11 @@ class Pool:
         if not self._keys:
             return "no keys"
         parts: list[str] = []
-        if counts["ok"]:
-            parts.append(f"{counts['ok']} available")
+        held = sum(1 for k in self._keys if k.probe is _HELD and k.state is _OK) if self._held else 0
+        if counts["ok"] - held:
+            parts.append(f"{counts['ok'] - held} available")
+        if held:
+            parts.append(f"{held} held (recovery probe or budget in flight)")
         wait = self.next_ready_in()
         for state in ("cooling", "exhausted", "invalid", "forbidden", "disabled"):
             n = counts[state]

@@ -81,7 +81,8 @@ def format_trace(trace: RequestTrace) -> str:
         if s.kind == "pick":
             excl = d.get("excluded", ())
             why = ", ".join(
-                f"{e.label} {e.state}" + (f" {max(0.0, e.until - s.ts):.0f}s" if e.until else "") for e in excl
+                f"{e.label} {e.state}" + (f" {max(0.0, e.until - s.ts):.0f}s" if e.until else "")
+                + (f" ({e.reason})" if e.state == "held" and e.reason else "") for e in excl
             )
             more = d.get("excluded_total", 0) - len(excl)
             if more > 0:
@@ -97,6 +98,8 @@ def format_trace(trace: RequestTrace) -> str:
             lines.append(f"  {at} wait {d.get('seconds', 0):.2f}s [{s.provider}]: {d.get('reason', '')}")
         elif s.kind == "backoff":
             lines.append(f"  {at} backoff {d.get('seconds', 0):.2f}s [{s.provider}] after {d.get('reason', '')}")
+        elif s.kind in ("skip", "spill") and s.key:
+            lines.append(f"  {at} {s.kind} [{s.provider}] {s.key}: {d.get('reason', '')}")
         elif s.kind == "fallback":
             lines.append(f"  {at} fallback {d.get('from')} -> {s.provider}: {d.get('reason', '')}")
         else:

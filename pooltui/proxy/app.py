@@ -325,7 +325,7 @@ class PoolProxy:
             elif action == "strategy":
                 result = s.set_strategy(str(cmd["strategy"])) if cmd.get("strategy") else s.cycle_strategy()
             elif action == "reset":
-                result = s.reset_cooldowns()
+                result = s.reset_cooldowns(str(label) if label else None)
             elif action == "verify":
                 found = await s.verify([str(label)] if label else None)
                 result = [r.as_dict() for r in found]

@@ -169,8 +169,8 @@ class RemoteSession:
     def set_strategy(self, strategy: str) -> str:
         return self._send(action="strategy", strategy=strategy)
 
-    def reset_cooldowns(self) -> str:
-        return self._send(action="reset")
+    def reset_cooldowns(self, label: str | None = None) -> str:
+        return self._send(action="reset", label=label)
 
     async def verify(self, labels: list[str] | None = None) -> list[VerifyResult]:
         result = await self._command(action="verify", label=labels[0] if labels and len(labels) == 1 else None)

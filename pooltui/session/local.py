@@ -247,13 +247,14 @@ class MonitorSession:
         i = STRATEGIES.index(pool.strategy)
         return self.set_strategy(STRATEGIES[(i + 1) % len(STRATEGIES)])
 
-    def reset_cooldowns(self) -> int:
-        n = 0
-        for up in self.client.upstreams:
-            if up.pool is not None:
-                n += up.pool.reset()
+    def reset_cooldowns(self, label: str | None = None) -> int:
+        """Clear cooldowns and quota parking of every pool of this provider, or of one key of its own pool."""
+        if label is not None:
+            n = self._require_pool().reset(label)
+        else:
+            n = sum(up.pool.reset() for up in self.client.upstreams if up.pool is not None)
         if self.config is not None and self.config.history is not None:
-            self.config.history.clear_key_status(self.current, None, ("cooling", "exhausted"))
+            self.config.history.clear_key_status(self.current, label, ("cooling", "exhausted"))
         return n
 
     def switch_provider(self) -> str:

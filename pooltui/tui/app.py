@@ -14,7 +14,7 @@ from pooltui.core.errors import message_of
 from pooltui.core.strategies import STRATEGIES
 from pooltui.session.protocol import LocalControls, Session
 from pooltui.tui.main_screen import MainScreen
-from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
+from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen, KeyDetailScreen
 from pooltui.tui.widgets import EventsTable, KeysTable
 
 KEY_ACTIONS = {"toggle_key", "verify_selected", "move_up", "move_down"}
@@ -244,6 +244,20 @@ class PoolMonitorApp(App[None]):
     def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
         if message.data_table.id == "events":
             self.action_inspect()
+        elif message.data_table.id == "keys" and message.row_key.value is not None:
+            self.push_screen(KeyDetailScreen(str(message.row_key.value)))
+
+    def key_action(self, what: str, label: str) -> None:
+        """A key action from the detail screen: toggle, verify, reset, up or down."""
+        s = self.session
+        if what == "toggle":
+            self._guard(lambda: self.notify(f"{label}: {s.toggle_key(label)}"))
+        elif what == "verify":
+            self._verify([label])
+        elif what == "reset":
+            self._guard(lambda: self.notify(f"{label}: reset ({s.reset_cooldowns(label)})"))
+        elif what in ("up", "down"):
+            self._guard(lambda: s.move(label, -1 if what == "up" else 1))
 
     def action_add_key(self) -> None:
         if self.local is None or not self.session.has_pool:

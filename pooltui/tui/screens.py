@@ -125,6 +125,7 @@ HELP = """\
  s      next strategy          space  pause the display
  p      next provider          i      inspect a request (why this key?)
  h      event history          ctrl+p command palette
+ enter  a key's detail         enter  on an event: its request
  ?      this help              q      quit
 
 [b]Events[/b]                     [b]Keys table[/b]
@@ -149,3 +150,105 @@ class HelpScreen(ModalScreen[None]):
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
+
+
+class KeyDetailScreen(Screen[None]):
+    """One key in full: state and why, its timeline, last errors, resets and their source, per-model
+    cooldowns, header limits, latency, tokens and cost; the key actions work here too. Refreshed live."""
+
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back", id="detail.back"),
+        Binding("d", "key('toggle')", "Off/on", id="detail.toggle"),
+        Binding("v", "key('verify')", "Verify", id="detail.verify"),
+        Binding("r", "key('reset')", "Reset", id="detail.reset"),
+        Binding("K", "key('up')", "Up", id="detail.up"),
+        Binding("J", "key('down')", "Down", id="detail.down"),
+    ]
+    DEFAULT_CSS = """
+    KeyDetailScreen #detail-title { padding: 0 1; text-style: bold; background: $primary-background; width: 100%; }
+    KeyDetailScreen VerticalScroll { padding: 0 1; }
+    """
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        yield Label(f" key {self.label}", id="detail-title")
+        with VerticalScroll():
+            yield Static("", id="detail-body")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.refresh_detail()
+        self.set_interval(0.5, self.refresh_detail, name="detail-refresh")
+
+    def refresh_detail(self) -> None:
+        session = self.app.session  # type: ignore[attr-defined]
+        snap = next((k for k in session.view()["keys"] if k["label"] == self.label), None)
+        if snap is None:
+            self.query_one("#detail-body", Static).update(Text(f"{self.label} is no longer in the pool"))
+            return
+        events = [e for e in session.recent_events() if e.key == self.label]
+        self.query_one("#detail-title", Label).update(
+            Text.assemble(f" {session.current} · key {self.label} · ", fmt.state_cell(snap)))
+        self.query_one("#detail-body", Static).update(key_detail(snap, events, session.clock.now()))
+
+    def action_key(self, what: str) -> None:
+        self.app.key_action(what, self.label)  # type: ignore[attr-defined]
+        self.refresh_detail()
+
+
+def key_detail(snap: dict, events: list, now: float) -> Text:
+    """The detail screen's body for one key snapshot and its recent events (newest last)."""
+    text = Text()
+
+    def head(title: str) -> None:
+        text.append(f"\n{title}\n", style="bold underline")
+
+    text.append(f"secret {snap['masked']}  fingerprint {snap['fingerprint']}  quota group "
+                f"{snap.get('quota_group') or '-'}\n")
+    head("state")
+    text.append_text(fmt.state_cell(snap))
+    if snap.get("until"):
+        text.append(f"\nuntil {fmt.clock_text(snap['until'])} ({fmt.duration(snap.get('remaining_s'))} left), "
+                    f"deadline from {snap.get('source') or 'nowhere said'}")
+    if snap.get("reason"):
+        text.append(f"\nbecause: {snap['reason']}")
+    if snap.get("probing"):
+        text.append("\nheld for its recovery probe: one request is finding out whether it is back")
+    if snap.get("inflight"):
+        text.append(f"\n{snap['inflight']} request(s) in flight")
+    models = snap.get("models") or {}
+    head("per-model cooldowns")
+    text.append("\n".join(f"{m}: {fmt.duration(left)} left" for m, left in sorted(models.items())) or "none")
+    head("what the provider's headers said")
+    if snap.get("requests_limit") or snap.get("requests_remaining") is not None:
+        text.append(f"requests {fmt.remaining(snap)} remaining")
+        if snap.get("tokens_remaining") is not None:
+            text.append(f", tokens {snap['tokens_remaining']} remaining")
+    else:
+        text.append("nothing (this provider sends no rate-limit headers, or none yet)")
+    head("traffic")
+    p50 = "-" if snap.get("p50_ms") is None else f"{snap['p50_ms']:.0f} ms"
+    p95 = "-" if snap.get("p95_ms") is None else f"{snap['p95_ms']:.0f} ms"
+    text.append(f"{snap['requests']} requests, {snap['ok']} ok, {snap['rate_limited']} × 429, "
+                f"{snap['invalid'] + snap['forbidden']} × 401/403, {snap['quota']} quota, {snap['server_errors']}"
+                f" × 5xx, {snap['transport']} transport; latency p50 {p50}, p95 {p95}; last used "
+                f"{fmt.ago(snap.get('last_used'), now)}\n")
+    text.append(f"tokens {snap['tokens_in']} in, {snap['tokens_out']} out; cost {fmt.cost(snap.get('cost'))}")
+    head("state timeline")
+    changes = [e for e in events if str(e.kind) in ("state", "invalid", "forbidden", "quota")
+               or str(e.action).startswith(("cooled", "cooldown extended"))]
+    for e in changes[-12:]:
+        text.append(f"{fmt.clock_text(e.ts)}  {e.kind}: {e.action}" + (f" ({e.reason})" if e.reason else "") + "\n")
+    if not changes:
+        text.append("no change since the monitor started\n")
+    head("last errors")
+    errors = [e for e in events if e.status is not None and e.status >= 400]
+    for e in errors[-10:]:
+        text.append(f"{fmt.clock_text(e.ts)}  {e.status} {e.kind}: {e.reason}\n")
+    if not errors:
+        text.append("none\n")
+    text.append("\nd off/on · v verify · r reset · K/J move · esc back", style="dim")
+    return text

@@ -37,3 +37,8 @@ def test_main_screen_sizes(snap_compare, state: str, size: tuple[int, int]) -> N
 
 def test_inspector(snap_compare) -> None:
     assert snap_compare(app_for("storm"), press=["i"], terminal_size=(110, 30))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
+def test_key_detail(snap_compare, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for("peak"), press=["enter"], terminal_size=size)
