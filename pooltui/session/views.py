@@ -13,6 +13,7 @@ from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import RollingCounter
 from pooltui.core.trace import format_trace
 from pooltui.session.incident import IncidentTracker, IncidentView
+from pooltui.session.timeline import Timeline, TimelineView
 
 
 class SeriesView(TypedDict):
@@ -77,6 +78,7 @@ class PanelView(TypedDict):
     incident: IncidentView | None  # trouble now (see pooltui.session.incident)
     last_incident: IncidentView | None
     fallbacks: list[FallbackView]
+    timeline: TimelineView  # per key, the last 15 minutes in 10 s buckets
 
 
 class EventView(TypedDict):
@@ -115,7 +117,8 @@ def empty_panel(provider: str) -> PanelView:
             "header_limits": [],
             "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
             "fallback_served": 0, "queued": 0, "callers": {"requests": 0, "ok": 0, "errors": 0, "rejected": 0},
-            "outage": None, "incident": None, "last_incident": None, "fallbacks": []}
+            "outage": None, "incident": None, "last_incident": None, "fallbacks": [],
+            "timeline": {"bucket_s": 10, "end": 0.0, "keys": {}}}
 
 
 
@@ -135,9 +138,11 @@ class ClientSeries:
         self.fallback_served = RollingCounter(60)
         self.primary = client.primary.name
         self.tracker = IncidentTracker(self.primary, clock, on_end=on_incident_end)
+        self.timeline = Timeline()
         self._on_event = on_event
         client.events.subscribe(self._event)
         client.outcome_listeners.append(self._outcome)
+        client.usage_listeners.append(self._usage)
 
     def _event(self, event: Event) -> None:
         if event.kind is EventKind.RATE_LIMITED:
@@ -145,6 +150,8 @@ class ClientSeries:
         elif event.kind is EventKind.FALLBACK:
             self.fallback.add(self.clock.now())
         self.tracker.event(event)
+        if event.key is not None:
+            self.timeline.event(event, self._name(event.provider, event.key))
         if self._on_event is not None:
             self._on_event(event)
 
@@ -155,6 +162,14 @@ class ClientSeries:
         if served_by and served_by != self.primary:
             self.fallback_served.add(now)
         self.tracker.outcome(outcome, served_by)
+
+    def _name(self, provider: str, key: str) -> str:
+        """A key as the timeline names it: its label, prefixed by its provider when that is a fallback."""
+        return key if provider == self.primary else f"{provider}/{key}"
+
+    def _usage(self, u) -> None:
+        if u.requests and u.key != "-":  # one attempt on a key (a stream's tail reports tokens only)
+            self.timeline.request(u.ts, self._name(u.provider, u.key))
 
     def callers(self, now: float) -> CallerCounts:
         return {"requests": self.requests.total(now), "ok": self.ok.total(now), "errors": self.errors.total(now),
@@ -227,6 +242,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
         "last_incident": tracker.last,
         "fallbacks": fallbacks,
+        "timeline": series.timeline.view(now),
     }
 
 

@@ -39,7 +39,7 @@ class PoolMonitorApp(App[None]):
         Binding("plus,equals_sign", "rate_up", "Rate", show=False, id="traffic.rate_up", key_display="+"),
         Binding("minus", "rate_down", "Rate", show=False, id="traffic.rate_down", key_display="-"),
         Binding("b", "burst", "Burst", show=False, id="traffic.burst", tooltip="Inject a burst of 50 requests"),
-        Binding("r", "reset", "Reset", id="pool.reset", tooltip="Reset cooldowns"),
+        Binding("r", "reset", "Reset", show=False, id="pool.reset", tooltip="Reset cooldowns"),
         Binding("p", "switch_provider", "Prov", id="pool.provider",
                 tooltip="Next pool: this provider's fallback, then the next provider"),
         Binding("h", "history", "Hist", show=False, id="view.history", tooltip="Event history"),
@@ -51,6 +51,8 @@ class PoolMonitorApp(App[None]):
                 tooltip="Show only the selected key's events (again: all keys)"),
         Binding("e", "filter_kind", "Kind", show=False, id="events.filter_kind",
                 tooltip="Show only one kind of event (cycles)"),
+        Binding("g", "timeline", "Chart", id="view.timeline",
+                tooltip="Timeline chart per key: 5 min, 15 min, off"),
         Binding("o", "sort_keys", "Sort", show=False, id="keys.sort", tooltip="Sort the keys table by the next column"),
         Binding("escape", "clear_filters", "Clear", id="events.clear", show=False,
                 tooltip="Clear the events filters"),
@@ -209,6 +211,10 @@ class PoolMonitorApp(App[None]):
             self.main.set_filter(kind=kinds[i] if i < len(kinds) else None)
         else:
             self.main.set_filter(kind=kinds[0] if kinds else None)
+
+    def action_timeline(self) -> None:
+        minutes = self.main.cycle_timeline()
+        self.notify(f"timeline: last {minutes} min" if minutes else "timeline off")
 
     def action_clear_filters(self) -> None:
         self.main.clear_filters()

@@ -25,6 +25,7 @@ from pooltui.tui.widgets import (
     KeysTable,
     RotationPanel,
     StatusLine,
+    TimelinePanel,
     TrafficPanel,
 )
 
@@ -39,6 +40,7 @@ class MainScreen(Screen[None]):
         self.paused = False
         self._frozen = False  # paused and drawn once as paused: nothing more moves
         self.pin_fallback = False  # show the fallback's pool even while it is not serving (`p`)
+        self.timeline_minutes = 0  # the timeline chart's window (0: hidden; `g` cycles 5, 15, off)
         self._pending: deque[Event] = deque(maxlen=500)
         self._alerting: set[str] = set()  # alert kinds already rung for
         session.listeners.append(self._pending.append)
@@ -49,6 +51,7 @@ class MainScreen(Screen[None]):
         yield KeysTable(id="keys")
         yield Label("", id="fallback-title")
         yield FallbackTable(id="fallback-keys")
+        yield TimelinePanel(id="timeline")
         with Horizontal(id="middle"):
             yield RotationPanel(id="rotation")
             yield TrafficPanel(id="traffic")
@@ -128,6 +131,8 @@ class MainScreen(Screen[None]):
                 self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
                                                    view["summary"])
             self._render_fallback(view)
+            if self.timeline_minutes:
+                self.query_one(TimelinePanel).show(view["timeline"], self.timeline_minutes)
             self.query_one(TrafficPanel).show(view["series"], self._traffic_summary(view))
             if self._pending and not self.paused:
                 events = list(self._pending)
@@ -135,6 +140,15 @@ class MainScreen(Screen[None]):
                 self.query_one(EventsTable).append(events)
             self._render_status(view, now)
         self._frozen = self.paused
+
+    def cycle_timeline(self) -> int:
+        """Timeline chart: off -> 5 min -> 15 min -> off (it takes the rotation and traffic panels' place)."""
+        self.timeline_minutes = {0: 5, 5: 15}.get(self.timeline_minutes, 0)
+        self.query_one(TimelinePanel).display = bool(self.timeline_minutes)
+        self.query_one("#middle").display = not self.timeline_minutes
+        self._frozen = False
+        self.refresh_view()
+        return self.timeline_minutes
 
     def _render_fallback(self, view: PanelView) -> None:
         """The fallback's pool under the primary's: while it serves, or always once `p` pinned it."""

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline, Static
+from textual_plotext import PlotextPlot
 
 from pooltui.core.events import Event
 from pooltui.session.story import EventStory, StoryRow
@@ -196,6 +197,29 @@ class FallbackTable(FittedTable):
                 "requests": fmt.number(k["requests"]), "ok": fmt.number(k["ok"]),
                 "rate_limited": fmt.number(k["rate_limited"]), "invalid": fmt.number(k["invalid"] + k["forbidden"]),
                 "server_errors": fmt.number(k["server_errors"])}), key=k["label"])
+
+
+class TimelinePanel(PlotextPlot):
+    """Per key, requests (lines), 429s (dots) and errors (crosses) per 10 s over the last 5 or 15 minutes."""
+
+    DEFAULT_CSS = "TimelinePanel { height: 14; border: round $primary-darken-2; }"
+
+    def show(self, timeline: dict, minutes: int) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        n = max(1, minutes * 60 // timeline["bucket_s"])
+        xs = [-(n - 1 - i) * timeline["bucket_s"] / 60 for i in range(n)]
+        self.border_title = f"timeline · last {minutes} min · per 10 s: lines requests, ● 429, ✕ errors (g)"
+        for key, line in timeline["keys"].items():
+            plt.plot(xs, line["requests"][-n:], label=key)
+            for what, marker in (("limited", "●"), ("errors", "✕")):
+                points = [(x, v) for x, v in zip(xs, line[what][-n:], strict=True) if v]
+                if points:
+                    plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker)
+        plt.xlim(xs[0], 0)
+        plt.xlabel("minutes ago")
+        self.refresh()
 
 
 class RotationPanel(Static):

@@ -42,3 +42,8 @@ def test_inspector(snap_compare) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
 def test_key_detail(snap_compare, size: tuple[int, int]) -> None:
     assert snap_compare(app_for("peak"), press=["enter"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
+def test_timeline_chart(snap_compare, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for("peak"), press=["g"], terminal_size=size)
