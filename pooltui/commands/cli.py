@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from pooltui.commands.alerts_cmd import alerts
 from pooltui.commands.auth import auth
 from pooltui.commands.common import AppContext, UserError
 from pooltui.commands.doctor import doctor
@@ -40,7 +41,8 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, p
         ctx.invoke(monitor)
 
 
-for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor):
+for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor,
+                alerts):
     cli.add_command(command)
 
 

@@ -65,6 +65,8 @@ class MonitorSession:
     _service_tasks: list[asyncio.Task] = field(default_factory=list)
     reverifiers: list[Any] = field(default_factory=list)  # background re-verification of parked keys
     _reverify_tasks: list[asyncio.Task] = field(default_factory=list)
+    alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
+    _alert_tasks: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.current:
@@ -80,6 +82,10 @@ class MonitorSession:
         """An incident is over: the history keeps its summary (when this session has a history)."""
         if self.config is not None and self.config.history is not None:
             self.config.history.add_incident(incident)
+
+    def log(self, line: str) -> None:
+        """A line for whoever watches this session (an event in the monitor's pane)."""
+        self._notify(Event(self.clock.now(), self.current, None, EventKind.STATE, None, line, "nothing changed"))
 
     def _notify(self, event: Event) -> None:
         for listener in self.listeners:
@@ -105,6 +111,12 @@ class MonitorSession:
         """What the panels show now (see :func:`pooltui.session.views.panel`)."""
         return panel(self.client, self.series[self.current], self.clock.now(),
                      self.capacity_alert.get(self.current, 1))
+
+    def views(self) -> dict[str, PanelView]:
+        """Every provider's view (the alert watcher looks at all of them, not only the one in view)."""
+        now = self.clock.now()
+        return {name: panel(c, self.series[name], now, self.capacity_alert.get(name, 1))
+                for name, c in self.clients.items()}
 
     def status(self) -> SessionStatus:
         traffic = "on" if self.traffic_running else ("off" if self.traffic is not None or self.demo else "none")
@@ -134,6 +146,12 @@ class MonitorSession:
         for service in self.services:
             self._service_tasks.append(asyncio.create_task(service.run()))
         self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
+        if self.alerts is not None:
+            from pooltui.session.alerts import AlertWatcher
+
+            watcher = AlertWatcher(self.alerts, self.views, self.clock.now)
+            self.listeners.append(watcher.event)
+            self._alert_tasks = [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
         if self.autostart_traffic:
             self.start_traffic()
 
@@ -157,7 +175,7 @@ class MonitorSession:
         for task in self._service_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
-        for task in self._reverify_tasks:
+        for task in [*self._reverify_tasks, *self._alert_tasks]:
             task.cancel()
         if self._recorder_task is not None:
             self._recorder_task.cancel()
@@ -379,6 +397,8 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
 
     policies = {p.name: ReverifyPolicy(first_s=p.reverify_s or 300.0, max_s=max(p.reverify_s, p.reverify_max_s),
                                        enabled=p.reverify_s > 0) for p in cfg.providers.values()}
+    from pooltui.session.alerts import AlertSender
+
     session = MonitorSession(
         clients, title="pooltui", demo=False, traffic_rate=2.0, traffic_concurrency=4,
         autostart_traffic=False, unencrypted=str(store.file) if store.unencrypted else None,
@@ -387,4 +407,5 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
         reverifiers=[Reverifier(c, policies) for c in clients.values()],
     )
     session.traffic_seed = random.randrange(1 << 30)
+    session.alerts = AlertSender.from_config(cfg.alerts, log=session.log)
     return session, problems

@@ -147,6 +147,52 @@ class ProviderConfig:
 
 
 @dataclass(slots=True)
+class AlertsConfig:
+    """``[alerts]``: where alerts go beyond the terminal (a command, a webhook) and how often."""
+
+    command: list[str] | None = None  # run with the alert as JSON on stdin
+    webhook: str | None = None  # POSTed the alert as JSON
+    min_interval_s: float = 60.0  # the same alert (provider, kind) at most this often
+    timeout_s: float = 5.0
+    retries: int = 2
+    raw: dict[str, Any] = field(default_factory=dict)  # as written, to save back unchanged
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.command or self.webhook)
+
+
+def parse_alerts(raw: Any) -> AlertsConfig:
+    """Check an ``[alerts]`` table: a command (a list of arguments, or one string split like a shell does),
+    a strict http(s) webhook URL, finite intervals."""
+    import shlex
+
+    if not isinstance(raw, dict):
+        raise ValueError("'alerts' must be a table")
+    data = dict(raw)
+    command = data.pop("command", None)
+    if isinstance(command, str):
+        command = shlex.split(command)
+    if command is not None and (not isinstance(command, list) or not command
+                                or not all(isinstance(a, str) and a for a in command)):
+        raise ValueError("alerts.command must be a command line: a list of arguments or a string")
+    webhook = data.pop("webhook", None)
+    if webhook is not None:
+        try:
+            webhook = validate.base_url(webhook)
+        except ValueError as exc:
+            raise ValueError(f"alerts.webhook: {exc}") from None
+    out = AlertsConfig(command, webhook, raw=dict(raw))
+    out.min_interval_s = validate.finite("alerts.min_interval_s", data.pop("min_interval_s", 60.0), 0.0)
+    out.timeout_s = validate.finite("alerts.timeout_s", data.pop("timeout_s", 5.0), 0.0, strict=True)
+    out.retries = validate.whole("alerts.retries", data.pop("retries", 2), 0)
+    if data:
+        raise ValueError(f"alerts: unknown setting {sorted(data)[0]!r} (known: command, webhook, min_interval_s, "
+                         "timeout_s, retries)")
+    return out
+
+
+@dataclass
 class Config:
     """Everything in the config file."""
 
@@ -154,6 +200,7 @@ class Config:
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     prices: Prices = field(default_factory=Prices)
     retention_days: int = 30
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     history_extra: dict[str, Any] = field(default_factory=dict)
 
@@ -168,6 +215,8 @@ class Config:
         out: dict[str, Any] = dict(self.extra)
         history = {**self.history_extra, "retention_days": self.retention_days}
         out["history"] = history
+        if self.alerts.raw:
+            out["alerts"] = dict(self.alerts.raw)
         if self.prices.per_model:
             out["prices"] = {m: {"input_per_mtok": i, "output_per_mtok": o}
                              for m, (i, o) in sorted(self.prices.per_model.items())}
@@ -322,6 +371,10 @@ def parse_config(text: str, path: Path) -> Config:
         cfg.prices = Prices.from_dict(prices)
     except ValueError as exc:
         raise ConfigError(path, str(exc), _line_of(text, _table_re("prices"))) from None
+    try:
+        cfg.alerts = parse_alerts(data.pop("alerts", {}))
+    except ValueError as exc:
+        raise ConfigError(path, str(exc), _line_of(text, _table_re("alerts"))) from None
     history = data.pop("history", {})
     if not isinstance(history, dict):
         raise ConfigError(path, "'history' must be a table")

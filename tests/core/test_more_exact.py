@@ -162,3 +162,48 @@ def test_a_budget_parks_the_key_until_the_period_ends() -> None:
     assert (e.kind, e.request_id, e.action) == (EventKind.QUOTA, 4, "parked until 2026-09-22 00:00:00 UTC")
     p.set_budget("k1", Budget())  # nothing set: no budget
     assert p.key("k1").budget is None and p.key("k1").spend is None
+
+
+def test_a_body_with_broken_utf8_is_still_read() -> None:
+    from pooltui.core.classify import parse_body
+
+    assert parse_body(b'{"error": {"message": "bad \xff byte"}}') == {"error": {"message": "bad \ufffd byte"}}
+    assert parse_body(bytearray(b'[1]')) == [1] and parse_body(memoryview(b'{"a": 1}')) == {"a": 1}
+    assert parse_body("  ") is None and parse_body("plain text") is None and parse_body({"a": 1}) == {"a": 1}
+    assert parse_body("[" * 100_000) is None  # too deep: not JSON we read
+    assert parse_body(" " + "{" + '"a":' + "1" * 1_000_000 + "}") is None  # too large
+
+
+def test_every_counter_of_a_key_is_in_its_counts() -> None:
+    from pooltui.core.stats import KeyStats
+
+    s = KeyStats()
+    for n, name in enumerate(("requests", "ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors",
+                              "transport", "request_errors", "tokens_in", "tokens_out"), start=1):
+        setattr(s, name, n)
+    s.cost = 0.1234567
+    assert s.as_dict() == {"requests": 1, "ok": 2, "rate_limited": 3, "invalid": 4, "forbidden": 5, "quota": 6,
+                           "server_errors": 7, "transport": 8, "request_errors": 9, "tokens_in": 10,
+                           "tokens_out": 11, "cost": 0.123457}
+
+
+def test_a_keyless_entry_and_a_fresh_key() -> None:
+    p = Pool("local", [KeySpec("none", "")], clock=FakeClock(NOW))
+    k = p.key("none")
+    assert (k.masked, k.fingerprint, k.secret, k.pos, k.state, k.inflight, k.probe) == ("(none)", "", "", 0,
+                                                                                          KeyState.OK, 0, 0)
+    assert repr(k) == "PoolKey('none', (none), ok)"
+
+
+def test_a_long_exclusion_list_says_how_many_more() -> None:
+    from pooltui.core.trace import RequestTrace, format_trace
+
+    p = Pool("p", [KeySpec(f"k{i:02d}", f"sk-test-{i:030d}") for i in range(20)], "failover", clock=FakeClock(NOW))
+    for i in range(20):
+        p.disable(f"k{i:02d}", until=NOW + i + 1)
+    trace = RequestTrace(1, NOW - 0.5, "failover")
+    assert p.pick(trace) is None
+    line = format_trace(trace).splitlines()[1]
+    assert line.startswith("  +  500.0ms pick [p] nothing: no key available; "
+                           "excluded: k00 disabled 1s, k01 disabled 2s")
+    assert line.endswith("k15 disabled 16s, +4 more")
