@@ -19,10 +19,10 @@ SIZE = (130, 36)
 
 
 async def _shoot(out: Path, name: str, scenario: str, seconds: float, keys: tuple[str, ...] = (),
-                 rate: float | None = None, until=None) -> Path:
+                 rate: float | None = None, until=None, size: tuple[int, int] = SIZE) -> Path:
     session = demo_session(scenario, rate=rate, seed=7)
     app = PoolMonitorApp(session)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         while not app.started:
             await asyncio.sleep(0.05)
         waited = 0.0
@@ -47,6 +47,9 @@ async def main(out: Path) -> None:
                  until=lambda s: s.pool.key("beta").state.value == "invalid")
     await _shoot(out, "outage", "outage", 5.0, until=lambda s: s.view()["fallback"] is not None)
     await _shoot(out, "inspector", "peak-hour", 8.0, ("tab", "i"))
+    await _shoot(out, "storm-80x24", "peak-hour", 9.0, size=(80, 24))
+    await _shoot(out, "timeline", "peak-hour", 12.0, ("g",))
+    await _shoot(out, "key-detail", "peak-hour", 9.0, ("enter",))
 
 
 if __name__ == "__main__":

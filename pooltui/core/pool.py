@@ -15,7 +15,7 @@ import random
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from heapq import heapify, heappop, heappush
 
@@ -711,11 +711,21 @@ class Pool:
             self._avail_remove(key.pos)
             self._unavail[key] = None
         elif not was_ok and state is _OK:
+            self._forget_spent(key)
             if key.probe is not _HELD:
                 self._avail_add(key.pos)
             self._unavail.pop(key, None)
             key.ver += 1
             self._push(key)
+
+    @staticmethod
+    def _forget_spent(key: PoolKey) -> None:
+        """A key back from a cooldown or parking: the headers' "0 remaining" of before no longer holds."""
+        limits = key.stats.limits
+        if limits is not None and (limits.requests_remaining == 0 or limits.tokens_remaining == 0):
+            key.stats.limits = replace(limits, requests_remaining=None, tokens_remaining=None)
+            key.headroom = 1.0
+        key.allow = None
 
     def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
               request_id: int | None = None) -> None:

@@ -115,7 +115,7 @@ class IncidentTracker:
         """Count an engine event of this provider (only trouble opens or extends an incident)."""
         if event.kind not in _TROUBLE:
             return
-        inc = self._open(self.clock.now())
+        inc = self._open(event.ts)  # the engine's time of the event (a replay from the history keeps its own)
         if event.kind is EventKind.RATE_LIMITED:
             inc["limited"] += 1
             if event.key and event.key not in self._keys:

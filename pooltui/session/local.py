@@ -66,6 +66,7 @@ class MonitorSession:
     reverifiers: list[Any] = field(default_factory=list)  # background re-verification of parked keys
     _reverify_tasks: list[asyncio.Task] = field(default_factory=list)
     alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
+    past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -124,7 +125,35 @@ class MonitorSession:
                              unencrypted=self.unencrypted)
 
     def recent_events(self, n: int | None = None) -> list[Event]:
-        return self.client.events.recent(n)
+        """The current provider's events: those of this run, after those the history had before it began."""
+        events = self.past.get(self.current, []) + self.client.events.recent()
+        return events if n is None else events[-n:]
+
+    def load_past(self, history: Any, minutes: float = 15.0) -> int:
+        """Open with the recent past: the last ``minutes`` of events and request counts from the history go
+        into the events pane, the timeline and the incident tracker (not into the engine). Returns events."""
+        from pooltui.session.views import event_from
+
+        since = self.clock.now() - minutes * 60
+        events = [event_from(row) for row in history.events(since, None, 5000)]
+        usage = history.usage_rows(since)
+        for name, client in self.clients.items():
+            providers = {up.name for up in client.upstreams}
+            series = self.series[name]
+            mine = [e for e in events if e.provider in providers]
+            self.past[name] = mine
+            tracker, on_end = series.tracker, series.tracker.on_end
+            tracker.on_end = None  # an incident that ended before this run is not recorded a second time
+            for e in mine:
+                tracker.event(e)
+                if e.key is not None:
+                    series.timeline.event(e, series.name_of(e.provider, e.key))
+            tracker.settle()
+            tracker.on_end = on_end
+            for bucket, provider, key, requests in usage:
+                if provider in providers and key != "-":
+                    series.timeline.request(bucket, series.name_of(provider, key), requests)
+        return len(events)
 
     def trace_text(self, request_id: int | None = None) -> tuple[int, str] | None:
         return trace_text(self.client, request_id)
@@ -166,10 +195,13 @@ class MonitorSession:
                 series.tracker.settle()
 
     async def stop(self) -> None:
+        """Stop everything this session started, quickly: test traffic is dropped, not drained (a quit returns
+        to the shell in a fraction of a second); services (the proxy) finish what they serve."""
         self.stop_traffic()
         if self._traffic_task is not None:
+            self._traffic_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._traffic_task, 3)
+                await asyncio.wait_for(self._traffic_task, 1)
         for service in self.services:
             await service.stop()
         for task in self._service_tasks:
@@ -332,6 +364,8 @@ class MonitorSession:
         pool.add_key(KeySpec(label, secret))
         if result.classification is not None:
             pool.mark_verified(label, result.classification)
+        if self.config is not None and self.config.history is not None:
+            self.config.history.set_verified(pool.name, label, result.result)
         return result
 
     # ------------------------------------------------------------------ config
@@ -408,4 +442,6 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     )
     session.traffic_seed = random.randrange(1 << 30)
     session.alerts = AlertSender.from_config(cfg.alerts, log=session.log)
+    if history is not None:
+        session.load_past(history)
     return session, problems

@@ -45,8 +45,8 @@ class Timeline:
             cell = bucket[key] = [0, 0, 0]
         return cell
 
-    def request(self, ts: float, key: str) -> None:
-        self._cell(ts, key)[0] += 1
+    def request(self, ts: float, key: str, n: int = 1) -> None:
+        self._cell(ts, key)[0] += n
 
     def event(self, event: Event, key: str) -> None:
         """Count a 429 or an error of ``key`` (the name the chart shows for the event's key)."""

@@ -151,7 +151,7 @@ class ClientSeries:
             self.fallback.add(self.clock.now())
         self.tracker.event(event)
         if event.key is not None:
-            self.timeline.event(event, self._name(event.provider, event.key))
+            self.timeline.event(event, self.name_of(event.provider, event.key))
         if self._on_event is not None:
             self._on_event(event)
 
@@ -163,13 +163,13 @@ class ClientSeries:
             self.fallback_served.add(now)
         self.tracker.outcome(outcome, served_by)
 
-    def _name(self, provider: str, key: str) -> str:
+    def name_of(self, provider: str, key: str) -> str:
         """A key as the timeline names it: its label, prefixed by its provider when that is a fallback."""
         return key if provider == self.primary else f"{provider}/{key}"
 
     def _usage(self, u) -> None:
         if u.requests and u.key != "-":  # one attempt on a key (a stream's tail reports tokens only)
-            self.timeline.request(u.ts, self._name(u.provider, u.key))
+            self.timeline.request(u.ts, self.name_of(u.provider, u.key))
 
     def callers(self, now: float) -> CallerCounts:
         return {"requests": self.requests.total(now), "ok": self.ok.total(now), "errors": self.errors.total(now),

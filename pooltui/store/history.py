@@ -219,6 +219,11 @@ class History:
         rows = self.db.execute(sql, args).fetchall()
         return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
 
+    def usage_rows(self, since: float) -> list[tuple[int, str, str, int]]:
+        """(minute bucket, provider, key, requests) since ``since``, oldest first."""
+        return self.db.execute("SELECT bucket, provider, key, SUM(requests) FROM usage WHERE bucket >= ?"
+                               " GROUP BY bucket, provider, key ORDER BY bucket", (int(since),)).fetchall()
+
     def usage(self, since: float, by: str = "key", provider: str | None = None) -> list[dict[str, Any]]:
         """Requests, tokens and cost grouped by key, provider or day (UTC)."""
         group = {"key": "provider, key", "provider": "provider", "day": "date(bucket, 'unixepoch')",

@@ -88,9 +88,15 @@ class AddKeyScreen(ModalScreen[tuple[str, str] | None]):
 
 
 class HistoryScreen(Screen[None]):
-    """Past events: from the SQLite history when there is one, else the engine's recent ring."""
+    """Past events: from the SQLite history when there is one, else the engine's recent ring. The title stays
+    in view, a filter narrows the rows (any field), and reasons are shown whole."""
 
-    BINDINGS = [Binding("escape,h,q", "app.pop_screen", "Back", id="history.back")]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="history.back"),
+                Binding("slash", "focus_filter", "Filter", id="history.filter", key_display="/")]
+    DEFAULT_CSS = """
+    HistoryScreen #history-title { dock: top; width: 100%; background: $primary-background; text-style: bold; }
+    HistoryScreen #history-filter { dock: top; }
+    """
 
     def __init__(self, rows: list[dict], source: str) -> None:
         super().__init__()
@@ -98,19 +104,42 @@ class HistoryScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Label(f" Event history ({self._source}): {len(self._rows)} events, newest last", id="history-title")
-        table = DataTable(cursor_type="row", id="history-table")
-        yield table
-        yield Footer()
+        yield Input(placeholder="filter: key, provider, event, status, action or reason", id="history-filter")
+        yield DataTable(cursor_type="row", id="history-table")
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("time", "provider", "key", "event", "status", "action", "reason")
-        for r in self._rows:
-            table.add_row(fmt.clock_text(r["ts"]), r["provider"], r["key"] or "-", r["kind"],
-                          str(r["status"] or "-"), r["action"] or "", (r["reason"] or "")[:100])
-        if self._rows:
-            table.move_cursor(row=len(self._rows) - 1)
+        self._show("")
         table.focus()
+
+    @staticmethod
+    def _text(r: dict) -> str:
+        return " ".join(str(r.get(f) or "") for f in ("provider", "key", "kind", "status", "action", "reason"))
+
+    def _show(self, needle: str) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        shown = [r for r in self._rows if needle.lower() in self._text(r).lower()] if needle else self._rows
+        for r in shown:
+            table.add_row(fmt.clock_text(r["ts"]), r["provider"], r["key"] or "-", r["kind"],
+                          str(r["status"] or "-"), r["action"] or "", r["reason"] or "")
+        if shown:
+            table.move_cursor(row=len(shown) - 1)
+        title = f" Event history ({self._source}): {len(self._rows)} events, newest last"
+        if needle:
+            title += f" · {len(shown)} match “{needle}”"
+        self.query_one("#history-title", Label).update(title)
+
+    def on_input_changed(self, message: Input.Changed) -> None:
+        self._show(message.value)
+
+    def on_input_submitted(self, message: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#history-filter", Input).focus()
 
 
 HELP = """\

@@ -15,7 +15,7 @@ from pooltui.session.story import EventStory, StoryRow
 from pooltui.tui import format as fmt
 
 KEY_COLUMNS = (  # (key, title, width)
-    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("masked", "secret", 13), ("state", "state", 26),
+    ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("masked", "secret", 14), ("state", "state", 26),
     ("requests", "req", 5), ("ok", "ok", 5), ("rate_limited", "429", 4), ("invalid", "401/3", 5),
     ("quota", "quota", 5), ("server_errors", "5xx", 4), ("remaining", "remain", 9), ("tokens", "tokens", 6),
     ("cost", "cost", 7), ("p50", "p50", 5), ("last", "last used", 9),
@@ -177,7 +177,7 @@ class FallbackTable(FittedTable):
     """A fallback provider's keys and states (read-only), under the primary's while the fallback serves."""
 
     DEFAULT_CSS = "FallbackTable { height: auto; max-height: 8; }"
-    COLUMNS = (("label", "key", 12), ("masked", "secret", 13), ("state", "state", 26), ("requests", "req", 5),
+    COLUMNS = (("label", "key", 12), ("masked", "secret", 14), ("state", "state", 26), ("requests", "req", 5),
                ("ok", "ok", 5), ("rate_limited", "429", 4), ("invalid", "401/3", 5), ("server_errors", "5xx", 4))
     DROP_ORDER = ("masked", "ok", "requests")
 

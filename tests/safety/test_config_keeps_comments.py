@@ -17,7 +17,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_config() -> str:
-    return re.search(r"```toml\n(.*?)```", README.read_text(), re.S).group(1)
+    """The README's config example: its first TOML block with providers in it."""
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
+    return next(b for b in blocks if "[providers." in b)
 
 
 def test_the_readme_example_survives_auth_add_and_a_toggle_from_the_monitor(tmp_path, monkeypatch) -> None:

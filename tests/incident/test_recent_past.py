@@ -1,0 +1,50 @@
+"""`pooltui` on the user's own config opens with the last 15 minutes from the history: the events pane, the
+timeline and the incident line show what happened before the monitor was opened (issue 8, item 9)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pooltui.core.events import Event, EventKind
+from pooltui.session.local import config_session
+from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.history import History
+from pooltui.store.secrets import SecretStore
+from pooltui.tui.app import PoolMonitorApp
+from pooltui.tui.widgets import EventsTable, IncidentLine
+from tests.conftest import keys, make_scenario
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_the_monitor_opens_with_the_last_15_minutes(serve, tmp_path) -> None:
+    sc = make_scenario({"name": "main", "keys": keys("k", 2)})
+    server = serve(sc)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    with ConfigEditor(path) as cfg:
+        p = cfg.providers["main"] = ProviderConfig("main", "openai", server.base_url("main"))
+        for k in sc.primary.keys:
+            p.keys.append(KeyEntry(k.label, store.put("main", k.label, k.secret)))
+    history = History(tmp_path / "data" / "history.db")
+    now = time.time()
+    earlier = [Event(now - 3600, "main", "k0", EventKind.INVALID, 401, "an hour ago", "marked invalid")]
+    earlier += [Event(now - 45 + i, "main", f"k{i % 2}", EventKind.RATE_LIMITED, 429, "slow", "cooled 1.0 s")
+                for i in range(40)]
+    history.add_events(earlier)
+    history.add_usage([(int(now - 120) // 60 * 60, "main", "k0", "m", 30, 25, 0, 0, 0.0)])
+    session, problems = config_session(load_config(path), store, history, "main")
+    assert problems == []
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)):
+        table = app.query_one(EventsTable)
+        rows = list(table.story.rows.values())
+        assert table.story.events_seen == 40  # the last 15 minutes only, not the hour-old event
+        assert {r.first.key for r in rows} == {"k0", "k1"} and sum(r.count for r in rows) == 40
+        line = app.query_one(IncidentLine)
+        assert line.display and "40 × 429 on 2 keys" in str(line.render())
+        timeline = session.view()["timeline"]["keys"]
+        assert sum(timeline["k0"]["requests"]) == 30 and sum(timeline["k0"]["limited"]) == 20
+    assert history.incidents(0) == []  # replaying the past records no incident again
