@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from pooltui.client.loops import loop_name, runner
@@ -102,16 +100,11 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
         click.echo(line, err=True)
 
     async def main() -> None:
-        flusher = asyncio.create_task(session.flush_history())
-        reverify = [asyncio.create_task(r.run()) for r in session.reverifiers]
+        session.start_background()  # history, re-verification and alerts, as in the monitor
         try:
             await server.serve(sockets=[sock])
         finally:
-            flusher.cancel()
-            for task in reverify:
-                task.cancel()
-            for recorder in session.recorders:
-                recorder.close()
+            session.stop_background()
             for client in session.clients.values():
                 await client.aclose()
 

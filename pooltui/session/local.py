@@ -170,10 +170,17 @@ class MonitorSession:
     async def start(self) -> None:
         if self.starter is not None:
             await asyncio.to_thread(self.starter)
-        if self.recorders:
-            self._recorder_task = asyncio.create_task(self.flush_history())
+        self.start_background()
         for service in self.services:
             self._service_tasks.append(asyncio.create_task(service.run()))
+        if self.autostart_traffic:
+            self.start_traffic()
+
+    def start_background(self) -> None:
+        """What runs behind the engine whether a monitor looks or not (the monitor and `pooltui proxy` both):
+        history writes, background re-verification of parked keys, alerts."""
+        if self.recorders:
+            self._recorder_task = asyncio.create_task(self.flush_history())
         self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
         if self.alerts is not None:
             from pooltui.session.alerts import AlertWatcher
@@ -181,8 +188,15 @@ class MonitorSession:
             watcher = AlertWatcher(self.alerts, self.views, self.clock.now)
             self.listeners.append(watcher.event)
             self._alert_tasks = [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
-        if self.autostart_traffic:
-            self.start_traffic()
+
+    def stop_background(self) -> None:
+        """Stop what :meth:`start_background` started and write the history's last lines."""
+        for task in [*self._reverify_tasks, *self._alert_tasks]:
+            task.cancel()
+        if self._recorder_task is not None:
+            self._recorder_task.cancel()
+        for recorder in self.recorders:
+            recorder.close()
 
     async def flush_history(self) -> None:
         """Write what the recorders buffered to the history every second, until cancelled; incidents that
@@ -207,12 +221,7 @@ class MonitorSession:
         for task in self._service_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
-        for task in [*self._reverify_tasks, *self._alert_tasks]:
-            task.cancel()
-        if self._recorder_task is not None:
-            self._recorder_task.cancel()
-        for recorder in self.recorders:
-            recorder.close()
+        self.stop_background()
         for client in self.clients.values():
             with contextlib.suppress(Exception):
                 await client.aclose()

@@ -186,3 +186,28 @@ def test_duration_whole_and_clock() -> None:
 ])
 def test_usage_from_body(body, tokens) -> None:
     assert usage_from_body(body) == tokens
+
+
+def test_trace_lines_when_details_are_missing() -> None:
+    t = RequestTrace(1, 0.0, "failover")
+    t.add(0.0, "pick", "p", "k0")  # no candidates, no exclusions given
+    t.add(0.0, "pick", "p", None, excluded=(Exclusion("k1", "cooling", -5.0, None, ""),
+                                            Exclusion("k2", "held", None, None, "recovery probe in flight")),
+          excluded_total=3)
+    t.add(0.0, "attempt", "p", "k0", status=200, outcome="ok")
+    t.add(0.0, "wait", "p")
+    t.add(0.0, "backoff", "p")
+    t.add(0.0, "spill", "p", "k2", reason="k0 has 2 in flight (soft cap 2)")
+    t.add(0.0, "skip", "p", "k0")
+    t.add(0.0, "skip", "p", reason="q: outage suspected")
+    assert format_trace(t).splitlines()[1:] == [
+        "  +    0.0ms pick [p] k0  from None available",
+        "  +    0.0ms pick [p] nothing: no key available; excluded: k1 cooling 0s, k2 held (recovery probe in "
+        "flight), +1 more",
+        "  +    0.0ms attempt [p] k0 -> 200 ok in 0.0ms",
+        "  +    0.0ms wait 0.00s [p]: ",
+        "  +    0.0ms backoff 0.00s [p] after ",
+        "  +    0.0ms spill [p] k2: k0 has 2 in flight (soft cap 2)",
+        "  +    0.0ms skip [p] k0: ",
+        "  +    0.0ms skip [p] q: outage suspected",
+    ]

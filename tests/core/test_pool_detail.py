@@ -221,3 +221,13 @@ def test_a_removed_key_leaves_rotation_and_reports_for_it_change_nothing() -> No
         p.report(k1, rl())
     with pytest.raises(KeyError):
         p.key("k1")
+
+
+def test_a_report_without_figures_counts_zero_and_a_strangers_key_is_refused_by_name() -> None:
+    p = make()
+    k0 = p.pick()
+    p.report(k0, OK)
+    assert list(k0.stats.latencies) == [0.0] and (k0.stats.tokens_in, k0.stats.tokens_out, k0.stats.cost) == (0, 0, 0)
+    stranger = make().key("k1")
+    with pytest.raises(ValueError, match=r"^key 'k1' is not a key of pool 'p'$"):
+        p.report(stranger, OK)

@@ -157,3 +157,53 @@ def test_pooltui_alerts_test_sends_a_sample(receiver, tmp_path) -> None:
     r = pooltui("alerts", "test", config=config)
     assert r.returncode == 2 and "alerts.command must be a command line" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_headless_proxy_sends_alerts_too(serve, tmp_path) -> None:
+    """`pooltui proxy` (no monitor) runs the alert watcher as the monitor does."""
+    import os
+    import socket
+
+    import httpx
+
+    from tests.conftest import keys, make_scenario
+
+    spec = {"name": "main", "keys": [{"label": "gone", "secret": "sk-test-gone-0000000000000001", "invalid": True},
+                                     *keys("k", 1)]}
+    server = serve(make_scenario(spec))
+    out = tmp_path / "alerts.jsonl"
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[alerts]
+command = ["sh", "-c", "cat >> {out}; echo >> {out}"]
+
+[providers.main]
+kind = "openai"
+base_url = "{server.base_url('main')}"
+strategy = "failover"
+keys = [{{ label = "gone", secret = "env:GONE_KEY" }}, {{ label = "k0", secret = "env:K0_KEY" }}]
+""")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GONE_KEY": "sk-test-gone-0000000000000001", "K0_KEY": spec["keys"][1]["secret"]}
+    proc = subprocess.Popen([sys.executable, "-m", "pooltui", "--config", str(config), "proxy", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            try:
+                r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                               json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}, timeout=5)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert r.status_code == 200  # 'gone' answered 401 and was marked invalid; k0 served
+        for _ in range(100):
+            if out.exists() and out.read_text().strip():
+                break
+            time.sleep(0.1)
+        alert = json.loads(out.read_text().splitlines()[0])
+        assert (alert["kind"], alert["provider"], alert["keys"]) == ("invalid", "main", ["gone"])
+    finally:
+        proc.terminate()
+        proc.wait(10)
