@@ -210,9 +210,18 @@ async def _monitor_run(rate: float, seconds: float, presses: int) -> dict:
             pressed.append(time.perf_counter())
             await pilot.press("s")
         rps = (session.traffic.result.requests - sent0) / (time.perf_counter() - t0)
-        quit_at = time.perf_counter()
-        await pilot.press("q")
-    quit_ms = (time.perf_counter() - quit_at) * 1000
+        quit_at: list[float] = []
+        original_quit = app.action_quit
+
+        async def timed_quit() -> None:
+            quit_at.append(time.perf_counter())  # the key press handled (its own latency is measured above)
+            await original_quit()
+
+        app.action_quit = timed_quit
+        asyncio.get_running_loop().call_later(0.01, lambda: app.simulate_key("q"))
+        while not quit_at:
+            await asyncio.sleep(0.005)
+    quit_ms = (time.perf_counter() - quit_at[0]) * 1000  # until the app has exited and the session stopped
     return {"rps": rps, "delays_ms": [d * 1000 for d in delays], "quit_ms": quit_ms}
 
 
