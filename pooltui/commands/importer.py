@@ -1,16 +1,17 @@
-"""``pooltui import hermes``: bring a Hermes Agent credential pool over (labels, order, secrets)."""
+"""``pooltui import hermes``: bring a Hermes Agent credential pool over: providers mapped, labels kept,
+secrets resolved as Hermes resolves them, states and request counts carried, idempotent."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from pooltui.commands.common import Failure, UserError, app
-from pooltui.core.masking import mask
-from pooltui.providers.profiles import PROFILES
-from pooltui.store.config import ProviderConfig, validate_base_url, validate_label
-from pooltui.store.hermes import default_path, read_auth_json
+from pooltui.core.masking import fingerprint, mask
+from pooltui.store.config import ProviderConfig
+from pooltui.store.hermes import HermesKey, Skipped, hermes_home, read_pool, slug, until_of
 from pooltui.store.keys import add_key, forget
 from pooltui.store.secrets import SecretStoreError
 
@@ -22,44 +23,50 @@ def import_group() -> None:
 
 @import_group.command("hermes")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--profile", default=None, help="a Hermes profile (~/.hermes/profiles/NAME); default: HERMES_HOME, "
+                                              "else Hermes's active profile")
 @click.pass_context
-def import_hermes(ctx: click.Context, path: Path | None) -> None:
-    """Import api keys from a Hermes Agent auth.json (default ~/.hermes/auth.json). Prints no secret."""
+def import_hermes(ctx: click.Context, path: Path | None, profile: str | None) -> None:
+    """Import the api keys of a Hermes Agent pool (default: the active Hermes home's auth.json).
+
+    Re-importing changes nothing already imported (keys are matched by their secret's fingerprint). Prints
+    no secret."""
     a = app(ctx)
-    path = path or default_path()
     try:
-        found, skipped = read_auth_json(path)
+        home = path.parent if path is not None else hermes_home(profile)
+        pool = read_pool(home, path)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     store = a.store()
     stored: list[str] = []
-    added = []
+    added: list[tuple[HermesKey, str, str]] = []
+    unchanged: list[tuple[HermesKey, str]] = []
+    skipped = list(pool.skipped)
     try:
         with a.edit() as cfg:
-            for hk in found:
-                if hk.provider not in cfg.providers and hk.provider not in PROFILES:
-                    skipped.append(_skip(hk, "unknown provider kind (configure it with `pooltui provider set`)"))
+            for hk in pool.keys:
+                p = cfg.providers.get(hk.provider)
+                if p is None:
+                    p = cfg.providers[hk.provider] = ProviderConfig(hk.provider, hk.kind, hk.base_url)
+                    p.strategy = pool.strategies.get(hk.provider, p.strategy)
+                elif p.kind != hk.kind:
+                    skipped.append(Skipped(hk.hermes_provider, hk.original_label,
+                                           f"pooltui's provider {hk.provider!r} is a {p.kind} provider"))
                     continue
-                p = cfg.providers.get(hk.provider) or cfg.providers.setdefault(
-                    hk.provider, ProviderConfig(hk.provider, hk.provider))
-                try:
-                    label = validate_label(hk.label)
-                except ValueError:
-                    label = validate_label(f"key{len(p.keys) + 1}")
-                holder = p.holder_of(hk.secret, store.get) if hk.secret else None
+                if hk.secret is not None:
+                    holder = p.holder_of(hk.secret, store.get)
+                elif hk.env_var is not None:
+                    holder = next((k for k in p.keys if k.secret == f"env:{hk.env_var}"), None)
+                else:
+                    holder = None
                 if holder is not None:
-                    skipped.append(_skip(hk, f"the same key is already in the pool as {hk.provider}/{holder.label}"))
+                    unchanged.append((hk, holder.label))
                     continue
-                if p.key(label):
-                    skipped.append(_skip(hk, f"{hk.provider} already has a key labelled {label!r}"))
-                    continue
-                if hk.base_url and not p.base_url:
-                    try:
-                        p.base_url = validate_base_url(hk.base_url)
-                    except ValueError:
-                        pass
+                label = slug(hk.label, {k.label for k in p.keys})
+                note = "imported from Hermes Agent" + (f" (its label: {hk.original_label!r})"
+                                                       if label != hk.original_label else "")
                 entry = add_key(p, store, label, secret=hk.secret or "", env_var=None if hk.secret else hk.env_var,
-                                note="imported from Hermes Agent", stored=stored)
+                                note=note, stored=stored)
                 added.append((hk, label, entry.secret))
     except SecretStoreError as exc:
         forget(store, stored)
@@ -67,16 +74,52 @@ def import_hermes(ctx: click.Context, path: Path | None) -> None:
     except BaseException:
         forget(store, stored)
         raise
+    carried = _carry_states(a, cfg, pool.keys, added)
     for hk, label, ref in added:
         shown = mask(hk.secret) if hk.secret else f"${hk.env_var}"
-        click.echo(f"imported {hk.provider}/{label}  {shown}  -> {store.where(ref)}")
+        state = carried.get((hk.provider, label), "")
+        click.echo(f"imported {hk.hermes_provider} -> {hk.provider}/{label}  {shown}  -> {store.where(ref)}"
+                   + (f"  ({state})" if state else ""))
+    for hk, label in unchanged:
+        click.echo(f"already  {hk.hermes_provider}/{hk.original_label} is {hk.provider}/{label} (the same key)")
     for s in skipped:
         click.echo(f"skipped  {s.provider}/{s.label}: {s.why}")
-    click.echo(f"{len(added)} key(s) imported, {len(skipped)} skipped")
+    click.echo(f"{len(added)} key(s) imported, {len(unchanged)} already there, {len(skipped)} skipped"
+               f" (from {pool.home})")
     a.warn_unencrypted()
 
 
-def _skip(hk, why: str):
-    from pooltui.store.hermes import Skipped
-
-    return Skipped(hk.provider, hk.label, why)
+def _carry_states(a, cfg, keys: list[HermesKey], added: list[tuple[HermesKey, str, str]]) -> dict:
+    """Hermes's states and request counts go to the history, which the pool restores them from: dead ->
+    invalid, exhausted -> cooling (a 429) or parked until the reset Hermes honours. Returns what was set."""
+    history = a.history(cfg)
+    if history is None or not added:
+        return {}
+    now = time.time()
+    alive: dict[str, int] = {}
+    for hk in keys:
+        if hk.status != "dead":
+            alive[hk.hermes_provider] = alive.get(hk.hermes_provider, 0) + 1
+    carried: dict[tuple[str, str], str] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for hk, label, _ in added:
+        fp = fingerprint(hk.secret) if hk.secret else None
+        reason = f"Hermes: {hk.error_reason or hk.status} ({hk.error_code})" if hk.error_code else \
+            f"Hermes: {hk.error_reason or hk.status}"
+        if hk.status == "dead":
+            history.set_key_status(hk.provider, label, "invalid", None, None, reason, hk.error_code, hk.status_at,
+                                   fp)
+            carried[(hk.provider, label)] = "invalid, as Hermes marked it dead"
+        elif hk.status == "exhausted":
+            until = until_of(hk, alive.get(hk.hermes_provider, 0) <= 1)
+            if until is not None and until > now:
+                state = "cooling" if hk.error_code == 429 else "exhausted"
+                source = "known-reset" if hk.reset_at is not None else "default"
+                history.set_key_status(hk.provider, label, state, until, source, reason, hk.error_code,
+                                       hk.status_at, fp)
+                carried[(hk.provider, label)] = f"{state} for {until - now:.0f} s more, as in Hermes"
+        if hk.request_count:
+            counts.setdefault(hk.provider, {})[label] = hk.request_count
+    for provider, per_key in counts.items():
+        history.add_requests(provider, per_key)
+    return carried

@@ -1,24 +1,155 @@
-"""Read a Hermes Agent ``auth.json`` credential pool (labels, order, api-key secrets)."""
+"""Hermes Agent's credential pool as pooltui reads it: where its home is (profiles, ``HERMES_HOME``, the
+active profile), its ``auth.json`` entries with their states, its ``config.yaml`` (strategies, custom
+providers, the model's key) and its ``.env``.
+
+Nothing here writes to Hermes's files. Mapping rules, from the installed hermes-agent 0.19:
+
+- provider ids: ``openai-api`` -> openai, ``custom:<name>`` -> an openai-compatible provider with the base
+  URL and key of ``custom_providers`` in config.yaml, the others that have a pooltui profile by name;
+- secrets: ``access_token`` for manual entries; ``env:VAR`` from ``$HERMES_HOME/.env``, then the process
+  environment; ``config:NAME`` from that custom provider's ``api_key``; ``model_config`` from ``model.api_key``;
+- states: ``dead`` -> invalid; ``exhausted`` -> cooling (a 429) or parked (others) until the reset Hermes
+  honours: its ``last_error_reset_at``, else ``last_status_at`` + 1 h (429 and others) or 5 min (401), at most
+  60 s for a sole key unless the failure is billing;
+- strategies: ``credential_pool_strategies`` (default ``fill_first``) -> failover, round-robin, random,
+  least-used.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pooltui.core import validate
+
+#: Hermes provider id -> pooltui provider kind (those pooltui has a profile for)
+KINDS = {"openai-api": "openai", "openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
+         "gemini": "gemini", "deepseek": "deepseek", "groq": "groq", "mistral": "mistral"}
+STRATEGIES = {"fill_first": "failover", "round_robin": "round-robin", "random": "random", "least_used": "least-used"}
+TTL_401_S, TTL_429_S, TTL_DEFAULT_S, TTL_SOLE_S = 300.0, 3600.0, 3600.0, 60.0
+_SLUG = re.compile(r"[^A-Za-z0-9_.@+-]+")
+
+
+def default_home() -> Path:
+    """Hermes's platform default home (``~/.hermes``; ``%LOCALAPPDATA%\\hermes`` on Windows)."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA", "").strip()
+        return (Path(base) if base else Path.home() / "AppData" / "Local") / "hermes"
+    return Path.home() / ".hermes"
+
+
+def hermes_home(profile: str | None = None) -> Path:
+    """The Hermes home to read: ``--profile NAME``, else ``HERMES_HOME``, else the active profile (the
+    ``active_profile`` file Hermes keeps in its default home), else the default home."""
+    base = default_home()
+    if profile:
+        name = validate.label(profile, "Hermes profile name")
+        return base if name == "default" else base / "profiles" / name
+    env = os.environ.get("HERMES_HOME", "").strip()
+    if env:
+        return Path(env).expanduser()
+    try:
+        active = (base / "active_profile").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        active = ""
+    if active and active != "default" and _SLUG.sub("", active) == active:
+        return base / "profiles" / active
+    return base
+
+
+def read_dotenv(home: Path) -> dict[str, str]:
+    """``$HERMES_HOME/.env`` as KEY=VALUE pairs (``export``, quotes and comments handled; {} when absent)."""
+    try:
+        text = (home / ".env").read_text(encoding="utf-8-sig", errors="replace")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if value[:1] in "\"'" and value.endswith(value[:1]) and len(value) >= 2:
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            out[key] = value
+    return out
+
+
+def read_config_yaml(home: Path) -> dict[str, Any]:
+    """``$HERMES_HOME/config.yaml`` ({} when absent); ValueError with the file when it is not YAML."""
+    import yaml
+
+    path = home / "config.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read ({type(exc).__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}{where}: not YAML") from None
+    return data if isinstance(data, dict) else {}
+
+
+def custom_providers(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``custom_providers`` (a list) and the newer ``providers`` table, by Hermes's pool name (lower case,
+    spaces as '-'), each with ``base_url`` and ``api_key`` or ``key_env`` when given."""
+    out: dict[str, dict[str, Any]] = {}
+    entries = config.get("custom_providers")
+    listed = list(entries) if isinstance(entries, list) else []
+    table = config.get("providers")
+    if isinstance(table, dict):
+        listed += [{"name": name, **entry} for name, entry in table.items() if isinstance(entry, dict)]
+    for entry in listed:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        e = {_camel.get(k, k): v for k, v in entry.items()}
+        url = next((e[k] for k in ("base_url", "url", "api") if isinstance(e.get(k), str) and e[k].strip()), None)
+        key_env = e.get("key_env") or e.get("api_key_env")
+        name = e["name"].strip().lower().replace(" ", "-")
+        out.setdefault(name, {"base_url": url.strip() if url else None,
+                              "api_key": e["api_key"].strip() if isinstance(e.get("api_key"), str) else None,
+                              "key_env": key_env if isinstance(key_env, str) else None})
+    return out
+
+
+_camel = {"apiKey": "api_key", "baseUrl": "base_url", "keyEnv": "key_env", "apiKeyEnv": "key_env"}
 
 
 @dataclass(frozen=True, slots=True)
 class HermesKey:
-    provider: str
-    label: str
-    priority: int
-    secret: str | None  # the api key, or None when it is only an env reference
-    env_var: str | None
+    """One api-key entry of a Hermes pool, mapped to pooltui."""
+
+    hermes_provider: str  # as Hermes names it: "openai-api", "custom:together"
+    provider: str  # the pooltui provider it goes to
+    kind: str  # its pooltui profile
     base_url: str | None
-    last_status: str | None
+    label: str  # a pooltui label: Hermes's own when pooltui allows it, else a stable slug of it
+    original_label: str
+    priority: int
+    secret: str | None  # resolved; None when only an environment variable of this process holds it
+    env_var: str | None
+    source: str
+    status: str | None  # "ok", "exhausted", "dead" (Hermes's words)
+    status_at: float | None
+    error_code: int | None
+    error_reason: str | None
+    reset_at: float | None
+    request_count: int
+    hermes_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,24 +159,63 @@ class Skipped:
     why: str
 
 
-def _problem(token: str | None, env_var: str | None) -> str | None:
-    """Why an entry cannot be imported as it is (a malformed key or env reference), or None."""
+@dataclass(slots=True)
+class HermesPool:
+    """What ``auth.json`` (and ``config.yaml``) say, ready for import or display."""
+
+    home: Path
+    keys: list[HermesKey] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    strategies: dict[str, str] = field(default_factory=dict)  # pooltui provider -> pooltui strategy
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return None
+        else:
+            return None
+    value = float(value)
+    if value > 1e12:  # epoch milliseconds
+        value /= 1000.0
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def slug(label: str, taken: set[str]) -> str:
+    """A pooltui label for a Hermes label: itself when allowed, else a stable slug, made unique."""
     try:
-        if token is not None:
-            validate.secret(token)
-        elif env_var is not None:
-            validate.env_name(env_var)
-    except ValueError as exc:
-        return str(exc)
-    return None
+        base = validate.label(label)
+    except ValueError:
+        base = _SLUG.sub("-", label.strip()).strip("-._@+")[:56] or "key"
+        if not base[0].isalnum():
+            base = "k" + base
+    out, n = base, 2
+    while out in taken:
+        out, n = f"{base[:60]}-{n}", n + 1
+    return out
 
 
-def default_path() -> Path:
-    return Path(os.environ.get("HERMES_HOME", "~/.hermes")).expanduser() / "auth.json"
+def until_of(key: HermesKey, sole: bool) -> float | None:
+    """When Hermes lets an exhausted entry serve again (None: not exhausted, or it cannot say)."""
+    if key.status != "exhausted":
+        return None
+    if key.reset_at is not None:
+        return key.reset_at
+    if key.status_at is None:
+        return None
+    ttl = TTL_401_S if key.error_code == 401 else TTL_429_S if key.error_code == 429 else TTL_DEFAULT_S
+    billing = key.error_code == 402 or (key.error_reason or "").lower() == "billing"
+    if sole and not billing:
+        ttl = min(ttl, TTL_SOLE_S)
+    return key.status_at + ttl
 
 
-def read_auth_json(path: Path) -> tuple[list[HermesKey], list[Skipped]]:
-    """The api-key entries of every provider's credential pool, in priority order, and what was skipped."""
+def read_pool(home: Path, path: Path | None = None) -> HermesPool:
+    """Read the Hermes pool of ``home`` (``path``: an auth.json elsewhere). ValueError names the file."""
+    path = path or home / "auth.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -57,32 +227,114 @@ def read_auth_json(path: Path) -> tuple[list[HermesKey], list[Skipped]]:
     pools = data.get("credential_pool") if isinstance(data, dict) else None
     if not isinstance(pools, dict):
         raise ValueError(f"{path}: no credential_pool section")
-    keys: list[HermesKey] = []
-    skipped: list[Skipped] = []
-    for provider, entries in pools.items():
+    config = read_config_yaml(home)
+    dotenv = read_dotenv(home)
+    customs = custom_providers(config)
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    wanted = config.get("credential_pool_strategies")
+    wanted = wanted if isinstance(wanted, dict) else {}
+    out = HermesPool(home)
+    for hermes_provider, entries in pools.items():
         if not isinstance(entries, list):
             continue
+        target = _target(str(hermes_provider), customs)
+        if isinstance(target, str):  # why it cannot be mapped
+            for e in entries:
+                if isinstance(e, dict):
+                    out.skipped.append(Skipped(str(hermes_provider), str(e.get("label") or e.get("id") or "?"),
+                                               target))
+            continue
+        provider, kind, base_url = target
+        strategy = wanted.get(hermes_provider)
+        out.strategies[provider] = STRATEGIES.get(strategy if isinstance(strategy, str) else "", "failover")
         ordered = sorted((e for e in entries if isinstance(e, dict)),
-                         key=lambda e: e.get("priority", 0) if isinstance(e.get("priority"), int) else 0)
-        for i, entry in enumerate(ordered):
-            label = str(entry.get("label") or entry.get("id") or f"key{i + 1}")
-            auth_type = str(entry.get("auth_type") or "api_key")
-            token = entry.get("access_token")
-            source = str(entry.get("source") or "")
-            if auth_type != "api_key":
-                skipped.append(Skipped(provider, label, f"{auth_type} credential (only api keys are pooled)"))
+                         key=lambda e: e["priority"] if isinstance(e.get("priority"), int) else 1 << 30)
+        taken: set[str] = set()
+        for i, e in enumerate(ordered):
+            original = str(e.get("label") or e.get("id") or f"key{i + 1}")
+            if str(e.get("auth_type") or "api_key") != "api_key":
+                out.skipped.append(Skipped(str(hermes_provider), original,
+                                           f"{e.get('auth_type')} credential: pooltui pools api keys"))
                 continue
-            env_var = source[4:] if source.startswith("env:") else None
-            if not (isinstance(token, str) and token.strip()) and not env_var:
-                skipped.append(Skipped(provider, label, "no api key in the entry"))
-                continue
-            problem = _problem(token if isinstance(token, str) and token.strip() else None, env_var)
+            source = str(e.get("source") or "manual")
+            secret, env_var, problem = _secret_of(e, source, dotenv, customs, model, str(hermes_provider))
             if problem:
-                skipped.append(Skipped(provider, label, problem))
+                out.skipped.append(Skipped(str(hermes_provider), original, problem))
                 continue
-            keys.append(HermesKey(provider, label, int(entry.get("priority") or 0) if str(
-                entry.get("priority", 0)).lstrip("-").isdigit() else i,
-                token.strip() if isinstance(token, str) and token.strip() else None, env_var,
-                entry.get("base_url") if isinstance(entry.get("base_url"), str) else None,
-                entry.get("last_status") if isinstance(entry.get("last_status"), str) else None))
-    return keys, skipped
+            label = slug(original, taken)
+            taken.add(label)
+            code = e.get("last_error_code")
+            out.keys.append(HermesKey(
+                str(hermes_provider), provider, kind, _url(e.get("base_url")) or base_url, label, original, i,
+                secret, env_var, source,
+                e.get("last_status") if isinstance(e.get("last_status"), str) else None, _num(e.get("last_status_at")),
+                code if isinstance(code, int) and not isinstance(code, bool) else None,
+                e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
+                _num(e.get("last_error_reset_at")),
+                e["request_count"] if isinstance(e.get("request_count"), int) and e["request_count"] >= 0 else 0,
+                e.get("id") if isinstance(e.get("id"), str) else None))
+    return out
+
+
+def _url(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return validate.base_url(value)
+    except ValueError:
+        return None
+
+
+def _target(hermes_provider: str, customs: dict[str, dict[str, Any]]) -> tuple[str, str, str | None] | str:
+    """(pooltui provider, kind, base URL) for a Hermes provider id, or why it cannot be mapped."""
+    if hermes_provider in KINDS:
+        kind = KINDS[hermes_provider]
+        return kind, kind, None
+    if hermes_provider.startswith("custom:"):
+        name = hermes_provider[7:]
+        custom = customs.get(name)
+        if custom is None:
+            return f"no custom provider {name!r} in config.yaml (its base URL is needed)"
+        url = _url(custom.get("base_url"))
+        if url is None:
+            return f"custom provider {name!r} has no usable base_url in config.yaml"
+        return slug(f"custom-{name}", set()), "openai-compatible", url
+    return f"no pooltui profile for the Hermes provider {hermes_provider!r}"
+
+
+def _secret_of(entry: dict, source: str, dotenv: dict[str, str], customs: dict, model: dict,
+               hermes_provider: str) -> tuple[str | None, str | None, str | None]:
+    """(secret, env var, problem) of an entry, resolved the way Hermes resolves it."""
+    token = entry.get("access_token")
+    env_var = None
+    if isinstance(token, str) and token.strip():
+        secret: str | None = token.strip()
+    elif source.startswith("env:"):
+        env_var = source[4:]
+        try:
+            validate.env_name(env_var)
+        except ValueError as exc:
+            return None, None, str(exc)
+        secret = dotenv.get(env_var) or None  # $HERMES_HOME/.env first, as Hermes does; else a reference
+    elif source.startswith("config:"):
+        custom = customs.get(hermes_provider.removeprefix("custom:")) or customs.get(source[7:].lower())
+        secret = (custom or {}).get("api_key")
+        env_name = (custom or {}).get("key_env")
+        if not secret and env_name:
+            secret = dotenv.get(env_name) or os.environ.get(env_name) or None
+        if not secret:
+            return None, None, f"{source}: no api_key for it in config.yaml"
+    elif source == "model_config":
+        value = next((model.get(k) for k in ("api_key", "api") if isinstance(model.get(k), str)), None)
+        secret = value.strip() if value and value.strip() else None
+        if not secret:
+            return None, None, "model_config: no model.api_key in config.yaml"
+    else:
+        return None, None, "no api key in the entry"
+    if secret is not None:
+        try:
+            validate.secret(secret)
+        except ValueError as exc:
+            return None, None, str(exc)
+    return secret, env_var, None
+

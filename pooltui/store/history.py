@@ -104,6 +104,15 @@ class History:
                 " ON CONFLICT(provider, key) DO UPDATE SET requests = excluded.requests",
                 [(provider, label, now, n) for label, n in requests.items()])
 
+    def add_requests(self, provider: str, requests: dict[str, int]) -> None:
+        """Requests keys served elsewhere (an import), added to their lifetime counts (least-used sees them)."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO key_status (provider, key, state, changed_at, requests) VALUES (?,?,'ok',?,?)"
+                " ON CONFLICT(provider, key) DO UPDATE SET requests = COALESCE(requests, 0) + excluded.requests",
+                [(provider, label, now, n) for label, n in requests.items()])
+
     def rotation(self, provider: str) -> tuple[str | None, dict[str, int]]:
         row = self.db.execute("SELECT last_pick FROM pool_state WHERE provider = ?", (provider,)).fetchone()
         counts = {k: n for k, n in self.db.execute(

@@ -42,7 +42,7 @@ def test_a_key_imported_twice_is_skipped(tmp_path) -> None:
         {"label": "again", "auth_type": "api_key", "source": "manual", "access_token": SECRET}]}}))
     out = run("import", "hermes", str(auth))
     assert out.returncode == 0, out.stderr
-    assert "skipped  openai/again: the same key is already in the pool as openai/mine" in out.stdout
+    assert "already  openai/again is openai/mine (the same key)" in out.stdout
     assert len(load_config(Path(os.environ["POOLTUI_CONFIG"])).provider("openai").keys) == 1
 
 

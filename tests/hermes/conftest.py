@@ -1,0 +1,65 @@
+"""The real Hermes Agent (hermes-agent 0.19, in its own venv: `.ci/run` makes `.venv-hermes`) drives these
+tests: its CLI adds keys, its own `agent.credential_pool` marks them exhausted or dead. Nothing reaches a
+real provider: outbound proxies point at a dead loopback port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hermes_python() -> Path | None:
+    given = os.environ.get("HERMES_PYTHON")
+    for candidate in ([Path(given)] if given else []) + [ROOT / ".venv-hermes" / "bin" / "python"]:
+        if candidate.exists():
+            return candidate
+    return None
+
+
+class Hermes:
+    """One Hermes home in a temporary folder, and the real Hermes to act on it."""
+
+    def __init__(self, python: Path, home: Path, user_home: Path) -> None:
+        self.python, self.home, self.user_home = python, home, user_home
+        self.env = {**os.environ, "HERMES_HOME": str(home), "HOME": str(user_home),
+                    "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+                    "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "HERMES_NO_UPDATE_CHECK": "1"}
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+
+    def cli(self, *args: str) -> str:
+        hermes = self.python.parent / "hermes"
+        r = subprocess.run([str(hermes), *args], env=self.env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    def py(self, code: str) -> str:
+        r = subprocess.run([str(self.python), "-c", textwrap.dedent(code)], env=self.env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    def pooltui(self, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pooltui", *args], env={**self.env, **env},
+                              capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def hermes(tmp_path) -> Hermes:
+    python = hermes_python()
+    if python is None:
+        if os.environ.get("CI"):
+            pytest.fail("hermes-agent is not installed (.ci/run makes .venv-hermes)")
+        pytest.skip("hermes-agent not installed here: python3 -m venv .venv-hermes && "
+                    ".venv-hermes/bin/pip install hermes-agent==0.19.0")
+    home = tmp_path / "hermes-home"
+    home.mkdir()
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    return Hermes(python, home, user_home)
