@@ -72,6 +72,10 @@ def is_loopback(host: str) -> bool:
     return resolves_to_loopback(host)
 
 
+#: what agents probe to recognise a local model server (Hermes before each prompt): answered by the proxy
+METADATA_PROBES = ("/v1/props", "/props", "/version", "/api/tags", "/api/show", "/api/v1/models")
+
+
 def error_body(api: str, status: int, message: str, kind: str) -> bytes:
     """An error in the caller's dialect."""
     if api == ANTHROPIC:
@@ -279,6 +283,29 @@ class PoolProxy:
     async def anthropic_api(self, request: Request) -> Response:
         return await self.forward(request, ANTHROPIC)
 
+    async def probe(self, request: Request) -> Response:
+        """Probes for a local model server (llama.cpp's /props, Ollama's /api/tags and /api/show, /version...)
+        that agents such as Hermes send before each prompt: answered here, at once, with a 404. No key is
+        spent and nothing waits in the queue, even in a storm."""
+        return self._error(OPENAI, 404, f"pooltui proxy: {request.url.path} is not served here (a metadata probe, "
+                                        "answered without a key)", "not_found")
+
+    async def model(self, request: Request) -> Response:
+        """``GET /v1/models/{id}``: the model, described here (no key spent, never queued)."""
+        if not self._authorized(request):
+            self.stats.refused += 1
+            return self._error(OPENAI, 401, "pooltui proxy: present the proxy token as your API key",
+                               "invalid_api_key")
+        model_id = request.path_params.get("rest", "")
+        if not model_id or len(model_id) > 256 or any(c in model_id for c in "\r\n\x00"):
+            return self._error(OPENAI, 400, "pooltui proxy: bad model id", "invalid_request_error")
+        if request.headers.get("anthropic-version"):
+            body: dict[str, Any] = {"type": "model", "id": model_id, "display_name": model_id,
+                                    "created_at": "1970-01-01T00:00:00Z"}
+        else:
+            body = {"id": model_id, "object": "model", "created": 0, "owned_by": "pooltui"}
+        return JSONResponse(body)
+
     async def models(self, request: Request) -> Response:
         api = ANTHROPIC if request.headers.get("anthropic-version") or request.headers.get("x-api-key") else OPENAI
         if api not in self.by_family:
@@ -377,7 +404,8 @@ def _routes(proxy: PoolProxy) -> Starlette:
         Route("/v1/messages", proxy.anthropic_api, methods=["POST"]),
         Route("/v1/messages/count_tokens", proxy.anthropic_api, methods=["POST"]),
         Route("/v1/models", proxy.models, methods=["GET"]),
-        Route("/v1/models/{rest:path}", proxy.models, methods=["GET"]),
+        Route("/v1/models/{rest:path}", proxy.model, methods=["GET"]),
+        *(Route(path, proxy.probe, methods=["GET", "POST"]) for path in METADATA_PROBES),
         Route("/v1/{rest:path}", proxy.openai_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(routes=routes)
