@@ -39,6 +39,48 @@ async def _shoot(out: Path, name: str, scenario: str, seconds: float, keys: tupl
     return path
 
 
+def _hermes_home(folder: Path) -> Path:
+    """A Hermes home as Hermes 0.19 writes it: three openai-api keys, one exhausted by a 429, one dead."""
+    import json
+    import time
+
+    now = time.time()
+
+    def entry(i: int, label: str, **status) -> dict:
+        return {"id": f"{i:06x}", "label": label, "auth_type": "api_key", "priority": i, "source": "manual",
+                "access_token": f"sk-proj-screenshot-{i:024d}", "base_url": "https://api.openai.com/v1",
+                "request_count": [412, 388, 97][i], "last_status": None, "last_status_at": None,
+                "last_error_code": None, "last_error_reason": None, "last_error_message": None,
+                "last_error_reset_at": None, **status}
+
+    pool = [entry(0, "team-a"),
+            entry(1, "team-b", last_status="exhausted", last_status_at=now - 600, last_error_code=429,
+                  last_error_reason="rate_limit_exceeded",
+                  last_error_message="Rate limit reached for gpt-4o on requests per min (RPM)"),
+            entry(2, "old-key", last_status="dead", last_status_at=now - 7200, last_error_code=401,
+                  last_error_reason="invalid_api_key", last_error_message="Incorrect API key provided")]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "auth.json").write_text(json.dumps({"version": 1, "providers": {}, "credential_pool": {
+        "openai-api": pool}}, indent=2))
+    (folder / "config.yaml").write_text("credential_pool_strategies:\n  openai-api: fill_first\n")
+    return folder
+
+
+async def _shoot_hermes(out: Path) -> Path:
+    import tempfile
+
+    from pooltui.session.hermes_watch import HermesWatch
+    from pooltui.tui.hermes_app import HermesApp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = HermesApp(HermesWatch(_hermes_home(Path(tmp) / ".hermes"), read_only=True))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.3)
+            path = Path(app.save_screenshot("hermes-watch.svg", str(out)))
+    print(f"wrote {path}")
+    return path
+
+
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     await _shoot(out, "steady", "steady", 6.0)
@@ -50,6 +92,7 @@ async def main(out: Path) -> None:
     await _shoot(out, "storm-80x24", "peak-hour", 9.0, size=(80, 24))
     await _shoot(out, "timeline", "peak-hour", 12.0, ("g",))
     await _shoot(out, "key-detail", "peak-hour", 9.0, ("enter",))
+    await _shoot_hermes(out)
 
 
 if __name__ == "__main__":

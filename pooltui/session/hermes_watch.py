@@ -1,0 +1,241 @@
+"""Watching Hermes Agent's own pool, no proxy needed: what ``auth.json`` says of each entry, when Hermes
+lets it serve again, which entry Hermes will select next, and the actions pooltui can take on it (through
+``pooltui.store.hermes_auth``, by Hermes's locking rules). No UI in here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pooltui.core.masking import mask, redact, scrub
+from pooltui.store import hermes_auth
+from pooltui.store.hermes import (
+    KINDS,
+    STRATEGIES,
+    HermesKey,
+    custom_providers,
+    read_config_yaml,
+    read_dotenv,
+    until_of,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryView:
+    """One entry of a Hermes pool as the watch shows it (no secret: its mask or where it comes from)."""
+
+    provider: str
+    id: str
+    label: str
+    shown: str  # the masked key, or its source when Hermes keeps only a fingerprint
+    source: str
+    priority: int
+    status: str  # "ok", "exhausted", "dead"
+    until: float | None  # when Hermes lets it serve again
+    error_code: int | None
+    reason: str
+    message: str
+    requests: int
+    auth_type: str
+    next: bool = False
+
+
+@dataclass
+class HermesWatch:
+    """The Hermes home being watched; ``load`` re-reads it when a file changed."""
+
+    home: Path
+    read_only: bool = False
+    clock: Callable[[], float] = field(default=lambda: __import__("time").time())
+    data: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""
+    _signature: tuple = ()
+
+    @property
+    def auth_path(self) -> Path:
+        return self.home / "auth.json"
+
+    def _stat(self) -> tuple:
+        out = []
+        for name in ("auth.json", "config.yaml"):
+            try:
+                st = (self.home / name).stat()
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def load(self, force: bool = False) -> bool:
+        """Re-read auth.json and config.yaml if either changed; True when something was read."""
+        signature = self._stat()
+        if signature == self._signature and not force:
+            return False
+        self._signature = signature
+        try:
+            raw = json.loads(self.auth_path.read_text(encoding="utf-8"))
+            self.data = raw if isinstance(raw, dict) else {}
+            self.problem = "" if isinstance(self.data.get("credential_pool"), dict) else \
+                f"{self.auth_path}: no credential_pool yet"
+        except FileNotFoundError:
+            self.data, self.problem = {}, f"{self.auth_path}: no such file (yet)"
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            self.problem = f"{self.auth_path}: unreadable ({type(exc).__name__}); showing what was read before"
+        with contextlib.suppress(ValueError):
+            self.config = read_config_yaml(self.home)
+        return True
+
+    async def watch(self, changed: Callable[[], None], interval_s: float = 0.25) -> None:
+        """Call ``changed`` whenever Hermes writes its files: file events (watchfiles) when available, with a
+        poll every ``interval_s`` as the fallback (and to catch a folder created later)."""
+        try:
+            from watchfiles import awatch
+        except ImportError:
+            awatch = None
+        if awatch is not None and self.home.is_dir():
+            with contextlib.suppress(Exception):
+                async for _ in awatch(self.home, step=50, rust_timeout=int(interval_s * 1000), yield_on_timeout=True):
+                    if self.load():
+                        changed()
+                return
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.load():
+                changed()
+
+    # -------------------------------------------------------------------------------------------- views
+    def strategy(self, provider: str) -> str:
+        """Hermes's strategy for a provider (``fill_first`` unless config.yaml says otherwise)."""
+        wanted = self.config.get("credential_pool_strategies")
+        value = wanted.get(provider) if isinstance(wanted, dict) else None
+        return value if isinstance(value, str) and value in STRATEGIES else "fill_first"
+
+    def pools(self) -> dict[str, list[EntryView]]:
+        """Every provider's entries in priority order, with their countdowns and Hermes's next pick."""
+        now = self.clock()
+        pools = self.data.get("credential_pool")
+        out: dict[str, list[EntryView]] = {}
+        if not isinstance(pools, dict):
+            return out
+        for provider, entries in pools.items():
+            if not isinstance(entries, list):
+                continue
+            rows = [e for e in entries if isinstance(e, dict)]
+            rows.sort(key=lambda e: e["priority"] if isinstance(e.get("priority"), int) else 1 << 30)
+            alive = sum(1 for e in rows if e.get("last_status") != "dead")
+            views = [self._view(str(provider), e, i, alive <= 1, now) for i, e in enumerate(rows)]
+            out[str(provider)] = self._mark_next(str(provider), views, now)
+        return out
+
+    def _view(self, provider: str, e: dict[str, Any], i: int, sole: bool, now: float) -> EntryView:
+        token = e.get("access_token")
+        source = str(e.get("source") or "manual")
+        shown = mask(token) if isinstance(token, str) and token.strip() else source
+        code = e.get("last_error_code") if isinstance(e.get("last_error_code"), int) else None
+        key = HermesKey(provider, provider, "", None, "", "", i, None, None, source,
+                        e.get("last_status") if isinstance(e.get("last_status"), str) else None,
+                        _num(e.get("last_status_at")), code,
+                        e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
+                        _num(e.get("last_error_reset_at")), 0)
+        until = until_of(key, sole)
+        status = key.status or "ok"
+        if status == "exhausted" and until is not None and until <= now:
+            status, until = "ok", None  # Hermes clears an expired status when it next loads the pool
+        return EntryView(provider, str(e.get("id") or ""), str(e.get("label") or e.get("id") or f"#{i}"), shown,
+                         source, i, status, until, code, scrub(redact(str(key.error_reason or ""))),
+                         scrub(redact(str(e.get("last_error_message") or "")))[:300],
+                         e["request_count"] if isinstance(e.get("request_count"), int) else 0,
+                         str(e.get("auth_type") or "api_key"))
+
+    def _mark_next(self, provider: str, views: list[EntryView], now: float) -> list[EntryView]:
+        ready = [v for v in views if v.status == "ok"]
+        strategy = self.strategy(provider)
+        if not ready or strategy == "random":
+            return views
+        pick = min(ready, key=lambda v: (v.requests, v.priority)) if strategy == "least_used" else ready[0]
+        return [EntryView(**{**_fields(v), "next": v is pick}) for v in views]
+
+    # ------------------------------------------------------------------------------------------ actions
+    def _writable(self) -> None:
+        if self.read_only:
+            raise hermes_auth.HermesAuthError("read-only: started with --read-only")
+
+    def reset(self, provider: str, entry_id: str) -> str:
+        self._writable()
+        return hermes_auth.reset(self.home, provider, entry_id)
+
+    def move(self, provider: str, entry_id: str, delta: int) -> str:
+        self._writable()
+        return hermes_auth.move(self.home, provider, entry_id, delta)
+
+    def remove(self, provider: str, entry_id: str) -> str:
+        self._writable()
+        return hermes_auth.remove(self.home, provider, entry_id)
+
+    async def verify(self, provider: str, entry_id: str) -> str:
+        """Re-verify an entry with the provider's zero-token call; a stale exhaustion is cleared when the key
+        answers valid (the credit was topped up, the limit has passed)."""
+        import httpx
+
+        from pooltui.providers.verify import verify_key
+
+        entry = next((e for e in self.data.get("credential_pool", {}).get(provider, [])
+                      if isinstance(e, dict) and e.get("id") == entry_id), None)
+        if entry is None:
+            raise hermes_auth.HermesAuthError(f"no entry {entry_id!r} in {provider}")
+        secret = self._secret(provider, entry)
+        if not secret:
+            raise hermes_auth.HermesAuthError(f"{entry.get('label')}: its key is not readable here "
+                                              f"({entry.get('source')})")
+        profile = self._profile(provider, entry)
+        if profile is None:
+            raise hermes_auth.HermesAuthError(f"{provider}: pooltui has no verification call for this provider")
+        async with httpx.AsyncClient(timeout=15) as http:
+            result = await verify_key(http, profile, str(entry.get("label") or entry_id), secret)
+        said = f"{entry.get('label')}: {result.result}" + (f" ({result.detail})" if result.detail else "")
+        if result.result == "valid" and entry.get("last_status") in ("exhausted", "dead") and not self.read_only:
+            hermes_auth.reset(self.home, provider, entry_id)
+            said += "; its stale status is cleared"
+        return said
+
+    def _secret(self, provider: str, entry: dict[str, Any]) -> str | None:
+        token = entry.get("access_token")
+        if isinstance(token, str) and token.strip():
+            return token.strip()
+        source = str(entry.get("source") or "")
+        if source.startswith("env:"):
+            return read_dotenv(self.home).get(source[4:]) or os.environ.get(source[4:]) or None
+        custom = custom_providers(self.config).get(provider.removeprefix("custom:"))
+        if source.startswith("config:") and custom:
+            return custom.get("api_key")
+        model = self.config.get("model") if isinstance(self.config.get("model"), dict) else {}
+        if source == "model_config" and isinstance(model.get("api_key"), str):
+            return model["api_key"]
+        return None
+
+    def _profile(self, provider: str, entry: dict[str, Any]):
+        from pooltui.providers.profiles import profile_for
+
+        url = entry.get("base_url") if isinstance(entry.get("base_url"), str) else None
+        if provider in KINDS:
+            return profile_for(KINDS[provider], base_url=url) if url else profile_for(KINDS[provider])
+        custom = custom_providers(self.config).get(provider.removeprefix("custom:"))
+        if provider.startswith("custom:") and custom and custom.get("base_url"):
+            return profile_for("openai-compatible", base_url=custom["base_url"])
+        return None
+
+
+def _fields(v: EntryView) -> dict[str, Any]:
+    return {name: getattr(v, name) for name in EntryView.__slots__}
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) / (1000.0 if value > 1e12 else 1.0)

@@ -1,0 +1,123 @@
+"""`pooltui hermes` (issue 9, items 2 and 3): Hermes's own pool, live, tested against the real Hermes:
+its CLI adds keys and its own pool code marks them; the watch shows exactly those states, updates within a
+second of Hermes writing, and what pooltui resets or reorders is what Hermes reads next."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from pooltui.session.hermes_watch import HermesWatch
+from pooltui.store.hermes_auth import HermesAuthError
+from pooltui.tui.hermes_app import HermesApp
+from tests.hermes.test_import import build_pool
+
+pytestmark = pytest.mark.asyncio
+
+
+def hermes_reads(hermes, provider: str = "openai-api") -> list[tuple]:
+    """What Hermes itself now reads: (label, status) in its priority order, and its next selection."""
+    out = hermes.py(f"""
+        import json
+        from agent.credential_pool import load_pool
+        pool = load_pool({provider!r})
+        entries = sorted(pool.entries(), key=lambda e: e.priority)
+        print(json.dumps([[e.label, e.last_status] for e in entries]))
+        chosen = pool.peek()
+        print(json.dumps(chosen.label if chosen else None))
+    """)
+    rows, chosen = out.strip().splitlines()[-2:]
+    return [tuple(r) for r in json.loads(rows)] + [("next", json.loads(chosen))]
+
+
+def table_text(app) -> dict[str, list[str]]:
+    table = app.query_one("#hermes-table")
+    return {key.value: [str(c) for c in table.get_row(key)] for key in table.rows}
+
+
+async def test_the_watch_shows_what_hermes_wrote_and_acts_by_its_rules(hermes) -> None:
+    build_pool(hermes)
+    watch = HermesWatch(hermes.home)
+    app = HermesApp(watch, refresh_s=0.1)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        rows = {v.label: v for v in app.rows.values()}
+        assert rows["second"].status == "exhausted" and rows["second"].error_code == 429
+        assert 3500 < rows["second"].until - time.time() <= 3600  # Hermes's 1 h for a 429
+        assert rows["third"].status == "dead" and rows["third"].until is None
+        assert rows["Team A (prod)"].status == "ok" and rows["Team A (prod)"].next  # Hermes's next pick
+        assert rows["OPENROUTER_API_KEY"].shown == "env:OPENROUTER_API_KEY"  # Hermes keeps only a fingerprint
+        text = " ".join(" ".join(r) for r in table_text(app).values())
+        assert "sk-test-hermes" not in text and "exhausted 60m" in text  # the countdown to Hermes's reset
+        # Hermes marks another key while the watch is open: it shows within a second
+        hermes.py("""
+            from agent.credential_pool import load_pool
+            pool = load_pool("openai-api")
+            first = next(e for e in pool.entries() if e.label == "Team A (prod)")
+            pool.mark_exhausted_and_rotate(status_code=402, api_key_hint=first.runtime_api_key)
+        """)
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            if {v.label: v for v in app.rows.values()}["Team A (prod)"].status == "exhausted":
+                break
+        rows = {v.label: v for v in app.rows.values()}
+        assert rows["Team A (prod)"].status == "exhausted" and rows["Team A (prod)"].error_code == 402
+        # reset from pooltui: Hermes reads it back as available
+        table = app.query_one("#hermes-table")
+        table.focus()
+        table.move_cursor(row=list(app.rows).index(f"openai-api/{rows['second'].id}"))
+        await pilot.press("r")
+        reads = hermes_reads(hermes)
+        assert ("second", None) in reads and ("third", "dead") in reads
+        assert reads[-1] == ("next", "second")  # the only ok entry now: Hermes will select it
+        # move 'third' to the top: Hermes's priorities follow
+        table.move_cursor(row=list(app.rows).index(f"openai-api/{rows['third'].id}"))
+        await pilot.press("K", "K")
+        assert hermes_reads(hermes)[0][0] == "third"
+        # remove: gone for Hermes too
+        table.move_cursor(row=list(app.rows).index(f"openai-api/{rows['third'].id}"))
+        await pilot.press("x", "y")
+        assert "third" not in [label for label, _ in hermes_reads(hermes)]
+    auth = (hermes.home / "auth.json")
+    assert oct(auth.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_read_only_changes_nothing(hermes) -> None:
+    build_pool(hermes)
+    before = (hermes.home / "auth.json").read_bytes()
+    watch = HermesWatch(hermes.home, read_only=True)
+    watch.load()
+    second = next(v for v in watch.pools()["openai-api"] if v.label == "second")
+    with pytest.raises(HermesAuthError, match="read-only"):
+        watch.reset("openai-api", second.id)
+    app = HermesApp(watch)
+    async with app.run_test(size=(200, 40)) as pilot:
+        assert app.check_action("reset", ()) is None and app.check_action("remove", ()) is None
+        await pilot.press("r", "x")
+    assert (hermes.home / "auth.json").read_bytes() == before
+
+
+async def test_the_lock_is_hermess_own(hermes) -> None:
+    """While Hermes holds its auth lock, pooltui waits; it writes once Hermes lets go."""
+    build_pool(hermes)
+    watch = HermesWatch(hermes.home)
+    watch.load()
+    second = next(v for v in watch.pools()["openai-api"] if v.label == "second")
+    import subprocess
+
+    holder = subprocess.Popen([str(hermes.python), "-c", (
+        "import time\nfrom hermes_cli.auth import _auth_store_lock\n"
+        "with _auth_store_lock():\n    print('held', flush=True)\n    time.sleep(1.5)\n")],
+        env=hermes.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        watch.reset("openai-api", second.id)
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(10)
+    assert waited > 0.5  # it waited for Hermes's lock
+    assert ("second", None) in hermes_reads(hermes)
