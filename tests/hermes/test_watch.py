@@ -121,3 +121,27 @@ async def test_the_lock_is_hermess_own(hermes) -> None:
         holder.wait(10)
     assert waited > 0.5  # it waited for Hermes's lock
     assert ("second", None) in hermes_reads(hermes)
+
+
+async def test_reverify_clears_a_stale_exhaustion_when_the_key_answers_valid(hermes, serve) -> None:
+    """A credit top-up nobody re-probed: Hermes still benches the key for an hour; a re-verify clears it."""
+    from tests.conftest import keys, make_scenario
+
+    sc = make_scenario({"name": "sim", "keys": keys("k", 1)})
+    server = serve(sc)
+    secret = sc.primary.keys[0].secret
+    (hermes.home / "config.yaml").write_text(
+        f"custom_providers:\n  - name: sim\n    base_url: {server.base_url('sim')}\n    api_key: {secret}\n")
+    hermes.py("""
+        from agent.credential_pool import load_pool
+        pool = load_pool("custom:sim")
+        entry = pool.entries()[0]
+        pool.mark_exhausted_and_rotate(status_code=402, api_key_hint=entry.runtime_api_key)
+    """)
+    assert hermes_reads(hermes, "custom:sim")[0][1] == "exhausted"
+    watch = HermesWatch(hermes.home)
+    watch.load()
+    (entry,) = watch.pools()["custom:sim"]
+    said = await watch.verify("custom:sim", entry.id)
+    assert said.endswith("valid; its stale status is cleared"), said
+    assert hermes_reads(hermes, "custom:sim")[0][1] is None
