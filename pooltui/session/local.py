@@ -67,6 +67,7 @@ class MonitorSession:
     _reverify_tasks: list[asyncio.Task] = field(default_factory=list)
     alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
     past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
+    shared: Any = None  # SharedKeyStates (pooltui.store.shared_state) when [state] backend = "redis"
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -178,7 +179,9 @@ class MonitorSession:
 
     def start_background(self) -> None:
         """What runs behind the engine whether a monitor looks or not (the monitor and `pooltui proxy` both):
-        history writes, background re-verification of parked keys, alerts."""
+        history writes, background re-verification of parked keys, alerts, shared key states."""
+        if self.shared is not None:
+            self._alert_tasks.append(asyncio.create_task(self.shared.start()))
         if self.recorders:
             self._recorder_task = asyncio.create_task(self.flush_history())
         self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
@@ -187,10 +190,12 @@ class MonitorSession:
 
             watcher = AlertWatcher(self.alerts, self.views, self.clock.now)
             self.listeners.append(watcher.event)
-            self._alert_tasks = [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
+            self._alert_tasks += [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
 
     def stop_background(self) -> None:
         """Stop what :meth:`start_background` started and write the history's last lines."""
+        if self.shared is not None:
+            self.shared.close()
         for task in [*self._reverify_tasks, *self._alert_tasks]:
             task.cancel()
         if self._recorder_task is not None:
@@ -451,6 +456,14 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     )
     session.traffic_seed = random.randrange(1 << 30)
     session.alerts = AlertSender.from_config(cfg.alerts, log=session.log)
+    if cfg.state.backend == "redis":
+        from pooltui.store.shared_state import SharedKeyStates
+
+        session.shared = SharedKeyStates(cfg.state.url, cfg.state.prefix, log=session.log)
+        for client in clients.values():
+            for up in client.upstreams:
+                if up.pool is not None:
+                    session.shared.attach(up.pool)
     if history is not None:
         session.load_past(history)
     return session, problems

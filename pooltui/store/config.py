@@ -192,6 +192,33 @@ def parse_alerts(raw: Any) -> AlertsConfig:
     return out
 
 
+@dataclass(slots=True)
+class StateConfig:
+    """``[state]``: where key states live. "memory" (each process alone, the default) or "redis" (shared)."""
+
+    backend: str = "memory"
+    url: str | None = None
+    prefix: str = "pooltui"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_state(raw: Any) -> StateConfig:
+    if not isinstance(raw, dict):
+        raise ValueError("'state' must be a table")
+    data = dict(raw)
+    backend = data.pop("backend", "memory")
+    if backend not in ("memory", "redis"):
+        raise ValueError(f"state.backend must be \"memory\" or \"redis\", not {backend!r}")
+    url = data.pop("url", None)
+    if backend == "redis" and (not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))):
+        raise ValueError("state.url must be a Redis URL (redis://host:port/db, rediss://..., unix://...)")
+    prefix = data.pop("prefix", "pooltui")
+    prefix = validate.label(prefix, "state.prefix") if prefix != "pooltui" else prefix
+    if data:
+        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix)")
+    return StateConfig(backend, url, prefix, dict(raw))
+
+
 @dataclass
 class Config:
     """Everything in the config file."""
@@ -201,6 +228,7 @@ class Config:
     prices: Prices = field(default_factory=Prices)
     retention_days: int = 30
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     history_extra: dict[str, Any] = field(default_factory=dict)
 
@@ -217,6 +245,8 @@ class Config:
         out["history"] = history
         if self.alerts.raw:
             out["alerts"] = dict(self.alerts.raw)
+        if self.state.raw:
+            out["state"] = dict(self.state.raw)
         if self.prices.per_model:
             out["prices"] = {m: {"input_per_mtok": i, "output_per_mtok": o}
                              for m, (i, o) in sorted(self.prices.per_model.items())}
@@ -375,6 +405,10 @@ def parse_config(text: str, path: Path) -> Config:
         cfg.alerts = parse_alerts(data.pop("alerts", {}))
     except ValueError as exc:
         raise ConfigError(path, str(exc), _line_of(text, _table_re("alerts"))) from None
+    try:
+        cfg.state = parse_state(data.pop("state", {}))
+    except ValueError as exc:
+        raise ConfigError(path, str(exc), _line_of(text, _table_re("state"))) from None
     history = data.pop("history", {})
     if not isinstance(history, dict):
         raise ConfigError(path, "'history' must be a table")

@@ -1,0 +1,155 @@
+"""Shared key states through a real Redis (issue 10, step 1): what one process learns about a key, the
+others apply to their own pool at once; a newcomer reads what was learnt before it started; Redis going
+away and coming back loses nothing and fails no request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from pooltui.core import Classification, DeadlineSource, KeySpec, KeyState, Outcome, Pool
+from pooltui.store.shared_state import SharedKeyStates
+
+pytestmark = pytest.mark.asyncio
+SECRETS = [f"sk-test-shared-{i:024d}" for i in range(3)]
+
+
+def pool(secrets=SECRETS) -> Pool:
+    return Pool("p", [KeySpec(f"k{i}", s) for i, s in enumerate(secrets)], "failover")
+
+
+async def sharing(url: str, p: Pool, log=None) -> SharedKeyStates:
+    shared = SharedKeyStates(url, prefix="t", log=log or (lambda line: None))
+    shared.attach(p)
+    await shared.start()
+    assert shared.connected
+    return shared
+
+
+async def until(check, timeout_s: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "not propagated in time"
+        await asyncio.sleep(0.005)
+
+
+def answer(p: Pool, label: str, result: Classification) -> None:
+    key = p.key(label)
+    key.inflight += 1
+    p.report(key, result)
+
+
+async def test_a_429_a_401_and_hand_actions_reach_the_other_process(redis_server) -> None:
+    a, b = pool(), pool()
+    sa, sb = await sharing(redis_server.url, a), await sharing(redis_server.url, b)
+    try:
+        answer(a, "k0", Classification(Outcome.RATE_LIMITED, 429, "slow", 30.0, DeadlineSource.RETRY_AFTER))
+        await until(lambda: b.key("k0").state is KeyState.COOLING)
+        assert b.key("k0").until == a.key("k0").until and b.key("k0").source is DeadlineSource.RETRY_AFTER
+        assert b.pick().label == "k1"  # b never sends to the key a learnt is spent
+        answer(b, "k2", Classification(Outcome.INVALID, 401, "revoked"))
+        await until(lambda: a.key("k2").state is KeyState.INVALID)  # one 401 in total, not one per process
+        a.disable("k1")
+        await until(lambda: b.key("k1").state is KeyState.DISABLED)
+        a.enable("k1")
+        await until(lambda: b.key("k1").state is KeyState.OK)
+        a.reset("k0")
+        await until(lambda: b.key("k0").state is KeyState.OK)
+        assert sa.applied >= 1 and sb.applied >= 4
+    finally:
+        await sa.stop()
+        await sb.stop()
+
+
+async def test_states_apply_only_to_the_same_secret(redis_server) -> None:
+    a, b = pool(), pool(["sk-test-other-000000000000000000000001", *SECRETS[1:]])  # k0 is another key in b
+    sa, sb = await sharing(redis_server.url, a), await sharing(redis_server.url, b)
+    try:
+        answer(a, "k0", Classification(Outcome.INVALID, 401, "revoked"))
+        answer(a, "k1", Classification(Outcome.INVALID, 401, "revoked"))
+        await until(lambda: b.key("k1").state is KeyState.INVALID)
+        assert b.key("k0").state is KeyState.OK
+    finally:
+        await sa.stop()
+        await sb.stop()
+
+
+async def test_a_newcomer_reads_what_was_learnt_before_it_started(redis_server) -> None:
+    a = pool()
+    sa = await sharing(redis_server.url, a)
+    try:
+        answer(a, "k0", Classification(Outcome.QUOTA, 402, "no credits", 3600.0, DeadlineSource.KNOWN_RESET))
+        await until(lambda: sa.published >= 1)
+        late = pool()
+        sl = await sharing(redis_server.url, late)
+        assert late.key("k0").state is KeyState.EXHAUSTED and late.key("k0").until == a.key("k0").until
+        await sl.stop()
+    finally:
+        await sa.stop()
+
+
+async def test_redis_restarted_midway_loses_nothing(redis_server) -> None:
+    a, b = pool(), pool()
+    said: list[str] = []
+    sa, sb = await sharing(redis_server.url, a), await sharing(redis_server.url, b, said.append)
+    try:
+        redis_server.stop()
+        answer(a, "k0", Classification(Outcome.RATE_LIMITED, 429, "slow", 60.0, DeadlineSource.RETRY_AFTER))
+        assert a.pick().label == "k1"  # serving goes on on its own view
+        await asyncio.sleep(0.3)
+        assert not sb.connected and any("unreachable" in line for line in said)
+        redis_server.start()
+        await until(lambda: b.key("k0").state is KeyState.COOLING, timeout_s=10)  # published once it was back
+    finally:
+        await sa.stop()
+        await sb.stop()
+
+
+async def test_two_sessions_on_one_config_share_key_states(redis_server, serve, tmp_path) -> None:
+    """`[state] backend = "redis"`: a key one proxy (or monitor) learns is spent, the other skips at once."""
+    from pooltui.session.local import config_session
+    from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+    from pooltui.store.secrets import SecretStore
+    from tests.conftest import keys, make_scenario
+
+    sc = make_scenario({"name": "main", "keys": keys("k", 2)})
+    server = serve(sc)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    with ConfigEditor(path) as cfg:
+        p = cfg.providers["main"] = ProviderConfig("main", "openai", server.base_url("main"))
+        for k in sc.primary.keys:
+            p.keys.append(KeyEntry(k.label, store.put("main", k.label, k.secret)))
+    text = path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{redis_server.url}"\nprefix = "team-a"\n'
+    path.write_text(text)
+    one, _ = config_session(load_config(path), store, None)
+    two, _ = config_session(load_config(path), store, None)
+    for s in (one, two):
+        s.start_background()
+    try:
+        await until(lambda: one.shared.connected and two.shared.connected)
+        answer(one.pool, "k0", Classification(Outcome.RATE_LIMITED, 429, "slow", 30.0, DeadlineSource.RETRY_AFTER))
+        await until(lambda: two.pool.key("k0").state is KeyState.COOLING)
+        assert two.pool.pick().label == "k1"
+        assert "[state]" in path.read_text()  # kept as written
+    finally:
+        for s in (one, two):
+            s.stop_background()
+            await s.shared.stop()
+            for c in s.clients.values():
+                await c.aclose()
+
+
+async def test_the_state_table_is_checked_at_the_edge() -> None:
+    from pooltui.store.config import parse_state
+
+    assert parse_state({}).backend == "memory"
+    ok = parse_state({"backend": "redis", "url": "redis://10.0.0.5:6379/2", "prefix": "team-a"})
+    assert (ok.backend, ok.url, ok.prefix) == ("redis", "redis://10.0.0.5:6379/2", "team-a")
+    for bad, why in (({"backend": "etcd"}, "memory\" or \"redis"), ({"backend": "redis"}, "Redis URL"),
+                     ({"backend": "redis", "url": "http://x"}, "Redis URL"), ({"prefix": "a b"}, "state.prefix"),
+                     ({"backend": "memory", "ttl": 3}, "unknown setting 'ttl'")):
+        with pytest.raises(ValueError, match=why):
+            parse_state(bad)
