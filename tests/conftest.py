@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import keyring
@@ -67,3 +68,20 @@ def memory_keyring(monkeypatch, tmp_path) -> Iterator[MemoryKeyring]:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")  # for subprocesses
     yield backend
     keyring.set_keyring(previous)
+
+
+def config_on_simulator(serve, tmp_path: Path, n_keys: int = 2, name: str = "main"):
+    """A config file with one openai-style provider served by a simulator on loopback, its keys in a
+    secret store under ``tmp_path``: (path, store, server)."""
+    from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig
+    from pooltui.store.secrets import SecretStore
+
+    sc = make_scenario({"name": name, "keys": keys("k", n_keys)})
+    server = serve(sc)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    with ConfigEditor(path) as cfg:
+        p = cfg.providers[name] = ProviderConfig(name, "openai", server.base_url(name))
+        for k in sc.primary.keys:
+            p.keys.append(KeyEntry(k.label, store.put(name, k.label, k.secret)))
+    return path, store, server

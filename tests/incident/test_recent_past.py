@@ -9,25 +9,17 @@ import pytest
 
 from pooltui.core.events import Event, EventKind
 from pooltui.session.local import config_session
-from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.config import load_config
 from pooltui.store.history import History
-from pooltui.store.secrets import SecretStore
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.widgets import EventsTable, IncidentLine
-from tests.conftest import keys, make_scenario
+from tests.conftest import config_on_simulator
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_the_monitor_opens_with_the_last_15_minutes(serve, tmp_path) -> None:
-    sc = make_scenario({"name": "main", "keys": keys("k", 2)})
-    server = serve(sc)
-    store = SecretStore(tmp_path / "data")
-    path = tmp_path / "config.toml"
-    with ConfigEditor(path) as cfg:
-        p = cfg.providers["main"] = ProviderConfig("main", "openai", server.base_url("main"))
-        for k in sc.primary.keys:
-            p.keys.append(KeyEntry(k.label, store.put("main", k.label, k.secret)))
+    path, store, _ = config_on_simulator(serve, tmp_path)
     history = History(tmp_path / "data" / "history.db")
     now = time.time()
     earlier = [Event(now - 3600, "main", "k0", EventKind.INVALID, 401, "an hour ago", "marked invalid")]

@@ -110,18 +110,10 @@ async def test_redis_restarted_midway_loses_nothing(redis_server) -> None:
 async def test_two_sessions_on_one_config_share_key_states(redis_server, serve, tmp_path) -> None:
     """`[state] backend = "redis"`: a key one proxy (or monitor) learns is spent, the other skips at once."""
     from pooltui.session.local import config_session
-    from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
-    from pooltui.store.secrets import SecretStore
-    from tests.conftest import keys, make_scenario
+    from pooltui.store.config import load_config
+    from tests.conftest import config_on_simulator
 
-    sc = make_scenario({"name": "main", "keys": keys("k", 2)})
-    server = serve(sc)
-    store = SecretStore(tmp_path / "data")
-    path = tmp_path / "config.toml"
-    with ConfigEditor(path) as cfg:
-        p = cfg.providers["main"] = ProviderConfig("main", "openai", server.base_url("main"))
-        for k in sc.primary.keys:
-            p.keys.append(KeyEntry(k.label, store.put("main", k.label, k.secret)))
+    path, store, _ = config_on_simulator(serve, tmp_path)
     text = path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{redis_server.url}"\nprefix = "team-a"\n'
     path.write_text(text)
     one, _ = config_session(load_config(path), store, None)
