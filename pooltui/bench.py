@@ -439,6 +439,80 @@ def bench_events(scenario: str, seconds: float, window_s: float) -> dict:
     return result
 
 
+async def _shared_run(url: str, cycles: int, changes: int) -> dict:
+    from pooltui.store.shared_state import SharedKeyStates
+
+    def pool() -> Pool:
+        return Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}") for i in range(3)], "round-robin",
+                    preempt=False)
+
+    def cycle_us(p: Pool) -> float:
+        ok = Classification(Outcome.OK, 200)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(cycles):
+                p.report(p.pick(), ok, 0.01)
+            best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
+        return best
+
+    alone = cycle_us(pool())
+    a, b = pool(), pool()
+    sa, sb = SharedKeyStates(url, "bench"), SharedKeyStates(url, "bench")
+    sa.attach(a)
+    sb.attach(b)
+    await sa.start()
+    await sb.start()
+    shared = cycle_us(a)
+    delays = []
+    key_b = b.key("k0")
+    for i in range(changes):  # a hand action in one process, seen by the other through Redis
+        t0 = time.perf_counter()
+        if i % 2 == 0:
+            a.disable("k0")
+            want = KeyState.DISABLED
+        else:
+            a.enable("k0")
+            want = KeyState.OK
+        while key_b.state is not want:
+            await asyncio.sleep(0)
+        delays.append((time.perf_counter() - t0) * 1000)
+    await sa.stop()
+    await sb.stop()
+    return {"alone_us": alone, "shared_us": shared, "delays_ms": sorted(delays)}
+
+
+def bench_shared(cycles: int, changes: int) -> dict | None:
+    import shutil
+    import socket
+
+    if shutil.which("redis-server") is None:
+        print("shared: needs redis-server on PATH (apt-get install redis-server)")
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.02)
+        result = asyncio.run(_shared_run(f"redis://127.0.0.1:{port}/0", cycles, changes))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    d = result["delays_ms"]
+    print(f"shared: key states on a local redis-server; pick+report at 3 keys, best of 3 x {cycles} cycles")
+    print(f"  pick+report        alone {result['alone_us']:.2f} µs   sharing through Redis "
+          f"{result['shared_us']:.2f} µs (target < 10)")
+    print(f"  a state change seen by another pool: p50 {d[len(d) // 2]:.2f} ms, p99 {d[int(len(d) * 0.99)]:.2f} ms,"
+          f" max {d[-1]:.2f} ms over {len(d)} changes (target p99 < 50 ms)")
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -463,6 +537,9 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("bodies", help="memory of the proxy relaying large answers")
     b.add_argument("--mib", type=int, default=50)
     b.add_argument("--answers", type=int, default=6)
+    h = sub.add_parser("shared", help="pick+report and propagation delay with key states shared through Redis")
+    h.add_argument("--cycles", type=int, default=20000)
+    h.add_argument("--changes", type=int, default=400)
     v = sub.add_parser("events", help="rows the events pane adds per 10 s during a demo scenario")
     v.add_argument("--scenario", default="peak-hour")
     v.add_argument("--seconds", type=float, default=60.0)
@@ -470,6 +547,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.what == "events":
         bench_events(args.scenario, args.seconds, args.window)
+        return
+    if args.what == "shared":
+        bench_shared(args.cycles, args.changes)
         return
     if args.what == "stream":
         bench_stream(args.tokens, args.streams)
