@@ -68,6 +68,7 @@ class MonitorSession:
     alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
     past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
     shared: Any = None  # SharedKeyStates (pooltui.store.shared_state) when [state] backend = "redis"
+    live: Any = None  # LiveConfig (pooltui.session.live_config): config changes applied while running
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -182,6 +183,8 @@ class MonitorSession:
         history writes, background re-verification of parked keys, alerts, shared key states."""
         if self.shared is not None:
             self._alert_tasks.append(asyncio.create_task(self.shared.start()))
+        if self.live is not None:
+            self.live.start()
         if self.recorders:
             self._recorder_task = asyncio.create_task(self.flush_history())
         self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
@@ -196,6 +199,8 @@ class MonitorSession:
         """Stop what :meth:`start_background` started and write the history's last lines."""
         if self.shared is not None:
             self.shared.close()
+        if self.live is not None:
+            self.live.close()
         for task in [*self._reverify_tasks, *self._alert_tasks]:
             task.cancel()
         if self._recorder_task is not None:
@@ -466,4 +471,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
                     session.shared.attach(up.pool)
     if history is not None:
         session.load_past(history)
+    from pooltui.session.live_config import LiveConfig
+
+    session.live = LiveConfig(cfg.path, store, clients, log=session.log)
     return session, problems
