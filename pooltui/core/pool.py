@@ -600,6 +600,13 @@ class Pool:
         key.spend = spent or Spend()
         self._spend(key, 0, 0.0, None)
 
+    def check_budget(self, label: str) -> None:
+        """Park the key if what it spent (here, or across processes when a shared store fed its counters)
+        has reached its budget."""
+        key = self.key(label)
+        if key.budget is not None and key.spend is not None:
+            self._spend(key, 0, 0.0, None)
+
     def _spend(self, key: PoolKey, tokens: int, cost: float, request_id: int | None) -> None:
         now = self.clock.now()
         key.spend.add(now, tokens, cost)

@@ -469,6 +469,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
             for up in client.upstreams:
                 if up.pool is not None:
                     session.shared.attach(up.pool)
+            session.shared.attach_usage(client)
     if history is not None:
         session.load_past(history)
     from pooltui.session.live_config import LiveConfig

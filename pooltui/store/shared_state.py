@@ -6,6 +6,10 @@ or resets it), the new state goes out at once on a Redis channel and into a hash
 start; every other process applies it to its own pool. A state is applied only to a key whose secret has
 the same fingerprint, so two configs that reuse a label for different keys never mix.
 
+Budgets and spend are counted in Redis with atomic increments (per key, per UTC day and month): each
+process adds what its requests spent and takes the fleet's totals back, so a daily budget is spent once
+across processes, not once per process; the process that crosses it parks the key and the others follow.
+
 If Redis is unreachable, every process keeps serving on its own view, says so once, reconnects with
 backoff and reads the hash again when it is back.
 """
@@ -61,6 +65,54 @@ class SharedKeyStates:
         self.pools.setdefault(pool.name, []).append(pool)
         pool.events.subscribe(lambda event, pool=pool: self._changed(pool, event))
 
+    def attach_usage(self, client: Any) -> None:
+        """Count the spend of ``client``'s keys that have a budget in Redis (atomic, fleet-wide)."""
+        client.usage_listeners.append(self._usage)
+
+    def _usage(self, u: Any) -> None:
+        if not (u.tokens_in or u.tokens_out or u.cost):
+            return
+        for pool in self.pools.get(u.provider, []):
+            with contextlib.suppress(KeyError):
+                key = pool.key(u.key)
+                if key.budget is not None and key.spend is not None:
+                    if self._queue is None:
+                        self._queue = asyncio.Queue(10_000)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        self._queue.put_nowait({"spend": True, "provider": u.provider, "key": u.key, "ts": u.ts,
+                                                "fingerprint": key.fingerprint,
+                                                "tokens": u.tokens_in + u.tokens_out, "cost": u.cost})
+                    return
+
+    async def _add_spend(self, item: dict[str, Any]) -> None:
+        """Add one request's spend to the fleet's counters and take the totals back."""
+        from pooltui.core.budget import period_starts
+
+        day, month, next_day, next_month = period_starts(item["ts"])
+        base = f"{self.prefix}:spend:{item['provider']}:{item['key']}:{item['fingerprint']}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(f"{base}:tokens:{day}", int(item["tokens"]))
+            pipe.incrbyfloat(f"{base}:cost:{day}", float(item["cost"]))
+            pipe.incrby(f"{base}:tokens:{month}", int(item["tokens"]))
+            pipe.incrbyfloat(f"{base}:cost:{month}", float(item["cost"]))
+            for period, end in ((day, next_day), (month, next_month)):
+                for what in ("tokens", "cost"):
+                    pipe.expireat(f"{base}:{what}:{period}", int(end) + 86400)
+            tokens_day, cost_day, tokens_month, cost_month, *_ = await pipe.execute()
+        for pool in self.pools.get(item["provider"], []):
+            with contextlib.suppress(KeyError):
+                key = pool.key(item["key"])
+                spend = key.spend
+                if spend is None or key.fingerprint != item["fingerprint"]:
+                    continue
+                if spend.day == day:  # the fleet's totals, this process's included
+                    spend.tokens_day, spend.cost_day = max(spend.tokens_day, int(tokens_day)), max(
+                        spend.cost_day, float(cost_day))
+                if spend.month == month:
+                    spend.tokens_month, spend.cost_month = max(spend.tokens_month, int(tokens_month)), max(
+                        spend.cost_month, float(cost_month))
+                pool.check_budget(key.label)  # parks it (and the park is published) once the fleet crossed it
+
     def _changed(self, pool: Pool, event: Event) -> None:
         if self._applying or event.key is None or event.kind not in _CHANGES or event.provider != pool.name:
             return
@@ -112,6 +164,14 @@ class SharedKeyStates:
         assert self._queue is not None
         while True:
             state = await self._queue.get()
+            if state.get("spend"):
+                for attempt in range(50):
+                    try:
+                        await self._add_spend(state)
+                        break
+                    except Exception:
+                        await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
+                continue
             payload = json.dumps(state)
             for attempt in range(50):
                 try:

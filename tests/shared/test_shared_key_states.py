@@ -145,3 +145,49 @@ async def test_the_state_table_is_checked_at_the_edge() -> None:
                      ({"backend": "memory", "ttl": 3}, "unknown setting 'ttl'")):
         with pytest.raises(ValueError, match=why):
             parse_state(bad)
+
+
+async def test_a_daily_budget_is_spent_once_across_processes(redis_server, serve) -> None:
+    """Each process used to count its own spend: two processes on one key spent its daily budget twice."""
+    from pooltui.core.budget import Budget
+    from pooltui.sim.wiring import client_for_scenario
+    from tests.conftest import keys, make_scenario
+
+    sc = make_scenario({"name": "p", "keys": keys("k", 2)})
+    server = serve(sc)
+    clients = [client_for_scenario(sc, server, "failover", seed=i) for i in (1, 2)]
+    shared = []
+    for client in clients:
+        client.primary.pool.set_budget("k0", Budget(tokens_day=600))
+        s = SharedKeyStates(redis_server.url, prefix="budget")
+        s.attach(client.primary.pool)
+        s.attach_usage(client)
+        await s.start()
+        shared.append(s)
+    try:
+        spent_per_request = None
+        served_on_k0 = 0
+        for i in range(40):
+            client = clients[i % 2]
+            before = client.primary.pool.key("k0").stats.tokens_in + client.primary.pool.key("k0").stats.tokens_out
+            r = await client.chat("hi")
+            assert r.status == 200
+            if r.key == "k0":
+                served_on_k0 += 1
+                k0 = client.primary.pool.key("k0").stats
+                spent_per_request = spent_per_request or (k0.tokens_in + k0.tokens_out - before)
+            await until(lambda: all(s._queue.empty() for s in shared))
+            await asyncio.sleep(0.02)
+            if all(c.primary.pool.key("k0").state is KeyState.EXHAUSTED for c in clients):
+                break
+        assert all(c.primary.pool.key("k0").state is KeyState.EXHAUSTED for c in clients)
+        assert all(c.primary.pool.key("k0").source is DeadlineSource.BUDGET for c in clients)
+        total = sum(c.primary.pool.key("k0").stats.tokens_in + c.primary.pool.key("k0").stats.tokens_out
+                    for c in clients)
+        assert 600 <= total < 600 + 2 * spent_per_request  # once across both, not 600 each
+        assert (await clients[0].chat("hi")).key == "k1"
+    finally:
+        for s in shared:
+            await s.stop()
+        for c in clients:
+            await c.aclose()
