@@ -1,0 +1,77 @@
+"""Three `pooltui proxy` processes on one config with `[state] backend = "redis"` (issue 10, item 6): a
+revoked key costs one 401 in total, not one per process; a 429 learnt by one stops the others."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.conftest import keys, make_scenario
+
+GONE = "sk-test-gone-0000000000000001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ask(port: int) -> httpx.Response:
+    for _ in range(200):
+        try:
+            return httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                              json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    raise AssertionError(f"proxy on {port} never answered")
+
+
+def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> None:
+    sc = make_scenario({"name": "oai", "window_s": 60, "keys": [
+        {"label": "gone", "secret": GONE, "invalid": True}, *keys("k", 1, rpm=2), *keys("spare", 1)]})
+    server = serve(sc)
+    stats_url = server.base_url("oai").removesuffix("/oai/v1") + "/_sim/stats"
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[state]
+backend = "redis"
+url = "{redis_server.url}"
+
+[providers.oai]
+kind = "openai"
+base_url = "{server.base_url('oai')}"
+strategy = "failover"
+keys = [{{ label = "gone", secret = "env:GONE" }}, {{ label = "k0", secret = "env:K0" }},
+        {{ label = "k1", secret = "env:K1" }}]
+""")
+    env = {**os.environ, "GONE": GONE, "K0": sc.primary.keys[1].secret, "K1": sc.primary.keys[2].secret,
+           "POOLTUI_CONFIG": str(config), "POOLTUI_DATA_DIR": str(tmp_path / "data")}
+    ports = [free_port() for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", str(p)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    try:
+        assert ask(ports[0]).status_code == 200  # 'gone' answered 401 here, then k0 served
+        time.sleep(0.3)  # the others hear it (well under a second)
+        for port in ports[1:]:
+            assert ask(port).status_code == 200
+        seen = httpx.get(stats_url).json()["oai"]
+        assert seen["gone"] == {"401": 1}  # one 401 in total, not one per process
+        # k0 allows 2 requests a minute: the process that spent it learnt so (its headers, else a 429), and
+        # every process now goes to the spare: not one 429 per process
+        time.sleep(0.3)
+        for port in ports * 2:
+            assert ask(port).status_code == 200
+        seen = httpx.get(stats_url).json()["oai"]
+        assert seen["k0"]["200"] == 2 and seen["k0"].get("429", 0) <= 1, seen  # learnt once, by one process
+        assert seen["spare0"] == {"200": 7}, seen
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
