@@ -574,6 +574,20 @@ class Pool:
         self._set_state(key, st, until, src, reason, status)
         return True
 
+    def restore_model_cooldown(self, label: str, model: str, until: float) -> bool:
+        """Cool ``label`` for ``model`` until ``until`` (learnt elsewhere: another process, a restart); a
+        longer cooldown already known is kept. Returns True if it changed anything."""
+        key = self._by_label.get(label)
+        if key is None or until <= self.clock.now() or not model:
+            return False
+        cooling = self._model_cool.setdefault(model, {})
+        if cooling.get(key, 0.0) >= until:
+            return False
+        cooling[key] = until
+        if len(self._models) < 64:
+            self._models.add(model)
+        return True
+
     def rotation_state(self) -> tuple[str | None, dict[str, int]]:
         """Where the rotation stands: the last key picked, and each key's request count (to persist)."""
         last = self._keys[self._cursor].label if 0 <= self._cursor < len(self._keys) else None

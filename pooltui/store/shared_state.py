@@ -124,7 +124,8 @@ class SharedKeyStates:
             return
         state = {"from": self.instance, "provider": pool.name, "key": key.label, "fingerprint": key.fingerprint,
                  "state": key.state.value, "until": key.until, "source": key.source.value if key.source else None,
-                 "reason": key.reason, "status": key.status_code, "at": event.ts}
+                 "reason": key.reason, "status": key.status_code, "at": event.ts,
+                 "models": pool.model_cooldowns(key)}
         if self._queue is None:
             self._queue = asyncio.Queue(10_000)
         with contextlib.suppress(asyncio.QueueFull):
@@ -229,6 +230,10 @@ class SharedKeyStates:
         if state.get("fingerprint") != key.fingerprint:
             return
         target, until = state.get("state"), state.get("until")
+        models = state.get("models") if isinstance(state.get("models"), dict) else {}
+        changed = sum(pool.restore_model_cooldown(key.label, str(m), float(u)) for m, u in models.items()
+                      if isinstance(u, int | float))
+        self.applied += changed
         self._applying = True
         try:
             if target == KeyState.OK.value:

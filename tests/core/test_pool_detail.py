@@ -231,3 +231,16 @@ def test_a_report_without_figures_counts_zero_and_a_strangers_key_is_refused_by_
     stranger = make().key("k1")
     with pytest.raises(ValueError, match=r"^key 'k1' is not a key of pool 'p'$"):
         p.report(stranger, OK)
+
+
+def test_a_model_cooldown_learnt_elsewhere_is_applied_and_never_shortened() -> None:
+    p = make(2)
+    now = p.clock.now()
+    assert p.restore_model_cooldown("k0", "big", now + 10)
+    assert p.model_cooldowns(p.key("k0")) == {"big": now + 10}
+    assert not p.restore_model_cooldown("k0", "big", now + 5)  # a shorter one changes nothing
+    assert p.restore_model_cooldown("k0", "big", now + 20) and p.model_cooldowns(p.key("k0")) == {"big": now + 20}
+    assert not p.restore_model_cooldown("k0", "big", now)  # already over
+    assert not p.restore_model_cooldown("nope", "big", now + 10) and not p.restore_model_cooldown("k0", "", now + 9)
+    p.pick(model="small")
+    assert p.pick(model="big").label == "k1"

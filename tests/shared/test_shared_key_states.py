@@ -191,3 +191,23 @@ async def test_a_daily_budget_is_spent_once_across_processes(redis_server, serve
             await s.stop()
         for c in clients:
             await c.aclose()
+
+
+async def test_a_per_model_cooldown_reaches_the_other_process(redis_server) -> None:
+    a, b = pool(), pool()
+    for p in (a, b):  # both have seen two models: a 429 speaks of one
+        for model in ("big", "small"):
+            p.report(p.pick(model=model), Classification(Outcome.OK, 200), model=model)
+    sa, sb = await sharing(redis_server.url, a), await sharing(redis_server.url, b)
+    try:
+        k0 = a.key("k0")
+        k0.inflight += 1
+        a.report(k0, Classification(Outcome.RATE_LIMITED, 429, "slow", 20.0, DeadlineSource.RETRY_AFTER),
+                 model="big")
+        assert a.key("k0").state is KeyState.OK and "big" in a.model_cooldowns(k0)
+        await until(lambda: "big" in b.model_cooldowns(b.key("k0")))
+        assert b.model_cooldowns(b.key("k0")) == a.model_cooldowns(k0)
+        assert b.pick(model="big").label != "k0" and b.pick(model="small").label == "k0"
+    finally:
+        await sa.stop()
+        await sb.stop()
