@@ -11,6 +11,7 @@ from pooltui.commands.alerts_cmd import alerts
 from pooltui.commands.auth import auth
 from pooltui.commands.common import AppContext, UserError
 from pooltui.commands.doctor import doctor
+from pooltui.commands.fleet_cmd import fleet
 from pooltui.commands.hermes_cmd import hermes
 from pooltui.commands.history_cmds import events, usage
 from pooltui.commands.importer import import_group
@@ -43,7 +44,7 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, p
 
 
 for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor,
-                alerts, hermes):
+                alerts, hermes, fleet):
     cli.add_command(command)
 
 

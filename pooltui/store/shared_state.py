@@ -140,7 +140,8 @@ class SharedKeyStates:
                                      health_check_interval=5)
         if self._queue is None:
             self._queue = asyncio.Queue(10_000)
-        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._listen_loop())]
+        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._listen_loop()),
+                       asyncio.create_task(self._heartbeat_loop())]
         for _ in range(40):  # up to 2 s for the first connection; serving does not wait longer
             if self.connected:
                 break
@@ -208,6 +209,26 @@ class SharedKeyStates:
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
 
+    @property
+    def procs_key(self) -> str:
+        return f"{self.prefix}:procs"
+
+    def presence(self, now: float) -> dict[str, Any]:
+        """What this process tells the fleet about itself."""
+        host, pid = socket.gethostname(), os.getpid()
+        rps = sum(p.per_second.total(now) for pools in self.pools.values() for p in pools) / 60.0
+        return {"instance": self.instance, "host": host, "pid": pid, "last_seen": now, "requests_per_s": rps,
+                "providers": sorted(self.pools)}
+
+    async def _heartbeat_loop(self, every_s: float = 1.0) -> None:
+        """Tell the fleet this process is alive (``pooltui fleet`` lists it) once a second."""
+        import time
+
+        while True:
+            with contextlib.suppress(Exception):
+                await self._redis.hset(self.procs_key, self.instance, json.dumps(self.presence(time.time())))
+            await asyncio.sleep(every_s)
+
     async def _resync(self) -> None:
         """Apply what the hash holds (states set while this process was away or before it started)."""
         for provider in list(self.pools):
@@ -258,6 +279,33 @@ class SharedKeyStates:
             self.applied += 1
         finally:
             self._applying = False
+
+
+async def fleet(url: str, prefix: str = "pooltui", stale_s: float = 10.0) -> dict[str, Any]:
+    """The processes that shared their key states lately, and the key states the fleet holds."""
+    import time
+
+    import redis.asyncio as redis
+
+    r = redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
+    try:
+        now = time.time()
+        procs, gone = [], []
+        for raw in (await r.hgetall(f"{prefix}:procs")).values():
+            with contextlib.suppress(ValueError, TypeError):
+                proc = json.loads(raw)
+                (procs if now - float(proc["last_seen"]) <= stale_s else gone).append(proc)
+        if gone:
+            await r.hdel(f"{prefix}:procs", *[p["instance"] for p in gone])
+        keys: list[dict[str, Any]] = []
+        async for name in r.scan_iter(match=f"{prefix}:keys:*"):
+            for raw in (await r.hgetall(name)).values():
+                with contextlib.suppress(ValueError, TypeError):
+                    keys.append(json.loads(raw))
+        return {"procs": sorted(procs, key=lambda p: (p["host"], p["pid"])),
+                "keys": sorted(keys, key=lambda k: (k["provider"], k["key"]))}
+    finally:
+        await r.aclose()
 
 
 def _where(url: str) -> str:

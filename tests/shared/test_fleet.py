@@ -3,6 +3,7 @@ revoked key costs one 401 in total, not one per process; a 429 learnt by one sto
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -70,6 +71,17 @@ keys = [{{ label = "gone", secret = "env:GONE" }}, {{ label = "k0", secret = "en
         seen = httpx.get(stats_url).json()["oai"]
         assert seen["k0"]["200"] == 2 and seen["k0"].get("429", 0) <= 1, seen  # learnt once, by one process
         assert seen["spare0"] == {"200": 7}, seen
+        # `pooltui fleet` lists the three processes and the key states they share
+        time.sleep(1.2)
+        listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env, capture_output=True,
+                                 text=True, timeout=30)
+        assert listing.returncode == 0, listing.stderr
+        fleet = json.loads(listing.stdout)
+        assert sorted(p["pid"] for p in fleet["procs"]) == sorted(p.pid for p in procs)
+        assert {(k["key"], k["state"]) for k in fleet["keys"]} >= {("gone", "invalid")}
+        text = subprocess.run([sys.executable, "-m", "pooltui", "fleet"], env=env, capture_output=True, text=True,
+                              timeout=30).stdout
+        assert text.startswith("3 process(es) serving") and "oai/gone" in text and GONE not in text
     finally:
         for p in procs:
             p.terminate()
