@@ -279,13 +279,15 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
 _BENCH_SECRET = "sk-sim-bench-00000000000000000000000001"
 
 
-def _proxy_process(sim_port: int, proxy_port: int, tmp: str) -> subprocess.Popen:
-    """`pooltui proxy` in its own process over one key of the simulator on ``sim_port`` (config in ``tmp``)."""
+def _proxy_process(sim_port: int, proxy_port: int, tmp: str, state_url: str | None = None) -> subprocess.Popen:
+    """`pooltui proxy` in its own process over one key of the simulator on ``sim_port`` (config in ``tmp``);
+    with ``state_url``, its key states shared through that Redis."""
     import os
 
     config = os.path.join(tmp, "config.toml")
+    state = f'[state]\nbackend = "redis"\nurl = "{state_url}"\n' if state_url else ""
     with open(config, "w") as fh:
-        fh.write(f'[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
+        fh.write(f'{state}[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
                  '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
     env = {**os.environ, "POOLTUI_BENCH_KEY": _BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
@@ -482,7 +484,43 @@ async def _shared_run(url: str, cycles: int, changes: int) -> dict:
     return {"alone_us": alone, "shared_us": shared, "delays_ms": sorted(delays)}
 
 
-def bench_shared(cycles: int, changes: int) -> dict | None:
+async def _fleet_rps(ports: list[int], n: int, concurrency: int) -> float:
+    import aiohttp
+
+    body = {"model": "gpt-sim-1", "max_tokens": 16, "messages": [{"role": "user", "content": "ping"}]}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        turn = iter(range(1 << 30))
+
+        async def call() -> None:
+            port = ports[next(turn) % len(ports)]  # the load spread over the proxies, as a balancer would
+            async with session.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body,
+                                    headers={"authorization": "Bearer any"}) as r:
+                await r.read()
+
+        await _drive(call, 300, concurrency)
+        return await _drive(call, n, concurrency)
+
+
+def _proxies_rps(url: str | None, count: int, n: int, concurrency: int) -> float:
+    import tempfile
+
+    sim_port = free_port()
+    sim = _start_sim(sim_port)
+    ports = [free_port() for _ in range(count)]
+    procs = [_proxy_process(sim_port, port, tempfile.mkdtemp(prefix="pooltui-bench-"), url) for port in ports]
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            _wait_port(port, proc, "the proxy")
+        return _runner()(_fleet_rps(ports, n, concurrency))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(5)
+        sim.stop()
+
+
+def bench_shared(cycles: int, changes: int, requests: int = 3000) -> dict | None:
     import shutil
     import socket
 
@@ -500,7 +538,10 @@ def bench_shared(cycles: int, changes: int) -> dict | None:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.02)
-        result = asyncio.run(_shared_run(f"redis://127.0.0.1:{port}/0", cycles, changes))
+        url = f"redis://127.0.0.1:{port}/0"
+        result = asyncio.run(_shared_run(url, cycles, changes))
+        result["rps"] = {(store, count): _proxies_rps(url if store == "redis" else None, count, requests, 64)
+                         for store in ("memory", "redis") for count in (1, 3)}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -510,6 +551,11 @@ def bench_shared(cycles: int, changes: int) -> dict | None:
           f"{result['shared_us']:.2f} µs (target < 10)")
     print(f"  a state change seen by another pool: p50 {d[len(d) // 2]:.2f} ms, p99 {d[int(len(d) * 0.99)]:.2f} ms,"
           f" max {d[-1]:.2f} ms over {len(d)} changes (target p99 < 50 ms)")
+    rps = result["rps"]
+    for count in (1, 3):
+        mem, red = rps[("memory", count)], rps[("redis", count)]
+        print(f"  {count} prox{'y' if count == 1 else 'ies'} ({requests} requests, 64 in flight, spread evenly): "
+              f"in-memory {mem:.0f} req/s, Redis {red:.0f} req/s ({red / mem:.2f}x, target >= 0.8x)")
     return result
 
 
