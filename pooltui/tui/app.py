@@ -14,7 +14,14 @@ from pooltui.core.errors import message_of
 from pooltui.core.strategies import STRATEGIES
 from pooltui.session.protocol import LocalControls, Session
 from pooltui.tui.main_screen import MainScreen
-from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen, KeyDetailScreen
+from pooltui.tui.screens import (
+    AddKeyScreen,
+    FleetScreen,
+    HelpScreen,
+    HistoryScreen,
+    InspectorScreen,
+    KeyDetailScreen,
+)
 from pooltui.tui.widgets import EventsTable, KeysTable
 
 KEY_ACTIONS = {"toggle_key", "verify_selected", "move_up", "move_down"}
@@ -53,6 +60,8 @@ class PoolMonitorApp(App[None]):
                 tooltip="Show only one kind of event (cycles)"),
         Binding("g", "timeline", "Chart", id="view.timeline",
                 tooltip="Timeline chart per key: 5 min, 15 min, off"),
+        Binding("F", "fleet", "Fleet", show=False, id="view.fleet",
+                tooltip="The processes sharing this pool through Redis, and the key states they share"),
         Binding("o", "sort_keys", "Sort", show=False, id="keys.sort", tooltip="Sort the keys table by the next column"),
         Binding("escape", "clear_filters", "Clear", id="events.clear", show=False,
                 tooltip="Clear the events filters"),
@@ -118,6 +127,8 @@ class PoolMonitorApp(App[None]):
         if action in TRAFFIC_ACTIONS and not (local is not None and local.traffic_running):
             return None
         if action == "switch_provider" and len(s.providers) < 2 and not s.view()["fallbacks"]:
+            return None
+        if action == "fleet" and getattr(s, "shared", None) is None:
             return None
         return True
 
@@ -215,6 +226,13 @@ class PoolMonitorApp(App[None]):
     def action_timeline(self) -> None:
         minutes = self.main.cycle_timeline()
         self.notify(f"timeline: last {minutes} min" if minutes else "timeline off")
+
+    def action_fleet(self) -> None:
+        shared = getattr(self.session, "shared", None)
+        if shared is None:
+            self.notify("no shared state: set [state] backend = \"redis\" in the config", severity="warning")
+            return
+        self.push_screen(FleetScreen(shared.url, shared.prefix))
 
     def action_clear_filters(self) -> None:
         self.main.clear_filters()

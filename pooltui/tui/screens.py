@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -161,6 +162,7 @@ HELP = """\
  /      search events          o      sort by the next column
  f      only the selected key   (or click a column's title)
  e      only one kind (cycles) esc    clear the events filters
+ F      the fleet sharing this pool through Redis (processes, shared key states)
 
 States: [green]ok[/green], [yellow]cooling[/yellow] (countdown, deadline source), [magenta]exhausted[/magenta]
 (quota or budget), [red]invalid[/red] (401), [red]forbidden[/red] (403), [dim]disabled[/dim] (by hand).
@@ -281,3 +283,53 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
         text.append("none\n")
     text.append("\nd off/on · v verify · r reset · K/J move · esc back", style="dim")
     return text
+
+
+class FleetScreen(Screen[None]):
+    """Every process sharing this pool through Redis (host, pid, requests/s, last seen) and the key states
+    they share; refreshed each second. Key actions on the main screen reach all of them."""
+
+    BINDINGS = [Binding("escape,q,F", "app.pop_screen", "Back", id="fleet.back")]
+    DEFAULT_CSS = "FleetScreen #fleet-title { width: 100%; background: $primary-background; text-style: bold; }"
+
+    def __init__(self, url: str, prefix: str) -> None:
+        super().__init__()
+        self.url, self.prefix = url, prefix
+        self.seen: dict = {"procs": [], "keys": []}
+
+    def compose(self) -> ComposeResult:
+        yield Label(" fleet", id="fleet-title")
+        yield DataTable(cursor_type="row", id="fleet-procs")
+        yield DataTable(cursor_type="row", id="fleet-keys")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#fleet-procs", DataTable).add_columns("host", "pid", "req/s", "last seen", "providers")
+        self.query_one("#fleet-keys", DataTable).add_columns("provider", "key", "state", "left", "reason", "from")
+        self.reload()
+        self.set_interval(1.0, self.reload, name="fleet-refresh")
+
+    @work(exclusive=True, group="fleet", exit_on_error=False)
+    async def reload(self) -> None:
+        import time
+
+        from pooltui.store.shared_state import fleet
+
+        try:
+            self.seen = await fleet(self.url, self.prefix)
+            problem = ""
+        except Exception as exc:
+            problem = f" · Redis unreachable ({type(exc).__name__}): showing what was read before"
+        now = time.time()
+        procs, keys = self.query_one("#fleet-procs", DataTable), self.query_one("#fleet-keys", DataTable)
+        procs.clear()
+        for p in self.seen["procs"]:
+            procs.add_row(p["host"], str(p["pid"]), f"{p['requests_per_s']:.1f}",
+                          f"{fmt.duration(now - p['last_seen'])} ago", ", ".join(p["providers"]))
+        keys.clear()
+        for k in self.seen["keys"]:
+            left = fmt.duration(k["until"] - now) if k.get("until") and k["until"] > now else "-"
+            keys.add_row(k["provider"], k["key"], k["state"], left, k.get("reason") or "",
+                         str(k.get("from", "")).rsplit(":", 1)[0])
+        self.query_one("#fleet-title", Label).update(
+            f" fleet on {self.url.split('@')[-1]} · {len(self.seen['procs'])} process(es){problem}")

@@ -211,3 +211,39 @@ async def test_a_per_model_cooldown_reaches_the_other_process(redis_server) -> N
     finally:
         await sa.stop()
         await sb.stop()
+
+
+async def test_the_monitor_shows_the_fleet(redis_server, serve, tmp_path) -> None:
+    """`F` in a monitor sharing its pool: the processes serving it and the key states they share."""
+    from pooltui.session.local import config_session
+    from pooltui.store.config import load_config
+    from pooltui.tui.app import PoolMonitorApp
+    from pooltui.tui.screens import FleetScreen
+    from tests.conftest import config_on_simulator
+
+    path, store, _ = config_on_simulator(serve, tmp_path)
+    path.write_text(path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{redis_server.url}"\n')
+    other, _ = config_session(load_config(path), store, None)  # another process on the same pool
+    other.start_background()
+    session, _ = config_session(load_config(path), store, None)
+    app = PoolMonitorApp(session)
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(lambda: session.shared.connected and other.shared.connected)
+            answer(other.pool, "k1", Classification(Outcome.INVALID, 401, "revoked"))
+            await until(lambda: session.pool.key("k1").state is KeyState.INVALID)
+            await asyncio.sleep(1.2)  # both have said they are alive
+            await pilot.press("F")
+            assert isinstance(app.screen, FleetScreen)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            procs, keys = app.screen.query_one("#fleet-procs"), app.screen.query_one("#fleet-keys")
+            assert procs.row_count == 2
+            rows = [[str(c) for c in keys.get_row_at(i)] for i in range(keys.row_count)]
+            assert rows[0][:3] == ["main", "k1", "invalid"]
+            await pilot.press("escape")
+    finally:
+        other.stop_background()
+        await other.shared.stop()
+        for c in other.clients.values():
+            await c.aclose()
