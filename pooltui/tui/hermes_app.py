@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from pooltui.session.hermes_watch import EntryView, HermesWatch
 from pooltui.tui import format as fmt
+from pooltui.tui.widgets import row_at_cursor
 
 STATUS_STYLE = {"ok": "bold green", "exhausted": "bold yellow", "dead": "bold red"}
 COLUMNS = (("next", " ", 1), ("provider", "provider", 14), ("priority", "#", 2), ("label", "label", 16),
@@ -87,14 +88,7 @@ class HermesApp(App[None]):
 
     @property
     def selected(self) -> EntryView | None:
-        table = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:
-            return None
-        return self.rows.get(key or "")
+        return self.rows.get(row_at_cursor(self.query_one(DataTable)) or "")
 
     def refresh_table(self) -> None:
         w = self.watch_

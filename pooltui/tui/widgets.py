@@ -23,6 +23,16 @@ KEY_COLUMNS = (  # (key, title, width)
 CELL_PADDING = 2  # a DataTable cell's padding, one each side
 
 
+def row_at_cursor(table: DataTable) -> str | None:
+    """The key of the row under a table's cursor (None when the table is empty)."""
+    if not table.row_count:
+        return None
+    try:
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    except Exception:
+        return None
+
+
 def fit_columns(columns: tuple[tuple[str, str, int], ...], drop_order: tuple[str, ...], width: int,
                 flex: tuple[str, int] | None = None) -> list[tuple[str, str, int]]:
     """The columns that fit ``width``, dropping those of ``drop_order`` first to last; ``flex`` (a column and
@@ -124,12 +134,7 @@ class KeysTable(FittedTable):
 
     @property
     def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return row_at_cursor(self)
 
     def select(self, label: str) -> None:
         if label in self._order:
@@ -350,12 +355,7 @@ class EventsTable(FittedTable):
 
     @property
     def selected_row(self) -> StoryRow | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        key = row_at_cursor(self)
         return self.story.rows.get(int(key)) if key is not None else None
 
     @property

@@ -62,7 +62,7 @@ async def test_the_history_screen_keeps_its_title_filters_and_shows_whole_reason
 
 async def test_a_mask_reads_the_same_in_the_monitor_as_in_the_cli() -> None:
     """The secret column cut 'sk-or-v1-…abcd' (14 characters) to 13."""
-    secret = "sk-or-v1-0123456789abcdef0123456789abcdefWXYZ"
+    secret = "sk-or-v1-test-long-fake-key-000000000000WXYZ"
     session = scripted.steady()
     session.pool.add_key(KeySpec("router", secret))
     app = PoolMonitorApp(session, start_session=False)
