@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,11 @@ from pooltui.store.hermes import (
     KINDS,
     STRATEGIES,
     HermesKey,
+    as_seconds,
     custom_providers,
     read_config_yaml,
     read_dotenv,
+    secret_of,
     until_of,
 )
 
@@ -52,7 +55,7 @@ class HermesWatch:
 
     home: Path
     read_only: bool = False
-    clock: Callable[[], float] = field(default=lambda: __import__("time").time())
+    clock: Callable[[], float] = time.time
     data: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     problem: str = ""
@@ -140,9 +143,9 @@ class HermesWatch:
         code = e.get("last_error_code") if isinstance(e.get("last_error_code"), int) else None
         key = HermesKey(provider, provider, "", None, "", "", i, None, None, source,
                         e.get("last_status") if isinstance(e.get("last_status"), str) else None,
-                        _num(e.get("last_status_at")), code,
+                        as_seconds(e.get("last_status_at")), code,
                         e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
-                        _num(e.get("last_error_reset_at")), 0)
+                        as_seconds(e.get("last_error_reset_at")), 0)
         until = until_of(key, sole)
         status = key.status or "ok"
         if status == "exhausted" and until is not None and until <= now:
@@ -205,19 +208,12 @@ class HermesWatch:
         return said
 
     def _secret(self, provider: str, entry: dict[str, Any]) -> str | None:
-        token = entry.get("access_token")
-        if isinstance(token, str) and token.strip():
-            return token.strip()
-        source = str(entry.get("source") or "")
-        if source.startswith("env:"):
-            return read_dotenv(self.home).get(source[4:]) or os.environ.get(source[4:]) or None
-        custom = custom_providers(self.config).get(provider.removeprefix("custom:"))
-        if source.startswith("config:") and custom:
-            return custom.get("api_key")
+        """The entry's key, resolved as the import resolves it; an ``env:`` key not in the Hermes home's
+        .env is read from this process's environment."""
         model = self.config.get("model") if isinstance(self.config.get("model"), dict) else {}
-        if source == "model_config" and isinstance(model.get("api_key"), str):
-            return model["api_key"]
-        return None
+        secret, env_var, _ = secret_of(entry, str(entry.get("source") or "manual"), read_dotenv(self.home),
+                                        custom_providers(self.config), model, provider)
+        return secret or (os.environ.get(env_var) if env_var else None) or None
 
     def _profile(self, provider: str, entry: dict[str, Any]):
         from pooltui.providers.profiles import profile_for
@@ -234,8 +230,3 @@ class HermesWatch:
 def _fields(v: EntryView) -> dict[str, Any]:
     return {name: getattr(v, name) for name in EntryView.__slots__}
 
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) / (1000.0 if value > 1e12 else 1.0)

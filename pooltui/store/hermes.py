@@ -169,7 +169,7 @@ class HermesPool:
     strategies: dict[str, str] = field(default_factory=dict)  # pooltui provider -> pooltui strategy
 
 
-def _num(value: Any) -> float | None:
+def as_seconds(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         if isinstance(value, str):
             try:
@@ -257,7 +257,7 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
                                            f"{e.get('auth_type')} credential: pooltui pools api keys"))
                 continue
             source = str(e.get("source") or "manual")
-            secret, env_var, problem = _secret_of(e, source, dotenv, customs, model, str(hermes_provider))
+            secret, env_var, problem = secret_of(e, source, dotenv, customs, model, str(hermes_provider))
             if problem:
                 out.skipped.append(Skipped(str(hermes_provider), original, problem))
                 continue
@@ -267,10 +267,11 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
             out.keys.append(HermesKey(
                 str(hermes_provider), provider, kind, _url(e.get("base_url")) or base_url, label, original, i,
                 secret, env_var, source,
-                e.get("last_status") if isinstance(e.get("last_status"), str) else None, _num(e.get("last_status_at")),
+                e.get("last_status") if isinstance(e.get("last_status"), str) else None,
+                as_seconds(e.get("last_status_at")),
                 code if isinstance(code, int) and not isinstance(code, bool) else None,
                 e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
-                _num(e.get("last_error_reset_at")),
+                as_seconds(e.get("last_error_reset_at")),
                 e["request_count"] if isinstance(e.get("request_count"), int) and e["request_count"] >= 0 else 0,
                 e.get("id") if isinstance(e.get("id"), str) else None))
     return out
@@ -302,7 +303,7 @@ def _target(hermes_provider: str, customs: dict[str, dict[str, Any]]) -> tuple[s
     return f"no pooltui profile for the Hermes provider {hermes_provider!r}"
 
 
-def _secret_of(entry: dict, source: str, dotenv: dict[str, str], customs: dict, model: dict,
+def secret_of(entry: dict, source: str, dotenv: dict[str, str], customs: dict, model: dict,
                hermes_provider: str) -> tuple[str | None, str | None, str | None]:
     """(secret, env var, problem) of an entry, resolved the way Hermes resolves it."""
     token = entry.get("access_token")
