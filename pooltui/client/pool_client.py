@@ -15,7 +15,7 @@ import json
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,6 +224,9 @@ class PoolClient:
         #: called once per caller request with its outcome ("ok", "error": the pool failed it or a 5xx was
         #: relayed, "rejected": the caller's own 4xx) and the provider that served it ("" when none did)
         self.outcome_listeners: list[Callable[[str, str], None]] = []
+        #: awaited before a counted answer goes back to its caller (a shared store's spend write: counted
+        #: spend is stored before the caller sees the answer, so a process killed after it loses none)
+        self.settle_barriers: list[Callable[[], Awaitable[None]]] = []
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
 
@@ -519,6 +522,8 @@ class PoolClient:
             pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model)
         if self.usage_listeners:
             self._record(up.name, key, req, oc is Outcome.OK, tokens_in, tokens_out, cost, 1)
+            for barrier in self.settle_barriers:
+                await barrier()
         label = key.label if key else None
         trace.add(clock.now(), "attempt", up.name, label, status=resp.status_code, outcome=oc.value,
                   latency_ms=answer.latency * 1000, reason=result.reason)

@@ -18,7 +18,7 @@ from pooltui.core.timefmt import duration
 @click.pass_context
 def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Every process serving the pool (host, pid, requests/s, last seen) and the shared key states."""
-    from pooltui.store.shared_state import fleet as read_fleet
+    from pooltui.store.fleet import fleet as read_fleet
 
     prefix = "pooltui"
     if url is None:

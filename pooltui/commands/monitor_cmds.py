@@ -37,14 +37,22 @@ def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | No
               help="the callers' token of the proxy this monitor runs")
 @click.option("--admin-token", default=None, envvar="POOLTUI_ADMIN_TOKEN",
               help="the admin token of the proxy to attach to (default: read from the data dir)")
+@click.option("--state", "state_url", default=None, metavar="URL",
+              help="watch every process sharing the pool on this Redis (redis://host:port/db); "
+                   "key actions apply to all of them")
+@click.option("--state-prefix", default=None, help="the Redis key prefix of that pool (default: [state] prefix)")
 @click.pass_context
 def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, attach_url: str | None,
-            token: str | None, admin_token: str | None) -> None:
-    """Open the monitor on your configured providers, or on a running proxy's live traffic."""
+            token: str | None, admin_token: str | None, state_url: str | None, state_prefix: str | None) -> None:
+    """Open the monitor on your configured providers, on a running proxy's live traffic, or on a whole fleet
+    sharing one pool through Redis."""
     from pooltui.commands.proxy_cmd import admin_token_of, build_proxy, describe
     from pooltui.proxy.app import ProxyService
 
     a = app(ctx)
+    if state_url is not None:
+        run_monitor(_fleet(a, state_url, state_prefix, provider))
+        return
     proxy_port = proxy_port if proxy_port is not None else a.proxy_port
     if attach_url is None and proxy_port:
         url = f"http://127.0.0.1:{proxy_port}"
@@ -74,6 +82,39 @@ def _listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _fleet(a, url: str, prefix: str | None, provider: str | None):
+    """A session on every process sharing a pool through Redis; a clear error if Redis does not answer."""
+    import asyncio
+
+    from pooltui.core import validate
+    from pooltui.session.fleet_view import FleetSession
+    from pooltui.store.fleet import FleetLink, redact_url
+
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise UserError(f"--state needs a Redis URL (redis://host:port/db, rediss://..., unix://...), not {url!r}")
+    if prefix is None:
+        cfg = a.config()
+        prefix = cfg.state.prefix if cfg.state.backend == "redis" else "pooltui"
+    try:
+        prefix = validate.label(prefix, "--state-prefix")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+    async def check() -> int:
+        link = FleetLink(url, prefix)
+        try:
+            return len(await link.processes())
+        finally:
+            await link.aclose()
+
+    try:
+        n = asyncio.run(check())
+    except Exception as exc:
+        raise UserError(f"cannot reach Redis at {redact_url(url)} ({type(exc).__name__})") from None
+    click.echo(f"watching {n} process(es) sharing the pool '{prefix}' on {redact_url(url)}", err=True)
+    return FleetSession(url, current=provider or "", prefix=prefix)
 
 
 def _attached(url: str, admin_token: str | None):

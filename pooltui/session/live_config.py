@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from pooltui.client.pool_client import PoolClient
 from pooltui.core.health import KeyState
 from pooltui.core.pool import KeySpec, Pool
-from pooltui.store.config import ConfigError, load_config
+from pooltui.store.config import ConfigError, load_config, parse_config
 from pooltui.store.secrets import SecretStore, SecretStoreError
 
 
@@ -26,9 +27,14 @@ class LiveConfig:
     store: SecretStore
     clients: dict[str, PoolClient]
     log: Callable[[str], None] = lambda line: None
+    #: called with the config's text after a changed file was reloaded (the shared store tells other hosts)
+    publish: Callable[[str, str], None] | None = None
     interval_s: float = 0.25
     applied: int = 0
     _signature: tuple | None = None
+    #: per provider, what the config said last time (strategy, key order, disabled keys): only what the
+    #: config changes is applied, so a hand action taken since (here or from the fleet) stays
+    _said: dict[str, tuple[str, list[str], set[str]]] = field(default_factory=dict)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     def _stat(self) -> tuple | None:
@@ -40,6 +46,9 @@ class LiveConfig:
 
     def start(self) -> None:
         self._signature = self._stat()
+        with contextlib.suppress(ConfigError):
+            for p in load_config(self.path).providers.values():
+                self._said[p.name] = self._what_it_says(p)
         self._tasks = [asyncio.create_task(self.run())]
 
     def close(self) -> None:
@@ -64,20 +73,48 @@ class LiveConfig:
         except ConfigError as exc:
             self.log(f"config not reloaded: {exc} (serving on as before)")
             return []
+        changes = self._apply_all(cfg, "config reloaded")
+        if self.publish is not None:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                self.publish(self.path.read_text(encoding="utf-8"), f"{socket.gethostname()}:{self.path}")
+        return changes
+
+    def apply_shared(self, text: str, origin: str, at: float) -> list[str]:
+        """A config another process published through the shared store: its keys and strategies apply here
+        unless this host's own file changed after it (the latest change wins)."""
+        signature = self._stat()
+        if signature is not None and signature[0] / 1e9 >= at:
+            return []
+        try:
+            cfg = parse_config(text, Path(f"<config from {origin}>"))
+        except ConfigError as exc:
+            self.log(f"shared config from {origin} not applied: {exc}")
+            return []
+        return self._apply_all(cfg, f"config from {origin}")
+
+    def _apply_all(self, cfg, said: str) -> list[str]:
         changes: list[str] = []
         for client in self.clients.values():
             for up in client.upstreams:
                 if up.pool is not None and up.pool.name in cfg.providers:
                     changes += self._apply(up.pool, cfg.providers[up.pool.name])
         for line in changes:
-            self.log(f"config reloaded: {line}")
+            self.log(f"{said}: {line}")
         self.applied += len(changes)
         return changes
+
+    @staticmethod
+    def _what_it_says(p) -> tuple[str, list[str], set[str]]:
+        wanted = p.pool_keys()
+        return p.strategy, [e.label for e in wanted], {e.label for e in wanted if e.disabled}
 
     def _apply(self, pool: Pool, p) -> list[str]:
         out: list[str] = []
         wanted = p.pool_keys()
         labels = [e.label for e in wanted]
+        said = self._said.get(pool.name)
+        self._said[pool.name] = self._what_it_says(p)
+        was_disabled = said[2] if said is not None else None
         have = {k.label: k for k in pool.keys}
         for label in [label for label in have if label not in labels]:
             pool.remove_key(label)
@@ -92,21 +129,23 @@ class LiveConfig:
             if key is not None and key.secret != secret:  # a new secret behind the same label
                 pool.remove_key(entry.label)
                 key = None
+            added = key is None
             if key is None:
                 pool.add_key(KeySpec(entry.label, secret, entry.quota_group))
                 out.append(f"{pool.name}/{entry.label} added")
                 key = pool.key(entry.label)
-            if entry.disabled and key.state is not KeyState.DISABLED:
+            newly = was_disabled is None or added or (entry.label in was_disabled) != entry.disabled
+            if entry.disabled and newly and key.state is not KeyState.DISABLED:
                 pool.disable(entry.label, reason="disabled in config")
                 out.append(f"{pool.name}/{entry.label} disabled")
-            elif not entry.disabled and key.state is KeyState.DISABLED:
+            elif not entry.disabled and newly and key.state is KeyState.DISABLED:
                 pool.enable(entry.label)
                 out.append(f"{pool.name}/{entry.label} enabled")
         order = [label for label in labels if label in {k.label for k in pool.keys}]
-        if order != [k.label for k in pool.keys]:
+        if (said is None or said[1] != labels) and order != [k.label for k in pool.keys]:
             pool.set_order(order)
             out.append(f"{pool.name} order {', '.join(order)}")
-        if p.strategy != pool.strategy:
+        if (said is None or said[0] != p.strategy) and p.strategy != pool.strategy:
             pool.set_strategy(p.strategy)
             out.append(f"{pool.name} strategy {pool.strategy}")
         return out

@@ -67,7 +67,7 @@ class MonitorSession:
     _reverify_tasks: list[asyncio.Task] = field(default_factory=list)
     alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
     past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
-    shared: Any = None  # SharedKeyStates (pooltui.store.shared_state) when [state] backend = "redis"
+    shared: Any = None  # its StateStore (pooltui.store.state_store): in memory, or Redis when configured
     live: Any = None  # LiveConfig (pooltui.session.live_config): config changes applied while running
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -461,18 +461,20 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     )
     session.traffic_seed = random.randrange(1 << 30)
     session.alerts = AlertSender.from_config(cfg.alerts, log=session.log)
-    if cfg.state.backend == "redis":
-        from pooltui.store.shared_state import SharedKeyStates
+    from pooltui.session.live_config import LiveConfig
+    from pooltui.store.state_store import open_state
 
-        session.shared = SharedKeyStates(cfg.state.url, cfg.state.prefix, log=session.log)
-        for client in clients.values():
-            for up in client.upstreams:
-                if up.pool is not None:
-                    session.shared.attach(up.pool)
-            session.shared.attach_usage(client)
+    session.shared = open_state(cfg.state, log=session.log)
+    for client in clients.values():
+        for up in client.upstreams:
+            if up.pool is not None:
+                session.shared.attach(up.pool)
+        session.shared.attach_client(client)
     if history is not None:
         session.load_past(history)
-    from pooltui.session.live_config import LiveConfig
-
     session.live = LiveConfig(cfg.path, store, clients, log=session.log)
+    if cfg.state.backend == "redis":  # the fleet sees this process's panels; its config reaches other hosts
+        session.shared.describe = session.views
+        session.shared.on_config = session.live.apply_shared
+        session.live.publish = session.shared.publish_config
     return session, problems

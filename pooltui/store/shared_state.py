@@ -1,73 +1,117 @@
-"""Key states shared between processes and hosts through Redis (``[state] backend = "redis"``).
+"""The Redis state store (``[state] backend = "redis"``): pools kept in step across processes and hosts.
 
-Each process keeps picking from its own pool (the pick stays local and as fast as before). When a key's
-state changes here (a 429 cools it, a 401 marks it invalid, quota parks it, a hand action disables, enables
-or resets it), the new state goes out at once on a Redis channel and into a hash that newcomers read on
-start; every other process applies it to its own pool. A state is applied only to a key whose secret has
-the same fingerprint, so two configs that reuse a label for different keys never mix.
+Each process keeps picking from its own pool (the pick stays local and as fast as before); Redis pushes
+what the others learnt. What goes out, and how:
 
-Budgets and spend are counted in Redis with atomic increments (per key, per UTC day and month): each
-process adds what its requests spent and takes the fleet's totals back, so a daily budget is spent once
-across processes, not once per process; the process that crosses it parks the key and the others follow.
+- **At once** (a channel, plus a hash newcomers read): a key's new state (a 429 cools it, a 401 marks it
+  invalid, quota parks it, a hand action disables, enables or resets it) with its per-model cooldowns,
+  and the provider's outage breaker opening or closing. A state is applied only to a key whose secret has
+  the same fingerprint, so two configs that reuse a label for different keys never mix.
+- **Exact** (atomic increments, written before the caller gets its answer): budgets' spend per key, UTC
+  day and month. Each process adds what its requests spent and takes the fleet's totals back, so a daily
+  budget is spent once across processes; the process that crosses it parks the key and the others follow.
+- **In batches** (every half second): each key's request count (least-used balances the fleet's counts;
+  a newcomer's round-robin starts after the fleet's last pick), this process's events (a Redis stream the
+  fleet monitor merges), and a heartbeat (host, pid, requests/s, its panels).
+- **The config**: a process that reloads its changed config file publishes it (references only, never a
+  secret) with a generation; processes on other hosts apply its keys and strategy.
 
 If Redis is unreachable, every process keeps serving on its own view, says so once, reconnects with
-backoff and reads the hash again when it is back.
+backoff, then reads the shared states again and writes back what it learnt meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import socket
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pooltui.core.budget import period_starts
 from pooltui.core.classify import Classification
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
+from pooltui.store.fleet import names, redact_url
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
 _CHANGES = frozenset({EventKind.RATE_LIMITED, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA,
                       EventKind.STATE})
+_OUTAGE_OPEN, _OUTAGE_OVER = "outage suspected", "outage over"
+
+
+def _retrying(attempt: int) -> float:
+    return min(2.0, 0.05 * 2 ** attempt)
 
 
 @dataclass
 class SharedKeyStates:
-    """Publishes this process's key-state changes and applies everyone else's to its pools."""
+    """Publishes this process's state changes and applies everyone else's to its pools."""
 
     url: str
     prefix: str = "pooltui"
     log: Callable[[str], None] = lambda line: None
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    #: what this process shows the fleet monitor (provider -> panel), sent with each heartbeat
+    describe: Callable[[], dict[str, Any]] | None = None
+    #: a config another process published: (toml text, where it came from, when)
+    on_config: Callable[[str, str, float], None] | None = None
     pools: dict[str, list[Pool]] = field(default_factory=dict)  # provider -> its pools in this process
+    clients: list[Any] = field(default_factory=list)
     applied: int = 0  # remote states applied here
     published: int = 0
     connected: bool = False
+    sync_s: float = 0.5
     _queue: asyncio.Queue | None = None
+    _outbox: deque = field(default_factory=lambda: deque(maxlen=5000))  # events not yet in the stream
+    _logs: set[int] = field(default_factory=set)  # EventLogs listened to (a client may share its pool's)
+    _spending: set[asyncio.Task] = field(default_factory=set)
+    _counted: dict[tuple[str, str, str], int] = field(default_factory=dict)  # requests already added to Redis
+    _rotation_seen: bool = False
     _applying: bool = False
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _redis: Any = None
 
-    @property
-    def channel(self) -> str:
-        return f"{self.prefix}:keys"
+    def __post_init__(self) -> None:
+        self.keys = names(self.prefix)
 
-    def _hash(self, provider: str) -> str:
-        return f"{self.prefix}:keys:{provider}"
-
+    # ------------------------------------------------------------------------------ what this process does
     def attach(self, pool: Pool) -> None:
-        """Share ``pool``'s key states (its events say when one changed)."""
+        """Share ``pool``'s key states, usage counts and events."""
         self.pools.setdefault(pool.name, []).append(pool)
         pool.events.subscribe(lambda event, pool=pool: self._changed(pool, event))
+        self._listen_events(pool.events)
 
-    def attach_usage(self, client: Any) -> None:
-        """Count the spend of ``client``'s keys that have a budget in Redis (atomic, fleet-wide)."""
+    def attach_client(self, client: Any) -> None:
+        """Share ``client``'s spend (exact, before its caller is answered), outage breaker and events."""
+        self.clients.append(client)
         client.usage_listeners.append(self._usage)
+        client.settle_barriers.append(self.spend_written)
+        client.events.subscribe(self._breaker_changed)
+        self._listen_events(client.events)
+
+    def _listen_events(self, log: EventLog) -> None:
+        if id(log) not in self._logs:
+            self._logs.add(id(log))
+            log.subscribe(self._event_out)
+
+    def _event_out(self, event: Event) -> None:
+        if not self._applying:  # what another process told us is in the stream already, from it
+            self._outbox.append(event)
+
+    def _put(self, item: dict[str, Any]) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue(10_000)
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(item)  # never waits: the engine goes on
 
     def _usage(self, u: Any) -> None:
         if not (u.tokens_in or u.tokens_out or u.cost):
@@ -76,20 +120,33 @@ class SharedKeyStates:
             with contextlib.suppress(KeyError):
                 key = pool.key(u.key)
                 if key.budget is not None and key.spend is not None:
-                    if self._queue is None:
-                        self._queue = asyncio.Queue(10_000)
-                    with contextlib.suppress(asyncio.QueueFull):
-                        self._queue.put_nowait({"spend": True, "provider": u.provider, "key": u.key, "ts": u.ts,
-                                                "fingerprint": key.fingerprint,
-                                                "tokens": u.tokens_in + u.tokens_out, "cost": u.cost})
+                    item = {"provider": u.provider, "key": u.key, "ts": u.ts, "fingerprint": key.fingerprint,
+                            "tokens": u.tokens_in + u.tokens_out, "cost": u.cost}
+                    task = asyncio.get_running_loop().create_task(self._spend_until_written(item))
+                    self._spending.add(task)
+                    task.add_done_callback(self._spending.discard)
                     return
+
+    async def spend_written(self, wait_s: float = 0.5) -> None:
+        """Wait (up to ``wait_s``, and only while Redis answers) until counted spend is in Redis."""
+        if self._spending and self.connected:
+            await asyncio.wait(list(self._spending), timeout=wait_s)
+
+    async def _spend_until_written(self, item: dict[str, Any]) -> None:
+        for attempt in range(60):
+            try:
+                await self._add_spend(item)
+                return
+            except Exception:
+                await asyncio.sleep(_retrying(attempt))
+
+    def _spend_key(self, provider: str, label: str, fingerprint: str) -> str:
+        return f"{self.prefix}:spend:{provider}:{label}:{fingerprint}"
 
     async def _add_spend(self, item: dict[str, Any]) -> None:
         """Add one request's spend to the fleet's counters and take the totals back."""
-        from pooltui.core.budget import period_starts
-
         day, month, next_day, next_month = period_starts(item["ts"])
-        base = f"{self.prefix}:spend:{item['provider']}:{item['key']}:{item['fingerprint']}"
+        base = self._spend_key(item["provider"], item["key"], item["fingerprint"])
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incrby(f"{base}:tokens:{day}", int(item["tokens"]))
             pipe.incrbyfloat(f"{base}:cost:{day}", float(item["cost"]))
@@ -99,18 +156,25 @@ class SharedKeyStates:
                 for what in ("tokens", "cost"):
                     pipe.expireat(f"{base}:{what}:{period}", int(end) + 86400)
             tokens_day, cost_day, tokens_month, cost_month, *_ = await pipe.execute()
-        for pool in self.pools.get(item["provider"], []):
+        self._take_spend(item["provider"], item["key"], item["fingerprint"], day, month,
+                         (tokens_day, cost_day, tokens_month, cost_month))
+
+    def _take_spend(self, provider: str, label: str, fingerprint: str, day: str, month: str,
+                    totals: tuple[Any, Any, Any, Any]) -> None:
+        """The fleet's totals (this process's included) into the key's spend; parks it once crossed."""
+        tokens_day, cost_day, tokens_month, cost_month = totals
+        for pool in self.pools.get(provider, []):
             with contextlib.suppress(KeyError):
-                key = pool.key(item["key"])
+                key = pool.key(label)
                 spend = key.spend
-                if spend is None or key.fingerprint != item["fingerprint"]:
+                if spend is None or key.fingerprint != fingerprint:
                     continue
-                if spend.day == day:  # the fleet's totals, this process's included
-                    spend.tokens_day, spend.cost_day = max(spend.tokens_day, int(tokens_day)), max(
-                        spend.cost_day, float(cost_day))
-                if spend.month == month:
-                    spend.tokens_month, spend.cost_month = max(spend.tokens_month, int(tokens_month)), max(
-                        spend.cost_month, float(cost_month))
+                if spend.day == day and tokens_day is not None:
+                    spend.tokens_day = max(spend.tokens_day, int(tokens_day))
+                    spend.cost_day = max(spend.cost_day, float(cost_day or 0))
+                if spend.month == month and tokens_month is not None:
+                    spend.tokens_month = max(spend.tokens_month, int(tokens_month))
+                    spend.cost_month = max(spend.cost_month, float(cost_month or 0))
                 pool.check_budget(key.label)  # parks it (and the park is published) once the fleet crossed it
 
     def _changed(self, pool: Pool, event: Event) -> None:
@@ -122,14 +186,28 @@ class SharedKeyStates:
             key = pool.key(event.key)
         except KeyError:
             return
-        state = {"from": self.instance, "provider": pool.name, "key": key.label, "fingerprint": key.fingerprint,
-                 "state": key.state.value, "until": key.until, "source": key.source.value if key.source else None,
-                 "reason": key.reason, "status": key.status_code, "at": event.ts,
-                 "models": pool.model_cooldowns(key)}
-        if self._queue is None:
-            self._queue = asyncio.Queue(10_000)
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(state)  # never waits: the engine goes on
+        self._put(self._state_of(pool, key, event.ts))
+
+    def _state_of(self, pool: Pool, key: Any, at: float) -> dict[str, Any]:
+        return {"from": self.instance, "provider": pool.name, "key": key.label, "fingerprint": key.fingerprint,
+                "state": key.state.value, "until": key.until, "source": key.source.value if key.source else None,
+                "reason": key.reason, "status": key.status_code, "at": at, "models": pool.model_cooldowns(key)}
+
+    def _breaker_changed(self, event: Event) -> None:
+        if self._applying or event.key is not None or event.kind is not EventKind.STATE:
+            return
+        opened, closed = event.action.startswith(_OUTAGE_OPEN), event.action.startswith(_OUTAGE_OVER)
+        if not (opened or closed):
+            return
+        until = next((up.breaker.open_until for c in self.clients for up in c.upstreams
+                      if up.name == event.provider and up.breaker is not None), None)
+        self._put({"kind": "breaker", "from": self.instance, "provider": event.provider, "open": opened,
+                   "until": until, "reason": event.reason, "at": event.ts})
+
+    def publish_config(self, text: str, origin: str) -> None:
+        """This process reloaded its config file: tell the other hosts (references only, never a secret)."""
+        self._put({"kind": "config", "from": self.instance, "origin": origin, "text": text, "at": time.time(),
+                   "sha": hashlib.sha256(text.encode()).hexdigest()})
 
     # ------------------------------------------------------------------------------------------ running
     async def start(self) -> None:
@@ -140,8 +218,8 @@ class SharedKeyStates:
                                      health_check_interval=5)
         if self._queue is None:
             self._queue = asyncio.Queue(10_000)
-        self._tasks = [asyncio.create_task(self._publish_loop()), asyncio.create_task(self._listen_loop()),
-                       asyncio.create_task(self._heartbeat_loop())]
+        self._tasks = [asyncio.create_task(loop()) for loop in
+                       (self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop)]
         for _ in range(40):  # up to 2 s for the first connection; serving does not wait longer
             if self.connected:
                 break
@@ -149,13 +227,12 @@ class SharedKeyStates:
 
     def close(self) -> None:
         """Stop publishing and listening (from synchronous code; the tasks end on their own)."""
-        for task in self._tasks:
+        for task in [*self._tasks, *self._spending]:
             task.cancel()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        self.close()
+        for task in [*self._tasks, *self._spending]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._redis is not None:
@@ -165,83 +242,221 @@ class SharedKeyStates:
     async def _publish_loop(self) -> None:
         assert self._queue is not None
         while True:
-            state = await self._queue.get()
-            if state.get("spend"):
-                for attempt in range(50):
-                    try:
-                        await self._add_spend(state)
-                        break
-                    except Exception:
-                        await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
-                continue
-            payload = json.dumps(state)
-            for attempt in range(50):
+            item = await self._queue.get()
+            for attempt in range(60):
                 try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        pipe.hset(self._hash(state["provider"]), state["key"], payload)
-                        pipe.publish(self.channel, payload)
-                        await pipe.execute()
+                    await self._publish(item)
                     self.published += 1
                     break
                 except Exception:
-                    await asyncio.sleep(min(2.0, 0.05 * 2 ** attempt))
+                    await asyncio.sleep(_retrying(attempt))
+
+    async def _publish(self, item: dict[str, Any]) -> None:
+        payload = json.dumps(item)
+        kind = item.get("kind")
+        if kind == "config":
+            old = await self._redis.get(self.keys.config)
+            if old is not None and json.loads(old).get("sha") == item["sha"]:
+                return  # the fleet has this config already (another process on this host sent it)
+            item["gen"] = await self._redis.incr(self.keys.config_gen)
+            payload = json.dumps(item)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.keys.config, payload)
+                pipe.publish(self.keys.config_channel, payload)
+                await pipe.execute()
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if kind is None:  # a key state: newcomers read it from the hash
+                pipe.hset(self.keys.states(item["provider"]), item["key"], payload)
+            pipe.publish(self.keys.channel, payload)
+            await pipe.execute()
 
     async def _listen_loop(self) -> None:
         backoff = 0.1
         while True:
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.keys.channel, self.keys.config_channel)
                 await self._resync()
                 if not self.connected:
-                    self.log(f"shared key states: connected to {_where(self.url)}")
+                    self.log(f"shared state: connected to {redact_url(self.url)}")
                 self.connected, backoff = True, 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        self._apply(json.loads(message["data"]))
+                        with contextlib.suppress(ValueError, KeyError, TypeError):
+                            self.receive(json.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if self.connected:
-                    self.log(f"shared key states: {_where(self.url)} unreachable ({type(exc).__name__}); "
+                    self.log(f"shared state: {redact_url(self.url)} unreachable ({type(exc).__name__}); "
                              "serving on this process's own view, reconnecting")
                 self.connected = False
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
 
-    @property
-    def procs_key(self) -> str:
-        return f"{self.prefix}:procs"
+    async def _resync(self) -> None:
+        """After a (re)connect: apply what Redis holds, and give back what this process learnt meanwhile
+        (a restarted Redis starts empty): its key states where Redis has none, its spend where the counter
+        is gone, the config."""
+        now = time.time()
+        for provider, pools in list(self.pools.items()):
+            held = await self._redis.hgetall(self.keys.states(provider))
+            for raw in held.values():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    self.receive(json.loads(raw))
+            for pool in pools:
+                for key in pool.keys:
+                    if key.state is not KeyState.OK and key.label not in held:
+                        await self._redis.hsetnx(self.keys.states(provider), key.label,
+                                                 json.dumps(self._state_of(pool, key, now)))
+                    if key.spend is not None:
+                        await self._restore_spend(provider, key)
+        raw = await self._redis.get(self.keys.config)
+        if raw is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self.receive(json.loads(raw))
 
-    def presence(self, now: float) -> dict[str, Any]:
-        """What this process tells the fleet about itself."""
-        host, pid = socket.gethostname(), os.getpid()
-        rps = sum(p.per_second.total(now) for pools in self.pools.values() for p in pools) / 60.0
-        return {"instance": self.instance, "host": host, "pid": pid, "last_seen": now, "requests_per_s": rps,
-                "providers": sorted(self.pools)}
+    async def _restore_spend(self, provider: str, key: Any) -> None:
+        spend, base = key.spend, self._spend_key(provider, key.label, key.fingerprint)
+        day, month, next_day, next_month = period_starts(time.time())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for period, end, tokens, cost in ((day, next_day, spend.tokens_day, spend.cost_day),
+                                              (month, next_month, spend.tokens_month, spend.cost_month)):
+                if (period == spend.day or period == spend.month) and (tokens or cost):
+                    pipe.set(f"{base}:tokens:{period}", int(tokens), nx=True, exat=int(end) + 86400)
+                    pipe.set(f"{base}:cost:{period}", float(cost), nx=True, exat=int(end) + 86400)
+            for period in (day, month):
+                pipe.get(f"{base}:tokens:{period}")
+                pipe.get(f"{base}:cost:{period}")
+            answers = await pipe.execute()
+        self._take_spend(provider, key.label, key.fingerprint, day, month, tuple(answers[-4:]))
 
     async def _heartbeat_loop(self, every_s: float = 1.0) -> None:
         """Tell the fleet this process is alive (``pooltui fleet`` lists it) once a second."""
-        import time
-
         while True:
             with contextlib.suppress(Exception):
-                await self._redis.hset(self.procs_key, self.instance, json.dumps(self.presence(time.time())))
+                await self._redis.hset(self.keys.procs, self.instance, json.dumps(self.presence(time.time())))
             await asyncio.sleep(every_s)
 
-    async def _resync(self) -> None:
-        """Apply what the hash holds (states set while this process was away or before it started)."""
-        for provider in list(self.pools):
-            for raw in (await self._redis.hgetall(self._hash(provider))).values():
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    self._apply(json.loads(raw))
+    def presence(self, now: float) -> dict[str, Any]:
+        """What this process tells the fleet about itself."""
+        rps = sum(p.per_second.total(now) for pools in self.pools.values() for p in pools) / 60.0
+        out = {"instance": self.instance, "host": socket.gethostname(), "pid": os.getpid(), "last_seen": now,
+               "requests_per_s": rps, "providers": sorted(self.pools)}
+        if self.describe is not None:
+            with contextlib.suppress(Exception):
+                out["panels"] = self.describe()
+        return out
 
-    def _apply(self, state: dict[str, Any]) -> None:
-        """Another process's key state, applied to this process's pool (same key, same secret only)."""
-        if state.get("from") == self.instance:
+    async def _batch_loop(self) -> None:
+        """Every ``sync_s``: this process's events into the fleet's stream, usage counts both ways."""
+        while True:
+            await asyncio.sleep(self.sync_s)
+            with contextlib.suppress(Exception):
+                await self._flush_events()
+                await self._sync_usage()
+
+    async def _flush_events(self) -> None:
+        if not self._outbox or not self.connected:
             return
-        for pool in self.pools.get(state.get("provider"), []):
-            self._apply_to(pool, state)
+        batch = list(self._outbox)
+        host, pid = socket.gethostname(), os.getpid()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for e in batch:
+                pipe.xadd(self.keys.events, {"e": json.dumps(
+                    {"ts": e.ts, "provider": e.provider, "key": e.key, "kind": e.kind.value, "status": e.status,
+                     "reason": e.reason, "action": e.action, "request_id": e.request_id, "host": host,
+                     "pid": pid})}, maxlen=5000, approximate=True)
+            await pipe.execute()
+        for _ in batch:  # only what was written leaves the outbox
+            self._outbox.popleft()
+
+    async def _sync_usage(self) -> None:
+        """Add this process's new requests per key to the fleet's counts and take the totals back."""
+        if not self.connected:
+            return
+        for provider, pools in list(self.pools.items()):
+            counts_key, last_key = self.keys.used(provider), self.keys.last(provider)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for pool in pools:
+                    for key in pool.keys:
+                        ident = (provider, key.label, key.fingerprint)
+                        delta = key.stats.requests - self._counted.get(ident, 0)
+                        if delta > 0:
+                            pipe.hincrby(counts_key, f"{key.label}:{key.fingerprint}", delta)
+                            self._counted[ident] = key.stats.requests
+                    last, _ = pool.rotation_state()
+                    if self._rotation_seen and last is not None:
+                        pipe.set(last_key, last)
+                pipe.hgetall(counts_key)
+                pipe.get(last_key)
+                *_, totals, fleet_last = await pipe.execute()
+            for pool in pools:
+                counts = {k.label: int(totals.get(f"{k.label}:{k.fingerprint}", 0)) for k in pool.keys}
+                pool.restore_rotation(None if self._rotation_seen else fleet_last, counts)
+        self._rotation_seen = True
+
+    # ------------------------------------------------------------------------------ what others tell us
+    def receive(self, message: dict[str, Any]) -> None:
+        """One message from another process (or a fleet monitor): a key state, the breaker, a pool
+        setting, or a config."""
+        if message.get("from") == self.instance:
+            return
+        kind = message.get("kind")
+        if kind == "config":
+            if self.on_config is not None:
+                self.on_config(str(message["text"]), str(message.get("origin") or "another host"),
+                               float(message.get("at") or 0))
+        elif kind == "breaker":
+            self._apply_breaker(message)
+        elif kind == "pool":
+            self._apply_pool(message)
+        elif kind is None:
+            for pool in self.pools.get(message.get("provider"), []):
+                self._apply_to(pool, message)
+
+    def _apply_breaker(self, message: dict[str, Any]) -> None:
+        for client in self.clients:
+            for up in client.upstreams:
+                breaker = up.breaker
+                if up.name != message.get("provider") or breaker is None:
+                    continue
+                self._applying = True
+                try:
+                    if message.get("open") and not breaker.is_open:
+                        until = message.get("until")
+                        breaker.open_until = float(until) if isinstance(until, int | float) else (
+                            client.clock.now() + breaker.open_s)
+                        breaker.opened_at, breaker.opened = client.clock.now(), breaker.opened + 1
+                        client.events.emit(Event(client.clock.now(), up.name, None, EventKind.STATE, None,
+                                                 f"another process: {message.get('reason') or 'outage'}",
+                                                 f"{_OUTAGE_OPEN}: fallbacks first"))
+                    elif not message.get("open") and breaker.is_open and breaker.success():
+                        client.events.emit(Event(client.clock.now(), up.name, None, EventKind.STATE, None,
+                                                 "another process: provider answered",
+                                                 f"{_OUTAGE_OVER}: back to this provider"))
+                    else:
+                        continue
+                    self.applied += 1
+                finally:
+                    self._applying = False
+
+    def _apply_pool(self, message: dict[str, Any]) -> None:
+        """A pool setting from the fleet monitor: a strategy, or the key order."""
+        for pool in self.pools.get(message.get("provider"), []):
+            strategy, order = message.get("strategy"), message.get("order")
+            with contextlib.suppress(ValueError, KeyError):
+                if isinstance(strategy, str) and strategy != pool.strategy:
+                    pool.set_strategy(strategy)
+                    self.applied += 1
+                if isinstance(order, list):
+                    have = {k.label for k in pool.keys}
+                    wanted = [str(label) for label in order if label in have]
+                    wanted += [k.label for k in pool.keys if k.label not in wanted]
+                    if wanted != [k.label for k in pool.keys]:
+                        pool.set_order(wanted)
+                        self.applied += 1
 
     def _apply_to(self, pool: Pool, state: dict[str, Any]) -> None:
         try:
@@ -279,38 +494,3 @@ class SharedKeyStates:
             self.applied += 1
         finally:
             self._applying = False
-
-
-async def fleet(url: str, prefix: str = "pooltui", stale_s: float = 10.0) -> dict[str, Any]:
-    """The processes that shared their key states lately, and the key states the fleet holds."""
-    import time
-
-    import redis.asyncio as redis
-
-    r = redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
-    try:
-        now = time.time()
-        procs, gone = [], []
-        for raw in (await r.hgetall(f"{prefix}:procs")).values():
-            with contextlib.suppress(ValueError, TypeError):
-                proc = json.loads(raw)
-                (procs if now - float(proc["last_seen"]) <= stale_s else gone).append(proc)
-        if gone:
-            await r.hdel(f"{prefix}:procs", *[p["instance"] for p in gone])
-        keys: list[dict[str, Any]] = []
-        async for name in r.scan_iter(match=f"{prefix}:keys:*"):
-            for raw in (await r.hgetall(name)).values():
-                with contextlib.suppress(ValueError, TypeError):
-                    keys.append(json.loads(raw))
-        return {"procs": sorted(procs, key=lambda p: (p["host"], p["pid"])),
-                "keys": sorted(keys, key=lambda k: (k["provider"], k["key"]))}
-    finally:
-        await r.aclose()
-
-
-def _where(url: str) -> str:
-    """A Redis URL without its password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{'' if parts.port is None else f':{parts.port}'}"

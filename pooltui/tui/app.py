@@ -128,7 +128,7 @@ class PoolMonitorApp(App[None]):
             return None
         if action == "switch_provider" and len(s.providers) < 2 and not s.view()["fallbacks"]:
             return None
-        if action == "fleet" and getattr(s, "shared", None) is None:
+        if action == "fleet" and getattr(getattr(s, "shared", None), "url", None) is None:
             return None
         return True
 
@@ -229,7 +229,7 @@ class PoolMonitorApp(App[None]):
 
     def action_fleet(self) -> None:
         shared = getattr(self.session, "shared", None)
-        if shared is None:
+        if getattr(shared, "url", None) is None:
             self.notify("no shared state: set [state] backend = \"redis\" in the config", severity="warning")
             return
         self.push_screen(FleetScreen(shared.url, shared.prefix))

@@ -313,7 +313,7 @@ class FleetScreen(Screen[None]):
     async def reload(self) -> None:
         import time
 
-        from pooltui.store.shared_state import fleet
+        from pooltui.store.fleet import fleet
 
         try:
             self.seen = await fleet(self.url, self.prefix)

@@ -161,7 +161,7 @@ async def test_a_daily_budget_is_spent_once_across_processes(redis_server, serve
         client.primary.pool.set_budget("k0", Budget(tokens_day=600))
         s = SharedKeyStates(redis_server.url, prefix="budget")
         s.attach(client.primary.pool)
-        s.attach_usage(client)
+        s.attach_client(client)
         await s.start()
         shared.append(s)
     try:
@@ -176,7 +176,7 @@ async def test_a_daily_budget_is_spent_once_across_processes(redis_server, serve
                 served_on_k0 += 1
                 k0 = client.primary.pool.key("k0").stats
                 spent_per_request = spent_per_request or (k0.tokens_in + k0.tokens_out - before)
-            await until(lambda: all(s._queue.empty() for s in shared))
+            await until(lambda: all(s._queue.empty() and not s._spending for s in shared))
             await asyncio.sleep(0.02)
             if all(c.primary.pool.key("k0").state is KeyState.EXHAUSTED for c in clients):
                 break
