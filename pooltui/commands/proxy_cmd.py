@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
 from pooltui.core.errors import message_of
+from pooltui.core.timefmt import clock
 
 
 def admin_token_of(a, *, create: bool) -> str | None:
@@ -99,8 +102,11 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
     for line in describe(px, url):
         click.echo(line, err=True)
 
+    session.log_sinks.append(lambda line: click.echo(f"{clock(time.time(), utc=True)} pooltui: {line}", err=True))
+
     async def main() -> None:
         session.start_background()  # history, re-verification and alerts, as in the monitor
+        await session.ready()  # what the fleet learnt before this process serves
         try:
             await server.serve(sockets=[sock])
         finally:

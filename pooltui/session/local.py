@@ -68,6 +68,8 @@ class MonitorSession:
     alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
     past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
     shared: Any = None  # its StateStore (pooltui.store.state_store): in memory, or Redis when configured
+    log_sinks: list[Callable[[str], None]] = field(default_factory=list)
+    _shared_started: asyncio.Task | None = None  # where log lines go besides events
     live: Any = None  # LiveConfig (pooltui.session.live_config): config changes applied while running
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -87,7 +89,10 @@ class MonitorSession:
             self.config.history.add_incident(incident)
 
     def log(self, line: str) -> None:
-        """A line for whoever watches this session (an event in the monitor's pane)."""
+        """A line for whoever watches this session (an event in the monitor's pane, a headless proxy's
+        stderr)."""
+        for sink in self.log_sinks:
+            sink(line)
         self._notify(Event(self.clock.now(), self.current, None, EventKind.STATE, None, line, "nothing changed"))
 
     def _notify(self, event: Event) -> None:
@@ -182,7 +187,8 @@ class MonitorSession:
         """What runs behind the engine whether a monitor looks or not (the monitor and `pooltui proxy` both):
         history writes, background re-verification of parked keys, alerts, shared key states."""
         if self.shared is not None:
-            self._alert_tasks.append(asyncio.create_task(self.shared.start()))
+            self._shared_started = asyncio.create_task(self.shared.start())
+            self._alert_tasks.append(self._shared_started)
         if self.live is not None:
             self.live.start()
         if self.recorders:
@@ -194,6 +200,13 @@ class MonitorSession:
             watcher = AlertWatcher(self.alerts, self.views, self.clock.now)
             self.listeners.append(watcher.event)
             self._alert_tasks += [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
+
+    async def ready(self, timeout_s: float = 3.0) -> None:
+        """Wait (bounded) until the shared state store has connected and read what the fleet learnt, so a
+        process that starts serving does not send to a key the others know is revoked or spent."""
+        if self._shared_started is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._shared_started), timeout_s)
 
     def stop_background(self) -> None:
         """Stop what :meth:`start_background` started and write the history's last lines."""

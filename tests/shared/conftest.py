@@ -3,12 +3,14 @@ with one line saying how to install it; `.ci/run` sets POOLTUI_REQUIRE_REDIS=1, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
 
+import httpx
 import pytest
 
 
@@ -52,3 +54,39 @@ def redis_server():
     server.start()
     yield server
     server.stop()
+
+
+def ask(port: int, timeout_s: float = 10.0) -> httpx.Response:
+    """One chat request through the proxy on ``port`` (waits for it to listen)."""
+    for _ in range(200):
+        try:
+            return httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=timeout_s,
+                              json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    raise AssertionError(f"proxy on {port} never answered")
+
+
+def start_proxies(n: int, env: dict[str, str], logs=None) -> tuple[list[subprocess.Popen], list[int]]:
+    """``n`` `pooltui proxy` processes on the config ``env`` names, each on a free port; their stderr goes
+    to ``logs``/proxy{i}.log when a folder is given."""
+    import sys
+
+    ports = [free_port() for _ in range(n)]
+    procs = []
+    for i, port in enumerate(ports):
+        err = (logs / f"proxy{i}.log").open("w") if logs is not None else subprocess.DEVNULL
+        procs.append(subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", str(port)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=err))
+    return procs, ports
+
+
+def stop_proxies(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(10)
+        if p.poll() is None:
+            p.kill()

@@ -12,19 +12,9 @@ import time
 import httpx
 
 from tests.conftest import keys, make_scenario
-from tests.shared.conftest import free_port
+from tests.shared.conftest import ask, start_proxies, stop_proxies
 
 GONE = "sk-test-gone-0000000000000001"
-
-
-def ask(port: int) -> httpx.Response:
-    for _ in range(200):
-        try:
-            return httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
-                              json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
-        except httpx.ConnectError:
-            time.sleep(0.05)
-    raise AssertionError(f"proxy on {port} never answered")
 
 
 def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> None:
@@ -47,9 +37,7 @@ keys = [{{ label = "gone", secret = "env:GONE" }}, {{ label = "k0", secret = "en
 """)
     env = {**os.environ, "GONE": GONE, "K0": sc.primary.keys[1].secret, "K1": sc.primary.keys[2].secret,
            "POOLTUI_CONFIG": str(config), "POOLTUI_DATA_DIR": str(tmp_path / "data")}
-    ports = [free_port() for _ in range(3)]
-    procs = [subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", str(p)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
+    procs, ports = start_proxies(3, env)
     try:
         assert ask(ports[0]).status_code == 200  # 'gone' answered 401 here, then k0 served
         time.sleep(0.3)  # the others hear it (well under a second)
@@ -77,7 +65,4 @@ keys = [{{ label = "gone", secret = "env:GONE" }}, {{ label = "k0", secret = "en
                               timeout=30).stdout
         assert text.startswith("3 process(es) serving") and "oai/gone" in text and GONE not in text
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        stop_proxies(procs)
