@@ -90,3 +90,22 @@ def stop_proxies(procs: list[subprocess.Popen]) -> None:
             p.wait(10)
         if p.poll() is None:
             p.kill()
+
+
+def proxy_env(tmp_path, redis_url: str, base_url: str, keys_toml: str, strategy: str = "round-robin",
+              **secrets: str) -> dict[str, str]:
+    """The environment of `pooltui` processes on a config whose provider ``oai`` (at ``base_url``) has the
+    keys ``keys_toml`` (an inline TOML array's items) and whose state is on the Redis at ``redis_url``."""
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[state]
+backend = "redis"
+url = "{redis_url}"
+
+[providers.oai]
+kind = "openai"
+base_url = "{base_url}"
+strategy = "{strategy}"
+keys = [{keys_toml}]
+""")
+    return {**os.environ, **secrets, "POOLTUI_CONFIG": str(config), "POOLTUI_DATA_DIR": str(tmp_path / "data")}

@@ -4,7 +4,6 @@ revoked key costs one 401 in total, not one per process; a 429 learnt by one sto
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import httpx
 
 from tests.conftest import keys, make_scenario
-from tests.shared.conftest import ask, start_proxies, stop_proxies
+from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
 
 GONE = "sk-test-gone-0000000000000001"
 
@@ -22,21 +21,10 @@ def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> N
         {"label": "gone", "secret": GONE, "invalid": True}, *keys("k", 1, rpm=2), *keys("spare", 1)]})
     server = serve(sc)
     stats_url = server.base_url("oai").removesuffix("/oai/v1") + "/_sim/stats"
-    config = tmp_path / "config.toml"
-    config.write_text(f"""
-[state]
-backend = "redis"
-url = "{redis_server.url}"
-
-[providers.oai]
-kind = "openai"
-base_url = "{server.base_url('oai')}"
-strategy = "failover"
-keys = [{{ label = "gone", secret = "env:GONE" }}, {{ label = "k0", secret = "env:K0" }},
-        {{ label = "k1", secret = "env:K1" }}]
-""")
-    env = {**os.environ, "GONE": GONE, "K0": sc.primary.keys[1].secret, "K1": sc.primary.keys[2].secret,
-           "POOLTUI_CONFIG": str(config), "POOLTUI_DATA_DIR": str(tmp_path / "data")}
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "gone", secret = "env:GONE" }, { label = "k0", secret = "env:K0" }, '
+                    '{ label = "k1", secret = "env:K1" }', "failover",
+                    GONE=GONE, K0=sc.primary.keys[1].secret, K1=sc.primary.keys[2].secret)
     procs, ports = start_proxies(3, env)
     try:
         assert ask(ports[0]).status_code == 200  # 'gone' answered 401 here, then k0 served

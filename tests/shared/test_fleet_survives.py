@@ -16,15 +16,9 @@ import redis
 from pooltui.core.budget import period_starts
 from pooltui.core.masking import fingerprint
 from tests.conftest import keys, make_scenario
-from tests.shared.conftest import ask, start_proxies, stop_proxies
+from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
 
 GONE = "sk-test-gone-0000000000000002"
-
-
-def proxy_env(tmp_path, config_text: str, **secrets: str) -> dict[str, str]:
-    config = tmp_path / "config.toml"
-    config.write_text(config_text)
-    return {**os.environ, **secrets, "POOLTUI_CONFIG": str(config), "POOLTUI_DATA_DIR": str(tmp_path / "data")}
 
 
 def wait_for(check, timeout_s: float, what: str) -> float:
@@ -38,18 +32,10 @@ def wait_for(check, timeout_s: float, what: str) -> float:
 def test_redis_restarted_mid_run_fails_no_request_and_loses_no_learnt_state(redis_server, serve, tmp_path) -> None:
     sc = make_scenario({"name": "oai", "keys": [{"label": "gone", "secret": GONE, "invalid": True}, *keys("k", 2)]})
     server = serve(sc)
-    env = proxy_env(tmp_path, f"""
-[state]
-backend = "redis"
-url = "{redis_server.url}"
-
-[providers.oai]
-kind = "openai"
-base_url = "{server.base_url('oai')}"
-strategy = "failover"
-keys = [{{ label = "gone", secret = "env:GONE" }}, {{ label = "k0", secret = "env:K0" }},
-        {{ label = "k1", secret = "env:K1" }}]
-""", GONE=GONE, K0=sc.primary.keys[1].secret, K1=sc.primary.keys[2].secret)
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "gone", secret = "env:GONE" }, { label = "k0", secret = "env:K0" }, '
+                    '{ label = "k1", secret = "env:K1" }', "failover",
+                    GONE=GONE, K0=sc.primary.keys[1].secret, K1=sc.primary.keys[2].secret)
     procs, ports = start_proxies(3, env, tmp_path)
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
     statuses: list[int] = []
@@ -97,16 +83,8 @@ def test_a_proxy_killed_mid_request_loses_no_spend_it_counted(redis_server, serv
     sc = make_scenario({"name": "oai", "latency_ms": [150, 150], "keys": keys("k", 1)})
     server = serve(sc)
     secret = sc.primary.keys[0].secret
-    env = proxy_env(tmp_path, f"""
-[state]
-backend = "redis"
-url = "{redis_server.url}"
-
-[providers.oai]
-kind = "openai"
-base_url = "{server.base_url('oai')}"
-keys = [{{ label = "k0", secret = "env:K0", budget_tokens_day = 1000000 }}]
-""", K0=secret)
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "k0", secret = "env:K0", budget_tokens_day = 1000000 }', K0=secret)
     procs, ports = start_proxies(1, env)
     answered: list[int] = []
     killed = threading.Event()
@@ -142,16 +120,8 @@ def test_a_key_added_with_the_cli_serves_through_all_three_within_a_second(redis
     sc = make_scenario({"name": "oai", "keys": [{"label": "gone", "secret": GONE, "invalid": True},
                                                 *keys("fresh", 1)]})
     server = serve(sc)
-    env = proxy_env(tmp_path, f"""
-[state]
-backend = "redis"
-url = "{redis_server.url}"
-
-[providers.oai]
-kind = "openai"
-base_url = "{server.base_url('oai')}"
-keys = [{{ label = "gone", secret = "env:GONE" }}]
-""", GONE=GONE)
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"), '{ label = "gone", secret = "env:GONE" }',
+                    GONE=GONE)
     procs, ports = start_proxies(3, env)
     try:
         assert all(ask(port).status_code != 200 for port in ports)  # no usable key yet
