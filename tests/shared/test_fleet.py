@@ -54,3 +54,18 @@ def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> N
         assert text.startswith("3 process(es) serving") and "oai/gone" in text and GONE not in text
     finally:
         stop_proxies(procs)
+
+
+def test_the_fleet_monitor_refuses_a_bad_url_and_an_unreachable_redis_in_one_line(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from pooltui.commands.cli import cli
+    from tests.shared.conftest import free_port
+
+    env = {"POOLTUI_CONFIG": str(tmp_path / "config.toml"), "POOLTUI_DATA_DIR": str(tmp_path / "data")}
+    for url, said in (("http://127.0.0.1:6379", "--state needs a Redis URL"),
+                      (f"redis://:hunter2@127.0.0.1:{free_port()}/0", "cannot reach Redis at redis://127.0.0.1:")):
+        result = CliRunner().invoke(cli, ["monitor", "--state", url], env=env)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0] and "hunter2" not in result.output
