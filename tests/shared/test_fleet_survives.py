@@ -143,3 +143,25 @@ def test_a_key_added_with_the_cli_serves_through_all_three_within_a_second(redis
         assert max(took) < 1.0
     finally:
         stop_proxies(procs)
+
+
+def test_a_daily_budget_is_spent_once_across_three_proxies(redis_server, serve, tmp_path) -> None:
+    """In memory each proxy counted its own spend: three proxies spent a daily budget three times."""
+    sc = make_scenario({"name": "oai", "keys": keys("k", 1) + keys("spare", 1)})
+    server = serve(sc)
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "k0", secret = "env:K0", budget_tokens_day = 300 }, '
+                    '{ label = "spare", secret = "env:SPARE" }', "failover",
+                    K0=sc.primary.keys[0].secret, SPARE=sc.primary.keys[1].secret)
+    procs, ports = start_proxies(3, env)
+    on_k0: list[int] = []
+    try:
+        for i in range(60):
+            reply = ask(ports[i % 3])
+            assert reply.status_code == 200
+            if reply.headers["x-pooltui-served-by"].endswith("k0"):
+                on_k0.append(int(reply.json()["usage"]["total_tokens"]))
+    finally:
+        stop_proxies(procs)
+    print(f"\nk0 served {len(on_k0)} requests, {sum(on_k0)} tokens, for a budget of 300 across three proxies")
+    assert 300 <= sum(on_k0) < 300 + 2 * max(on_k0)  # once across the three, not 300 each
