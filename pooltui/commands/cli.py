@@ -10,6 +10,7 @@ import click
 from pooltui.commands.alerts_cmd import alerts
 from pooltui.commands.auth import auth
 from pooltui.commands.common import AppContext, UserError
+from pooltui.commands.compare_cmd import compare
 from pooltui.commands.doctor import doctor
 from pooltui.commands.fleet_cmd import fleet
 from pooltui.commands.hermes_cmd import hermes
@@ -44,7 +45,7 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, p
 
 
 for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor,
-                alerts, hermes, fleet):
+                alerts, hermes, fleet, compare):
     cli.add_command(command)
 
 

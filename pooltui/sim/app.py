@@ -65,7 +65,7 @@ class SimApp:
     def _count(ps: ProviderState, key, resp: Response) -> Response:
         """Record the status actually sent for ``key`` (tests compare it with the engine's counters)."""
         if key is not None:
-            ps.counters[key.label].by_status[resp.status_code] += 1
+            ps.record(key.label, resp.status_code)
         return resp
 
     def _next_id(self, prefix: str) -> str:

@@ -66,6 +66,17 @@ class ProviderState:
             group = k.quota_group or f"key:{k.label}"
             self._windows.setdefault(group, _Window())
         self.outage_override: int | None = None
+        #: (second since start, status) -> responses sent: what the provider saw over time, the last hour
+        self.timeline: Counter[tuple[int, int]] = Counter()
+
+    def record(self, label: str, status: int) -> None:
+        """A response with ``status`` was sent for the key ``label``."""
+        self.counters[label].by_status[status] += 1
+        second = int(self._mono() - self.started)
+        self.timeline[(second, status)] += 1
+        if len(self.timeline) > 20_000:  # a long demo: forget what is over an hour old
+            for old in [k for k in self.timeline if k[0] < second - 3600]:
+                del self.timeline[old]
 
     def window_of(self, key: SimKey, model: str | None = None) -> _Window:
         """The sliding window a request counts against: per key (or quota group), and per model when the

@@ -8,6 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pooltui.core.budget import Prices
+
 SIM_DIALECTS = ("openai", "anthropic")
 
 
@@ -82,6 +84,7 @@ class Scenario:
     seed: int
     providers: list[SimProvider]
     traffic: TrafficDefaults = field(default_factory=TrafficDefaults)
+    prices: Prices = field(default_factory=Prices)  # USD per million tokens per model (cost in the lab)
 
     @property
     def primary(self) -> SimProvider:
@@ -185,8 +188,12 @@ def scenario_from_dict(data: dict[str, Any], name: str = "custom") -> Scenario:
         deadline_s=float(t.get("deadline_s", 30.0)),
         models=[str(m) for m in t.get("models", [])],
     )
+    try:
+        prices = Prices.from_dict(data.get("prices", {}))
+    except ValueError as exc:
+        raise ScenarioError(f"scenario {name}: {exc}") from None
     return Scenario(str(data.get("name", name)), str(data.get("description", "")), int(data.get("seed", 1)),
-                    providers, traffic)
+                    providers, traffic, prices)
 
 
 def builtin_names() -> list[str]:

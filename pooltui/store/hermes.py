@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from pooltui.core import validate
+from pooltui.core.hermes_rules import exhausted_ttl
 
 #: Hermes provider id -> pooltui provider kind (those pooltui has a profile for)
 KINDS = {"openai-api": "openai", "openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
          "gemini": "gemini", "deepseek": "deepseek", "groq": "groq", "mistral": "mistral"}
 STRATEGIES = {"fill_first": "failover", "round_robin": "round-robin", "random": "random", "least_used": "least-used"}
-TTL_401_S, TTL_429_S, TTL_DEFAULT_S, TTL_SOLE_S = 300.0, 3600.0, 3600.0, 60.0
 _SLUG = re.compile(r"[^A-Za-z0-9_.@+-]+")
 
 
@@ -206,11 +206,8 @@ def until_of(key: HermesKey, sole: bool) -> float | None:
         return key.reset_at
     if key.status_at is None:
         return None
-    ttl = TTL_401_S if key.error_code == 401 else TTL_429_S if key.error_code == 429 else TTL_DEFAULT_S
     billing = key.error_code == 402 or (key.error_reason or "").lower() == "billing"
-    if sole and not billing:
-        ttl = min(ttl, TTL_SOLE_S)
-    return key.status_at + ttl
+    return key.status_at + exhausted_ttl(key.error_code, billing=billing, sole=sole)
 
 
 def read_pool(home: Path, path: Path | None = None) -> HermesPool:

@@ -1,0 +1,247 @@
+"""The strategy lab: the same seeded workload, once per strategy, each against a fresh simulator of the
+scenario; what each strategy did, counted on both sides (the callers' answers, the provider's log).
+
+A workload is a list of arrivals (when, which model, which prompt) drawn from a seed, or rebuilt from
+the history (``pooltui replay``). Requests go out at their arrival time, at most ``concurrency`` at once; a
+request's latency runs from its arrival (time waiting for a free slot counts, as callers feel it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pooltui.client.pool_client import PoolUnavailableError
+from pooltui.core.strategies import STRATEGIES, normalize_strategy
+from pooltui.core.usage import usage_from_body
+from pooltui.session.lab_hermes import HERMES_STRATEGIES, HermesEmulatedClient
+from pooltui.session.traffic import PROMPTS
+from pooltui.sim.scenario import Scenario
+from pooltui.sim.server import SimServer
+from pooltui.sim.wiring import client_for_scenario
+
+LAB_STRATEGIES = (*STRATEGIES, *HERMES_STRATEGIES)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One request of a workload: seconds after the start, its model (None: the provider's default)."""
+
+    at_s: float
+    model: str | None = None
+    prompt: str = "ping"
+    max_tokens: int = 16
+
+
+def seeded_workload(scenario: Scenario, *, requests: int, rate: float, seed: int) -> list[Arrival]:
+    """``requests`` arrivals at ``rate`` per second on average (Poisson; 0: all at once), the scenario's models
+    in turn; the same seed gives the same list."""
+    rng = random.Random(seed)
+    models = scenario.traffic.models
+    t, out = 0.0, []
+    for i in range(requests):
+        if rate > 0 and i:
+            t += rng.expovariate(rate)
+        out.append(Arrival(round(t, 6), models[i % len(models)] if models else None, rng.choice(PROMPTS)))
+    return out
+
+
+def parse_strategies(text: str) -> list[str]:
+    """``round-robin,failover`` or ``all`` -> canonical names (pooltui's, then the Hermes emulations)."""
+    if text.strip() == "all":
+        return list(LAB_STRATEGIES)
+    out: list[str] = []
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        canonical = name.lower() if name.lower() in HERMES_STRATEGIES else normalize_strategy(name)
+        if canonical not in out:
+            out.append(canonical)
+    if not out:
+        raise ValueError("no strategy given")
+    return out
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    provider: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """One strategy's run: what the callers got and what the provider saw."""
+
+    strategy: str
+    requests: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)  # successful requests, from their arrival
+    upstream: Counter[int] = field(default_factory=Counter)  # status -> responses the provider sent
+    key_requests: dict[str, int] = field(default_factory=dict)  # the primary's keys: requests each received
+    fallback: int = 0  # callers' requests a fallback provider served
+    tokens: int = 0
+    cost: float | None = None
+    ok_per_s: list[int] = field(default_factory=list)
+    limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
+    seconds: float = 0.0
+
+    @property
+    def attempts(self) -> int:
+        return sum(self.upstream.values())
+
+    @property
+    def limited(self) -> int:
+        return self.upstream.get(429, 0)
+
+    @property
+    def other_errors(self) -> int:
+        return sum(n for s, n in self.upstream.items() if s >= 400 and s != 429)
+
+    def percentile(self, q: float) -> float | None:
+        values = sorted(self.latencies_ms)
+        if not values:
+            return None
+        return values[min(len(values) - 1, int(q * len(values)))]
+
+    @property
+    def evenness(self) -> float | None:
+        """Jain's fairness index of the primary's keys' requests: 1.0 all equal, 1/n all on one key."""
+        counts = list(self.key_requests.values())
+        total, squares = sum(counts), sum(c * c for c in counts)
+        return None if not squares else total * total / (len(counts) * squares)
+
+    def row(self) -> dict[str, Any]:
+        """The table row (``--json`` and ``--csv`` print these fields)."""
+        p50, p95 = self.percentile(0.5), self.percentile(0.95)
+        return {
+            "strategy": self.strategy, "requests": self.requests, "succeeded": self.succeeded,
+            "failed": self.failed, "upstream_429": self.limited, "upstream_other_errors": self.other_errors,
+            "attempts_per_success": round(self.attempts / self.succeeded, 3) if self.succeeded else None,
+            "p50_ms": None if p50 is None else round(p50, 1), "p95_ms": None if p95 is None else round(p95, 1),
+            "max_ms": round(max(self.latencies_ms), 1) if self.latencies_ms else None,
+            "evenness": None if self.evenness is None else round(self.evenness, 3),
+            "fallback": self.fallback, "tokens": self.tokens,
+            "cost_usd": None if self.cost is None else round(self.cost, 6),
+        }
+
+
+Sender = Callable[[Arrival, float], Awaitable[Outcome]]  # (arrival, seconds left before its deadline)
+
+
+async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, send: Sender,
+                 result: RunResult) -> float:
+    """Send every arrival at its time, at most ``concurrency`` at once; a caller gives up ``deadline_s`` after
+    its arrival, waiting for a free slot included. Returns the start (monotonic)."""
+    slots = asyncio.Semaphore(max(1, concurrency))
+    start = time.monotonic()
+    ok_at: list[int] = []
+
+    async def one(a: Arrival) -> None:
+        await asyncio.sleep(max(0.0, start + a.at_s - time.monotonic()))
+        async with slots:
+            left = start + a.at_s + deadline_s - time.monotonic()
+            try:
+                out = await send(a, left) if left > 0 else Outcome(False, error="deadline passed waiting")
+            except PoolUnavailableError:
+                out = Outcome(False, error="pool_unavailable")
+            except Exception as exc:  # a failed request is counted, never a failed run
+                out = Outcome(False, error=type(exc).__name__)
+        result.requests += 1
+        if out.ok:
+            result.succeeded += 1
+            result.latencies_ms.append((time.monotonic() - start - a.at_s) * 1000)
+            ok_at.append(int(time.monotonic() - start))
+            result.tokens += out.tokens_in + out.tokens_out
+        else:
+            result.failed += 1
+            result.errors[out.error or "failed"] += 1
+
+    await asyncio.gather(*(one(a) for a in arrivals))
+    result.seconds = time.monotonic() - start
+    per_s = Counter(ok_at)
+    result.ok_per_s = [per_s.get(s, 0) for s in range(int(result.seconds) + 1)]
+    return start
+
+
+def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
+    async def send(a: Arrival, left_s: float) -> Outcome:
+        resp = await client.chat(a.prompt, model=a.model, max_tokens=a.max_tokens, deadline_s=left_s)
+        if resp.status >= 400:
+            return Outcome(False, resp.provider, error=f"http_{resp.status}")
+        tin, tout = usage_from_body(resp.json())
+        return Outcome(True, resp.provider, tin, tout)
+
+    return send
+
+
+async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
+                       seed: int) -> RunResult:
+    """One strategy against a fresh simulator of ``scenario``."""
+    result = RunResult(strategy)
+    with SimServer(scenario) as server:
+        if strategy in HERMES_STRATEGIES:
+            client: Any = HermesEmulatedClient(scenario, server, strategy, seed=seed)
+            send: Sender = client.send
+        else:
+            client = client_for_scenario(scenario, server, strategy, seed=seed)
+            client.prices = scenario.prices
+            send = _pooltui_sender(client, scenario)
+        served: Counter[str] = Counter()
+
+        async def counted(a: Arrival, left_s: float) -> Outcome:
+            out = await send(a, left_s)
+            if out.ok and out.provider:
+                served[out.provider] += 1
+            if out.ok and scenario.prices.per_model:
+                cost = scenario.prices.cost(a.model or _default_model(scenario), out.tokens_in, out.tokens_out)
+                result.cost = (result.cost or 0.0) + (cost or 0.0)
+            return out
+
+        try:
+            start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result)
+        finally:
+            await client.aclose()
+        result.fallback = sum(n for name, n in served.items() if name != scenario.primary.name)
+        _provider_side(result, server, scenario, start)
+    return result
+
+
+def _default_model(scenario: Scenario) -> str:
+    from pooltui.providers.profiles import profile_for
+
+    return profile_for(scenario.primary.dialect).default_model
+
+
+def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, start: float) -> None:
+    """What the simulated providers sent: statuses, the primary's keys' requests, 429s per second."""
+    limited: Counter[int] = Counter()
+    for name, ps in server.state.providers.items():
+        for label, counters in ps.counters.items():
+            result.upstream.update(counters.by_status)
+            if name == scenario.primary.name:
+                result.key_requests[label] = sum(counters.by_status.values())
+        shift = int(start - ps.started)  # the simulator started just before the run
+        for (second, status), n in ps.timeline.items():
+            if status == 429:
+                limited[max(0, second - shift)] += n
+    result.limited_per_s = [limited.get(s, 0) for s in range(len(result.ok_per_s))]
+
+
+async def compare(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int,
+                  seed: int, progress: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Each strategy in turn on the same arrivals, each against its own fresh simulator."""
+    results = []
+    for strategy in strategies:
+        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
