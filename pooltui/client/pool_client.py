@@ -10,6 +10,7 @@ A stream stays on one key and may move only before its first data event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
@@ -65,6 +66,20 @@ class UsageRecord:
     tokens_in: int
     tokens_out: int
     cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One caller's request as a whole (what ``pooltui replay`` rebuilds a workload from): when it arrived,
+    the provider asked, its model, its tokens, how it ended and how long it took. No prompt, no key."""
+
+    ts: float
+    provider: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    outcome: str  # "ok", "error" (the pool failed it or a 5xx was relayed), "rejected" (the caller's own 4xx)
+    latency_s: float
 
 
 class PoolUnavailableError(Exception):
@@ -227,6 +242,8 @@ class PoolClient:
         #: awaited before a counted answer goes back to its caller (a shared store's spend write: counted
         #: spend is stored before the caller sees the answer, so a process killed after it loses none)
         self.settle_barriers: list[Callable[[], Awaitable[None]]] = []
+        #: called once per caller request, when it ends, with its RequestRecord (the history keeps them)
+        self.request_listeners: list[Callable[[RequestRecord], None]] = []
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
 
@@ -317,9 +334,12 @@ class PoolClient:
             self._provider_answered(up, result.status, trace)
             trace.result = "ok" if result.status < 400 else f"http {result.status}"
             trace.served_by = f"{up.name}/{result.key}"
-            if self.outcome_listeners:
+            if self.outcome_listeners or self.request_listeners:
                 status = result.status
-                self._outcome("ok" if status < 400 else "error" if status >= 500 else "rejected", up.name)
+                outcome = "ok" if status < 400 else "error" if status >= 500 else "rejected"
+                self._outcome(outcome, up.name)
+                if self.request_listeners:
+                    self._request_ended(trace, ups[0].name, req, outcome, result)
             return result
         else:
             kind = "exhausted"
@@ -333,7 +353,21 @@ class PoolClient:
                                "request failed", trace.request_id))
         if self.outcome_listeners:
             self._outcome("error", "")
+        if self.request_listeners:
+            self._request_ended(trace, ups[0].name, build(ups[0].profile) if callable(build) else build, "error",
+                                None)
         raise PoolUnavailableError(message, retry, should_retry, last_status, kind)
+
+    def _request_ended(self, trace: RequestTrace, provider: str, req: ApiRequest, outcome: str,
+                       result: PoolResponse | PoolStream | None) -> None:
+        tin = tout = 0
+        if isinstance(result, PoolResponse) and outcome == "ok":
+            with contextlib.suppress(ValueError):
+                tin, tout = usage_from_body(result.json())
+        record = RequestRecord(trace.started, provider, _model_of(req) or "-", tin, tout, outcome,
+                               self.clock.now() - trace.started)
+        for listener in self.request_listeners:
+            listener(record)
 
     def _outcome(self, outcome: str, served_by: str) -> None:
         for listener in self.outcome_listeners:

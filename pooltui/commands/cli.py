@@ -10,7 +10,7 @@ import click
 from pooltui.commands.alerts_cmd import alerts
 from pooltui.commands.auth import auth
 from pooltui.commands.common import AppContext, UserError
-from pooltui.commands.compare_cmd import compare
+from pooltui.commands.compare_cmd import compare, replay
 from pooltui.commands.doctor import doctor
 from pooltui.commands.fleet_cmd import fleet
 from pooltui.commands.hermes_cmd import hermes
@@ -45,7 +45,7 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, p
 
 
 for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor,
-                alerts, hermes, fleet, compare):
+                alerts, hermes, fleet, compare, replay):
     cli.add_command(command)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pooltui.commands.common import FiniteFloat, UserError
+from pooltui.commands.common import FiniteFloat, UserError, app, since_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
 
 COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
@@ -57,13 +57,23 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
     quiet = as_json or as_csv
     if not quiet:
         click.echo(header, err=True)
+    progress = progress_printer(quiet)
+    results = asyncio.run(run_compare(sc, names, arrivals, concurrency=c, seed=s, progress=progress))
+    report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s},
+           as_json=as_json, as_csv=as_csv, plot=plot)
 
+
+def progress_printer(quiet: bool):
     def progress(result) -> None:
         if not quiet:
             click.echo(f"  {result.strategy}: {result.succeeded}/{result.requests} in {result.seconds:.1f} s",
                        err=True)
 
-    results = asyncio.run(run_compare(sc, names, arrivals, concurrency=c, seed=s, progress=progress))
+    return progress
+
+
+def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: bool, plot: Path | None) -> None:
+    """The comparison as a table (or JSON, or CSV), and the chart when asked."""
     rows = [res.row() for res in results]
     if plot is not None:
         from pooltui.commands.lab_svg import write_chart
@@ -73,10 +83,8 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
         except OSError as exc:
             raise UserError(f"cannot write {plot}: {exc.strerror or exc}") from None
     if as_json:
-        click.echo(json.dumps({"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s,
-                               "strategies": rows, "per_second": {res.strategy: {
-                                   "served": res.ok_per_s, "upstream_429": res.limited_per_s} for res in results}},
-                              indent=2))
+        click.echo(json.dumps({**meta, "strategies": rows, "per_second": {res.strategy: {
+            "served": res.ok_per_s, "upstream_429": res.limited_per_s} for res in results}}, indent=2))
         return
     if as_csv:
         out = io.StringIO()
@@ -111,3 +119,51 @@ def table(rows: list[dict]) -> str:
             cells.append(f"{text:>{width}}" if i else f"{text:<{width}}")
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+@click.command()
+@click.option("--since", "since", default="24h", show_default=True, callback=since_option,
+              help="how far back: 90m, 24h, 7d")
+@click.option("--provider", default=None, help="the provider whose requests to replay (default: the busiest)")
+@click.option("--strategies", default="all", show_default=True, help="as for `pooltui compare`")
+@click.option("--concurrency", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="requests in flight at once")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the chart to this SVG file")
+@click.pass_context
+def replay(ctx: click.Context, since: float, provider: str | None, strategies: str, concurrency: int,
+           as_json: bool, as_csv: bool, plot: Path | None) -> None:
+    """Replay recorded traffic (its arrival times, models and sizes, and the limits the provider's headers
+    stated) against a simulator like that provider, once per strategy."""
+    from pooltui.core.timefmt import clock
+    from pooltui.session.lab import compare as run_compare
+    from pooltui.session.lab import parse_strategies
+    from pooltui.session.replay import ReplayError, build_replay
+
+    if as_json and as_csv:
+        raise UserError("choose one of --json and --csv")
+    try:
+        names = parse_strategies(strategies)
+    except ValueError as exc:
+        raise UserError(f"--strategies: {exc}") from None
+    a = app(ctx)
+    cfg = a.config()
+    try:
+        rp = build_replay(a.history(cfg), cfg, since, provider)
+    except ReplayError as exc:
+        raise UserError(str(exc)) from None
+    span = rp.arrivals[-1].at_s if rp.arrivals else 0.0
+    header = (f"replay of {len(rp.arrivals)} requests recorded for {rp.provider} since {clock(since)} "
+              f"(over {span:.0f} s), {concurrency} in flight; each strategy against a fresh simulator")
+    quiet = as_json or as_csv
+    if not quiet:
+        click.echo(header, err=True)
+        for note in rp.notes:
+            click.echo(f"  assumed: {note}", err=True)
+    results = asyncio.run(run_compare(rp.scenario, names, rp.arrivals, concurrency=concurrency, seed=1,
+                                      progress=progress_printer(quiet)))
+    report(results, header, {"provider": rp.provider, "since": since, "requests": len(rp.arrivals),
+                             "concurrency": concurrency, "assumed": rp.notes},
+           as_json=as_json, as_csv=as_csv, plot=plot)

@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pooltui.client.pool_client import PoolClient, Upstream, UsageRecord
+from pooltui.client.pool_client import PoolClient, RequestRecord, Upstream, UsageRecord
 from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventLog
 from pooltui.core.pool import KeySpec, Pool
@@ -86,6 +86,9 @@ class HistoryRecorder:
         self._picks_seen = {name: -1 for name in self._pools}
         self._unsubscribe = client.events.subscribe(self._on_event)
         client.usage_listeners.append(self._on_usage)
+        self._requests: list[RequestRecord] = []
+        self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+        client.request_listeners.append(self._requests.append)
 
     def _on_event(self, event: Event) -> None:
         self._events.append(event)
@@ -106,6 +109,9 @@ class HistoryRecorder:
         dirty, self._dirty = self._dirty, set()
         self.history.add_events(events)
         self.history.add_usage((b, p, k, m, *acc) for (b, p, k, m), acc in usage.items())
+        requests, self._requests[:] = list(self._requests), []
+        self.history.add_request_records(requests)
+        self._save_limits()
         for name, pool in self._pools.items():  # the rotation goes on where it stopped after a restart
             picks = sum(k.stats.requests for k in pool.keys)
             if picks != self._picks_seen[name]:
@@ -123,8 +129,23 @@ class HistoryRecorder:
                                         key.source.value if key.source else None, key.reason, key.status_code,
                                         key.changed_at, key.fingerprint)
 
+    def _save_limits(self) -> None:
+        """The limits the providers' headers stated, when they changed (``pooltui replay`` sizes keys by them)."""
+        for name, pool in self._pools.items():
+            changed = []
+            for key in pool.keys:
+                lim = key.stats.limits
+                limits = (lim.requests_limit, lim.tokens_limit) if lim is not None else (None, None)
+                if limits != (None, None) and self._limits_seen.get((name, key.label)) != limits:
+                    self._limits_seen[(name, key.label)] = limits
+                    changed.append((key.label, *limits))
+            if changed:
+                self.history.set_key_limits(name, changed)
+
     def close(self) -> None:
         self.flush()
         self._unsubscribe()
         if self._on_usage in self.client.usage_listeners:
             self.client.usage_listeners.remove(self._on_usage)
+        if self._requests.append in self.client.request_listeners:
+            self.client.request_listeners.remove(self._requests.append)

@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS incidents (
     limited INTEGER NOT NULL, limited_keys INTEGER NOT NULL, errors INTEGER NOT NULL, failed INTEGER NOT NULL,
     fallback_served INTEGER NOT NULL, summary TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS incidents_since ON incidents(since);
+CREATE TABLE IF NOT EXISTS requests (
+    ts REAL NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, tokens_in INTEGER NOT NULL,
+    tokens_out INTEGER NOT NULL, outcome TEXT NOT NULL, latency_ms REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
+CREATE TABLE IF NOT EXISTS key_limits (
+    provider TEXT NOT NULL, key TEXT NOT NULL, requests_limit INTEGER, tokens_limit INTEGER, seen REAL NOT NULL,
+    PRIMARY KEY (provider, key));
 """
 # columns added after the first release: (table, column, type); added when a database lacks them
 _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"))
@@ -126,7 +133,8 @@ class History:
             a = self.db.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
             b = self.db.execute("DELETE FROM usage WHERE bucket < ?", (int(cutoff),)).rowcount
             c = self.db.execute("DELETE FROM incidents WHERE ended < ?", (cutoff,)).rowcount
-        return a + b + c
+            d = self.db.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
+        return a + b + c + d
 
     # -------------------------------------------------------------- writing
     def add_events(self, events: Iterable[Event]) -> None:
@@ -157,6 +165,37 @@ class History:
         cols = ("provider", "since", "ended", "limited", "limited_keys", "errors", "failed", "fallback_served",
                 "summary")
         return [dict(zip(cols, r, strict=True)) for r in self.db.execute(sql + " ORDER BY since", args)]
+
+    def add_request_records(self, records: Iterable[Any]) -> None:
+        """Callers' requests as a whole (``RequestRecord``: time, provider, model, tokens, outcome, latency;
+        never a prompt or a key): what ``pooltui replay`` rebuilds a workload from."""
+        rows = [(r.ts, r.provider, r.model, r.tokens_in, r.tokens_out, r.outcome, r.latency_s * 1000)
+                for r in records]
+        if rows:
+            with self.db:
+                self.db.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?)", rows)
+
+    def request_records(self, since: float, provider: str | None = None) -> list[dict[str, Any]]:
+        """Recorded callers' requests since ``since``, oldest first."""
+        sql = "SELECT ts, provider, model, tokens_in, tokens_out, outcome, latency_ms FROM requests WHERE ts >= ?"
+        args: list[Any] = [since]
+        if provider:
+            sql, args = sql + " AND provider = ?", [*args, provider]
+        names = ("ts", "provider", "model", "tokens_in", "tokens_out", "outcome", "latency_ms")
+        return [dict(zip(names, row, strict=True)) for row in self.db.execute(sql + " ORDER BY ts", args)]
+
+    def set_key_limits(self, provider: str, rows: Iterable[tuple[str, int | None, int | None]]) -> None:
+        """The limits a provider's headers last stated for its keys: (key, requests, tokens) per window."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO key_limits VALUES (?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET"
+                " requests_limit = excluded.requests_limit, tokens_limit = excluded.tokens_limit, seen = excluded.seen",
+                [(provider, key, req, tok, now) for key, req, tok in rows])
+
+    def key_limits(self, provider: str) -> dict[str, tuple[int | None, int | None]]:
+        return {k: (r, t) for k, r, t in self.db.execute(
+            "SELECT key, requests_limit, tokens_limit FROM key_limits WHERE provider = ?", (provider,))}
 
     def add_usage(self, rows: Iterable[tuple[int, str, str, str, int, int, int, int, float]]) -> None:
         """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost)."""

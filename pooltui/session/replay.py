@@ -1,0 +1,88 @@
+"""``pooltui replay``: your traffic, not a demo. The arrival pattern of recorded requests (times, models,
+tokens; the history keeps no prompt and no key) and the limits the provider's headers stated, rebuilt into
+a workload and a simulated provider, so the lab can answer "what would failover have done last night?"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pooltui.session.lab import Arrival
+from pooltui.sim.scenario import Scenario, SimKey, SimProvider, TrafficDefaults
+
+#: the window a provider's stated request limit counts over (OpenAI's and Anthropic's are per minute)
+LIMIT_WINDOW_S = 60.0
+
+
+class ReplayError(ValueError):
+    """Nothing to replay (the message says why and what to do)."""
+
+
+@dataclass
+class Replay:
+    arrivals: list[Arrival]
+    scenario: Scenario
+    provider: str
+    since: float
+    notes: list[str]  # what the replay assumed (limits nobody stated, the latency it uses)
+
+
+def arrivals_from(records: list[dict[str, Any]]) -> list[Arrival]:
+    """One arrival per recorded request, at its recorded offset from the first, with its model and sizes
+    (a filler prompt of about the recorded input tokens)."""
+    if not records:
+        return []
+    t0 = records[0]["ts"]
+    out = []
+    for r in records:
+        model = r["model"] if r["model"] and r["model"] != "-" else None
+        prompt = "replayed request " + "x" * max(0, min(int(r["tokens_in"]) * 16 - 96, 64_000))
+        out.append(Arrival(round(r["ts"] - t0, 6), model, prompt, int(r["tokens_out"]) or 16))
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def build_replay(history: Any, cfg: Any, since: float, provider: str | None = None) -> Replay:
+    """The recorded requests of ``provider`` (default: the one with most) since ``since``, and a simulated
+    provider like it: its keys (revoked ones still revoked), the request limits its headers stated."""
+    records = history.request_records(since, provider)
+    if not records:
+        where = f" for {provider}" if provider else ""
+        raise ReplayError(f"no requests recorded{where} in that period: the history records requests served "
+                          "by `pooltui proxy`, the monitor or `pooltui traffic --provider`")
+    if provider is None:
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r["provider"]] = counts.get(r["provider"], 0) + 1
+        provider = max(counts, key=lambda name: counts[name])
+        records = [r for r in records if r["provider"] == provider]
+    if provider not in cfg.providers:
+        raise ReplayError(f"{provider} is not in the config any more: its keys are unknown")
+    p = cfg.providers[provider]
+    limits = history.key_limits(provider)
+    statuses = history.key_statuses(provider)
+    notes: list[str] = []
+    keys = []
+    for i, entry in enumerate(p.pool_keys()):
+        stated = limits.get(entry.label, (None, None))[0]
+        status = statuses.get((provider, entry.label))
+        state = status.state if status is not None else "ok"
+        if stated is None:
+            notes.append(f"{entry.label}: no limit stated by the provider, unlimited in the replay")
+        keys.append(SimKey(entry.label, f"sk-sim-replay-{i:04d}-{entry.label}"[:60].ljust(32, "0"), rpm=stated,
+                           invalid=state == "invalid", forbidden=state == "forbidden"))
+    ok = [r["latency_ms"] for r in records if r["outcome"] == "ok"]
+    latency = (min(_quantile(ok, 0.25), 5000.0), min(_quantile(ok, 0.5), 5000.0)) if ok else (10.0, 40.0)
+    notes.append(f"the provider answers in {latency[0]:.0f}-{latency[1]:.0f} ms (the recorded successes' "
+                 "quartiles)")
+    dialect = "anthropic" if p.profile.dialect == "anthropic" else "openai"
+    sim = SimProvider(provider, dialect, LIMIT_WINDOW_S, latency, keys=keys,
+                      success_headers=any(k.rpm is not None for k in keys))
+    models = sorted({r["model"] for r in records if r["model"] != "-"})
+    scenario = Scenario(f"replay-{provider}", f"{len(records)} requests recorded for {provider}", 1, [sim],
+                        TrafficDefaults(len(records), 16, 0.0, p.strategy, 30.0, models))
+    return Replay(arrivals_from(records), scenario, provider, since, notes)
