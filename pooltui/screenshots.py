@@ -93,6 +93,31 @@ async def main(out: Path) -> None:
     await _shoot(out, "timeline", "peak-hour", 12.0, ("g",))
     await _shoot(out, "key-detail", "peak-hour", 9.0, ("enter",))
     await _shoot_hermes(out)
+    await _shoot_lab(out)
+
+
+async def _shoot_lab(out: Path) -> Path:
+    """The strategy lab opened from the command palette, after a real comparison on peak-hour."""
+    from pooltui.tui.lab_screen import LabScreen
+
+    app = PoolMonitorApp(demo_session("peak-hour", seed=7, autostart=False))
+    async with app.run_test(size=SIZE) as pilot:
+        while not app.started:
+            await asyncio.sleep(0.05)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Strategy lab: peak")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        for _ in range(1200):
+            if isinstance(app.screen, LabScreen) and app.screen.results and not app.screen.running:
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise RuntimeError("lab: the comparison did not finish in 5 min")
+        await pilot.pause(0.5)
+        path = Path(app.save_screenshot("lab.svg", str(out)))
+    print(f"wrote {path}")
+    return path
 
 
 if __name__ == "__main__":

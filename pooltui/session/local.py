@@ -69,6 +69,7 @@ class MonitorSession:
     past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
     shared: Any = None  # its StateStore (pooltui.store.state_store): in memory, or Redis when configured
     log_sinks: list[Callable[[str], None]] = field(default_factory=list)
+    lab_scenario: str = "peak-hour"  # what the strategy lab compares on first (the demo's own scenario)
     _shared_started: asyncio.Task | None = None  # where log lines go besides events
     live: Any = None  # LiveConfig (pooltui.session.live_config): config changes applied while running
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
@@ -434,7 +435,7 @@ def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, ra
         traffic_rate=rate if rate is not None else (sc.traffic.rate or 50.0),
         traffic_concurrency=max(sc.traffic.concurrency, 16), traffic_seed=seed, autostart_traffic=autostart,
         traffic_models=list(sc.traffic.models),
-        starter=sim.start, stopper=sim.stop,
+        starter=sim.start, stopper=sim.stop, lab_scenario=scenario,
     )
 
 

@@ -8,7 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pooltui.core import validate
 from pooltui.core.budget import Prices
+from pooltui.sim.scenario_fields import FieldError, Fields, check_number
 
 SIM_DIALECTS = ("openai", "anthropic")
 
@@ -101,99 +103,120 @@ class Scenario:
         raise ScenarioError(f"scenario {self.name} has no provider {name!r}")
 
 
-def _opt_int(raw: dict[str, Any], name: str) -> int | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or value < 0:
-        raise ScenarioError(f"{name} must be a non-negative integer, not {value!r}")
-    return value
+_KEY_FIELDS = ("label, secret, rpm, daily_quota, revoke_after, invalid, forbidden, quota_group, stream_fault, "
+               "echo_secret, answer_bytes, retry_after")
+_PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_status, cycle_s, success_headers, "
+                    "outage_retry_after, per_model, keys, outages")
 
 
-def _positive_int(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ScenarioError(f"{name} must be a whole number >= 1, not {value!r}")
-    return value
-
-
-def _stream_fault(value: Any) -> str | None:
-    if value not in (None, "before-data", "after-data", "bad-request"):
-        raise ScenarioError(f"stream_fault must be 'before-data', 'after-data' or 'bad-request', not {value!r}")
-    return value
-
-
-def _key(raw: dict[str, Any]) -> SimKey:
+def _key(raw: Any, where: str) -> SimKey:
+    f = Fields(raw, where)
+    label = f.text("label", required=True)
     try:
-        return SimKey(
-            label=str(raw["label"]),
-            secret=str(raw["secret"]),
-            rpm=_opt_int(raw, "rpm"),
-            daily_quota=_opt_int(raw, "daily_quota"),
-            revoke_after=_opt_int(raw, "revoke_after"),
-            invalid=bool(raw.get("invalid", False)),
-            forbidden=bool(raw.get("forbidden", False)),
-            quota_group=raw.get("quota_group"),
-            stream_fault=_stream_fault(raw.get("stream_fault")),
-            echo_secret=bool(raw.get("echo_secret", False)),
-            answer_bytes=_positive_int(raw.get("answer_bytes"), "answer_bytes"),
-            retry_after=float(raw["retry_after"]) if raw.get("retry_after") is not None else None,
-        )
-    except KeyError as exc:
-        raise ScenarioError(f"a key needs {exc.args[0]!r}") from None
-
-
-def _provider(raw: dict[str, Any]) -> SimProvider:
-    dialect = raw.get("dialect", "openai")
-    if dialect not in SIM_DIALECTS:
-        raise ScenarioError(f"simulated dialect must be one of {SIM_DIALECTS}, not {dialect!r}")
-    lat = raw.get("latency_ms", [0, 0])
-    if isinstance(lat, int | float):
-        lat = [lat, lat]
-    return SimProvider(
-        name=str(raw["name"]),
-        dialect=dialect,
-        window_s=float(raw.get("window_s", 60.0)),
-        latency_ms=(float(lat[0]), float(lat[1])),
-        error_rate=float(raw.get("error_rate", 0.0)),
-        quota_status=int(raw.get("quota_status", 429)),
-        cycle_s=float(raw.get("cycle_s", 0.0)),
-        success_headers=bool(raw.get("success_headers", True)),
-        outage_retry_after=float(raw["outage_retry_after"]) if raw.get("outage_retry_after") is not None else None,
-        per_model=bool(raw.get("per_model", False)),
-        keys=[_key(k) for k in raw.get("keys", [])],
-        outages=[
-            Outage(float(o["start_s"]), float(o["end_s"]), int(o.get("status", 503))) for o in raw.get("outages", [])
-        ],
-    )
-
-
-def scenario_from_dict(data: dict[str, Any], name: str = "custom") -> Scenario:
-    """Build a scenario from parsed TOML (or a dict written by a test)."""
-    try:
-        providers = [_provider(p) for p in data.get("providers", [])]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise ScenarioError(f"scenario {name}: bad provider entry ({exc})") from None
-    if not providers:
-        raise ScenarioError(f"scenario {name} defines no providers")
-    t = data.get("traffic", {})
-    traffic = TrafficDefaults(
-        requests=int(t.get("requests", 200)),
-        concurrency=int(t.get("concurrency", 8)),
-        rate=float(t.get("rate", 0.0)),
-        strategy=str(t.get("strategy", "round-robin")),
-        deadline_s=float(t.get("deadline_s", 30.0)),
-        models=[str(m) for m in t.get("models", [])],
-    )
-    try:
-        prices = Prices.from_dict(data.get("prices", {}))
+        label = validate.label(label)
     except ValueError as exc:
-        raise ScenarioError(f"scenario {name}: {exc}") from None
-    return Scenario(str(data.get("name", name)), str(data.get("description", "")), int(data.get("seed", 1)),
-                    providers, traffic, prices)
+        raise FieldError(f"{where}.label", str(exc)) from None
+    secret = f.text("secret", required=True)
+    if len(secret.strip()) < 8:
+        raise FieldError(f"{where}.secret", "must be at least 8 characters (any made-up key)")
+    key = SimKey(
+        label=label, secret=secret.strip(), rpm=f.whole("rpm"), daily_quota=f.whole("daily_quota"),
+        revoke_after=f.whole("revoke_after"), invalid=f.flag("invalid"), forbidden=f.flag("forbidden"),
+        quota_group=f.text("quota_group", None),
+        stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
+        echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1),
+        retry_after=f.number("retry_after"))
+    f.done(_KEY_FIELDS)
+    return key
+
+
+def _latency(value: Any, where: str) -> tuple[float, float]:
+    if isinstance(value, list) and len(value) == 2:
+        lo, hi = (check_number(f"{where}[{i}]", v) for i, v in enumerate(value))
+        if lo > hi:
+            raise FieldError(where, f"must be [low, high] with low <= high, not {value!r}")
+        return lo, hi
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        n = check_number(where, value)
+        return n, n
+    raise FieldError(where, f"must be milliseconds or [low, high], not {value!r}")
+
+
+def _outage(raw: Any, where: str) -> Outage:
+    f = Fields(raw, where)
+    start, end = f.number("start_s", 0.0), f.number("end_s", None)
+    if end is None or end <= start:
+        raise FieldError(f"{where}.end_s", f"must be a number > start_s ({start:g}), not {end!r}")
+    outage = Outage(start, end, f.whole("status", 503, 400, 599))
+    f.done("start_s, end_s, status")
+    return outage
+
+
+def _provider(raw: Any, where: str) -> SimProvider:
+    f = Fields(raw, where)
+    name = f.text("name", required=True)
+    try:
+        name = validate.provider_name(name)
+    except ValueError as exc:
+        raise FieldError(f"{where}.name", str(exc)) from None
+    provider = SimProvider(
+        name=name, dialect=f.choice("dialect", "openai", SIM_DIALECTS),
+        window_s=f.number("window_s", 60.0, above=True), latency_ms=_latency(f.any("latency_ms", 0),
+                                                                              f"{where}.latency_ms"),
+        error_rate=f.number("error_rate", 0.0, maximum=1.0), quota_status=f.whole("quota_status", 429, 400, 599),
+        cycle_s=f.number("cycle_s", 0.0), success_headers=f.flag("success_headers", True),
+        outage_retry_after=f.number("outage_retry_after"), per_model=f.flag("per_model"),
+        keys=[_key(k, w) for k, w in f.tables("keys")], outages=[_outage(o, w) for o, w in f.tables("outages")])
+    labels = [k.label for k in provider.keys]
+    if len(set(labels)) != len(labels):
+        dup = next(x for x in labels if labels.count(x) > 1)
+        raise FieldError(f"{where}.keys", f"two keys are labelled {dup!r}")
+    f.done(_PROVIDER_FIELDS)
+    return provider
+
+
+def _traffic(raw: Any, where: str) -> TrafficDefaults:
+    from pooltui.core.strategies import STRATEGIES, normalize_strategy
+
+    f = Fields(raw, where)
+    strategy = f.text("strategy", "round-robin")
+    try:
+        strategy = normalize_strategy(strategy)
+    except ValueError:
+        raise FieldError(f"{where}.strategy", f"must be one of {', '.join(STRATEGIES)}, not {strategy!r}") from None
+    models = f.any("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise FieldError(f"{where}.models", f"must be a list of model names, not {models!r}")
+    traffic = TrafficDefaults(requests=f.whole("requests", 200, 1), concurrency=f.whole("concurrency", 8, 1),
+                              rate=f.number("rate", 0.0), strategy=strategy,
+                              deadline_s=f.number("deadline_s", 30.0, above=True), models=list(models))
+    f.done("requests, concurrency, rate, strategy, deadline_s, models")
+    return traffic
+
+
+def scenario_from_dict(data: dict[str, Any], name: str = "custom", source: str | None = None) -> Scenario:
+    """Build a scenario from parsed TOML (or a dict written by a test); a bad field raises a ScenarioError
+    that names it (``providers[0].keys[1].rpm: ...``)."""
+    try:
+        f = Fields(data, "")
+        title, description = f.text("name", name), f.text("description", "")
+        seed = f.whole("seed", 1)
+        traffic = _traffic(*f.table("traffic"))
+        providers = [_provider(p, w) for p, w in f.tables("providers")]
+        if not providers:
+            raise FieldError("providers", "none defined: add at least one [[providers]] table")
+        names = [p.name for p in providers]
+        if len(set(names)) != len(names):
+            raise FieldError("providers", f"two providers are named {next(n for n in names if names.count(n) > 1)!r}")
+        prices_raw, where = f.table("prices")
+        try:
+            prices = Prices.from_dict(prices_raw)
+        except ValueError as exc:
+            raise FieldError(where, str(exc)) from None
+        f.done("name, description, seed, traffic, providers, prices")
+    except FieldError as exc:
+        raise ScenarioError(f"scenario {source or name}: {exc}") from None
+    return Scenario(title, description, seed, providers, traffic, prices)
 
 
 def builtin_names() -> list[str]:
@@ -204,8 +227,14 @@ def builtin_names() -> list[str]:
 def load_scenario(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a TOML file by path."""
     path = Path(name_or_path)
-    if path.suffix == ".toml" and path.exists():
-        text, name = path.read_text(), path.stem
+    source = None
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise ScenarioError(f"scenario {path}: no such file")
+        try:
+            text, name, source = path.read_text(encoding="utf-8"), path.stem, str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"scenario {path}: cannot read ({type(exc).__name__})") from None
     else:
         res = resources.files("pooltui.sim").joinpath("scenarios", f"{name_or_path}.toml")
         if not res.is_file():
@@ -214,5 +243,5 @@ def load_scenario(name_or_path: str) -> Scenario:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"scenario {name}: {exc}") from None
-    return scenario_from_dict(data, name)
+        raise ScenarioError(f"scenario {source or name}: not valid TOML ({exc})") from None
+    return scenario_from_dict(data, name, source)

@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from pooltui.core.errors import message_of
 from pooltui.core.strategies import STRATEGIES
 from pooltui.session.protocol import LocalControls, Session
+from pooltui.tui.lab_screen import LabScreen
 from pooltui.tui.main_screen import MainScreen
 from pooltui.tui.screens import (
     AddKeyScreen,
@@ -114,7 +115,10 @@ class PoolMonitorApp(App[None]):
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not isinstance(self.screen, Screen) or self.screen is not self.screen_stack[0]:
-            return True
+            # another screen is up (lab, fleet, history, a dialog): the main screen's key, traffic and pool
+            # actions would act on a table that is not shown
+            main_only = {b.action for b in self.BINDINGS if isinstance(b, Binding)} - {"quit", "help"}
+            return action not in main_only
         s = self.session
         pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
         local = self.local
@@ -347,6 +351,12 @@ class PoolMonitorApp(App[None]):
                 key = binding.key_display or binding.key
                 yield SystemCommand(binding.tooltip or binding.description, f"key: {key}",
                                     lambda a=binding.action: self.run_action(a))
+        from pooltui.sim.scenario import builtin_names
+
+        first = getattr(self.session, "lab_scenario", "peak-hour")
+        for name in [first, *(n for n in builtin_names() if n != first)]:
+            yield SystemCommand(f"Strategy lab: {name}", "compare every rotation strategy on this scenario, each "
+                                "against a fresh simulator", lambda n=name: self.push_screen(LabScreen(n)))
         if self.session.has_pool:
             for strategy in STRATEGIES:
                 yield SystemCommand(f"Strategy: {strategy}", "rotate keys this way",

@@ -1,0 +1,155 @@
+"""The strategy lab in the monitor (command palette: "Strategy lab"): a comparison run in a worker, each
+strategy against its own fresh simulator; the table fills in as strategies finish. Beside it, the requests
+each strategy served over time, and for the strategy under the cursor, served and 429s per second."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+from textual_plotext import PlotextPlot
+
+from pooltui.session.lab import LAB_STRATEGIES, RunResult
+
+COLUMNS = (("strategy", "strategy"), ("succeeded", "ok"), ("failed", "failed"), ("upstream_429", "429 up"),
+           ("attempts_per_success", "calls/ok"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("evenness", "even"))
+
+
+def _cell(name: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if name.endswith("_ms"):
+        return f"{value:.0f}"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+class ServedChart(PlotextPlot):
+    """Requests served so far, a line per strategy: who serves more, and how soon."""
+
+    DEFAULT_CSS = "ServedChart { height: 1fr; border: round $primary-darken-2; }"
+
+    def show(self, results: list[RunResult]) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self.border_title = "served so far"
+        for r in results:
+            total, line = 0, []
+            for n in r.ok_per_s:
+                total += n
+                line.append(total)
+            if line:
+                plt.plot(list(range(len(line))), line, label=r.strategy)
+        plt.xlabel("seconds from the start")
+        self.refresh()
+
+
+class StrategyChart(PlotextPlot):
+    """The strategy under the table's cursor: served and 429s the provider sent, per second."""
+
+    DEFAULT_CSS = "StrategyChart { height: 1fr; border: round $primary-darken-2; }"
+
+    def show(self, result: RunResult | None) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self.border_title = f"{result.strategy if result else '-'}: served, 429s up, per s"
+        if result is not None and result.ok_per_s:
+            xs = list(range(len(result.ok_per_s)))
+            plt.plot(xs, result.ok_per_s, label="served", color="green")
+            plt.plot(xs, _padded(result.limited_per_s, len(xs)), label="429 upstream", color="red")
+            plt.ylim(0, max(1, *result.ok_per_s, *result.limited_per_s))
+        plt.xlabel("seconds from the start")
+        self.refresh()
+
+
+def _padded(values: list[int], n: int) -> list[int]:
+    return (list(values) + [0] * n)[:n]
+
+
+class LabScreen(Screen[None]):
+    """Compare strategies on a scenario (``r`` runs it again)."""
+
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back", id="lab.back"),
+                Binding("r", "rerun", "Run again", id="lab.rerun")]
+    DEFAULT_CSS = """
+    LabScreen #lab-title { width: 100%; background: $primary-background; text-style: bold; }
+    LabScreen #lab-status { width: 100%; color: $text-muted; }
+    LabScreen #lab-table { width: 3fr; height: 1fr; }
+    LabScreen #lab-charts { width: 2fr; }
+    """
+
+    def __init__(self, scenario: str = "peak-hour", strategies: list[str] | None = None, requests: int = 120,
+                 results: list[RunResult] | None = None) -> None:
+        super().__init__()
+        self.scenario_name = scenario
+        self.strategies = list(strategies or LAB_STRATEGIES)
+        self.n_requests = requests
+        self.results: list[RunResult] = list(results or [])
+        self.preset = results is not None  # shown as given (a report, a snapshot), not run
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        yield Label(f" strategy lab · {self.scenario_name} · {self.n_requests} requests per strategy, each "
+                    "against a fresh simulator", id="lab-title")
+        yield Label("", id="lab-status")
+        with Horizontal():
+            yield DataTable(cursor_type="row", id="lab-table")
+            with Vertical(id="lab-charts"):
+                yield ServedChart(id="lab-served")
+                yield StrategyChart(id="lab-strategy")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#lab-table", DataTable).add_columns(*(title for _, title in COLUMNS))
+        self._show()
+        if not self.preset:
+            self.run_lab()
+
+    def _show(self, running: str = "") -> None:
+        table = self.query_one("#lab-table", DataTable)
+        table.clear()
+        for r in self.results:
+            row = r.row()
+            table.add_row(*(_cell(name, row[name]) for name, _ in COLUMNS), key=r.strategy)
+        self.query_one(ServedChart).show(self.results)
+        self._show_selected()
+        done = len(self.results)
+        status = (f" running {running} ({done + 1}/{len(self.strategies)})…" if running else
+                  f" {done} strategies compared · calls/ok: upstream calls per success · even: 1.00 = keys used "
+                  "equally · r runs it again")
+        self.query_one("#lab-status", Label).update(status)
+
+    def _show_selected(self) -> None:
+        table = self.query_one("#lab-table", DataTable)
+        row = table.cursor_row if 0 <= table.cursor_row < len(self.results) else 0
+        self.query_one(StrategyChart).show(self.results[row] if self.results else None)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def action_rerun(self) -> None:
+        if not self.preset:
+            self.results = []
+            self.run_lab()
+
+    @work(exclusive=True, group="lab", exit_on_error=False)
+    async def run_lab(self) -> None:
+        from pooltui.session.lab import run_strategy, seeded_workload
+        from pooltui.sim.scenario import load_scenario
+
+        sc = load_scenario(self.scenario_name)
+        arrivals = seeded_workload(sc, requests=self.n_requests, rate=sc.traffic.rate, seed=sc.seed)
+        self.running = True
+        try:
+            for strategy in self.strategies:
+                self._show(running=strategy)
+                result = await run_strategy(sc, strategy, arrivals, concurrency=sc.traffic.concurrency,
+                                            seed=sc.seed)
+                self.results.append(result)
+        finally:
+            self.running = False
+        self._show()
