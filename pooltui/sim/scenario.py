@@ -8,7 +8,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pooltui.core import validate
 from pooltui.core.budget import Prices
 from pooltui.sim.scenario_fields import FieldError, Fields, check_number
 
@@ -111,11 +110,7 @@ _PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_stat
 
 def _key(raw: Any, where: str) -> SimKey:
     f = Fields(raw, where)
-    label = f.text("label", required=True)
-    try:
-        label = validate.label(label)
-    except ValueError as exc:
-        raise FieldError(f"{where}.label", str(exc)) from None
+    label = f.label("label")
     secret = f.text("secret", required=True)
     if len(secret.strip()) < 8:
         raise FieldError(f"{where}.secret", "must be at least 8 characters (any made-up key)")
@@ -154,11 +149,7 @@ def _outage(raw: Any, where: str) -> Outage:
 
 def _provider(raw: Any, where: str) -> SimProvider:
     f = Fields(raw, where)
-    name = f.text("name", required=True)
-    try:
-        name = validate.provider_name(name)
-    except ValueError as exc:
-        raise FieldError(f"{where}.name", str(exc)) from None
+    name = f.label("name", "provider name")
     provider = SimProvider(
         name=name, dialect=f.choice("dialect", "openai", SIM_DIALECTS),
         window_s=f.number("window_s", 60.0, above=True), latency_ms=_latency(f.any("latency_ms", 0),

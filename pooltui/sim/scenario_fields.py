@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pooltui.core import validate
+
 
 class FieldError(ValueError):
     """A field that is missing, of the wrong type or out of range; ``where`` is its path."""
@@ -39,6 +41,13 @@ class Fields:
         if value is not None and not isinstance(value, str):
             raise FieldError(self._at(name), f"must be text, not {value!r}")
         return value
+
+    def label(self, name: str, what: str = "key label") -> str:
+        """A required, label-shaped name (``validate.label``)."""
+        try:
+            return validate.label(self.text(name, required=True), what)
+        except ValueError as exc:
+            raise FieldError(self._at(name), str(exc)) from None
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self._take(name, default, False)
