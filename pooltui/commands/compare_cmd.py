@@ -39,7 +39,8 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
             seed: int | None, as_json: bool, as_csv: bool, plot: Path | None) -> None:
     """Compare rotation strategies on the same seeded traffic, each against its own fresh simulator."""
     from pooltui.session.lab import compare as run_compare
-    from pooltui.session.lab import parse_strategies, seeded_workload
+    from pooltui.session.lab import parse_strategies
+    from pooltui.session.workload import seeded_workload
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")

@@ -9,7 +9,6 @@ request's latency runs from its arrival (time waiting for a free slot counts, as
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -20,35 +19,12 @@ from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core.strategies import STRATEGIES, normalize_strategy
 from pooltui.core.usage import usage_from_body
 from pooltui.session.lab_hermes import HERMES_STRATEGIES, HermesEmulatedClient
-from pooltui.session.traffic import PROMPTS
+from pooltui.session.workload import Arrival, CallerResult
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
 from pooltui.sim.wiring import client_for_scenario
 
 LAB_STRATEGIES = (*STRATEGIES, *HERMES_STRATEGIES)
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """One request of a workload: seconds after the start, its model (None: the provider's default)."""
-
-    at_s: float
-    model: str | None = None
-    prompt: str = "ping"
-    max_tokens: int = 16
-
-
-def seeded_workload(scenario: Scenario, *, requests: int, rate: float, seed: int) -> list[Arrival]:
-    """``requests`` arrivals at ``rate`` per second on average (Poisson; 0: all at once), the scenario's models
-    in turn; the same seed gives the same list."""
-    rng = random.Random(seed)
-    models = scenario.traffic.models
-    t, out = 0.0, []
-    for i in range(requests):
-        if rate > 0 and i:
-            t += rng.expovariate(rate)
-        out.append(Arrival(round(t, 6), models[i % len(models)] if models else None, rng.choice(PROMPTS)))
-    return out
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -63,15 +39,6 @@ def parse_strategies(text: str) -> list[str]:
     if not out:
         raise ValueError("no strategy given")
     return out
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    provider: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    error: str | None = None
 
 
 @dataclass
@@ -133,7 +100,7 @@ class RunResult:
         }
 
 
-Sender = Callable[[Arrival, float], Awaitable[Outcome]]  # (arrival, seconds left before its deadline)
+Sender = Callable[[Arrival, float], Awaitable[CallerResult]]  # (arrival, seconds left before its deadline)
 
 
 async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, send: Sender,
@@ -149,11 +116,11 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
         async with slots:
             left = start + a.at_s + deadline_s - time.monotonic()
             try:
-                out = await send(a, left) if left > 0 else Outcome(False, error="deadline passed waiting")
+                out = await send(a, left) if left > 0 else CallerResult(False, error="deadline passed waiting")
             except PoolUnavailableError:
-                out = Outcome(False, error="pool_unavailable")
+                out = CallerResult(False, error="pool_unavailable")
             except Exception as exc:  # a failed request is counted, never a failed run
-                out = Outcome(False, error=type(exc).__name__)
+                out = CallerResult(False, error=type(exc).__name__)
         result.requests += 1
         if out.ok:
             result.succeeded += 1
@@ -172,12 +139,12 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
 
 
 def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
-    async def send(a: Arrival, left_s: float) -> Outcome:
+    async def send(a: Arrival, left_s: float) -> CallerResult:
         resp = await client.chat(a.prompt, model=a.model, max_tokens=a.max_tokens, deadline_s=left_s)
         if resp.status >= 400:
-            return Outcome(False, resp.provider, error=f"http_{resp.status}")
+            return CallerResult(False, resp.provider, error=f"http_{resp.status}")
         tin, tout = usage_from_body(resp.json())
-        return Outcome(True, resp.provider, tin, tout)
+        return CallerResult(True, resp.provider, tin, tout)
 
     return send
 
@@ -192,11 +159,10 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
             send: Sender = client.send
         else:
             client = client_for_scenario(scenario, server, strategy, seed=seed)
-            client.prices = scenario.prices
             send = _pooltui_sender(client, scenario)
         served: Counter[str] = Counter()
 
-        async def counted(a: Arrival, left_s: float) -> Outcome:
+        async def counted(a: Arrival, left_s: float) -> CallerResult:
             out = await send(a, left_s)
             if out.ok and out.provider:
                 served[out.provider] += 1

@@ -17,6 +17,7 @@ import httpx
 from pooltui.core.hermes_rules import MAX_RETRIES, RETRY_AFTER_CAP_S, HermesEntry, HermesPoolModel, backoff_s
 from pooltui.core.usage import usage_from_body
 from pooltui.providers.profiles import ProviderProfile, profile_for
+from pooltui.session.workload import Arrival, CallerResult
 from pooltui.sim.scenario import Scenario
 
 HERMES_STRATEGIES = ("hermes-fill-first", "hermes-round-robin")
@@ -42,9 +43,7 @@ class HermesEmulatedClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def send(self, arrival: Any, left_s: float) -> Any:
-        from pooltui.session.lab import Outcome
-
+    async def send(self, arrival: Arrival, left_s: float) -> CallerResult:
         deadline = time.monotonic() + left_s
         retries, retried_429, at = 0, False, 0
         while True:
@@ -56,7 +55,7 @@ class HermesEmulatedClient:
                     continue
                 retries += 1
                 if not await self._wait(retries, None, deadline):
-                    return Outcome(False, error="no credential available")
+                    return CallerResult(False, error="no credential available")
                 at = 0
                 continue
             req = provider.profile.chat(arrival.prompt, model=arrival.model, max_tokens=arrival.max_tokens)
@@ -66,21 +65,21 @@ class HermesEmulatedClient:
                                       headers=provider.profile.auth_headers(entry.secret)),
                     max(0.001, deadline - time.monotonic()))
             except TimeoutError:
-                return Outcome(False, error="deadline")
+                return CallerResult(False, error="deadline")
             except httpx.HTTPError as exc:
                 retries += 1
                 if not await self._wait(retries, None, deadline):
-                    return Outcome(False, error=type(exc).__name__)
+                    return CallerResult(False, error=type(exc).__name__)
                 continue
             entry.requests += 1
             if resp.status_code < 400:
                 tin, tout = usage_from_body(_json(resp))
-                return Outcome(True, provider.profile.name, tin, tout)
+                return CallerResult(True, provider.profile.name, tin, tout)
             status = resp.status_code
             if status == 429 and not retried_429:  # the same entry once more, after a backoff
                 retried_429, retries = True, retries + 1
                 if not await self._wait(retries, _retry_after(resp), deadline):
-                    return Outcome(False, error="http_429")
+                    return CallerResult(False, error="http_429")
                 continue
             if status in (401, 402, 403, 429):
                 message = _message(resp)
@@ -90,9 +89,9 @@ class HermesEmulatedClient:
             if status >= 500:
                 retries += 1
                 if not await self._wait(retries, None, deadline):
-                    return Outcome(False, error=f"http_{status}")
+                    return CallerResult(False, error=f"http_{status}")
                 continue
-            return Outcome(False, provider.profile.name, error=f"http_{status}")
+            return CallerResult(False, provider.profile.name, error=f"http_{status}")
 
     async def _wait(self, retry: int, retry_after: float | None, deadline: float) -> bool:
         """Hermes's wait before retry ``retry``; False when it has no retry left or the caller's deadline

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pooltui.session.lab import Arrival
+from pooltui.session.workload import Arrival
 from pooltui.sim.scenario import Scenario, SimKey, SimProvider, TrafficDefaults
 
 #: the window a provider's stated request limit counts over (OpenAI's and Anthropic's are per minute)

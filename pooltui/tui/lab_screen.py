@@ -138,7 +138,8 @@ class LabScreen(Screen[None]):
 
     @work(exclusive=True, group="lab", exit_on_error=False)
     async def run_lab(self) -> None:
-        from pooltui.session.lab import run_strategy, seeded_workload
+        from pooltui.session.lab import run_strategy
+        from pooltui.session.workload import seeded_workload
         from pooltui.sim.scenario import load_scenario
 
         sc = load_scenario(self.scenario_name)

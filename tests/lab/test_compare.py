@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
-from pooltui.session.lab import LAB_STRATEGIES, compare, parse_strategies, seeded_workload
+from pooltui.session.lab import LAB_STRATEGIES, compare, parse_strategies
+from pooltui.session.workload import seeded_workload
 from pooltui.sim.scenario import load_scenario
 from tests.conftest import keys, make_scenario
 
