@@ -1,0 +1,113 @@
+"""Learning a key's limit from its 429s (issue 12, the estimator alone): on a simulated key of known limit
+and a fake clock, the estimate converges within a stated number of 429s; a raised limit is found again."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import pytest
+
+from pooltui.core.learned import PROBE_WINDOWS, LearnedLimit
+
+
+class SlidingKey:
+    """A provider's key: ``limit`` requests in any ``window_s``; a 429 says when a slot frees."""
+
+    def __init__(self, limit: int, window_s: float, whole_seconds: bool = True) -> None:
+        self.limit, self.window_s, self.whole = limit, window_s, whole_seconds
+        self.sent: deque[float] = deque()
+        self.rejected = 0
+
+    def send(self, now: float) -> float | None:
+        """None when accepted, else the retry-after it answers."""
+        while self.sent and self.sent[0] <= now - self.window_s:
+            self.sent.popleft()
+        if len(self.sent) < self.limit:
+            self.sent.append(now)
+            return None
+        self.rejected += 1
+        wait = self.sent[0] + self.window_s - now
+        return float(math.ceil(wait)) if self.whole else wait
+
+
+def drive(key: SlidingKey, est: LearnedLimit, start: float, seconds: float, every_s: float = 0.05) -> int:
+    """Requests every ``every_s`` while the estimate has room (paced); returns the 429s it cost."""
+    before, t = key.rejected, start
+    while t < start + seconds:
+        if est.opens_in(t) == 0:
+            retry = key.send(t)
+            if retry is None:
+                est.accept(t)
+            else:
+                est.rate_limited(t, retry)
+        t += every_s
+    return key.rejected - before
+
+
+@pytest.mark.parametrize(("limit", "window_s", "whole"), [(8, 5.0, True), (8, 5.0, False), (3, 20.0, True),
+                                                          (60, 60.0, True), (1, 2.0, True)])
+def test_the_estimate_converges_within_two_429s(limit: int, window_s: float, whole: bool) -> None:
+    key, est = SlidingKey(limit, window_s, whole), LearnedLimit()
+    cost = drive(key, est, 1000.0, window_s * 6)
+    assert est.limit == limit
+    assert window_s - 0.01 <= est.window_s <= window_s + (1.0 if whole else 0.01)  # ceil-rounded: up to 1 s long
+    assert cost <= 2, cost  # two 429s to learn it; paced after that, none
+    assert est.sure > 0
+    print(f"\nlimit {limit}/{window_s:g}s: learnt {est.limit}/{est.window_s:.2f}s after {cost} 429s, sure {est.sure}")
+
+
+def test_paced_by_the_estimate_the_key_gets_no_429_but_a_probe_and_serves_what_it_allows() -> None:
+    key, est = SlidingKey(8, 5.0), LearnedLimit()
+    drive(key, est, 0.0, 30.0)
+    assert drive(key, est, 30.0, 5.0 * PROBE_WINDOWS) <= 1  # one probe at most in a probe period
+    accepted = sum(1 for t in est.accepted if 30.0 <= t < 30.0 + 5.0 * PROBE_WINDOWS)
+    assert accepted >= 0.85 * 8 * PROBE_WINDOWS  # about the limit each window (a rounded retry-after: 5.4 s)
+    print(f"\npaced: {accepted} accepted in {PROBE_WINDOWS} windows of a key allowing 8 each")
+
+
+def test_a_raised_limit_is_found_again_and_a_lowered_one_at_the_next_429() -> None:
+    key, est = SlidingKey(8, 5.0), LearnedLimit()
+    drive(key, est, 0.0, 40.0)
+    assert est.limit == 8
+    key.limit = 12  # the provider raised it
+    drive(key, est, 40.0, 5.0 * PROBE_WINDOWS * 6)
+    assert est.limit >= 12 - 1 and est.probes >= 3
+    key.limit = 4  # and lowered it: the window it holds drains first
+    cost = drive(key, est, 400.0, 30.0)
+    assert est.limit == 4 and cost <= 3
+
+
+def test_probing_costs_at_most_one_429_per_probe_period() -> None:
+    key, est = SlidingKey(8, 5.0), LearnedLimit()
+    drive(key, est, 0.0, 30.0)
+    cost = drive(key, est, 30.0, 5.0 * PROBE_WINDOWS * 10)
+    assert cost <= 11, cost
+    served = 8 * PROBE_WINDOWS * 10
+    print(f"\nprobing: {cost} 429s for about {served} requests served ({cost / served:.3f} per request)")
+
+
+def test_nothing_is_learnt_without_a_retry_after_or_from_an_answer_with_no_history() -> None:
+    est = LearnedLimit()
+    assert not est.rate_limited(10.0, 2.0)  # nothing accepted yet: nothing to fit
+    est.accept(9.0)
+    assert not est.rate_limited(10.0, None)
+    assert est.limit is None and est.opens_in(10.0) == 0 and est.sure == 0.0
+
+
+def test_answers_out_of_order_are_kept_in_send_order() -> None:
+    est = LearnedLimit()
+    for t in (1.0, 3.0, 2.0, 2.5):
+        est.accept(t)
+    assert list(est.accepted) == [1.0, 2.0, 2.5, 3.0]
+
+
+def test_when_a_429_fits_several_limits_the_smallest_is_taken() -> None:
+    """Sparse evidence fits several (limit, window) pairs; the estimate takes the most careful one and lets the
+    additive increase find more."""
+    est = LearnedLimit()
+    for t in (0.0, 1.0, 2.0):
+        est.accept(t)
+    assert est.rate_limited(2.5, 0.5)
+    assert (est.limit, est.window_s) == (1, 1.0)
+    assert est.votes == {1: 1.0, 2: 1.0, 3: 1.0} and est.sure == 0.11
