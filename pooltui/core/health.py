@@ -26,6 +26,7 @@ class DeadlineSource(StrEnum):
     KNOWN_RESET = "known-reset"
     MANUAL = "manual"
     BUDGET = "budget"
+    LEARNED = "learned"  # the key's limit as learnt from its 429s (no header states it): paced, not rejected
 
 
 class Outcome(StrEnum):

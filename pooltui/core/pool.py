@@ -26,6 +26,7 @@ from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
+from pooltui.core.learned import LearnedLimit
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
@@ -36,6 +37,8 @@ from pooltui.core.trace import Exclusion, RequestTrace
 _OK = KeyState.OK
 _EXCLUSIONS_SHOWN = 16
 _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
+#: answers that teach a key's learnt limit: accepted requests count in the provider's window; a 429 fits it
+_LEARNS_FROM = frozenset({Outcome.OK, Outcome.REQUEST_ERROR, Outcome.RATE_LIMITED})
 _PROBE_WAIT_S = 0.05  # how soon to look again while a recovering key's probe is in flight
 
 
@@ -71,6 +74,7 @@ class PoolKey:
         "headroom",
         "inflight",
         "label",
+        "learned",
         "masked",
         "pos",
         "probe",
@@ -113,6 +117,7 @@ class PoolKey:
         self.allow: int | None = None  # requests the provider's last answer still allows, less those sent since
         self.stats = KeyStats()
         self.used_before = 0  # requests served in earlier runs (least-used counts them after a restart)
+        self.learned: LearnedLimit | None = None  # its limit learnt from 429s, when no header states it
         self.budget: Budget | None = None
         self.spend: Spend | None = None
 
@@ -136,9 +141,13 @@ class Pool:
         picks_kept: int = 32,
         preempt: bool = True,
         max_inflight: int | None = None,
+        learn: bool = False,
     ) -> None:
         self.name = name
         self.preempt = preempt
+        #: learn each key's limit from its 429s where successes state no budget, and pace picks by it (off by
+        #: default until the monitor shows it: issue 12, step 3)
+        self.learn = learn
         #: soft cap of requests (and open streams) per key: a pick prefers keys under it, never blocks
         self.max_inflight = max_inflight
         #: per-model cooldowns (providers limit per key and model): model -> {key: until}; empty when none
@@ -258,6 +267,9 @@ class Pool:
             _, _, key, gen = heappop(timers)
             if key.gen == gen and key.pos >= 0 and key.state is not _OK:
                 was = key.state
+                if key.source is DeadlineSource.LEARNED:  # our own pacing: no probe, no event
+                    self._set_state(key, _OK, reason="learned window has room")
+                    continue
                 self._set_state(key, _OK, reason=f"{was.value} ended")
                 key.probe = _NEXT  # one request probes it before the queue may follow
                 self._emit(key, EventKind.STATE, None, f"{was.value} over", "back in rotation")
@@ -343,8 +355,17 @@ class Pool:
                 trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
                           excluded_total=len(self._unavail))
             return None
-        candidates = len(self._avail)
         key = self._choose()
+        if self.learn:
+            while (learned := key.learned) is not None and learned.limit is not None and \
+                    learned.in_window(now) + key.inflight >= learned.limit and self._pace(key, learned, now):
+                if not self._avail:  # every key at its learnt limit: the caller waits for the first opening
+                    if trace is not None:
+                        trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
+                                  excluded_total=len(self._unavail))
+                    return None
+                key = self._choose()
+        candidates = len(self._avail)
         if key is avoid and candidates > 1:
             i = bisect_right(self._avail, key.pos)
             key = self._keys[self._avail[i % candidates]]
@@ -393,6 +414,34 @@ class Pool:
             trace.add(now, "pick", self.name, key.label, candidates=candidates,
                       excluded=self.exclusions(), excluded_total=len(self._unavail))
         return key
+
+    def _pace(self, key: PoolKey, learned: LearnedLimit, now: float) -> bool:
+        """The key's learnt window is full: it rests until the window has room again, instead of collecting a
+        429. Returns False when it has room after all."""
+        wait = learned.opens_in(now, key.inflight)
+        if wait <= 0:
+            return False
+        self._set_state(key, KeyState.COOLING, now + wait, DeadlineSource.LEARNED,
+                        f"learned limit {learned.limit} per {learned.window_s:.1f} s reached")
+        return True
+
+    def _learn(self, key: PoolKey, result: Classification, sent_at: float, request_id: int | None) -> None:
+        """What this answer teaches about the key's limit (only where successes state no budget: a provider that
+        sends its limits only with its 429s, or none at all)."""
+        if result.outcome is not Outcome.RATE_LIMITED and result.limits is not None and \
+                result.limits.requests_remaining is not None:
+            key.learned = None  # successes state the budget: headers always win over a guess
+            return
+        learned = key.learned
+        if learned is None:
+            learned = key.learned = LearnedLimit()
+        if result.outcome is Outcome.RATE_LIMITED:
+            before = learned.limit
+            if learned.rate_limited(sent_at, result.retry_after_s) and learned.limit != before:
+                self._emit(key, EventKind.STATE, result.status, f"learned limit {learned.limit} per "
+                           f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id)
+        else:
+            learned.accept(sent_at)
 
     def peek(self) -> str | None:
         """The label the next pick will get (None for random or an empty pool)."""
@@ -474,6 +523,8 @@ class Pool:
                 key.ver += 1
                 self._push(key)
         outcome = result.outcome
+        if self.learn and not per_model and outcome in _LEARNS_FROM:
+            self._learn(key, result, self.clock.now() - latency_s, request_id)
         if outcome is Outcome.OK:
             stats.ok += 1
             stats.tokens_in += tokens_in
