@@ -644,11 +644,20 @@ def main(argv: list[str] | None = None) -> None:
     h = sub.add_parser("shared", help="pick+report and propagation delay with key states shared through Redis")
     h.add_argument("--cycles", type=int, default=20000)
     h.add_argument("--changes", type=int, default=400)
+    lr = sub.add_parser("learned", help="a scenario without headers at 0.75x, 1.0x, 1.5x capacity, learning off/on")
+    lr.add_argument("--scenario", default="peak-hour")
+    lr.add_argument("--seconds", type=float, default=30.0)
+    lr.add_argument("--strategy", default="round-robin")
     v = sub.add_parser("events", help="rows the events pane adds per 10 s during a demo scenario")
     v.add_argument("--scenario", default="peak-hour")
     v.add_argument("--seconds", type=float, default=60.0)
     v.add_argument("--window", type=float, default=10.0)
     args = parser.parse_args(argv)
+    if args.what == "learned":
+        from pooltui.bench_learned import bench_learned
+
+        bench_learned(args.scenario, args.seconds, args.strategy)
+        return
     if args.what == "events":
         bench_events(args.scenario, args.seconds, args.window)
         return

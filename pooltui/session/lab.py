@@ -150,8 +150,9 @@ def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
-                       seed: int) -> RunResult:
-    """One strategy against a fresh simulator of ``scenario``."""
+                       seed: int, learn: bool = False) -> RunResult:
+    """One strategy against a fresh simulator of ``scenario`` (``learn``: pooltui's pools pace picks by the
+    limits they learn from 429s)."""
     result = RunResult(strategy)
     with SimServer(scenario) as server:
         if strategy in HERMES_STRATEGIES:
@@ -159,6 +160,8 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
             send: Sender = client.send
         else:
             client = client_for_scenario(scenario, server, strategy, seed=seed)
+            for up in client.upstreams:
+                up.pool.learn = learn
             send = _pooltui_sender(client, scenario)
         served: Counter[str] = Counter()
 
