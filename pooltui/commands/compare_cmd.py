@@ -103,20 +103,14 @@ def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: boo
 
 def table(rows: list[dict]) -> str:
     """The comparison as aligned text."""
+    from pooltui.session.lab import cell_text
+
     lines = ["  ".join(f"{title:>{width}}" if i else f"{title:<{width}}"
                        for i, (_, title, width) in enumerate(COLUMNS))]
     for row in rows:
         cells = []
         for i, (name, _, width) in enumerate(COLUMNS):
-            value = row[name]
-            if value is None:
-                text = "-"
-            elif name.endswith("_ms"):
-                text = f"{value:.0f}"
-            elif name == "cost_usd":
-                text = f"{value:.4f}"
-            else:
-                text = f"{value:.2f}" if isinstance(value, float) else str(value)
+            text = cell_text(name, row[name])
             cells.append(f"{text:>{width}}" if i else f"{text:<{width}}")
         lines.append("  ".join(cells))
     return "\n".join(lines)

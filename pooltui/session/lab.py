@@ -100,6 +100,17 @@ class RunResult:
         }
 
 
+def cell_text(name: str, value: object) -> str:
+    """One value of a :meth:`RunResult.row` as the lab's tables show it (the CLI's and the monitor's)."""
+    if value is None:
+        return "-"
+    if name.endswith("_ms"):
+        return f"{value:.0f}"
+    if name == "cost_usd":
+        return f"{value:.4f}"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 Sender = Callable[[Arrival, float], Awaitable[CallerResult]]  # (arrival, seconds left before its deadline)
 
 
@@ -201,7 +212,7 @@ def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, sta
         for (second, status), n in ps.timeline.items():
             if status == 429:
                 limited[max(0, second - shift)] += n
-    result.limited_per_s = [limited.get(s, 0) for s in range(len(result.ok_per_s))]
+    result.limited_per_s = [limited.get(s, 0) for s in range(len(result.ok_per_s))]  # as long as ok_per_s
 
 
 async def compare(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int,

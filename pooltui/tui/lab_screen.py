@@ -12,18 +12,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 from textual_plotext import PlotextPlot
 
-from pooltui.session.lab import LAB_STRATEGIES, RunResult
+from pooltui.session.lab import LAB_STRATEGIES, RunResult, cell_text
 
 COLUMNS = (("strategy", "strategy"), ("succeeded", "ok"), ("failed", "failed"), ("upstream_429", "429 up"),
            ("attempts_per_success", "calls/ok"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("evenness", "even"))
-
-
-def _cell(name: str, value: object) -> str:
-    if value is None:
-        return "-"
-    if name.endswith("_ms"):
-        return f"{value:.0f}"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 class ServedChart(PlotextPlot):
@@ -60,14 +52,10 @@ class StrategyChart(PlotextPlot):
         if result is not None and result.ok_per_s:
             xs = list(range(len(result.ok_per_s)))
             plt.plot(xs, result.ok_per_s, label="served", color="green")
-            plt.plot(xs, _padded(result.limited_per_s, len(xs)), label="429 upstream", color="red")
+            plt.plot(xs, result.limited_per_s, label="429 upstream", color="red")  # as long as ok_per_s
             plt.ylim(0, max(1, *result.ok_per_s, *result.limited_per_s))
         plt.xlabel("seconds from the start")
         self.refresh()
-
-
-def _padded(values: list[int], n: int) -> list[int]:
-    return (list(values) + [0] * n)[:n]
 
 
 class LabScreen(Screen[None]):
@@ -114,7 +102,7 @@ class LabScreen(Screen[None]):
         table.clear()
         for r in self.results:
             row = r.row()
-            table.add_row(*(_cell(name, row[name]) for name, _ in COLUMNS), key=r.strategy)
+            table.add_row(*(cell_text(name, row[name]) for name, _ in COLUMNS), key=r.strategy)
         self.query_one(ServedChart).show(self.results)
         self._show_selected()
         done = len(self.results)
