@@ -80,6 +80,7 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
         ("[providers.x]\nkind = \"openai\"\n\n[[providers.x.keys]]\nlabel = \"a\"\nsecret = \"sk-test-123\"\n", 6,
          "never keeps a secret in the config"),
         ("[providers.x]\nkind = \"openai\"\nfallback = [\"ghost\"]\n", 3, "fallback 'ghost' is not"),
+        ("[providers.x]\nkind = \"openai\"\nlearn_limits = \"no\"\n", 3, "learn_limits must be true or false"),
     ],
 )
 def test_bad_config_names_file_line_and_problem(tmp_path: Path, text: str, line: int, needle: str) -> None:
@@ -141,3 +142,48 @@ def test_concurrent_writers_lose_nothing_and_never_truncate(tmp_path: Path) -> N
         assert p.exitcode == 0
     labels = {k.label for k in load_config(path).provider("openai").keys}
     assert len(labels) == 60 and seen > 0
+
+
+def test_learned_limits_are_on_unless_the_provider_turns_them_off(tmp_path: Path, monkeypatch) -> None:
+    from pooltui.core.events import EventLog
+    from pooltui.session.build import build_pool
+    from pooltui.store.config import KeyEntry
+    from pooltui.store.secrets import SecretStore
+
+    path = write(tmp_path, "[providers.a]\nkind = \"openai\"\n\n[providers.b]\nkind = \"openai\"\n"
+                           "learn_limits = false\n")
+    cfg = load_config(path)
+    assert cfg.provider("a").learn_limits is True and cfg.provider("b").learn_limits is False
+    assert "learn_limits" not in cfg.provider("a").to_dict() and cfg.provider("b").to_dict()["learn_limits"] is False
+    save_config(cfg)
+    assert load_config(path).provider("b").learn_limits is False
+    monkeypatch.setenv("POOLTUI_TEST_LEARN_KEY", "sk-test-learn-000000000000000001")
+    store = SecretStore(tmp_path / "data")
+    for name, learn in (("a", True), ("b", False)):
+        p = cfg.provider(name)
+        p.keys.append(KeyEntry("k", "env:POOLTUI_TEST_LEARN_KEY"))
+        assert build_pool(p, store, None, EventLog(), problems=[]).learn is learn
+
+
+def test_turning_learned_limits_off_in_the_file_applies_to_the_running_pool(tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+
+    from pooltui.client.pool_client import PoolClient, Upstream
+    from pooltui.core.events import EventLog
+    from pooltui.session.build import build_pool
+    from pooltui.session.live_config import LiveConfig
+    from pooltui.store.secrets import SecretStore
+
+    monkeypatch.setenv("POOLTUI_TEST_LEARN_KEY", "sk-test-learn-000000000000000002")
+    text = ("[providers.a]\nkind = \"openai\"\n\n[[providers.a.keys]]\nlabel = \"k\"\n"
+            "secret = \"env:POOLTUI_TEST_LEARN_KEY\"\n")
+    path = write(tmp_path, text)
+    store = SecretStore(tmp_path / "data")
+    p = load_config(path).provider("a")
+    pool = build_pool(p, store, None, EventLog())
+    client = PoolClient(Upstream(p.profile, pool))
+    live = LiveConfig(path, store, {"a": client})
+    assert pool.learn and live.reload() == []
+    path.write_text(text.replace("kind = \"openai\"\n", "kind = \"openai\"\nlearn_limits = false\n"))
+    assert live.reload() == ["a learned limits off"] and pool.learn is False
+    asyncio.run(client.aclose())

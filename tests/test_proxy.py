@@ -195,3 +195,25 @@ def test_an_error_after_the_first_byte_goes_to_the_caller_in_band(serve) -> None
     assert r.status_code == 200  # the stream had begun: the error cannot change the status any more
     assert body.index("message_start") < body.index("event: error") and "overloaded_error" in body
     no_secret_in(body)
+
+
+def test_metrics_carry_each_keys_learned_limit(serve) -> None:
+    """A provider that states no limit on its successes: after its first 429 the key's learnt limit, window,
+    rate and sureness are on /metrics (model empty: the key as a whole)."""
+    sc = make_scenario({"name": "oai", "window_s": 60, "success_headers": False, "keys": keys("k", 1, rpm=2)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=5, deadline_s=0.5)
+    with ProxyThread({"oai": client}) as px:
+        px.proxy.deadline_s = 0.5
+        sdk = openai.OpenAI(base_url=f"{px.service.url}/v1", api_key="x", max_retries=0)
+        for _ in range(2):
+            sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.RateLimitError):
+            sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        admin = {"authorization": f"Bearer {px.proxy.admin_token}"}
+        metrics = httpx.get(f"{px.service.url}/metrics", headers=admin).text
+    labels = '{key="k0",model="",provider="oai"}'
+    assert f"pooltui_key_learned_limit{labels} 2.0" in metrics
+    window = float(metrics.split(f"pooltui_key_learned_window_seconds{labels} ")[1].split()[0])
+    assert 59.9 <= window <= 60.1
+    assert f"pooltui_key_learned_rate{labels} " in metrics and f"pooltui_key_learned_sure{labels} " in metrics

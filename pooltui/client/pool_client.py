@@ -395,12 +395,14 @@ class PoolClient:
                 return key
             wait = pool.next_ready_in(model)
             now = clock.now()
-            if wait is None or now + wait > deadline:
+            if wait is None or now + wait + pool.answer_time_s() > deadline:  # no answer could come in time
                 raise _Abandon(pool.summary() if len(pool) else "no keys")
-            # spread the queued requests over a little time so they don't stampede the reset
-            wait += self.rng.uniform(0.001, 0.05 + min(wait, 10.0) * 0.1)
+            reason, learned = pool.wait_reason(model)
+            # spread the queued requests over a little time so they don't stampede a provider's reset (a learnt
+            # opening admits only what fits: the rest wait again, no storm)
+            wait += self.rng.uniform(0.001, 0.01) if learned else self.rng.uniform(0.001, 0.05 + min(wait, 10.0) * 0.1)
             wait = min(wait, max(0.0, deadline - now))
-            trace.add(now, "wait", up.name, seconds=wait, reason=pool.summary())
+            trace.add(now, "wait", up.name, seconds=wait, reason=reason, learned=learned)
             self.waiting += 1
             try:
                 await asyncio.sleep(wait)
@@ -446,7 +448,7 @@ class PoolClient:
                 rotated_from = None
             if attempts >= cap:
                 if key is not None:
-                    pool.release(key)
+                    pool.release(key, wire.model)
                 why = (f"attempt cap: {attempts} attempts on {up.name} (each key at most twice, "
                        f"at most {self.max_attempts})")
                 trace.add(self.clock.now(), "cap", up.name, reason=why)
@@ -484,7 +486,7 @@ class PoolClient:
         remaining = deadline - clock.now()
         if remaining <= 0:
             if key is not None:
-                pool.release(key)
+                pool.release(key, wire.model)
             raise _Abandon("deadline reached", None, "deadline")
         body = b""
         limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
@@ -510,14 +512,14 @@ class PoolClient:
             if not limit.expired():
                 raise
             if key is not None:
-                pool.release(key)
+                pool.release(key, wire.model, time.perf_counter() - started)
             why = f"deadline reached: no complete answer {time.perf_counter() - started:.1f} s into this attempt"
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                       outcome="deadline", latency_ms=(time.perf_counter() - started) * 1000, reason=why)
             raise _Abandon(why, None, "deadline") from None
         except _TooLarge as exc:
             if key is not None:
-                pool.release(key)
+                pool.release(key, wire.model, time.perf_counter() - started)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome="too_large", latency_ms=(time.perf_counter() - started) * 1000, reason=str(exc))
             raise _Abandon(str(exc), resp.status_code, "too_large") from None
@@ -525,13 +527,13 @@ class PoolClient:
             latency = time.perf_counter() - started
             reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
             if key is not None:
-                pool.report_transport(key, reason, latency, trace.request_id)
+                pool.report_transport(key, reason, latency, trace.request_id, wire.model)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                       outcome="transport", latency_ms=latency * 1000, reason=reason)
             return reason
         except asyncio.CancelledError:
             if key is not None:
-                pool.release(key)
+                pool.release(key, wire.model, time.perf_counter() - started)
             raise
         latency = time.perf_counter() - started
         if first is None:

@@ -35,8 +35,10 @@ COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeede
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the chart (successes and 429s per second, per strategy) to this SVG file")
+@click.option("--learn/--no-learn", default=True, show_default=True,
+              help="pooltui's strategies learn each key's limit from its 429s and pace picks by it")
 def compare(scenario: str, strategies: str, n_requests: int | None, rate: float | None, concurrency: int | None,
-            seed: int | None, as_json: bool, as_csv: bool, plot: Path | None) -> None:
+            seed: int | None, as_json: bool, as_csv: bool, plot: Path | None, learn: bool) -> None:
     """Compare rotation strategies on the same seeded traffic, each against its own fresh simulator."""
     from pooltui.session.lab import compare as run_compare
     from pooltui.session.lab import parse_strategies
@@ -54,13 +56,15 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
         sc.seed if seed is None else seed)
     arrivals = seeded_workload(sc, requests=n, rate=r, seed=s)
     header = (f"scenario {sc.name}: {n} requests, {f'{r:g}/s (Poisson)' if r else 'all at once'}, {c} in flight, "
-              f"seed {s}; each strategy against a fresh simulator")
+              f"seed {s}; each strategy against a fresh simulator"
+              + ("" if learn else "; learned limits off"))
     quiet = as_json or as_csv
     if not quiet:
         click.echo(header, err=True)
     progress = progress_printer(quiet)
-    results = asyncio.run(run_compare(sc, names, arrivals, concurrency=c, seed=s, progress=progress))
-    report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s},
+    results = asyncio.run(run_compare(sc, names, arrivals, concurrency=c, seed=s, progress=progress, learn=learn))
+    report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s,
+                             "learn": learn},
            as_json=as_json, as_csv=as_csv, plot=plot)
 
 

@@ -5,36 +5,51 @@ providers without headers do; a token bucket looks the same from outside). Evide
 requests the key accepted, and each 429's retry-after. When a 429 says "a slot frees in r s", the oldest
 request still in the window was sent at ``t + r - window``, and the window held ``limit`` requests. So for
 each k, "the window holds the k most recent requests" gives a window ``t + r - a_k`` (``a_k``: the k-th most
-recent accepted request), valid when the (k+1)-th lies outside it. Each 429 votes for the (k, window)
-pairs it allows, earlier votes halved at each 429 (a changed limit shows at once); the estimate is the
-count with most votes (ties: the smallest) and the median window of its latest votes (a retry-after
-rounded up to whole seconds makes it up to 1 s long: pacing stays on the safe side). After
-``PROBE_WINDOWS`` windows at the limit with no 429 the estimate grows by one (additive increase, slow:
-one extra 429 at most per that many windows when the limit has not changed), so a raised limit is found
-again; the next 429 re-fits it. Pure: times are passed in.
+recent accepted request), valid when the (k+1)-th lies outside it (within a second when the retry-after is a
+whole number of seconds: likely rounded up) and when the successes do not refute it (k + 1 of them accepted
+within such a window). Each 429 votes for the pairs it allows (a window believed already first: providers
+change limits, rarely windows), earlier votes halved at each 429, so a changed limit shows within a 429 or
+two; the estimate is the count with most votes (ties: the window believed, else the smallest) and the median
+window of its latest votes. Periodic traffic may leave "1 per 0.4 s" and "5 per 2 s" equally likely: they
+allow the same rate, and the smaller paces more smoothly. After ``PROBE_WINDOWS`` windows (and at least
+``PROBE_MIN_S``) at the limit with no 429 the estimate grows by one (additive increase, slow), so a raised
+limit is found again; the next 429 re-fits it. A 429 is fitted only once every request sent before it has
+been answered: under concurrency a 429 often comes back before the successes sent ahead of it. Pure: times
+are passed in.
 """
-
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections import deque
+from bisect import bisect_right, insort
 from dataclasses import dataclass, field
+from operator import sub
 from statistics import median
 
+from pooltui.core.snapshot import LearnedSnapshot
+
 ROUNDING_S = 1.0  # retry-after is often rounded up to whole seconds
+JITTER_S = 0.05  # a precise retry-after still carries the network's jitter between our clock and the provider's
 MAX_KEPT = 2048
+REFUTE_SPAN = 512  # the most recent accepted requests a fit is checked against (and the largest limit fitted)
 MAX_WINDOW_S = 3600.0
 PROBE_WINDOWS = 8  # windows at the limit without a 429 before the estimate tries one more
+PROBE_MIN_S = 30.0  # and at least this long: a short window would otherwise be probed every few seconds
 DECAY = 0.5  # each fitted 429 halves the weight of the earlier ones
+MARGIN = 0.02  # at most this share of the window is added to an opening for the jitter between clocks
+MIN_MARGIN_S = 0.005
+AGREE = 0.15  # limits whose rates differ by at most this share agree (for how sure the estimate is)
+STALE_S = 600.0  # a request in flight that long was lost without a word: it no longer holds its slot
 
 
 @dataclass
 class LearnedLimit:
     """What one key (or key and model) is learnt to allow: ``limit`` requests per ``window_s``."""
 
-    accepted: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_KEPT))  # send times, oldest first
+    accepted: list[float] = field(default_factory=list)  # send times, oldest first (the latest MAX_KEPT or so)
+    outstanding: list[float] = field(default_factory=list)  # send times of requests not answered yet, sorted
+    pending: list[tuple[float, float]] = field(default_factory=list)  # 429s (sent at, retry-after) to fit
     votes: dict[int, float] = field(default_factory=dict)  # decayed: the latest 429s weigh most
     windows: dict[int, list[float]] = field(default_factory=dict)
+    precise: dict[int, list[float]] = field(default_factory=dict)  # windows fitted from unrounded retry-afters
     limit: int | None = None
     window_s: float | None = None
     observed: int = 0  # 429s with a retry-after that fitted
@@ -43,49 +58,142 @@ class LearnedLimit:
 
     @property
     def sure(self) -> float:
-        """How sure the estimate is, 0 to 1: the share of fitted 429s that agree with it, damped for few."""
-        if self.limit is None or not self.observed:
+        """How sure the estimate is, 0 to 1: the share of the 429s' votes for limits whose rate (requests per
+        second) is within ``AGREE`` of the estimate's (8 per 5 s and 16 per 10 s allow the same traffic), damped
+        while fewer than 3 429s were fitted."""
+        limit, window = self.limit, self.window_s
+        if limit is None or not window or not self.observed:
             return 0.0
-        agree = self.votes.get(self.limit, 0.0) / max(1e-9, sum(self.votes.values()))
-        return round(min(1.0, agree) * min(1.0, self.observed / 3), 2)
+        rate, total, agree = limit / window, 0.0, 0.0
+        for k, n in self.votes.items():
+            total += n
+            windows = self.windows.get(k)
+            w = window if k == limit else median(windows[-9:]) if windows else None
+            if w and abs(k / w / rate - 1) <= AGREE:
+                agree += n
+        return round(min(1.0, agree / max(1e-9, total)) * min(1.0, self.observed / 3), 2)
 
-    def accept(self, sent_at: float) -> None:
-        """A request sent at ``sent_at`` was accepted (not rate-limited)."""
-        if self.accepted and sent_at < self.accepted[-1]:  # answers arrive out of order
-            items = list(self.accepted)
-            items.insert(bisect_right(items, sent_at), sent_at)
-            self.accepted = deque(items, maxlen=MAX_KEPT)
+    def sent(self, at: float) -> None:
+        """A request goes out at ``at``: it holds a slot of the window until its answer says whether it counts."""
+        out = self.outstanding
+        if out and at < out[-1]:
+            insort(out, at)
         else:
-            self.accepted.append(sent_at)
+            out.append(at)
+        if len(out) > MAX_KEPT or out[0] < at - STALE_S:
+            del out[:max(len(out) - MAX_KEPT, bisect_right(out, at - STALE_S))]
+
+    def dropped(self) -> None:
+        """A request went without an answer (cancelled): the oldest one in flight no longer holds a slot."""
+        if self.outstanding:
+            self.outstanding.pop(0)
+        self._fit_ready()
+
+    def accept(self, sent_at: float) -> bool:
+        """A request sent at ``sent_at`` was accepted (not rate-limited). Returns True when a 429 waiting for it
+        was fitted."""
+        self._settle(sent_at)
+        accepted = self.accepted
+        if accepted and sent_at < accepted[-1]:  # answers arrive out of order
+            insort(accepted, sent_at)
+        else:
+            accepted.append(sent_at)
+        if len(accepted) > 2 * MAX_KEPT:
+            del accepted[:-MAX_KEPT]
         self._grow(sent_at)
+        return self._fit_ready()
 
     def rate_limited(self, sent_at: float, retry_after_s: float | None) -> bool:
-        """A 429 for a request sent at ``sent_at`` that said a slot frees after ``retry_after_s``.
-        Returns True when it fitted (the estimate may have changed)."""
+        """A 429 for a request sent at ``sent_at`` that said a slot frees after ``retry_after_s``. It is fitted
+        once the requests sent before it are answered. Returns True when a 429 was fitted now."""
+        self._settle(sent_at)
         self._full_since = None
-        if retry_after_s is None or retry_after_s < 0 or not self.accepted:
+        if retry_after_s is not None and retry_after_s >= 0:
+            insort(self.pending, (sent_at, retry_after_s))
+        return self._fit_ready()
+
+    def answered(self, sent_at: float) -> bool:
+        """A request sent at ``sent_at`` ended without telling anything about the limit (a transport error)."""
+        self._settle(sent_at)
+        return self._fit_ready()
+
+    def _settle(self, sent_at: float) -> None:
+        """The answer to the request in flight sent nearest ``sent_at`` came back."""
+        out = self.outstanding
+        if not out:
+            return
+        i = bisect_right(out, sent_at)
+        if i == len(out) or (i > 0 and sent_at - out[i - 1] <= out[i] - sent_at):
+            i -= 1
+        del out[i]
+
+    def _fit_ready(self) -> bool:
+        """Fit the 429s whose earlier requests have all been answered."""
+        fitted = False
+        pending, out = self.pending, self.outstanding
+        while pending and (not out or out[0] >= pending[0][0]):
+            sent_at, retry_after_s = pending.pop(0)
+            fitted = self._fit(sent_at, retry_after_s) or fitted
+        return fitted
+
+    def _fit(self, sent_at: float, retry_after_s: float) -> bool:
+        """Vote for the (limit, window) pairs this 429 allows and the successes do not refute."""
+        if not self.accepted:
             return False
         free_at = sent_at + retry_after_s
+        # a whole number of seconds is likely rounded up: the slot may free up to a second sooner
+        rounded = retry_after_s >= 1 and retry_after_s == int(retry_after_s)
+        slack = ROUNDING_S if rounded else JITTER_S
         recent = [a for a in reversed(self.accepted) if a <= sent_at]  # most recent first
         fits = []
-        for k, a_k in enumerate(recent, start=1):
+        for k, a_k in enumerate(recent[:REFUTE_SPAN], start=1):
             window = free_at - a_k
             if window > MAX_WINDOW_S:
                 break
             outside = recent[k] if k < len(recent) else None
-            if window > 0 and (outside is None or outside <= sent_at - window + ROUNDING_S):
+            if window > 0 and (outside is None or outside <= sent_at - window + slack):
                 fits.append((k, window))
         if not fits:
             return False
+        # the successes refute a pair when more were accepted within its window; after a 429 the estimate did
+        # not expect (the limit was lowered, or it was never right) only those still in its window count
+        limit, believed = self.limit, self.window_s
+        surprise = limit is not None and believed is not None and \
+            len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit
+        history = recent[:REFUTE_SPAN][::-1]  # oldest first
+        if surprise:
+            history = history[bisect_right(history, sent_at - believed - slack):]
+        fits = [(k, w) for k, w in fits if not _refuted(history, k, w - slack)] or fits
+        # a window believed already is the likeliest (providers change limits, rarely windows)
+        if believed is not None:
+            tolerance = max(slack, believed * MARGIN)
+            fits = [(k, w) for k, w in fits if abs(w - believed) <= tolerance] or fits
         self.observed += 1
         self.votes = {k: n * DECAY for k, n in self.votes.items() if n * DECAY >= 0.01}
+        share = 1.0 / len(fits)  # a 429 that many counts explain says little about any one of them
         for k, window in fits:
-            self.votes[k] = self.votes.get(k, 0.0) + 1.0
+            self.votes[k] = self.votes.get(k, 0.0) + share
             self.windows.setdefault(k, []).append(window)
+            if not rounded:
+                self.precise.setdefault(k, []).append(window)
         best = max(self.votes.values())
-        self.limit = min(k for k, n in self.votes.items() if n == best)
+        tied = [k for k, n in self.votes.items() if n >= best - 1e-9 and self.windows.get(k)]
+        if believed is not None:  # ties: the window believed already, else the smallest limit
+            self.limit = min(tied, key=lambda k: (abs(median(self.windows[k][-9:]) - believed), k))
+        else:
+            self.limit = min(tied)
         self.window_s = median(self.windows[self.limit][-9:])
         return True
+
+    @property
+    def margin_s(self) -> float:
+        """Added to an opening: how far the windows fitted from precise retry-afters spread above the estimate
+        (the jitter between our send times and the provider's clock), at least 5 ms, at most ``MARGIN`` of the
+        window. Windows fitted from rounded retry-afters are long already."""
+        window = self.window_s or 0.0
+        precise = self.precise.get(self.limit or 0, [])[-9:]
+        spread = max(precise) - median(precise) if len(precise) > 1 else window * MARGIN
+        return min(window * MARGIN, max(MIN_MARGIN_S, spread))
 
     def in_window(self, now: float) -> int:
         """Accepted requests the provider still counts at ``now``."""
@@ -93,28 +201,54 @@ class LearnedLimit:
             return 0
         return len(self.accepted) - bisect_right(self.accepted, now - self.window_s)
 
-    def opens_in(self, now: float, inflight: int = 0) -> float:
-        """Seconds until the key has learnt room for one more request (0: now), counting ``inflight``."""
-        if self.limit is None or self.window_s is None:
+    def full(self, now: float) -> bool:
+        """The learnt window has no room now: accepted requests still counted plus those in flight fill it."""
+        limit = self.limit
+        return limit is not None and self.in_window(now) + len(self.outstanding) >= limit
+
+    def opens_in(self, now: float) -> float:
+        """Seconds until the key has learnt room for one more request (0: now). The window holds the accepted
+        requests still counted and those in flight (they count from their send); the opening is when enough of
+        them have left it, plus a small margin for the provider's clock."""
+        limit, window = self.limit, self.window_s
+        if limit is None or window is None:
             return 0.0
-        over = self.in_window(now) + inflight - self.limit
+        start = bisect_right(self.accepted, now - window)
+        counted = len(self.accepted) - start
+        over = counted + len(self.outstanding) - limit
         if over < 0:
             return 0.0
-        start = bisect_right(self.accepted, now - self.window_s)
-        oldest = self.accepted[min(len(self.accepted) - 1, start + over)]
-        return max(0.0, oldest + self.window_s - now)
+        held = sorted([*self.accepted[start:], *self.outstanding]) if self.outstanding else None
+        leaves = held[over] if held is not None else self.accepted[start + over]
+        return max(0.0, leaves + window + self.margin_s - now)
+
+    def as_dict(self, now: float) -> LearnedSnapshot | None:
+        """The estimate as plain data (None until a 429 was fitted)."""
+        if self.limit is None or self.window_s is None:
+            return None
+        return {"limit": self.limit, "window_s": round(self.window_s, 3), "sure": self.sure,
+                "in_window": self.in_window(now) + len(self.outstanding), "observed": self.observed,
+                "probes": self.probes}
 
     def _grow(self, now: float) -> None:
         """Additive increase: ``PROBE_WINDOWS`` windows at the learnt limit without a 429: try one more."""
         if self.limit is None or self.window_s is None:
             return
-        if self.in_window(now) < self.limit:
+        if len(self.accepted) < self.limit or self.in_window(now) < self.limit:
             self._full_since = None
         elif self._full_since is None:
             self._full_since = now
-        elif now - self._full_since >= self.window_s * PROBE_WINDOWS:
+        elif now - self._full_since >= max(PROBE_MIN_S, self.window_s * PROBE_WINDOWS):
             self.limit += 1
             self.probes += 1
             self.votes[self.limit] = self.votes.get(self.limit - 1, 0.0)  # the trust it was built on
             self.windows.setdefault(self.limit, list(self.windows.get(self.limit - 1, [])))
+            self.precise.setdefault(self.limit, list(self.precise.get(self.limit - 1, [])))
             self._full_since = now
+
+
+def _refuted(history: list[float], k: int, window: float) -> bool:
+    """The successes refute "k per window": k + 1 of them were accepted within less than the window."""
+    if k >= len(history) or window <= 0:
+        return False
+    return min(map(sub, history[k:], history[:-k])) < window

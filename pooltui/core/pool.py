@@ -32,13 +32,13 @@ from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.timefmt import clock, duration
-from pooltui.core.trace import Exclusion, RequestTrace
+from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
 
 _OK = KeyState.OK
 _EXCLUSIONS_SHOWN = 16
 _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
-#: answers that teach a key's learnt limit: accepted requests count in the provider's window; a 429 fits it
-_LEARNS_FROM = frozenset({Outcome.OK, Outcome.REQUEST_ERROR, Outcome.RATE_LIMITED})
+#: answers the provider counted in its window (a 429 is fitted instead; others only end the request in flight)
+_COUNTED = frozenset({Outcome.OK, Outcome.REQUEST_ERROR})
 _PROBE_WAIT_S = 0.05  # how soon to look again while a recovering key's probe is in flight
 
 
@@ -75,6 +75,7 @@ class PoolKey:
         "inflight",
         "label",
         "learned",
+        "learned_models",
         "masked",
         "pos",
         "probe",
@@ -84,6 +85,7 @@ class PoolKey:
         "source",
         "spend",
         "state",
+        "stated",
         "stats",
         "status_code",
         "streams",
@@ -118,6 +120,8 @@ class PoolKey:
         self.stats = KeyStats()
         self.used_before = 0  # requests served in earlier runs (least-used counts them after a restart)
         self.learned: LearnedLimit | None = None  # its limit learnt from 429s, when no header states it
+        self.learned_models: dict[str, LearnedLimit] | None = None  # per model, where 429s speak of one model
+        self.stated = False  # its successes state the budget in headers: nothing to learn, headers win
         self.budget: Budget | None = None
         self.spend: Spend | None = None
 
@@ -141,12 +145,11 @@ class Pool:
         picks_kept: int = 32,
         preempt: bool = True,
         max_inflight: int | None = None,
-        learn: bool = False,
+        learn: bool = True,
     ) -> None:
         self.name = name
         self.preempt = preempt
-        #: learn each key's limit from its 429s where successes state no budget, and pace picks by it (off by
-        #: default until the monitor shows it: issue 12, step 3)
+        #: learn each key's limit from its 429s where successes state no budget, and pace picks by it
         self.learn = learn
         #: soft cap of requests (and open streams) per key: a pick prefers keys under it, never blocks
         self.max_inflight = max_inflight
@@ -256,6 +259,15 @@ class Pool:
         order.insert(j, order.pop(i))
         self.set_order(order)
 
+    def set_learning(self, on: bool) -> None:
+        """Learn limits from 429s and pace picks by them, or stop (forgetting what was learnt, ending its rests)."""
+        self.learn = on
+        if not on:
+            for key in self._keys:
+                key.learned = key.learned_models = None
+                if key.source is DeadlineSource.LEARNED and key.state is KeyState.COOLING:
+                    self._set_state(key, _OK, reason="learned limits off")
+
     def set_strategy(self, strategy: str) -> None:
         self.strategy = normalize_strategy(strategy)
         self._rebuild_heap()
@@ -357,8 +369,8 @@ class Pool:
             return None
         key = self._choose()
         if self.learn:
-            while (learned := key.learned) is not None and learned.limit is not None and \
-                    learned.in_window(now) + key.inflight >= learned.limit and self._pace(key, learned, now):
+            while not key.stated and (learned := key.learned) is not None and learned.full(now) and \
+                    self._pace(key, learned, now, trace):
                 if not self._avail:  # every key at its learnt limit: the caller waits for the first opening
                     if trace is not None:
                         trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
@@ -373,6 +385,8 @@ class Pool:
                 trace.add(now, "skip", self.name, avoid.label, reason=f"{avoid.label} just failed: retried elsewhere")
         if model is not None and model not in self._models and len(self._models) < 64:
             self._models.add(model)
+        if self.learn and model is not None and len(self._models) > 1:
+            self._pace_model(model, key, now)
         if self._model_cool and model is not None:
             cooling = self._model_cooling(model, now)
             if cooling is not None:
@@ -394,6 +408,10 @@ class Pool:
         key.inflight += 1
         if key.allow is not None:
             key.allow -= 1
+        est = None
+        if self.learn and not key.stated:
+            est = self._estimate(key, model)
+            est.sent(now)
         if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
@@ -411,37 +429,80 @@ class Pool:
             key.ver += 1
             self._push(key)
         if trace is not None:
-            trace.add(now, "pick", self.name, key.label, candidates=candidates,
-                      excluded=self.exclusions(), excluded_total=len(self._unavail))
+            if est is not None and est.limit is not None:  # the learnt limit it is paced by, and its room
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
+                          excluded_total=len(self._unavail),
+                          learned=LearnedAt(est.limit, est.window_s, est.in_window(now) + len(est.outstanding)))
+            else:
+                trace.add(now, "pick", self.name, key.label, candidates=candidates,
+                          excluded=self.exclusions(), excluded_total=len(self._unavail))
         return key
 
-    def _pace(self, key: PoolKey, learned: LearnedLimit, now: float) -> bool:
+    def _estimate(self, key: PoolKey, model: str | None) -> LearnedLimit:
+        """The estimate a request of ``model`` on ``key`` counts against: the key's, or the key's for that model
+        once the pool serves several models (429s then speak of one model)."""
+        if model is not None and len(self._models) > 1:
+            models = key.learned_models
+            if models is None:
+                models = key.learned_models = {}
+            learned = models.get(model)
+            if learned is None:
+                learned = models[model] = LearnedLimit()
+            return learned
+        learned = key.learned
+        if learned is None:
+            learned = key.learned = LearnedLimit()
+        return learned
+
+    def _pace(self, key: PoolKey, learned: LearnedLimit, now: float, trace: RequestTrace | None) -> bool:
         """The key's learnt window is full: it rests until the window has room again, instead of collecting a
         429. Returns False when it has room after all."""
-        wait = learned.opens_in(now, key.inflight)
+        wait = learned.opens_in(now)
         if wait <= 0:
             return False
-        self._set_state(key, KeyState.COOLING, now + wait, DeadlineSource.LEARNED,
-                        f"learned limit {learned.limit} per {learned.window_s:.1f} s reached")
+        reason = f"learned limit {learned.limit} per {learned.window_s:.1f} s reached"
+        self._set_state(key, KeyState.COOLING, now + wait, DeadlineSource.LEARNED, reason)
+        if trace is not None:
+            trace.add(now, "skip", self.name, key.label, reason=f"{key.label}: {reason}, room in {wait:.1f} s")
         return True
 
-    def _learn(self, key: PoolKey, result: Classification, sent_at: float, request_id: int | None) -> None:
+    def _pace_model(self, model: str, key: PoolKey, now: float) -> None:
+        """Keys whose learnt window for ``model`` is full rest for that model (a per-model cooldown, quiet)."""
+        models = key.learned_models
+        learned = models.get(model) if models is not None else None
+        if learned is None or not learned.full(now):
+            return
+        wait = learned.opens_in(now)
+        if wait > 0:
+            cooling = self._model_cool.setdefault(model, {})
+            cooling[key] = max(cooling.get(key, 0.0), now + wait)
+            for other in self._keys:  # the others of the pool whose window for it is full too
+                lm = other.learned_models
+                est = lm.get(model) if lm is not None and other is not key else None
+                if est is not None and other.pos >= 0 and est.full(now) and (w := est.opens_in(now)) > 0:
+                    cooling[other] = max(cooling.get(other, 0.0), now + w)
+
+    def _learn(self, key: PoolKey, result: Classification, sent_at: float, request_id: int | None,
+               model: str | None) -> None:
         """What this answer teaches about the key's limit (only where successes state no budget: a provider that
         sends its limits only with its 429s, or none at all)."""
         if result.outcome is not Outcome.RATE_LIMITED and result.limits is not None and \
                 result.limits.requests_remaining is not None:
-            key.learned = None  # successes state the budget: headers always win over a guess
+            key.stated = True  # successes state the budget: headers always win over a guess
+            key.learned = key.learned_models = None
             return
-        learned = key.learned
-        if learned is None:
-            learned = key.learned = LearnedLimit()
+        learned = self._estimate(key, model)
+        before = learned.limit
         if result.outcome is Outcome.RATE_LIMITED:
-            before = learned.limit
-            if learned.rate_limited(sent_at, result.retry_after_s) and learned.limit != before:
-                self._emit(key, EventKind.STATE, result.status, f"learned limit {learned.limit} per "
-                           f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id)
+            fitted = learned.rate_limited(sent_at, result.retry_after_s)
+        elif result.outcome in _COUNTED:
+            fitted = learned.accept(sent_at)
         else:
-            learned.accept(sent_at)
+            fitted = learned.answered(sent_at)
+        if fitted and learned.limit != before:
+            what = f" for {model}" if model is not None else ""
+            self._emit(key, EventKind.STATE, None, f"learned limit{what} {learned.limit} per "
+                       f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id)
 
     def peek(self) -> str | None:
         """The label the next pick will get (None for random or an empty pool)."""
@@ -458,10 +519,13 @@ class Pool:
             return self._keys[avail[0]].label
         return self._choose().label
 
-    def release(self, key: PoolKey) -> None:
-        """The attempt on ``key`` ended without a response to report (cancelled)."""
+    def release(self, key: PoolKey, model: str | None = None, latency_s: float = 0.0) -> None:
+        """The attempt on ``key`` (for ``model``, sent ``latency_s`` ago: 0 for one never sent) ended without a
+        response to report (cancelled, past its deadline)."""
         if key.inflight > 0:
             key.inflight -= 1
+        if self.learn and not key.stated:
+            self._estimate(key, model).answered(self.clock.now() - latency_s)
         if key.allow is not None:
             key.allow += 1
         if key.probe is _HELD:
@@ -523,8 +587,8 @@ class Pool:
                 key.ver += 1
                 self._push(key)
         outcome = result.outcome
-        if self.learn and not per_model and outcome in _LEARNS_FROM:
-            self._learn(key, result, self.clock.now() - latency_s, request_id)
+        if self.learn and not key.stated:
+            self._learn(key, result, self.clock.now() - latency_s, request_id, model if per_model else None)
         if outcome is Outcome.OK:
             stats.ok += 1
             stats.tokens_in += tokens_in
@@ -589,12 +653,14 @@ class Pool:
                    f"marked {state.value}", request_id)
 
     def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
-                         request_id: int | None = None) -> None:
+                         request_id: int | None = None, model: str | None = None) -> None:
         """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
         if self._by_label.get(key.label) is not key:
             raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
         if key.inflight > 0:
             key.inflight -= 1
+        if self.learn and not key.stated:
+            self._estimate(key, model).answered(self.clock.now() - latency_s)
         self._answered(key)
         key.stats.transport += 1
         key.stats.latencies.append(latency_s)
@@ -844,6 +910,10 @@ class Pool:
         self.report(key, result)
 
     # ----------------------------------------------------------------- views
+    def paced(self) -> int:
+        """Keys resting at their learnt limit until their window has room (healthy, not counted as usable)."""
+        return sum(1 for k in self._unavail if k.source is DeadlineSource.LEARNED) if self._unavail else 0
+
     def usable(self) -> int:
         """Keys that can serve (a key whose recovery probe is in flight counts)."""
         now = self.clock.now()
@@ -877,6 +947,35 @@ class Pool:
             return probe
         wait = max(0.0, timers[0][0] - self.clock.now())
         return wait if probe is None else min(wait, probe)
+
+    def answer_time_s(self) -> float:
+        """The quickest median answer time of its keys (0 before any answer): a wait that leaves less than this
+        before a request's deadline would only spend a slot of the provider's window on an answer nobody takes."""
+        medians = [m for k in self._keys if k.stats.latencies and (m := k.stats.p50()) is not None]
+        return min(medians) if medians else 0.0
+
+    def wait_reason(self, model: str | None = None) -> tuple[str, bool]:
+        """Why a request waits now (the pool in one line, led by what it waits for), and whether the first
+        opening is a learnt limit's room rather than a provider's reset."""
+        now = self.clock.now()
+        summary = self.summary()
+        if model is not None and self._model_cool:
+            cooling = self._model_cooling(model, now)
+            if cooling is not None and self._avail and all(self._keys[p] in cooling for p in self._avail):
+                key = min((self._keys[p] for p in self._avail), key=lambda k: cooling[k])
+                est = (key.learned_models or {}).get(model)
+                if est is not None and est.full(now):
+                    return (f"a learned opening: {key.label} has room for {model} in "
+                            f"{max(0.0, cooling[key] - now):.1f} s (learned limit {est.limit} per "
+                            f"{est.window_s:.1f} s); {summary}", True)
+                return f"{key.label} cooling for {model}; {summary}", False
+        self.next_ready_in()  # drops stale timers
+        if self._timers:
+            until, _, key, _ = self._timers[0]
+            if key.source is DeadlineSource.LEARNED and key.learned is not None:
+                return (f"a learned opening: {key.label} has room in {max(0.0, until - now):.1f} s (learned limit "
+                        f"{key.learned.limit} per {key.learned.window_s:.1f} s); {summary}", True)
+        return summary, False
 
     def exclusions(self) -> tuple[Exclusion, ...]:
         """Up to 16 keys that cannot be picked now, and why (cached until a state or a hold changes): keys not
@@ -920,6 +1019,8 @@ class Pool:
             n = counts[state]
             if n:
                 text = f"{n} {'key' if n == 1 else 'keys'} {state}"
+                if state == "cooling" and (paced := self.paced()):
+                    text += f" ({paced} at a learned limit)"
                 if state == "cooling" and wait is not None:
                     text += f", next ready in {duration(wait, spaced=True, whole=True)}"
                 parts.append(text)
@@ -954,6 +1055,9 @@ class Pool:
                     "requests_remaining": lim.requests_remaining if lim else None,
                     "requests_limit": lim.requests_limit if lim else None,
                     "tokens_remaining": lim.tokens_remaining if lim else None,
+                    "learned": k.learned.as_dict(now) if k.learned is not None else None,
+                    "learned_models": {m: d for m, est in (k.learned_models or {}).items()
+                                       if (d := est.as_dict(now)) is not None},
                     **s.as_dict(),
                 }
             )

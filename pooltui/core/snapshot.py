@@ -22,6 +22,17 @@ class KeyCounts(TypedDict):
     cost: float
 
 
+class LearnedSnapshot(TypedDict):
+    """A limit learnt from 429s (``LearnedLimit.as_dict``): ``limit`` requests per ``window_s``."""
+
+    limit: int
+    window_s: float
+    sure: float  # 0 to 1
+    in_window: int  # accepted requests the window still counts, plus those in flight
+    observed: int  # 429s it was fitted from
+    probes: int  # times it tried one more
+
+
 class KeySnapshot(KeyCounts):
     """One key: its state and why, its cooldowns, its traffic and what the provider's headers said."""
 
@@ -44,3 +55,5 @@ class KeySnapshot(KeyCounts):
     requests_remaining: int | None
     requests_limit: int | None
     tokens_remaining: int | None
+    learned: LearnedSnapshot | None  # the key's limit learnt from 429s (no header states it)
+    learned_models: dict[str, LearnedSnapshot]  # per model, once the pool serves several

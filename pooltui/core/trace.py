@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pooltui.core.masking import scrub
 
@@ -17,6 +17,17 @@ class Exclusion:
     until: float | None
     source: str | None
     reason: str
+
+
+class LearnedAt(NamedTuple):
+    """The learnt limit a pick was paced by, and the requests in its window then (the pick's included)."""
+
+    limit: int
+    window_s: float
+    in_window: int
+
+    def __str__(self) -> str:
+        return f"{self.limit} per {self.window_s:.1f} s, {self.in_window} in the window"
 
 
 @dataclass(slots=True)
@@ -64,7 +75,9 @@ class RequestTrace:
 def _plain(detail: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in detail.items():
-        if isinstance(v, tuple) and v and isinstance(v[0], Exclusion):
+        if isinstance(v, LearnedAt):
+            out[k] = v._asdict()
+        elif isinstance(v, tuple) and v and isinstance(v[0], Exclusion):
             out[k] = [{"label": e.label, "state": e.state, "until": e.until, "reason": e.reason} for e in v]
         else:
             out[k] = v
@@ -88,6 +101,8 @@ def format_trace(trace: RequestTrace) -> str:
             if more > 0:
                 why += f", +{more} more"
             chosen = f"{s.key}  from {d.get('candidates')} available" if s.key else "nothing: no key available"
+            if d.get("learned"):
+                chosen += f" (learned limit {d['learned']})"
             lines.append(f"  {at} pick [{s.provider}] {chosen}" + (f"; excluded: {why}" if why else ""))
         elif s.kind == "attempt":
             lines.append(
@@ -95,7 +110,8 @@ def format_trace(trace: RequestTrace) -> str:
                 f" in {d.get('latency_ms', 0):.1f}ms {d.get('reason', '')}".rstrip()
             )
         elif s.kind == "wait":
-            lines.append(f"  {at} wait {d.get('seconds', 0):.2f}s [{s.provider}]: {d.get('reason', '')}")
+            what = " for" if d.get("learned") else ":"  # a learnt limit's room, not a provider's reset
+            lines.append(f"  {at} wait {d.get('seconds', 0):.2f}s [{s.provider}]{what} {d.get('reason', '')}")
         elif s.kind == "backoff":
             lines.append(f"  {at} backoff {d.get('seconds', 0):.2f}s [{s.provider}] after {d.get('reason', '')}")
         elif s.kind in ("skip", "spill") and s.key:

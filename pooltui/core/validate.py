@@ -33,6 +33,13 @@ def whole(name: str, value: object, minimum: int = 0) -> int:
     return value
 
 
+def flag(name: str, value: object) -> bool:
+    """A true/false value (not 0/1, not "yes")."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value
+
+
 def label(value: object, what: str = "key label") -> str:
     """A label-shaped name: 1-64 letters, digits, '-', '_', '.', '@' or '+', starting with a letter or digit."""
     text = value.strip() if isinstance(value, str) else ""

@@ -11,6 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pooltui.core.health import KeyState
 
 if TYPE_CHECKING:
+    from pooltui.core.learned import LearnedLimit
+    from pooltui.core.pool import PoolKey
     from pooltui.proxy.app import PoolProxy
 
 OUTCOMES = ("ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors", "transport", "request_errors")
@@ -33,6 +35,15 @@ class _PoolCollector:
         queue = GaugeMetricFamily("pooltui_pool_queue_depth", "Requests waiting for a key", labels=["provider"])
         fallback = CounterMetricFamily("pooltui_fallback", "Requests that went to a fallback provider",
                                        labels=["provider"])
+        learned_limit = GaugeMetricFamily(
+            "pooltui_key_learned_limit", "Requests per window a key is learnt to allow (from its 429s; no header "
+            "states it); model is empty for the key as a whole", labels=["provider", "key", "model"])
+        learned_window = GaugeMetricFamily("pooltui_key_learned_window_seconds", "The learnt limit's window",
+                                           labels=["provider", "key", "model"])
+        learned_rate = GaugeMetricFamily("pooltui_key_learned_rate", "Requests per second the learnt limit allows",
+                                         labels=["provider", "key", "model"])
+        learned_sure = GaugeMetricFamily("pooltui_key_learned_sure", "How sure the learnt limit is, 0 to 1",
+                                         labels=["provider", "key", "model"])
         seen = set()
         for client in self.proxy.clients.values():
             fallback.add_metric([client.primary.name], client.fallback_used)
@@ -53,6 +64,12 @@ class _PoolCollector:
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
                     for st in KeyState:
                         state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
+                    for model, est in learned_of(key):
+                        labels = [up.name, key.label, model]
+                        learned_limit.add_metric(labels, est.limit)
+                        learned_window.add_metric(labels, est.window_s)
+                        learned_rate.add_metric(labels, est.limit / est.window_s)
+                        learned_sure.add_metric(labels, est.sure)
         proxied = CounterMetricFamily("pooltui_proxy_requests", "Requests answered by the proxy",
                                       labels=["api", "status"])
         for (api, status), n in sorted(self.proxy.stats.requests.items()):
@@ -60,7 +77,15 @@ class _PoolCollector:
         refused = CounterMetricFamily("pooltui_proxy_refused", "Requests refused: wrong or missing token, Host, "
                                       "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
-        yield from (requests, outcomes, tokens, state, usable, size, queue, fallback, proxied, refused)
+        yield from (requests, outcomes, tokens, state, learned_limit, learned_window, learned_rate, learned_sure,
+                    usable, size, queue, fallback, proxied, refused)
+
+
+def learned_of(key: PoolKey) -> list[tuple[str, LearnedLimit]]:
+    """The key's fitted learnt limits: ("", the key's) and (model, the key's for that model)."""
+    out = [("", key.learned)] if key.learned is not None else []
+    out += sorted((key.learned_models or {}).items())
+    return [(m, est) for m, est in out if est.limit is not None and est.window_s]
 
 
 def render(proxy: PoolProxy) -> bytes:

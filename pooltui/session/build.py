@@ -37,7 +37,7 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
     if not specs and (p.profile.keyless or not p.keys):
         return None
     pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events,
-                max_inflight=p.max_inflight_per_key)
+                max_inflight=p.max_inflight_per_key, learn=p.learn_limits)
     loaded = {s.label for s in specs}
     for entry in p.pool_keys():
         if entry.label not in loaded:

@@ -52,7 +52,7 @@ def alerts_of(view, now: float, error_rate_amber: float = 0.01, error_rate_red: 
     """Everything wrong with one provider's view, worst first."""
     out: list[Alert] = []
     usable, total = view["usable"], view["total"]
-    if total and usable < view["capacity_alert"]:
+    if total and usable + view.get("paced", 0) < view["capacity_alert"]:  # a key paced by its learnt limit is fine
         wait = view["next_ready_in"]
         out.append(Alert("capacity", RED if usable == 0 else AMBER,
                          f"CAPACITY {usable}/{total} usable" + (f", next in {duration(wait)}" if wait is not None

@@ -161,7 +161,7 @@ def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
-                       seed: int, learn: bool = False) -> RunResult:
+                       seed: int, learn: bool = True) -> RunResult:
     """One strategy against a fresh simulator of ``scenario`` (``learn``: pooltui's pools pace picks by the
     limits they learn from 429s)."""
     result = RunResult(strategy)
@@ -216,11 +216,13 @@ def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, sta
 
 
 async def compare(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int,
-                  seed: int, progress: Callable[[RunResult], None] | None = None) -> list[RunResult]:
-    """Each strategy in turn on the same arrivals, each against its own fresh simulator."""
+                  seed: int, progress: Callable[[RunResult], None] | None = None,
+                  learn: bool = True) -> list[RunResult]:
+    """Each strategy in turn on the same arrivals, each against its own fresh simulator (``learn``: pooltui's
+    strategies pace picks by learnt limits, as pools do by default)."""
     results = []
     for strategy in strategies:
-        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed)
+        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed, learn=learn)
         results.append(result)
         if progress is not None:
             progress(result)

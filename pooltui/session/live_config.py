@@ -148,4 +148,7 @@ class LiveConfig:
         if (said is None or said[0] != p.strategy) and p.strategy != pool.strategy:
             pool.set_strategy(p.strategy)
             out.append(f"{pool.name} strategy {pool.strategy}")
+        if p.learn_limits != pool.learn:
+            pool.set_learning(p.learn_limits)
+            out.append(f"{pool.name} learned limits {'on' if pool.learn else 'off'}")
         return out

@@ -63,9 +63,10 @@ class PanelView(TypedDict):
     picks: list[str]  # recent picks, oldest first
     summary: str
     usable: int
+    paced: int  # keys resting at a limit learnt from 429s (healthy: back as soon as their window has room)
     total: int
     next_ready_in: float | None  # seconds until a key comes back, when none is usable
-    capacity_alert: int  # alert when fewer keys than this are usable
+    capacity_alert: int  # alert when fewer keys than this are usable (or paced)
     keys: list[KeySnapshot]
     series: SeriesView
     rpm: int
@@ -113,7 +114,7 @@ def empty_panel(provider: str) -> PanelView:
     """The view of a provider nothing is known about yet."""
     zeros = [0] * 60
     return {"provider": provider, "keyless": True, "strategy": None, "next": None, "picks": [], "summary": "",
-            "usable": 0, "total": 0, "next_ready_in": None, "capacity_alert": 1, "keys": [], "rpm": 0,
+            "usable": 0, "paced": 0, "total": 0, "next_ready_in": None, "capacity_alert": 1, "keys": [], "rpm": 0,
             "header_limits": [],
             "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
             "fallback_served": 0, "queued": 0, "callers": {"requests": 0, "ok": 0, "errors": 0, "rejected": 0},
@@ -202,8 +203,9 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         outage = {"provider": client.primary.name, "since": breaker.opened_at or now,
                   "until": breaker.open_until or now}
     usable = pool.usable() if pool is not None else 0
+    paced = pool.paced() if pool is not None else 0
     tracker = series.tracker
-    if outage is not None or client.waiting or (pool is not None and len(pool) and usable < capacity_alert):
+    if outage is not None or client.waiting or (pool is not None and len(pool) and usable + paced < capacity_alert):
         tracker.touch()  # still wrong, whether or not requests are failing
     tracker.settle(now)
     serving = fallback_active(client, series, now)
@@ -222,6 +224,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "picks": list(pool.picks) if pool is not None else [],
         "summary": pool.summary() if pool is not None else "no keys (a keyless endpoint)",
         "usable": usable,
+        "paced": paced,
         "total": len(pool) if pool is not None else 0,
         "next_ready_in": pool.next_ready_in() if pool is not None else None,
         "capacity_alert": capacity_alert,

@@ -85,6 +85,7 @@ class ProviderConfig:
     cooldown_floor_s: float = 1.0  # a key that answered 429 is not picked again sooner
     max_attempts: int = 10  # attempts of one request on this provider (each key at most twice)
     max_inflight_per_key: int | None = None  # soft cap: picks prefer keys with fewer requests and streams open
+    learn_limits: bool = True  # learn each key's limit from its 429s where no header states it, pace picks by it
     reverify_s: float = 300.0  # re-verify a parked key this long after it was parked (0: never), doubling ...
     reverify_max_s: float = 3600.0  # ... up to this
     keys: list[KeyEntry] = field(default_factory=list)
@@ -139,6 +140,8 @@ class ProviderConfig:
             out["max_attempts"] = self.max_attempts
         if self.max_inflight_per_key is not None:
             out["max_inflight_per_key"] = self.max_inflight_per_key
+        if not self.learn_limits:
+            out["learn_limits"] = False
         if (self.reverify_s, self.reverify_max_s) != (300.0, 3600.0):
             out["reverify_s"], out["reverify_max_s"] = self.reverify_s, self.reverify_max_s
         if self.keys:
@@ -369,10 +372,12 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
     inflight = data.pop("max_inflight_per_key", None)
     if inflight is not None:
         validate.whole("max_inflight_per_key", inflight, 1)
+    learn = validate.flag("learn_limits", data.pop("learn_limits", True))
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
                           keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts,
-                          max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max, **limits)
+                          max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max,
+                          learn_limits=learn, **limits)
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -430,7 +435,7 @@ def parse_config(text: str, path: Path) -> Config:
 def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
                  "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", "max_inflight_per_key",
-                 "reverify_s", "reverify_max_s",
+                 "reverify_s", "reverify_max_s", "learn_limits",
                  *_LIMITS, *_BUDGET_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name

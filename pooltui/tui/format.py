@@ -56,6 +56,29 @@ def remaining(snap: dict) -> str:
     return f"{rem}/{lim}" if lim else str(rem)
 
 
+def learned(est: dict) -> str:
+    """``8/5.1s 92%``: a limit learnt from 429s, per its window, and how sure it is."""
+    w = est["window_s"]
+    return f"{est['limit']}/{w:.0f}s" if w >= 10 else f"{est['limit']}/{w:.1f}s"
+
+
+def learned_rate(est: dict | None) -> float:
+    """Requests per second a learnt limit allows (for sorting: tightest first)."""
+    return est["limit"] / est["window_s"] if est and est["window_s"] else 0.0
+
+
+def learned_cell(snap: dict) -> Text:
+    """The keys table's ``learned`` cell: the key's learnt limit and how sure (dim when unsure), or how many
+    models have one, or ``-``."""
+    est = snap.get("learned")
+    if est:
+        return Text.assemble(learned(est), (f" {est['sure']:.0%}", "dim" if est["sure"] < 0.5 else ""))
+    models = snap.get("learned_models") or {}
+    if models:
+        return Text(f"{len(models)} model{'s' if len(models) > 1 else ''}")
+    return Text("-")
+
+
 def cost(value: float | None) -> str:
     return "-" if not value else f"${value:.4f}" if value < 1 else f"${value:.2f}"
 

@@ -195,7 +195,10 @@ class MainScreen(Screen[None]):
         usable, total = view["usable"], view["total"]
         if not view["keyless"]:
             text.append(f" │ {view['strategy']}")
-            text.append(f" │ keys {usable}/{total} usable", style="bold" if usable < total else "")
+            paced = view.get("paced", 0)
+            text.append(f" │ keys {usable}/{total} usable", style="bold" if usable + paced < total else "")
+            if paced:
+                text.append(f", {paced} paced")
         callers = view["callers"]
         if callers["requests"]:
             text.append(f" │ ok {callers['ok'] / callers['requests']:.1%} of {callers['requests']}/min")

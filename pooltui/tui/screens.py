@@ -242,8 +242,9 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
     head("state")
     text.append_text(fmt.state_cell(snap))
     if snap.get("until"):
+        source = snap.get("source") or "nowhere said"
         text.append(f"\nuntil {fmt.clock_text(snap['until'])} ({fmt.duration(snap.get('remaining_s'))} left), "
-                    f"deadline from {snap.get('source') or 'nowhere said'}")
+                    f"deadline from {_SOURCE_WORDS.get(source, source)}")
     if snap.get("reason"):
         text.append(f"\nbecause: {snap['reason']}")
     if snap.get("probing"):
@@ -260,6 +261,8 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
             text.append(f", tokens {snap['tokens_remaining']} remaining")
     else:
         text.append("nothing (this provider sends no rate-limit headers, or none yet)")
+    head("learned limit (where no header states it)")
+    text.append(learned_text(snap))
     head("traffic")
     p50 = "-" if snap.get("p50_ms") is None else f"{snap['p50_ms']:.0f} ms"
     p95 = "-" if snap.get("p95_ms") is None else f"{snap['p95_ms']:.0f} ms"
@@ -283,6 +286,26 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
         text.append("none\n")
     text.append("\nd off/on · v verify · r reset · K/J move · esc back", style="dim")
     return text
+
+
+_SOURCE_WORDS = {"learned": "its learned limit (the window has room then)"}
+
+
+def learned_text(snap: dict) -> str:
+    """The key's limits learnt from 429s, per key or per model, in words."""
+    def one(est: dict) -> str:
+        probes = f"probed for more {est['probes']} times" if est["probes"] else "not probed for more yet"
+        return (f"{est['limit']} request{'s' if est['limit'] != 1 else ''} per {est['window_s']:.1f} s, sure "
+                f"{est['sure']:.0%} (from {est['observed']} × 429 with retry-after; {probes}); "
+                f"{est['in_window']} in the window now")
+
+    lines = [one(snap["learned"])] if snap.get("learned") else []
+    lines += [f"{m}: {one(est)}" for m, est in sorted((snap.get("learned_models") or {}).items())]
+    if lines:
+        return "\n".join(lines) + "\npicks wait for room in this window instead of collecting a 429"
+    if snap.get("requests_remaining") is not None:
+        return "none needed: the provider's headers state the budget"
+    return "nothing yet: learnt from the first 429 that says when a slot frees"
 
 
 class FleetScreen(Screen[None]):

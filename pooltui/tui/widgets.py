@@ -17,7 +17,8 @@ from pooltui.tui import format as fmt
 KEY_COLUMNS = (  # (key, title, width)
     ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("masked", "secret", 14), ("state", "state", 26),
     ("requests", "req", 5), ("ok", "ok", 5), ("rate_limited", "429", 4), ("invalid", "401/3", 5),
-    ("quota", "quota", 5), ("server_errors", "5xx", 4), ("remaining", "remain", 9), ("tokens", "tokens", 6),
+    ("quota", "quota", 5), ("server_errors", "5xx", 4), ("remaining", "remain", 9), ("learned", "learned", 11),
+    ("tokens", "tokens", 6),
     ("cost", "cost", 7), ("p50", "p50", 5), ("last", "last used", 9),
 )
 CELL_PADDING = 2  # a DataTable cell's padding, one each side
@@ -90,7 +91,7 @@ class KeysTable(FittedTable):
     columns it keeps the key, its state with countdown, and its 429, 401/3, quota and 5xx counts."""
 
     COLUMNS = KEY_COLUMNS
-    DROP_ORDER = ("last", "p50", "cost", "tokens", "remaining", "masked", "ok", "requests", "pos")
+    DROP_ORDER = ("last", "p50", "cost", "tokens", "remaining", "masked", "learned", "ok", "requests", "pos")
 
     DEFAULT_CSS = "KeysTable { height: 1fr; }"
 
@@ -101,6 +102,7 @@ class KeysTable(FittedTable):
         "invalid": lambda s: -(s["invalid"] + s["forbidden"]), "quota": lambda s: -s["quota"],
         "server_errors": lambda s: -s["server_errors"],
         "remaining": lambda s: (s.get("requests_remaining") is None, s.get("requests_remaining") or 0),
+        "learned": lambda s: (s.get("learned") is None, fmt.learned_rate(s.get("learned"))),
         "tokens": lambda s: -(s["tokens_in"] + s["tokens_out"]), "cost": lambda s: -(s.get("cost") or 0),
         "p50": lambda s: -(s.get("p50_ms") or 0), "last": lambda s: -(s.get("last_used") or 0),
         "label": lambda s: s["label"],
@@ -171,7 +173,7 @@ class KeysTable(FittedTable):
         values = (
             marker, str(i + 1), s["label"][:12], s["masked"], fmt.state_cell(s), fmt.number(s["requests"]),
             fmt.number(s["ok"]), fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]),
-            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s),
+            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s), fmt.learned_cell(s),
             fmt.number(s["tokens_in"] + s["tokens_out"]), fmt.cost(s.get("cost")),
             "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now),
         )

@@ -19,7 +19,7 @@ def body(app) -> str:
 
 
 async def test_the_detail_screen_tells_everything_about_a_key_and_acts_on_it() -> None:
-    session = scripted.peak()
+    session = scripted.peak(learn=False)  # cooling by the provider's retry-after
     app = PoolMonitorApp(session, start_session=False)
     async with app.run_test(size=(160, 45)) as pilot:
         keys = app.query_one(KeysTable)
@@ -45,3 +45,34 @@ async def test_the_detail_screen_tells_everything_about_a_key_and_acts_on_it() -
         assert [k.label for k in session.pool.keys][1] == "primary"
         await pilot.press("escape")
         assert not isinstance(app.screen, KeyDetailScreen)
+
+
+async def test_the_keys_table_and_the_detail_show_each_keys_learned_limit() -> None:
+    """peak-hour states no limit on success: each key's limit is learnt from its 429s (issue 12)."""
+    session = scripted.peak()
+    est = session.pool.key("secondary").learned
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(200, 45)) as pilot:
+        keys = app.query_one(KeysTable)
+        assert "learned" in [title for _, title, _ in keys.shown]
+        cell = str(keys.get_cell("secondary", "learned"))
+        assert cell == f"{est.limit}/{est.window_s:.1f}s {est.sure:.0%}"
+        keys.focus()
+        keys.select("secondary")
+        await pilot.press("enter")
+        text = body(app)
+        assert "learned limit (where no header states it)" in text
+        assert f"{est.limit} requests per {est.window_s:.1f} s, sure {est.sure:.0%} (from {est.observed} × 429" in text
+        assert "picks wait for room in this window instead of collecting a 429" in text
+
+
+async def test_a_key_whose_headers_state_the_budget_says_no_guess_is_needed() -> None:
+    session = scripted.steady()  # successes carry remaining/limit headers
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(200, 45)) as pilot:
+        keys = app.query_one(KeysTable)
+        assert str(keys.get_cell("primary", "learned")) == "-"
+        keys.focus()
+        keys.select("primary")
+        await pilot.press("enter")
+        assert "none needed: the provider's headers state the budget" in body(app)

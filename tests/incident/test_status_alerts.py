@@ -83,7 +83,7 @@ def test_an_incident_counts_until_it_goes_quiet_then_the_history_keeps_it(tmp_pa
 
 @pytest.mark.asyncio
 async def test_a_session_keeps_its_incidents_in_the_history(tmp_path) -> None:
-    session = scripted.peak()
+    session = scripted.peak(learn=False)  # a 429 storm
     history = History(tmp_path / "h.db")
     session.config = ConfigLink(tmp_path / "config.toml", None, history)
     assert session.view()["incident"]["limited"] >= 30
@@ -139,3 +139,16 @@ async def test_req_ok_and_err_per_second_count_the_same_requests() -> None:
     assert v["fallback_served"] > 0
     assert sum(series["requests"]) == callers["requests"] > 0
     assert sum(series["ok"]) + sum(series["errors"]) + callers["rejected"] == sum(series["requests"])
+
+
+def test_keys_paced_by_their_learned_limit_raise_no_capacity_alarm() -> None:
+    """Regression: with learned limits on, a pool working at its learnt capacity rests every key for a moment,
+    and the status line rang CAPACITY 0/4 every few seconds of normal service."""
+    session = scripted.peak()
+    pool = session.pool
+    while pool.pick() is not None:  # requests in flight fill every key's learnt window
+        pass
+    panel = session.view()
+    assert panel["usable"] == 0 and panel["paced"] == 4
+    assert [a.kind for a in alerts_of(panel, T0)] == []
+    assert alerts_of(view(usable=0, paced=0), T0)[0].kind == "capacity"

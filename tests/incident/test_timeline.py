@@ -44,7 +44,7 @@ def test_old_buckets_fall_off_and_many_keys_sum_as_others() -> None:
 
 @pytest.mark.asyncio
 async def test_g_shows_the_chart_for_5_then_15_minutes_then_hides_it() -> None:
-    session = scripted.peak()
+    session = scripted.peak(learn=False)  # a 429 storm
     app = PoolMonitorApp(session, start_session=False)
     async with app.run_test(size=(160, 45)) as pilot:
         chart, middle = app.query_one(TimelinePanel), app.query_one("#middle")

@@ -21,30 +21,57 @@ START = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 LABELS = ("primary", "secondary", "tertiary", "spare")
 
 
-def _session(n_keys: int, seed: int, provider: str = "anthropic") -> tuple[MonitorSession, Pool, FakeClock]:
+def _session(n_keys: int, seed: int, provider: str = "anthropic",
+             learn: bool = True) -> tuple[MonitorSession, Pool, FakeClock]:
     clock = FakeClock(START)
     events = EventLog()
     pool = Pool(provider, [KeySpec(label, f"sk-ant-test-{label}-{i:020d}") for i, label in enumerate(LABELS[:n_keys])],
-                clock=clock, events=events, rng=random.Random(seed))
+                clock=clock, events=events, rng=random.Random(seed), learn=learn)
     client = PoolClient(Upstream(profile_for("anthropic", name=provider), pool), http=httpx.AsyncClient(),
                         clock=clock, events=events, rng=random.Random(seed))
     session = MonitorSession({provider: client}, clock=clock, title="pooltui", demo=True, autostart_traffic=False)
     return session, pool, clock
 
 
-def _send(session: MonitorSession, outcome, rng: random.Random, dt: float) -> None:
+def _send(session: MonitorSession, outcome, rng: random.Random, dt: float, inflight: list | None = None) -> None:
+    """One scripted request: pick, the provider's answer, the report, then ``dt`` of time. With ``inflight`` (a
+    list the script keeps) the answer is reported ``latency`` later, as the client would, with other requests
+    picked meanwhile; without, at once."""
     client, pool, clock = session.client, session.pool, session.clock
+    if inflight is not None:
+        _answer_due(session, inflight, clock.now())
     trace = client._new_trace()
     key = pool.pick(trace)
     if key is None:
         wait = pool.next_ready_in() or 1.0
-        trace.add(clock.now(), "wait", pool.name, seconds=wait, reason=pool.summary())
+        reason, learned = pool.wait_reason()
+        trace.add(clock.now(), "wait", pool.name, seconds=wait, reason=reason, learned=learned)
         trace.result = "pool unavailable"
         clock.advance(dt)
         return
     latency = rng.uniform(0.08, 0.4)
     result = outcome(key.label, pool)
     tin, tout = (rng.randint(200, 900), rng.randint(40, 300)) if result.outcome is Outcome.OK else (0, 0)
+    if inflight is None:
+        _report(session, trace, key, result, latency, tin, tout)
+    else:
+        inflight.append((clock.now() + latency, trace, key, result, latency, tin, tout))
+    clock.advance(dt)
+
+
+def _answer_due(session: MonitorSession, inflight: list, until: float) -> None:
+    """Report the answers due by ``until``, each at its own time."""
+    clock = session.clock
+    now = clock.now()
+    for item in sorted((i for i in inflight if i[0] <= until), key=lambda i: i[0]):
+        inflight.remove(item)
+        clock.advance(item[0] - clock.now() if item[0] > clock.now() else 0.0)
+        _report(session, *item[1:])
+    clock.advance(max(0.0, now - clock.now()))
+
+
+def _report(session: MonitorSession, trace, key, result: Classification, latency: float, tin: int, tout: int) -> None:
+    client, pool, clock = session.client, session.pool, session.clock
     pool.report(key, result, latency, tin, tout, trace.request_id)
     trace.add(clock.now(), "attempt", pool.name, key.label, status=result.status, outcome=result.outcome.value,
               latency_ms=latency * 1000, reason=result.reason)
@@ -52,7 +79,6 @@ def _send(session: MonitorSession, outcome, rng: random.Random, dt: float) -> No
     client._record(pool.name, key, client.primary.profile.chat("x"), result.outcome is Outcome.OK, tin, tout, None, 1)
     if result.outcome is Outcome.OK:
         client._outcome("ok", pool.name)
-    clock.advance(dt)
 
 
 def _ok(remaining: int = 900) -> Classification:
@@ -85,9 +111,11 @@ def storm(seed: int = 2) -> MonitorSession:
     return session
 
 
-def peak(seed: int = 4, requests: int = 300) -> MonitorSession:
-    """Peak hour: four keys of 5 requests per 2 s each, driven at 10/s; 429s with a short retry-after."""
-    session, _, clock = _session(4, seed)
+def peak(seed: int = 4, requests: int = 300, learn: bool = True) -> MonitorSession:
+    """Peak hour: four keys of 5 requests per 2 s each, driven at 10/s; 429s with a short retry-after and no
+    rate-limit headers on success, so each key's limit is learnt from its first 429s (``learn=False``: the
+    429 storm a pool without learned limits meets)."""
+    session, _, clock = _session(4, seed, learn=learn)
     rng = random.Random(seed)
     served: dict[str, list[float]] = {label: [] for label in LABELS}
 
@@ -102,8 +130,13 @@ def peak(seed: int = 4, requests: int = 300) -> MonitorSession:
         recent.append(now)
         return Classification(Outcome.OK, 200)  # no rate-limit headers: the limit shows only as 429s
 
+    # learning reads send times from the answers' latency, so answers come back that much later, requests in
+    # flight meanwhile; the storm without learning keeps its original script (answers at once)
+    inflight: list | None = [] if learn else None
     for _ in range(requests):
-        _send(session, outcome, rng, 0.1)
+        _send(session, outcome, rng, 0.1, inflight)
+    if inflight is not None:
+        _answer_due(session, inflight, clock.now())
     return session
 
 
