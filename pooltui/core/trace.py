@@ -95,6 +95,7 @@ def format_trace(trace: RequestTrace) -> str:
             excl = d.get("excluded", ())
             why = ", ".join(
                 f"{e.label} {e.state}" + (f" {max(0.0, e.until - s.ts):.0f}s" if e.until else "")
+                + (" at its learned limit" if e.source == "learned" else "")
                 + (f" ({e.reason})" if e.state == "held" and e.reason else "") for e in excl
             )
             more = d.get("excluded_total", 0) - len(excl)

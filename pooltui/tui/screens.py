@@ -255,7 +255,9 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
     head("per-model cooldowns")
     text.append("\n".join(f"{m}: {fmt.duration(left)} left" for m, left in sorted(models.items())) or "none")
     head("what the provider's headers said")
-    if snap.get("requests_limit") or snap.get("requests_remaining") is not None:
+    if snap.get("requests_remaining") is None and snap.get("requests_limit"):
+        text.append(f"a limit of {snap['requests_limit']} requests (with a 429), nothing on its successes")
+    elif snap.get("requests_limit") or snap.get("requests_remaining") is not None:
         text.append(f"requests {fmt.remaining(snap)} remaining")
         if snap.get("tokens_remaining") is not None:
             text.append(f", tokens {snap['tokens_remaining']} remaining")

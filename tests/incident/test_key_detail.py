@@ -76,3 +76,14 @@ async def test_a_key_whose_headers_state_the_budget_says_no_guess_is_needed() ->
         keys.select("primary")
         await pilot.press("enter")
         assert "none needed: the provider's headers state the budget" in body(app)
+
+
+async def test_a_limit_stated_only_with_429s_reads_as_such() -> None:
+    """Regression: a provider that states its limit with its 429s only (peak-hour) read 'requests - remaining'."""
+    from pooltui.tui.screens import key_detail
+
+    session = scripted.peak()
+    snap = dict(session.pool.snapshot()[0], requests_limit=8, requests_remaining=None)
+    text = str(key_detail(snap, [], session.clock.now()))
+    assert "a limit of 8 requests (with a 429), nothing on its successes" in text
+    assert "requests - remaining" not in text
