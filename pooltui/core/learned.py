@@ -56,6 +56,11 @@ class LearnedLimit:
     probes: int = 0  # times the estimate grew by one
     _full_since: float | None = None  # the window has been at the limit since (for the additive increase)
 
+    @classmethod
+    def restored(cls, limit: int, window_s: float) -> LearnedLimit:
+        """An estimate kept from an earlier run: counted as one fitted 429 (so a third sure at most)."""
+        return cls(votes={limit: 1.0}, windows={limit: [window_s]}, limit=limit, window_s=window_s, observed=1)
+
     @property
     def sure(self) -> float:
         """How sure the estimate is, 0 to 1: the share of the 429s' votes for limits whose rate (requests per

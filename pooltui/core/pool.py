@@ -259,6 +259,31 @@ class Pool:
         order.insert(j, order.pop(i))
         self.set_order(order)
 
+    def learned_rows(self) -> list[tuple[str, str, str, int, float, float]]:
+        """Every fitted estimate as (key, model or "", fingerprint, limit, window, sure), to keep across runs."""
+        out = []
+        for k in self._keys:
+            for model, est in [("", k.learned), *(k.learned_models or {}).items()]:
+                if est is not None and est.limit is not None and est.window_s:
+                    out.append((k.label, model, k.fingerprint, est.limit, est.window_s, est.sure))
+        return out
+
+    def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
+        """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
+        it from the first request; the next 429 re-fits it. False when the key is not here or states budgets."""
+        key = self._by_label.get(label)
+        if key is None or key.stated or limit < 1 or not 0 < window_s <= 3600:
+            return False
+        est = LearnedLimit.restored(limit, window_s)
+        if model:
+            if key.learned_models is None:
+                key.learned_models = {}
+            key.learned_models[model] = est
+            self._models.add(model)
+        else:
+            key.learned = est
+        return True
+
     def set_learning(self, on: bool) -> None:
         """Learn limits from 429s and pace picks by them, or stop (forgetting what was learnt, ending its rests)."""
         self.learn = on

@@ -4,6 +4,7 @@ a PoolClient over a provider and its fallbacks, and a recorder that writes histo
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventLog
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.store.config import Config, ProviderConfig
-from pooltui.store.history import History
+from pooltui.store.history import History, LearnedRow
 from pooltui.store.secrets import SecretStore, SecretStoreError
 
 
@@ -22,6 +23,9 @@ class Built:
 
     client: PoolClient
     problems: list[str] = field(default_factory=list)
+
+
+LEARNED_KEPT_S = 86400.0  # a limit learnt within this long is paced by after a restart
 
 
 def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, events: EventLog,
@@ -54,6 +58,10 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
                 continue  # the key's secret changed since: what was learnt about the old one does not apply
             pool.restore(label, st.state, st.until, st.source, st.reason or "", st.status)
         pool.restore_rotation(*history.rotation(p.name))
+        if pool.learn:  # limits learnt in the last day, on the same secrets: no 429 needed to learn them again
+            for row in history.learned_limits(p.name, since=time.time() - LEARNED_KEPT_S):
+                if row.key in loaded and row.fingerprint == pool.key(row.key).fingerprint:
+                    pool.restore_learned(row.key, row.model, row.requests, row.window_s)
     return pool
 
 
@@ -88,6 +96,7 @@ class HistoryRecorder:
         client.usage_listeners.append(self._on_usage)
         self._requests: list[RequestRecord] = []
         self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+        self._learned_seen: dict[tuple[str, str, str], tuple[int, float]] = {}
         client.request_listeners.append(self._requests.append)
 
     def _on_event(self, event: Event) -> None:
@@ -112,6 +121,7 @@ class HistoryRecorder:
         requests, self._requests[:] = list(self._requests), []
         self.history.add_request_records(requests)
         self._save_limits()
+        self._save_learned()
         for name, pool in self._pools.items():  # the rotation goes on where it stopped after a restart
             picks = sum(k.stats.requests for k in pool.keys)
             if picks != self._picks_seen[name]:
@@ -128,6 +138,18 @@ class HistoryRecorder:
             self.history.set_key_status(provider, label, key.state.value, key.until,
                                         key.source.value if key.source else None, key.reason, key.status_code,
                                         key.changed_at, key.fingerprint)
+
+    def _save_learned(self) -> None:
+        """The limits learnt from 429s, when they changed (a restart paces by them at once; replay uses them)."""
+        for name, pool in self._pools.items():
+            changed = []
+            for label, model, fingerprint, limit, window, sure in pool.learned_rows():
+                seen = (limit, round(window, 2))
+                if self._learned_seen.get((name, label, model)) != seen:
+                    self._learned_seen[(name, label, model)] = seen
+                    changed.append(LearnedRow(label, model, fingerprint, limit, window, sure))
+            if changed:
+                self.history.set_learned_limits(name, changed)
 
     def _save_limits(self) -> None:
         """The limits the providers' headers stated, when they changed (``pooltui replay`` sizes keys by them)."""

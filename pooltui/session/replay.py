@@ -65,13 +65,23 @@ def build_replay(history: Any, cfg: Any, since: float, provider: str | None = No
     p = cfg.providers[provider]
     limits = history.key_limits(provider)
     statuses = history.key_statuses(provider)
+    # a limit learnt from 429s knows its window; one stated in headers is taken per minute (a 429's header that
+    # agrees with the learnt count is the same limit, with the learnt window)
+    learned = {row.key: row for row in history.learned_limits(provider) if not row.model
+               and limits.get(row.key, (None, None))[0] in (None, row.requests)}
+    window = _learned_window(p.pool_keys(), limits, learned)
     notes: list[str] = []
     keys = []
     for i, entry in enumerate(p.pool_keys()):
         stated = limits.get(entry.label, (None, None))[0]
         status = statuses.get((provider, entry.label))
         state = status.state if status is not None else "ok"
-        if stated is None:
+        row = learned.get(entry.label)
+        if row is not None:
+            stated = row.requests if window != LIMIT_WINDOW_S else max(1, round(row.requests * window / row.window_s))
+            notes.append(f"{entry.label}: learnt {row.requests} per {row.window_s:.1f} s from its 429s (sure "
+                         f"{row.sure:.0%}): {stated} per {window:g} s in the replay")
+        elif stated is None:
             notes.append(f"{entry.label}: no limit stated by the provider, unlimited in the replay")
         keys.append(SimKey(entry.label, f"sk-sim-replay-{i:04d}-{entry.label}"[:60].ljust(32, "0"), rpm=stated,
                            invalid=state == "invalid", forbidden=state == "forbidden"))
@@ -80,9 +90,20 @@ def build_replay(history: Any, cfg: Any, since: float, provider: str | None = No
     notes.append(f"the provider answers in {latency[0]:.0f}-{latency[1]:.0f} ms (the recorded successes' "
                  "quartiles)")
     dialect = "anthropic" if p.profile.dialect == "anthropic" else "openai"
-    sim = SimProvider(provider, dialect, LIMIT_WINDOW_S, latency, keys=keys,
-                      success_headers=any(k.rpm is not None for k in keys))
+    sim = SimProvider(provider, dialect, window, latency, keys=keys,
+                      success_headers=any(k.rpm is not None and k.label not in learned for k in keys))
     models = sorted({r["model"] for r in records if r["model"] != "-"})
     scenario = Scenario(f"replay-{provider}", f"{len(records)} requests recorded for {provider}", 1, [sim],
                         TrafficDefaults(len(records), 16, 0.0, p.strategy, 30.0, models))
     return Replay(arrivals_from(records), scenario, provider, since, notes)
+
+
+def _learned_window(entries, limits: dict, learned: dict) -> float:
+    """The replay's window: the learnt one when every limit is learnt (none stated) and the windows agree within
+    10%, else a minute (stated limits are per minute; a learnt one is then scaled to it)."""
+    windows = [learned[e.label].window_s for e in entries if e.label in learned]
+    if not windows or any(limits.get(e.label, (None, None))[0] is not None and e.label not in learned
+                          for e in entries):
+        return LIMIT_WINDOW_S
+    mid = sorted(windows)[len(windows) // 2]
+    return round(mid, 3) if all(abs(w / mid - 1) <= 0.1 for w in windows) else LIMIT_WINDOW_S

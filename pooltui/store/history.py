@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pooltui.core.budget import Spend, month_start_of, period_starts
 from pooltui.core.events import Event
@@ -44,6 +44,10 @@ CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
 CREATE TABLE IF NOT EXISTS key_limits (
     provider TEXT NOT NULL, key TEXT NOT NULL, requests_limit INTEGER, tokens_limit INTEGER, seen REAL NOT NULL,
     PRIMARY KEY (provider, key));
+CREATE TABLE IF NOT EXISTS learned_limits (
+    provider TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    requests INTEGER NOT NULL, window_s REAL NOT NULL, sure REAL NOT NULL, seen REAL NOT NULL,
+    PRIMARY KEY (provider, key, model));
 """
 # columns added after the first release: (table, column, type); added when a database lacks them
 _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"))
@@ -66,6 +70,17 @@ class KeyStatus:
     verified_at: float | None
     verify_result: str | None
     fingerprint: str | None = None  # of the secret the state was learnt with (a new secret starts afresh)
+
+
+class LearnedRow(NamedTuple):
+    """A limit learnt from 429s: ``requests`` per ``window_s`` for one key (and ``model``, "" for the key)."""
+
+    key: str
+    model: str
+    fingerprint: str
+    requests: int
+    window_s: float
+    sure: float
 
 
 class History:
@@ -134,7 +149,8 @@ class History:
             b = self.db.execute("DELETE FROM usage WHERE bucket < ?", (int(cutoff),)).rowcount
             c = self.db.execute("DELETE FROM incidents WHERE ended < ?", (cutoff,)).rowcount
             d = self.db.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
-        return a + b + c + d
+            e = self.db.execute("DELETE FROM learned_limits WHERE seen < ?", (cutoff,)).rowcount
+        return a + b + c + d + e
 
     # -------------------------------------------------------------- writing
     def add_events(self, events: Iterable[Event]) -> None:
@@ -196,6 +212,23 @@ class History:
     def key_limits(self, provider: str) -> dict[str, tuple[int | None, int | None]]:
         return {k: (r, t) for k, r, t in self.db.execute(
             "SELECT key, requests_limit, tokens_limit FROM key_limits WHERE provider = ?", (provider,))}
+
+    def set_learned_limits(self, provider: str, rows: Iterable[LearnedRow]) -> None:
+        """Limits learnt from 429s (no header stated them), per key and model ("" for the key as a whole), with
+        the fingerprint of the secret they were learnt on."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO learned_limits VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(provider, key, model) DO UPDATE SET"
+                " fingerprint = excluded.fingerprint, requests = excluded.requests, window_s = excluded.window_s,"
+                " sure = excluded.sure, seen = excluded.seen",
+                [(provider, r.key, r.model, r.fingerprint, r.requests, r.window_s, r.sure, now) for r in rows])
+
+    def learned_limits(self, provider: str, since: float = 0.0) -> list[LearnedRow]:
+        """The limits learnt for ``provider``'s keys, seen since ``since``."""
+        return [LearnedRow(*row) for row in self.db.execute(
+            "SELECT key, model, fingerprint, requests, window_s, sure FROM learned_limits WHERE provider = ?"
+            " AND seen >= ? ORDER BY key, model", (provider, since))]
 
     def add_usage(self, rows: Iterable[tuple[int, str, str, str, int, int, int, int, float]]) -> None:
         """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost)."""

@@ -4,6 +4,7 @@ limits the provider's headers stated, replayed against a simulator like that pro
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 from click.testing import CliRunner
@@ -71,3 +72,63 @@ def test_nothing_to_replay_is_one_line_and_exit_2(serve, tmp_path) -> None:
         out = CliRunner().invoke(cli, ["replay", *args], env=env)
         assert out.exit_code == 2, out.output
         assert said in out.output and len(out.output.strip().splitlines()) == 1
+
+
+def headerless(serve, tmp_path, rpm: int = 4):
+    """A config on a provider that states no limit on success (keys of ``rpm`` requests per 2 s)."""
+    sc = make_scenario({"name": "quiet", "window_s": 2, "success_headers": False, "latency_ms": [5, 15],
+                        "keys": keys("q", 2, rpm=rpm)})
+    server = serve(sc)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    with ConfigEditor(path) as cfg:
+        p = cfg.providers["quiet"] = ProviderConfig("quiet", "openai", server.base_url("quiet"))
+        for k in sc.primary.keys:
+            p.keys.append(KeyEntry(k.label, store.put("quiet", k.label, k.secret)))
+    env = {"POOLTUI_CONFIG": str(path), "POOLTUI_DATA_DIR": str(tmp_path / "data")}
+    return sc, server, path, env
+
+
+def test_a_learned_limit_outlives_a_restart_and_feeds_the_replay(serve, tmp_path) -> None:
+    """Limits learnt from 429s are kept in the history with the secret's fingerprint: the next run paces by them
+    from its first request (no 429 to learn them again), and `pooltui replay` sizes the keys by them."""
+    _, server, path, env = headerless(serve, tmp_path)
+
+    def run() -> int:
+        before = sum(c.by_status[429] for c in server.state.providers["quiet"].counters.values())
+        out = CliRunner().invoke(cli, ["traffic", "--provider", "quiet", "--requests", "24", "--concurrency", "4"],
+                                 env=env)
+        assert out.exit_code == 0, out.output
+        return sum(c.by_status[429] for c in server.state.providers["quiet"].counters.values()) - before
+
+    first = run()
+    history = History(tmp_path / "data" / "history.db")
+    rows = {r.key: r for r in history.learned_limits("quiet")}
+    assert first >= 2 and set(rows) == {"q0", "q1"}, (first, rows)
+    assert all(r.requests == 4 and 1.95 <= r.window_s <= 2.1 and r.model == "" for r in rows.values())
+    time.sleep(2.2)  # the provider's window forgets the first run (a new process cannot know what it holds)
+    second = run()  # a new process: paced from its first request, no 429 to learn the limits again
+    assert second == 0, second
+    rp = build_replay(history, load_config(path), 0.0)
+    assert rp.scenario.primary.window_s in {round(r.window_s, 3) for r in rows.values()}  # learnt, not a minute
+    assert {k.label: k.rpm for k in rp.scenario.primary.keys} == {"q0": 4, "q1": 4}
+    assert not rp.scenario.primary.success_headers  # the provider states nothing: the replay's pools learn too
+    assert any("q0: learnt 4 per 2.0 s from its 429s" in note for note in rp.notes)
+
+
+def test_a_learned_limit_is_not_restored_on_a_new_secret(serve, tmp_path) -> None:
+    from pooltui.core.events import EventLog
+    from pooltui.session.build import build_pool
+
+    _, _, path, env = headerless(serve, tmp_path)
+    out = CliRunner().invoke(cli, ["traffic", "--provider", "quiet", "--requests", "16", "--concurrency", "4"],
+                             env=env)
+    assert out.exit_code == 0, out.output
+    history = History(tmp_path / "data" / "history.db")
+    store = SecretStore(tmp_path / "data")
+    cfg = load_config(path)
+    pool = build_pool(cfg.provider("quiet"), store, history, EventLog())
+    assert pool.key("q0").learned.limit == 4  # restored
+    store.put("quiet", "q0", "sk-test-quiet-new-secret-000000000009")  # regenerated on the dashboard
+    pool = build_pool(cfg.provider("quiet"), store, history, EventLog())
+    assert pool.key("q0").learned is None and pool.key("q1").learned.limit == 4
