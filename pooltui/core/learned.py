@@ -35,7 +35,7 @@ PROBE_WINDOWS = 8  # windows at the limit without a 429 before the estimate trie
 PROBE_MIN_S = 30.0  # and at least this long: a short window would otherwise be probed every few seconds
 DECAY = 0.5  # each fitted 429 halves the weight of the earlier ones
 MARGIN = 0.02  # at most this share of the window is added to an opening for the jitter between clocks
-MIN_MARGIN_S = 0.005
+MIN_MARGIN_S = 0.02  # the provider's clock and ours disagree by a network's jitter at least
 AGREE = 0.15  # limits whose rates differ by at most this share agree (for how sure the estimate is)
 STALE_S = 600.0  # a request in flight that long was lost without a word: it no longer holds its slot
 
@@ -166,15 +166,22 @@ class LearnedLimit:
         surprise = limit is not None and believed is not None and \
             len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit
         history = recent[:REFUTE_SPAN][::-1]  # oldest first
+        contradicted = False
         if surprise:
             history = history[bisect_right(history, sent_at - believed - slack):]
+            # a 429 the estimate allowed even with the clocks' jitter: it was too generous, its votes go (a 429
+            # just at the window's edge is a race of clocks, not evidence against it)
+            edge = sent_at - believed - slack - self.margin_s
+            contradicted = len(self.accepted) - bisect_right(self.accepted, edge) < limit
         fits = [(k, w) for k, w in fits if not _refuted(history, k, w - slack)] or fits
-        # a window believed already is the likeliest (providers change limits, rarely windows)
-        if believed is not None:
+        # a window believed already is the likeliest (providers change limits, rarely windows), unless the
+        # estimate was just proven too generous (a 429 it did not expect)
+        if believed is not None and not contradicted:
             tolerance = max(slack, believed * MARGIN)
             fits = [(k, w) for k, w in fits if abs(w - believed) <= tolerance] or fits
         self.observed += 1
-        self.votes = {k: n * DECAY for k, n in self.votes.items() if n * DECAY >= 0.01}
+        self.votes = {k: n * DECAY for k, n in self.votes.items() if n * DECAY >= 0.01 and
+                      not (contradicted and k == limit)}
         share = 1.0 / len(fits)  # a 429 that many counts explain says little about any one of them
         for k, window in fits:
             self.votes[k] = self.votes.get(k, 0.0) + share
@@ -193,7 +200,7 @@ class LearnedLimit:
     @property
     def margin_s(self) -> float:
         """Added to an opening: how far the windows fitted from precise retry-afters spread above the estimate
-        (the jitter between our send times and the provider's clock), at least 5 ms, at most ``MARGIN`` of the
+        (the jitter between our send times and the provider's clock), at least 20 ms, at most ``MARGIN`` of the
         window. Windows fitted from rounded retry-afters are long already."""
         window = self.window_s or 0.0
         precise = self.precise.get(self.limit or 0, [])[-9:]

@@ -152,3 +152,12 @@ def test_requests_in_flight_hold_their_slots_until_answered() -> None:
     est.dropped()
     est.dropped()  # two were cancelled: they no longer hold slots; the accepted one leaves first
     assert est.full(1.3) and est.opens_in(1.3) == pytest.approx(0.0 + 5.0 * (1 + MARGIN) - 1.3)
+
+
+def test_a_too_generous_estimate_is_dropped_at_the_429_it_did_not_expect() -> None:
+    """Regression: an early estimate of 3 per 1.6 s for a key of 8 per 5 s (a higher rate) paced the key into a
+    429 every few seconds; each of those 429s fitted 3 per 1.6 s again (the window believed), so it stayed."""
+    key, est = SlidingKey(8, 5.0, whole_seconds=False), LearnedLimit.restored(3, 1.6)
+    cost = drive(key, est, 0.0, 60.0)
+    assert est.limit == 8 and 4.99 <= est.window_s <= 5.05
+    assert cost <= 4, cost
