@@ -213,10 +213,14 @@ class LearnedLimit:
             return 0
         return len(self.accepted) - bisect_right(self.accepted, now - self.window_s)
 
+    def held(self, now: float) -> int:
+        """Slots of the window taken at ``now``: accepted requests still counted, and those in flight."""
+        return self.in_window(now) + len(self.outstanding)
+
     def full(self, now: float) -> bool:
         """The learnt window has no room now: accepted requests still counted plus those in flight fill it."""
         limit = self.limit
-        return limit is not None and self.in_window(now) + len(self.outstanding) >= limit
+        return limit is not None and self.held(now) >= limit
 
     def opens_in(self, now: float) -> float:
         """Seconds until the key has learnt room for one more request (0: now). The window holds the accepted
@@ -239,7 +243,7 @@ class LearnedLimit:
         if self.limit is None or self.window_s is None:
             return None
         return {"limit": self.limit, "window_s": round(self.window_s, 3), "sure": self.sure,
-                "in_window": self.in_window(now) + len(self.outstanding), "observed": self.observed,
+                "in_window": self.held(now), "observed": self.observed,
                 "probes": self.probes}
 
     def _grow(self, now: float) -> None:

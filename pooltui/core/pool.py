@@ -128,6 +128,11 @@ class PoolKey:
     def __repr__(self) -> str:
         return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
 
+    def estimates(self) -> list[tuple[str, LearnedLimit]]:
+        """Its fitted learnt limits: ("", the key's own) and (model, the key's for that model), models sorted."""
+        pairs = [("", self.learned), *sorted((self.learned_models or {}).items())]
+        return [(m, est) for m, est in pairs if est is not None and est.limit is not None and est.window_s]
+
 
 class Pool:
     """The keys of one provider and the rotation over them."""
@@ -261,12 +266,8 @@ class Pool:
 
     def learned_rows(self) -> list[tuple[str, str, str, int, float, float]]:
         """Every fitted estimate as (key, model or "", fingerprint, limit, window, sure), to keep across runs."""
-        out = []
-        for k in self._keys:
-            for model, est in [("", k.learned), *(k.learned_models or {}).items()]:
-                if est is not None and est.limit is not None and est.window_s:
-                    out.append((k.label, model, k.fingerprint, est.limit, est.window_s, est.sure))
-        return out
+        return [(k.label, model, k.fingerprint, est.limit, est.window_s, est.sure)
+                for k in self._keys for model, est in k.estimates()]
 
     def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
         """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
@@ -457,7 +458,7 @@ class Pool:
             if est is not None and est.limit is not None:  # the learnt limit it is paced by, and its room
                 trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
                           excluded_total=len(self._unavail),
-                          learned=LearnedAt(est.limit, est.window_s, est.in_window(now) + len(est.outstanding)))
+                          learned=LearnedAt(est.limit, est.window_s, est.held(now)))
             else:
                 trace.add(now, "pick", self.name, key.label, candidates=candidates,
                           excluded=self.exclusions(), excluded_total=len(self._unavail))
@@ -1081,8 +1082,7 @@ class Pool:
                     "requests_limit": lim.requests_limit if lim else None,
                     "tokens_remaining": lim.tokens_remaining if lim else None,
                     "learned": k.learned.as_dict(now) if k.learned is not None else None,
-                    "learned_models": {m: d for m, est in (k.learned_models or {}).items()
-                                       if (d := est.as_dict(now)) is not None},
+                    "learned_models": {m: est.as_dict(now) for m, est in k.estimates() if m},
                     **s.as_dict(),
                 }
             )

@@ -11,8 +11,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pooltui.core.health import KeyState
 
 if TYPE_CHECKING:
-    from pooltui.core.learned import LearnedLimit
-    from pooltui.core.pool import PoolKey
     from pooltui.proxy.app import PoolProxy
 
 OUTCOMES = ("ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors", "transport", "request_errors")
@@ -64,7 +62,7 @@ class _PoolCollector:
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
                     for st in KeyState:
                         state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
-                    for model, est in learned_of(key):
+                    for model, est in key.estimates():
                         labels = [up.name, key.label, model]
                         learned_limit.add_metric(labels, est.limit)
                         learned_window.add_metric(labels, est.window_s)
@@ -79,13 +77,6 @@ class _PoolCollector:
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, state, learned_limit, learned_window, learned_rate, learned_sure,
                     usable, size, queue, fallback, proxied, refused)
-
-
-def learned_of(key: PoolKey) -> list[tuple[str, LearnedLimit]]:
-    """The key's fitted learnt limits: ("", the key's) and (model, the key's for that model)."""
-    out = [("", key.learned)] if key.learned is not None else []
-    out += sorted((key.learned_models or {}).items())
-    return [(m, est) for m, est in out if est.limit is not None and est.window_s]
 
 
 def render(proxy: PoolProxy) -> bytes:
