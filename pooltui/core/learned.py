@@ -88,12 +88,6 @@ class LearnedLimit:
         if len(out) > MAX_KEPT or out[0] < at - STALE_S:
             del out[:max(len(out) - MAX_KEPT, bisect_right(out, at - STALE_S))]
 
-    def dropped(self) -> None:
-        """A request went without an answer (cancelled): the oldest one in flight no longer holds a slot."""
-        if self.outstanding:
-            self.outstanding.pop(0)
-        self._fit_ready()
-
     def accept(self, sent_at: float) -> bool:
         """A request sent at ``sent_at`` was accepted (not rate-limited). Returns True when a 429 waiting for it
         was fitted."""
@@ -118,7 +112,8 @@ class LearnedLimit:
         return self._fit_ready()
 
     def answered(self, sent_at: float) -> bool:
-        """A request sent at ``sent_at`` ended without telling anything about the limit (a transport error)."""
+        """A request sent at ``sent_at`` ended without telling anything about the limit (a transport error, a
+        cancellation, its deadline): it no longer holds a slot."""
         self._settle(sent_at)
         return self._fit_ready()
 

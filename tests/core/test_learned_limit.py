@@ -149,8 +149,8 @@ def test_requests_in_flight_hold_their_slots_until_answered() -> None:
         est.sent(t)
     assert est.full(1.3)
     assert est.opens_in(1.3) == pytest.approx(1.1 + 5.0 * (1 + MARGIN) - 1.3)  # the second in flight leaves
-    est.dropped()
-    est.dropped()  # two were cancelled: they no longer hold slots; the accepted one leaves first
+    est.answered(1.0)
+    est.answered(1.1)  # two were cancelled: they no longer hold slots; the accepted one leaves first
     assert est.full(1.3) and est.opens_in(1.3) == pytest.approx(0.0 + 5.0 * (1 + MARGIN) - 1.3)
 
 
