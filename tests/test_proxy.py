@@ -161,7 +161,7 @@ def test_invalid_pool_says_waiting_wont_help(serve) -> None:
     with ProxyThread({"ant": client}) as px:
         r = httpx.post(f"{px.service.url}/v1/messages", json={"model": "m", "max_tokens": 4, "messages": []},
                        headers={"x-api-key": "x", "anthropic-version": "2023-06-01"})
-    assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
+    assert r.status_code == 503 and r.headers["x-should-retry"] == "false"
     assert r.json()["type"] == "error" and "2 keys invalid" in r.json()["error"]["message"]
     no_secret_in(r.text, json.dumps(dict(r.headers)))
 

@@ -82,17 +82,35 @@ class RequestRecord:
     latency_s: float
 
 
+#: why a provider could not serve a request, in the order a caller's status prefers them: a wait helps
+#: ("rate_limited": keys cooling or paced, a reset is coming), the provider itself fails ("overloaded": 5xx,
+#: 529, transport errors, an outage the breaker suspects), no key will serve ("unusable": invalid, forbidden,
+#: out of quota with no reset, disabled, or no keys at all)
+CAUSES = ("rate_limited", "overloaded", "unusable")
+
+
+class RequestRefusedError(Exception):
+    """The request cannot be sent to a provider as it is (e.g. a field a fallback's dialect cannot say): the
+    caller's to fix, answered with ``status``; no key is spent."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(scrub(message))
+        self.status = status
+
+
 class PoolUnavailableError(Exception):
     """No key of any configured provider could serve the request. The message states the pools."""
 
     def __init__(self, message: str, retry_after_s: float | None = None, should_retry: bool = True,
-                 last_status: int | None = None, kind: str = "exhausted") -> None:
+                 last_status: int | None = None, kind: str = "exhausted", cause: str | None = None) -> None:
         super().__init__(scrub(message))
         self.retry_after_s = retry_after_s
         self.should_retry = should_retry
         self.last_status = last_status
         #: "exhausted" (no key could serve), "deadline" (the request's time ran out), "too_large" (answer over cap)
         self.kind = kind
+        #: with kind "exhausted": one of CAUSES (what the caller's status says)
+        self.cause = cause or ("unusable" if not should_retry else "rate_limited")
 
 
 @dataclass(slots=True)
@@ -149,6 +167,15 @@ def _model_of(req: ApiRequest) -> str | None:
     return model if isinstance(model, str) and model else None
 
 
+def _cause_of(outcome: Outcome) -> str:
+    """The caller-facing cause (one of CAUSES) of a provider abandoned after ``outcome``."""
+    if outcome is Outcome.RATE_LIMITED:
+        return "rate_limited"
+    if outcome in (Outcome.INVALID, Outcome.FORBIDDEN, Outcome.QUOTA):
+        return "unusable"
+    return "overloaded"
+
+
 def _json_headers(headers: httpx.Headers) -> httpx.Headers:
     """The upstream's headers for an error body we re-frame as JSON."""
     out = httpx.Headers({k: v for k, v in headers.items() if k.lower() != "content-type"})
@@ -186,10 +213,13 @@ class _Abandon(Exception):
     ``kind`` "deadline" or "too_large" ends the request: no other upstream would do better.
     """
 
-    def __init__(self, message: str, status: int | None = None, kind: str = "exhausted") -> None:
+    def __init__(self, message: str, status: int | None = None, kind: str = "exhausted",
+                 cause: str = "overloaded", retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
+        self.cause = cause  # one of CAUSES
+        self.retry_after_s = retry_after_s  # when this provider said (or its breaker knows) it may serve again
 
 
 class PoolClient:
@@ -299,6 +329,7 @@ class PoolClient:
         deadline = now + (self.deadline_s if deadline_s is None else deadline_s)
         ups = upstreams if upstreams is not None else self.upstreams
         notes: list[str] = []
+        causes: list[tuple[str, float | None]] = []  # per provider abandoned: why, and when it may serve again
         last_status: int | None = None
         for n, up in enumerate(ups):
             holds_probe = False
@@ -307,6 +338,7 @@ class PoolClient:
                     wait = max(0.0, (up.breaker.open_until or 0) - self.clock.now())
                     notes.append(f"{up.name}: outage suspected, skipped for {wait:.1f} s more")
                     trace.add(self.clock.now(), "skip", up.name, reason=notes[-1])
+                    causes.append(("overloaded", wait))
                     continue
                 holds_probe = up.breaker.probing  # allowed while open: this request is the trial
                 if holds_probe:
@@ -317,12 +349,20 @@ class PoolClient:
                 trace.add(self.clock.now(), "fallback", up.name, reason=why, **{"from": ups[n - 1].name})
                 self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.FALLBACK, last_status,
                                        notes[-1] if notes else "", f"fell back to {up.name}", trace.request_id))
-            req = build(up.profile) if callable(build) else build
+            try:
+                req = build(up.profile) if callable(build) else build
+            except RequestRefusedError as exc:
+                trace.result = f"http {exc.status}"
+                trace.add(self.clock.now(), "error", up.name, reason=str(exc))
+                if self.outcome_listeners:
+                    self._outcome("rejected", "")
+                raise
             try:
                 result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0,
                                                   last=n == len(ups) - 1)
             except _Abandon as why:
                 notes.append(f"{up.name}: {why}")
+                causes.append((why.cause, why.retry_after_s))
                 last_status = why.status if why.status is not None else last_status
                 if why.kind != "exhausted" or self.clock.now() >= deadline:
                     kind = why.kind if why.kind != "exhausted" else "deadline"
@@ -344,9 +384,8 @@ class PoolClient:
         else:
             kind = "exhausted"
         message = "; ".join(notes) or "no upstream configured"
-        retry = self._earliest_reset(ups)
-        should_retry = kind != "too_large" and (
-            retry is not None or kind == "deadline" or any("transient" in n or "failing" in n for n in notes))
+        cause, retry = self._cause(causes, ups)
+        should_retry = kind != "too_large" and (kind == "deadline" or cause != "unusable")
         trace.result = "pool unavailable"
         trace.add(self.clock.now(), "error", ups[0].name, reason=message)
         self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
@@ -356,7 +395,18 @@ class PoolClient:
         if self.request_listeners:
             self._request_ended(trace, ups[0].name, build(ups[0].profile) if callable(build) else build, "error",
                                 None)
-        raise PoolUnavailableError(message, retry, should_retry, last_status, kind)
+        raise PoolUnavailableError(message, retry, should_retry, last_status, kind, cause)
+
+    def _cause(self, causes: list[tuple[str, float | None]], ups: list[Upstream]) -> tuple[str, float | None]:
+        """What the caller's status says of a request no provider served, and when to try again: a wait that
+        helps (keys cooling: the earliest reset) before a provider failing (its breaker's or its own word)
+        before no usable key at all."""
+        found = {c for c, _ in causes} or {"unusable"}
+        cause = next(c for c in CAUSES if c in found)
+        if cause == "rate_limited":
+            return cause, self._earliest_reset(ups)
+        hints = [w for c, w in causes if c == cause and w is not None]
+        return cause, (min(hints) if hints else None)
 
     def _request_ended(self, trace: RequestTrace, provider: str, req: ApiRequest, outcome: str,
                        result: PoolResponse | PoolStream | None) -> None:
@@ -396,7 +446,9 @@ class PoolClient:
             wait = pool.next_ready_in(model)
             now = clock.now()
             if wait is None or now + wait + pool.answer_time_s() > deadline:  # no answer could come in time
-                raise _Abandon(pool.summary() if len(pool) else "no keys")
+                # a coming reset that does not fit this request's deadline still tells the caller to wait
+                raise _Abandon(pool.summary() if len(pool) else "no keys", None, "exhausted",
+                               "unusable" if wait is None else "rate_limited")
             reason, learned = pool.wait_reason(model)
             # spread the queued requests over a little time so they don't stampede a provider's reset (a learnt
             # opening admits only what fits: the rest wait again, no storm)
@@ -434,6 +486,7 @@ class PoolClient:
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
         last_status: int | None = None
+        last_outcome = Outcome.TRANSIENT
         rotated_from: tuple[str, int] | None = None
         failed: PoolKey | None = None  # the key of the last transient failure: retry elsewhere if possible
         while True:
@@ -452,11 +505,11 @@ class PoolClient:
                 why = (f"attempt cap: {attempts} attempts on {up.name} (each key at most twice, "
                        f"at most {self.max_attempts})")
                 trace.add(self.clock.now(), "cap", up.name, reason=why)
-                raise _Abandon(why, last_status)
+                raise _Abandon(why, last_status, "exhausted", _cause_of(last_outcome))
             attempts += 1
             answer = await self._attempt(up, wire, key, trace, deadline, streaming)
             if isinstance(answer, str):  # a transport failure, already reported
-                failed = key
+                failed, last_outcome = key, Outcome.TRANSIENT
                 transient += 1
                 await self._backoff_or_abandon(up, trace, deadline, transient, answer, None, last)
                 continue
@@ -464,10 +517,11 @@ class PoolClient:
             if served is not None:
                 return served
             result = answer.result
-            last_status = result.status
+            last_status, last_outcome = result.status, result.outcome
             if result.outcome in ROTATE_NOW:
                 if pool is None or key is None:
-                    raise _Abandon(f"{result.outcome.value} ({last_status})", last_status)
+                    raise _Abandon(f"{result.outcome.value} ({last_status})", last_status, "exhausted",
+                                   _cause_of(result.outcome), result.retry_after_s)
                 rotated_from = (key.label, last_status)
                 continue  # next key at once: rotation spends no retry budget
             failed = key
@@ -605,19 +659,24 @@ class PoolClient:
                                    f"{breaker.threshold} transient failures in {breaker.window_s:g} s",
                                    f"outage suspected: fallbacks first for {breaker.open_s:g} s", trace.request_id))
         status = result.status if result is not None else None
-        if breaker is not None and breaker.is_open and not last:
-            raise _Abandon(f"failing: {reason} (outage suspected, transient)", status)
-        if transient > self.backoff.max_retries:
-            raise _Abandon(f"failing: {reason} ({transient} attempts, transient)", status)
-        delay = self.backoff.delay(transient, self.rng)
         said = result.retry_after_s if result is not None else None
+        hint = said  # when the provider may serve again: its own word, or when its suspected outage is re-probed
+        if breaker is not None and breaker.is_open:
+            open_for = max(0.0, (breaker.open_until or 0) - self.clock.now())
+            hint = open_for if hint is None else max(hint, open_for)
+        if breaker is not None and breaker.is_open and not last:
+            raise _Abandon(f"failing: {reason} (outage suspected, transient)", status, "exhausted", "overloaded", hint)
+        if transient > self.backoff.max_retries:
+            raise _Abandon(f"failing: {reason} ({transient} attempts, transient)", status, "exhausted", "overloaded",
+                           hint)
+        delay = self.backoff.delay(transient, self.rng)
         if said is not None:
             delay = max(delay, said)  # the provider's word, never an early retry
         if self.clock.now() + delay > deadline:
             why = (f"retry-after {said:g} s does not fit the deadline" if said is not None and said >= delay
                    else "deadline reached")
             trace.add(self.clock.now(), "skip", up.name, reason=f"{reason}: {why}")
-            raise _Abandon(f"failing: {reason} ({why}, transient)", status)
+            raise _Abandon(f"failing: {reason} ({why}, transient)", status, "exhausted", "overloaded", hint)
         trace.add(self.clock.now(), "backoff", up.name, seconds=delay, reason=reason)
         await asyncio.sleep(delay)
 

@@ -76,11 +76,27 @@ def is_loopback(host: str) -> bool:
 METADATA_PROBES = ("/v1/props", "/props", "/version", "/api/tags", "/api/show", "/api/v1/models")
 
 
+MAX_RETRY_AFTER_S = 86400 * 7  # a retry-after beyond this says nothing a caller can use
+
+
+def unavailable_status(api: str, cause: str) -> tuple[int, str, str]:
+    """The caller's status, error code and one sentence for a request no provider could serve, by its cause:
+    429 when keys are rate limited (a wait helps), 529 (anthropic) or 503 (openai) when the upstream is
+    overloaded or down, 503 when no key is usable at all."""
+    if cause == "rate_limited":
+        return 429, "pool_exhausted", "every key that could serve this request is rate limited; retry after the reset"
+    if cause == "overloaded":
+        return (529 if api == ANTHROPIC else 503), "upstream_overloaded", (
+            "the upstream is overloaded or failing and no fallback could serve this request")
+    return 503, "no_usable_key", "no usable key: every key is invalid, forbidden, out of quota or disabled"
+
+
 def error_body(api: str, status: int, message: str, kind: str) -> bytes:
     """An error in the caller's dialect."""
     if api == ANTHROPIC:
-        etype = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
-                 400: "invalid_request_error"}.get(status, "api_error")
+        etype = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 413: "request_too_large", 429: "rate_limit_error", 400: "invalid_request_error",
+                 529: "overloaded_error"}.get(status, "api_error")
         body: dict[str, Any] = {"type": "error", "error": {"type": etype, "message": message}}
     else:
         body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
@@ -246,11 +262,12 @@ class PoolProxy:
         if exc.kind == "too_large":
             return self._error(api, 502, f"pooltui: {exc}", "upstream_too_large")
         headers = {}
-        if exc.retry_after_s is not None:
-            headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
+        if exc.retry_after_s is not None and exc.should_retry:
+            headers["retry-after"] = str(max(1, math.ceil(min(exc.retry_after_s, MAX_RETRY_AFTER_S))))
         if not exc.should_retry:
             headers["x-should-retry"] = "false"
-        return self._error(api, 429, f"pooltui: no key can serve this request: {exc}", "pool_exhausted", headers)
+        status, kind, said = unavailable_status(api, exc.cause)
+        return self._error(api, status, f"pooltui: {said} ({exc})", kind, headers)
 
     async def _stream(self, client: PoolClient, api: str, build, ups) -> Response:
         stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
