@@ -357,6 +357,9 @@ class PoolClient:
                 if self.outcome_listeners:
                     self._outcome("rejected", "")
                 raise
+            if req.note:
+                trace.add(self.clock.now(), "translate" if req.note.startswith("translated") else "model", up.name,
+                          reason=req.note)
             try:
                 result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0,
                                                   last=n == len(ups) - 1)

@@ -31,10 +31,14 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--cooldown", type=FiniteFloat(0, strict=True),
               help="default cooldown in seconds after a 429 without a reset")
 @click.option("--capacity-alert", type=click.IntRange(0), help="alert when fewer usable keys than this")
+@click.option("--default-model", help="the model asked of this provider when the caller's model is not its own "
+              "(a fallback of another dialect); '' for the kind's default")
+@click.option("--model-map", help="the caller's model -> this provider's: 'claude-sonnet-4-5=anthropic/claude-sonnet-4.5"
+              ",a=b' ('' for none)")
 @click.pass_context
 def provider_set(ctx: click.Context, name: str, credential_pool: str | None, pool_strategy: str | None,
                  fallback: str | None, base_url: str | None, kind: str | None, cooldown: float | None,
-                 capacity_alert: int | None) -> None:
+                 capacity_alert: int | None, default_model: str | None, model_map: str | None) -> None:
     """Create or change provider NAME."""
     a = app(ctx)
     name = checked(validate.provider_name, name)
@@ -72,7 +76,21 @@ def provider_set(ctx: click.Context, name: str, credential_pool: str | None, poo
             p.cooldown_max_s = max(p.cooldown_max_s, cooldown)
         if capacity_alert is not None:
             p.capacity_alert = capacity_alert
+        if default_model is not None:
+            p.default_model = checked(validate.model_name, default_model) if default_model.strip() else None
+        if model_map is not None:
+            p.model_map = _model_map(model_map)
     click.echo(_describe(p))
+
+
+def _model_map(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in (x.strip() for x in text.split(",") if x.strip()):
+        asked, sep, mapped = pair.partition("=")
+        if not sep:
+            raise UserError(f"--model-map wants CALLER_MODEL=PROVIDER_MODEL pairs, not {pair!r}")
+        out[checked(validate.model_name, asked)] = checked(validate.model_name, mapped)
+    return out
 
 
 def _describe(p: ProviderConfig) -> str:
@@ -84,6 +102,8 @@ def _describe(p: ProviderConfig) -> str:
         f"  strategy        {p.strategy}",
         f"  credential pool {pool}",
         f"  fallback        {', '.join(p.fallback) or '-'}",
+        f"  default model   {p.profile.default_model}" + ("" if p.default_model else " (the kind's default)"),
+        f"  model map       {', '.join(f'{a} -> {b}' for a, b in p.model_map.items()) or '-'}",
         f"  cooldown        {p.cooldown_s:g} s, escalating to {p.cooldown_max_s:g} s",
         f"  capacity alert  below {p.capacity_alert} usable key(s)",
     ]

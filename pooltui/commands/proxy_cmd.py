@@ -47,7 +47,7 @@ def describe(proxy, url: str) -> list[str]:
     for family, client in proxy.by_family.items():
         pool = client.primary.pool
         keys = f"{len(pool)} keys, {pool.strategy}" if pool is not None else "no keys"
-        fallbacks = ", ".join(up.name for up in client.fallbacks) or "none"
+        fallbacks = ", ".join(_fallback_text(family, up) for up in client.fallbacks) or "none"
         lines.append(f"  {family:9} -> {client.primary.name} ({keys}; fallback {fallbacks})")
     if "openai" in proxy.by_family:
         lines.append(f"  point openai clients at  OPENAI_BASE_URL={url}/v1")
@@ -62,6 +62,21 @@ def describe(proxy, url: str) -> list[str]:
     if proxy.allow_origins:
         lines.append(f"  browser origins allowed: {', '.join(proxy.allow_origins)}")
     return lines
+
+
+def _fallback_text(family: str, up) -> str:
+    """``backup`` or, for a fallback of the other dialect, ``openrouter (openai API, translated; model
+    anthropic/claude-sonnet-4.5)``."""
+    from pooltui.proxy.dialects import family_of
+
+    theirs = family_of(up.profile.dialect)
+    if theirs is None:
+        return f"{up.name} (not served through the proxy: {up.profile.dialect} API)"
+    if theirs == family:
+        return up.name
+    mapped = ", ".join(f"{a} -> {b}" for a, b in up.profile.model_map)
+    models = f"models {mapped}, else {up.profile.default_model}" if mapped else f"model {up.profile.default_model}"
+    return f"{up.name} ({theirs} API, chats translated; {models})"
 
 
 @click.command("proxy")

@@ -52,6 +52,17 @@ def provider_name(value: object) -> str:
     return label(value, "provider name")
 
 
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
+
+
+def model_name(value: object, what: str = "model") -> str:
+    """A model id as providers spell them (``claude-sonnet-4-5``, ``anthropic/claude-sonnet-4.5``,
+    ``accounts/fireworks/models/x``): 1-200 ASCII letters, digits and ``. _ : / @ + -``."""
+    if not isinstance(value, str) or not _MODEL.fullmatch(value.strip()):
+        raise ValueError(f"bad {what} {value!r}: use 1-200 letters, digits and . _ : / @ + -")
+    return value.strip()
+
+
 def env_name(value: object) -> str:
     """An environment variable name: ``[A-Za-z_][A-Za-z0-9_]*``."""
     if not isinstance(value, str) or not _ENV_NAME.match(value):

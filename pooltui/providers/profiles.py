@@ -18,6 +18,7 @@ class ApiRequest:
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = False
     content: bytes | None = None
+    note: str = ""  # what was done to the caller's request on its way (a translation, a model mapped): traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,16 @@ class ProviderProfile:
     models_path: str = "/models"
     default_model: str = "gpt-4o-mini"
     keyless: bool = False
+    #: the caller's model -> this provider's name for it (a fallback of another vendor names models its own way)
+    model_map: tuple[tuple[str, str], ...] = ()
+
+    def model_for(self, asked: str | None, same_dialect: bool) -> str:
+        """The model this provider is asked for: the model map's entry for ``asked``, else ``asked`` itself when
+        the caller speaks this provider's dialect, else this provider's default model."""
+        for name, mapped in self.model_map:
+            if name == asked:
+                return mapped
+        return asked if asked and same_dialect else self.default_model
 
     def auth_headers(self, secret: str | None) -> dict[str, str]:
         """Headers that carry ``secret`` in this provider's scheme, plus its fixed headers."""
@@ -112,8 +123,9 @@ class UnknownProviderError(ValueError):
     """A provider kind nobody knows."""
 
 
-def profile_for(kind: str, *, name: str | None = None, base_url: str | None = None) -> ProviderProfile:
-    """The profile for a provider kind (dialect), optionally renamed and pointed elsewhere."""
+def profile_for(kind: str, *, name: str | None = None, base_url: str | None = None,
+                default_model: str | None = None, model_map: dict[str, str] | None = None) -> ProviderProfile:
+    """The profile for a provider kind (dialect), optionally renamed, pointed elsewhere, with its models named."""
     try:
         prof = PROFILES[kind]
     except KeyError:
@@ -124,4 +136,8 @@ def profile_for(kind: str, *, name: str | None = None, base_url: str | None = No
         prof = replace(prof, name=name)
     if base_url:
         prof = prof.with_base_url(base_url)
+    if default_model:
+        prof = replace(prof, default_model=default_model)
+    if model_map:
+        prof = replace(prof, model_map=tuple(model_map.items()))
     return prof

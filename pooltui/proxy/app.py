@@ -27,14 +27,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pooltui.client.pool_client import PoolClient, PoolResponse, PoolUnavailableError, Upstream
+from pooltui.client.pool_client import (
+    PoolClient,
+    PoolResponse,
+    PoolUnavailableError,
+    RequestRefusedError,
+    Upstream,
+)
 from pooltui.client.sockets import listen
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.errors import message_of
 from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
-from pooltui.providers.profiles import ApiRequest
+from pooltui.proxy.dialects import ANTHROPIC, OPENAI, Bridge, family_of, translatable, upstream_request
 from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
@@ -57,16 +63,6 @@ DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade", "trailer",
     "set-cookie", "date", "server",
 })
-ANTHROPIC, OPENAI = "anthropic", "openai"
-OPENAI_DIALECTS = frozenset({"openai", "openrouter", "groq", "mistral", "deepseek", "openai-compatible"})
-
-
-def family_of(dialect: str) -> str | None:
-    if dialect == "anthropic":
-        return ANTHROPIC
-    return OPENAI if dialect in OPENAI_DIALECTS else None
-
-
 def is_loopback(host: str) -> bool:
     """True when every address ``host`` resolves to is loopback (``127.attacker.example`` is not)."""
     return resolves_to_loopback(host)
@@ -188,10 +184,13 @@ class PoolProxy:
         return scrub(content.decode("utf-8", "replace")).encode()
 
     @staticmethod
-    def _response_headers(upstream_headers, served: str) -> dict[str, str]:
+    def _response_headers(upstream_headers, served: str, bridge: Bridge | None = None) -> dict[str, str]:
         items = list(upstream_headers.items())
         named = connection_named(items)
         out = {k: v for k, v in items if k.lower() not in DROP_RESPONSE and k.lower() not in named}
+        if bridge is not None:  # the body is ours now: its type is the caller's dialect's
+            out = {k: v for k, v in out.items() if k.lower() != "content-type"}
+            out["x-pooltui-translated"] = bridge.label
         joined = "\n".join(out.values())
         if scrub(joined) is not joined:  # one pass over all values; per value only when something was found
             out = {k: _header_value(v) for k, v in out.items()}
@@ -225,23 +224,35 @@ class PoolProxy:
         named = connection_named(items)
         headers = {k: v for k, v in items if k not in DROP_REQUEST and k not in named}
         headers["accept-encoding"] = "identity"
-        ups = [up for up in client.upstreams if family_of(up.profile.dialect) == api]
+        crosses = translatable(api, path, request.method)
+        ups = [up for up in client.upstreams
+               if (fam := family_of(up.profile.dialect)) == api or (fam is not None and crosses)]
+        bridges: dict[str, Bridge | None] = {}  # per provider tried: how its answer crosses back
 
-        def build(profile) -> ApiRequest:
+        def build(profile):
             up = next(u for u in ups if u.profile is profile)
             target = self._upstream_path(up, path) + (f"?{query}" if query else "")
-            return ApiRequest(request.method, target, parsed if isinstance(parsed, dict) else None, headers,
-                              stream, body)
+            req, bridges[profile.name] = upstream_request(
+                api, profile, request.method, target, parsed if isinstance(parsed, dict) else None, headers, stream,
+                body)
+            return req
 
         try:
             if stream:
-                return await self._stream(client, api, build, ups)
+                include_usage = isinstance(parsed, dict) and isinstance(parsed.get("stream_options"), dict) \
+                    and parsed["stream_options"].get("include_usage") is True
+                return await self._stream(client, api, build, ups, bridges, include_usage)
             resp = await client.send(build, upstreams=ups, deadline_s=self.deadline_s)
         except PoolUnavailableError as exc:
             return self._unavailable(api, exc)
-        content = self._scrub(resp.status, resp.content)
+        except RequestRefusedError as exc:
+            return self._error(api, exc.status, str(exc), "invalid_request_error")
+        bridge = bridges.get(resp.provider)
+        content = resp.content if bridge is None else bridge.answer(resp.status, resp.content)
+        content = self._scrub(resp.status, content)
         self.stats.requests[(api, resp.status)] += 1
-        return Response(content, resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}"))
+        return Response(content, resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}",
+                                                                      bridge))
 
     @staticmethod
     async def _body(request: Request, limit: int) -> bytes | None:
@@ -269,19 +280,27 @@ class PoolProxy:
         status, kind, said = unavailable_status(api, exc.cause)
         return self._error(api, status, f"pooltui: {said} ({exc})", kind, headers)
 
-    async def _stream(self, client: PoolClient, api: str, build, ups) -> Response:
+    async def _stream(self, client: PoolClient, api: str, build, ups, bridges: dict[str, Bridge | None],
+                      include_usage: bool) -> Response:
         stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
+        bridge = bridges.get(stream.provider)
         if isinstance(stream, PoolResponse):  # a request error: no stream, the answer goes back as it is
             self.stats.requests[(api, stream.status)] += 1
-            return Response(self._scrub(stream.status, stream.content), stream.status,
-                            self._response_headers(stream.headers, f"{stream.provider}/{stream.key}"))
+            content = stream.content if bridge is None else bridge.answer(stream.status, stream.content)
+            return Response(self._scrub(stream.status, content), stream.status,
+                            self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge))
+        translator = bridge.stream(include_usage)() if bridge is not None else None
 
         async def relay() -> AsyncIterator[bytes]:
             scrubber = StreamScrubber(SECRETS)  # a secret split across two chunks is still caught
             try:
                 async for chunk in stream:
+                    if translator is not None:
+                        chunk = translator.feed(chunk)
                     if out := scrubber.feed(chunk):
                         yield out
+                if translator is not None and (out := scrubber.feed(translator.close())):
+                    yield out
                 if tail := scrubber.flush():
                     yield tail
             except Exception as exc:
@@ -290,9 +309,9 @@ class PoolProxy:
                 yield sse_error(api, f"pooltui: upstream stream broke: {type(exc).__name__}")
 
         self.stats.requests[(api, stream.status)] += 1
-        headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}")
-        return StreamingResponse(relay(), stream.status, headers, stream.headers.get("content-type",
-                                                                                    "text/event-stream"))
+        headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
+        media = "text/event-stream" if bridge is not None else stream.headers.get("content-type", "text/event-stream")
+        return StreamingResponse(relay(), stream.status, headers, media)
 
     async def openai_api(self, request: Request) -> Response:
         return await self.forward(request, OPENAI)

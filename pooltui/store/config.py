@@ -88,12 +88,15 @@ class ProviderConfig:
     learn_limits: bool = True  # learn each key's limit from its 429s where no header states it, pace picks by it
     reverify_s: float = 300.0  # re-verify a parked key this long after it was parked (0: never), doubling ...
     reverify_max_s: float = 3600.0  # ... up to this
+    default_model: str | None = None  # the model asked of this provider when the caller's model is not its own
+    model_map: dict[str, str] = field(default_factory=dict)  # the caller's model -> this provider's name for it
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def profile(self) -> ProviderProfile:
-        return profile_for(self.kind, name=self.name, base_url=self.base_url)
+        return profile_for(self.kind, name=self.name, base_url=self.base_url, default_model=self.default_model,
+                           model_map=self.model_map)
 
     @property
     def cooldown(self) -> CooldownPolicy:
@@ -144,6 +147,10 @@ class ProviderConfig:
             out["learn_limits"] = False
         if (self.reverify_s, self.reverify_max_s) != (300.0, 3600.0):
             out["reverify_s"], out["reverify_max_s"] = self.reverify_s, self.reverify_max_s
+        if self.default_model:
+            out["default_model"] = self.default_model
+        if self.model_map:
+            out["model_map"] = dict(self.model_map)
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -373,11 +380,26 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
     if inflight is not None:
         validate.whole("max_inflight_per_key", inflight, 1)
     learn = validate.flag("learn_limits", data.pop("learn_limits", True))
+    default_model, model_map = _models(name, data.pop("default_model", None), data.pop("model_map", {}))
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
                           keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts,
                           max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max,
-                          learn_limits=learn, **limits)
+                          learn_limits=learn, default_model=default_model, model_map=model_map, **limits)
+
+
+def _models(provider: str, default: Any, mapping: Any) -> tuple[str | None, dict[str, str]]:
+    """``default_model`` and ``model_map`` (the caller's model -> this provider's), checked."""
+    try:
+        if default is not None:
+            default = validate.model_name(default, "default_model")
+        if not isinstance(mapping, dict):
+            raise ValueError("model_map must be a table: {\"caller's model\" = \"this provider's model\"}")
+        checked = {validate.model_name(k, "model_map entry"): validate.model_name(v, f"model_map[{k!r}]")
+                   for k, v in mapping.items()}
+    except ValueError as exc:
+        raise ValueError(f"provider {provider}: {exc}") from None
+    return default, checked
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -435,7 +457,7 @@ def parse_config(text: str, path: Path) -> Config:
 def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
                  "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", "max_inflight_per_key",
-                 "reverify_s", "reverify_max_s", "learn_limits",
+                 "reverify_s", "reverify_max_s", "learn_limits", "default_model", "model_map",
                  *_LIMITS, *_BUDGET_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name
