@@ -262,6 +262,8 @@ _CHOICE_TO_OPENAI = {"auto": "auto", "any": "required", "none": "none"}
 
 def _tool_choice_to_openai(choice: Any) -> dict[str, Any]:
     kind = _expect(choice, dict, "tool_choice").get("type")
+    if kind != "tool" and kind not in _CHOICE_TO_OPENAI:
+        raise Untranslatable("tool_choice.type", f"{kind!r}")
     _check_keys(choice, {"type", "name", "disable_parallel_tool_use"} if kind == "tool"
                 else {"type", "disable_parallel_tool_use"}, "tool_choice")
     if kind == "tool":
@@ -454,9 +456,9 @@ def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any
 
 
 def _tool_to_anthropic(tool: Any, where: str) -> dict[str, Any]:
-    _check_keys(_expect(tool, dict, where), {"type", "function"}, where)
-    if tool.get("type") != "function":
+    if _expect(tool, dict, where).get("type") != "function":
         raise Untranslatable(f"{where}.type", f"{tool.get('type')!r} tools cannot be expressed in anthropic")
+    _check_keys(tool, {"type", "function"}, where)
     function = _expect(tool.get("function"), dict, f"{where}.function")
     _check_keys(function, {"name", "description", "parameters", "strict"}, f"{where}.function")
     out: dict[str, Any] = {"name": _expect(function.get("name"), str, f"{where}.function.name")}
@@ -479,9 +481,9 @@ def _tool_choice_to_anthropic(choice: Any, no_parallel: bool) -> dict[str, Any] 
             raise Untranslatable("tool_choice", f"{choice!r}")
         out = {"type": _CHOICE_TO_ANTHROPIC[choice]}
     else:
-        _check_keys(_expect(choice, dict, "tool_choice"), {"type", "function"}, "tool_choice")
-        if choice.get("type") != "function":
+        if _expect(choice, dict, "tool_choice").get("type") != "function":
             raise Untranslatable("tool_choice.type", f"{choice.get('type')!r}")
+        _check_keys(choice, {"type", "function"}, "tool_choice")
         function = _expect(choice.get("function"), dict, "tool_choice.function")
         _check_keys(function, {"name"}, "tool_choice.function")
         out = {"type": "tool", "name": function.get("name")}
