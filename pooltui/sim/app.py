@@ -19,6 +19,7 @@ from pooltui.core.masking import mask
 from pooltui.sim.limits import ProviderState, SimState, Verdict
 from pooltui.sim.scenario import Scenario, SimKey
 from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events, with_stream_fault
+from pooltui.sim.tools import plan
 
 _JSON = "application/json"
 
@@ -102,8 +103,9 @@ class SimApp:
         echo = key is not None and key.echo_secret and secret
         if echo:
             headers["x-sim-echo"] = str(secret)
+        answer = plan(dialect, body)
         if body.get("stream"):
-            chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out)
+            chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out, answer)
             if key is not None and key.stream_fault:
                 chunks = with_stream_fault(dialect, chunks, key.stream_fault)
             if echo:  # the key inside a data event, split over two chunks as a network would
@@ -111,12 +113,12 @@ class SimApp:
                 cut = data.index(str(secret).encode()) + len(str(secret)) // 2
                 chunks = [chunks[0], b"data: " + data[:cut], data[cut:] + b"\n\n", *chunks[1:]]
             return StreamingResponse(_drip(chunks), 200, headers, "text/event-stream")
-        answer = completion(dialect, model, req_id, tokens_in, tokens_out)
+        whole = completion(dialect, model, req_id, tokens_in, tokens_out, answer)
         if echo:
-            answer["echo"] = f"you sent {secret}"
+            whole["echo"] = f"you sent {secret}"
         if key is not None and key.answer_bytes:
-            answer["pad"] = "x" * key.answer_bytes
-        return Response(_dump(answer), 200, headers, _JSON)
+            whole["pad"] = "x" * key.answer_bytes
+        return Response(_dump(whole), 200, headers, _JSON)
 
     async def chat_completions(self, request: Request) -> Response:
         return await self._serve(request, "openai")

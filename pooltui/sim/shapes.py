@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pooltui.sim.limits import Verdict
+from pooltui.sim.tools import ToolCall
 
 WORDS = ("pooled", "keys", "keep", "the", "agent", "running", "through", "peak", "hour", "limits")
 
@@ -92,34 +93,60 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
     return v.status, {"error": {**err, "param": None}}, headers
 
 
-def completion(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    text = reply_text(tokens_out)
+def tool_call_id(dialect: str, req_id: str) -> str:
+    """The id of the one tool call an answer makes: ``toolu_…`` (anthropic) or ``call_…`` (openai)."""
+    return ("toolu_" if dialect == "anthropic" else "call_") + req_id.rsplit("_", 1)[-1]
+
+
+def completion(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int,
+               answer: ToolCall | str | None = None) -> dict[str, Any]:
+    """A whole answer: ``answer`` is a tool call to make, a text to say, or None for the usual words."""
+    text = answer if isinstance(answer, str) else reply_text(tokens_out)
+    call = answer if isinstance(answer, ToolCall) else None
     if dialect == "anthropic":
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        if call is not None:
+            content = [{"type": "tool_use", "id": tool_call_id(dialect, req_id), "name": call.name,
+                        "input": call.arguments}]
         return {
             "id": req_id,
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": "tool_use" if call else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
         }
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if call is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [{
+            "id": tool_call_id(dialect, req_id), "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]}
     return {
         "id": req_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if call else "stop", "logprobs": None}
         ],
         "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
     }
 
 
-def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int) -> list[bytes]:
-    """The whole SSE stream of one completion, as the chunks the server writes."""
-    words = reply_text(tokens_out).split(" ")
+def _pieces(text: str, size: int = 7) -> list[str]:
+    """``text`` in pieces, as providers stream a tool call's arguments."""
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int,
+               answer: ToolCall | str | None = None) -> list[bytes]:
+    """The whole SSE stream of one completion, as the chunks the server writes (``answer`` as in
+    :func:`completion`)."""
+    call = answer if isinstance(answer, ToolCall) else None
+    words = (answer if isinstance(answer, str) else reply_text(tokens_out)).split(" ")
+    arguments = json.dumps(call.arguments) if call else ""
     out: list[bytes] = []
     if dialect == "anthropic":
 
@@ -129,15 +156,24 @@ def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
         out.append(ev("message_start", {"type": "message_start", "message": {
             "id": req_id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}))
-        out.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
-                                              "content_block": {"type": "text", "text": ""}}))
-        out.append(ev("ping", {"type": "ping"}))
-        for i, w in enumerate(words):
-            out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "text_delta", "text": (" " if i else "") + w}}))
+        if call is None:
+            out.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                                  "content_block": {"type": "text", "text": ""}}))
+            out.append(ev("ping", {"type": "ping"}))
+            for i, w in enumerate(words):
+                out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "text_delta", "text": (" " if i else "") + w}}))
+        else:  # as anthropic streams a tool call: the block with an empty input, then the JSON in pieces
+            out.append(ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+                "type": "tool_use", "id": tool_call_id(dialect, req_id), "name": call.name, "input": {}}}))
+            out.append(ev("ping", {"type": "ping"}))
+            for piece in ["", *_pieces(arguments)]:
+                out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "input_json_delta", "partial_json": piece}}))
         out.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
         out.append(ev("message_delta", {"type": "message_delta",
-                                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                        "delta": {"stop_reason": "tool_use" if call else "end_turn",
+                                                  "stop_sequence": None},
                                         "usage": {"output_tokens": tokens_out}}))
         out.append(ev("message_stop", {"type": "message_stop"}))
         return out
@@ -149,10 +185,17 @@ def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
                                 "usage": usage}  # as OpenAI with include_usage: null in every chunk but the last
         return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
-    out.append(chunk({"role": "assistant", "content": ""}))
-    for i, w in enumerate(words):
-        out.append(chunk({"content": (" " if i else "") + w}))
-    out.append(chunk({}, "stop"))
+    if call is None:
+        out.append(chunk({"role": "assistant", "content": ""}))
+        for i, w in enumerate(words):
+            out.append(chunk({"content": (" " if i else "") + w}))
+    else:  # as openai streams a tool call: id, type and name first, then the arguments in pieces
+        out.append(chunk({"role": "assistant", "content": None, "tool_calls": [{
+            "index": 0, "id": tool_call_id(dialect, req_id), "type": "function",
+            "function": {"name": call.name, "arguments": ""}}]}))
+        for piece in _pieces(arguments):
+            out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+    out.append(chunk({}, "tool_calls" if call else "stop"))
     out.append(chunk({}, usage={"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
                                 "total_tokens": tokens_in + tokens_out}))
     out.append(b"data: [DONE]\n\n")
