@@ -33,8 +33,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--capacity-alert", type=click.IntRange(0), help="alert when fewer usable keys than this")
 @click.option("--default-model", help="the model asked of this provider when the caller's model is not its own "
               "(a fallback of another dialect); '' for the kind's default")
-@click.option("--model-map", help="the caller's model -> this provider's: 'claude-sonnet-4-5=anthropic/claude-sonnet-4.5"
-              ",a=b' ('' for none)")
+@click.option("--model-map", help="the caller's model -> this provider's: "
+              "'claude-sonnet-4-5=anthropic/claude-sonnet-4.5,a=b' ('' for none)")
 @click.pass_context
 def provider_set(ctx: click.Context, name: str, credential_pool: str | None, pool_strategy: str | None,
                  fallback: str | None, base_url: str | None, kind: str | None, cooldown: float | None,

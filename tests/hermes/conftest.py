@@ -57,7 +57,7 @@ def hermes(tmp_path) -> Hermes:
         if os.environ.get("CI"):
             pytest.fail("hermes-agent is not installed (.ci/run makes .venv-hermes)")
         pytest.skip("hermes-agent not installed here: python3 -m venv .venv-hermes && "
-                    ".venv-hermes/bin/pip install hermes-agent==0.19.0")
+                    ".venv-hermes/bin/pip install 'hermes-agent[anthropic]==0.19.0'")
     home = tmp_path / "hermes-home"
     home.mkdir()
     user_home = tmp_path / "user-home"

@@ -11,7 +11,13 @@ from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.test_proxy import ProxyThread
 
-ANSWER = "pooled keys"  # what the simulator's answers are made of
+ANSWER = "pooled keys"  # what the simulator's text answers are made of
+
+
+def answered(stdout: str) -> bool:
+    """Hermes finished a turn: the simulator's text, or (Hermes offers its tools, the simulator calls one,
+    Hermes runs it and sends the result) the simulator's answer quoting the tool's result."""
+    return ANSWER in stdout or "sim saw:" in stdout
 
 
 @pytest.mark.parametrize("recipe", ["config.yaml custom provider", "CUSTOM_BASE_URL --provider custom",
@@ -35,5 +41,26 @@ def test_hermes_chats_through_the_proxy(hermes, serve, recipe: str) -> None:
             args += ["--provider", "openai-api", "-m", "sim-model"]
         r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert ANSWER in r.stdout, (r.stdout[-1000:], r.stderr[-1000:])
+    assert answered(r.stdout), (r.stdout[-1000:], r.stderr[-1000:])
     assert sum(k.stats.ok for k in client.primary.pool.keys) >= 1  # served by the pool
+
+
+def test_hermes_anthropic_route_through_the_seed_setup_while_the_primary_is_down(hermes, serve, tmp_path) -> None:
+    """README's anthropic recipe, on the seed's own setup: Hermes on its anthropic route (ANTHROPIC_BASE_URL at
+    the proxy), the anthropic pool in an outage, the OpenRouter-style fallback answering in translation."""
+    from tests.seed.test_seed_setup import outage, seed_setup, sim_served
+
+    session, server, _ = seed_setup(serve, tmp_path, "anthropic")
+    outage(server, "ant", 529)
+    with ProxyThread({"anthropic": session.clients["anthropic"]}, session=session) as px:
+        env = {**hermes.env, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+               "ANTHROPIC_BASE_URL": px.service.url, "ANTHROPIC_API_KEY": "anything"}
+        args = [str(hermes.python.parent / "hermes"), "-z", "say hi", "--provider", "anthropic",
+                "-m", "claude-sonnet-4-5"]
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240)
+        traces = "\n".join(t["text"] for t in px.proxy.state()["traces"]["anthropic"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    # Hermes offers its tools: the simulator calls one, Hermes runs it and sends the result, the answer quotes it
+    assert answered(r.stdout), (r.stdout[-1000:], r.stderr[-1000:], traces[-2000:])
+    assert sim_served(server, "or") >= 1 and sim_served(server, "ant") == 0
+    assert "translated anthropic Messages -> openai Chat Completions" in traces
