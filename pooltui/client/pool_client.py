@@ -343,24 +343,8 @@ class PoolClient:
                 holds_probe = up.breaker.probing  # allowed while open: this request is the trial
                 if holds_probe:
                     trace.add(self.clock.now(), "probe", up.name, reason="outage suspected: this request probes")
-            if n:
-                self.fallback_used += 1
-                why = notes[-1] if notes else ""
-                trace.add(self.clock.now(), "fallback", up.name, reason=why, **{"from": ups[n - 1].name})
-                self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.FALLBACK, last_status,
-                                       notes[-1] if notes else "", f"fell back to {up.name}", trace.request_id))
             try:
-                req = build(up.profile) if callable(build) else build
-            except RequestRefusedError as exc:
-                trace.result = f"http {exc.status}"
-                trace.add(self.clock.now(), "error", up.name, reason=str(exc))
-                if self.outcome_listeners:
-                    self._outcome("rejected", "")
-                raise
-            if req.note:
-                trace.add(self.clock.now(), "translate" if req.note.startswith("translated") else "model", up.name,
-                          reason=req.note)
-            try:
+                req = self._request_for(up, build, trace, n, ups, notes, last_status)
                 result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0,
                                                   last=n == len(ups) - 1)
             except _Abandon as why:
@@ -399,6 +383,30 @@ class PoolClient:
             self._request_ended(trace, ups[0].name, build(ups[0].profile) if callable(build) else build, "error",
                                 None)
         raise PoolUnavailableError(message, retry, should_retry, last_status, kind, cause)
+
+    def _request_for(self, up: Upstream, build, trace: RequestTrace, n: int, ups: list[Upstream], notes: list[str],
+                     last_status: int | None) -> ApiRequest:
+        """The request as ``up`` takes it (built for its dialect; a fallback says so in the trace and an event);
+        a request it cannot take is refused here, before any key is spent."""
+        try:
+            req = build(up.profile) if callable(build) else build
+        except RequestRefusedError as exc:
+            trace.result = f"http {exc.status}"
+            trace.add(self.clock.now(), "error", up.name, reason=str(exc))
+            if self.outcome_listeners:
+                self._outcome("rejected", "")
+            raise
+        translated = req.note.startswith("translated")
+        if n:
+            self.fallback_used += 1
+            why = notes[-1] if notes else ""
+            trace.add(self.clock.now(), "fallback", up.name, reason=why, **{"from": ups[n - 1].name})
+            action = f"fell back to {up.name}" + (" (chat translated to its API)" if translated else "")
+            self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.FALLBACK, last_status, why, action,
+                                   trace.request_id))
+        if req.note:
+            trace.add(self.clock.now(), "translate" if translated else "model", up.name, reason=req.note)
+        return req
 
     def _cause(self, causes: list[tuple[str, float | None]], ups: list[Upstream]) -> tuple[str, float | None]:
         """What the caller's status says of a request no provider served, and when to try again: a wait that
