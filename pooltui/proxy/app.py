@@ -413,6 +413,12 @@ def _routes(proxy: PoolProxy) -> Starlette:
     return app
 
 
+#: how long an idle client connection stays open (uvicorn's default is 5 s): longer than any common client keeps
+#: one pooled (httpx and node 5 s, aiohttp 15 s, Go 90 s), so the proxy is never the side that closes a connection
+#: a client is about to reuse (a reused connection the server just closed is an ECONNRESET for the caller)
+KEEP_ALIVE_S = 120
+
+
 class QuietServer(uvicorn.Server):
     """uvicorn that leaves signal handling to its host (the monitor, or a test)."""
 
@@ -430,7 +436,8 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
     sock = listen(host, port)
     policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
-                            access_log=False, lifespan="off", loop=loop, http="httptools")
+                            access_log=False, lifespan="off", loop=loop, http="httptools",
+                            timeout_keep_alive=KEEP_ALIVE_S)
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)
     return server, sock
 
