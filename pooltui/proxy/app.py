@@ -129,12 +129,27 @@ class PoolProxy:
         self.clock = clock or SystemClock()
         self._events: deque[tuple[int, Event]] = deque(maxlen=500)
         self._seq = itertools.count(1)
-        self.series = {name: ClientSeries(c, self.clock, self._keep) for name, c in clients.items()}
+        self.series: dict[str, ClientSeries] = {}
         self.by_family: dict[str, PoolClient] = {}
-        for client in clients.values():
+        self.route()
+        if session is not None and hasattr(session, "client_listeners"):
+            session.client_listeners.append(self.route)  # providers added, removed or changed while running
+
+    def route(self) -> None:
+        """(Re)compute the routing from ``clients`` as they are now: each API family goes to the first client
+        whose primary speaks it, and each client has its series (/metrics, /pooltui/state). Called at start and
+        after every config change; requests in flight keep the client they began on."""
+        for name, client in self.clients.items():
+            if name not in self.series:
+                self.series[name] = ClientSeries(client, self.clock, self._keep)
+        for name in [n for n in self.series if n not in self.clients]:
+            del self.series[name]
+        by_family: dict[str, PoolClient] = {}
+        for client in self.clients.values():
             fam = family_of(client.primary.profile.dialect)
             if fam is not None:
-                self.by_family.setdefault(fam, client)
+                by_family.setdefault(fam, client)
+        self.by_family = by_family
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
