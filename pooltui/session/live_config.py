@@ -129,7 +129,8 @@ class LiveConfig:
                     out.append(f"{p.name} not added: {exc}")
                     continue
                 self._add(p.name, built.client)
-                out.append(f"{p.name} added ({p.kind}, {len(p.pool_keys())} keys)")
+                n = len(p.pool_keys())
+                out.append(f"{p.name} added ({p.kind}, {n} key{'' if n == 1 else 's'})")
                 out += [f"{problem} (not loaded)" for problem in built.problems]
         for client in self.clients.values():
             out += apply_settings(client, cfg, lambda p, c=client: self._upstream(p, c))

@@ -159,3 +159,28 @@ async def test_a_new_base_url_timeout_and_fallback_list_apply_to_the_running_poo
         assert r.headers["x-pooltui-served-by"] == "backup/b0"
         assert [up.name for up in client.fallbacks] == ["backup"]
         assert any("main fallback backup" in line for line in said)
+        with ConfigEditor(path) as cfg:  # the other settings, in place too
+            p = cfg.providers["main"]
+            p.cooldown_s, p.cooldown_max_s, p.cooldown_floor_s, p.max_inflight_per_key = 5, 50, 2, 3
+            p.stream_idle_s, p.max_body_mb, p.max_attempts, p.capacity_alert, p.reverify_s = 7, 2, 4, 2, 60
+        await until(lambda: client.max_attempts == 4, 1.0)
+        assert (pool.cooldown.base_s, pool.cooldown.max_s, pool.cooldown.floor_s, pool.max_inflight) == (5, 50, 2, 3)
+        assert (client.stream_idle_s, client.max_body_bytes) == (7, 2 * 2**20)
+        assert proxy.session.capacity_alert["main"] == 2 and proxy.session.reverify_policies["main"].first_s == 60
+
+
+async def test_a_config_shared_by_another_host_adds_a_provider_through_the_same_code(serve, tmp_path):
+    from pooltui.store.secrets import SecretStore
+
+    server = simulator(serve)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    add_provider(path, store, server, "main")
+    async with live_proxy(path, store) as (proxy, http, _said):
+        elsewhere = tmp_path / "other.toml"  # what another host published through Redis
+        elsewhere.write_text(path.read_text())
+        add_provider(elsewhere, store, server, "ant", "anthropic")
+        changes = proxy.session.live.apply_shared(elsewhere.read_text(), "host-b:/x", time.time() + 60)
+        assert "ant added (anthropic, 1 key)" in changes
+        r = await http.post("/v1/messages", json=MESSAGE, headers={"anthropic-version": "2023-06-01"})
+        assert r.status_code == 200 and r.headers["x-pooltui-served-by"] == "ant/a0"
