@@ -44,6 +44,7 @@ from pooltui.proxy.guard import (
     safe_path,
     safe_query,
 )
+from pooltui.proxy.models import ModelCatalog, render
 from pooltui.session.views import ClientSeries, StateView, event_dict, panel
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
@@ -129,6 +130,7 @@ class PoolProxy:
         self.clock = clock or SystemClock()
         self._events: deque[tuple[int, Event]] = deque(maxlen=500)
         self._seq = itertools.count(1)
+        self.catalog = ModelCatalog()  # what GET /v1/models lists, per client
         self.series: dict[str, ClientSeries] = {}
         self.by_family: dict[str, PoolClient] = {}
         self.route()
@@ -322,10 +324,20 @@ class PoolProxy:
         return JSONResponse(body)
 
     async def models(self, request: Request) -> Response:
-        api = ANTHROPIC if request.headers.get("anthropic-version") or request.headers.get("x-api-key") else OPENAI
-        if api not in self.by_family:
-            api = next(iter(self.by_family), OPENAI)
-        return await self.forward(request, api)
+        """``GET /v1/models``: the pool's models from the catalog (fetched in the background with a key free at
+        the time, else what is known), in the caller's dialect. No key is waited for, even in a storm."""
+        anthropic = bool(request.headers.get("anthropic-version"))
+        api = ANTHROPIC if anthropic or request.headers.get("x-api-key") else OPENAI
+        if not self._authorized(request):
+            self.stats.refused += 1
+            return self._error(api, 401, "pooltui proxy: present the proxy token as your API key", "invalid_api_key")
+        client = self.by_family.get(api) or next(iter(self.by_family.values()), None)
+        if client is None:
+            return self._error(api, 404, "pooltui proxy: no openai- or anthropic-style provider is configured",
+                               "not_found")
+        listing = render(await self.catalog.models(client), anthropic)
+        self.stats.requests[(api, 200)] += 1
+        return Response(scrub_bytes(json.dumps(listing).encode()), 200, media_type="application/json")
 
     # ------------------------------------------------------------------ observability
     def _keep(self, event: Event) -> None:
