@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooltui.client.pool_client import PoolClient, Upstream
+from pooltui.client.pool_client import PoolClient
 from pooltui.core.health import KeyState
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.session.build import build_client, build_pool
@@ -133,14 +133,15 @@ class LiveConfig:
                 out.append(f"{p.name} added ({p.kind}, {n} key{'' if n == 1 else 's'})")
                 out += [f"{problem} (not loaded)" for problem in built.problems]
         for client in self.clients.values():
-            out += apply_settings(client, cfg, lambda p, c=client: self._upstream(p, c))
+            out += apply_settings(client, cfg, lambda p, c=client: self._pool(p, c))
         if self.session is not None:
             self.session.settings_changed(cfg)
         return out
 
-    def _upstream(self, p: ProviderConfig, client: PoolClient) -> Upstream:
-        """A new fallback of ``client``: its pool built as the client's own were (history, remembered states)."""
-        return Upstream(p.profile, build_pool(p, self.store, self.history, client.events, client.clock))
+    def _pool(self, p: ProviderConfig, client: PoolClient) -> Pool | None:
+        """A new pool for ``client`` (a fallback added, or keys given to a provider that had none), built as its
+        own were (history, remembered states)."""
+        return build_pool(p, self.store, self.history, client.events, client.clock)
 
     def _add(self, name: str, client: PoolClient) -> None:
         if self.session is not None:

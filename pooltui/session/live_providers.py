@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.breaker import OutageBreaker
+from pooltui.core.pool import Pool
 from pooltui.session.build import client_limits
 from pooltui.store.config import Config, ProviderConfig
 
@@ -17,15 +18,22 @@ LIMIT_NAMES = {"deadline_s": "request_timeout_s", "stream_idle_s": "stream_idle_
                "max_attempts": "max_attempts"}
 
 
-def apply_settings(client: PoolClient, cfg: Config, new_upstream: Callable[[ProviderConfig], Upstream]) -> list[str]:
+NewPool = Callable[[ProviderConfig], "Pool | None"]
+
+
+def apply_settings(client: PoolClient, cfg: Config, new_pool: NewPool) -> list[str]:
     """Bring ``client`` (its primary still configured) to what ``cfg`` says; one line per change.
-    ``new_upstream`` builds an upstream (with its pool) for a fallback the client did not have."""
+    ``new_pool`` builds the pool of a fallback the client did not have, or of a provider that had no keys."""
     primary = cfg.providers[client.primary.name]
-    out = _fallbacks(client, primary, cfg, new_upstream)
+    out = _fallbacks(client, primary, cfg, lambda p: Upstream(p.profile, new_pool(p)))
     for up in client.upstreams:
         p = cfg.providers.get(up.name)
         if p is not None:
             out += _upstream(up, p)
+            if up.pool is None and p.keys and not p.profile.keyless:  # keys given to a provider that had none
+                up.pool = new_pool(p)
+                n = len(up.pool) if up.pool is not None else 0
+                out.append(f"{p.name} pooled ({n} key{'' if n == 1 else 's'})")
     p = primary
     for attr, value in client_limits(p).items():
         if getattr(client, attr) != value:

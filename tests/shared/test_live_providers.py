@@ -184,3 +184,24 @@ async def test_a_config_shared_by_another_host_adds_a_provider_through_the_same_
         assert "ant added (anthropic, 1 key)" in changes
         r = await http.post("/v1/messages", json=MESSAGE, headers={"anthropic-version": "2023-06-01"})
         assert r.status_code == 200 and r.headers["x-pooltui-served-by"] == "ant/a0"
+
+
+async def test_keys_given_to_a_fallback_that_had_none_make_it_a_pool(serve, tmp_path):
+    from pooltui.store.secrets import SecretStore
+
+    server = simulator(serve)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    add_provider(path, store, server, "main")
+    with ConfigEditor(path) as cfg:  # main's keys are revoked there; its fallback has no keys yet
+        cfg.providers["main"].base_url = server.base_url("revoked")
+        cfg.providers["backup"] = ProviderConfig("backup", "openai", server.base_url("backup"))
+        cfg.providers["main"].fallback = ["backup"]
+    async with live_proxy(path, store) as (proxy, http, said):
+        fallback = proxy.clients["main"].fallbacks[0]
+        assert fallback.pool is None
+        add_provider(path, store, server, "backup")
+        r = await answered(http, "/v1/chat/completions", CHAT, 200)
+        assert r.headers["x-pooltui-served-by"] == "backup/b0" and fallback.pool is not None
+        assert proxy.clients["main"].fallbacks[0] is fallback
+        assert any("backup pooled (1 key)" in line for line in said)
