@@ -16,9 +16,7 @@ from pooltui.store.config import Config, ProviderConfig
 #: the config's name for each PoolClient setting (what a change is logged as)
 LIMIT_NAMES = {"deadline_s": "request_timeout_s", "stream_idle_s": "stream_idle_s", "max_body_bytes": "max_body_mb",
                "max_attempts": "max_attempts"}
-
-
-NewPool = Callable[[ProviderConfig], "Pool | None"]
+NewPool = Callable[[ProviderConfig], Pool | None]
 
 
 def apply_settings(client: PoolClient, cfg: Config, new_pool: NewPool) -> list[str]:
@@ -34,12 +32,11 @@ def apply_settings(client: PoolClient, cfg: Config, new_pool: NewPool) -> list[s
                 up.pool = new_pool(p)
                 n = len(up.pool) if up.pool is not None else 0
                 out.append(f"{p.name} pooled ({n} key{'' if n == 1 else 's'})")
-    p = primary
-    for attr, value in client_limits(p).items():
+    for attr, value in client_limits(primary).items():
         if getattr(client, attr) != value:
             setattr(client, attr, value)
             name = LIMIT_NAMES[attr]
-            out.append(f"{p.name} {name} {getattr(p, name):g}")
+            out.append(f"{primary.name} {name} {getattr(primary, name):g}")
     return out
 
 

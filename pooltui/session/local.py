@@ -77,7 +77,7 @@ class MonitorSession:
     client_listeners: list[Callable[[], None]] = field(default_factory=list)
     retired: list[PoolClient] = field(default_factory=list)  # removed providers' clients: closed at the end
     reverify_policies: dict[str, Any] = field(default_factory=dict)  # per provider (shared by the reverifiers)
-    _shared_pools: dict[int, Any] = field(default_factory=dict)  # what the shared store keeps (by id), kept alive
+    _shared_kept: dict[int, Any] = field(default_factory=dict)  # what the shared store keeps (by id), kept alive
     _background: bool = False
 
     def __post_init__(self) -> None:
@@ -185,11 +185,11 @@ class MonitorSession:
         if self.shared is None:
             return
         for up in client.upstreams:
-            if up.pool is not None and id(up.pool) not in self._shared_pools:
-                self._shared_pools[id(up.pool)] = up.pool
+            if up.pool is not None and id(up.pool) not in self._shared_kept:
+                self._shared_kept[id(up.pool)] = up.pool
                 self.shared.attach(up.pool)
-        if id(client) not in self._shared_pools:
-            self._shared_pools[id(client)] = client
+        if id(client) not in self._shared_kept:
+            self._shared_kept[id(client)] = client
             self.shared.attach_client(client)
 
     # ------------------------------------------------------------------ providers changed while running
