@@ -126,7 +126,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
             await server.serve(sockets=[sock])
         finally:
             session.stop_background()
-            for client in session.clients.values():
+            for client in [*session.clients.values(), *session.retired]:
                 await client.aclose()
 
     try:

@@ -264,6 +264,10 @@ class Pool:
         order.insert(j, order.pop(i))
         self.set_order(order)
 
+    def models_seen(self) -> list[str]:
+        """The models this pool has served (at most 64), sorted."""
+        return sorted(self._models)
+
     def learned_rows(self) -> list[tuple[str, str, str, int, float, float]]:
         """Every fitted estimate as (key, model or "", fingerprint, limit, window, sure), to keep across runs."""
         return [(k.label, model, k.fingerprint, est.limit, est.window_s, est.sure)

@@ -50,6 +50,7 @@ from pooltui.proxy.guard import (
     safe_path,
     safe_query,
 )
+from pooltui.proxy.models import ModelCatalog, render
 from pooltui.session.views import ClientSeries, StateView, event_dict, panel
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
@@ -141,12 +142,28 @@ class PoolProxy:
         self.clock = clock or SystemClock()
         self._events: deque[tuple[int, Event]] = deque(maxlen=500)
         self._seq = itertools.count(1)
-        self.series = {name: ClientSeries(c, self.clock, self._keep) for name, c in clients.items()}
+        self.catalog = ModelCatalog()  # what GET /v1/models lists, per client
+        self.series: dict[str, ClientSeries] = {}
         self.by_family: dict[str, PoolClient] = {}
-        for client in clients.values():
+        self.route()
+        if session is not None and hasattr(session, "client_listeners"):
+            session.client_listeners.append(self.route)  # providers added, removed or changed while running
+
+    def route(self) -> None:
+        """(Re)compute the routing from ``clients`` as they are now: each API family goes to the first client
+        whose primary speaks it, and each client has its series (/metrics, /pooltui/state). Called at start and
+        after every config change; requests in flight keep the client they began on."""
+        for name, client in self.clients.items():
+            if name not in self.series:
+                self.series[name] = ClientSeries(client, self.clock, self._keep)
+        for name in [n for n in self.series if n not in self.clients]:
+            del self.series[name]
+        by_family: dict[str, PoolClient] = {}
+        for client in self.clients.values():
             fam = family_of(client.primary.profile.dialect)
             if fam is not None:
-                self.by_family.setdefault(fam, client)
+                by_family.setdefault(fam, client)
+        self.by_family = by_family
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -343,10 +360,20 @@ class PoolProxy:
         return JSONResponse(body)
 
     async def models(self, request: Request) -> Response:
-        api = ANTHROPIC if request.headers.get("anthropic-version") or request.headers.get("x-api-key") else OPENAI
-        if api not in self.by_family:
-            api = next(iter(self.by_family), OPENAI)
-        return await self.forward(request, api)
+        """``GET /v1/models``: the pool's models from the catalog (fetched in the background with a key free at
+        the time, else what is known), in the caller's dialect. No key is waited for, even in a storm."""
+        anthropic = bool(request.headers.get("anthropic-version"))
+        api = ANTHROPIC if anthropic or request.headers.get("x-api-key") else OPENAI
+        if not self._authorized(request):
+            self.stats.refused += 1
+            return self._error(api, 401, "pooltui proxy: present the proxy token as your API key", "invalid_api_key")
+        client = self.by_family.get(api) or next(iter(self.by_family.values()), None)
+        if client is None:
+            return self._error(api, 404, "pooltui proxy: no openai- or anthropic-style provider is configured",
+                               "not_found")
+        listing = render(await self.catalog.models(client), anthropic)
+        self.stats.requests[(api, 200)] += 1
+        return Response(scrub_bytes(json.dumps(listing).encode()), 200, media_type="application/json")
 
     # ------------------------------------------------------------------ observability
     def _keep(self, event: Event) -> None:
@@ -449,6 +476,12 @@ def _routes(proxy: PoolProxy) -> Starlette:
     return app
 
 
+#: how long an idle client connection stays open (uvicorn's default is 5 s): longer than any common client keeps
+#: one pooled (httpx and node 5 s, aiohttp 15 s, Go 90 s), so the proxy is never the side that closes a connection
+#: a client is about to reuse (a reused connection the server just closed is an ECONNRESET for the caller)
+KEEP_ALIVE_S = 120
+
+
 class QuietServer(uvicorn.Server):
     """uvicorn that leaves signal handling to its host (the monitor, or a test)."""
 
@@ -466,7 +499,8 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
     sock = listen(host, port)
     policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
-                            access_log=False, lifespan="off", loop=loop, http="httptools")
+                            access_log=False, lifespan="off", loop=loop, http="httptools",
+                            timeout_keep_alive=KEEP_ALIVE_S)
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)
     return server, sock
 

@@ -74,11 +74,15 @@ def build_client(cfg: Config, provider: str, store: SecretStore, history: Histor
     ups = []
     for p in [primary, *(cfg.provider(name) for name in primary.fallback)]:
         ups.append(Upstream(p.profile, build_pool(p, store, history, events, clock, problems)))
-    limits = {"deadline_s": primary.request_timeout_s, "stream_idle_s": primary.stream_idle_s,
-              "max_body_bytes": int(primary.max_body_mb * 2**20), "max_attempts": primary.max_attempts}
     client = PoolClient(ups[0], ups[1:], clock=clock, events=events, prices=cfg.prices,
-                        rng=random.Random(), **{**limits, **client_kw})
+                        rng=random.Random(), **{**client_limits(primary), **client_kw})
     return Built(client, problems)
+
+
+def client_limits(p: ProviderConfig) -> dict[str, float | int]:
+    """The PoolClient settings a provider's config gives (attribute names of the client)."""
+    return {"deadline_s": p.request_timeout_s, "stream_idle_s": p.stream_idle_s,
+            "max_body_bytes": int(p.max_body_mb * 2**20), "max_attempts": p.max_attempts}
 
 
 class HistoryRecorder:
@@ -90,14 +94,20 @@ class HistoryRecorder:
         self._events: list[Event] = []
         self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
         self._dirty: set[tuple[str, str]] = set()
-        self._pools = {up.name: up.pool for up in client.upstreams if up.pool is not None}
-        self._picks_seen = {name: -1 for name in self._pools}
+        self._pools: dict[str, Pool] = {}
+        self._picks_seen: dict[str, int] = {}
+        self.track()
         self._unsubscribe = client.events.subscribe(self._on_event)
         client.usage_listeners.append(self._on_usage)
         self._requests: list[RequestRecord] = []
         self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self._learned_seen: dict[tuple[str, str, str], tuple[int, float]] = {}
         client.request_listeners.append(self._requests.append)
+
+    def track(self) -> None:
+        """Follow the client's pools as they are now (a fallback added or removed by a config change)."""
+        self._pools = {up.name: up.pool for up in self.client.upstreams if up.pool is not None}
+        self._picks_seen = {name: self._picks_seen.get(name, -1) for name in self._pools}
 
     def _on_event(self, event: Event) -> None:
         self._events.append(event)

@@ -1,7 +1,9 @@
 """Config changes reach a running proxy or monitor without a restart: keys added, removed, reordered,
 disabled or enabled (by ``pooltui auth``, another monitor, or an editor) and a new strategy are applied to
-the pools in place. Requests in flight finish on the key they hold (a removed key's late answer is
-ignored by the pool); nothing is dropped. No UI in here."""
+the pools in place; a provider added gets a client, a removed one is no longer routed to, and a changed
+provider's settings (kind, base URL, fallbacks, limits, cooldowns, ...) apply to its running client
+(:mod:`pooltui.session.live_providers`). Requests in flight finish on the key they hold (a removed key's
+late answer is ignored by the pool); nothing is dropped. No UI in here."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pooltui.client.pool_client import PoolClient
 from pooltui.core.health import KeyState
 from pooltui.core.pool import KeySpec, Pool
-from pooltui.store.config import ConfigError, load_config, parse_config
+from pooltui.session.build import build_client, build_pool
+from pooltui.session.live_providers import apply_settings
+from pooltui.store.config import Config, ConfigError, ProviderConfig, load_config, parse_config
 from pooltui.store.secrets import SecretStore, SecretStoreError
 
 
@@ -30,6 +35,10 @@ class LiveConfig:
     #: called with the config's text after a changed file was reloaded (the shared store tells other hosts)
     publish: Callable[[str, str], None] | None = None
     interval_s: float = 0.25
+    history: Any = None  # where a provider added while running records (a History), as the others do
+    #: the MonitorSession whose clients these are: it wires a provider added or removed (recorder, series,
+    #: re-verification, shared store) and tells its listeners (the proxy's routing) of every change
+    session: Any = None
     applied: int = 0
     _signature: tuple | None = None
     #: per provider, what the config said last time (strategy, key order, disabled keys): only what the
@@ -93,7 +102,7 @@ class LiveConfig:
         return self._apply_all(cfg, f"config from {origin}")
 
     def _apply_all(self, cfg, said: str) -> list[str]:
-        changes: list[str] = []
+        changes = self._apply_providers(cfg)
         for client in self.clients.values():
             for up in client.upstreams:
                 if up.pool is not None and up.pool.name in cfg.providers:
@@ -102,6 +111,49 @@ class LiveConfig:
             self.log(f"{said}: {line}")
         self.applied += len(changes)
         return changes
+
+    def _apply_providers(self, cfg: Config) -> list[str]:
+        """Providers added, removed or changed: clients built, dropped from routing, or updated in place."""
+        out: list[str] = []
+        for name in [n for n in self.clients if n not in cfg.providers]:
+            if self.session is not None and len(self.clients) == 1:
+                out.append(f"{name} removed from the config: still served, it is the only provider")
+                continue
+            self._remove(name)
+            out.append(f"{name} removed: no longer routed to (requests in flight finish)")
+        for p in cfg.providers.values():
+            if p.name not in self.clients and p.keys:  # as config_session: each provider with keys
+                try:
+                    built = build_client(cfg, p.name, self.store, self.history)
+                except (KeyError, ValueError) as exc:
+                    out.append(f"{p.name} not added: {exc}")
+                    continue
+                self._add(p.name, built.client)
+                n = len(p.pool_keys())
+                out.append(f"{p.name} added ({p.kind}, {n} key{'' if n == 1 else 's'})")
+                out += [f"{problem} (not loaded)" for problem in built.problems]
+        for client in self.clients.values():
+            out += apply_settings(client, cfg, lambda p, c=client: self._pool(p, c))
+        if self.session is not None:
+            self.session.settings_changed(cfg)
+        return out
+
+    def _pool(self, p: ProviderConfig, client: PoolClient) -> Pool | None:
+        """A new pool for ``client`` (a fallback added, or keys given to a provider that had none), built as its
+        own were (history, remembered states)."""
+        return build_pool(p, self.store, self.history, client.events, client.clock)
+
+    def _add(self, name: str, client: PoolClient) -> None:
+        if self.session is not None:
+            self.session.add_client(name, client)
+        else:
+            self.clients[name] = client
+
+    def _remove(self, name: str) -> None:
+        if self.session is not None:
+            self.session.remove_client(name)
+        else:
+            self.clients.pop(name, None)
 
     @staticmethod
     def _what_it_says(p) -> tuple[str, list[str], set[str]]:

@@ -73,6 +73,12 @@ class MonitorSession:
     _shared_started: asyncio.Task | None = None  # where log lines go besides events
     live: Any = None  # LiveConfig (pooltui.session.live_config): config changes applied while running
     _alert_tasks: list[asyncio.Task] = field(default_factory=list)
+    #: called after providers were added, removed or changed while running (the proxy recomputes its routing)
+    client_listeners: list[Callable[[], None]] = field(default_factory=list)
+    retired: list[PoolClient] = field(default_factory=list)  # removed providers' clients: closed at the end
+    reverify_policies: dict[str, Any] = field(default_factory=dict)  # per provider (shared by the reverifiers)
+    _shared_kept: dict[int, Any] = field(default_factory=dict)  # what the shared store keeps (by id), kept alive
+    _background: bool = False
 
     def __post_init__(self) -> None:
         if not self.current:
@@ -174,6 +180,75 @@ class MonitorSession:
             return self.config.history.events(time.time() - 86400, None, 2000), "history, last 24 h"
         return [event_dict(e, i) for i, e in enumerate(self.client.events.recent())], "this session"
 
+    def share(self, client: PoolClient) -> None:
+        """Keep ``client`` and its pools (those not kept yet: a fallback added later too) in the shared store."""
+        if self.shared is None:
+            return
+        for up in client.upstreams:
+            if up.pool is not None and id(up.pool) not in self._shared_kept:
+                self._shared_kept[id(up.pool)] = up.pool
+                self.shared.attach(up.pool)
+        if id(client) not in self._shared_kept:
+            self._shared_kept[id(client)] = client
+            self.shared.attach_client(client)
+
+    # ------------------------------------------------------------------ providers changed while running
+    def add_client(self, name: str, client: PoolClient) -> None:
+        """A provider added to the config while running: recorded, re-verified, shared and shown as the others."""
+        from pooltui.session.build import HistoryRecorder
+        from pooltui.session.reverify import Reverifier
+
+        self.clients[name] = client
+        self._watch(name, client)
+        if self.config is not None and self.config.history is not None:
+            self.recorders.append(HistoryRecorder(self.config.history, client))
+        if self.reverifiers or self.reverify_policies:
+            reverifier = Reverifier(client, self.reverify_policies)
+            self.reverifiers.append(reverifier)
+            if self._background:
+                self._reverify_tasks.append(asyncio.create_task(reverifier.run()))
+        self.share(client)
+
+    def remove_client(self, name: str) -> None:
+        """A provider removed from the config: no longer routed to or shown; its requests in flight finish (its
+        client is closed when the session stops), its history's last lines are written."""
+        client = self.clients.pop(name, None)
+        if client is None:
+            return
+        self.series.pop(name, None)
+        self.retired.append(client)
+        for recorder in [r for r in self.recorders if getattr(r, "client", None) is client]:
+            recorder.close()
+            self.recorders.remove(recorder)
+        for i, reverifier in enumerate(list(self.reverifiers)):
+            if reverifier.client is client:
+                self.reverifiers.remove(reverifier)
+                if i < len(self._reverify_tasks):
+                    self._reverify_tasks.pop(i).cancel()
+        if self.current == name:
+            was_running = self.traffic_running
+            self.stop_traffic()
+            self.current = next(iter(self.clients), "")
+            if was_running and self.current:
+                self.start_traffic()
+
+    def settings_changed(self, cfg: Any) -> None:
+        """After a config change was applied to the clients: per-provider settings the session itself holds
+        (capacity alerts, re-verification), recorders and the shared store follow the clients' pools, and the
+        listeners (the proxy's routing) are told."""
+        from pooltui.session.reverify import ReverifyPolicy
+
+        for p in cfg.providers.values():
+            self.capacity_alert[p.name] = p.capacity_alert
+            self.reverify_policies[p.name] = ReverifyPolicy.of(p)
+        for recorder in self.recorders:
+            if hasattr(recorder, "track"):
+                recorder.track()
+        for client in self.clients.values():
+            self.share(client)
+        for listener in self.client_listeners:
+            listener()
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self.starter is not None:
@@ -187,6 +262,7 @@ class MonitorSession:
     def start_background(self) -> None:
         """What runs behind the engine whether a monitor looks or not (the monitor and `pooltui proxy` both):
         history writes, background re-verification of parked keys, alerts, shared key states."""
+        self._background = True
         if self.shared is not None:
             self._shared_started = asyncio.create_task(self.shared.start())
             self._alert_tasks.append(self._shared_started)
@@ -246,7 +322,7 @@ class MonitorSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
         self.stop_background()
-        for client in self.clients.values():
+        for client in [*self.clients.values(), *self.retired]:
             with contextlib.suppress(Exception):
                 await client.aclose()
         if self.stopper is not None:
@@ -462,8 +538,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
             recorders.append(HistoryRecorder(history, built.client))
     from pooltui.session.reverify import Reverifier, ReverifyPolicy
 
-    policies = {p.name: ReverifyPolicy(first_s=p.reverify_s or 300.0, max_s=max(p.reverify_s, p.reverify_max_s),
-                                       enabled=p.reverify_s > 0) for p in cfg.providers.values()}
+    policies = {p.name: ReverifyPolicy.of(p) for p in cfg.providers.values()}
     from pooltui.session.alerts import AlertSender
 
     session = MonitorSession(
@@ -471,7 +546,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
         autostart_traffic=False, unencrypted=str(store.file) if store.unencrypted else None,
         capacity_alert={p.name: p.capacity_alert for p in cfg.providers.values()},
         config=ConfigLink(cfg.path, store, history), recorders=recorders,
-        reverifiers=[Reverifier(c, policies) for c in clients.values()],
+        reverifiers=[Reverifier(c, policies) for c in clients.values()], reverify_policies=policies,
     )
     session.traffic_seed = random.randrange(1 << 30)
     session.alerts = AlertSender.from_config(cfg.alerts, log=session.log)
@@ -480,13 +555,10 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
 
     session.shared = open_state(cfg.state, log=session.log)
     for client in clients.values():
-        for up in client.upstreams:
-            if up.pool is not None:
-                session.shared.attach(up.pool)
-        session.shared.attach_client(client)
+        session.share(client)
     if history is not None:
         session.load_past(history)
-    session.live = LiveConfig(cfg.path, store, clients, log=session.log)
+    session.live = LiveConfig(cfg.path, store, clients, log=session.log, history=history, session=session)
     if cfg.state.backend == "redis":  # the fleet sees this process's panels; its config reaches other hosts
         session.shared.describe = session.views
         session.shared.on_config = session.live.apply_shared

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.events import Event, EventKind
@@ -28,6 +29,11 @@ class ReverifyPolicy:
     max_s: float = 3600.0
     sole_forbidden_s: float = 60.0
     enabled: bool = True
+
+    @classmethod
+    def of(cls, p: Any) -> ReverifyPolicy:
+        """The policy a provider's config (``reverify_s``, ``reverify_max_s``) asks for."""
+        return cls(first_s=p.reverify_s or 300.0, max_s=max(p.reverify_s, p.reverify_max_s), enabled=p.reverify_s > 0)
 
 
 @dataclass(slots=True)

@@ -13,10 +13,14 @@ from pooltui.sim.app import create_app
 from pooltui.sim.limits import SimState
 from pooltui.sim.scenario import Scenario
 
+#: idle connections stay open this long (uvicorn's default, 5 s, is shorter than the proxy's aiohttp client keeps
+#: them pooled, 15 s): the simulator, like a real provider, is never the side that closes a reused connection
+KEEP_ALIVE_S = 120
+
 
 def _config(app, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                          loop=loop_name(), http="httptools", backlog=2048)
+                          loop=loop_name(), http="httptools", backlog=2048, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 class SimAddress:

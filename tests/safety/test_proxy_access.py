@@ -106,7 +106,7 @@ def test_forwarded_paths_stay_under_the_base_and_drop_caller_credentials() -> No
     recorder = Recorder()
     with ThreadedServer(recorder.app) as up, ProxyThread({"up": client_on(f"{up.url}/api/v1")}) as px:
         port = px.service.port
-        status, _ = raw_request(port, "GET /v1/models?key=caller-secret&limit=2&API_KEY=x&token=t HTTP/1.1",
+        status, _ = raw_request(port, "GET /v1/batches?key=caller-secret&limit=2&API_KEY=x&token=t HTTP/1.1",
                                 {"connection": "close, x-hop-secret", "x-hop-secret": "caller-private"})
         assert status == 200
         r = httpx.get(f"{px.service.url}/v1/files/ft%3Agpt-4o",  # (a model's page is answered by the proxy)
@@ -116,7 +116,7 @@ def test_forwarded_paths_stay_under_the_base_and_drop_caller_credentials() -> No
         assert r.status_code == 200
         assert "x-up-hop" not in r.headers and r.headers["x-kept"] == "1"
     first, second = recorder.seen
-    assert first["path"] == "/api/v1/models" and first["query"] == "limit=2"
+    assert first["path"] == "/api/v1/batches" and first["query"] == "limit=2"  # (/v1/models: answered here)
     assert "x-hop-secret" not in first["headers"]
     assert first["headers"]["authorization"] == "Bearer sk-test-recorder-000000000001"
     assert unquote(second["path"]) == "/api/v1/files/ft:gpt-4o"
