@@ -145,10 +145,7 @@ def known_models(client: PoolClient) -> list[Model]:
     if client.primary.pool is not None:
         names += client.primary.pool.models_seen()
     for up in client.upstreams:
-        for source in (up, up.profile):
-            mapping = getattr(source, "model_map", None)
-            if isinstance(mapping, dict):
-                names += [m for m in mapping if isinstance(m, str)]
+        names += [asked for asked, _ in up.profile.model_map]
     return [Model(name) for name in dict.fromkeys(names) if name]
 
 

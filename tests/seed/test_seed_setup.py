@@ -97,9 +97,12 @@ def test_anthropic_pool_in_an_outage_is_served_by_the_openrouter_fallback(serve,
         assert next(b for b in streamed.content if b.type == "tool_use").input == call.input
         raw = httpx.post(f"{px.service.url}/v1/messages", headers={"x-api-key": "x", "anthropic-version": "2023-06-01"},
                          json={"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": ASK})
+        models = httpx.get(f"{px.service.url}/v1/models", headers={"x-api-key": "x",
+                                                                   "anthropic-version": "2023-06-01"}).json()
         state = px.proxy.state()
         trace = "\n".join(t["text"] for t in state["traces"]["anthropic"])
     assert any(e["action"] == "fell back to openrouter (chat translated to its API)" for e in state["events"])
+    assert "claude-sonnet-4-5" in [m["id"] for m in models["data"]]  # the model map's name for callers
     assert raw.headers["x-pooltui-translated"] == "anthropic->openai"
     assert raw.headers["x-pooltui-served-by"].startswith("openrouter/")
     assert "translated anthropic Messages -> openai Chat Completions for openrouter" in trace
