@@ -133,10 +133,10 @@ class OpenAIToAnthropicStream(_Translator):
     ``usage``: tokens seen so far, in anthropic's sense (``input_tokens`` excludes the cached ones).
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, message_id: str | None = None) -> None:
         super().__init__()
         self.model = model
-        self._id = new_id("msg")
+        self._id = message_id or new_id("msg")
         self._started = False
         self._open: int | None = None  # the anthropic block index open now
         self._open_text = False
@@ -224,12 +224,13 @@ class AnthropicToOpenAIStream(_Translator):
     ``usage``: tokens seen so far, in anthropic's sense (``input_tokens`` excludes the cached ones).
     """
 
-    def __init__(self, model: str, include_usage: bool = True) -> None:
+    def __init__(self, model: str, include_usage: bool = True, *, completion_id: str | None = None,
+                 created: int | None = None) -> None:
         super().__init__()
         self.model = model
         self.include_usage = include_usage
-        self._id = new_id("chatcmpl")
-        self._created = int(time.time())
+        self._id = completion_id or new_id("chatcmpl")
+        self._created = int(time.time()) if created is None else created
         self._started = False
         self._tools: dict[int, int] = {}  # anthropic block index -> openai tool_calls index
         self._finish_reason: str | None = None
