@@ -413,23 +413,36 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> str | list[dict[st
     return blocks
 
 
+def _marked(content: str | list[dict[str, Any]], marker: Any) -> str | list[dict[str, Any]]:
+    """``content`` with a message-level ``cache_control`` moved onto its last block, where anthropic reads it."""
+    if not marker:
+        return content
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return [*blocks[:-1], {**blocks[-1], "cache_control": marker}] if blocks else blocks
+
+
 def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
     """(the system prompt, the messages): leading system/developer messages become the system prompt,
-    tool messages become tool_result blocks of one user message (with the user text that follows them)."""
+    tool messages become tool_result blocks of one user message (with the user text that follows them).
+    A message-level ``cache_control`` (as Hermes and OpenRouter send it) goes on the message's last block."""
     system: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     after_tools = False  # the last anthropic message was made of tool results
-    for i, message in enumerate(messages):
+    for i, original in enumerate(messages):
         where = f"messages[{i}]"
-        role = _expect(message, dict, where).get("role")
+        role = _expect(original, dict, where).get("role")
+        marker = original.get("cache_control")
+        message = {k: v for k, v in original.items() if k != "cache_control"}
         if role in ("system", "developer"):
             if out:
                 raise Untranslatable(f"{where}.role", f"{role!r} after the conversation began (anthropic has one "
                                                       "system prompt, before the messages)")
             _check_keys(message, {"role", "content"}, where)
-            system.extend(_text_blocks(message.get("content"), f"{where}.content"))
+            system.extend(_marked(_text_blocks(message.get("content"), f"{where}.content"), marker))
         elif role == "tool":
             block = _tool_result_block(message, where)
+            if marker:
+                block["cache_control"] = marker
             if after_tools:
                 out[-1]["content"].append(block)
             else:
@@ -438,13 +451,13 @@ def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any
             continue
         elif role == "user":
             _check_keys(message, {"role", "content"}, where)
-            content = _user_blocks(message.get("content"), where)
+            content = _marked(_user_blocks(message.get("content"), where), marker)
             if after_tools:
                 out[-1]["content"].extend([{"type": "text", "text": content}] if isinstance(content, str) else content)
             else:
                 out.append({"role": "user", "content": content})
         elif role == "assistant":
-            out.append({"role": "assistant", "content": _assistant_blocks(message, where)})
+            out.append({"role": "assistant", "content": _marked(_assistant_blocks(message, where), marker)})
         else:
             raise Untranslatable(f"{where}.role", f"{role!r} cannot be expressed in anthropic")
         after_tools = False
