@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pooltui.providers.translate import (
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
     Untranslatable,
     anthropic_to_openai_request,
     anthropic_to_openai_response,
@@ -91,3 +95,25 @@ def test_malformed_fields_are_named(translate, body, field) -> None:
     with pytest.raises(Untranslatable) as caught:
         translate(body, "m")
     assert caught.value.field == field
+
+
+EVENTS = st.sampled_from(["message_start", "content_block_start", "content_block_delta", "message_delta",
+                          "message_stop", "error", "ping", ""])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(EVENTS, st.one_of(JSON, BODY, st.just("[DONE]"))), max_size=8))
+def test_stream_translators_never_crash_on_odd_events(events) -> None:
+    raw = b"".join((f"event: {e}\n" if e else "").encode() + b"data: " +
+                   (d.encode() if d == "[DONE]" else json.dumps(d).encode()) + b"\n\n" for e, d in events)
+    for translator in (OpenAIToAnthropicStream("m"), AnthropicToOpenAIStream("m")):
+        out = translator.feed(raw) + translator.close()
+        assert translator.finished and out
+
+
+def test_an_unhashable_index_does_not_crash_a_stream() -> None:
+    odd = (b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":[1],"function":{"name":"f"}}]}}]}\n\n'
+           b'event: content_block_delta\ndata: {"type":"content_block_delta","index":[1],"delta":'
+           b'{"type":"input_json_delta","partial_json":"{"}}\n\n')
+    for translator in (OpenAIToAnthropicStream("m"), AnthropicToOpenAIStream("m")):
+        assert translator.feed(odd) + translator.close()
