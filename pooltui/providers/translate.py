@@ -141,7 +141,9 @@ def anthropic_to_openai_request(body: dict[str, Any], model: str, *, keep_cache_
     if body.get("tools"):
         out["tools"] = [_tool_to_openai(t, f"tools[{i}]") for i, t in enumerate(_expect(body["tools"], list, "tools"))]
     if body.get("tool_choice") is not None:
-        out.update(_tool_choice_to_openai(body["tool_choice"]))
+        choice = _tool_choice_to_openai(body["tool_choice"])
+        if out.get("tools"):  # openai refuses a tool choice without tools; without tools it means nothing
+            out.update(choice)
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -301,10 +303,8 @@ def _tool_choice_to_openai(choice: Any) -> dict[str, Any]:
     if kind == "tool":
         out: dict[str, Any] = {"tool_choice": {"type": "function",
                                                "function": {"name": _str(choice, "name", "tool_choice")}}}
-    elif kind in _CHOICE_TO_OPENAI:
-        out = {"tool_choice": _CHOICE_TO_OPENAI[kind]}
     else:
-        raise Untranslatable("tool_choice.type", f"{kind!r}")
+        out = {"tool_choice": _CHOICE_TO_OPENAI[kind]}
     if choice.get("disable_parallel_tool_use"):
         out["parallel_tool_calls"] = False
     return out
@@ -357,7 +357,7 @@ def openai_to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, A
         out["tools"] = [_tool_to_anthropic(t, f"tools[{i}]")
                         for i, t in enumerate(_expect(body["tools"], list, "tools"))]
     choice = _tool_choice_to_anthropic(body.get("tool_choice"), body.get("parallel_tool_calls") is False)
-    if choice is not None and (out.get("tools") or choice["type"] == "none"):
+    if choice is not None and out.get("tools"):  # without tools no call is made: any choice means nothing
         out["tool_choice"] = choice
     if body.get("stream"):
         out["stream"] = True

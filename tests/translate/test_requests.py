@@ -267,3 +267,11 @@ def test_message_level_cache_control_goes_on_the_last_block() -> None:
     assert out["messages"][1]["content"][-1]["cache_control"] == CC
     assert out["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "c1", "content": "AAA",
                                               "cache_control": CC}]
+
+
+def test_a_tool_choice_without_tools_is_left_out() -> None:
+    """Both APIs reject a tool choice with no tools; with no tools it means nothing."""
+    assert "tool_choice" not in anthropic_to_openai_request(ant(tool_choice={"type": "none"}), "g")
+    assert "tool_choice" not in openai_to_anthropic_request(oai(tool_choice="none"), "c")
+    with pytest.raises(Untranslatable, match=r"tool_choice\.type"):
+        anthropic_to_openai_request(ant(tool_choice={"type": "sometimes"}), "g")
