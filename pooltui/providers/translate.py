@@ -511,7 +511,7 @@ def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any
 def _tool_to_anthropic(tool: Any, where: str) -> dict[str, Any]:
     if _expect(tool, dict, where).get("type") != "function":
         raise Untranslatable(f"{where}.type", f"{tool.get('type')!r} tools cannot be expressed in anthropic")
-    _check_keys(tool, {"type", "function"}, where)
+    _check_keys(tool, {"type", "function", "cache_control"}, where)
     function = _expect(tool.get("function"), dict, f"{where}.function")
     _check_keys(function, {"name", "description", "parameters", "strict"}, f"{where}.function")
     out: dict[str, Any] = {"name": _expect(function.get("name"), str, f"{where}.function.name")}
@@ -521,6 +521,8 @@ def _tool_to_anthropic(tool: Any, where: str) -> dict[str, Any]:
                                   f"{where}.function.parameters")
     if function.get("strict") is not None:
         out["strict"] = function["strict"]
+    if tool.get("cache_control"):  # as Hermes marks its last tool; anthropic reads it there
+        out["cache_control"] = tool["cache_control"]
     return out
 
 

@@ -275,3 +275,9 @@ def test_a_tool_choice_without_tools_is_left_out() -> None:
     assert "tool_choice" not in openai_to_anthropic_request(oai(tool_choice="none"), "c")
     with pytest.raises(Untranslatable, match=r"tool_choice\.type"):
         anthropic_to_openai_request(ant(tool_choice={"type": "sometimes"}), "g")
+
+
+def test_openai_tool_cache_control_is_carried_to_anthropic() -> None:
+    """Hermes puts cache_control on its last openai-format tool to cache the schemas."""
+    out = openai_to_anthropic_request(oai(tools=[{**O_TOOL, "cache_control": CC}]), "c")
+    assert out["tools"] == [{**A_TOOL, "cache_control": CC}]
