@@ -108,7 +108,7 @@ class _Translator:
         self._reader = _SSEReader()
         self._out: list[str] = []
         self.finished = False  # the caller's stream has its ending (a normal end or an error)
-        self.truncated = False  # the upstream ended without its final events; ``close`` made the ending
+        self.truncated = False  # the upstream ended before its stop reason; ``close`` made the ending
 
     def feed(self, chunk: bytes) -> bytes:
         """Translate ``chunk``; returns whatever complete output is ready (possibly ``b""``)."""
@@ -121,7 +121,7 @@ class _Translator:
         for event, data in self._reader.close():
             self._dispatch(event, data)
         if not self.finished:
-            self.truncated = True
+            self.truncated = not self._stopped()
             self._finish()
         return self._take()
 
@@ -141,6 +141,10 @@ class _Translator:
         raise NotImplementedError
 
     def _finish(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _stopped(self) -> bool:  # pragma: no cover - abstract
+        """The upstream said why it stopped (its last events may still be missing)."""
         raise NotImplementedError
 
 
@@ -226,6 +230,9 @@ class OpenAIToAnthropicStream(_Translator):
             if _s(function.get("arguments")):
                 self._emit("content_block_delta", {"index": self._tools[position], "delta": {
                     "type": "input_json_delta", "partial_json": function["arguments"]}})
+
+    def _stopped(self) -> bool:
+        return self._stop is not None
 
     def _finish(self) -> None:
         self._start()
@@ -325,6 +332,9 @@ class AnthropicToOpenAIStream(_Translator):
         elif kind == "input_json_delta" and _s(delta.get("partial_json")) and index in self._tools:
             self._chunk({"tool_calls": [{"index": self._tools[index],
                                          "function": {"arguments": delta["partial_json"]}}]})
+
+    def _stopped(self) -> bool:
+        return self._finish_reason is not None
 
     def _finish(self) -> None:
         self._start()

@@ -226,3 +226,9 @@ def test_translation_is_linear_in_the_bytes_fed() -> None:
     started = time.perf_counter()
     out = b"".join(translator.feed(big[i:i + 1]) for i in range(len(big)))
     assert time.perf_counter() - started < 20 and b"x" * 1_000_000 in out
+
+
+def test_an_upstream_that_stopped_but_sent_no_done_is_not_truncated() -> None:
+    translator = to_anthropic()
+    data = translator.feed(OPENAI_TEXT[:OPENAI_TEXT.index(b"data: [DONE]")]) + translator.close()
+    assert not translator.truncated and b'"stop_reason":"end_turn"' in data and b'"output_tokens":9' in data
