@@ -73,6 +73,33 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
+_NUMBER = (int, float)
+#: the scalar fields both dialects share, and the types they must have (None is "not given")
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "max_tokens": (int,), "max_completion_tokens": (int,), "temperature": _NUMBER, "top_p": _NUMBER,
+    "stream": (bool,), "user": (str,), "model": (str,),
+}
+
+
+def _check_scalars(body: dict[str, Any]) -> None:
+    """Each shared scalar field of the right type, and stop sequences strings (bad input is refused by name)."""
+    for field, kinds in _SCALARS.items():
+        value = body.get(field)
+        if value is not None and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+            raise Untranslatable(field, f"{value!r} is not a valid {field}")
+    for field in ("stop", "stop_sequences"):
+        stop = body.get(field)
+        if stop is not None and not isinstance(stop, str) and not (
+                isinstance(stop, list) and all(isinstance(x, str) for x in stop)):
+            raise Untranslatable(field, "expected a string or a list of strings")
+    if isinstance(body.get("stop_sequences"), str):
+        raise Untranslatable("stop_sequences", "expected a list of strings")
+
+
+def _str(obj: dict[str, Any], key: str, where: str) -> str:
+    return _expect(obj.get(key), str, f"{where}.{key}")
+
+
 def _refuse_unless(body: dict[str, Any], field: str, harmless: tuple[Any, ...]) -> None:
     """``field`` is fine only at a value that means nothing (its default)."""
     if field in body and body[field] not in harmless:
@@ -87,7 +114,8 @@ _ANTHROPIC_TOP = {"model", "messages", "max_tokens", "system", "tools", "tool_ch
 def anthropic_to_openai_request(body: dict[str, Any], model: str, *, keep_cache_control: bool = False,
                                 max_tokens_field: str = "max_tokens") -> dict[str, Any]:
     """An anthropic Messages request as a Chat Completions request for ``model``."""
-    _check_keys(body, _ANTHROPIC_TOP, "")
+    _check_keys(_expect(body, dict, "request"), _ANTHROPIC_TOP, "")
+    _check_scalars(body)
     thinking = body.get("thinking")
     if thinking is not None and thinking != {"type": "disabled"}:
         raise Untranslatable("thinking", "extended thinking has no faithful openai equivalent")
@@ -109,11 +137,13 @@ def anthropic_to_openai_request(body: dict[str, Any], model: str, *, keep_cache_
     if metadata:
         _check_keys(_expect(metadata, dict, "metadata"), {"user_id"}, "metadata")
         if metadata.get("user_id") is not None:
-            out["user"] = metadata["user_id"]
+            out["user"] = _str(metadata, "user_id", "metadata")
     if body.get("tools"):
-        out["tools"] = [_tool_to_openai(t, f"tools[{i}]") for i, t in enumerate(body["tools"])]
+        out["tools"] = [_tool_to_openai(t, f"tools[{i}]") for i, t in enumerate(_expect(body["tools"], list, "tools"))]
     if body.get("tool_choice") is not None:
-        out.update(_tool_choice_to_openai(body["tool_choice"]))
+        choice = _tool_choice_to_openai(body["tool_choice"])
+        if out.get("tools"):  # openai refuses a tool choice without tools; without tools it means nothing
+            out.update(choice)
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -156,10 +186,11 @@ def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     kind = source.get("type")
     if kind == "base64":
         _check_keys(source, {"type", "media_type", "data"}, f"{where}.source")
-        return {"type": "image_url", "image_url": {"url": f"data:{source['media_type']};base64,{source['data']}"}}
+        media, data = _str(source, "media_type", f"{where}.source"), _str(source, "data", f"{where}.source")
+        return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}}
     if kind == "url":
         _check_keys(source, {"type", "url"}, f"{where}.source")
-        return {"type": "image_url", "image_url": {"url": source["url"]}}
+        return {"type": "image_url", "image_url": {"url": _str(source, "url", f"{where}.source")}}
     raise Untranslatable(f"{where}.source.type", f"{kind!r} images cannot be expressed in openai")
 
 
@@ -228,6 +259,9 @@ def _assistant_to_openai(blocks: list[Any], where: str, keep_cache_control: bool
             parts.append(_text_part(block, bwhere, keep_cache_control))
         elif kind == "tool_use":
             _check_keys(block, {"type", "id", "name", "input", "cache_control"}, bwhere)
+            for key in ("id", "name"):
+                _str(block, key, bwhere)
+            _expect(block.get("input"), dict, f"{bwhere}.input")
             calls.append(_openai_call(block))
         else:
             raise Untranslatable(f"{bwhere}.type", f"{kind!r} cannot be expressed in openai")
@@ -267,11 +301,10 @@ def _tool_choice_to_openai(choice: Any) -> dict[str, Any]:
     _check_keys(choice, {"type", "name", "disable_parallel_tool_use"} if kind == "tool"
                 else {"type", "disable_parallel_tool_use"}, "tool_choice")
     if kind == "tool":
-        out: dict[str, Any] = {"tool_choice": {"type": "function", "function": {"name": choice["name"]}}}
-    elif kind in _CHOICE_TO_OPENAI:
-        out = {"tool_choice": _CHOICE_TO_OPENAI[kind]}
+        out: dict[str, Any] = {"tool_choice": {"type": "function",
+                                               "function": {"name": _str(choice, "name", "tool_choice")}}}
     else:
-        raise Untranslatable("tool_choice.type", f"{kind!r}")
+        out = {"tool_choice": _CHOICE_TO_OPENAI[kind]}
     if choice.get("disable_parallel_tool_use"):
         out["parallel_tool_calls"] = False
     return out
@@ -292,12 +325,15 @@ _OPENAI_DEFAULTS: dict[str, tuple[Any, ...]] = {
 
 def openai_to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     """A Chat Completions request as an anthropic Messages request for ``model``."""
-    _check_keys(body, _OPENAI_TOP, "")
+    _check_keys(_expect(body, dict, "request"), _OPENAI_TOP, "")
+    _check_scalars(body)
     for field, harmless in _OPENAI_DEFAULTS.items():
         _refuse_unless(body, field, harmless)
     options = body.get("stream_options")
     if options:
         _check_keys(_expect(options, dict, "stream_options"), {"include_usage"}, "stream_options")
+        if not isinstance(options.get("include_usage", False), bool):
+            raise Untranslatable("stream_options.include_usage", "expected true or false")
     system, messages = _messages_to_anthropic(_expect(body.get("messages"), list, "messages"))
     out: dict[str, Any] = {"model": model}
     if system is not None:
@@ -318,9 +354,10 @@ def openai_to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, A
     if body.get("user") is not None:
         out["metadata"] = {"user_id": body["user"]}
     if body.get("tools"):
-        out["tools"] = [_tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(body["tools"])]
+        out["tools"] = [_tool_to_anthropic(t, f"tools[{i}]")
+                        for i, t in enumerate(_expect(body["tools"], list, "tools"))]
     choice = _tool_choice_to_anthropic(body.get("tool_choice"), body.get("parallel_tool_calls") is False)
-    if choice is not None and (out.get("tools") or choice["type"] == "none"):
+    if choice is not None and out.get("tools"):  # without tools no call is made: any choice means nothing
         out["tool_choice"] = choice
     if body.get("stream"):
         out["stream"] = True
@@ -408,28 +445,44 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> str | list[dict[st
             raise Untranslatable(f"{cwhere}.type", f"{call.get('type')!r}")
         function = _expect(call.get("function"), dict, f"{cwhere}.function")
         _check_keys(function, {"name", "arguments"}, f"{cwhere}.function")
-        blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"),
-                       "input": input_from_arguments(function.get("arguments"))})
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            raise Untranslatable(f"{cwhere}.function.arguments", "expected a JSON string")
+        blocks.append({"type": "tool_use", "id": _str(call, "id", cwhere),
+                       "name": _str(function, "name", f"{cwhere}.function"), "input": input_from_arguments(arguments)})
     return blocks
+
+
+def _marked(content: str | list[dict[str, Any]], marker: Any) -> str | list[dict[str, Any]]:
+    """``content`` with a message-level ``cache_control`` moved onto its last block, where anthropic reads it."""
+    if not marker:
+        return content
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return [*blocks[:-1], {**blocks[-1], "cache_control": marker}] if blocks else blocks
 
 
 def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
     """(the system prompt, the messages): leading system/developer messages become the system prompt,
-    tool messages become tool_result blocks of one user message (with the user text that follows them)."""
+    tool messages become tool_result blocks of one user message (with the user text that follows them).
+    A message-level ``cache_control`` (as Hermes and OpenRouter send it) goes on the message's last block."""
     system: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     after_tools = False  # the last anthropic message was made of tool results
-    for i, message in enumerate(messages):
+    for i, original in enumerate(messages):
         where = f"messages[{i}]"
-        role = _expect(message, dict, where).get("role")
+        role = _expect(original, dict, where).get("role")
+        marker = original.get("cache_control")
+        message = {k: v for k, v in original.items() if k != "cache_control"}
         if role in ("system", "developer"):
             if out:
                 raise Untranslatable(f"{where}.role", f"{role!r} after the conversation began (anthropic has one "
                                                       "system prompt, before the messages)")
             _check_keys(message, {"role", "content"}, where)
-            system.extend(_text_blocks(message.get("content"), f"{where}.content"))
+            system.extend(_marked(_text_blocks(message.get("content"), f"{where}.content"), marker))
         elif role == "tool":
             block = _tool_result_block(message, where)
+            if marker:
+                block["cache_control"] = marker
             if after_tools:
                 out[-1]["content"].append(block)
             else:
@@ -438,13 +491,13 @@ def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any
             continue
         elif role == "user":
             _check_keys(message, {"role", "content"}, where)
-            content = _user_blocks(message.get("content"), where)
+            content = _marked(_user_blocks(message.get("content"), where), marker)
             if after_tools:
                 out[-1]["content"].extend([{"type": "text", "text": content}] if isinstance(content, str) else content)
             else:
                 out.append({"role": "user", "content": content})
         elif role == "assistant":
-            out.append({"role": "assistant", "content": _assistant_blocks(message, where)})
+            out.append({"role": "assistant", "content": _marked(_assistant_blocks(message, where), marker)})
         else:
             raise Untranslatable(f"{where}.role", f"{role!r} cannot be expressed in anthropic")
         after_tools = False
@@ -458,15 +511,18 @@ def _messages_to_anthropic(messages: list[Any]) -> tuple[Any, list[dict[str, Any
 def _tool_to_anthropic(tool: Any, where: str) -> dict[str, Any]:
     if _expect(tool, dict, where).get("type") != "function":
         raise Untranslatable(f"{where}.type", f"{tool.get('type')!r} tools cannot be expressed in anthropic")
-    _check_keys(tool, {"type", "function"}, where)
+    _check_keys(tool, {"type", "function", "cache_control"}, where)
     function = _expect(tool.get("function"), dict, f"{where}.function")
     _check_keys(function, {"name", "description", "parameters", "strict"}, f"{where}.function")
     out: dict[str, Any] = {"name": _expect(function.get("name"), str, f"{where}.function.name")}
     if function.get("description") is not None:
         out["description"] = function["description"]
-    out["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    out["input_schema"] = _expect(function.get("parameters") or {"type": "object", "properties": {}}, dict,
+                                  f"{where}.function.parameters")
     if function.get("strict") is not None:
         out["strict"] = function["strict"]
+    if tool.get("cache_control"):  # as Hermes marks its last tool; anthropic reads it there
+        out["cache_control"] = tool["cache_control"]
     return out
 
 
@@ -486,7 +542,7 @@ def _tool_choice_to_anthropic(choice: Any, no_parallel: bool) -> dict[str, Any] 
         _check_keys(choice, {"type", "function"}, "tool_choice")
         function = _expect(choice.get("function"), dict, "tool_choice.function")
         _check_keys(function, {"name"}, "tool_choice.function")
-        out = {"type": "tool", "name": function.get("name")}
+        out = {"type": "tool", "name": _str(function, "name", "tool_choice.function")}
     if out is not None and no_parallel and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out
@@ -495,22 +551,23 @@ def _tool_choice_to_anthropic(choice: Any, no_parallel: bool) -> dict[str, Any] 
 # ========================================================================================== answers
 def openai_to_anthropic_response(body: dict[str, Any], model: str) -> dict[str, Any]:
     """A Chat Completions answer as an anthropic Message (model: the caller's, else the upstream's)."""
-    choices = body.get("choices") or []
+    choices = _expect(_expect(body, dict, "answer").get("choices") or [], list, "choices")
     if len(choices) != 1:
         raise Untranslatable("choices", f"{len(choices)} choices (an anthropic message is one)")
-    choice = choices[0]
-    message = choice.get("message") or {}
+    choice = _expect(choices[0], dict, "choices[0]")
+    message = _expect(choice.get("message") or {}, dict, "choices[0].message")
     content: list[dict[str, Any]] = []
     text = message.get("content")
     if isinstance(text, list):
-        text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
-    if text:
-        content.append({"type": "text", "text": text})
-    if message.get("refusal"):
-        content.append({"type": "text", "text": message["refusal"]})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or new_id("toolu"), "name": function.get("name"),
+        text = "".join(p["text"] for p in text if isinstance(p, dict) and isinstance(p.get("text"), str))
+    for said in (text, message.get("refusal")):
+        if said:
+            content.append({"type": "text", "text": _expect(said, str, "choices[0].message.content")})
+    for k, call in enumerate(_expect(message.get("tool_calls") or [], list, "choices[0].message.tool_calls")):
+        where = f"choices[0].message.tool_calls[{k}]"
+        function = _expect(_expect(call, dict, where).get("function") or {}, dict, f"{where}.function")
+        content.append({"type": "tool_use", "id": call.get("id") or new_id("toolu"),
+                        "name": _expect(function.get("name"), str, f"{where}.function.name"),
                         "input": input_from_arguments(function.get("arguments"))})
     return {"id": new_id("msg"), "type": "message", "role": "assistant", "model": model or body.get("model"),
             "content": content, "stop_reason": stop_from_openai(choice.get("finish_reason")),
@@ -521,11 +578,12 @@ def anthropic_to_openai_response(body: dict[str, Any], model: str) -> dict[str, 
     """An anthropic Message as a Chat Completions answer (model: the caller's, else the upstream's)."""
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for j, block in enumerate(body.get("content") or []):
-        kind = block.get("type")
+    for j, block in enumerate(_expect(_expect(body, dict, "answer").get("content") or [], list, "content")):
+        kind = _expect(block, dict, f"content[{j}]").get("type")
         if kind == "text":
-            texts.append(block.get("text", ""))
+            texts.append(_expect(block.get("text", ""), str, f"content[{j}].text"))
         elif kind == "tool_use":
+            _expect(block.get("name"), str, f"content[{j}].name")
             calls.append(_openai_call(block))
         elif kind not in ("thinking", "redacted_thinking"):  # reasoning the openai caller did not ask for
             raise Untranslatable(f"content[{j}].type", f"{kind!r} cannot be expressed in openai")

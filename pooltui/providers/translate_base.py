@@ -57,11 +57,13 @@ FINISH_FROM_ANTHROPIC: dict[str | None, str | None] = {
 
 
 def stop_from_openai(finish: Any) -> str | None:
-    return STOP_FROM_OPENAI.get(finish, "end_turn")
+    """The anthropic stop reason for an openai finish reason (an unknown one ends the turn)."""
+    return STOP_FROM_OPENAI.get(finish, "end_turn") if finish is None or isinstance(finish, str) else "end_turn"
 
 
 def finish_from_anthropic(stop: Any) -> str | None:
-    return FINISH_FROM_ANTHROPIC.get(stop, "stop")
+    """The openai finish reason for an anthropic stop reason (an unknown one is a plain stop)."""
+    return FINISH_FROM_ANTHROPIC.get(stop, "stop") if stop is None or isinstance(stop, str) else "stop"
 
 
 # ---------------------------------------------------------------------------------------------- usage

@@ -76,6 +76,23 @@ class _SSEReader:
                 self._event = value
 
 
+def _d(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object, else an empty one (an odd upstream event never crashes the stream)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _s(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _i(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _json(data: str) -> dict[str, Any] | None:
     try:
         parsed = json.loads(data)
@@ -91,7 +108,7 @@ class _Translator:
         self._reader = _SSEReader()
         self._out: list[str] = []
         self.finished = False  # the caller's stream has its ending (a normal end or an error)
-        self.truncated = False  # the upstream ended without its final events; ``close`` made the ending
+        self.truncated = False  # the upstream ended before its stop reason; ``close`` made the ending
 
     def feed(self, chunk: bytes) -> bytes:
         """Translate ``chunk``; returns whatever complete output is ready (possibly ``b""``)."""
@@ -104,7 +121,7 @@ class _Translator:
         for event, data in self._reader.close():
             self._dispatch(event, data)
         if not self.finished:
-            self.truncated = True
+            self.truncated = not self._stopped()
             self._finish()
         return self._take()
 
@@ -126,6 +143,10 @@ class _Translator:
     def _finish(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _stopped(self) -> bool:  # pragma: no cover - abstract
+        """The upstream said why it stopped (its last events may still be missing)."""
+        raise NotImplementedError
+
 
 class OpenAIToAnthropicStream(_Translator):
     """Chat Completions chunks in, anthropic Messages events out.
@@ -133,10 +154,10 @@ class OpenAIToAnthropicStream(_Translator):
     ``usage``: tokens seen so far, in anthropic's sense (``input_tokens`` excludes the cached ones).
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, message_id: str | None = None) -> None:
         super().__init__()
         self.model = model
-        self._id = new_id("msg")
+        self._id = message_id or new_id("msg")
         self._started = False
         self._open: int | None = None  # the anthropic block index open now
         self._open_text = False
@@ -177,7 +198,7 @@ class OpenAIToAnthropicStream(_Translator):
         chunk = _json(data)
         if chunk is None:
             return
-        if "error" in chunk or any(c.get("finish_reason") == "error" for c in chunk.get("choices") or []):
+        if "error" in chunk or any(_d(c).get("finish_reason") == "error" for c in _l(chunk.get("choices"))):
             # OpenRouter ends a failed stream with finish_reason "error", with or without an error object
             self._emit("error", error_to_anthropic(stream_error_status(chunk), chunk))
             self.finished = True
@@ -185,9 +206,9 @@ class OpenAIToAnthropicStream(_Translator):
         self._start()
         if isinstance(chunk.get("usage"), dict):
             self._usage = usage_from_openai(chunk["usage"])
-        for choice in chunk.get("choices") or []:
+        for choice in map(_d, _l(chunk.get("choices"))):
             if choice.get("index", 0) == 0:
-                self._on_delta(choice.get("delta") or {})
+                self._on_delta(_d(choice.get("delta")))
                 if choice.get("finish_reason"):
                     self._stop = stop_from_openai(choice["finish_reason"])
 
@@ -199,15 +220,19 @@ class OpenAIToAnthropicStream(_Translator):
                     self._open_text = True
                 self._emit("content_block_delta", {"index": self._open,
                                                    "delta": {"type": "text_delta", "text": text}})
-        for call in delta.get("tool_calls") or []:
-            function = call.get("function") or {}
-            position = call.get("index", 0)
+        for call in map(_d, _l(delta.get("tool_calls"))):
+            function = _d(call.get("function"))
+            position = _i(call.get("index"))
             if position not in self._tools:
-                self._tools[position] = self._open_block({"type": "tool_use", "id": call.get("id") or new_id("toolu"),
-                                                          "name": function.get("name") or "", "input": {}})
-            if function.get("arguments"):
+                self._tools[position] = self._open_block({"type": "tool_use",
+                                                          "id": _s(call.get("id")) or new_id("toolu"),
+                                                          "name": _s(function.get("name")), "input": {}})
+            if _s(function.get("arguments")):
                 self._emit("content_block_delta", {"index": self._tools[position], "delta": {
                     "type": "input_json_delta", "partial_json": function["arguments"]}})
+
+    def _stopped(self) -> bool:
+        return self._stop is not None
 
     def _finish(self) -> None:
         self._start()
@@ -224,12 +249,13 @@ class AnthropicToOpenAIStream(_Translator):
     ``usage``: tokens seen so far, in anthropic's sense (``input_tokens`` excludes the cached ones).
     """
 
-    def __init__(self, model: str, include_usage: bool = True) -> None:
+    def __init__(self, model: str, include_usage: bool = True, *, completion_id: str | None = None,
+                 created: int | None = None) -> None:
         super().__init__()
         self.model = model
         self.include_usage = include_usage
-        self._id = new_id("chatcmpl")
-        self._created = int(time.time())
+        self._id = completion_id or new_id("chatcmpl")
+        self._created = int(time.time()) if created is None else created
         self._started = False
         self._tools: dict[int, int] = {}  # anthropic block index -> openai tool_calls index
         self._finish_reason: str | None = None
@@ -267,15 +293,15 @@ class AnthropicToOpenAIStream(_Translator):
             self._out.append(f"data: {_dump(error)}\n\ndata: [DONE]\n\n")
             self.finished = True
         elif kind == "message_start":
-            self._take_usage((body.get("message") or {}).get("usage"))
+            self._take_usage(_d(body.get("message")).get("usage"))
             self._start()
         elif kind == "content_block_start":
-            self._on_block_start(body.get("index", 0), body.get("content_block") or {})
+            self._on_block_start(_i(body.get("index")), _d(body.get("content_block")))
         elif kind == "content_block_delta":
-            self._on_block_delta(body.get("index", 0), body.get("delta") or {})
+            self._on_block_delta(_i(body.get("index")), _d(body.get("delta")))
         elif kind == "message_delta":
             self._take_usage(body.get("usage"))
-            stop = (body.get("delta") or {}).get("stop_reason")
+            stop = _d(body.get("delta")).get("stop_reason")
             if stop:
                 self._finish_reason = finish_from_anthropic(stop)
         elif kind == "message_stop":
@@ -286,13 +312,13 @@ class AnthropicToOpenAIStream(_Translator):
     def _on_block_start(self, index: int, block: dict[str, Any]) -> None:
         self._start()
         kind = block.get("type")
-        if kind == "text" and block.get("text"):
+        if kind == "text" and _s(block.get("text")):
             self._chunk({"content": block["text"]})
         elif kind == "tool_use":
             position = self._tools[index] = len(self._tools)
-            self._chunk({"tool_calls": [{"index": position, "id": block.get("id") or new_id("call"),
+            self._chunk({"tool_calls": [{"index": position, "id": _s(block.get("id")) or new_id("call"),
                                          "type": "function",
-                                         "function": {"name": block.get("name") or "", "arguments": ""}}]})
+                                         "function": {"name": _s(block.get("name")), "arguments": ""}}]})
         elif kind not in ("text", "thinking", "redacted_thinking"):  # reasoning the caller did not ask for
             error = {"error": {"message": f"content block {kind!r} cannot be expressed in openai",
                                "type": "api_error", "param": None, "code": None}}
@@ -301,11 +327,14 @@ class AnthropicToOpenAIStream(_Translator):
 
     def _on_block_delta(self, index: int, delta: dict[str, Any]) -> None:
         kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
+        if kind == "text_delta" and _s(delta.get("text")):
             self._chunk({"content": delta["text"]})
-        elif kind == "input_json_delta" and delta.get("partial_json") and index in self._tools:
+        elif kind == "input_json_delta" and _s(delta.get("partial_json")) and index in self._tools:
             self._chunk({"tool_calls": [{"index": self._tools[index],
                                          "function": {"arguments": delta["partial_json"]}}]})
+
+    def _stopped(self) -> bool:
+        return self._finish_reason is not None
 
     def _finish(self) -> None:
         self._start()

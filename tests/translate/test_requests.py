@@ -251,3 +251,33 @@ def test_openai_refusals_name_their_field(fields, field) -> None:
     with pytest.raises(Untranslatable) as caught:
         openai_to_anthropic_request(oai(**fields), "c")
     assert caught.value.field == field
+
+
+def test_message_level_cache_control_goes_on_the_last_block() -> None:
+    """Hermes marks openai messages (tool and empty assistant ones) with a message-level cache_control."""
+    body = oai(tools=[O_TOOL], messages=[
+        {"role": "system", "content": "sys", "cache_control": CC},
+        {"role": "user", "content": "read a", "cache_control": CC},
+        {"role": "assistant", "content": "", "cache_control": CC, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "AAA", "cache_control": CC}])
+    out = openai_to_anthropic_request(body, "c")
+    assert out["system"] == [{"type": "text", "text": "sys", "cache_control": CC}]
+    assert out["messages"][0]["content"] == [{"type": "text", "text": "read a", "cache_control": CC}]
+    assert out["messages"][1]["content"][-1]["cache_control"] == CC
+    assert out["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "c1", "content": "AAA",
+                                              "cache_control": CC}]
+
+
+def test_a_tool_choice_without_tools_is_left_out() -> None:
+    """Both APIs reject a tool choice with no tools; with no tools it means nothing."""
+    assert "tool_choice" not in anthropic_to_openai_request(ant(tool_choice={"type": "none"}), "g")
+    assert "tool_choice" not in openai_to_anthropic_request(oai(tool_choice="none"), "c")
+    with pytest.raises(Untranslatable, match=r"tool_choice\.type"):
+        anthropic_to_openai_request(ant(tool_choice={"type": "sometimes"}), "g")
+
+
+def test_openai_tool_cache_control_is_carried_to_anthropic() -> None:
+    """Hermes puts cache_control on its last openai-format tool to cache the schemas."""
+    out = openai_to_anthropic_request(oai(tools=[{**O_TOOL, "cache_control": CC}]), "c")
+    assert out["tools"] == [{**A_TOOL, "cache_control": CC}]
