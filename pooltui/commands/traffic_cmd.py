@@ -32,7 +32,8 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
     """Run test traffic through the engine and summarise what each key did.
 
     With --scenario (the default) the simulator is served on a free loopback port; with --provider the
-    traffic goes through that provider's configured pool and lands in the history.
+    traffic goes through that provider's configured pool and lands in the history. Exits 0 when every
+    request succeeded, 1 when any failed (the summary names the causes the callers saw), 2 for bad input.
     """
     from pooltui.session.traffic import run_scenario_traffic, summary
 
@@ -54,11 +55,13 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
         if traces:
             data["traces"] = [t.as_dict() for t in traces]
         click.echo(json.dumps(data, indent=2, default=str))
-        return
-    print_summary(name, data)
-    for t in traces:
-        click.echo("")
-        click.echo(format_trace(t))
+    else:
+        print_summary(name, data)
+        for t in traces:
+            click.echo("")
+            click.echo(format_trace(t))
+    if data["failed"]:
+        ctx.exit(1)
 
 
 def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrency: int, rate: float,
@@ -96,7 +99,9 @@ def print_summary(name: str, data: dict) -> None:
                f"{data['failed']} failed in {data['elapsed_s']:.1f} s "
                f"(strategy {data['strategy']}, fallback used {data['fallback_used']}x)")
     if data["errors"]:
-        click.echo("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(data["errors"].items())))
+        from pooltui.session.traffic import causes_line
+
+        click.echo(f"errors: {causes_line(data['errors'])}")
     click.echo(f"pool: {data['pool']}")
     cols = ("provider", "label", "masked", "state", "requests", "ok", "rate_limited", "invalid", "quota",
             "server_errors", "transport", "p50_ms")
