@@ -9,6 +9,7 @@ import click
 
 from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
+from pooltui.core.errors import no_keys
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
 
@@ -77,6 +78,10 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
     for problem in built.problems:
         click.echo(f"pooltui: warning: {problem}", err=True)
     client = built.client
+    if client.primary.pool is not None and not len(client.primary.pool):  # it would refuse every request
+        if cfg.provider(provider).keys:
+            raise UserError(f"provider {provider!r}: none of its keys could be loaded (see the warnings above)")
+        raise UserError(no_keys(provider))
     if strategy and client.primary.pool is not None:
         client.primary.pool.set_strategy(strategy)
     recorder = HistoryRecorder(history, client)

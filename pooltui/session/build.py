@@ -30,7 +30,8 @@ LEARNED_KEPT_S = 86400.0  # a limit learnt within this long is paced by after a 
 
 def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, events: EventLog,
                clock: Clock | None = None, problems: list[str] | None = None) -> Pool | None:
-    """The provider's pool (None for a provider with no keys: a local endpoint)."""
+    """The provider's pool: None for a keyless endpoint (``local``) with no keys; a keyed provider always gets
+    one, empty when it has no keys (it refuses to send without credentials; keys added later join it)."""
     specs = []
     for entry in p.pool_keys():
         try:
@@ -38,7 +39,7 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
         except SecretStoreError as exc:
             if problems is not None:
                 problems.append(f"{p.name}/{entry.label}: {exc}")
-    if not specs and (p.profile.keyless or not p.keys):
+    if not specs and p.profile.keyless:
         return None
     pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events,
                 max_inflight=p.max_inflight_per_key, learn=p.learn_limits)

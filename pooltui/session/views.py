@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock
+from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import RollingCounter
@@ -222,7 +223,8 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "strategy": pool.strategy if pool is not None else None,
         "next": pool.peek() if pool is not None else None,
         "picks": list(pool.picks) if pool is not None else [],
-        "summary": pool.summary() if pool is not None else "no keys (a keyless endpoint)",
+        "summary": (pool.summary() if len(pool) else no_keys(client.primary.name)) if pool is not None
+        else "no keys (a keyless endpoint)",
         "usable": usable,
         "paced": paced,
         "total": len(pool) if pool is not None else 0,
