@@ -67,19 +67,38 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
 
 
 def build_client(cfg: Config, provider: str, store: SecretStore, history: History | None = None,
-                 clock: Clock | None = None, **client_kw) -> Built:
-    """A PoolClient for ``provider`` with its configured fallbacks."""
+                 clock: Clock | None = None, *, pools: dict[str, Pool | None] | None = None,
+                 logs: dict[str, EventLog] | None = None, **client_kw) -> Built:
+    """A PoolClient for ``provider`` with its configured fallbacks.
+
+    Clients built with the same ``pools`` share one Pool per provider (a provider that is one client's
+    primary and another's fallback has one set of keys, states and counters). ``logs`` names the event log of
+    each provider that gets its own client: that client's events, and its pool's. A pool is built into its
+    provider's log when it has one, else into the log of the first client that uses it (:func:`owned`)."""
     primary = cfg.provider(provider)
-    events = EventLog()
+    events = logs.setdefault(provider, EventLog()) if logs is not None else EventLog()
     problems: list[str] = []
     ups = []
     for p in [primary, *(cfg.provider(name) for name in primary.fallback)]:
-        ups.append(Upstream(p.profile, build_pool(p, store, history, events, clock, problems)))
+        if pools is not None and p.name in pools:
+            pool = pools[p.name]
+        else:
+            log = logs.get(p.name, events) if logs is not None else events
+            pool = build_pool(p, store, history, log, clock, problems)
+            if pools is not None:
+                pools[p.name] = pool
+        ups.append(Upstream(p.profile, pool))
     limits = {"deadline_s": primary.request_timeout_s, "stream_idle_s": primary.stream_idle_s,
               "max_body_bytes": int(primary.max_body_mb * 2**20), "max_attempts": primary.max_attempts}
     client = PoolClient(ups[0], ups[1:], clock=clock, events=events, prices=cfg.prices,
                         rng=random.Random(), **{**limits, **client_kw})
     return Built(client, problems)
+
+
+def owned(client: PoolClient) -> list[Pool]:
+    """The pools ``client`` looks after (records, re-verifies): those whose events go to its own log. A pool
+    shared with other clients (see :func:`build_client`) is owned by exactly one of them."""
+    return [up.pool for up in client.upstreams if up.pool is not None and up.pool.events is client.events]
 
 
 class HistoryRecorder:
@@ -91,7 +110,7 @@ class HistoryRecorder:
         self._events: list[Event] = []
         self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
         self._dirty: set[tuple[str, str]] = set()
-        self._pools = {up.name: up.pool for up in client.upstreams if up.pool is not None}
+        self._pools = {pool.name: pool for pool in owned(client)}  # a shared pool is written by its owner only
         self._picks_seen = {name: -1 for name in self._pools}
         self._unsubscribe = client.events.subscribe(self._on_event)
         client.usage_listeners.append(self._on_usage)
