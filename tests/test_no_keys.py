@@ -113,6 +113,16 @@ def test_traffic_through_a_provider_with_no_keys_is_one_clear_line_exit_2(serve,
     assert out.stderr.strip() == f"pooltui: error: {SAYS}"
 
 
+def test_the_proxys_banner_says_the_provider_has_no_keys(serve, tmp_path: Path) -> None:
+    from pooltui.commands.proxy_cmd import describe
+    from pooltui.proxy.app import PoolProxy
+
+    path, store, _ = empty_provider(serve, tmp_path, "openai-compatible")
+    session, _ = config_session(load_config(path), store, None, "main")
+    lines = describe(PoolProxy(session.clients), "http://127.0.0.1:8787")
+    assert f"  warning: {SAYS} (until then its callers get 503)" in lines
+
+
 def test_the_monitor_says_the_provider_has_no_keys(serve, tmp_path: Path) -> None:
     path, store, _ = empty_provider(serve, tmp_path, "openai-compatible")
     session, _ = config_session(load_config(path), store, None, "main")
@@ -120,3 +130,17 @@ def test_the_monitor_says_the_provider_has_no_keys(serve, tmp_path: Path) -> Non
     assert view["summary"] == SAYS and not view["keyless"]
     alerts = alerts_of(view, session.clock.now())
     assert [(a.kind, a.severity, a.text) for a in alerts] == [("no_keys", "red", f"NO KEYS {SAYS}")]
+
+
+@pytest.mark.asyncio
+async def test_the_monitors_status_line_says_it(serve, tmp_path: Path) -> None:
+    from pooltui.tui.app import PoolMonitorApp
+    from pooltui.tui.widgets import StatusLine
+
+    path, store, _ = empty_provider(serve, tmp_path, "openai-compatible")
+    session, _ = config_session(load_config(path), store, None, "main")
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.pause()
+        status = str(app.query_one(StatusLine).render())
+    assert f"NO KEYS {SAYS}" in status
