@@ -70,18 +70,19 @@ def memory_keyring(monkeypatch, tmp_path) -> Iterator[MemoryKeyring]:
     keyring.set_keyring(previous)
 
 
-def config_on_simulator(serve, tmp_path: Path, n_keys: int = 2, name: str = "main"):
+def config_on_simulator(serve, tmp_path: Path, n_keys: int = 2, name: str = "main", **sim_fields: Any):
     """A config file with one openai-style provider served by a simulator on loopback, its keys in a
-    secret store under ``tmp_path``: (path, store, server)."""
+    secret store under ``tmp_path``: (path, store, server). ``sim_fields`` go to the simulated provider
+    (e.g. ``latency_ms``; ``keys`` longer than ``n_keys``: the rest are known to the simulator only)."""
     from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig
     from pooltui.store.secrets import SecretStore
 
-    sc = make_scenario({"name": name, "keys": keys("k", n_keys)})
+    sc = make_scenario({"name": name, "keys": keys("k", n_keys), **sim_fields})
     server = serve(sc)
     store = SecretStore(tmp_path / "data")
     path = tmp_path / "config.toml"
     with ConfigEditor(path) as cfg:
         p = cfg.providers[name] = ProviderConfig(name, "openai", server.base_url(name))
-        for k in sc.primary.keys:
+        for k in sc.primary.keys[:n_keys]:
             p.keys.append(KeyEntry(k.label, store.put(name, k.label, k.secret)))
     return path, store, server

@@ -28,6 +28,7 @@ from pooltui.core.budget import Prices
 from pooltui.core.classify import Classification, classify, parse_body
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import Backoff
+from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.health import ROTATE_NOW, Outcome
 from pooltui.core.masking import scrub
@@ -107,7 +108,8 @@ class PoolUnavailableError(Exception):
         self.retry_after_s = retry_after_s
         self.should_retry = should_retry
         self.last_status = last_status
-        #: "exhausted" (no key could serve), "deadline" (the request's time ran out), "too_large" (answer over cap)
+        #: "exhausted" (no key could serve), "deadline" (the request's time ran out), "too_large" (answer over cap),
+        #: "unusable" (no provider it may go to has a key: nothing was sent, waiting will not help)
         self.kind = kind
         #: with kind "exhausted": one of CAUSES (what the caller's status says)
         self.cause = cause or ("unusable" if not should_retry else "rate_limited")
@@ -330,6 +332,7 @@ class PoolClient:
         ups = upstreams if upstreams is not None else self.upstreams
         notes: list[str] = []
         causes: list[tuple[str, float | None]] = []  # per provider abandoned: why, and when it may serve again
+        keyless: list[str] = []  # upstreams passed over for having no keys (nothing is sent without credentials)
         last_status: int | None = None
         for n, up in enumerate(ups):
             holds_probe = False
@@ -350,6 +353,9 @@ class PoolClient:
             except _Abandon as why:
                 notes.append(f"{up.name}: {why}")
                 causes.append((why.cause, why.retry_after_s))
+                if why.kind == "unusable":
+                    keyless.append(str(why))
+                    continue
                 last_status = why.status if why.status is not None else last_status
                 if why.kind != "exhausted" or self.clock.now() >= deadline:
                     kind = why.kind if why.kind != "exhausted" else "deadline"
@@ -369,10 +375,10 @@ class PoolClient:
                     self._request_ended(trace, ups[0].name, req, outcome, result)
             return result
         else:
-            kind = "exhausted"
-        message = "; ".join(notes) or "no upstream configured"
+            kind = "unusable" if keyless and len(keyless) == len(notes) else "exhausted"
+        message = "; ".join(keyless if kind == "unusable" else notes) or "no upstream configured"
         cause, retry = self._cause(causes, ups)
-        should_retry = kind != "too_large" and (kind == "deadline" or cause != "unusable")
+        should_retry = kind not in ("too_large", "unusable") and (kind == "deadline" or cause != "unusable")
         trace.result = "pool unavailable"
         trace.add(self.clock.now(), "error", ups[0].name, reason=message)
         self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
@@ -492,6 +498,9 @@ class PoolClient:
         """Serve ``req`` from ``up``: acquire a key, make one attempt, settle its outcome; rotate at once
         after a 429, 401, 403 or quota answer, back off after a transient failure, until the attempt cap."""
         pool = up.pool
+        if pool is not None and not len(pool):  # a keyed provider with no keys: never a request without credentials
+            trace.add(self.clock.now(), "skip", up.name, reason=no_keys(up.name))
+            raise _Abandon(no_keys(up.name), None, "unusable", "unusable")
         wire = self._wire(up.profile, req)
         transient = attempts = 0
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm

@@ -8,7 +8,7 @@ import click
 
 from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
-from pooltui.core.errors import message_of
+from pooltui.core.errors import message_of, no_keys
 from pooltui.core.timefmt import clock
 
 
@@ -49,6 +49,8 @@ def describe(proxy, url: str) -> list[str]:
         keys = f"{len(pool)} keys, {pool.strategy}" if pool is not None else "no keys"
         fallbacks = ", ".join(_fallback_text(family, up) for up in client.fallbacks) or "none"
         lines.append(f"  {family:9} -> {client.primary.name} ({keys}; fallback {fallbacks})")
+        if pool is not None and not len(pool):
+            lines.append(f"  warning: {no_keys(client.primary.name)} (until then its callers get 503)")
     if "openai" in proxy.by_family:
         lines.append(f"  point openai clients at  OPENAI_BASE_URL={url}/v1")
     if "anthropic" in proxy.by_family:

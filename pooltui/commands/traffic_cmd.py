@@ -9,6 +9,7 @@ import click
 
 from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
+from pooltui.core.errors import no_keys
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
 
@@ -32,7 +33,8 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
     """Run test traffic through the engine and summarise what each key did.
 
     With --scenario (the default) the simulator is served on a free loopback port; with --provider the
-    traffic goes through that provider's configured pool and lands in the history.
+    traffic goes through that provider's configured pool and lands in the history. Exits 0 when every
+    request succeeded, 1 when any failed (the summary names the causes the callers saw), 2 for bad input.
     """
     from pooltui.session.traffic import run_scenario_traffic, summary
 
@@ -54,11 +56,13 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
         if traces:
             data["traces"] = [t.as_dict() for t in traces]
         click.echo(json.dumps(data, indent=2, default=str))
-        return
-    print_summary(name, data)
-    for t in traces:
-        click.echo("")
-        click.echo(format_trace(t))
+    else:
+        print_summary(name, data)
+        for t in traces:
+            click.echo("")
+            click.echo(format_trace(t))
+    if data["failed"]:
+        ctx.exit(1)
 
 
 def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrency: int, rate: float,
@@ -74,6 +78,10 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
     for problem in built.problems:
         click.echo(f"pooltui: warning: {problem}", err=True)
     client = built.client
+    if client.primary.pool is not None and not len(client.primary.pool):  # it would refuse every request
+        if cfg.provider(provider).keys:
+            raise UserError(f"provider {provider!r}: none of its keys could be loaded (see the warnings above)")
+        raise UserError(no_keys(provider))
     if strategy and client.primary.pool is not None:
         client.primary.pool.set_strategy(strategy)
     recorder = HistoryRecorder(history, client)
@@ -96,7 +104,9 @@ def print_summary(name: str, data: dict) -> None:
                f"{data['failed']} failed in {data['elapsed_s']:.1f} s "
                f"(strategy {data['strategy']}, fallback used {data['fallback_used']}x)")
     if data["errors"]:
-        click.echo("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(data["errors"].items())))
+        from pooltui.session.traffic import causes_line
+
+        click.echo(f"errors: {causes_line(data['errors'])}")
     click.echo(f"pool: {data['pool']}")
     cols = ("provider", "label", "masked", "state", "requests", "ok", "rate_limited", "invalid", "quota",
             "server_errors", "transport", "p50_ms")

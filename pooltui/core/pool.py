@@ -241,11 +241,25 @@ class Pool:
         return key
 
     def remove_key(self, label: str) -> None:
+        """Take a key out (its requests in flight settle later as no-ops: see :meth:`detached`)."""
         key = self.key(label)
         self._keys.remove(key)
         del self._by_label[label]
         key.pos = -1
+        if key.probe is _HELD:  # its probe's answer will change nothing here: the pool stops waiting for it
+            key.probe = _NONE
+            self._held -= 1
         self._rebuild()
+
+    def detached(self, key: PoolKey) -> bool:
+        """Whether ``key`` was removed from this pool (or replaced by a new secret under its label) while a
+        request it served was in flight: settling that request updates nothing here and raises nothing.
+        A key that never was in this pool is refused by name (a programming error)."""
+        if self._by_label.get(key.label) is key:
+            return False
+        if key.pos < 0:
+            return True
+        raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
 
     def set_order(self, labels: list[str]) -> None:
         """Put the keys in this order (every label exactly once)."""
@@ -352,10 +366,11 @@ class Pool:
 
     def stream_opened(self, key: PoolKey) -> None:
         """A stream committed to ``key`` is flowing: it counts against the in-flight cap until it closes."""
-        key.streams += 1
+        if not self.detached(key):
+            key.streams += 1
 
     def stream_closed(self, key: PoolKey) -> None:
-        if key.streams > 0:
+        if key.streams > 0 and not self.detached(key):
             key.streams -= 1
 
     def _model_cooling(self, model: str, now: float) -> dict[PoolKey, float] | None:
@@ -552,6 +567,9 @@ class Pool:
     def release(self, key: PoolKey, model: str | None = None, latency_s: float = 0.0) -> None:
         """The attempt on ``key`` (for ``model``, sent ``latency_s`` ago: 0 for one never sent) ended without a
         response to report (cancelled, past its deadline)."""
+        if self.detached(key):
+            key.inflight = max(0, key.inflight - 1)
+            return
         if key.inflight > 0:
             key.inflight -= 1
         if self.learn and not key.stated:
@@ -599,8 +617,9 @@ class Pool:
     ) -> None:
         """Record what the provider answered to the attempt that ``key`` served (for ``model``, if known:
         a 429 then cools the key for that model only; quota, invalid and forbidden stay per key)."""
-        if self._by_label.get(key.label) is not key:
-            raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
+        if self.detached(key):  # removed or given a new secret meanwhile: the answer goes to its caller
+            key.inflight = max(0, key.inflight - 1)
+            return
         if key.inflight > 0:
             key.inflight -= 1
         limits = result.limits
@@ -633,8 +652,6 @@ class Pool:
                     self._preempt_model(key, model, limits, request_id)
                 else:
                     self._preempt(key, limits, request_id)
-            return
-        if key.pos < 0:  # removed while the request was in flight
             return
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
@@ -685,8 +702,9 @@ class Pool:
     def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
                          request_id: int | None = None, model: str | None = None) -> None:
         """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
-        if self._by_label.get(key.label) is not key:
-            raise ValueError(f"key {key.label!r} is not a key of pool {self.name!r}")
+        if self.detached(key):  # removed or given a new secret meanwhile: the answer goes to its caller
+            key.inflight = max(0, key.inflight - 1)
+            return
         if key.inflight > 0:
             key.inflight -= 1
         if self.learn and not key.stated:
@@ -698,6 +716,8 @@ class Pool:
 
     def add_usage(self, key: PoolKey, tokens_in: int, tokens_out: int, cost: float | None = None) -> None:
         """Tokens learnt after the report (the tail of a stream)."""
+        if self.detached(key):
+            return
         key.stats.tokens_in += tokens_in
         key.stats.tokens_out += tokens_out
         if cost:

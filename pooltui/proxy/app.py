@@ -289,6 +289,8 @@ class PoolProxy:
             return self._error(api, 504, f"pooltui: the upstream did not answer in time: {exc}", "timeout")
         if exc.kind == "too_large":
             return self._error(api, 502, f"pooltui: {exc}", "upstream_too_large")
+        if exc.kind == "unusable":
+            return self._error(api, 503, f"pooltui: {exc}", "pool_unusable", {"x-should-retry": "false"})
         headers = {}
         if exc.retry_after_s is not None and exc.should_retry:
             headers["retry-after"] = str(max(1, math.ceil(min(exc.retry_after_s, MAX_RETRY_AFTER_S))))

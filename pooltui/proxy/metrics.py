@@ -42,7 +42,10 @@ class _PoolCollector:
                                          labels=["provider", "key", "model"])
         learned_sure = GaugeMetricFamily("pooltui_key_learned_sure", "How sure the learnt limit is, 0 to 1",
                                          labels=["provider", "key", "model"])
-        seen = set()
+        seen = set()  # a provider's pool is reported once, however many clients use it (one pool per provider)
+        waiting: dict[str, int] = {}
+        for client in self.proxy.clients.values():
+            waiting[client.primary.name] = waiting.get(client.primary.name, 0) + client.waiting
         for client in self.proxy.clients.values():
             fallback.add_metric([client.primary.name], client.fallback_used)
             for up in client.upstreams:
@@ -52,7 +55,7 @@ class _PoolCollector:
                 seen.add(up.name)
                 usable.add_metric([up.name], pool.usable())
                 size.add_metric([up.name], len(pool))
-                queue.add_metric([up.name], client.waiting if up is client.primary else 0)
+                queue.add_metric([up.name], waiting.get(up.name, 0))
                 for key in pool.keys:
                     s = key.stats
                     requests.add_metric([up.name, key.label], s.requests)

@@ -30,7 +30,8 @@ LEARNED_KEPT_S = 86400.0  # a limit learnt within this long is paced by after a 
 
 def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, events: EventLog,
                clock: Clock | None = None, problems: list[str] | None = None) -> Pool | None:
-    """The provider's pool (None for a provider with no keys: a local endpoint)."""
+    """The provider's pool: None for a keyless endpoint (``local``) with no keys; a keyed provider always gets
+    one, empty when it has no keys (it refuses to send without credentials; keys added later join it)."""
     specs = []
     for entry in p.pool_keys():
         try:
@@ -38,7 +39,7 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
         except SecretStoreError as exc:
             if problems is not None:
                 problems.append(f"{p.name}/{entry.label}: {exc}")
-    if not specs and (p.profile.keyless or not p.keys):
+    if not specs and p.profile.keyless:
         return None
     pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events,
                 max_inflight=p.max_inflight_per_key, learn=p.learn_limits)
@@ -66,14 +67,27 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
 
 
 def build_client(cfg: Config, provider: str, store: SecretStore, history: History | None = None,
-                 clock: Clock | None = None, **client_kw) -> Built:
-    """A PoolClient for ``provider`` with its configured fallbacks."""
+                 clock: Clock | None = None, *, pools: dict[str, Pool | None] | None = None,
+                 logs: dict[str, EventLog] | None = None, **client_kw) -> Built:
+    """A PoolClient for ``provider`` with its configured fallbacks.
+
+    Clients built with the same ``pools`` share one Pool per provider (a provider that is one client's
+    primary and another's fallback has one set of keys, states and counters). ``logs`` names the event log of
+    each provider that gets its own client: that client's events, and its pool's. A pool is built into its
+    provider's log when it has one, else into the log of the first client that uses it (:func:`owned`)."""
     primary = cfg.provider(provider)
-    events = EventLog()
+    events = logs.setdefault(provider, EventLog()) if logs is not None else EventLog()
     problems: list[str] = []
     ups = []
     for p in [primary, *(cfg.provider(name) for name in primary.fallback)]:
-        ups.append(Upstream(p.profile, build_pool(p, store, history, events, clock, problems)))
+        if pools is not None and p.name in pools:
+            pool = pools[p.name]
+        else:
+            log = logs.get(p.name, events) if logs is not None else events
+            pool = build_pool(p, store, history, log, clock, problems)
+            if pools is not None:
+                pools[p.name] = pool
+        ups.append(Upstream(p.profile, pool))
     client = PoolClient(ups[0], ups[1:], clock=clock, events=events, prices=cfg.prices,
                         rng=random.Random(), **{**client_limits(primary), **client_kw})
     return Built(client, problems)
@@ -83,6 +97,12 @@ def client_limits(p: ProviderConfig) -> dict[str, float | int]:
     """The PoolClient settings a provider's config gives (attribute names of the client)."""
     return {"deadline_s": p.request_timeout_s, "stream_idle_s": p.stream_idle_s,
             "max_body_bytes": int(p.max_body_mb * 2**20), "max_attempts": p.max_attempts}
+
+
+def owned(client: PoolClient) -> list[Pool]:
+    """The pools ``client`` looks after (records, re-verifies): those whose events go to its own log. A pool
+    shared with other clients (see :func:`build_client`) is owned by exactly one of them."""
+    return [up.pool for up in client.upstreams if up.pool is not None and up.pool.events is client.events]
 
 
 class HistoryRecorder:
@@ -106,7 +126,7 @@ class HistoryRecorder:
 
     def track(self) -> None:
         """Follow the client's pools as they are now (a fallback added or removed by a config change)."""
-        self._pools = {up.name: up.pool for up in self.client.upstreams if up.pool is not None}
+        self._pools = {pool.name: pool for pool in owned(self.client)}  # a shared pool is written by its owner only
         self._picks_seen = {name: self._picks_seen.get(name, -1) for name in self._pools}
 
     def _on_event(self, event: Event) -> None:

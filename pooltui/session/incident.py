@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 
 from pooltui.core.clock import Clock
+from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind
 from pooltui.core.timefmt import clock, duration
 
@@ -52,6 +53,8 @@ def alerts_of(view, now: float, error_rate_amber: float = 0.01, error_rate_red: 
     """Everything wrong with one provider's view, worst first."""
     out: list[Alert] = []
     usable, total = view["usable"], view["total"]
+    if not total and view.get("keyless") is False:  # a keyed provider with no keys: it refuses every request
+        out.append(Alert("no_keys", RED, f"NO KEYS {no_keys(view['provider'])}"))
     if total and usable + view.get("paced", 0) < view["capacity_alert"]:  # a key paced by its learnt limit is fine
         wait = view["next_ready_in"]
         out.append(Alert("capacity", RED if usable == 0 else AMBER,

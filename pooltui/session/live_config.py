@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pooltui.client.pool_client import PoolClient
+from pooltui.core.events import EventLog
 from pooltui.core.health import KeyState
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.session.build import build_client, build_pool
@@ -39,6 +40,9 @@ class LiveConfig:
     #: the MonitorSession whose clients these are: it wires a provider added or removed (recorder, series,
     #: re-verification, shared store) and tells its listeners (the proxy's routing) of every change
     session: Any = None
+    #: one pool per provider, shared by every client that uses it (see build_client), and each provider's log
+    pools: dict[str, Pool | None] = field(default_factory=dict)
+    logs: dict[str, EventLog] = field(default_factory=dict)
     applied: int = 0
     _signature: tuple | None = None
     #: per provider, what the config said last time (strategy, key order, disabled keys): only what the
@@ -124,7 +128,8 @@ class LiveConfig:
         for p in cfg.providers.values():
             if p.name not in self.clients and p.keys:  # as config_session: each provider with keys
                 try:
-                    built = build_client(cfg, p.name, self.store, self.history)
+                    self.logs.setdefault(p.name, EventLog())
+                    built = build_client(cfg, p.name, self.store, self.history, pools=self.pools, logs=self.logs)
                 except (KeyError, ValueError) as exc:
                     out.append(f"{p.name} not added: {exc}")
                     continue
@@ -141,7 +146,11 @@ class LiveConfig:
     def _pool(self, p: ProviderConfig, client: PoolClient) -> Pool | None:
         """A new pool for ``client`` (a fallback added, or keys given to a provider that had none), built as its
         own were (history, remembered states)."""
-        return build_pool(p, self.store, self.history, client.events, client.clock)
+        if p.name in self.pools and self.pools[p.name] is not None:  # one pool per provider, whoever uses it
+            return self.pools[p.name]
+        pool = build_pool(p, self.store, self.history, self.logs.get(p.name, client.events), client.clock)
+        self.pools[p.name] = pool
+        return pool
 
     def _add(self, name: str, client: PoolClient) -> None:
         if self.session is not None:

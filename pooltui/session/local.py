@@ -140,7 +140,13 @@ class MonitorSession:
 
     def recent_events(self, n: int | None = None) -> list[Event]:
         """The current provider's events: those of this run, after those the history had before it began."""
-        events = self.past.get(self.current, []) + self.client.events.recent()
+        events = self.client.events.recent()
+        shared = self.series[self.current].others
+        if shared:  # its fallbacks' pools belong to other clients: their keys' events are in those logs
+            fallbacks = {up.name for up in self.client.fallbacks}
+            events = sorted(events + [e for log in shared for e in log.recent()
+                                      if e.key is not None and e.provider in fallbacks], key=lambda e: e.ts)
+        events = self.past.get(self.current, []) + events
         return events if n is None else events[-n:]
 
     def load_past(self, history: Any, minutes: float = 15.0) -> int:
@@ -195,7 +201,7 @@ class MonitorSession:
     # ------------------------------------------------------------------ providers changed while running
     def add_client(self, name: str, client: PoolClient) -> None:
         """A provider added to the config while running: recorded, re-verified, shared and shown as the others."""
-        from pooltui.session.build import HistoryRecorder
+        from pooltui.session.build import HistoryRecorder, owned
         from pooltui.session.reverify import Reverifier
 
         self.clients[name] = client
@@ -203,7 +209,7 @@ class MonitorSession:
         if self.config is not None and self.config.history is not None:
             self.recorders.append(HistoryRecorder(self.config.history, client))
         if self.reverifiers or self.reverify_policies:
-            reverifier = Reverifier(client, self.reverify_policies)
+            reverifier = Reverifier(client, self.reverify_policies, only=frozenset(p.name for p in owned(client)))
             self.reverifiers.append(reverifier)
             if self._background:
                 self._reverify_tasks.append(asyncio.create_task(reverifier.run()))
@@ -517,7 +523,8 @@ def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, ra
 
 def config_session(cfg, store, history, provider: str | None = None) -> tuple[MonitorSession, list[str]]:
     """A session on the user's configured providers (each with keys gets its own client)."""
-    from pooltui.session.build import HistoryRecorder, build_client
+    from pooltui.core.events import EventLog
+    from pooltui.session.build import HistoryRecorder, build_client, owned
 
     names = [p.name for p in cfg.providers.values() if p.keys]
     if provider:
@@ -530,8 +537,10 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     clients: dict[str, PoolClient] = {}
     problems: list[str] = []
     recorders = []
+    pools: dict[str, Pool | None] = {}  # one pool per provider, whichever clients use it
+    logs = {name: EventLog() for name in names}
     for name in names:
-        built = build_client(cfg, name, store, history)
+        built = build_client(cfg, name, store, history, pools=pools, logs=logs)
         problems += built.problems
         clients[name] = built.client
         if history is not None:
@@ -546,7 +555,8 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
         autostart_traffic=False, unencrypted=str(store.file) if store.unencrypted else None,
         capacity_alert={p.name: p.capacity_alert for p in cfg.providers.values()},
         config=ConfigLink(cfg.path, store, history), recorders=recorders,
-        reverifiers=[Reverifier(c, policies) for c in clients.values()], reverify_policies=policies,
+        reverifiers=[Reverifier(c, policies, only=frozenset(p.name for p in owned(c))) for c in clients.values()],
+        reverify_policies=policies,
     )
     session.traffic_seed = random.randrange(1 << 30)
     session.alerts = AlertSender.from_config(cfg.alerts, log=session.log)
@@ -558,7 +568,8 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
         session.share(client)
     if history is not None:
         session.load_past(history)
-    session.live = LiveConfig(cfg.path, store, clients, log=session.log, history=history, session=session)
+    session.live = LiveConfig(cfg.path, store, clients, log=session.log, history=history, session=session,
+                              pools=pools, logs=logs)
     if cfg.state.backend == "redis":  # the fleet sees this process's panels; its config reaches other hosts
         session.shared.describe = session.views
         session.shared.on_config = session.live.apply_shared

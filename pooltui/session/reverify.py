@@ -51,6 +51,7 @@ class Reverifier:
     client: PoolClient
     policies: dict[str, ReverifyPolicy] = field(default_factory=dict)  # per provider; default policy otherwise
     verifier: Callable | None = None  # async (http, profile, label, secret) -> VerifyResult; verify_key by default
+    only: frozenset[str] | None = None  # the providers whose keys this one tends (None: all the client's)
     _due: dict[tuple[str, str], _Due] = field(default_factory=dict)
 
     def _policy(self, provider: str) -> ReverifyPolicy:
@@ -62,7 +63,7 @@ class Reverifier:
         for up in self.client.upstreams:
             pool = up.pool
             policy = self._policy(up.name)
-            if pool is None or not policy.enabled:
+            if pool is None or not policy.enabled or (self.only is not None and up.name not in self.only):
                 continue
             for key in pool.keys:
                 if key.state not in PARKED or key.until is not None:

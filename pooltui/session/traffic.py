@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from pooltui.client.pool_client import PoolClient, PoolResponse, PoolUnavailableError
@@ -36,6 +37,42 @@ class TrafficResult:
 
 
 Listener = Callable[[bool, str | None], None]
+
+#: reason phrases where the caller's SDKs and the providers say it otherwise than the HTTP standard
+_PHRASES = {429: "rate limited", 529: "Overloaded"}
+
+
+def status_text(status: int) -> str:
+    """A status as a caller sees it: ``529 Overloaded``, ``400 Bad Request``."""
+    if status in _PHRASES:
+        return f"{status} {_PHRASES[status]}"
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def cause_of(exc: PoolUnavailableError) -> str:
+    """What a caller of the proxy is answered when the pool cannot serve: its status and why, in a few words
+    (``529 Overloaded``: the provider's overload outlasted the attempts; ``429 rate limited``: every key is
+    cooling; ``503 no usable key``: invalid, forbidden or spent with no reset)."""
+    if exc.kind == "deadline":
+        return "504 deadline reached"
+    if exc.kind == "too_large":
+        return "502 answer too large"
+    status = exc.last_status
+    if exc.kind != "unusable" and status is not None and status >= 500:
+        return status_text(status)
+    if exc.kind == "unusable" or not exc.should_retry:
+        return "503 no usable key"
+    if status == 429 or exc.retry_after_s is not None:
+        return status_text(429)
+    return status_text(status) if status is not None else "503 no key could serve"
+
+
+def causes_line(errors: dict[str, int]) -> str:
+    """``529 Overloaded x10, 429 rate limited x3``: the most frequent first."""
+    return ", ".join(f"{cause} x{n}" for cause, n in sorted(errors.items(), key=lambda item: (-item[1], item[0])))
 
 
 class TrafficGenerator:
@@ -76,18 +113,18 @@ class TrafficGenerator:
                 stream = await self.client.open_stream(self.client.chat_builder(prompt, stream=True, model=model),
                                                        deadline_s=self.deadline_s)
                 if isinstance(stream, PoolResponse):
-                    error = f"http_{stream.status}"
+                    error = status_text(stream.status)
                 else:
                     async for _ in stream:
                         pass
                     if stream.interrupted:
-                        error = "stream_interrupted"
+                        error = "stream interrupted"
             else:
                 resp = await self.client.chat(prompt, deadline_s=self.deadline_s, model=model)
                 if resp.status >= 400:
-                    error = f"http_{resp.status}"
-        except PoolUnavailableError:
-            error = "pool_unavailable"
+                    error = status_text(resp.status)
+        except PoolUnavailableError as exc:
+            error = cause_of(exc)
         except asyncio.CancelledError:
             error = "cancelled"
             raise

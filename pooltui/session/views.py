@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock
+from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import RollingCounter
@@ -142,10 +143,21 @@ class ClientSeries:
         self.timeline = Timeline()
         self._on_event = on_event
         client.events.subscribe(self._event)
+        #: the logs of fallback pools shared with (and owned by) other clients: their keys' events count here too
+        self.others = list({id(up.pool.events): up.pool.events for up in client.fallbacks
+                            if up.pool is not None and up.pool.events is not client.events}.values())
+        self._fallbacks = {up.name for up in client.fallbacks}
+        for log in self.others:
+            log.subscribe(self._shared_event)
         client.outcome_listeners.append(self._outcome)
         client.usage_listeners.append(self._usage)
 
     def _event(self, event: Event) -> None:
+        self._count(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    def _count(self, event: Event) -> None:
         if event.kind is EventKind.RATE_LIMITED:
             self.limited.add(self.clock.now())
         elif event.kind is EventKind.FALLBACK:
@@ -153,8 +165,11 @@ class ClientSeries:
         self.tracker.event(event)
         if event.key is not None:
             self.timeline.event(event, self.name_of(event.provider, event.key))
-        if self._on_event is not None:
-            self._on_event(event)
+
+    def _shared_event(self, event: Event) -> None:
+        """A key event of a fallback pool owned by another client: counted here, passed on by its owner."""
+        if event.key is not None and event.provider in self._fallbacks:
+            self._count(event)
 
     def _outcome(self, outcome: str, served_by: str) -> None:
         now = self.clock.now()
@@ -222,7 +237,8 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "strategy": pool.strategy if pool is not None else None,
         "next": pool.peek() if pool is not None else None,
         "picks": list(pool.picks) if pool is not None else [],
-        "summary": pool.summary() if pool is not None else "no keys (a keyless endpoint)",
+        "summary": (pool.summary() if len(pool) else no_keys(client.primary.name)) if pool is not None
+        else "no keys (a keyless endpoint)",
         "usable": usable,
         "paced": paced,
         "total": len(pool) if pool is not None else 0,

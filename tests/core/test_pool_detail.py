@@ -217,8 +217,8 @@ def test_a_removed_key_leaves_rotation_and_reports_for_it_change_nothing() -> No
     p.remove_key("k1")
     assert [k.label for k in p.keys] == ["k0", "k2"]
     p.report(p.key("k0"), OK)
-    with pytest.raises(ValueError):
-        p.report(k1, rl())
+    p.report(k1, rl())  # its late answer settles quietly (tests/core/test_pool_detached.py)
+    assert p.usable() == 2 and p.key("k0").state is KeyState.OK
     with pytest.raises(KeyError):
         p.key("k1")
 

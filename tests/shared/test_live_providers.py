@@ -186,7 +186,7 @@ async def test_a_config_shared_by_another_host_adds_a_provider_through_the_same_
         assert r.status_code == 200 and r.headers["x-pooltui-served-by"] == "ant/a0"
 
 
-async def test_keys_given_to_a_fallback_that_had_none_make_it_a_pool(serve, tmp_path):
+async def test_keys_given_to_a_fallback_that_had_none_join_its_pool(serve, tmp_path):
     from pooltui.store.secrets import SecretStore
 
     server = simulator(serve)
@@ -199,9 +199,9 @@ async def test_keys_given_to_a_fallback_that_had_none_make_it_a_pool(serve, tmp_
         cfg.providers["main"].fallback = ["backup"]
     async with live_proxy(path, store) as (proxy, http, said):
         fallback = proxy.clients["main"].fallbacks[0]
-        assert fallback.pool is None
+        assert fallback.pool is not None and len(fallback.pool) == 0  # keyed, no keys: an empty pool, no request
         add_provider(path, store, server, "backup")
         r = await answered(http, "/v1/chat/completions", CHAT, 200)
-        assert r.headers["x-pooltui-served-by"] == "backup/b0" and fallback.pool is not None
+        assert r.headers["x-pooltui-served-by"] == "backup/b0" and len(fallback.pool) == 1
         assert proxy.clients["main"].fallbacks[0] is fallback
-        assert any("backup pooled (1 key)" in line for line in said)
+        assert any("backup/b0 added" in line for line in said)
