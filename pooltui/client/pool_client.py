@@ -269,8 +269,9 @@ class PoolClient:
         #: called per attempt with a UsageRecord (history, attribution); streams report tokens at their end
         self.usage_listeners: list[Callable[[UsageRecord], None]] = []
         #: called once per caller request with its outcome ("ok", "error": the pool failed it or a 5xx was
-        #: relayed, "rejected": the caller's own 4xx) and the provider that served it ("" when none did)
-        self.outcome_listeners: list[Callable[[str, str], None]] = []
+        #: relayed, "rejected": the caller's own 4xx), the provider that served it ("" when none did) and its
+        #: trace (when it arrived, how long it waited for a key)
+        self.outcome_listeners: list[Callable[[str, str, RequestTrace], None]] = []
         #: awaited before a counted answer goes back to its caller (a shared store's spend write: counted
         #: spend is stored before the caller sees the answer, so a process killed after it loses none)
         self.settle_barriers: list[Callable[[], Awaitable[None]]] = []
@@ -278,6 +279,11 @@ class PoolClient:
         self.request_listeners: list[Callable[[RequestRecord], None]] = []
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
+        self._waits: dict[int, float] = {}  # per request waiting now: this wait's start less its earlier waits
+
+    def longest_wait(self, now: float) -> float:
+        """How long the request waiting longest now has waited for a key, all its waits together (0: none)."""
+        return max(0.0, max((now - since for since in self._waits.values()), default=0.0))
 
     @property
     def upstreams(self) -> list[Upstream]:
@@ -370,7 +376,7 @@ class PoolClient:
             if self.outcome_listeners or self.request_listeners:
                 status = result.status
                 outcome = "ok" if status < 400 else "error" if status >= 500 else "rejected"
-                self._outcome(outcome, up.name)
+                self._outcome(outcome, up.name, trace)
                 if self.request_listeners:
                     self._request_ended(trace, ups[0].name, req, outcome, result)
             return result
@@ -384,7 +390,7 @@ class PoolClient:
         self.events.emit(Event(self.clock.now(), ups[0].name, None, EventKind.EXHAUSTED_POOL, last_status, message,
                                "request failed", trace.request_id))
         if self.outcome_listeners:
-            self._outcome("error", "")
+            self._outcome("error", "", trace)
         if self.request_listeners:
             self._request_ended(trace, ups[0].name, build(ups[0].profile) if callable(build) else build, "error",
                                 None)
@@ -400,7 +406,7 @@ class PoolClient:
             trace.result = f"http {exc.status}"
             trace.add(self.clock.now(), "error", up.name, reason=str(exc))
             if self.outcome_listeners:
-                self._outcome("rejected", "")
+                self._outcome("rejected", "", trace)
             raise
         translated = req.note.startswith("translated")
         if n:
@@ -436,9 +442,9 @@ class PoolClient:
         for listener in self.request_listeners:
             listener(record)
 
-    def _outcome(self, outcome: str, served_by: str) -> None:
+    def _outcome(self, outcome: str, served_by: str, trace: RequestTrace) -> None:
         for listener in self.outcome_listeners:
-            listener(outcome, served_by)
+            listener(outcome, served_by, trace)
 
     def _provider_answered(self, up: Upstream, status: int, trace: RequestTrace) -> None:
         """The provider answered: its outage breaker closes (an event says so when it was open)."""
@@ -473,10 +479,13 @@ class PoolClient:
             wait = min(wait, max(0.0, deadline - now))
             trace.add(now, "wait", up.name, seconds=wait, reason=reason, learned=learned)
             self.waiting += 1
+            self._waits[trace.request_id] = now - trace.waited_s  # as if all its waits so far were one, ending now
             try:
                 await asyncio.sleep(wait)
             finally:
                 self.waiting -= 1
+                del self._waits[trace.request_id]
+                trace.waited_s += clock.now() - now
 
     def _wire(self, profile, req: ApiRequest) -> _Wire:
         """What every attempt of ``req`` on this provider sends, prepared once."""

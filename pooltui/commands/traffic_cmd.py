@@ -19,7 +19,9 @@ from pooltui.core.trace import format_trace
 @click.option("--provider", default=None, help="send through this configured provider's pool instead (recorded)")
 @click.option("--strategy", callback=strategy_option, help=f"one of {', '.join(STRATEGIES)} (or a Hermes alias)")
 @click.option("--requests", "n_requests", type=click.IntRange(1, 10_000_000), help="how many requests")
-@click.option("--concurrency", type=click.IntRange(1, 4096), help="requests in flight at once")
+@click.option("--concurrency", type=click.IntRange(1, 4096),
+              help="requests in flight at once with --rate 0; with a rate, arrivals are open-loop (callers do not "
+              "wait for each other, a backlog builds as in production)")
 @click.option("--rate", type=FiniteFloat(0), help="requests per second (0 = as fast as concurrency allows)")
 @click.option("--stream", is_flag=True, help="stream every response (SSE)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")

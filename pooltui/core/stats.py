@@ -122,3 +122,55 @@ class KeyStats:
             "tokens_out": self.tokens_out,
             "cost": round(self.cost, 6),
         }
+
+
+class CallerWindow:
+    """What callers got over the last ``width_s`` seconds: each request's latency from its arrival to its
+    answer (waits for a key included) and the time it spent waiting for a key. Bounded: the newest ``cap``."""
+
+    __slots__ = ("_samples", "width_s")
+
+    def __init__(self, width_s: float = 60.0, cap: int = 8192) -> None:
+        self.width_s = width_s
+        self._samples: deque[tuple[float, float, float]] = deque(maxlen=cap)  # (ended, latency_s, wait_s)
+
+    def add(self, now: float, latency_s: float, wait_s: float) -> None:
+        self._samples.append((now, max(0.0, latency_s), max(0.0, wait_s)))
+
+    def recent(self, now: float) -> list[tuple[float, float, float]]:
+        """The samples still inside the window (older ones are dropped)."""
+        samples, edge = self._samples, now - self.width_s
+        while samples and samples[0][0] < edge:
+            samples.popleft()
+        return list(samples)
+
+
+class Histogram:
+    """Cumulative counts per upper bound (Prometheus buckets) and their sum: fixed memory."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)  # per bucket, not cumulative (made cumulative when read)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[i] += 1
+                return
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        out, running = [], 0
+        for bound, n in zip(self.bounds, self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+#: callers' latency and queue wait buckets, seconds (a few ms of overhead up to a long storm's waits)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

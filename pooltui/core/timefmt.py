@@ -29,3 +29,12 @@ def clock(ts: float | None, *, utc: bool = False, date: bool = True) -> str:
         return "-"
     fmt = ("%Y-%m-%d " if date else "") + "%H:%M:%S" + (" UTC" if utc else "")
     return time.strftime(fmt, time.gmtime(ts) if utc else time.localtime(ts))
+
+
+def millis(ms: float | None) -> str:
+    """A latency as people read it: ``28 ms``, ``340 ms``, ``7.0 s``, ``2 min`` (``-`` for none)."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return duration(ms / 1000, spaced=True)

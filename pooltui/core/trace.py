@@ -51,6 +51,7 @@ class RequestTrace:
     steps: list[Step] = field(default_factory=list)
     result: str = "pending"
     served_by: str | None = None
+    waited_s: float = 0.0  # time spent waiting for a key (all its waits; queue time as the caller feels it)
 
     def add(self, ts: float, kind: str, provider: str, key: str | None = None, **detail: Any) -> None:
         reason = detail.get("reason")

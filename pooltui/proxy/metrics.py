@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from pooltui.core.health import KeyState
 
@@ -80,6 +80,24 @@ class _PoolCollector:
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, state, learned_limit, learned_window, learned_rate, learned_sure,
                     usable, size, queue, fallback, proxied, refused)
+        yield from self._callers()
+
+    def _callers(self):
+        """What callers felt, per provider they called: latency from arrival to answer (waits included) and the
+        time spent waiting for a key, as histograms; the longest wait of a request waiting now."""
+        latency = HistogramMetricFamily("pooltui_caller_latency_seconds", "Callers' requests from arrival to answer "
+                                        "(first byte of a stream), waits for a key included", labels=["provider"])
+        wait = HistogramMetricFamily("pooltui_caller_queue_wait_seconds", "Time callers' requests spent waiting "
+                                     "for a key", labels=["provider"])
+        longest = GaugeMetricFamily("pooltui_caller_longest_wait_seconds", "How long the request waiting longest "
+                                    "now has waited for a key", labels=["provider"])
+        now = self.proxy.clock.now()
+        for name, series in self.proxy.series.items():
+            for family, hist in ((latency, series.latency_hist), (wait, series.wait_hist)):
+                buckets = [(f"{bound:g}", n) for bound, n in hist.cumulative()] + [("+Inf", hist.count)]
+                family.add_metric([name], buckets, hist.total)
+            longest.add_metric([name], series.client.longest_wait(now))
+        yield from (latency, wait, longest)
 
 
 def render(proxy: PoolProxy) -> bytes:

@@ -47,11 +47,31 @@ def merge_panels(panels: list[PanelView]) -> PanelView:
             merged["callers"][name] += panel["callers"][name]  # type: ignore[literal-required]
         merged["rpm"] += panel["rpm"]
         merged["queued"] += panel["queued"]
+        _merge_felt(merged, panel)
         merged["fallback_served"] += panel["fallback_served"]
         merged["outage"] = merged["outage"] or panel["outage"]
         merged["incident"] = merged["incident"] or panel["incident"]
         merged["fallback"] = merged["fallback"] or panel["fallback"]
     return merged
+
+
+def _merge_felt(merged: PanelView, panel: PanelView) -> None:
+    """Callers' figures across processes: counts add up; a percentile cannot be merged from percentiles, so the
+    fleet shows the worst process's (what the most hurt callers felt)."""
+    lat, other = merged.get("latency"), panel.get("latency")
+    if lat is not None and other is not None:
+        lat["requests"] += other["requests"]
+        for name in ("p50_ms", "p95_ms"):
+            values = [v for v in (lat[name], other[name]) if v is not None]  # type: ignore[literal-required]
+            lat[name] = max(values) if values else None  # type: ignore[literal-required]
+    wait, theirs = merged.get("wait"), panel.get("wait")
+    if wait is not None and theirs is not None:
+        wait["waiting"] += theirs["waiting"]
+        for name in ("p50_s", "p95_s"):
+            values = [v for v in (wait[name], theirs[name]) if v is not None]  # type: ignore[literal-required]
+            wait[name] = max(values) if values else None  # type: ignore[literal-required]
+        wait["slowest_s"] = max(wait["slowest_s"], theirs["slowest_s"])
+        wait["longest_now_s"] = max(wait["longest_now_s"], theirs["longest_now_s"])
 
 
 @dataclass

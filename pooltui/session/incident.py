@@ -1,7 +1,8 @@
 """What is wrong now, and the incident it belongs to. No UI in here.
 
 :func:`alerts_of` reads a panel view and names each problem with a severity: capacity below the threshold,
-an outage (the provider's breaker open), the fallback serving, callers' requests failing, requests queued.
+an outage (the provider's breaker open), the fallback serving, callers' requests failing, callers waiting for a
+key (how long, how many).
 :class:`IncidentTracker` follows one provider's trouble (429s, errors, failures, fallback, outage) from its
 first sign until :attr:`IncidentTracker.quiet_s` seconds pass without any, counting as it goes, so the
 monitor can say in one line "since 02:17: 212 × 429 on 4 keys, 0 requests failed, fallback served 0" and the
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from pooltui.core.clock import Clock
 from pooltui.core.errors import no_keys
@@ -20,6 +21,8 @@ from pooltui.core.events import Event, EventKind
 from pooltui.core.timefmt import clock, duration
 
 AMBER, RED = "amber", "red"
+SLOW_WAIT_S = 1.0  # a caller kept this long waiting for a key is trouble (amber)...
+SLOW_WAIT_RED_S = 10.0  # ... and this long, red
 #: events that are trouble by themselves
 _TROUBLE = frozenset({EventKind.RATE_LIMITED, EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID,
                       EventKind.FORBIDDEN, EventKind.QUOTA, EventKind.EXHAUSTED_POOL, EventKind.FALLBACK})
@@ -37,6 +40,7 @@ class IncidentView(TypedDict):
     errors: int  # 5xx, transport, invalid, forbidden, quota answers upstream
     failed: int  # callers' requests that failed
     fallback_served: int
+    slowest_wait: NotRequired[float]  # the longest a caller waited for a key during it, seconds
     summary: str
 
 
@@ -72,7 +76,14 @@ def alerts_of(view, now: float, error_rate_amber: float = 0.01, error_rate_red: 
         rate = errors / requests
         out.append(Alert("errors", RED if rate >= error_rate_red else AMBER,
                          f"FAILING {rate:.0%} of requests ({errors}/{requests} in 1 min)"))
-    if view["queued"]:
+    wait = view.get("wait") or {}
+    slowest = max(wait.get("p95_s") or 0.0, wait.get("longest_now_s") or 0.0)
+    if slowest >= SLOW_WAIT_S:  # what callers feel: how long they wait, how many wait now
+        text = f"CALLERS WAIT p95 {wait.get('p95_s') or 0.0:.1f} s"
+        if view["queued"]:
+            text += f", {view['queued']} waiting (longest {wait.get('longest_now_s') or 0.0:.1f} s)"
+        out.append(Alert("queue", RED if slowest >= SLOW_WAIT_RED_S else AMBER, text))
+    elif view["queued"]:
         out.append(Alert("queue", AMBER, f"QUEUE {view['queued']}"))
     out.sort(key=lambda a: a.severity != RED)
     return out
@@ -89,6 +100,8 @@ def summary_line(inc: IncidentView) -> str:
     if inc["errors"]:
         parts.append(f"{inc['errors']} upstream errors")
     parts.append(f"{inc['failed']} {'request' if inc['failed'] == 1 else 'requests'} failed")
+    if inc.get("slowest_wait", 0.0) >= SLOW_WAIT_S:
+        parts.append(f"callers waited up to {inc['slowest_wait']:.1f} s")
     parts.append(f"fallback served {inc['fallback_served']}")
     return f"{head}: " + ", ".join(parts)
 
@@ -110,7 +123,8 @@ class IncidentTracker:
         if self.current is None:
             self._keys = set()
             self.current = {"provider": self.provider, "since": now, "last": now, "ended": None, "limited": 0,
-                            "limited_keys": [], "errors": 0, "failed": 0, "fallback_served": 0, "summary": ""}
+                            "limited_keys": [], "errors": 0, "failed": 0, "fallback_served": 0,
+                            "slowest_wait": 0.0, "summary": ""}
         self.current["last"] = now
         return self.current
 
@@ -129,15 +143,18 @@ class IncidentTracker:
             inc["errors"] += 1
         inc["summary"] = summary_line(inc)
 
-    def outcome(self, outcome: str, served_by: str) -> None:
-        """Count a caller's request: failures and fallback service are trouble; successes only count."""
+    def outcome(self, outcome: str, served_by: str, wait_s: float = 0.0) -> None:
+        """Count a caller's request: failures, fallback service and a caller kept waiting for a key are trouble;
+        successes only count."""
         failed = outcome == "error"
         fallback = bool(served_by) and served_by != self.provider
-        if not failed and not fallback:
+        slow = wait_s >= SLOW_WAIT_S
+        if not failed and not fallback and not slow:
             return
         inc = self._open(self.clock.now())
         inc["failed"] += failed
         inc["fallback_served"] += fallback
+        inc["slowest_wait"] = max(inc.get("slowest_wait", 0.0), wait_s)
         inc["summary"] = summary_line(inc)
 
     def touch(self) -> None:

@@ -3,13 +3,15 @@ incident, for the monitor's timeline chart. No UI in here."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import TypedDict
+from collections import OrderedDict, deque
+from typing import NotRequired, TypedDict
 
 from pooltui.core.events import Event, EventKind
+from pooltui.core.stats import percentile
 
 BUCKET_S = 10
 BUCKETS = 90  # 15 minutes
+CALLERS_KEPT = 512  # callers' latencies kept per bucket (the newest) for its p95
 KEYS_SHOWN = 8  # more keys than this: the busiest 8, the rest summed as "others"
 _ERRORS = frozenset({EventKind.SERVER_ERROR, EventKind.TRANSPORT, EventKind.INVALID, EventKind.FORBIDDEN,
                      EventKind.QUOTA})
@@ -25,6 +27,8 @@ class TimelineView(TypedDict):
     bucket_s: int
     end: float  # the end of the last bucket (epoch seconds)
     keys: dict[str, KeyLine]  # oldest bucket first, BUCKETS long
+    #: per bucket, callers' latency p95 in seconds (arrival to answer, waits included); None: no caller answered
+    callers_p95_s: NotRequired[list[float | None]]
 
 
 class Timeline:
@@ -32,6 +36,17 @@ class Timeline:
 
     def __init__(self) -> None:
         self._buckets: OrderedDict[int, dict[str, list[int]]] = OrderedDict()
+        self._callers: OrderedDict[int, deque[float]] = OrderedDict()  # per bucket, callers' latencies (newest)
+
+    def caller(self, ts: float, latency_s: float) -> None:
+        """One caller's request answered ``latency_s`` after it arrived."""
+        b = int(ts // BUCKET_S)
+        samples = self._callers.get(b)
+        if samples is None:
+            samples = self._callers[b] = deque(maxlen=CALLERS_KEPT)
+            while len(self._callers) > BUCKETS or next(iter(self._callers)) <= b - BUCKETS:
+                self._callers.popitem(last=False)
+        samples.append(latency_s)
 
     def _cell(self, ts: float, key: str) -> list[int]:
         b = int(ts // BUCKET_S)
@@ -78,4 +93,9 @@ class Timeline:
                 line["errors"][i] += err
         if not any(sum(v) for v in lines["others"].values()):
             del lines["others"]
-        return {"bucket_s": BUCKET_S, "end": (last + 1) * BUCKET_S, "keys": lines}
+        callers: list[float | None] = [None] * BUCKETS
+        for b, samples in self._callers.items():
+            if b >= first:
+                p95 = percentile(list(samples), 0.95)
+                callers[b - first] = None if p95 is None else round(p95, 3)
+        return {"bucket_s": BUCKET_S, "end": (last + 1) * BUCKET_S, "keys": lines, "callers_p95_s": callers}

@@ -75,8 +75,14 @@ def causes_line(errors: dict[str, int]) -> str:
     return ", ".join(f"{cause} x{n}" for cause, n in sorted(errors.items(), key=lambda item: (-item[1], item[0])))
 
 
+#: open-loop arrivals stop being sent past this many in flight (a bound on memory, far above any pool's backlog)
+OPEN_LOOP_CAP = 10_000
+
+
 class TrafficGenerator:
-    """Sends chat requests through a client: ``rate`` per second (0 = as fast as concurrency allows)."""
+    """Sends chat requests through a client: ``rate`` per second, open-loop as real callers arrive (they do not
+    wait for each other: a pool that cannot keep up builds a backlog, as it would in production), or with rate 0
+    as fast as ``concurrency`` requests in flight allow (closed-loop)."""
 
     def __init__(self, client: PoolClient, *, rate: float = 0.0, concurrency: int = 8, stream: bool = False,
                  deadline_s: float | None = None, seed: int | None = None, models: list[str] | None = None) -> None:
@@ -102,7 +108,7 @@ class TrafficGenerator:
         """Send ``n`` extra requests at once, on top of the rate."""
         self._burst += max(0, n)
 
-    async def _one(self, sem: asyncio.Semaphore) -> None:
+    async def _one(self, sem: asyncio.Semaphore | None) -> None:
         res = self.result
         error: str | None = None
         try:
@@ -138,7 +144,8 @@ class TrafficGenerator:
                 res.failed += 1
                 res.errors[error] += 1
             self.inflight -= 1
-            sem.release()
+            if sem is not None:
+                sem.release()
             for listener in self.listeners:
                 listener(error is None, error)
 
@@ -161,10 +168,16 @@ class TrafficGenerator:
                             await asyncio.wait_for(self._stop.wait(), min(next_at - now, 0.25))
                         continue
                     next_at = max(next_at + 1.0 / self.rate, now - 1.0)
-                await sem.acquire()
+                token: asyncio.Semaphore | None = None
+                if self.rate > 0:  # open-loop: an arrival does not wait for the requests before it
+                    while self.inflight >= OPEN_LOOP_CAP and not self._stop.is_set():
+                        await asyncio.sleep(0.05)
+                else:
+                    await sem.acquire()
+                    token = sem
                 self.inflight += 1
                 issued += 1
-                task = asyncio.create_task(self._one(sem))
+                task = asyncio.create_task(self._one(token))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:

@@ -11,9 +11,9 @@ from pooltui.core.clock import Clock
 from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind
 from pooltui.core.snapshot import KeySnapshot
-from pooltui.core.stats import RollingCounter
-from pooltui.core.trace import format_trace
-from pooltui.session.incident import IncidentTracker, IncidentView
+from pooltui.core.stats import LATENCY_BUCKETS, CallerWindow, Histogram, RollingCounter, percentile
+from pooltui.core.trace import RequestTrace, format_trace
+from pooltui.session.incident import SLOW_WAIT_S, IncidentTracker, IncidentView
 from pooltui.session.timeline import Timeline, TimelineView
 
 
@@ -34,6 +34,23 @@ class CallerCounts(TypedDict):
     ok: int
     errors: int
     rejected: int
+
+
+class LatencyView(TypedDict):
+    """What callers felt over the last minute: latency from arrival to answer (first byte of a stream; waits for
+    a key included) and the time spent waiting for a key; ``waiting`` now and the longest of those waits."""
+
+    requests: int  # callers' requests answered in the window
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class WaitView(TypedDict):
+    p50_s: float | None
+    p95_s: float | None
+    slowest_s: float  # the longest wait of a request answered in the window
+    waiting: int  # requests waiting for a key now (the real backlog)
+    longest_now_s: float  # how long the request waiting longest now has waited
 
 
 class OutageView(TypedDict):
@@ -76,6 +93,8 @@ class PanelView(TypedDict):
     fallback_served: int  # callers' requests a fallback served in the last minute
     queued: int
     callers: CallerCounts
+    latency: LatencyView  # callers' latency (the keys' own p50 is in the keys table)
+    wait: WaitView  # callers' time waiting for a key
     outage: OutageView | None  # the provider's breaker is open
     incident: IncidentView | None  # trouble now (see pooltui.session.incident)
     last_incident: IncidentView | None
@@ -119,6 +138,8 @@ def empty_panel(provider: str) -> PanelView:
             "header_limits": [],
             "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
             "fallback_served": 0, "queued": 0, "callers": {"requests": 0, "ok": 0, "errors": 0, "rejected": 0},
+            "latency": {"requests": 0, "p50_ms": None, "p95_ms": None},
+            "wait": {"p50_s": None, "p95_s": None, "slowest_s": 0.0, "waiting": 0, "longest_now_s": 0.0},
             "outage": None, "incident": None, "last_incident": None, "fallbacks": [],
             "timeline": {"bucket_s": 10, "end": 0.0, "keys": {}}}
 
@@ -149,6 +170,10 @@ class ClientSeries:
         self._fallbacks = {up.name for up in client.fallbacks}
         for log in self.others:
             log.subscribe(self._shared_event)
+        self.window = CallerWindow(60.0)  # each caller's latency and wait over the last minute
+        self.latency_hist = Histogram(LATENCY_BUCKETS)
+        self.wait_hist = Histogram(LATENCY_BUCKETS)
+        self.client = client
         client.outcome_listeners.append(self._outcome)
         client.usage_listeners.append(self._usage)
 
@@ -171,13 +196,22 @@ class ClientSeries:
         if event.key is not None and event.provider in self._fallbacks:
             self._count(event)
 
-    def _outcome(self, outcome: str, served_by: str) -> None:
+    def _outcome(self, outcome: str, served_by: str, trace: RequestTrace) -> None:
         now = self.clock.now()
+        latency, wait = now - trace.started, trace.waited_s
+        self.window.add(now, latency, wait)
+        self.latency_hist.observe(latency)
+        self.wait_hist.observe(wait)
+        self.timeline.caller(now, latency)
         self.requests.add(now)
         (self.ok if outcome == "ok" else self.errors if outcome == "error" else self.rejected).add(now)
         if served_by and served_by != self.primary:
             self.fallback_served.add(now)
-        self.tracker.outcome(outcome, served_by)
+        self.tracker.outcome(outcome, served_by, wait)
+
+    def felt(self, now: float) -> tuple[LatencyView, WaitView]:
+        """Callers' latency and waits over the last minute, and who waits now."""
+        return felt(self.window.recent(now), self.client.waiting, self.client.longest_wait(now))
 
     def name_of(self, provider: str, key: str) -> str:
         """A key as the timeline names it: its label, prefixed by its provider when that is a fallback."""
@@ -190,6 +224,20 @@ class ClientSeries:
     def callers(self, now: float) -> CallerCounts:
         return {"requests": self.requests.total(now), "ok": self.ok.total(now), "errors": self.errors.total(now),
                 "rejected": self.rejected.total(now)}
+
+
+def felt(samples: list[tuple[float, float, float]], waiting: int, longest_now: float) -> tuple[LatencyView, WaitView]:
+    """Percentiles of callers' (ended, latency, wait) samples, and who waits now."""
+    latencies = [s[1] for s in samples]
+    waits = [s[2] for s in samples]
+    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    w50, w95 = percentile(waits, 0.5), percentile(waits, 0.95)
+    latency: LatencyView = {"requests": len(samples), "p50_ms": None if p50 is None else round(p50 * 1000, 1),
+                            "p95_ms": None if p95 is None else round(p95 * 1000, 1)}
+    wait: WaitView = {"p50_s": None if w50 is None else round(w50, 3), "p95_s": None if w95 is None else round(w95, 3),
+                      "slowest_s": round(max(waits, default=0.0), 3), "waiting": waiting,
+                      "longest_now_s": round(longest_now, 3)}
+    return latency, wait
 
 
 def fallback_active(client: PoolClient, series: ClientSeries, now: float, window_s: int = 10) -> str | None:
@@ -224,6 +272,9 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         tracker.touch()  # still wrong, whether or not requests are failing
     tracker.settle(now)
     serving = fallback_active(client, series, now)
+    latency, wait = series.felt(now)
+    if wait["longest_now_s"] >= SLOW_WAIT_S:
+        tracker.touch()  # a caller waiting now is trouble before its answer comes
     fallbacks: list[FallbackView] = []
     for up in client.fallbacks:
         fp = up.pool
@@ -257,6 +308,8 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "fallback_served": series.fallback_served.total(now),
         "queued": client.waiting,
         "callers": series.callers(now),
+        "latency": latency,
+        "wait": wait,
         "outage": outage,
         "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
         "last_incident": tracker.last,

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
 from pooltui.core.events import Event
+from pooltui.core.timefmt import millis
 from pooltui.session.incident import RED, alerts_of
 from pooltui.session.protocol import Session
 from pooltui.session.views import PanelView
@@ -174,8 +175,16 @@ class MainScreen(Screen[None]):
                         else f" · header limits Σ{sum(limits)}", style="dim")
         if view["fallback"]:
             text.append(f" · fallback {view['fallback']} in use", style="bold cyan")
+        latency, wait = view.get("latency"), view.get("wait")
+        if latency and latency["requests"]:
+            text.append(f" · callers p50 {millis(latency['p50_ms'])} p95 {millis(latency['p95_ms'])}")
+        if wait and (wait["p95_s"] or 0) >= 0.05:
+            waits = f"waits p95 {millis((wait['p95_s'] or 0) * 1000)}, slowest {millis(wait['slowest_s'] * 1000)}"
+            text.append(f" · {waits}", style="yellow")
         if view["queued"]:
-            text.append(f" · {view['queued']} queued", style="yellow")
+            longest = wait["longest_now_s"] if wait else 0.0
+            now_ = f" (longest {millis(longest * 1000)})" if longest else ""
+            text.append(f" · {view['queued']} waiting now{now_}", style="yellow")
         return text
 
     def _render_status(self, view: PanelView, now: float) -> None:
@@ -202,6 +211,9 @@ class MainScreen(Screen[None]):
         callers = view["callers"]
         if callers["requests"]:
             text.append(f" │ ok {callers['ok'] / callers['requests']:.1%} of {callers['requests']}/min")
+        latency = view.get("latency")
+        if latency and latency["requests"]:
+            text.append(f" │ callers p95 {millis(latency['p95_ms'])}")
         if st.traffic == "on":
             text.append(f" │ traffic {st.traffic_rate:g}/s")
         elif st.traffic == "off":

@@ -217,13 +217,19 @@ class TimelinePanel(PlotextPlot):
         plt.clear_figure()
         n = max(1, minutes * 60 // timeline["bucket_s"])
         xs = [-(n - 1 - i) * timeline["bucket_s"] / 60 for i in range(n)]
-        self.border_title = f"timeline · last {minutes} min · per 10 s: lines requests, ● 429, ✕ errors (g)"
+        self.border_title = (f"timeline · last {minutes} min · per 10 s: lines requests, ● 429, ✕ errors; "
+                             "right: callers' p95 s (g)")
         for key, line in timeline["keys"].items():
             plt.plot(xs, line["requests"][-n:], label=key)
             for what, marker in (("limited", "●"), ("errors", "✕")):
                 points = [(x, v) for x, v in zip(xs, line[what][-n:], strict=True) if v]
                 if points:
                     plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker)
+        felt = [(x, v) for x, v in zip(xs, (timeline.get("callers_p95_s") or [])[-n:], strict=False) if v is not None]
+        if felt:  # what callers waited, on its own axis: seconds, not requests
+            plt.plot([p[0] for p in felt], [p[1] for p in felt], yside="right", marker="braille", color="red",
+                     label="callers p95")
+            plt.ylabel("callers p95 s", yside="right")
         plt.xlim(xs[0], 0)
         plt.xlabel("minutes ago")
         self.refresh()

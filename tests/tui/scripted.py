@@ -14,6 +14,7 @@ from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool
 from pooltui.core.events import EventLog
 from pooltui.core.headers import RateLimits
+from pooltui.core.trace import RequestTrace
 from pooltui.providers.profiles import profile_for
 from pooltui.session.local import MonitorSession
 
@@ -78,7 +79,8 @@ def _report(session: MonitorSession, trace, key, result: Classification, latency
     trace.result = "ok" if result.outcome is Outcome.OK else f"http {result.status}"
     client._record(pool.name, key, client.primary.profile.chat("x"), result.outcome is Outcome.OK, tin, tout, None, 1)
     if result.outcome is Outcome.OK:
-        client._outcome("ok", pool.name)
+        trace.started = min(trace.started, clock.now() - latency)  # the caller waited for this answer
+        client._outcome("ok", pool.name, trace)
 
 
 def _ok(remaining: int = 900) -> Classification:
@@ -172,7 +174,7 @@ def outage(seed: int = 5) -> MonitorSession:
         key = backup.pick()
         backup.report(key, Classification(Outcome.OK, 200), rng.uniform(0.05, 0.2))
         client.fallback_used += 1
-        client._outcome("ok", "sim-backup")
+        client._outcome("ok", "sim-backup", RequestTrace(0, clock.now(), "round-robin"))
         clock.advance(0.1)
     return session
 

@@ -1,0 +1,74 @@
+"""What callers experience, first (issue 22 item 1): latency from arrival to answer with the waits for a key
+included, how long they wait, how many wait now, on the panel view, the status line, the incident line,
+``/pooltui/state`` and ``/metrics``. Real client and simulator over loopback; open-loop test traffic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from pooltui.core.clock import SystemClock
+from pooltui.session.incident import alerts_of
+from pooltui.session.traffic import TrafficGenerator
+from pooltui.session.views import ClientSeries, panel
+from pooltui.sim.wiring import client_for_scenario
+from tests.conftest import keys, make_scenario
+from tests.test_proxy import ProxyThread
+
+# one key of 4 requests per 2 s (2/s): offered 8/s, callers queue for it
+SLOW = {"name": "oai", "window_s": 2, "latency_ms": [5, 10], "keys": keys("k", 1, rpm=4)}
+
+
+async def test_a_storm_shows_callers_waiting_not_the_keys_quick_answers(serve) -> None:
+    sc = make_scenario(SLOW)
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1, deadline_s=30)
+    series = ClientSeries(client, SystemClock())
+    gen = TrafficGenerator(client, rate=8.0, concurrency=4, seed=2)  # open-loop: concurrency does not cap it
+    run = asyncio.create_task(gen.run(24))
+    seen_waiting = 0
+    for _ in range(30):
+        await asyncio.sleep(0.1)
+        seen_waiting = max(seen_waiting, client.waiting)
+    view = panel(client, series, SystemClock().now())
+    gen.stop()
+    run.cancel()
+    await client.aclose()
+    assert seen_waiting > 4  # more than the old concurrency cap: the real backlog
+    keys_p50 = view["keys"][0]["p50_ms"]
+    wait, latency = view["wait"], view["latency"]
+    assert latency["requests"] >= 4 and wait["p95_s"] is not None and wait["p95_s"] >= 0.5
+    assert latency["p95_ms"] >= wait["p95_s"] * 1000 > 10 * keys_p50  # the keys answer quickly; callers wait
+    assert wait["waiting"] == view["queued"] and wait["longest_now_s"] >= 0.5
+    alert = next(a for a in alerts_of(view, 0.0) if a.kind == "queue")
+    assert alert.text.startswith("CALLERS WAIT p95 ") and "waiting (longest" in alert.text
+    assert "callers waited up to" in view["incident"]["summary"]
+
+
+def test_the_proxy_serves_callers_latency_and_waits_on_state_and_metrics(serve) -> None:
+    sc = make_scenario(SLOW)
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=3, deadline_s=30)
+    with ProxyThread({"oai": client}) as px:
+        url = px.service.url
+        admin = {"authorization": f"Bearer {px.proxy.admin_token}"}
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                answers = await asyncio.gather(*(http.post("/v1/chat/completions", json=body) for _ in range(8)))
+            return [r.status_code for r in answers]
+
+        assert asyncio.run(burst()) == [200] * 8
+        state = httpx.get(f"{url}/pooltui/state", headers=admin).json()["providers"]["oai"]
+        metrics = httpx.get(f"{url}/metrics", headers=admin).text
+    assert state["latency"]["requests"] == 8 and state["wait"]["p95_s"] >= 0.5
+    assert state["latency"]["p95_ms"] >= state["wait"]["p95_s"] * 1000
+    assert 'pooltui_caller_latency_seconds_count{provider="oai"} 8.0' in metrics
+    assert 'pooltui_caller_queue_wait_seconds_count{provider="oai"} 8.0' in metrics
+    waited = float(next(line for line in metrics.splitlines()
+                        if line.startswith('pooltui_caller_queue_wait_seconds_bucket{le="0.5",provider="oai"}')
+                        ).split()[-1])
+    assert waited < 8  # some waited longer than half a second
+    assert 'pooltui_caller_longest_wait_seconds{provider="oai"}' in metrics
