@@ -109,6 +109,16 @@ def print_summary(name: str, data: dict) -> None:
         from pooltui.session.traffic import causes_line
 
         click.echo(f"errors: {causes_line(data['errors'])}")
+    felt = data.get("callers") or {}
+    if felt.get("latency_p50_ms") is not None:
+        from pooltui.core.timefmt import millis
+
+        line = (f"callers: p50 {millis(felt['latency_p50_ms'])}, p95 {millis(felt['latency_p95_ms'])} "
+                "from arrival to answer")
+        if felt.get("wait_max_s"):
+            line += (f"; waited for a key p95 {millis(felt['wait_p95_s'] * 1000)}, "
+                     f"longest {millis(felt['wait_max_s'] * 1000)}")
+        click.echo(line)
     click.echo(f"pool: {data['pool']}")
     cols = ("provider", "label", "masked", "state", "requests", "ok", "rate_limited", "invalid", "quota",
             "server_errors", "transport", "p50_ms")

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 from pooltui.client.pool_client import PoolClient, PoolResponse, PoolUnavailableError
+from pooltui.core.stats import percentile
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
 from pooltui.sim.wiring import client_for_scenario
@@ -30,6 +31,18 @@ class TrafficResult:
     errors: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    #: each caller's latency, arrival to answer (waits included), and time waiting for a key, s (the newest)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=FELT_KEPT))
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=FELT_KEPT))
+
+    def felt(self) -> dict[str, float | None]:
+        """What callers felt: latency p50/p95 (ms) and waits for a key (p95 and the longest, s)."""
+        latencies, waits = list(self.latencies), list(self.waits)
+        p50, p95, w95 = percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(waits, 0.95)
+        return {"latency_p50_ms": None if p50 is None else round(p50 * 1000, 1),
+                "latency_p95_ms": None if p95 is None else round(p95 * 1000, 1),
+                "wait_p95_s": None if w95 is None else round(w95, 3),
+                "wait_max_s": round(max(self.waits), 3) if self.waits else None}
 
     @property
     def elapsed_s(self) -> float:
@@ -75,6 +88,7 @@ def causes_line(errors: dict[str, int]) -> str:
     return ", ".join(f"{cause} x{n}" for cause, n in sorted(errors.items(), key=lambda item: (-item[1], item[0])))
 
 
+FELT_KEPT = 65_536  # callers' latencies kept for a run's percentiles (the newest)
 #: open-loop arrivals stop being sent past this many in flight (a bound on memory, far above any pool's backlog)
 OPEN_LOOP_CAP = 10_000
 
@@ -100,6 +114,11 @@ class TrafficGenerator:
         self._burst = 0
         self.running = False
         self.inflight = 0
+
+    def _felt(self, outcome: str, served_by: str, trace) -> None:
+        """Each caller's latency and wait, as the client measured them (its clock)."""
+        self.result.latencies.append(self.client.clock.now() - trace.started)
+        self.result.waits.append(trace.waited_s)
 
     def stop(self) -> None:
         self._stop.set()
@@ -153,6 +172,7 @@ class TrafficGenerator:
         """Send ``total`` requests (None: until ``stop()``), then wait for those in flight."""
         self.running = True
         self._stop.clear()
+        self.client.outcome_listeners.append(self._felt)
         sem = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task] = set()
         issued = 0
@@ -187,6 +207,8 @@ class TrafficGenerator:
                 task.cancel()
             self.running = False
             self.result.finished = time.perf_counter()
+            with contextlib.suppress(ValueError):
+                self.client.outcome_listeners.remove(self._felt)
         return self.result
 
 
@@ -210,6 +232,7 @@ def summary(result: TrafficResult, client: PoolClient) -> dict[str, Any]:
         "elapsed_s": round(result.elapsed_s, 3),
         "errors": dict(result.errors),
         "pool": primary.summary() if primary else "",
+        "callers": result.felt(),
         "keys": keys,
     }
 

@@ -72,3 +72,20 @@ def test_the_proxy_serves_callers_latency_and_waits_on_state_and_metrics(serve) 
                         ).split()[-1])
     assert waited < 8  # some waited longer than half a second
     assert 'pooltui_caller_longest_wait_seconds{provider="oai"}' in metrics
+
+
+def test_traffic_says_what_callers_waited() -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pooltui", "traffic", "--scenario", "peak-hour", "--requests", "40",
+                          "--rate", "12", "--seed", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("callers: "))
+    assert "from arrival to answer; waited for a key p95 " in line and ", longest " in line
+    data = json.loads(subprocess.run([sys.executable, "-m", "pooltui", "traffic", "--scenario", "peak-hour",
+                                      "--requests", "40", "--rate", "12", "--seed", "1", "--json"],
+                                     capture_output=True, text=True, timeout=120).stdout)
+    felt = data["callers"]
+    assert felt["latency_p95_ms"] >= felt["wait_p95_s"] * 1000 > 0 and felt["wait_max_s"] >= felt["wait_p95_s"]
