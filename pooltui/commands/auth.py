@@ -119,9 +119,7 @@ def auth_list(ctx: click.Context, provider: str | None) -> None:
     """Keys with their masked value, fingerprint, store, state and last verification."""
     a = app(ctx)
     cfg = a.config()
-    providers = [cfg.provider(provider)] if provider else list(cfg.providers.values())
-    if provider and provider not in cfg.providers:
-        raise UserError(f"unknown provider {provider!r}")
+    providers = [a.provider(provider, cfg)] if provider else list(cfg.providers.values())
     store = a.store()
     statuses = a.history(cfg).key_statuses()
     rows = []
@@ -180,9 +178,7 @@ def auth_reset(ctx: click.Context, provider: str, label: str | None) -> None:
     """Clear cooldowns and quota parking (of one key, or all of PROVIDER's keys)."""
     a = app(ctx)
     cfg = a.config()
-    p = cfg.providers.get(provider)
-    if p is None:
-        raise UserError(f"unknown provider {provider!r}")
+    p = a.provider(provider, cfg)
     if label is not None and p.key(label) is None:
         raise UserError(f"{provider} has no key labelled {label!r}")
     n = a.history(cfg).clear_key_status(provider, label, ("cooling", "exhausted"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pooltui.commands.common import FiniteFloat, UserError, app, since_option
+from pooltui.commands.common import FiniteFloat, UserError, app, output_file, since_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
 
 COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
@@ -33,7 +33,7 @@ COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeede
 @click.option("--seed", type=int, default=None, help="the workload's seed (default: the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=output_file,
               help="also write the chart (successes and 429s per second, per strategy) to this SVG file")
 @click.option("--learn/--no-learn", default=True, show_default=True,
               help="pooltui's strategies learn each key's limit from its 429s and pace picks by it")
@@ -129,7 +129,7 @@ def table(rows: list[dict]) -> str:
               help="requests in flight at once")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=output_file,
               help="also write the chart to this SVG file")
 @click.pass_context
 def replay(ctx: click.Context, since: float, provider: str | None, strategies: str, concurrency: int,
@@ -149,6 +149,8 @@ def replay(ctx: click.Context, since: float, provider: str | None, strategies: s
         raise UserError(f"--strategies: {exc}") from None
     a = app(ctx)
     cfg = a.config()
+    if provider is not None:
+        a.provider(provider, cfg)
     try:
         rp = build_replay(a.history(cfg), cfg, since, provider)
     except ReplayError as exc:

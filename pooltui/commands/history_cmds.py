@@ -8,7 +8,7 @@ import json
 
 import click
 
-from pooltui.commands.common import UserError, app, since_option, table, when
+from pooltui.commands.common import UserError, app, since_option, table, unknown_provider, when
 
 
 @click.command("events")
@@ -21,7 +21,8 @@ from pooltui.commands.common import UserError, app, since_option, table, when
 def events(ctx: click.Context, since: float, provider: str | None, limit: int, as_json: bool) -> None:
     """Past events (429s, 401s, quota, 5xx, state changes) from the history."""
     a = app(ctx)
-    rows = a.history().events(since, provider, limit)
+    history = known_history(a, provider)
+    rows = history.events(since, provider, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -45,7 +46,8 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
     a = app(ctx)
-    rows = a.history().usage(since, by, provider)
+    history = known_history(a, provider)
+    rows = history.usage(since, by, provider)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -64,3 +66,12 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
     click.echo(table([*heads, "requests", "ok", "tokens in", "tokens out", "cost $"],
                      [[str(r[h]) for h in heads] + [str(r["requests"]), str(r["ok"]), str(r["tokens_in"]),
                                                     str(r["tokens_out"]), f"{r['cost']:.4f}"] for r in rows]))
+
+
+def known_history(a, provider: str | None):
+    """The history, once ``provider`` (when given) is known: configured now, or with a past in the history."""
+    cfg = a.config()
+    history = a.history(cfg)
+    if provider is not None and provider not in cfg.providers and not history.knows_provider(provider):
+        raise UserError(unknown_provider(provider, cfg.providers) + "; nothing of it in the history either")
+    return history

@@ -118,10 +118,7 @@ def _describe(p: ProviderConfig) -> str:
 @click.pass_context
 def provider_show(ctx: click.Context, name: str) -> None:
     """Show one provider's settings."""
-    cfg = app(ctx).config()
-    if name not in cfg.providers:
-        raise UserError(f"unknown provider {name!r}")
-    click.echo(_describe(cfg.providers[name]))
+    click.echo(_describe(app(ctx).provider(name)))
 
 
 @provider.command("list")

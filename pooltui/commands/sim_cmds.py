@@ -48,6 +48,9 @@ def sim_serve(scenario: str, port: int, host: str) -> None:
 def sim_keys(scenario: str, provider: str | None) -> None:
     """Print ``label secret`` per key of a scenario (fake keys the simulator accepts)."""
     sc = load_scenario_or_fail(scenario)
+    if provider is not None and provider not in {p.name for p in sc.providers}:
+        raise UserError(f"unknown provider {provider!r} in scenario {sc.name} "
+                        f"(it has: {', '.join(p.name for p in sc.providers)})")
     for p in sc.providers:
         if provider and p.name != provider:
             continue

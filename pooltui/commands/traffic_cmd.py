@@ -67,8 +67,7 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
     from pooltui.session.traffic import TrafficGenerator
 
     cfg = a.config()
-    if provider not in cfg.providers:
-        raise UserError(f"unknown provider {provider!r}")
+    a.provider(provider, cfg)
     history = a.history(cfg)
     built = build_client(cfg, provider, a.store(), history)
     for problem in built.problems:

@@ -300,6 +300,12 @@ class History:
         rows = self.db.execute(sql, args).fetchall()
         return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
 
+    def knows_provider(self, provider: str) -> bool:
+        """True when any event, usage or request of ``provider`` is kept (a provider removed from the config
+        keeps its past)."""
+        return any(self.db.execute(f"SELECT 1 FROM {table} WHERE provider = ? LIMIT 1", (provider,)).fetchone()
+                   for table in ("events", "usage", "requests"))
+
     def usage_rows(self, since: float) -> list[tuple[int, str, str, int]]:
         """(minute bucket, provider, key, requests) since ``since``, oldest first."""
         return self.db.execute("SELECT bucket, provider, key, SUM(requests) FROM usage WHERE bucket >= ?"
