@@ -76,13 +76,21 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
     secret = secret.strip()
     if secret or env_var is None:
         secret = checked(validate.secret, secret)
+    store = a.store()
+    if env_var is None:
+        try:  # a keyring that cannot take the key is said before the provider is asked about it
+            _ = store.backend
+        except SecretStoreError as exc:
+            raise UserError(str(exc)) from None
     result = None
     if not no_verify and secret:
+        if p.base_url is None:  # said before the key leaves this machine: the user may have meant another endpoint
+            click.echo(f"verifying against {p.profile.base_url} (the {p.kind} default; set another with "
+                       f"`pooltui provider set {provider} --base-url URL`)", err=True)
         result = verify_one(p, label, secret)
         if result.result in ("invalid", "forbidden"):
             raise Failure(f"not added: {provider}/{label} ({mask(secret)}) is {result.result}"
                           f" ({result.status}: {result.detail}); use --no-verify to add it anyway")
-    store = a.store()
     stored: list[str] = []
     try:
         # one transaction under the config lock: a concurrent add of the same label waits, then finds it

@@ -54,6 +54,8 @@ class ScrubbedStream:
 
     def __init__(self, stream) -> None:
         self._stream = stream
+        #: the stream itself, past the scrubber: see ``common.unscrubbed_stdout``
+        self.unscrubbed = stream
 
     def write(self, text: str) -> int:
         from pooltui.core.masking import scrub

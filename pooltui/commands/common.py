@@ -108,6 +108,14 @@ def unknown_provider(name: str, known) -> str:
     return f"unknown provider {name!r} (configured: {', '.join(sorted(known)) or 'none'})"
 
 
+def unscrubbed_stdout():
+    """Standard output past the secret scrubber ``main`` puts on it. Only for secrets the user asked to see in
+    clear and that guard nothing: the simulator's fake keys (``pooltui sim keys``)."""
+    import sys
+
+    return getattr(sys.stdout, "unscrubbed", sys.stdout)
+
+
 def app(ctx: click.Context) -> AppContext:
     obj = ctx.find_root().obj
     if obj is None:
