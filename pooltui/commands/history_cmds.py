@@ -15,8 +15,9 @@ from pooltui.commands.common import UserError, app, since_option, table, unknown
 @click.option("--since", "since", default="12h", show_default=True, callback=since_option,
               help="how far back: 90m, 12h, 30d")
 @click.option("--provider", help="only this provider")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
+              help="at most this many events, the most recent")
+@click.option("--json", "as_json", is_flag=True, help="a JSON list instead of a table")
 @click.pass_context
 def events(ctx: click.Context, since: float, provider: str | None, limit: int, as_json: bool) -> None:
     """Past events (429s, 401s, quota, 5xx, state changes) from the history."""
@@ -35,11 +36,13 @@ def events(ctx: click.Context, since: float, provider: str | None, limit: int, a
 
 
 @click.command("usage")
-@click.option("--since", "since", default="30d", show_default=True, callback=since_option)
-@click.option("--by", type=click.Choice(["key", "provider", "day", "model"]), default="key", show_default=True)
+@click.option("--since", "since", default="30d", show_default=True, callback=since_option,
+              help="how far back: 90m, 12h, 30d")
+@click.option("--by", type=click.Choice(["key", "provider", "day", "model"]), default="key", show_default=True,
+              help="one row per key, provider, day (UTC) or model")
 @click.option("--provider", help="only this provider")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--csv", "as_csv", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="a JSON list instead of a table")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table")
 @click.pass_context
 def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_json: bool, as_csv: bool) -> None:
     """Requests, tokens and cost per key (or provider, day, model): which key paid for what."""

@@ -17,7 +17,8 @@ def run_monitor(session) -> None:
 @click.option("--scenario", default="peak-hour", show_default=True, help="built-in scenario or TOML file")
 @click.option("--strategy", callback=strategy_option, help="rotation strategy to start with")
 @click.option("--rate", type=FiniteFloat(0.1, 5000), help="test traffic, requests per second")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None,
+              help="seed for the random choices of the test traffic and of the key picks")
 def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | None) -> None:
     """Open the monitor on the embedded simulator with test traffic running (no keys, no network)."""
     from pooltui.commands.sim_cmds import load_scenario_or_fail

@@ -80,8 +80,10 @@ def _fallback_text(family: str, up) -> str:
 
 
 @click.command("proxy")
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+              help="port to listen on (0: a free one)")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (off loopback only with --token)")
 @click.option("--provider", default=None, help="serve this provider first (its API family)")
 @click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN",
               help="callers must present this as their API key (required off loopback)")

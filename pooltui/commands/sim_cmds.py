@@ -23,8 +23,9 @@ def sim() -> None:
 
 
 @sim.command("serve")
-@click.option("--scenario", default="steady", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8600, show_default=True)
+@click.option("--scenario", default="steady", show_default=True, help="built-in scenario name or a TOML file")
+@click.option("--port", type=click.IntRange(0, 65535), default=8600, show_default=True,
+              help="port to listen on (0: a free one)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="loopback address to bind")
 def sim_serve(scenario: str, port: int, host: str) -> None:
     """Serve a scenario on loopback until interrupted."""
@@ -47,7 +48,7 @@ def sim_serve(scenario: str, port: int, host: str) -> None:
 
 
 @sim.command("keys")
-@click.option("--scenario", default="steady", show_default=True)
+@click.option("--scenario", default="steady", show_default=True, help="built-in scenario name or a TOML file")
 @click.option("--provider", default=None, help="only this provider's keys")
 def sim_keys(scenario: str, provider: str | None) -> None:
     """Print ``label secret`` per key of a scenario: the fake keys the simulator accepts, in clear (the one
