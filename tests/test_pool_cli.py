@@ -190,7 +190,7 @@ def test_import_hermes(sim_provider, tmp_path, memory_keyring) -> None:
         "nous": [{"label": "portal", "auth_type": "oauth", "access_token": "x"}]}}))
     out = run("import", "hermes", str(auth_json))
     assert out.exit_code == 0, out.output
-    assert "3 key(s) imported, 0 already there, 2 skipped" in out.output
+    assert "3 keys imported, 0 already there, 2 skipped" in out.output
     for secret in ("sk-ant-test-second-000000000002", "sk-ant-test-first-0000000000001"):
         assert secret not in out.output
     listing = run("auth", "list", "anthropic").output

@@ -12,6 +12,7 @@ import click
 from pooltui.commands.common import Failure, UserError, app, checked, table, when
 from pooltui.core import validate
 from pooltui.core.masking import fingerprint, mask
+from pooltui.core.words import plural
 from pooltui.providers.profiles import PROFILES
 from pooltui.store.config import ProviderConfig
 from pooltui.store.keys import DuplicateKeyError, add_key, forget
@@ -190,4 +191,4 @@ def auth_reset(ctx: click.Context, provider: str, label: str | None) -> None:
     if label is not None and p.key(label) is None:
         raise UserError(f"{provider} has no key labelled {label!r}")
     n = a.history(cfg).clear_key_status(provider, label, ("cooling", "exhausted"))
-    click.echo(f"reset {n} key{'s' if n != 1 else ''} of {provider}" + (f" ({label})" if label else ""))
+    click.echo(f"reset {plural(n, 'key')} of {provider}" + (f" ({label})" if label else ""))

@@ -13,6 +13,7 @@ import click
 
 from pooltui.commands.common import FiniteFloat, UserError, app, output_file, since_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
+from pooltui.core.words import plural
 
 COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
            ("upstream_429", "429 up", 6), ("upstream_other_errors", "err up", 6),
@@ -55,8 +56,8 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
     n, r, c, s = n_requests or t.requests, t.rate if rate is None else rate, concurrency or t.concurrency, (
         sc.seed if seed is None else seed)
     arrivals = seeded_workload(sc, requests=n, rate=r, seed=s)
-    header = (f"scenario {sc.name}: {n} requests, {f'{r:g}/s (Poisson)' if r else 'all at once'}, {c} in flight, "
-              f"seed {s}; each strategy against a fresh simulator"
+    header = (f"scenario {sc.name}: {plural(n, 'request')}, {f'{r:g}/s (Poisson)' if r else 'all at once'}, "
+              f"{c} in flight, seed {s}; each strategy against a fresh simulator"
               + ("" if learn else "; learned limits off"))
     quiet = as_json or as_csv
     if not quiet:
@@ -149,14 +150,12 @@ def replay(ctx: click.Context, since: float, provider: str | None, strategies: s
         raise UserError(f"--strategies: {exc}") from None
     a = app(ctx)
     cfg = a.config()
-    if provider is not None:
-        a.provider(provider, cfg)
     try:
         rp = build_replay(a.history(cfg), cfg, since, provider)
     except ReplayError as exc:
         raise UserError(str(exc)) from None
     span = rp.arrivals[-1].at_s if rp.arrivals else 0.0
-    header = (f"replay of {len(rp.arrivals)} requests recorded for {rp.provider} since {clock(since)} "
+    header = (f"replay of {plural(len(rp.arrivals), 'request')} recorded for {rp.provider} since {clock(since)} "
               f"(over {span:.0f} s), {concurrency} in flight; each strategy against a fresh simulator")
     quiet = as_json or as_csv
     if not quiet:

@@ -90,6 +90,7 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
     import asyncio
 
     from pooltui.core import validate
+    from pooltui.core.words import plural
     from pooltui.session.fleet_view import FleetSession
     from pooltui.store.fleet import FleetLink, redact_url
 
@@ -114,7 +115,8 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
         n = asyncio.run(check())
     except Exception as exc:
         raise UserError(f"cannot reach Redis at {redact_url(url)} ({type(exc).__name__})") from None
-    click.echo(f"watching {n} process(es) sharing the pool '{prefix}' on {redact_url(url)}", err=True)
+    click.echo(f"watching {plural(n, 'process', 'processes')} sharing the pool '{prefix}' on {redact_url(url)}",
+               err=True)
     return FleetSession(url, current=provider or "", prefix=prefix)
 
 

@@ -10,6 +10,7 @@ from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
 from pooltui.core.errors import message_of
 from pooltui.core.timefmt import clock
+from pooltui.core.words import plural
 
 
 def admin_token_of(a, *, create: bool) -> str | None:
@@ -46,7 +47,7 @@ def describe(proxy, url: str) -> list[str]:
     lines = [f"pooltui proxy on {url}"]
     for family, client in proxy.by_family.items():
         pool = client.primary.pool
-        keys = f"{len(pool)} keys, {pool.strategy}" if pool is not None else "no keys"
+        keys = f"{plural(len(pool), 'key')}, {pool.strategy}" if pool is not None else "no keys"
         fallbacks = ", ".join(_fallback_text(family, up) for up in client.fallbacks) or "none"
         lines.append(f"  {family:9} -> {client.primary.name} ({keys}; fallback {fallbacks})")
     if "openai" in proxy.by_family:

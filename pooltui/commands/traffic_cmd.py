@@ -11,6 +11,7 @@ from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
+from pooltui.core.words import plural
 
 
 @click.command()
@@ -91,7 +92,7 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
 
 
 def print_summary(name: str, data: dict) -> None:
-    click.echo(f"{name}: {data['requests']} requests, {data['succeeded']} succeeded, "
+    click.echo(f"{name}: {plural(data['requests'], 'request')}, {data['succeeded']} succeeded, "
                f"{data['failed']} failed in {data['elapsed_s']:.1f} s "
                f"(strategy {data['strategy']}, fallback used {data['fallback_used']}x)")
     if data["errors"]:
