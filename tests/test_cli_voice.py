@@ -212,13 +212,19 @@ def test_usage_counts_callers_requests_apart_from_upstream_calls_and_shows_no_co
     rows = json.loads(run("usage", "--by", "provider", "--json").output)
     assert len(rows) == 1
     row = rows[0]
-    assert row["caller_requests"] == 6 == row["caller_ok"]
-    assert row["requests"] == 7 and row["ok"] == 6  # the invalid key was tried once first
+    assert row["caller_requests"] == 6 == row["caller_served"]
+    assert row["upstream_calls"] == 7 and row["upstream_ok"] == 6  # the invalid key was tried once first
     assert row["cost"] is None
     table = run("usage", "--by", "provider").output.splitlines()
     assert [cell(table, name) for name in ("callers' requests", "upstream calls", "cost $")] == ["6", "7", "-"]
     by_key = run("usage", "--by", "key").output
     assert "callers' requests to sim: 6 (6 served)" in by_key
+    # with prices set, the cost of what is served from then on
+    with Path(os.environ["POOLTUI_CONFIG"]).open("a") as f:
+        f.write('\n[prices."claude-sonnet-4-5"]\ninput_per_mtok = 3.0\noutput_per_mtok = 15.0\n')
+    assert run("traffic", "--provider", "sim", "--requests", "2").exit_code == 0
+    table = run("usage", "--by", "model").output.splitlines()
+    assert cell(table, "model") == "claude-sonnet-4-5" and float(cell(table, "cost $")) > 0
 
 
 def cell(table: list[str], name: str, row: int = 1) -> str:

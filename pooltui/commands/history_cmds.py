@@ -45,12 +45,17 @@ def events(ctx: click.Context, since: float, provider: str | None, limit: int, a
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table")
 @click.pass_context
 def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_json: bool, as_csv: bool) -> None:
-    """Requests, tokens and cost per key (or provider, day, model): which key paid for what."""
+    """Callers' requests, upstream calls, tokens and cost per key (or provider, day, model): which key paid for
+    what. A caller's request is counted once; each upstream call it took (a retry on another key, a fallback)
+    counts as one upstream call."""
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
     a = app(ctx)
+    cfg = a.config()
     history = known_history(a, provider)
-    rows = history.usage(since, by, provider)
+    priced = bool(cfg.prices.per_model)
+    callers = history.caller_requests(since, "provider" if by == "key" else by, provider)
+    rows = usage_rows(history.usage(since, by, provider), None if by == "key" else (by, callers), priced)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -62,13 +67,50 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
             writer.writerows(rows)
         click.echo(out.getvalue(), nl=False)
         return
-    if not rows:
+    if not rows and not callers:
         click.echo("no usage recorded in that period")
         return
-    heads = [k for k in rows[0] if k not in ("requests", "ok", "tokens_in", "tokens_out", "cost")]
-    click.echo(table([*heads, "requests", "ok", "tokens in", "tokens out", "cost $"],
-                     [[str(r[h]) for h in heads] + [str(r["requests"]), str(r["ok"]), str(r["tokens_in"]),
-                                                    str(r["tokens_out"]), f"{r['cost']:.4f}"] for r in rows]))
+    click.echo(table([USAGE_TITLES.get(name, name) for name in rows[0]],
+                     [[_cell(name, value) for name, value in row.items()] for row in rows]))
+    if by == "key":
+        for name, (n, served) in sorted(callers.items()):
+            click.echo(f"callers' requests to {name}: {n} ({served} served)")
+    click.echo("upstream calls: each attempt on a key (a retry or a fallback is one more); callers' requests: each "
+               "once" + ("" if priced else "; cost: needs [prices] in the config"))
+
+
+USAGE_TITLES = {"caller_requests": "callers' requests", "caller_served": "served", "upstream_calls": "upstream calls",
+                "upstream_ok": "calls ok", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost": "cost $"}
+
+
+def _cell(name: str, value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if name == "cost" else str(value)
+
+
+def usage_rows(rows: list[dict], callers: tuple[str, dict[str, tuple[int, int]]] | None,
+               priced: bool) -> list[dict]:
+    """The history's usage rows (upstream calls) with the callers' requests of the same group beside them
+    (``callers`` is the group's name and its counts; None for rows per key, which callers' requests have not),
+    and no cost (None) where no price was ever set."""
+    out = []
+    for r in rows:
+        row = {name: value for name, value in r.items()
+               if name not in ("requests", "ok", "tokens_in", "tokens_out", "cost")}
+        if callers is not None:
+            n, served = callers[1].get(r[callers[0]], (0, 0))
+            row = {callers[0]: r[callers[0]], "caller_requests": n, "caller_served": served}
+        row |= {"upstream_calls": r["requests"], "upstream_ok": r["ok"], "tokens_in": r["tokens_in"],
+                "tokens_out": r["tokens_out"], "cost": r["cost"] if priced or r["cost"] else None}
+        out.append(row)
+    if callers is not None:  # requests that never reached an upstream (no usable key): no usage row of theirs
+        seen = {r[callers[0]] for r in rows}
+        for group, (n, served) in sorted(callers[1].items()):
+            if group not in seen:
+                out.append({callers[0]: group, "caller_requests": n, "caller_served": served, "upstream_calls": 0,
+                            "upstream_ok": 0, "tokens_in": 0, "tokens_out": 0, "cost": None if not priced else 0.0})
+    return out
 
 
 def known_history(a, provider: str | None):

@@ -331,6 +331,18 @@ class History:
             out.append(row)
         return out
 
+    def caller_requests(self, since: float, by: str = "provider", provider: str | None = None
+                        ) -> dict[str, tuple[int, int]]:
+        """Callers' requests, each counted once however many upstream calls it took, and how many of them were
+        served, per provider (the one asked), day (UTC) or model (the caller's): ``{group: (requests, served)}``.
+        ``usage`` counts upstream calls instead."""
+        group = {"provider": "provider", "day": "date(ts, 'unixepoch')", "model": "model"}[by]
+        sql = f"SELECT {group}, COUNT(*), SUM(outcome = 'ok') FROM requests WHERE ts >= ?"
+        args: list[Any] = [since]
+        if provider:
+            sql, args = sql + " AND provider = ?", [*args, provider]
+        return {g: (n, ok or 0) for g, n, ok in self.db.execute(sql + f" GROUP BY {group}", args)}
+
     def spend(self, provider: str, key: str, now: float | None = None) -> Spend:
         """What a key spent this UTC day and month (seeds budgets after a restart)."""
         now = now or time.time()
