@@ -75,6 +75,19 @@ def test_events_and_usage_of_a_provider_never_seen_are_one_line_exit_2(sim_provi
     assert out.exit_code == 0 and "gone" in out.output
 
 
+@pytest.mark.parametrize(("args", "needle"), [
+    (("auth", "add", "sim", "--pool", "a", "--no-verify", "--stdin", "--quota-group", "team one!"), "bad quota group"),
+    (("traffic", "--scenario", "steady", "--requests", "2", "--models", "gpt-sim-1,two words"),
+     "bad model 'two words'"),
+])
+def test_bad_names_in_options_are_one_line_exit_2(sim_provider, args, needle) -> None:  # noqa: F811
+    before = config_bytes()
+    out = run(*args, input="sk-test-group-000000000000001\n")
+    assert out.exit_code == 2
+    one_error_line(out.output, needle)
+    assert config_bytes() == before
+
+
 @pytest.mark.parametrize("command", [("compare", "--scenario", "steady", "--requests", "1"), ("replay",)])
 def test_a_chart_that_cannot_be_written_is_refused_before_the_run(tmp_path, command) -> None:
     target = tmp_path / "no-such-dir" / "chart.svg"

@@ -63,6 +63,8 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
     """Add a key to PROVIDER's pool (masked prompt unless --stdin or --env)."""
     a = app(ctx)
     label = _label(label)
+    if quota_group is not None:
+        quota_group = checked(lambda v: validate.label(v, "quota group"), quota_group)
     cfg = a.config()
     p = ensure_provider(cfg, provider)
     if p.key(label):

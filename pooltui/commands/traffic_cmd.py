@@ -7,8 +7,9 @@ import json
 
 import click
 
-from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
+from pooltui.commands.common import FiniteFloat, UserError, app, checked, strategy_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
+from pooltui.core import validate
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
 from pooltui.core.words import plural
@@ -37,7 +38,7 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
     """
     from pooltui.session.traffic import run_scenario_traffic, summary
 
-    mix = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    mix = [checked(validate.model_name, m) for m in models.split(",") if m.strip()] if models else None
     if scenario and provider:
         raise UserError("choose one of --scenario and --provider")
     if provider:
