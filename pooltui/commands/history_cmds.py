@@ -22,8 +22,7 @@ from pooltui.commands.common import UserError, app, since_option, table, unknown
 def events(ctx: click.Context, since: float, provider: str | None, limit: int, as_json: bool) -> None:
     """Past events (429s, 401s, quota, 5xx, state changes) from the history."""
     a = app(ctx)
-    history = known_history(a, provider)
-    rows = history.events(since, provider, limit)
+    rows = known_history(a, a.config(), provider).events(since, provider, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -52,10 +51,10 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
         raise UserError("choose one of --json and --csv")
     a = app(ctx)
     cfg = a.config()
-    history = known_history(a, provider)
+    history = known_history(a, cfg, provider)
     priced = bool(cfg.prices.per_model)
     callers = history.caller_requests(since, "provider" if by == "key" else by, provider)
-    rows = usage_rows(history.usage(since, by, provider), None if by == "key" else (by, callers), priced)
+    rows = usage_rows(history.usage(since, by, provider), by, callers, priced)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -70,8 +69,11 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
     if not rows and not callers:
         click.echo("no usage recorded in that period")
         return
-    click.echo(table([USAGE_TITLES.get(name, name) for name in rows[0]],
-                     [[_cell(name, value) for name, value in row.items()] for row in rows]))
+    if rows:
+        click.echo(table([USAGE_TITLES.get(name, name) for name in rows[0]],
+                         [[_cell(name, value) for name, value in row.items()] for row in rows]))
+    else:  # callers were refused before any key was tried (none usable)
+        click.echo("no upstream calls in that period")
     if by == "key":
         for name, (n, served) in sorted(callers.items()):
             click.echo(f"callers' requests to {name}: {n} ({served} served)")
@@ -89,33 +91,29 @@ def _cell(name: str, value) -> str:
     return f"{value:.4f}" if name == "cost" else str(value)
 
 
-def usage_rows(rows: list[dict], callers: tuple[str, dict[str, tuple[int, int]]] | None,
-               priced: bool) -> list[dict]:
-    """The history's usage rows (upstream calls) with the callers' requests of the same group beside them
-    (``callers`` is the group's name and its counts; None for rows per key, which callers' requests have not),
-    and no cost (None) where no price was ever set."""
+def usage_rows(rows: list[dict], group: str, callers: dict[str, tuple[int, int]], priced: bool) -> list[dict]:
+    """The history's usage rows (upstream calls) with the callers' requests of the same ``group`` (provider, day
+    or model) beside them; none per key (a caller's request is not one key's). No cost (None) where no price
+    was ever set."""
     out = []
     for r in rows:
-        row = {name: value for name, value in r.items()
-               if name not in ("requests", "ok", "tokens_in", "tokens_out", "cost")}
-        if callers is not None:
-            n, served = callers[1].get(r[callers[0]], (0, 0))
-            row = {callers[0]: r[callers[0]], "caller_requests": n, "caller_served": served}
-        row |= {"upstream_calls": r["requests"], "upstream_ok": r["ok"], "tokens_in": r["tokens_in"],
-                "tokens_out": r["tokens_out"], "cost": r["cost"] if priced or r["cost"] else None}
-        out.append(row)
-    if callers is not None:  # requests that never reached an upstream (no usable key): no usage row of theirs
-        seen = {r[callers[0]] for r in rows}
-        for group, (n, served) in sorted(callers[1].items()):
-            if group not in seen:
-                out.append({callers[0]: group, "caller_requests": n, "caller_served": served, "upstream_calls": 0,
-                            "upstream_ok": 0, "tokens_in": 0, "tokens_out": 0, "cost": None if not priced else 0.0})
+        if group == "key":
+            row = {"provider": r["provider"], "key": r["key"]}
+        else:
+            n, served = callers.get(r[group], (0, 0))
+            row = {group: r[group], "caller_requests": n, "caller_served": served}
+        out.append(row | {"upstream_calls": r["requests"], "upstream_ok": r["ok"], "tokens_in": r["tokens_in"],
+                          "tokens_out": r["tokens_out"], "cost": r["cost"] if priced or r["cost"] else None})
+    if group != "key":  # requests that never reached an upstream (no usable key) have no usage row of their own
+        seen = {r[group] for r in rows}
+        out += [{group: name, "caller_requests": n, "caller_served": served, "upstream_calls": 0, "upstream_ok": 0,
+                 "tokens_in": 0, "tokens_out": 0, "cost": 0.0 if priced else None}
+                for name, (n, served) in sorted(callers.items()) if name not in seen]
     return out
 
 
-def known_history(a, provider: str | None):
+def known_history(a, cfg, provider: str | None):
     """The history, once ``provider`` (when given) is known: configured now, or with a past in the history."""
-    cfg = a.config()
     history = a.history(cfg)
     if provider is not None and provider not in cfg.providers and not history.knows_provider(provider):
         raise UserError(unknown_provider(provider, cfg.providers) + "; nothing of it in the history either")
