@@ -244,3 +244,16 @@ def cell(table: list[str], name: str, row: int = 1) -> str:
     """The value under header ``name`` in a table of left-aligned columns."""
     start = table[0].index(name)
     return table[row][start:].split("  ")[0].strip()
+
+
+def test_usage_of_callers_refused_before_any_upstream_call(sim_provider) -> None:  # noqa: F811
+    from pooltui.client.pool_client import RequestRecord
+    from pooltui.store.history import History
+
+    History(Path(os.environ["POOLTUI_DATA_DIR"]) / "history.db").add_request_records(
+        [RequestRecord(time.time(), "sim", "m", 0, 0, "error", 0.01) for _ in range(2)])
+    out = run("usage")
+    assert out.exit_code == 0, out.output
+    assert "no upstream calls in that period" in out.output and "callers' requests to sim: 2 (0 served)" in out.output
+    table = run("usage", "--by", "provider").output.splitlines()
+    assert [cell(table, name) for name in ("callers' requests", "served", "upstream calls")] == ["2", "0", "0"]
