@@ -133,9 +133,10 @@ def test_traffic_through_a_configured_pool_lands_in_history(sim_provider) -> Non
     events = json.loads(run("events", "--since", "1h", "--json").output)
     assert any(e["kind"] == "invalid" and e["key"] == "gone" for e in events)
     usage = {r["key"]: r for r in json.loads(run("usage", "--by", "key", "--json").output)}
-    assert usage["good"]["ok"] + usage["ok0"]["ok"] == 30 and usage["good"]["tokens_out"] > 0
+    assert usage["good"]["upstream_ok"] + usage["ok0"]["upstream_ok"] == 30 and usage["good"]["tokens_out"] > 0
     csv_out = run("usage", "--by", "day", "--csv").output.splitlines()
-    assert csv_out[0] == "day,requests,ok,tokens_in,tokens_out,cost" and len(csv_out) == 2
+    assert csv_out[0] == "day,caller_requests,caller_served,upstream_calls,upstream_ok,tokens_in,tokens_out,cost"
+    assert len(csv_out) == 2
     # the state survives: a new run does not send to the invalid key again
     again = json.loads(run("traffic", "--provider", "sim", "--requests", "5", "--json").output)
     assert {k["label"]: k["requests"] for k in again["keys"]}["gone"] == 0
@@ -190,7 +191,7 @@ def test_import_hermes(sim_provider, tmp_path, memory_keyring) -> None:
         "nous": [{"label": "portal", "auth_type": "oauth", "access_token": "x"}]}}))
     out = run("import", "hermes", str(auth_json))
     assert out.exit_code == 0, out.output
-    assert "3 key(s) imported, 0 already there, 2 skipped" in out.output
+    assert "3 keys imported, 0 already there, 2 skipped" in out.output
     for secret in ("sk-ant-test-second-000000000002", "sk-ant-test-first-0000000000001"):
         assert secret not in out.output
     listing = run("auth", "list", "anthropic").output

@@ -8,6 +8,7 @@ import time
 import click
 
 from pooltui.commands.common import Failure, UserError, app
+from pooltui.core.words import plural
 
 
 @click.group("alerts")
@@ -36,4 +37,4 @@ def alerts_test(ctx: click.Context) -> None:
     if sender.command and not any(line.startswith("command") for line in problems):
         click.echo(f"ok    command {sender.command[0]} ran with the sample alert")
     if problems:
-        raise Failure(f"{len(problems)} destination(s) did not take the alert")
+        raise Failure(f"{plural(len(problems), 'destination')} did not take the alert")

@@ -12,6 +12,7 @@ import click
 from pooltui.commands.common import Failure, UserError, app, checked, table, when
 from pooltui.core import validate
 from pooltui.core.masking import fingerprint, mask
+from pooltui.core.words import plural
 from pooltui.providers.profiles import PROFILES
 from pooltui.store.config import ProviderConfig
 from pooltui.store.keys import DuplicateKeyError, add_key, forget
@@ -62,6 +63,8 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
     """Add a key to PROVIDER's pool (masked prompt unless --stdin or --env)."""
     a = app(ctx)
     label = _label(label)
+    if quota_group is not None:
+        quota_group = checked(lambda v: validate.label(v, "quota group"), quota_group)
     cfg = a.config()
     p = ensure_provider(cfg, provider)
     if p.key(label):
@@ -76,13 +79,21 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
     secret = secret.strip()
     if secret or env_var is None:
         secret = checked(validate.secret, secret)
+    store = a.store()
+    if env_var is None:
+        try:  # a keyring that cannot take the key is said before the provider is asked about it
+            _ = store.backend
+        except SecretStoreError as exc:
+            raise UserError(str(exc)) from None
     result = None
     if not no_verify and secret:
+        if p.base_url is None:  # said before the key leaves this machine: the user may have meant another endpoint
+            click.echo(f"verifying against {p.profile.base_url} (the {p.kind} default; set another with "
+                       f"`pooltui provider set {provider} --base-url URL`)", err=True)
         result = verify_one(p, label, secret)
         if result.result in ("invalid", "forbidden"):
             raise Failure(f"not added: {provider}/{label} ({mask(secret)}) is {result.result}"
                           f" ({result.status}: {result.detail}); use --no-verify to add it anyway")
-    store = a.store()
     stored: list[str] = []
     try:
         # one transaction under the config lock: a concurrent add of the same label waits, then finds it
@@ -119,9 +130,7 @@ def auth_list(ctx: click.Context, provider: str | None) -> None:
     """Keys with their masked value, fingerprint, store, state and last verification."""
     a = app(ctx)
     cfg = a.config()
-    providers = [cfg.provider(provider)] if provider else list(cfg.providers.values())
-    if provider and provider not in cfg.providers:
-        raise UserError(f"unknown provider {provider!r}")
+    providers = [a.provider(provider, cfg)] if provider else list(cfg.providers.values())
     store = a.store()
     statuses = a.history(cfg).key_statuses()
     rows = []
@@ -180,10 +189,8 @@ def auth_reset(ctx: click.Context, provider: str, label: str | None) -> None:
     """Clear cooldowns and quota parking (of one key, or all of PROVIDER's keys)."""
     a = app(ctx)
     cfg = a.config()
-    p = cfg.providers.get(provider)
-    if p is None:
-        raise UserError(f"unknown provider {provider!r}")
+    p = a.provider(provider, cfg)
     if label is not None and p.key(label) is None:
         raise UserError(f"{provider} has no key labelled {label!r}")
     n = a.history(cfg).clear_key_status(provider, label, ("cooling", "exhausted"))
-    click.echo(f"reset {n} key{'s' if n != 1 else ''} of {provider}" + (f" ({label})" if label else ""))
+    click.echo(f"reset {plural(n, 'key')} of {provider}" + (f" ({label})" if label else ""))

@@ -33,7 +33,8 @@ __all__ = ["UserError", "cli", "main"]
 @click.option("--secret-store", type=click.Choice(["keyring", "file"]), default=None,
               help="where new secrets go (default: the OS keyring if it works, else a 0600 file)")
 @click.option("--proxy", "proxy_port", type=click.IntRange(0, 65535), is_flag=False, flag_value=8787,
-              default=None, help="with the monitor: also run the pooling proxy on this port (default 8787)")
+              default=None, help="with the monitor: watch the pooling proxy on this port (default 8787): "
+                                 "attach to the one running there, else run it inside the monitor")
 @click.version_option(package_name="pooltui")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, proxy_port: int | None) -> None:
@@ -54,6 +55,8 @@ class ScrubbedStream:
 
     def __init__(self, stream) -> None:
         self._stream = stream
+        #: the stream itself, past the scrubber: see ``common.unscrubbed_stdout``
+        self.unscrubbed = stream
 
     def write(self, text: str) -> int:
         from pooltui.core.masking import scrub

@@ -88,6 +88,13 @@ class AppContext:
                               ) from None
         return self._history
 
+    def provider(self, name: str, cfg: Config | None = None):
+        """The configured provider ``name``, or a one-line user error naming those there are."""
+        cfg = cfg or self.config()
+        if name not in cfg.providers:
+            raise UserError(unknown_provider(name, cfg.providers))
+        return cfg.providers[name]
+
     def warn_unencrypted(self) -> None:
         store = self.store()
         if store.unencrypted:
@@ -96,6 +103,17 @@ class AppContext:
 
 
 
+def unknown_provider(name: str, known) -> str:
+    """``unknown provider 'x' (configured: a, b)``: what a command says of a provider name it does not know."""
+    return f"unknown provider {name!r} (configured: {', '.join(sorted(known)) or 'none'})"
+
+
+def unscrubbed_stdout():
+    """Standard output past the secret scrubber ``main`` puts on it. Only for secrets the user asked to see in
+    clear and that guard nothing: the simulator's fake keys (``pooltui sim keys``)."""
+    import sys
+
+    return getattr(sys.stdout, "unscrubbed", sys.stdout)
 
 
 def app(ctx: click.Context) -> AppContext:
@@ -160,6 +178,23 @@ def since_option(_ctx, _param, value: str) -> float:
     if not m:
         raise UserError(f"--since: {value!r} is not a duration like 90m, 12h or 30d")
     return time.time() - float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def output_file(_ctx, _param, path: Path | None) -> Path | None:
+    """A file option the command will write at the end (a chart): refused now, before any work, when its folder
+    is missing, is not a folder, or cannot be written."""
+    import os
+
+    if path is None:
+        return None
+    folder = path.parent
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder")
+    if not folder.exists():
+        raise UserError(f"cannot write {path}: there is no folder {folder}")
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(write_problem(path))
+    return path
 
 
 def when(ts: float | None) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from pooltui.commands.common import FiniteFloat, UserError, app, since_option
+from pooltui.commands.common import FiniteFloat, UserError, app, output_file, since_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
+from pooltui.core.words import plural
 
 COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
            ("upstream_429", "429 up", 6), ("upstream_other_errors", "err up", 6),
@@ -33,7 +34,7 @@ COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeede
 @click.option("--seed", type=int, default=None, help="the workload's seed (default: the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=output_file,
               help="also write the chart (successes and 429s per second, per strategy) to this SVG file")
 @click.option("--learn/--no-learn", default=True, show_default=True,
               help="pooltui's strategies learn each key's limit from its 429s and pace picks by it")
@@ -55,8 +56,8 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
     n, r, c, s = n_requests or t.requests, t.rate if rate is None else rate, concurrency or t.concurrency, (
         sc.seed if seed is None else seed)
     arrivals = seeded_workload(sc, requests=n, rate=r, seed=s)
-    header = (f"scenario {sc.name}: {n} requests, {f'{r:g}/s (Poisson)' if r else 'all at once'}, {c} in flight, "
-              f"seed {s}; each strategy against a fresh simulator"
+    header = (f"scenario {sc.name}: {plural(n, 'request')}, {f'{r:g}/s (Poisson)' if r else 'all at once'}, "
+              f"{c} in flight, seed {s}; each strategy against a fresh simulator"
               + ("" if learn else "; learned limits off"))
     quiet = as_json or as_csv
     if not quiet:
@@ -129,7 +130,7 @@ def table(rows: list[dict]) -> str:
               help="requests in flight at once")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=output_file,
               help="also write the chart to this SVG file")
 @click.pass_context
 def replay(ctx: click.Context, since: float, provider: str | None, strategies: str, concurrency: int,
@@ -154,7 +155,7 @@ def replay(ctx: click.Context, since: float, provider: str | None, strategies: s
     except ReplayError as exc:
         raise UserError(str(exc)) from None
     span = rp.arrivals[-1].at_s if rp.arrivals else 0.0
-    header = (f"replay of {len(rp.arrivals)} requests recorded for {rp.provider} since {clock(since)} "
+    header = (f"replay of {plural(len(rp.arrivals), 'request')} recorded for {rp.provider} since {clock(since)} "
               f"(over {span:.0f} s), {concurrency} in flight; each strategy against a fresh simulator")
     quiet = as_json or as_csv
     if not quiet:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pooltui.commands.common import app
+from pooltui.core.words import plural
 from pooltui.store.paths import write_problem
 
 
@@ -60,7 +61,8 @@ def check_config(a) -> list[Check]:
         return [*out, Check(False, "config", str(exc))]
     keys = sum(len(p.keys) for p in cfg.providers.values())
     exists = "" if path.exists() else " (not created yet)"
-    out.append(Check(True, "config", f"{path}{exists}: {len(cfg.providers)} provider(s), {keys} key(s)"))
+    out.append(Check(True, "config",
+                     f"{path}{exists}: {plural(len(cfg.providers), 'provider')}, {plural(keys, 'key')}"))
     return out
 
 
@@ -77,7 +79,7 @@ def check_secrets(a) -> list[Check]:
         try:
             n = len(store.file_names())
             out.append(Check(mode & 0o077 == 0, "secret file",
-                             f"{store.file}: {n} secret(s), mode {mode:04o}" + ("" if mode & 0o077 == 0 else
+                             f"{store.file}: {plural(n, 'secret')}, mode {mode:04o}" + ("" if mode & 0o077 == 0 else
                                                                                  " (others can read it: chmod 600)")))
         except SecretStoreError as exc:
             out.append(Check(False, "secret file", str(exc)))
@@ -93,7 +95,8 @@ def check_secrets(a) -> list[Check]:
             except SecretStoreError as exc:
                 missing.append(f"{p.name}/{k.label} ({exc})")
     total = sum(len(p.keys) for p in cfg.providers.values())
-    out.append(Check(not missing, "secrets", f"{total - len(missing)}/{total} key(s) resolve"
+    resolve = "resolves" if total == 1 else "resolve"
+    out.append(Check(not missing, "secrets", f"{total - len(missing)}/{plural(total, 'key')} {resolve}"
                      + (f"; missing: {'; '.join(missing)}" if missing else "")))
     return out
 

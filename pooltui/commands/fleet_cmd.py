@@ -10,6 +10,7 @@ import click
 
 from pooltui.commands.common import UserError, app
 from pooltui.core.timefmt import duration
+from pooltui.core.words import plural
 
 
 @click.command("fleet")
@@ -36,7 +37,7 @@ def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
         click.echo(json.dumps(seen, indent=2))
         return
     now = time.time()
-    click.echo(f"{len(seen['procs'])} process(es) serving")
+    click.echo(f"{plural(len(seen['procs']), 'process', 'processes')} serving")
     for p in seen["procs"]:
         click.echo(f"  {p['host']:<20} pid {p['pid']:<7} {p['requests_per_s']:6.1f} req/s  seen "
                    f"{duration(now - p['last_seen'])} ago  {', '.join(p['providers'])}")

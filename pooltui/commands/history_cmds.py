@@ -8,20 +8,21 @@ import json
 
 import click
 
-from pooltui.commands.common import UserError, app, since_option, table, when
+from pooltui.commands.common import UserError, app, since_option, table, unknown_provider, when
 
 
 @click.command("events")
 @click.option("--since", "since", default="12h", show_default=True, callback=since_option,
               help="how far back: 90m, 12h, 30d")
 @click.option("--provider", help="only this provider")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True,
+              help="at most this many events, the most recent")
+@click.option("--json", "as_json", is_flag=True, help="a JSON list instead of a table")
 @click.pass_context
 def events(ctx: click.Context, since: float, provider: str | None, limit: int, as_json: bool) -> None:
     """Past events (429s, 401s, quota, 5xx, state changes) from the history."""
     a = app(ctx)
-    rows = a.history().events(since, provider, limit)
+    rows = known_history(a, a.config(), provider).events(since, provider, limit)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -34,18 +35,26 @@ def events(ctx: click.Context, since: float, provider: str | None, limit: int, a
 
 
 @click.command("usage")
-@click.option("--since", "since", default="30d", show_default=True, callback=since_option)
-@click.option("--by", type=click.Choice(["key", "provider", "day", "model"]), default="key", show_default=True)
+@click.option("--since", "since", default="30d", show_default=True, callback=since_option,
+              help="how far back: 90m, 12h, 30d")
+@click.option("--by", type=click.Choice(["key", "provider", "day", "model"]), default="key", show_default=True,
+              help="one row per key, provider, day (UTC) or model")
 @click.option("--provider", help="only this provider")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--csv", "as_csv", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="a JSON list instead of a table")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of a table")
 @click.pass_context
 def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_json: bool, as_csv: bool) -> None:
-    """Requests, tokens and cost per key (or provider, day, model): which key paid for what."""
+    """Callers' requests, upstream calls, tokens and cost per key (or provider, day, model): which key paid for
+    what. A caller's request is counted once; each upstream call it took (a retry on another key, a fallback)
+    counts as one upstream call."""
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
     a = app(ctx)
-    rows = a.history().usage(since, by, provider)
+    cfg = a.config()
+    history = known_history(a, cfg, provider)
+    priced = bool(cfg.prices.per_model)
+    callers = history.caller_requests(since, "provider" if by == "key" else by, provider)
+    rows = usage_rows(history.usage(since, by, provider), by, callers, priced)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -57,10 +66,55 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
             writer.writerows(rows)
         click.echo(out.getvalue(), nl=False)
         return
-    if not rows:
+    if not rows and not callers:
         click.echo("no usage recorded in that period")
         return
-    heads = [k for k in rows[0] if k not in ("requests", "ok", "tokens_in", "tokens_out", "cost")]
-    click.echo(table([*heads, "requests", "ok", "tokens in", "tokens out", "cost $"],
-                     [[str(r[h]) for h in heads] + [str(r["requests"]), str(r["ok"]), str(r["tokens_in"]),
-                                                    str(r["tokens_out"]), f"{r['cost']:.4f}"] for r in rows]))
+    if rows:
+        click.echo(table([USAGE_TITLES.get(name, name) for name in rows[0]],
+                         [[_cell(name, value) for name, value in row.items()] for row in rows]))
+    else:  # callers were refused before any key was tried (none usable)
+        click.echo("no upstream calls in that period")
+    if by == "key":
+        for name, (n, served) in sorted(callers.items()):
+            click.echo(f"callers' requests to {name}: {n} ({served} served)")
+    click.echo("upstream calls: each attempt on a key (a retry or a fallback is one more); callers' requests: each "
+               "once" + ("" if priced else "; cost: needs [prices] in the config"))
+
+
+USAGE_TITLES = {"caller_requests": "callers' requests", "caller_served": "served", "upstream_calls": "upstream calls",
+                "upstream_ok": "calls ok", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost": "cost $"}
+
+
+def _cell(name: str, value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if name == "cost" else str(value)
+
+
+def usage_rows(rows: list[dict], group: str, callers: dict[str, tuple[int, int]], priced: bool) -> list[dict]:
+    """The history's usage rows (upstream calls) with the callers' requests of the same ``group`` (provider, day
+    or model) beside them; none per key (a caller's request is not one key's). No cost (None) where no price
+    was ever set."""
+    out = []
+    for r in rows:
+        if group == "key":
+            row = {"provider": r["provider"], "key": r["key"]}
+        else:
+            n, served = callers.get(r[group], (0, 0))
+            row = {group: r[group], "caller_requests": n, "caller_served": served}
+        out.append(row | {"upstream_calls": r["requests"], "upstream_ok": r["ok"], "tokens_in": r["tokens_in"],
+                          "tokens_out": r["tokens_out"], "cost": r["cost"] if priced or r["cost"] else None})
+    if group != "key":  # requests that never reached an upstream (no usable key) have no usage row of their own
+        seen = {r[group] for r in rows}
+        out += [{group: name, "caller_requests": n, "caller_served": served, "upstream_calls": 0, "upstream_ok": 0,
+                 "tokens_in": 0, "tokens_out": 0, "cost": 0.0 if priced else None}
+                for name, (n, served) in sorted(callers.items()) if name not in seen]
+    return out
+
+
+def known_history(a, cfg, provider: str | None):
+    """The history, once ``provider`` (when given) is known: configured now, or with a past in the history."""
+    history = a.history(cfg)
+    if provider is not None and provider not in cfg.providers and not history.knows_provider(provider):
+        raise UserError(unknown_provider(provider, cfg.providers) + "; nothing of it in the history either")
+    return history

@@ -10,6 +10,7 @@ import click
 
 from pooltui.commands.common import Failure, UserError, app
 from pooltui.core.masking import fingerprint, mask
+from pooltui.core.words import plural
 from pooltui.store.config import ProviderConfig
 from pooltui.store.hermes import HermesKey, Skipped, hermes_home, read_pool, slug, until_of
 from pooltui.store.keys import add_key, forget
@@ -84,7 +85,7 @@ def import_hermes(ctx: click.Context, path: Path | None, profile: str | None) ->
         click.echo(f"already  {hk.hermes_provider}/{hk.original_label} is {hk.provider}/{label} (the same key)")
     for s in skipped:
         click.echo(f"skipped  {s.provider}/{s.label}: {s.why}")
-    click.echo(f"{len(added)} key(s) imported, {len(unchanged)} already there, {len(skipped)} skipped"
+    click.echo(f"{plural(len(added), 'key')} imported, {len(unchanged)} already there, {len(skipped)} skipped"
                f" (from {pool.home})")
     a.warn_unencrypted()
 

@@ -26,9 +26,7 @@ def verify(ctx: click.Context, provider: str | None, label: str | None, as_json:
 
     a = app(ctx)
     cfg = a.config()
-    if provider and provider not in cfg.providers:
-        raise UserError(f"unknown provider {provider!r}")
-    providers = [cfg.providers[provider]] if provider else list(cfg.providers.values())
+    providers = [a.provider(provider, cfg)] if provider else list(cfg.providers.values())
     store = a.store()
     items, missing = [], []
     for p in providers:

@@ -17,7 +17,8 @@ def run_monitor(session) -> None:
 @click.option("--scenario", default="peak-hour", show_default=True, help="built-in scenario or TOML file")
 @click.option("--strategy", callback=strategy_option, help="rotation strategy to start with")
 @click.option("--rate", type=FiniteFloat(0.1, 5000), help="test traffic, requests per second")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None,
+              help="seed for the random choices of the test traffic and of the key picks")
 def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | None) -> None:
     """Open the monitor on the embedded simulator with test traffic running (no keys, no network)."""
     from pooltui.commands.sim_cmds import load_scenario_or_fail
@@ -89,6 +90,7 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
     import asyncio
 
     from pooltui.core import validate
+    from pooltui.core.words import plural
     from pooltui.session.fleet_view import FleetSession
     from pooltui.store.fleet import FleetLink, redact_url
 
@@ -113,7 +115,8 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
         n = asyncio.run(check())
     except Exception as exc:
         raise UserError(f"cannot reach Redis at {redact_url(url)} ({type(exc).__name__})") from None
-    click.echo(f"watching {n} process(es) sharing the pool '{prefix}' on {redact_url(url)}", err=True)
+    click.echo(f"watching {plural(n, 'process', 'processes')} sharing the pool '{prefix}' on {redact_url(url)}",
+               err=True)
     return FleetSession(url, current=provider or "", prefix=prefix)
 
 

@@ -6,6 +6,7 @@ import click
 
 from pooltui.commands.common import FiniteFloat, UserError, app, checked, strategy_option, table
 from pooltui.core import validate
+from pooltui.core.words import plural
 from pooltui.providers.profiles import PROFILES
 from pooltui.store.config import ProviderConfig
 
@@ -105,7 +106,7 @@ def _describe(p: ProviderConfig) -> str:
         f"  default model   {p.profile.default_model}" + ("" if p.default_model else " (the kind's default)"),
         f"  model map       {', '.join(f'{a} -> {b}' for a, b in p.model_map.items()) or '-'}",
         f"  cooldown        {p.cooldown_s:g} s, escalating to {p.cooldown_max_s:g} s",
-        f"  capacity alert  below {p.capacity_alert} usable key(s)",
+        f"  capacity alert  below {plural(p.capacity_alert, 'usable key')}",
     ]
     outside = [k.label for k in p.keys if k not in p.pool_keys()]
     if outside:
@@ -118,10 +119,7 @@ def _describe(p: ProviderConfig) -> str:
 @click.pass_context
 def provider_show(ctx: click.Context, name: str) -> None:
     """Show one provider's settings."""
-    cfg = app(ctx).config()
-    if name not in cfg.providers:
-        raise UserError(f"unknown provider {name!r}")
-    click.echo(_describe(cfg.providers[name]))
+    click.echo(_describe(app(ctx).provider(name)))
 
 
 @provider.command("list")

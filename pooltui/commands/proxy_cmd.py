@@ -10,6 +10,7 @@ from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
 from pooltui.core.errors import message_of, no_keys
 from pooltui.core.timefmt import clock
+from pooltui.core.words import plural
 
 
 def admin_token_of(a, *, create: bool) -> str | None:
@@ -46,7 +47,7 @@ def describe(proxy, url: str) -> list[str]:
     lines = [f"pooltui proxy on {url}"]
     for family, client in proxy.by_family.items():
         pool = client.primary.pool
-        keys = f"{len(pool)} keys, {pool.strategy}" if pool is not None else "no keys"
+        keys = f"{plural(len(pool), 'key')}, {pool.strategy}" if pool is not None else "no keys"
         fallbacks = ", ".join(_fallback_text(family, up) for up in client.fallbacks) or "none"
         lines.append(f"  {family:9} -> {client.primary.name} ({keys}; fallback {fallbacks})")
         if pool is not None and not len(pool):
@@ -82,8 +83,10 @@ def _fallback_text(family: str, up) -> str:
 
 
 @click.command("proxy")
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+              help="port to listen on (0: a free one)")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (off loopback only with --token)")
 @click.option("--provider", default=None, help="serve this provider first (its API family)")
 @click.option("--token", default=None, envvar="POOLTUI_PROXY_TOKEN",
               help="callers must present this as their API key (required off loopback)")

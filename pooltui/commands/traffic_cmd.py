@@ -7,11 +7,13 @@ import json
 
 import click
 
-from pooltui.commands.common import FiniteFloat, UserError, app, strategy_option
+from pooltui.commands.common import FiniteFloat, UserError, app, checked, strategy_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
+from pooltui.core import validate
 from pooltui.core.errors import no_keys
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
+from pooltui.core.words import plural
 
 
 @click.command()
@@ -40,7 +42,7 @@ def traffic(ctx: click.Context, scenario: str | None, provider: str | None, stra
     """
     from pooltui.session.traffic import run_scenario_traffic, summary
 
-    mix = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    mix = [checked(validate.model_name, m) for m in models.split(",") if m.strip()] if models else None
     if scenario and provider:
         raise UserError("choose one of --scenario and --provider")
     if provider:
@@ -73,8 +75,7 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
     from pooltui.session.traffic import TrafficGenerator
 
     cfg = a.config()
-    if provider not in cfg.providers:
-        raise UserError(f"unknown provider {provider!r}")
+    a.provider(provider, cfg)
     history = a.history(cfg)
     built = build_client(cfg, provider, a.store(), history)
     for problem in built.problems:
@@ -102,7 +103,7 @@ def _provider_traffic(a, provider: str, strategy: str | None, n: int, concurrenc
 
 
 def print_summary(name: str, data: dict) -> None:
-    click.echo(f"{name}: {data['requests']} requests, {data['succeeded']} succeeded, "
+    click.echo(f"{name}: {plural(data['requests'], 'request')}, {data['succeeded']} succeeded, "
                f"{data['failed']} failed in {data['elapsed_s']:.1f} s "
                f"(strategy {data['strategy']}, fallback used {data['fallback_used']}x)")
     if data["errors"]:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]")
 MAX_SECRET_BYTES = 4096
 
 
@@ -72,7 +73,7 @@ def env_name(value: object) -> str:
 
 
 def secret(value: object) -> str:
-    """An API key: non-empty, at most 4 KiB, with no whitespace or control character inside."""
+    """An API key: non-empty, at most 4 KiB, printable ASCII with no whitespace or control character inside."""
     if not isinstance(value, str):
         raise ValueError("the key must be text")
     text = value.strip()
@@ -82,6 +83,10 @@ def secret(value: object) -> str:
         raise ValueError(f"the key is longer than {MAX_SECRET_BYTES} bytes: that is not an API key")
     if _SPACE_OR_CONTROL.search(text):
         raise ValueError("the key has whitespace or a control character inside: paste the key alone")
+    odd = _NOT_PRINTABLE_ASCII.search(text)
+    if odd:  # a pasted '…' or smart quote: no provider would accept it, and HTTP headers cannot carry it
+        raise ValueError(f"the key is not printable ASCII (character {odd.start() + 1} of {len(text)} is "
+                         f"U+{ord(odd.group()):04X}): copy the key again from the provider's console")
     return text
 
 

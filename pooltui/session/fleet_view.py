@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pooltui.core.strategies import STRATEGIES
+from pooltui.core.words import plural
 from pooltui.providers.verify import VerifyResult
 from pooltui.session.attached import RemoteSession
 from pooltui.session.protocol import SessionStatus
@@ -92,7 +93,7 @@ class FleetSession(RemoteSession):
     @property
     def title(self) -> str:
         n = len(self.procs)
-        return f"pooltui · fleet {redact_url(self.url)} · {n} process{'es' if n != 1 else ''}"
+        return f"pooltui · fleet {redact_url(self.url)} · {plural(n, 'process', 'processes')}"
 
     def status(self) -> SessionStatus:
         problem = self.error or ("" if self.procs else "no process is serving this pool (none seen in 10 s)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pooltui.core.words import plural
 from pooltui.session.workload import Arrival
 from pooltui.sim.scenario import Scenario, SimKey, SimProvider, TrafficDefaults
 
@@ -93,7 +94,7 @@ def build_replay(history: Any, cfg: Any, since: float, provider: str | None = No
     sim = SimProvider(provider, dialect, window, latency, keys=keys,
                       success_headers=any(k.rpm is not None and k.label not in learned for k in keys))
     models = sorted({r["model"] for r in records if r["model"] != "-"})
-    scenario = Scenario(f"replay-{provider}", f"{len(records)} requests recorded for {provider}", 1, [sim],
+    scenario = Scenario(f"replay-{provider}", f"{plural(len(records), 'request')} recorded for {provider}", 1, [sim],
                         TrafficDefaults(len(records), 16, 0.0, p.strategy, 30.0, models))
     return Replay(arrivals_from(records), scenario, provider, since, notes)
 

@@ -89,8 +89,8 @@ class SimServer(ThreadedServer, SimAddress):
         super().__init__(create_app(scenario, self.state), host, port)
 
 
-def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8600) -> None:
-    """Serve in the foreground until interrupted (``pooltui sim serve``)."""
-    sock = listen(host, port)
+def serve_forever(scenario: Scenario, host: str = "127.0.0.1", port: int = 8600, sock=None) -> None:
+    """Serve in the foreground until interrupted (``pooltui sim serve``), on ``sock`` when already listening."""
+    sock = sock if sock is not None else listen(host, port)
     server = uvicorn.Server(_config(create_app(scenario), host, port))
     server.run(sockets=[sock])

@@ -300,6 +300,12 @@ class History:
         rows = self.db.execute(sql, args).fetchall()
         return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
 
+    def knows_provider(self, provider: str) -> bool:
+        """True when any event, usage or request of ``provider`` is kept (a provider removed from the config
+        keeps its past)."""
+        return any(self.db.execute(f"SELECT 1 FROM {table} WHERE provider = ? LIMIT 1", (provider,)).fetchone()
+                   for table in ("events", "usage", "requests"))
+
     def usage_rows(self, since: float) -> list[tuple[int, str, str, int]]:
         """(minute bucket, provider, key, requests) since ``since``, oldest first."""
         return self.db.execute("SELECT bucket, provider, key, SUM(requests) FROM usage WHERE bucket >= ?"
@@ -324,6 +330,18 @@ class History:
             row.update(requests=req, ok=ok, tokens_in=tin, tokens_out=tout, cost=round(cost or 0.0, 6))
             out.append(row)
         return out
+
+    def caller_requests(self, since: float, by: str = "provider", provider: str | None = None
+                        ) -> dict[str, tuple[int, int]]:
+        """Callers' requests, each counted once however many upstream calls it took, and how many of them were
+        served, per provider (the one asked), day (UTC) or model (the caller's): ``{group: (requests, served)}``.
+        ``usage`` counts upstream calls instead."""
+        group = {"provider": "provider", "day": "date(ts, 'unixepoch')", "model": "model"}[by]
+        sql = f"SELECT {group}, COUNT(*), SUM(outcome = 'ok') FROM requests WHERE ts >= ?"
+        args: list[Any] = [since]
+        if provider:
+            sql, args = sql + " AND provider = ?", [*args, provider]
+        return {g: (n, ok or 0) for g, n, ok in self.db.execute(sql + f" GROUP BY {group}", args)}
 
     def spend(self, provider: str, key: str, now: float | None = None) -> Spend:
         """What a key spent this UTC day and month (seeds budgets after a restart)."""

@@ -19,6 +19,8 @@ from pooltui.store.paths import private_dir, write_problem
 
 SERVICE = "pooltui"
 BACKENDS = ("keyring", "file")
+#: what to do when the OS keyring cannot be used, said with every keyring error
+USE_FILE = "use --secret-store file to keep keys in a 0600 file instead"
 
 
 class SecretStoreError(Exception):
@@ -76,7 +78,7 @@ class SecretStore:
         """Where new secrets go: the preferred store, else the keyring if it works, else the file."""
         if self._prefer == "keyring":
             if not self.keyring_usable():
-                raise SecretStoreError(f"--secret-store keyring: {self.keyring_note}")
+                raise SecretStoreError(f"--secret-store keyring: {self.keyring_note}; {USE_FILE}")
             return "keyring"
         if self._prefer == "file":
             return "file"
@@ -101,7 +103,7 @@ class SecretStore:
             try:
                 keyring.set_password(SERVICE, name, secret)
             except Exception as exc:
-                raise SecretStoreError(f"keyring refused to store {name}: {type(exc).__name__}") from None
+                raise SecretStoreError(f"keyring refused to store {name} ({type(exc).__name__}); {USE_FILE}") from None
             return f"keyring:{name}"
         try:
             with locked(self.file):

@@ -66,14 +66,14 @@ def test_a_hermes_pool_comes_over_whole_with_its_states(hermes, tmp_path) -> Non
                                                                          "http://127.0.0.1:9/v1", "Together-AI")
     assert cfg.provider("openrouter").keys[0].label == "OPENROUTER_API_KEY"  # its secret came from .env
     assert "skipped  zai/glm: no pooltui profile for the Hermes provider 'zai'" in r.stdout
-    assert "6 key(s) imported, 0 already there, 1 skipped" in r.stdout
+    assert "6 keys imported, 0 already there, 1 skipped" in r.stdout
     history = History(tmp_path / "data" / "history.db")
     status = history.key_statuses("openai")
     assert status[("openai", "third")].state == "invalid"
     second = status[("openai", "second")]
     assert second.state == "cooling" and 3500 < second.until - time.time() <= 3600  # Hermes's 1 h for a 429
     again = hermes.pooltui("import", "hermes")
-    assert again.returncode == 0 and "0 key(s) imported, 6 already there, 1 skipped" in again.stdout
+    assert again.returncode == 0 and "0 keys imported, 6 already there, 1 skipped" in again.stdout
     assert len(load_config(tmp_path / "config" / "config.toml").provider("openai").keys) == 3
 
 
@@ -87,9 +87,9 @@ def test_profiles_home_and_the_active_profile(hermes, tmp_path) -> None:
                "--api-key", "sk-test-hermes-work-000000000000000001")
     del hermes.env["HERMES_HOME"]
     r = hermes.pooltui("import", "hermes", "--profile", "work")
-    assert r.returncode == 0 and "1 key(s) imported" in r.stdout and str(work) in r.stdout
+    assert r.returncode == 0 and "1 key imported" in r.stdout and str(work) in r.stdout
     (default / "active_profile").write_text("work\n")
     r = hermes.pooltui("import", "hermes")  # no HERMES_HOME: Hermes's active profile
-    assert r.returncode == 0 and "0 key(s) imported, 1 already there" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "0 keys imported, 1 already there" in r.stdout, r.stdout + r.stderr
     r = hermes.pooltui("import", "hermes", "--profile", "nope")
     assert r.returncode == 2 and r.stderr.startswith("pooltui: error: ") and "no such file" in r.stderr

@@ -25,7 +25,7 @@ def test_doctor_finds_a_broken_history_and_repairs_it_keeping_the_old_file() -> 
     out = run("doctor")
     assert out.returncode == 1
     assert "FAIL  history" in out.stdout and "--repair-history" in out.stdout
-    assert "ok    secrets       1/1 key(s) resolve" in out.stdout
+    assert "ok    secrets       1/1 key resolves" in out.stdout
     out = run("events")
     assert out.returncode == 1 and "doctor --repair-history" in out.stderr and "Traceback" not in out.stderr
     out = run("doctor", "--repair-history")

@@ -114,7 +114,7 @@ def test_env_names_are_checked_on_add_and_on_hermes_import(var: str, tmp_path) -
     assert out.returncode == 0, out.stderr
     assert "skipped  openai/bad: bad environment variable name" in out.stdout
     assert "skipped  openai/nul: the key has whitespace or a control character" in out.stdout
-    assert "1 key(s) imported" in out.stdout
+    assert "1 key imported" in out.stdout
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"openai/a": 5}'])

@@ -51,7 +51,7 @@ def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> N
         assert {(k["key"], k["state"]) for k in fleet["keys"]} >= {("gone", "invalid")}
         text = subprocess.run([sys.executable, "-m", "pooltui", "fleet"], env=env, capture_output=True, text=True,
                               timeout=30).stdout
-        assert text.startswith("3 process(es) serving") and "oai/gone" in text and GONE not in text
+        assert text.startswith("3 processes serving") and "oai/gone" in text and GONE not in text
     finally:
         stop_proxies(procs)
 
