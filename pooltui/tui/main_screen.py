@@ -43,7 +43,6 @@ class MainScreen(Screen[None]):
         self.timeline_minutes = 0  # the timeline chart's window (0: hidden; `g` cycles 5, 15, off)
         self._pending: deque[Event] = deque(maxlen=500)
         self._alerting: set[str] = set()  # alert kinds already rung for
-        session.listeners.append(self._pending.append)
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
@@ -63,7 +62,10 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(KeysTable).focus()
+        # the recent events, then every new one: listening from here (not from __init__) takes each once, in
+        # order, whether the session started before the screen was shown or after
         self._pending.extend(self.session.recent_events(EventsTable.MAX_ROWS))
+        self.session.listeners.append(self._pending.append)
         self.refresh_view()
         self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
 

@@ -286,7 +286,8 @@ EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "
 
 class EventsTable(FittedTable):
     """The incident's story, newest at the bottom: repeats of one event fold into a row that counts them
-    (see :mod:`pooltui.session.story`); changes stay rows. Filter by key, kind or text; Enter inspects."""
+    (see :mod:`pooltui.session.story`); changes stay rows. A row shows the time its first event happened, so
+    the rows stay in time order while a run goes on. Filter by key, kind or text; Enter inspects."""
 
     DEFAULT_CSS = "EventsTable { height: 1fr; }"
     MAX_ROWS = 200
@@ -320,7 +321,7 @@ class EventsTable(FittedTable):
         e = row.last
         style = EVENT_STYLE.get(str(e.kind), "")
         count = Text(row.summary(), style="bold" if row.count > 1 else "")
-        return self.pick({"time": fmt.clock_text(row.latest.ts), "key": row.who[:12], "status": str(e.status or "-"),
+        return self.pick({"time": fmt.clock_text(row.first.ts), "key": row.who[:12], "status": str(e.status or "-"),
                           "kind": Text(str(e.kind), style=style), "count": count, "action": row.latest.action,
                           "reason": e.reason[:120]})
 

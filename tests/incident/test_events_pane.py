@@ -99,3 +99,15 @@ async def test_the_keys_table_sorts_by_a_column_and_back_to_pool_order() -> None
         for _ in range(1):
             await pilot.press("o")
         assert keys.sort_by is None and keys._order == pool_order
+
+
+async def test_events_are_listed_in_time_order() -> None:
+    """Every row at the time its run began: a run that went on does not jump ahead of the rows after it
+    (issue 22, item 5: the pane read `06:37:43, 06:37:46, 06:37:43`)."""
+    session = scripted.peak(learn=False)  # a storm: runs of 429s that fold while other rows follow them
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)):
+        table = app.query_one(EventsTable)
+        times = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert len(times) >= 3 and times == sorted(times), times
+        assert any(row.count > 1 and row.last.ts > row.first.ts for row in table.story.rows.values())

@@ -99,3 +99,26 @@ async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> N
     with pytest.raises(httpx.ConnectError):  # the proxy stopped with the monitor
         httpx.get(f"{service.url}/healthz", timeout=2)
     assert sum(r["requests"] for r in history.usage(0, "key")) == 6  # and it landed in the history
+
+
+async def test_an_attached_monitor_lists_each_of_the_proxys_events_once_in_time_order(serve) -> None:
+    """The events the proxy had before the monitor attached reach the events pane once, not once from the
+    session's start and again when the screen asks for the recent ones (issue 22, item 5)."""
+    spec = {"name": "oai", "window_s": 60, "keys": [*keys("k", 2),
+                                                    {"label": "gone", "secret": "sk-test-gone-0001", "invalid": True}]}
+    server = serve(make_scenario(spec))
+    client = client_for_scenario(make_scenario(spec), server, "round-robin", seed=1)
+    with ProxyThread({"oai": client}) as px:
+        async with httpx.AsyncClient() as http:
+            for _ in range(5):
+                r = await http.post(f"{px.service.url}/v1/chat/completions",
+                                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 200
+        app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
+        async with app.run_test(size=(130, 36)) as pilot:
+            await asyncio.sleep(0.5)
+            await pilot.pause()
+            table = app.query_one(EventsTable)
+            shown = [row.first for row in table.story.rows.values()]
+            assert [(e.key, e.action) for e in shown].count(("gone", "marked invalid")) == 1, shown
+            assert [e.ts for e in shown] == sorted(e.ts for e in shown)
