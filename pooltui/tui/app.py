@@ -122,6 +122,8 @@ class PoolMonitorApp(App[None]):
         s = self.session
         pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
         local = self.local
+        if local is None and action == "toggle_traffic" and s.status().attached:
+            return True  # pressed, it says why there is no test traffic here
         if local is None and (action in TRAFFIC_ACTIONS or action in ("toggle_traffic", "add_key")):
             return None
         if action in pool_actions and not s.has_pool:
@@ -175,9 +177,14 @@ class PoolMonitorApp(App[None]):
         return self.session if isinstance(self.session, LocalControls) else None
 
     def action_toggle_traffic(self) -> None:
-        if (local := self.local) is not None:
-            self._guard(lambda: self.notify("traffic on" if local.toggle_traffic() else "traffic off"))
-            self.refresh_bindings()
+        if (local := self.local) is None:
+            self.notify("No test traffic from an attached monitor: it would run in the proxy's process, where "
+                        "the engine is. Send requests to the proxy, or run `pooltui traffic --provider "
+                        f"{self.session.current}` on its machine.", title="test traffic", severity="warning",
+                        timeout=10)
+            return
+        self._guard(lambda: self.notify("traffic on" if local.toggle_traffic() else "traffic off"))
+        self.refresh_bindings()
 
     def action_rate_up(self) -> None:
         if (local := self.local) is not None:

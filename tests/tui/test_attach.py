@@ -45,8 +45,7 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
             assert int(table.get_cell("k0", "requests")) + int(table.get_cell("k1", "requests")) == 9
             events = app.query_one(EventsTable).events.values()
             assert any(e.key == "gone" and str(e.kind) == "invalid" for e in events)
-            assert app.check_action("toggle_traffic", ()) is None  # traffic and new keys stay local: greyed out
-            assert app.check_action("add_key", ()) is None
+            assert app.check_action("add_key", ()) is None  # new keys stay local: greyed out
             assert table.selected == "k0"
             await pilot.press("d")  # commands go to the proxy, which runs them on its pool
             await asyncio.sleep(0.5)
@@ -122,3 +121,20 @@ async def test_an_attached_monitor_lists_each_of_the_proxys_events_once_in_time_
             shown = [row.first for row in table.story.rows.values()]
             assert [(e.key, e.action) for e in shown].count(("gone", "marked invalid")) == 1, shown
             assert [e.ts for e in shown] == sorted(e.ts for e in shown)
+
+
+async def test_t_on_an_attached_monitor_says_why_there_is_no_test_traffic(serve) -> None:
+    """Test traffic runs where the engine runs: `t` on an attached monitor says so, rather than nothing
+    (issue 22, item 5)."""
+    spec = {"name": "oai", "keys": keys("k", 2)}
+    server = serve(make_scenario(spec))
+    with ProxyThread({"oai": client_for_scenario(make_scenario(spec), server, seed=1)}) as px:
+        app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
+        async with app.run_test(size=(130, 36)) as pilot:
+            await app.workers.wait_for_complete()
+            assert app.check_action("toggle_traffic", ()) is True
+            assert app.check_action("burst", ()) is None  # no traffic here to change
+            await pilot.press("t")
+            told = [n.message for n in app._notifications]
+            assert any("No test traffic from an attached monitor" in m and "proxy's process" in m
+                       and "pooltui traffic --provider oai" in m for m in told), told
