@@ -249,8 +249,9 @@ class PoolMonitorApp(App[None]):
         self.main.clear_filters()
 
     def action_sort_keys(self) -> None:
-        column = self.query_one(KeysTable).next_sort()
-        self.notify(f"keys sorted by {column}" if column else "keys in pool order")
+        table = self.query_one(KeysTable)
+        column = table.next_sort()
+        self.notify(f"keys sorted by {table.title_of(column)}" if column else "keys in pool order")
         self.refresh_view()
 
     def action_pause(self) -> None:
