@@ -138,3 +138,26 @@ async def test_t_on_an_attached_monitor_says_why_there_is_no_test_traffic(serve)
             told = [n.message for n in app._notifications]
             assert any("No test traffic from an attached monitor" in m and "proxy's process" in m
                        and "pooltui traffic --provider oai" in m for m in told), told
+
+
+async def test_p_on_an_attached_monitor_shows_the_proxys_fallback_and_acts_on_its_pool(serve) -> None:
+    """The proxy serves a view of each provider in view, fallbacks included: `p` moves to the fallback and
+    its key commands run on the proxy's fallback pool (issue 22, item 5)."""
+    sc = make_scenario({"name": "prim", "keys": keys("k", 2)}, {"name": "back", "keys": keys("b", 1)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1)
+    with ProxyThread({"prim": client}) as px:
+        session = RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1)
+        app = PoolMonitorApp(session)
+        async with app.run_test(size=(130, 36)) as pilot:
+            await app.workers.wait_for_complete()
+            assert session.providers == ["prim", "back"]
+            await pilot.press("p")
+            assert session.current == "back"
+            await pilot.pause()
+            table = app.query_one(KeysTable)
+            assert table._order == ["b0"] and session.view()["fallback_of"] == "prim"
+            await pilot.press("d")
+            await asyncio.sleep(0.5)
+            assert client.fallbacks[0].pool.key("b0").state.value == "disabled"
+            assert client.primary.pool.key("k0").state.value == "ok"
