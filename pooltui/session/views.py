@@ -76,7 +76,7 @@ class PanelView(TypedDict):
     fallback_served: int  # callers' requests a fallback served in the last minute
     queued: int
     callers: CallerCounts
-    outage: OutageView | None  # the provider's breaker is open
+    outage: OutageView | None  # the provider's breaker holds requests off it (until its probe is due, or answered)
     incident: IncidentView | None  # trouble now (see pooltui.session.incident)
     last_incident: IncidentView | None
     fallbacks: list[FallbackView]
@@ -205,7 +205,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     limits = [k["requests_limit"] for k in keys if k.get("requests_limit")]
     breaker = shown.breaker
     outage: OutageView | None = None
-    if breaker is not None and breaker.is_open:
+    if breaker is not None and breaker.holding(now):  # requests go to the fallbacks first
         outage = {"provider": shown.name, "since": breaker.opened_at or now, "until": breaker.open_until or now}
     usable = pool.usable() if pool is not None else 0
     paced = pool.paced() if pool is not None else 0

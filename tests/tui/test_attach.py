@@ -11,7 +11,7 @@ from pooltui.session.attached import AttachError, RemoteSession, fetch_state
 from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import InspectorScreen
-from pooltui.tui.widgets import EventsTable, KeysTable
+from pooltui.tui.widgets import EventsTable, KeysTable, StatusLine
 from tests.conftest import keys, make_scenario
 from tests.test_proxy import ProxyThread
 
@@ -161,3 +161,32 @@ async def test_p_on_an_attached_monitor_shows_the_proxys_fallback_and_acts_on_it
             await asyncio.sleep(0.5)
             assert client.fallbacks[0].pool.key("b0").state.value == "disabled"
             assert client.primary.pool.key("k0").state.value == "ok"
+
+
+async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_nothing_off(serve) -> None:
+    """The breaker sends requests to the fallback first for its open period; once that is over the next request
+    tries the provider again. An idle proxy's monitor said OUTAGE until that next request came; it now clears
+    when the breaker stops holding requests off the provider (issue 22, item 5)."""
+    sc = make_scenario({"name": "prim", "keys": keys("k", 2)}, {"name": "back", "keys": keys("b", 1)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1)
+    breaker = client.primary.breaker
+    breaker.open_s = 1.0  # fallbacks first for 1 s (3 s by default)
+    with ProxyThread({"prim": client}) as px:
+        app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
+        async with app.run_test(size=(160, 36)) as pilot, httpx.AsyncClient() as http:
+            server.state.providers["prim"].outage_override = 529
+            for _ in range(8):
+                r = await http.post(f"{px.service.url}/v1/chat/completions",
+                                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 200  # the fallback served
+            assert breaker.is_open
+            await asyncio.sleep(0.4)
+            await pilot.pause()
+            assert "OUTAGE prim" in str(app.query_one(StatusLine).render())
+            server.state.providers["prim"].outage_override = None
+            await asyncio.sleep(1.2)  # the open period is over; no request comes
+            await pilot.pause()
+            status = str(app.query_one(StatusLine).render())
+            assert "OUTAGE" not in status, status
+            assert app.session.view()["incident"] is not None  # the incident line still tells the story
