@@ -159,7 +159,7 @@ class MainScreen(Screen[None]):
         if shown is None:
             return
         title.update(Text(f" fallback {shown['name']} · serving now · keys {shown['usable']}/{shown['total']} usable"
-                          f" · {shown['summary']} (p: its own view)", style="bold cyan"))
+                          f" · {shown['summary']}", style="bold cyan"))
         table.show(shown["keys"])
 
     @staticmethod
