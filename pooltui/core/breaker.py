@@ -26,6 +26,11 @@ class OutageBreaker:
     def is_open(self) -> bool:
         return self.open_until is not None
 
+    def holding(self, now: float) -> bool:
+        """Requests go to the fallbacks first now: open and its probe not yet due, or the probe is out. Once
+        the probe is due the next request tries the provider: nothing is held off it any more."""
+        return self.open_until is not None and (now < self.open_until or self._probing)
+
     @property
     def probing(self) -> bool:
         """A trial request is out and has not been settled yet."""

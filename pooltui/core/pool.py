@@ -40,6 +40,8 @@ _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
 #: answers the provider counted in its window (a 429 is fitted instead; others only end the request in flight)
 _COUNTED = frozenset({Outcome.OK, Outcome.REQUEST_ERROR})
 _PROBE_WAIT_S = 0.05  # how soon to look again while a recovering key's probe is in flight
+#: a cooldown shorter than this reads "0.0 s": applied, but too short to be an event
+SHORTEST_COOL_TOLD_S = 0.05
 
 
 class Probe(IntEnum):
@@ -819,7 +821,10 @@ class Pool:
             return
         until = self.clock.now() + reset
         cooling = self._model_cool.setdefault(model, {})
-        cooling[key] = max(cooling.get(key, 0.0), until)
+        before = cooling.get(key, 0.0)
+        cooling[key] = max(before, until)
+        if reset < SHORTEST_COOL_TOLD_S or until <= before:
+            return  # nothing (that a person could see) starts cooling: not an event
         self._emit(key, EventKind.STATE, 200, f"{model}: budget spent (remaining 0)",
                    f"cooled {reset:.1f} s for {model} before a 429 (reset-header)", request_id)
 

@@ -385,13 +385,17 @@ class PoolProxy:
         """What the monitor shows, per provider, as plain data (``pooltui --proxy`` attaches to it). No secrets."""
         now = self.clock.now()
         alerts = self.session.capacity_alert if self.session is not None else {}
+        shown: dict[str, str] = {name: name for name in self.clients}  # every provider in view -> its client
+        for name, c in self.clients.items():
+            shown.update({up.name: name for up in c.fallbacks if up.name not in shown})
+        traces = {name: [{"request_id": t.request_id, "text": format_trace(t)} for t in list(c.traces)[-20:]]
+                  for name, c in self.clients.items()}
         return {
             "started": self.stats.started,
-            "providers": {name: panel(c, self.series[name], now, alerts.get(name, 1))
-                          for name, c in self.clients.items()},
+            "providers": {name: panel(self.clients[owner], self.series[owner], now, alerts.get(name, 1), name)
+                          for name, owner in shown.items()},
             "events": [event_dict(e, seq) for seq, e in list(self._events)[-200:]],
-            "traces": {name: [{"request_id": t.request_id, "text": format_trace(t)} for t in list(c.traces)[-20:]]
-                       for name, c in self.clients.items()},
+            "traces": {name: traces[owner] for name, owner in shown.items()},
         }
 
     async def command(self, request: Request) -> Response:
@@ -405,9 +409,9 @@ class PoolProxy:
         try:
             cmd = await request.json()
             provider, action = str(cmd["provider"]), str(cmd["action"])
-            if provider not in self.clients:
-                raise ValueError(f"unknown provider {provider!r}")
             s = self.session
+            if provider not in s.providers:  # a client's own, or a fallback of one
+                raise ValueError(f"unknown provider {provider!r}")
             s.current = provider
             label = cmd.get("label")
             if action == "toggle":

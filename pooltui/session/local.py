@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pooltui.client.pool_client import PoolClient
+from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.pool import KeySpec, Pool
@@ -107,12 +107,26 @@ class MonitorSession:
             listener(event)
 
     @property
+    def owner(self) -> str:
+        """The client that serves the provider in view: itself, or the client it is a fallback of."""
+        if self.current in self.clients:
+            return self.current
+        return next((name for name, c in self.clients.items() if any(up.name == self.current for up in c.fallbacks)),
+                    next(iter(self.clients)))
+
+    @property
     def client(self) -> PoolClient:
-        return self.clients[self.current]
+        return self.clients[self.owner]
+
+    @property
+    def upstream(self) -> Upstream:
+        """The provider in view: a client's primary, or one of its fallbacks."""
+        client = self.client
+        return next((up for up in client.upstreams if up.name == self.current), client.primary)
 
     @property
     def pool(self) -> Pool | None:
-        return self.client.primary.pool
+        return self.upstream.pool
 
     @property
     def has_pool(self) -> bool:
@@ -120,12 +134,17 @@ class MonitorSession:
 
     @property
     def providers(self) -> list[str]:
-        return list(self.clients)
+        """Every provider in view, in the order `p` goes through them: each client's own, then the fallbacks
+        that have no client of their own (a demo's fallback, say)."""
+        names = list(self.clients)
+        for client in self.clients.values():
+            names += [up.name for up in client.fallbacks if up.name not in names]
+        return names
 
     def view(self) -> PanelView:
         """What the panels show now (see :func:`pooltui.session.views.panel`)."""
-        return panel(self.client, self.series[self.current], self.clock.now(),
-                     self.capacity_alert.get(self.current, 1))
+        return panel(self.client, self.series[self.owner], self.clock.now(),
+                     self.capacity_alert.get(self.current, 1), self.current)
 
     def views(self) -> dict[str, PanelView]:
         """Every provider's view (the alert watcher looks at all of them, not only the one in view)."""
@@ -141,12 +160,12 @@ class MonitorSession:
     def recent_events(self, n: int | None = None) -> list[Event]:
         """The current provider's events: those of this run, after those the history had before it began."""
         events = self.client.events.recent()
-        shared = self.series[self.current].others
+        shared = self.series[self.owner].others
         if shared:  # its fallbacks' pools belong to other clients: their keys' events are in those logs
             fallbacks = {up.name for up in self.client.fallbacks}
             events = sorted(events + [e for log in shared for e in log.recent()
                                       if e.key is not None and e.provider in fallbacks], key=lambda e: e.ts)
-        events = self.past.get(self.current, []) + events
+        events = self.past.get(self.owner, []) + events
         return events if n is None else events[-n:]
 
     def load_past(self, history: Any, minutes: float = 15.0) -> int:
@@ -416,18 +435,20 @@ class MonitorSession:
         """Clear cooldowns and quota parking of every pool of this provider, or of one key of its own pool."""
         if label is not None:
             n = self._require_pool().reset(label)
-        else:
-            n = sum(up.pool.reset() for up in self.client.upstreams if up.pool is not None)
+        else:  # a client's primary in view: its fallbacks' pools too
+            ups = self.client.upstreams if self.current == self.owner else [self.upstream]
+            n = sum(up.pool.reset() for up in ups if up.pool is not None)
         if self.config is not None and self.config.history is not None:
             self.config.history.clear_key_status(self.current, label, ("cooling", "exhausted"))
         return n
 
     def switch_provider(self) -> str:
+        """The next provider in view; test traffic follows to its client (a fallback's view keeps it)."""
         names = self.providers
-        was_running = self.traffic_running
-        self.stop_traffic()
-        self.current = names[(names.index(self.current) + 1) % len(names)]
-        if was_running:
+        owner, was_running = self.owner, self.traffic_running
+        self.current = names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0]
+        if self.owner != owner and was_running:
+            self.stop_traffic()
             self.start_traffic()
         return self.current
 
@@ -436,7 +457,7 @@ class MonitorSession:
         from pooltui.providers.verify import verify_key
 
         pool = self._require_pool()
-        profile = self.client.primary.profile
+        profile = self.upstream.profile
         keys = [pool.key(label) for label in labels] if labels else pool.keys
         results = await asyncio.gather(*(verify_key(self.client.http, profile, k.label, k.secret) for k in keys))
         for r in results:
@@ -464,7 +485,7 @@ class MonitorSession:
         same = next((k.label for k in pool.keys if k.secret == secret), None)
         if same is not None:
             raise ValueError(f"that key is already in the pool as {same}")
-        result = await verify_key(self.client.http, self.client.primary.profile, label, secret)
+        result = await verify_key(self.client.http, self.upstream.profile, label, secret)
         if result.result in ("invalid", "forbidden"):
             raise ValueError(f"not added: the key is {result.result} ({result.status}: {result.detail})")
         if self.config is not None:

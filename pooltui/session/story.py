@@ -7,7 +7,8 @@ read. :class:`EventStory` folds an event into the row of its group when the grou
 - a key's rate-limit cycle: its 429s, and the "cooling over, back in rotation" between them, are one row
   per key ("primary · 429 ×14 in 10 s · back in rotation");
 - rotations and fallbacks of one provider: one row each, counting;
-- anything else: the same key, kind, status and reason (numbers in the reason ignored).
+- anything else: the same key, kind, status and reason (numbers in the reason ignored), a key's per-model
+  cooldowns before a 429 included (the key serves its other models meanwhile: not a change of its state).
 
 A key coming back with no cycle open, a breaker opening or closing, a key marked invalid or forbidden or
 parked, a hand action: always a row of their own. The raw events stay in the engine's ring, the history and
@@ -27,6 +28,8 @@ from pooltui.core.timefmt import duration
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 #: actions that change a key's or a provider's state: never folded into a count
 _CHANGES = ("marked ", "parked", "back in rotation", "outage", "disabled", "enabled", "verified")
+#: the action of a per-model cooldown before a 429 (pooltui.core.pool): the key itself stays in rotation
+_MODEL_COOL = re.compile(r"cooled \S+ s for \S+ before a 429")
 
 
 def is_recovery(event: Event) -> bool:
@@ -34,8 +37,15 @@ def is_recovery(event: Event) -> bool:
     return event.kind is EventKind.STATE and event.reason == "cooling over"
 
 
+def is_model_cooldown(event: Event) -> bool:
+    """One model of a key cooling before a 429 (its budget for that model spent): the key serves on."""
+    return event.kind is EventKind.STATE and event.status == 200 and _MODEL_COOL.match(event.action) is not None
+
+
 def is_change(event: Event) -> bool:
     """A state change (its own row) rather than one more of the same."""
+    if is_model_cooldown(event):
+        return False
     if event.kind in (EventKind.STATE, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA):
         return True
     return event.action.startswith(_CHANGES)

@@ -75,6 +75,7 @@ class PanelView(TypedDict):
     """Everything the monitor's panels show for one provider."""
 
     provider: str
+    fallback_of: str | None  # viewed as a fallback of this provider (whose callers' traffic it serves)
     keyless: bool  # a keyless endpoint: no pool, no key actions
     strategy: str | None
     next: str | None  # the key the next request will use
@@ -95,7 +96,7 @@ class PanelView(TypedDict):
     callers: CallerCounts
     latency: LatencyView  # callers' latency (the keys' own p50 is in the keys table)
     wait: WaitView  # callers' time waiting for a key
-    outage: OutageView | None  # the provider's breaker is open
+    outage: OutageView | None  # the provider's breaker holds requests off it (until its probe is due, or answered)
     incident: IncidentView | None  # trouble now (see pooltui.session.incident)
     last_incident: IncidentView | None
     fallbacks: list[FallbackView]
@@ -133,7 +134,8 @@ class StateView(TypedDict):
 def empty_panel(provider: str) -> PanelView:
     """The view of a provider nothing is known about yet."""
     zeros = [0] * 60
-    return {"provider": provider, "keyless": True, "strategy": None, "next": None, "picks": [], "summary": "",
+    return {"provider": provider, "fallback_of": None, "keyless": True, "strategy": None, "next": None, "picks": [],
+            "summary": "",
             "usable": 0, "paced": 0, "total": 0, "next_ready_in": None, "capacity_alert": 1, "keys": [], "rpm": 0,
             "header_limits": [],
             "series": {"requests": zeros, "ok": zeros, "limited": zeros, "errors": zeros}, "fallback": None,
@@ -255,20 +257,24 @@ def fallback_active(client: PoolClient, series: ClientSeries, now: float, window
     return busiest
 
 
-def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: int = 1) -> PanelView:
-    """Everything the monitor's panels show for one client (JSON-safe, no secrets)."""
-    pool = client.primary.pool
+def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: int = 1,
+          provider: str | None = None) -> PanelView:
+    """Everything the monitor's panels show for one client (JSON-safe, no secrets): its primary's pool, or
+    with ``provider`` one of its fallbacks' pools in view (the callers' figures stay the client's)."""
+    shown = next((up for up in client.fallbacks if up.name == provider), client.primary)
+    primary = shown is client.primary
+    pool = shown.pool
     keys = pool.snapshot() if pool is not None else []
     limits = [k["requests_limit"] for k in keys if k.get("requests_limit")]
-    breaker = client.primary.breaker
+    breaker = shown.breaker
     outage: OutageView | None = None
-    if breaker is not None and breaker.is_open:
-        outage = {"provider": client.primary.name, "since": breaker.opened_at or now,
-                  "until": breaker.open_until or now}
+    if breaker is not None and breaker.holding(now):  # requests go to the fallbacks first
+        outage = {"provider": shown.name, "since": breaker.opened_at or now, "until": breaker.open_until or now}
     usable = pool.usable() if pool is not None else 0
     paced = pool.paced() if pool is not None else 0
     tracker = series.tracker
-    if outage is not None or client.waiting or (pool is not None and len(pool) and usable + paced < capacity_alert):
+    if primary and (outage is not None or client.waiting
+                    or (pool is not None and len(pool) and usable + paced < capacity_alert)):
         tracker.touch()  # still wrong, whether or not requests are failing
     tracker.settle(now)
     serving = fallback_active(client, series, now)
@@ -276,14 +282,15 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     if wait["longest_now_s"] >= SLOW_WAIT_S:
         tracker.touch()  # a caller waiting now is trouble before its answer comes
     fallbacks: list[FallbackView] = []
-    for up in client.fallbacks:
+    for up in client.fallbacks if primary else []:
         fp = up.pool
         fallbacks.append({"name": up.name, "keyless": fp is None, "keys": fp.snapshot() if fp is not None else [],
                           "usable": fp.usable() if fp is not None else 0, "total": len(fp) if fp is not None else 0,
                           "summary": fp.summary() if fp is not None else "no keys (a keyless endpoint)",
                           "serving": up.name == serving})
     return {
-        "provider": client.primary.name,
+        "provider": shown.name,
+        "fallback_of": None if primary else client.primary.name,
         "keyless": pool is None,
         "strategy": pool.strategy if pool is not None else None,
         "next": pool.peek() if pool is not None else None,

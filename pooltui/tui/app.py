@@ -49,7 +49,7 @@ class PoolMonitorApp(App[None]):
         Binding("b", "burst", "Burst", show=False, id="traffic.burst", tooltip="Inject a burst of 50 requests"),
         Binding("r", "reset", "Reset", show=False, id="pool.reset", tooltip="Reset cooldowns"),
         Binding("p", "switch_provider", "Prov", id="pool.provider",
-                tooltip="Next pool: this provider's fallback, then the next provider"),
+                tooltip="Next provider: each provider and fallback in turn, with its keys"),
         Binding("h", "history", "Hist", show=False, id="view.history", tooltip="Event history"),
         Binding("space", "pause", "Pause", show=False, id="view.pause", tooltip="Pause the display", key_display="␣"),
         Binding("i", "inspect", "Why", id="view.inspect", tooltip="Why this key? (the request's trace)"),
@@ -122,6 +122,8 @@ class PoolMonitorApp(App[None]):
         s = self.session
         pool_actions = KEY_ACTIONS | {"add_key", "verify_all", "cycle_strategy", "reset"}
         local = self.local
+        if local is None and action == "toggle_traffic" and s.status().attached:
+            return True  # pressed, it says why there is no test traffic here
         if local is None and (action in TRAFFIC_ACTIONS or action in ("toggle_traffic", "add_key")):
             return None
         if action in pool_actions and not s.has_pool:
@@ -130,7 +132,7 @@ class PoolMonitorApp(App[None]):
             return None
         if action in TRAFFIC_ACTIONS and not (local is not None and local.traffic_running):
             return None
-        if action == "switch_provider" and len(s.providers) < 2 and not s.view()["fallbacks"]:
+        if action == "switch_provider" and len(s.providers) < 2:
             return None
         if action == "fleet" and getattr(getattr(s, "shared", None), "url", None) is None:
             return None
@@ -175,9 +177,14 @@ class PoolMonitorApp(App[None]):
         return self.session if isinstance(self.session, LocalControls) else None
 
     def action_toggle_traffic(self) -> None:
-        if (local := self.local) is not None:
-            self._guard(lambda: self.notify("traffic on" if local.toggle_traffic() else "traffic off"))
-            self.refresh_bindings()
+        if (local := self.local) is None:
+            self.notify("No test traffic from an attached monitor: it would run in the proxy's process, where "
+                        "the engine is. Send requests to the proxy, or run `pooltui traffic --provider "
+                        f"{self.session.current}` on its machine.", title="test traffic", severity="warning",
+                        timeout=10)
+            return
+        self._guard(lambda: self.notify("traffic on" if local.toggle_traffic() else "traffic off"))
+        self.refresh_bindings()
 
     def action_rate_up(self) -> None:
         if (local := self.local) is not None:
@@ -196,17 +203,16 @@ class PoolMonitorApp(App[None]):
         self._guard(lambda: self.notify(f"reset {self.session.reset_cooldowns()} key(s)"))
 
     def action_switch_provider(self) -> None:
-        """The next pool to look at: this provider's fallback (pinned in view), then the next provider."""
-        main = self.main
-        fallbacks = self.session.view()["fallbacks"]
-        if fallbacks and not main.pin_fallback:
-            main.pin_fallback = True
-            self.notify(f"showing fallback {fallbacks[0]['name']} under {self.session.current}")
-            self.refresh_view()
+        """The next provider in view: the session's providers and their fallbacks, in turn."""
+        if len(self.session.providers) < 2:
             return
-        main.pin_fallback = False
-        if len(self.session.providers) > 1:
-            self._guard(lambda: self.notify(f"provider: {self.session.switch_provider()}"))
+
+        def switch() -> None:
+            name = self.session.switch_provider()
+            of = self.session.view().get("fallback_of")
+            self.notify(f"provider: {name}" + (f" (fallback of {of})" if of else ""))
+
+        self._guard(switch)
         self.refresh_view()
         self.refresh_bindings()
 
@@ -242,8 +248,9 @@ class PoolMonitorApp(App[None]):
         self.main.clear_filters()
 
     def action_sort_keys(self) -> None:
-        column = self.query_one(KeysTable).next_sort()
-        self.notify(f"keys sorted by {column}" if column else "keys in pool order")
+        table = self.query_one(KeysTable)
+        column = table.next_sort()
+        self.notify(f"keys sorted by {table.title_of(column)}" if column else "keys in pool order")
         self.refresh_view()
 
     def action_pause(self) -> None:

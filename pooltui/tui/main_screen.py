@@ -40,11 +40,9 @@ class MainScreen(Screen[None]):
         self.refresh_s = refresh_s
         self.paused = False
         self._frozen = False  # paused and drawn once as paused: nothing more moves
-        self.pin_fallback = False  # show the fallback's pool even while it is not serving (`p`)
         self.timeline_minutes = 0  # the timeline chart's window (0: hidden; `g` cycles 5, 15, off)
         self._pending: deque[Event] = deque(maxlen=500)
         self._alerting: set[str] = set()  # alert kinds already rung for
-        session.listeners.append(self._pending.append)
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
@@ -64,7 +62,10 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(KeysTable).focus()
+        # the recent events, then every new one: listening from here (not from __init__) takes each once, in
+        # order, whether the session started before the screen was shown or after
         self._pending.extend(self.session.recent_events(EventsTable.MAX_ROWS))
+        self.session.listeners.append(self._pending.append)
         self.refresh_view()
         self.set_interval(self.refresh_s, self.refresh_view, name="refresh")
 
@@ -152,17 +153,14 @@ class MainScreen(Screen[None]):
         return self.timeline_minutes
 
     def _render_fallback(self, view: PanelView) -> None:
-        """The fallback's pool under the primary's: while it serves, or always once `p` pinned it."""
+        """The fallback's pool under the primary's while it serves (`p` shows it as the provider in view)."""
         shown = next((f for f in view["fallbacks"] if f["serving"]), None)
-        if shown is None and self.pin_fallback:
-            shown = next(iter(view["fallbacks"]), None)
         title, table = self.query_one("#fallback-title", Label), self.query_one(FallbackTable)
         title.display = table.display = shown is not None
         if shown is None:
             return
-        state = "serving now" if shown["serving"] else "standing by"
-        title.update(Text(f" fallback {shown['name']} · {state} · keys {shown['usable']}/{shown['total']} usable"
-                          f" · {shown['summary']}", style="bold cyan" if shown["serving"] else "dim"))
+        title.update(Text(f" fallback {shown['name']} · serving now · keys {shown['usable']}/{shown['total']} usable"
+                          f" · {shown['summary']}", style="bold cyan"))
         table.show(shown["keys"])
 
     @staticmethod
@@ -201,6 +199,8 @@ class MainScreen(Screen[None]):
             text.append("⚠ " + " · ".join(a.text for a in alerts) + " │ ", style="bold")
         text.append(st.title, style="bold")
         text.append(f" │ {s.current}")
+        if view.get("fallback_of"):
+            text.append(f" (fallback of {view['fallback_of']})", style="cyan")
         usable, total = view["usable"], view["total"]
         if not view["keyless"]:
             text.append(f" │ {view['strategy']}")

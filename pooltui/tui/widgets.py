@@ -68,15 +68,26 @@ class FittedTable(DataTable):
     def on_resize(self) -> None:
         self._fit(self.size.width)
 
+    def columns_now(self) -> tuple[tuple[str, str, int], ...]:
+        """The columns as they are titled now (a subclass may mark one)."""
+        return self.COLUMNS
+
+    def fitted(self, width: int, columns: tuple[tuple[str, str, int], ...] | None = None) -> list[tuple[str, str, int]]:
+        """The columns shown at ``width``."""
+        return fit_columns(columns or self.columns_now(), self.DROP_ORDER, max(20, width - 1), self.FLEX)
+
     def _fit(self, width: int) -> None:
-        shown = fit_columns(self.COLUMNS, self.DROP_ORDER, max(20, width - 1), self.FLEX)
+        shown = self.fitted(width)
         if shown == self.shown:
             return
         self.shown = shown
+        keep = row_at_cursor(self)
         self.clear(columns=True)
         for key, title, w in shown:
             self.add_column(title, key=key, width=w)
         self.refill()
+        if keep is not None and keep in self.rows:
+            self.move_cursor(row=self.get_row_index(keep), animate=False)
 
     def refill(self) -> None:
         """Put the rows back after the columns changed."""
@@ -107,6 +118,8 @@ class KeysTable(FittedTable):
         "p50": lambda s: -(s.get("p50_ms") or 0), "last": lambda s: -(s.get("last_used") or 0),
         "label": lambda s: s["label"],
     }
+    #: the mark on a sorted column's title: ▼ most (or worst) first, ▲ least first
+    SORT_MARKS = {"label": "▲", "remaining": "▲", "learned": "▲"}
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)
@@ -120,18 +133,45 @@ class KeysTable(FittedTable):
         if self._last is not None:
             self.sync(*self._last)
 
+    def columns_now(self, sort_by: str | None = None) -> tuple[tuple[str, str, int], ...]:
+        """The columns with the sorted one's title marked (``429 ▼``), widened to fit its mark."""
+        sort_by = sort_by or self.sort_by
+        return tuple((key, f"{title} {self.SORT_MARKS.get(key, '▼')}", max(w, len(title) + 2)) if key == sort_by
+                     else (key, title, w) for key, title, w in self.COLUMNS)
+
+    def title_of(self, column: str) -> str:
+        """A column's title as its header shows it, unmarked."""
+        return next(title for key, title, _ in self.COLUMNS if key == column)
+
+    def _width(self) -> int:
+        return self.size.width or 200
+
+    def sortable(self) -> list[str]:
+        """The columns ``o`` sorts by, left to right: those shown, and still shown once marked."""
+        width, shown = self._width(), {key for key, _, _ in self.shown}
+        return [key for key, _, _ in self.COLUMNS if key in self.SORTS and key in shown
+                and key in {k for k, _, _ in self.fitted(width, self.columns_now(key))}]
+
     def next_sort(self) -> str | None:
-        """Sort by the next sortable column (after the last one: pool order again)."""
-        names = list(self.SORTS)
+        """Sort by the next column shown (after the last one: pool order again)."""
+        names = self.sortable()
         i = names.index(self.sort_by) + 1 if self.sort_by in names else 0
         self.sort_by = names[i] if i < len(names) else None
+        self._fit(self._width())
         return self.sort_by
+
+    def _fit(self, width: int) -> None:
+        super()._fit(width)
+        if self.sort_by is not None and self.sort_by not in {key for key, _, _ in self.shown}:
+            self.sort_by = None  # its column was dropped for room: never sort by what is not shown
+            super()._fit(width)
 
     def on_data_table_header_selected(self, message: DataTable.HeaderSelected) -> None:
         """A click on a column's title sorts by it (again: pool order)."""
         column = message.column_key.value
         if column in self.SORTS:
             self.sort_by = None if self.sort_by == column else column
+            self._fit(self._width())
             message.stop()
 
     @property
@@ -292,7 +332,8 @@ EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "
 
 class EventsTable(FittedTable):
     """The incident's story, newest at the bottom: repeats of one event fold into a row that counts them
-    (see :mod:`pooltui.session.story`); changes stay rows. Filter by key, kind or text; Enter inspects."""
+    (see :mod:`pooltui.session.story`); changes stay rows. A row shows the time its first event happened, so
+    the rows stay in time order while a run goes on. Filter by key, kind or text; Enter inspects."""
 
     DEFAULT_CSS = "EventsTable { height: 1fr; }"
     MAX_ROWS = 200
@@ -326,7 +367,7 @@ class EventsTable(FittedTable):
         e = row.last
         style = EVENT_STYLE.get(str(e.kind), "")
         count = Text(row.summary(), style="bold" if row.count > 1 else "")
-        return self.pick({"time": fmt.clock_text(row.latest.ts), "key": row.who[:12], "status": str(e.status or "-"),
+        return self.pick({"time": fmt.clock_text(row.first.ts), "key": row.who[:12], "status": str(e.status or "-"),
                           "kind": Text(str(e.kind), style=style), "count": count, "action": row.latest.action,
                           "reason": e.reason[:120]})
 

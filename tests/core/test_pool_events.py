@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from pooltui.core import Classification, CooldownPolicy, DeadlineSource, FakeClock, KeySpec, KeyState, Outcome, Pool
+from pooltui.core import (
+    Classification,
+    CooldownPolicy,
+    DeadlineSource,
+    EventKind,
+    FakeClock,
+    KeySpec,
+    KeyState,
+    Outcome,
+    Pool,
+)
 from pooltui.core.headers import RateLimits
 
 OK = Classification(Outcome.OK, 200)
@@ -198,3 +208,30 @@ def test_the_summary_reads_the_pool_in_one_line() -> None:
     send(p, "k3", Classification(Outcome.QUOTA, 402, "none"))
     assert p.summary() == "2 keys cooling, next ready in 12 s; 1 key exhausted; 1 key invalid"
     assert make(0).summary() == "no keys"
+
+
+def test_a_per_model_budget_spent_with_nothing_to_cool_is_not_an_event() -> None:
+    """mixed-models: a success whose reset is a few ms away, or that ends no later than a cooldown the model
+    already has, cools nothing a person could see: no `cooled 0.0 s for ...` row (issue 22, item 5)."""
+    p = make(2)
+    for model in ("busy", "light"):
+        p.report(p.pick(model=model), OK, model=model)  # two models: headers speak of one model each
+
+    def spent(reset_s: float) -> Classification:
+        return Classification(Outcome.OK, 200, limits=RateLimits(requests_remaining=0, requests_limit=6,
+                                                                   requests_reset_s=reset_s))
+
+    def told() -> list[str]:
+        return [e.action for e in p.events.recent() if e.kind is EventKind.STATE and e.status == 200]
+
+    k0 = p.pick(model="busy")
+    p.report(k0, spent(0.03), model="busy")
+    assert told() == []
+    assert p.model_cooldowns(k0) == {"busy": pytest.approx(T0 + 0.03)}  # still applied: pacing is unchanged
+    p.clock.advance(0.05)
+    k0.inflight += 1
+    p.report(k0, spent(2.0), model="busy")
+    assert told() == ["cooled 2.0 s for busy before a 429 (reset-header)"]
+    k0.inflight += 1
+    p.report(k0, spent(1.5), model="busy")  # ends before the cooldown it has: nothing new cools
+    assert len(told()) == 1 and p.model_cooldowns(k0) == {"busy": pytest.approx(T0 + 2.05)}

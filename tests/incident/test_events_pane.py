@@ -78,24 +78,74 @@ async def test_search_filter_by_key_and_kind_then_clear() -> None:
         assert table.row_count == everything
 
 
+def headers(table: KeysTable) -> list[str]:
+    return [str(column.label) for column in table.columns.values()]
+
+
 async def test_the_keys_table_sorts_by_a_column_and_back_to_pool_order() -> None:
+    """`o` goes left to right through the columns shown, names each as its header does, marks the sorted
+    one's header (issue 22, item 5), then comes back to pool order."""
     session = scripted.peak(learn=False)  # a storm: keys in several states
     app = PoolMonitorApp(session, start_session=False)
     async with app.run_test(size=(160, 45)) as pilot:
         keys = app.query_one(KeysTable)
         pool_order = list(keys._order)
         assert pool_order == ["primary", "secondary", "tertiary", "spare"]
-        await pilot.press("o")  # by state: keys not ok first, longest wait first
-        assert keys.sort_by == "state"
-        snaps = {s["label"]: s for s in session.view()["keys"]}
-        states = [snaps[label]["state"] for label in keys._order]
-        assert states == sorted(states, key=lambda s: s == "ok")
-        assert keys._order[-1] == "spare"
-        while keys.sort_by != "rate_limited":
+        unmarked = headers(keys)
+        assert not any("▼" in h or "▲" in h for h in unmarked)
+        keys.select("tertiary")
+        told: list[str] = []
+        while True:
             await pilot.press("o")
-        counts = [snaps[label]["rate_limited"] for label in keys._order]
-        assert counts == sorted(counts, reverse=True)
-        keys.sort_by = "label"
-        for _ in range(1):
+            told.append(list(app._notifications)[-1].message)
+            if keys.sort_by is None:
+                break
+            marked = [h for h in headers(keys) if h.endswith((" ▼", " ▲"))]
+            assert len(marked) == 1 and told[-1] == f"keys sorted by {marked[0][:-2]}", (marked, told[-1])
+            assert keys.selected == "tertiary"  # the selection stays on its key
+            if keys.sort_by == "state":  # keys not ok first, longest wait first
+                snaps = {s["label"]: s for s in session.view()["keys"]}
+                states = [snaps[label]["state"] for label in keys._order]
+                assert states == sorted(states, key=lambda s: s == "ok") and keys._order[-1] == "spare"
+            if keys.sort_by == "rate_limited":
+                assert marked == ["429 ▼"]
+                counts = [snaps[label]["rate_limited"] for label in keys._order]
+                assert counts == sorted(counts, reverse=True)
+        names = [t.removeprefix("keys sorted by ") for t in told[:-1]]
+        assert names == [h for h in unmarked if h not in (" ", "#", "secret")]  # every title shown, left to right
+        assert names[:5] == ["key", "state", "req", "ok", "429"]
+        assert told[-1] == "keys in pool order" and keys._order == pool_order and headers(keys) == unmarked
+
+
+async def test_o_never_sorts_by_a_column_a_narrow_terminal_hides() -> None:
+    session = scripted.peak(learn=False)
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        keys = app.query_one(KeysTable)
+        while keys.sort_by != "p50":
             await pilot.press("o")
-        assert keys.sort_by is None and keys._order == pool_order
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        shown = {key for key, _, _ in keys.shown}
+        assert "p50" not in shown and keys.sort_by is None  # its column went for room: pool order again
+        assert not any(h.endswith(("▼", "▲")) for h in headers(keys))
+        seen = []
+        while True:
+            await pilot.press("o")
+            if keys.sort_by is None:
+                break
+            seen.append(keys.sort_by)
+            assert keys.sort_by in {key for key, _, _ in keys.shown}
+        assert seen == ["label", "state", "rate_limited", "invalid", "quota", "server_errors"]
+
+
+async def test_events_are_listed_in_time_order() -> None:
+    """Every row at the time its run began: a run that went on does not jump ahead of the rows after it
+    (issue 22, item 5: the pane read `06:37:43, 06:37:46, 06:37:43`)."""
+    session = scripted.peak(learn=False)  # a storm: runs of 429s that fold while other rows follow them
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=(160, 45)):
+        table = app.query_one(EventsTable)
+        times = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert len(times) >= 3 and times == sorted(times), times
+        assert any(row.count > 1 and row.last.ts > row.first.ts for row in table.story.rows.values())

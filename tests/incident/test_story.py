@@ -99,3 +99,21 @@ def test_search_looks_at_every_field() -> None:
     story.add(back(1, "primary"))
     assert all(row.matches(t) for t in ("PRIMARY", "429", "try again", "back in rotation", "rate_limited", "p "))
     assert not row.matches("secondary")
+
+
+def test_a_keys_per_model_cooldowns_before_a_429_fold_into_one_row_per_key() -> None:
+    """mixed-models: one model of a key cools a few tenths of a second after nearly every success while the key
+    serves the other model: not a change of the key's state, so one counting row per key, not rows a second
+    (issue 22, item 5). The key cooling as a whole stays a row of its own."""
+    story = EventStory(window_s=10)
+
+    def model_spent(ts: float, key: str, wait: float) -> Event:
+        return ev(ts, key, K.STATE, 200, "gpt-sim-busy: budget spent (remaining 0)",
+                  f"cooled {wait:.1f} s for gpt-sim-busy before a 429 (reset-header)")
+
+    for i in range(24):
+        story.add(model_spent(i * 0.25, ("primary", "secondary", "tertiary")[i % 3], 0.1 + (i % 4) / 10))
+    assert len(story.rows) == 3 and {row.count for row in story.rows.values()} == {8}
+    _, new = story.add(ev(6.5, "primary", K.STATE, 200, "budget spent (remaining 0)",
+                          "cooled 4.0 s before a 429 (reset-header)"))
+    assert new

@@ -175,7 +175,7 @@ def outage(seed: int = 5) -> MonitorSession:
         backup.report(key, Classification(Outcome.OK, 200), rng.uniform(0.05, 0.2))
         client.fallback_used += 1
         client._outcome("ok", "sim-backup", RequestTrace(0, clock.now(), "round-robin"))
-        clock.advance(0.1)
+        clock.advance(0.09)  # within the breaker's open period (3 s): the fallback serves first
     return session
 
 

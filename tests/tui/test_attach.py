@@ -11,7 +11,7 @@ from pooltui.session.attached import AttachError, RemoteSession, fetch_state
 from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import InspectorScreen
-from pooltui.tui.widgets import EventsTable, KeysTable
+from pooltui.tui.widgets import EventsTable, KeysTable, StatusLine
 from tests.conftest import keys, make_scenario
 from tests.test_proxy import ProxyThread
 
@@ -45,8 +45,7 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
             assert int(table.get_cell("k0", "requests")) + int(table.get_cell("k1", "requests")) == 9
             events = app.query_one(EventsTable).events.values()
             assert any(e.key == "gone" and str(e.kind) == "invalid" for e in events)
-            assert app.check_action("toggle_traffic", ()) is None  # traffic and new keys stay local: greyed out
-            assert app.check_action("add_key", ()) is None
+            assert app.check_action("add_key", ()) is None  # new keys stay local: greyed out
             assert table.selected == "k0"
             await pilot.press("d")  # commands go to the proxy, which runs them on its pool
             await asyncio.sleep(0.5)
@@ -99,3 +98,95 @@ async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> N
     with pytest.raises(httpx.ConnectError):  # the proxy stopped with the monitor
         httpx.get(f"{service.url}/healthz", timeout=2)
     assert sum(r["requests"] for r in history.usage(0, "key")) == 6  # and it landed in the history
+
+
+async def test_an_attached_monitor_lists_each_of_the_proxys_events_once_in_time_order(serve) -> None:
+    """The events the proxy had before the monitor attached reach the events pane once, not once from the
+    session's start and again when the screen asks for the recent ones (issue 22, item 5)."""
+    spec = {"name": "oai", "window_s": 60, "keys": [*keys("k", 2),
+                                                    {"label": "gone", "secret": "sk-test-gone-0001", "invalid": True}]}
+    server = serve(make_scenario(spec))
+    client = client_for_scenario(make_scenario(spec), server, "round-robin", seed=1)
+    with ProxyThread({"oai": client}) as px:
+        async with httpx.AsyncClient() as http:
+            for _ in range(5):
+                r = await http.post(f"{px.service.url}/v1/chat/completions",
+                                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 200
+        app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
+        async with app.run_test(size=(130, 36)) as pilot:
+            await asyncio.sleep(0.5)
+            await pilot.pause()
+            table = app.query_one(EventsTable)
+            shown = [row.first for row in table.story.rows.values()]
+            assert [(e.key, e.action) for e in shown].count(("gone", "marked invalid")) == 1, shown
+            assert [e.ts for e in shown] == sorted(e.ts for e in shown)
+
+
+async def test_t_on_an_attached_monitor_says_why_there_is_no_test_traffic(serve) -> None:
+    """Test traffic runs where the engine runs: `t` on an attached monitor says so, rather than nothing
+    (issue 22, item 5)."""
+    spec = {"name": "oai", "keys": keys("k", 2)}
+    server = serve(make_scenario(spec))
+    with ProxyThread({"oai": client_for_scenario(make_scenario(spec), server, seed=1)}) as px:
+        app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
+        async with app.run_test(size=(130, 36)) as pilot:
+            await app.workers.wait_for_complete()
+            assert app.check_action("toggle_traffic", ()) is True
+            assert app.check_action("burst", ()) is None  # no traffic here to change
+            await pilot.press("t")
+            told = [n.message for n in app._notifications]
+            assert any("No test traffic from an attached monitor" in m and "proxy's process" in m
+                       and "pooltui traffic --provider oai" in m for m in told), told
+
+
+async def test_p_on_an_attached_monitor_shows_the_proxys_fallback_and_acts_on_its_pool(serve) -> None:
+    """The proxy serves a view of each provider in view, fallbacks included: `p` moves to the fallback and
+    its key commands run on the proxy's fallback pool (issue 22, item 5)."""
+    sc = make_scenario({"name": "prim", "keys": keys("k", 2)}, {"name": "back", "keys": keys("b", 1)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1)
+    with ProxyThread({"prim": client}) as px:
+        session = RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1)
+        app = PoolMonitorApp(session)
+        async with app.run_test(size=(130, 36)) as pilot:
+            await app.workers.wait_for_complete()
+            assert session.providers == ["prim", "back"]
+            await pilot.press("p")
+            assert session.current == "back"
+            await pilot.pause()
+            table = app.query_one(KeysTable)
+            assert table._order == ["b0"] and session.view()["fallback_of"] == "prim"
+            await pilot.press("d")
+            await asyncio.sleep(0.5)
+            assert client.fallbacks[0].pool.key("b0").state.value == "disabled"
+            assert client.primary.pool.key("k0").state.value == "ok"
+
+
+async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_nothing_off(serve) -> None:
+    """The breaker sends requests to the fallback first for its open period; once that is over the next request
+    tries the provider again. An idle proxy's monitor said OUTAGE until that next request came; it now clears
+    when the breaker stops holding requests off the provider (issue 22, item 5)."""
+    sc = make_scenario({"name": "prim", "keys": keys("k", 2)}, {"name": "back", "keys": keys("b", 1)})
+    server = serve(sc)
+    client = client_for_scenario(sc, server, seed=1)
+    breaker = client.primary.breaker
+    breaker.open_s = 1.0  # fallbacks first for 1 s (3 s by default)
+    with ProxyThread({"prim": client}) as px:
+        app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
+        async with app.run_test(size=(160, 36)) as pilot, httpx.AsyncClient() as http:
+            server.state.providers["prim"].outage_override = 529
+            for _ in range(8):
+                r = await http.post(f"{px.service.url}/v1/chat/completions",
+                                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+                assert r.status_code == 200  # the fallback served
+            assert breaker.is_open
+            await asyncio.sleep(0.4)
+            await pilot.pause()
+            assert "OUTAGE prim" in str(app.query_one(StatusLine).render())
+            server.state.providers["prim"].outage_override = None
+            await asyncio.sleep(1.2)  # the open period is over; no request comes
+            await pilot.pause()
+            status = str(app.query_one(StatusLine).render())
+            assert "OUTAGE" not in status, status
+            assert app.session.view()["incident"] is not None  # the incident line still tells the story

@@ -47,3 +47,13 @@ def test_key_detail(snap_compare, size: tuple[int, int]) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
 def test_timeline_chart(snap_compare, size: tuple[int, int]) -> None:
     assert snap_compare(app_for("peak"), press=["g"], terminal_size=size)
+
+
+def test_fallback_in_view(snap_compare) -> None:
+    """`p` in the outage: the fallback is the provider in view, its keys in the keys table."""
+    assert snap_compare(app_for("outage"), press=["p"], terminal_size=(130, 36))
+
+
+def test_keys_sorted_by_429(snap_compare) -> None:
+    """`o` to the 429 column at 80x24: its header marked, the keys most limited first."""
+    assert snap_compare(app_for("storm"), press=["o", "o", "o"], terminal_size=(80, 24))
