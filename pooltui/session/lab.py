@@ -4,6 +4,12 @@ scenario; what each strategy did, counted on both sides (the callers' answers, t
 A workload is a list of arrivals (when, which model, which prompt) drawn from a seed, or rebuilt from
 the history (``pooltui replay``). Requests go out at their arrival time, at most ``concurrency`` at once; a
 request's latency runs from its arrival (time waiting for a free slot counts, as callers feel it).
+
+By default a run is in simulated time (:func:`run_lab`): the engine and an in-process simulator (no socket)
+on a fast-forwarded loop, every clock on the path (the pool's, the simulator's limits and latencies, the
+client's waits, backoffs and latency figures, the callers' deadlines) reading that loop's time, so a
+scenario's minutes take seconds. ``real_time`` runs it as before: a simulator served on a loopback socket,
+the machine's clocks.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core.strategies import STRATEGIES, normalize_strategy
 from pooltui.core.usage import usage_from_body
 from pooltui.session.lab_hermes import HERMES_STRATEGIES, HermesEmulatedClient
+from pooltui.session.simtime import run_simulated
 from pooltui.session.workload import Arrival, CallerResult
+from pooltui.sim.inprocess import InProcessSim
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
 from pooltui.sim.wiring import client_for_scenario
@@ -115,17 +123,17 @@ Sender = Callable[[Arrival, float], Awaitable[CallerResult]]  # (arrival, second
 
 
 async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, send: Sender,
-                 result: RunResult) -> float:
+                 result: RunResult, now: Callable[[], float] = time.monotonic) -> float:
     """Send every arrival at its time, at most ``concurrency`` at once; a caller gives up ``deadline_s`` after
-    its arrival, waiting for a free slot included. Returns the start (monotonic)."""
+    its arrival, waiting for a free slot included. Returns the start (on ``now``, a monotonic clock)."""
     slots = asyncio.Semaphore(max(1, concurrency))
-    start = time.monotonic()
+    start = now()
     ok_at: list[int] = []
 
     async def one(a: Arrival) -> None:
-        await asyncio.sleep(max(0.0, start + a.at_s - time.monotonic()))
+        await asyncio.sleep(max(0.0, start + a.at_s - now()))
         async with slots:
-            left = start + a.at_s + deadline_s - time.monotonic()
+            left = start + a.at_s + deadline_s - now()
             try:
                 out = await send(a, left) if left > 0 else CallerResult(False, error="deadline passed waiting")
             except PoolUnavailableError:
@@ -135,15 +143,15 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
         result.requests += 1
         if out.ok:
             result.succeeded += 1
-            result.latencies_ms.append((time.monotonic() - start - a.at_s) * 1000)
-            ok_at.append(int(time.monotonic() - start))
+            result.latencies_ms.append((now() - start - a.at_s) * 1000)
+            ok_at.append(int(now() - start))
             result.tokens += out.tokens_in + out.tokens_out
         else:
             result.failed += 1
             result.errors[out.error or "failed"] += 1
 
     await asyncio.gather(*(one(a) for a in arrivals))
-    result.seconds = time.monotonic() - start
+    result.seconds = now() - start
     per_s = Counter(ok_at)
     result.ok_per_s = [per_s.get(s, 0) for s in range(int(result.seconds) + 1)]
     return start
@@ -161,16 +169,25 @@ def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
-                       seed: int, learn: bool = True) -> RunResult:
+                       seed: int, learn: bool = True, real_time: bool = False) -> RunResult:
     """One strategy against a fresh simulator of ``scenario`` (``learn``: pooltui's pools pace picks by the
-    limits they learn from 429s)."""
+    limits they learn from 429s). By default the simulator answers in-process, timed by the running loop's
+    clock (simulated time on :func:`run_lab`'s loop); ``real_time``: served on a loopback socket, real clocks."""
     result = RunResult(strategy)
-    with SimServer(scenario) as server:
+    loop = asyncio.get_running_loop()
+    server: Any = SimServer(scenario) if real_time else InProcessSim(scenario)
+    with server:
+        if real_time:
+            http, clock, now, elapsed = None, None, time.monotonic, None
+        else:
+            http, clock, now, elapsed = server.http_client(), server.clock, loop.time, loop.time
         if strategy in HERMES_STRATEGIES:
-            client: Any = HermesEmulatedClient(scenario, server, strategy, seed=seed)
+            client: Any = HermesEmulatedClient(scenario, server, strategy, seed=seed, http=http, clock=clock,
+                                               mono=now)
             send: Sender = client.send
         else:
-            client = client_for_scenario(scenario, server, strategy, seed=seed)
+            client = client_for_scenario(scenario, server, strategy, seed=seed, clock=clock, http=http,
+                                         latency_clock=elapsed)
             for up in client.upstreams:
                 up.pool.learn = learn
             send = _pooltui_sender(client, scenario)
@@ -186,9 +203,11 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
             return out
 
         try:
-            start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result)
+            start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result, now)
         finally:
             await client.aclose()
+            if http is not None:
+                await http.aclose()
         result.fallback = sum(n for name, n in served.items() if name != scenario.primary.name)
         _provider_side(result, server, scenario, start)
     return result
@@ -200,7 +219,7 @@ def _default_model(scenario: Scenario) -> str:
     return profile_for(scenario.primary.dialect).default_model
 
 
-def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, start: float) -> None:
+def _provider_side(result: RunResult, server: SimServer | InProcessSim, scenario: Scenario, start: float) -> None:
     """What the simulated providers sent: statuses, the primary's keys' requests, 429s per second."""
     limited: Counter[int] = Counter()
     for name, ps in server.state.providers.items():
@@ -217,13 +236,24 @@ def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, sta
 
 async def compare(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int,
                   seed: int, progress: Callable[[RunResult], None] | None = None,
-                  learn: bool = True) -> list[RunResult]:
+                  learn: bool = True, real_time: bool = False) -> list[RunResult]:
     """Each strategy in turn on the same arrivals, each against its own fresh simulator (``learn``: pooltui's
-    strategies pace picks by learnt limits, as pools do by default)."""
+    strategies pace picks by learnt limits, as pools do by default; ``real_time``: see :func:`run_strategy`)."""
     results = []
     for strategy in strategies:
-        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed, learn=learn)
+        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed, learn=learn,
+                                    real_time=real_time)
         results.append(result)
         if progress is not None:
             progress(result)
     return results
+
+
+def run_lab(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int, seed: int,
+            progress: Callable[[RunResult], None] | None = None, learn: bool = True,
+            real_time: bool = False) -> list[RunResult]:
+    """:func:`compare` to its end from synchronous code: in simulated time (a fast-forwarded loop of its own,
+    in this thread) or, with ``real_time``, on a real loop against a simulator on a loopback socket."""
+    run = compare(scenario, strategies, arrivals, concurrency=concurrency, seed=seed, progress=progress,
+                  learn=learn, real_time=real_time)
+    return asyncio.run(run) if real_time else run_simulated(run)
