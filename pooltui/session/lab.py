@@ -15,9 +15,13 @@ the machine's clocks.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +70,8 @@ class RunResult:
     cost: float | None = None
     ok_per_s: list[int] = field(default_factory=list)
     limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first arrival to the last answer, in the run's time (simulated or real)
+    wall_s: float = 0.0  # what the run took on this machine
 
     @property
     def attempts(self) -> int:
@@ -174,7 +179,7 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
     limits they learn from 429s). By default the simulator answers in-process, timed by the running loop's
     clock (simulated time on :func:`run_lab`'s loop); ``real_time``: served on a loopback socket, real clocks."""
     result = RunResult(strategy)
-    loop = asyncio.get_running_loop()
+    loop, wall_start = asyncio.get_running_loop(), time.perf_counter()
     server: Any = SimServer(scenario) if real_time else InProcessSim(scenario)
     with server:
         if real_time:
@@ -210,6 +215,7 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
                 await http.aclose()
         result.fallback = sum(n for name, n in served.items() if name != scenario.primary.name)
         _provider_side(result, server, scenario, start)
+    result.wall_s = time.perf_counter() - wall_start
     return result
 
 
@@ -250,10 +256,38 @@ async def compare(scenario: Scenario, strategies: list[str], arrivals: list[Arri
 
 
 def run_lab(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int, seed: int,
-            progress: Callable[[RunResult], None] | None = None, learn: bool = True,
-            real_time: bool = False) -> list[RunResult]:
-    """:func:`compare` to its end from synchronous code: in simulated time (a fast-forwarded loop of its own,
-    in this thread) or, with ``real_time``, on a real loop against a simulator on a loopback socket."""
-    run = compare(scenario, strategies, arrivals, concurrency=concurrency, seed=seed, progress=progress,
-                  learn=learn, real_time=real_time)
-    return asyncio.run(run) if real_time else run_simulated(run)
+            progress: Callable[[RunResult], None] | None = None, learn: bool = True, real_time: bool = False,
+            workers: int = 1) -> list[RunResult]:
+    """:func:`compare` to its end from synchronous code, results in the order of ``strategies``: in simulated
+    time (a fast-forwarded loop of its own) or, with ``real_time``, on a real loop against a simulator on a
+    loopback socket. In simulated time each strategy's run is independent and deterministic, so ``workers`` > 1
+    runs them in that many processes at once (``progress`` is then called in the order they finish)."""
+    if real_time:
+        return asyncio.run(compare(scenario, strategies, arrivals, concurrency=concurrency, seed=seed,
+                                   progress=progress, learn=learn, real_time=True))
+    if workers <= 1 or len(strategies) <= 1:
+        return run_simulated(compare(scenario, strategies, arrivals, concurrency=concurrency, seed=seed,
+                                     progress=progress, learn=learn))
+    # fork is quick and safe from a single-threaded process (the CLI); elsewhere a fresh interpreter
+    method = "fork" if threading.active_count() == 1 and "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(min(workers, len(strategies)), mp_context=mp.get_context(method)) as pool:
+        futures = {pool.submit(simulated_run, scenario, name, arrivals, concurrency, seed, learn): name
+                   for name in strategies}
+        done: dict[str, RunResult] = {}
+        for future in as_completed(futures):
+            result = done[futures[future]] = future.result()
+            if progress is not None:
+                progress(result)
+    return [done[name] for name in strategies]
+
+
+def simulated_run(scenario: Scenario, strategy: str, arrivals: list[Arrival], concurrency: int, seed: int,
+                  learn: bool = True) -> RunResult:
+    """One strategy's run in simulated time, from synchronous code (a worker process's job)."""
+    return run_simulated(run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed,
+                                      learn=learn))
+
+
+def lab_workers(strategies: int, requests: int) -> int:
+    """Processes worth starting for a simulated comparison: one per core, for a run long enough to repay them."""
+    return 1 if strategies * requests < 3000 else min(strategies, os.cpu_count() or 1)
