@@ -4,12 +4,14 @@ cooldown, a backoff), the loop's clock jumps to the next timer instead of sleepi
 (the simulator answers in-process), so only computing takes real time.
 
 The loop is ``looptime``'s (PyPI, "fast-forward asyncio event loop time"), chosen over aiotools'
-``VirtualClock``: looptime is an event-loop class (``looptime.new_event_loop``) made to be run as it is,
-where VirtualClock patches a running loop's selector and ``time`` with ``unittest.mock`` (meant for tests) and
-moves its clock by every select's timeout even when I/O is ready; looptime moves time only when nothing is
-ready, steps in real time while an executor's thread works, and gave the same results run after run
-(``python -m pooltui.bench lab``). uvloop has no selector to fast-forward: simulated time runs on asyncio's
-own loop.
+``VirtualClock`` after measuring both on peak-hour (round-robin and hermes-fill-first, 240 requests each):
+the same served and 429 counts, 0.32 s with aiotools, 0.37 s with looptime (1.64 s with its default of 42
+idle passes before each jump; 1 here). Not speed then, but reliability: looptime is an event-loop class made to
+be run as it is (``looptime.new_event_loop``), its clock counted in whole microseconds (no float drift over a
+simulated day); VirtualClock patches a running loop's private selector and ``time`` with ``unittest.mock``
+(a test tool) and adds every select's timeout to its clock even when something was ready sooner, so a thread
+or a socket on the path would skew it, where looptime steps in real time while an executor's job runs.
+uvloop has no selector to fast-forward: simulated time runs on asyncio's own loop.
 """
 
 from __future__ import annotations
