@@ -53,7 +53,10 @@ def test_peak_hour_compares_five_strategies_in_seconds_and_the_same_seed_gives_t
           f"simulated")
     assert wall < 10.0
     assert all(r.requests == 240 and r.seconds > 20 for r in results)  # the scenario's half minute each
-    again = run_lab(sc, POOLTUI_FIVE[:2], arrivals, concurrency=t.concurrency, seed=sc.seed)
+    finished: list[str] = []  # again, one process per strategy (as the CLI runs a long comparison)
+    again = run_lab(sc, POOLTUI_FIVE[:2], arrivals, concurrency=t.concurrency, seed=sc.seed, workers=2,
+                    progress=lambda r: finished.append(r.strategy))
+    assert sorted(finished) == sorted(POOLTUI_FIVE[:2]) and [r.strategy for r in again] == POOLTUI_FIVE[:2]
     assert [r.row() for r in again] == [r.row() for r in results[:2]]
     assert [r.ok_per_s for r in again] == [r.ok_per_s for r in results[:2]]
 
@@ -125,3 +128,15 @@ def test_real_time_stays_available_on_the_command_line(tmp_path) -> None:
     assert out.stdout.splitlines()[1].split()[:3] == ["failover", "8", "8"]
     quiet = CliRunner().invoke(cli, ["compare", "--scenario", str(sc), "--strategies", "failover", "--csv"])
     assert quiet.exit_code == 0 and quiet.stderr == ""  # nothing but the CSV
+
+
+def test_replay_in_real_time_stays_available(serve, tmp_path) -> None:
+    from tests.lab.test_replay import recorded
+
+    _, _, env = recorded(serve, tmp_path)
+    out = CliRunner().invoke(cli, ["replay", "--since", "1h", "--strategies", "failover", "--real-time", "--json"],
+                             env=env)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["real_time"] is True and data["strategies"][0]["requests"] == 30
+    assert out.stderr == ""  # no progress with --json
