@@ -31,6 +31,12 @@ class FakeClock:
         self.t += seconds
 
 
+class _HasTime(Protocol):
+    """An event loop, or anything with its monotonic ``time()``."""
+
+    def time(self) -> float: ...
+
+
 class LoopClock:
     """Wall time read from an event loop's own clock (``loop.time()``, monotonic), anchored to the epoch when
     made. On a fast-forwarded loop (the strategy lab's simulated time) it is that loop's virtual time, so the
@@ -42,7 +48,3 @@ class LoopClock:
 
     def now(self) -> float:
         return self._offset + self.loop.time()
-
-
-class _HasTime(Protocol):
-    def time(self) -> float: ...
