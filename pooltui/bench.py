@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor|proxy``.
+"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor|proxy|lab|...``.
 
 Targets (issue 1): engine under 10 µs per pick+report at 3 keys, growing < 3x from 3 to 1000 keys;
 dispatch >= 0.85x httpx on the same (aiohttp) transport and >= 3x httpx on its default transport.
@@ -673,7 +673,19 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--scenario", default="peak-hour")
     v.add_argument("--seconds", type=float, default=60.0)
     v.add_argument("--window", type=float, default=10.0)
+    lb = sub.add_parser("lab", help="wall time of `pooltui compare` per scenario, simulated vs real time")
+    lb.add_argument("--scenarios", default="", help="comma-separated (default: every built-in one)")
+    lb.add_argument("--strategies", default="all", help="as for `pooltui compare`")
+    lb.add_argument("--real-time-seconds", type=float, default=5.0,
+                    help="real-time runs send the arrivals of this many seconds of the workload (0: all)")
     args = parser.parse_args(argv)
+    if args.what == "lab":
+        from pooltui.bench_lab import bench_lab
+        from pooltui.session.lab import parse_strategies
+
+        bench_lab([n for n in args.scenarios.split(",") if n] or None, parse_strategies(args.strategies),
+                  args.real_time_seconds)
+        return
     if args.what == "learned":
         from pooltui.bench_learned import bench_learned
 

@@ -3,13 +3,13 @@
 
 The capacity comes from the scenario file (the primary's keys: rpm per window), never from the engine: the
 engine only sees answers. Each load sends the same seeded Poisson arrivals for ``seconds`` to a fresh
-simulator; requests give up at the scenario's deadline after their arrival."""
+simulator; requests give up at the scenario's deadline after their arrival. In simulated time (the lab's
+fast-forwarded loop): the figures of a real-time run, in seconds."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pooltui.session.lab import RunResult, run_strategy
+from pooltui.session.simtime import run_simulated
 from pooltui.session.workload import seeded_workload
 from pooltui.sim.scenario import Scenario, load_scenario
 
@@ -52,9 +52,10 @@ def bench_learned(scenario: str = "peak-hour", seconds: float = 30.0, strategy: 
     sc = load_scenario(scenario)
     cap = capacity(sc)
     print(f"learned limits: {sc.name}, {strategy}, capacity {cap:.2f} requests/s from the scenario file "
-          f"({len(sc.primary.keys)} keys), {seconds:g} s of arrivals per load, deadline {sc.traffic.deadline_s:g} s")
+          f"({len(sc.primary.keys)} keys), {seconds:g} s of arrivals per load, deadline {sc.traffic.deadline_s:g} s, "
+          "in simulated time")
     print("  load   rate     learn  requests succeeded 429s-up calls/ok  p50 ms  p95 ms")
-    runs = asyncio.run(_runs(sc, loads, seconds, strategy))
+    runs = run_simulated(_runs(sc, loads, seconds, strategy))
     for load, rate, learn, result in runs:
         print(_line(load, rate, learn, result))
     return runs

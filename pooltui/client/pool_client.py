@@ -244,10 +244,14 @@ class PoolClient:
         traces_kept: int = 256,
         events: EventLog | None = None,
         prices: Prices | None = None,
+        latency_clock: Callable[[], float] | None = None,
     ) -> None:
         self.primary = primary
         self.fallbacks = list(fallbacks or [])
         self.clock = clock or SystemClock()
+        #: what an attempt's latency is measured with (seconds, any origin): perf_counter in real time; the
+        #: loop's clock on a fast-forwarded loop (the lab's simulated time), where perf_counter sees ~0
+        self.latency_clock: Callable[[], float] = latency_clock or time.perf_counter
         for up in self.upstreams:
             if up.breaker is None:
                 up.breaker = OutageBreaker(self.clock)
@@ -562,10 +566,10 @@ class PoolClient:
                        deadline: float, streaming: bool) -> _Answer | str:
         """One upstream call on ``key``: its classified answer, or the reason of a transport failure (already
         reported to the pool). Past the deadline or for an oversized answer it releases the key and abandons."""
-        pool, profile, clock = up.pool, up.profile, self.clock
+        pool, profile, clock, elapsed = up.pool, up.profile, self.clock, self.latency_clock
         headers = profile.auth_headers(key.secret if key else None)
         headers.update(wire.headers)
-        started = time.perf_counter()
+        started = elapsed()
         remaining = deadline - clock.now()
         if remaining <= 0:
             if key is not None:
@@ -595,19 +599,19 @@ class PoolClient:
             if not limit.expired():
                 raise
             if key is not None:
-                pool.release(key, wire.model, time.perf_counter() - started)
-            why = f"deadline reached: no complete answer {time.perf_counter() - started:.1f} s into this attempt"
+                pool.release(key, wire.model, elapsed() - started)
+            why = f"deadline reached: no complete answer {elapsed() - started:.1f} s into this attempt"
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
-                      outcome="deadline", latency_ms=(time.perf_counter() - started) * 1000, reason=why)
+                      outcome="deadline", latency_ms=(elapsed() - started) * 1000, reason=why)
             raise _Abandon(why, None, "deadline") from None
         except _TooLarge as exc:
             if key is not None:
-                pool.release(key, wire.model, time.perf_counter() - started)
+                pool.release(key, wire.model, elapsed() - started)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
-                      outcome="too_large", latency_ms=(time.perf_counter() - started) * 1000, reason=str(exc))
+                      outcome="too_large", latency_ms=(elapsed() - started) * 1000, reason=str(exc))
             raise _Abandon(str(exc), resp.status_code, "too_large") from None
         except (httpx.HTTPError, OSError) as exc:
-            latency = time.perf_counter() - started
+            latency = elapsed() - started
             reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
             if key is not None:
                 pool.report_transport(key, reason, latency, trace.request_id, wire.model)
@@ -616,9 +620,9 @@ class PoolClient:
             return reason
         except asyncio.CancelledError:
             if key is not None:
-                pool.release(key, wire.model, time.perf_counter() - started)
+                pool.release(key, wire.model, elapsed() - started)
             raise
-        latency = time.perf_counter() - started
+        latency = elapsed() - started
         if first is None:
             return _Answer(resp, classify(profile.dialect, resp.status_code, resp.headers, body, clock.now()),
                            body, latency)

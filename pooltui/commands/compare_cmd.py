@@ -1,12 +1,13 @@
 """``pooltui compare``: the same seeded workload once per strategy, each against a fresh simulator of the
-scenario, in one table (or JSON, CSV, and an SVG chart)."""
+scenario, in one table (or JSON, CSV, and an SVG chart). In simulated time by default (a scenario's minutes
+take seconds); ``--real-time`` sends it over a loopback socket as it happens."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import click
@@ -38,10 +39,11 @@ COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeede
               help="also write the chart (successes and 429s per second, per strategy) to this SVG file")
 @click.option("--learn/--no-learn", default=True, show_default=True,
               help="pooltui's strategies learn each key's limit from its 429s and pace picks by it")
+@click.option("--real-time", "real_time", is_flag=True,
+              help="run in real time against a simulator on a loopback socket (default: simulated time, in-process)")
 def compare(scenario: str, strategies: str, n_requests: int | None, rate: float | None, concurrency: int | None,
-            seed: int | None, as_json: bool, as_csv: bool, plot: Path | None, learn: bool) -> None:
+            seed: int | None, as_json: bool, as_csv: bool, plot: Path | None, learn: bool, real_time: bool) -> None:
     """Compare rotation strategies on the same seeded traffic, each against its own fresh simulator."""
-    from pooltui.session.lab import compare as run_compare
     from pooltui.session.lab import parse_strategies
     from pooltui.session.workload import seeded_workload
 
@@ -57,28 +59,44 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
         sc.seed if seed is None else seed)
     arrivals = seeded_workload(sc, requests=n, rate=r, seed=s)
     header = (f"scenario {sc.name}: {plural(n, 'request')}, {f'{r:g}/s (Poisson)' if r else 'all at once'}, "
-              f"{c} in flight, seed {s}; each strategy against a fresh simulator"
+              f"{c} in flight, seed {s}; each strategy against a fresh simulator, {time_mode(real_time)}"
               + ("" if learn else "; learned limits off"))
     quiet = as_json or as_csv
     if not quiet:
         click.echo(header, err=True)
-    progress = progress_printer(quiet)
-    results = asyncio.run(run_compare(sc, names, arrivals, concurrency=c, seed=s, progress=progress, learn=learn))
+    results = run(sc, names, arrivals, c, s, quiet, real_time, learn)
     report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s,
-                             "learn": learn},
-           as_json=as_json, as_csv=as_csv, plot=plot)
+                             "learn": learn, "real_time": real_time},
+           as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time)
 
 
-def progress_printer(quiet: bool):
+def time_mode(real_time: bool) -> str:
+    return "in real time over a loopback socket" if real_time else "in simulated time"
+
+
+def run(sc, names: list[str], arrivals: list, concurrency: int, seed: int, quiet: bool, real_time: bool,
+        learn: bool = True) -> list:
+    """Every strategy's run (several processes at once for a long simulated one), a progress line per strategy
+    as it finishes (none with --json or --csv)."""
+    from pooltui.session.lab import lab_workers, run_lab
+
+    started = time.perf_counter()
+
     def progress(result) -> None:
-        if not quiet:
-            click.echo(f"  {result.strategy}: {result.succeeded}/{result.requests} in {result.seconds:.1f} s",
-                       err=True)
+        if quiet:
+            return
+        took = (f"{result.seconds:.1f} s" if real_time else
+                f"{result.seconds:.1f} s simulated in {result.wall_s:.1f} s")
+        click.echo(f"  {result.strategy}: {result.succeeded}/{result.requests} served, {took} "
+                   f"({time.perf_counter() - started:.1f} s so far)", err=True)
 
-    return progress
+    workers = 1 if real_time else lab_workers(len(names), len(arrivals))
+    return run_lab(sc, names, arrivals, concurrency=concurrency, seed=seed, progress=progress, learn=learn,
+                   real_time=real_time, workers=workers)
 
 
-def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: bool, plot: Path | None) -> None:
+def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: bool, plot: Path | None,
+           real_time: bool = False) -> None:
     """The comparison as a table (or JSON, or CSV), and the chart when asked."""
     rows = [res.row() for res in results]
     if plot is not None:
@@ -101,7 +119,9 @@ def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: boo
         return
     click.echo(table(rows))
     click.echo("calls/ok: upstream calls per success; even: 1.00 = the primary's keys used equally (Jain's index);"
-               " latencies from arrival. Timings vary a little between runs (real time on this machine).")
+               " latencies from arrival. "
+               + ("Timings vary a little between runs (real time on this machine)." if real_time else
+                  "Simulated time: the same seed gives the same table (--real-time: over a socket, as it happens)."))
     if plot is not None:
         click.echo(f"chart written to {plot}")
 
@@ -132,13 +152,14 @@ def table(rows: list[dict]) -> str:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV, one row per strategy")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=output_file,
               help="also write the chart to this SVG file")
+@click.option("--real-time", "real_time", is_flag=True,
+              help="run in real time against a simulator on a loopback socket (default: simulated time, in-process)")
 @click.pass_context
 def replay(ctx: click.Context, since: float, provider: str | None, strategies: str, concurrency: int,
-           as_json: bool, as_csv: bool, plot: Path | None) -> None:
+           as_json: bool, as_csv: bool, plot: Path | None, real_time: bool) -> None:
     """Replay recorded traffic (its arrival times, models and sizes, and the limits the provider's headers
     stated) against a simulator like that provider, once per strategy."""
     from pooltui.core.timefmt import clock
-    from pooltui.session.lab import compare as run_compare
     from pooltui.session.lab import parse_strategies
     from pooltui.session.replay import ReplayError, build_replay
 
@@ -156,14 +177,14 @@ def replay(ctx: click.Context, since: float, provider: str | None, strategies: s
         raise UserError(str(exc)) from None
     span = rp.arrivals[-1].at_s if rp.arrivals else 0.0
     header = (f"replay of {plural(len(rp.arrivals), 'request')} recorded for {rp.provider} since {clock(since)} "
-              f"(over {span:.0f} s), {concurrency} in flight; each strategy against a fresh simulator")
+              f"(over {span:.0f} s), {concurrency} in flight; each strategy against a fresh simulator, "
+              f"{time_mode(real_time)}")
     quiet = as_json or as_csv
     if not quiet:
         click.echo(header, err=True)
         for note in rp.notes:
             click.echo(f"  assumed: {note}", err=True)
-    results = asyncio.run(run_compare(rp.scenario, names, rp.arrivals, concurrency=concurrency, seed=1,
-                                      progress=progress_printer(quiet)))
+    results = run(rp.scenario, names, rp.arrivals, concurrency, 1, quiet, real_time)
     report(results, header, {"provider": rp.provider, "since": since, "requests": len(rp.arrivals),
-                             "concurrency": concurrency, "assumed": rp.notes},
-           as_json=as_json, as_csv=as_csv, plot=plot)
+                             "concurrency": concurrency, "assumed": rp.notes, "real_time": real_time},
+           as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time)

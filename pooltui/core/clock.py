@@ -29,3 +29,22 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+class _HasTime(Protocol):
+    """An event loop, or anything with its monotonic ``time()``."""
+
+    def time(self) -> float: ...
+
+
+class LoopClock:
+    """Wall time read from an event loop's own clock (``loop.time()``, monotonic), anchored to the epoch when
+    made. On a fast-forwarded loop (the strategy lab's simulated time) it is that loop's virtual time, so the
+    engine's cooldowns and deadlines follow the simulated minutes rather than the machine's."""
+
+    def __init__(self, loop: _HasTime, start: float | None = None) -> None:
+        self.loop = loop
+        self._offset = (time.time() if start is None else start) - loop.time()
+
+    def now(self) -> float:
+        return self._offset + self.loop.time()

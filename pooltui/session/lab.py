@@ -4,14 +4,24 @@ scenario; what each strategy did, counted on both sides (the callers' answers, t
 A workload is a list of arrivals (when, which model, which prompt) drawn from a seed, or rebuilt from
 the history (``pooltui replay``). Requests go out at their arrival time, at most ``concurrency`` at once; a
 request's latency runs from its arrival (time waiting for a free slot counts, as callers feel it).
+
+By default a run is in simulated time (:func:`run_lab`): the engine and an in-process simulator (no socket)
+on a fast-forwarded loop, every clock on the path (the pool's, the simulator's limits and latencies, the
+client's waits, backoffs and latency figures, the callers' deadlines) reading that loop's time, so a
+scenario's minutes take seconds. ``real_time`` runs it as before: a simulator served on a loopback socket,
+the machine's clocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +29,9 @@ from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core.strategies import STRATEGIES, normalize_strategy
 from pooltui.core.usage import usage_from_body
 from pooltui.session.lab_hermes import HERMES_STRATEGIES, HermesEmulatedClient
+from pooltui.session.simtime import run_simulated
 from pooltui.session.workload import Arrival, CallerResult
+from pooltui.sim.inprocess import InProcessSim
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
 from pooltui.sim.wiring import client_for_scenario
@@ -58,7 +70,8 @@ class RunResult:
     cost: float | None = None
     ok_per_s: list[int] = field(default_factory=list)
     limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the first arrival to the last answer, in the run's time (simulated or real)
+    wall_s: float = 0.0  # what the run took on this machine
 
     @property
     def attempts(self) -> int:
@@ -115,17 +128,17 @@ Sender = Callable[[Arrival, float], Awaitable[CallerResult]]  # (arrival, second
 
 
 async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, send: Sender,
-                 result: RunResult) -> float:
+                 result: RunResult, now: Callable[[], float] = time.monotonic) -> float:
     """Send every arrival at its time, at most ``concurrency`` at once; a caller gives up ``deadline_s`` after
-    its arrival, waiting for a free slot included. Returns the start (monotonic)."""
+    its arrival, waiting for a free slot included. Returns the start (on ``now``, a monotonic clock)."""
     slots = asyncio.Semaphore(max(1, concurrency))
-    start = time.monotonic()
+    start = now()
     ok_at: list[int] = []
 
     async def one(a: Arrival) -> None:
-        await asyncio.sleep(max(0.0, start + a.at_s - time.monotonic()))
+        await asyncio.sleep(max(0.0, start + a.at_s - now()))
         async with slots:
-            left = start + a.at_s + deadline_s - time.monotonic()
+            left = start + a.at_s + deadline_s - now()
             try:
                 out = await send(a, left) if left > 0 else CallerResult(False, error="deadline passed waiting")
             except PoolUnavailableError:
@@ -135,15 +148,15 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
         result.requests += 1
         if out.ok:
             result.succeeded += 1
-            result.latencies_ms.append((time.monotonic() - start - a.at_s) * 1000)
-            ok_at.append(int(time.monotonic() - start))
+            result.latencies_ms.append((now() - start - a.at_s) * 1000)
+            ok_at.append(int(now() - start))
             result.tokens += out.tokens_in + out.tokens_out
         else:
             result.failed += 1
             result.errors[out.error or "failed"] += 1
 
     await asyncio.gather(*(one(a) for a in arrivals))
-    result.seconds = time.monotonic() - start
+    result.seconds = now() - start
     per_s = Counter(ok_at)
     result.ok_per_s = [per_s.get(s, 0) for s in range(int(result.seconds) + 1)]
     return start
@@ -161,16 +174,25 @@ def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
-                       seed: int, learn: bool = True) -> RunResult:
+                       seed: int, learn: bool = True, real_time: bool = False) -> RunResult:
     """One strategy against a fresh simulator of ``scenario`` (``learn``: pooltui's pools pace picks by the
-    limits they learn from 429s)."""
+    limits they learn from 429s). By default the simulator answers in-process, timed by the running loop's
+    clock (simulated time on :func:`run_lab`'s loop); ``real_time``: served on a loopback socket, real clocks."""
     result = RunResult(strategy)
-    with SimServer(scenario) as server:
+    loop, wall_start = asyncio.get_running_loop(), time.perf_counter()
+    server: Any = SimServer(scenario) if real_time else InProcessSim(scenario)
+    with server:
+        if real_time:
+            http, clock, now, elapsed = None, None, time.monotonic, None
+        else:
+            http, clock, now, elapsed = server.http_client(), server.clock, loop.time, loop.time
         if strategy in HERMES_STRATEGIES:
-            client: Any = HermesEmulatedClient(scenario, server, strategy, seed=seed)
+            client: Any = HermesEmulatedClient(scenario, server, strategy, seed=seed, http=http, clock=clock,
+                                               mono=now)
             send: Sender = client.send
         else:
-            client = client_for_scenario(scenario, server, strategy, seed=seed)
+            client = client_for_scenario(scenario, server, strategy, seed=seed, clock=clock, http=http,
+                                         latency_clock=elapsed)
             for up in client.upstreams:
                 up.pool.learn = learn
             send = _pooltui_sender(client, scenario)
@@ -186,11 +208,14 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
             return out
 
         try:
-            start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result)
+            start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result, now)
         finally:
             await client.aclose()
+            if http is not None:
+                await http.aclose()
         result.fallback = sum(n for name, n in served.items() if name != scenario.primary.name)
         _provider_side(result, server, scenario, start)
+    result.wall_s = time.perf_counter() - wall_start
     return result
 
 
@@ -200,7 +225,7 @@ def _default_model(scenario: Scenario) -> str:
     return profile_for(scenario.primary.dialect).default_model
 
 
-def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, start: float) -> None:
+def _provider_side(result: RunResult, server: SimServer | InProcessSim, scenario: Scenario, start: float) -> None:
     """What the simulated providers sent: statuses, the primary's keys' requests, 429s per second."""
     limited: Counter[int] = Counter()
     for name, ps in server.state.providers.items():
@@ -217,13 +242,52 @@ def _provider_side(result: RunResult, server: SimServer, scenario: Scenario, sta
 
 async def compare(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int,
                   seed: int, progress: Callable[[RunResult], None] | None = None,
-                  learn: bool = True) -> list[RunResult]:
+                  learn: bool = True, real_time: bool = False) -> list[RunResult]:
     """Each strategy in turn on the same arrivals, each against its own fresh simulator (``learn``: pooltui's
-    strategies pace picks by learnt limits, as pools do by default)."""
+    strategies pace picks by learnt limits, as pools do by default; ``real_time``: see :func:`run_strategy`)."""
     results = []
     for strategy in strategies:
-        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed, learn=learn)
+        result = await run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed, learn=learn,
+                                    real_time=real_time)
         results.append(result)
         if progress is not None:
             progress(result)
     return results
+
+
+def run_lab(scenario: Scenario, strategies: list[str], arrivals: list[Arrival], *, concurrency: int, seed: int,
+            progress: Callable[[RunResult], None] | None = None, learn: bool = True, real_time: bool = False,
+            workers: int = 1) -> list[RunResult]:
+    """:func:`compare` to its end from synchronous code, results in the order of ``strategies``: in simulated
+    time (a fast-forwarded loop of its own) or, with ``real_time``, on a real loop against a simulator on a
+    loopback socket. In simulated time each strategy's run is independent and deterministic, so ``workers`` > 1
+    runs them in that many processes at once (``progress`` is then called in the order they finish)."""
+    if real_time:
+        return asyncio.run(compare(scenario, strategies, arrivals, concurrency=concurrency, seed=seed,
+                                   progress=progress, learn=learn, real_time=True))
+    if workers <= 1 or len(strategies) <= 1:
+        return run_simulated(compare(scenario, strategies, arrivals, concurrency=concurrency, seed=seed,
+                                     progress=progress, learn=learn))
+    # fork is quick and safe from a single-threaded process (the CLI); elsewhere a fresh interpreter
+    method = "fork" if threading.active_count() == 1 and "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(min(workers, len(strategies)), mp_context=mp.get_context(method)) as pool:
+        futures = {pool.submit(simulated_run, scenario, name, arrivals, concurrency, seed, learn): name
+                   for name in strategies}
+        done: dict[str, RunResult] = {}
+        for future in as_completed(futures):
+            result = done[futures[future]] = future.result()
+            if progress is not None:
+                progress(result)
+    return [done[name] for name in strategies]
+
+
+def simulated_run(scenario: Scenario, strategy: str, arrivals: list[Arrival], concurrency: int, seed: int,
+                  learn: bool = True) -> RunResult:
+    """One strategy's run in simulated time, from synchronous code (a worker process's job)."""
+    return run_simulated(run_strategy(scenario, strategy, arrivals, concurrency=concurrency, seed=seed,
+                                      learn=learn))
+
+
+def lab_workers(strategies: int, requests: int) -> int:
+    """Processes worth starting for a simulated comparison: one per core, for a run long enough to repay them."""
+    return 1 if strategies * requests < 3000 else min(strategies, os.cpu_count() or 1)

@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.hermes_rules import MAX_RETRIES, RETRY_AFTER_CAP_S, HermesEntry, HermesPoolModel, backoff_s
 from pooltui.core.usage import usage_from_body
 from pooltui.providers.profiles import ProviderProfile, profile_for
@@ -31,24 +33,29 @@ class _Provider:
 class HermesEmulatedClient:
     """Sends a workload's requests the way Hermes Agent's pool would (primary, then its fallback)."""
 
-    def __init__(self, scenario: Scenario, server: Any, strategy: str, *, seed: int | None = None) -> None:
+    def __init__(self, scenario: Scenario, server: Any, strategy: str, *, seed: int | None = None,
+                 http: httpx.AsyncClient | None = None, clock: Clock | None = None,
+                 mono: Callable[[], float] = time.monotonic) -> None:
+        """``http``: how requests reach ``server`` (default: over its socket); ``clock`` (wall, for the benches
+        and resets) and ``mono`` (deadlines, waits): the lab's simulated time passes its loop's clock."""
         mode = {"hermes-fill-first": "fill_first", "hermes-round-robin": "round_robin"}[strategy]
         self.providers = [
             _Provider(profile_for(p.dialect, name=p.name, base_url=server.base_url(p.name)),
                       HermesPoolModel([HermesEntry(k.label, k.secret) for k in p.keys], mode))
             for p in scenario.providers]
         self.rng = random.Random(seed)
-        self.http = httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=256))
+        self.http = http or httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=256))
+        self.clock, self.mono = clock or SystemClock(), mono
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
     async def send(self, arrival: Arrival, left_s: float) -> CallerResult:
-        deadline = time.monotonic() + left_s
+        deadline = self.mono() + left_s
         retries, retried_429, at = 0, False, 0
         while True:
             provider = self.providers[at]
-            entry = provider.pool.entry(time.time())
+            entry = provider.pool.entry(self.clock.now())
             if entry is None:
                 if at + 1 < len(self.providers):  # no credential left: Hermes's fallback provider
                     at += 1
@@ -63,7 +70,7 @@ class HermesEmulatedClient:
                 resp = await asyncio.wait_for(
                     self.http.request(req.method, provider.profile.url(req.path), json=req.json,
                                       headers=provider.profile.auth_headers(entry.secret)),
-                    max(0.001, deadline - time.monotonic()))
+                    max(0.001, deadline - self.mono()))
             except TimeoutError:
                 return CallerResult(False, error="deadline")
             except httpx.HTTPError as exc:
@@ -83,7 +90,7 @@ class HermesEmulatedClient:
                 continue
             if status in (401, 402, 403, 429):
                 message = _message(resp)
-                provider.pool.exhaust_and_rotate(entry, status, time.time(), message, _reset_at(resp))
+                provider.pool.exhaust_and_rotate(entry, status, self.clock.now(), message, _reset_at(resp))
                 retried_429 = False
                 continue
             if status >= 500:
@@ -99,7 +106,7 @@ class HermesEmulatedClient:
         if retry > MAX_RETRIES:
             return False
         wait = retry_after if retry_after is not None else backoff_s(retry, self.rng.random())
-        if time.monotonic() + wait > deadline:
+        if self.mono() + wait > deadline:
             return False
         await asyncio.sleep(wait)
         return True

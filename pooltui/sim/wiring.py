@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.clock import Clock
@@ -15,7 +16,7 @@ from pooltui.sim.server import SimAddress
 
 def client_for_scenario(scenario: Scenario, server: SimAddress, strategy: str | None = None, *,
                         clock: Clock | None = None, seed: int | None = None, deadline_s: float | None = None,
-                        http=None) -> PoolClient:
+                        http=None, latency_clock: Callable[[], float] | None = None) -> PoolClient:
     """A PoolClient over the scenario's providers as served by ``server``: primary first, then fallbacks."""
     events = EventLog()
     ups = []
@@ -27,4 +28,4 @@ def client_for_scenario(scenario: Scenario, server: SimAddress, strategy: str | 
         ups.append(Upstream(profile, pool))
     return PoolClient(ups[0], ups[1:], clock=clock, events=events, http=http,
                       deadline_s=deadline_s or scenario.traffic.deadline_s,
-                      rng=random.Random(seed))
+                      rng=random.Random(seed), latency_clock=latency_clock)

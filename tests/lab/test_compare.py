@@ -3,7 +3,6 @@ on `peak-hour` pooltui's round-robin serves more than Hermes Agent's own fill-fi
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import itertools
@@ -13,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
-from pooltui.session.lab import LAB_STRATEGIES, compare, parse_strategies
+from pooltui.session.lab import LAB_STRATEGIES, parse_strategies, run_lab
 from pooltui.session.workload import seeded_workload
 from pooltui.sim.scenario import load_scenario
 from tests.conftest import keys, make_scenario
@@ -46,8 +45,7 @@ def test_every_strategys_accounting_holds(serve) -> None:
         {"name": "fb", "keys": keys("f", 1)})
     sc.traffic.deadline_s = 3.0
     arrivals = seeded_workload(sc, requests=40, rate=30.0, seed=2)
-    results = asyncio.run(compare(sc, ["round-robin", "failover", "hermes-fill-first"], arrivals, concurrency=8,
-                                  seed=2))
+    results = run_lab(sc, ["round-robin", "failover", "hermes-fill-first"], arrivals, concurrency=8, seed=2)
     for r in results:
         row = r.row()
         assert row["requests"] == 40 == row["succeeded"] + row["failed"], row
@@ -67,8 +65,7 @@ def test_every_strategys_accounting_holds(serve) -> None:
 def test_on_peak_hour_round_robin_serves_more_than_hermes_fill_first() -> None:
     sc = load_scenario("peak-hour")
     arrivals = seeded_workload(sc, requests=60, rate=14.0, seed=sc.seed)
-    rr, hermes = asyncio.run(compare(sc, ["round-robin", "hermes-fill-first"], arrivals, concurrency=16,
-                                     seed=sc.seed))
+    rr, hermes = run_lab(sc, ["round-robin", "hermes-fill-first"], arrivals, concurrency=16, seed=sc.seed)
     print(f"\npeak-hour, 60 requests: round-robin {rr.row()}\n  hermes-fill-first {hermes.row()}")
     assert rr.succeeded > hermes.succeeded
 

@@ -58,6 +58,7 @@ async def test_the_palette_opens_the_lab_and_a_worker_fills_it() -> None:
         assert table.row_count == 2
         assert [str(table.get_row_at(i)[0]) for i in range(2)] == ["failover", "hermes-round-robin"]
         assert all(r.requests == 30 == r.succeeded + r.failed for r in screen.results)
+        assert all(r.seconds > 2 * r.wall_s for r in screen.results)  # simulated time: faster than it happens
         assert "2 strategies compared" in str(screen.query_one("#lab-status").render())
         await pilot.press("escape")
         assert not isinstance(app.screen, LabScreen)

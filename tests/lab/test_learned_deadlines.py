@@ -9,7 +9,6 @@ client and simulator over loopback HTTP, the lab's run on the same seeded arriva
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import random
@@ -22,6 +21,7 @@ from pooltui.bench_learned import capacity
 from pooltui.core import Classification, DeadlineSource, KeySpec, Outcome, Pool
 from pooltui.core.clock import FakeClock
 from pooltui.session.lab import run_strategy
+from pooltui.session.simtime import run_simulated
 from pooltui.session.workload import seeded_workload
 from pooltui.sim.limits import ProviderState
 from pooltui.sim.scenario import Scenario, load_scenario
@@ -141,14 +141,14 @@ def test_under_peak_hours_own_overload_pacing_meets_at_least_as_many_deadlines()
 
 
 def test_through_the_real_client_every_request_meets_its_deadline_at_capacity() -> None:
-    """At 1.0x through the real client and simulator over loopback (the lab's runner): with pacing every request
+    """At 1.0x through the real client and simulator (the lab's runner, in simulated time): with pacing every request
     meets its deadline, with a handful of 429s (without, some miss and the 429s run into hundreds)."""
     sc = load_scenario("peak-hour")
     rate = capacity(sc)
     arrivals = seeded_workload(sc, requests=int(rate * 10), rate=rate, seed=sc.seed)
-    off = asyncio.run(run_strategy(sc, "round-robin", arrivals, concurrency=sc.traffic.concurrency, seed=1,
+    off = run_simulated(run_strategy(sc, "round-robin", arrivals, concurrency=sc.traffic.concurrency, seed=1,
                                    learn=False))
-    on = asyncio.run(run_strategy(sc, "round-robin", arrivals, concurrency=sc.traffic.concurrency, seed=1,
+    on = run_simulated(run_strategy(sc, "round-robin", arrivals, concurrency=sc.traffic.concurrency, seed=1,
                                   learn=True))
     print(f"\nreal client, {len(arrivals)} requests at {rate:g}/s: without pacing {off.succeeded} served "
           f"({off.limited} 429s), with pacing {on.succeeded} ({on.limited} 429s)")
