@@ -84,7 +84,9 @@ async def _shoot_hermes(out: Path) -> Path:
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     await _shoot(out, "steady", "steady", 6.0)
-    await _shoot(out, "storm", "peak-hour", 9.0)
+    # peak-hour at 1.5x its keys' capacity (4 keys of 8 per 5 s: 6.4/s): callers queue for learned openings
+    await _shoot(out, "storm", "peak-hour", 12.0, rate=9.6,
+                 until=lambda s: ((s.view().get("wait") or {}).get("p95_s") or 0.0) >= 1.0)
     await _shoot(out, "revoked", "revoked-key", 3.0, ("down",),
                  until=lambda s: s.pool.key("beta").state.value == "invalid")
     await _shoot(out, "outage", "outage", 5.0, until=lambda s: s.view()["fallback"] is not None)
