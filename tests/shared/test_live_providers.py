@@ -205,3 +205,31 @@ async def test_keys_given_to_a_fallback_that_had_none_join_its_pool(serve, tmp_p
         assert r.headers["x-pooltui-served-by"] == "backup/b0" and len(fallback.pool) == 1
         assert proxy.clients["main"].fallbacks[0] is fallback
         assert any("backup/b0 added" in line for line in said)
+
+
+async def test_a_fallback_of_the_other_dialect_and_its_model_map_apply_live(serve, tmp_path):
+    """The seed's setup made while running: an anthropic provider gets an openai-style fallback with a model map,
+    its primary goes down, the fallback serves translated with the mapped model; a new map applies at once."""
+    from pooltui.store.secrets import SecretStore
+
+    server = simulator(serve)
+    store = SecretStore(tmp_path / "data")
+    path = tmp_path / "config.toml"
+    add_provider(path, store, server, "ant", "anthropic")
+    add_provider(path, store, server, "backup")
+    server.state.providers["ant"].outage_override = 529
+    async with live_proxy(path, store) as (proxy, http, said):
+        assert not any("not applied" in line for line in said)
+        headers = {"anthropic-version": "2023-06-01"}
+        with ConfigEditor(path) as cfg:
+            cfg.providers["ant"].fallback = ["backup"]
+            cfg.providers["backup"].model_map = {"claude-sim-1": "gpt-mapped-1"}
+        r = await answered(http, "/v1/messages", MESSAGE, 200, within_s=5.0, headers=headers)
+        assert r.headers["x-pooltui-translated"] == "anthropic->openai" and r.json()["type"] == "message"
+        with ConfigEditor(path) as cfg:
+            cfg.providers["backup"].model_map = {"claude-sim-1": "gpt-mapped-2"}
+        await until(lambda: any("gpt-mapped-2" in dict(up.profile.model_map).values()
+                                for up in proxy.clients["ant"].fallbacks), 2.0)
+        await http.post("/v1/messages", json=MESSAGE, headers=headers)
+        traces = "\n".join(t["text"] for t in proxy.state()["traces"]["ant"])
+    assert "claude-sim-1 -> gpt-mapped-1" in traces and "claude-sim-1 -> gpt-mapped-2" in traces
