@@ -78,7 +78,27 @@ def start_proxies(n: int, env: dict[str, str], logs=None) -> tuple[list[subproce
         err = (logs / f"proxy{i}.log").open("w") if logs is not None else subprocess.DEVNULL
         procs.append(subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", str(port)], env=env,
                                       stdout=subprocess.DEVNULL, stderr=err))
+    wait_ready(procs, ports)
     return procs, ports
+
+
+def wait_ready(procs: list[subprocess.Popen], ports: list[int], timeout_s: float = 45.0) -> None:
+    """Until every proxy answers its health check: a process that exits fails at once; one still starting is
+    waited for (three Python processes importing the app on two busy cores took over 10 s: a fixed 10 s wait
+    was this suite's known flake, "proxy never answered")."""
+    deadline = time.monotonic() + timeout_s
+    for proc, port in zip(procs, ports, strict=True):
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"proxy on {port} exited with {proc.returncode} before it answered")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"proxy on {port} still not answering after {timeout_s:g} s")
+            time.sleep(0.05)
 
 
 def stop_proxies(procs: list[subprocess.Popen]) -> None:

@@ -9,9 +9,13 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import keys, make_scenario
 from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
+
+#: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
+pytestmark = pytest.mark.timeout(150)
 
 GONE = "sk-test-gone-0000000000000001"
 

@@ -11,12 +11,16 @@ import sys
 import threading
 import time
 
+import pytest
 import redis
 
 from pooltui.core.budget import period_starts
 from pooltui.core.masking import fingerprint
 from tests.conftest import keys, make_scenario
 from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
+
+#: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
+pytestmark = pytest.mark.timeout(150)
 
 GONE = "sk-test-gone-0000000000000002"
 
