@@ -62,17 +62,18 @@ def _merge_felt(merged: PanelView, panel: PanelView) -> None:
     lat, other = merged.get("latency"), panel.get("latency")
     if lat is not None and other is not None:
         lat["requests"] += other["requests"]
-        for name in ("p50_ms", "p95_ms"):
-            values = [v for v in (lat[name], other[name]) if v is not None]  # type: ignore[literal-required]
-            lat[name] = max(values) if values else None  # type: ignore[literal-required]
+        _worst(lat, other, "p50_ms", "p95_ms")
     wait, theirs = merged.get("wait"), panel.get("wait")
     if wait is not None and theirs is not None:
         wait["waiting"] += theirs["waiting"]
-        for name in ("p50_s", "p95_s"):
-            values = [v for v in (wait[name], theirs[name]) if v is not None]  # type: ignore[literal-required]
-            wait[name] = max(values) if values else None  # type: ignore[literal-required]
-        wait["slowest_s"] = max(wait["slowest_s"], theirs["slowest_s"])
-        wait["longest_now_s"] = max(wait["longest_now_s"], theirs["longest_now_s"])
+        _worst(wait, theirs, "p50_s", "p95_s", "slowest_s", "longest_now_s")
+
+
+def _worst(mine: Any, theirs: Any, *names: str) -> None:
+    """Each of ``names`` the larger of the two (None where neither has it)."""
+    for name in names:
+        values = [v for v in (mine[name], theirs[name]) if v is not None]
+        mine[name] = max(values) if values else None
 
 
 @dataclass
