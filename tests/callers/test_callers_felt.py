@@ -89,3 +89,17 @@ def test_traffic_says_what_callers_waited() -> None:
                                      capture_output=True, text=True, timeout=120).stdout)
     felt = data["callers"]
     assert felt["latency_p95_ms"] >= felt["wait_p95_s"] * 1000 > 0 and felt["wait_max_s"] >= felt["wait_p95_s"]
+
+
+def test_the_fleet_shows_the_worst_processs_callers_and_every_waiting_caller() -> None:
+    from pooltui.session.fleet_view import merge_panels
+    from pooltui.session.views import empty_panel
+
+    fast, slow = empty_panel("oai"), empty_panel("oai")
+    fast["latency"] = {"requests": 90, "p50_ms": 30.0, "p95_ms": 60.0}
+    fast["wait"] = {"p50_s": 0.0, "p95_s": 0.0, "slowest_s": 0.1, "waiting": 0, "longest_now_s": 0.0}
+    slow["latency"] = {"requests": 10, "p50_ms": 900.0, "p95_ms": 7000.0}
+    slow["wait"] = {"p50_s": 0.8, "p95_s": 6.9, "slowest_s": 9.1, "waiting": 16, "longest_now_s": 3.2}
+    merged = merge_panels([fast, slow])
+    assert merged["latency"] == {"requests": 100, "p50_ms": 900.0, "p95_ms": 7000.0}
+    assert merged["wait"] == {"p50_s": 0.8, "p95_s": 6.9, "slowest_s": 9.1, "waiting": 16, "longest_now_s": 3.2}
