@@ -63,6 +63,7 @@ class RunResult:
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)  # successful requests, from their arrival
+    waits_ms: list[float] = field(default_factory=list)  # successful requests: their latency less the answer's own
     upstream: Counter[int] = field(default_factory=Counter)  # status -> responses the provider sent
     key_requests: dict[str, int] = field(default_factory=dict)  # the primary's keys: requests each received
     fallback: int = 0  # callers' requests a fallback provider served
@@ -86,10 +87,15 @@ class RunResult:
         return sum(n for s, n in self.upstream.items() if s >= 400 and s != 429)
 
     def percentile(self, q: float) -> float | None:
-        values = sorted(self.latencies_ms)
-        if not values:
-            return None
-        return values[min(len(values) - 1, int(q * len(values)))]
+        return _percentile(self.latencies_ms, q)
+
+    def wait_percentile(self, q: float) -> float | None:
+        """The served callers' wait (for a slot, a key, a backoff: all but the answering attempt), in ms."""
+        return _percentile(self.waits_ms, q)
+
+    @property
+    def max_wait_ms(self) -> float:
+        return max(self.waits_ms, default=0.0)
 
     @property
     def evenness(self) -> float | None:
@@ -111,6 +117,11 @@ class RunResult:
             "fallback": self.fallback, "tokens": self.tokens,
             "cost_usd": None if self.cost is None else round(self.cost, 6),
         }
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
 
 
 def cell_text(name: str, value: object) -> str:
@@ -148,7 +159,9 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
         result.requests += 1
         if out.ok:
             result.succeeded += 1
-            result.latencies_ms.append((now() - start - a.at_s) * 1000)
+            latency_ms = (now() - start - a.at_s) * 1000
+            result.latencies_ms.append(latency_ms)
+            result.waits_ms.append(max(0.0, latency_ms - out.answer_s * 1000))
             ok_at.append(int(now() - start))
             result.tokens += out.tokens_in + out.tokens_out
         else:
@@ -168,9 +181,17 @@ def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
         if resp.status >= 400:
             return CallerResult(False, resp.provider, error=f"http_{resp.status}")
         tin, tout = usage_from_body(resp.json())
-        return CallerResult(True, resp.provider, tin, tout)
+        return CallerResult(True, resp.provider, tin, tout, answer_s=_answer_s(resp.trace))
 
     return send
+
+
+def _answer_s(trace: Any) -> float:
+    """The answering attempt's own time, from the request's trace (its last attempt)."""
+    for step in reversed(trace.steps):
+        if step.kind == "attempt":
+            return float(step.detail.get("latency_ms") or 0.0) / 1000
+    return 0.0
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
