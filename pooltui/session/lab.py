@@ -135,6 +135,21 @@ def cell_text(name: str, value: object) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+def coinciding(results: list[RunResult], served_only: bool = False) -> list[list[str]]:
+    """Strategies whose lines would coincide on the lab's charts (the same served, and unless ``served_only``
+    the same 429s, every second), in groups of two or more."""
+    groups: dict[tuple, list[str]] = {}
+    for r in results:
+        served = tuple(r.ok_per_s)
+        groups.setdefault(served if served_only else (served, tuple(r.limited_per_s)), []).append(r.strategy)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def coincide_note(groups: list[list[str]]) -> str:
+    """``round-robin and least-used coincide; ...`` (empty when no lines do)."""
+    return "; ".join(f"{', '.join(g[:-1])} and {g[-1]} coincide" for g in groups)
+
+
 Sender = Callable[[Arrival, float], Awaitable[CallerResult]]  # (arrival, seconds left before its deadline)
 
 

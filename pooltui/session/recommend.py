@@ -134,7 +134,8 @@ def _tie_sentence(results: list[RunResult], pick: RunResult, short: bool) -> str
     served = sorted({r.succeeded for r in results})
     p95 = sorted(r.percentile(0.95) for r in results if r.percentile(0.95) is not None)
     limited = sorted({r.limited for r in results})
-    figures = [f"all {len(results)} serve {_span(served, str)} of {pick.requests}"]
+    everyone = "both" if len(results) == 2 else f"all {len(results)}"
+    figures = [f"{everyone} serve {_span(served, str)} of {pick.requests}"]
     if p95:
         figures.append(f"p95 {_span([p95[0], p95[-1]], _duration)}")
     figures.append("no 429 upstream" if limited == [0] else f"{_span(limited, str)} 429s upstream")
