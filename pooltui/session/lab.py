@@ -63,7 +63,6 @@ class RunResult:
     failed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)  # successful requests, from their arrival
-    waits_ms: list[float] = field(default_factory=list)  # successful requests: their latency less the answer's own
     upstream: Counter[int] = field(default_factory=Counter)  # status -> responses the provider sent
     key_requests: dict[str, int] = field(default_factory=dict)  # the primary's keys: requests each received
     fallback: int = 0  # callers' requests a fallback provider served
@@ -73,6 +72,7 @@ class RunResult:
     limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
     seconds: float = 0.0  # from the first arrival to the last answer, in the run's time (simulated or real)
     wall_s: float = 0.0  # what the run took on this machine
+    waits_ms: list[float] = field(default_factory=list)  # successful requests: their latency less the answer's own
 
     @property
     def attempts(self) -> int:

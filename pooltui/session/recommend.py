@@ -48,12 +48,12 @@ class Recommendation:
     def keys_needed(self) -> int | None:
         return None if self.plan is None else self.plan.keys_needed
 
-    def text(self) -> str:
-        """The reason, then what the planner found (or that ``--plan`` would say)."""
+    def text(self, hint: str = "`--plan`") -> str:
+        """The reason, then what the planner found (or, capacity short, that ``hint`` would say; "": nothing)."""
         if self.plan is not None:
             return f"{self.reason} {plan_sentence(self.plan)}"
-        if self.capacity_short:
-            return f"{self.reason} `--plan` says how many keys like these would serve it."
+        if self.capacity_short and hint:
+            return f"{self.reason} {hint} says how many keys like these would serve it."
         return self.reason
 
     def as_dict(self) -> dict[str, object]:
