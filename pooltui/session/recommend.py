@@ -211,8 +211,13 @@ def _names(names: list[str]) -> str:
 
 
 def _span(values: list, fmt: Callable) -> str:
-    lo, hi = min(values), max(values)
-    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}-{fmt(hi)}"
+    lo, hi = fmt(min(values)), fmt(max(values))
+    unit = lo.rsplit(" ", 1)[-1] if " " in lo else ""
+    if lo == hi:
+        return lo
+    if unit and hi.endswith(f" {unit}"):  # 11.3-11.6 s
+        return f"{lo.rsplit(' ', 1)[0]}-{hi}"
+    return f"{lo}-{hi}"
 
 
 def _duration(ms: float | None) -> str:
