@@ -90,21 +90,19 @@ def advise(results: list, sc, arrivals: list, concurrency: int, seed: int, *, pl
            max_keys: int, learn: bool = True, quiet: bool = False):
     """The lab's recommendation; the planner is run when capacity is short or ``plan`` asks (in simulated time,
     a progress line per pool size tried unless ``quiet``)."""
-    from pooltui.core.strategies import STRATEGIES
     from pooltui.session.planner import plan_keys
     from pooltui.session.recommend import recommend
 
     rec = recommend(results, target_wait_s=target_wait)
     if not (plan or rec.capacity_short):
         return rec
-    strategy = rec.strategy if rec.strategy in STRATEGIES else "round-robin"
 
     def progress(trial) -> None:
         if not quiet:
             click.echo(f"  plan, {plural(trial.keys, 'key')}: {trial.served}/{trial.requests} served, longest wait "
                        f"{trial.max_wait_ms / 1000:.1f} s, {plural(trial.upstream_429, '429')} upstream", err=True)
 
-    rec.plan = plan_keys(sc, arrivals, concurrency=concurrency, seed=seed, strategy=strategy,
+    rec.plan = plan_keys(sc, arrivals, concurrency=concurrency, seed=seed, strategy=rec.plan_strategy,
                          target_wait_s=target_wait, max_keys=max_keys, learn=learn, progress=progress)
     return rec
 

@@ -45,6 +45,17 @@ class Recommendation:
     plan: Plan | None = field(default=None)
 
     @property
+    def plan_strategy(self) -> str:
+        """The strategy the planner sizes a pool with: round-robin when it is as good as the one named (a larger
+        pool is for spreading load; failover drains a key to its 429 whatever the pool), else the one named if
+        it is pooltui's, else round-robin."""
+        from pooltui.core.strategies import STRATEGIES
+
+        if self.strategy == "round-robin" or "round-robin" in self.tied or self.strategy not in STRATEGIES:
+            return "round-robin"
+        return self.strategy
+
+    @property
     def keys_needed(self) -> int | None:
         return None if self.plan is None else self.plan.keys_needed
 

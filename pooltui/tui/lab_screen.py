@@ -171,7 +171,6 @@ class LabScreen(Screen[None]):
 
     def _advise(self, sc, arrivals, worker) -> Recommendation | None:
         """The recommendation on the results; capacity short, the planner's answer too (in this worker)."""
-        from pooltui.core.strategies import STRATEGIES
         from pooltui.session.planner import plan_keys
 
         if not self.results:
@@ -180,9 +179,8 @@ class LabScreen(Screen[None]):
         if advice.capacity_short and not worker.is_cancelled:
             self.app.call_from_thread(self.query_one("#lab-status", Label).update,
                                       " planning: how many keys like these would serve this traffic…")
-            strategy = advice.strategy if advice.strategy in STRATEGIES else "round-robin"
             advice.plan = plan_keys(sc, arrivals, concurrency=sc.traffic.concurrency, seed=sc.seed,
-                                    strategy=strategy, target_wait_s=advice.target_wait_s)
+                                    strategy=advice.plan_strategy, target_wait_s=advice.target_wait_s)
         return advice
 
     def _started(self) -> None:

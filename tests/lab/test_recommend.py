@@ -69,12 +69,12 @@ def test_peak_hour_is_too_small_and_the_keys_needed_check_out() -> None:
     rec = recommend(results)
     assert rec.capacity_short and rec.verdict == "tie"  # pooltui's strategies all fail the same way
     assert "whichever strategy" in rec.reason and "add keys instead" in rec.reason
-    plan = plan_keys(sc, arrivals, concurrency=sc.traffic.concurrency, seed=sc.seed, strategy=rec.strategy)
+    plan = plan_keys(sc, arrivals, concurrency=sc.traffic.concurrency, seed=sc.seed, strategy=rec.plan_strategy)
     n = plan.keys_needed
     print(f"\n{rec.text()}\nplan: {plan.as_dict()}")
     assert n is not None and len(sc.primary.keys) < n < plan.max_keys
     for keys, enough in ((n, True), (n - 1, False)):
-        run = simulated_run(peak_hour_with(keys), rec.strategy, arrivals, sc.traffic.concurrency, sc.seed)
+        run = simulated_run(peak_hour_with(keys), rec.plan_strategy, arrivals, sc.traffic.concurrency, sc.seed)
         fine = run.succeeded == run.requests and run.limited == 0 and run.max_wait_ms <= 2000
         assert fine is enough, (keys, run.row(), run.max_wait_ms)
 
@@ -131,3 +131,21 @@ def test_what_counts_as_a_tie() -> None:
     assert rec.strategy == "a" and "b sends 4 429s upstream vs 0" in rec.reason
     short = recommend([result("a", 60, 50), result("b", 60, 50)])
     assert short.capacity_short and "40 of 100 callers go unserved" in short.text()
+
+
+def test_replay_recommends_too_and_plans_from_the_healthy_keys(serve, tmp_path) -> None:
+    from tests.lab.test_replay import recorded
+
+    _, _, env = recorded(serve, tmp_path)
+    args = ["replay", "--since", "1h", "--strategies", "failover,round-robin"]
+    text = CliRunner().invoke(cli, args, env=env)
+    assert text.exit_code == 0, text.output
+    assert "\nRecommended: " in text.stdout
+    data = json.loads(CliRunner().invoke(cli, [*args, "--plan", "--json"], env=env).stdout)
+    rec = data["recommendation"]
+    assert rec["strategy"] in ("failover", "round-robin") and rec["plan"]["keys_now"] == 3  # 'bad' included
+    n = rec["keys_needed"]
+    tried = {t["keys"]: t for t in rec["plan"]["tried"]}
+    assert n, rec
+    assert tried[n]["served"] == 30 and tried[n]["upstream_429"] == 0  # no invalid key copied
+    assert n == 1 or tried[n - 1]["served"] < 30 or tried[n - 1]["upstream_429"] or tried[n - 1]["max_wait_ms"] > 2000
