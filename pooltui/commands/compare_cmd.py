@@ -79,8 +79,8 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
     if not quiet:
         click.echo(header, err=True)
     results = run(sc, names, arrivals, c, s, quiet, real_time, learn)
-    rec = advise(results, sc, arrivals, c, s, plan=plan, target_wait=target_wait, max_keys=max_keys, learn=learn,
-                 quiet=quiet)
+    rec = None if as_csv else advise(results, sc, arrivals, c, s, plan=plan, target_wait=target_wait,
+                                     max_keys=max_keys, learn=learn, quiet=quiet)
     report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s,
                              "learn": learn, "real_time": real_time},
            as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time, recommendation=rec)
@@ -228,8 +228,8 @@ def replay(ctx: click.Context, since: float, provider: str | None, strategies: s
         for note in rp.notes:
             click.echo(f"  assumed: {note}", err=True)
     results = run(rp.scenario, names, rp.arrivals, concurrency, 1, quiet, real_time)
-    rec = advise(results, rp.scenario, rp.arrivals, concurrency, 1, plan=plan, target_wait=target_wait,
-                 max_keys=max_keys, quiet=quiet)
+    rec = None if as_csv else advise(results, rp.scenario, rp.arrivals, concurrency, 1, plan=plan,
+                                     target_wait=target_wait, max_keys=max_keys, quiet=quiet)
     report(results, header, {"provider": rp.provider, "since": since, "requests": len(rp.arrivals),
                              "concurrency": concurrency, "assumed": rp.notes, "real_time": real_time},
            as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time, recommendation=rec)

@@ -123,7 +123,7 @@ def recommend(results: list[RunResult], target_wait_s: float = DEFAULT_TARGET_WA
         reason = f"Use {pick.strategy}{with_it}: {'; '.join(clauses)}."
         verdict = "winner"
     if short:
-        lead = ("whichever strategy" if verdict == "tie" else
+        lead = ("whichever strategy" if verdict == "tie" and len(results) > 1 else
                 f"with any of the {len(group)} that tie" if tied else f"even with {pick.strategy}")
         reason += " " + _short_sentence(pick, target_wait_s, lead)
     return Recommendation(pick.strategy, verdict, tied, reason, short, target_wait_s)

@@ -5,8 +5,10 @@ against direct simulated runs; the JSON carries it. All in simulated time."""
 from __future__ import annotations
 
 import json
+import textwrap
 import tomllib
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -95,6 +97,9 @@ def test_compare_json_carries_the_recommendation_and_the_plan() -> None:
     served = {s["strategy"]: s["succeeded"] for s in data["strategies"]}
     assert f"serve {100 * (served['round-robin'] - served['hermes-fill-first']) / served['round-robin']:.0f}% fewer" \
         in rec["reason"]
+    shown = textwrap.fill(f"Recommended: {rec['reason']}", width=118, break_on_hyphens=False)
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert shown in readme  # README's example is what compare prints
 
 
 def test_the_table_is_followed_by_the_recommendation_and_plan_runs_when_asked(capsys) -> None:
