@@ -104,7 +104,7 @@ def recommend(results: list[RunResult], target_wait_s: float = DEFAULT_TARGET_WA
         kept = [r for r in group if crit.value(r) - best <= allowed]
         dropped = [r for r in group if r not in kept]
         if dropped:
-            losses.append((crit.name, dropped, kept))
+            losses.append((crit.name, dropped))
         group = kept
     evenest = max(r.evenness or 0.0 for r in group)
     pick = min((r for r in group if (r.evenness or 0.0) >= evenest - EVENNESS_NOISE),
@@ -118,7 +118,7 @@ def recommend(results: list[RunResult], target_wait_s: float = DEFAULT_TARGET_WA
         reason = _tie_sentence(results, pick, short)
         verdict = "tie"
     else:
-        clauses = [_loss_clause(name, dropped, kept, requests) for name, dropped, kept in losses]
+        clauses = [_loss_clause(name, dropped, pick, requests) for name, dropped in losses]
         with_it = f" ({_names(tied)} {'ties' if len(tied) == 1 else 'tie'} with it)" if tied else ""
         reason = f"Use {pick.strategy}{with_it}: {'; '.join(clauses)}."
         verdict = "winner"
@@ -166,10 +166,9 @@ def _short_sentence(pick: RunResult, target_wait_s: float, lead: str) -> str:
     return f"The pool is too small: {lead}, {' and '.join(parts)}; add keys instead."
 
 
-def _loss_clause(criterion: str, dropped: list[RunResult], kept: list[RunResult], requests: int) -> str:
+def _loss_clause(criterion: str, dropped: list[RunResult], best: RunResult, requests: int) -> str:
     """``hermes-fill-first serves 83% fewer (33 vs 192 of 240: 1.88 upstream calls per success vs 1.02)`` and
-    the like: strategies with the same figures named together."""
-    best = kept[0]
+    the like, against the strategy named: strategies with the same figures named together."""
     figures: dict[str, list[str]] = {}
     for r in dropped:
         figures.setdefault(_loss_figures(criterion, r, best, requests), []).append(r.strategy)
