@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -21,6 +22,17 @@ COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeede
            ("attempts_per_success", "calls/ok", 8), ("p50_ms", "p50 ms", 7), ("p95_ms", "p95 ms", 7),
            ("max_ms", "max ms", 7), ("evenness", "even", 5), ("fallback", "fallbk", 6), ("tokens", "tokens", 7),
            ("cost_usd", "cost $", 8))
+
+
+def plan_options(command):
+    """``--plan``, ``--target-wait``, ``--max-keys``: the planner's options (compare and replay)."""
+    command = click.option("--max-keys", type=click.IntRange(1, 1024), default=64, show_default=True,
+                           help="the largest pool the planner tries")(command)
+    command = click.option("--target-wait", type=FiniteFloat(0, 3600), default=2.0, show_default=True,
+                           help="seconds a caller may wait for a key: capacity is short beyond it")(command)
+    return click.option("--plan", is_flag=True,
+                        help="say how many keys like the primary's would serve this traffic (run even when "
+                             "capacity is not short)")(command)
 
 
 @click.command()
@@ -41,8 +53,10 @@ COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeede
               help="pooltui's strategies learn each key's limit from its 429s and pace picks by it")
 @click.option("--real-time", "real_time", is_flag=True,
               help="run in real time against a simulator on a loopback socket (default: simulated time, in-process)")
+@plan_options
 def compare(scenario: str, strategies: str, n_requests: int | None, rate: float | None, concurrency: int | None,
-            seed: int | None, as_json: bool, as_csv: bool, plot: Path | None, learn: bool, real_time: bool) -> None:
+            seed: int | None, as_json: bool, as_csv: bool, plot: Path | None, learn: bool, real_time: bool,
+            plan: bool, target_wait: float, max_keys: int) -> None:
     """Compare rotation strategies on the same seeded traffic, each against its own fresh simulator."""
     from pooltui.session.lab import parse_strategies
     from pooltui.session.workload import seeded_workload
@@ -65,9 +79,32 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
     if not quiet:
         click.echo(header, err=True)
     results = run(sc, names, arrivals, c, s, quiet, real_time, learn)
+    rec = None if as_csv else advise(results, sc, arrivals, c, s, plan=plan, target_wait=target_wait,
+                                     max_keys=max_keys, learn=learn, quiet=quiet)
     report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s,
                              "learn": learn, "real_time": real_time},
-           as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time)
+           as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time, recommendation=rec)
+
+
+def advise(results: list, sc, arrivals: list, concurrency: int, seed: int, *, plan: bool, target_wait: float,
+           max_keys: int, learn: bool = True, quiet: bool = False):
+    """The lab's recommendation; the planner is run when capacity is short or ``plan`` asks (in simulated time,
+    a progress line per pool size tried unless ``quiet``)."""
+    from pooltui.session.planner import plan_keys
+    from pooltui.session.recommend import recommend
+
+    rec = recommend(results, target_wait_s=target_wait)
+    if not (plan or rec.capacity_short):
+        return rec
+
+    def progress(trial) -> None:
+        if not quiet:
+            click.echo(f"  plan, {plural(trial.keys, 'key')}: {trial.served}/{trial.requests} served, longest wait "
+                       f"{trial.max_wait_ms / 1000:.1f} s, {plural(trial.upstream_429, '429')} upstream", err=True)
+
+    rec.plan = plan_keys(sc, arrivals, concurrency=concurrency, seed=seed, strategy=rec.plan_strategy,
+                         target_wait_s=target_wait, max_keys=max_keys, learn=learn, progress=progress)
+    return rec
 
 
 def time_mode(real_time: bool) -> str:
@@ -96,8 +133,8 @@ def run(sc, names: list[str], arrivals: list, concurrency: int, seed: int, quiet
 
 
 def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: bool, plot: Path | None,
-           real_time: bool = False) -> None:
-    """The comparison as a table (or JSON, or CSV), and the chart when asked."""
+           real_time: bool = False, recommendation=None) -> None:
+    """The comparison as a table (or JSON, or CSV), the recommendation after it, and the chart when asked."""
     rows = [res.row() for res in results]
     if plot is not None:
         from pooltui.commands.lab_svg import write_chart
@@ -108,7 +145,8 @@ def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: boo
             raise UserError(f"cannot write {plot}: {exc.strerror or exc}") from None
     if as_json:
         click.echo(json.dumps({**meta, "strategies": rows, "per_second": {res.strategy: {
-            "served": res.ok_per_s, "upstream_429": res.limited_per_s} for res in results}}, indent=2))
+            "served": res.ok_per_s, "upstream_429": res.limited_per_s} for res in results},
+            "recommendation": None if recommendation is None else recommendation.as_dict()}, indent=2))
         return
     if as_csv:
         out = io.StringIO()
@@ -122,6 +160,9 @@ def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: boo
                " latencies from arrival. "
                + ("Timings vary a little between runs (real time on this machine)." if real_time else
                   "Simulated time: the same seed gives the same table (--real-time: over a socket, as it happens)."))
+    if recommendation is not None:
+        click.echo("")
+        click.echo(textwrap.fill(f"Recommended: {recommendation.text()}", width=118, break_on_hyphens=False))
     if plot is not None:
         click.echo(f"chart written to {plot}")
 
@@ -154,9 +195,11 @@ def table(rows: list[dict]) -> str:
               help="also write the chart to this SVG file")
 @click.option("--real-time", "real_time", is_flag=True,
               help="run in real time against a simulator on a loopback socket (default: simulated time, in-process)")
+@plan_options
 @click.pass_context
 def replay(ctx: click.Context, since: float, provider: str | None, strategies: str, concurrency: int,
-           as_json: bool, as_csv: bool, plot: Path | None, real_time: bool) -> None:
+           as_json: bool, as_csv: bool, plot: Path | None, real_time: bool, plan: bool, target_wait: float,
+           max_keys: int) -> None:
     """Replay recorded traffic (its arrival times, models and sizes, and the limits the provider's headers
     stated) against a simulator like that provider, once per strategy."""
     from pooltui.core.timefmt import clock
@@ -185,6 +228,8 @@ def replay(ctx: click.Context, since: float, provider: str | None, strategies: s
         for note in rp.notes:
             click.echo(f"  assumed: {note}", err=True)
     results = run(rp.scenario, names, rp.arrivals, concurrency, 1, quiet, real_time)
+    rec = None if as_csv else advise(results, rp.scenario, rp.arrivals, concurrency, 1, plan=plan,
+                                     target_wait=target_wait, max_keys=max_keys, quiet=quiet)
     report(results, header, {"provider": rp.provider, "since": since, "requests": len(rp.arrivals),
                              "concurrency": concurrency, "assumed": rp.notes, "real_time": real_time},
-           as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time)
+           as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time, recommendation=rec)

@@ -72,6 +72,7 @@ class RunResult:
     limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
     seconds: float = 0.0  # from the first arrival to the last answer, in the run's time (simulated or real)
     wall_s: float = 0.0  # what the run took on this machine
+    waits_ms: list[float] = field(default_factory=list)  # successful requests: their latency less the answer's own
 
     @property
     def attempts(self) -> int:
@@ -86,10 +87,15 @@ class RunResult:
         return sum(n for s, n in self.upstream.items() if s >= 400 and s != 429)
 
     def percentile(self, q: float) -> float | None:
-        values = sorted(self.latencies_ms)
-        if not values:
-            return None
-        return values[min(len(values) - 1, int(q * len(values)))]
+        return _percentile(self.latencies_ms, q)
+
+    def wait_percentile(self, q: float) -> float | None:
+        """The served callers' wait (for a slot, a key, a backoff: all but the answering attempt), in ms."""
+        return _percentile(self.waits_ms, q)
+
+    @property
+    def max_wait_ms(self) -> float:
+        return max(self.waits_ms, default=0.0)
 
     @property
     def evenness(self) -> float | None:
@@ -113,6 +119,11 @@ class RunResult:
         }
 
 
+def _percentile(values: list[float], q: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+
 def cell_text(name: str, value: object) -> str:
     """One value of a :meth:`RunResult.row` as the lab's tables show it (the CLI's and the monitor's)."""
     if value is None:
@@ -122,6 +133,21 @@ def cell_text(name: str, value: object) -> str:
     if name == "cost_usd":
         return f"{value:.4f}"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def coinciding(results: list[RunResult], served_only: bool = False) -> list[list[str]]:
+    """Strategies whose lines would coincide on the lab's charts (the same served, and unless ``served_only``
+    the same 429s, every second), in groups of two or more."""
+    groups: dict[tuple, list[str]] = {}
+    for r in results:
+        served = tuple(r.ok_per_s)
+        groups.setdefault(served if served_only else (served, tuple(r.limited_per_s)), []).append(r.strategy)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def coincide_note(groups: list[list[str]]) -> str:
+    """``round-robin and least-used coincide; ...`` (empty when no lines do)."""
+    return "; ".join(f"{', '.join(g[:-1])} and {g[-1]} coincide" for g in groups)
 
 
 Sender = Callable[[Arrival, float], Awaitable[CallerResult]]  # (arrival, seconds left before its deadline)
@@ -148,7 +174,9 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
         result.requests += 1
         if out.ok:
             result.succeeded += 1
-            result.latencies_ms.append((now() - start - a.at_s) * 1000)
+            latency_ms = (now() - start - a.at_s) * 1000
+            result.latencies_ms.append(latency_ms)
+            result.waits_ms.append(max(0.0, latency_ms - out.answer_s * 1000))
             ok_at.append(int(now() - start))
             result.tokens += out.tokens_in + out.tokens_out
         else:
@@ -168,9 +196,17 @@ def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
         if resp.status >= 400:
             return CallerResult(False, resp.provider, error=f"http_{resp.status}")
         tin, tout = usage_from_body(resp.json())
-        return CallerResult(True, resp.provider, tin, tout)
+        return CallerResult(True, resp.provider, tin, tout, answer_s=_answer_s(resp.trace))
 
     return send
+
+
+def _answer_s(trace: Any) -> float:
+    """The answering attempt's own time, from the request's trace (its last attempt)."""
+    for step in reversed(trace.steps):
+        if step.kind == "attempt":
+            return float(step.detail.get("latency_ms") or 0.0) / 1000
+    return 0.0
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,

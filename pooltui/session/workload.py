@@ -42,3 +42,4 @@ class CallerResult:
     tokens_in: int = 0
     tokens_out: int = 0
     error: str | None = None
+    answer_s: float = 0.0  # the attempt that answered: the provider's own time (the rest of the latency is waiting)

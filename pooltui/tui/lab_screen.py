@@ -2,7 +2,8 @@
 simulated time (its own fast-forwarded loop: a strategy's run takes a fraction of a second, the monitor's
 loop is never blocked), each strategy against its own fresh simulator; the table fills in as strategies finish.
 Beside it, the requests each strategy served over time, and for the strategy under the cursor, served and 429s
-per second."""
+per second. Under the table, the recommendation (which strategy and why; capacity short: how many keys like
+these would serve the traffic, planned in the same worker); under the chart, which lines coincide."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Footer, Label, Static
 from textual_plotext import PlotextPlot
 
-from pooltui.session.lab import LAB_STRATEGIES, RunResult, cell_text
+from pooltui.session.lab import LAB_STRATEGIES, RunResult, cell_text, coincide_note, coinciding
+from pooltui.session.recommend import Recommendation, recommend
 
 COLUMNS = (("strategy", "strategy"), ("succeeded", "ok"), ("failed", "failed"), ("upstream_429", "429 up"),
            ("attempts_per_success", "calls/ok"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("evenness", "even"))
@@ -70,6 +72,8 @@ class LabScreen(Screen[None]):
     LabScreen #lab-status { width: 100%; color: $text-muted; }
     LabScreen #lab-table { width: 3fr; height: 1fr; }
     LabScreen #lab-charts { width: 2fr; }
+    LabScreen #lab-advice { width: 100%; height: auto; max-height: 5; padding: 0 1; }
+    LabScreen #lab-coincide { width: 100%; height: auto; color: $text-muted; }
     """
 
     def __init__(self, scenario: str = "peak-hour", strategies: list[str] | None = None, requests: int = 120,
@@ -81,6 +85,7 @@ class LabScreen(Screen[None]):
         self.results: list[RunResult] = list(results or [])
         self.preset = results is not None  # shown as given (a report, a snapshot), not run
         self.running = False
+        self.recommendation: Recommendation | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(f" strategy lab · {self.scenario_name} · {self.n_requests} requests per strategy, each "
@@ -90,7 +95,9 @@ class LabScreen(Screen[None]):
             yield DataTable(cursor_type="row", id="lab-table")
             with Vertical(id="lab-charts"):
                 yield ServedChart(id="lab-served")
+                yield Static("", id="lab-coincide")
                 yield StrategyChart(id="lab-strategy")
+        yield Static("", id="lab-advice")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -106,12 +113,19 @@ class LabScreen(Screen[None]):
             row = r.row()
             table.add_row(*(cell_text(name, row[name]) for name, _ in COLUMNS), key=r.strategy)
         self.query_one(ServedChart).show(self.results)
+        note = coincide_note(coinciding(self.results, served_only=True))
+        self.query_one("#lab-coincide", Static).update(f"{note} (the same served every second)" if note else "")
         self._show_selected()
         done = len(self.results)
         status = (f" running {running} ({done + 1}/{len(self.strategies)})…" if running else
                   f" {done} strategies compared · calls/ok: upstream calls per success · even: 1.00 = keys used "
                   "equally · r runs it again")
         self.query_one("#lab-status", Label).update(status)
+        if self.preset and self.results and self.recommendation is None:
+            self.recommendation = recommend(self.results)
+        advice = self.recommendation
+        self.query_one("#lab-advice", Static).update(
+            "" if running or advice is None else f"Recommended: {advice.text(hint='')}")
 
     def _show_selected(self) -> None:
         table = self.query_one("#lab-table", DataTable)
@@ -124,6 +138,7 @@ class LabScreen(Screen[None]):
     def action_rerun(self) -> None:
         if not self.preset:
             self.results = []
+            self.recommendation = None
             self.run_lab()
 
     @work(thread=True, exclusive=True, group="lab", exit_on_error=False)
@@ -147,9 +162,26 @@ class LabScreen(Screen[None]):
                 if worker.is_cancelled:
                     return
                 self.app.call_from_thread(self.results.append, result)
+            advice = self._advise(sc, arrivals, worker)
+            if advice is not None:
+                self.app.call_from_thread(setattr, self, "recommendation", advice)
         finally:
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._finished)
+
+    def _advise(self, sc, arrivals, worker) -> Recommendation | None:
+        """The recommendation on the results; capacity short, the planner's answer too (in this worker)."""
+        from pooltui.session.planner import plan_keys
+
+        if not self.results:
+            return None
+        advice = recommend(list(self.results))
+        if advice.capacity_short and not worker.is_cancelled:
+            self.app.call_from_thread(self.query_one("#lab-status", Label).update,
+                                      " planning: how many keys like these would serve this traffic…")
+            advice.plan = plan_keys(sc, arrivals, concurrency=sc.traffic.concurrency, seed=sc.seed,
+                                    strategy=advice.plan_strategy, target_wait_s=advice.target_wait_s)
+        return advice
 
     def _started(self) -> None:
         self.running = True
