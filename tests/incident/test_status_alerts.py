@@ -118,7 +118,7 @@ async def test_an_outage_turns_the_line_red_with_the_fallback_named_and_rings_on
         # live traffic can raise a new alert at any refresh (callers queueing, say): hold it still first
         session.stop_traffic()
         for _ in range(100):
-            if not session.client.waiting and not session.traffic_running():
+            if not session.client.waiting and not session.traffic_running:
                 break
             await asyncio.sleep(0.05)
         app.refresh_view()
