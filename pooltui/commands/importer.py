@@ -97,10 +97,6 @@ def _carry_states(a, cfg, keys: list[HermesKey], added: list[tuple[HermesKey, st
     if history is None or not added:
         return {}
     now = time.time()
-    alive: dict[str, int] = {}
-    for hk in keys:
-        if hk.status != "dead":
-            alive[hk.hermes_provider] = alive.get(hk.hermes_provider, 0) + 1
     carried: dict[tuple[str, str], str] = {}
     counts: dict[str, dict[str, int]] = {}
     for hk, label, _ in added:
@@ -112,7 +108,7 @@ def _carry_states(a, cfg, keys: list[HermesKey], added: list[tuple[HermesKey, st
                                    fp)
             carried[(hk.provider, label)] = "invalid, as Hermes marked it dead"
         elif hk.status == "exhausted":
-            until = until_of(hk, alive.get(hk.hermes_provider, 0) <= 1)
+            until = until_of(hk)
             if until is not None and until > now:
                 state = "cooling" if hk.error_code == 429 else "exhausted"
                 source = "known-reset" if hk.reset_at is not None else "default"

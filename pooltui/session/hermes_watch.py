@@ -14,18 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pooltui.core.hermes_rules import bench_until, parse_timestamp
 from pooltui.core.masking import mask, redact, scrub
 from pooltui.store import hermes_auth
 from pooltui.store.hermes import (
     KINDS,
     STRATEGIES,
-    HermesKey,
-    as_seconds,
     custom_providers,
     read_config_yaml,
     read_dotenv,
     secret_of,
-    until_of,
 )
 
 
@@ -46,6 +44,7 @@ class EntryView:
     message: str
     requests: int
     auth_type: str
+    expires: float | None = None  # an OAuth entry's token expiry (epoch s); refreshing it stays Hermes's job
     next: bool = False
 
 
@@ -131,30 +130,24 @@ class HermesWatch:
                 continue
             rows = [e for e in entries if isinstance(e, dict)]
             rows.sort(key=lambda e: e["priority"] if isinstance(e.get("priority"), int) else 1 << 30)
-            alive = sum(1 for e in rows if e.get("last_status") != "dead")
-            views = [self._view(str(provider), e, i, alive <= 1, now) for i, e in enumerate(rows)]
+            views = [self._view(str(provider), e, i, now) for i, e in enumerate(rows)]
             out[str(provider)] = self._mark_next(str(provider), views, now)
         return out
 
-    def _view(self, provider: str, e: dict[str, Any], i: int, sole: bool, now: float) -> EntryView:
+    def _view(self, provider: str, e: dict[str, Any], i: int, now: float) -> EntryView:
         token = e.get("access_token")
         source = str(e.get("source") or "manual")
         shown = mask(token) if isinstance(token, str) and token.strip() else source
         code = e.get("last_error_code") if isinstance(e.get("last_error_code"), int) else None
-        key = HermesKey(provider, provider, "", None, "", "", i, None, None, source,
-                        e.get("last_status") if isinstance(e.get("last_status"), str) else None,
-                        as_seconds(e.get("last_status_at")), code,
-                        e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
-                        as_seconds(e.get("last_error_reset_at")), 0)
-        until = until_of(key, sole)
-        status = key.status or "ok"
-        if status == "exhausted" and until is not None and until <= now:
-            status, until = "ok", None  # Hermes clears an expired status when it next loads the pool
+        status = e.get("last_status") if e.get("last_status") in ("exhausted", "dead") else "ok"
+        until = bench_until(e)
+        if status == "exhausted" and (until is None or until <= now):
+            status, until = "ok", None  # Hermes clears an expired (or unbenched) status when it next selects
         return EntryView(provider, str(e.get("id") or ""), str(e.get("label") or e.get("id") or f"#{i}"), shown,
-                         source, i, status, until, code, scrub(redact(str(key.error_reason or ""))),
+                         source, i, status, until, code, scrub(redact(str(e.get("last_error_reason") or ""))),
                          scrub(redact(str(e.get("last_error_message") or "")))[:300],
                          e["request_count"] if isinstance(e.get("request_count"), int) else 0,
-                         str(e.get("auth_type") or "api_key"))
+                         str(e.get("auth_type") or "api_key"), expires=expiry_of(e))
 
     def _mark_next(self, provider: str, views: list[EntryView], now: float) -> list[EntryView]:
         ready = [v for v in views if v.status == "ok"]
@@ -225,6 +218,13 @@ class HermesWatch:
         if provider.startswith("custom:") and custom and custom.get("base_url"):
             return profile_for("openai-compatible", base_url=custom["base_url"])
         return None
+
+
+def expiry_of(e: dict[str, Any]) -> float | None:
+    """An OAuth entry's token expiry as Hermes keeps it (``expires_at_ms``, else ``expires_at``)."""
+    if str(e.get("auth_type") or "api_key") != "oauth":
+        return None
+    return parse_timestamp(e.get("expires_at_ms")) or parse_timestamp(e.get("expires_at"))
 
 
 def _fields(v: EntryView) -> dict[str, Any]:

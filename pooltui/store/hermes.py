@@ -9,8 +9,8 @@ Nothing here writes to Hermes's files. Mapping rules, from the installed hermes-
 - secrets: ``access_token`` for manual entries; ``env:VAR`` from ``$HERMES_HOME/.env``, then the process
   environment; ``config:NAME`` from that custom provider's ``api_key``; ``model_config`` from ``model.api_key``;
 - states: ``dead`` -> invalid; ``exhausted`` -> cooling (a 429) or parked (others) until the reset Hermes
-  honours: its ``last_error_reset_at``, else ``last_status_at`` + 1 h (429 and others) or 5 min (401), at most
-  60 s for a sole key unless the failure is billing;
+  honours: its ``last_error_reset_at``, else ``last_status_at`` + 1 h (429 and others) or 5 min (401), a
+  sole key too (``pooltui.core.hermes_rules``);
 - strategies: ``credential_pool_strategies`` (default ``fill_first``) -> failover, round-robin, random,
   least-used.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pooltui.core import validate
-from pooltui.core.hermes_rules import exhausted_ttl
+from pooltui.core.hermes_rules import bench_until, parse_timestamp
 
 #: Hermes provider id -> pooltui provider kind (those pooltui has a profile for)
 KINDS = {"openai-api": "openai", "openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
@@ -198,16 +198,11 @@ def slug(label: str, taken: set[str]) -> str:
     return out
 
 
-def until_of(key: HermesKey, sole: bool) -> float | None:
-    """When Hermes lets an exhausted entry serve again (None: not exhausted, or it cannot say)."""
-    if key.status != "exhausted":
-        return None
-    if key.reset_at is not None:
-        return key.reset_at
-    if key.status_at is None:
-        return None
-    billing = key.error_code == 402 or (key.error_reason or "").lower() == "billing"
-    return key.status_at + exhausted_ttl(key.error_code, billing=billing, sole=sole)
+def until_of(key: HermesKey) -> float | None:
+    """When Hermes lets an exhausted entry serve again (None: not exhausted, or not benched), by
+    :func:`pooltui.core.hermes_rules.bench_until`: no shorter rule for a sole key."""
+    return bench_until({"last_status": key.status, "last_status_at": key.status_at,
+                        "last_error_code": key.error_code, "last_error_reset_at": key.reset_at})
 
 
 def read_pool(home: Path, path: Path | None = None) -> HermesPool:
@@ -268,7 +263,7 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
                 as_seconds(e.get("last_status_at")),
                 code if isinstance(code, int) and not isinstance(code, bool) else None,
                 e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
-                as_seconds(e.get("last_error_reset_at")),
+                parse_timestamp(e.get("last_error_reset_at")),
                 e["request_count"] if isinstance(e.get("request_count"), int) and e["request_count"] >= 0 else 0,
                 e.get("id") if isinstance(e.get("id"), str) else None))
     return out

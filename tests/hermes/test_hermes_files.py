@@ -17,14 +17,12 @@ def key(status: str | None, code: int | None = None, at: float | None = 1000.0, 
 
 
 def test_the_reset_hermes_honours() -> None:
-    assert until_of(key("exhausted", 429), sole=False) == 1000 + 3600
-    assert until_of(key("exhausted", 401), sole=False) == 1000 + 300
-    assert until_of(key("exhausted", 500), sole=False) == 1000 + 3600
-    assert until_of(key("exhausted", 429), sole=True) == 1000 + 60  # a sole key waits at most 60 s
-    assert until_of(key("exhausted", 402), sole=True) == 1000 + 3600  # unless it is billing
-    assert until_of(key("exhausted", 429, reason="billing"), sole=True) == 1000 + 3600
-    assert until_of(key("exhausted", 429, reset=5000.0), sole=True) == 5000.0  # the provider's reset wins
-    assert until_of(key("ok"), sole=False) is None and until_of(key("exhausted", 429, at=None), sole=False) is None
+    assert until_of(key("exhausted", 429)) == 1000 + 3600
+    assert until_of(key("exhausted", 401)) == 1000 + 300
+    assert until_of(key("exhausted", 500)) == 1000 + 3600
+    assert until_of(key("exhausted", 402, reason="billing")) == 1000 + 3600
+    assert until_of(key("exhausted", 429, reset=5000.0)) == 5000.0  # the provider's reset wins
+    assert until_of(key("ok")) is None and until_of(key("exhausted", 429, at=None)) is None
 
 
 def test_stable_slugs() -> None:
