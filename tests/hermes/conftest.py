@@ -52,9 +52,12 @@ class Hermes:
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stdout
 
-    def pooltui(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pooltui", *args], env={**self.env, **env},
-                              capture_output=True, text=True, timeout=120)
+    def pooltui(self, *args: str, input_text: str | None = None, env_home: str | None = None,
+                **env: str) -> subprocess.CompletedProcess:
+        """``pooltui ARGS`` with this Hermes's environment (``env_home``: another HERMES_HOME)."""
+        env = {**self.env, **env, **({"HERMES_HOME": env_home} if env_home else {})}
+        return subprocess.run([sys.executable, "-m", "pooltui", *args], env=env,
+                              capture_output=True, text=True, timeout=120, input=input_text)
 
 
 @pytest.fixture
