@@ -16,11 +16,13 @@ from typing import Any
 
 from pooltui.core.hermes_rules import bench_until, parse_timestamp
 from pooltui.core.masking import mask, redact, scrub
+from pooltui.session.hermes_rewrites import REWRITE_WINDOW_S, Written, hermes_pids, undone, warning, written
 from pooltui.store import hermes_auth
 from pooltui.store.hermes import (
     KINDS,
     STRATEGIES,
     custom_providers,
+    oauth_kind,
     read_config_yaml,
     read_dotenv,
     secret_of,
@@ -59,6 +61,8 @@ class HermesWatch:
     config: dict[str, Any] = field(default_factory=dict)
     problem: str = ""
     _signature: tuple = ()
+    _written: list[Written] = field(default_factory=list)
+    _rewrites: list[str] = field(default_factory=list)
 
     @property
     def auth_path(self) -> Path:
@@ -91,7 +95,30 @@ class HermesWatch:
             self.problem = f"{self.auth_path}: unreadable ({type(exc).__name__}); showing what was read before"
         with contextlib.suppress(ValueError):
             self.config = read_config_yaml(self.home)
+        self._check_rewrites()
         return True
+
+    def _check_rewrites(self) -> None:
+        now = self.clock()
+        self._written = [w for w in self._written if now - w.at <= REWRITE_WINDOW_S]
+        for w in [w for w in self._written if undone(w, self.data)]:
+            self._written.remove(w)
+            self._rewrites.append(warning(w, hermes_pids(self.home)))
+
+    def rewrites(self) -> list[str]:
+        """The warnings not said yet that a running Hermes rewrote an entry pooltui changed (each once)."""
+        out, self._rewrites = self._rewrites, []
+        return out
+
+    def _remember(self, action: str, provider: str, entry_id: str) -> None:
+        pool = self.data.get("credential_pool") if isinstance(self.data, dict) else None
+        entry = next((e for e in (pool or {}).get(provider, []) if isinstance(e, dict) and e.get("id") == entry_id),
+                     None)
+        if action == "reset" and not (entry or {}).get("last_status") and not (entry or {}).get("last_status_at"):
+            return  # nothing was cleared: nothing Hermes could undo
+        if entry is not None:
+            self._written = [w for w in self._written if w.entry_id != entry_id or w.provider != provider]
+            self._written.append(written(action, provider, entry, self.clock()))
 
     async def watch(self, changed: Callable[[], None], interval_s: float = 0.25) -> None:
         """Call ``changed`` whenever Hermes writes its files: file events (watchfiles) when available, with a
@@ -137,7 +164,8 @@ class HermesWatch:
     def _view(self, provider: str, e: dict[str, Any], i: int, now: float) -> EntryView:
         token = e.get("access_token")
         source = str(e.get("source") or "manual")
-        shown = mask(token) if isinstance(token, str) and token.strip() else source
+        oauth = oauth_kind(provider, e)
+        shown = "oauth" if oauth else mask(token) if isinstance(token, str) and token.strip() else source
         code = e.get("last_error_code") if isinstance(e.get("last_error_code"), int) else None
         status = e.get("last_status") if e.get("last_status") in ("exhausted", "dead") else "ok"
         until = bench_until(e)
@@ -147,7 +175,7 @@ class HermesWatch:
                          source, i, status, until, code, scrub(redact(str(e.get("last_error_reason") or ""))),
                          scrub(redact(str(e.get("last_error_message") or "")))[:300],
                          e["request_count"] if isinstance(e.get("request_count"), int) else 0,
-                         str(e.get("auth_type") or "api_key"), expires=expiry_of(e))
+                         "oauth" if oauth else str(e.get("auth_type") or "api_key"), expires=expiry_of(e))
 
     def _mark_next(self, provider: str, views: list[EntryView], now: float) -> list[EntryView]:
         ready = [v for v in views if v.status == "ok"]
@@ -164,7 +192,10 @@ class HermesWatch:
 
     def reset(self, provider: str, entry_id: str) -> str:
         self._writable()
-        return hermes_auth.reset(self.home, provider, entry_id)
+        self.load(force=True)
+        said = hermes_auth.reset(self.home, provider, entry_id)
+        self._remember("reset", provider, entry_id)
+        return said
 
     def move(self, provider: str, entry_id: str, delta: int) -> str:
         self._writable()
@@ -172,7 +203,10 @@ class HermesWatch:
 
     def remove(self, provider: str, entry_id: str) -> str:
         self._writable()
-        return hermes_auth.remove(self.home, provider, entry_id)
+        self.load(force=True)
+        said = hermes_auth.remove(self.home, provider, entry_id)
+        self._remember("remove", provider, entry_id)
+        return said
 
     async def verify(self, provider: str, entry_id: str) -> str:
         """Re-verify an entry with the provider's zero-token call; a stale exhaustion is cleared when the key
@@ -196,8 +230,14 @@ class HermesWatch:
             result = await verify_key(http, profile, str(entry.get("label") or entry_id), secret)
         said = f"{entry.get('label')}: {result.result}" + (f" ({result.detail})" if result.detail else "")
         if result.result == "valid" and entry.get("last_status") in ("exhausted", "dead") and not self.read_only:
-            hermes_auth.reset(self.home, provider, entry_id)
-            said += "; its stale status is cleared"
+            said += "; " + self.reset(provider, entry_id).split(": ", 1)[-1].replace("status cleared",
+                                                                                    "its stale status is cleared")
+        elif result.result in ("invalid", "forbidden") and not self.read_only:
+            status = result.status if result.status in (401, 403) else (401 if result.result == "invalid" else 403)
+            self.load(force=True)
+            did = hermes_auth.mark(self.home, provider, entry_id, status, None, result.detail)
+            said += "; " + did.split(": ", 1)[-1]
+            self._remember("mark", provider, entry_id)
         return said
 
     def _secret(self, provider: str, entry: dict[str, Any]) -> str | None:
@@ -222,8 +262,6 @@ class HermesWatch:
 
 def expiry_of(e: dict[str, Any]) -> float | None:
     """An OAuth entry's token expiry as Hermes keeps it (``expires_at_ms``, else ``expires_at``)."""
-    if str(e.get("auth_type") or "api_key") != "oauth":
-        return None
     return parse_timestamp(e.get("expires_at_ms")) or parse_timestamp(e.get("expires_at"))
 
 
