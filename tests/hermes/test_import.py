@@ -169,3 +169,27 @@ def test_a_custom_hermes_home_with_two_profiles_and_an_active_one(hermes, tmp_pa
     assert "1 already there" in r.stdout and f"from {root / 'profiles' / 'work'}" in r.stdout
     r = hermes.pooltui("import", "hermes", "--profile", "nope")
     assert r.returncode == 2 and r.stderr.startswith("pooltui: error: ") and "no profile 'nope'" in r.stderr
+
+
+def test_a_sole_key_is_benched_the_hour_hermes_benches_it(hermes, tmp_path) -> None:
+    """Issue 24, item 1: Hermes 0.19 benches a pool's only key for 1 h after a 429 with no reset (`hermes auth
+    list`: `1h 0m left`, then `59m 5Xs`); the import and the watch say the same hour, not 60 s."""
+    from pooltui.session.hermes_watch import HermesWatch
+
+    hermes.cli("auth", "add", "openai-api", "--type", "api-key", "--label", "only",
+               "--api-key", "sk-test-hermes-only-000000000000000001")
+    hermes.py("""
+        from agent.credential_pool import load_pool
+        pool = load_pool("openai-api")
+        assert pool.mark_exhausted_and_rotate(status_code=429, api_key_hint=pool.entries()[0].runtime_api_key) is None
+    """)
+    listed = hermes.cli("auth", "list", "openai-api")
+    assert "(1h 0m left)" in listed or "(59m 5" in listed, listed  # Hermes's own count of the hour
+    r = hermes.pooltui("import", "hermes")
+    assert r.returncode == 0 and "(cooling for 59m 5" in r.stdout and "more, as in Hermes)" in r.stdout, r.stdout
+    until = History(tmp_path / "data" / "history.db").key_statuses("openai")[("openai", "only")].until
+    assert 3500 < until - time.time() <= 3600
+    watch = HermesWatch(hermes.home)
+    watch.load()
+    (only,) = watch.pools()["openai-api"]
+    assert only.status == "exhausted" and 3500 < only.until - time.time() <= 3600 and not only.next
