@@ -11,14 +11,15 @@ Each rule names the place in hermes-agent 0.19's ``agent/credential_pool.py`` it
   else ``last_status_at`` + TTL; an exhausted entry with neither is not benched at all.
 - Reset read in the error (cp:351-373, cp:328-348): ``reset_at`` / ``resets_at`` / ``retry_until``, else a
   delay in the message ("retry after 20s", "resets in 2hr 5min", ``quotaResetDelay``).
-- Dead (cp:78-85, cp:627-648): a 401 whose reason is a terminal auth reason marks the entry ``dead``;
-  a dead entry never comes back by a TTL (cp:1583-1605).
-- Select (cp:1515-1633, cp:1649-1685): it skips an api-key entry with no key, a dead entry and one still
-  benched; an expired bench is cleared to ``ok`` (all status fields null). ``fill_first`` takes the first
-  available entry in priority order; ``round_robin`` (with more than one available) moves the entry it
-  selects to the end and renumbers priorities; ``least_used`` takes the fewest requests and counts one.
-- Reset (cp:1822-1844, ``hermes auth reset``): the six status fields set to null on every entry that has
-  a status, a status time or an error code.
+- Dead (cp:78-85, cp:627-648, cp:650-670): a 401 whose reason is a terminal auth reason marks the entry
+  ``dead``; a dead entry never comes back by a TTL (cp:1575-1603).
+- Select (cp:1515-1633, cp:1649-1686): it skips an api-key entry with no key (cp:1530), a dead entry and one
+  still benched (cp:1605-1608); an expired bench is cleared to ``ok`` with the other status fields null
+  (cp:1609-1621). ``fill_first`` takes the first available entry in priority order (cp:1684-1686);
+  ``round_robin`` (with more than one available) moves the entry it selects to the end and renumbers
+  priorities (cp:1674-1682); ``least_used`` takes the fewest requests and counts one (cp:1666-1672).
+- Reset (cp:1822-1844; ``hermes auth reset`` is ``hermes_cli/auth_commands.py:502-506``): the six status
+  fields set to null on every entry that has a status, a status time or an error code.
 
 The retry loop (``run_agent``): a request stays on the pool's current entry until an error. A 429 is
 retried once on the same entry after a backoff (the provider's ``retry-after``, capped at 600 s, else 2 s
@@ -40,7 +41,7 @@ RETRY_AFTER_CAP_S = 600.0
 #: 401 reasons Hermes takes as permanent: the entry is marked ``dead`` (cp:78-85)
 TERMINAL_AUTH_REASONS = frozenset({"token_invalidated", "token_revoked", "invalid_token", "invalid_grant",
                                    "unauthorized_client", "refresh_token_reused"})
-#: the fields ``hermes auth reset`` and an expired bench set to null (cp:1610-1623, cp:1822-1844)
+#: the fields ``hermes auth reset`` sets to null (cp:1822-1844); an expired bench sets ``ok`` (cp:1609-1621)
 STATUS_FIELDS = ("last_status", "last_status_at", "last_error_code", "last_error_reason", "last_error_message",
                  "last_error_reset_at")
 

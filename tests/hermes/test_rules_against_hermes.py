@@ -117,7 +117,7 @@ def test_marking_an_entry_after_an_error(compared) -> None:
 
 
 def test_a_sole_key_is_benched_the_full_hour(compared) -> None:
-    """cp:1694-1738 then cp:1649-1655: a pool's only key after a 429 with no reset: Hermes selects nothing
+    """cp:1694-1738 then cp:1649-1654: a pool's only key after a 429 with no reset: Hermes selects nothing
     for an hour (no shorter rule for a sole key)."""
     _, hermes, now = compared
     assert hermes["sole"] == {"after": None, "select": None, "bench": rules.TTL_429_S}
@@ -128,8 +128,8 @@ def test_a_sole_key_is_benched_the_full_hour(compared) -> None:
 
 
 def test_what_select_skips_and_clears(compared) -> None:
-    """cp:1515-1633: no key, dead, still benched are skipped; an expired bench is cleared to ok with every
-    status field null."""
+    """cp:1515-1633: no key (cp:1530), dead (cp:1575-1603), still benched (cp:1605-1608) are skipped; an
+    expired bench is cleared to ok with every other status field null (cp:1609-1621)."""
     cases, hermes, now = compared
     assert [e["id"] for e in cases["skip"] if rules.selectable(e, now)] == hermes["skip"]
     for e in cases["skip"]:
@@ -138,7 +138,7 @@ def test_what_select_skips_and_clears(compared) -> None:
 
 
 def test_fill_first_and_round_robin_pick_as_hermes(compared) -> None:
-    """cp:1649-1685: fill_first keeps the first available; round_robin moves the selected entry to the end."""
+    """cp:1649-1686: fill_first keeps the first available; round_robin moves the selected entry to the end."""
     cases, hermes, now = compared
     for strategy, theirs in hermes["order"].items():
         model = rules.HermesPoolModel([rules.HermesEntry(e["id"], e["access_token"],
