@@ -228,7 +228,7 @@ async def test_the_watch_says_when_a_running_hermes_rewrites_an_entry(hermes) ->
             table.focus()
             table.move_cursor(row=list(app.rows).index("openai-api/tk0"))
             await pilot.press("r")
-            said = await said_within(app, 3.0)
+            said = await said_within(app, 5.0)
             assert said == (f"Hermes (pid {holder.pid}) rewrote 'team key 1' from its memory: stop it or use "
                             "`hermes auth reset` there")
             assert {v.id: v.status for v in app.rows.values()}["tk0"] == "exhausted"  # Hermes's memory won
@@ -237,7 +237,7 @@ async def test_the_watch_says_when_a_running_hermes_rewrites_an_entry(hermes) ->
             assert app.rewrite_warning == ""  # said once
             table.move_cursor(row=list(app.rows).index("openai-api/tk2"))
             await pilot.press("x", "y")
-            said = await said_within(app, 3.0)
+            said = await said_within(app, 5.0)
             assert said.endswith("rewrote 'team key 3' from its memory: stop it or use `hermes auth remove` there")
     finally:
         holder.kill()
