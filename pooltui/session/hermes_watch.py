@@ -210,7 +210,8 @@ class HermesWatch:
 
     async def verify(self, provider: str, entry_id: str) -> str:
         """Re-verify an entry with the provider's zero-token call; a stale exhaustion is cleared when the key
-        answers valid (the credit was topped up, the limit has passed)."""
+        answers valid (the credit was topped up, the limit has passed); a key the provider refuses is marked as
+        Hermes marks a 401 (403), so Hermes skips it too."""
         import httpx
 
         from pooltui.providers.verify import verify_key
