@@ -41,28 +41,23 @@ def import_hermes(ctx: click.Context, path: Path | None, profile: str | None) ->
     store = a.store()
     stored: list[str] = []
     added: list[tuple[HermesKey, str, str]] = []
-    unchanged: list[tuple[HermesKey, str]] = []
+    unchanged: list[tuple[HermesKey, str, str]] = []  # (Hermes key, the pooltui provider and label holding it)
     skipped = list(pool.skipped)
     try:
         with a.edit() as cfg:
             for hk in pool.keys:
                 p = cfg.providers.get(hk.provider)
-                if p is None:
-                    p = cfg.providers[hk.provider] = ProviderConfig(hk.provider, hk.kind, hk.base_url)
-                    p.strategy = pool.strategies.get(hk.provider, p.strategy)
-                elif p.kind != hk.kind:
+                if p is not None and p.kind != hk.kind:
                     skipped.append(Skipped(hk.hermes_provider, hk.original_label,
                                            f"pooltui's provider {hk.provider!r} is a {p.kind} provider"))
                     continue
-                if hk.secret is not None:
-                    holder = p.holder_of(hk.secret, store.get)
-                elif hk.env_var is not None:
-                    holder = next((k for k in p.keys if k.secret == f"env:{hk.env_var}"), None)
-                else:
-                    holder = None
-                if holder is not None:
-                    unchanged.append((hk, holder.label))
+                held = _holder(cfg, p, hk, store)
+                if held is not None:
+                    unchanged.append((hk, *held))
                     continue
+                if p is None:
+                    p = cfg.providers[hk.provider] = ProviderConfig(hk.provider, hk.kind, hk.base_url)
+                    p.strategy = pool.strategies.get(hk.provider, p.strategy)
                 label = slug(hk.label, {k.label for k in p.keys})
                 note = "imported from Hermes Agent" + (f" (its label: {hk.original_label!r})"
                                                        if label != hk.original_label else "")
@@ -75,14 +70,17 @@ def import_hermes(ctx: click.Context, path: Path | None, profile: str | None) ->
     except BaseException:
         forget(store, stored)
         raise
-    carried = _carry_states(a, cfg, pool.keys, added)
+    carried = _carry_states(a, cfg, [(hk, hk.provider, label, True) for hk, label, _ in added]
+                            + [(hk, provider, label, False) for hk, provider, label in unchanged])
     for hk, label, ref in added:
         shown = mask(hk.secret) if hk.secret else f"${hk.env_var}"
         state = carried.get((hk.provider, label), "")
         click.echo(f"imported {hk.hermes_provider} -> {hk.provider}/{label}  {shown}  -> {store.where(ref)}"
                    + (f"  ({state})" if state else ""))
-    for hk, label in unchanged:
-        click.echo(f"already  {hk.hermes_provider}/{hk.original_label} is {hk.provider}/{label} (the same key)")
+    for hk, provider, label in unchanged:
+        state = carried.get((provider, label), "")
+        click.echo(f"already  {hk.hermes_provider}/{hk.original_label} is {provider}/{label} (the same key)"
+                   + (f"; {provider}/{label}: {state}" if state else ""))
     for s in skipped:
         click.echo(f"skipped  {s.provider}/{s.label}: {s.why}")
     click.echo(f"{plural(len(added), 'key')} imported, {len(unchanged)} already there, {len(skipped)} skipped"
@@ -90,37 +88,57 @@ def import_hermes(ctx: click.Context, path: Path | None, profile: str | None) ->
     a.warn_unencrypted()
 
 
-def _carry_states(a, cfg, keys: list[HermesKey], added: list[tuple[HermesKey, str, str]]) -> dict:
-    """Hermes's states and request counts go to the history, which the pool restores them from: dead ->
-    invalid, exhausted -> cooling (a 429) or parked until the reset Hermes honours. Returns what was set."""
+def _holder(cfg, p: ProviderConfig | None, hk: HermesKey, store) -> tuple[str, str] | None:
+    """(provider, label) of the pooltui key that already holds ``hk``'s secret: in its own provider first,
+    then under any other provider (one account is pooled once, as ``auth add`` refuses it twice)."""
+    others = [q for q in cfg.providers.values() if q is not p]
+    for q in ([p] if p is not None else []) + others:
+        if hk.secret is not None:
+            holder = q.holder_of(hk.secret, store.get)
+        elif hk.env_var is not None:
+            holder = next((k for k in q.keys if k.secret == f"env:{hk.env_var}"), None) if q is p else None
+        else:
+            holder = None
+        if holder is not None:
+            return q.name, holder.label
+    return None
+
+
+def _carry_states(a, cfg, targets: list[tuple[HermesKey, str, str, bool]]) -> dict:
+    """Hermes's states go to the history, which the pool restores them from: dead -> invalid, exhausted ->
+    cooling (a 429) or parked until the reset Hermes honours. ``targets``: (Hermes key, pooltui provider,
+    label, new); a key imported before gets Hermes's newer dead/exhausted mark too, request counts only a new
+    one. Returns what was set."""
     history = a.history(cfg)
-    if history is None or not added:
+    if history is None or not targets:
         return {}
     now = time.time()
-    alive: dict[str, int] = {}
-    for hk in keys:
-        if hk.status != "dead":
-            alive[hk.hermes_provider] = alive.get(hk.hermes_provider, 0) + 1
     carried: dict[tuple[str, str], str] = {}
     counts: dict[str, dict[str, int]] = {}
-    for hk, label, _ in added:
+    for hk, provider, label, new in targets:
         fp = fingerprint(hk.secret) if hk.secret else None
         reason = f"Hermes: {hk.error_reason or hk.status} ({hk.error_code})" if hk.error_code else \
             f"Hermes: {hk.error_reason or hk.status}"
         if hk.status == "dead":
-            history.set_key_status(hk.provider, label, "invalid", None, None, reason, hk.error_code, hk.status_at,
-                                   fp)
-            carried[(hk.provider, label)] = "invalid, as Hermes marked it dead"
+            history.set_key_status(provider, label, "invalid", None, None, reason, hk.error_code, hk.status_at, fp)
+            carried[(provider, label)] = "invalid, as Hermes marked it dead"
         elif hk.status == "exhausted":
-            until = until_of(hk, alive.get(hk.hermes_provider, 0) <= 1)
+            until = until_of(hk)
             if until is not None and until > now:
                 state = "cooling" if hk.error_code == 429 else "exhausted"
                 source = "known-reset" if hk.reset_at is not None else "default"
-                history.set_key_status(hk.provider, label, state, until, source, reason, hk.error_code,
+                history.set_key_status(provider, label, state, until, source, reason, hk.error_code,
                                        hk.status_at, fp)
-                carried[(hk.provider, label)] = f"{state} for {until - now:.0f} s more, as in Hermes"
-        if hk.request_count:
-            counts.setdefault(hk.provider, {})[label] = hk.request_count
+                carried[(provider, label)] = f"{state} for {fmt_left(until - now)} more, as in Hermes"
+        if new and hk.request_count:
+            counts.setdefault(provider, {})[label] = hk.request_count
     for provider, per_key in counts.items():
         history.add_requests(provider, per_key)
     return carried
+
+
+def fmt_left(seconds: float) -> str:
+    """``59m 54s``, as ``hermes auth list`` says how long is left."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"

@@ -98,6 +98,11 @@ PROFILES: dict[str, ProviderProfile] = {
         verify_path="/v1/models", chat_path="/v1/messages", models_path="/v1/models",
         default_model="claude-sonnet-4-5",
     ),
+    "anthropic-compatible": ProviderProfile(  # Anthropic's Messages API with a Bearer key (MiniMax, Azure)
+        "anthropic-compatible", "anthropic", "https://api.minimax.io/anthropic", "bearer", _ANTHROPIC_HEADERS,
+        verify_path="/v1/models", chat_path="/v1/messages", models_path="/v1/models",
+        default_model="claude-sonnet-4-5",
+    ),
     "openai": ProviderProfile("openai", "openai", "https://api.openai.com/v1"),
     "openrouter": ProviderProfile(
         "openrouter", "openrouter", "https://openrouter.ai/api/v1", verify_path="/key",

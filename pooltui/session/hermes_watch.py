@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pooltui.core.hermes_rules import bench_until, parse_timestamp
 from pooltui.core.masking import mask, redact, scrub
+from pooltui.session.hermes_rewrites import REWRITE_WINDOW_S, Written, hermes_pids, undone, warning, written
 from pooltui.store import hermes_auth
 from pooltui.store.hermes import (
     KINDS,
     STRATEGIES,
-    HermesKey,
-    as_seconds,
     custom_providers,
+    oauth_kind,
     read_config_yaml,
     read_dotenv,
     secret_of,
-    until_of,
 )
 
 
@@ -46,6 +46,7 @@ class EntryView:
     message: str
     requests: int
     auth_type: str
+    expires: float | None = None  # an OAuth entry's token expiry (epoch s); refreshing it stays Hermes's job
     next: bool = False
 
 
@@ -60,6 +61,8 @@ class HermesWatch:
     config: dict[str, Any] = field(default_factory=dict)
     problem: str = ""
     _signature: tuple = ()
+    _written: list[Written] = field(default_factory=list)
+    _rewrites: list[str] = field(default_factory=list)
 
     @property
     def auth_path(self) -> Path:
@@ -92,7 +95,30 @@ class HermesWatch:
             self.problem = f"{self.auth_path}: unreadable ({type(exc).__name__}); showing what was read before"
         with contextlib.suppress(ValueError):
             self.config = read_config_yaml(self.home)
+        self._check_rewrites()
         return True
+
+    def _check_rewrites(self) -> None:
+        now = self.clock()
+        self._written = [w for w in self._written if now - w.at <= REWRITE_WINDOW_S]
+        for w in [w for w in self._written if undone(w, self.data)]:
+            self._written.remove(w)
+            self._rewrites.append(warning(w, hermes_pids(self.home)))
+
+    def rewrites(self) -> list[str]:
+        """The warnings not said yet that a running Hermes rewrote an entry pooltui changed (each once)."""
+        out, self._rewrites = self._rewrites, []
+        return out
+
+    def _remember(self, action: str, provider: str, entry_id: str) -> None:
+        pool = self.data.get("credential_pool") if isinstance(self.data, dict) else None
+        entry = next((e for e in (pool or {}).get(provider, []) if isinstance(e, dict) and e.get("id") == entry_id),
+                     None)
+        if action == "reset" and not (entry or {}).get("last_status") and not (entry or {}).get("last_status_at"):
+            return  # nothing was cleared: nothing Hermes could undo
+        if entry is not None:
+            self._written = [w for w in self._written if w.entry_id != entry_id or w.provider != provider]
+            self._written.append(written(action, provider, entry, self.clock()))
 
     async def watch(self, changed: Callable[[], None], interval_s: float = 0.25) -> None:
         """Call ``changed`` whenever Hermes writes its files: file events (watchfiles) when available, with a
@@ -131,30 +157,25 @@ class HermesWatch:
                 continue
             rows = [e for e in entries if isinstance(e, dict)]
             rows.sort(key=lambda e: e["priority"] if isinstance(e.get("priority"), int) else 1 << 30)
-            alive = sum(1 for e in rows if e.get("last_status") != "dead")
-            views = [self._view(str(provider), e, i, alive <= 1, now) for i, e in enumerate(rows)]
+            views = [self._view(str(provider), e, i, now) for i, e in enumerate(rows)]
             out[str(provider)] = self._mark_next(str(provider), views, now)
         return out
 
-    def _view(self, provider: str, e: dict[str, Any], i: int, sole: bool, now: float) -> EntryView:
+    def _view(self, provider: str, e: dict[str, Any], i: int, now: float) -> EntryView:
         token = e.get("access_token")
         source = str(e.get("source") or "manual")
-        shown = mask(token) if isinstance(token, str) and token.strip() else source
+        oauth = oauth_kind(provider, e)
+        shown = "oauth" if oauth else mask(token) if isinstance(token, str) and token.strip() else source
         code = e.get("last_error_code") if isinstance(e.get("last_error_code"), int) else None
-        key = HermesKey(provider, provider, "", None, "", "", i, None, None, source,
-                        e.get("last_status") if isinstance(e.get("last_status"), str) else None,
-                        as_seconds(e.get("last_status_at")), code,
-                        e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
-                        as_seconds(e.get("last_error_reset_at")), 0)
-        until = until_of(key, sole)
-        status = key.status or "ok"
-        if status == "exhausted" and until is not None and until <= now:
-            status, until = "ok", None  # Hermes clears an expired status when it next loads the pool
+        status = e.get("last_status") if e.get("last_status") in ("exhausted", "dead") else "ok"
+        until = bench_until(e)
+        if status == "exhausted" and (until is None or until <= now):
+            status, until = "ok", None  # Hermes clears an expired (or unbenched) status when it next selects
         return EntryView(provider, str(e.get("id") or ""), str(e.get("label") or e.get("id") or f"#{i}"), shown,
-                         source, i, status, until, code, scrub(redact(str(key.error_reason or ""))),
+                         source, i, status, until, code, scrub(redact(str(e.get("last_error_reason") or ""))),
                          scrub(redact(str(e.get("last_error_message") or "")))[:300],
                          e["request_count"] if isinstance(e.get("request_count"), int) else 0,
-                         str(e.get("auth_type") or "api_key"))
+                         "oauth" if oauth else str(e.get("auth_type") or "api_key"), expires=expiry_of(e))
 
     def _mark_next(self, provider: str, views: list[EntryView], now: float) -> list[EntryView]:
         ready = [v for v in views if v.status == "ok"]
@@ -171,7 +192,10 @@ class HermesWatch:
 
     def reset(self, provider: str, entry_id: str) -> str:
         self._writable()
-        return hermes_auth.reset(self.home, provider, entry_id)
+        self.load(force=True)
+        said = hermes_auth.reset(self.home, provider, entry_id)
+        self._remember("reset", provider, entry_id)
+        return said
 
     def move(self, provider: str, entry_id: str, delta: int) -> str:
         self._writable()
@@ -179,11 +203,15 @@ class HermesWatch:
 
     def remove(self, provider: str, entry_id: str) -> str:
         self._writable()
-        return hermes_auth.remove(self.home, provider, entry_id)
+        self.load(force=True)
+        said = hermes_auth.remove(self.home, provider, entry_id)
+        self._remember("remove", provider, entry_id)
+        return said
 
     async def verify(self, provider: str, entry_id: str) -> str:
         """Re-verify an entry with the provider's zero-token call; a stale exhaustion is cleared when the key
-        answers valid (the credit was topped up, the limit has passed)."""
+        answers valid (the credit was topped up, the limit has passed); a key the provider refuses is marked as
+        Hermes marks a 401 (403), so Hermes skips it too."""
         import httpx
 
         from pooltui.providers.verify import verify_key
@@ -203,8 +231,14 @@ class HermesWatch:
             result = await verify_key(http, profile, str(entry.get("label") or entry_id), secret)
         said = f"{entry.get('label')}: {result.result}" + (f" ({result.detail})" if result.detail else "")
         if result.result == "valid" and entry.get("last_status") in ("exhausted", "dead") and not self.read_only:
-            hermes_auth.reset(self.home, provider, entry_id)
-            said += "; its stale status is cleared"
+            said += "; " + self.reset(provider, entry_id).split(": ", 1)[-1].replace("status cleared",
+                                                                                    "its stale status is cleared")
+        elif result.result in ("invalid", "forbidden") and not self.read_only:
+            status = result.status if result.status in (401, 403) else (401 if result.result == "invalid" else 403)
+            self.load(force=True)
+            did = hermes_auth.mark(self.home, provider, entry_id, status, None, result.detail)
+            said += "; " + did.split(": ", 1)[-1]
+            self._remember("mark", provider, entry_id)
         return said
 
     def _secret(self, provider: str, entry: dict[str, Any]) -> str | None:
@@ -225,6 +259,11 @@ class HermesWatch:
         if provider.startswith("custom:") and custom and custom.get("base_url"):
             return profile_for("openai-compatible", base_url=custom["base_url"])
         return None
+
+
+def expiry_of(e: dict[str, Any]) -> float | None:
+    """An OAuth entry's token expiry as Hermes keeps it (``expires_at_ms``, else ``expires_at``)."""
+    return parse_timestamp(e.get("expires_at_ms")) or parse_timestamp(e.get("expires_at"))
 
 
 def _fields(v: EntryView) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """An emulation of Hermes Agent's own pool as a client, for the strategy lab's baseline
 (``hermes-fill-first``, ``hermes-round-robin``). It follows the rules in :mod:`pooltui.core.hermes_rules`
 (sticky current entry, one same-key retry after a 429, then bench for the reset Hermes can read or 1 h,
-5 min after a 401, 60 s for a sole key, 3 retries) over plain HTTP, with nothing of pooltui's handling.
-It is an emulation written from hermes-agent 0.19's source, not Hermes itself."""
+5 min after a 401, a sole key too; dead after a terminal 401; 3 retries) over plain HTTP, with nothing of
+pooltui's handling. It is an emulation written from hermes-agent 0.19's source, not Hermes itself."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ Nothing here writes to Hermes's files. Mapping rules, from the installed hermes-
 - secrets: ``access_token`` for manual entries; ``env:VAR`` from ``$HERMES_HOME/.env``, then the process
   environment; ``config:NAME`` from that custom provider's ``api_key``; ``model_config`` from ``model.api_key``;
 - states: ``dead`` -> invalid; ``exhausted`` -> cooling (a 429) or parked (others) until the reset Hermes
-  honours: its ``last_error_reset_at``, else ``last_status_at`` + 1 h (429 and others) or 5 min (401), at most
-  60 s for a sole key unless the failure is billing;
+  honours: its ``last_error_reset_at``, else ``last_status_at`` + 1 h (429 and others) or 5 min (401), a
+  sole key too (``pooltui.core.hermes_rules``);
 - strategies: ``credential_pool_strategies`` (default ``fill_first``) -> failover, round-robin, random,
   least-used.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pooltui.core import validate
-from pooltui.core.hermes_rules import exhausted_ttl
+from pooltui.core.hermes_rules import bench_until, parse_timestamp
 
 #: Hermes provider id -> pooltui provider kind (those pooltui has a profile for)
 KINDS = {"openai-api": "openai", "openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
@@ -43,23 +43,57 @@ def default_home() -> Path:
     return Path.home() / ".hermes"
 
 
-def hermes_home(profile: str | None = None) -> Path:
-    """The Hermes home to read: ``--profile NAME``, else ``HERMES_HOME``, else the active profile (the
-    ``active_profile`` file Hermes keeps in its default home), else the default home."""
-    base = default_home()
-    if profile:
-        name = validate.label(profile, "Hermes profile name")
-        return base if name == "default" else base / "profiles" / name
+_PROFILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def hermes_root() -> Path:
+    """Where Hermes keeps its profiles and ``active_profile``, as ``hermes_constants.get_default_hermes_root``
+    finds it: the default home, unless ``HERMES_HOME`` points outside it (Docker, servers): then
+    ``HERMES_HOME`` itself, or its grandparent when it is ``<root>/profiles/<name>``."""
+    native = default_home()
     env = os.environ.get("HERMES_HOME", "").strip()
-    if env:
+    if not env:
+        return native
+    path = Path(env).expanduser()
+    try:
+        path.resolve().relative_to(native.resolve())
+        return native
+    except ValueError:
+        pass
+    return path.parent.parent if path.parent.name == "profiles" else path
+
+
+def profile_name(value: str) -> str:
+    """A Hermes profile id as Hermes normalizes it (lower case; ``Default`` is ``default``)."""
+    name = value.strip().lower() if isinstance(value, str) else ""
+    if not _PROFILE.fullmatch(name):
+        raise ValueError(f"bad Hermes profile name {value!r}: use 1-64 lower-case letters, digits, '-' or '_'")
+    return name
+
+
+def hermes_home(profile: str | None = None) -> Path:
+    """The Hermes home Hermes itself would use (``hermes_cli/main.py`` ``_apply_profile_override``):
+    ``--profile NAME`` (``<root>/profiles/NAME``; ``default``: the root), else ``HERMES_HOME`` when it is a
+    profile folder, else the active profile named in ``<root>/active_profile``, else ``HERMES_HOME``, else
+    the default home. ``<root>`` is :func:`hermes_root`."""
+    root = hermes_root()
+    if profile:
+        name = profile_name(profile)
+        home = root if name == "default" else root / "profiles" / name
+        if not home.is_dir():
+            raise ValueError(f"{home}: no such file or folder: Hermes has no profile {name!r} there "
+                             f"(hermes profile create {name})")
+        return home
+    env = os.environ.get("HERMES_HOME", "").strip()
+    if env and Path(env).expanduser().parent.name == "profiles":
         return Path(env).expanduser()
     try:
-        active = (base / "active_profile").read_text(encoding="utf-8").strip()
+        active = (root / "active_profile").read_text(encoding="utf-8").strip().lower()
     except (OSError, UnicodeDecodeError):
         active = ""
-    if active and active != "default" and _SLUG.sub("", active) == active:
-        return base / "profiles" / active
-    return base
+    if active and active != "default" and _PROFILE.fullmatch(active):
+        return root / "profiles" / active
+    return Path(env).expanduser() if env else root
 
 
 def read_dotenv(home: Path) -> dict[str, str]:
@@ -198,16 +232,11 @@ def slug(label: str, taken: set[str]) -> str:
     return out
 
 
-def until_of(key: HermesKey, sole: bool) -> float | None:
-    """When Hermes lets an exhausted entry serve again (None: not exhausted, or it cannot say)."""
-    if key.status != "exhausted":
-        return None
-    if key.reset_at is not None:
-        return key.reset_at
-    if key.status_at is None:
-        return None
-    billing = key.error_code == 402 or (key.error_reason or "").lower() == "billing"
-    return key.status_at + exhausted_ttl(key.error_code, billing=billing, sole=sole)
+def until_of(key: HermesKey) -> float | None:
+    """When Hermes lets an exhausted entry serve again (None: not exhausted, or not benched), by
+    :func:`pooltui.core.hermes_rules.bench_until`: no shorter rule for a sole key."""
+    return bench_until({"last_status": key.status, "last_status_at": key.status_at,
+                        "last_error_code": key.error_code, "last_error_reset_at": key.reset_at})
 
 
 def read_pool(home: Path, path: Path | None = None) -> HermesPool:
@@ -234,12 +263,12 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
     for hermes_provider, entries in pools.items():
         if not isinstance(entries, list):
             continue
-        target = _target(str(hermes_provider), customs)
+        target = _target(str(hermes_provider), customs, entries)
         if isinstance(target, str):  # why it cannot be mapped
             for e in entries:
                 if isinstance(e, dict):
-                    out.skipped.append(Skipped(str(hermes_provider), str(e.get("label") or e.get("id") or "?"),
-                                               target))
+                    why = not_pooled_why(str(hermes_provider), e) if oauth_kind(str(hermes_provider), e) else target
+                    out.skipped.append(Skipped(str(hermes_provider), str(e.get("label") or e.get("id") or "?"), why))
             continue
         provider, kind, base_url = target
         strategy = wanted.get(hermes_provider)
@@ -249,9 +278,8 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
         taken: set[str] = set()
         for i, e in enumerate(ordered):
             original = str(e.get("label") or e.get("id") or f"key{i + 1}")
-            if str(e.get("auth_type") or "api_key") != "api_key":
-                out.skipped.append(Skipped(str(hermes_provider), original,
-                                           f"{e.get('auth_type')} credential: pooltui pools api keys"))
+            if oauth_kind(str(hermes_provider), e):
+                out.skipped.append(Skipped(str(hermes_provider), original, not_pooled_why(str(hermes_provider), e)))
                 continue
             source = str(e.get("source") or "manual")
             secret, env_var, problem = secret_of(e, source, dotenv, customs, model, str(hermes_provider))
@@ -268,7 +296,7 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
                 as_seconds(e.get("last_status_at")),
                 code if isinstance(code, int) and not isinstance(code, bool) else None,
                 e.get("last_error_reason") if isinstance(e.get("last_error_reason"), str) else None,
-                as_seconds(e.get("last_error_reset_at")),
+                parse_timestamp(e.get("last_error_reset_at")),
                 e["request_count"] if isinstance(e.get("request_count"), int) and e["request_count"] >= 0 else 0,
                 e.get("id") if isinstance(e.get("id"), str) else None))
     return out
@@ -283,8 +311,10 @@ def _url(value: Any) -> str | None:
         return None
 
 
-def _target(hermes_provider: str, customs: dict[str, dict[str, Any]]) -> tuple[str, str, str | None] | str:
-    """(pooltui provider, kind, base URL) for a Hermes provider id, or why it cannot be mapped."""
+def _target(hermes_provider: str, customs: dict[str, dict[str, Any]],
+            entries: list) -> tuple[str, str, str | None] | str:
+    """(pooltui provider, kind, base URL) for a Hermes provider id, or why it cannot be mapped. A provider
+    pooltui has no profile for goes by the ``base_url`` its entries carry (:func:`kind_for_url`)."""
     if hermes_provider in KINDS:
         kind = KINDS[hermes_provider]
         return kind, kind, None
@@ -297,7 +327,45 @@ def _target(hermes_provider: str, customs: dict[str, dict[str, Any]]) -> tuple[s
         if url is None:
             return f"custom provider {name!r} has no usable base_url in config.yaml"
         return slug(f"custom-{name}", set()), "openai-compatible", url
-    return f"no pooltui profile for the Hermes provider {hermes_provider!r}"
+    urls = [u for e in entries if isinstance(e, dict) and (u := _url(e.get("base_url")))]
+    if not urls:
+        return f"no pooltui profile for the Hermes provider {hermes_provider!r} and no base_url in its entries"
+    return slug(hermes_provider, set()), kind_for_url(urls[0]), urls[0]
+
+
+#: Anthropic-compatible endpoints Hermes sends ``Authorization: Bearer`` to (agent/anthropic_adapter.py
+#: ``_requires_bearer_auth``); other ``.../anthropic`` endpoints get ``x-api-key``
+_BEARER_ANTHROPIC = ("https://api.minimax.io/anthropic", "https://api.minimaxi.com/anthropic")
+
+
+def kind_for_url(url: str) -> str:
+    """The pooltui kind for an API-key provider Hermes reaches at ``url``, with Hermes's auth scheme: an
+    ``.../anthropic`` endpoint speaks Anthropic's Messages API (Bearer for MiniMax and Azure, as Hermes sends,
+    else x-api-key); anything else is OpenAI-compatible with a Bearer key (the openai SDK Hermes uses)."""
+    low = url.rstrip("/").lower()
+    if low.endswith("/anthropic"):
+        host = low.split("://", 1)[-1].split("/", 1)[0]
+        bearer = low.startswith(_BEARER_ANTHROPIC) or "azure.com" in low or host.endswith("palantirfoundry.com")
+        return "anthropic-compatible" if bearer else "anthropic"
+    return "openai-compatible"
+
+
+def oauth_kind(hermes_provider: str, e: dict[str, Any]) -> bool:
+    """An OAuth credential, as Hermes 0.19 types it: ``auth_type`` oauth, or an ``sk-ant-oat`` token of
+    anthropic (``agent/credential_pool.py`` ``_normalize_pool_auth_type``)."""
+    token = e.get("access_token")
+    if hermes_provider == "anthropic" and isinstance(token, str) and token.startswith("sk-ant-oat"):
+        return True
+    return str(e.get("auth_type") or "api_key") != "api_key"
+
+
+def not_pooled_why(hermes_provider: str, e: dict[str, Any]) -> str:
+    """Why pooltui does not pool an OAuth entry (said by the import, shown by the watch)."""
+    source = str(e.get("source") or "manual")
+    what = "a subscription login" if "device_code" in source or source in ("claude_code", "hermes_pkce") \
+        else "an OAuth token"
+    return (f"{what} ({hermes_provider}, {source}): pooltui pools API keys; Hermes refreshes this token, "
+            "so it stays Hermes's")
 
 
 def secret_of(entry: dict, source: str, dotenv: dict[str, str], customs: dict, model: dict,

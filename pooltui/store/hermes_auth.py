@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pooltui.core.hermes_rules import STATUS_FIELDS, bench_until, marked
+from pooltui.core.masking import redact
 from pooltui.store.atomic import write_atomic
 
 LOCK_TIMEOUT_S = 15.0  # Hermes's AUTH_LOCK_TIMEOUT_SECONDS
-STATUS_FIELDS = ("last_status", "last_status_at", "last_error_code", "last_error_reason", "last_error_message",
-                 "last_error_reset_at")
 
 
 class HermesAuthError(Exception):
@@ -78,6 +78,11 @@ def change_pool(home: Path, provider: str, change: Callable[[list[dict[str, Any]
     return done
 
 
+def fmt_duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:g} h"
+
+
 def _entry(entries: list[dict[str, Any]], entry_id: str) -> dict[str, Any]:
     found = next((e for e in entries if isinstance(e, dict) and e.get("id") == entry_id), None)
     if found is None:
@@ -92,6 +97,21 @@ def reset(home: Path, provider: str, entry_id: str) -> str:
         for name in STATUS_FIELDS:
             e[name] = None
         return f"{e.get('label') or entry_id}: status cleared"
+    return change_pool(home, provider, change)
+
+
+def mark(home: Path, provider: str, entry_id: str, status: int, reason: str | None = None,
+         message: str | None = None) -> str:
+    """Mark an entry as Hermes marks it after ``status`` (``hermes_rules.marked``: exhausted and benched by
+    Hermes's TTL, or dead after a terminal 401), so Hermes skips it too."""
+    now = time.time()
+
+    def change(entries, _data) -> str:
+        e = _entry(entries, entry_id)
+        e.update(marked(status, now, reason, redact(message or "")[:300] or None))
+        until = bench_until(e)
+        left = f"benched {fmt_duration(until - now)}" if until is not None else "for good"
+        return f"{e.get('label') or entry_id}: marked {e['last_status']} as Hermes marks a {status} ({left})"
     return change_pool(home, provider, change)
 
 

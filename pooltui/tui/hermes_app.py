@@ -1,6 +1,7 @@
 """`pooltui hermes`: Hermes Agent's own pool, live (no proxy needed). Each entry with its masked key,
 source, priority, status and a countdown to the reset Hermes will honour, its last error, its request
-count, and ▶ on the entry Hermes selects next. Keys: r reset, v re-verify, K/J move, x remove, q quit."""
+count, and ▶ on the entry Hermes selects next (an OAuth entry: its expiry, never its token). Keys: r reset,
+v re-verify, K/J move, x remove, q quit. When a running Hermes writes back an entry pooltui changed, it says so."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 
@@ -19,6 +21,18 @@ STATUS_STYLE = {"ok": "bold green", "exhausted": "bold yellow", "dead": "bold re
 COLUMNS = (("next", " ", 1), ("provider", "provider", 14), ("priority", "#", 2), ("label", "label", 16),
            ("key", "key", 16), ("source", "source", 16), ("status", "status", 20), ("code", "code", 4),
            ("requests", "req", 5), ("reason", "reason", 16), ("message", "message", 40))
+
+
+def key_cell(v: EntryView, now: float) -> Text:
+    """The key column: the masked key, its source, or for an OAuth entry its expiry (never the token)."""
+    if v.auth_type != "oauth":
+        return Text(v.shown)
+    if v.expires is None:
+        return Text("oauth")
+    left = v.expires - now
+    if left <= 0:
+        return Text(f"oauth expired {fmt.duration(-left)}", style="yellow")
+    return Text(f"oauth exp {fmt.duration(left)}")
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -59,6 +73,7 @@ class HermesApp(App[None]):
         self.watch_ = watch
         self.refresh_s = refresh_s
         self.rows: dict[str, EntryView] = {}
+        self.rewrite_warning = ""  # the last time Hermes rewrote an entry from its memory
 
     def compose(self) -> ComposeResult:
         yield Label("", id="hermes-title")
@@ -88,13 +103,21 @@ class HermesApp(App[None]):
 
     @property
     def selected(self) -> EntryView | None:
-        return self.rows.get(row_at_cursor(self.query_one(DataTable)) or "")
+        return self.rows.get(row_at_cursor(self.table) or "")
+
+    @property
+    def table(self) -> DataTable:
+        """The pool's table, on the main screen even while a confirmation covers it."""
+        return self.screen_stack[0].query_one("#hermes-table", DataTable)
 
     def refresh_table(self) -> None:
         w = self.watch_
         now = w.clock()
         pools = w.pools()
-        table = self.query_one(DataTable)
+        try:
+            table = self.table
+        except (NoMatches, IndexError):  # the app is going (a file event after quit)
+            return
         keep = self.selected
         rows: dict[str, EntryView] = {}
         table.clear()
@@ -106,7 +129,7 @@ class HermesApp(App[None]):
                 if v.until is not None:
                     status.append(f" {fmt.duration(max(0.0, v.until - now))}", style="bold")
                 table.add_row(Text("▶", style="bold cyan") if v.next else " ", provider[:14], str(v.priority),
-                              v.label[:16], v.shown, v.source[:16], status, str(v.error_code or "-"),
+                              v.label[:16], key_cell(v, now), v.source[:16], status, str(v.error_code or "-"),
                               fmt.number(v.requests), v.reason or "-", v.message or "", key=row)
         self.rows = rows
         if keep is not None and f"{keep.provider}/{keep.id}" in rows:
@@ -114,7 +137,11 @@ class HermesApp(App[None]):
         strategies = ", ".join(f"{p} {w.strategy(p)}" for p in pools) or "no pool"
         mode = " · read-only" if w.read_only else ""
         title = f" Hermes home {w.home} · {strategies}{mode}"
-        self.query_one("#hermes-title", Label).update(title + (f" · {w.problem}" if w.problem else ""))
+        for said in w.rewrites():  # once each: Hermes undid what pooltui wrote
+            self.rewrite_warning = said
+            self.notify(said, severity="warning", timeout=20)
+        problem = w.problem or self.rewrite_warning
+        self.screen_stack[0].query_one("#hermes-title", Label).update(title + (f" · {problem}" if problem else ""))
 
     def _act(self, do) -> None:
         try:

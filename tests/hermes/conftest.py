@@ -45,9 +45,19 @@ class Hermes:
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stdout
 
-    def pooltui(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pooltui", *args], env={**self.env, **env},
-                              capture_output=True, text=True, timeout=120)
+    def py_stdin(self, code: str, stdin: str) -> str:
+        """Run ``code`` in Hermes's venv with ``stdin`` as its input; its stdout."""
+        r = subprocess.run([str(self.python), "-c", textwrap.dedent(code)], env=self.env, capture_output=True,
+                           text=True, timeout=120, input=stdin)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    def pooltui(self, *args: str, input_text: str | None = None, env_home: str | None = None,
+                **env: str) -> subprocess.CompletedProcess:
+        """``pooltui ARGS`` with this Hermes's environment (``env_home``: another HERMES_HOME)."""
+        env = {**self.env, **env, **({"HERMES_HOME": env_home} if env_home else {})}
+        return subprocess.run([sys.executable, "-m", "pooltui", *args], env=env,
+                              capture_output=True, text=True, timeout=120, input=input_text)
 
 
 @pytest.fixture

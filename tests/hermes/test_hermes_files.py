@@ -17,14 +17,12 @@ def key(status: str | None, code: int | None = None, at: float | None = 1000.0, 
 
 
 def test_the_reset_hermes_honours() -> None:
-    assert until_of(key("exhausted", 429), sole=False) == 1000 + 3600
-    assert until_of(key("exhausted", 401), sole=False) == 1000 + 300
-    assert until_of(key("exhausted", 500), sole=False) == 1000 + 3600
-    assert until_of(key("exhausted", 429), sole=True) == 1000 + 60  # a sole key waits at most 60 s
-    assert until_of(key("exhausted", 402), sole=True) == 1000 + 3600  # unless it is billing
-    assert until_of(key("exhausted", 429, reason="billing"), sole=True) == 1000 + 3600
-    assert until_of(key("exhausted", 429, reset=5000.0), sole=True) == 5000.0  # the provider's reset wins
-    assert until_of(key("ok"), sole=False) is None and until_of(key("exhausted", 429, at=None), sole=False) is None
+    assert until_of(key("exhausted", 429)) == 1000 + 3600
+    assert until_of(key("exhausted", 401)) == 1000 + 300
+    assert until_of(key("exhausted", 500)) == 1000 + 3600
+    assert until_of(key("exhausted", 402, reason="billing")) == 1000 + 3600
+    assert until_of(key("exhausted", 429, reset=5000.0)) == 5000.0  # the provider's reset wins
+    assert until_of(key("ok")) is None and until_of(key("exhausted", 429, at=None)) is None
 
 
 def test_stable_slugs() -> None:
@@ -61,3 +59,37 @@ def test_malformed_files_say_which(tmp_path) -> None:
         read_pool(tmp_path)
     with pytest.raises(ValueError, match="bad Hermes profile name"):
         hermes_home("../etc")
+
+
+def test_the_kind_and_auth_scheme_of_a_provider_pooltui_has_no_profile_for() -> None:
+    """Hermes reaches these with the openai SDK (Bearer), an ``.../anthropic`` endpoint with Anthropic's API:
+    Bearer for MiniMax (agent/anthropic_adapter.py ``_requires_bearer_auth``), else x-api-key."""
+    from pooltui.providers.profiles import profile_for
+    from pooltui.store.hermes import kind_for_url
+
+    assert kind_for_url("https://api.x.ai/v1") == "openai-compatible"
+    assert kind_for_url("https://api.minimax.io/anthropic") == "anthropic-compatible"
+    assert kind_for_url("https://api.minimaxi.com/anthropic/") == "anthropic-compatible"
+    assert kind_for_url("https://example.com/anthropic") == "anthropic"
+    minimax = profile_for("anthropic-compatible", base_url="https://api.minimax.io/anthropic")
+    assert minimax.auth_headers("k")["authorization"] == "Bearer k" and minimax.chat("hi").path == "/v1/messages"
+
+
+def test_homes_where_hermes_keeps_them(tmp_path, monkeypatch) -> None:
+    """hermes_constants.get_default_hermes_root: HERMES_HOME outside ~/.hermes is the root (a profile folder
+    under it has its grandparent as the root); inside ~/.hermes, ~/.hermes is."""
+    from pooltui.store.hermes import hermes_root
+
+    monkeypatch.setenv("HOME", str(tmp_path / "u"))
+    monkeypatch.delenv("HERMES_HOME", raising=False)
+    assert hermes_root() == tmp_path / "u" / ".hermes"
+    monkeypatch.setenv("HERMES_HOME", str(tmp_path / "u" / ".hermes" / "profiles" / "w"))
+    assert hermes_root() == tmp_path / "u" / ".hermes"
+    monkeypatch.setenv("HERMES_HOME", str(tmp_path / "opt"))
+    assert hermes_root() == tmp_path / "opt" and hermes_home() == tmp_path / "opt"
+    (tmp_path / "opt" / "profiles" / "w").mkdir(parents=True)
+    (tmp_path / "opt" / "active_profile").write_text("W\n")
+    assert hermes_home() == tmp_path / "opt" / "profiles" / "w"  # Hermes reads it lower-cased
+    assert hermes_home("Default") == tmp_path / "opt"
+    monkeypatch.setenv("HERMES_HOME", str(tmp_path / "opt" / "profiles" / "w"))
+    assert hermes_root() == tmp_path / "opt" and hermes_home() == tmp_path / "opt" / "profiles" / "w"
