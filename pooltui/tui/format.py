@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from pooltui.core.timefmt import clock, duration
@@ -112,3 +113,72 @@ def legend(order: list[str]) -> Text:
     if len(order) > 8:
         text.append(f"  +{len(order) - 8}")
     return text
+
+
+# ---------------------------------------------------------------------- fitting text to the room it has
+# Nothing on screen changes meaning when cut: segments drop whole, numbers are never cut, prose ends at a word
+# with an ellipsis, names end in an ellipsis.
+
+ELLIPSIS = "…"
+
+
+def _cut_at(text: str, width: int) -> int:
+    """Where prose of ``text`` ends to fit ``width`` cells with an ellipsis: at the last word that fits."""
+    room, used, end = width - 1, 0, 0
+    for char in text:  # the longest prefix within ``room`` cells
+        used += cell_len(char)
+        if used > room:
+            break
+        end += 1
+    space = text.rfind(" ", 0, end + 1)
+    if space > 0:
+        end = space
+    while end > 0 and text[end - 1] in " ,;:·(│—-":
+        end -= 1
+    return end
+
+
+def ellipsize(text: str | Text, width: int) -> Text:
+    """Prose fitted to ``width`` cells: whole when it fits, else cut at a word and ended with ``…``."""
+    text = Text(text) if isinstance(text, str) else text
+    if text.cell_len <= width:
+        return text
+    if width <= 1:
+        return Text(ELLIPSIS[:max(0, width)])
+    end = _cut_at(text.plain, width)
+    cut = text[:end] if end else Text()
+    cut.append(ELLIPSIS, style="dim")
+    return cut
+
+
+def clip_name(name: str, width: int) -> str:
+    """A name (a key's label, a provider) fitted to ``width``: whole, or its start and ``…``."""
+    if cell_len(name) <= width:
+        return name
+    return name[:max(0, width - 1)] + ELLIPSIS
+
+
+#: one segment of a line: its rank (0 matters most), its text, and what separates it from the one before
+Segment = tuple[int, Text, str]
+
+
+def fit_segments(segments: list[Segment], width: int) -> Text:
+    """The segments, in their order, that fit ``width`` cells, taken most important first (lowest rank, the
+    earlier first among equals): one that does not fit drops whole, and a less important one that fits may
+    still come. The most important one always shows: too long, it is prose and ends at a word with ``…``."""
+
+    def joined(parts: list[Segment]) -> Text:
+        line = Text()
+        for i, (_, text, sep) in enumerate(parts):
+            if i:
+                line.append(sep)
+            line.append_text(text)
+        return line
+
+    candidates = [(i, s) for i, s in enumerate(segments) if s[1].cell_len]
+    kept: dict[int, Segment] = {}
+    for i, segment in sorted(candidates, key=lambda c: (c[1][0], c[0])):
+        trial = {**kept, i: segment}
+        if not kept or joined([trial[j] for j in sorted(trial)]).cell_len <= width:
+            kept = trial
+    return ellipsize(joined([kept[j] for j in sorted(kept)]), width)

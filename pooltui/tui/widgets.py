@@ -313,16 +313,16 @@ class TrafficPanel(Vertical):
             with Horizontal():
                 yield Label("", classes="name", id=f"name-{key}")
                 yield Sparkline([0], id=f"spark-{key}")
-        yield Label("", id="traffic-summary")
+        yield FittedLine(id="traffic-summary")
 
-    def show(self, series: dict[str, list[int]], summary: Text) -> None:
+    def show(self, series: dict[str, list[int]], summary: list[fmt.Segment]) -> None:
         for key, name in self.ROWS:
             data = series[key]
             recent = data[-6:-1]  # the last five complete seconds
             per_s = sum(recent) / len(recent) if recent else 0.0
             self.query_one(f"#name-{key}", Label).update(f"{name:6} {per_s:>5.1f}")
             self.query_one(f"#spark-{key}", Sparkline).data = tuple(data) or (0,)
-        self.query_one("#traffic-summary", Label).update(summary)
+        self.query_one("#traffic-summary", FittedLine).show(summary)
 
 
 EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "quota": "magenta",
@@ -413,8 +413,29 @@ class EventsTable(FittedTable):
         return row.last if row is not None else None
 
 
-class StatusLine(Static):
-    """What is wrong first (amber or red), then provider, strategy, usable keys, callers' success, traffic."""
+class FittedLine(Static):
+    """One line of segments that fits its width: segments drop whole, least important first, never cut
+    mid-number (:func:`format.fit_segments`); refitted when the width changes."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__("", *args, **kw)
+        self.segments: list[fmt.Segment] = []
+
+    def show(self, segments: list[fmt.Segment]) -> None:
+        self.segments = segments
+        self.refresh()
+
+    def full_text(self) -> Text:
+        """Every segment, as a terminal wide enough would show them."""
+        return fmt.fit_segments(self.segments, 10**6)
+
+    def render(self) -> Text:
+        return fmt.fit_segments(self.segments, self.content_size.width or 10**6)
+
+
+class StatusLine(FittedLine):
+    """What is wrong first (amber or red), then provider, strategy, usable keys, callers' success, traffic.
+    Short of room, segments drop whole by :data:`STATUS_RANKS`."""
 
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $primary-background; color: $text; padding: 0 1; }
@@ -423,9 +444,27 @@ class StatusLine(Static):
     """
 
 
+#: what the status line keeps longest, 0 first: what tells whether callers are hurting
+STATUS_RANKS = {"alert": 0, "paused": 1, "usable": 1, "ok": 2, "p95": 3, "unencrypted": 4, "provider": 5,
+                "attached": 6, "traffic": 7, "strategy": 8, "title": 9}
+#: what the traffic panel's summary keeps longest, 0 first
+TRAFFIC_RANKS = {"callers": 0, "waiting": 1, "fallback": 1, "waits": 2, "rpm": 3, "limits": 4}
+
+
 class IncidentLine(Static):
-    """The incident in one line, while there is one."""
+    """The incident in one line, while there is one: prose, so it ends at a word with … when cut."""
 
     DEFAULT_CSS = """
     IncidentLine { height: 1; padding: 0 1; background: $warning-muted; display: none; }
     """
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__("", *args, **kw)
+        self.text = Text()
+
+    def show(self, text: Text) -> None:
+        self.text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return fmt.ellipsize(self.text, self.content_size.width or 10**6)
