@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline, Static
 from textual_plotext import PlotextPlot
 
-from pooltui.core.events import Event
+from pooltui.core.events import Event, EventKind
 from pooltui.session.story import EventStory, StoryRow
 from pooltui.tui import format as fmt
 
@@ -325,6 +325,8 @@ class TrafficPanel(Vertical):
         self.query_one("#traffic-summary", FittedLine).show(summary)
 
 
+#: the events table's kind column holds the longest kind whole (``pool_exhausted``)
+KIND_WIDTH = max(len(kind) for kind in EventKind)
 EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "quota": "magenta",
                "server_error": "bright_red", "transport": "bright_red", "pool_exhausted": "bold red",
                "fallback": "cyan", "rotated": "dim", "state": "green"}
@@ -337,8 +339,8 @@ class EventsTable(FittedTable):
 
     DEFAULT_CSS = "EventsTable { height: 1fr; }"
     MAX_ROWS = 200
-    COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", 12),
-               ("count", "count", 12), ("action", "action", 38), ("reason", "reason", 38))
+    COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", KIND_WIDTH),
+               ("count", "count", 14), ("action", "action", 38), ("reason", "reason", 38))
     DROP_ORDER = ("reason", "status")
     FLEX = ("action", 18)
 
@@ -367,9 +369,11 @@ class EventsTable(FittedTable):
         e = row.last
         style = EVENT_STYLE.get(str(e.kind), "")
         count = Text(row.summary(), style="bold" if row.count > 1 else "")
-        return self.pick({"time": fmt.clock_text(row.first.ts), "key": row.who[:12], "status": str(e.status or "-"),
-                          "kind": Text(str(e.kind), style=style), "count": count, "action": row.latest.action,
-                          "reason": e.reason[:120]})
+        width = {key: w for key, _, w in self.shown}
+        return self.pick({"time": fmt.clock_text(row.first.ts), "key": fmt.clip_name(row.who, width.get("key", 12)),
+                          "status": str(e.status or "-"), "kind": Text(str(e.kind), style=style), "count": count,
+                          "action": fmt.ellipsize(row.latest.action, width.get("action", 38)),
+                          "reason": fmt.ellipsize(e.reason, width.get("reason", 38))})
 
     def append(self, events: Sequence[Event]) -> None:
         """Fold new events into the story and show what changed (a new row, or a count updated in place)."""

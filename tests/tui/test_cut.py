@@ -6,8 +6,12 @@ import re
 import time
 
 import pytest
+from rich.text import Text
 
+from pooltui.core.events import Event, EventKind
+from pooltui.session.local import MonitorSession
 from pooltui.tui.app import PoolMonitorApp
+from pooltui.tui.widgets import EventsTable, FittedTable
 from tests.tui import scripted
 from tests.tui.screen_text import DURATION, screen_lines, whole, widget_lines
 
@@ -70,3 +74,44 @@ async def test_traffic_summary_never_ends_in_a_cut_number(state: str, size: tupl
         parts = summary.split(" · ")
         assert all(whole(part, TRAFFIC_PARTS) for part in parts), summary
         assert re.search(rf"callers p50 {DURATION} p95 {DURATION}", summary), summary  # what callers felt stays
+
+
+def exhausted_storm() -> MonitorSession:
+    """The storm, then a request failing on the whole pool: the event the client emits then."""
+    session = scripted.storm()
+    session.client.events.emit(Event(session.clock.now(), "anthropic", None, EventKind.EXHAUSTED_POOL, 429,
+                                     "primary, secondary, tertiary cooling; spare cooling for its learned limit",
+                                     "request failed"))
+    return session
+
+
+def cells_cut(table: FittedTable) -> list[str]:
+    """The cells of ``table`` longer than their column (a terminal would cut them), as ``row/column: text``."""
+    widths = {key: w for key, _, w in table.shown}
+    cut = []
+    for row in table.ordered_rows:
+        for column, cell in zip(widths, table.get_row(row.key), strict=True):
+            text = cell if isinstance(cell, Text) else Text(str(cell))
+            if text.cell_len > widths[column]:
+                cut.append(f"{row.key.value}/{column}: {text.plain}")
+    return cut
+
+
+@SIZES
+@pytest.mark.parametrize("state", ["storm", "peak", "outage", "exhausted_storm"])
+async def test_no_table_cell_is_cut(state: str, size: tuple[int, int]) -> None:
+    """Every cell of the keys, fallback and events tables fits its column: names end in …, prose at a word with
+    …, and event kinds are whole (``pool_exhausted``)."""
+    session = exhausted_storm() if state == "exhausted_storm" else getattr(scripted, state)()
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        for table in app.query(FittedTable):
+            if table.display:
+                assert cells_cut(table) == [], type(table).__name__
+        events = app.query_one(EventsTable)
+        kind = [key for key, _, _ in events.shown].index("kind")
+        kinds = [str(events.get_row(row.key)[kind]) for row in events.ordered_rows]
+        assert kinds and all(k in set(EventKind) for k in kinds), kinds
+        if state == "exhausted_storm":
+            assert "pool_exhausted" in kinds
