@@ -17,21 +17,23 @@ STATE_STYLE = {
 }
 
 
-def state_cell(snap: dict) -> Text:
-    """``cooling 12s retry-after``: state, live countdown and where the deadline came from."""
+def state_cell(snap: dict, width: int = 10**6) -> Text:
+    """``cooling 12s retry-after``: state, live countdown and where the deadline came from, fitted to ``width``:
+    the per-model cooldowns go first, then whether it is probing, then the deadline's source; the state and its
+    countdown stay."""
     state = snap["state"]
-    text = Text(state, style=STATE_STYLE.get(state, ""))
+    segments: list[Segment] = [(0, Text(state, style=STATE_STYLE.get(state, "")), " ")]
     if snap.get("probing"):
-        text.append(" probing", style="dim")
+        segments.append((3, Text("probing", style="dim"), " "))
     if state in ("cooling", "exhausted", "disabled") and snap.get("remaining_s") is not None:
-        text.append(f" {duration(snap['remaining_s'])}", style="bold")
+        segments.append((1, Text(duration(snap["remaining_s"]), style="bold"), " "))
     elif state == "exhausted":
-        text.append(" re-verify", style="dim")
+        segments.append((1, Text("re-verify", style="dim"), " "))
     if snap.get("source") and state != "ok":
-        text.append(f" {snap['source']}", style="dim")
+        segments.append((2, Text(snap["source"], style="dim"), " "))
     for model, left in sorted((snap.get("models") or {}).items()):  # cooling for one model, free for others
-        text.append(f" · {model} {duration(left)}", style=STATE_STYLE.get("cooling", ""))
-    return text
+        segments.append((4, Text(f"{model} {duration(left)}", style=STATE_STYLE.get("cooling", "")), " · "))
+    return fit_segments(segments, width)
 
 
 def ago(ts: float | None, now: float) -> str:
@@ -39,28 +41,45 @@ def ago(ts: float | None, now: float) -> str:
 
 
 def number(n: int | float | None) -> str:
+    """A count in at most 4 characters (``9999``, ``12k``, ``1.2M``, ``34M``, ``1.5G``): a column never cuts it."""
     if n is None:
         return "-"
     if isinstance(n, float):
-        return f"{n:.1f}"
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f}M"
-    if n >= 10_000:
-        return f"{n / 1000:.0f}k"
-    return str(n)
+        return f"{n:.1f}" if n < 100 else number(round(n))
+    if n < 10_000:
+        return str(n)
+    for size, unit in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):  # the first unit it fits in 4
+        value = n / size
+        text = f"{value:.1f}{unit}" if value < 9.95 else f"{value:.0f}{unit}"
+        if len(text) <= 4:
+            return text
+    return text
 
 
-def remaining(snap: dict) -> str:
+def remaining(snap: dict, *, compact: bool = True) -> str:
+    """``283/1000``: requests remaining of the limit (``compact``: each a :func:`number`, at most 9
+    characters; else in full)."""
     rem, lim = snap.get("requests_remaining"), snap.get("requests_limit")
     if rem is None:
         return "-"
-    return f"{rem}/{lim}" if lim else str(rem)
+    show = number if compact else str
+    return f"{show(rem)}/{show(lim)}" if lim else show(rem)
+
+
+def latency_cell(ms: float | None) -> str:
+    """A key's p50 in at most 5 characters: ``231ms``, ``1.2s``, ``12s``, ``3.0m``."""
+    if ms is None:
+        return "-"
+    if ms < 999.5:
+        return f"{ms:.0f}ms"
+    return duration(ms / 1000)
 
 
 def learned(est: dict) -> str:
-    """``8/5.1s 92%``: a limit learnt from 429s, per its window, and how sure it is."""
+    """``8/5.1s``: a limit learnt from 429s, per its window (at most 9 characters)."""
     w = est["window_s"]
-    return f"{est['limit']}/{w:.0f}s" if w >= 10 else f"{est['limit']}/{w:.1f}s"
+    window = f"{w:.1f}s" if w < 10 else f"{w:.0f}s" if w < 90 else duration(w)
+    return f"{number(est['limit'])}/{window}"
 
 
 def learned_rate(est: dict | None) -> float:
@@ -68,12 +87,13 @@ def learned_rate(est: dict | None) -> float:
     return est["limit"] / est["window_s"] if est and est["window_s"] else 0.0
 
 
-def learned_cell(snap: dict) -> Text:
+def learned_cell(snap: dict, width: int = 10**6) -> Text:
     """The keys table's ``learned`` cell: the key's learnt limit and how sure (dim when unsure), or how many
     models have one, or ``-``."""
     est = snap.get("learned")
-    if est:
-        return Text.assemble(learned(est), (f" {est['sure']:.0%}", "dim" if est["sure"] < 0.5 else ""))
+    if est:  # how sure goes first when there is no room: the limit stays
+        sure = Text(f"{est['sure']:.0%}", style="dim" if est["sure"] < 0.5 else "")
+        return fit_segments([(0, Text(learned(est)), " "), (1, sure, " ")], width)
     models = snap.get("learned_models") or {}
     if models:
         return Text(f"{len(models)} model{'s' if len(models) > 1 else ''}")
@@ -81,7 +101,14 @@ def learned_cell(snap: dict) -> Text:
 
 
 def cost(value: float | None) -> str:
-    return "-" if not value else f"${value:.4f}" if value < 1 else f"${value:.2f}"
+    """A cost in at most 7 characters: ``$0.0123``, ``$12.34``, ``$1234``, ``$12k``."""
+    if not value:
+        return "-"
+    if value < 1:
+        return f"${value:.4f}"
+    if value < 999.995:
+        return f"${value:.2f}"
+    return f"${value:.0f}" if value < 99_999.5 else f"${number(round(value))}"
 
 
 def clock_text(ts: float) -> str:

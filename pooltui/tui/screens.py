@@ -258,7 +258,7 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
     if snap.get("requests_remaining") is None and snap.get("requests_limit"):
         text.append(f"a limit of {snap['requests_limit']} requests (with a 429), nothing on its successes")
     elif snap.get("requests_limit") or snap.get("requests_remaining") is not None:
-        text.append(f"requests {fmt.remaining(snap)} remaining")
+        text.append(f"requests {fmt.remaining(snap, compact=False)} remaining")
         if snap.get("tokens_remaining") is not None:
             text.append(f", tokens {snap['tokens_remaining']} remaining")
     else:

@@ -210,12 +210,14 @@ class KeysTable(FittedTable):
     @staticmethod
     def _cells(i: int, s: dict, next_label: str | None, now: float) -> dict[str, object]:
         marker = Text("▶", style="bold cyan") if s["label"] == next_label else Text(" ")
+        width = {key: w for key, _, w in KEY_COLUMNS}
         values = (
-            marker, str(i + 1), s["label"][:12], s["masked"], fmt.state_cell(s), fmt.number(s["requests"]),
+            marker, str(i + 1), fmt.clip_name(s["label"], width["label"]), s["masked"],
+            fmt.state_cell(s, width["state"]), fmt.number(s["requests"]),
             fmt.number(s["ok"]), fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]),
-            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s), fmt.learned_cell(s),
-            fmt.number(s["tokens_in"] + s["tokens_out"]), fmt.cost(s.get("cost")),
-            "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now),
+            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s),
+            fmt.learned_cell(s, width["learned"]), fmt.number(s["tokens_in"] + s["tokens_out"]),
+            fmt.cost(s.get("cost")), fmt.latency_cell(s["p50_ms"]), fmt.ago(s["last_used"], now),
         )
         return {key: v for (key, _, _), v in zip(KEY_COLUMNS, values, strict=True)}
 
@@ -240,7 +242,7 @@ class FallbackTable(FittedTable):
         self.clear()
         for k in keys:
             self.add_row(*self.pick({
-                "label": k["label"][:12], "masked": k["masked"], "state": fmt.state_cell(k),
+                "label": fmt.clip_name(k["label"], 12), "masked": k["masked"], "state": fmt.state_cell(k, 26),
                 "requests": fmt.number(k["requests"]), "ok": fmt.number(k["ok"]),
                 "rate_limited": fmt.number(k["rate_limited"]), "invalid": fmt.number(k["invalid"] + k["forbidden"]),
                 "server_errors": fmt.number(k["server_errors"])}), key=k["label"])
