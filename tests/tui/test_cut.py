@@ -115,3 +115,28 @@ async def test_no_table_cell_is_cut(state: str, size: tuple[int, int]) -> None:
         assert kinds and all(k in set(EventKind) for k in kinds), kinds
         if state == "exhausted_storm":
             assert "pool_exhausted" in kinds
+
+
+@SIZES
+async def test_help_fits_scrolls_and_lists_every_binding(size: tuple[int, int]) -> None:
+    """Help is made from the app's bindings: scrolled through, it shows every key (``g`` too) with what it does,
+    and its box fits the terminal (its closing hint is on screen)."""
+    app = app_for("peak")
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        seen: list[str] = []
+        for _ in range(20):  # page down until the end
+            assert any("esc close" in line for line in screen_lines(app)), "help's bottom is on screen"
+            scroll = app.screen.query_one("#help-scroll")
+            seen += [line.strip() for line in widget_lines(app, scroll)]
+            if scroll.scroll_y >= scroll.max_scroll_y:
+                break
+            await pilot.press("pagedown")
+            await pilot.pause()
+        text = "\n".join(seen)
+        for binding in PoolMonitorApp.BINDINGS:
+            key = {"space": "space", "escape": "esc"}.get(binding.key) or binding.key_display or binding.key
+            what = (binding.tooltip or binding.description).split(",")[0][:30]
+            assert re.search(rf"^{re.escape(key)} +{re.escape(what)}", text, re.M), f"{key}: {what}"
+        assert "States: ok, cooling" in text
