@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable
 
@@ -113,6 +115,16 @@ class PoolMonitorApp(App[None]):
     def refresh_view(self) -> None:
         """Refresh every panel now (the main screen also does this on its timer)."""
         self.main.refresh_view()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """A toast, except on a key's detail screen: there it is a line of the screen's own, so no toast covers
+        the detail."""
+        screen = self.screen_stack[-1] if self.screen_stack else None
+        if isinstance(screen, KeyDetailScreen) and self._thread_id == threading.get_ident():
+            screen.say(message, title=title, severity=severity, timeout=timeout)
+            return
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from pooltui.tui import format as fmt
@@ -229,18 +230,37 @@ class KeyDetailScreen(Screen[None]):
     ]
     DEFAULT_CSS = """
     KeyDetailScreen #detail-title { padding: 0 1; text-style: bold; background: $primary-background; width: 100%; }
-    KeyDetailScreen VerticalScroll { padding: 0 1; }
+    KeyDetailScreen VerticalScroll { padding: 0 1; height: 1fr; }
+    KeyDetailScreen #detail-said { display: none; width: 100%; height: auto; padding: 0 1; background: $boost; }
+    KeyDetailScreen #detail-said.warning { background: $warning-muted; }
+    KeyDetailScreen #detail-said.error { background: $error-muted; }
     """
 
     def __init__(self, label: str) -> None:
         super().__init__()
         self.label = label
+        self._said_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(f" key {self.label}", id="detail-title")
         with VerticalScroll():
             yield Static("", id="detail-body")
+        yield Label("", id="detail-said")
         yield Footer(compact=True, show_command_palette=False)
+
+    def say(self, message: str, *, title: str = "", severity: str = "information",
+            timeout: float | None = None) -> None:
+        """A notification on this screen: a line of its own above the footer, so no toast covers the detail."""
+        said = self.query_one("#detail-said", Label)
+        said.update(Text(f"{title}: {message}" if title else message))
+        said.set_classes(severity)
+        said.display = True
+        if self._said_timer is not None:
+            self._said_timer.stop()
+        self._said_timer = self.set_timer(timeout or 5.0, self._unsay, name="detail-said")
+
+    def _unsay(self) -> None:
+        self.query_one("#detail-said", Label).display = False
 
     def on_mount(self) -> None:
         self.refresh_detail()

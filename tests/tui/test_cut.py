@@ -7,6 +7,7 @@ import time
 
 import pytest
 from rich.text import Text
+from textual.containers import VerticalScroll
 
 from pooltui.core.events import Event, EventKind
 from pooltui.session.local import MonitorSession
@@ -140,3 +141,21 @@ async def test_help_fits_scrolls_and_lists_every_binding(size: tuple[int, int]) 
             what = (binding.tooltip or binding.description).split(",")[0][:30]
             assert re.search(rf"^{re.escape(key)} +{re.escape(what)}", text, re.M), f"{key}: {what}"
         assert "States: ok, cooling" in text
+
+
+@SIZES
+async def test_no_toast_covers_the_key_detail(size: tuple[int, int]) -> None:
+    """A key action on its detail screen says its result in a line of the screen's own: every line of the
+    detail shown before stays as it was."""
+    app = app_for("peak")
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        scroll = app.screen.query_one(VerticalScroll)
+        width = scroll.scrollable_content_region.width  # the scrollbar moves as the view shortens
+        before = [line[:width] for line in widget_lines(app, scroll)]
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        after = [line[:width] for line in widget_lines(app, scroll)]
+        assert after == before[:len(after)] and len(after) >= len(before) - 2
+        assert any("primary: reset" in line for line in screen_lines(app))
