@@ -130,6 +130,30 @@ def pick_strip(picks: list[str], order: list[str], width: int = 30) -> Text:
     return strip
 
 
+def legend_lines(order: list[str], width: int, most: int) -> list[Text]:
+    """The legend (``A=primary  B=secondary``) in at most ``most`` lines of ``width``, wrapped by whole entries;
+    entries with no room are counted (``+2``)."""
+    entries = [Text.assemble((LETTERS[i % 26], f"bold {PALETTE[i % len(PALETTE)]}"), f"={label}")
+               for i, label in enumerate(order)]
+    lines: list[Text] = [Text()]
+    for i, entry in enumerate(entries):
+        line = lines[-1]
+        more = Text(f"  +{len(entries) - i}")
+        fits = (line.cell_len + (2 if line else 0) + entry.cell_len
+                + (0 if i == len(entries) - 1 or len(lines) < most else more.cell_len)) <= width
+        if not fits and line and len(lines) < most:
+            lines.append(Text())
+            line = lines[-1]
+            fits = entry.cell_len + (0 if i == len(entries) - 1 or len(lines) < most else more.cell_len) <= width
+        if not fits:
+            line.append_text(more if line else Text(f"+{len(entries) - i}"))
+            break
+        if line:
+            line.append("  ")
+        line.append_text(entry)
+    return [line for line in lines if line]
+
+
 def legend(order: list[str]) -> Text:
     text = Text()
     for i, label in enumerate(order[:8]):
@@ -191,8 +215,9 @@ Segment = tuple[int, Text, str]
 
 def fit_segments(segments: list[Segment], width: int) -> Text:
     """The segments, in their order, that fit ``width`` cells, taken most important first (lowest rank, the
-    earlier first among equals): one that does not fit drops whole, and a less important one that fits may
-    still come. The most important one always shows: too long, it is prose and ends at a word with ``…``."""
+    earlier first among equals): one that does not fit drops whole, and so does everything less important
+    (except after one of rank 0, the alerts: a shorter one may still come). The most important one always
+    shows: too long, it is prose and ends at a word with ``…``."""
 
     def joined(parts: list[Segment]) -> Text:
         line = Text()
@@ -208,4 +233,6 @@ def fit_segments(segments: list[Segment], width: int) -> Text:
         trial = {**kept, i: segment}
         if not kept or joined([trial[j] for j in sorted(trial)]).cell_len <= width:
             kept = trial
+        elif segment[0] > 0:
+            break  # past the first rank, nothing less important shows where something more was dropped
     return ellipsize(joined([kept[j] for j in sorted(kept)]), width)

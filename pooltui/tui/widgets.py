@@ -278,24 +278,43 @@ class TimelinePanel(PlotextPlot):
 
 
 class RotationPanel(Static):
-    """Strategy, the last picks as a strip, and the next pick."""
+    """Strategy, the last picks as a strip, and the next pick; fitted to its width: the legend wraps by whole
+    entries, the summary ends at a word."""
 
     DEFAULT_CSS = "RotationPanel { height: 100%; padding: 0 1; border: round $primary-darken-2; }"
+    LINES = 5  # the middle row's height inside the border
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__("", *args, **kw)
+        self._shown: tuple | None = None
 
     def show(self, strategy: str, picks: list[str], order: list[str], next_label: str | None,
              summary: str) -> None:
+        self._shown = (strategy, picks, order, next_label, summary)
+        self.update(self.lines(self.content_size.width or 10**6, *self._shown))
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.update(self.lines(self.content_size.width or 10**6, *self._shown))
+
+    @classmethod
+    def lines(cls, width: int, strategy: str, picks: list[str], order: list[str], next_label: str | None,
+              summary: str) -> Text:
+        """The panel's text for ``width`` cells: every line whole."""
+        pick = f"▶ {next_label}" if next_label else "▶ (random)" if strategy == "random" else "▶ none"
+        head = Text.assemble(("strategy ", "dim"), (strategy, "bold"), ("   next ", "dim"), (pick, "bold cyan"))
+        if head.cell_len > width:  # the words go first, the strategy and the next pick stay
+            head = fmt.ellipsize(Text.assemble((strategy, "bold"), " ", (pick, "bold cyan")), width)
         text = Text()
-        text.append("strategy ", style="dim")
-        text.append(strategy, style="bold")
-        text.append("   next ", style="dim")
-        text.append(f"▶ {next_label}" if next_label else "▶ (random)" if strategy == "random" else "▶ none",
-                    style="bold cyan")
+        text.append_text(head)
         text.append("\nlast picks ", style="dim")
-        text.append_text(fmt.pick_strip(picks, order, 28))
+        text.append_text(fmt.pick_strip(picks, order, max(4, min(28, width - 11))))
+        for line in fmt.legend_lines(order, width, cls.LINES - 3):
+            text.append("\n")
+            text.append_text(line)
         text.append("\n")
-        text.append_text(fmt.legend(order))
-        text.append(f"\n{summary}", style="dim")
-        self.update(text)
+        text.append_text(fmt.ellipsize(Text(summary, style="dim"), width))
+        return text
 
 
 class TrafficPanel(Vertical):
@@ -422,6 +441,8 @@ class EventsTable(FittedTable):
 class FittedLine(Static):
     """One line of segments that fits its width: segments drop whole, least important first, never cut
     mid-number (:func:`format.fit_segments`); refitted when the width changes."""
+
+    DEFAULT_CSS = "FittedLine { width: 1fr; height: 1; }"
 
     def __init__(self, *args, **kw) -> None:
         super().__init__("", *args, **kw)

@@ -159,3 +159,24 @@ async def test_no_toast_covers_the_key_detail(size: tuple[int, int]) -> None:
         after = [line[:width] for line in widget_lines(app, scroll)]
         assert after == before[:len(after)] and len(after) >= len(before) - 2
         assert any("primary: reset" in line for line in screen_lines(app))
+
+
+@SIZES
+@STATES
+async def test_rotation_panel_keeps_the_next_pick_the_legend_and_the_summary(state: str,
+                                                                             size: tuple[int, int]) -> None:
+    """The next pick on the first line, the legend's entries whole (the rest counted), and the summary
+    line shown: whole, or ending at a word with …."""
+    app = app_for(state)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        view = app.session.view()
+        lines = [line.rstrip() for line in widget_lines(app, app.query_one("#rotation"))]
+        assert f"▶ {view['next']}" in lines[0], lines
+        labels = {k["label"] for k in view["keys"]}
+        entries = [e for line in lines if re.match(r"\s*[A-Z]=", line)
+                   for e in line.split()]
+        assert entries and all(e.split("=", 1)[1] in labels for e in entries if "=" in e), lines
+        summary = lines[-1].strip() or lines[-2].strip()
+        assert view["summary"] == summary or (summary.endswith("…") and view["summary"].startswith(summary[:-1])), \
+            lines
