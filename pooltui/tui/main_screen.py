@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Input
 
 from pooltui.core.events import Event
 from pooltui.core.timefmt import millis
@@ -25,6 +25,7 @@ from pooltui.tui.widgets import (
     TRAFFIC_RANKS,
     EventsTable,
     FallbackTable,
+    FittedLine,
     IncidentLine,
     KeysTable,
     RotationPanel,
@@ -51,13 +52,13 @@ class MainScreen(Screen[None]):
         yield StatusLine(id="status")
         yield IncidentLine(id="incident")
         yield KeysTable(id="keys")
-        yield Label("", id="fallback-title")
+        yield FittedLine(id="fallback-title")
         yield FallbackTable(id="fallback-keys")
         yield TimelinePanel(id="timeline")
         with Horizontal(id="middle"):
             yield RotationPanel(id="rotation")
             yield TrafficPanel(id="traffic")
-        yield Label("", id="events-filter")
+        yield FittedLine(id="events-filter")
         yield EventsTable(id="events")
         yield Input(placeholder="search events: key, status, kind, action or reason (enter keeps, esc clears)",
                     id="event-search")
@@ -102,9 +103,10 @@ class MainScreen(Screen[None]):
         parts = [f"key {table.only_key}" if table.only_key else "", f"kind {table.only_kind}" if table.only_kind
                  else "", f"“{table.search}”" if table.search else ""]
         shown = " · ".join(p for p in parts if p)
-        label = self.query_one("#events-filter", Label)
+        label = self.query_one("#events-filter", FittedLine)
         label.display = bool(shown)
-        label.update(f" events: {shown} ({table.row_count} rows) · esc clears" if shown else "")
+        label.show([(0, Text(f"events: {shown}"), ""), (1, Text(f"({table.row_count} rows)"), " "),
+                    (2, Text("esc clears"), " · ")] if shown else [])
 
     def clear_filters(self) -> bool:
         """Drop every filter; False when there was none."""
@@ -158,12 +160,13 @@ class MainScreen(Screen[None]):
     def _render_fallback(self, view: PanelView) -> None:
         """The fallback's pool under the primary's while it serves (`p` shows it as the provider in view)."""
         shown = next((f for f in view["fallbacks"] if f["serving"]), None)
-        title, table = self.query_one("#fallback-title", Label), self.query_one(FallbackTable)
+        title, table = self.query_one("#fallback-title", FittedLine), self.query_one(FallbackTable)
         title.display = table.display = shown is not None
         if shown is None:
             return
-        title.update(Text(f" fallback {shown['name']} · serving now · keys {shown['usable']}/{shown['total']} usable"
-                          f" · {shown['summary']}", style="bold cyan"))
+        parts = [(0, f"fallback {shown['name']}", ""), (2, "serving now", " · "),
+                 (1, f"keys {shown['usable']}/{shown['total']} usable", " · "), (3, shown["summary"], " · ")]
+        title.show([(rank, Text(text, style="bold cyan"), sep) for rank, text, sep in parts])
         table.show(shown["keys"])
 
     @staticmethod

@@ -251,7 +251,7 @@ class FallbackTable(FittedTable):
 class TimelinePanel(PlotextPlot):
     """Per key, requests (lines), 429s (dots) and errors (crosses) per 10 s over the last 5 or 15 minutes."""
 
-    DEFAULT_CSS = "TimelinePanel { height: 14; border: round $primary-darken-2; }"
+    DEFAULT_CSS = "TimelinePanel { height: 14; max-height: 45%; border: round $primary-darken-2; }"
 
     def show(self, timeline: dict, minutes: int) -> None:
         plt = self.plt
@@ -259,8 +259,8 @@ class TimelinePanel(PlotextPlot):
         plt.clear_figure()
         n = max(1, minutes * 60 // timeline["bucket_s"])
         xs = [-(n - 1 - i) * timeline["bucket_s"] / 60 for i in range(n)]
-        self.border_title = (f"timeline · last {minutes} min · per 10 s: lines requests, ● 429, ✕ errors; "
-                             "right: callers' p95 s (g)")
+        self._minutes = minutes
+        self.border_title = self.title_for(minutes, self.size.width - 6 if self.size.width else 10**6)
         for key, line in timeline["keys"].items():
             plt.plot(xs, line["requests"][-n:], label=key)
             for what, marker in (("limited", "●"), ("errors", "✕")):
@@ -275,6 +275,20 @@ class TimelinePanel(PlotextPlot):
         plt.xlim(xs[0], 0)
         plt.xlabel("minutes ago")
         self.refresh()
+
+
+    @staticmethod
+    def title_for(minutes: int, width: int) -> Text:
+        """The chart's title in ``width`` cells: its parts drop whole, the window stays."""
+        parts = [(0, Text(f"timeline · last {minutes} min"), ""), (1, Text("per 10 s"), " · "),
+                 (2, Text("lines requests, ● 429, ✕ errors"), ": "), (3, Text("right: callers' p95 s"), "; "),
+                 (4, Text("(g)"), " ")]
+        return fmt.fit_segments(parts, width)
+
+    def on_resize(self) -> None:
+        minutes = getattr(self, "_minutes", 0)
+        if minutes:
+            self.border_title = self.title_for(minutes, self.size.width - 6)
 
 
 class RotationPanel(Static):

@@ -180,3 +180,19 @@ async def test_rotation_panel_keeps_the_next_pick_the_legend_and_the_summary(sta
         summary = lines[-1].strip() or lines[-2].strip()
         assert view["summary"] == summary or (summary.endswith("…") and view["summary"].startswith(summary[:-1])), \
             lines
+
+
+@SIZES
+async def test_timeline_fits_the_screen_and_its_title_drops_whole(size: tuple[int, int]) -> None:
+    """With the chart shown the screen does not overflow (the footer keeps ``q Quit``), and the chart's title
+    keeps its parts whole."""
+    app = app_for("peak")
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("g")
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert lines[-1].rstrip().endswith("q Quit"), lines[-1]
+        title = next(line for line in lines if "╭─ timeline" in line)
+        title = re.sub(r"^.*╭─ (.*?) ─+╮.*$", r"\1", title)
+        assert title.startswith("timeline · last 5 min") and title.endswith(
+            ("min", "per 10 s", "✕ errors", "p95 s", "(g)")), title
