@@ -14,6 +14,7 @@ from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from pooltui.tui import format as fmt
+from pooltui.tui.widgets import FittedLine
 
 
 class InspectorScreen(ModalScreen[None]):
@@ -229,7 +230,7 @@ class KeyDetailScreen(Screen[None]):
         Binding("J", "key('down')", "Down", id="detail.down"),
     ]
     DEFAULT_CSS = """
-    KeyDetailScreen #detail-title { padding: 0 1; text-style: bold; background: $primary-background; width: 100%; }
+    KeyDetailScreen #detail-title { padding: 0 1; text-style: bold; background: $primary-background; }
     KeyDetailScreen VerticalScroll { padding: 0 1; height: 1fr; }
     KeyDetailScreen #detail-said { display: none; width: 100%; height: auto; padding: 0 1; background: $boost; }
     KeyDetailScreen #detail-said.warning { background: $warning-muted; }
@@ -242,7 +243,7 @@ class KeyDetailScreen(Screen[None]):
         self._said_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Label(f" key {self.label}", id="detail-title")
+        yield FittedLine(id="detail-title")
         with VerticalScroll():
             yield Static("", id="detail-body")
         yield Label("", id="detail-said")
@@ -273,8 +274,9 @@ class KeyDetailScreen(Screen[None]):
             self.query_one("#detail-body", Static).update(Text(f"{self.label} is no longer in the pool"))
             return
         events = [e for e in session.recent_events() if e.key == self.label]
-        self.query_one("#detail-title", Label).update(
-            Text.assemble(f" {session.current} · key {self.label} · ", fmt.state_cell(snap)))
+        self.query_one("#detail-title", FittedLine).show([
+            (2, Text(session.current), ""), (0, Text(f"key {self.label}"), " · "),
+            (1, fmt.state_cell(snap, max(12, self.size.width - len(self.label) - 10)), " · ")])
         self.query_one("#detail-body", Static).update(key_detail(snap, events, session.clock.now()))
 
     def action_key(self, what: str) -> None:
