@@ -100,6 +100,13 @@ def learned_cell(snap: dict, width: int = 10**6) -> Text:
     return Text("-")
 
 
+def count_cell(summary: str, count: int, span_s: float, width: int = 12) -> str:
+    """A folded row's count: ``×14 in 10 s`` when it fits ``width``, else ``×1400 2m`` (never cut)."""
+    if len(summary) <= width:
+        return summary
+    return f"×{number(count)} {duration(span_s)}"
+
+
 def cost(value: float | None) -> str:
     """A cost in at most 7 characters: ``$0.0123``, ``$12.34``, ``$1234``, ``$12k``."""
     if not value:

@@ -375,7 +375,7 @@ class EventsTable(FittedTable):
     DEFAULT_CSS = "EventsTable { height: 1fr; }"
     MAX_ROWS = 200
     COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", KIND_WIDTH),
-               ("count", "count", 14), ("action", "action", 38), ("reason", "reason", 38))
+               ("count", "count", 12), ("action", "action", 38), ("reason", "reason", 38))
     DROP_ORDER = ("reason", "status")
     FLEX = ("action", 18)
 
@@ -402,9 +402,10 @@ class EventsTable(FittedTable):
 
     def _cells(self, row: StoryRow) -> list[object]:
         e = row.last
-        style = EVENT_STYLE.get(str(e.kind), "")
-        count = Text(row.summary(), style="bold" if row.count > 1 else "")
         width = {key: w for key, _, w in self.shown}
+        style = EVENT_STYLE.get(str(e.kind), "")
+        count = Text(fmt.count_cell(row.summary(), row.count, row.span_s, width.get("count", 12)),
+                     style="bold" if row.count > 1 else "")
         return self.pick({"time": fmt.clock_text(row.first.ts), "key": fmt.clip_name(row.who, width.get("key", 12)),
                           "status": str(e.status or "-"), "kind": Text(str(e.kind), style=style), "count": count,
                           "action": fmt.ellipsize(row.latest.action, width.get("action", 38)),

@@ -79,3 +79,10 @@ def test_segments_drop_whole_least_important_first() -> None:
         "⚠ OUTAGE main since 14:13:24 │ keys 2/2 usable │ ok 100.0% of 70/min"
     assert fmt.fit_segments(segments, 50).plain == "⚠ OUTAGE main since 14:13:24 │ keys 2/2 usable"
     assert fmt.fit_segments(segments, 20).plain == "⚠ OUTAGE main since…"
+
+
+@given(st.integers(2, 10**9), st.floats(0, 10**6))
+def test_a_folded_rows_count_fits_its_column(count: int, span_s: float) -> None:
+    summary = f"×{count} in {fmt.duration(span_s, spaced=True)}"
+    cell = fmt.count_cell(summary, count, span_s)
+    assert len(cell) <= 12 and (cell == summary or cell.startswith(f"×{fmt.number(count)} "))
