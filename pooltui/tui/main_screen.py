@@ -221,10 +221,9 @@ class MainScreen(Screen[None]):
         if not view["keyless"]:
             add("strategy", view["strategy"])
             paced = view.get("paced", 0)
-            keys = Text(f"keys {usable}/{total} usable", style="bold" if usable + paced < total else "")
+            add("usable", f"keys {usable}/{total} usable", "bold" if usable + paced < total else "")
             if paced:
-                keys.append(f", {paced} paced")
-            segments.append((STATUS_RANKS["usable"], keys, " │ "))
+                add("paced", f"{paced} paced", sep=", ")
         callers = view["callers"]
         if callers["requests"]:
             add("ok", f"ok {callers['ok'] / callers['requests']:.1%} of {callers['requests']}/min")
