@@ -248,6 +248,10 @@ class FallbackTable(FittedTable):
                 "server_errors": fmt.number(k["server_errors"])}), key=k["label"])
 
 
+#: the timeline's line colour per key, in pool order (red is the callers' p95)
+KEY_COLORS = ("cyan", "magenta", "yellow", "green", "blue", "white")
+
+
 class TimelinePanel(PlotextPlot):
     """Per key, requests (lines), 429s (dots) and errors (crosses) per 10 s over the last 5 or 15 minutes."""
 
@@ -261,12 +265,15 @@ class TimelinePanel(PlotextPlot):
         xs = [-(n - 1 - i) * timeline["bucket_s"] / 60 for i in range(n)]
         self._minutes = minutes
         self.border_title = self.title_for(minutes, self.size.width - 6 if self.size.width else 10**6)
-        for key, line in timeline["keys"].items():
-            plt.plot(xs, line["requests"][-n:], label=key)
+        self._keys = list(timeline["keys"])
+        self.border_subtitle = self.legend_for(self._keys, self.size.width - 6 if self.size.width else 10**6)
+        for i, line in enumerate(timeline["keys"].values()):
+            color = KEY_COLORS[i % len(KEY_COLORS)]  # the legend is the border's subtitle: it shows at any height
+            plt.plot(xs, line["requests"][-n:], color=color)
             for what, marker in (("limited", "●"), ("errors", "✕")):
                 points = [(x, v) for x, v in zip(xs, line[what][-n:], strict=True) if v]
                 if points:
-                    plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker)
+                    plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color)
         felt = [(x, v) for x, v in zip(xs, (timeline.get("callers_p95_s") or [])[-n:], strict=False) if v is not None]
         if felt:  # what callers waited, on its own axis: seconds, not requests
             plt.plot([p[0] for p in felt], [p[1] for p in felt], yside="right", marker="braille", color="red",
@@ -285,10 +292,20 @@ class TimelinePanel(PlotextPlot):
                  (4, Text("(g)"), " ")]
         return fmt.fit_segments(parts, width)
 
+    @staticmethod
+    def legend_for(keys: list[str], width: int) -> Text:
+        """Which line is which key, in its colour, in ``width`` cells: keys that do not fit are counted."""
+        parts: list[fmt.Segment] = [(i, Text.assemble(("━ ", f"bold {KEY_COLORS[i % len(KEY_COLORS)]}"), key), "  ")
+                                    for i, key in enumerate(keys)]
+        legend = fmt.fit_segments(parts, width - 5)
+        shown = legend.plain.count("━")
+        return legend + Text(f"  +{len(keys) - shown}") if shown < len(keys) else legend
+
     def on_resize(self) -> None:
         minutes = getattr(self, "_minutes", 0)
         if minutes:
             self.border_title = self.title_for(minutes, self.size.width - 6)
+            self.border_subtitle = self.legend_for(getattr(self, "_keys", []), self.size.width - 6)
 
 
 class RotationPanel(Static):

@@ -184,15 +184,18 @@ async def test_rotation_panel_keeps_the_next_pick_the_legend_and_the_summary(sta
 
 @SIZES
 async def test_timeline_fits_the_screen_and_its_title_drops_whole(size: tuple[int, int]) -> None:
-    """With the chart shown the screen does not overflow (the footer keeps ``q Quit``), and the chart's title
-    keeps its parts whole."""
+    """With the chart shown the screen does not overflow (the footer keeps ``q Quit``), the chart's title keeps
+    its parts whole, and its legend (which line is which key) shows at any height."""
     app = app_for("peak")
     async with app.run_test(size=size) as pilot:
         await pilot.press("g")
         await pilot.pause()
         lines = screen_lines(app)
         assert lines[-1].rstrip().endswith("q Quit"), lines[-1]
-        title = next(line for line in lines if "╭─ timeline" in line)
-        title = re.sub(r"^.*╭─ (.*?) ─+╮.*$", r"\1", title)
+        titles = [line for line in lines if "╭─ timeline" in line]
+        assert titles, lines
+        title = re.sub(r"^.*╭─ (.*?) ─+╮.*$", r"\1", titles[0])
         assert title.startswith("timeline · last 5 min") and title.endswith(
             ("min", "per 10 s", "✕ errors", "p95 s", "(g)")), title
+        legend = " ".join(line for line in lines if "╰" in line)  # which line is which key
+        assert all(f"━ {label}" in legend for label in scripted.LABELS), legend
