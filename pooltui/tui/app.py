@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable
 
@@ -44,8 +46,10 @@ class PoolMonitorApp(App[None]):
                 tooltip="Move the selected key down in the pool order"),
         Binding("s", "cycle_strategy", "Strat", id="pool.strategy", tooltip="Next rotation strategy"),
         Binding("t", "toggle_traffic", "Traffic", id="traffic.toggle", tooltip="Start or stop test traffic"),
-        Binding("plus,equals_sign", "rate_up", "Rate", show=False, id="traffic.rate_up", key_display="+"),
-        Binding("minus", "rate_down", "Rate", show=False, id="traffic.rate_down", key_display="-"),
+        Binding("plus,equals_sign", "rate_up", "Rate", show=False, id="traffic.rate_up", key_display="+",
+                tooltip="Test traffic rate up (x1.5)"),
+        Binding("minus", "rate_down", "Rate", show=False, id="traffic.rate_down", key_display="-",
+                tooltip="Test traffic rate down (/1.5)"),
         Binding("b", "burst", "Burst", show=False, id="traffic.burst", tooltip="Inject a burst of 50 requests"),
         Binding("r", "reset", "Reset", show=False, id="pool.reset", tooltip="Reset cooldowns"),
         Binding("p", "switch_provider", "Prov", id="pool.provider",
@@ -66,8 +70,8 @@ class PoolMonitorApp(App[None]):
         Binding("o", "sort_keys", "Sort", show=False, id="keys.sort", tooltip="Sort the keys table by the next column"),
         Binding("escape", "clear_filters", "Clear", id="events.clear", show=False,
                 tooltip="Clear the events filters"),
-        Binding("question_mark", "help", "Help", id="view.help", key_display="?"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="view.help", key_display="?", tooltip="This help"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (test traffic is dropped, not drained)"),
     ]
 
     def __init__(self, session: Session, *, refresh_s: float = 0.25, start_session: bool = True) -> None:
@@ -111,6 +115,16 @@ class PoolMonitorApp(App[None]):
     def refresh_view(self) -> None:
         """Refresh every panel now (the main screen also does this on its timer)."""
         self.main.refresh_view()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """A toast, except on a key's detail screen: there it is a line of the screen's own, so no toast covers
+        the detail."""
+        screen = self.screen_stack[-1] if self.screen_stack else None
+        if isinstance(screen, KeyDetailScreen) and self._thread_id == threading.get_ident():
+            screen.say(message, title=title, severity=severity, timeout=timeout)
+            return
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ------------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -258,7 +272,7 @@ class PoolMonitorApp(App[None]):
         self.refresh_view()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.BINDINGS))
 
     def action_history(self) -> None:
         rows, source = self.session.history_rows()

@@ -128,8 +128,9 @@ class HermesApp(App[None]):
                 status = Text(v.status, style=STATUS_STYLE.get(v.status, ""))
                 if v.until is not None:
                     status.append(f" {fmt.duration(max(0.0, v.until - now))}", style="bold")
-                table.add_row(Text("▶", style="bold cyan") if v.next else " ", provider[:14], str(v.priority),
-                              v.label[:16], key_cell(v, now), v.source[:16], status, str(v.error_code or "-"),
+                table.add_row(Text("▶", style="bold cyan") if v.next else " ", fmt.clip_name(provider, 14),
+                              str(v.priority), fmt.clip_name(v.label, 16), key_cell(v, now),
+                              fmt.clip_name(v.source, 16), status, str(v.error_code or "-"),
                               fmt.number(v.requests), v.reason or "-", v.message or "", key=row)
         self.rows = rows
         if keep is not None and f"{keep.provider}/{keep.id}" in rows:

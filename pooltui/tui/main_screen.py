@@ -12,16 +12,20 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Input
 
 from pooltui.core.events import Event
 from pooltui.core.timefmt import millis
 from pooltui.session.incident import RED, alerts_of
 from pooltui.session.protocol import Session
 from pooltui.session.views import PanelView
+from pooltui.tui.format import Segment
 from pooltui.tui.widgets import (
+    STATUS_RANKS,
+    TRAFFIC_RANKS,
     EventsTable,
     FallbackTable,
+    FittedLine,
     IncidentLine,
     KeysTable,
     RotationPanel,
@@ -48,13 +52,13 @@ class MainScreen(Screen[None]):
         yield StatusLine(id="status")
         yield IncidentLine(id="incident")
         yield KeysTable(id="keys")
-        yield Label("", id="fallback-title")
+        yield FittedLine(id="fallback-title")
         yield FallbackTable(id="fallback-keys")
         yield TimelinePanel(id="timeline")
         with Horizontal(id="middle"):
             yield RotationPanel(id="rotation")
             yield TrafficPanel(id="traffic")
-        yield Label("", id="events-filter")
+        yield FittedLine(id="events-filter")
         yield EventsTable(id="events")
         yield Input(placeholder="search events: key, status, kind, action or reason (enter keeps, esc clears)",
                     id="event-search")
@@ -99,9 +103,10 @@ class MainScreen(Screen[None]):
         parts = [f"key {table.only_key}" if table.only_key else "", f"kind {table.only_kind}" if table.only_kind
                  else "", f"“{table.search}”" if table.search else ""]
         shown = " · ".join(p for p in parts if p)
-        label = self.query_one("#events-filter", Label)
+        label = self.query_one("#events-filter", FittedLine)
         label.display = bool(shown)
-        label.update(f" events: {shown} ({table.row_count} rows) · esc clears" if shown else "")
+        label.show([(0, Text(f"events: {shown}"), ""), (1, Text(f"({table.row_count} rows)"), " "),
+                    (2, Text("esc clears"), " · ")] if shown else [])
 
     def clear_filters(self) -> bool:
         """Drop every filter; False when there was none."""
@@ -155,35 +160,41 @@ class MainScreen(Screen[None]):
     def _render_fallback(self, view: PanelView) -> None:
         """The fallback's pool under the primary's while it serves (`p` shows it as the provider in view)."""
         shown = next((f for f in view["fallbacks"] if f["serving"]), None)
-        title, table = self.query_one("#fallback-title", Label), self.query_one(FallbackTable)
+        title, table = self.query_one("#fallback-title", FittedLine), self.query_one(FallbackTable)
         title.display = table.display = shown is not None
         if shown is None:
             return
-        title.update(Text(f" fallback {shown['name']} · serving now · keys {shown['usable']}/{shown['total']} usable"
-                          f" · {shown['summary']}", style="bold cyan"))
+        parts = [(0, f"fallback {shown['name']}", ""), (2, "serving now", " · "),
+                 (1, f"keys {shown['usable']}/{shown['total']} usable", " · "), (3, shown["summary"], " · ")]
+        title.show([(rank, Text(text, style="bold cyan"), sep) for rank, text, sep in parts])
         table.show(shown["keys"])
 
     @staticmethod
-    def _traffic_summary(view: PanelView) -> Text:
-        text = Text()
-        text.append(f"{view['rpm']} rpm sustained", style="bold")
+    def _traffic_summary(view: PanelView) -> list[Segment]:
+        """The traffic panel's last line, as segments ranked by :data:`TRAFFIC_RANKS`."""
+        segments: list[Segment] = []
+
+        def add(what: str, text: str, style: str = "") -> None:
+            segments.append((TRAFFIC_RANKS[what], Text(text, style=style), " · "))
+
+        add("rpm", f"{view['rpm']} rpm sustained", "bold")
         limits = view["header_limits"]
         if limits:
-            text.append(f" · header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
-                        else f" · header limits Σ{sum(limits)}", style="dim")
+            add("limits", f"header limits {len(limits)}×{limits[0]}" if len(set(limits)) == 1
+                else f"header limits Σ{sum(limits)}", "dim")
         if view["fallback"]:
-            text.append(f" · fallback {view['fallback']} in use", style="bold cyan")
+            add("fallback", f"fallback {view['fallback']} in use", "bold cyan")
         latency, wait = view.get("latency"), view.get("wait")
         if latency and latency["requests"]:
-            text.append(f" · callers p50 {millis(latency['p50_ms'])} p95 {millis(latency['p95_ms'])}")
+            add("callers", f"callers p50 {millis(latency['p50_ms'])} p95 {millis(latency['p95_ms'])}")
         if wait and (wait["p95_s"] or 0) >= 0.05:
-            waits = f"waits p95 {millis((wait['p95_s'] or 0) * 1000)}, slowest {millis(wait['slowest_s'] * 1000)}"
-            text.append(f" · {waits}", style="yellow")
+            add("waits", f"waits p95 {millis((wait['p95_s'] or 0) * 1000)}, slowest {millis(wait['slowest_s'] * 1000)}",
+                "yellow")
         if view["queued"]:
             longest = wait["longest_now_s"] if wait else 0.0
             now_ = f" (longest {millis(longest * 1000)})" if longest else ""
-            text.append(f" · {view['queued']} waiting now{now_}", style="yellow")
-        return text
+            add("waiting", f"{view['queued']} waiting now{now_}", "yellow")
+        return segments
 
     def _render_status(self, view: PanelView, now: float) -> None:
         s = self.session
@@ -194,42 +205,47 @@ class MainScreen(Screen[None]):
         if kinds - self._alerting:
             self.app.bell()  # once per new alert, not per refresh
         self._alerting = kinds
-        text = Text()
-        if alerts:
-            text.append("⚠ " + " · ".join(a.text for a in alerts) + " │ ", style="bold")
-        text.append(st.title, style="bold")
-        text.append(f" │ {s.current}")
+        segments: list[Segment] = []
+
+        def add(what: str, text: str, style: str = "", sep: str = " │ ") -> None:
+            segments.append((STATUS_RANKS[what], Text(text, style=style), sep))
+
+        for i, alert in enumerate(alerts):  # each alert whole, the first marked
+            add("alert", ("⚠ " if i == 0 else "") + alert.text, "bold", " · ")
+        add("title", st.title, "bold")
+        provider = Text(s.current)
         if view.get("fallback_of"):
-            text.append(f" (fallback of {view['fallback_of']})", style="cyan")
+            provider.append(f" (fallback of {view['fallback_of']})", style="cyan")
+        segments.append((STATUS_RANKS["provider"], provider, " │ "))
         usable, total = view["usable"], view["total"]
         if not view["keyless"]:
-            text.append(f" │ {view['strategy']}")
+            add("strategy", view["strategy"])
             paced = view.get("paced", 0)
-            text.append(f" │ keys {usable}/{total} usable", style="bold" if usable + paced < total else "")
+            add("usable", f"keys {usable}/{total} usable", "bold" if usable + paced < total else "")
             if paced:
-                text.append(f", {paced} paced")
+                add("paced", f"{paced} paced", sep=", ")
         callers = view["callers"]
         if callers["requests"]:
-            text.append(f" │ ok {callers['ok'] / callers['requests']:.1%} of {callers['requests']}/min")
+            add("ok", f"ok {callers['ok'] / callers['requests']:.1%} of {callers['requests']}/min")
         latency = view.get("latency")
         if latency and latency["requests"]:
-            text.append(f" │ callers p95 {millis(latency['p95_ms'])}")
+            add("p95", f"callers p95 {millis(latency['p95_ms'])}")
         if st.traffic == "on":
-            text.append(f" │ traffic {st.traffic_rate:g}/s")
+            add("traffic", f"traffic {st.traffic_rate:g}/s")
         elif st.traffic == "off":
-            text.append(" │ traffic off", style="dim")
+            add("traffic", "traffic off", "dim")
         if st.attached:
-            text.append(" │ attached", style="cyan")
+            add("attached", "attached", "cyan")
         if st.unencrypted:
-            text.append(" │ ⚠ secrets unencrypted", style="bold yellow")
+            add("unencrypted", "⚠ secrets unencrypted", "bold yellow")
         if self.paused:
-            text.append(" │ PAUSED (space)", style="bold reverse")
+            add("paused", "PAUSED (space)", "bold reverse")
         red = any(a.severity == RED for a in alerts)
         status.set_class(red, "alert")
         status.set_class(bool(alerts) and not red, "warn")
-        status.update(text)
+        status.show(segments)
         line = self.query_one(IncidentLine)
         incident = view["incident"]
         line.display = incident is not None
         if incident is not None:
-            line.update(Text(f"⚑ {incident['summary']}", style="bold"))
+            line.show(Text(f"⚑ {incident['summary']}", style="bold"))

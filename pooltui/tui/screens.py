@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from pooltui.tui import format as fmt
+from pooltui.tui.widgets import FittedLine
 
 
 class InspectorScreen(ModalScreen[None]):
@@ -143,41 +147,71 @@ class HistoryScreen(Screen[None]):
         self.query_one("#history-filter", Input).focus()
 
 
-HELP = """\
-[b]pooltui monitor[/b] — the key that gets the next request is marked ▶
+#: the help's sections, by the prefix of a binding's id, in this order
+HELP_SECTIONS = {"key": "Keys (the selected key)", "pool": "Pool", "traffic": "Test traffic", "view": "View",
+                 "events": "Events", "keys": "Keys table", "app": "App"}
+#: what help says besides the bindings: keys the tables and the palette handle themselves
+HELP_MORE = (("enter", "On a key: its detail. On an event: its request (why this key?)"),
+             ("click", "On a column's title: sort the keys table by it (again: pool order)"),
+             ("ctrl+p", "Command palette: every action, the strategy lab, a strategy by name"))
+KEY_NAMES = {"space": "space", "escape": "esc", "question_mark": "?"}
 
-[b]Keys[/b]                       [b]Traffic[/b]
- a      add a key              t      start / stop test traffic
- d      disable / enable       + / -  traffic rate up / down
- v      re-verify selected     b      inject a burst
- V      re-verify all keys     r      reset cooldowns
- K / J  move key up / down     [b]View[/b]
- s      next strategy          space  pause the display
- p      next provider          i      inspect a request (why this key?)
- h      event history          ctrl+p command palette
- enter  a key's detail         enter  on an event: its request
- ?      this help              q      quit
 
-[b]Events[/b]                     [b]Keys table[/b]
- /      search events          o      sort by the next column
- f      only the selected key   (or click a column's title)
- e      only one kind (cycles) esc    clear the events filters
- F      the fleet sharing this pool through Redis (processes, shared key states)
+def key_name(binding: Binding) -> str:
+    """A binding's key as help shows it: ``+``, ``/``, ``space``, ``esc``."""
+    return KEY_NAMES.get(binding.key.split(",")[0]) or binding.key_display or binding.key.split(",")[0]
 
-States: [green]ok[/green], [yellow]cooling[/yellow] (countdown, deadline source), [magenta]exhausted[/magenta]
-(quota or budget), [red]invalid[/red] (401), [red]forbidden[/red] (403), [dim]disabled[/dim] (by hand).
-"""
+
+def help_text(bindings: list) -> Group:
+    """Help, made from the app's bindings so it cannot drift from them: each key and what it does, by section,
+    the keys the tables handle, then the states."""
+    parts: list = [Text.from_markup("[b]pooltui monitor[/b]: the key that gets the next request is marked ▶")]
+    sections: dict[str, list[Binding]] = {}
+    for binding in bindings:
+        if isinstance(binding, Binding):
+            sections.setdefault((binding.id or "app").split(".")[0], []).append(binding)
+    order = [*(s for s in HELP_SECTIONS if s in sections), *(s for s in sections if s not in HELP_SECTIONS)]
+    rows = [(HELP_SECTIONS.get(name, name), [(key_name(b), b.tooltip or b.description) for b in sections[name]])
+            for name in order]
+    rows.append(("Also", list(HELP_MORE)))
+    for title, entries in rows:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold", min_width=6)
+        grid.add_column()
+        for key, what in entries:
+            grid.add_row(key, what)
+        parts += [Text(""), Text(title, style="bold underline"), grid]
+    parts += [Text(""), Text.from_markup(
+        "States: [green]ok[/green], [yellow]cooling[/yellow] (countdown, deadline source), [magenta]exhausted"
+        "[/magenta] (quota or budget), [red]invalid[/red] (401), [red]forbidden[/red] (403), [dim]disabled[/dim] "
+        "(by hand).")]
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
+    """Every binding of the app and what it does, in a box that fits the terminal and scrolls."""
+
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    HelpScreen > Vertical { width: 84; max-width: 100%; height: 40; max-height: 100%; border: thick $accent;
+                            background: $surface; }
+    HelpScreen VerticalScroll { height: 1fr; padding: 0 1; }
+    HelpScreen #help-hint { color: $text-muted; padding: 0 1; }
     """
 
+    def __init__(self, bindings: list) -> None:
+        super().__init__()
+        self.bindings = bindings
+
     def compose(self) -> ComposeResult:
-        yield Static(HELP)
+        with Vertical():
+            with VerticalScroll(id="help-scroll"):
+                yield Static(help_text(self.bindings), id="help-body")
+            yield Label("↑ ↓ pgup pgdn scroll · esc close", id="help-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
 
     def action_dismiss(self) -> None:
         self.dismiss(None)
@@ -196,19 +230,38 @@ class KeyDetailScreen(Screen[None]):
         Binding("J", "key('down')", "Down", id="detail.down"),
     ]
     DEFAULT_CSS = """
-    KeyDetailScreen #detail-title { padding: 0 1; text-style: bold; background: $primary-background; width: 100%; }
-    KeyDetailScreen VerticalScroll { padding: 0 1; }
+    KeyDetailScreen #detail-title { padding: 0 1; text-style: bold; background: $primary-background; }
+    KeyDetailScreen VerticalScroll { padding: 0 1; height: 1fr; }
+    KeyDetailScreen #detail-said { display: none; width: 100%; height: auto; padding: 0 1; background: $boost; }
+    KeyDetailScreen #detail-said.warning { background: $warning-muted; }
+    KeyDetailScreen #detail-said.error { background: $error-muted; }
     """
 
     def __init__(self, label: str) -> None:
         super().__init__()
         self.label = label
+        self._said_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Label(f" key {self.label}", id="detail-title")
+        yield FittedLine(id="detail-title")
         with VerticalScroll():
             yield Static("", id="detail-body")
+        yield Label("", id="detail-said")
         yield Footer(compact=True, show_command_palette=False)
+
+    def say(self, message: str, *, title: str = "", severity: str = "information",
+            timeout: float | None = None) -> None:
+        """A notification on this screen: a line of its own above the footer, so no toast covers the detail."""
+        said = self.query_one("#detail-said", Label)
+        said.update(Text(f"{title}: {message}" if title else message))
+        said.set_classes(severity)
+        said.display = True
+        if self._said_timer is not None:
+            self._said_timer.stop()
+        self._said_timer = self.set_timer(timeout or 5.0, self._unsay, name="detail-said")
+
+    def _unsay(self) -> None:
+        self.query_one("#detail-said", Label).display = False
 
     def on_mount(self) -> None:
         self.refresh_detail()
@@ -221,8 +274,9 @@ class KeyDetailScreen(Screen[None]):
             self.query_one("#detail-body", Static).update(Text(f"{self.label} is no longer in the pool"))
             return
         events = [e for e in session.recent_events() if e.key == self.label]
-        self.query_one("#detail-title", Label).update(
-            Text.assemble(f" {session.current} · key {self.label} · ", fmt.state_cell(snap)))
+        self.query_one("#detail-title", FittedLine).show([
+            (2, Text(session.current), ""), (0, Text(f"key {self.label}"), " · "),
+            (1, fmt.state_cell(snap, max(12, self.size.width - len(self.label) - 10)), " · ")])
         self.query_one("#detail-body", Static).update(key_detail(snap, events, session.clock.now()))
 
     def action_key(self, what: str) -> None:
@@ -258,7 +312,7 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
     if snap.get("requests_remaining") is None and snap.get("requests_limit"):
         text.append(f"a limit of {snap['requests_limit']} requests (with a 429), nothing on its successes")
     elif snap.get("requests_limit") or snap.get("requests_remaining") is not None:
-        text.append(f"requests {fmt.remaining(snap)} remaining")
+        text.append(f"requests {fmt.remaining(snap, compact=False)} remaining")
         if snap.get("tokens_remaining") is not None:
             text.append(f", tokens {snap['tokens_remaining']} remaining")
     else:

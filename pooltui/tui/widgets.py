@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Sparkline, Static
 from textual_plotext import PlotextPlot
 
-from pooltui.core.events import Event
+from pooltui.core.events import Event, EventKind
 from pooltui.session.story import EventStory, StoryRow
 from pooltui.tui import format as fmt
 
@@ -210,12 +210,14 @@ class KeysTable(FittedTable):
     @staticmethod
     def _cells(i: int, s: dict, next_label: str | None, now: float) -> dict[str, object]:
         marker = Text("▶", style="bold cyan") if s["label"] == next_label else Text(" ")
+        width = {key: w for key, _, w in KEY_COLUMNS}
         values = (
-            marker, str(i + 1), s["label"][:12], s["masked"], fmt.state_cell(s), fmt.number(s["requests"]),
+            marker, str(i + 1), fmt.clip_name(s["label"], width["label"]), s["masked"],
+            fmt.state_cell(s, width["state"]), fmt.number(s["requests"]),
             fmt.number(s["ok"]), fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]),
-            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s), fmt.learned_cell(s),
-            fmt.number(s["tokens_in"] + s["tokens_out"]), fmt.cost(s.get("cost")),
-            "-" if s["p50_ms"] is None else f"{s['p50_ms']:.0f}ms", fmt.ago(s["last_used"], now),
+            fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s),
+            fmt.learned_cell(s, width["learned"]), fmt.number(s["tokens_in"] + s["tokens_out"]),
+            fmt.cost(s.get("cost")), fmt.latency_cell(s["p50_ms"]), fmt.ago(s["last_used"], now),
         )
         return {key: v for (key, _, _), v in zip(KEY_COLUMNS, values, strict=True)}
 
@@ -240,16 +242,20 @@ class FallbackTable(FittedTable):
         self.clear()
         for k in keys:
             self.add_row(*self.pick({
-                "label": k["label"][:12], "masked": k["masked"], "state": fmt.state_cell(k),
+                "label": fmt.clip_name(k["label"], 12), "masked": k["masked"], "state": fmt.state_cell(k, 26),
                 "requests": fmt.number(k["requests"]), "ok": fmt.number(k["ok"]),
                 "rate_limited": fmt.number(k["rate_limited"]), "invalid": fmt.number(k["invalid"] + k["forbidden"]),
                 "server_errors": fmt.number(k["server_errors"])}), key=k["label"])
 
 
+#: the timeline's line colour per key, in pool order (red is the callers' p95)
+KEY_COLORS = ("cyan", "magenta", "yellow", "green", "blue", "white")
+
+
 class TimelinePanel(PlotextPlot):
     """Per key, requests (lines), 429s (dots) and errors (crosses) per 10 s over the last 5 or 15 minutes."""
 
-    DEFAULT_CSS = "TimelinePanel { height: 14; border: round $primary-darken-2; }"
+    DEFAULT_CSS = "TimelinePanel { height: 14; max-height: 45%; border: round $primary-darken-2; }"
 
     def show(self, timeline: dict, minutes: int) -> None:
         plt = self.plt
@@ -257,14 +263,17 @@ class TimelinePanel(PlotextPlot):
         plt.clear_figure()
         n = max(1, minutes * 60 // timeline["bucket_s"])
         xs = [-(n - 1 - i) * timeline["bucket_s"] / 60 for i in range(n)]
-        self.border_title = (f"timeline · last {minutes} min · per 10 s: lines requests, ● 429, ✕ errors; "
-                             "right: callers' p95 s (g)")
-        for key, line in timeline["keys"].items():
-            plt.plot(xs, line["requests"][-n:], label=key)
+        self._minutes = minutes
+        self.border_title = self.title_for(minutes, self.size.width - 6 if self.size.width else 10**6)
+        self._keys = list(timeline["keys"])
+        self.border_subtitle = self.legend_for(self._keys, self.size.width - 6 if self.size.width else 10**6)
+        for i, line in enumerate(timeline["keys"].values()):
+            color = KEY_COLORS[i % len(KEY_COLORS)]  # the legend is the border's subtitle: it shows at any height
+            plt.plot(xs, line["requests"][-n:], color=color)
             for what, marker in (("limited", "●"), ("errors", "✕")):
                 points = [(x, v) for x, v in zip(xs, line[what][-n:], strict=True) if v]
                 if points:
-                    plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker)
+                    plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color)
         felt = [(x, v) for x, v in zip(xs, (timeline.get("callers_p95_s") or [])[-n:], strict=False) if v is not None]
         if felt:  # what callers waited, on its own axis: seconds, not requests
             plt.plot([p[0] for p in felt], [p[1] for p in felt], yside="right", marker="braille", color="red",
@@ -275,25 +284,68 @@ class TimelinePanel(PlotextPlot):
         self.refresh()
 
 
+    @staticmethod
+    def title_for(minutes: int, width: int) -> Text:
+        """The chart's title in ``width`` cells: its parts drop whole, the window stays."""
+        parts = [(0, Text(f"timeline · last {minutes} min"), ""), (1, Text("per 10 s"), " · "),
+                 (2, Text("lines requests, ● 429, ✕ errors"), ": "), (3, Text("right: callers' p95 s"), "; "),
+                 (4, Text("(g)"), " ")]
+        return fmt.fit_segments(parts, width)
+
+    @staticmethod
+    def legend_for(keys: list[str], width: int) -> Text:
+        """Which line is which key, in its colour, in ``width`` cells: keys that do not fit are counted."""
+        parts: list[fmt.Segment] = [(i, Text.assemble(("━ ", f"bold {KEY_COLORS[i % len(KEY_COLORS)]}"), key), "  ")
+                                    for i, key in enumerate(keys)]
+        legend = fmt.fit_segments(parts, width - 5)
+        shown = legend.plain.count("━")
+        return legend + Text(f"  +{len(keys) - shown}") if shown < len(keys) else legend
+
+    def on_resize(self) -> None:
+        minutes = getattr(self, "_minutes", 0)
+        if minutes:
+            self.border_title = self.title_for(minutes, self.size.width - 6)
+            self.border_subtitle = self.legend_for(getattr(self, "_keys", []), self.size.width - 6)
+
+
 class RotationPanel(Static):
-    """Strategy, the last picks as a strip, and the next pick."""
+    """Strategy, the last picks as a strip, and the next pick; fitted to its width: the legend wraps by whole
+    entries, the summary ends at a word."""
 
     DEFAULT_CSS = "RotationPanel { height: 100%; padding: 0 1; border: round $primary-darken-2; }"
+    LINES = 5  # the middle row's height inside the border
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__("", *args, **kw)
+        self._shown: tuple | None = None
 
     def show(self, strategy: str, picks: list[str], order: list[str], next_label: str | None,
              summary: str) -> None:
+        self._shown = (strategy, picks, order, next_label, summary)
+        self.update(self.lines(self.content_size.width or 10**6, *self._shown))
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.update(self.lines(self.content_size.width or 10**6, *self._shown))
+
+    @classmethod
+    def lines(cls, width: int, strategy: str, picks: list[str], order: list[str], next_label: str | None,
+              summary: str) -> Text:
+        """The panel's text for ``width`` cells: every line whole."""
+        pick = f"▶ {next_label}" if next_label else "▶ (random)" if strategy == "random" else "▶ none"
+        head = Text.assemble(("strategy ", "dim"), (strategy, "bold"), ("   next ", "dim"), (pick, "bold cyan"))
+        if head.cell_len > width:  # the words go first, the strategy and the next pick stay
+            head = fmt.ellipsize(Text.assemble((strategy, "bold"), " ", (pick, "bold cyan")), width)
         text = Text()
-        text.append("strategy ", style="dim")
-        text.append(strategy, style="bold")
-        text.append("   next ", style="dim")
-        text.append(f"▶ {next_label}" if next_label else "▶ (random)" if strategy == "random" else "▶ none",
-                    style="bold cyan")
+        text.append_text(head)
         text.append("\nlast picks ", style="dim")
-        text.append_text(fmt.pick_strip(picks, order, 28))
+        text.append_text(fmt.pick_strip(picks, order, max(4, min(28, width - 11))))
+        for line in fmt.legend_lines(order, width, cls.LINES - 3):
+            text.append("\n")
+            text.append_text(line)
         text.append("\n")
-        text.append_text(fmt.legend(order))
-        text.append(f"\n{summary}", style="dim")
-        self.update(text)
+        text.append_text(fmt.ellipsize(Text(summary, style="dim"), width))
+        return text
 
 
 class TrafficPanel(Vertical):
@@ -313,18 +365,20 @@ class TrafficPanel(Vertical):
             with Horizontal():
                 yield Label("", classes="name", id=f"name-{key}")
                 yield Sparkline([0], id=f"spark-{key}")
-        yield Label("", id="traffic-summary")
+        yield FittedLine(id="traffic-summary")
 
-    def show(self, series: dict[str, list[int]], summary: Text) -> None:
+    def show(self, series: dict[str, list[int]], summary: list[fmt.Segment]) -> None:
         for key, name in self.ROWS:
             data = series[key]
             recent = data[-6:-1]  # the last five complete seconds
             per_s = sum(recent) / len(recent) if recent else 0.0
             self.query_one(f"#name-{key}", Label).update(f"{name:6} {per_s:>5.1f}")
             self.query_one(f"#spark-{key}", Sparkline).data = tuple(data) or (0,)
-        self.query_one("#traffic-summary", Label).update(summary)
+        self.query_one("#traffic-summary", FittedLine).show(summary)
 
 
+#: the events table's kind column holds the longest kind whole (``pool_exhausted``)
+KIND_WIDTH = max(len(kind) for kind in EventKind)
 EVENT_STYLE = {"rate_limited": "yellow", "invalid": "red", "forbidden": "red", "quota": "magenta",
                "server_error": "bright_red", "transport": "bright_red", "pool_exhausted": "bold red",
                "fallback": "cyan", "rotated": "dim", "state": "green"}
@@ -337,7 +391,7 @@ class EventsTable(FittedTable):
 
     DEFAULT_CSS = "EventsTable { height: 1fr; }"
     MAX_ROWS = 200
-    COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", 12),
+    COLUMNS = (("time", "time", 8), ("key", "key", 12), ("status", "status", 6), ("kind", "event", KIND_WIDTH),
                ("count", "count", 12), ("action", "action", 38), ("reason", "reason", 38))
     DROP_ORDER = ("reason", "status")
     FLEX = ("action", 18)
@@ -365,11 +419,14 @@ class EventsTable(FittedTable):
 
     def _cells(self, row: StoryRow) -> list[object]:
         e = row.last
+        width = {key: w for key, _, w in self.shown}
         style = EVENT_STYLE.get(str(e.kind), "")
-        count = Text(row.summary(), style="bold" if row.count > 1 else "")
-        return self.pick({"time": fmt.clock_text(row.first.ts), "key": row.who[:12], "status": str(e.status or "-"),
-                          "kind": Text(str(e.kind), style=style), "count": count, "action": row.latest.action,
-                          "reason": e.reason[:120]})
+        count = Text(fmt.count_cell(row.summary(), row.count, row.span_s, width.get("count", 12)),
+                     style="bold" if row.count > 1 else "")
+        return self.pick({"time": fmt.clock_text(row.first.ts), "key": fmt.clip_name(row.who, width.get("key", 12)),
+                          "status": str(e.status or "-"), "kind": Text(str(e.kind), style=style), "count": count,
+                          "action": fmt.ellipsize(row.latest.action, width.get("action", 38)),
+                          "reason": fmt.ellipsize(e.reason, width.get("reason", 38))})
 
     def append(self, events: Sequence[Event]) -> None:
         """Fold new events into the story and show what changed (a new row, or a count updated in place)."""
@@ -413,8 +470,31 @@ class EventsTable(FittedTable):
         return row.last if row is not None else None
 
 
-class StatusLine(Static):
-    """What is wrong first (amber or red), then provider, strategy, usable keys, callers' success, traffic."""
+class FittedLine(Static):
+    """One line of segments that fits its width: segments drop whole, least important first, never cut
+    mid-number (:func:`format.fit_segments`); refitted when the width changes."""
+
+    DEFAULT_CSS = "FittedLine { width: 1fr; height: 1; }"
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__("", *args, **kw)
+        self.segments: list[fmt.Segment] = []
+
+    def show(self, segments: list[fmt.Segment]) -> None:
+        self.segments = segments
+        self.refresh()
+
+    def full_text(self) -> Text:
+        """Every segment, as a terminal wide enough would show them."""
+        return fmt.fit_segments(self.segments, 10**6)
+
+    def render(self) -> Text:
+        return fmt.fit_segments(self.segments, self.content_size.width or 10**6)
+
+
+class StatusLine(FittedLine):
+    """What is wrong first (amber or red), then provider, strategy, usable keys, callers' success, traffic.
+    Short of room, segments drop whole by :data:`STATUS_RANKS`."""
 
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $primary-background; color: $text; padding: 0 1; }
@@ -423,9 +503,27 @@ class StatusLine(Static):
     """
 
 
+#: what the status line keeps longest, 0 first: what tells whether callers are hurting
+STATUS_RANKS = {"alert": 0, "paused": 1, "usable": 1, "ok": 2, "p95": 3, "paced": 4, "unencrypted": 4,
+                "provider": 5, "attached": 6, "traffic": 7, "strategy": 8, "title": 9}
+#: what the traffic panel's summary keeps longest, 0 first
+TRAFFIC_RANKS = {"callers": 0, "waiting": 1, "fallback": 1, "waits": 2, "rpm": 3, "limits": 4}
+
+
 class IncidentLine(Static):
-    """The incident in one line, while there is one."""
+    """The incident in one line, while there is one: prose, so it ends at a word with … when cut."""
 
     DEFAULT_CSS = """
     IncidentLine { height: 1; padding: 0 1; background: $warning-muted; display: none; }
     """
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__("", *args, **kw)
+        self.text = Text()
+
+    def show(self, text: Text) -> None:
+        self.text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        return fmt.ellipsize(self.text, self.content_size.width or 10**6)

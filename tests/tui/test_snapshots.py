@@ -31,7 +31,8 @@ def test_main_screen(snap_compare, state: str) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
 @pytest.mark.parametrize("state", ["steady", "storm", "peak", "outage"])
 def test_main_screen_sizes(snap_compare, state: str, size: tuple[int, int]) -> None:
-    """At 80x24 the keys table keeps key, state and its 429, 401/3, quota and 5xx; the footer fits."""
+    """At 80x24 the keys table keeps key, state and its 429, 401/3, quota and 5xx; the footer fits; the status
+    line and the traffic summary drop segments whole, never a number cut."""
     assert snap_compare(app_for(state), terminal_size=size)
 
 
@@ -42,6 +43,12 @@ def test_inspector(snap_compare) -> None:
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
 def test_key_detail(snap_compare, size: tuple[int, int]) -> None:
     assert snap_compare(app_for("peak"), press=["enter"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
+def test_help(snap_compare, size: tuple[int, int]) -> None:
+    """Help over the storm: every binding, in a box that fits (it scrolls at 80x24)."""
+    assert snap_compare(app_for("peak"), press=["question_mark"], terminal_size=size)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
