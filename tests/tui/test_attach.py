@@ -171,7 +171,7 @@ async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_n
     server = serve(sc)
     client = client_for_scenario(sc, server, seed=1)
     breaker = client.primary.breaker
-    breaker.open_s = 1.0  # fallbacks first for 1 s (3 s by default)
+    breaker.open_s = 3.0  # fallbacks first for 3 s (the default): long enough to see it on a busy machine
     with ProxyThread({"prim": client}) as px:
         app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
         async with app.run_test(size=(160, 36)) as pilot, httpx.AsyncClient() as http:
@@ -181,11 +181,18 @@ async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_n
                                     json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
                 assert r.status_code == 200  # the fallback served
             assert breaker.is_open
-            await asyncio.sleep(0.4)
-            await pilot.pause()
-            assert "OUTAGE prim" in str(app.query_one(StatusLine).render())
+            shown = ""
+            for _ in range(40):  # the monitor polls every 0.1 s: OUTAGE shows while the breaker holds
+                await asyncio.sleep(0.05)
+                await pilot.pause()
+                shown = str(app.query_one(StatusLine).render())
+                if "OUTAGE prim" in shown or not breaker.holding(breaker.clock.now()):
+                    break
+            assert "OUTAGE prim" in shown, shown
             server.state.providers["prim"].outage_override = None
-            await asyncio.sleep(1.2)  # the open period is over; no request comes
+            while breaker.holding(breaker.clock.now()):  # the open period runs out; no request comes
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
             await pilot.pause()
             status = str(app.query_one(StatusLine).render())
             assert "OUTAGE" not in status, status
