@@ -660,7 +660,7 @@ class Pool:
             self._expire(now)  # a cooldown that has ended is over before this new signal counts
         if outcome is Outcome.RATE_LIMITED:
             stats.rate_limited += 1
-            if per_model:
+            if per_model or (model is not None and result.model_scoped):
                 self._cool_model(key, model, result, now, request_id)
             else:
                 self._cool(key, result, now, request_id)
@@ -835,7 +835,11 @@ class Pool:
 
     def _cool_model(self, key: PoolKey, model: str, result: Classification, now: float,
                     request_id: int | None) -> None:
-        """A 429 for one model: the key (and its quota group) cools for that model; other models still use it."""
+        """A 429 for one model: the key (and its quota group) cools for that model; other models still use it.
+        A second model's 429 while the first still cools says the limit is the key's: then the whole key cools."""
+        if any(m != model and key in keys and keys[key] > now for m, keys in self._model_cool.items()):
+            self._cool(key, result, now, request_id)
+            return
         if result.retry_after_s is None:
             key.strikes += 1
         seconds, source, floor_note = self._cooldown_for(key, result)
