@@ -160,8 +160,8 @@ def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> 
 
 def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, now: float) -> Classification:
     limits = parse_rate_limits(dialect, headers, now)
-    if 200 <= status < 300:
-        return Classification(Outcome.OK, status, limits=limits)
+    if 200 <= status < 300:  # on a provider that limits per model, its headers speak of the request's model
+        return Classification(Outcome.OK, status, limits=limits, model_scoped=dialect in PER_MODEL_DIALECTS)
     data = parse_body(body)
     err = _error(data)
     etype = _text(err.get("type")) or _text(err.get("status"))

@@ -54,7 +54,7 @@ class Reading:
     result: Classification
     now: float
     fate: str
-    model_cooling: bool
+    model_cooling: bool  # it cools for the case's model only (or will, once another model is asked for)
     event_reason: str
     event_status: int | None
 
@@ -71,7 +71,8 @@ def read(c: dict) -> Reading:
     pool.report(key, result, model=model)
     events = pool.events.recent()
     last = events[-1] if events else None
-    return Reading(result, now, _FATE.get(key.state, key.state.value), model in pool.model_cooldowns(key),
+    per_model = model in pool.model_cooldowns(key) or (key.state is KeyState.COOLING and key.cool_model == model)
+    return Reading(result, now, _FATE.get(key.state, key.state.value), per_model,
                    last.reason if last else "", last.status if last else None)
 
 
