@@ -106,10 +106,11 @@ def misses(c: dict) -> list[str]:
     return out
 
 
-def figures() -> dict[str, tuple[int, int, list[str]]]:
-    """Per provider: cases, read as the source says, and each miss ("case-id: what differs")."""
+def figures(selection: tuple[dict, ...] | None = None) -> dict[str, tuple[int, int, list[str]]]:
+    """Per provider: cases, read as the source says, and each miss ("case-id: what differs"); of ``selection``,
+    else of the whole corpus."""
     out: dict[str, tuple[int, int, list[str]]] = {}
-    for c in cases():
+    for c in cases() if selection is None else selection:
         total, right, missed = out.get(c["provider"], (0, 0, []))
         wrong = misses(c)
         missed = [*missed, f"{c['id']}: {'; '.join(wrong)}"] if wrong else missed

@@ -38,3 +38,17 @@ def test_the_figure_counts_every_case_once() -> None:
     figures = corpus.figures()
     assert sum(total for total, _, _ in figures.values()) == len(CASES)
     assert all(right + len(missed) == total for total, right, missed in figures.values())
+
+
+def test_the_bench_prints_each_providers_figure_and_each_miss(capsys) -> None:
+    from pooltui.bench import main
+    from pooltui.bench_corpus import bench_corpus
+
+    main(["corpus"])
+    out = capsys.readouterr().out
+    for provider, (total, right, _) in corpus.figures().items():
+        assert re.search(rf"^{re.escape(provider)}\s+{total}\s+{right}$", out, re.M), provider
+    assert re.search(rf"^all\s+{len(CASES)}\s+", out, re.M)
+    wrong = dict(CASES[0], expect=dict(CASES[0]["expect"], outcome="forbidden"))  # a case read otherwise
+    bench_corpus((wrong,))
+    assert f"miss {wrong['id']}: outcome" in capsys.readouterr().out
