@@ -121,7 +121,7 @@ def figures(selection: tuple[dict, ...] | None = None) -> dict[str, tuple[int, i
 def replay(case_id: str) -> tuple[int, dict[str, str], bytes]:
     """The status, headers and body to answer with when a scenario key replays ``case_id``."""
     c = case(case_id)
-    headers = {str(k): str(v) for k, v in c["headers"].items()}
+    headers = {str(k): str(v) for k, v in c["headers"].items() if str(k).lower() != "content-length"}
     if not isinstance(c["body"], str):
         headers.setdefault("content-type", "application/json")
     return c["status"], headers, raw_body(c)
