@@ -37,11 +37,16 @@ class Signature:
     reset: str | None = None  # "month": the 1st, 00:00 UTC; "hour": one hour; "wall": a usage wall's default
     check: Callable[[str], bool] | None = None  # a last test on the whole text
 
-    def matches(self, status: int, dialect: str, codes: set[str], text: str) -> bool:
-        if status not in self.statuses or (self.dialects is not None and dialect not in self.dialects):
+    def matches(self, dialect: str, codes: set[str], text: str) -> bool:
+        """Whether a response of one of its statuses carries it."""
+        if self.dialects is not None and dialect not in self.dialects:
             return False
-        if not (self.codes & codes or any(p in text for p in self.phrases)):
-            return False
+        if self.codes.isdisjoint(codes):
+            for phrase in self.phrases:
+                if phrase in text:
+                    break
+            else:
+                return False
         return self.check is None or self.check(text)
 
 
@@ -84,7 +89,9 @@ SIGNATURES: tuple[Signature, ...] = (
     _sig("rate rising too fast", Outcome.RATE_LIMITED, (400,), phrases=("rate increased too quickly",)),
 )
 
-_STATUSES = frozenset(s for sig in SIGNATURES for s in sig.statuses)
+_BY_STATUS: dict[int, tuple[Signature, ...]] = {
+    status: tuple(sig for sig in SIGNATURES if status in sig.statuses)
+    for status in sorted({s for sig in SIGNATURES for s in sig.statuses})}
 
 
 def _codes(body: Any, err: dict) -> set[str]:
@@ -112,11 +119,12 @@ def _text(body: Any, err: dict, message: str) -> str:
 
 def match(status: int, dialect: str, body: Any, err: dict, message: str) -> Signature | None:
     """The signature this error response carries, or None: then its status means what it says."""
-    if status not in _STATUSES:
+    candidates = _BY_STATUS.get(status)
+    if candidates is None:
         return None
     codes = _codes(body, err)
     text = _text(body, err, message)
-    for sig in SIGNATURES:
-        if sig.matches(status, dialect, codes, text):
+    for sig in candidates:
+        if sig.matches(dialect, codes, text):
             return sig
     return None
