@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor|proxy|lab|...``.
+"""Benchmarks that print figures: ``python -m pooltui.bench engine|dispatch|monitor|proxy|lab|corpus|...``.
 
 Targets (issue 1): engine under 10 µs per pick+report at 3 keys, growing < 3x from 3 to 1000 keys;
 dispatch >= 0.85x httpx on the same (aiohttp) transport and >= 3x httpx on its default transport.
@@ -678,7 +678,13 @@ def main(argv: list[str] | None = None) -> None:
     lb.add_argument("--strategies", default="all", help="as for `pooltui compare`")
     lb.add_argument("--real-time-seconds", type=float, default=5.0,
                     help="real-time runs send the arrivals of this many seconds of the workload (0: all)")
+    sub.add_parser("corpus", help="per provider: captured error responses, read as their source says, each miss")
     args = parser.parse_args(argv)
+    if args.what == "corpus":
+        from pooltui.bench_corpus import bench_corpus
+
+        bench_corpus()
+        return
     if args.what == "lab":
         from pooltui.bench_lab import bench_lab
         from pooltui.session.lab import parse_strategies

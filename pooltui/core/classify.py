@@ -23,6 +23,8 @@ from pooltui.core.headers import (
 from pooltui.core.health import DeadlineSource, Outcome
 from pooltui.core.hints import reset_hint
 from pooltui.core.masking import scrub
+from pooltui.core.signatures import Signature
+from pooltui.core.signatures import match as match_signature
 
 DIALECTS = ("anthropic", "openai", "openrouter", "gemini", "groq", "mistral", "deepseek", "openai-compatible")
 
@@ -41,6 +43,9 @@ _QUOTA_CODES = frozenset(
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 498, 500, 502, 503, 504, 520, 521, 522, 524, 529})
 _PACIFIC = ZoneInfo("America/Los_Angeles")
 _USAGE_WALL_S = 1800.0  # a usage wall that names no time: parked 30 min
+_HOUR_S = 3600.0  # an hourly usage wall that names no time: back within the hour
+#: providers whose limits are per (key, model): a 429 there speaks of the request's model only
+PER_MODEL_DIALECTS = frozenset({"openai", "anthropic", "gemini", "groq"})
 
 
 @dataclass(slots=True)
@@ -53,8 +58,9 @@ class Classification:
     retry_after_s: float | None = None
     source: DeadlineSource | None = None
     limits: RateLimits | None = None
-
-
+    #: a 429 of one model (its message names a model, or the provider limits per model): the pool cools that
+    #: (key, model) at once, the whole key only when a second model 429s on it too
+    model_scoped: bool = False
 
 
 def parse_body(body: Any) -> Any:
@@ -154,8 +160,8 @@ def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> 
 
 def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, now: float) -> Classification:
     limits = parse_rate_limits(dialect, headers, now)
-    if 200 <= status < 300:
-        return Classification(Outcome.OK, status, limits=limits)
+    if 200 <= status < 300:  # on a provider that limits per model, its headers speak of the request's model
+        return Classification(Outcome.OK, status, limits=limits, model_scoped=dialect in PER_MODEL_DIALECTS)
     data = parse_body(body)
     err = _error(data)
     etype = _text(err.get("type")) or _text(err.get("status"))
@@ -164,6 +170,9 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
     full = _full_message(err)  # the whole text: the wait is often at its end ("Please try again in 10.78s")
     lowered = full.lower() or message.lower()
     details = err.get("details") if isinstance(err.get("details"), dict) else {}
+    signature = match_signature(status, dialect, data, err, full or message)
+    if signature is not None:
+        return _by_signature(signature, dialect, status, headers, data, limits, now, message, full)
 
     def quota(reason: str, reset: float | None = None) -> Classification:
         if reset is None:  # the body or the message may say when the quota comes back
@@ -205,11 +214,39 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
         if dialect == "gemini" and any("PerDay" in _text(v.get("quotaId")) for v in _gemini_violations(data)):
             return quota(message, _next_pacific_midnight(now))
         wait, src = _wait_from_signals(headers, limits, data, now, full)
-        return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits)
+        return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits,
+                              _model_scoped(dialect, lowered))
     if status in _TRANSIENT_STATUS or status >= 500:
         wait, src = _wait_from_signals(headers, None, data, now, full)
         return Classification(Outcome.TRANSIENT, status, message, wait, src, limits)
     return Classification(Outcome.REQUEST_ERROR, status, message, limits=limits)
+
+
+def _model_scoped(dialect: str, lowered: str) -> bool:
+    return dialect in PER_MODEL_DIALECTS or "model" in lowered
+
+
+def _by_signature(sig: Signature, dialect: str, status: int, headers: Mapping[str, str], data: Any,
+                  limits: RateLimits | None, now: float, message: str, full: str) -> Classification:
+    """What a body whose status misleads really means (signatures.py), its reason naming the signature and
+    the status it came with, e.g. "organization disabled (HTTP 400): This organization has been disabled"."""
+    reason = f"{sig.name} (HTTP {status}): {message}"
+    outcome = sig.outcome
+    if outcome is Outcome.QUOTA:
+        hint = reset_hint(data, full, now)
+        if hint is not None:
+            reset = hint.seconds
+        else:
+            reset = {"month": _next_month_utc(now), "hour": _HOUR_S}.get(sig.reset or "")
+        src = DeadlineSource.KNOWN_RESET if reset is not None else None
+        return Classification(outcome, status, reason, reset, src, limits)
+    if outcome is Outcome.RATE_LIMITED:
+        wait, src = _wait_from_signals(headers, limits, data, now, full)
+        return Classification(outcome, status, reason, wait, src, limits, _model_scoped(dialect, full.lower()))
+    if outcome is Outcome.TRANSIENT:
+        wait, src = _wait_from_signals(headers, None, data, now, full)
+        return Classification(outcome, status, reason, wait, src, limits)
+    return Classification(outcome, status, reason, limits=limits)
 
 
 def _gemini_details(body: Any) -> list[dict]:

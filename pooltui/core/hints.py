@@ -7,7 +7,8 @@ One table, used by the classifier (and so by verification and the monitor, which
 - OpenRouter's ``error.metadata.headers.X-RateLimit-Reset`` (epoch milliseconds);
 - Google's ``google.rpc.RetryInfo`` ``retryDelay`` and ``quotaResetDelay`` in error details metadata;
 - message grammars: "Resets in 6hr 29min", "resets in 2 hours 5 minutes", "please retry after 12 seconds",
-  "try again in 1m30s", "Please try again in 120ms".
+  "try again in 1m30s", "Please try again in 120ms", and a date in words: "You will regain access on
+  2026-04-01 at 00:00 UTC" (Anthropic's spend limit).
 
 An explicit retry ("retry after", "try again in", RetryInfo) wins over a longer reset. A wait of 0 or less,
 or one that is not finite, says nothing. Nothing here raises, whatever the body holds.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pooltui.core.headers import MAX_WAIT_S, parse_go_duration, parse_reset
@@ -29,6 +31,9 @@ _DURATION = rf"(?:\d+(?:\.\d+)?\s*{_UNIT}(?![a-z])(?:\s*,?\s*(?:and\s+)?)?)+"
 _PHRASE = re.compile(
     rf"(?P<verb>resets?\s+in|retry\s+after|retry\s+in|try\s+again\s+in|try\s+again\s+after|wait)\s+"
     rf"(?P<dur>{_DURATION})", re.I)
+
+
+_REGAIN = re.compile(r"regain access on (\d{4})-(\d{2})-(\d{2})(?: at (\d{1,2}):(\d{2}))?\s*(?:UTC)?", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,22 @@ def message_hints(message: str) -> list[Hint]:
             verb = match.group("verb").lower()
             out.append(Hint(seconds, not verb.startswith("reset"), f"message '{match.group(0).strip()}'"))
     return out
+
+
+def date_hints(message: str, now: float) -> list[Hint]:
+    """A reset written as a date: "You will regain access on 2026-04-01 at 00:00 UTC"."""
+    if not message or len(message) > 4000 or "regain" not in message.lower():
+        return []
+    match = _REGAIN.search(message)
+    if match is None:
+        return []
+    year, month, day, hour, minute = (int(g) if g else 0 for g in match.groups())
+    try:
+        at = datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()
+    except ValueError:
+        return []
+    seconds = _sane(at - now)
+    return [Hint(seconds, False, f"message '{match.group(0).strip()}'")] if seconds is not None else []
 
 
 def _containers(body: dict) -> list[tuple[str, dict]]:
@@ -146,6 +167,6 @@ def best(hints: list[Hint]) -> Hint | None:
 def reset_hint(body: Any, message: str, now: float) -> Hint | None:
     """The one wait to honour from a body and its message, or None."""
     try:
-        return best(body_hints(body, now) + message_hints(message))
+        return best(body_hints(body, now) + message_hints(message) + date_hints(message, now))
     except Exception:
         return None

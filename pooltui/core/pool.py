@@ -71,6 +71,7 @@ class PoolKey:
         "allow",
         "budget",
         "changed_at",
+        "cool_model",
         "fingerprint",
         "gen",
         "headroom",
@@ -112,6 +113,9 @@ class PoolKey:
         self.status_code: int | None = None
         self.changed_at: float | None = None
         self.strikes = 0
+        #: the model a key-wide cooldown spoke of (a 429 or a spent budget of a provider that limits per model):
+        #: when traffic first mixes models, that cooldown becomes the key's for that model only
+        self.cool_model: str | None = None
         self.inflight = 0
         self.streams = 0  # streams flowing on this key after their first event
         self.gen = 0  # bumped on every state change: a recovery timer for an older state is ignored
@@ -165,6 +169,8 @@ class Pool:
         #: models this pool has served (a 429 cools per model only once traffic mixes models: with one model,
         #: a per-model cooldown is the key's own, and the monitor shows it as the key's state)
         self._models: set[str] = set()
+        #: its provider limits per model (an answer said so): what keys learn from one model is that model's
+        self._scoped = False
         self.clock = clock or SystemClock()
         self.cooldown = cooldown or CooldownPolicy()
         self.events = events if events is not None else EventLog()
@@ -387,17 +393,22 @@ class Pool:
             return None
         return cooling
 
-    def _for_model(self, key: PoolKey, cooling: dict[PoolKey, float]) -> PoolKey | None:
-        """``key`` unless it cools for the request's model: then the next available key that does not."""
+    def _for_model(self, key: PoolKey, cooling: dict[PoolKey, float], avoid: PoolKey | None = None
+                   ) -> PoolKey | None:
+        """``key`` unless it cools for the request's model: then the next available key that does not, other
+        than ``avoid`` (the key that just failed) while another is left."""
         if key not in cooling:
             return key
         avail, keys = self._avail, self._keys
         start = bisect_right(avail, key.pos)
+        fallback = None
         for j in range(len(avail)):
             other = keys[avail[(start + j) % len(avail)]]
             if other not in cooling:
-                return other
-        return None
+                if other is not avoid:
+                    return other
+                fallback = other
+        return fallback
 
     def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None,
              model: str | None = None) -> PoolKey | None:
@@ -409,6 +420,8 @@ class Pool:
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
             self._expire(now)
+        if model is not None and len(self._models) == 1 and model not in self._models:
+            self._split_by_model(next(iter(self._models)), now)
         if not self._avail:
             if trace is not None:
                 trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
@@ -437,7 +450,7 @@ class Pool:
         if self._model_cool and model is not None:
             cooling = self._model_cooling(model, now)
             if cooling is not None:
-                chosen = self._for_model(key, cooling)
+                chosen = self._for_model(key, cooling, avoid)
                 if chosen is None:
                     if trace is not None:
                         trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
@@ -484,6 +497,22 @@ class Pool:
                 trace.add(now, "pick", self.name, key.label, candidates=candidates,
                           excluded=self.exclusions(), excluded_total=len(self._unavail))
         return key
+
+    def _split_by_model(self, first: str, now: float) -> None:
+        """Traffic mixes models for the first time: a key cooling for what the first model's 429s (or spent
+        budget) said, on a provider that limits per model, now cools for that model only; what each key learnt
+        so far was learnt for that model. A storm on model A from the first request leaves model B served."""
+        for key in self._keys:
+            if self._scoped and key.learned is not None and key.pos >= 0:
+                models = key.learned_models if key.learned_models is not None else {}
+                models.setdefault(first, key.learned)
+                key.learned_models, key.learned = models, None
+            if key.state is KeyState.COOLING and key.cool_model == first and (key.until or 0) > now:
+                cooling = self._model_cool.setdefault(first, {})
+                cooling[key] = max(cooling.get(key, 0.0), key.until or now)
+                self._set_state(key, _OK)
+                self._emit(key, EventKind.STATE, None, f"a second model is served: its cooldown is {first}'s",
+                           f"cools for {first} only", None)
 
     def _estimate(self, key: PoolKey, model: str | None) -> LearnedLimit:
         """The estimate a request of ``model`` on ``key`` counts against: the key's, or the key's for that model
@@ -625,6 +654,8 @@ class Pool:
         if key.inflight > 0:
             key.inflight -= 1
         limits = result.limits
+        if result.model_scoped and model is not None:
+            self._scoped = True
         per_model = model is not None and len(self._models) > 1  # headers and 429s speak of that model only
         if limits is not None and limits.requests_remaining is not None and not per_model:
             key.allow = limits.requests_remaining - key.inflight
@@ -654,6 +685,8 @@ class Pool:
                     self._preempt_model(key, model, limits, request_id)
                 else:
                     self._preempt(key, limits, request_id)
+                    if result.model_scoped and key.state is KeyState.COOLING:
+                        key.cool_model = model
             return
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
@@ -663,7 +696,7 @@ class Pool:
             if per_model:
                 self._cool_model(key, model, result, now, request_id)
             else:
-                self._cool(key, result, now, request_id)
+                self._cool(key, result, now, request_id, model if result.model_scoped else None)
         elif outcome is Outcome.QUOTA:
             stats.quota += 1
             self._park(key, result, now, request_id)
@@ -835,7 +868,12 @@ class Pool:
 
     def _cool_model(self, key: PoolKey, model: str, result: Classification, now: float,
                     request_id: int | None) -> None:
-        """A 429 for one model: the key (and its quota group) cools for that model; other models still use it."""
+        """A 429 for one model: the key (and its quota group) cools for that model; other models still use it.
+        A second model's 429 while the first still cools on the key says the limit is the key's: it cools whole."""
+        if result.model_scoped and any(m != model and keys.get(key, 0.0) > now
+                                       for m, keys in self._model_cool.items()):
+            self._cool(key, result, now, request_id)
+            return
         if result.retry_after_s is None:
             key.strikes += 1
         seconds, source, floor_note = self._cooldown_for(key, result)
@@ -856,7 +894,9 @@ class Pool:
         note = f"; floor {floor:g} s applied (provider said {said:g} s)" if said < floor else ""
         return max(said, floor), result.source or DeadlineSource.RETRY_AFTER, note
 
-    def _cool(self, key: PoolKey, result: Classification, now: float, request_id: int | None) -> None:
+    def _cool(self, key: PoolKey, result: Classification, now: float, request_id: int | None,
+              model: str | None = None) -> None:
+        """A 429 of the key (``model``: the one model it spoke of, on a provider that limits per model)."""
         if key.state is _OK:
             key.strikes += 1
         seconds, source, floor_note = self._cooldown_for(key, result)
@@ -866,6 +906,7 @@ class Pool:
             if k.state is _OK or (k.state is KeyState.COOLING and (k.until or 0) < until):
                 extended = k.state is KeyState.COOLING
                 self._set_state(k, KeyState.COOLING, until, source, result.reason, result.status)
+                k.cool_model = model
                 changed.append((k, extended))
         if not changed:
             left = (key.until or now) - now
@@ -891,6 +932,7 @@ class Pool:
     ) -> None:
         was_ok = key.state is _OK
         key.state = state
+        key.cool_model = None
         key.until = until
         key.source = source
         key.reason = scrub(reason) if reason else reason

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pooltui.core.masking import mask
+from pooltui.sim import corpus
 from pooltui.sim.limits import ProviderState, SimState, Verdict
 from pooltui.sim.scenario import Scenario, SimKey
 from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events, with_stream_fault
@@ -52,6 +53,9 @@ class SimApp:
         return self.state.primary if name is None else self.state.providers.get(name)
 
     def _error(self, dialect: str, verdict: Verdict, secret: str | None, key: SimKey | None = None) -> Response:
+        if verdict.kind == "corpus" and key is not None and key.corpus_case is not None:
+            status, replayed, raw = corpus.replay(key.corpus_case)
+            return Response(raw, status, replayed)
         echo = key is not None and key.echo_secret and secret
         status, body, headers = error_response(dialect, verdict, secret if echo else mask(secret or ""))
         if echo:

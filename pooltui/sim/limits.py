@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pooltui.sim import corpus
 from pooltui.sim.scenario import Scenario, SimKey, SimProvider
 
 
@@ -19,7 +20,7 @@ from pooltui.sim.scenario import Scenario, SimKey, SimProvider
 class Verdict:
     """What the simulator answers to one request."""
 
-    kind: str  # ok | rate_limited | quota | invalid | forbidden | outage | server_error
+    kind: str  # ok | rate_limited | quota | invalid | forbidden | outage | server_error | corpus
     status: int = 200
     retry_after_s: float | None = None
     limit: int | None = None
@@ -117,6 +118,8 @@ class ProviderState:
             return Verdict("invalid", 401)
         c = self.counters[key.label]
         c.requests += 1
+        if key.corpus_case is not None:  # a captured real response, replayed as it came (tests/corpus/)
+            return Verdict("corpus", corpus.case(key.corpus_case)["status"])
         if key.forbidden and not c.permitted:
             return Verdict("forbidden", 403)
         if c.revoked or (key.revoke_after is not None and c.requests > key.revoke_after):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pooltui.core.budget import Prices
+from pooltui.sim import corpus
 from pooltui.sim.scenario_fields import FieldError, Fields, check_number
 
 SIM_DIALECTS = ("openai", "anthropic")
@@ -34,6 +35,7 @@ class SimKey:
     echo_secret: bool = False  # a careless upstream: puts the key it was sent in headers, bodies, errors, streams
     answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
     retry_after: float | None = None  # what a 429 of this key says, whatever the window (0: "retry at once")
+    corpus_case: str | None = None  # answer every request with this captured response of tests/corpus/
 
 
 @dataclass(slots=True)
@@ -103,7 +105,7 @@ class Scenario:
 
 
 _KEY_FIELDS = ("label, secret, rpm, daily_quota, revoke_after, invalid, forbidden, quota_group, stream_fault, "
-               "echo_secret, answer_bytes, retry_after")
+               "echo_secret, answer_bytes, retry_after, corpus_case")
 _PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_status, cycle_s, success_headers, "
                     "outage_retry_after, per_model, keys, outages")
 
@@ -120,9 +122,20 @@ def _key(raw: Any, where: str) -> SimKey:
         quota_group=f.text("quota_group", None),
         stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
         echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1),
-        retry_after=f.number("retry_after"))
+        retry_after=f.number("retry_after"), corpus_case=_corpus_case(f.text("corpus_case", None), where))
     f.done(_KEY_FIELDS)
     return key
+
+
+def _corpus_case(case_id: str | None, where: str) -> str | None:
+    """A corpus case id that exists (its response is replayed for the key)."""
+    if case_id is None:
+        return None
+    try:
+        corpus.case(case_id)
+    except KeyError as exc:
+        raise FieldError(f"{where}.corpus_case", exc.args[0]) from None
+    return case_id
 
 
 def _latency(value: Any, where: str) -> tuple[float, float]:

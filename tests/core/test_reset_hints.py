@@ -80,7 +80,7 @@ CASES = [
      {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "ok", None),
     ("gemini rpm", "gemini", 429, {}, GEMINI_RPM, "cooling", 38.0),
     ("gemini reset delay", "gemini", 429, {}, GEMINI_QUOTA_RESET, "cooling", 1.5),
-    ("openrouter daily", "openrouter", 429, {}, OPENROUTER_DAILY, "cooling", 7200.0),
+    ("openrouter daily", "openrouter", 429, {}, OPENROUTER_DAILY, "exhausted", 7200.0),  # a daily allowance: parked
     ("groq tpm", "groq", 429, {}, GROQ_TPM, "cooling", 10.78),
     ("mistral", "mistral", 429, {}, MISTRAL_429, "cooling", 30.0),  # says nothing: the default cooldown
     ("deepseek balance", "deepseek", 402, {}, DEEPSEEK_402, "exhausted", None),
