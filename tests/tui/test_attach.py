@@ -37,12 +37,19 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
                                         json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
                                         headers={"authorization": "Bearer tok-123"})
                     assert r.status_code == 200
-            await asyncio.sleep(0.6)
-            await pilot.pause()
             table = app.query_one(KeysTable)
+
+            def shown() -> int:
+                return int(table.get_cell("k0", "requests")) + int(table.get_cell("k1", "requests"))
+
+            for _ in range(100):  # the monitor polls the proxy and redraws on its own timers: wait for them
+                await asyncio.sleep(0.05)
+                await pilot.pause()
+                if table.row_count == 3 and shown() == 9:
+                    break
             assert table.row_count == 3
             assert str(table.get_cell("gone", "state")).startswith("invalid")
-            assert int(table.get_cell("k0", "requests")) + int(table.get_cell("k1", "requests")) == 9
+            assert shown() == 9
             events = app.query_one(EventsTable).events.values()
             assert any(e.key == "gone" and str(e.kind) == "invalid" for e in events)
             assert app.check_action("add_key", ()) is None  # new keys stay local: greyed out
