@@ -193,3 +193,10 @@ def revoked(seed: int = 3) -> MonitorSession:
     for _ in range(150):
         _send(session, outcome, rng, 0.3)
     return session
+
+
+def app_for(state: str):
+    """The monitor on one of the states above, its session not started (snapshots and rendered text)."""
+    from pooltui.tui.app import PoolMonitorApp
+
+    return PoolMonitorApp(globals()[state](), start_session=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from rich.text import Text
@@ -34,17 +33,8 @@ TRAFFIC_PARTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-def app_for(state: str) -> PoolMonitorApp:
-    return PoolMonitorApp(getattr(scripted, state)(), start_session=False)
+pytestmark = pytest.mark.usefixtures("utc")
+app_for = scripted.app_for
 
 
 @SIZES

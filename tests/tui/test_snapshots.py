@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from pooltui.tui.app import PoolMonitorApp
 from tests.tui import scripted
 
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-def app_for(state: str) -> PoolMonitorApp:
-    return PoolMonitorApp(getattr(scripted, state)(), start_session=False)
+pytestmark = pytest.mark.usefixtures("utc")
+app_for = scripted.app_for
 
 
 @pytest.mark.parametrize("state", ["steady", "storm", "revoked"])
