@@ -43,6 +43,7 @@ from pooltui.core.pool import Pool
 from pooltui.store.fleet import names, redact_url
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
+STOP_WAIT_S = 5.0  # the longest stop() waits for its tasks, and then for its connection to close
 _CHANGES = frozenset({EventKind.RATE_LIMITED, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA,
                       EventKind.STATE})
 _OUTAGE_OPEN, _OUTAGE_OVER = "outage suspected", "outage over"
@@ -231,13 +232,15 @@ class SharedKeyStates:
             task.cancel()
 
     async def stop(self) -> None:
+        """Stop, in bounded time: a task stuck in a Redis call that does not end on cancellation (a connection
+        torn down mid-read waits on the socket it is closing) must not hold the process's shutdown."""
         self.close()
-        for task in [*self._tasks, *self._spending]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        tasks = [*self._tasks, *self._spending]
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_WAIT_S)
         if self._redis is not None:
             with contextlib.suppress(Exception):
-                await self._redis.aclose()
+                await asyncio.wait_for(self._redis.aclose(), STOP_WAIT_S)
 
     async def _publish_loop(self) -> None:
         assert self._queue is not None

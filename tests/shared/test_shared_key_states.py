@@ -5,6 +5,7 @@ away and coming back loses nothing and fails no request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -247,3 +248,31 @@ async def test_the_monitor_shows_the_fleet(redis_server, serve, tmp_path) -> Non
         await other.shared.stop()
         for c in other.clients.values():
             await c.aclose()
+
+
+async def test_stop_ends_in_bounded_time_even_when_a_task_ignores_cancellation(redis_server, monkeypatch) -> None:
+    """A task stuck in a Redis call that does not end on cancellation held stop() (and a test's teardown, and a
+    proxy's shutdown) forever: stop() now waits for its tasks a bounded time."""
+    import pooltui.store.shared_state as shared_state
+
+    monkeypatch.setattr(shared_state, "STOP_WAIT_S", 0.5, raising=False)
+    shared = await sharing(redis_server.url, pool())
+
+    let_go = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not let_go.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
+
+    task = asyncio.create_task(stubborn())
+    shared._tasks.append(task)
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(shared.stop(), 10)
+        assert time.monotonic() - started < 5
+    finally:
+        let_go.set()
+        task.cancel()
+        await task
