@@ -412,7 +412,7 @@ class PoolClient:
             if self.outcome_listeners:
                 self._outcome("rejected", "", trace)
             raise
-        translated = req.note.startswith("translated")
+        translated = req.translated
         if n:
             self.fallback_used += 1
             why = notes[-1] if notes else ""

@@ -19,6 +19,7 @@ class ApiRequest:
     stream: bool = False
     content: bytes | None = None
     note: str = ""  # what was done to the caller's request on its way (a translation, a model mapped): traced
+    translated: bool = False  # the caller's dialect was translated into this provider's
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ answer, stream or error goes back in the caller's. The mappings themselves are p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,8 +48,6 @@ class Bridge:
 
     def answer(self, status: int, content: bytes) -> bytes:
         """The upstream's whole answer (success or error) in the caller's dialect."""
-        import json
-
         try:
             body: Any = json.loads(content) if content else {}
         except ValueError:
@@ -103,5 +102,5 @@ def upstream_request(api: str, profile: ProviderProfile, method: str, target: st
     sent = {"content-type": "application/json", "accept-encoding": "identity"}
     if agent := headers.get("user-agent"):
         sent["user-agent"] = agent
-    return (ApiRequest("POST", profile.chat_path, out, sent, stream, None, note=note),
+    return (ApiRequest("POST", profile.chat_path, out, sent, stream, None, note=note, translated=True),
             Bridge(api, upstream, asked or model))
