@@ -31,7 +31,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,9 @@ from pooltui.core.classify import Classification
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
+from pooltui.store import shared_wire
 from pooltui.store.fleet import names, redact_url
+from pooltui.store.shared_wire import OnceLog, Rejected
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
 STOP_WAIT_S = 5.0  # the longest stop() waits for its tasks, and then for its connection to close
@@ -83,6 +85,11 @@ class SharedKeyStates:
 
     def __post_init__(self) -> None:
         self.keys = names(self.prefix)
+        self._once = OnceLog(self.log)
+
+    def dropped(self, what: str, why: str) -> None:
+        """A value read from the store that is not what it claims to be: dropped, said once per reason."""
+        self._once(f"shared state: dropped {what} from {redact_url(self.url)} ({why})")
 
     # ------------------------------------------------------------------------------ what this process does
     def attach(self, pool: Pool) -> None:
@@ -163,7 +170,12 @@ class SharedKeyStates:
     def _take_spend(self, provider: str, label: str, fingerprint: str, day: str, month: str,
                     totals: tuple[Any, Any, Any, Any]) -> None:
         """The fleet's totals (this process's included) into the key's spend; parks it once crossed."""
-        tokens_day, cost_day, tokens_month, cost_month = totals
+        try:
+            tokens_day, tokens_month = (shared_wire.count(t) for t in (totals[0], totals[2]))
+            cost_day, cost_month = (shared_wire.amount(c) for c in (totals[1], totals[3]))
+        except Rejected as exc:
+            self.dropped("a spend counter", str(exc))
+            return
         for pool in self.pools.get(provider, []):
             with contextlib.suppress(KeyError):
                 key = pool.key(label)
@@ -172,10 +184,10 @@ class SharedKeyStates:
                     continue
                 if spend.day == day and tokens_day is not None:
                     spend.tokens_day = max(spend.tokens_day, int(tokens_day))
-                    spend.cost_day = max(spend.cost_day, float(cost_day or 0))
+                    spend.cost_day = max(spend.cost_day, cost_day or 0.0)
                 if spend.month == month and tokens_month is not None:
                     spend.tokens_month = max(spend.tokens_month, int(tokens_month))
-                    spend.cost_month = max(spend.cost_month, float(cost_month or 0))
+                    spend.cost_month = max(spend.cost_month, cost_month or 0.0)
                 pool.check_budget(key.label)  # parks it (and the park is published) once the fleet crossed it
 
     def _changed(self, pool: Pool, event: Event) -> None:
@@ -286,8 +298,7 @@ class SharedKeyStates:
                 self.connected, backoff = True, 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        with contextlib.suppress(ValueError, KeyError, TypeError):
-                            self.receive(json.loads(message["data"]))
+                        self.receive_raw(message.get("data"), "a message")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -304,10 +315,9 @@ class SharedKeyStates:
         is gone, the config."""
         now = time.time()
         for provider, pools in list(self.pools.items()):
-            held = await self._redis.hgetall(self.keys.states(provider))
+            held = await self._read(self._redis.hgetall(self.keys.states(provider)), {}, "the key states")
             for raw in held.values():
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    self.receive(json.loads(raw))
+                self.receive_raw(raw, "a planted key state")
             for pool in pools:
                 for key in pool.keys:
                     if key.state is not KeyState.OK and key.label not in held:
@@ -315,10 +325,22 @@ class SharedKeyStates:
                                                  json.dumps(self._state_of(pool, key, now)))
                     if key.spend is not None:
                         await self._restore_spend(provider, key)
-        raw = await self._redis.get(self.keys.config)
+        raw = await self._read(self._redis.get(self.keys.config), None, "the shared config")
         if raw is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                self.receive(json.loads(raw))
+            self.receive_raw(raw, "the shared config")
+
+    async def _read(self, call: Awaitable[Any], default: Any, what: str) -> Any:
+        """One read of the store; a value of the wrong Redis type (a list where a hash is expected) is
+        ``default`` and said once, not a reconnect loop."""
+        from redis.exceptions import ResponseError
+
+        try:
+            return await call
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self.dropped(what, "wrong Redis type")
+            return default
 
     async def _restore_spend(self, provider: str, key: Any) -> None:
         spend, base = key.spend, self._spend_key(provider, key.label, key.fingerprint)
@@ -396,14 +418,36 @@ class SharedKeyStates:
                 pipe.get(last_key)
                 *_, totals, fleet_last = await pipe.execute()
             for pool in pools:
-                counts = {k.label: int(totals.get(f"{k.label}:{k.fingerprint}", 0)) for k in pool.keys}
+                counts = {k.label: self._count(totals.get(f"{k.label}:{k.fingerprint}")) for k in pool.keys}
                 pool.restore_rotation(None if self._rotation_seen else fleet_last, counts)
         self._rotation_seen = True
 
+    def _count(self, raw: object) -> int:
+        try:
+            return shared_wire.count(raw) or 0
+        except Rejected as exc:
+            self.dropped("a usage count", str(exc))
+            return 0
+
     # ------------------------------------------------------------------------------ what others tell us
+    def receive_raw(self, raw: object, what: str) -> None:
+        """One value read from the store (JSON text): checked, then applied; a bad one is dropped."""
+        try:
+            if not isinstance(raw, str | bytes) or len(raw) > 2 * shared_wire.MAX_CONFIG_BYTES:
+                raise Rejected("not JSON text of a sane size")
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                raise Rejected("not JSON") from None
+            message = shared_wire.message(decoded)
+        except Rejected as exc:
+            self.dropped(what, str(exc))
+            return
+        self.receive(message)
+
     def receive(self, message: dict[str, Any]) -> None:
-        """One message from another process (or a fleet monitor): a key state, the breaker, a pool
-        setting, or a config."""
+        """One checked message (:func:`shared_wire.message`) from another process (or a fleet monitor): a
+        key state, the breaker, a pool setting, or a config."""
         if message.get("from") == self.instance:
             return
         kind = message.get("kind")

@@ -1,0 +1,64 @@
+"""The shared store is a trust boundary (issue 26, item 1): whoever can write to the Redis can publish or
+plant anything; what a process takes from it is checked like input from the network, dropped when bad
+(logged once), and never raised into a pick."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis.asyncio as redis
+
+from pooltui.core import Classification, DeadlineSource, KeyState, Outcome
+from tests.shared.test_shared_key_states import answer, pool, sharing, until
+
+pytestmark = pytest.mark.asyncio
+
+
+def forged_states(p) -> list[object]:
+    """The red team's key states: a deadline that is text, a list, infinite, or centuries ahead; a model
+    cooldown that is text; an unknown state; a list where an object is expected."""
+    fp = p.key("k0").fingerprint
+    base = {"from": "evil", "provider": "p", "key": "k0", "fingerprint": fp, "at": time.time()}
+    return [{**base, "state": "disabled", "until": "abc"}, {**base, "state": "disabled", "until": [1]},
+            {**base, "state": "cooling", "until": float("inf")}, {**base, "state": "cooling", "until": 9e18},
+            {**base, "state": "exhausted", "until": time.time() + 60, "models": {"m": "abc"}},
+            {**base, "state": "melted"}, {**base, "key": "k0\x1b]0;pwned\x07"}, [1, 2],
+            {"kind": "breaker", "from": "evil", "provider": "p", "open": True, "until": float("inf")}]
+
+
+async def test_forged_states_on_the_channel_are_dropped_and_logged_once(redis_server) -> None:
+    p = pool()
+    said: list[str] = []
+    shared = await sharing(redis_server.url, p, said.append)
+    raw = redis.from_url(redis_server.url)
+    try:
+        for forged in forged_states(p) * 2:  # each twice: one line per reason, not per message
+            await raw.publish("t:keys", json.dumps(forged))
+        fp2 = p.key("k2").fingerprint
+        await raw.publish("t:keys", json.dumps({"from": "peer", "provider": "p", "key": "k2", "fingerprint": fp2,
+                                                "state": "cooling", "until": time.time() + 30, "at": time.time()}))
+        await until(lambda: p.key("k2").state is KeyState.COOLING)  # a good message still applies
+        assert p.key("k0").state is KeyState.OK and p.key("k0").until is None
+        assert p.pick().label == "k0"
+        answer(p, "k1", Classification(Outcome.RATE_LIMITED, 429, "slow", 5.0, DeadlineSource.RETRY_AFTER))
+        assert p.pick().label == "k0"  # the timer heap holds only numbers
+        dropped = [line for line in said if "dropped" in line]
+        assert dropped and len(dropped) == len(set(dropped)) and "\x1b" not in "".join(said)
+    finally:
+        await raw.aclose()
+        await shared.stop()
+
+
+async def test_forged_states_planted_in_the_hash_do_not_reach_a_newcomer(redis_server) -> None:
+    p = pool()
+    raw = redis.from_url(redis_server.url)
+    try:
+        for i, forged in enumerate(forged_states(p)[:5]):
+            await raw.hset("t:keys:p", f"k0-{i}" if i else "k0", json.dumps(forged))
+        shared = await sharing(redis_server.url, p)
+        await shared.stop()
+        assert p.key("k0").state is KeyState.OK and p.pick().label == "k0"
+    finally:
+        await raw.aclose()
