@@ -193,4 +193,15 @@ def auth_reset(ctx: click.Context, provider: str, label: str | None) -> None:
     if label is not None and p.key(label) is None:
         raise UserError(f"{provider} has no key labelled {label!r}")
     n = a.history(cfg).clear_key_status(provider, label, ("cooling", "exhausted"))
-    click.echo(f"reset {plural(n, 'key')} of {provider}" + (f" ({label})" if label else ""))
+    said = f"reset {plural(n, 'key')} of {provider}" + (f" ({label})" if label else "")
+    if cfg.state.backend == "redis" and cfg.state.url:
+        from pooltui.store.fleet import clear_states, redact_url
+
+        try:
+            shared = asyncio.run(clear_states(cfg.state.url, cfg.state.prefix, provider, label))
+        except Exception as exc:
+            click.echo(said)
+            raise Failure(f"shared states not cleared: cannot reach Redis at {redact_url(cfg.state.url)} "
+                          f"({type(exc).__name__})") from None
+        said += f"; cleared {plural(shared, 'shared state')} on {redact_url(cfg.state.url)}"
+    click.echo(said)

@@ -210,6 +210,8 @@ class StateConfig:
     url: str | None = None
     prefix: str = "pooltui"
     raw: dict[str, Any] = field(default_factory=dict)
+    #: how long a state shared without its own deadline (disabled, invalid elsewhere) holds on another process
+    ttl_s: float = 86400.0
 
 
 def parse_state(raw: Any) -> StateConfig:
@@ -224,9 +226,12 @@ def parse_state(raw: Any) -> StateConfig:
         raise ValueError("state.url must be a Redis URL (redis://host:port/db, rediss://..., unix://...)")
     prefix = data.pop("prefix", "pooltui")
     prefix = validate.label(prefix, "state.prefix") if prefix != "pooltui" else prefix
+    ttl_s = validate.finite("state.ttl_s", data.pop("ttl_s", 86400.0), 0.0, strict=True)
+    if ttl_s > 366 * 86400:
+        raise ValueError("state.ttl_s must be at most a year (366 days in seconds)")
     if data:
-        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix)")
-    return StateConfig(backend, url, prefix, dict(raw))
+        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s)")
+    return StateConfig(backend, url, prefix, dict(raw), ttl_s)
 
 
 @dataclass

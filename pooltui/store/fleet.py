@@ -115,10 +115,39 @@ class FleetLink:
             pipe.publish(self.names.channel, payload)
             await pipe.execute()
 
+    async def clear_states(self, provider: str, label: str | None = None) -> int:
+        """Forget the fleet's shared states of ``provider`` (one key, or all), and tell every running process
+        the key is back (``pooltui auth reset``). Returns how many keys were not ok."""
+        name = self.names.states(provider)
+        held = await self._redis.hgetall(name)
+        cleared = 0
+        for field, raw in held.items():
+            if label is not None and field != label:
+                continue
+            await self._redis.hdel(name, field)
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                state = json.loads(raw)
+                if state.get("state") != "ok" and isinstance(state.get("fingerprint"), str):
+                    cleared += 1
+                    await self._redis.publish(self.names.channel, json.dumps(
+                        {"from": self.instance, "at": time.time(), "provider": provider, "key": field,
+                         "fingerprint": state["fingerprint"], "state": "ok", "until": None,
+                         "reason": "reset by hand"}))
+        return cleared
+
     async def send_pool(self, provider: str, **setting: Any) -> None:
         """A pool setting (``strategy`` or ``order``) for every process."""
         await self._redis.publish(self.names.channel, json.dumps(
             {"kind": "pool", "from": self.instance, "provider": provider, **setting}))
+
+
+async def clear_states(url: str, prefix: str, provider: str, label: str | None = None) -> int:
+    """:meth:`FleetLink.clear_states` on one connection."""
+    link = FleetLink(url, prefix)
+    try:
+        return await link.clear_states(provider, label)
+    finally:
+        await link.aclose()
 
 
 async def fleet(url: str, prefix: str = "pooltui", stale_s: float = 10.0) -> dict[str, Any]:

@@ -73,6 +73,9 @@ class SharedKeyStates:
     published: int = 0
     connected: bool = False
     sync_s: float = 0.5
+    #: a state shared without a deadline of its own (disabled, invalid, forbidden elsewhere) holds here for
+    #: this long after it was published, then ends (``[state] ttl_s``): nothing forged lasts for ever
+    ttl_s: float = 86400.0
     _queue: asyncio.Queue | None = None
     _outbox: deque = field(default_factory=lambda: deque(maxlen=5000))  # events not yet in the stream
     _logs: set[int] = field(default_factory=set)  # EventLogs listened to (a client may share its pool's)
@@ -316,8 +319,10 @@ class SharedKeyStates:
         now = time.time()
         for provider, pools in list(self.pools.items()):
             held = await self._read(self._redis.hgetall(self.keys.states(provider)), {}, "the key states")
-            for raw in held.values():
-                self.receive_raw(raw, "a planted key state")
+            for label, raw in list(held.items()):
+                if self.receive_raw(raw, "a planted key state") is None:
+                    await self._redis.hdel(self.keys.states(provider), label)  # bad or over: gone for everyone
+                    del held[label]
             for pool in pools:
                 for key in pool.keys:
                     if key.state is not KeyState.OK and key.label not in held:
@@ -430,8 +435,16 @@ class SharedKeyStates:
             return 0
 
     # ------------------------------------------------------------------------------ what others tell us
-    def receive_raw(self, raw: object, what: str) -> None:
-        """One value read from the store (JSON text): checked, then applied; a bad one is dropped."""
+    def deadline(self, state: dict[str, Any]) -> float | None:
+        """When a shared key state ends here: its own deadline, else (a state other than ok) ``ttl_s`` after
+        it was published."""
+        if state.get("until") is not None or state.get("state") == KeyState.OK.value:
+            return state.get("until")
+        return float(state["at"]) + self.ttl_s
+
+    def receive_raw(self, raw: object, what: str) -> dict[str, Any] | None:
+        """One value read from the store (JSON text): checked, then applied; a bad one is dropped (None), as
+        is a key state that is over."""
         try:
             if not isinstance(raw, str | bytes) or len(raw) > 2 * shared_wire.MAX_CONFIG_BYTES:
                 raise Rejected("not JSON text of a sane size")
@@ -442,8 +455,11 @@ class SharedKeyStates:
             message = shared_wire.message(decoded)
         except Rejected as exc:
             self.dropped(what, str(exc))
-            return
+            return None
+        if message.get("kind") is None and (self.deadline(message) or float("inf")) <= time.time():
+            return None
         self.receive(message)
+        return message
 
     def receive(self, message: dict[str, Any]) -> None:
         """One checked message (:func:`shared_wire.message`) from another process (or a fleet monitor): a
@@ -512,7 +528,9 @@ class SharedKeyStates:
             return
         if state.get("fingerprint") != key.fingerprint:
             return
-        target, until = state.get("state"), state.get("until")
+        target, until = state.get("state"), self.deadline(state)
+        if until is not None and until <= time.time():
+            return  # over already
         models = state.get("models") if isinstance(state.get("models"), dict) else {}
         changed = sum(pool.restore_model_cooldown(key.label, str(m), float(u)) for m, u in models.items()
                       if isinstance(u, int | float))
@@ -533,7 +551,7 @@ class SharedKeyStates:
                     return
                 pool.disable(key.label, until, str(state.get("reason") or "disabled elsewhere"))
             else:
-                if key.state.value == target and (key.until or 0) >= (until or 0):
+                if key.state.value == target and (key.until is None or key.until >= (until or 0)):
                     return  # already known here, at least as long
                 if not pool.restore(key.label, str(target), until, state.get("source"),
                                     str(state.get("reason") or ""), state.get("status")):

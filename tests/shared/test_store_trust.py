@@ -62,3 +62,62 @@ async def test_forged_states_planted_in_the_hash_do_not_reach_a_newcomer(redis_s
         assert p.key("k0").state is KeyState.OK and p.pick().label == "k0"
     finally:
         await raw.aclose()
+
+
+async def test_a_state_without_a_deadline_ends_ttl_after_it_was_published(redis_server) -> None:
+    """A forged `disabled` (no deadline) held for ever, and outlived restarts through the history: it now ends
+    ``[state] ttl_s`` after it was published; one older than that is not applied at all (and leaves the hash)."""
+    from pooltui.store.shared_state import SharedKeyStates
+
+    p, now = pool(), time.time()
+    base = {"from": "evil", "provider": "p", "state": "disabled", "until": None}
+    raw = redis.from_url(redis_server.url)
+    try:
+        await raw.hset("t:keys:p", mapping={
+            "k0": json.dumps({**base, "key": "k0", "fingerprint": p.key("k0").fingerprint, "at": now}),
+            "k1": json.dumps({**base, "key": "k1", "fingerprint": p.key("k1").fingerprint, "at": now - 120})})
+        shared = SharedKeyStates(redis_server.url, prefix="t", ttl_s=60.0)
+        shared.attach(p)
+        await shared.start()
+        await shared.stop()
+        assert p.key("k0").state is KeyState.DISABLED and p.key("k0").until == pytest.approx(now + 60.0)
+        assert p.key("k1").state is KeyState.OK
+        assert await raw.hkeys("t:keys:p") == [b"k0"]
+    finally:
+        await raw.aclose()
+
+
+async def test_auth_reset_clears_the_shared_states_and_running_processes_follow(redis_server, tmp_path) -> None:
+    """`pooltui auth reset` said "reset 0 keys" while a forged state held every process: it now clears the
+    provider's shared states and tells the running processes the keys are back."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from pooltui.core import KeySpec, Pool
+    from pooltui.store.shared_state import SharedKeyStates
+    from tests.shared.conftest import proxy_env
+
+    secrets = {"K0": "sk-test-reset-000000000000000000000000", "K1": "sk-test-reset-000000000000000000000001"}
+    env = proxy_env(tmp_path, redis_server.url, "http://127.0.0.1:9/v1",
+                    '{ label = "k0", secret = "env:K0" }, { label = "k1", secret = "env:K1" }', **secrets)
+    p = Pool("oai", [KeySpec("k0", secrets["K0"]), KeySpec("k1", secrets["K1"])], "failover")
+    shared = SharedKeyStates(redis_server.url)
+    shared.attach(p)
+    await shared.start()
+    raw = redis.from_url(redis_server.url)
+    try:
+        await raw.hset("pooltui:keys:oai", "k0", json.dumps(
+            {"from": "evil", "provider": "oai", "key": "k0", "fingerprint": p.key("k0").fingerprint,
+             "state": "disabled", "until": None, "at": time.time()}))
+        await raw.publish("pooltui:keys", await raw.hget("pooltui:keys:oai", "k0"))
+        await until(lambda: p.key("k0").state is KeyState.DISABLED)
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "pooltui", "auth", "reset", "oai"],
+                                       env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "cleared 1 shared state" in done.stdout and redis_server.password not in done.stdout + done.stderr
+        await until(lambda: p.key("k0").state is KeyState.OK)
+        assert await raw.hlen("pooltui:keys:oai") == 0
+    finally:
+        await raw.aclose()
+        await shared.stop()
