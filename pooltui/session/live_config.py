@@ -19,10 +19,12 @@ from pooltui.client.pool_client import PoolClient
 from pooltui.core.events import EventLog
 from pooltui.core.health import KeyState
 from pooltui.core.pool import KeySpec, Pool
+from pooltui.core.terminal import printable
 from pooltui.session.build import build_client, build_pool
 from pooltui.session.live_providers import apply_settings
-from pooltui.store.config import Config, ConfigError, ProviderConfig, load_config, parse_config
+from pooltui.store.config import Config, ConfigError, ProviderConfig, load_config
 from pooltui.store.secrets import SecretStore, SecretStoreError
+from pooltui.store.shared_config import merge_shared, shared_part
 
 
 @dataclass
@@ -87,22 +89,25 @@ class LiveConfig:
             self.log(f"config not reloaded: {exc} (serving on as before)")
             return []
         changes = self._apply_all(cfg, "config reloaded")
-        if self.publish is not None:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                self.publish(self.path.read_text(encoding="utf-8"), f"{socket.gethostname()}:{self.path}")
+        if self.publish is not None:  # only what is safe to share: no URL, password, alert destination
+            self.publish(shared_part(cfg), f"{socket.gethostname()}:{self.path}")
         return changes
 
     def apply_shared(self, text: str, origin: str, at: float) -> list[str]:
-        """A config another process published through the shared store: its keys and strategies apply here
-        unless this host's own file changed after it (the latest change wins)."""
+        """What another host shared of its config (:mod:`pooltui.store.shared_config`): its strategies, pool
+        orders and the keys this host has with the same references apply here, unless this host's own file
+        changed after it (the latest change wins)."""
         signature = self._stat()
         if signature is not None and signature[0] / 1e9 >= at:
             return []
+        origin = printable(origin)
         try:
-            cfg = parse_config(text, Path(f"<config from {origin}>"))
-        except ConfigError as exc:
-            self.log(f"shared config from {origin} not applied: {exc}")
+            cfg, notes = merge_shared(load_config(self.path), text)
+        except (ConfigError, ValueError) as exc:
+            self.log(f"shared config from {origin} not applied: {printable(str(exc))}")
             return []
+        for note in notes:
+            self.log(f"shared config from {origin}: {note}")
         return self._apply_all(cfg, f"config from {origin}")
 
     def _apply_all(self, cfg, said: str) -> list[str]:

@@ -42,7 +42,7 @@ from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
 from pooltui.store.fleet import names, redact_url
-from pooltui.store.shared_wire import OnceLog, Rejected
+from pooltui.store.shared_wire import Rejected
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
 STOP_WAIT_S = 5.0  # the longest stop() waits for its tasks, and then for its connection to close
@@ -88,11 +88,14 @@ class SharedKeyStates:
 
     def __post_init__(self) -> None:
         self.keys = names(self.prefix)
-        self._once = OnceLog(self.log)
+        self._said_once: set[str] = set()
 
     def dropped(self, what: str, why: str) -> None:
         """A value read from the store that is not what it claims to be: dropped, said once per reason."""
-        self._once(f"shared state: dropped {what} from {redact_url(self.url)} ({why})")
+        line = f"shared state: dropped {what} from {redact_url(self.url)} ({why})"
+        if line not in self._said_once and len(self._said_once) < 1000:
+            self._said_once.add(line)
+            self.log(line)
 
     # ------------------------------------------------------------------------------ what this process does
     def attach(self, pool: Pool) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pooltui.core import validate
@@ -205,16 +203,3 @@ def heartbeat(raw: object, now: float) -> dict[str, Any]:
     if isinstance(m.get("panels"), dict):
         out["panels"] = m["panels"]
     return out
-
-
-@dataclass
-class OnceLog:
-    """Logs each distinct reason once (a forged value repeated a million times is one line)."""
-
-    log: Callable[[str], None]
-    seen: set[str] = field(default_factory=set)
-
-    def __call__(self, line: str) -> None:
-        if line not in self.seen and len(self.seen) < 1000:
-            self.seen.add(line)
-            self.log(line)

@@ -169,21 +169,28 @@ async def test_a_new_base_url_timeout_and_fallback_list_apply_to_the_running_poo
         assert proxy.session.capacity_alert["main"] == 2 and proxy.session.reverify_policies["main"].first_s == 60
 
 
-async def test_a_config_shared_by_another_host_adds_a_provider_through_the_same_code(serve, tmp_path):
+async def test_a_config_shared_by_another_host_applies_its_strategy_but_adds_no_provider(serve, tmp_path):
+    """Issue 26: a shared config carries strategies, pool orders and key references only; a provider this host
+    does not configure is not added from it (its URL and keys would come from whoever wrote to the store)."""
+    from pooltui.store.config import load_config
     from pooltui.store.secrets import SecretStore
+    from pooltui.store.shared_config import shared_part
 
     server = simulator(serve)
     store = SecretStore(tmp_path / "data")
     path = tmp_path / "config.toml"
     add_provider(path, store, server, "main")
-    async with live_proxy(path, store) as (proxy, http, _said):
+    async with live_proxy(path, store) as (proxy, http, said):
         elsewhere = tmp_path / "other.toml"  # what another host published through Redis
         elsewhere.write_text(path.read_text())
         add_provider(elsewhere, store, server, "ant", "anthropic")
-        changes = proxy.session.live.apply_shared(elsewhere.read_text(), "host-b:/x", time.time() + 60)
-        assert "ant added (anthropic, 1 key)" in changes
+        with ConfigEditor(elsewhere) as cfg:
+            cfg.providers["main"].strategy = "failover"
+        changes = proxy.session.live.apply_shared(shared_part(load_config(elsewhere)), "host-b:/x", time.time() + 60)
+        assert "main strategy failover" in changes and not any("ant added" in line for line in changes)
+        assert any("ant: not configured on this host" in line for line in said)
         r = await http.post("/v1/messages", json=MESSAGE, headers={"anthropic-version": "2023-06-01"})
-        assert r.status_code == 200 and r.headers["x-pooltui-served-by"] == "ant/a0"
+        assert r.status_code != 200
 
 
 async def test_keys_given_to_a_fallback_that_had_none_join_its_pool(serve, tmp_path):

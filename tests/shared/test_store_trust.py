@@ -4,6 +4,7 @@ plant anything; what a process takes from it is checked like input from the netw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -121,3 +122,85 @@ async def test_auth_reset_clears_the_shared_states_and_running_processes_follow(
     finally:
         await raw.aclose()
         await shared.stop()
+
+
+@contextlib.asynccontextmanager
+async def redis_session(serve, tmp_path, url: str, log=None):
+    """A session (as `pooltui proxy` builds it) on a simulator, its state on the Redis at ``url``, its alerts
+    going to a webhook with a secret path and a command; with a raw connection to that Redis."""
+    from pooltui.session.local import config_session
+    from pooltui.store.config import load_config
+    from tests.conftest import config_on_simulator
+
+    path, store, _ = config_on_simulator(serve, tmp_path)
+    path.write_text(path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{url}"\n\n[alerts]\n'
+                    'webhook = "https://hooks.example.com/services/T0/B0/very-secret-path"\ncommand = ["notify-me"]\n')
+    session, _ = config_session(load_config(path), store, None)
+    if log is not None:
+        session.shared.log = log
+    session.start_background()
+    raw = redis.from_url(url)
+    try:
+        await until(lambda: session.shared.connected)
+        yield session, path, raw
+    finally:
+        await raw.aclose()
+        session.stop_background()
+        await session.shared.stop()
+        for c in session.clients.values():
+            await c.aclose()
+
+
+async def test_the_shared_config_carries_only_what_is_safe(redis_server, serve, tmp_path) -> None:
+    """`team:config` held the whole file: the Redis password, the webhook's secret path, the alert command."""
+    async with redis_session(serve, tmp_path, redis_server.url) as (session, _path, raw):
+        session.live.reload()
+        await until(lambda: session.shared.published >= 1)
+        shared = json.loads(await raw.get("pooltui:config"))["text"]
+        assert "k0" in shared and "keyring:" in shared
+        for secret in (redis_server.password, "very-secret-path", "notify-me", "127.0.0.1", "[state]"):
+            assert secret not in shared
+
+
+async def test_a_shared_config_resolves_only_references_this_host_had(serve, tmp_path, monkeypatch) -> None:
+    """A forged shared config gave k1 = env:SOME_VAR and k2 = another key's file: reference; another host sent
+    them upstream as Bearer tokens. One with no keys emptied every host's pool."""
+    from pooltui.session.local import config_session
+    from pooltui.store.config import load_config
+    from tests.conftest import config_on_simulator
+
+    monkeypatch.setenv("SOME_VAR", "sk-test-not-a-key-of-this-pool-0000000001")
+    path, store, _ = config_on_simulator(serve, tmp_path, n_keys=3)
+    session, _ = config_session(load_config(path), store, None)
+    said: list[str] = []
+    session.live.log = said.append
+    pool, before = session.pool, {k.label: k.secret for k in session.pool.keys}
+    mine = {e.label: e.secret for e in load_config(path).providers["main"].keys}
+    try:
+        forged = {"providers": {"main": {"strategy": "failover", "keys": [
+            {"label": "k0", "secret": mine["k0"]}, {"label": "k1", "secret": "env:SOME_VAR"},
+            {"label": "k2", "secret": mine["k0"]}]}}}
+        session.live.apply_shared(json.dumps(forged), "evil\x1b]0;t\x07", time.time() + 60)
+        assert {k.label: k.secret for k in pool.keys}.items() <= before.items()  # no secret from elsewhere
+        assert pool.key("k0").secret == before["k0"] and pool.strategy == "failover"
+        assert any("main/k1: not applied" in line for line in said) and "\x1b" not in "".join(said)
+        session.live.apply_shared(json.dumps({"providers": {"main": {"keys": []}}}), "evil", time.time() + 60)
+        assert len(pool.keys) >= 1 and any("would leave no key" in line for line in said)
+    finally:
+        for c in session.clients.values():
+            await c.aclose()
+
+
+async def test_a_shared_config_from_the_future_does_not_beat_every_file(redis_server, serve, tmp_path) -> None:
+    """`at = 9e18` beat any host's own file: a config dated beyond clock skew is dropped."""
+    from pooltui.store.config import load_config
+
+    said: list[str] = []
+    async with redis_session(serve, tmp_path, redis_server.url, said.append) as (session, path, raw):
+        mine = {e.label: e.secret for e in load_config(path).providers["main"].keys}
+        text = json.dumps({"providers": {"main": {"strategy": "failover", "keys": [
+            {"label": "k0", "secret": mine["k0"]}]}}})
+        await raw.publish("pooltui:config:changed", json.dumps(
+            {"kind": "config", "from": "evil", "origin": "evil", "text": text, "at": 9e18}))
+        await until(lambda: any("dropped" in line for line in said))
+        assert [k.label for k in session.pool.keys] == ["k0", "k1"]
