@@ -143,13 +143,33 @@ def _history_problem(path: Path) -> str | None:
     return None
 
 
+def check_store(a) -> list[Check]:
+    """With ``[state] backend = "redis"``: connect once, say how it went (never the password)."""
+    import asyncio
+
+    from pooltui.store.config import ConfigError, load_config
+    from pooltui.store.fleet import CONNECTED, probe, redact_url, status_line
+
+    try:
+        cfg = load_config(a.config_file)
+    except ConfigError:
+        return []
+    if cfg.state.backend != "redis" or not cfg.state.url:
+        return []
+    status = asyncio.run(probe(cfg.state.url))
+    if status == CONNECTED:
+        return [Check(True, "shared state", f"{redact_url(cfg.state.url)}: connected (prefix {cfg.state.prefix})")]
+    said = status_line(status, cfg.state.url, serving=False).removeprefix("shared state: ")
+    return [Check(False, "shared state", said)]
+
+
 @click.command("doctor")
 @click.option("--repair-history", is_flag=True, help="move a broken history.db aside (kept) and start a new one")
 @click.pass_context
 def doctor(ctx: click.Context, repair_history: bool) -> None:
     """Check the config, the secret store and the history; exit 1 when something needs you."""
     a = app(ctx)
-    checks = [*check_config(a), *check_secrets(a), *check_history(a, repair_history)]
+    checks = [*check_config(a), *check_secrets(a), *check_history(a, repair_history), *check_store(a)]
     for c in checks:
         click.echo(c.line())
     if not all(c.ok for c in checks):

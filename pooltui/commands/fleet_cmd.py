@@ -20,6 +20,7 @@ from pooltui.core.words import plural
 def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Every process serving the pool (host, pid, requests/s, last seen) and the shared key states."""
     from pooltui.store.fleet import fleet as read_fleet
+    from pooltui.store.fleet import shown_url
 
     prefix = "pooltui"
     if url is None:
@@ -28,7 +29,8 @@ def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
             raise UserError("no shared state: set [state] backend = \"redis\" and url in the config, or pass --state")
         url, prefix = cfg.state.url, cfg.state.prefix
     elif not url.startswith(("redis://", "rediss://", "unix://")):
-        raise UserError(f"--state needs a Redis URL (redis://host:port/db), not {url!r}")
+        raise UserError(f"--state needs a Redis URL (redis://host:port/db, rediss://..., unix://...), not "
+                        f"{shown_url(url)}")
     try:
         seen = asyncio.run(read_fleet(url, prefix))
     except Exception as exc:

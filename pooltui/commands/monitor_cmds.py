@@ -92,10 +92,11 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
     from pooltui.core import validate
     from pooltui.core.words import plural
     from pooltui.session.fleet_view import FleetSession
-    from pooltui.store.fleet import FleetLink, redact_url
+    from pooltui.store.fleet import FleetLink, redact_url, shown_url
 
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise UserError(f"--state needs a Redis URL (redis://host:port/db, rediss://..., unix://...), not {url!r}")
+        raise UserError(f"--state needs a Redis URL (redis://host:port/db, rediss://..., unix://...), not "
+                        f"{shown_url(url)}")
     if prefix is None:
         cfg = a.config()
         prefix = cfg.state.prefix if cfg.state.backend == "redis" else "pooltui"

@@ -154,8 +154,10 @@ class MonitorSession:
 
     def status(self) -> SessionStatus:
         traffic = "on" if self.traffic_running else ("off" if self.traffic is not None or self.demo else "none")
+        store = getattr(self.shared, "status", "connected")
         return SessionStatus(self.title, demo=self.demo, traffic=traffic, traffic_rate=self.traffic_rate,
-                             unencrypted=self.unencrypted)
+                             unencrypted=self.unencrypted,
+                             shared_store="" if store in ("connected", "connecting") else store)
 
     def recent_events(self, n: int | None = None) -> list[Event]:
         """The current provider's events: those of this run, after those the history had before it began."""

@@ -25,6 +25,7 @@ class SessionStatus:
     traffic_rate: float = 0.0
     unencrypted: str | None = None  # path of a plaintext secrets file in use
     problem: str = ""  # e.g. the proxy stopped answering: the view is stale
+    shared_store: str = ""  # the shared store's trouble ("auth failed", "TLS mismatch", "unreachable"), if any
 
 
 @runtime_checkable

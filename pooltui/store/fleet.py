@@ -3,12 +3,15 @@ they share, their merged events; a fleet monitor's key actions go out from here 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from pooltui.core.terminal import printable
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,100 @@ def names(prefix: str) -> Names:
 
 
 def redact_url(url: str) -> str:
-    """A Redis URL without its password."""
-    parts = urlsplit(url)
+    """A URL without its user, password, path or query (a Redis URL as ``redis://host:port``); whatever it
+    is, never its password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(a URL that does not parse)"
     if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    return f"{parts.scheme}://{parts.hostname}{'' if parts.port is None else f':{parts.port}'}"
+        return printable(f"unix://{parts.path}")
+    scheme = parts.scheme if parts.scheme.isalnum() else "?"
+    return printable(f"{scheme}://{parts.hostname or ''}{'' if port is None else f':{port}'}")
+
+
+CONNECTED, AUTH_FAILED, TLS_MISMATCH, UNREACHABLE = "connected", "auth failed", "TLS mismatch", "unreachable"
+
+
+async def _listening(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether something accepts a TCP connection on ``host:port``."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True
+
+
+async def failure_of(url: str, exc: BaseException) -> str:
+    """What went wrong reaching the store at ``url``: :data:`AUTH_FAILED` (a wrong or missing password or ACL
+    user), :data:`TLS_MISMATCH` (``rediss://`` to a server without TLS, or a TLS error) or :data:`UNREACHABLE`."""
+    import ssl
+
+    from redis.exceptions import AuthenticationError, ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    text = str(exc)
+    if isinstance(exc, AuthenticationError) or (isinstance(exc, ResponseError)
+                                                and text.startswith(("NOAUTH", "WRONGPASS", "NOPERM"))):
+        return AUTH_FAILED
+    if any(isinstance(e, ssl.SSLError) for e in (exc, exc.__cause__, exc.__context__)) or "SSL" in text:
+        return TLS_MISMATCH
+    parts = urlsplit(url)
+    if (parts.scheme == "rediss" and isinstance(exc, RedisTimeout | TimeoutError) and parts.hostname
+            and await _listening(parts.hostname, _port(parts))):
+        return TLS_MISMATCH  # the port answers TCP but no TLS handshake: a server without TLS
+    return UNREACHABLE
+
+
+def _port(parts: Any) -> int:
+    try:
+        return parts.port or 6379
+    except ValueError:
+        return 6379
+
+
+async def probe(url: str, timeout_s: float = 3.0) -> str:
+    """Connect to the store at ``url`` once and say how it went (:data:`CONNECTED` or what is wrong)."""
+    import redis.asyncio as redis
+
+    try:
+        client = redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    except Exception as exc:  # a URL redis-py cannot use
+        return await failure_of(url, exc)
+    try:
+        await client.ping()
+        return CONNECTED
+    except Exception as exc:
+        return await failure_of(url, exc)
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+def shown_url(url: str) -> str:
+    """What an error may show of a URL given by the user: never its password."""
+    return redact_url(url) if "://" in url else "a value that is not a URL"
+
+
+def status_line(status: str, url: str, serving: bool = True) -> str:
+    """The one line said when the store's status becomes ``status`` (the URL without its password); a
+    ``serving`` process adds what it does meanwhile."""
+    where = redact_url(url)
+    if status == CONNECTED:
+        return f"shared state: connected to {where}"
+    own = "serving on this process's own view, retrying" if serving else "fix [state] url"
+    if status == AUTH_FAILED:
+        return (f"shared state: {where} refused the credentials (auth failed: check the password or ACL user in "
+                f"[state] url); {own}")
+    if status == TLS_MISMATCH:
+        hint = ("rediss:// to a server without TLS? use redis://, or enable TLS on the server"
+                if url.startswith("rediss://") else "the server and the URL disagree on TLS")
+        return f"shared state: TLS mismatch with {where} ({hint}); {own}"
+    return f"shared state: {where} unreachable; {own}"
 
 
 class FleetLink:

@@ -41,7 +41,7 @@ from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
-from pooltui.store.fleet import names, redact_url
+from pooltui.store.fleet import CONNECTED, failure_of, names, redact_url, status_line
 from pooltui.store.shared_wire import Rejected
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
@@ -72,6 +72,8 @@ class SharedKeyStates:
     applied: int = 0  # remote states applied here
     published: int = 0
     connected: bool = False
+    #: "connecting", then fleet.CONNECTED, AUTH_FAILED, TLS_MISMATCH or UNREACHABLE; each change is one line
+    status: str = "connecting"
     sync_s: float = 0.5
     #: a state shared without a deadline of its own (disabled, invalid, forbidden elsewhere) holds here for
     #: this long after it was published, then ends (``[state] ttl_s``): nothing forged lasts for ever
@@ -299,8 +301,7 @@ class SharedKeyStates:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.keys.channel, self.keys.config_channel)
                 await self._resync()
-                if not self.connected:
-                    self.log(f"shared state: connected to {redact_url(self.url)}")
+                self._became(CONNECTED)
                 self.connected, backoff = True, 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -308,12 +309,16 @@ class SharedKeyStates:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.connected:
-                    self.log(f"shared state: {redact_url(self.url)} unreachable ({type(exc).__name__}); "
-                             "serving on this process's own view, reconnecting")
                 self.connected = False
+                self._became(await failure_of(self.url, exc))
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
+
+    def _became(self, status: str) -> None:
+        """The store's status: one line (stderr of a headless proxy, the monitor's events) when it changes."""
+        if status != self.status:
+            self.status = status
+            self.log(status_line(status, self.url))
 
     async def _resync(self) -> None:
         """After a (re)connect: apply what Redis holds, and give back what this process learnt meanwhile

@@ -23,6 +23,7 @@ class StateStore(Protocol):
     """What a session does with its state store."""
 
     connected: bool
+    status: str  # "connected", or what is wrong: "auth failed", "TLS mismatch", "unreachable"
 
     def attach(self, pool: Pool) -> None:
         """Keep ``pool``'s state in this store."""
@@ -39,6 +40,7 @@ class MemoryState:
     """The in-process store: the pools hold their own state; nothing leaves this process."""
 
     connected = True
+    status = "connected"
 
     def __init__(self) -> None:
         self.pools: list[Pool] = []

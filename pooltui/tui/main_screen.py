@@ -238,6 +238,8 @@ class MainScreen(Screen[None]):
             add("attached", "attached", "cyan")
         if st.unencrypted:
             add("unencrypted", "⚠ secrets unencrypted", "bold yellow")
+        if st.shared_store:
+            add("shared", f"⚠ shared state {st.shared_store}", "bold yellow")
         if self.paused:
             add("paused", "PAUSED (space)", "bold reverse")
         red = any(a.severity == RED for a in alerts)

@@ -504,7 +504,7 @@ class StatusLine(FittedLine):
 
 
 #: what the status line keeps longest, 0 first: what tells whether callers are hurting
-STATUS_RANKS = {"alert": 0, "paused": 1, "usable": 1, "ok": 2, "p95": 3, "paced": 4, "unencrypted": 4,
+STATUS_RANKS = {"alert": 0, "paused": 1, "usable": 1, "ok": 2, "p95": 3, "paced": 4, "unencrypted": 4, "shared": 4,
                 "provider": 5, "attached": 6, "traffic": 7, "strategy": 8, "title": 9}
 #: what the traffic panel's summary keeps longest, 0 first
 TRAFFIC_RANKS = {"callers": 0, "waiting": 1, "fallback": 1, "waits": 2, "rpm": 3, "limits": 4}
