@@ -9,6 +9,7 @@ import time
 import click
 
 from pooltui.commands.common import UserError, app
+from pooltui.core.terminal import printable
 from pooltui.core.timefmt import duration
 from pooltui.core.words import plural
 
@@ -35,15 +36,18 @@ def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
         seen = asyncio.run(read_fleet(url, prefix))
     except Exception as exc:
         raise UserError(f"cannot read the shared state ({type(exc).__name__})") from None
-    if as_json:
-        click.echo(json.dumps(seen, indent=2))
+    for line in seen["skipped"]:  # what anyone wrote to the store: one line each, never the whole command
+        click.echo(f"pooltui: fleet: {line}", err=True)
+    if as_json:  # JSON escapes every control character
+        click.echo(json.dumps({k: v for k, v in seen.items() if k != "skipped"}, indent=2))
         return
     now = time.time()
     click.echo(f"{plural(len(seen['procs']), 'process', 'processes')} serving")
-    for p in seen["procs"]:
-        click.echo(f"  {p['host']:<20} pid {p['pid']:<7} {p['requests_per_s']:6.1f} req/s  seen "
+    for p in seen["procs"]:  # host and reasons come from the store: stripped of terminal control sequences
+        click.echo(f"  {printable(p['host']):<20} pid {p['pid']:<7} {p['requests_per_s']:6.1f} req/s  seen "
                    f"{duration(now - p['last_seen'])} ago  {', '.join(p['providers'])}")
     click.echo("shared key states")
     for k in seen["keys"]:
         left = f" {duration(k['until'] - now)} left" if k.get("until") and k["until"] > now else ""
-        click.echo(f"  {k['provider']}/{k['key']:<16} {k['state']}{left}  {k.get('reason') or ''}".rstrip())
+        reason = printable(k.get("reason") or "")
+        click.echo(f"  {k['provider']}/{k['key']:<16} {k['state']}{left}  {reason}".rstrip())

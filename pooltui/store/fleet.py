@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from pooltui.core.terminal import printable
+from pooltui.store import shared_wire
 
 
 @dataclass(frozen=True)
@@ -163,28 +165,60 @@ class FleetLink:
 
         self.url, self.names, self.stale_s = url, names(prefix), stale_s
         self.instance = f"monitor:{time.time():.0f}"
+        self.skipped: list[str] = []  # one line per bad entry read from the store and left out
         self._redis = redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=3)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
 
+    def _skip(self, what: str, why: str) -> None:
+        line = f"skipped {what} ({why})"
+        if line not in self.skipped:
+            self.skipped.append(line)
+
+    async def _hash(self, name: str) -> dict[str, str]:
+        """A hash of the store; anything else there (a list where a hash is expected) is skipped, said once."""
+        from redis.exceptions import ResponseError
+
+        try:
+            return await self._redis.hgetall(name)
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self._skip(printable(name[:100]), "not a hash")
+            return {}
+
+    def _checked(self, raw: str, check: Callable[[object, float], dict[str, Any]], what: str,
+                 now: float) -> dict[str, Any] | None:
+        try:
+            return check(json.loads(raw), now)
+        except (ValueError, shared_wire.Rejected) as exc:
+            self._skip(what, str(exc) if isinstance(exc, shared_wire.Rejected) else "not JSON")
+            return None
+
     async def processes(self) -> list[dict[str, Any]]:
-        """The processes seen within ``stale_s`` (older ones are forgotten), by host and pid."""
-        now, procs, gone = time.time(), [], []
-        for raw in (await self._redis.hgetall(self.names.procs)).values():
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                proc = json.loads(raw)
-                (procs if now - float(proc["last_seen"]) <= self.stale_s else gone).append(proc)
+        """The processes seen within ``stale_s`` (older ones are forgotten), by host and pid; a heartbeat that
+        is not one is skipped (:attr:`skipped`)."""
+        now = time.time()
+        procs: list[dict[str, Any]] = []
+        gone: list[str] = []
+        for raw in (await self._hash(self.names.procs)).values():
+            proc = self._checked(raw, shared_wire.heartbeat, "a heartbeat", now)
+            if proc is not None:
+                (procs if now - proc["last_seen"] <= self.stale_s else gone).append(proc)
         if gone:
             await self._redis.hdel(self.names.procs, *[p["instance"] for p in gone])
         return sorted(procs, key=lambda p: (p["host"], p["pid"]))
 
     async def key_states(self) -> list[dict[str, Any]]:
+        """The shared key states (checked; a bad one is skipped), by provider and label."""
         keys: list[dict[str, Any]] = []
+        now = time.time()
         async for name in self._redis.scan_iter(match=f"{self.names.prefix}:keys:*"):
-            for raw in (await self._redis.hgetall(name)).values():
-                with contextlib.suppress(ValueError, TypeError):
-                    keys.append(json.loads(raw))
+            for raw in (await self._hash(name)).values():
+                state = self._checked(raw, shared_wire.key_state, "a key state", now)
+                if state is not None:
+                    keys.append(state)
         return sorted(keys, key=lambda k: (k["provider"], k["key"]))
 
     async def events_after(self, last_id: str = "0-0", count: int = 500) -> list[tuple[str, dict[str, Any]]]:
@@ -247,6 +281,7 @@ async def fleet(url: str, prefix: str = "pooltui", stale_s: float = 10.0) -> dic
     link = FleetLink(url, prefix, stale_s)
     try:
         procs = [{k: v for k, v in p.items() if k != "panels"} for p in await link.processes()]
-        return {"procs": procs, "keys": await link.key_states()}
+        keys = await link.key_states()
+        return {"procs": procs, "keys": keys, "skipped": link.skipped}
     finally:
         await link.aclose()

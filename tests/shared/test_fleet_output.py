@@ -1,0 +1,67 @@
+"""`pooltui fleet` reads what anyone could have written to the store (issue 26): a list where a hash is
+expected is skipped with one line (it made `fleet` exit 2 for everyone), and terminal escape sequences planted
+in a heartbeat or a key state are stripped before printing (window title, screen clear, OSC 52 clipboard)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import redis
+
+from tests.shared.conftest import proxy_env
+
+PLANTED = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;ZXZpbA==\x07"
+
+
+def fleet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pooltui", "fleet", *args], env=env, capture_output=True,
+                          text=True, timeout=30)
+
+
+def heartbeat(instance: str, host: str, **fields) -> str:
+    return json.dumps({"instance": instance, "host": host, "pid": 42, "last_seen": time.time(),
+                       "requests_per_s": 1.0, "providers": ["oai"], **fields})
+
+
+def test_a_list_where_a_hash_is_expected_is_skipped_with_one_line(redis_server, tmp_path) -> None:
+    env = proxy_env(tmp_path, redis_server.url, "http://127.0.0.1:9/v1", '{ label = "k0", secret = "env:K0" }')
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        r.hset("pooltui:procs", mapping={"good": heartbeat("good", "host-a"), "list": json.dumps([1, 2])})
+        r.hset("pooltui:keys:oai", mapping={
+            "k0": json.dumps({"provider": "oai", "key": "k0", "fingerprint": "ab12cd34", "state": "cooling",
+                              "until": time.time() + 60, "at": time.time()}),
+            "k1": json.dumps(["a", "list"])})
+        r.rpush("pooltui:keys:zzz", "a list, not a hash")
+        done = fleet(env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("1 process serving") and "host-a" in done.stdout and "oai/k0" in done.stdout
+        skipped = done.stderr.strip().splitlines()
+        assert 1 <= len(skipped) <= 3 and all("skipped" in line for line in skipped), done.stderr
+        r.delete("pooltui:procs")
+        r.rpush("pooltui:procs", "a list")
+        done = fleet(env)
+        assert done.returncode == 0 and done.stdout.startswith("0 processes serving"), done.stderr
+    finally:
+        r.close()
+
+
+def test_escape_sequences_planted_in_a_heartbeat_are_not_printed(redis_server, tmp_path) -> None:
+    env = proxy_env(tmp_path, redis_server.url, "http://127.0.0.1:9/v1", '{ label = "k0", secret = "env:K0" }')
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        r.hset("pooltui:procs", "evil", heartbeat(f"evil{PLANTED}", f"host{PLANTED}"))
+        r.hset("pooltui:keys:oai", "k0", json.dumps(
+            {"provider": "oai", "key": "k0", "fingerprint": "ab12cd34", "state": "disabled", "until": None,
+             "reason": f"by hand{PLANTED}", "at": time.time()}))
+        done = fleet(env)
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout
+        assert "host" in done.stdout and "by hand" in done.stdout
+        as_json = fleet(env, "--json")
+        assert "\x1b" not in as_json.stdout and as_json.returncode == 0
+    finally:
+        r.close()
