@@ -196,9 +196,16 @@ def auth_reset(ctx: click.Context, provider: str, label: str | None) -> None:
     said = f"reset {plural(n, 'key')} of {provider}" + (f" ({label})" if label else "")
     if cfg.state.backend == "redis" and cfg.state.url:
         from pooltui.store.fleet import clear_states, redact_url
+        from pooltui.store.state_store import fleet_secret
 
         try:
-            shared = asyncio.run(clear_states(cfg.state.url, cfg.state.prefix, provider, label))
+            secret = fleet_secret(cfg.state, a.store())
+        except SecretStoreError as exc:
+            click.echo(said)
+            raise Failure(f"shared states not cleared: the fleet secret ([state] secret) cannot be read: "
+                          f"{exc}") from None
+        try:
+            shared = asyncio.run(clear_states(cfg.state.url, cfg.state.prefix, provider, label, secret))
         except Exception as exc:
             click.echo(said)
             raise Failure(f"shared states not cleared: cannot reach Redis at {redact_url(cfg.state.url)} "

@@ -93,13 +93,19 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
     from pooltui.core.words import plural
     from pooltui.session.fleet_view import FleetSession
     from pooltui.store.fleet import FleetLink, redact_url, shown_url
+    from pooltui.store.secrets import SecretStoreError
+    from pooltui.store.state_store import fleet_secret
 
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UserError(f"--state needs a Redis URL (redis://host:port/db, rediss://..., unix://...), not "
                         f"{shown_url(url)}")
+    cfg = a.config()
     if prefix is None:
-        cfg = a.config()
         prefix = cfg.state.prefix if cfg.state.backend == "redis" else "pooltui"
+    try:  # the monitor's key actions are signed with the fleet secret of the config, when it names one
+        secret = fleet_secret(cfg.state, a.store()) if cfg.state.backend == "redis" else None
+    except SecretStoreError as exc:
+        raise UserError(f"the fleet secret ([state] secret) cannot be read: {exc}") from None
     try:
         prefix = validate.label(prefix, "--state-prefix")
     except ValueError as exc:
@@ -118,7 +124,7 @@ def _fleet(a, url: str, prefix: str | None, provider: str | None):
         raise UserError(f"cannot reach Redis at {redact_url(url)} ({type(exc).__name__})") from None
     click.echo(f"watching {plural(n, 'process', 'processes')} sharing the pool '{prefix}' on {redact_url(url)}",
                err=True)
-    return FleetSession(url, current=provider or "", prefix=prefix)
+    return FleetSession(url, current=provider or "", prefix=prefix, secret=secret)
 
 
 def _attached(url: str, admin_token: str | None):

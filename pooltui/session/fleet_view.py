@@ -81,6 +81,7 @@ class FleetSession(RemoteSession):
     """A Session on every process that shares one pool through Redis."""
 
     prefix: str = "pooltui"
+    secret: str | None = field(default=None, repr=False)  # the fleet secret: the monitor's actions are signed
     procs: list[dict[str, Any]] = field(default_factory=list)
     _link: FleetLink | None = None
     _stream_id: str = "$"
@@ -118,7 +119,7 @@ class FleetSession(RemoteSession):
         return {"started": 0.0, "providers": providers, "events": events, "traces": {}}
 
     async def start(self) -> None:
-        self._link = FleetLink(self.url, self.prefix)
+        self._link = FleetLink(self.url, self.prefix, secret=self.secret)
         self._absorb(await self.read())
         self._task = asyncio.create_task(self._poll())
 

@@ -586,7 +586,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     from pooltui.session.live_config import LiveConfig
     from pooltui.store.state_store import open_state
 
-    session.shared = open_state(cfg.state, log=session.log)
+    session.shared = open_state(cfg.state, log=session.log, store=store)
     for client in clients.values():
         session.share(client)
     if history is not None:

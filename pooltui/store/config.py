@@ -212,6 +212,8 @@ class StateConfig:
     raw: dict[str, Any] = field(default_factory=dict)
     #: how long a state shared without its own deadline (disabled, invalid elsewhere) holds on another process
     ttl_s: float = 86400.0
+    #: a reference (keyring:, env:, file:) to the fleet secret messages are signed with; never in Redis
+    secret: str | None = None
 
 
 def parse_state(raw: Any) -> StateConfig:
@@ -229,9 +231,13 @@ def parse_state(raw: Any) -> StateConfig:
     ttl_s = validate.finite("state.ttl_s", data.pop("ttl_s", 86400.0), 0.0, strict=True)
     if ttl_s > 366 * 86400:
         raise ValueError("state.ttl_s must be at most a year (366 days in seconds)")
+    secret = data.pop("secret", None)
+    if secret is not None and (not isinstance(secret, str) or not secret.startswith(SECRET_SCHEMES)):
+        raise ValueError("state.secret must be a reference to the fleet secret (keyring:..., env:VAR or file:...), "
+                         "never the secret itself")
     if data:
-        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s)")
-    return StateConfig(backend, url, prefix, dict(raw), ttl_s)
+        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s, secret)")
+    return StateConfig(backend, url, prefix, dict(raw), ttl_s, secret)
 
 
 @dataclass

@@ -160,10 +160,10 @@ def status_line(status: str, url: str, serving: bool = True) -> str:
 class FleetLink:
     """One connection to a fleet's Redis: read processes, key states and events; send key actions."""
 
-    def __init__(self, url: str, prefix: str = "pooltui", stale_s: float = 10.0) -> None:
+    def __init__(self, url: str, prefix: str = "pooltui", stale_s: float = 10.0, secret: str | None = None) -> None:
         import redis.asyncio as redis
 
-        self.url, self.names, self.stale_s = url, names(prefix), stale_s
+        self.url, self.names, self.stale_s, self.secret = url, names(prefix), stale_s, secret
         self.instance = f"monitor:{time.time():.0f}"
         self.skipped: list[str] = []  # one line per bad entry read from the store and left out
         self._redis = redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=3)
@@ -235,7 +235,7 @@ class FleetLink:
 
     async def send_state(self, state: dict[str, Any]) -> None:
         """A key state for every process (a hand action from the fleet monitor); newcomers read it too."""
-        payload = json.dumps({"from": self.instance, "at": time.time(), **state})
+        payload = shared_wire.signed({"from": self.instance, "at": time.time(), **state}, self.secret)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.names.states(state["provider"]), state["key"], payload)
             pipe.publish(self.names.channel, payload)
@@ -255,21 +255,22 @@ class FleetLink:
                 state = json.loads(raw)
                 if state.get("state") != "ok" and isinstance(state.get("fingerprint"), str):
                     cleared += 1
-                    await self._redis.publish(self.names.channel, json.dumps(
+                    await self._redis.publish(self.names.channel, shared_wire.signed(
                         {"from": self.instance, "at": time.time(), "provider": provider, "key": field,
                          "fingerprint": state["fingerprint"], "state": "ok", "until": None,
-                         "reason": "reset by hand"}))
+                         "reason": "reset by hand"}, self.secret))
         return cleared
 
     async def send_pool(self, provider: str, **setting: Any) -> None:
         """A pool setting (``strategy`` or ``order``) for every process."""
-        await self._redis.publish(self.names.channel, json.dumps(
-            {"kind": "pool", "from": self.instance, "provider": provider, **setting}))
+        await self._redis.publish(self.names.channel, shared_wire.signed(
+            {"kind": "pool", "from": self.instance, "provider": provider, **setting}, self.secret))
 
 
-async def clear_states(url: str, prefix: str, provider: str, label: str | None = None) -> int:
-    """:meth:`FleetLink.clear_states` on one connection."""
-    link = FleetLink(url, prefix)
+async def clear_states(url: str, prefix: str, provider: str, label: str | None = None,
+                       secret: str | None = None) -> int:
+    """:meth:`FleetLink.clear_states` on one connection (its messages signed with the fleet ``secret``)."""
+    link = FleetLink(url, prefix, secret=secret)
     try:
         return await link.clear_states(provider, label)
     finally:

@@ -78,6 +78,9 @@ class SharedKeyStates:
     #: a state shared without a deadline of its own (disabled, invalid, forbidden elsewhere) holds here for
     #: this long after it was published, then ends (``[state] ttl_s``): nothing forged lasts for ever
     ttl_s: float = 86400.0
+    #: the fleet secret (``[state] secret``, kept like a key's secret, never written to Redis): every message
+    #: this process publishes carries an HMAC under it, and what does not is ignored; None: unauthenticated
+    secret: str | None = field(default=None, repr=False)
     _queue: asyncio.Queue | None = None
     _outbox: deque = field(default_factory=lambda: deque(maxlen=5000))  # events not yet in the stream
     _logs: set[int] = field(default_factory=set)  # EventLogs listened to (a client may share its pool's)
@@ -275,14 +278,17 @@ class SharedKeyStates:
                     await asyncio.sleep(_retrying(attempt))
 
     async def _publish(self, item: dict[str, Any]) -> None:
-        payload = json.dumps(item)
+        payload = shared_wire.signed(item, self.secret)
         kind = item.get("kind")
         if kind == "config":
             old = await self._redis.get(self.keys.config)
-            if old is not None and json.loads(old).get("sha") == item["sha"]:
+            was = None
+            with contextlib.suppress(ValueError):
+                was = json.loads(old) if old is not None else None
+            if isinstance(was, dict) and was.get("sha") == item["sha"]:
                 return  # the fleet has this config already (another process on this host sent it)
             item["gen"] = await self._redis.incr(self.keys.config_gen)
-            payload = json.dumps(item)
+            payload = shared_wire.signed(item, self.secret)
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(self.keys.config, payload)
                 pipe.publish(self.keys.config_channel, payload)
@@ -335,7 +341,7 @@ class SharedKeyStates:
                 for key in pool.keys:
                     if key.state is not KeyState.OK and key.label not in held:
                         await self._redis.hsetnx(self.keys.states(provider), key.label,
-                                                 json.dumps(self._state_of(pool, key, now)))
+                                                 shared_wire.signed(self._state_of(pool, key, now), self.secret))
                     if key.spend is not None:
                         await self._restore_spend(provider, key)
         raw = await self._read(self._redis.get(self.keys.config), None, "the shared config")
@@ -460,6 +466,7 @@ class SharedKeyStates:
                 decoded = json.loads(raw)
             except ValueError:
                 raise Rejected("not JSON") from None
+            shared_wire.verify(decoded, self.secret)
             message = shared_wire.message(decoded)
         except Rejected as exc:
             self.dropped(what, str(exc))

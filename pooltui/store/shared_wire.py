@@ -10,6 +10,9 @@ read, never per pick.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import math
 import time
 from typing import Any
@@ -144,6 +147,31 @@ def config(message: object, now: float) -> dict[str, Any]:
     return {"kind": "config", "from": _optional_text(m.get("from"), "from"), "text": text,
             "origin": _optional_text(m.get("origin"), "origin") or "another host",
             "at": _moment(m.get("at"), "at", now), "sha": m.get("sha") if isinstance(m.get("sha"), str) else None}
+
+
+def _canonical(message: dict[str, Any]) -> bytes:
+    return json.dumps({k: v for k, v in message.items() if k != "sig"}, sort_keys=True,
+                      separators=(",", ":")).encode()
+
+
+def signed(message: dict[str, Any], secret: str | None) -> str:
+    """``message`` as JSON text, with an HMAC-SHA256 of it under the fleet ``secret`` (none without one)."""
+    if secret is None:
+        return json.dumps(message)
+    sig = hmac.new(secret.encode(), _canonical(message), hashlib.sha256).hexdigest()
+    return json.dumps({**message, "sig": sig})
+
+
+def verify(message: object, secret: str | None) -> None:
+    """Raise :class:`Rejected` unless ``message`` carries a valid HMAC under ``secret`` (with a fleet secret,
+    a process ignores whatever was not signed by a member)."""
+    if secret is None:
+        return
+    if not isinstance(message, dict) or not isinstance(message.get("sig"), str):
+        raise Rejected("not signed by a member of the fleet")
+    want = hmac.new(secret.encode(), _canonical(message), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(want, message["sig"]):
+        raise Rejected("not signed by a member of the fleet")
 
 
 def count(raw: object) -> int | None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pooltui.core.pool import Pool
 from pooltui.store.config import StateConfig
+from pooltui.store.secrets import SecretStore, SecretStoreError
 
 
 @runtime_checkable
@@ -61,10 +62,27 @@ class MemoryState:
         return None
 
 
-def open_state(cfg: StateConfig, log: Callable[[str], None] = lambda line: None) -> StateStore:
-    """The store ``[state]`` asks for (not connected yet: ``start`` connects)."""
-    if cfg.backend == "redis":
+def fleet_secret(cfg: StateConfig, store: SecretStore | None) -> str | None:
+    """The fleet secret ``[state] secret`` names, read like a key's secret (None when none is set); raises
+    ``SecretStoreError`` (one line, never the secret) when it cannot be read."""
+    if cfg.secret is None:
+        return None
+    if store is None:
+        raise SecretStoreError("no secret store to read [state] secret from")
+    return store.get(cfg.secret)
+
+
+def open_state(cfg: StateConfig, log: Callable[[str], None] = lambda line: None,
+               store: SecretStore | None = None) -> StateStore:
+    """The store ``[state]`` asks for (not connected yet: ``start`` connects). A fleet secret that cannot be
+    read leaves this process on its own (one line says why): it would not be a member of the fleet."""
+    if cfg.backend == "redis" and cfg.url is not None:
         from pooltui.store.shared_state import SharedKeyStates
 
-        return SharedKeyStates(cfg.url, cfg.prefix, log=log, ttl_s=cfg.ttl_s)
+        try:
+            secret = fleet_secret(cfg, store)
+        except SecretStoreError as exc:
+            log(f"shared state: not shared, the fleet secret ([state] secret) cannot be read: {exc}")
+            return MemoryState()
+        return SharedKeyStates(cfg.url, cfg.prefix, log=log, ttl_s=cfg.ttl_s, secret=secret)
     return MemoryState()

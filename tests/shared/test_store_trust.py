@@ -204,3 +204,52 @@ async def test_a_shared_config_from_the_future_does_not_beat_every_file(redis_se
             {"kind": "config", "from": "evil", "origin": "evil", "text": text, "at": 9e18}))
         await until(lambda: any("dropped" in line for line in said))
         assert [k.label for k in session.pool.keys] == ["k0", "k1"]
+
+
+async def test_with_a_fleet_secret_only_what_a_member_signed_is_applied(redis_server) -> None:
+    """Published messages carry an HMAC under the fleet secret (never written to Redis): a process ignores a
+    state nobody signed, or one signed with another secret, and applies its peers' at once."""
+    from pooltui.store.shared_state import SharedKeyStates
+
+    secret = "fleet-secret-0123456789abcdef0123456789abcdef"
+    a, b = pool(), pool()
+    said: list[str] = []
+    sa = SharedKeyStates(redis_server.url, prefix="t", secret=secret)
+    sb = SharedKeyStates(redis_server.url, prefix="t", secret=secret, log=said.append)
+    for shared, p in ((sa, a), (sb, b)):
+        shared.attach(p)
+        await shared.start()
+    raw = redis.from_url(redis_server.url)
+    try:
+        forged = {"from": "evil", "provider": "p", "key": "k0", "fingerprint": b.key("k0").fingerprint,
+                  "state": "disabled", "until": time.time() + 600, "at": time.time()}
+        await raw.publish("t:keys", json.dumps(forged))
+        from pooltui.store.shared_wire import signed
+
+        await raw.publish("t:keys", signed(forged, "another-secret"))
+        answer(a, "k1", Classification(Outcome.RATE_LIMITED, 429, "slow", 30.0, DeadlineSource.RETRY_AFTER))
+        await until(lambda: b.key("k1").state is KeyState.COOLING)  # a member's message applies
+        assert b.key("k0").state is KeyState.OK
+        assert any("not signed by a member" in line for line in said)
+        for name in await raw.keys("*"):
+            kind = await raw.type(name)
+            values = [await raw.get(name)] if kind == b"string" else (
+                list((await raw.hgetall(name)).values()) if kind == b"hash" else [])
+            assert all(secret.encode() not in (v or b"") for v in values)
+    finally:
+        await raw.aclose()
+        await sa.stop()
+        await sb.stop()
+
+
+async def test_the_fleet_secret_is_a_reference_and_one_that_cannot_be_read_shares_nothing(tmp_path) -> None:
+    from pooltui.store.config import parse_state
+    from pooltui.store.secrets import SecretStore
+    from pooltui.store.state_store import MemoryState, open_state
+
+    with pytest.raises(ValueError, match="reference"):
+        parse_state({"backend": "redis", "url": "redis://h:6379/0", "secret": "the-secret-itself"})
+    cfg = parse_state({"backend": "redis", "url": "redis://h:6379/0", "secret": "env:POOLTUI_NO_SUCH_VAR_26"})
+    said: list[str] = []
+    assert isinstance(open_state(cfg, said.append, SecretStore(tmp_path / "data")), MemoryState)
+    assert len(said) == 1 and "fleet secret" in said[0]
