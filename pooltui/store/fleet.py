@@ -181,12 +181,13 @@ class FleetLink:
         from redis.exceptions import ResponseError
 
         try:
-            return await self._redis.hgetall(name)
+            held = await self._redis.hgetall(name)
         except ResponseError as exc:
             if "WRONGTYPE" not in str(exc):
                 raise
             self._skip(printable(name[:100]), "not a hash")
             return {}
+        return {str(k): str(v) for k, v in held.items()}
 
     def _checked(self, raw: str, check: Callable[[object, float], dict[str, Any]], what: str,
                  now: float) -> dict[str, Any] | None:
@@ -201,7 +202,7 @@ class FleetLink:
         is not one is skipped (:attr:`skipped`)."""
         now = time.time()
         procs: list[dict[str, Any]] = []
-        gone: list[str] = []
+        gone: list[dict[str, Any]] = []
         for raw in (await self._hash(self.names.procs)).values():
             proc = self._checked(raw, shared_wire.heartbeat, "a heartbeat", now)
             if proc is not None:
