@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pooltui.client.pool_client import PoolClient, RequestRecord, Upstream, UsageRecord
@@ -122,6 +123,9 @@ class HistoryRecorder:
         self._requests: list[RequestRecord] = []
         self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self._learned_seen: dict[tuple[str, str, str], tuple[int, float]] = {}
+        #: (provider, label) -> whether the key's state came from another process (the shared store's
+        #: ``remote``): such a state is not written to this host's history
+        self.remote: Callable[[str, str], bool] = lambda provider, label: False
         client.request_listeners.append(self._requests.append)
 
     def track(self) -> None:
@@ -159,7 +163,7 @@ class HistoryRecorder:
                 self.history.save_rotation(name, *pool.rotation_state())
         for provider, label in dirty:
             pool = self._pools.get(provider)
-            if pool is None:
+            if pool is None or self.remote(provider, label):
                 continue
             try:
                 key = pool.key(label)

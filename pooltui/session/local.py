@@ -211,6 +211,10 @@ class MonitorSession:
         """Keep ``client`` and its pools (those not kept yet: a fallback added later too) in the shared store."""
         if self.shared is None:
             return
+        remote = getattr(self.shared, "remote", None)
+        for recorder in self.recorders:  # what the store told this process is not kept in its history
+            if remote is not None:
+                recorder.remote = remote
         for up in client.upstreams:
             if up.pool is not None and id(up.pool) not in self._shared_kept:
                 self._shared_kept[id(up.pool)] = up.pool

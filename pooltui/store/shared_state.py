@@ -88,6 +88,7 @@ class SharedKeyStates:
     _counted: dict[tuple[str, str, str], int] = field(default_factory=dict)  # requests already added to Redis
     _rotation_seen: bool = False
     _applying: bool = False
+    _remote: set[tuple[str, str]] = field(default_factory=set)  # (provider, label) whose state came from elsewhere
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _redis: Any = None
 
@@ -201,7 +202,14 @@ class SharedKeyStates:
                     spend.cost_month = max(spend.cost_month, cost_month or 0.0)
                 pool.check_budget(key.label)  # parks it (and the park is published) once the fleet crossed it
 
+    def remote(self, provider: str, label: str) -> bool:
+        """Whether the key's current state came from another process (the history does not keep it: what
+        others said lives in the store, so nothing planted there outlives a restart through this host)."""
+        return (provider, label) in self._remote
+
     def _changed(self, pool: Pool, event: Event) -> None:
+        if not self._applying and event.key is not None:
+            self._remote.discard((pool.name, event.key))  # this process's own view of the key from now on
         if self._applying or event.key is None or event.kind not in _CHANGES or event.provider != pool.name:
             return
         if event.kind is EventKind.STATE and event.reason.endswith(" over"):
@@ -572,5 +580,9 @@ class SharedKeyStates:
                                     str(state.get("reason") or ""), state.get("status")):
                     return
             self.applied += 1
+            if target == KeyState.OK.value:  # back to ok: this host's history may say so
+                self._remote.discard((pool.name, key.label))
+            else:
+                self._remote.add((pool.name, key.label))
         finally:
             self._applying = False
