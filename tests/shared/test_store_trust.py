@@ -125,17 +125,18 @@ async def test_auth_reset_clears_the_shared_states_and_running_processes_follow(
 
 
 @contextlib.asynccontextmanager
-async def redis_session(serve, tmp_path, url: str, log=None):
-    """A session (as `pooltui proxy` builds it) on a simulator, its state on the Redis at ``url``, its alerts
-    going to a webhook with a secret path and a command; with a raw connection to that Redis."""
+async def redis_session(serve, tmp_path, url: str, log=None, history=None, alerts: bool = True):
+    """A session (as `pooltui proxy` builds it) on a simulator, its state on the Redis at ``url`` (with
+    ``alerts``, going to a webhook with a secret path and a command); with a raw connection to that Redis."""
     from pooltui.session.local import config_session
     from pooltui.store.config import load_config
     from tests.conftest import config_on_simulator
 
     path, store, _ = config_on_simulator(serve, tmp_path)
-    path.write_text(path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{url}"\n\n[alerts]\n'
-                    'webhook = "https://hooks.example.com/services/T0/B0/very-secret-path"\ncommand = ["notify-me"]\n')
-    session, _ = config_session(load_config(path), store, None)
+    path.write_text(path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{url}"\n' + (
+        '\n[alerts]\nwebhook = "https://hooks.example.com/services/T0/B0/very-secret-path"\ncommand = ["notify-me"]\n'
+        if alerts else ""))
+    session, _ = config_session(load_config(path), store, history)
     if log is not None:
         session.shared.log = log
     session.start_background()
@@ -259,34 +260,22 @@ async def test_a_state_from_elsewhere_is_not_kept_in_this_hosts_history(redis_se
     """A forged `disabled` outlived restarts with Redis wiped: the process kept it in its own history, restored
     it at start and gave it back to the empty Redis. What others said lives in the store only; the history
     keeps what this process learnt itself."""
-    from pooltui.session.local import config_session
-    from pooltui.store.config import load_config
     from pooltui.store.history import History
-    from tests.conftest import config_on_simulator
 
-    path, store, _ = config_on_simulator(serve, tmp_path)
-    path.write_text(path.read_text() + f'\n[state]\nbackend = "redis"\nurl = "{redis_server.url}"\n')
     history = History(tmp_path / "history.db")
-    session, _ = config_session(load_config(path), store, history)
-    session.start_background()
-    raw = redis.from_url(redis_server.url)
     try:
-        await until(lambda: session.shared.connected)
-        pool = session.pool
-        await raw.publish("pooltui:keys", json.dumps(
-            {"from": "evil", "provider": "main", "key": "k0", "fingerprint": pool.key("k0").fingerprint,
-             "state": "disabled", "until": None, "at": time.time()}))
-        await until(lambda: pool.key("k0").state is KeyState.DISABLED)
-        answer(pool, "k1", Classification(Outcome.RATE_LIMITED, 429, "slow", 30.0, DeadlineSource.RETRY_AFTER))
-        for recorder in session.recorders:
-            recorder.flush()
+        async with redis_session(serve, tmp_path, redis_server.url, history=history, alerts=False) as (
+                session, _path, raw):
+            pool = session.pool
+            await raw.publish("pooltui:keys", json.dumps(
+                {"from": "evil", "provider": "main", "key": "k0", "fingerprint": pool.key("k0").fingerprint,
+                 "state": "disabled", "until": None, "at": time.time()}))
+            await until(lambda: pool.key("k0").state is KeyState.DISABLED)
+            answer(pool, "k1", Classification(Outcome.RATE_LIMITED, 429, "slow", 30.0, DeadlineSource.RETRY_AFTER))
+            for recorder in session.recorders:
+                recorder.flush()
         kept = history.key_statuses("main")
         assert ("main", "k1") in kept and kept[("main", "k1")].state == "cooling"  # its own: kept
         assert kept.get(("main", "k0")) is None or kept[("main", "k0")].state != "disabled"
     finally:
-        await raw.aclose()
-        session.stop_background()
-        await session.shared.stop()
-        for c in session.clients.values():
-            await c.aclose()
         history.close()
