@@ -65,3 +65,28 @@ def test_escape_sequences_planted_in_a_heartbeat_are_not_printed(redis_server, t
         assert "\x1b" not in as_json.stdout and as_json.returncode == 0
     finally:
         r.close()
+
+
+def test_a_planted_event_does_not_stop_the_fleet_monitor(redis_server) -> None:
+    import asyncio
+
+    from pooltui.store.fleet import FleetLink
+
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        for planted in ([1, 2], {"ts": "abc"}, {"ts": float("inf")}, "text"):
+            r.xadd("pooltui:events", {"e": json.dumps(planted)})
+        r.xadd("pooltui:events", {"e": json.dumps({"ts": time.time(), "provider": "oai", "kind": "state",
+                                                   "reason": "real", "action": "x"})})
+
+        async def read() -> tuple[list, list[str]]:
+            link = FleetLink(redis_server.url)
+            try:
+                return await link.events_after("0-0"), link.skipped
+            finally:
+                await link.aclose()
+
+        events, skipped = asyncio.run(read())
+        assert [e["reason"] for _, e in events] == ["real"] and skipped == ["skipped an event (not an event)"]
+    finally:
+        r.close()
