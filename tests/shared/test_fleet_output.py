@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import redis
 
 from tests.shared.conftest import proxy_env
@@ -90,3 +91,41 @@ def test_a_planted_event_does_not_stop_the_fleet_monitor(redis_server) -> None:
         assert [e["reason"] for _, e in events] == ["real"] and skipped == ["skipped an event (not an event)"]
     finally:
         r.close()
+
+
+def test_forged_deadlines_do_not_make_a_proxy_answer_500(redis_server, serve, tmp_path) -> None:
+    """One publish of `"until": "abc"` (or `[1]`, or Infinity on every key) made every process on the prefix
+    answer 500 until restarted, `/pooltui/state` too: a real proxy process, the forged states published to it."""
+    from pathlib import Path
+
+    from pooltui.core.masking import fingerprint
+    from pooltui.store.admin_token import read_admin_token
+    from tests.conftest import keys, make_scenario
+    from tests.shared.conftest import ask, start_proxies, stop_proxies
+
+    sc = make_scenario({"name": "oai", "keys": keys("k", 2)})
+    server = serve(sc)
+    secrets = {"K0": sc.primary.keys[0].secret, "K1": sc.primary.keys[1].secret}
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "k0", secret = "env:K0" }, { label = "k1", secret = "env:K1" }', "failover", **secrets)
+    procs, ports = start_proxies(1, env, tmp_path)
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        assert ask(ports[0]).status_code == 200
+        for label, secret in (("k0", secrets["K0"]), ("k1", secrets["K1"])):
+            base = {"from": "evil", "provider": "oai", "key": label, "fingerprint": fingerprint(secret),
+                    "at": time.time()}
+            for forged in ({**base, "state": "disabled", "until": "abc"}, {**base, "state": "disabled", "until": [1]},
+                           {**base, "state": "cooling", "until": float("inf")}):
+                r.publish("pooltui:keys", json.dumps(forged))
+        time.sleep(0.3)
+        assert [ask(ports[0]).status_code for _ in range(3)] == [200, 200, 200]
+        token = read_admin_token(Path(env["POOLTUI_DATA_DIR"]))
+        state = httpx.get(f"http://127.0.0.1:{ports[0]}/pooltui/state", timeout=10,
+                          headers={"x-pooltui-admin-token": token or ""})
+        assert state.status_code == 200
+    finally:
+        r.close()
+        stop_proxies(procs)
+    log = (tmp_path / "proxy0.log").read_text()
+    assert "Traceback" not in log and log.count("dropped") <= 3
