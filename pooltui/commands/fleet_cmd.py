@@ -20,8 +20,8 @@ from pooltui.core.words import plural
 @click.pass_context
 def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
     """Every process serving the pool (host, pid, requests/s, last seen) and the shared key states."""
+    from pooltui.store.fleet import failure_of, redact_url, shown_url
     from pooltui.store.fleet import fleet as read_fleet
-    from pooltui.store.fleet import shown_url
 
     prefix = "pooltui"
     if url is None:
@@ -35,7 +35,8 @@ def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
     try:
         seen = asyncio.run(read_fleet(url, prefix))
     except Exception as exc:
-        raise UserError(f"cannot read the shared state ({type(exc).__name__})") from None
+        status = asyncio.run(failure_of(url, exc))
+        raise UserError(f"cannot read the shared state at {redact_url(url)} ({status})") from None
     for line in seen["skipped"]:  # what anyone wrote to the store: one line each, never the whole command
         click.echo(f"pooltui: fleet: {line}", err=True)
     if as_json:  # JSON escapes every control character
