@@ -109,7 +109,10 @@ class FleetSession(RemoteSession):
         providers: dict[str, PanelView] = {}
         for name in sorted({n for p in freshest for n in p.get("panels", {})}):
             panels = [p["panels"][name] for p in freshest if name in p.get("panels", {})]
-            providers[name] = merge_panels(panels)
+            try:
+                providers[name] = merge_panels(panels)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue  # a panel planted in the store that is not one: the other providers still show
         events = []
         for sid, raw in await self._link.events_after(self._stream_id, 200 if self._stream_id == "$" else 500):
             self._stream_id, self._seq = sid, self._seq + 1

@@ -129,3 +129,26 @@ def test_forged_deadlines_do_not_make_a_proxy_answer_500(redis_server, serve, tm
         stop_proxies(procs)
     log = (tmp_path / "proxy0.log").read_text()
     assert "Traceback" not in log and log.count("dropped") <= 3
+
+
+def test_a_planted_panel_does_not_blank_the_fleet_monitor(redis_server) -> None:
+    import asyncio
+
+    from pooltui.session.fleet_view import FleetSession
+
+    r = redis.Redis.from_url(redis_server.url)
+    try:
+        r.hset("pooltui:procs", "evil", heartbeat("evil", "host-x", panels={"oai": [1, 2], "other": {"x": 1}}))
+
+        async def read() -> dict:
+            session = FleetSession(redis_server.url, current="")
+            try:
+                await session.start()
+                return await session.read()
+            finally:
+                await session.stop()
+
+        view = asyncio.run(read())
+        assert "oai" not in view["providers"]
+    finally:
+        r.close()
