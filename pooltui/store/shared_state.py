@@ -108,6 +108,7 @@ class SharedKeyStates:
         """Share ``pool``'s key states, usage counts and events."""
         self.pools.setdefault(pool.name, []).append(pool)
         pool.events.subscribe(lambda event, pool=pool: self._changed(pool, event))
+        pool.events.subscribe(lambda event, pool=pool: self._own_view(pool, event))
         self._listen_events(pool.events)
 
     def attach_client(self, client: Any) -> None:
@@ -202,14 +203,7 @@ class SharedKeyStates:
                     spend.cost_month = max(spend.cost_month, cost_month or 0.0)
                 pool.check_budget(key.label)  # parks it (and the park is published) once the fleet crossed it
 
-    def remote(self, provider: str, label: str) -> bool:
-        """Whether the key's current state came from another process (the history does not keep it: what
-        others said lives in the store, so nothing planted there outlives a restart through this host)."""
-        return (provider, label) in self._remote
-
     def _changed(self, pool: Pool, event: Event) -> None:
-        if not self._applying and event.key is not None:
-            self._remote.discard((pool.name, event.key))  # this process's own view of the key from now on
         if self._applying or event.key is None or event.kind not in _CHANGES or event.provider != pool.name:
             return
         if event.kind is EventKind.STATE and event.reason.endswith(" over"):
@@ -457,6 +451,15 @@ class SharedKeyStates:
             return 0
 
     # ------------------------------------------------------------------------------ what others tell us
+    def remote(self, provider: str, label: str) -> bool:
+        """Whether the key's current state came from another process (the history does not keep it: what
+        others said lives in the store, so nothing planted there outlives a restart through this host)."""
+        return (provider, label) in self._remote
+
+    def _own_view(self, pool: Pool, event: Event) -> None:
+        if not self._applying and event.key is not None:
+            self._remote.discard((pool.name, event.key))  # what this process learnt itself from now on
+
     def deadline(self, state: dict[str, Any]) -> float | None:
         """When a shared key state ends here: its own deadline, else (a state other than ok) ``ttl_s`` after
         it was published."""
