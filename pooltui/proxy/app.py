@@ -32,7 +32,6 @@ from pooltui.client.pool_client import (
     PoolResponse,
     PoolUnavailableError,
     RequestRefusedError,
-    Upstream,
 )
 from pooltui.client.sockets import listen
 from pooltui.core.clock import Clock, SystemClock
@@ -40,6 +39,7 @@ from pooltui.core.errors import message_of
 from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
+from pooltui.providers.profiles import ApiRequest, ProviderProfile
 from pooltui.proxy.dialects import ANTHROPIC, OPENAI, Bridge, family_of, translatable, upstream_request
 from pooltui.proxy.guard import (
     AccessGuard,
@@ -190,8 +190,9 @@ class PoolProxy:
         return Response(error_body(api, status, scrub(message), kind), status, headers or {}, "application/json")
 
     @staticmethod
-    def _upstream_path(up: Upstream, path: str) -> str:
-        return path[3:] if up.profile.base_url.rstrip("/").endswith("/v1") and path.startswith("/v1/") else path
+    def _upstream_path(profile: ProviderProfile, path: str) -> str:
+        """The caller's path on ``profile``'s base URL (one that ends in ``/v1`` already has it)."""
+        return path[3:] if profile.base_url.rstrip("/").endswith("/v1") and path.startswith("/v1/") else path
 
     @staticmethod
     def _scrub(status: int, content: bytes) -> bytes:
@@ -246,9 +247,8 @@ class PoolProxy:
                if (fam := family_of(up.profile.dialect)) == api or (fam is not None and crosses)]
         bridges: dict[str, Bridge | None] = {}  # per provider tried: how its answer crosses back
 
-        def build(profile):
-            up = next(u for u in ups if u.profile is profile)
-            target = self._upstream_path(up, path) + (f"?{query}" if query else "")
+        def build(profile: ProviderProfile) -> ApiRequest:
+            target = self._upstream_path(profile, path) + (f"?{query}" if query else "")
             req, bridges[profile.name] = upstream_request(
                 api, profile, request.method, target, parsed if isinstance(parsed, dict) else None, headers, stream,
                 body)
