@@ -83,7 +83,7 @@ class MonitorSession:
 
     def __post_init__(self) -> None:
         if not self.current:
-            self.current = next(iter(self.clients))
+            self.current = next(iter(self.clients), "")
         for name, client in self.clients.items():
             self._watch(name, client)
 
