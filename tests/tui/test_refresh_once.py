@@ -91,16 +91,23 @@ async def test_a_refresh_reads_each_figure_once_and_no_hidden_timeline() -> None
 async def test_the_monitor_builds_the_timeline_only_while_its_chart_shows() -> None:
     session = counted_session()
     app = PoolMonitorApp(session, refresh_s=0.05, start_session=False)
+
+    async def refreshes(n: int) -> None:
+        """Wait (bounded) for ``n`` more refreshes of the main screen's own timer."""
+        CALLS.clear()
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if CALLS["p.usable"] >= n:
+                return
+        raise AssertionError(f"only {CALLS['p.usable']} refreshes")
+
     async with app.run_test(size=(130, 36)) as pilot:
-        CALLS.clear()
-        await pilot.pause(0.3)  # several refreshes
-        assert CALLS["p.usable"] >= 3 and CALLS["timeline"] == 0
-        await pilot.press("g")
-        await pilot.pause(0.2)
-        assert CALLS["timeline"] >= 2
+        await refreshes(3)
+        assert CALLS["timeline"] == 0
+        await pilot.press("g")  # the chart on: each refresh builds it
+        await refreshes(3)
+        assert CALLS["timeline"] >= 3
         await pilot.press("g", "g")  # 5 -> 15 min -> off
-        await pilot.pause(0.1)
-        CALLS.clear()
-        await pilot.pause(0.3)
-        assert CALLS["p.usable"] >= 3 and CALLS["timeline"] == 0
+        await refreshes(3)
+        assert CALLS["timeline"] == 0
     await session.client.aclose()
