@@ -10,7 +10,6 @@ A stream stays on one key and may move only before its first data event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import random
@@ -127,6 +126,7 @@ class PoolResponse:
     trace: RequestTrace
     fallback: bool = False
     _json: Any = field(default=None, repr=False)
+    usage: tuple[int, int] = (0, 0)  # tokens in and out of a success, as read when it was settled
 
     def json(self) -> Any:
         if self._json is None:
@@ -344,6 +344,8 @@ class PoolClient:
         causes: list[tuple[str, float | None]] = []  # per provider abandoned: why, and when it may serve again
         keyless: list[str] = []  # upstreams passed over for having no keys (nothing is sent without credentials)
         last_status: int | None = None
+        asked: str | None = None  # the model of the first request built (a failed request's record names it)
+        built = False
         for n, up in enumerate(ups):
             holds_probe = False
             if up.breaker is not None and n < len(ups) - 1:
@@ -358,7 +360,10 @@ class PoolClient:
                     trace.add(self.clock.now(), "probe", up.name, reason="outage suspected: this request probes")
             try:
                 req = self._request_for(up, build, trace, n, ups, notes, last_status)
-                result = await self._try_upstream(up, req, trace, deadline, streaming, fallback=n > 0,
+                wire = self._wire(up.profile, req)
+                if not built:
+                    asked, built = wire.model, True
+                result = await self._try_upstream(up, wire, trace, deadline, streaming, fallback=n > 0,
                                                   last=n == len(ups) - 1)
             except _Abandon as why:
                 notes.append(f"{up.name}: {why}")
@@ -382,7 +387,7 @@ class PoolClient:
                 outcome = "ok" if status < 400 else "error" if status >= 500 else "rejected"
                 self._outcome(outcome, up.name, trace)
                 if self.request_listeners:
-                    self._request_ended(trace, ups[0].name, req, outcome, result)
+                    self._request_ended(trace, ups[0].name, wire.model, outcome, result)
             return result
         else:
             kind = "unusable" if keyless and len(keyless) == len(notes) else "exhausted"
@@ -396,8 +401,7 @@ class PoolClient:
         if self.outcome_listeners:
             self._outcome("error", "", trace)
         if self.request_listeners:
-            self._request_ended(trace, ups[0].name, build(ups[0].profile) if callable(build) else build, "error",
-                                None)
+            self._request_ended(trace, ups[0].name, asked, "error", None)
         raise PoolUnavailableError(message, retry, should_retry, last_status, kind, cause)
 
     def _request_for(self, up: Upstream, build, trace: RequestTrace, n: int, ups: list[Upstream], notes: list[str],
@@ -435,13 +439,12 @@ class PoolClient:
         hints = [w for c, w in causes if c == cause and w is not None]
         return cause, (min(hints) if hints else None)
 
-    def _request_ended(self, trace: RequestTrace, provider: str, req: ApiRequest, outcome: str,
+    def _request_ended(self, trace: RequestTrace, provider: str, model: str | None, outcome: str,
                        result: PoolResponse | PoolStream | None) -> None:
         tin = tout = 0
         if isinstance(result, PoolResponse) and outcome == "ok":
-            with contextlib.suppress(ValueError):
-                tin, tout = usage_from_body(result.json())
-        record = RequestRecord(trace.started, provider, _model_of(req) or "-", tin, tout, outcome,
+            tin, tout = result.usage
+        record = RequestRecord(trace.started, provider, model or "-", tin, tout, outcome,
                                self.clock.now() - trace.started)
         for listener in self.request_listeners:
             listener(record)
@@ -491,7 +494,7 @@ class PoolClient:
                 del self._waits[trace.request_id]
                 trace.waited_s += clock.now() - now
 
-    def _wire(self, profile, req: ApiRequest) -> _Wire:
+    def _wire(self, profile: ProviderProfile, req: ApiRequest) -> _Wire:
         """What every attempt of ``req`` on this provider sends, prepared once."""
         url_text = profile.url(req.path)
         url = self._urls.get(url_text)
@@ -506,15 +509,14 @@ class PoolClient:
             headers.setdefault("content-type", "application/json")
         return _Wire(req.method, url, content, headers, _model_of(req))
 
-    async def _try_upstream(self, up: Upstream, req: ApiRequest, trace: RequestTrace, deadline: float,
+    async def _try_upstream(self, up: Upstream, wire: _Wire, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool, last: bool = True):
-        """Serve ``req`` from ``up``: acquire a key, make one attempt, settle its outcome; rotate at once
+        """Serve the request (``wire``) from ``up``: acquire a key, make one attempt, settle its outcome; rotate at once
         after a 429, 401, 403 or quota answer, back off after a transient failure, until the attempt cap."""
         pool = up.pool
         if pool is not None and not len(pool):  # a keyed provider with no keys: never a request without credentials
             trace.add(self.clock.now(), "skip", up.name, reason=no_keys(up.name))
             raise _Abandon(no_keys(up.name), None, "unusable", "unusable")
-        wire = self._wire(up.profile, req)
         transient = attempts = 0
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
@@ -546,7 +548,7 @@ class PoolClient:
                 transient += 1
                 await self._backoff_or_abandon(up, trace, deadline, transient, answer, None, last)
                 continue
-            served = await self._settle(up, req, wire, key, answer, trace, streaming, fallback)
+            served = await self._settle(up, wire, key, answer, trace, streaming, fallback)
             if served is not None:
                 return served
             result = answer.result
@@ -629,7 +631,7 @@ class PoolClient:
         result, scanner, prelude = first
         return _Answer(resp, result, body, latency, scanner, prelude)
 
-    async def _settle(self, up: Upstream, req: ApiRequest, wire: _Wire, key: PoolKey | None, answer: _Answer,
+    async def _settle(self, up: Upstream, wire: _Wire, key: PoolKey | None, answer: _Answer,
                       trace: RequestTrace, streaming: bool, fallback: bool) -> PoolResponse | PoolStream | None:
         """Report one attempt's answer (pool, usage, trace, outage breaker). Returns what the caller gets when
         the answer is final (a success or the caller's own error), None when another attempt should follow."""
@@ -640,11 +642,11 @@ class PoolClient:
         if oc is Outcome.OK and not streaming:
             parsed = parse_body(answer.body)
             tokens_in, tokens_out = usage_from_body(parsed)
-        cost = self._cost(req, tokens_in, tokens_out) if tokens_in or tokens_out else None
+        cost = self._cost(wire.model, tokens_in, tokens_out) if tokens_in or tokens_out else None
         if key is not None:
             pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model)
         if self.usage_listeners:
-            self._record(up.name, key, req, oc is Outcome.OK, tokens_in, tokens_out, cost, 1)
+            self._record(up.name, key, wire.model, oc is Outcome.OK, tokens_in, tokens_out, cost, 1)
             for barrier in self.settle_barriers:
                 await barrier()
         label = key.label if key else None
@@ -661,25 +663,26 @@ class PoolClient:
             await resp.aclose()
             return None
         if not streaming:
-            return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
+            return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed,
+                                (tokens_in, tokens_out))
         if oc is Outcome.OK:
             if key is not None:
                 pool.stream_opened(key)
-            return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, req)
+            return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, wire.model)
         await resp.aclose()
         if answer.scanner is not None:  # a request error sent as the stream's first event
             return PoolResponse(result.status, _json_headers(resp.headers), json.dumps(answer.scanner.error).encode(),
                                 up.name, label, trace, fallback, answer.scanner.error)
         return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
 
-    def _cost(self, req: ApiRequest, tokens_in: int, tokens_out: int) -> float | None:
+    def _cost(self, model: str | None, tokens_in: int, tokens_out: int) -> float | None:
         if self.prices is None or not self.prices.per_model:
             return None
-        return self.prices.cost(_model_of(req), tokens_in, tokens_out)
+        return self.prices.cost(model, tokens_in, tokens_out)
 
-    def _record(self, provider: str, key: PoolKey | None, req: ApiRequest, ok: bool, tokens_in: int,
+    def _record(self, provider: str, key: PoolKey | None, model: str | None, ok: bool, tokens_in: int,
                 tokens_out: int, cost: float | None, requests: int) -> None:
-        record = UsageRecord(self.clock.now(), provider, key.label if key else "-", _model_of(req) or "-", requests,
+        record = UsageRecord(self.clock.now(), provider, key.label if key else "-", model or "-", requests,
                              int(ok), tokens_in, tokens_out, cost or 0.0)
         for listener in self.usage_listeners:
             listener(record)
@@ -736,8 +739,8 @@ class PoolStream:
 
     def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: httpx.Response,
                  scanner: SSEScanner, prelude: tuple[list[bytes], AsyncIterator[bytes]], trace: RequestTrace,
-                 fallback: bool, req: ApiRequest) -> None:
-        self._req = req
+                 fallback: bool, model: str | None) -> None:
+        self._model = model  # what its usage is priced and recorded under
         self._client, self._up, self._key, self._resp = client, up, key, resp
         self._scanner = scanner
         self._prelude, self._rest = prelude
@@ -786,9 +789,9 @@ class PoolStream:
         await self._resp.aclose()
         pool, key = self._up.pool, self._key
         tin, tout = self._scanner.tokens_in, self._scanner.tokens_out
-        cost = self._client._cost(self._req, tin, tout) if (tin or tout) else None
+        cost = self._client._cost(self._model, tin, tout) if (tin or tout) else None
         if self._client.usage_listeners and (tin or tout):
-            self._client._record(self._up.name, key, self._req, False, tin, tout, cost, 0)
+            self._client._record(self._up.name, key, self._model, False, tin, tout, cost, 0)
         if pool is not None and key is not None:
             pool.stream_closed(key)
             pool.add_usage(key, tin, tout, cost)

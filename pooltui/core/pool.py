@@ -140,6 +140,16 @@ class PoolKey:
         return [(m, est) for m, est in pairs if est is not None and est.limit is not None and est.window_s]
 
 
+@dataclass(frozen=True, slots=True)
+class PoolFigures:
+    """The pool's headline figures, each worked out once (:meth:`Pool.figures`: a monitor refresh reads them all)."""
+
+    usable: int
+    paced: int
+    next_ready_in: float | None
+    summary: str
+
+
 class Pool:
     """The keys of one provider and the rotation over them."""
 
@@ -1013,10 +1023,20 @@ class Pool:
 
     def usable(self) -> int:
         """Keys that can serve (a key whose recovery probe is in flight counts)."""
+        self._expire_due()
+        return len(self._avail) + self._held
+
+    def _expire_due(self) -> None:
+        """Keys whose deadline has passed are back (every view of the pool starts here)."""
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
             self._expire(now)
-        return len(self._avail) + self._held
+
+    def figures(self) -> PoolFigures:
+        """Usable and paced keys, the next recovery and the summary line, each worked out once."""
+        usable = self.usable()
+        wait = self.next_ready_in()
+        return PoolFigures(usable, self.paced(), wait, self._summary(wait))
 
     def _model_exclusions(self, model: str, cooling: dict[PoolKey, float]) -> tuple[Exclusion, ...]:
         return tuple(Exclusion(k.label, f"cooling for {model}", until, DeadlineSource.RETRY_AFTER.value, "")
@@ -1101,7 +1121,11 @@ class Pool:
 
     def summary(self) -> str:
         """``3 keys cooling, next ready in 12 s; 1 invalid`` - the pool in one line."""
-        self.usable()
+        self._expire_due()
+        return self._summary(self.next_ready_in())
+
+    def _summary(self, wait: float | None) -> str:
+        """The summary line, with the next recovery (``wait``) already read."""
         counts = self.counts()
         if not self._keys:
             return "no keys"
@@ -1111,7 +1135,6 @@ class Pool:
             parts.append(f"{counts['ok'] - held} available")
         if held:
             parts.append(f"{held} held (recovery probe or budget in flight)")
-        wait = self.next_ready_in()
         for state in ("cooling", "exhausted", "invalid", "forbidden", "disabled"):
             n = counts[state]
             if n:
@@ -1123,14 +1146,16 @@ class Pool:
                 parts.append(text)
         return "; ".join(parts)
 
-    def snapshot(self) -> list[KeySnapshot]:
-        """Plain data about every key, in pool order (for JSON and the monitor). No secrets."""
+    def snapshot(self, only: str | None = None) -> list[KeySnapshot]:
+        """Plain data about every key (or the key labelled ``only``), in pool order (for JSON and the monitor).
+        No secrets."""
         now = self.clock.now()
-        self.usable()
+        self._expire_due()
         out: list[KeySnapshot] = []
-        for k in self._keys:
+        for k in self._keys if only is None else [k for k in self._keys if k.label == only]:
             s = k.stats
             lim = s.limits
+            p50, p95 = s.p50(), s.p95()
             out.append(
                 {
                     "label": k.label,
@@ -1146,8 +1171,8 @@ class Pool:
                     "inflight": k.inflight,
                     "probing": k.probe is _HELD,
                     "rpm": s.rpm(now),
-                    "p50_ms": None if s.p50() is None else s.p50() * 1000,
-                    "p95_ms": None if s.p95() is None else s.p95() * 1000,
+                    "p50_ms": None if p50 is None else p50 * 1000,
+                    "p95_ms": None if p95 is None else p95 * 1000,
                     "last_used": s.last_used,
                     "requests_remaining": lim.requests_remaining if lim else None,
                     "requests_limit": lim.requests_limit if lim else None,

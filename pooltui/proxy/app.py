@@ -32,7 +32,6 @@ from pooltui.client.pool_client import (
     PoolResponse,
     PoolUnavailableError,
     RequestRefusedError,
-    Upstream,
 )
 from pooltui.client.sockets import listen
 from pooltui.core.clock import Clock, SystemClock
@@ -40,6 +39,7 @@ from pooltui.core.errors import message_of
 from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
+from pooltui.providers.profiles import ApiRequest, ProviderProfile
 from pooltui.proxy.dialects import ANTHROPIC, OPENAI, Bridge, family_of, translatable, upstream_request
 from pooltui.proxy.guard import (
     AccessGuard,
@@ -51,6 +51,7 @@ from pooltui.proxy.guard import (
     safe_query,
 )
 from pooltui.proxy.models import ModelCatalog, render
+from pooltui.session.local import MonitorSession
 from pooltui.session.views import ClientSeries, StateView, event_dict, panel
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
@@ -127,11 +128,15 @@ class PoolProxy:
     """The proxy's request handling over one PoolClient per API family."""
 
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
-                 deadline_s: float | None = None, clock: Clock | None = None, session: Any = None,
+                 deadline_s: float | None = None, clock: Clock | None = None, session: MonitorSession | None = None,
                  admin_token: str | None = None, allow_hosts: tuple[str, ...] = (),
                  allow_origins: tuple[str, ...] = ()) -> None:
         self.clients = clients
-        self.session = session  # a MonitorSession over the same clients: runs commands, saves to the config
+        self.clock = clock or SystemClock()
+        #: the MonitorSession over the same clients (one of its own when none is given): it runs the commands,
+        #: saves to the config, and owns each client's series and incident tracker, which the proxy shares
+        self.session = session if session is not None else MonitorSession(clients, clock=self.clock,
+                                                                           autostart_traffic=False)
         self.token = token
         # the control endpoints' token; without one given, a random one nobody knows keeps them closed
         self.admin_token = admin_token or secrets.token_urlsafe(32)
@@ -139,25 +144,22 @@ class PoolProxy:
         self.allow_origins = tuple(allow_origins)
         self.deadline_s = deadline_s
         self.stats = ProxyStats()
-        self.clock = clock or SystemClock()
         self._events: deque[tuple[int, Event]] = deque(maxlen=500)
         self._seq = itertools.count(1)
         self.catalog = ModelCatalog()  # what GET /v1/models lists, per client
-        self.series: dict[str, ClientSeries] = {}
+        self.series: dict[str, ClientSeries] = self.session.series  # the session's: one per client
         self.by_family: dict[str, PoolClient] = {}
         self.route()
-        if session is not None and hasattr(session, "client_listeners"):
-            session.client_listeners.append(self.route)  # providers added, removed or changed while running
+        self.session.client_listeners.append(self.route)  # providers added, removed or changed while running
 
     def route(self) -> None:
         """(Re)compute the routing from ``clients`` as they are now: each API family goes to the first client
-        whose primary speaks it, and each client has its series (/metrics, /pooltui/state). Called at start and
-        after every config change; requests in flight keep the client they began on."""
-        for name, client in self.clients.items():
-            if name not in self.series:
-                self.series[name] = ClientSeries(client, self.clock, self._keep)
-        for name in [n for n in self.series if n not in self.clients]:
-            del self.series[name]
+        whose primary speaks it, and each client's series (the session's, /metrics, /pooltui/state) passes its
+        events to the proxy's ring. Called at start and after every config change; requests in flight keep the
+        client they began on."""
+        for series in self.series.values():
+            if self._keep not in series.listeners:
+                series.listeners.append(self._keep)
         by_family: dict[str, PoolClient] = {}
         for client in self.clients.values():
             fam = family_of(client.primary.profile.dialect)
@@ -190,8 +192,9 @@ class PoolProxy:
         return Response(error_body(api, status, scrub(message), kind), status, headers or {}, "application/json")
 
     @staticmethod
-    def _upstream_path(up: Upstream, path: str) -> str:
-        return path[3:] if up.profile.base_url.rstrip("/").endswith("/v1") and path.startswith("/v1/") else path
+    def _upstream_path(profile: ProviderProfile, path: str) -> str:
+        """The caller's path on ``profile``'s base URL (one that ends in ``/v1`` already has it)."""
+        return path[3:] if profile.base_url.rstrip("/").endswith("/v1") and path.startswith("/v1/") else path
 
     @staticmethod
     def _scrub(status: int, content: bytes) -> bytes:
@@ -246,9 +249,8 @@ class PoolProxy:
                if (fam := family_of(up.profile.dialect)) == api or (fam is not None and crosses)]
         bridges: dict[str, Bridge | None] = {}  # per provider tried: how its answer crosses back
 
-        def build(profile):
-            up = next(u for u in ups if u.profile is profile)
-            target = self._upstream_path(up, path) + (f"?{query}" if query else "")
+        def build(profile: ProviderProfile) -> ApiRequest:
+            target = self._upstream_path(profile, path) + (f"?{query}" if query else "")
             req, bridges[profile.name] = upstream_request(
                 api, profile, request.method, target, parsed if isinstance(parsed, dict) else None, headers, stream,
                 body)
@@ -384,7 +386,7 @@ class PoolProxy:
     def state(self) -> StateView:
         """What the monitor shows, per provider, as plain data (``pooltui --proxy`` attaches to it). No secrets."""
         now = self.clock.now()
-        alerts = self.session.capacity_alert if self.session is not None else {}
+        alerts = self.session.capacity_alert
         shown: dict[str, str] = {name: name for name in self.clients}  # every provider in view -> its client
         for name, c in self.clients.items():
             shown.update({up.name: name for up in c.fallbacks if up.name not in shown})
@@ -402,28 +404,24 @@ class PoolProxy:
         """Key and pool commands from an attached monitor: toggle, move, strategy, reset, verify."""
         if not self._admin(request):
             return self._admin_refused()
-        if self.session is None:
-            from pooltui.session.local import MonitorSession
-
-            self.session = MonitorSession(self.clients, clock=self.clock, autostart_traffic=False)
         try:
             cmd = await request.json()
             provider, action = str(cmd["provider"]), str(cmd["action"])
             s = self.session
             if provider not in s.providers:  # a client's own, or a fallback of one
                 raise ValueError(f"unknown provider {provider!r}")
-            s.current = provider
-            label = cmd.get("label")
+            label = cmd.get("label")  # each command names its provider: what the session shows stays as it is
             if action == "toggle":
-                result: Any = s.toggle_key(str(label))
+                result: Any = s.toggle_key(str(label), provider)
             elif action == "move":
-                result = s.move(str(label), int(cmd.get("delta", 0)))
+                result = s.move(str(label), int(cmd.get("delta", 0)), provider)
             elif action == "strategy":
-                result = s.set_strategy(str(cmd["strategy"])) if cmd.get("strategy") else s.cycle_strategy()
+                strategy = cmd.get("strategy")
+                result = s.set_strategy(str(strategy), provider) if strategy else s.cycle_strategy(provider)
             elif action == "reset":
-                result = s.reset_cooldowns(str(label) if label else None)
+                result = s.reset_cooldowns(str(label) if label else None, provider)
             elif action == "verify":
-                found = await s.verify([str(label)] if label else None)
+                found = await s.verify([str(label)] if label else None, provider)
                 result = [r.as_dict() for r in found]
             else:
                 raise ValueError(f"unknown command {action!r}")

@@ -15,6 +15,7 @@ import httpx
 
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event, EventKind
+from pooltui.core.snapshot import KeySnapshot
 from pooltui.providers.verify import VerifyResult
 from pooltui.session.protocol import SessionStatus
 from pooltui.session.views import PanelView, StateView, empty_panel, event_from
@@ -74,7 +75,8 @@ class RemoteSession:
 
     @property
     def has_pool(self) -> bool:
-        return not self.view()["keyless"]
+        found = self._state["providers"].get(self.current) if self._state else None
+        return found is not None and not found["keyless"]
 
     def status(self) -> SessionStatus:
         return SessionStatus(self.title, attached=True, problem=self.error)
@@ -111,9 +113,14 @@ class RemoteSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def view(self) -> PanelView:
+    def view(self, *, timeline: bool = True) -> PanelView:
+        """The provider in view as the proxy last served it (its timeline comes with it, shown or not)."""
         found = self._state["providers"].get(self.current) if self._state else None
         return found or empty_panel(self.current)
+
+    def key(self, label: str) -> KeySnapshot | None:
+        found = self._state["providers"].get(self.current) if self._state else None
+        return next((k for k in found["keys"] if k["label"] == label), None) if found else None
 
     def recent_events(self, n: int | None = None) -> list[Event]:
         events = list(self._events)
@@ -178,5 +185,10 @@ class RemoteSession:
 
     def switch_provider(self) -> str:
         names = self.providers
-        self.current = names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0]
+        return self.show(names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0])
+
+    def show(self, provider: str) -> str:
+        if provider not in self.providers:
+            raise ValueError(f"unknown provider {provider!r}")
+        self.current = provider
         return self.current

@@ -19,6 +19,7 @@ from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.events import Event, EventKind
 from pooltui.core.pool import KeySpec, Pool
+from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.strategies import STRATEGIES
 from pooltui.providers.verify import VerifyResult
 from pooltui.session.protocol import SessionStatus
@@ -82,7 +83,7 @@ class MonitorSession:
 
     def __post_init__(self) -> None:
         if not self.current:
-            self.current = next(iter(self.clients))
+            self.current = next(iter(self.clients), "")
         for name, client in self.clients.items():
             self._watch(name, client)
 
@@ -109,10 +110,17 @@ class MonitorSession:
     @property
     def owner(self) -> str:
         """The client that serves the provider in view: itself, or the client it is a fallback of."""
-        if self.current in self.clients:
-            return self.current
-        return next((name for name, c in self.clients.items() if any(up.name == self.current for up in c.fallbacks)),
+        return self._owner_of(self.current)
+
+    def _owner_of(self, provider: str) -> str:
+        if provider in self.clients:
+            return provider
+        return next((name for name, c in self.clients.items() if any(up.name == provider for up in c.fallbacks)),
                     next(iter(self.clients)))
+
+    def _upstream_of(self, provider: str) -> Upstream:
+        client = self.clients[self._owner_of(provider)]
+        return next((up for up in client.upstreams if up.name == provider), client.primary)
 
     @property
     def client(self) -> PoolClient:
@@ -121,8 +129,7 @@ class MonitorSession:
     @property
     def upstream(self) -> Upstream:
         """The provider in view: a client's primary, or one of its fallbacks."""
-        client = self.client
-        return next((up for up in client.upstreams if up.name == self.current), client.primary)
+        return self._upstream_of(self.current)
 
     @property
     def pool(self) -> Pool | None:
@@ -141,15 +148,22 @@ class MonitorSession:
             names += [up.name for up in client.fallbacks if up.name not in names]
         return names
 
-    def view(self) -> PanelView:
-        """What the panels show now (see :func:`pooltui.session.views.panel`)."""
+    def view(self, *, timeline: bool = True) -> PanelView:
+        """What the panels show now (see :func:`pooltui.session.views.panel`; the timeline only with ``timeline``)."""
         return panel(self.client, self.series[self.owner], self.clock.now(),
-                     self.capacity_alert.get(self.current, 1), self.current)
+                     self.capacity_alert.get(self.current, 1), self.current, timeline=timeline)
 
-    def views(self) -> dict[str, PanelView]:
-        """Every provider's view (the alert watcher looks at all of them, not only the one in view)."""
+    def key(self, label: str) -> KeySnapshot | None:
+        """One key of the provider in view, as the keys table shows it (None: not in its pool)."""
+        pool = self.pool
+        found = pool.snapshot(label) if pool is not None else []
+        return found[0] if found else None
+
+    def views(self, *, timeline: bool = True) -> dict[str, PanelView]:
+        """Every provider's view (the alert watcher looks at all of them, not only the one in view; the fleet's
+        monitor shows their timelines)."""
         now = self.clock.now()
-        return {name: panel(c, self.series[name], now, self.capacity_alert.get(name, 1))
+        return {name: panel(c, self.series[name], now, self.capacity_alert.get(name, 1), timeline=timeline)
                 for name, c in self.clients.items()}
 
     def status(self) -> SessionStatus:
@@ -305,7 +319,7 @@ class MonitorSession:
         if self.alerts is not None:
             from pooltui.session.alerts import AlertWatcher
 
-            watcher = AlertWatcher(self.alerts, self.views, self.clock.now)
+            watcher = AlertWatcher(self.alerts, lambda: self.views(timeline=False), self.clock.now)
             self.listeners.append(watcher.event)
             self._alert_tasks += [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
 
@@ -394,25 +408,29 @@ class MonitorSession:
             self.traffic.burst(n)
 
     # ------------------------------------------------------------------ keys and pool
-    def _require_pool(self) -> Pool:
-        if self.pool is None:
-            raise ValueError(f"{self.current} has no keys (a keyless endpoint)")
-        return self.pool
+    # The commands act on ``provider`` when given (the proxy's, for an attached monitor), else on the provider in
+    # view: a command never changes what this monitor shows.
+    def _require_pool(self, provider: str | None = None) -> Pool:
+        name = provider or self.current
+        pool = self._upstream_of(name).pool
+        if pool is None:
+            raise ValueError(f"{name} has no keys (a keyless endpoint)")
+        return pool
 
-    def toggle_key(self, label: str) -> str:
+    def toggle_key(self, label: str, provider: str | None = None) -> str:
         """Disable an enabled key, enable a disabled one; returns the new state."""
-        pool = self._require_pool()
+        pool = self._require_pool(provider)
         key = pool.key(label)
         if key.state.value == "disabled":
             pool.enable(label)
-            self._save_key(label, disabled=False)
+            self._save_key(label, disabled=False, provider=provider)
         else:
             pool.disable(label)
-            self._save_key(label, disabled=True)
+            self._save_key(label, disabled=True, provider=provider)
         return key.state.value
 
-    def move(self, label: str, delta: int) -> list[str]:
-        pool = self._require_pool()
+    def move(self, label: str, delta: int, provider: str | None = None) -> list[str]:
+        pool = self._require_pool(provider)
         pool.move(label, delta)
 
         def change(p) -> None:
@@ -423,49 +441,59 @@ class MonitorSession:
                 order.insert(max(0, min(len(order) - 1, i + delta)), order.pop(i))
                 p.credential_pool = order
 
-        self._save(change)
+        self._save(change, provider)
         return [k.label for k in pool.keys]
 
-    def set_strategy(self, strategy: str) -> str:
-        pool = self._require_pool()
+    def set_strategy(self, strategy: str, provider: str | None = None) -> str:
+        pool = self._require_pool(provider)
         pool.set_strategy(strategy)
-        self._save(lambda p: setattr(p, "strategy", pool.strategy))
+        self._save(lambda p: setattr(p, "strategy", pool.strategy), provider)
         return pool.strategy
 
-    def cycle_strategy(self) -> str:
-        pool = self._require_pool()
+    def cycle_strategy(self, provider: str | None = None) -> str:
+        pool = self._require_pool(provider)
         i = STRATEGIES.index(pool.strategy)
-        return self.set_strategy(STRATEGIES[(i + 1) % len(STRATEGIES)])
+        return self.set_strategy(STRATEGIES[(i + 1) % len(STRATEGIES)], provider)
 
-    def reset_cooldowns(self, label: str | None = None) -> int:
+    def reset_cooldowns(self, label: str | None = None, provider: str | None = None) -> int:
         """Clear cooldowns and quota parking of every pool of this provider, or of one key of its own pool."""
+        name = provider or self.current
         if label is not None:
-            n = self._require_pool().reset(label)
-        else:  # a client's primary in view: its fallbacks' pools too
-            ups = self.client.upstreams if self.current == self.owner else [self.upstream]
+            n = self._require_pool(name).reset(label)
+        else:  # a client's primary: its fallbacks' pools too
+            owner = self._owner_of(name)
+            ups = self.clients[owner].upstreams if name == owner else [self._upstream_of(name)]
             n = sum(up.pool.reset() for up in ups if up.pool is not None)
         if self.config is not None and self.config.history is not None:
-            self.config.history.clear_key_status(self.current, label, ("cooling", "exhausted"))
+            self.config.history.clear_key_status(name, label, ("cooling", "exhausted"))
         return n
 
     def switch_provider(self) -> str:
         """The next provider in view; test traffic follows to its client (a fallback's view keeps it)."""
         names = self.providers
+        return self.show(names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0])
+
+    def show(self, provider: str) -> str:
+        """Show ``provider`` (one of :attr:`providers`); test traffic follows to its client."""
+        if provider not in self.providers:
+            raise ValueError(f"unknown provider {provider!r}")
         owner, was_running = self.owner, self.traffic_running
-        self.current = names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0]
+        self.current = provider
         if self.owner != owner and was_running:
             self.stop_traffic()
             self.start_traffic()
         return self.current
 
-    async def verify(self, labels: list[str] | None = None) -> list[VerifyResult]:
+    async def verify(self, labels: list[str] | None = None, provider: str | None = None) -> list[VerifyResult]:
         """Verify keys (zero tokens) and apply the results to the pool; returns the results."""
         from pooltui.providers.verify import verify_key
 
-        pool = self._require_pool()
-        profile = self.upstream.profile
+        name = provider or self.current
+        pool = self._require_pool(name)
+        profile = self._upstream_of(name).profile
+        http = self.clients[self._owner_of(name)].http
         keys = [pool.key(label) for label in labels] if labels else pool.keys
-        results = await asyncio.gather(*(verify_key(self.client.http, profile, k.label, k.secret) for k in keys))
+        results = await asyncio.gather(*(verify_key(http, profile, k.label, k.secret) for k in keys))
         for r in results:
             if r.classification is not None:
                 pool.mark_verified(r.label, r.classification)
@@ -511,21 +539,21 @@ class MonitorSession:
         return result
 
     # ------------------------------------------------------------------ config
-    def _save(self, change: Callable[[Any], None]) -> None:
+    def _save(self, change: Callable[[Any], None], provider: str | None = None) -> None:
         if self.config is None:
             return
         from pooltui.store.config import ConfigEditor
 
         with ConfigEditor(self.config.path) as cfg:
-            change(cfg.provider(self.current))
+            change(cfg.provider(provider or self.current))
 
-    def _save_key(self, label: str, *, disabled: bool) -> None:
+    def _save_key(self, label: str, *, disabled: bool, provider: str | None = None) -> None:
         def change(p) -> None:
             entry = p.key(label)
             if entry is not None:
                 entry.disabled = disabled
 
-        self._save(change)
+        self._save(change, provider)
 
 
 def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, rate: float | None = None,

@@ -143,13 +143,14 @@ def empty_panel(provider: str) -> PanelView:
             "latency": {"requests": 0, "p50_ms": None, "p95_ms": None},
             "wait": {"p50_s": None, "p95_s": None, "slowest_s": 0.0, "waiting": 0, "longest_now_s": 0.0},
             "outage": None, "incident": None, "last_incident": None, "fallbacks": [],
-            "timeline": {"bucket_s": 10, "end": 0.0, "keys": {}}}
+            "timeline": no_timeline()}
 
 
 
 class ClientSeries:
     """Per-second counts of what one client serves (callers' requests, successes, failures, 429s upstream,
-    fallback service) and its incident tracker."""
+    fallback service) and its incident tracker. One per client: the session and the proxy serving the same client
+    share it (each adds itself to ``listeners``), so they show the same recent past."""
 
     def __init__(self, client: PoolClient, clock: Clock, on_event: Callable[[Event], None] | None = None,
                  on_incident_end: Callable[[IncidentView], None] | None = None) -> None:
@@ -164,7 +165,8 @@ class ClientSeries:
         self.primary = client.primary.name
         self.tracker = IncidentTracker(self.primary, clock, on_end=on_incident_end)
         self.timeline = Timeline()
-        self._on_event = on_event
+        #: called with every event of the client (after it was counted): the session's listeners, the proxy's ring
+        self.listeners: list[Callable[[Event], None]] = [on_event] if on_event is not None else []
         client.events.subscribe(self._event)
         #: the logs of fallback pools shared with (and owned by) other clients: their keys' events count here too
         self.others = list({id(up.pool.events): up.pool.events for up in client.fallbacks
@@ -181,8 +183,8 @@ class ClientSeries:
 
     def _event(self, event: Event) -> None:
         self._count(event)
-        if self._on_event is not None:
-            self._on_event(event)
+        for listener in self.listeners:
+            listener(event)
 
     def _count(self, event: Event) -> None:
         if event.kind is EventKind.RATE_LIMITED:
@@ -257,21 +259,28 @@ def fallback_active(client: PoolClient, series: ClientSeries, now: float, window
     return busiest
 
 
+def no_timeline(now: float = 0.0) -> TimelineView:
+    """The timeline of a view that does not show it (nothing counted, nothing built)."""
+    return {"bucket_s": 10, "end": now, "keys": {}}
+
+
 def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: int = 1,
-          provider: str | None = None) -> PanelView:
+          provider: str | None = None, *, timeline: bool = True) -> PanelView:
     """Everything the monitor's panels show for one client (JSON-safe, no secrets): its primary's pool, or
-    with ``provider`` one of its fallbacks' pools in view (the callers' figures stay the client's)."""
+    with ``provider`` one of its fallbacks' pools in view (the callers' figures stay the client's). Each figure
+    is worked out once; the timeline only with ``timeline`` (its chart is shown)."""
     shown = next((up for up in client.fallbacks if up.name == provider), client.primary)
     primary = shown is client.primary
     pool = shown.pool
     keys = pool.snapshot() if pool is not None else []
+    figures = pool.figures() if pool is not None else None
     limits = [k["requests_limit"] for k in keys if k.get("requests_limit")]
     breaker = shown.breaker
     outage: OutageView | None = None
     if breaker is not None and breaker.holding(now):  # requests go to the fallbacks first
         outage = {"provider": shown.name, "since": breaker.opened_at or now, "until": breaker.open_until or now}
-    usable = pool.usable() if pool is not None else 0
-    paced = pool.paced() if pool is not None else 0
+    usable = figures.usable if figures is not None else 0
+    paced = figures.paced if figures is not None else 0
     tracker = series.tracker
     if primary and (outage is not None or client.waiting
                     or (pool is not None and len(pool) and usable + paced < capacity_alert)):
@@ -284,9 +293,10 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     fallbacks: list[FallbackView] = []
     for up in client.fallbacks if primary else []:
         fp = up.pool
+        ff = fp.figures() if fp is not None else None
         fallbacks.append({"name": up.name, "keyless": fp is None, "keys": fp.snapshot() if fp is not None else [],
-                          "usable": fp.usable() if fp is not None else 0, "total": len(fp) if fp is not None else 0,
-                          "summary": fp.summary() if fp is not None else "no keys (a keyless endpoint)",
+                          "usable": ff.usable if ff is not None else 0, "total": len(fp) if fp is not None else 0,
+                          "summary": ff.summary if ff is not None else "no keys (a keyless endpoint)",
                           "serving": up.name == serving})
     return {
         "provider": shown.name,
@@ -295,12 +305,12 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "strategy": pool.strategy if pool is not None else None,
         "next": pool.peek() if pool is not None else None,
         "picks": list(pool.picks) if pool is not None else [],
-        "summary": (pool.summary() if len(pool) else no_keys(client.primary.name)) if pool is not None
-        else "no keys (a keyless endpoint)",
+        "summary": (figures.summary if len(pool) else no_keys(client.primary.name))
+        if pool is not None and figures is not None else "no keys (a keyless endpoint)",
         "usable": usable,
         "paced": paced,
         "total": len(pool) if pool is not None else 0,
-        "next_ready_in": pool.next_ready_in() if pool is not None else None,
+        "next_ready_in": figures.next_ready_in if figures is not None else None,
         "capacity_alert": capacity_alert,
         "keys": keys,
         "series": {
@@ -321,7 +331,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
         "last_incident": tracker.last,
         "fallbacks": fallbacks,
-        "timeline": series.timeline.view(now),
+        "timeline": series.timeline.view(now) if timeline else no_timeline(now),
     }
 
 

@@ -129,7 +129,7 @@ class MainScreen(Screen[None]):
         the status line says PAUSED and the rest stays as it was."""
         if self.paused and self._frozen:
             return
-        view = self.session.view()
+        view = self.session.view(timeline=bool(self.timeline_minutes))  # the timeline only while its chart shows
         now = self.session.clock.now()
         with self.app.batch_update():
             if not view["keyless"]:

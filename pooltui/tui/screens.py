@@ -269,7 +269,7 @@ class KeyDetailScreen(Screen[None]):
 
     def refresh_detail(self) -> None:
         session = self.app.session  # type: ignore[attr-defined]
-        snap = next((k for k in session.view()["keys"] if k["label"] == self.label), None)
+        snap = session.key(self.label)
         if snap is None:
             self.query_one("#detail-body", Static).update(Text(f"{self.label} is no longer in the pool"))
             return

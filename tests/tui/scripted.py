@@ -77,7 +77,8 @@ def _report(session: MonitorSession, trace, key, result: Classification, latency
     trace.add(clock.now(), "attempt", pool.name, key.label, status=result.status, outcome=result.outcome.value,
               latency_ms=latency * 1000, reason=result.reason)
     trace.result = "ok" if result.outcome is Outcome.OK else f"http {result.status}"
-    client._record(pool.name, key, client.primary.profile.chat("x"), result.outcome is Outcome.OK, tin, tout, None, 1)
+    ok = result.outcome is Outcome.OK
+    client._record(pool.name, key, client.primary.profile.default_model, ok, tin, tout, None, 1)
     if result.outcome is Outcome.OK:
         trace.started = min(trace.started, clock.now() - latency)  # the caller waited for this answer
         client._outcome("ok", pool.name, trace)
