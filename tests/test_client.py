@@ -8,6 +8,7 @@ import pytest
 
 from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core import Backoff, KeyState
+from pooltui.core.events import StateChange
 from pooltui.session.traffic import TrafficGenerator
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
@@ -243,4 +244,4 @@ async def test_an_outage_sends_requests_straight_to_the_fallback(serve) -> None:
         later = await client.chat("during the outage")
     assert client.primary.breaker.is_open and primary_attempts <= 8
     assert [s.kind for s in later.trace.steps][:2] == ["skip", "fallback"]
-    assert any(e.action.startswith("outage suspected") for e in client.events)
+    assert any(e.change is StateChange.OUTAGE_OPENED for e in client.events)
