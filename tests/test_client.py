@@ -127,6 +127,7 @@ async def test_every_key_invalid_is_a_pool_error_not_a_401(serve) -> None:
             await client.chat("hi")
 
 
+@pytest.mark.wording
 async def test_rotation_spends_no_retry_budget(serve) -> None:
     sc = make_scenario({"name": "p", "keys": [*keys("bad", 9, invalid=True), *keys("good", 1)]})
     server = serve(sc)

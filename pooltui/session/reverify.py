@@ -95,7 +95,7 @@ class Reverifier:
                 pool.mark_verified(key.label, result.classification)
                 pool.events.emit(Event(self.client.clock.now(), up.name, key.label, EventKind.STATE,
                                        result.status, "re-verified in the background: valid again",
-                                       "back in rotation", change=StateChange.VERIFIED))
+                                       "back in rotation"))  # the pool's own event says what changed
                 entry.rejoined = True
                 continue
             policy = self._policy(up.name)
