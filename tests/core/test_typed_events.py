@@ -8,6 +8,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool
 from pooltui.core.events import TIMER_ENDED, Event, EventKind, StateChange, reworded
 from pooltui.core.headers import RateLimits
@@ -80,6 +82,7 @@ def test_events_that_change_nothing_carry_no_change() -> None:
                                                              (EventKind.TRANSPORT, None)]
 
 
+@pytest.mark.wording
 def test_reworded_changes_every_word_and_nothing_else_and_never_shows_a_secret() -> None:
     p = make()
     with reworded(backwards):
