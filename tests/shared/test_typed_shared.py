@@ -1,6 +1,6 @@
 """The Redis store decides by an event's change, never by its words (issue 25, item 1): a cooldown that ran out
-in one process is not told to the others, an outage opened or closed is, in any words; the fleet's event stream
-keeps each event's change."""
+in one process is not told to the others, in any words (an outage, which is: test_reworded.py); the
+fleet's event stream keeps each event's change."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Key
 from pooltui.core.events import reworded
 from pooltui.store.fleet import FleetLink
 from tests.conftest import backwards
-from tests.shared import test_fleet_state
 from tests.shared.test_shared_key_states import SECRETS, answer, pool, sharing, until
 
 pytestmark = pytest.mark.asyncio
@@ -47,8 +46,3 @@ async def test_a_cooldown_that_ran_out_here_is_not_told_to_the_others_whatever_i
         await sa.stop()
         await sb.stop()
 
-
-async def test_an_outage_reaches_the_other_process_whatever_its_words(redis_server, serve) -> None:
-    with reworded(backwards):
-        await test_fleet_state.test_an_outage_suspected_by_one_process_sends_the_others_to_the_fallback(
-            redis_server, serve)
