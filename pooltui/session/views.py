@@ -342,7 +342,7 @@ def event_from(d: EventView | dict[str, Any]) -> Event:
                  change_of(d.get("change")))
 
 
-def change_of(value: object) -> StateChange | None:
+def change_of(value: str | None) -> StateChange | None:
     """The :class:`StateChange` an event's dict names (None when it names none or one this version lacks)."""
     try:
         return StateChange(value) if value else None
