@@ -51,7 +51,8 @@ TIMER_ENDED = frozenset({StateChange.RECOVERED, StateChange.RELEASED})
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened to a key or a pool: when, which key, status, why, what was done."""
+    """Something that happened to a key or a pool: when, which key, status, why and what was done (words for
+    people), and what it changed (``change``: what code matches on)."""
 
     ts: float
     provider: str
