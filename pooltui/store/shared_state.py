@@ -181,7 +181,7 @@ class SharedKeyStates:
         if self._applying or event.key is None or event.kind not in _CHANGES or event.provider != pool.name:
             return
         if event.change in TIMER_ENDED:
-            return  # a cooldown that ran out here: every process's own timer ends it (another may know longer)
+            return  # a deadline that ran out here: every process's own timer ends it (another may know longer)
         try:
             key = pool.key(event.key)
         except KeyError:
@@ -369,8 +369,7 @@ class SharedKeyStates:
                 pipe.xadd(self.keys.events, {"e": json.dumps(
                     {"ts": e.ts, "provider": e.provider, "key": e.key, "kind": e.kind.value, "status": e.status,
                      "reason": e.reason, "action": e.action, "request_id": e.request_id, "change": e.change,
-                     "host": host,
-                     "pid": pid})}, maxlen=5000, approximate=True)
+                     "host": host, "pid": pid})}, maxlen=5000, approximate=True)
             await pipe.execute()
         for _ in batch:  # only what was written leaves the outbox
             self._outbox.popleft()
