@@ -10,8 +10,44 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
+from pooltui.core.events import reworded
 from pooltui.sim.scenario import Scenario, scenario_from_dict
 from pooltui.sim.server import SimServer
+
+REWORD = "--reword-events"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(REWORD, action="store_true",
+                     help="every engine event's reason and action reworded (each word spelt backwards): the "
+                          "behaviour must not change; tests marked `wording` (they check what people read) skip")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "wording: checks the words of events people read (skipped under "
+                                       f"{REWORD})")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption(REWORD):
+        skip = pytest.mark.skip(reason=f"checks the wording, which {REWORD} changes")
+        for item in items:
+            if item.get_closest_marker("wording"):
+                item.add_marker(skip)
+
+
+def backwards(text: str) -> str:
+    """Each word of ``text`` spelt backwards: the same facts, none of the wording."""
+    return " ".join(word[::-1] for word in text.split(" "))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reword_events(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.config.getoption(REWORD):
+        with reworded(backwards):
+            yield
+    else:
+        yield
 
 
 def make_scenario(*providers: dict[str, Any], seed: int = 3, **traffic: Any) -> Scenario:

@@ -8,6 +8,7 @@ import pytest
 
 from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core import Backoff, KeyState
+from pooltui.core.events import StateChange
 from pooltui.session.traffic import TrafficGenerator
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
@@ -126,6 +127,7 @@ async def test_every_key_invalid_is_a_pool_error_not_a_401(serve) -> None:
             await client.chat("hi")
 
 
+@pytest.mark.wording
 async def test_rotation_spends_no_retry_budget(serve) -> None:
     sc = make_scenario({"name": "p", "keys": [*keys("bad", 9, invalid=True), *keys("good", 1)]})
     server = serve(sc)
@@ -243,4 +245,4 @@ async def test_an_outage_sends_requests_straight_to_the_fallback(serve) -> None:
         later = await client.chat("during the outage")
     assert client.primary.breaker.is_open and primary_attempts <= 8
     assert [s.kind for s in later.trace.steps][:2] == ["skip", "fallback"]
-    assert any(e.action.startswith("outage suspected") for e in client.events)
+    assert any(e.change is StateChange.OUTAGE_OPENED for e in client.events)

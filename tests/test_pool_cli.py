@@ -105,6 +105,8 @@ def test_verify_reports_each_kind_of_key_and_sets_the_exit_code(sim_provider) ->
         "good": "valid", "spent": "quota", "limited": "rate_limited", "gone": "invalid"}
     assert results["limited"]["status"] == 429 and results["gone"]["status"] == 401
     assert run("verify", "sim", "--pool", "good").exit_code == 0
+    changes = {e["key"]: e["change"] for e in json.loads(run("events", "--json").output)}  # in the history
+    assert changes == {"good": "verified", "spent": "checked", "limited": "checked", "gone": "checked"}
     listing = {line.split()[1]: line for line in run("auth", "list", "sim").output.splitlines()[1:]}
     assert " invalid" in listing["gone"] and " exhausted" in listing["spent"]
     assert " ok " in listing["good"] and " valid" in listing["good"] and "invalid" not in listing["good"]

@@ -28,7 +28,7 @@ from pooltui.core.classify import Classification, classify, parse_body
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import Backoff
 from pooltui.core.errors import no_keys
-from pooltui.core.events import Event, EventKind, EventLog
+from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.health import ROTATE_NOW, Outcome
 from pooltui.core.masking import scrub
 from pooltui.core.pool import Pool, PoolKey
@@ -458,7 +458,7 @@ class PoolClient:
         if up.breaker is not None and up.breaker.success():
             self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, status,
                                    f"provider answered {status}", "outage over: back to this provider",
-                                   trace.request_id))
+                                   trace.request_id, StateChange.OUTAGE_CLOSED))
 
     def _earliest_reset(self, ups: list[Upstream]) -> float | None:
         waits = [w for up in ups if up.pool is not None and (w := up.pool.next_ready_in()) is not None]
@@ -693,7 +693,8 @@ class PoolClient:
         if breaker is not None and breaker.failure():
             self.events.emit(Event(self.clock.now(), up.name, None, EventKind.STATE, None,
                                    f"{breaker.threshold} transient failures in {breaker.window_s:g} s",
-                                   f"outage suspected: fallbacks first for {breaker.open_s:g} s", trace.request_id))
+                                   f"outage suspected: fallbacks first for {breaker.open_s:g} s", trace.request_id,
+                                   StateChange.OUTAGE_OPENED))
         status = result.status if result is not None else None
         said = result.retry_after_s if result is not None else None
         hint = said  # when the provider may serve again: its own word, or when its suspected outage is re-probed

@@ -9,7 +9,7 @@ import time
 import click
 
 from pooltui.commands.common import UserError, app, table
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.store.secrets import SecretStoreError
 
 _STATE_AFTER = {"invalid": "invalid", "forbidden": "forbidden", "quota": "exhausted"}
@@ -56,7 +56,8 @@ def verify(ctx: click.Context, provider: str | None, label: str | None, as_json:
         elif r.result == "valid":
             history.clear_key_status(r.provider, r.label)
         events.append(Event(now, r.provider, r.label, EventKind.STATE, r.status, f"verified {r.result}",
-                             f"verify: {r.detail}" if r.detail else "verify"))
+                             f"verify: {r.detail}" if r.detail else "verify",
+                             change=StateChange.VERIFIED if r.result == "valid" else StateChange.CHECKED))
     history.add_events(events)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))

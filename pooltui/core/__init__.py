@@ -6,7 +6,7 @@ Nothing here does I/O or imports the UI; time comes from an injected clock.
 from pooltui.core.classify import DIALECTS, Classification, classify
 from pooltui.core.clock import Clock, FakeClock, SystemClock
 from pooltui.core.cooldown import Backoff, CooldownPolicy
-from pooltui.core.events import Event, EventKind, EventLog
+from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
 from pooltui.core.pool import KeySpec, Pool, PoolKey
 from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
@@ -30,6 +30,7 @@ __all__ = [
     "Pool",
     "PoolKey",
     "RequestTrace",
+    "StateChange",
     "SystemClock",
     "UnknownStrategyError",
     "classify",

@@ -24,9 +24,35 @@ class EventKind(StrEnum):
     EXHAUSTED_POOL = "pool_exhausted"
 
 
+class StateChange(StrEnum):
+    """What an event changed, for code to match on (the reason and action are for people only); None on an
+    event that changed nothing (a rotation, a fallback, a 5xx, a 429 on a key already cooling...)."""
+
+    COOLED = "cooled"  # the key cools (a 429, a longer cooldown, a success saying its budget is spent)
+    MODEL_COOLED = "model_cooled"  # the key cools for one model only and serves the others
+    SCOPED = "scoped"  # a second model is served: a key's cooldown becomes its first model's only
+    RECOVERED = "recovered"  # its cooldown ran out: back in rotation
+    RELEASED = "released"  # another deadline ran out (a park, a timed disable): back in rotation
+    PARKED = "parked"  # quota, billing or budget
+    BARRED = "barred"  # marked invalid or forbidden (the kind says which)
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    RESET = "reset"  # cooldown or parking cleared by hand
+    VERIFIED = "verified"  # verified valid (back in rotation if it was out)
+    CHECKED = "checked"  # verified, and not valid (still, or now)
+    LEARNED = "learned"  # a limit learnt from the key's answers: picks paced by it
+    OUTAGE_OPENED = "outage_opened"  # a provider's outage suspected: fallbacks first
+    OUTAGE_CLOSED = "outage_closed"  # the provider answered again
+
+
+#: a key's own deadline ran out: each process's timer ends it (nothing to tell the others)
+TIMER_ENDED = frozenset({StateChange.RECOVERED, StateChange.RELEASED})
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something that happened to a key or a pool: when, which key, status, why, what was done."""
+    """Something that happened to a key or a pool: when, which key, status, why and what was done (words for
+    people), and what it changed (``change``: what code matches on)."""
 
     ts: float
     provider: str
@@ -36,6 +62,23 @@ class Event:
     reason: str = ""
     action: str = ""
     request_id: int | None = None
+    change: StateChange | None = None
+
+
+Wording = Callable[[str], str]
+_wording: Wording | None = None  # see reworded()
+
+
+@contextlib.contextmanager
+def reworded(wording: Wording) -> Iterator[None]:
+    """Meanwhile every event emitted says its reason and action through ``wording``: the proof (in tests) that
+    no code reads them, only people."""
+    global _wording
+    before, _wording = _wording, wording
+    try:
+        yield
+    finally:
+        _wording = before
 
 
 Listener = Callable[[Event], None]
@@ -52,6 +95,8 @@ class EventLog:
     def emit(self, event: Event) -> None:
         if event.reason or event.action:
             reason, action = scrub(event.reason), scrub(event.action)
+            if _wording is not None:
+                reason, action = _wording(reason), _wording(action)
             if reason != event.reason or action != event.action:
                 event = replace(event, reason=reason, action=action)
         self._ring.append(event)

@@ -23,7 +23,7 @@ from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import CooldownPolicy
-from pooltui.core.events import Event, EventKind, EventLog
+from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
 from pooltui.core.learned import LearnedLimit
@@ -346,7 +346,8 @@ class Pool:
                     continue
                 self._set_state(key, _OK, reason=f"{was.value} ended")
                 key.probe = _NEXT  # one request probes it before the queue may follow
-                self._emit(key, EventKind.STATE, None, f"{was.value} over", "back in rotation")
+                self._emit(key, EventKind.STATE, None, f"{was.value} over", "back in rotation",
+                           change=StateChange.RECOVERED if was is KeyState.COOLING else StateChange.RELEASED)
 
     def _choose(self) -> PoolKey:
         strategy, avail, keys = self.strategy, self._avail, self._keys
@@ -522,7 +523,7 @@ class Pool:
                 cooling[key] = max(cooling.get(key, 0.0), key.until or now)
                 self._set_state(key, _OK)
                 self._emit(key, EventKind.STATE, None, f"a second model is served: its cooldown is {first}'s",
-                           f"cools for {first} only", None)
+                           f"cools for {first} only", None, StateChange.SCOPED)
 
     def _estimate(self, key: PoolKey, model: str | None) -> LearnedLimit:
         """The estimate a request of ``model`` on ``key`` counts against: the key's, or the key's for that model
@@ -588,7 +589,8 @@ class Pool:
         if fitted and learned.limit != before:
             what = f" for {model}" if model is not None else ""
             self._emit(key, EventKind.STATE, None, f"learned limit{what} {learned.limit} per "
-                       f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id)
+                       f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id,
+                       StateChange.LEARNED)
 
     def peek(self) -> str | None:
         """The label the next pick will get (None for random or an empty pool)."""
@@ -729,7 +731,7 @@ class Pool:
         action = f"parked until {clock(until, utc=True)}" if until else "parked until re-verified"
         if len(targets) > 1:
             action += f" with quota group {key.quota_group}"
-        self._emit(key, EventKind.QUOTA, result.status, result.reason, action, request_id)
+        self._emit(key, EventKind.QUOTA, result.status, result.reason, action, request_id, StateChange.PARKED)
 
     def _bar(self, key: PoolKey, result: Classification, request_id: int | None) -> None:
         """Invalid (401 class) or forbidden (403 class): the key stops serving until verified again."""
@@ -742,7 +744,7 @@ class Pool:
         if key.state is not KeyState.DISABLED:
             self._set_state(key, state, None, None, result.reason, result.status)
         self._emit(key, EventKind.INVALID if invalid else EventKind.FORBIDDEN, result.status, result.reason,
-                   f"marked {state.value}", request_id)
+                   f"marked {state.value}", request_id, StateChange.BARRED)
 
     def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
                          request_id: int | None = None, model: str | None = None) -> None:
@@ -841,7 +843,7 @@ class Pool:
             what, reset = over
             self._set_state(key, KeyState.EXHAUSTED, reset, DeadlineSource.BUDGET, f"budget: {what} reached")
             self._emit(key, EventKind.QUOTA, None, f"budget: {what} reached",
-                       f"parked until {clock(reset, utc=True)}", request_id)
+                       f"parked until {clock(reset, utc=True)}", request_id, StateChange.PARKED)
 
     def _preempt(self, key: PoolKey, limits: RateLimits, request_id: int | None) -> None:
         """A success that says the budget is spent: cool the key until the reset, before it 429s."""
@@ -855,7 +857,7 @@ class Pool:
         self._set_state(key, KeyState.COOLING, self.clock.now() + reset, DeadlineSource.RESET_HEADER,
                         "budget spent (remaining 0)", 200)
         self._emit(key, EventKind.STATE, 200, "budget spent (remaining 0)",
-                   f"cooled {reset:.1f} s before a 429 (reset-header)", request_id)
+                   f"cooled {reset:.1f} s before a 429 (reset-header)", request_id, StateChange.COOLED)
 
     def _preempt_model(self, key: PoolKey, model: str, limits: RateLimits, request_id: int | None) -> None:
         """A success whose headers say this model's budget is spent: cool the key for that model only."""
@@ -869,7 +871,8 @@ class Pool:
         if reset < SHORTEST_COOL_TOLD_S or until <= before:
             return  # nothing (that a person could see) starts cooling: not an event
         self._emit(key, EventKind.STATE, 200, f"{model}: budget spent (remaining 0)",
-                   f"cooled {reset:.1f} s for {model} before a 429 (reset-header)", request_id)
+                   f"cooled {reset:.1f} s for {model} before a 429 (reset-header)", request_id,
+                   StateChange.MODEL_COOLED)
 
     def _group(self, key: PoolKey) -> list[PoolKey]:
         if key.quota_group is None:
@@ -892,7 +895,8 @@ class Pool:
         for k in self._group(key):
             cooling[k] = max(cooling.get(k, 0.0), until)
         action = f"cooled {duration(seconds, spaced=True)} for {model} ({source.value}); other models still use it"
-        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action + floor_note, request_id)
+        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action + floor_note, request_id,
+                   StateChange.MODEL_COOLED)
 
     def _cooldown_for(self, key: PoolKey, result: Classification) -> tuple[float, DeadlineSource, str]:
         """How long a 429 cools: the provider's wait raised to the floor ("retry at once" is how a storm
@@ -928,7 +932,8 @@ class Pool:
             action = f"cooled {duration(seconds, spaced=True)} ({source.value})"
             if len(changed) > 1:
                 action += f"; quota group {key.quota_group}: {len(changed)} keys"
-        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action + floor_note, request_id)
+        self._emit(key, EventKind.RATE_LIMITED, result.status, result.reason, action + floor_note, request_id,
+                   StateChange.COOLED if changed else None)
 
     # ----------------------------------------------------------------- state
     def _set_state(
@@ -973,21 +978,21 @@ class Pool:
         key.allow = None
 
     def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
-              request_id: int | None = None) -> None:
+              request_id: int | None = None, change: StateChange | None = None) -> None:
         self.events.emit(Event(self.clock.now(), self.name, key.label if key else None, kind, status,
-                               reason, action, request_id))
+                               reason, action, request_id, change))
 
     def disable(self, label: str, until: float | None = None, reason: str = "disabled by hand") -> None:
         key = self.key(label)
         self._set_state(key, KeyState.DISABLED, until, DeadlineSource.MANUAL if until else None, reason)
         self._emit(key, EventKind.STATE, None, reason,
-                   f"disabled until {clock(until, utc=True)}" if until else "disabled")
+                   f"disabled until {clock(until, utc=True)}" if until else "disabled", change=StateChange.DISABLED)
 
     def enable(self, label: str) -> None:
         key = self.key(label)
         if key.state is KeyState.DISABLED:
             self._set_state(key, _OK, reason="enabled by hand")
-            self._emit(key, EventKind.STATE, None, "enabled by hand", "back in rotation")
+            self._emit(key, EventKind.STATE, None, "enabled by hand", "back in rotation", change=StateChange.ENABLED)
 
     def reset(self, label: str | None = None) -> int:
         """Clear cooldowns and quota parking (all keys, or one). Returns how many keys came back."""
@@ -997,7 +1002,8 @@ class Pool:
             key.strikes = 0
             if key.state in (KeyState.COOLING, KeyState.EXHAUSTED):
                 self._set_state(key, _OK, reason="reset by hand")
-                self._emit(key, EventKind.STATE, None, "cooldown reset by hand", "back in rotation")
+                self._emit(key, EventKind.STATE, None, "cooldown reset by hand", "back in rotation",
+                           change=StateChange.RESET)
                 n += 1
         return n
 
@@ -1009,7 +1015,7 @@ class Pool:
             if key.state not in (_OK, KeyState.DISABLED):
                 self._set_state(key, _OK, reason="verified")
                 action = "back in rotation"
-            self._emit(key, EventKind.STATE, result.status, "verified valid", action)
+            self._emit(key, EventKind.STATE, result.status, "verified valid", action, change=StateChange.VERIFIED)
             if result.limits is not None:
                 key.stats.limits = result.limits
             return

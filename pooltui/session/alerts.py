@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.core.masking import scrub
 from pooltui.session.incident import alerts_of
 
@@ -171,7 +171,7 @@ class AlertWatcher:
 
     def event(self, event: Event) -> None:
         """A key marked invalid goes out at once."""
-        if event.kind is EventKind.INVALID and event.action.startswith("marked"):
+        if event.kind is EventKind.INVALID and event.change is StateChange.BARRED:
             self.sender.send(payload(event.provider, "invalid", "red",
                                      f"{event.key} marked invalid ({event.status}: {event.reason})",
                                      [event.key] if event.key else [], event.ts))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pooltui.client.pool_client import PoolClient, Upstream
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.core.pool import KeyState, PoolKey
 
 PARKED = frozenset({KeyState.EXHAUSTED, KeyState.FORBIDDEN})
@@ -95,7 +95,7 @@ class Reverifier:
                 pool.mark_verified(key.label, result.classification)
                 pool.events.emit(Event(self.client.clock.now(), up.name, key.label, EventKind.STATE,
                                        result.status, "re-verified in the background: valid again",
-                                       "back in rotation"))
+                                       "back in rotation"))  # the pool's own event says what changed
                 entry.rejoined = True
                 continue
             policy = self._policy(up.name)
@@ -103,7 +103,7 @@ class Reverifier:
             entry.at = self.client.clock.now() + entry.delay
             pool.events.emit(Event(self.client.clock.now(), up.name, key.label, EventKind.STATE, result.status,
                                    f"re-verified in the background: still {result.result}",
-                                   f"next check in {entry.delay:g} s"))
+                                   f"next check in {entry.delay:g} s", change=StateChange.CHECKED))
         return len(checks)
 
     async def run(self, interval_s: float = 5.0) -> None:

@@ -22,33 +22,27 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.core.timefmt import duration
 
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
-#: actions that change a key's or a provider's state: never folded into a count
-_CHANGES = ("marked ", "parked", "back in rotation", "outage", "disabled", "enabled", "verified")
-#: the action of a per-model cooldown before a 429 (pooltui.core.pool): the key itself stays in rotation
-_MODEL_COOL = re.compile(r"cooled \S+ s for \S+ before a 429")
+#: kinds whose events change a key's or a provider's state: never folded into a count
+_CHANGE_KINDS = frozenset({EventKind.STATE, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA})
 
 
 def is_recovery(event: Event) -> bool:
     """A key back from a cooldown: part of its rate-limit cycle when one is open."""
-    return event.kind is EventKind.STATE and event.reason == "cooling over"
+    return event.kind is EventKind.STATE and event.change is StateChange.RECOVERED
 
 
 def is_model_cooldown(event: Event) -> bool:
     """One model of a key cooling before a 429 (its budget for that model spent): the key serves on."""
-    return event.kind is EventKind.STATE and event.status == 200 and _MODEL_COOL.match(event.action) is not None
+    return event.kind is EventKind.STATE and event.change is StateChange.MODEL_COOLED
 
 
 def is_change(event: Event) -> bool:
     """A state change (its own row) rather than one more of the same."""
-    if is_model_cooldown(event):
-        return False
-    if event.kind in (EventKind.STATE, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA):
-        return True
-    return event.action.startswith(_CHANGES)
+    return event.kind in _CHANGE_KINDS and not is_model_cooldown(event)
 
 
 def group_of(event: Event) -> tuple:

@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock
 from pooltui.core.errors import no_keys
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import LATENCY_BUCKETS, CallerWindow, Histogram, RollingCounter, percentile
 from pooltui.core.trace import RequestTrace, format_trace
@@ -115,6 +115,7 @@ class EventView(TypedDict):
     reason: str
     action: str
     request_id: int | None
+    change: str | None  # a StateChange: what code matches on (reason and action are for people)
 
 
 class TraceView(TypedDict):
@@ -337,7 +338,8 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
 
 def event_dict(event: Event, seq: int) -> EventView:
     return {"seq": seq, "ts": event.ts, "provider": event.provider, "key": event.key, "kind": str(event.kind),
-            "status": event.status, "reason": event.reason, "action": event.action, "request_id": event.request_id}
+            "status": event.status, "reason": event.reason, "action": event.action, "request_id": event.request_id,
+            "change": event.change}
 
 
 def event_from(d: EventView | dict[str, Any]) -> Event:
@@ -346,7 +348,16 @@ def event_from(d: EventView | dict[str, Any]) -> Event:
     except ValueError:
         kind = EventKind.STATE
     return Event(float(d.get("ts") or 0.0), str(d.get("provider") or ""), d.get("key"), kind, d.get("status"),
-                 str(d.get("reason") or ""), str(d.get("action") or ""), d.get("request_id"))
+                 str(d.get("reason") or ""), str(d.get("action") or ""), d.get("request_id"),
+                 change_of(d.get("change")))
+
+
+def change_of(value: str | None) -> StateChange | None:
+    """The :class:`StateChange` an event's dict names (None when it names none or one this version lacks)."""
+    try:
+        return StateChange(value) if value else None
+    except ValueError:
+        return None
 
 
 def trace_text(client: PoolClient, request_id: int | None = None) -> tuple[int, str] | None:

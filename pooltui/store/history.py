@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS learned_limits (
     PRIMARY KEY (provider, key, model));
 """
 # columns added after the first release: (table, column, type); added when a database lacks them
-_MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"))
+_MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"),
+               ("events", "change", "TEXT"))
 
 
 class HistoryError(Exception):
@@ -154,12 +155,12 @@ class History:
 
     # -------------------------------------------------------------- writing
     def add_events(self, events: Iterable[Event]) -> None:
-        rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, scrub(e.reason), scrub(e.action), e.request_id)
-                for e in events]
+        rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, scrub(e.reason), scrub(e.action), e.request_id,
+                 e.change.value if e.change else None) for e in events]
         if rows:
             with self.db:
-                self.db.executemany("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id)"
-                                    " VALUES (?,?,?,?,?,?,?,?)", rows)
+                self.db.executemany("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id,"
+                                    " change) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def add_incident(self, inc: dict[str, Any]) -> None:
         """An incident that ended (see ``pooltui.session.incident``): its counts and its one-line summary."""
@@ -289,14 +290,14 @@ class History:
         return {(r[0], r[1]): KeyStatus(*r) for r in rows}
 
     def events(self, since: float, provider: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = "SELECT ts, provider, key, kind, status, reason, action, request_id FROM events WHERE ts >= ?"
+        sql = "SELECT ts, provider, key, kind, status, reason, action, request_id, change FROM events WHERE ts >= ?"
         args: list[Any] = [since]
         if provider:
             sql += " AND provider = ?"
             args.append(provider)
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         args.append(limit)
-        cols = ("ts", "provider", "key", "kind", "status", "reason", "action", "request_id")
+        cols = ("ts", "provider", "key", "kind", "status", "reason", "action", "request_id", "change")
         rows = self.db.execute(sql, args).fetchall()
         return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
 

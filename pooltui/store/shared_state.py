@@ -37,7 +37,7 @@ from typing import Any
 
 from pooltui.core.budget import period_starts
 from pooltui.core.classify import Classification
-from pooltui.core.events import Event, EventKind, EventLog
+from pooltui.core.events import TIMER_ENDED, Event, EventKind, EventLog, StateChange
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
@@ -48,7 +48,6 @@ from pooltui.store.shared_wire import Rejected
 STOP_WAIT_S = 5.0  # the longest stop() waits for its tasks, and then for its connection to close
 _CHANGES = frozenset({EventKind.RATE_LIMITED, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA,
                       EventKind.STATE})
-_OUTAGE_OPEN, _OUTAGE_OVER = "outage suspected", "outage over"
 
 
 def _retrying(attempt: int) -> float:
@@ -206,8 +205,8 @@ class SharedKeyStates:
     def _changed(self, pool: Pool, event: Event) -> None:
         if self._applying or event.key is None or event.kind not in _CHANGES or event.provider != pool.name:
             return
-        if event.kind is EventKind.STATE and event.reason.endswith(" over"):
-            return  # a cooldown that ran out here: every process's own timer ends it (another may know longer)
+        if event.change in TIMER_ENDED:
+            return  # a deadline that ran out here: every process's own timer ends it (another may know longer)
         try:
             key = pool.key(event.key)
         except KeyError:
@@ -222,8 +221,8 @@ class SharedKeyStates:
     def _breaker_changed(self, event: Event) -> None:
         if self._applying or event.key is not None or event.kind is not EventKind.STATE:
             return
-        opened, closed = event.action.startswith(_OUTAGE_OPEN), event.action.startswith(_OUTAGE_OVER)
-        if not (opened or closed):
+        opened = event.change is StateChange.OUTAGE_OPENED
+        if not opened and event.change is not StateChange.OUTAGE_CLOSED:
             return
         until = next((up.breaker.open_until for c in self.clients for up in c.upstreams
                       if up.name == event.provider and up.breaker is not None), None)
@@ -412,8 +411,8 @@ class SharedKeyStates:
             for e in batch:
                 pipe.xadd(self.keys.events, {"e": json.dumps(
                     {"ts": e.ts, "provider": e.provider, "key": e.key, "kind": e.kind.value, "status": e.status,
-                     "reason": e.reason, "action": e.action, "request_id": e.request_id, "host": host,
-                     "pid": pid})}, maxlen=5000, approximate=True)
+                     "reason": e.reason, "action": e.action, "request_id": e.request_id, "change": e.change,
+                     "host": host, "pid": pid})}, maxlen=5000, approximate=True)
             await pipe.execute()
         for _ in batch:  # only what was written leaves the outbox
             self._outbox.popleft()
@@ -520,11 +519,13 @@ class SharedKeyStates:
                         breaker.opened_at, breaker.opened = client.clock.now(), breaker.opened + 1
                         client.events.emit(Event(client.clock.now(), up.name, None, EventKind.STATE, None,
                                                  f"another process: {message.get('reason') or 'outage'}",
-                                                 f"{_OUTAGE_OPEN}: fallbacks first"))
+                                                 "outage suspected: fallbacks first",
+                                                 change=StateChange.OUTAGE_OPENED))
                     elif not message.get("open") and breaker.is_open and breaker.success():
                         client.events.emit(Event(client.clock.now(), up.name, None, EventKind.STATE, None,
                                                  "another process: provider answered",
-                                                 f"{_OUTAGE_OVER}: back to this provider"))
+                                                 "outage over: back to this provider",
+                                                 change=StateChange.OUTAGE_CLOSED))
                     else:
                         continue
                     self.applied += 1

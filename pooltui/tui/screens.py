@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
+from pooltui.core.events import StateChange
 from pooltui.tui import format as fmt
 from pooltui.tui.widgets import FittedLine
 
@@ -329,7 +330,7 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
     text.append(f"tokens {snap['tokens_in']} in, {snap['tokens_out']} out; cost {fmt.cost(snap.get('cost'))}")
     head("state timeline")
     changes = [e for e in events if str(e.kind) in ("state", "invalid", "forbidden", "quota")
-               or str(e.action).startswith(("cooled", "cooldown extended"))]
+               or e.change in (StateChange.COOLED, StateChange.MODEL_COOLED)]
     for e in changes[-12:]:
         text.append(f"{fmt.clock_text(e.ts)}  {e.kind}: {e.action}" + (f" ({e.reason})" if e.reason else "") + "\n")
     if not changes:

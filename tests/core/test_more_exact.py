@@ -72,6 +72,7 @@ def test_prices() -> None:
             Prices.from_dict(bad)
 
 
+@pytest.mark.wording
 def test_the_event_log_scrubs_counts_bounds_and_survives_its_listeners() -> None:
     remember("sk-log-0123456789abcdef01")
     log = EventLog(maxlen=3)
@@ -113,6 +114,7 @@ def test_order_changes_keep_the_rotation_going() -> None:
     assert p.keys[-1].label == "k4" and p.keys[-1].pos == 4 and p.usable() == 5
 
 
+@pytest.mark.wording
 def test_a_quota_group_cools_together_for_one_model() -> None:
     p = pool(3, ["g", "g", None])
     for model in ("a", "b"):
@@ -146,6 +148,7 @@ def test_the_inflight_cap_spills_in_pool_order_and_says_so() -> None:
     assert (spill.key, spill.detail["reason"]) == ("k2", "k0 has 2 in flight (soft cap 2)")
 
 
+@pytest.mark.wording
 def test_a_budget_parks_the_key_until_the_period_ends() -> None:
     p = pool(2)
     p.set_budget("k0", Budget(cost_day=1.0))

@@ -107,6 +107,7 @@ def test_with_one_model_a_429_cools_the_key_itself() -> None:
     assert k0.state is KeyState.COOLING and p.model_cooldowns(k0) == {}
 
 
+@pytest.mark.wording
 def test_per_model_budget_spent_cools_that_model_before_a_429() -> None:
     p = make(2)
     for model in ("a", "b"):
@@ -133,6 +134,7 @@ def test_release_gives_back_the_slot_and_the_spoken_for_budget() -> None:
     assert k0.inflight == 0
 
 
+@pytest.mark.wording
 def test_a_transport_failure_counts_and_emits_but_does_not_blame_the_key() -> None:
     p = make()
     k0 = p.pick()

@@ -44,6 +44,7 @@ def rl(retry: float | None = None) -> Classification:
                           DeadlineSource.RETRY_AFTER if retry is not None else None)
 
 
+@pytest.mark.wording
 def test_a_429_cools_then_extends_then_says_it_already_cools() -> None:
     p = make(cooldown=CooldownPolicy(base_s=30, floor_s=2))
     send(p, "k0", rl(12))
@@ -66,6 +67,7 @@ def test_a_429_cools_then_extends_then_says_it_already_cools() -> None:
     assert last(p)[-1] == "already disabled"
 
 
+@pytest.mark.wording
 def test_a_quota_group_cools_and_parks_together() -> None:
     p = make(3, ["g", "g", None])
     send(p, "k0", rl(10))
@@ -83,6 +85,7 @@ def test_a_quota_group_cools_and_parks_together() -> None:
     assert q.key("k2").until is None
 
 
+@pytest.mark.wording
 def test_invalid_and_forbidden_bar_the_key_but_a_disabled_key_stays_disabled() -> None:
     p = make()
     send(p, "k0", Classification(Outcome.INVALID, 401, "bad key"))
@@ -96,6 +99,7 @@ def test_invalid_and_forbidden_bar_the_key_but_a_disabled_key_stays_disabled() -
     assert p.key("k2").state is KeyState.DISABLED and p.key("k2").stats.invalid == 1
 
 
+@pytest.mark.wording
 def test_transient_and_request_errors_count_without_blame() -> None:
     p = make()
     send(p, "k0", Classification(Outcome.TRANSIENT, 503, "overloaded"))
@@ -107,6 +111,7 @@ def test_transient_and_request_errors_count_without_blame() -> None:
     assert (s.server_errors, s.request_errors, p.key("k0").state) == (1, 1, KeyState.OK)
 
 
+@pytest.mark.wording
 def test_a_success_that_spends_the_budget_cools_before_a_429() -> None:
     p = make()
     spent = Classification(Outcome.OK, 200, limits=RateLimits(requests_remaining=0, requests_limit=10,
@@ -127,6 +132,7 @@ def test_a_success_that_spends_the_budget_cools_before_a_429() -> None:
     assert q.key("k0").state is KeyState.OK
 
 
+@pytest.mark.wording
 def test_hand_actions_say_what_they_did() -> None:
     p = make()
     p.disable("k0", until=T0 + 60, reason="maintenance")
@@ -150,6 +156,7 @@ def test_hand_actions_say_what_they_did() -> None:
     assert p.reset("k2") == 1 and p.key("k1").state is KeyState.COOLING
 
 
+@pytest.mark.wording
 def test_verification_brings_a_key_back_or_bars_it() -> None:
     p = make()
     send(p, "k0", Classification(Outcome.QUOTA, 402, "no credits"))
@@ -210,6 +217,7 @@ def test_the_summary_reads_the_pool_in_one_line() -> None:
     assert make(0).summary() == "no keys"
 
 
+@pytest.mark.wording
 def test_a_per_model_budget_spent_with_nothing_to_cool_is_not_an_event() -> None:
     """mixed-models: a success whose reset is a few ms away, or that ends no later than a cooldown the model
     already has, cools nothing a person could see: no `cooled 0.0 s for ...` row (issue 22, item 5)."""

@@ -16,6 +16,7 @@ from pooltui.core import (
     Outcome,
     Pool,
 )
+from pooltui.core.events import StateChange
 from pooltui.core.headers import RateLimits
 
 OK = Classification(Outcome.OK, 200)
@@ -62,6 +63,7 @@ def test_default_cooldown_escalates_on_repeated_429s_and_success_resets_it() -> 
     assert p.key("k0").until - p.clock.now() == 30
 
 
+@pytest.mark.wording
 def test_a_later_longer_signal_extends_never_shortens() -> None:
     p = make()
     hit(p, "k0", rl(20.0))
@@ -84,6 +86,7 @@ def test_a_sole_key_is_never_benched_longer_than_the_provider_said() -> None:
         p.clock.advance(30.1)
 
 
+@pytest.mark.wording
 def test_quota_group_cools_down_together() -> None:
     p = make(4, groups=["proj-a", "proj-a", None, "proj-b"])
     hit(p, "k0", rl(12.0))
@@ -139,10 +142,19 @@ def test_every_transition_is_an_event() -> None:
     hit(p, "k0", rl(5.0))
     p.clock.advance(6)
     p.pick()
-    kinds = [(e.kind, e.key, e.status) for e in p.events]
-    assert kinds == [(EventKind.RATE_LIMITED, "k0", 429), (EventKind.STATE, "k0", None)]
-    assert p.events.recent(1)[0].action == "back in rotation"
-    assert p.events.recent()[0].action == "cooled 5.0 s (retry-after)"
+    kinds = [(e.kind, e.key, e.status, e.change) for e in p.events]
+    assert kinds == [(EventKind.RATE_LIMITED, "k0", 429, StateChange.COOLED),
+                     (EventKind.STATE, "k0", None, StateChange.RECOVERED)]
+
+
+@pytest.mark.wording
+def test_a_cooldown_and_its_end_say_so() -> None:
+    p = make()
+    hit(p, "k0", rl(5.0))
+    p.clock.advance(6)
+    p.pick()
+    assert [(e.reason, e.action) for e in p.events] == [("rate limited", "cooled 5.0 s (retry-after)"),
+                                                       ("cooling over", "back in rotation")]
 
 
 def test_success_that_spends_the_budget_cools_the_key_before_it_429s() -> None:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.session.alerts import AlertSender, AlertWatcher, payload
 from pooltui.store.config import parse_alerts
 from tests.tui import scripted
@@ -83,16 +83,30 @@ async def test_an_outage_and_its_fallback_reach_the_webhook_and_the_command(rece
 
 
 @pytest.mark.asyncio
+async def test_a_key_barred_alerts_on_its_change_not_on_the_word_marked(receiver) -> None:
+    """Issue 25, item 1: the alert reads the event's change; its words are for people."""
+    sender = AlertSender(webhook=receiver.url, min_interval_s=60, clock=lambda: 1000.0)
+    watcher = AlertWatcher(sender, dict, lambda: 1000.0)
+    watcher.event(Event(1000.0, "p", "k1", EventKind.INVALID, 401, "revoked", "gesperrt", change=StateChange.BARRED))
+    watcher.event(Event(1000.0, "q", "k2", EventKind.INVALID, 401, "revoked", "marked invalid"))  # words, no change
+    watcher.event(Event(1000.0, "r", "k3", EventKind.INVALID, 401, "revoked", "", change=StateChange.BARRED))
+    await drain(sender, lambda: len(receiver.posts) == 2)
+    assert [(p["provider"], p["keys"]) for p in receiver.posts] == [("p", ["k1"]), ("r", ["k3"])]
+
+
+@pytest.mark.asyncio
 async def test_an_invalid_key_goes_out_at_once_and_repeats_are_rate_limited(receiver) -> None:
     now = [1000.0]
     sender = AlertSender(webhook=receiver.url, min_interval_s=60, clock=lambda: now[0])
     watcher = AlertWatcher(sender, dict, lambda: now[0])
-    bad = Event(now[0], "p", "k1", EventKind.INVALID, 401, "invalid x-api-key", "marked invalid")
+    bad = Event(now[0], "p", "k1", EventKind.INVALID, 401, "invalid x-api-key", "marked invalid",
+                change=StateChange.BARRED)
     watcher.event(bad)
     watcher.event(bad)  # the same alert again within a minute: not sent
     now[0] += 61
     watcher.event(bad)
-    watcher.event(Event(now[0], "p", "k1", EventKind.RATE_LIMITED, 429, "slow", "cooled"))  # not an alert
+    watcher.event(Event(now[0], "p", "k1", EventKind.RATE_LIMITED, 429, "slow", "cooled",
+                        change=StateChange.COOLED))  # not an alert
     await drain(sender, lambda: len(receiver.posts) == 2)
     assert [p["keys"] for p in receiver.posts] == [["k1"], ["k1"]]
     assert receiver.posts[0]["summary"] == "k1 marked invalid (401: invalid x-api-key)"

@@ -18,6 +18,7 @@ def body(app) -> str:
     return str(app.screen.query_one("#detail-body").render())
 
 
+@pytest.mark.wording
 async def test_the_detail_screen_tells_everything_about_a_key_and_acts_on_it() -> None:
     session = scripted.peak(learn=False)  # cooling by the provider's retry-after
     app = PoolMonitorApp(session, start_session=False)

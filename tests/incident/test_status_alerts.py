@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from pooltui.core import FakeClock
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.core.timefmt import clock as local_time
 from pooltui.session.incident import AMBER, RED, IncidentTracker, alerts_of
 from pooltui.session.local import ConfigLink, demo_session
@@ -53,7 +53,8 @@ def test_an_incident_counts_until_it_goes_quiet_then_the_history_keeps_it(tmp_pa
     clock = FakeClock(T0)
     history = History(tmp_path / "h.db")
     tracker = IncidentTracker("p", clock, quiet_s=30, on_end=history.add_incident)
-    tracker.event(Event(T0, "p", "k0", EventKind.STATE, None, "cooling over", "back in rotation"))
+    tracker.event(Event(T0, "p", "k0", EventKind.STATE, None, "cooling over", "back in rotation",
+                        change=StateChange.RECOVERED))
     assert tracker.current is None  # not trouble
     for i in range(212):
         clock.advance(0.05)

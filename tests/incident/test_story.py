@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from pooltui.core.events import Event, EventKind
+from pooltui.core.events import Event, EventKind, StateChange
 from pooltui.session.story import EventStory
 
-K = EventKind
+K, C = EventKind, StateChange
 
 
 def ev(ts: float, key: str | None, kind: EventKind, status: int | None = None, reason: str = "", action: str = "",
-       provider: str = "p") -> Event:
-    return Event(ts, provider, key, kind, status, reason, action)
+       provider: str = "p", change: StateChange | None = None) -> Event:
+    return Event(ts, provider, key, kind, status, reason, action, change=change)
 
 
 def limited(ts: float, key: str = "primary", wait: float = 2.1) -> Event:
     return ev(ts, key, K.RATE_LIMITED, 429, f"Rate limit reached: try again in {wait}s",
-              f"cooled {wait} s (retry-after)")
+              f"cooled {wait} s (retry-after)", change=C.COOLED)
 
 
 def back(ts: float, key: str = "primary") -> Event:
-    return ev(ts, key, K.STATE, None, "cooling over", "back in rotation")
+    return ev(ts, key, K.STATE, None, "cooling over", "back in rotation", change=C.RECOVERED)
 
 
 def test_a_storm_on_one_key_is_one_row_with_a_count_and_span() -> None:
@@ -64,12 +64,14 @@ def test_keys_kinds_and_reasons_make_separate_rows() -> None:
 
 def test_state_changes_always_stand_alone() -> None:
     story = EventStory()
-    changes = [ev(0, "a", K.INVALID, 401, "bad key", "marked invalid"),
-               ev(0.1, "a", K.INVALID, 401, "bad key", "marked invalid"),
-               ev(0.2, "b", K.QUOTA, 402, "no credits", "parked until re-verified"),
-               ev(0.3, None, K.STATE, None, "6 transient failures in 5 s", "outage suspected: fallbacks first"),
-               ev(0.4, None, K.STATE, 200, "provider answered 200", "outage over: back to this provider"),
-               ev(0.5, "c", K.STATE, None, "disabled by hand", "disabled")]
+    changes = [ev(0, "a", K.INVALID, 401, "bad key", "marked invalid", change=C.BARRED),
+               ev(0.1, "a", K.INVALID, 401, "bad key", "marked invalid", change=C.BARRED),
+               ev(0.2, "b", K.QUOTA, 402, "no credits", "parked until re-verified", change=C.PARKED),
+               ev(0.3, None, K.STATE, None, "6 transient failures in 5 s", "outage suspected: fallbacks first",
+                  change=C.OUTAGE_OPENED),
+               ev(0.4, None, K.STATE, 200, "provider answered 200", "outage over: back to this provider",
+                  change=C.OUTAGE_CLOSED),
+               ev(0.5, "c", K.STATE, None, "disabled by hand", "disabled", change=C.DISABLED)]
     assert all(story.add(e)[1] for e in changes) and len(story.rows) == 6
 
 
@@ -109,11 +111,11 @@ def test_a_keys_per_model_cooldowns_before_a_429_fold_into_one_row_per_key() -> 
 
     def model_spent(ts: float, key: str, wait: float) -> Event:
         return ev(ts, key, K.STATE, 200, "gpt-sim-busy: budget spent (remaining 0)",
-                  f"cooled {wait:.1f} s for gpt-sim-busy before a 429 (reset-header)")
+                  f"cooled {wait:.1f} s for gpt-sim-busy before a 429 (reset-header)", change=C.MODEL_COOLED)
 
     for i in range(24):
         story.add(model_spent(i * 0.25, ("primary", "secondary", "tertiary")[i % 3], 0.1 + (i % 4) / 10))
     assert len(story.rows) == 3 and {row.count for row in story.rows.values()} == {8}
     _, new = story.add(ev(6.5, "primary", K.STATE, 200, "budget spent (remaining 0)",
-                          "cooled 4.0 s before a 429 (reset-header)"))
+                          "cooled 4.0 s before a 429 (reset-header)", change=C.COOLED))
     assert new

@@ -63,6 +63,7 @@ def sim_served(server, sim_name: str) -> int:
     return sum(n for by_status in stats.values() for s, n in by_status.items() if s == "200")
 
 
+@pytest.mark.wording
 def test_anthropic_pool_in_an_outage_is_served_by_the_openrouter_fallback(serve, tmp_path) -> None:
     session, server, secrets = seed_setup(serve, tmp_path, "anthropic")
     outage(server, "ant", 529)

@@ -14,6 +14,7 @@ from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 
 
+@pytest.mark.wording
 async def test_a_key_replaying_xais_wrong_key_400_is_barred_and_the_request_served_by_another(serve) -> None:
     replayed = {"label": "xai", "secret": "sk-test-xai-000000000000000001", "corpus_case": "xai-wrong-key-400"}
     sc = make_scenario({"name": "p", "keys": [replayed, *keys("good", 1)]})

@@ -16,6 +16,7 @@ def _attempts(client) -> list:
     return [s for t in client.traces for s in t.steps if s.kind == "attempt"]
 
 
+@pytest.mark.wording
 async def test_retry_after_zero_does_not_loop(serve) -> None:
     sc = make_scenario({"name": "p", "window_s": 60, "keys": keys("k", 2, rpm=0, retry_after=0)})
     server = serve(sc)

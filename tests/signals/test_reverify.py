@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from pooltui.core.clock import FakeClock
+from pooltui.core.events import StateChange
 from pooltui.session.reverify import Reverifier, ReverifyPolicy
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import make_scenario
@@ -19,6 +21,7 @@ def _client(serve, keys):
     return client_for_scenario(sc, server, "failover", clock=clock, seed=1), server, clock
 
 
+@pytest.mark.wording
 async def test_a_topped_up_key_rejoins_after_its_backoff(serve) -> None:
     client, server, clock = _client(serve, [{"label": "a", "secret": "sk-ant-test-topup-000000001", "daily_quota": 1},
                                             {"label": "b", "secret": "sk-ant-test-other-000000002"}])
@@ -37,6 +40,8 @@ async def test_a_topped_up_key_rejoins_after_its_backoff(serve) -> None:
     clock.advance(300)
     assert await reverify.run_once() == 1
     assert a.state.value == "ok"
+    assert [e.change for e in client.events if e.key == "a" and e.change in (StateChange.CHECKED, StateChange.VERIFIED)
+            ] == [StateChange.CHECKED, StateChange.VERIFIED]
     events = [e for e in client.events if e.key == "a" and "background" in e.reason]
     assert [e.reason for e in events] == ["re-verified in the background: still quota",
                                          "re-verified in the background: valid again"]

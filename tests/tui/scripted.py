@@ -145,7 +145,7 @@ def peak(seed: int = 4, requests: int = 300, learn: bool = True) -> MonitorSessi
 
 def outage(seed: int = 5) -> MonitorSession:
     """The primary answers 529 until its breaker opens; the fallback 'sim-backup' serves meanwhile."""
-    from pooltui.core.events import Event, EventKind
+    from pooltui.core.events import Event, EventKind, StateChange
 
     clock = FakeClock(START)
     events = EventLog()
@@ -167,7 +167,8 @@ def outage(seed: int = 5) -> MonitorSession:
         primary.report(key, Classification(Outcome.TRANSIENT, 529, "Overloaded"), 0.02)
         if breaker.failure():
             events.emit(Event(clock.now(), "sim-anthropic", None, EventKind.STATE, None,
-                              "6 transient failures in 5 s", "outage suspected: fallbacks first for 3 s"))
+                              "6 transient failures in 5 s", "outage suspected: fallbacks first for 3 s",
+                              change=StateChange.OUTAGE_OPENED))
         clock.advance(0.2)
     for _ in range(30):  # the fallback serves
         events.emit(Event(clock.now(), "sim-anthropic", None, EventKind.FALLBACK, 529,

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 
+from pooltui.core.events import StateChange
 from pooltui.session.attached import AttachError, RemoteSession, fetch_state
 from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.app import PoolMonitorApp
@@ -126,7 +127,7 @@ async def test_an_attached_monitor_lists_each_of_the_proxys_events_once_in_time_
             await pilot.pause()
             table = app.query_one(EventsTable)
             shown = [row.first for row in table.story.rows.values()]
-            assert [(e.key, e.action) for e in shown].count(("gone", "marked invalid")) == 1, shown
+            assert [(e.key, e.change) for e in shown].count(("gone", StateChange.BARRED)) == 1, shown
             assert [e.ts for e in shown] == sorted(e.ts for e in shown)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.tui import scripted
 
-pytestmark = pytest.mark.usefixtures("utc")
+pytestmark = [pytest.mark.usefixtures("utc"), pytest.mark.wording]  # the screens show the words of events
 app_for = scripted.app_for
 
 
