@@ -1,7 +1,9 @@
 """MonitorSession: what the monitor drives (clients, pools, test traffic, history). No UI in here.
 
 The Textual app renders snapshots of this and calls its commands; the CLI, the tests and the screenshot
-script build sessions with :func:`demo_session` or :func:`config_session`.
+script build sessions with :func:`demo_session` or :func:`config_session`. Its parts, each in its module:
+``local_state`` (what it holds and shows), ``recording`` (history), ``background`` (tasks behind the engine),
+``controls`` (test traffic; key and pool commands).
 """
 
 from __future__ import annotations
