@@ -1,7 +1,9 @@
 """MonitorSession: what the monitor drives (clients, pools, test traffic, history). No UI in here.
 
 The Textual app renders snapshots of this and calls its commands; the CLI, the tests and the screenshot
-script build sessions with :func:`demo_session` or :func:`config_session`.
+script build sessions with :func:`demo_session` or :func:`config_session`. Its parts, each in its module:
+``local_state`` (what it holds and shows), ``recording`` (history), ``background`` (tasks behind the engine),
+``controls`` (test traffic; key and pool commands).
 """
 
 from __future__ import annotations
@@ -9,249 +11,219 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pooltui.client.pool_client import PoolClient, Upstream
+from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock, SystemClock
-from pooltui.core.events import Event, EventKind
-from pooltui.core.pool import KeySpec, Pool
+from pooltui.core.events import Event
+from pooltui.core.pool import Pool
 from pooltui.core.snapshot import KeySnapshot
-from pooltui.core.strategies import STRATEGIES
 from pooltui.providers.verify import VerifyResult
+from pooltui.session.background import BackgroundTasks, Service
+from pooltui.session.build import HistoryRecorder
+from pooltui.session.controls import PoolControls, TrafficControls
+from pooltui.session.local_state import ConfigLink, SessionState
 from pooltui.session.protocol import SessionStatus
+from pooltui.session.recording import HistoryRecording
 from pooltui.session.traffic import TrafficGenerator
-from pooltui.session.views import ClientSeries, PanelView, event_dict, panel, trace_text
+from pooltui.session.views import ClientSeries, PanelView
+
+if TYPE_CHECKING:
+    from pooltui.session.alerts import AlertSender
+    from pooltui.session.live_config import LiveConfig
+    from pooltui.session.reverify import Reverifier, ReverifyPolicy
+    from pooltui.store.config import Config
+    from pooltui.store.history import History
+    from pooltui.store.state_store import StateStore
+
+__all__ = ["ConfigLink", "MonitorSession", "config_session", "demo_session"]
 
 
-@dataclass
-class ConfigLink:
-    """Where a config-backed session saves key and order changes."""
-
-    path: Path
-    store: Any
-    history: Any | None = None
-
-
-@dataclass
 class MonitorSession:
     """The engine side of the monitor, in this process: a :class:`~pooltui.session.protocol.Session` with
-    :class:`~pooltui.session.protocol.LocalControls` (test traffic, new keys)."""
+    :class:`~pooltui.session.protocol.LocalControls` (test traffic, new keys). Composed of its state (clients,
+    the provider in view, what the panels show), its history recording, its background tasks and its controls
+    (test traffic; key and pool commands)."""
 
-    clients: dict[str, PoolClient]
-    clock: Clock = field(default_factory=SystemClock)
-    title: str = "pooltui"
-    demo: bool = False
-    traffic_rate: float = 10.0
-    traffic_concurrency: int = 16
-    traffic_seed: int | None = None
-    traffic_models: list[str] = field(default_factory=list)
-    autostart_traffic: bool = True
-    unencrypted: str | None = None  # path of the plaintext secrets file, when it is in use
-    capacity_alert: dict[str, int] = field(default_factory=dict)
-    config: ConfigLink | None = None
-    starter: Callable[[], Any] | None = None  # sync start (e.g. the simulator), run in a thread
-    stopper: Callable[[], Any] | None = None
-    current: str = ""
-    traffic: TrafficGenerator | None = None
-    _traffic_task: asyncio.Task | None = None
-    _recorder_task: asyncio.Task | None = None
-    recorders: list[Any] = field(default_factory=list)
-    series: dict[str, ClientSeries] = field(default_factory=dict)
-    listeners: list[Callable[[Event], None]] = field(default_factory=list)
-    services: list[Any] = field(default_factory=list)  # objects with async run() and stop(), e.g. the proxy
-    _service_tasks: list[asyncio.Task] = field(default_factory=list)
-    reverifiers: list[Any] = field(default_factory=list)  # background re-verification of parked keys
-    _reverify_tasks: list[asyncio.Task] = field(default_factory=list)
-    alerts: Any = None  # an AlertSender (pooltui.session.alerts) when [alerts] is configured
-    past: dict[str, list[Event]] = field(default_factory=dict)  # client -> its events from the history
-    shared: Any = None  # its StateStore (pooltui.store.state_store): in memory, or Redis when configured
-    log_sinks: list[Callable[[str], None]] = field(default_factory=list)
-    lab_scenario: str = "peak-hour"  # what the strategy lab compares on first (the demo's own scenario)
-    _shared_started: asyncio.Task | None = None  # where log lines go besides events
-    live: Any = None  # LiveConfig (pooltui.session.live_config): config changes applied while running
-    _alert_tasks: list[asyncio.Task] = field(default_factory=list)
-    #: called after providers were added, removed or changed while running (the proxy recomputes its routing)
-    client_listeners: list[Callable[[], None]] = field(default_factory=list)
-    retired: list[PoolClient] = field(default_factory=list)  # removed providers' clients: closed at the end
-    reverify_policies: dict[str, Any] = field(default_factory=dict)  # per provider (shared by the reverifiers)
-    _shared_kept: dict[int, Any] = field(default_factory=dict)  # what the shared store keeps (by id), kept alive
-    _background: bool = False
+    def __init__(self, clients: dict[str, PoolClient], *, clock: Clock | None = None, title: str = "pooltui",
+                 demo: bool = False, traffic_rate: float = 10.0, traffic_concurrency: int = 16,
+                 traffic_seed: int | None = None, traffic_models: list[str] | None = None,
+                 autostart_traffic: bool = True, unencrypted: str | None = None,
+                 capacity_alert: dict[str, int] | None = None, config: ConfigLink | None = None,
+                 starter: Callable[[], object] | None = None, stopper: Callable[[], object] | None = None,
+                 current: str = "", recorders: list[HistoryRecorder] | None = None,
+                 services: list[Service] | None = None, reverifiers: list[Reverifier] | None = None,
+                 reverify_policies: dict[str, ReverifyPolicy] | None = None, alerts: AlertSender | None = None,
+                 shared: StateStore | None = None, live: LiveConfig | None = None,
+                 lab_scenario: str = "peak-hour") -> None:
+        self.title = title
+        self.demo = demo
+        self.autostart_traffic = autostart_traffic
+        self.unencrypted = unencrypted  # path of the plaintext secrets file, when it is in use
+        self.starter = starter  # sync start (e.g. the simulator), run in a thread
+        self.stopper = stopper
+        self.lab_scenario = lab_scenario  # what the strategy lab compares on first (the demo's own scenario)
+        #: called after providers were added, removed or changed while running (the proxy recomputes its routing)
+        self.client_listeners: list[Callable[[], None]] = []
+        self.state = SessionState(clients, clock or SystemClock(), current, capacity_alert or {}, config)
+        self.recording = HistoryRecording(self.state, recorders or [])
+        self.background = BackgroundTasks(self.state, services or [], reverifiers or [], reverify_policies or {},
+                                          alerts, shared, live)
+        self.test_traffic = TrafficControls(self.state, traffic_rate, traffic_concurrency, traffic_seed,
+                                            traffic_models or [])
+        self.controls = PoolControls(self.state, self.test_traffic)
 
-    def __post_init__(self) -> None:
-        if not self.current:
-            self.current = next(iter(self.clients), "")
-        for name, client in self.clients.items():
-            self._watch(name, client)
-
-    # ------------------------------------------------------------------ wiring
-    def _watch(self, name: str, client: PoolClient) -> None:
-        self.series[name] = ClientSeries(client, self.clock, self._notify, self._incident_ended)
-
-    def _incident_ended(self, incident) -> None:
-        """An incident is over: the history keeps its summary (when this session has a history)."""
-        if self.config is not None and self.config.history is not None:
-            self.config.history.add_incident(incident)
-
-    def log(self, line: str) -> None:
-        """A line for whoever watches this session (an event in the monitor's pane, a headless proxy's
-        stderr)."""
-        for sink in self.log_sinks:
-            sink(line)
-        self._notify(Event(self.clock.now(), self.current, None, EventKind.STATE, None, line, "nothing changed"))
-
-    def _notify(self, event: Event) -> None:
-        for listener in self.listeners:
-            listener(event)
+    # ------------------------------------------------------------------ state, as its users know it
+    @property
+    def clients(self) -> dict[str, PoolClient]:
+        return self.state.clients
 
     @property
-    def owner(self) -> str:
-        """The client that serves the provider in view: itself, or the client it is a fallback of."""
-        return self._owner_of(self.current)
+    def clock(self) -> Clock:
+        return self.state.clock
 
-    def _owner_of(self, provider: str) -> str:
-        if provider in self.clients:
-            return provider
-        return next((name for name, c in self.clients.items() if any(up.name == provider for up in c.fallbacks)),
-                    next(iter(self.clients)))
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.state.clock = clock
 
-    def _upstream_of(self, provider: str) -> Upstream:
-        client = self.clients[self._owner_of(provider)]
-        return next((up for up in client.upstreams if up.name == provider), client.primary)
+    @property
+    def current(self) -> str:
+        """The provider in view."""
+        return self.state.current
+
+    @current.setter
+    def current(self, provider: str) -> None:
+        self.state.current = provider
+
+    @property
+    def listeners(self) -> list[Callable[[Event], None]]:
+        """Called with every new engine event."""
+        return self.state.listeners
+
+    @listeners.setter
+    def listeners(self, listeners: list[Callable[[Event], None]]) -> None:
+        self.state.listeners = listeners
+
+    @property
+    def config(self) -> ConfigLink | None:
+        return self.state.config
+
+    @config.setter
+    def config(self, config: ConfigLink | None) -> None:
+        self.state.config = config
+
+    @property
+    def capacity_alert(self) -> dict[str, int]:
+        return self.state.capacity_alert
+
+    @property
+    def series(self) -> dict[str, ClientSeries]:
+        return self.state.series
+
+    @property
+    def log_sinks(self) -> list[Callable[[str], None]]:
+        return self.state.log_sinks
+
+    @property
+    def retired(self) -> list[PoolClient]:
+        return self.state.retired
 
     @property
     def client(self) -> PoolClient:
-        return self.clients[self.owner]
-
-    @property
-    def upstream(self) -> Upstream:
-        """The provider in view: a client's primary, or one of its fallbacks."""
-        return self._upstream_of(self.current)
+        return self.state.client
 
     @property
     def pool(self) -> Pool | None:
-        return self.upstream.pool
+        return self.state.pool
 
     @property
     def has_pool(self) -> bool:
-        return self.pool is not None
+        return self.state.pool is not None
 
     @property
     def providers(self) -> list[str]:
-        """Every provider in view, in the order `p` goes through them: each client's own, then the fallbacks
-        that have no client of their own (a demo's fallback, say)."""
-        names = list(self.clients)
-        for client in self.clients.values():
-            names += [up.name for up in client.fallbacks if up.name not in names]
-        return names
+        return self.state.providers
+
+    def log(self, line: str) -> None:
+        self.state.log(line)
 
     def view(self, *, timeline: bool = True) -> PanelView:
-        """What the panels show now (see :func:`pooltui.session.views.panel`; the timeline only with ``timeline``)."""
-        return panel(self.client, self.series[self.owner], self.clock.now(),
-                     self.capacity_alert.get(self.current, 1), self.current, timeline=timeline)
+        return self.state.view(timeline=timeline)
 
     def key(self, label: str) -> KeySnapshot | None:
-        """One key of the provider in view, as the keys table shows it (None: not in its pool)."""
-        pool = self.pool
-        found = pool.snapshot(label) if pool is not None else []
-        return found[0] if found else None
+        return self.state.key(label)
 
     def views(self, *, timeline: bool = True) -> dict[str, PanelView]:
-        """Every provider's view (the alert watcher looks at all of them, not only the one in view; the fleet's
-        monitor shows their timelines)."""
-        now = self.clock.now()
-        return {name: panel(c, self.series[name], now, self.capacity_alert.get(name, 1), timeline=timeline)
-                for name, c in self.clients.items()}
+        return self.state.views(timeline=timeline)
+
+    def recent_events(self, n: int | None = None) -> list[Event]:
+        return self.state.recent_events(n)
+
+    def load_past(self, history: History, minutes: float = 15.0) -> int:
+        return self.state.load_past(history, minutes)
+
+    def trace_text(self, request_id: int | None = None) -> tuple[int, str] | None:
+        return self.state.trace_text(request_id)
 
     def status(self) -> SessionStatus:
         traffic = "on" if self.traffic_running else ("off" if self.traffic is not None or self.demo else "none")
-        store = getattr(self.shared, "status", "connected")
         return SessionStatus(self.title, demo=self.demo, traffic=traffic, traffic_rate=self.traffic_rate,
-                             unencrypted=self.unencrypted,
-                             shared_store="" if store in ("connected", "connecting") else store)
+                             unencrypted=self.unencrypted)
 
-    def recent_events(self, n: int | None = None) -> list[Event]:
-        """The current provider's events: those of this run, after those the history had before it began."""
-        events = self.client.events.recent()
-        shared = self.series[self.owner].others
-        if shared:  # its fallbacks' pools belong to other clients: their keys' events are in those logs
-            fallbacks = {up.name for up in self.client.fallbacks}
-            events = sorted(events + [e for log in shared for e in log.recent()
-                                      if e.key is not None and e.provider in fallbacks], key=lambda e: e.ts)
-        events = self.past.get(self.owner, []) + events
-        return events if n is None else events[-n:]
-
-    def load_past(self, history: Any, minutes: float = 15.0) -> int:
-        """Open with the recent past: the last ``minutes`` of events and request counts from the history go
-        into the events pane, the timeline and the incident tracker (not into the engine). Returns events."""
-        from pooltui.session.views import event_from
-
-        since = self.clock.now() - minutes * 60
-        events = [event_from(row) for row in history.events(since, None, 5000)]
-        usage = history.usage_rows(since)
-        for name, client in self.clients.items():
-            providers = {up.name for up in client.upstreams}
-            series = self.series[name]
-            mine = [e for e in events if e.provider in providers]
-            self.past[name] = mine
-            tracker, on_end = series.tracker, series.tracker.on_end
-            tracker.on_end = None  # an incident that ended before this run is not recorded a second time
-            for e in mine:
-                tracker.event(e)
-                if e.key is not None:
-                    series.timeline.event(e, series.name_of(e.provider, e.key))
-            tracker.settle()
-            tracker.on_end = on_end
-            for bucket, provider, key, requests in usage:
-                if provider in providers and key != "-":
-                    series.timeline.request(bucket, series.name_of(provider, key), requests)
-        return len(events)
-
-    def trace_text(self, request_id: int | None = None) -> tuple[int, str] | None:
-        return trace_text(self.client, request_id)
+    # ------------------------------------------------------------------ history recording
+    @property
+    def recorders(self) -> list[HistoryRecorder]:
+        return self.recording.recorders
 
     def history_rows(self) -> tuple[list[dict], str]:
-        """Past events: from the history database when there is one, else this session's ring."""
-        if self.config is not None and self.config.history is not None:
-            for recorder in self.recorders:
-                recorder.flush()
-            return self.config.history.events(time.time() - 86400, None, 2000), "history, last 24 h"
-        return [event_dict(e, i) for i, e in enumerate(self.client.events.recent())], "this session"
+        return self.recording.history_rows()
+
+    # ------------------------------------------------------------------ background tasks
+    @property
+    def services(self) -> list[Service]:
+        return self.background.services
+
+    @property
+    def reverify_policies(self) -> dict[str, ReverifyPolicy]:
+        return self.background.reverify_policies
+
+    @property
+    def alerts(self) -> AlertSender | None:
+        return self.background.alerts
+
+    @alerts.setter
+    def alerts(self, alerts: AlertSender | None) -> None:
+        self.background.alerts = alerts
+
+    @property
+    def shared(self) -> StateStore | None:
+        """Its state store: in memory, or Redis when configured."""
+        return self.background.shared
+
+    @shared.setter
+    def shared(self, shared: StateStore | None) -> None:
+        self.background.shared = shared
+
+    @property
+    def live(self) -> LiveConfig | None:
+        """Config changes applied while running."""
+        return self.background.live
+
+    @live.setter
+    def live(self, live: LiveConfig | None) -> None:
+        self.background.live = live
 
     def share(self, client: PoolClient) -> None:
-        """Keep ``client`` and its pools (those not kept yet: a fallback added later too) in the shared store."""
-        if self.shared is None:
-            return
-        remote = getattr(self.shared, "remote", None)
-        for recorder in self.recorders:  # what the store told this process is not kept in its history
-            if remote is not None:
-                recorder.remote = remote
-        for up in client.upstreams:
-            if up.pool is not None and id(up.pool) not in self._shared_kept:
-                self._shared_kept[id(up.pool)] = up.pool
-                self.shared.attach(up.pool)
-        if id(client) not in self._shared_kept:
-            self._shared_kept[id(client)] = client
-            self.shared.attach_client(client)
+        self.background.share(client)
 
     # ------------------------------------------------------------------ providers changed while running
     def add_client(self, name: str, client: PoolClient) -> None:
         """A provider added to the config while running: recorded, re-verified, shared and shown as the others."""
-        from pooltui.session.build import HistoryRecorder, owned
-        from pooltui.session.reverify import Reverifier
-
         self.clients[name] = client
-        self._watch(name, client)
-        if self.config is not None and self.config.history is not None:
-            self.recorders.append(HistoryRecorder(self.config.history, client))
-        if self.reverifiers or self.reverify_policies:
-            reverifier = Reverifier(client, self.reverify_policies, only=frozenset(p.name for p in owned(client)))
-            self.reverifiers.append(reverifier)
-            if self._background:
-                self._reverify_tasks.append(asyncio.create_task(reverifier.run()))
+        self.state._watch(name, client)
+        self.recording.add(client)
+        self.background.reverify(client)
         self.share(client)
 
     def remove_client(self, name: str) -> None:
@@ -262,14 +234,8 @@ class MonitorSession:
             return
         self.series.pop(name, None)
         self.retired.append(client)
-        for recorder in [r for r in self.recorders if getattr(r, "client", None) is client]:
-            recorder.close()
-            self.recorders.remove(recorder)
-        for i, reverifier in enumerate(list(self.reverifiers)):
-            if reverifier.client is client:
-                self.reverifiers.remove(reverifier)
-                if i < len(self._reverify_tasks):
-                    self._reverify_tasks.pop(i).cancel()
+        self.recording.remove(client)
+        self.background.forget(client)
         if self.current == name:
             was_running = self.traffic_running
             self.stop_traffic()
@@ -277,7 +243,7 @@ class MonitorSession:
             if was_running and self.current:
                 self.start_traffic()
 
-    def settings_changed(self, cfg: Any) -> None:
+    def settings_changed(self, cfg: Config) -> None:
         """After a config change was applied to the clients: per-provider settings the session itself holds
         (capacity alerts, re-verification), recorders and the shared store follow the clients' pools, and the
         listeners (the proxy's routing) are told."""
@@ -286,9 +252,7 @@ class MonitorSession:
         for p in cfg.providers.values():
             self.capacity_alert[p.name] = p.capacity_alert
             self.reverify_policies[p.name] = ReverifyPolicy.of(p)
-        for recorder in self.recorders:
-            if hasattr(recorder, "track"):
-                recorder.track()
+        self.recording.track()
         for client in self.clients.values():
             self.share(client)
         for listener in self.client_listeners:
@@ -299,73 +263,32 @@ class MonitorSession:
         if self.starter is not None:
             await asyncio.to_thread(self.starter)
         self.start_background()
-        for service in self.services:
-            self._service_tasks.append(asyncio.create_task(service.run()))
+        self.background.start_services()
         if self.autostart_traffic:
             self.start_traffic()
 
     def start_background(self) -> None:
         """What runs behind the engine whether a monitor looks or not (the monitor and `pooltui proxy` both):
         history writes, background re-verification of parked keys, alerts, shared key states."""
-        self._background = True
-        if self.shared is not None:
-            self._shared_started = asyncio.create_task(self.shared.start())
-            self._alert_tasks.append(self._shared_started)
-        if self.live is not None:
-            self.live.start()
-        if self.recorders:
-            self._recorder_task = asyncio.create_task(self.flush_history())
-        self._reverify_tasks = [asyncio.create_task(r.run()) for r in self.reverifiers]
-        if self.alerts is not None:
-            from pooltui.session.alerts import AlertWatcher
-
-            watcher = AlertWatcher(self.alerts, lambda: self.views(timeline=False), self.clock.now)
-            self.listeners.append(watcher.event)
-            self._alert_tasks += [asyncio.create_task(self.alerts.run()), asyncio.create_task(watcher.run())]
+        self.background.start_store()
+        self.recording.start()
+        self.background.start_watchers(lambda: self.views(timeline=False))
 
     async def ready(self, timeout_s: float = 3.0) -> None:
         """Wait (bounded) until the shared state store has connected and read what the fleet learnt, so a
         process that starts serving does not send to a key the others know is revoked or spent."""
-        if self._shared_started is not None:
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(self._shared_started), timeout_s)
+        await self.background.ready(timeout_s)
 
     def stop_background(self) -> None:
         """Stop what :meth:`start_background` started and write the history's last lines."""
-        if self.shared is not None:
-            self.shared.close()
-        if self.live is not None:
-            self.live.close()
-        for task in [*self._reverify_tasks, *self._alert_tasks]:
-            task.cancel()
-        if self._recorder_task is not None:
-            self._recorder_task.cancel()
-        for recorder in self.recorders:
-            recorder.close()
-
-    async def flush_history(self) -> None:
-        """Write what the recorders buffered to the history every second, until cancelled; incidents that
-        have gone quiet end then too, whether or not a monitor is looking."""
-        while True:
-            await asyncio.sleep(1.0)
-            for recorder in self.recorders:
-                recorder.flush()
-            for series in self.series.values():
-                series.tracker.settle()
+        self.background.stop()
+        self.recording.close()
 
     async def stop(self) -> None:
         """Stop everything this session started, quickly: test traffic is dropped, not drained (a quit returns
         to the shell in a fraction of a second); services (the proxy) finish what they serve."""
-        self.stop_traffic()
-        if self._traffic_task is not None:
-            self._traffic_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._traffic_task, 1)
-        for service in self.services:
-            await service.stop()
-        for task in self._service_tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 5)
+        await self.test_traffic.end()
+        await self.background.stop_services()
         self.stop_background()
         for client in [*self.clients.values(), *self.retired]:
             with contextlib.suppress(Exception):
@@ -373,187 +296,83 @@ class MonitorSession:
         if self.stopper is not None:
             await asyncio.to_thread(self.stopper)
 
-    # ------------------------------------------------------------------ traffic
+    # ------------------------------------------------------------------ test traffic
+    @property
+    def traffic(self) -> TrafficGenerator | None:
+        return self.test_traffic.generator
+
+    @property
+    def traffic_rate(self) -> float:
+        return self.test_traffic.rate
+
+    @traffic_rate.setter
+    def traffic_rate(self, rate: float) -> None:
+        self.test_traffic.rate = rate
+
+    @property
+    def traffic_concurrency(self) -> int:
+        return self.test_traffic.concurrency
+
+    @traffic_concurrency.setter
+    def traffic_concurrency(self, concurrency: int) -> None:
+        self.test_traffic.concurrency = concurrency
+
+    @property
+    def traffic_seed(self) -> int | None:
+        return self.test_traffic.seed
+
+    @traffic_seed.setter
+    def traffic_seed(self, seed: int | None) -> None:
+        self.test_traffic.seed = seed
+
     @property
     def traffic_running(self) -> bool:
-        return self.traffic is not None and self.traffic.running
+        return self.test_traffic.running
 
     def start_traffic(self) -> None:
-        if self.traffic_running:
-            return
-        self.traffic = TrafficGenerator(self.client, rate=self.traffic_rate, concurrency=self.traffic_concurrency,
-                                        models=self.traffic_models,
-                                        seed=self.traffic_seed)
-        self._traffic_task = asyncio.create_task(self.traffic.run(None))
+        self.test_traffic.start()
 
     def stop_traffic(self) -> None:
-        if self.traffic is not None:
-            self.traffic.stop()
+        self.test_traffic.stop()
 
     def toggle_traffic(self) -> bool:
-        if self.traffic_running:
-            self.stop_traffic()
-            return False
-        self.start_traffic()
-        return True
+        return self.test_traffic.toggle()
 
     def change_rate(self, factor: float) -> float:
-        self.traffic_rate = max(0.5, min(5000.0, round(self.traffic_rate * factor, 1)))
-        if self.traffic is not None:
-            self.traffic.rate = self.traffic_rate
-        return self.traffic_rate
+        return self.test_traffic.change_rate(factor)
 
     def burst(self, n: int = 50) -> None:
-        if self.traffic_running:
-            self.traffic.burst(n)
+        self.test_traffic.burst(n)
 
     # ------------------------------------------------------------------ keys and pool
-    # The commands act on ``provider`` when given (the proxy's, for an attached monitor), else on the provider in
-    # view: a command never changes what this monitor shows.
-    def _require_pool(self, provider: str | None = None) -> Pool:
-        name = provider or self.current
-        pool = self._upstream_of(name).pool
-        if pool is None:
-            raise ValueError(f"{name} has no keys (a keyless endpoint)")
-        return pool
-
+    # Each acts on ``provider`` when given (the proxy's, for an attached monitor), else on the provider in view.
     def toggle_key(self, label: str, provider: str | None = None) -> str:
-        """Disable an enabled key, enable a disabled one; returns the new state."""
-        pool = self._require_pool(provider)
-        key = pool.key(label)
-        if key.state.value == "disabled":
-            pool.enable(label)
-            self._save_key(label, disabled=False, provider=provider)
-        else:
-            pool.disable(label)
-            self._save_key(label, disabled=True, provider=provider)
-        return key.state.value
+        return self.controls.toggle_key(label, provider)
 
     def move(self, label: str, delta: int, provider: str | None = None) -> list[str]:
-        pool = self._require_pool(provider)
-        pool.move(label, delta)
-
-        def change(p) -> None:
-            # the same move applied to the order on disk: keys another process added meanwhile stay in it
-            order = list(p.credential_pool) if p.credential_pool is not None else [k.label for k in p.keys]
-            if label in order:
-                i = order.index(label)
-                order.insert(max(0, min(len(order) - 1, i + delta)), order.pop(i))
-                p.credential_pool = order
-
-        self._save(change, provider)
-        return [k.label for k in pool.keys]
+        return self.controls.move(label, delta, provider)
 
     def set_strategy(self, strategy: str, provider: str | None = None) -> str:
-        pool = self._require_pool(provider)
-        pool.set_strategy(strategy)
-        self._save(lambda p: setattr(p, "strategy", pool.strategy), provider)
-        return pool.strategy
+        return self.controls.set_strategy(strategy, provider)
 
     def cycle_strategy(self, provider: str | None = None) -> str:
-        pool = self._require_pool(provider)
-        i = STRATEGIES.index(pool.strategy)
-        return self.set_strategy(STRATEGIES[(i + 1) % len(STRATEGIES)], provider)
+        return self.controls.cycle_strategy(provider)
 
     def reset_cooldowns(self, label: str | None = None, provider: str | None = None) -> int:
-        """Clear cooldowns and quota parking of every pool of this provider, or of one key of its own pool."""
-        name = provider or self.current
-        if label is not None:
-            n = self._require_pool(name).reset(label)
-        else:  # a client's primary: its fallbacks' pools too
-            owner = self._owner_of(name)
-            ups = self.clients[owner].upstreams if name == owner else [self._upstream_of(name)]
-            n = sum(up.pool.reset() for up in ups if up.pool is not None)
-        if self.config is not None and self.config.history is not None:
-            self.config.history.clear_key_status(name, label, ("cooling", "exhausted"))
-        return n
+        return self.controls.reset_cooldowns(label, provider)
 
     def switch_provider(self) -> str:
-        """The next provider in view; test traffic follows to its client (a fallback's view keeps it)."""
-        names = self.providers
-        return self.show(names[(names.index(self.current) + 1) % len(names)] if self.current in names else names[0])
+        return self.controls.switch_provider()
 
     def show(self, provider: str) -> str:
         """Show ``provider`` (one of :attr:`providers`); test traffic follows to its client."""
-        if provider not in self.providers:
-            raise ValueError(f"unknown provider {provider!r}")
-        owner, was_running = self.owner, self.traffic_running
-        self.current = provider
-        if self.owner != owner and was_running:
-            self.stop_traffic()
-            self.start_traffic()
-        return self.current
+        return self.controls.show(provider)
 
     async def verify(self, labels: list[str] | None = None, provider: str | None = None) -> list[VerifyResult]:
-        """Verify keys (zero tokens) and apply the results to the pool; returns the results."""
-        from pooltui.providers.verify import verify_key
-
-        name = provider or self.current
-        pool = self._require_pool(name)
-        profile = self._upstream_of(name).profile
-        http = self.clients[self._owner_of(name)].http
-        keys = [pool.key(label) for label in labels] if labels else pool.keys
-        results = await asyncio.gather(*(verify_key(http, profile, k.label, k.secret) for k in keys))
-        for r in results:
-            if r.classification is not None:
-                pool.mark_verified(r.label, r.classification)
-            else:
-                pool.events.emit(Event(self.clock.now(), pool.name, r.label, EventKind.TRANSPORT, None,
-                                       f"verify: {r.detail}", "verify failed"))
-            if self.config is not None and self.config.history is not None:
-                self.config.history.set_verified(pool.name, r.label, r.result)
-        return results
+        return await self.controls.verify(labels, provider)
 
     async def add_key(self, label: str, secret: str) -> VerifyResult:
-        """Verify a new key, store its secret, save it to the config and put it in the pool."""
-        from pooltui.core import validate
-        from pooltui.providers.verify import verify_key
-        from pooltui.store.config import validate_label
-        from pooltui.store.keys import add_key, forget
-
-        pool = self._require_pool()
-        label = validate_label(label)
-        secret = validate.secret(secret)
-        if label in {k.label for k in pool.keys}:
-            raise ValueError(f"{pool.name} already has a key labelled {label!r}")
-        same = next((k.label for k in pool.keys if k.secret == secret), None)
-        if same is not None:
-            raise ValueError(f"that key is already in the pool as {same}")
-        result = await verify_key(self.client.http, self.upstream.profile, label, secret)
-        if result.result in ("invalid", "forbidden"):
-            raise ValueError(f"not added: the key is {result.result} ({result.status}: {result.detail})")
-        if self.config is not None:
-            store = self.config.store
-
-            added: list[str] = []
-            try:  # under the config lock: check, store the secret, add the entry
-                self._save(lambda p: add_key(p, store, label, secret=secret, stored=added))
-            except Exception:
-                forget(store, added)
-                raise
-        pool.add_key(KeySpec(label, secret))
-        if result.classification is not None:
-            pool.mark_verified(label, result.classification)
-        if self.config is not None and self.config.history is not None:
-            self.config.history.set_verified(pool.name, label, result.result)
-        return result
-
-    # ------------------------------------------------------------------ config
-    def _save(self, change: Callable[[Any], None], provider: str | None = None) -> None:
-        if self.config is None:
-            return
-        from pooltui.store.config import ConfigEditor
-
-        with ConfigEditor(self.config.path) as cfg:
-            change(cfg.provider(provider or self.current))
-
-    def _save_key(self, label: str, *, disabled: bool, provider: str | None = None) -> None:
-        def change(p) -> None:
-            entry = p.key(label)
-            if entry is not None:
-                entry.disabled = disabled
-
-        self._save(change, provider)
+        return await self.controls.add_key(label, secret)
 
 
 def demo_session(scenario: str = "peak-hour", strategy: str | None = None, *, rate: float | None = None,
@@ -618,15 +437,18 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     from pooltui.session.live_config import LiveConfig
     from pooltui.store.state_store import open_state
 
-    session.shared = open_state(cfg.state, log=session.log, store=store)
+    session.shared = shared = open_state(cfg.state, log=session.log)
     for client in clients.values():
         session.share(client)
     if history is not None:
         session.load_past(history)
-    session.live = LiveConfig(cfg.path, store, clients, log=session.log, history=history, session=session,
-                              pools=pools, logs=logs)
+    session.live = live = LiveConfig(cfg.path, store, clients, log=session.log, history=history, session=session,
+                                     pools=pools, logs=logs)
     if cfg.state.backend == "redis":  # the fleet sees this process's panels; its config reaches other hosts
-        session.shared.describe = session.views
-        session.shared.on_config = session.live.apply_shared
-        session.live.publish = session.shared.publish_config
+        from pooltui.store.shared_state import SharedKeyStates
+
+        if isinstance(shared, SharedKeyStates):
+            shared.describe = session.views
+            shared.on_config = live.apply_shared
+            live.publish = shared.publish_config
     return session, problems

@@ -65,7 +65,7 @@ class SharedKeyStates:
     #: what this process shows the fleet monitor (provider -> panel), sent with each heartbeat
     describe: Callable[[], dict[str, Any]] | None = None
     #: a config another process published: (toml text, where it came from, when)
-    on_config: Callable[[str, str, float], None] | None = None
+    on_config: Callable[[str, str, float], object] | None = None
     pools: dict[str, list[Pool]] = field(default_factory=dict)  # provider -> its pools in this process
     clients: list[Any] = field(default_factory=list)
     applied: int = 0  # remote states applied here

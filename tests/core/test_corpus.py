@@ -42,7 +42,7 @@ def test_the_figure_counts_every_case_once() -> None:
 
 def test_the_bench_prints_each_providers_figure_and_each_miss(capsys) -> None:
     from pooltui.bench import main
-    from pooltui.bench_corpus import bench_corpus
+    from pooltui.bench.corpus import bench_corpus
 
     main(["corpus"])
     out = capsys.readouterr().out

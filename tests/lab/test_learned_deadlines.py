@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pooltui.bench_learned import capacity
+from pooltui.bench.learned import capacity
 from pooltui.core import Classification, DeadlineSource, KeySpec, Outcome, Pool
 from pooltui.core.clock import FakeClock
 from pooltui.session.lab import run_strategy

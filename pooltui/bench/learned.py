@@ -13,6 +13,8 @@ from pooltui.session.simtime import run_simulated
 from pooltui.session.workload import seeded_workload
 from pooltui.sim.scenario import Scenario, load_scenario
 
+Run = tuple[float, float, bool, RunResult]  # load (x capacity), rate (requests/s), learning on, what it did
+
 
 def capacity(scenario: Scenario) -> float:
     """Requests per second the primary's keys allow together (their rpm per window), from the file."""
@@ -25,9 +27,9 @@ def capacity(scenario: Scenario) -> float:
     return sum(groups.values())
 
 
-async def _runs(sc: Scenario, loads: tuple[float, ...], seconds: float, strategy: str) -> list[tuple]:
+async def _runs(sc: Scenario, loads: tuple[float, ...], seconds: float, strategy: str) -> list[Run]:
     cap = capacity(sc)
-    out = []
+    out: list[Run] = []
     for load in loads:
         rate = cap * load
         arrivals = seeded_workload(sc, requests=max(1, int(rate * seconds)), rate=rate, seed=sc.seed)
@@ -48,7 +50,7 @@ def _line(load: float, rate: float, learn: bool, r: RunResult) -> str:
 
 
 def bench_learned(scenario: str = "peak-hour", seconds: float = 30.0, strategy: str = "round-robin",
-                  loads: tuple[float, ...] = (0.75, 1.0, 1.5)) -> list[tuple]:
+                  loads: tuple[float, ...] = (0.75, 1.0, 1.5)) -> list[Run]:
     sc = load_scenario(scenario)
     cap = capacity(sc)
     print(f"learned limits: {sc.name}, {strategy}, capacity {cap:.2f} requests/s from the scenario file "

@@ -9,13 +9,28 @@ them), and the simulated run is repeated on exactly those arrivals to compare se
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from pooltui.session.lab import LAB_STRATEGIES, RunResult, lab_workers, run_lab
-from pooltui.session.workload import seeded_workload
-from pooltui.sim.scenario import builtin_names, load_scenario
+from pooltui.session.workload import Arrival, seeded_workload
+from pooltui.sim.scenario import Scenario, builtin_names, load_scenario
 
 
-def _timed(sc, strategies: list[str], arrivals: list, real_time: bool, workers: int = 1
+@dataclass(frozen=True)
+class LabRow:
+    """One scenario: the whole workload in simulated time, then its first arrivals both ways."""
+
+    scenario: str
+    requests: int
+    simulated_s: float
+    capped_requests: int
+    capped_simulated_s: float
+    real_time_s: float
+    largest_served_difference: int
+    served: dict[str, tuple[int, int]]  # strategy -> (simulated, real time)
+
+
+def _timed(sc: Scenario, strategies: list[str], arrivals: list[Arrival], real_time: bool, workers: int = 1
            ) -> tuple[float, list[RunResult]]:
     started = time.perf_counter()
     results = run_lab(sc, strategies, arrivals, concurrency=sc.traffic.concurrency, seed=sc.seed,
@@ -24,7 +39,7 @@ def _timed(sc, strategies: list[str], arrivals: list, real_time: bool, workers: 
 
 
 def bench_lab(scenarios: list[str] | None = None, strategies: list[str] | None = None,
-              real_time_s: float = 5.0) -> list[dict]:
+              real_time_s: float = 5.0) -> list[LabRow]:
     names = scenarios or [n for n in builtin_names() if n != "bench"]
     strategies = list(strategies or LAB_STRATEGIES)
     cap = f"the arrivals of its first {real_time_s:g} s" if real_time_s > 0 else "the whole workload"
@@ -48,12 +63,11 @@ def bench_lab(scenarios: list[str] | None = None, strategies: list[str] | None =
         worst = diffs[0]
         print(f"  {name:14} {len(arrivals):>8} {full_s:>9.1f}s | {len(part):>8} {sim_s:>9.1f}s {real_s:>9.1f}s  "
               f"{worst[0]} ({worst[1]}: {worst[2]} simulated, {worst[3]} real time, of {len(part)})")
-        out.append({"scenario": name, "requests": len(arrivals), "simulated_s": full_s, "capped_requests": len(part),
-                    "capped_simulated_s": sim_s, "real_time_s": real_s, "largest_served_difference": worst[0],
-                    "served": {s.strategy: (s.succeeded, r.succeeded) for s, r in zip(simulated, real, strict=True)}})
+        out.append(LabRow(name, len(arrivals), full_s, len(part), sim_s, real_s, worst[0],
+                          {s.strategy: (s.succeeded, r.succeeded) for s, r in zip(simulated, real, strict=True)}))
     if out:
-        worst_run = max(out, key=lambda row: row["largest_served_difference"])
+        worst_run = max(out, key=lambda row: row.largest_served_difference)
         print(f"  largest difference in served requests, simulated vs real time: "
-              f"{worst_run['largest_served_difference']} ({worst_run['scenario']}); compare in simulated time took "
-              f"{max(row['simulated_s'] for row in out):.1f} s at most per scenario")
+              f"{worst_run.largest_served_difference} ({worst_run.scenario}); compare in simulated time took "
+              f"{max(row.simulated_s for row in out):.1f} s at most per scenario")
     return out

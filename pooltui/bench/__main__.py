@@ -1,0 +1,5 @@
+"""``python -m pooltui.bench NAME ...``."""
+
+from pooltui.bench.cli import main
+
+main()

@@ -1,0 +1,145 @@
+"""The command line of ``python -m pooltui.bench NAME ...``: one subcommand per benchmark, each module imported
+only when its benchmark runs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+_DESCRIPTION = ("Benchmarks that print figures. Targets (issue 1): engine under 10 µs per pick+report at 3 keys, "
+                "growing < 3x from 3 to 1000 keys; dispatch >= 0.85x httpx on the same (aiohttp) transport and "
+                ">= 3x httpx on its default transport.")
+
+def _engine(a: argparse.Namespace) -> None:
+    from pooltui.bench.engine import bench_engine
+
+    bench_engine(a.cycles)
+
+
+def _dispatch(a: argparse.Namespace) -> None:
+    from pooltui.bench.dispatch import bench_dispatch
+
+    bench_dispatch(a.requests, a.concurrency, a.rounds)
+
+
+def _monitor(a: argparse.Namespace) -> None:
+    from pooltui.bench.monitor import bench_monitor
+
+    bench_monitor(a.rate, a.seconds, a.presses)
+
+
+def _proxy(a: argparse.Namespace) -> None:
+    from pooltui.bench.proxy import bench_proxy
+
+    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds)
+
+
+def _stream(a: argparse.Namespace) -> None:
+    from pooltui.bench.stream import bench_stream
+
+    bench_stream(a.tokens, a.streams)
+
+
+def _bodies(a: argparse.Namespace) -> None:
+    from pooltui.bench.bodies import bench_bodies
+
+    bench_bodies(a.mib, a.answers)
+
+
+def _shared(a: argparse.Namespace) -> None:
+    from pooltui.bench.shared import bench_shared
+
+    bench_shared(a.cycles, a.changes, a.requests, a.rounds)
+
+
+def _learned(a: argparse.Namespace) -> None:
+    from pooltui.bench.learned import bench_learned
+
+    bench_learned(a.scenario, a.seconds, a.strategy, tuple(float(x) for x in a.loads.split(",")))
+
+
+def _events(a: argparse.Namespace) -> None:
+    from pooltui.bench.events import bench_events
+
+    bench_events(a.scenario, a.seconds, a.window)
+
+
+def _lab(a: argparse.Namespace) -> None:
+    from pooltui.bench.lab import bench_lab
+    from pooltui.session.lab import parse_strategies
+
+    bench_lab([n for n in a.scenarios.split(",") if n] or None, parse_strategies(a.strategies), a.real_time_seconds)
+
+
+def _corpus(_: argparse.Namespace) -> None:
+    from pooltui.bench.corpus import bench_corpus
+
+    bench_corpus()
+
+
+_BENCHES: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] = {
+    "engine": ("µs per pick+report cycle", _engine),
+    "dispatch": ("requests/s through PoolClient vs raw clients", _dispatch),
+    "monitor": ("key-press latency of the monitor under heavy demo traffic", _monitor),
+    "proxy": ("requests/s and added latency through the pooling proxy", _proxy),
+    "stream": ("µs per streamed chunk in the SSE scanner (OpenAI, usage:null)", _stream),
+    "bodies": ("memory of the proxy relaying large answers", _bodies),
+    "shared": ("pick+report and propagation delay with key states shared through Redis", _shared),
+    "learned": ("a scenario without headers at 0.75x, 1.0x, 1.5x capacity, learning off/on", _learned),
+    "events": ("rows the events pane adds per 10 s during a demo scenario", _events),
+    "lab": ("wall time of `pooltui compare` per scenario, simulated vs real time", _lab),
+    "corpus": ("per provider: captured error responses, read as their source says, each miss", _corpus),
+}
+BENCHMARKS: dict[str, str] = {name: text for name, (text, _) in _BENCHES.items()}  # name -> what it measures
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Each benchmark's subcommand and its options (defaults: the figures README.md quotes)."""
+    parser = argparse.ArgumentParser(prog="python -m pooltui.bench", description=_DESCRIPTION)
+    sub = parser.add_subparsers(dest="what", required=True)
+    parsers = {name: sub.add_parser(name, help=text) for name, text in BENCHMARKS.items()}
+    parsers["engine"].add_argument("--cycles", type=int, default=20000)
+    d = parsers["dispatch"]
+    d.add_argument("--requests", type=int, default=3000)
+    d.add_argument("--concurrency", type=int, default=32)
+    d.add_argument("--rounds", type=int, default=3)
+    m = parsers["monitor"]
+    m.add_argument("--rate", type=float, default=1000.0)
+    m.add_argument("--seconds", type=float, default=8.0)
+    m.add_argument("--presses", type=int, default=20)
+    x = parsers["proxy"]
+    x.add_argument("--requests", type=int, default=5000)
+    x.add_argument("--concurrency", type=int, default=64)
+    x.add_argument("--sequential", type=int, default=300)
+    x.add_argument("--rounds", type=int, default=3)
+    s = parsers["stream"]
+    s.add_argument("--tokens", type=int, default=200)
+    s.add_argument("--streams", type=int, default=500)
+    b = parsers["bodies"]
+    b.add_argument("--mib", type=int, default=50)
+    b.add_argument("--answers", type=int, default=6)
+    h = parsers["shared"]
+    h.add_argument("--cycles", type=int, default=20000)
+    h.add_argument("--changes", type=int, default=400)
+    h.add_argument("--requests", type=int, default=3000, help="per proxy throughput run")
+    h.add_argument("--rounds", type=int, default=3, help="proxy throughput runs per store and proxy count")
+    lr = parsers["learned"]
+    lr.add_argument("--scenario", default="peak-hour")
+    lr.add_argument("--seconds", type=float, default=30.0)
+    lr.add_argument("--strategy", default="round-robin")
+    lr.add_argument("--loads", default="0.75,1.0,1.5", help="multiples of the capacity, comma-separated")
+    v = parsers["events"]
+    v.add_argument("--scenario", default="peak-hour")
+    v.add_argument("--seconds", type=float, default=60.0)
+    v.add_argument("--window", type=float, default=10.0)
+    lb = parsers["lab"]
+    lb.add_argument("--scenarios", default="", help="comma-separated (default: every built-in one)")
+    lb.add_argument("--strategies", default="all", help="as for `pooltui compare`")
+    lb.add_argument("--real-time-seconds", type=float, default=5.0,
+                    help="real-time runs send the arrivals of this many seconds of the workload (0: all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    _BENCHES[args.what][1](args)

@@ -1,0 +1,112 @@
+"""``python -m pooltui.bench engine``: µs per pick+report cycle of the pool, per strategy, at 3, 100 and 1000 keys.
+
+Targets (issue 1): under 10 µs per pick+report at 3 keys, growing < 3x from 3 to 1000 keys."""
+
+from __future__ import annotations
+
+import time
+
+from pooltui.core.classify import Classification
+from pooltui.core.clock import SystemClock
+from pooltui.core.headers import RateLimits
+from pooltui.core.health import KeyState, Outcome
+from pooltui.core.pool import KeySpec, Pool, PoolKey
+from pooltui.core.strategies import STRATEGIES
+from pooltui.core.trace import RequestTrace
+
+Row = dict[str, float]
+
+
+def _picked(key: PoolKey | None) -> PoolKey:
+    if key is None:
+        raise RuntimeError("the pool had no key to pick")
+    return key
+
+
+def engine_pool(n_keys: int, strategy: str, cooling: bool, headers: bool) -> Pool:
+    """With the in-flight cap on, traffic mixing two models (per-model state in use) and a third model cooling;
+    ``cooling``: all keys but 10% (at least 2) cooling for an hour. ``headers=False``: each key's learnt limit
+    set so high it is never full (every pick checks it, every answer feeds it)."""
+    clock = SystemClock()
+    pool = Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}") for i in range(n_keys)], strategy, clock=clock,
+                preempt=False, max_inflight=8)
+    far = clock.now() + 3600
+    if cooling:
+        for k in pool.keys[: max(0, n_keys - max(2, n_keys // 10))]:
+            pool.restore(k.label, KeyState.COOLING.value, far, None, "bench")
+    too_fast = Classification(Outcome.RATE_LIMITED, 429, "slow down", 3600.0)
+    for model in ("m1", "m2", "m3"):
+        pool.report(_picked(pool.pick(model=model)), too_fast if model == "m3" else Classification(Outcome.OK, 200),
+                    model=model)
+    if not headers:
+        for k in pool.keys:
+            models = [""] if k.learned is not None else []
+            for model in [*models, *(k.learned_models or {})]:
+                pool.restore_learned(k.label, model, 10**9, 1.0)
+    return pool
+
+
+def cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: int, headers: bool = True) -> float:
+    """Best of 3 runs of ``cycles`` pick+report cycles, µs per cycle. ``headers=False``: answers state no budget,
+    so each key's limit is learnt."""
+    pool = engine_pool(n_keys, strategy, cooling, headers)
+    ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None)) if headers else \
+        Classification(Outcome.OK, 200)
+    pick, report = pool.pick, pool.report
+    models = ("m1", "m2")
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        if traced:
+            for i in range(cycles):
+                trace = RequestTrace(i, 0.0, strategy)
+                model = models[i & 1]
+                report(_picked(pick(trace, None, model)), ok, 0.01, model=model)
+        else:
+            for i in range(cycles):
+                model = models[i & 1]
+                report(_picked(pick(None, None, model)), ok, 0.01, model=model)
+        best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
+    return best
+
+
+def _with_headers(cycles: int) -> dict[str, Row]:
+    results: dict[str, Row] = {}
+    print(f"{'strategy':12} {'keys':>5}  {'none cooling':>12} {'traced':>8}  {'most cooling':>12} {'traced':>8}")
+    for strategy in STRATEGIES:
+        for n in (3, 100, 1000):
+            row = {(cooling, traced): cycle_us(n, strategy, cooling, traced, cycles)
+                   for cooling in (False, True) for traced in (False, True)}
+            results[f"{strategy}/{n}"] = {f"{'cooling' if c else 'free'}{'+trace' if t else ''}": round(v, 3)
+                                          for (c, t), v in row.items()}
+            print(f"{strategy:12} {n:>5}  {row[(False, False)]:>12.2f} {row[(False, True)]:>8.2f}  "
+                  f"{row[(True, False)]:>12.2f} {row[(True, True)]:>8.2f}")
+    worst3 = max(max(v.values()) for k, v in results.items() if k.endswith("/3"))
+    growth = max(
+        max(results[f"{s}/1000"].values()) / max(1e-9, min(results[f"{s}/3"].values())) for s in STRATEGIES)
+    growth_same = max(
+        results[f"{s}/1000"][col] / results[f"{s}/3"][col] for s in STRATEGIES for col in results[f"{s}/3"])
+    print(f"worst at 3 keys: {worst3:.2f} µs (target < 10); worst growth 3 -> 1000 keys, same column: "
+          f"{growth_same:.2f}x (target < 3x); across columns {growth:.2f}x")
+    return results
+
+
+def _without_headers(cycles: int) -> dict[str, Row]:
+    print("without rate-limit headers (each key's limit learnt, picks paced by it; none cooling):")
+    learned: dict[str, Row] = {}
+    for strategy in STRATEGIES:
+        for n in (3, 1000):
+            plain = cycle_us(n, strategy, False, False, cycles, headers=False)
+            traced = cycle_us(n, strategy, False, True, cycles, headers=False)
+            learned[f"{strategy}/{n}"] = {"free": round(plain, 3), "free+trace": round(traced, 3)}
+            print(f"{strategy:12} {n:>5}  {plain:>12.2f} {traced:>8.2f}")
+    worst_learned = max(max(v.values()) for k, v in learned.items() if k.endswith("/3"))
+    print(f"worst at 3 keys without headers: {worst_learned:.2f} µs (target < 5)")
+    return learned
+
+
+def bench_engine(cycles: int) -> dict[str, dict[str, Row]]:
+    """Print the table and return it: {"headers": strategy/keys -> column -> µs, "learned": the same without}."""
+    print(f"engine: µs per pick+report cycle (best of 3 x {cycles} cycles; traced = with the per-request trace;"
+          " two models in turn, a third cooling, in-flight cap 8)")
+    return {"headers": _with_headers(cycles), "learned": _without_headers(cycles)}
