@@ -158,11 +158,10 @@ class LearnedLimit:
         # the successes refute a pair when more were accepted within its window; after a 429 the estimate did
         # not expect (the limit was lowered, or it was never right) only those still in its window count
         limit, believed = self.limit, self.window_s
-        surprise = limit is not None and believed is not None and \
-            len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit
         history = recent[:REFUTE_SPAN][::-1]  # oldest first
         contradicted = False
-        if surprise:
+        if limit is not None and believed is not None and \
+                len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit:  # a surprise
             history = history[bisect_right(history, sent_at - believed - slack):]
             # a 429 the estimate allowed even with the clocks' jitter: it was too generous, its votes go (a 429
             # just at the window's edge is a race of clocks, not evidence against it)

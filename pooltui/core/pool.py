@@ -292,8 +292,9 @@ class Pool:
 
     def learned_rows(self) -> list[tuple[str, str, str, int, float, float]]:
         """Every fitted estimate as (key, model or "", fingerprint, limit, window, sure), to keep across runs."""
-        return [(k.label, model, k.fingerprint, est.limit, est.window_s, est.sure)
-                for k in self._keys for model, est in k.estimates()]
+        return [(k.label, model, k.fingerprint, limit, window_s, est.sure)
+                for k in self._keys for model, est in k.estimates()
+                if (limit := est.limit) is not None and (window_s := est.window_s) is not None]
 
     def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
         """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
@@ -489,7 +490,7 @@ class Pool:
             key.ver += 1
             self._push(key)
         if trace is not None:
-            if est is not None and est.limit is not None:  # the learnt limit it is paced by, and its room
+            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
                 trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
                           excluded_total=len(self._unavail),
                           learned=LearnedAt(est.limit, est.window_s, est.held(now)))
@@ -656,8 +657,9 @@ class Pool:
         limits = result.limits
         if result.model_scoped and model is not None:
             self._scoped = True
-        per_model = model is not None and len(self._models) > 1  # headers and 429s speak of that model only
-        if limits is not None and limits.requests_remaining is not None and not per_model:
+        # headers and 429s speak of that model only when the pool serves several
+        per_model = model if model is not None and len(self._models) > 1 else None
+        if limits is not None and limits.requests_remaining is not None and per_model is None:
             key.allow = limits.requests_remaining - key.inflight
         self._answered(key)
         stats = key.stats
@@ -670,7 +672,7 @@ class Pool:
                 self._push(key)
         outcome = result.outcome
         if self.learn and not key.stated:
-            self._learn(key, result, self.clock.now() - latency_s, request_id, model if per_model else None)
+            self._learn(key, result, self.clock.now() - latency_s, request_id, per_model)
         if outcome is Outcome.OK:
             stats.ok += 1
             stats.tokens_in += tokens_in
@@ -681,8 +683,8 @@ class Pool:
             if key.spend is not None:
                 self._spend(key, tokens_in + tokens_out, cost or 0.0, request_id)
             if limits is not None and self.preempt and key.state is _OK and key.pos >= 0:
-                if per_model:
-                    self._preempt_model(key, model, limits, request_id)
+                if per_model is not None:
+                    self._preempt_model(key, per_model, limits, request_id)
                 else:
                     self._preempt(key, limits, request_id)
                     if result.model_scoped and key.state is KeyState.COOLING:
@@ -693,8 +695,8 @@ class Pool:
             self._expire(now)  # a cooldown that has ended is over before this new signal counts
         if outcome is Outcome.RATE_LIMITED:
             stats.rate_limited += 1
-            if per_model:
-                self._cool_model(key, model, result, now, request_id)
+            if per_model is not None:
+                self._cool_model(key, per_model, result, now, request_id)
             else:
                 self._cool(key, result, now, request_id, model if result.model_scoped else None)
         elif outcome is Outcome.QUOTA:
@@ -824,9 +826,13 @@ class Pool:
             self._spend(key, 0, 0.0, None)
 
     def _spend(self, key: PoolKey, tokens: int, cost: float, request_id: int | None) -> None:
+        """Count what the key spent and park it if that reaches its budget (a key without one: nothing)."""
+        spend, budget = key.spend, key.budget
+        if spend is None or budget is None:
+            return
         now = self.clock.now()
-        key.spend.add(now, tokens, cost)
-        over = key.spend.over(key.budget, now)
+        spend.add(now, tokens, cost)
+        over = spend.over(budget, now)
         if over is not None and key.state in (_OK, KeyState.COOLING):
             what, reset = over
             self._set_state(key, KeyState.EXHAUSTED, reset, DeadlineSource.BUDGET, f"budget: {what} reached")
@@ -1131,6 +1137,7 @@ class Pool:
         for k in self._keys:
             s = k.stats
             lim = s.limits
+            p50, p95 = s.p50(), s.p95()
             out.append(
                 {
                     "label": k.label,
@@ -1146,14 +1153,14 @@ class Pool:
                     "inflight": k.inflight,
                     "probing": k.probe is _HELD,
                     "rpm": s.rpm(now),
-                    "p50_ms": None if s.p50() is None else s.p50() * 1000,
-                    "p95_ms": None if s.p95() is None else s.p95() * 1000,
+                    "p50_ms": None if p50 is None else p50 * 1000,
+                    "p95_ms": None if p95 is None else p95 * 1000,
                     "last_used": s.last_used,
                     "requests_remaining": lim.requests_remaining if lim else None,
                     "requests_limit": lim.requests_limit if lim else None,
                     "tokens_remaining": lim.tokens_remaining if lim else None,
                     "learned": k.learned.as_dict(now) if k.learned is not None else None,
-                    "learned_models": {m: est.as_dict(now) for m, est in k.estimates() if m},
+                    "learned_models": {m: fit for m, est in k.estimates() if m and (fit := est.as_dict(now))},
                     **s.as_dict(),
                 }
             )
