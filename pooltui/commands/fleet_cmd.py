@@ -26,7 +26,7 @@ def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
         cfg = app(ctx).config()
         if cfg.state.backend != "redis":
             raise UserError("no shared state: set [state] backend = \"redis\" and url in the config, or pass --state")
-        url, prefix = cfg.state.url, cfg.state.prefix
+        url, prefix = cfg.state.redis_url(), cfg.state.prefix
     elif not url.startswith(("redis://", "rediss://", "unix://")):
         raise UserError(f"--state needs a Redis URL (redis://host:port/db), not {url!r}")
     try:

@@ -78,7 +78,9 @@ class FleetLink:
 
     async def processes(self) -> list[dict[str, Any]]:
         """The processes seen within ``stale_s`` (older ones are forgotten), by host and pid."""
-        now, procs, gone = time.time(), [], []
+        now = time.time()
+        procs: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
         for raw in (await self._redis.hgetall(self.names.procs)).values():
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 proc = json.loads(raw)
@@ -98,11 +100,13 @@ class FleetLink:
     async def events_after(self, last_id: str = "0-0", count: int = 500) -> list[tuple[str, dict[str, Any]]]:
         """Events every process wrote after ``last_id`` (oldest first), with their stream ids."""
         if last_id == "$":  # the newest ``count`` only
-            rows = list(reversed(await self._redis.xrevrange(self.names.events, count=count)))
+            rows = list(reversed(await self._redis.xrevrange(self.names.events, count=count) or []))
         else:
-            rows = await self._redis.xrange(self.names.events, min=f"({last_id}", count=count)
-        out = []
+            rows = await self._redis.xrange(self.names.events, min=f"({last_id}", count=count) or []
+        out: list[tuple[str, dict[str, Any]]] = []
         for sid, fields in rows:
+            if not isinstance(sid, str) or fields is None:  # decode_responses: ids and fields come as str
+                continue
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 out.append((sid, json.loads(fields["e"])))
         return out

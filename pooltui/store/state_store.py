@@ -64,5 +64,5 @@ def open_state(cfg: StateConfig, log: Callable[[str], None] = lambda line: None)
     if cfg.backend == "redis":
         from pooltui.store.shared_state import SharedKeyStates
 
-        return SharedKeyStates(cfg.url, cfg.prefix, log=log)
+        return SharedKeyStates(cfg.redis_url(), cfg.prefix, log=log)
     return MemoryState()
