@@ -9,10 +9,24 @@ them), and the simulated run is repeated on exactly those arrivals to compare se
 from __future__ import annotations
 
 import time
+from typing import TypedDict
 
 from pooltui.session.lab import LAB_STRATEGIES, RunResult, lab_workers, run_lab
 from pooltui.session.workload import seeded_workload
 from pooltui.sim.scenario import builtin_names, load_scenario
+
+
+class LabRow(TypedDict):
+    """One scenario's line: wall times, and served requests per strategy as (simulated, real time)."""
+
+    scenario: str
+    requests: int
+    simulated_s: float
+    capped_requests: int
+    capped_simulated_s: float
+    real_time_s: float
+    largest_served_difference: int
+    served: dict[str, tuple[int, int]]
 
 
 def _timed(sc, strategies: list[str], arrivals: list, real_time: bool, workers: int = 1
@@ -24,7 +38,7 @@ def _timed(sc, strategies: list[str], arrivals: list, real_time: bool, workers: 
 
 
 def bench_lab(scenarios: list[str] | None = None, strategies: list[str] | None = None,
-              real_time_s: float = 5.0) -> list[dict]:
+              real_time_s: float = 5.0) -> list[LabRow]:
     names = scenarios or [n for n in builtin_names() if n != "bench"]
     strategies = list(strategies or LAB_STRATEGIES)
     cap = f"the arrivals of its first {real_time_s:g} s" if real_time_s > 0 else "the whole workload"
@@ -34,7 +48,7 @@ def bench_lab(scenarios: list[str] | None = None, strategies: list[str] | None =
           "compared strategy by strategy on the same arrivals")
     print(f"  {'scenario':14} {'requests':>8} {'simulated':>10} | {'requests':>8} {'simulated':>10} {'real time':>10}"
           f"  largest served difference")
-    out = []
+    out: list[LabRow] = []
     for name in names:
         sc = load_scenario(name)
         t = sc.traffic
