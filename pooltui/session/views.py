@@ -265,7 +265,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     primary = shown is client.primary
     pool = shown.pool
     keys = pool.snapshot() if pool is not None else []
-    limits = [k["requests_limit"] for k in keys if k.get("requests_limit")]
+    limits = [limit for k in keys if (limit := k.get("requests_limit"))]
     breaker = shown.breaker
     outage: OutageView | None = None
     if breaker is not None and breaker.holding(now):  # requests go to the fallbacks first
@@ -332,7 +332,7 @@ def event_dict(event: Event, seq: int) -> EventView:
 
 def event_from(d: EventView | dict[str, Any]) -> Event:
     try:
-        kind = EventKind(d.get("kind"))
+        kind = EventKind(str(d.get("kind")))  # a missing kind ("None") is no kind either
     except ValueError:
         kind = EventKind.STATE
     return Event(float(d.get("ts") or 0.0), str(d.get("provider") or ""), d.get("key"), kind, d.get("status"),
