@@ -318,7 +318,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "latency": latency,
         "wait": wait,
         "outage": outage,
-        "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
+        "incident": tracker.current.copy() if tracker.current else None,
         "last_incident": tracker.last,
         "fallbacks": fallbacks,
         "timeline": series.timeline.view(now),

@@ -132,10 +132,11 @@ class MainScreen(Screen[None]):
         view = self.session.view()
         now = self.session.clock.now()
         with self.app.batch_update():
-            if not view["keyless"]:
+            strategy = view["strategy"]
+            if strategy is not None:  # None: a keyless endpoint, no pool
                 order = [k["label"] for k in view["keys"]]
                 self.query_one(KeysTable).sync(view["keys"], view["next"], now)
-                self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
+                self.query_one(RotationPanel).show(strategy, view["picks"], order, view["next"],
                                                    view["summary"])
             self._render_fallback(view)
             if self.timeline_minutes:
@@ -218,8 +219,9 @@ class MainScreen(Screen[None]):
             provider.append(f" (fallback of {view['fallback_of']})", style="cyan")
         segments.append((STATUS_RANKS["provider"], provider, " │ "))
         usable, total = view["usable"], view["total"]
-        if not view["keyless"]:
-            add("strategy", view["strategy"])
+        strategy = view["strategy"]
+        if strategy is not None:  # None: a keyless endpoint, no pool
+            add("strategy", strategy)
             paced = view.get("paced", 0)
             add("usable", f"keys {usable}/{total} usable", "bold" if usable + paced < total else "")
             if paced:
