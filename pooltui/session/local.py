@@ -203,7 +203,7 @@ class MonitorSession:
             for recorder in self.recorders:
                 recorder.flush()
             return self.config.history.events(time.time() - 86400, None, 2000), "history, last 24 h"
-        return [event_dict(e, i) for i, e in enumerate(self.client.events.recent())], "this session"
+        return [dict(event_dict(e, i)) for i, e in enumerate(self.client.events.recent())], "this session"
 
     def share(self, client: PoolClient) -> None:
         """Keep ``client`` and its pools (those not kept yet: a fallback added later too) in the shared store."""
@@ -384,7 +384,7 @@ class MonitorSession:
         return self.traffic_rate
 
     def burst(self, n: int = 50) -> None:
-        if self.traffic_running:
+        if self.traffic is not None and self.traffic.running:
             self.traffic.burst(n)
 
     # ------------------------------------------------------------------ keys and pool
@@ -505,7 +505,7 @@ class MonitorSession:
         return result
 
     # ------------------------------------------------------------------ config
-    def _save(self, change: Callable[[Any], None]) -> None:
+    def _save(self, change: Callable[[Any], object]) -> None:
         if self.config is None:
             return
         from pooltui.store.config import ConfigEditor
