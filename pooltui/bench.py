@@ -17,6 +17,7 @@ import time
 
 from pooltui.core.classify import Classification
 from pooltui.core.clock import SystemClock
+from pooltui.core.events import Event
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import KeySpec, Pool
@@ -39,7 +40,9 @@ def _engine_cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cy
             pool._set_state(k, KeyState.COOLING, far, None, "bench")
     too_fast = Classification(Outcome.RATE_LIMITED, 429, "slow down", 3600.0)
     for model in ("m1", "m2", "m3"):
-        pool.report(pool.pick(model=model), too_fast if model == "m3" else Classification(Outcome.OK, 200),
+        first = pool.pick(model=model)
+        assert first is not None, "a fresh pool has a key for each model"
+        pool.report(first, too_fast if model == "m3" else Classification(Outcome.OK, 200),
                     model=model)
     ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None))
     if not headers:
@@ -58,11 +61,13 @@ def _engine_cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cy
                 trace = RequestTrace(i, 0.0, strategy)
                 model = models[i & 1]
                 key = pick(trace, None, model)
+                assert key is not None  # the in-flight cap is never reached: each pick is reported at once
                 report(key, ok, 0.01, model=model)
         else:
             for i in range(cycles):
                 model = models[i & 1]
                 key = pick(None, None, model)
+                assert key is not None  # the in-flight cap is never reached: each pick is reported at once
                 report(key, ok, 0.01, model=model)
         best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
     return best
@@ -95,9 +100,9 @@ def bench_engine(cycles: int) -> dict:
     for strategy in STRATEGIES:
         for n in (3, 1000):
             plain = _engine_cycle_us(n, strategy, False, False, cycles, headers=False)
-            traced = _engine_cycle_us(n, strategy, False, True, cycles, headers=False)
-            learned[f"{strategy}/{n}"] = {"free": round(plain, 3), "free+trace": round(traced, 3)}
-            print(f"{strategy:12} {n:>5}  {plain:>12.2f} {traced:>8.2f}")
+            with_trace = _engine_cycle_us(n, strategy, False, True, cycles, headers=False)
+            learned[f"{strategy}/{n}"] = {"free": round(plain, 3), "free+trace": round(with_trace, 3)}
+            print(f"{strategy:12} {n:>5}  {plain:>12.2f} {with_trace:>8.2f}")
     worst_learned = max(max(v.values()) for k, v in learned.items() if k.endswith("/3"))
     print(f"worst at 3 keys without headers: {worst_learned:.2f} µs (target < 5)")
     results["learned"] = learned
@@ -210,34 +215,34 @@ async def _monitor_run(rate: float, seconds: float, presses: int) -> dict:
 
     session = demo_session("bench", rate=rate, seed=1)
     session.traffic_concurrency = 64
-    app = PoolMonitorApp(session)
     delays: list[float] = []
-    original = app.action_cycle_strategy
-
-    def timed() -> None:
-        delays.append(time.perf_counter() - pressed[-1])
-        original()
-
     pressed: list[float] = []
-    app.action_cycle_strategy = timed
+    quit_at: list[float] = []
+
+    class TimedApp(PoolMonitorApp):
+        """The monitor, timing when its strategy and quit actions are handled."""
+
+        def action_cycle_strategy(self) -> None:
+            delays.append(time.perf_counter() - pressed[-1])
+            super().action_cycle_strategy()
+
+        async def action_quit(self) -> None:
+            quit_at.append(time.perf_counter())  # the key press handled (its own latency is measured above)
+            await super().action_quit()
+
+    app = TimedApp(session)
     async with app.run_test(size=(120, 36)) as pilot:
         while not app.started:
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
-        sent0, t0 = session.traffic.result.requests, time.perf_counter()
+        traffic = session.traffic
+        assert traffic is not None, "the demo session runs traffic"
+        sent0, t0 = traffic.result.requests, time.perf_counter()
         for _ in range(presses):
             await asyncio.sleep(seconds / presses)
             pressed.append(time.perf_counter())
             await pilot.press("s")
-        rps = (session.traffic.result.requests - sent0) / (time.perf_counter() - t0)
-        quit_at: list[float] = []
-        original_quit = app.action_quit
-
-        async def timed_quit() -> None:
-            quit_at.append(time.perf_counter())  # the key press handled (its own latency is measured above)
-            await original_quit()
-
-        app.action_quit = timed_quit
+        rps = (traffic.result.requests - sent0) / (time.perf_counter() - t0)
         asyncio.get_running_loop().call_later(0.01, lambda: app.simulate_key("q"))
         while not quit_at:
             await asyncio.sleep(0.005)
@@ -449,6 +454,7 @@ async def _events_run(scenario: str, seconds: float, window_s: float) -> dict:
     def per_10s(times: list[float]) -> list[int]:
         return [sum(1 for t in times if t0 + 10 * i <= t < t0 + 10 * (i + 1)) for i in range(buckets)]
 
+    assert session.traffic is not None, "the demo session runs traffic"
     return {"raw": per_10s(raw), "rows": per_10s(rows), "requests": session.traffic.result.requests}
 
 
@@ -474,7 +480,12 @@ def _follow_states(url: str, changes: int, out) -> None:
         pool, seen = _bench_pool(), asyncio.Event()
         shared = SharedKeyStates(url, "bench-procs")
         shared.attach(pool)
-        pool.events.subscribe(lambda e: (out.put(time.monotonic()), seen.set()) if e.key == "k0" else None)
+        def changed(event: Event) -> None:
+            if event.key == "k0":
+                out.put(time.monotonic())
+                seen.set()
+
+        pool.events.subscribe(changed)
         await shared.start()
         out.put("ready")
         for _ in range(changes):
@@ -522,7 +533,9 @@ async def _shared_run(url: str, cycles: int, changes: int) -> dict:
         for _ in range(3):
             t0 = time.perf_counter()
             for _ in range(cycles):
-                p.report(p.pick(), ok, 0.01)
+                key = p.pick()
+                assert key is not None  # each pick is reported at once: a key is always free
+                p.report(key, ok, 0.01)
             best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
         return best
 

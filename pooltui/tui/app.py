@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -34,7 +35,7 @@ TRAFFIC_ACTIONS = {"rate_up", "rate_down", "burst"}
 class PoolMonitorApp(App[None]):
     """pooltui's monitor."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere (the benchmark) finds it
     TITLE = "pooltui"
     BINDINGS = [
         Binding("a", "add_key", "Add", show=False, id="key.add", tooltip="Add a key to this provider's pool"),
