@@ -26,7 +26,7 @@ from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.events import Event, EventKind, EventLog
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.learned import LearnedLimit
+from pooltui.core.learned import Fitted, LearnedLimit
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
@@ -134,10 +134,11 @@ class PoolKey:
     def __repr__(self) -> str:
         return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
 
-    def estimates(self) -> list[tuple[str, LearnedLimit]]:
-        """Its fitted learnt limits: ("", the key's own) and (model, the key's for that model), models sorted."""
+    def estimates(self) -> list[Fitted]:
+        """Its fitted learnt limits: the key's own (model "") and the key's per model, models sorted."""
         pairs = [("", self.learned), *sorted((self.learned_models or {}).items())]
-        return [(m, est) for m, est in pairs if est is not None and est.limit is not None and est.window_s]
+        return [Fitted(m, est.limit, est.window_s, est) for m, est in pairs
+                if est is not None and est.limit is not None and est.window_s]
 
 
 class Pool:
@@ -292,9 +293,8 @@ class Pool:
 
     def learned_rows(self) -> list[tuple[str, str, str, int, float, float]]:
         """Every fitted estimate as (key, model or "", fingerprint, limit, window, sure), to keep across runs."""
-        return [(k.label, model, k.fingerprint, limit, window_s, est.sure)
-                for k in self._keys for model, est in k.estimates()
-                if (limit := est.limit) is not None and (window_s := est.window_s) is not None]
+        return [(k.label, fit.model, k.fingerprint, fit.limit, fit.window_s, fit.estimate.sure)
+                for k in self._keys for fit in k.estimates()]
 
     def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
         """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
@@ -1160,7 +1160,8 @@ class Pool:
                     "requests_limit": lim.requests_limit if lim else None,
                     "tokens_remaining": lim.tokens_remaining if lim else None,
                     "learned": k.learned.as_dict(now) if k.learned is not None else None,
-                    "learned_models": {m: fit for m, est in k.estimates() if m and (fit := est.as_dict(now))},
+                    "learned_models": {fit.model: shown for fit in k.estimates()
+                                       if fit.model and (shown := fit.estimate.as_dict(now))},
                     **s.as_dict(),
                 }
             )
