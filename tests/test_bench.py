@@ -39,5 +39,5 @@ def test_the_engine_bench_sets_its_pool_up_through_public_methods() -> None:
     """All keys but 10% (at least 2) cooling; without headers, each key's learnt limit never full."""
     pool = engine_pool(100, "round-robin", cooling=True, headers=False)
     assert sum(k.state is KeyState.COOLING for k in pool.keys) == 90
-    estimates = [est for k in pool.keys for _, est in k.estimates()]
+    estimates = [fitted.estimate for k in pool.keys for fitted in k.estimates()]
     assert estimates and all((est.limit, est.window_s) == (10**9, 1.0) for est in estimates)

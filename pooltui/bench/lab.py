@@ -49,7 +49,7 @@ def bench_lab(scenarios: list[str] | None = None, strategies: list[str] | None =
           "compared strategy by strategy on the same arrivals")
     print(f"  {'scenario':14} {'requests':>8} {'simulated':>10} | {'requests':>8} {'simulated':>10} {'real time':>10}"
           f"  largest served difference")
-    out = []
+    out: list[LabRow] = []
     for name in names:
         sc = load_scenario(name)
         t = sc.traffic

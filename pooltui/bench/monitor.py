@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from pooltui.session.local import MonitorSession, demo_session
 from pooltui.session.traffic import TrafficGenerator
@@ -23,8 +21,6 @@ class MonitorResult:
 
 class _TimedApp(PoolMonitorApp):
     """The monitor, noting when the strategy key and q are handled."""
-
-    CSS_PATH = str(Path(inspect.getfile(PoolMonitorApp)).with_name(str(PoolMonitorApp.CSS_PATH)))  # not beside us
 
     def __init__(self, session: MonitorSession) -> None:
         super().__init__(session)

@@ -535,7 +535,7 @@ class PoolClient:
                                            trace.request_id))
                 rotated_from = None
             if attempts >= cap:
-                if key is not None:
+                if key is not None and pool is not None:
                     pool.release(key, wire.model)
                 why = (f"attempt cap: {attempts} attempts on {up.name} (each key at most twice, "
                        f"at most {self.max_attempts})")
@@ -574,7 +574,7 @@ class PoolClient:
         started = elapsed()
         remaining = deadline - clock.now()
         if remaining <= 0:
-            if key is not None:
+            if key is not None and pool is not None:
                 pool.release(key, wire.model)
             raise _Abandon("deadline reached", None, "deadline")
         body = b""
@@ -600,14 +600,14 @@ class PoolClient:
         except TimeoutError:
             if not limit.expired():
                 raise
-            if key is not None:
+            if key is not None and pool is not None:
                 pool.release(key, wire.model, elapsed() - started)
             why = f"deadline reached: no complete answer {elapsed() - started:.1f} s into this attempt"
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                       outcome="deadline", latency_ms=(elapsed() - started) * 1000, reason=why)
             raise _Abandon(why, None, "deadline") from None
         except _TooLarge as exc:
-            if key is not None:
+            if key is not None and pool is not None:
                 pool.release(key, wire.model, elapsed() - started)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome="too_large", latency_ms=(elapsed() - started) * 1000, reason=str(exc))
@@ -615,13 +615,13 @@ class PoolClient:
         except (httpx.HTTPError, OSError) as exc:
             latency = elapsed() - started
             reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
-            if key is not None:
+            if key is not None and pool is not None:
                 pool.report_transport(key, reason, latency, trace.request_id, wire.model)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                       outcome="transport", latency_ms=latency * 1000, reason=reason)
             return reason
         except asyncio.CancelledError:
-            if key is not None:
+            if key is not None and pool is not None:
                 pool.release(key, wire.model, elapsed() - started)
             raise
         latency = elapsed() - started
@@ -643,7 +643,7 @@ class PoolClient:
             parsed = parse_body(answer.body)
             tokens_in, tokens_out = usage_from_body(parsed)
         cost = self._cost(wire.model, tokens_in, tokens_out) if tokens_in or tokens_out else None
-        if key is not None:
+        if key is not None and pool is not None:
             pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model)
         if self.usage_listeners:
             self._record(up.name, key, wire.model, oc is Outcome.OK, tokens_in, tokens_out, cost, 1)
@@ -666,8 +666,9 @@ class PoolClient:
             return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed,
                                 (tokens_in, tokens_out))
         if oc is Outcome.OK:
-            if key is not None:
+            if key is not None and pool is not None:
                 pool.stream_opened(key)
+            assert answer.scanner is not None and answer.prelude is not None  # a stream's first event was read
             return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, wire.model)
         await resp.aclose()
         if answer.scanner is not None:  # a request error sent as the stream's first event

@@ -96,7 +96,8 @@ def _holder(cfg, p: ProviderConfig | None, hk: HermesKey, store) -> tuple[str, s
         if hk.secret is not None:
             holder = q.holder_of(hk.secret, store.get)
         elif hk.env_var is not None:
-            holder = next((k for k in q.keys if k.secret == f"env:{hk.env_var}"), None) if q is p else None
+            own = next((k for k in q.keys if k.secret == f"env:{hk.env_var}"), None)
+            holder = own if q is p else None
         else:
             holder = None
         if holder is not None:

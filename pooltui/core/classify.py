@@ -169,7 +169,8 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
     message = _err_message(err) or f"HTTP {status}"
     full = _full_message(err)  # the whole text: the wait is often at its end ("Please try again in 10.78s")
     lowered = full.lower() or message.lower()
-    details = err.get("details") if isinstance(err.get("details"), dict) else {}
+    raw_details = err.get("details")
+    details = raw_details if isinstance(raw_details, dict) else {}
     signature = match_signature(status, dialect, data, err, full or message)
     if signature is not None:
         return _by_signature(signature, dialect, status, headers, data, limits, now, message, full)
@@ -234,10 +235,8 @@ def _by_signature(sig: Signature, dialect: str, status: int, headers: Mapping[st
     outcome = sig.outcome
     if outcome is Outcome.QUOTA:
         hint = reset_hint(data, full, now)
-        if hint is not None:
-            reset = hint.seconds
-        else:
-            reset = {"month": _next_month_utc(now), "hour": _HOUR_S}.get(sig.reset or "")
+        reset: float | None = hint.seconds if hint is not None else \
+            {"month": _next_month_utc(now), "hour": _HOUR_S}.get(sig.reset or "")
         src = DeadlineSource.KNOWN_RESET if reset is not None else None
         return Classification(outcome, status, reason, reset, src, limits)
     if outcome is Outcome.RATE_LIMITED:

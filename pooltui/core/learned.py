@@ -23,6 +23,7 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from operator import sub
 from statistics import median
+from typing import NamedTuple
 
 from pooltui.core.snapshot import LearnedSnapshot
 
@@ -38,6 +39,15 @@ MARGIN = 0.02  # at most this share of the window is added to an opening for the
 MIN_MARGIN_S = 0.02  # the provider's clock and ours disagree by a network's jitter at least
 AGREE = 0.15  # limits whose rates differ by at most this share agree (for how sure the estimate is)
 STALE_S = 600.0  # a request in flight that long was lost without a word: it no longer holds its slot
+
+
+class Fitted(NamedTuple):
+    """A learnt limit once a 429 was fitted: ``limit`` requests per ``window_s`` (model "": the key's own)."""
+
+    model: str
+    limit: int
+    window_s: float
+    estimate: LearnedLimit
 
 
 @dataclass
@@ -158,11 +168,10 @@ class LearnedLimit:
         # the successes refute a pair when more were accepted within its window; after a 429 the estimate did
         # not expect (the limit was lowered, or it was never right) only those still in its window count
         limit, believed = self.limit, self.window_s
-        surprise = limit is not None and believed is not None and \
-            len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit
         history = recent[:REFUTE_SPAN][::-1]  # oldest first
         contradicted = False
-        if surprise:
+        if limit is not None and believed is not None and \
+                len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit:  # a surprise
             history = history[bisect_right(history, sent_at - believed - slack):]
             # a 429 the estimate allowed even with the clocks' jitter: it was too generous, its votes go (a 429
             # just at the window's edge is a race of clocks, not evidence against it)

@@ -26,7 +26,7 @@ from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.learned import LearnedLimit
+from pooltui.core.learned import Fitted, LearnedLimit
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
@@ -134,10 +134,11 @@ class PoolKey:
     def __repr__(self) -> str:
         return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
 
-    def estimates(self) -> list[tuple[str, LearnedLimit]]:
-        """Its fitted learnt limits: ("", the key's own) and (model, the key's for that model), models sorted."""
+    def estimates(self) -> list[Fitted]:
+        """Its fitted learnt limits: the key's own (model "") and the key's per model, models sorted."""
         pairs = [("", self.learned), *sorted((self.learned_models or {}).items())]
-        return [(m, est) for m, est in pairs if est is not None and est.limit is not None and est.window_s]
+        return [Fitted(m, est.limit, est.window_s, est) for m, est in pairs
+                if est is not None and est.limit is not None and est.window_s]
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +303,8 @@ class Pool:
 
     def learned_rows(self) -> list[tuple[str, str, str, int, float, float]]:
         """Every fitted estimate as (key, model or "", fingerprint, limit, window, sure), to keep across runs."""
-        return [(k.label, model, k.fingerprint, est.limit, est.window_s, est.sure)
-                for k in self._keys for model, est in k.estimates()]
+        return [(k.label, fit.model, k.fingerprint, fit.limit, fit.window_s, fit.estimate.sure)
+                for k in self._keys for fit in k.estimates()]
 
     def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
         """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
@@ -500,7 +501,7 @@ class Pool:
             key.ver += 1
             self._push(key)
         if trace is not None:
-            if est is not None and est.limit is not None:  # the learnt limit it is paced by, and its room
+            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
                 trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
                           excluded_total=len(self._unavail),
                           learned=LearnedAt(est.limit, est.window_s, est.held(now)))
@@ -668,8 +669,9 @@ class Pool:
         limits = result.limits
         if result.model_scoped and model is not None:
             self._scoped = True
-        per_model = model is not None and len(self._models) > 1  # headers and 429s speak of that model only
-        if limits is not None and limits.requests_remaining is not None and not per_model:
+        # headers and 429s speak of that model only when the pool serves several
+        per_model = model if model is not None and len(self._models) > 1 else None
+        if limits is not None and limits.requests_remaining is not None and per_model is None:
             key.allow = limits.requests_remaining - key.inflight
         self._answered(key)
         stats = key.stats
@@ -682,7 +684,7 @@ class Pool:
                 self._push(key)
         outcome = result.outcome
         if self.learn and not key.stated:
-            self._learn(key, result, self.clock.now() - latency_s, request_id, model if per_model else None)
+            self._learn(key, result, self.clock.now() - latency_s, request_id, per_model)
         if outcome is Outcome.OK:
             stats.ok += 1
             stats.tokens_in += tokens_in
@@ -693,8 +695,8 @@ class Pool:
             if key.spend is not None:
                 self._spend(key, tokens_in + tokens_out, cost or 0.0, request_id)
             if limits is not None and self.preempt and key.state is _OK and key.pos >= 0:
-                if per_model:
-                    self._preempt_model(key, model, limits, request_id)
+                if per_model is not None:
+                    self._preempt_model(key, per_model, limits, request_id)
                 else:
                     self._preempt(key, limits, request_id)
                     if result.model_scoped and key.state is KeyState.COOLING:
@@ -705,8 +707,8 @@ class Pool:
             self._expire(now)  # a cooldown that has ended is over before this new signal counts
         if outcome is Outcome.RATE_LIMITED:
             stats.rate_limited += 1
-            if per_model:
-                self._cool_model(key, model, result, now, request_id)
+            if per_model is not None:
+                self._cool_model(key, per_model, result, now, request_id)
             else:
                 self._cool(key, result, now, request_id, model if result.model_scoped else None)
         elif outcome is Outcome.QUOTA:
@@ -836,9 +838,13 @@ class Pool:
             self._spend(key, 0, 0.0, None)
 
     def _spend(self, key: PoolKey, tokens: int, cost: float, request_id: int | None) -> None:
+        """Count what the key spent and park it if that reaches its budget (a key without one: nothing)."""
+        spend, budget = key.spend, key.budget
+        if spend is None or budget is None:
+            return
         now = self.clock.now()
-        key.spend.add(now, tokens, cost)
-        over = key.spend.over(key.budget, now)
+        spend.add(now, tokens, cost)
+        over = spend.over(budget, now)
         if over is not None and key.state in (_OK, KeyState.COOLING):
             what, reset = over
             self._set_state(key, KeyState.EXHAUSTED, reset, DeadlineSource.BUDGET, f"budget: {what} reached")
@@ -1184,7 +1190,8 @@ class Pool:
                     "requests_limit": lim.requests_limit if lim else None,
                     "tokens_remaining": lim.tokens_remaining if lim else None,
                     "learned": k.learned.as_dict(now) if k.learned is not None else None,
-                    "learned_models": {m: est.as_dict(now) for m, est in k.estimates() if m},
+                    "learned_models": {fit.model: shown for fit in k.estimates()
+                                       if fit.model and (shown := fit.estimate.as_dict(now))},
                     **s.as_dict(),
                 }
             )

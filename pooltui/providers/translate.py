@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Any, overload
 
 from pooltui.providers.translate_base import (
     DEFAULT_ANTHROPIC_MAX_TOKENS,
@@ -453,6 +453,10 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> str | list[dict[st
     return blocks
 
 
+@overload
+def _marked(content: list[dict[str, Any]], marker: Any) -> list[dict[str, Any]]: ...
+@overload
+def _marked(content: str | list[dict[str, Any]], marker: Any) -> str | list[dict[str, Any]]: ...
 def _marked(content: str | list[dict[str, Any]], marker: Any) -> str | list[dict[str, Any]]:
     """``content`` with a message-level ``cache_control`` moved onto its last block, where anthropic reads it."""
     if not marker:

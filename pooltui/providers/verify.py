@@ -65,7 +65,8 @@ def _credits(profile: ProviderProfile, body) -> tuple[str | None, bool]:
     if not isinstance(body, dict):
         return None, False
     if profile.dialect == "openrouter":
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        raw_data = body.get("data")
+        data = raw_data if isinstance(raw_data, dict) else {}
         remaining, limit = data.get("limit_remaining"), data.get("limit")
         if isinstance(remaining, int | float):
             text = f"{remaining:g} of {limit:g} left" if isinstance(limit, int | float) else f"{remaining:g} left"
@@ -73,10 +74,10 @@ def _credits(profile: ProviderProfile, body) -> tuple[str | None, bool]:
         return ("no limit" if "limit" in data else None), False
     if profile.dialect == "deepseek":
         infos = body.get("balance_infos")
-        text = None
+        balance: str | None = None
         if isinstance(infos, list) and infos and isinstance(infos[0], dict):
-            text = f"{infos[0].get('total_balance')} {infos[0].get('currency', '')}".strip()
-        return text, body.get("is_available") is False
+            balance = f"{infos[0].get('total_balance')} {infos[0].get('currency', '')}".strip()
+        return balance, body.get("is_available") is False
     return None, False
 
 

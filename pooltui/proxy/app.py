@@ -52,7 +52,7 @@ from pooltui.proxy.guard import (
 )
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.session.local import MonitorSession
-from pooltui.session.views import ClientSeries, StateView, event_dict, panel
+from pooltui.session.views import ClientSeries, StateView, TraceView, event_dict, panel
 
 # headers that describe one hop, or the caller's own credentials/account: never forwarded upstream
 DROP_REQUEST = frozenset({
@@ -390,8 +390,9 @@ class PoolProxy:
         shown: dict[str, str] = {name: name for name in self.clients}  # every provider in view -> its client
         for name, c in self.clients.items():
             shown.update({up.name: name for up in c.fallbacks if up.name not in shown})
-        traces = {name: [{"request_id": t.request_id, "text": format_trace(t)} for t in list(c.traces)[-20:]]
-                  for name, c in self.clients.items()}
+        traces: dict[str, list[TraceView]] = {
+            name: [{"request_id": t.request_id, "text": format_trace(t)} for t in list(c.traces)[-20:]]
+            for name, c in self.clients.items()}
         return {
             "started": self.stats.started,
             "providers": {name: panel(self.clients[owner], self.series[owner], now, alerts.get(name, 1), name)

@@ -3,10 +3,11 @@ and queue depth (rendered with prometheus-client from the engine's counters, no 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from pooltui.core.health import KeyState
 
@@ -20,7 +21,7 @@ class _PoolCollector:
     def __init__(self, proxy: PoolProxy) -> None:
         self.proxy = proxy
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily("pooltui_key_requests", "Attempts sent with each key",
                                        labels=["provider", "key"])
         outcomes = CounterMetricFamily("pooltui_key_responses", "Responses per key by outcome",
@@ -65,12 +66,12 @@ class _PoolCollector:
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
                     for st in KeyState:
                         state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
-                    for model, est in key.estimates():
-                        labels = [up.name, key.label, model]
-                        learned_limit.add_metric(labels, est.limit)
-                        learned_window.add_metric(labels, est.window_s)
-                        learned_rate.add_metric(labels, est.limit / est.window_s)
-                        learned_sure.add_metric(labels, est.sure)
+                    for fit in key.estimates():
+                        labels = [up.name, key.label, fit.model]
+                        learned_limit.add_metric(labels, fit.limit)
+                        learned_window.add_metric(labels, fit.window_s)
+                        learned_rate.add_metric(labels, fit.limit / fit.window_s)
+                        learned_sure.add_metric(labels, fit.estimate.sure)
         proxied = CounterMetricFamily("pooltui_proxy_requests", "Requests answered by the proxy",
                                       labels=["api", "status"])
         for (api, status), n in sorted(self.proxy.stats.requests.items()):
@@ -82,7 +83,7 @@ class _PoolCollector:
                     usable, size, queue, fallback, proxied, refused)
         yield from self._callers()
 
-    def _callers(self):
+    def _callers(self) -> Iterator[Metric]:
         """What callers felt, per provider they called: latency from arrival to answer (waits included) and the
         time spent waiting for a key, as histograms; the longest wait of a request waiting now."""
         latency = HistogramMetricFamily("pooltui_caller_latency_seconds", "Callers' requests from arrival to answer "

@@ -43,7 +43,7 @@ class _Listing:
     models: list[Model] | None = None
     fetched_at: float | None = None
     tried_at: float | None = None
-    task: asyncio.Task | None = field(default=None, repr=False)
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class ModelCatalog:
@@ -60,10 +60,10 @@ class ModelCatalog:
         due = listing.fetched_at is None or now - listing.fetched_at >= REFRESH_S
         if due and listing.task is None and (listing.tried_at is None or now - listing.tried_at >= RETRY_S):
             started = self._start_fetch(client, listing)
-            listing.tried_at = now if started else now - RETRY_S + NO_KEY_RETRY_S
-            if started and listing.models is None:
+            listing.tried_at = now if started is not None else now - RETRY_S + NO_KEY_RETRY_S
+            if started is not None and listing.models is None:
                 with contextlib.suppress(asyncio.TimeoutError, Exception):
-                    await asyncio.wait_for(asyncio.shield(listing.task), FIRST_WAIT_S)
+                    await asyncio.wait_for(asyncio.shield(started), FIRST_WAIT_S)
         return listing.models if listing.models is not None else known_models(client)
 
     def _listing(self, client: PoolClient) -> _Listing:
@@ -74,18 +74,18 @@ class ModelCatalog:
             listing = self._listings[client.primary.name] = _Listing(where)
         return listing
 
-    def _start_fetch(self, client: PoolClient, listing: _Listing) -> bool:
-        """A background fetch with a key free now (none free: no fetch). Returns whether one started."""
+    def _start_fetch(self, client: PoolClient, listing: _Listing) -> asyncio.Task[None] | None:
+        """A background fetch with a key free now (none free: no fetch): its task, None if none started."""
         up = client.primary
         key = None
         if up.pool is not None:
             if client.waiting:  # requests are queued for a key: a key free now is theirs
-                return False
+                return None
             key = up.pool.pick()
             if key is None:
-                return False
+                return None
         listing.task = asyncio.create_task(self._fetch(client, listing, key))
-        return True
+        return listing.task
 
     async def _fetch(self, client: PoolClient, listing: _Listing, key) -> None:
         up = client.primary

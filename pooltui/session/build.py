@@ -162,11 +162,11 @@ class HistoryRecorder:
                 self._picks_seen[name] = picks
                 self.history.save_rotation(name, *pool.rotation_state())
         for provider, label in dirty:
-            pool = self._pools.get(provider)
-            if pool is None or self.remote(provider, label):
+            provider_pool = self._pools.get(provider)
+            if provider_pool is None or self.remote(provider, label):
                 continue
             try:
-                key = pool.key(label)
+                key = provider_pool.key(label)
             except KeyError:
                 continue
             self.history.set_key_status(provider, label, key.state.value, key.until,

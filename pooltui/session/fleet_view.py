@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.words import plural
 from pooltui.providers.verify import VerifyResult
@@ -22,7 +23,7 @@ from pooltui.session.views import PanelView, StateView, event_dict, event_from
 from pooltui.store.fleet import FleetLink, redact_url
 
 #: per-key counters that add up over processes
-_SUMMED = ("requests", "ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors", "transport",
+_SUMMED: Final = ("requests", "ok", "rate_limited", "invalid", "forbidden", "quota", "server_errors", "transport",
            "request_errors", "tokens_in", "tokens_out", "cost", "inflight", "rpm")
 _RESETTABLE = ("cooling", "exhausted")
 
@@ -37,15 +38,15 @@ def merge_panels(panels: list[PanelView]) -> PanelView:
             mine = by_key.get((k["label"], k["fingerprint"]))
             if mine is None:
                 continue  # a key the freshest process does not have (yet): its own row would mislead
-            for name in _SUMMED:
-                mine[name] = mine[name] + k[name]  # type: ignore[literal-required]
+            for counter in _SUMMED:
+                mine[counter] = mine[counter] + k[counter]
             if (k.get("last_used") or 0) > (mine.get("last_used") or 0):
                 mine["last_used"] = k["last_used"]
-        for name in ("requests", "ok", "limited", "errors"):
-            merged["series"][name] = [a + b for a, b in zip(merged["series"][name], panel["series"][name],
+        for line in ("requests", "ok", "limited", "errors"):
+            merged["series"][line] = [a + b for a, b in zip(merged["series"][line], panel["series"][line],
                                                             strict=False)]
-        for name in ("requests", "ok", "errors", "rejected"):
-            merged["callers"][name] += panel["callers"][name]  # type: ignore[literal-required]
+        for outcome in ("requests", "ok", "errors", "rejected"):
+            merged["callers"][outcome] += panel["callers"][outcome]
         merged["rpm"] += panel["rpm"]
         merged["queued"] += panel["queued"]
         _merge_felt(merged, panel)
@@ -149,10 +150,10 @@ class FleetSession(RemoteSession):
         return rows, f"the fleet's recent events ({redact_url(self.url)})"
 
     # ------------------------------------------------------------------ key actions, for every process
-    def _keys(self) -> list[dict[str, Any]]:
+    def _keys(self) -> list[KeySnapshot]:
         return list(self.view()["keys"])
 
-    def _key(self, label: str) -> dict[str, Any]:
+    def _key(self, label: str) -> KeySnapshot:
         found = next((k for k in self._keys() if k["label"] == label), None)
         if found is None:
             raise ValueError(f"no key {label!r} in {self.current}")

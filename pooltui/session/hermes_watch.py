@@ -68,8 +68,8 @@ class HermesWatch:
     def auth_path(self) -> Path:
         return self.home / "auth.json"
 
-    def _stat(self) -> tuple:
-        out = []
+    def _stat(self) -> tuple[tuple[int, int, int] | None, ...]:
+        out: list[tuple[int, int, int] | None] = []
         for name in ("auth.json", "config.yaml"):
             try:
                 st = (self.home / name).stat()
@@ -123,12 +123,10 @@ class HermesWatch:
     async def watch(self, changed: Callable[[], None], interval_s: float = 0.25) -> None:
         """Call ``changed`` whenever Hermes writes its files: file events (watchfiles) when available, with a
         poll every ``interval_s`` as the fallback (and to catch a folder created later)."""
-        try:
-            from watchfiles import awatch
-        except ImportError:
-            awatch = None
-        if awatch is not None and self.home.is_dir():
-            with contextlib.suppress(Exception):
+        if self.home.is_dir():
+            with contextlib.suppress(Exception):  # watchfiles missing (ImportError) or its events failing: poll
+                from watchfiles import awatch
+
                 async for _ in awatch(self.home, step=50, rust_timeout=int(interval_s * 1000), yield_on_timeout=True):
                     if self.load():
                         changed()
@@ -167,7 +165,8 @@ class HermesWatch:
         oauth = oauth_kind(provider, e)
         shown = "oauth" if oauth else mask(token) if isinstance(token, str) and token.strip() else source
         code = e.get("last_error_code") if isinstance(e.get("last_error_code"), int) else None
-        status = e.get("last_status") if e.get("last_status") in ("exhausted", "dead") else "ok"
+        last_status = e.get("last_status")
+        status = str(last_status) if last_status in ("exhausted", "dead") else "ok"
         until = bench_until(e)
         if status == "exhausted" and (until is None or until <= now):
             status, until = "ok", None  # Hermes clears an expired (or unbenched) status when it next selects
@@ -244,7 +243,8 @@ class HermesWatch:
     def _secret(self, provider: str, entry: dict[str, Any]) -> str | None:
         """The entry's key, resolved as the import resolves it; an ``env:`` key not in the Hermes home's
         .env is read from this process's environment."""
-        model = self.config.get("model") if isinstance(self.config.get("model"), dict) else {}
+        raw_model = self.config.get("model")
+        model = raw_model if isinstance(raw_model, dict) else {}
         secret, env_var, _ = secret_of(entry, str(entry.get("source") or "manual"), read_dotenv(self.home),
                                         custom_providers(self.config), model, provider)
         return secret or (os.environ.get(env_var) if env_var else None) or None

@@ -12,6 +12,7 @@ import contextlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ class LiveConfig:
                 out.append(f"{p.name} added ({p.kind}, {n} key{'' if n == 1 else 's'})")
                 out += [f"{problem} (not loaded)" for problem in built.problems]
         for client in self.clients.values():
-            out += apply_settings(client, cfg, lambda p, c=client: self._pool(p, c))
+            out += apply_settings(client, cfg, partial(self._pool, client=client))
         if self.session is not None:
             self.session.settings_changed(cfg)
         return out

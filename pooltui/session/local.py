@@ -168,8 +168,10 @@ class MonitorSession:
 
     def status(self) -> SessionStatus:
         traffic = "on" if self.traffic_running else ("off" if self.traffic is not None or self.demo else "none")
+        store = getattr(self.shared, "status", "connected")
         return SessionStatus(self.title, demo=self.demo, traffic=traffic, traffic_rate=self.traffic_rate,
-                             unencrypted=self.unencrypted)
+                             unencrypted=self.unencrypted,
+                             shared_store="" if store in ("connected", "connecting") else store)
 
     # ------------------------------------------------------------------ history recording
     @property
@@ -215,6 +217,11 @@ class MonitorSession:
         self.background.live = live
 
     def share(self, client: PoolClient) -> None:
+        """Keep ``client`` in the shared store; what the store told this process is not kept in its history."""
+        remote = getattr(self.shared, "remote", None)
+        if remote is not None:
+            for recorder in self.recorders:
+                recorder.remote = remote
         self.background.share(client)
 
     # ------------------------------------------------------------------ providers changed while running
@@ -437,7 +444,7 @@ def config_session(cfg, store, history, provider: str | None = None) -> tuple[Mo
     from pooltui.session.live_config import LiveConfig
     from pooltui.store.state_store import open_state
 
-    session.shared = shared = open_state(cfg.state, log=session.log)
+    session.shared = shared = open_state(cfg.state, log=session.log, store=store)
     for client in clients.values():
         session.share(client)
     if history is not None:

@@ -143,7 +143,7 @@ def plan_sentence(plan: Plan) -> str:
 
 def _tie_sentence(results: list[RunResult], pick: RunResult, short: bool) -> str:
     served = sorted({r.succeeded for r in results})
-    p95 = sorted(r.percentile(0.95) for r in results if r.percentile(0.95) is not None)
+    p95 = sorted(p for r in results if (p := r.percentile(0.95)) is not None)
     limited = sorted({r.limited for r in results})
     everyone = "both" if len(results) == 2 else f"all {len(results)}"
     figures = [f"{everyone} serve {_span(served, str)} of {pick.requests}"]

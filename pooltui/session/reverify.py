@@ -16,7 +16,7 @@ from typing import Any
 
 from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.events import Event, EventKind, StateChange
-from pooltui.core.pool import KeyState, PoolKey
+from pooltui.core.pool import KeyState, Pool, PoolKey
 
 PARKED = frozenset({KeyState.EXHAUSTED, KeyState.FORBIDDEN})
 
@@ -57,9 +57,9 @@ class Reverifier:
     def _policy(self, provider: str) -> ReverifyPolicy:
         return self.policies.get(provider, ReverifyPolicy())
 
-    def due(self, now: float) -> list[tuple[Upstream, PoolKey]]:
-        """The parked keys whose re-verification is due now (their schedules are kept up to date)."""
-        out = []
+    def due(self, now: float) -> list[tuple[Upstream, Pool, PoolKey]]:
+        """The parked keys whose re-verification is due now, with their pools (schedules kept up to date)."""
+        out: list[tuple[Upstream, Pool, PoolKey]] = []
         for up in self.client.upstreams:
             pool = up.pool
             policy = self._policy(up.name)
@@ -77,7 +77,7 @@ class Reverifier:
                         delay = min(policy.max_s, entry.delay * 2)
                     entry = self._due[ident] = _Due((key.changed_at or now) + delay, delay, key.changed_at)
                 if now >= entry.at:
-                    out.append((up, key))
+                    out.append((up, pool, key))
         return out
 
     async def run_once(self) -> int:
@@ -87,8 +87,7 @@ class Reverifier:
         verify = self.verifier or verify_key
         now = self.client.clock.now()
         checks = self.due(now)
-        for up, key in checks:
-            pool = up.pool
+        for up, pool, key in checks:
             entry = self._due[(up.name, key.label)]
             result = await verify(self.client.http, up.profile, key.label, key.secret)
             if result.classification is not None and result.result == "valid":

@@ -91,7 +91,8 @@ class Timeline:
                 line["requests"][i] += req
                 line["limited"][i] += lim
                 line["errors"][i] += err
-        if not any(sum(v) for v in lines["others"].values()):
+        others = lines["others"]
+        if not any([*others["requests"], *others["limited"], *others["errors"]]):
             del lines["others"]
         callers: list[float | None] = [None] * BUCKETS
         for b, samples in self._callers.items():

@@ -275,7 +275,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
     pool = shown.pool
     keys = pool.snapshot() if pool is not None else []
     figures = pool.figures() if pool is not None else None
-    limits = [k["requests_limit"] for k in keys if k.get("requests_limit")]
+    limits = [limit for k in keys if (limit := k.get("requests_limit"))]
     breaker = shown.breaker
     outage: OutageView | None = None
     if breaker is not None and breaker.holding(now):  # requests go to the fallbacks first
@@ -329,7 +329,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "latency": latency,
         "wait": wait,
         "outage": outage,
-        "incident": dict(tracker.current) if tracker.current else None,  # type: ignore[typeddict-item]
+        "incident": tracker.current.copy() if tracker.current else None,
         "last_incident": tracker.last,
         "fallbacks": fallbacks,
         "timeline": series.timeline.view(now) if timeline else no_timeline(now),
@@ -344,7 +344,7 @@ def event_dict(event: Event, seq: int) -> EventView:
 
 def event_from(d: EventView | dict[str, Any]) -> Event:
     try:
-        kind = EventKind(d.get("kind"))
+        kind = EventKind(str(d.get("kind")))  # a missing kind ("None") is no kind either
     except ValueError:
         kind = EventKind.STATE
     return Event(float(d.get("ts") or 0.0), str(d.get("provider") or ""), d.get("key"), kind, d.get("status"),

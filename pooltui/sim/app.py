@@ -56,11 +56,11 @@ class SimApp:
         if verdict.kind == "corpus" and key is not None and key.corpus_case is not None:
             status, replayed, raw = corpus.replay(key.corpus_case)
             return Response(raw, status, replayed)
-        echo = key is not None and key.echo_secret and secret
-        status, body, headers = error_response(dialect, verdict, secret if echo else mask(secret or ""))
+        echo = secret if key is not None and key.echo_secret else None  # a key planted to leak its secret
+        status, body, headers = error_response(dialect, verdict, echo or mask(secret or ""))
         if echo:
-            body["error"]["message"] += f" (request made with key {secret})"
-            headers["x-sim-echo"] = str(secret)
+            body["error"]["message"] += f" (request made with key {echo})"
+            headers["x-sim-echo"] = echo
         if not (key is not None and key.retry_after is not None and verdict.kind == "rate_limited"):
             headers.update(rate_headers(dialect, verdict, self.state.wall()))  # a key's own retry_after comes alone
         headers["x-request-id" if dialect == "openai" else "request-id"] = self._next_id("req")

@@ -68,6 +68,7 @@ def read(c: dict) -> Reading:
                                 KeySpec("k1", "sk-corpus-111111111111111111111111")],
                 "failover", clock=FakeClock(now))
     key = pool.pick(model=model)
+    assert key is not None, "a fresh pool of two keys has one to pick"
     pool.report(key, result, model=model)
     events = pool.events.recent()
     last = events[-1] if events else None

@@ -73,7 +73,7 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
         if v.kind == "quota" and status == 429:
             status = 400
         return status, {"type": "error", "error": {"type": etype, "message": msg}}, headers
-    err = {
+    bodies: dict[str, dict[str, Any]] = {
         "invalid": {"message": f"Incorrect API key provided: {secret_hint}. You can find your API key at "
                     "https://platform.openai.com/account/api-keys.", "type": "invalid_request_error",
                     "code": "invalid_api_key"},
@@ -89,7 +89,8 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
                          "type": "server_error", "code": None},
         "bad_request": {"message": "'messages' is a required property", "type": "invalid_request_error",
                         "code": None},
-    }[v.kind]
+    }
+    err = bodies[v.kind]
     return v.status, {"error": {**err, "param": None}}, headers
 
 

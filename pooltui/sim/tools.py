@@ -32,14 +32,15 @@ def value_for(schema: Any) -> Any:
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and "properties" in schema):
         return arguments_for(schema)
-    return _BY_TYPE.get(kind, "sim")
+    return _BY_TYPE.get(kind, "sim") if isinstance(kind, str) else "sim"
 
 
 def arguments_for(schema: Any) -> dict[str, Any]:
     """The object of ``schema``'s required properties, each given :func:`value_for` its own schema."""
     if not isinstance(schema, dict):
         return {}
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    raw_properties = schema.get("properties")
+    properties = raw_properties if isinstance(raw_properties, dict) else {}
     return {name: value_for(properties.get(name)) for name in schema.get("required") or [] if isinstance(name, str)}
 
 
@@ -52,7 +53,8 @@ def _tools(dialect: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
         if dialect == "anthropic":
             out.append((str(tool.get("name")), tool.get("input_schema")))
         else:
-            function = tool.get("function") if isinstance(tool.get("function"), dict) else {}
+            raw_function = tool.get("function")
+            function = raw_function if isinstance(raw_function, dict) else {}
             out.append((str(function.get("name")), function.get("parameters")))
     return out
 

@@ -215,6 +215,15 @@ class StateConfig:
     #: a reference (keyring:, env:, file:) to the fleet secret messages are signed with; never in Redis
     secret: str | None = None
 
+    def redis_url(self) -> str:
+        """The URL of the "redis" backend (``parse_state`` makes sure it has one)."""
+        if self.url is None:
+            raise ValueError(_REDIS_URL_WANTED)
+        return self.url
+
+
+_REDIS_URL_WANTED = "state.url must be a Redis URL (redis://host:port/db, rediss://..., unix://...)"
+
 
 def parse_state(raw: Any) -> StateConfig:
     if not isinstance(raw, dict):
@@ -225,7 +234,7 @@ def parse_state(raw: Any) -> StateConfig:
         raise ValueError(f"state.backend must be \"memory\" or \"redis\", not {backend!r}")
     url = data.pop("url", None)
     if backend == "redis" and (not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://"))):
-        raise ValueError("state.url must be a Redis URL (redis://host:port/db, rediss://..., unix://...)")
+        raise ValueError(_REDIS_URL_WANTED)
     prefix = data.pop("prefix", "pooltui")
     prefix = validate.label(prefix, "state.prefix") if prefix != "pooltui" else prefix
     ttl_s = validate.finite("state.ttl_s", data.pop("ttl_s", 86400.0), 0.0, strict=True)

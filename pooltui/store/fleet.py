@@ -226,11 +226,13 @@ class FleetLink:
     async def events_after(self, last_id: str = "0-0", count: int = 500) -> list[tuple[str, dict[str, Any]]]:
         """Events every process wrote after ``last_id`` (oldest first), with their stream ids."""
         if last_id == "$":  # the newest ``count`` only
-            rows = list(reversed(await self._redis.xrevrange(self.names.events, count=count)))
+            rows = list(reversed(await self._redis.xrevrange(self.names.events, count=count) or []))
         else:
-            rows = await self._redis.xrange(self.names.events, min=f"({last_id}", count=count)
-        out = []
+            rows = await self._redis.xrange(self.names.events, min=f"({last_id}", count=count) or []
+        out: list[tuple[str, dict[str, Any]]] = []
         for sid, fields in rows:
+            if not isinstance(sid, str) or fields is None:  # decode_responses: ids and fields come as str
+                continue
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 event = json.loads(fields["e"])
                 ts = event.get("ts") if isinstance(event, dict) else None

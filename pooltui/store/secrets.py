@@ -131,17 +131,17 @@ class SecretStore:
             try:
                 import keyring
 
-                value = keyring.get_password(SERVICE, name)
+                stored = keyring.get_password(SERVICE, name)
             except Exception as exc:
                 raise SecretStoreError(f"keyring lookup of {name} failed: {type(exc).__name__}") from None
-            if not value:
+            if not stored:
                 raise SecretStoreError(f"no secret for {name} in the keyring")
-            return value
+            return stored
         if scheme == "file":
-            value = self._read_file().get(name)
-            if not value:
+            in_file = self._read_file().get(name)
+            if not in_file:
                 raise SecretStoreError(f"no secret for {name} in {self.file}")
-            return value
+            return in_file
         raise SecretStoreError(f"unknown secret reference scheme {scheme!r}")
 
     def delete(self, ref: str, *, missing_ok: bool = True) -> None:

@@ -106,8 +106,8 @@ class SharedKeyStates:
     def attach(self, pool: Pool) -> None:
         """Share ``pool``'s key states, usage counts and events."""
         self.pools.setdefault(pool.name, []).append(pool)
-        pool.events.subscribe(lambda event, pool=pool: self._changed(pool, event))
-        pool.events.subscribe(lambda event, pool=pool: self._own_view(pool, event))
+        pool.events.subscribe(lambda event: self._changed(pool, event))
+        pool.events.subscribe(lambda event: self._own_view(pool, event))
         self._listen_events(pool.events)
 
     def attach_client(self, client: Any) -> None:
@@ -501,7 +501,7 @@ class SharedKeyStates:
         elif kind == "pool":
             self._apply_pool(message)
         elif kind is None:
-            for pool in self.pools.get(message.get("provider"), []):
+            for pool in self.pools.get(message.get("provider") or "", []):
                 self._apply_to(pool, message)
 
     def _apply_breaker(self, message: dict[str, Any]) -> None:
@@ -534,7 +534,7 @@ class SharedKeyStates:
 
     def _apply_pool(self, message: dict[str, Any]) -> None:
         """A pool setting from the fleet monitor: a strategy, or the key order."""
-        for pool in self.pools.get(message.get("provider"), []):
+        for pool in self.pools.get(message.get("provider") or "", []):
             strategy, order = message.get("strategy"), message.get("order")
             with contextlib.suppress(ValueError, KeyError):
                 if isinstance(strategy, str) and strategy != pool.strategy:
@@ -558,7 +558,7 @@ class SharedKeyStates:
         target, until = state.get("state"), self.deadline(state)
         if until is not None and until <= time.time():
             return  # over already
-        models = state.get("models") if isinstance(state.get("models"), dict) else {}
+        models = raw_models if isinstance(raw_models := state.get("models"), dict) else {}
         changed = sum(pool.restore_model_cooldown(key.label, str(m), float(u)) for m, u in models.items()
                       if isinstance(u, int | float))
         self.applied += changed

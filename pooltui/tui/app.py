@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -34,7 +35,7 @@ TRAFFIC_ACTIONS = {"rate_up", "rate_down", "burst"}
 class PoolMonitorApp(App[None]):
     """pooltui's monitor."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: a subclass elsewhere (the benchmark) finds it
     TITLE = "pooltui"
     BINDINGS = [
         Binding("a", "add_key", "Add", show=False, id="key.add", tooltip="Add a key to this provider's pool"),
@@ -252,11 +253,12 @@ class PoolMonitorApp(App[None]):
         self.notify(f"timeline: last {minutes} min" if minutes else "timeline off")
 
     def action_fleet(self) -> None:
-        shared = getattr(self.session, "shared", None)
-        if getattr(shared, "url", None) is None:
+        shared = getattr(self.session, "shared", None)  # a Redis store has a URL and a prefix
+        url, prefix = getattr(shared, "url", None), getattr(shared, "prefix", None)
+        if not isinstance(url, str) or not isinstance(prefix, str):
             self.notify("no shared state: set [state] backend = \"redis\" in the config", severity="warning")
             return
-        self.push_screen(FleetScreen(shared.url, shared.prefix))
+        self.push_screen(FleetScreen(url, prefix))
 
     def action_clear_filters(self) -> None:
         self.main.clear_filters()
@@ -367,8 +369,9 @@ class PoolMonitorApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
-            usable = isinstance(binding, Binding) and binding.action != "quit"
-            if usable and self.check_action(binding.action, ()) is True:
+            if not isinstance(binding, Binding) or binding.action == "quit":
+                continue
+            if self.check_action(binding.action, ()) is True:
                 key = binding.key_display or binding.key
                 yield SystemCommand(binding.tooltip or binding.description, f"key: {key}",
                                     lambda a=binding.action: self.run_action(a))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.cells import cell_len
 from rich.text import Text
 
+from pooltui.core.snapshot import KeySnapshot, LearnedSnapshot
 from pooltui.core.timefmt import clock, duration
 
 STATE_STYLE = {
@@ -17,7 +18,7 @@ STATE_STYLE = {
 }
 
 
-def state_cell(snap: dict, width: int = 10**6) -> Text:
+def state_cell(snap: KeySnapshot, width: int = 10**6) -> Text:
     """``cooling 12s retry-after``: state, live countdown and where the deadline came from, fitted to ``width``:
     the per-model cooldowns go first, then whether it is probing, then the deadline's source; the state and its
     countdown stay."""
@@ -29,8 +30,9 @@ def state_cell(snap: dict, width: int = 10**6) -> Text:
         segments.append((1, Text(duration(snap["remaining_s"]), style="bold"), " "))
     elif state == "exhausted":
         segments.append((1, Text("re-verify", style="dim"), " "))
-    if snap.get("source") and state != "ok":
-        segments.append((2, Text(snap["source"], style="dim"), " "))
+    source = snap.get("source")
+    if source and state != "ok":
+        segments.append((2, Text(source, style="dim"), " "))
     for model, left in sorted((snap.get("models") or {}).items()):  # cooling for one model, free for others
         segments.append((4, Text(f"{model} {duration(left)}", style=STATE_STYLE.get("cooling", "")), " · "))
     return fit_segments(segments, width)
@@ -56,7 +58,7 @@ def number(n: int | float | None) -> str:
     return text
 
 
-def remaining(snap: dict, *, compact: bool = True) -> str:
+def remaining(snap: KeySnapshot, *, compact: bool = True) -> str:
     """``283/1000``: requests remaining of the limit (``compact``: each a :func:`number`, at most 9
     characters; else in full)."""
     rem, lim = snap.get("requests_remaining"), snap.get("requests_limit")
@@ -75,19 +77,19 @@ def latency_cell(ms: float | None) -> str:
     return duration(ms / 1000)
 
 
-def learned(est: dict) -> str:
+def learned(est: LearnedSnapshot) -> str:
     """``8/5.1s``: a limit learnt from 429s, per its window (at most 9 characters)."""
     w = est["window_s"]
     window = f"{w:.1f}s" if w < 10 else f"{w:.0f}s" if w < 90 else duration(w)
     return f"{number(est['limit'])}/{window}"
 
 
-def learned_rate(est: dict | None) -> float:
+def learned_rate(est: LearnedSnapshot | None) -> float:
     """Requests per second a learnt limit allows (for sorting: tightest first)."""
     return est["limit"] / est["window_s"] if est and est["window_s"] else 0.0
 
 
-def learned_cell(snap: dict, width: int = 10**6) -> Text:
+def learned_cell(snap: KeySnapshot, width: int = 10**6) -> Text:
     """The keys table's ``learned`` cell: the key's learnt limit and how sure (dim when unsure), or how many
     models have one, or ``-``."""
     est = snap.get("learned")

@@ -7,6 +7,7 @@ panels are removed: a tick can never land on a half-dismantled screen.
 from __future__ import annotations
 
 from collections import deque
+from typing import Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -89,16 +90,16 @@ class MainScreen(Screen[None]):
             message.input.display = False
             self.query_one(EventsTable).focus()
 
-    def set_filter(self, *, search: str | None = None, key: str | bool | None = False,
-                   kind: str | bool | None = False) -> None:
+    def set_filter(self, *, search: str | None = None, key: str | Literal[False] | None = False,
+                   kind: str | Literal[False] | None = False) -> None:
         """Change what the events pane shows (``False``: leave that filter as it is)."""
         table = self.query_one(EventsTable)
         if search is not None:
             table.search = search
         if key is not False:
-            table.only_key = key  # type: ignore[assignment]
+            table.only_key = key
         if kind is not False:
-            table.only_kind = kind  # type: ignore[assignment]
+            table.only_kind = kind
         table.refilter()
         parts = [f"key {table.only_key}" if table.only_key else "", f"kind {table.only_kind}" if table.only_kind
                  else "", f"“{table.search}”" if table.search else ""]
@@ -132,10 +133,11 @@ class MainScreen(Screen[None]):
         view = self.session.view(timeline=bool(self.timeline_minutes))  # the timeline only while its chart shows
         now = self.session.clock.now()
         with self.app.batch_update():
-            if not view["keyless"]:
+            strategy = view["strategy"]
+            if strategy is not None:  # None: a keyless endpoint, no pool
                 order = [k["label"] for k in view["keys"]]
                 self.query_one(KeysTable).sync(view["keys"], view["next"], now)
-                self.query_one(RotationPanel).show(view["strategy"], view["picks"], order, view["next"],
+                self.query_one(RotationPanel).show(strategy, view["picks"], order, view["next"],
                                                    view["summary"])
             self._render_fallback(view)
             if self.timeline_minutes:
@@ -218,8 +220,9 @@ class MainScreen(Screen[None]):
             provider.append(f" (fallback of {view['fallback_of']})", style="cyan")
         segments.append((STATUS_RANKS["provider"], provider, " │ "))
         usable, total = view["usable"], view["total"]
-        if not view["keyless"]:
-            add("strategy", view["strategy"])
+        strategy = view["strategy"]
+        if strategy is not None:  # None: a keyless endpoint, no pool
+            add("strategy", strategy)
             paced = view.get("paced", 0)
             add("usable", f"keys {usable}/{total} usable", "bold" if usable + paced < total else "")
             if paced:

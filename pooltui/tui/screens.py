@@ -13,7 +13,8 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from pooltui.core.events import StateChange
+from pooltui.core.events import Event, StateChange
+from pooltui.core.snapshot import KeySnapshot, LearnedSnapshot
 from pooltui.tui import format as fmt
 from pooltui.tui.widgets import FittedLine
 
@@ -40,9 +41,6 @@ class InspectorScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(Text(self._body), id="trace-body")
             yield Label(" esc close", id="trace-hint")
-
-    def action_dismiss(self) -> None:
-        self.dismiss(None)
 
 
 class AddKeyScreen(ModalScreen[tuple[str, str] | None]):
@@ -214,9 +212,6 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()
 
-    def action_dismiss(self) -> None:
-        self.dismiss(None)
-
 
 class KeyDetailScreen(Screen[None]):
     """One key in full: state and why, its timeline, last errors, resets and their source, per-model
@@ -285,7 +280,7 @@ class KeyDetailScreen(Screen[None]):
         self.refresh_detail()
 
 
-def key_detail(snap: dict, events: list, now: float) -> Text:
+def key_detail(snap: KeySnapshot, events: list[Event], now: float) -> Text:
     """The detail screen's body for one key snapshot and its recent events (newest last)."""
     text = Text()
 
@@ -296,9 +291,10 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
                 f"{snap.get('quota_group') or '-'}\n")
     head("state")
     text.append_text(fmt.state_cell(snap))
-    if snap.get("until"):
+    until = snap.get("until")
+    if until:
         source = snap.get("source") or "nowhere said"
-        text.append(f"\nuntil {fmt.clock_text(snap['until'])} ({fmt.duration(snap.get('remaining_s'))} left), "
+        text.append(f"\nuntil {fmt.clock_text(until)} ({fmt.duration(snap.get('remaining_s'))} left), "
                     f"deadline from {_SOURCE_WORDS.get(source, source)}")
     if snap.get("reason"):
         text.append(f"\nbecause: {snap['reason']}")
@@ -348,15 +344,16 @@ def key_detail(snap: dict, events: list, now: float) -> Text:
 _SOURCE_WORDS = {"learned": "its learned limit (the window has room then)"}
 
 
-def learned_text(snap: dict) -> str:
+def learned_text(snap: KeySnapshot) -> str:
     """The key's limits learnt from 429s, per key or per model, in words."""
-    def one(est: dict) -> str:
+    def one(est: LearnedSnapshot) -> str:
         probes = f"probed for more {est['probes']} times" if est["probes"] else "not probed for more yet"
         return (f"{est['limit']} request{'s' if est['limit'] != 1 else ''} per {est['window_s']:.1f} s, sure "
                 f"{est['sure']:.0%} (from {est['observed']} × 429 with retry-after; {probes}); "
                 f"{est['in_window']} in the window now")
 
-    lines = [one(snap["learned"])] if snap.get("learned") else []
+    own = snap.get("learned")
+    lines = [one(own)] if own else []
     lines += [f"{m}: {one(est)}" for m, est in sorted((snap.get("learned_models") or {}).items())]
     if lines:
         return "\n".join(lines) + "\npicks wait for room in this window instead of collecting a 429"

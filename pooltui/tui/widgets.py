@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,7 +12,10 @@ from textual.widgets import DataTable, Label, Sparkline, Static
 from textual_plotext import PlotextPlot
 
 from pooltui.core.events import Event, EventKind
+from pooltui.core.snapshot import KeySnapshot
 from pooltui.session.story import EventStory, StoryRow
+from pooltui.session.timeline import TimelineView
+from pooltui.session.views import SeriesView
 from pooltui.tui import format as fmt
 
 KEY_COLUMNS = (  # (key, title, width)
@@ -126,7 +130,7 @@ class KeysTable(FittedTable):
         self._rows: dict[str, dict] = {}
         self._order: list[str] = []
         self.sort_by: str | None = None  # None: pool order
-        self._last: tuple | None = None  # the last sync's arguments, to refill after a resize
+        self._last: tuple[Sequence[KeySnapshot], str | None, float] | None = None  # to refill after a resize
 
     def refill(self) -> None:
         self._order, self._rows = [], {}
@@ -182,7 +186,7 @@ class KeysTable(FittedTable):
         if label in self._order:
             self.move_cursor(row=self._order.index(label))
 
-    def sync(self, snaps: Sequence[dict], next_label: str | None, now: float) -> None:
+    def sync(self, snaps: Sequence[KeySnapshot], next_label: str | None, now: float) -> None:
         self._last = (snaps, next_label, now)
         rows = {s["label"]: self._cells(i, s, next_label, now) for i, s in enumerate(snaps)}
         if self.sort_by is not None:
@@ -208,7 +212,7 @@ class KeysTable(FittedTable):
         self._rows = rows
 
     @staticmethod
-    def _cells(i: int, s: dict, next_label: str | None, now: float) -> dict[str, object]:
+    def _cells(i: int, s: KeySnapshot, next_label: str | None, now: float) -> dict[str, object]:
         marker = Text("▶", style="bold cyan") if s["label"] == next_label else Text(" ")
         width = {key: w for key, _, w in KEY_COLUMNS}
         values = (
@@ -232,12 +236,12 @@ class FallbackTable(FittedTable):
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="none", zebra_stripes=True, **kw)
-        self._keys: list[dict] = []
+        self._keys: list[KeySnapshot] = []
 
     def refill(self) -> None:
         self.show(self._keys)
 
-    def show(self, keys: list[dict]) -> None:
+    def show(self, keys: list[KeySnapshot]) -> None:
         self._keys = keys
         self.clear()
         for k in keys:
@@ -248,6 +252,8 @@ class FallbackTable(FittedTable):
                 "server_errors": fmt.number(k["server_errors"])}), key=k["label"])
 
 
+#: the timeline's marks per key: its 429s and its errors
+_MARKS: tuple[tuple[Literal["limited", "errors"], str], ...] = (("limited", "●"), ("errors", "✕"))
 #: the timeline's line colour per key, in pool order (red is the callers' p95)
 KEY_COLORS = ("cyan", "magenta", "yellow", "green", "blue", "white")
 
@@ -257,7 +263,7 @@ class TimelinePanel(PlotextPlot):
 
     DEFAULT_CSS = "TimelinePanel { height: 14; max-height: 45%; border: round $primary-darken-2; }"
 
-    def show(self, timeline: dict, minutes: int) -> None:
+    def show(self, timeline: TimelineView, minutes: int) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -270,7 +276,7 @@ class TimelinePanel(PlotextPlot):
         for i, line in enumerate(timeline["keys"].values()):
             color = KEY_COLORS[i % len(KEY_COLORS)]  # the legend is the border's subtitle: it shows at any height
             plt.plot(xs, line["requests"][-n:], color=color)
-            for what, marker in (("limited", "●"), ("errors", "✕")):
+            for what, marker in _MARKS:
                 points = [(x, v) for x, v in zip(xs, line[what][-n:], strict=True) if v]
                 if points:
                     plt.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color)
@@ -278,7 +284,8 @@ class TimelinePanel(PlotextPlot):
         if felt:  # what callers waited, on its own axis: seconds, not requests
             plt.plot([p[0] for p in felt], [p[1] for p in felt], yside="right", marker="braille", color="red",
                      label="callers p95")
-            plt.ylabel("callers p95 s", yside="right")
+            # textual-plotext's stub names this argument xside; plotext's ylabel takes yside
+            plt.ylabel("callers p95 s", yside="right")  # type: ignore[call-arg]
         plt.xlim(xs[0], 0)
         plt.xlabel("minutes ago")
         self.refresh()
@@ -358,7 +365,8 @@ class TrafficPanel(Vertical):
     TrafficPanel Sparkline { width: 1fr; height: 1; }
     TrafficPanel #traffic-summary { height: 1; }
     """
-    ROWS = (("requests", "req/s"), ("ok", "ok/s"), ("limited", "429/s"), ("errors", "err/s"))
+    ROWS: tuple[tuple[Literal["requests", "ok", "limited", "errors"], str], ...] = (
+        ("requests", "req/s"), ("ok", "ok/s"), ("limited", "429/s"), ("errors", "err/s"))
 
     def compose(self) -> ComposeResult:
         for key, _ in self.ROWS:
@@ -367,7 +375,7 @@ class TrafficPanel(Vertical):
                 yield Sparkline([0], id=f"spark-{key}")
         yield FittedLine(id="traffic-summary")
 
-    def show(self, series: dict[str, list[int]], summary: list[fmt.Segment]) -> None:
+    def show(self, series: SeriesView, summary: list[fmt.Segment]) -> None:
         for key, name in self.ROWS:
             data = series[key]
             recent = data[-6:-1]  # the last five complete seconds

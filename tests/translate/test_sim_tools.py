@@ -60,6 +60,13 @@ def test_values_from_a_json_schema() -> None:
     assert arguments_for(nested) == {"to": {"x": 1}}
 
 
+def test_a_schema_whose_type_is_not_a_name_gets_the_plain_value() -> None:
+    # a tool schema sent by a caller is theirs: a malformed "type" (an object, a number) must not crash the simulator
+    assert value_for({"type": {"oneOf": ["string"]}}) == "sim"
+    assert value_for({"type": 3}) == "sim"
+    assert arguments_for({"type": "object", "properties": {"a": {"type": {}}}, "required": ["a"]}) == {"a": "sim"}
+
+
 def test_anthropic_sdk_tool_round_trip(sim) -> None:
     client = ant_client(sim)
     first = client.messages.create(model="claude-sim", max_tokens=64, tools=A_TOOLS, messages=ASK)
