@@ -49,8 +49,19 @@ CREATE TABLE IF NOT EXISTS learned_limits (
     requests INTEGER NOT NULL, window_s REAL NOT NULL, sure REAL NOT NULL, seen REAL NOT NULL,
     PRIMARY KEY (provider, key, model));
 """
+#: the furthest ahead a key may be held (cooling, parked until a quota resets): a month and a day. An ``until``
+#: beyond it is written as this bound, and one already stored (by an older version) is released on open
+MAX_HOLD_S = 32 * 86400.0
+MAX_RETENTION_DAYS = 36500  # a century: more overflows the cutoff of what is pruned
 # columns added after the first release: (table, column, type); added when a database lacks them
 _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"))
+
+
+def bounded_until(until: float | None, now: float | None = None) -> float | None:
+    """``until`` no further than :data:`MAX_HOLD_S` ahead (None stays None; NaN is no time at all)."""
+    if until is None or until != until:
+        return None
+    return min(float(until), (now or time.time()) + MAX_HOLD_S)
 
 
 class HistoryError(Exception):
@@ -89,13 +100,14 @@ class History:
     def __init__(self, path: Path, retention_days: int = 30) -> None:
         private_dir(path.parent)
         self.path = path
-        self.retention_days = retention_days
+        self.retention_days = max(1, min(retention_days, MAX_RETENTION_DAYS))
         self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self._migrate()
+            self.release_impossible_holds()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise HistoryError(f"{path} is not a readable history database ({exc}); it is left as it is: "
@@ -111,6 +123,15 @@ class History:
             have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def release_impossible_holds(self, now: float | None = None) -> int:
+        """Put back to ok the keys held further ahead than :data:`MAX_HOLD_S` (or until a time that is not a
+        number): no setting or provider can ask that, so the row is a poisoned one; returns how many."""
+        with self.db:
+            return self.db.execute(
+                "UPDATE key_status SET state = 'ok', until = NULL, source = NULL, reason = '' WHERE until IS NOT NULL"
+                " AND (typeof(until) NOT IN ('real', 'integer') OR until > ?)",
+                ((now or time.time()) + MAX_HOLD_S,)).rowcount
 
     def close(self) -> None:
         self.db.close()
@@ -251,7 +272,8 @@ class History:
                 " until = excluded.until, source = excluded.source, reason = excluded.reason,"
                 " status = excluded.status, changed_at = excluded.changed_at,"
                 " fingerprint = COALESCE(excluded.fingerprint, fingerprint)",
-                (provider, key, state, until, source, scrub(reason), status, changed_at or time.time(), fingerprint))
+                (provider, key, state, bounded_until(until), source, scrub(reason), status, changed_at or time.time(),
+                 fingerprint))
 
     def set_verified(self, provider: str, key: str, result: str, when: float | None = None) -> None:
         when = when or time.time()
