@@ -97,7 +97,10 @@ class AppContext:
 
     def warn_unencrypted(self) -> None:
         store = self.store()
-        if store.unencrypted:
+        problem = store.file_problem()
+        if problem:
+            click.echo(f"pooltui: warning: {problem}", err=True)
+        elif store.unencrypted:
             click.echo(f"pooltui: warning: secrets are stored unencrypted in {store.file} (no OS keyring here)",
                        err=True)
 

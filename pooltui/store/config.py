@@ -18,7 +18,7 @@ from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
-from pooltui.store.atomic import locked, write_atomic
+from pooltui.store.atomic import locked, read_regular_text, write_atomic
 from pooltui.store.history import MAX_RETENTION_DAYS
 from pooltui.store.toml_merge import dumps_merged
 
@@ -474,7 +474,7 @@ def _field_in(message: str) -> str | None:
 def load_config(path: Path) -> Config:
     """The config at ``path`` (an empty one if the file does not exist yet)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         return Config(path)
     except UnicodeDecodeError:
@@ -492,7 +492,7 @@ def save_config(cfg: Config) -> None:
     """Write atomically; validation first, so an invalid config is never written."""
     cfg.validate()
     try:
-        original = cfg.path.read_text(encoding="utf-8")
+        original = read_regular_text(cfg.path)
     except FileNotFoundError:
         original = ""
     text = dumps_merged(original, cfg.to_dict())

@@ -27,6 +27,7 @@ from typing import Any
 
 from pooltui.core import validate
 from pooltui.core.hermes_rules import bench_until, parse_timestamp
+from pooltui.store.atomic import read_regular_text
 
 #: Hermes provider id -> pooltui provider kind (those pooltui has a profile for)
 KINDS = {"openai-api": "openai", "openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
@@ -124,7 +125,7 @@ def read_config_yaml(home: Path) -> dict[str, Any]:
 
     path = home / "config.yaml"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
@@ -243,7 +244,7 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
     """Read the Hermes pool of ``home`` (``path``: an auth.json elsewhere). ValueError names the file."""
     path = path or home / "auth.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from pooltui.store import hermes_auth
+from pooltui.store.atomic import write_atomic
 from pooltui.store.history import History
 from tests.safety.test_input_validation import config_file, one_line_exit_2, run
 
@@ -77,3 +83,84 @@ def test_a_bad_webhook_is_reported_without_its_path() -> None:
         out = run("auth", "list")
         one_line_exit_2(out, f"{path}:1", "hooks.example.com")
         assert "SECRET" not in out.stderr and "T000" not in out.stderr
+
+
+def test_a_fifo_as_config_toml_is_refused_at_once_not_waited_on() -> None:
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    for args in (("provider", "list"), ("provider", "set", "openai"), ("auth", "list")):
+        one_line_exit_2(run(*args), str(path), "a FIFO, not a regular file")
+    assert stat.S_ISFIFO(path.lstat().st_mode)
+
+
+def test_writing_never_replaces_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="a FIFO, not a regular file"):
+        write_atomic(fifo, b"x = 1\n")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and os.listdir(tmp_path) == ["config.toml"]
+
+
+def test_a_symlinked_config_toml_stays_a_link_and_its_target_is_updated(tmp_path: Path) -> None:
+    target = tmp_path / "dotfiles" / "pooltui.toml"
+    target.parent.mkdir()
+    target.write_text("# mine, in my dotfiles\n")
+    link = config_file()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    assert run("provider", "set", "openai", "--cooldown", "45").returncode == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text().startswith("# mine, in my dotfiles") and "cooldown_s = 45" in target.read_text()
+
+
+def test_a_symlinked_hermes_auth_json_stays_a_link_and_its_target_is_updated(tmp_path: Path) -> None:
+    home, elsewhere = tmp_path / "hermes", tmp_path / "synced" / "auth.json"
+    home.mkdir()
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(json.dumps({"credential_pool": {"openai": [
+        {"id": "e1", "label": "one", "priority": 0, "last_status": "exhausted", "last_status_at": 1.0}]}}))
+    (home / "auth.json").symlink_to(elsewhere)
+    hermes_auth.reset(home, "openai", "e1")
+    assert (home / "auth.json").is_symlink()
+    assert json.loads(elsewhere.read_text())["credential_pool"]["openai"][0]["last_status"] is None
+
+
+def test_a_read_only_data_dir_is_called_read_only(tmp_path: Path) -> None:
+    add_key("openai", "a")
+    data = data_dir()
+    script = (f"mount --bind {data} {data} && mount -o remount,ro,bind {data} && "
+              f"{sys.executable} -m pooltui --secret-store file auth add openai --pool b --stdin --no-verify")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {data} {data}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no mount namespace here to make a read-only folder (root ignores modes)")
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60,
+                         input="sk-test-odd-inputs-000000000002\n")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{data} is on a read-only file system: pooltui cannot write {data / 'secrets.json'}" in out.stderr
+    assert "is a file, not a folder" not in out.stderr
+
+
+@pytest.mark.parametrize("spoil", ["chmod 644", "chown to another user"])
+def test_a_secret_file_others_can_read_or_change_is_refused_wherever_it_is_read(spoil: str) -> None:
+    add_key("openai", "a")
+    secrets = data_dir() / "secrets.json"
+    if spoil == "chmod 644":
+        secrets.chmod(0o644)
+        why = "is mode 0644: others can read the secrets in it"
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a file away")
+        os.chown(secrets, 65534, -1)
+        why = "is owned by uid 65534, not by you"
+    before = secrets.read_bytes()
+    listed = run("auth", "list")
+    assert listed.returncode == 0 and "(missing)" in listed.stdout
+    lines = listed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pooltui: warning: {secrets} {why}")
+    added = run("--secret-store", "file", "auth", "add", "openai", "--pool", "b", "--stdin", "--no-verify",
+                stdin="sk-test-odd-inputs-000000000003\n")
+    assert added.returncode != 0 and why in added.stderr and len(added.stderr.strip().splitlines()) == 1
+    assert secrets.read_bytes() == before
+    doctor = run("doctor")
+    assert doctor.returncode == 1 and f"FAIL  secret file   {secrets} {why}" in doctor.stdout
