@@ -22,30 +22,30 @@ def finite(name: str, value: object, minimum: float | None = 0.0, *, strict: boo
            maximum: float | None = None) -> float:
     """A real, finite number (not NaN, not infinite, not a bool) of at least ``minimum`` and at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a finite number, not {_short(value)}")
+        raise ValueError(f"{name} must be a finite number, not {short(value)}")
     try:
         number = float(value)
     except OverflowError:  # an int too large for a float
-        raise ValueError(f"{name} must be a finite number, not {_short(value)}") from None
+        raise ValueError(f"{name} must be a finite number, not {short(value)}") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, not {_short(value)}")
+        raise ValueError(f"{name} must be a finite number, not {short(value)}")
     if minimum is not None and (number <= minimum if strict else number < minimum):
-        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, not {_short(value)}")
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, not {short(value)}")
     if maximum is not None and number > maximum:
-        raise ValueError(f"{name} must be at most {maximum:g}, not {_short(value)}")
+        raise ValueError(f"{name} must be at most {maximum:g}, not {short(value)}")
     return number
 
 
 def whole(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
     """A whole number (not a bool, not a float) of at least ``minimum`` and at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, not {_short(value)}")
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {short(value)}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum:,}, not {_short(value)}")
+        raise ValueError(f"{name} must be at most {maximum:,}, not {short(value)}")
     return value
 
 
-def _short(value: object) -> str:
+def short(value: object) -> str:
     """``repr(value)`` cut to 40 characters (a number of a million digits stays one short line)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
         return f"a number of {len(str(abs(value)))} digits"
@@ -124,7 +124,7 @@ def base_url(value: object, *, secret_path: bool = False) -> str:
     """A strict http(s) URL with a host: no whitespace, CR/LF, user-info, bad port, query or fragment.
     ``secret_path``: the URL's path is a secret (a webhook): errors show only its scheme and host."""
     if not isinstance(value, str):
-        raise ValueError(f"base URL must be text, not {_short(value)}")
+        raise ValueError(f"base URL must be text, not {short(value)}")
     url = value.strip()
     shown = origin(url) if secret_path else url
     if _SPACE_OR_CONTROL.search(url):

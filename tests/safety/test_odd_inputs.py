@@ -164,3 +164,35 @@ def test_a_secret_file_others_can_read_or_change_is_refused_wherever_it_is_read(
     assert secrets.read_bytes() == before
     doctor = run("doctor")
     assert doctor.returncode == 1 and f"FAIL  secret file   {secrets} {why}" in doctor.stdout
+
+
+SCENARIO = ('name = "odd"\n[traffic]\nrequests = 20\nrate = 5\n'
+            '[[providers]]\nname = "p"\nlatency_ms = 1\n'
+            '[[providers.keys]]\nlabel = "a"\nsecret = "sk-test-odd-a-000000001"\n')
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (('secret = "sk-test-odd-a-000000001"', 'secret = "sk-test-odd-a-000000001"\nanswer_bytes = 1000000000000'),
+     "providers[0].keys[0].answer_bytes: must be a whole number from 1 to 268435456"),
+    (("requests = 20", "requests = 1000000000000"), "traffic.requests: must be a whole number from 1 to 100000"),
+    (("rate = 5", "rate = 1e-300"), "traffic.rate: must be 0 (all at once) or at least 0.001 per second"),
+    (("latency_ms = 1", "latency_ms = 1e300"), "providers[0].latency_ms: must be <= 600000"),
+    (("requests = 20", "requests = 20\nconcurrency = 9999999999999999999999999999999999999999"),
+     "traffic.concurrency: must be a whole number from 1 to 4096, not a number of 40 digits"),
+])
+def test_a_scenario_field_out_of_bounds_is_one_line_not_a_hang_or_a_memory_error(
+        tmp_path: Path, change: tuple[str, str], field: str) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(SCENARIO.replace(*change))
+    one_line_exit_2(run("compare", "--scenario", str(path), "--strategies", "round-robin"), str(path), field)
+
+
+def test_the_odd_scenario_itself_runs(tmp_path: Path) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(SCENARIO)
+    assert run("compare", "--scenario", str(path), "--strategies", "round-robin").returncode == 0
+
+
+@pytest.mark.parametrize("command", ["compare", "traffic"])
+def test_a_rate_of_1e_300_on_the_command_line_is_refused(command: str) -> None:
+    one_line_exit_2(run(command, "--rate", "1e-300"), "--rate", "must be 0 or at least 0.001")
