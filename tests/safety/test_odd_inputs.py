@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pooltui.session.alerts import AlertSender, payload
 from pooltui.store import hermes_auth
 from pooltui.store.atomic import write_atomic
 from pooltui.store.history import History
@@ -196,3 +199,58 @@ def test_the_odd_scenario_itself_runs(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["compare", "traffic"])
 def test_a_rate_of_1e_300_on_the_command_line_is_refused(command: str) -> None:
     one_line_exit_2(run(command, "--rate", "1e-300"), "--rate", "must be 0 or at least 0.001")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of the process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def hanging_command(tmp_path: Path) -> tuple[list[str], Path]:
+    """An alert command that starts a long sleep and waits on it; it writes its process group once started."""
+    group = tmp_path / "group"
+    return ["sh", "-c", f"sleep 120 & cut -d' ' -f5 /proc/$$/stat > {group}.tmp && mv {group}.tmp {group}; wait"], group
+
+
+def assert_group_gone(group_file: Path) -> None:
+    """The alert command ran in a process group of its own, and nothing of that group is left."""
+    pgid = int(group_file.read_text())
+    assert pgid != os.getpgid(0), "the alert command ran in pooltui's own process group"
+    deadline = time.monotonic() + 5
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert group_members(pgid) == [], "a process the alert command started survived it"
+
+
+def test_an_alert_command_past_its_timeout_is_stopped_with_what_it_started(tmp_path: Path) -> None:
+    command, group = hanging_command(tmp_path)
+    sender = AlertSender(command, timeout_s=1, retries=0)
+    problems = asyncio.run(sender.deliver(payload("openai", "outage", "red", "down", [], time.time())))
+    assert problems == ["command sh: still running after 1 s: stopped"]
+    assert_group_gone(group)
+
+
+def test_an_alert_command_is_stopped_with_what_it_started_when_pooltui_stops(tmp_path: Path) -> None:
+    command, group = hanging_command(tmp_path)
+    sender = AlertSender(command, timeout_s=60, retries=0)
+
+    async def stop_while_it_runs() -> None:
+        task = asyncio.create_task(sender.deliver(payload("openai", "outage", "red", "down", [], time.time())))
+        while not group.exists():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_while_it_runs())
+    assert_group_gone(group)
