@@ -14,11 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from pooltui.commands.cli import cli
 from pooltui.session.alerts import AlertSender, payload
 from pooltui.store import hermes_auth
 from pooltui.store.atomic import write_atomic
+from pooltui.store.config import ConfigEditor
 from pooltui.store.history import History
+from tests.conftest import config_on_simulator, keys
 from tests.safety.test_input_validation import config_file, one_line_exit_2, run
 
 MONTH_AND_A_DAY_S = 32 * 86400  # the furthest ahead a key may be held
@@ -254,3 +258,30 @@ def test_an_alert_command_is_stopped_with_what_it_started_when_pooltui_stops(tmp
 
     asyncio.run(stop_while_it_runs())
     assert_group_gone(group)
+
+
+def storm_history(serve, tmp_path: Path, learn: bool) -> tuple[int, int, int]:
+    """A 429 storm (keys of 2 requests a second whose 429s say "retry at once", no rate-limit headers, no cooldown
+    floor) through ``traffic --provider``: (event rows written, the 429s they stand for, the 429s the traffic saw)."""
+    path, _store, _server = config_on_simulator(serve, tmp_path / ("on" if learn else "off"), n_keys=2, window_s=1,
+                                                success_headers=False, keys=keys("k", 2, rpm=2, retry_after=0))
+    with ConfigEditor(path) as cfg:
+        main = cfg.providers["main"]
+        main.cooldown_s, main.cooldown_floor_s, main.learn_limits = 0.1, 0.0, learn
+    data = tmp_path / ("on" if learn else "off") / "data"
+    out = CliRunner().invoke(cli, ["--config", str(path), "traffic", "--provider", "main", "--requests", "40",
+                                   "--concurrency", "8", "--json"], env={"POOLTUI_DATA_DIR": str(data)})
+    assert out.exit_code in (0, 1), out.output
+    seen = sum(k["rate_limited"] for k in json.loads(out.stdout)["keys"])
+    history = History(data / "history.db")
+    stood_for = sum(e["kind"] == "rate_limited" for e in history.events(0, limit=100_000))
+    total = history.db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    history.close()
+    return total, stood_for, seen
+
+
+def test_a_429_storm_without_learning_grows_the_history_no_faster_than_with_it(serve, tmp_path: Path) -> None:
+    rows_on, _, _ = storm_history(serve, tmp_path, learn=True)
+    rows_off, stood_for, seen = storm_history(serve, tmp_path, learn=False)
+    assert seen > 80 and stood_for == seen  # a storm (two 429s a request and more), every 429 still counted
+    assert rows_off <= rows_on * 1.2 + 5, (rows_off, rows_on, seen)
