@@ -13,16 +13,18 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
 from pooltui.session.alerts import AlertSender, payload
+from pooltui.sim.process import free_port
 from pooltui.store import hermes_auth
 from pooltui.store.atomic import write_atomic
 from pooltui.store.config import ConfigEditor
 from pooltui.store.history import History
-from tests.conftest import config_on_simulator, keys
+from tests.conftest import config_on_simulator, keys, make_scenario
 from tests.safety.test_input_validation import config_file, one_line_exit_2, run
 
 MONTH_AND_A_DAY_S = 32 * 86400  # the furthest ahead a key may be held
@@ -285,3 +287,28 @@ def test_a_429_storm_without_learning_grows_the_history_no_faster_than_with_it(s
     rows_off, stood_for, seen = storm_history(serve, tmp_path, learn=False)
     assert seen > 80 and stood_for == seen  # a storm (two 429s a request and more), every 429 still counted
     assert rows_off <= rows_on * 1.2 + 5, (rows_off, rows_on, seen)
+
+
+def test_an_alert_command_is_stopped_with_what_it_started_when_the_proxy_is_terminated(serve, tmp_path: Path) -> None:
+    server = serve(make_scenario({"name": "main", "keys": keys("k", 1, invalid=True)}))
+    assert run("provider", "set", "main", "--kind", "openai", "--base-url", server.base_url("main")).returncode == 0
+    add_key("main", "k0")
+    command, group = hanging_command(tmp_path)
+    with config_file().open("a") as fh:
+        fh.write(f"\n[alerts]\ncommand = {json.dumps(command)}\ntimeout_s = 60\n")
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not group.exists() and time.monotonic() < deadline:  # a 401 marks the key invalid: an alert
+            with contextlib.suppress(httpx.TransportError):
+                httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                           json={"model": "gpt-sim-1", "messages": [{"role": "user", "content": "hi"}]})
+            time.sleep(0.2)
+        assert group.exists(), "the alert command did not start"
+        proxy.terminate()
+        assert proxy.wait(20) == 0
+    finally:
+        proxy.kill()
+    assert_group_gone(group)
