@@ -312,3 +312,20 @@ def test_an_alert_command_is_stopped_with_what_it_started_when_the_proxy_is_term
     finally:
         proxy.kill()
     assert_group_gone(group)
+
+
+def test_fifos_in_a_hermes_home_are_not_waited_on(tmp_path: Path) -> None:
+    home = tmp_path / "hermes"
+    home.mkdir()
+    (home / "auth.json").write_text('{"credential_pool": {}}')
+    os.mkfifo(home / ".env")
+
+    def import_hermes() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pooltui", "import", "hermes"], capture_output=True, text=True,
+                              timeout=20, env={**os.environ, "HERMES_HOME": str(home)})
+
+    assert import_hermes().returncode == 0  # a .env that is a FIFO is no .env
+    os.mkfifo(home / "config.yaml")
+    out = import_hermes()
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"pooltui: error: {home / 'config.yaml'}: cannot read (a FIFO, not a regular file: replace it with a file)"]
