@@ -97,7 +97,10 @@ class AppContext:
 
     def warn_unencrypted(self) -> None:
         store = self.store()
-        if store.unencrypted:
+        problem = store.file_problem()
+        if problem:
+            click.echo(f"pooltui: warning: {problem}", err=True)
+        elif store.unencrypted:
             click.echo(f"pooltui: warning: secrets are stored unencrypted in {store.file} (no OS keyring here)",
                        err=True)
 
@@ -136,12 +139,14 @@ def strategy_option(_ctx, _param, value: str | None) -> str | None:
 
 
 class FiniteFloat(click.ParamType):
-    """A finite number in a range: ``nan``, ``inf`` and out-of-range values get one clear line."""
+    """A finite number in a range: ``nan``, ``inf`` and out-of-range values get one clear line. ``smallest``:
+    the least number above 0 that makes sense (a rate of 1e-300 per second never ends); 0 stays allowed."""
 
     name = "number"
 
-    def __init__(self, minimum: float | None = None, maximum: float | None = None, strict: bool = False) -> None:
-        self.minimum, self.maximum, self.strict = minimum, maximum, strict
+    def __init__(self, minimum: float | None = None, maximum: float | None = None, strict: bool = False,
+                 smallest: float | None = None) -> None:
+        self.minimum, self.maximum, self.strict, self.smallest = minimum, maximum, strict, smallest
 
     def convert(self, value, param, ctx) -> float:
         import math
@@ -157,6 +162,8 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} must be {'>' if self.strict else '>='} {low:g}", param, ctx)
         if self.maximum is not None and number > self.maximum:
             self.fail(f"{value!r} must be <= {self.maximum:g}", param, ctx)
+        if self.smallest is not None and 0 < number < self.smallest:
+            self.fail(f"{value!r} must be 0 or at least {self.smallest:g}", param, ctx)
         return number
 
 

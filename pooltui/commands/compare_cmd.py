@@ -16,6 +16,7 @@ import click
 from pooltui.commands.common import FiniteFloat, UserError, app, output_file, since_option
 from pooltui.commands.sim_cmds import load_scenario_or_fail
 from pooltui.core.words import plural
+from pooltui.sim.scenario import MAX_RATE, MIN_RATE
 
 COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
            ("upstream_429", "429 up", 6), ("upstream_other_errors", "err up", 6),
@@ -42,7 +43,8 @@ def plan_options(command):
                    "hermes-round-robin (Hermes Agent's own pool, emulated), or all")
 @click.option("--requests", "n_requests", type=click.IntRange(1, 100_000), help="requests per strategy "
               "(default: the scenario's)")
-@click.option("--rate", type=FiniteFloat(0, 10_000), help="arrivals per second, Poisson (0: all at once)")
+@click.option("--rate", type=FiniteFloat(0, MAX_RATE, smallest=MIN_RATE),
+              help="arrivals per second, Poisson (0: all at once)")
 @click.option("--concurrency", type=click.IntRange(1, 4096), help="requests in flight at once")
 @click.option("--seed", type=int, default=None, help="the workload's seed (default: the scenario's)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")

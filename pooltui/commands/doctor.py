@@ -107,7 +107,7 @@ def check_history(a, repair: bool) -> list[Check]:
         return [Check(True, "history", f"{path} (not created yet)")]
     problem = _history_problem(path)
     if problem is None:
-        return [Check(True, "history", f"{path}: integrity ok")]
+        return [Check(True, "history", f"{path}: integrity ok"), *_check_holds(path, repair)]
     if not repair:
         return [Check(False, "history", f"{path}: {problem} (run `pooltui doctor --repair-history` to move it "
                                         "aside and start a new one)")]
@@ -121,6 +121,25 @@ def check_history(a, repair: bool) -> list[Check]:
 
     History(path).close()
     return [Check(True, "history", f"{path} was broken ({problem}): kept as {aside.name}, a new one started")]
+
+
+def _check_holds(path: Path, repair: bool) -> list[Check]:
+    """Keys held further ahead than any setting or provider can ask (rows written by a bad setting)."""
+    from pooltui.store.history import MAX_HOLD_S, History
+
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        rows = db.execute("SELECT provider, key FROM key_status WHERE until IS NOT NULL AND (typeof(until) NOT IN"
+                          " ('real', 'integer') OR until > ?) ORDER BY provider, key",
+                          (time.time() + MAX_HOLD_S,)).fetchall()
+    if not rows:
+        return []
+    names = ", ".join(f"{p}/{k}" for p, k in rows[:5]) + (" …" if len(rows) > 5 else "")
+    if repair:
+        history = History(path)  # opening it releases them
+        history.close()
+        return [Check(True, "key holds", f"{names}: held beyond {MAX_HOLD_S / 86400:g} days, released")]
+    return [Check(False, "key holds", f"{names}: held beyond {MAX_HOLD_S / 86400:g} days (a bad setting wrote it;"
+                                      " `pooltui doctor --repair-history` releases them)")]
 
 
 def _history_problem(path: Path) -> str | None:

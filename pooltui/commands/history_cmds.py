@@ -22,7 +22,7 @@ from pooltui.commands.common import UserError, app, since_option, table, unknown
 def events(ctx: click.Context, since: float, provider: str | None, limit: int, as_json: bool) -> None:
     """Past events (429s, 401s, quota, 5xx, state changes) from the history."""
     a = app(ctx)
-    rows = known_history(a, a.config(), provider).events(since, provider, limit)
+    rows = known_history(a, a.config(), provider).events(since, provider, limit, folded=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -31,7 +31,12 @@ def events(ctx: click.Context, since: float, provider: str | None, limit: int, a
         return
     click.echo(table(["time", "provider", "key", "event", "status", "reason", "action"],
                      [[when(r["ts"]), r["provider"], r["key"] or "-", r["kind"], str(r["status"] or "-"),
-                       (r["reason"] or "")[:60], r["action"] or ""] for r in rows]))
+                       (r["reason"] or "")[:60], (r["action"] or "") + repeats(r["repeats"])] for r in rows]))
+
+
+def repeats(n: int) -> str:
+    """How many events a row stands for (a key's repeats within 10 s are stored as one row), when more than one."""
+    return f" (×{n} within 10 s)" if n > 1 else ""
 
 
 @click.command("usage")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import click
@@ -134,10 +135,17 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
             for client in [*session.clients.values(), *session.retired]:
                 await client.aclose()
 
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         runner()(main())
     except KeyboardInterrupt:
         pass
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM (a service manager stopping the proxy) ends it as Ctrl-C does: the history gets its last lines and
+    a running alert command is stopped with its process group, where the default action would leave both."""
+    raise KeyboardInterrupt
 
 
 def _check_host_name(name: str) -> None:

@@ -14,6 +14,7 @@ from pooltui.core.errors import no_keys
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import format_trace
 from pooltui.core.words import plural
+from pooltui.sim.scenario import MAX_RATE, MIN_RATE
 
 
 @click.command()
@@ -24,7 +25,8 @@ from pooltui.core.words import plural
 @click.option("--concurrency", type=click.IntRange(1, 4096),
               help="requests in flight at once with --rate 0; with a rate, arrivals are open-loop (callers do not "
               "wait for each other, a backlog builds as in production)")
-@click.option("--rate", type=FiniteFloat(0), help="requests per second (0 = as fast as concurrency allows)")
+@click.option("--rate", type=FiniteFloat(0, MAX_RATE, smallest=MIN_RATE),
+              help="requests per second (0 = as fast as concurrency allows)")
 @click.option("--stream", is_flag=True, help="stream every response (SSE)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
 @click.option("--trace", "n_traces", type=click.IntRange(0), default=0, help="print the last N request traces")

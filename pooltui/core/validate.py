@@ -18,20 +18,39 @@ _NOT_PRINTABLE_ASCII = re.compile(r"[^\x21-\x7e]")
 MAX_SECRET_BYTES = 4096
 
 
-def finite(name: str, value: object, minimum: float | None = 0.0, *, strict: bool = False) -> float:
-    """A real, finite number (not NaN, not infinite, not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, not {value!r}")
-    return float(value)
+def finite(name: str, value: object, minimum: float | None = 0.0, *, strict: bool = False,
+           maximum: float | None = None) -> float:
+    """A real, finite number (not NaN, not infinite, not a bool) of at least ``minimum`` and at most ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a finite number, not {short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"{name} must be a finite number, not {short(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, not {short(value)}")
+    if minimum is not None and (number <= minimum if strict else number < minimum):
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {minimum:g}, not {short(value)}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be at most {maximum:g}, not {short(value)}")
+    return number
 
 
-def whole(name: str, value: object, minimum: int = 0) -> int:
-    """A whole number (not a bool, not a float) of at least ``minimum``."""
+def whole(name: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
+    """A whole number (not a bool, not a float) of at least ``minimum`` and at most ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+        raise ValueError(f"{name} must be a whole number >= {minimum}, not {short(value)}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, not {short(value)}")
     return value
+
+
+def short(value: object) -> str:
+    """``repr(value)`` cut to 40 characters (a number of a million digits stays one short line)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"a number of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def flag(name: str, value: object) -> bool:
@@ -90,25 +109,38 @@ def secret(value: object) -> str:
     return text
 
 
-def base_url(value: object) -> str:
-    """A strict http(s) URL with a host: no whitespace, CR/LF, user-info, bad port, query or fragment."""
+def origin(url: str) -> str:
+    """A URL as it may be shown when its path is a secret (a webhook's often is): scheme and host only."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    return f"{parts.scheme or '?'}://{host}{'' if port is None else f':{port}'}/…"
+
+
+def base_url(value: object, *, secret_path: bool = False) -> str:
+    """A strict http(s) URL with a host: no whitespace, CR/LF, user-info, bad port, query or fragment.
+    ``secret_path``: the URL's path is a secret (a webhook): errors show only its scheme and host."""
     if not isinstance(value, str):
-        raise ValueError(f"base URL must be text, not {value!r}")
+        raise ValueError(f"base URL must be text, not {short(value)}")
     url = value.strip()
+    shown = origin(url) if secret_path else url
     if _SPACE_OR_CONTROL.search(url):
-        raise ValueError(f"base URL {url!r} has whitespace or a control character in it")
+        raise ValueError(f"base URL {shown!r} has whitespace or a control character in it")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base URL must be http(s)://host..., not {url!r}")
+        raise ValueError(f"base URL must be http(s)://host..., not {shown!r}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise ValueError(f"base URL {parts.scheme}://{parts.hostname}... must not carry user-info (a key in the "
                          "URL would be logged): store the key with `pooltui auth add`")
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"base URL {url!r} has a bad port") from None
+        raise ValueError(f"base URL {shown!r} has a bad port") from None
     if port == 0:
-        raise ValueError(f"base URL {url!r} has a bad port")
+        raise ValueError(f"base URL {shown!r} has a bad port")
     if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise ValueError(f"base URL {url!r} must not have a query or fragment")
+        raise ValueError(f"base URL {shown!r} must not have a query or fragment")
     return url.rstrip("/")

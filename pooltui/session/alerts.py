@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,20 +143,28 @@ class AlertSender:
         env = {**os.environ, "POOLTUI_ALERT_PROVIDER": alert["provider"], "POOLTUI_ALERT_KIND": alert["kind"],
                "POOLTUI_ALERT_SEVERITY": alert["severity"], "POOLTUI_ALERT_SUMMARY": alert["summary"],
                "POOLTUI_ALERT_KEYS": ",".join(alert["keys"])}
-        try:
+        try:  # in a process group of its own, so what it started is stopped with it
             proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL, env=env)
+                stderr=asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
         except OSError as exc:
             return f"cannot run it ({type(exc).__name__})"
         try:
             await asyncio.wait_for(proc.communicate(json.dumps(alert).encode()), self.timeout_s)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            kill_group(proc.pid)
             await proc.wait()
             return f"still running after {self.timeout_s:g} s: stopped"
+        except BaseException:  # cancelled: the proxy or the monitor is stopping, and the command goes with it
+            kill_group(proc.pid)
+            raise
         return "" if proc.returncode == 0 else f"exited {proc.returncode}"
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of the group ``pgid`` (an alert command and whatever it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 class AlertWatcher:

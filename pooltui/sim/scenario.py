@@ -13,6 +13,13 @@ from pooltui.sim import corpus
 from pooltui.sim.scenario_fields import FieldError, Fields, check_number
 
 SIM_DIALECTS = ("openai", "anthropic")
+#: bounds of a scenario's fields: what a test or a lab run can use, well short of what hangs or exhausts memory
+MAX_REQUESTS = 100_000  # as `compare --requests`
+MAX_CONCURRENCY = 4096
+MAX_RATE, MIN_RATE = 10_000.0, 0.001  # arrivals per second: 0 (all at once), or from one per 1000 s
+MAX_SPAN_S = 31 * 86400.0  # windows, outages, cycles, retry-afters
+MAX_LATENCY_MS = 600_000.0
+MAX_ANSWER_BYTES = 256 * 2**20
 
 
 class ScenarioError(ValueError):
@@ -121,8 +128,9 @@ def _key(raw: Any, where: str) -> SimKey:
         revoke_after=f.whole("revoke_after"), invalid=f.flag("invalid"), forbidden=f.flag("forbidden"),
         quota_group=f.text("quota_group", None),
         stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
-        echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1),
-        retry_after=f.number("retry_after"), corpus_case=_corpus_case(f.text("corpus_case", None), where))
+        echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1, MAX_ANSWER_BYTES),
+        retry_after=f.number("retry_after", maximum=MAX_SPAN_S),
+        corpus_case=_corpus_case(f.text("corpus_case", None), where))
     f.done(_KEY_FIELDS)
     return key
 
@@ -140,19 +148,19 @@ def _corpus_case(case_id: str | None, where: str) -> str | None:
 
 def _latency(value: Any, where: str) -> tuple[float, float]:
     if isinstance(value, list) and len(value) == 2:
-        lo, hi = (check_number(f"{where}[{i}]", v) for i, v in enumerate(value))
+        lo, hi = (check_number(f"{where}[{i}]", v, maximum=MAX_LATENCY_MS) for i, v in enumerate(value))
         if lo > hi:
             raise FieldError(where, f"must be [low, high] with low <= high, not {value!r}")
         return lo, hi
     if isinstance(value, int | float) and not isinstance(value, bool):
-        n = check_number(where, value)
+        n = check_number(where, value, maximum=MAX_LATENCY_MS)
         return n, n
     raise FieldError(where, f"must be milliseconds or [low, high], not {value!r}")
 
 
 def _outage(raw: Any, where: str) -> Outage:
     f = Fields(raw, where)
-    start, end = f.number("start_s", 0.0), f.number("end_s", None)
+    start, end = f.number("start_s", 0.0, maximum=MAX_SPAN_S), f.number("end_s", None, maximum=MAX_SPAN_S)
     if end is None or end <= start:
         raise FieldError(f"{where}.end_s", f"must be a number > start_s ({start:g}), not {end!r}")
     outage = Outage(start, end, f.whole("status", 503, 400, 599))
@@ -165,11 +173,11 @@ def _provider(raw: Any, where: str) -> SimProvider:
     name = f.label("name", "provider name")
     provider = SimProvider(
         name=name, dialect=f.choice("dialect", "openai", SIM_DIALECTS),
-        window_s=f.number("window_s", 60.0, above=True), latency_ms=_latency(f.any("latency_ms", 0),
+        window_s=f.number("window_s", 60.0, above=True, maximum=MAX_SPAN_S), latency_ms=_latency(f.any("latency_ms", 0),
                                                                               f"{where}.latency_ms"),
         error_rate=f.number("error_rate", 0.0, maximum=1.0), quota_status=f.whole("quota_status", 429, 400, 599),
-        cycle_s=f.number("cycle_s", 0.0), success_headers=f.flag("success_headers", True),
-        outage_retry_after=f.number("outage_retry_after"), per_model=f.flag("per_model"),
+        cycle_s=f.number("cycle_s", 0.0, maximum=MAX_SPAN_S), success_headers=f.flag("success_headers", True),
+        outage_retry_after=f.number("outage_retry_after", maximum=MAX_SPAN_S), per_model=f.flag("per_model"),
         keys=[_key(k, w) for k, w in f.tables("keys")], outages=[_outage(o, w) for o, w in f.tables("outages")])
     labels = [k.label for k in provider.keys]
     if len(set(labels)) != len(labels):
@@ -191,9 +199,13 @@ def _traffic(raw: Any, where: str) -> TrafficDefaults:
     models = f.any("models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise FieldError(f"{where}.models", f"must be a list of model names, not {models!r}")
-    traffic = TrafficDefaults(requests=f.whole("requests", 200, 1), concurrency=f.whole("concurrency", 8, 1),
-                              rate=f.number("rate", 0.0), strategy=strategy,
-                              deadline_s=f.number("deadline_s", 30.0, above=True), models=list(models))
+    rate = f.number("rate", 0.0, maximum=MAX_RATE)
+    if 0 < rate < MIN_RATE:
+        raise FieldError(f"{where}.rate", f"must be 0 (all at once) or at least {MIN_RATE:g} per second, not {rate!r}")
+    traffic = TrafficDefaults(requests=f.whole("requests", 200, 1, MAX_REQUESTS),
+                              concurrency=f.whole("concurrency", 8, 1, MAX_CONCURRENCY), rate=rate, strategy=strategy,
+                              deadline_s=f.number("deadline_s", 30.0, above=True, maximum=86400.0),
+                              models=list(models))
     f.done("requests, concurrency, rate, strategy, deadline_s, models")
     return traffic
 

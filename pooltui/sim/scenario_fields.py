@@ -4,7 +4,6 @@ not '8'`` (the loader adds the file)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pooltui.core import validate
@@ -62,7 +61,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
                 maximum is not None and value > maximum):
             bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise FieldError(self._at(name), f"must be a whole number {bound}, not {value!r}")
+            raise FieldError(self._at(name), f"must be a whole number {bound}, not {short(value)}")
         return value
 
     def number(self, name: str, default: float | None = None, minimum: float = 0.0, *, above: bool = False,
@@ -100,10 +99,15 @@ class Fields:
 
 def check_number(where: str, value: Any, minimum: float = 0.0, *, above: bool = False,
                  maximum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise FieldError(where, f"must be a finite number, not {value!r}")
-    if (value <= minimum) if above else (value < minimum):
-        raise FieldError(where, f"must be {'>' if above else '>='} {minimum:g}, not {value!r}")
-    if maximum is not None and value > maximum:
-        raise FieldError(where, f"must be <= {maximum:g}, not {value!r}")
-    return float(value)
+    try:
+        number = validate.finite("", value, None)
+    except ValueError:
+        raise FieldError(where, f"must be a finite number, not {short(value)}") from None
+    if (number <= minimum) if above else (number < minimum):
+        raise FieldError(where, f"must be {'>' if above else '>='} {minimum:g}, not {short(value)}")
+    if maximum is not None and number > maximum:
+        raise FieldError(where, f"must be <= {maximum:g}, not {short(value)}")
+    return number
+
+
+short = validate.short

@@ -12,6 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
+from pooltui.store.atomic import read_regular
 from pooltui.store.paths import private_dir
 
 FILENAME = "proxy-admin-token"
@@ -32,7 +33,7 @@ def read_admin_token(data_dir: Path) -> str | None:
     if env:
         return env
     try:
-        text = token_path(data_dir).read_text(encoding="ascii").strip()
+        text = read_regular(token_path(data_dir)).decode("ascii").strip()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:

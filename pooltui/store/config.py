@@ -18,12 +18,17 @@ from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
-from pooltui.store.atomic import locked, write_atomic
+from pooltui.store.atomic import locked, read_regular_text, write_atomic
+from pooltui.store.history import MAX_RETENTION_DAYS
 from pooltui.store.toml_merge import dumps_merged
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
 _LIMITS = {"request_timeout_s": 120.0, "stream_idle_s": 60.0, "max_body_mb": 64.0}
 _BUDGET_FIELDS = ("budget_tokens_day", "budget_tokens_month", "budget_cost_day", "budget_cost_month")
+#: the longest a time setting may be (a cooldown, a timeout, a re-verify delay): a week; more is a typo, and a
+#: time of 1e300 s stored in the history would hold a key forever
+MAX_SETTING_S = 7 * 86400.0
+MAX_ALERT_RETRIES = 20
 
 
 class ConfigError(ValueError):
@@ -189,13 +194,15 @@ def parse_alerts(raw: Any) -> AlertsConfig:
     webhook = data.pop("webhook", None)
     if webhook is not None:
         try:
-            webhook = validate.base_url(webhook)
+            webhook = validate.base_url(webhook, secret_path=True)
         except ValueError as exc:
             raise ValueError(f"alerts.webhook: {exc}") from None
     out = AlertsConfig(command, webhook, raw=dict(raw))
-    out.min_interval_s = validate.finite("alerts.min_interval_s", data.pop("min_interval_s", 60.0), 0.0)
-    out.timeout_s = validate.finite("alerts.timeout_s", data.pop("timeout_s", 5.0), 0.0, strict=True)
-    out.retries = validate.whole("alerts.retries", data.pop("retries", 2), 0)
+    out.min_interval_s = validate.finite("alerts.min_interval_s", data.pop("min_interval_s", 60.0), 0.0,
+                                         maximum=MAX_SETTING_S)
+    out.timeout_s = validate.finite("alerts.timeout_s", data.pop("timeout_s", 5.0), 0.0, strict=True,
+                                    maximum=MAX_SETTING_S)
+    out.retries = validate.whole("alerts.retries", data.pop("retries", 2), 0, MAX_ALERT_RETRIES)
     if data:
         raise ValueError(f"alerts: unknown setting {sorted(data)[0]!r} (known: command, webhook, min_interval_s, "
                          "timeout_s, retries)")
@@ -319,8 +326,9 @@ def _table_re(*parts: str) -> str:
     return rf"^\s*\[+\s*{quoted}\s*\]+"
 
 
-def _num(raw: dict, name: str, default: float, minimum: float = 0.0) -> float:
-    return validate.finite(name, raw.get(name, default), minimum)
+def _seconds(raw: dict, name: str, default: float, minimum: float = 0.0, *, strict: bool = False) -> float:
+    """A time setting in seconds: finite, at least ``minimum``, at most a week."""
+    return validate.finite(name, raw.pop(name, default), minimum, strict=strict, maximum=MAX_SETTING_S)
 
 
 def _key_entry(provider: str, raw: Any) -> KeyEntry:
@@ -382,20 +390,19 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
         fallback = [fallback]
     if not isinstance(fallback, list) or not all(isinstance(x, str) for x in fallback):
         raise ValueError(f"provider {name}: fallback must be a list of provider names")
-    cooldown = _num(data, "cooldown_s", 30.0, 0.1)
-    cooldown_max = _num(data, "cooldown_max_s", max(600.0, cooldown), cooldown)
+    cooldown = _seconds(data, "cooldown_s", 30.0, 0.1)
+    cooldown_max = _seconds(data, "cooldown_max_s", max(600.0, cooldown), cooldown)
     alert = data.pop("capacity_alert", 1)
     try:
         validate.whole("capacity_alert", alert)
     except ValueError as exc:
         raise ValueError(f"provider {name}: {exc}") from None
-    data.pop("cooldown_s", None)
-    data.pop("cooldown_max_s", None)
-    limits = {n: validate.finite(n, data.pop(n, default), 0.0, strict=True) for n, default in _LIMITS.items()}
-    floor = validate.finite("cooldown_floor_s", data.pop("cooldown_floor_s", 1.0), 0.0)
-    attempts = validate.whole("max_attempts", data.pop("max_attempts", 10), 1)
-    reverify = validate.finite("reverify_s", data.pop("reverify_s", 300.0), 0.0)
-    reverify_max = validate.finite("reverify_max_s", data.pop("reverify_max_s", 3600.0), 0.0)
+    limits = {n: (_seconds(data, n, default, 0.0, strict=True) if n.endswith("_s")
+                  else validate.finite(n, data.pop(n, default), 0.0, strict=True)) for n, default in _LIMITS.items()}
+    floor = _seconds(data, "cooldown_floor_s", 1.0)
+    attempts = validate.whole("max_attempts", data.pop("max_attempts", 10), 1, 1000)
+    reverify = _seconds(data, "reverify_s", 300.0)
+    reverify_max = _seconds(data, "reverify_max_s", 3600.0)
     inflight = data.pop("max_inflight_per_key", None)
     if inflight is not None:
         validate.whole("max_inflight_per_key", inflight, 1)
@@ -461,10 +468,10 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(path, "'history' must be a table")
     history = dict(history)
     days = history.pop("retention_days", 30)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ConfigError(path, f"history.retention_days must be a whole number of days >= 1, not {days!r}",
-                          _line_of(text, _table_re("history"), r"^\s*retention_days\s*="))
-    cfg.retention_days = days
+    try:
+        cfg.retention_days = validate.whole("history.retention_days", days, 1, MAX_RETENTION_DAYS)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc), _line_of(text, _table_re("history"), r"^\s*retention_days\s*=")) from None
     cfg.history_extra = history
     cfg.extra = data
     try:
@@ -487,7 +494,7 @@ def _field_in(message: str) -> str | None:
 def load_config(path: Path) -> Config:
     """The config at ``path`` (an empty one if the file does not exist yet)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         return Config(path)
     except UnicodeDecodeError:
@@ -505,7 +512,7 @@ def save_config(cfg: Config) -> None:
     """Write atomically; validation first, so an invalid config is never written."""
     cfg.validate()
     try:
-        original = cfg.path.read_text(encoding="utf-8")
+        original = read_regular_text(cfg.path)
     except FileNotFoundError:
         original = ""
     text = dumps_merged(original, cfg.to_dict())

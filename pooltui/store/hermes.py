@@ -27,6 +27,7 @@ from typing import Any
 
 from pooltui.core import validate
 from pooltui.core.hermes_rules import bench_until, parse_timestamp
+from pooltui.store.atomic import read_regular, read_regular_text
 
 #: Hermes provider id -> pooltui provider kind (those pooltui has a profile for)
 KINDS = {"openai-api": "openai", "openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
@@ -88,7 +89,7 @@ def hermes_home(profile: str | None = None) -> Path:
     if env and Path(env).expanduser().parent.name == "profiles":
         return Path(env).expanduser()
     try:
-        active = (root / "active_profile").read_text(encoding="utf-8").strip().lower()
+        active = read_regular_text(root / "active_profile").strip().lower()
     except (OSError, UnicodeDecodeError):
         active = ""
     if active and active != "default" and _PROFILE.fullmatch(active):
@@ -99,7 +100,7 @@ def hermes_home(profile: str | None = None) -> Path:
 def read_dotenv(home: Path) -> dict[str, str]:
     """``$HERMES_HOME/.env`` as KEY=VALUE pairs (``export``, quotes and comments handled; {} when absent)."""
     try:
-        text = (home / ".env").read_text(encoding="utf-8-sig", errors="replace")
+        text = read_regular(home / ".env").decode("utf-8-sig", errors="replace")
     except OSError:
         return {}
     out: dict[str, str] = {}
@@ -118,17 +119,22 @@ def read_dotenv(home: Path) -> dict[str, str]:
     return out
 
 
+def _reason(exc: Exception) -> str:
+    """What an OSError says (``a FIFO, not a regular file``), else the error's name."""
+    return (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
+
+
 def read_config_yaml(home: Path) -> dict[str, Any]:
     """``$HERMES_HOME/config.yaml`` ({} when absent); ValueError with the file when it is not YAML."""
     import yaml
 
     path = home / "config.yaml"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read ({type(exc).__name__})") from None
+        raise ValueError(f"{path}: cannot read ({_reason(exc)})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -243,11 +249,11 @@ def read_pool(home: Path, path: Path | None = None) -> HermesPool:
     """Read the Hermes pool of ``home`` (``path``: an auth.json elsewhere). ValueError names the file."""
     path = path or home / "auth.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read ({type(exc).__name__})") from None
+        raise ValueError(f"{path}: cannot read ({_reason(exc)})") from None
     except ValueError as exc:
         raise ValueError(f"{path}: not JSON ({exc.args[0].split(':')[0]})") from None
     pools = data.get("credential_pool") if isinstance(data, dict) else None

@@ -19,7 +19,7 @@ from typing import Any
 
 from pooltui.core.hermes_rules import STATUS_FIELDS, bench_until, marked
 from pooltui.core.masking import redact
-from pooltui.store.atomic import write_atomic
+from pooltui.store.atomic import read_regular_text, write_atomic
 
 LOCK_TIMEOUT_S = 15.0  # Hermes's AUTH_LOCK_TIMEOUT_SECONDS
 
@@ -53,7 +53,7 @@ def auth_lock(home: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
     except FileNotFoundError:
         raise HermesAuthError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pooltui.core.budget import Spend, month_start_of, period_starts
-from pooltui.core.events import Event
+from pooltui.core.events import Event, EventKind
 from pooltui.core.masking import scrub
 from pooltui.store.paths import private_dir
 
@@ -49,9 +49,44 @@ CREATE TABLE IF NOT EXISTS learned_limits (
     requests INTEGER NOT NULL, window_s REAL NOT NULL, sure REAL NOT NULL, seen REAL NOT NULL,
     PRIMARY KEY (provider, key, model));
 """
+#: the furthest ahead a key may be held (cooling, parked until a quota resets): a month and a day. An ``until``
+#: beyond it is written as this bound, and one already stored (by an older version) is released on open
+MAX_HOLD_S = 32 * 86400.0
+MAX_RETENTION_DAYS = 36500  # a century: more overflows the cutoff of what is pruned
+#: events that come in storms: a key's repeats of one of these within FOLD_S seconds are stored as one row
+REPEATABLE = frozenset({EventKind.RATE_LIMITED, EventKind.ROTATED, EventKind.EXHAUSTED_POOL, EventKind.SERVER_ERROR,
+                        EventKind.TRANSPORT})
+FOLD_S = 10.0
 # columns added after the first release: (table, column, type); added when a database lacks them
 _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"),
-               ("events", "change", "TEXT"))
+               ("events", "change", "TEXT"),
+               ("events", "repeats", "INTEGER"))  # events: how many like it the row stands for (NULL: 1)
+
+
+def bounded_until(until: float | None, now: float | None = None) -> float | None:
+    """``until`` no further than :data:`MAX_HOLD_S` ahead (None stays None; NaN is no time at all)."""
+    if until is None or until != until:
+        return None
+    return min(float(until), (now or time.time()) + MAX_HOLD_S)
+
+
+def fold_repeats(events: Iterable[Event]) -> list[tuple[Event, int]]:
+    """Each event with how many it stands for: the repeatable kinds of one key (and status) within the same
+    :data:`FOLD_S` window are folded into the first of them, and so are a key's identical state changes
+    ("cooling over", "back in rotation" after each 429); any other event stands for itself."""
+    out: list[tuple[Event, int]] = []
+    first: dict[tuple[str, str | None, str, int | None, str, int], int] = {}
+    for e in events:
+        if e.kind in REPEATABLE or e.kind is EventKind.STATE:
+            what = f"{e.reason}\n{e.action}" if e.kind is EventKind.STATE else ""
+            where = (e.provider, e.key, str(e.kind), e.status, what, int(e.ts // FOLD_S))
+            if where in first:
+                i = first[where]
+                out[i] = (out[i][0], out[i][1] + 1)
+                continue
+            first[where] = len(out)
+        out.append((e, 1))
+    return out
 
 
 class HistoryError(Exception):
@@ -90,13 +125,14 @@ class History:
     def __init__(self, path: Path, retention_days: int = 30) -> None:
         private_dir(path.parent)
         self.path = path
-        self.retention_days = retention_days
+        self.retention_days = max(1, min(retention_days, MAX_RETENTION_DAYS))
         self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self._migrate()
+            self.release_impossible_holds()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise HistoryError(f"{path} is not a readable history database ({exc}); it is left as it is: "
@@ -112,6 +148,15 @@ class History:
             have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def release_impossible_holds(self, now: float | None = None) -> int:
+        """Put back to ok the keys held further ahead than :data:`MAX_HOLD_S` (or until a time that is not a
+        number): no setting or provider can ask that, so the row is a poisoned one; returns how many."""
+        with self.db:
+            return self.db.execute(
+                "UPDATE key_status SET state = 'ok', until = NULL, source = NULL, reason = '' WHERE until IS NOT NULL"
+                " AND (typeof(until) NOT IN ('real', 'integer') OR until > ?)",
+                ((now or time.time()) + MAX_HOLD_S,)).rowcount
 
     def close(self) -> None:
         self.db.close()
@@ -155,12 +200,14 @@ class History:
 
     # -------------------------------------------------------------- writing
     def add_events(self, events: Iterable[Event]) -> None:
+        """Store events; repeats (a key's 429s, rotations, errors within :data:`FOLD_S`) are one row each, the
+        first, that says how many it stands for: a 429 storm grows the history by its span, not its size."""
         rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, scrub(e.reason), scrub(e.action), e.request_id,
-                 e.change.value if e.change else None) for e in events]
+                 e.change.value if e.change else None, n if n > 1 else None) for e, n in fold_repeats(events)]
         if rows:
             with self.db:
                 self.db.executemany("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id,"
-                                    " change) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                                    " change, repeats) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
     def add_incident(self, inc: dict[str, Any]) -> None:
         """An incident that ended (see ``pooltui.session.incident``): its counts and its one-line summary."""
@@ -252,7 +299,8 @@ class History:
                 " until = excluded.until, source = excluded.source, reason = excluded.reason,"
                 " status = excluded.status, changed_at = excluded.changed_at,"
                 " fingerprint = COALESCE(excluded.fingerprint, fingerprint)",
-                (provider, key, state, until, source, scrub(reason), status, changed_at or time.time(), fingerprint))
+                (provider, key, state, bounded_until(until), source, scrub(reason), status, changed_at or time.time(),
+                 fingerprint))
 
     def set_verified(self, provider: str, key: str, result: str, when: float | None = None) -> None:
         when = when or time.time()
@@ -289,8 +337,13 @@ class History:
                                (provider,) if provider else ()).fetchall()
         return {(r[0], r[1]): KeyStatus(*r) for r in rows}
 
-    def events(self, since: float, provider: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql = "SELECT ts, provider, key, kind, status, reason, action, request_id, change FROM events WHERE ts >= ?"
+    def events(self, since: float, provider: str | None = None, limit: int = 1000, *,
+               folded: bool = False) -> list[dict[str, Any]]:
+        """The last ``limit`` events since ``since``, oldest first. A stored row that stands for several
+        events (see :func:`fold_repeats`) comes back as that many events, or with ``folded`` as itself with its
+        ``repeats``."""
+        sql = ("SELECT ts, provider, key, kind, status, reason, action, request_id, change, COALESCE(repeats, 1)"
+               " FROM events WHERE ts >= ?")
         args: list[Any] = [since]
         if provider:
             sql += " AND provider = ?"
@@ -298,8 +351,16 @@ class History:
         sql += " ORDER BY ts DESC, id DESC LIMIT ?"
         args.append(limit)
         cols = ("ts", "provider", "key", "kind", "status", "reason", "action", "request_id", "change")
-        rows = self.db.execute(sql, args).fetchall()
-        return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
+        out: list[dict[str, Any]] = []
+        for *row, repeats in self.db.execute(sql, args):
+            event = dict(zip(cols, row, strict=True))
+            if folded:
+                out.append({**event, "repeats": repeats})
+            else:
+                out.extend(dict(event) for _ in range(min(repeats, limit - len(out))))
+            if len(out) >= limit:
+                break
+        return out[::-1]
 
     def knows_provider(self, provider: str) -> bool:
         """True when any event, usage or request of ``provider`` is kept (a provider removed from the config

@@ -40,11 +40,10 @@ def write_problem(path: Path, exc: OSError | None = None) -> str:
     """Why ``path`` (a file to write, or a folder) cannot be written, said so a person can fix it."""
     import errno
 
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-    if folder.exists() and not folder.is_dir():
-        return f"{folder} is a file, not a folder: move it away so pooltui can create {path}"
+    existing = next((p for p in (path, *path.parents) if p.exists()), path)
+    if existing != path and not existing.is_dir():  # a file where a folder above ``path`` should be
+        return f"{existing} is a file, not a folder: move it away so pooltui can create {path}"
+    folder = path.parent if existing == path and not path.is_dir() else existing
     code = exc.errno if exc is not None else None
     if code == errno.EROFS:
         return f"{folder} is on a read-only file system: pooltui cannot write {path}"

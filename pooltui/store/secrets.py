@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from pathlib import Path
 
 from pooltui.core import validate
 from pooltui.core.masking import remember
-from pooltui.store.atomic import locked, write_atomic
+from pooltui.store.atomic import locked, read_regular_text, write_atomic
 from pooltui.store.paths import private_dir, write_problem
 
 SERVICE = "pooltui"
@@ -86,8 +87,20 @@ class SecretStore:
 
     @property
     def unencrypted(self) -> bool:
-        """True when the plaintext fallback file holds any secret (the monitor shows a badge)."""
-        return bool(self._read_file())
+        """True when the plaintext fallback file holds any secret (the monitor shows a badge), or is there but
+        cannot be used (see :meth:`file_problem`)."""
+        try:
+            return bool(self._read_file())
+        except SecretStoreError:
+            return True
+
+    def file_problem(self) -> str | None:
+        """Why the fallback file cannot be used (too open, someone else's, corrupted), or None."""
+        try:
+            self._read_file()
+        except SecretStoreError as exc:
+            return str(exc)
+        return None
 
     # -------------------------------------------------------------- operations
     def put(self, provider: str, label: str, secret: str) -> str:
@@ -181,9 +194,11 @@ class SecretStore:
     # -------------------------------------------------------------- the fallback file
     def _read_file(self) -> dict[str, str]:
         try:
-            data = json.loads(self.file.read_text(encoding="utf-8"))
+            data = json.loads(read_regular_text(self.file, self._check_private))
         except FileNotFoundError:
             return {}
+        except SecretStoreError:
+            raise
         except OSError as exc:
             raise SecretStoreError(f"cannot read {self.file}: {exc.strerror or type(exc).__name__}") from None
         except ValueError:
@@ -193,6 +208,16 @@ class SecretStore:
             raise SecretStoreError(f"{self.file} is corrupted (not a table of secrets): it is left as it is; move "
                                    "it aside and add its keys again with `pooltui auth add`")
         return {str(k): v for k, v in data.items()}
+
+    def _check_private(self, info: os.stat_result) -> None:
+        """Refuse a secret file others can read or that is not the user's own (as ssh refuses a private key)."""
+        if info.st_uid != os.geteuid():
+            raise SecretStoreError(f"{self.file} is owned by uid {info.st_uid}, not by you (uid {os.geteuid()}): "
+                                   "pooltui does not use secrets someone else can change; `chown` it back")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise SecretStoreError(f"{self.file} is mode {mode:04o}: others can read the secrets in it; "
+                                   f"`chmod 600 {self.file}` (pooltui does not use it until then)")
 
     def _write_file(self, data: dict[str, str]) -> None:
         try:

@@ -42,7 +42,7 @@ def test_every_built_in_scenario_reads(name: str) -> None:
     (("requests = 10", 'requests = 10\nstrategy = "fastest"'), "traffic.strategy", "must be one of round-robin"),
     (("latency_ms = [10, 30]", 'dialect = "gemini"'), "providers[0].dialect", "must be one of 'openai', 'anthropic'"),
     (('label = "b"', 'label = "a"'), "providers[0].keys", "two keys are labelled 'a'"),
-    (("requests = 10", "requests = 0"), "traffic.requests", "must be a whole number >= 1"),
+    (("requests = 10", "requests = 0"), "traffic.requests", "must be a whole number from 1 to 100000, not 0"),
     (('name = "mine"', 'name = "mine"\nsede = 3'), "sede", "unknown field"),
 ])
 def test_a_malformed_scenario_is_one_line_with_file_and_field(tmp_path, change, field, problem) -> None:

@@ -122,6 +122,7 @@ def test_a_corrupted_secret_file_is_never_replaced(content: str) -> None:
     data = Path(os.environ["POOLTUI_DATA_DIR"])
     data.mkdir(parents=True, exist_ok=True)
     (data / "secrets.json").write_text(content)
+    (data / "secrets.json").chmod(0o600)  # as pooltui keeps it: a file others can read is refused before it is read
     out = run("--secret-store", "file", "auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify",
               stdin="sk-test-valid-000000000000000001\n")
     assert out.returncode != 0 and "Traceback" not in out.stderr
