@@ -325,7 +325,7 @@ class PoolProxy:
             except Exception as exc:
                 if tail := scrubber.flush():
                     yield tail
-                yield sse_error(api, f"pooltui: upstream stream broke: {type(exc).__name__}")
+                yield sse_error(api, f"pooltui: upstream stream broke: {stream.interrupted or type(exc).__name__}")
 
         self.stats.requests[(api, stream.status)] += 1
         headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
@@ -477,9 +477,17 @@ def _routes(proxy: PoolProxy) -> Starlette:
         *(Route(path, proxy.probe, methods=["GET", "POST"]) for path in METADATA_PROBES),
         Route("/v1/{rest:path}", proxy.openai_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={Exception: _internal_error})
     app.state.proxy = proxy
     return app
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """What a caller gets when something unforeseen broke its request: one error in its dialect (Starlette's
+    default is a plain-text 500); the traceback goes to the proxy's log only."""
+    api = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    message = f"pooltui proxy: internal error ({type(exc).__name__}); see the proxy's log"
+    return Response(error_body(api, 500, message, "internal_error"), 500, media_type="application/json")
 
 
 #: how long an idle client connection stays open (uvicorn's default is 5 s): longer than any common client keeps
