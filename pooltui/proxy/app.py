@@ -50,6 +50,7 @@ from pooltui.proxy.guard import (
     safe_path,
     safe_query,
 )
+from pooltui.proxy.limits import ClientLimits, limited_protocol, trust
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.session.views import ClientSeries, StateView, event_dict, panel
 
@@ -129,7 +130,7 @@ class PoolProxy:
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
                  deadline_s: float | None = None, clock: Clock | None = None, session: Any = None,
                  admin_token: str | None = None, allow_hosts: tuple[str, ...] = (),
-                 allow_origins: tuple[str, ...] = ()) -> None:
+                 allow_origins: tuple[str, ...] = (), client_limits: ClientLimits | None = None) -> None:
         self.clients = clients
         self.session = session  # a MonitorSession over the same clients: runs commands, saves to the config
         self.token = token
@@ -137,6 +138,7 @@ class PoolProxy:
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.allow_hosts = tuple(allow_hosts)
         self.allow_origins = tuple(allow_origins)
+        self.client_limits = client_limits or ClientLimits()  # what one client connection may hold
         self.deadline_s = deadline_s
         self.stats = ProxyStats()
         self.clock = clock or SystemClock()
@@ -177,8 +179,12 @@ class PoolProxy:
         return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
 
     def _authorized(self, request: Request) -> bool:
-        """Callers present the proxy token as their API key (any key is fine when no token is set)."""
-        return self.token is None or self._presents(request, "x-api-key", self.token)
+        """Callers present the proxy token as their API key (any key is fine when no token is set). An authorised
+        request marks its connection: it is never closed to make room for a newcomer."""
+        if self.token is None or self._presents(request, "x-api-key", self.token):
+            trust(request.scope)
+            return True
+        return False
 
     def _admin(self, request: Request) -> bool:
         """The control endpoints want the admin token (``Authorization: Bearer`` or ``x-pooltui-admin-token``)."""
@@ -490,12 +496,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return Response(error_body(api, 500, message, "internal_error"), 500, media_type="application/json")
 
 
-#: how long an idle client connection stays open (uvicorn's default is 5 s): longer than any common client keeps
-#: one pooled (httpx and node 5 s, aiohttp 15 s, Go 90 s), so the proxy is never the side that closes a connection
-#: a client is about to reuse (a reused connection the server just closed is an ECONNRESET for the caller)
-KEEP_ALIVE_S = 120
-
-
 class QuietServer(uvicorn.Server):
     """uvicorn that leaves signal handling to its host (the monitor, or a test)."""
 
@@ -512,9 +512,10 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
                          "the pool")
     sock = listen(host, port)
     policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
+    limits = proxy.client_limits
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
-                            access_log=False, lifespan="off", loop=loop, http="httptools",
-                            timeout_keep_alive=KEEP_ALIVE_S)
+                            access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits),
+                            timeout_keep_alive=limits.idle_timeout_s)
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)
     return server, sock
 
