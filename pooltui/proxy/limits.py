@@ -18,7 +18,7 @@ import resource
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -186,7 +186,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope[TRUST_KEY] = self._trust  # type: ignore[typeddict-unknown-key]
+        cast(dict[str, Any], self.scope)[TRUST_KEY] = self._trust  # our key, beside ASGI's own
         self._in_head = True
         self._head_lines = self._head_parsed = 0
         if self._head_timer is None:
