@@ -167,7 +167,7 @@ def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> 
 def _is_event_stream(resp: httpx.Response) -> bool:
     """Whether a 200 answer to a stream request is a stream: an upstream that ignores ``stream: true`` answers
     with JSON, which is relayed as the plain answer it is (read whole, judged once, never "an empty stream")."""
-    return "json" not in resp.headers.get("content-type", "").lower()
+    return resp.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
 
 
 def _model_of(req: ApiRequest) -> str | None:
