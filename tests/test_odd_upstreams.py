@@ -6,8 +6,9 @@ import asyncio
 
 import httpx
 import openai
+import pytest
 
-from tests.odd_upstream import OddUpstream, completion, head
+from tests.odd_upstream import Answer, OddUpstream, completion, head
 from tests.test_proxy import ProxyThread
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -59,14 +60,22 @@ async def one_endless_line(writer: asyncio.StreamWriter) -> None:
         await writer.drain()
 
 
-def test_a_single_sse_line_is_capped_by_max_body() -> None:
-    with OddUpstream(one_endless_line) as up, ProxyThread({"odd": up.client(max_body_bytes=MiB)}) as px:
+async def one_endless_event(writer: asyncio.StreamWriter) -> None:
+    writer.write(head() + b'data: {"choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n')
+    for _ in range(320):  # 20 MiB of data lines and never the blank line that ends an event
+        writer.write((b"data: " + b"x" * 1017 + b"\n") * 64)
+        await writer.drain()
+
+
+@pytest.mark.parametrize(("answer", "what"), [(one_endless_line, b"line"), (one_endless_event, b"event")])
+def test_a_single_sse_line_or_event_is_capped_by_max_body(answer: Answer, what: bytes) -> None:
+    with OddUpstream(answer) as up, ProxyThread({"odd": up.client(max_body_bytes=MiB)}) as px:
         with httpx.stream("POST", f"http://127.0.0.1:{px.service.port}/v1/chat/completions",
                           json={**CHAT, "stream": True}, timeout=30) as r:
             assert r.status_code == 200
             got = b"".join(r.iter_raw())
         assert len(got) < 4 * MiB  # ended soon after the cap, not relayed whole
-        assert got.rstrip().endswith(b"}") and b"longer than 1 MiB" in got[-300:]
+        assert got.rstrip().endswith(b"}") and b"SSE " + what + b" longer than 1 MiB" in got[-300:]
         assert up.requests == 1
 
 

@@ -26,7 +26,7 @@ class SSEScanner:
     A line is held until its newline, at most ``max_line`` bytes (``SSELineTooLongError`` past it); the
     pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size."""
 
-    __slots__ = ("_buf", "_data", "_event", "_held", "_pieces", "done", "error", "max_line", "saw_data",
+    __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_pieces", "done", "error", "max_line", "saw_data",
                  "tokens_in", "tokens_out")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE_BYTES) -> None:
@@ -34,6 +34,7 @@ class SSEScanner:
         self._buf = b""
         self._pieces: list[bytes] = []  # a line's earlier chunks while it has no newline yet
         self._held = 0
+        self._data_bytes = 0  # the data of the event being read
         self._event = ""
         self._data: list[bytes] = []
         self.saw_data = False
@@ -63,13 +64,17 @@ class SSEScanner:
             elif line.startswith(b"data:"):
                 value = line[5:]
                 self._data.append(value[1:] if value[:1] == b" " else value)  # exactly one space, as the spec says
+                self._data_bytes += len(value)
+                if self._data_bytes > self.max_line:  # endless data lines with no blank line: one endless event
+                    raise SSELineTooLongError(
+                        f"the upstream sent an SSE event longer than {self.max_line / 2**20:g} MiB")
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode("utf-8", "replace")
             # comments (":") and other fields are keep-alives: they are not data
 
     def _dispatch(self) -> None:
         event, data = self._event, b"\n".join(self._data)
-        self._event, self._data = "", []
+        self._event, self._data, self._data_bytes = "", [], 0
         if not data and not event:
             return
         if data == b"[DONE]":
