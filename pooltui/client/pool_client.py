@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -32,7 +33,7 @@ from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.health import ROTATE_NOW, Outcome
 from pooltui.core.masking import scrub
 from pooltui.core.pool import Pool, PoolKey
-from pooltui.core.sse import SSEScanner, stream_error_status
+from pooltui.core.sse import SSELineTooLongError, SSEScanner, stream_error_status
 from pooltui.core.trace import RequestTrace
 from pooltui.core.usage import usage_from_body
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
@@ -161,6 +162,12 @@ def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> 
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     transport = AiohttpTransport(limits=limits)
     return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits)
+
+
+def _is_event_stream(resp: httpx.Response) -> bool:
+    """Whether a 200 answer to a stream request is a stream: an upstream that ignores ``stream: true`` answers
+    with JSON, which is relayed as the plain answer it is (read whole, judged once, never "an empty stream")."""
+    return resp.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
 
 
 def _model_of(req: ApiRequest) -> str | None:
@@ -589,7 +596,7 @@ class PoolClient:
                                                       headers=headers)
                 resp = await self.http.send(request, stream=True)
                 try:
-                    if streaming and resp.status_code == 200:
+                    if streaming and resp.status_code == 200 and _is_event_stream(resp):
                         first = await self._await_first_event(resp, profile.dialect, clock.now())
                     else:
                         body = await read_capped(resp, self.max_body_bytes)
@@ -612,7 +619,7 @@ class PoolClient:
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome="too_large", latency_ms=(elapsed() - started) * 1000, reason=str(exc))
             raise _Abandon(str(exc), resp.status_code, "too_large") from None
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError, aiohttp.ClientError) as exc:  # aiohttp's own: a malformed answer
             latency = elapsed() - started
             reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
             if key is not None and pool is not None:
@@ -637,6 +644,7 @@ class PoolClient:
         the answer is final (a success or the caller's own error), None when another attempt should follow."""
         pool, clock, resp, result = up.pool, self.clock, answer.resp, answer.result
         oc = result.outcome
+        streaming = streaming and answer.scanner is not None  # a stream request answered as a plain one
         tokens_in = tokens_out = 0
         parsed = None
         if oc is Outcome.OK and not streaming:
@@ -720,10 +728,15 @@ class PoolClient:
 
     async def _await_first_event(self, resp: httpx.Response, dialect: str, now: float):
         """Read a 200 stream until its first real data event (or an error event, or its end)."""
-        scanner = SSEScanner()
+        cap = self.max_body_bytes  # what is held before relay: the prelude, and one line at any time
+        scanner = SSEScanner(cap)
         prelude: list[bytes] = []
+        held = 0
         it = resp.aiter_raw()
         async for chunk in it:
+            held += len(chunk)
+            if held > cap:
+                raise _TooLarge(f"the stream sent more than {cap / 2**20:g} MiB before its first event")
             prelude.append(chunk)
             scanner.feed(chunk)
             if scanner.error is not None and not scanner.saw_data:
@@ -772,9 +785,13 @@ class PoolStream:
                 except TimeoutError:
                     self.interrupted = f"no data for {idle:g} s after the first event"
                     raise
-                scanner.feed(chunk)
+                try:
+                    scanner.feed(chunk)
+                except SSELineTooLongError as exc:
+                    self.interrupted = str(exc)
+                    raise
                 yield chunk
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError, aiohttp.ClientError) as exc:
             self.interrupted = self.interrupted or f"{type(exc).__name__} after first event"
             raise
         finally:

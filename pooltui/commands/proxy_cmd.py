@@ -101,6 +101,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
           allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...], show_admin_token: bool) -> None:
     """Run the pooling proxy: point an agent's base URL here and it gets the pool."""
     from pooltui.proxy.app import is_loopback, make_server
+    from pooltui.proxy.limits import raise_open_file_limit
 
     a = app(ctx)
     if show_admin_token:
@@ -115,6 +116,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
     if not is_loopback(host) and not token:
         raise UserError(f"refusing to listen on {host} without --token: anyone who can reach it could spend the pool")
     px, session = build_proxy(a, provider, token, allow_hosts=allow_hosts, allow_origins=allow_origins)
+    raise_open_file_limit()  # idle clients hold descriptors: the connection cap is set from this limit
     try:
         server, sock = make_server(px, host, port, loop=loop_name())
     except OSError as exc:

@@ -12,13 +12,29 @@ from pooltui.core.usage import usage_from_body
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
+#: the longest single SSE line held by default (a line is held whole until its newline)
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+class SSELineTooLongError(ValueError):
+    """An upstream sent one SSE line longer than the scanner holds."""
+
+
 class SSEScanner:
-    """Feed raw bytes; learn when the first real data event arrived, errors, and token usage."""
+    """Feed raw bytes; learn when the first real data event arrived, errors, and token usage.
 
-    __slots__ = ("_buf", "_data", "_event", "done", "error", "saw_data", "tokens_in", "tokens_out")
+    A line is held until its newline, at most ``max_line`` bytes (``SSELineTooLongError`` past it); the
+    pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_pieces", "done", "error", "max_line", "saw_data",
+                 "tokens_in", "tokens_out")
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self.max_line = max_line
         self._buf = b""
+        self._pieces: list[bytes] = []  # a line's earlier chunks while it has no newline yet
+        self._held = 0
+        self._data_bytes = 0  # the data of the event being read
         self._event = ""
         self._data: list[bytes] = []
         self.saw_data = False
@@ -28,8 +44,19 @@ class SSEScanner:
         self.done = False
 
     def feed(self, chunk: bytes) -> None:
-        buf = self._buf + chunk
+        if b"\n" not in chunk:  # (part of) one long line: kept aside, not copied again per chunk
+            self._held += len(chunk)
+            if len(self._buf) + self._held > self.max_line:
+                raise SSELineTooLongError(f"the upstream sent an SSE line longer than {self.max_line / 2**20:g} MiB")
+            self._pieces.append(chunk)
+            return
+        if self._pieces:
+            chunk = b"".join(self._pieces) + chunk
+            self._pieces, self._held = [], 0
+        buf = self._buf + chunk if self._buf else chunk
         *lines, self._buf = buf.split(b"\n")
+        if len(self._buf) > self.max_line:
+            raise SSELineTooLongError(f"the upstream sent an SSE line longer than {self.max_line / 2**20:g} MiB")
         for line in lines:
             line = line.rstrip(b"\r")
             if not line:
@@ -37,13 +64,17 @@ class SSEScanner:
             elif line.startswith(b"data:"):
                 value = line[5:]
                 self._data.append(value[1:] if value[:1] == b" " else value)  # exactly one space, as the spec says
+                self._data_bytes += len(value)
+                if self._data_bytes > self.max_line:  # endless data lines with no blank line: one endless event
+                    raise SSELineTooLongError(
+                        f"the upstream sent an SSE event longer than {self.max_line / 2**20:g} MiB")
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode("utf-8", "replace")
             # comments (":") and other fields are keep-alives: they are not data
 
     def _dispatch(self) -> None:
         event, data = self._event, b"\n".join(self._data)
-        self._event, self._data = "", []
+        self._event, self._data, self._data_bytes = "", [], 0
         if not data and not event:
             return
         if data == b"[DONE]":

@@ -50,6 +50,7 @@ from pooltui.proxy.guard import (
     safe_path,
     safe_query,
 )
+from pooltui.proxy.limits import ClientLimits, limited_protocol, trust
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.session.local import MonitorSession
 from pooltui.session.views import ClientSeries, StateView, TraceView, event_dict, panel
@@ -130,7 +131,7 @@ class PoolProxy:
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
                  deadline_s: float | None = None, clock: Clock | None = None, session: MonitorSession | None = None,
                  admin_token: str | None = None, allow_hosts: tuple[str, ...] = (),
-                 allow_origins: tuple[str, ...] = ()) -> None:
+                 allow_origins: tuple[str, ...] = (), client_limits: ClientLimits | None = None) -> None:
         self.clients = clients
         self.clock = clock or SystemClock()
         #: the MonitorSession over the same clients (one of its own when none is given): it runs the commands,
@@ -142,6 +143,7 @@ class PoolProxy:
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.allow_hosts = tuple(allow_hosts)
         self.allow_origins = tuple(allow_origins)
+        self.client_limits = client_limits or ClientLimits()  # what one client connection may hold
         self.deadline_s = deadline_s
         self.stats = ProxyStats()
         self._events: deque[tuple[int, Event]] = deque(maxlen=500)
@@ -179,8 +181,12 @@ class PoolProxy:
         return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
 
     def _authorized(self, request: Request) -> bool:
-        """Callers present the proxy token as their API key (any key is fine when no token is set)."""
-        return self.token is None or self._presents(request, "x-api-key", self.token)
+        """Callers present the proxy token as their API key (any key is fine when no token is set). An authorised
+        request marks its connection: it is never closed to make room for a newcomer."""
+        if self.token is None or self._presents(request, "x-api-key", self.token):
+            trust(request.scope)
+            return True
+        return False
 
     def _admin(self, request: Request) -> bool:
         """The control endpoints want the admin token (``Authorization: Bearer`` or ``x-pooltui-admin-token``)."""
@@ -327,7 +333,7 @@ class PoolProxy:
             except Exception as exc:
                 if tail := scrubber.flush():
                     yield tail
-                yield sse_error(api, f"pooltui: upstream stream broke: {type(exc).__name__}")
+                yield sse_error(api, f"pooltui: upstream stream broke: {stream.interrupted or type(exc).__name__}")
 
         self.stats.requests[(api, stream.status)] += 1
         headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
@@ -476,15 +482,17 @@ def _routes(proxy: PoolProxy) -> Starlette:
         *(Route(path, proxy.probe, methods=["GET", "POST"]) for path in METADATA_PROBES),
         Route("/v1/{rest:path}", proxy.openai_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={Exception: _internal_error})
     app.state.proxy = proxy
     return app
 
 
-#: how long an idle client connection stays open (uvicorn's default is 5 s): longer than any common client keeps
-#: one pooled (httpx and node 5 s, aiohttp 15 s, Go 90 s), so the proxy is never the side that closes a connection
-#: a client is about to reuse (a reused connection the server just closed is an ECONNRESET for the caller)
-KEEP_ALIVE_S = 120
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """What a caller gets when something unforeseen broke its request: one error in its dialect (Starlette's
+    default is a plain-text 500); the traceback goes to the proxy's log only."""
+    api = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    message = f"pooltui proxy: internal error ({type(exc).__name__}); see the proxy's log"
+    return Response(error_body(api, 500, message, "internal_error"), 500, media_type="application/json")
 
 
 class QuietServer(uvicorn.Server):
@@ -503,9 +511,11 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
                          "the pool")
     sock = listen(host, port)
     policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
+    limits = proxy.client_limits
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
-                            access_log=False, lifespan="off", loop=loop, http="httptools",
-                            timeout_keep_alive=KEEP_ALIVE_S)
+                            access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits),
+                            # uvicorn types it int; any number of seconds works (it goes to loop.call_later)
+                            timeout_keep_alive=limits.idle_timeout_s)  # type: ignore[arg-type]
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)
     return server, sock
 

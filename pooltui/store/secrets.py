@@ -128,10 +128,18 @@ class SecretStore:
         return f"file:{name}"
 
     def get(self, ref: str) -> str:
-        """The secret a reference points at (remembered, so no output of this process shows it in clear)."""
+        """The secret a reference points at (remembered, so no output of this process shows it in clear).
+
+        What is read is checked like a key typed in (``validate.secret``), wherever it comes from: a value
+        with a control character (``\\x01``, CR/LF) or outside printable ASCII is refused with one line,
+        never sent in an HTTP header."""
         value = self._get(ref)
-        remember(value)
-        return value
+        try:
+            checked = validate.secret(value)
+        except ValueError as exc:
+            raise SecretStoreError(f"the secret of {ref} is refused: {exc}") from None
+        remember(checked)
+        return checked
 
     def _get(self, ref: str) -> str:
         scheme, _, name = ref.partition(":")
