@@ -5,6 +5,7 @@ with one bell per new alert; an incident reads in one line and is kept in the hi
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -138,8 +139,11 @@ async def test_req_ok_and_err_per_second_count_the_same_requests() -> None:
     """ok/s used to count the fallback's successes while req/s counted only the primary's picks."""
     session = demo_session("outage", seed=1, in_process=True, rate=40)
     await session.start()
-    try:
-        await asyncio.sleep(6)
+    try:  # until the fallback has served a few (was a fixed 6 s)
+        deadline = time.monotonic() + 30
+        while session.view()["fallback_served"] < 5:
+            assert time.monotonic() < deadline, "the fallback never served"
+            await asyncio.sleep(0.05)
     finally:
         await session.stop()
     v = session.view()
