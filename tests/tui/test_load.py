@@ -11,6 +11,7 @@ from pooltui.core import KeyState
 from pooltui.session.local import demo_session
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.widgets import KeysTable
+from tests.conftest import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -22,10 +23,8 @@ async def test_key_handling_under_heavy_traffic() -> None:
     app = PoolMonitorApp(session)
     async with app.run_test(size=(120, 36)) as pilot:
         # traffic flowing: waited for by its count, not for a fixed time (a loaded run sent 1 request in 1.5 s)
-        deadline = time.monotonic() + 30
-        while not app.started or session.traffic is None or session.traffic.result.requests <= 100:
-            assert time.monotonic() < deadline, "traffic is flowing"
-            await asyncio.sleep(0.05)
+        await until(lambda: app.started and session.traffic is not None and session.traffic.result.requests > 100,
+                    "traffic flowing")
         sent_before = session.traffic.result.requests
         table = app.query_one(KeysTable)
         assert table.selected == "bench"
