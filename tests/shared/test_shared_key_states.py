@@ -30,7 +30,7 @@ async def sharing(url: str, p: Pool, log=None) -> SharedKeyStates:
     return shared
 
 
-async def until(check, timeout_s: float = 2.0) -> None:
+async def until(check, timeout_s: float = 10.0) -> None:  # a bound for a hang: 2 s failed on a loaded run
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "not propagated in time"
