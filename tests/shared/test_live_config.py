@@ -16,7 +16,7 @@ from tests.conftest import config_on_simulator
 pytestmark = pytest.mark.asyncio
 
 
-async def until(check, timeout_s: float = 10.0) -> None:  # a bound for a hang: 2 s failed on a loaded run
+async def until(check, timeout_s: float = 2.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "not applied in time"
