@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,15 @@ def _reword_events(request: pytest.FixtureRequest) -> Iterator[None]:
 def make_scenario(*providers: dict[str, Any], seed: int = 3, **traffic: Any) -> Scenario:
     """A scenario from provider dicts, e.g. ``{"name": "p", "keys": [{"label": "a", "secret": ...}]}``."""
     return scenario_from_dict({"name": "test", "seed": seed, "providers": list(providers), "traffic": traffic})
+
+
+async def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Wait (on the running loop) until ``check()`` holds: a wait for the thing itself, which a loaded
+    machine only delays, where a fixed sleep can end before it; fails saying ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:g} s"
+        await asyncio.sleep(0.02)
 
 
 def keys(prefix: str, n: int, **fields: Any) -> list[dict[str, Any]]:

@@ -29,6 +29,20 @@ def test_wal_and_retention(tmp_path: Path) -> None:
     assert again.events(now - 3600)[0]["action"] == "marked invalid"
 
 
+def test_retention_counts_days_not_hours(tmp_path: Path) -> None:
+    """What is a day old stays with a 2-day retention; only what is older than 2 days goes (in every table)."""
+    h = History(tmp_path / "h.db", retention_days=2)
+    now = time.time()
+    ages = {"3 days": 3 * 86400, "1 day": 86400, "3 hours": 3 * 3600}
+    h.add_events([Event(now - age, "p", "a", EventKind.RATE_LIMITED, 429, name, "cooled 1 s")
+                  for name, age in ages.items()])
+    h.add_usage([(int(now - age) // 60 * 60, "p", "a", name, 1, 1, 1, 1, 0.0) for name, age in ages.items()])
+    assert h.prune(now) == 2  # the 3-day-old event and usage row
+    assert [r["reason"] for r in h.events(now - 10 * 86400)] == ["1 day", "3 hours"]
+    assert sorted(r["model"] for r in h.usage(now - 10 * 86400, "model")) == ["1 day", "3 hours"]
+    h.close()
+
+
 def test_usage_groups_and_spend(tmp_path: Path) -> None:
     h = History(tmp_path / "h.db")
     now = time.time()

@@ -30,7 +30,10 @@ class Hermes:
         self.python, self.home, self.user_home = python, home, user_home
         self.env = {**os.environ, "HERMES_HOME": str(home), "HOME": str(user_home),
                     "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-                    "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "HERMES_NO_UPDATE_CHECK": "1"}
+                    "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "HERMES_NO_UPDATE_CHECK": "1",
+                    # no lazy `pip install` (edge-tts at each start): through the dead proxy it only retried,
+                    # 8 s and more of every Hermes run
+                    "HERMES_DISABLE_LAZY_INSTALLS": "1"}
         self.env.pop("PYTEST_CURRENT_TEST", None)
 
     def cli(self, *args: str) -> str:

@@ -99,16 +99,21 @@ async def test_an_invalid_key_goes_out_at_once_and_repeats_are_rate_limited(rece
     now = [1000.0]
     sender = AlertSender(webhook=receiver.url, min_interval_s=60, clock=lambda: now[0])
     watcher = AlertWatcher(sender, dict, lambda: now[0])
-    bad = Event(now[0], "p", "k1", EventKind.INVALID, 401, "invalid x-api-key", "marked invalid",
-                change=StateChange.BARRED)
-    watcher.event(bad)
-    watcher.event(bad)  # the same alert again within a minute: not sent
+
+    def bad() -> Event:
+        return Event(now[0], "p", "k1", EventKind.INVALID, 401, "invalid x-api-key", "marked invalid",
+                     change=StateChange.BARRED)
+
+    watcher.event(bad())
+    now[0] += 30
+    watcher.event(bad())  # the same alert again within a minute of the one sent: not sent
     now[0] += 61
-    watcher.event(bad)
+    watcher.event(bad())  # 91 s after the one sent (61 s after the one held back): sent
     watcher.event(Event(now[0], "p", "k1", EventKind.RATE_LIMITED, 429, "slow", "cooled",
                         change=StateChange.COOLED))  # not an alert
     await drain(sender, lambda: len(receiver.posts) == 2)
     assert [p["keys"] for p in receiver.posts] == [["k1"], ["k1"]]
+    assert [p["ts"] for p in receiver.posts] == [1000.0, 1091.0]  # the first and the last, not the first two
     assert receiver.posts[0]["summary"] == "k1 marked invalid (401: invalid x-api-key)"
 
 

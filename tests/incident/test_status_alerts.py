@@ -17,6 +17,7 @@ from pooltui.session.views import empty_panel
 from pooltui.store.history import History
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.widgets import IncidentLine, StatusLine
+from tests.conftest import until
 from tests.tui import scripted
 
 T0 = 1_790_000_000.0  # 14:13:20 UTC
@@ -139,8 +140,8 @@ async def test_req_ok_and_err_per_second_count_the_same_requests() -> None:
     """ok/s used to count the fallback's successes while req/s counted only the primary's picks."""
     session = demo_session("outage", seed=1, in_process=True, rate=40)
     await session.start()
-    try:
-        await asyncio.sleep(6)
+    try:  # until the fallback has served a few (was a fixed 6 s)
+        await until(lambda: session.view()["fallback_served"] >= 5, "the fallback serving")
     finally:
         await session.stop()
     v = session.view()

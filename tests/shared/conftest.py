@@ -10,9 +10,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
+
+from pooltui.store.admin_token import read_admin_token
 
 
 def free_port() -> int:
@@ -106,6 +110,25 @@ def wait_ready(procs: list[subprocess.Popen], ports: list[int], timeout_s: float
             if time.monotonic() > deadline:
                 raise AssertionError(f"proxy on {port} still not answering after {timeout_s:g} s")
             time.sleep(0.05)
+
+
+def key_states(port: int, env: dict[str, str], provider: str) -> dict[str, str]:
+    """Each key's state as the proxy on ``port`` sees it now (its ``/pooltui/state``): label -> state."""
+    token = read_admin_token(Path(env["POOLTUI_DATA_DIR"])) or ""
+    view = httpx.get(f"http://127.0.0.1:{port}/pooltui/state", headers={"x-pooltui-admin-token": token},
+                     timeout=10.0).json()
+    return {k["label"]: k["state"] for k in view["providers"][provider]["keys"]}
+
+
+def wait_until_seen(ports: list[int], env: dict[str, str], provider: str, seen: Callable[[dict[str, str]], bool],
+                    timeout_s: float = 20.0) -> None:
+    """Until every proxy on ``ports`` sees key states for which ``seen`` holds: a wait on what the processes
+    heard from each other, not on a fixed time (which a loaded machine can outlast)."""
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while not seen(states := key_states(port, env, provider)):
+            assert time.monotonic() < deadline, f"the proxy on {port} still sees {states}"
+            time.sleep(0.02)
 
 
 def stop_proxies(procs: list[subprocess.Popen]) -> None:

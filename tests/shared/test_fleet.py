@@ -10,9 +10,10 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from tests.conftest import keys, make_scenario
-from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
+from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies, wait_until_seen
 
 #: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
 pytestmark = pytest.mark.timeout(150)
@@ -32,21 +33,26 @@ def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> N
     procs, ports = start_proxies(3, env)
     try:
         assert ask(ports[0]).status_code == 200  # 'gone' answered 401 here, then k0 served
-        time.sleep(0.3)  # the others hear it (well under a second)
+        wait_until_seen(ports[1:], env, "oai", lambda states: states["gone"] == "invalid")  # the others heard it
         for port in ports[1:]:
             assert ask(port).status_code == 200
         seen = httpx.get(stats_url).json()["oai"]
         assert seen["gone"] == {"401": 1}  # one 401 in total, not one per process
         # k0 allows 2 requests a minute: the process that spent it learnt so (its headers, else a 429), and
         # every process now goes to the spare: not one 429 per process
-        time.sleep(0.3)
+        wait_until_seen(ports, env, "oai", lambda states: states["k0"] != "ok")
         for port in ports * 2:
             assert ask(port).status_code == 200
         seen = httpx.get(stats_url).json()["oai"]
         assert seen["k0"]["200"] == 2 and seen["k0"].get("429", 0) <= 1, seen  # learnt once, by one process
         assert seen["spare0"] == {"200": 7}, seen
         # `pooltui fleet` lists the three processes and the key states they share
-        time.sleep(1.2)
+        beats = redis.Redis.from_url(redis_server.url)
+        deadline = time.monotonic() + 20
+        while beats.hlen("pooltui:procs") < 3:  # each process's heartbeat (once a second), waited for
+            assert time.monotonic() < deadline, "not every process has said it is alive"
+            time.sleep(0.02)
+        beats.close()
         listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env, capture_output=True,
                                  text=True, timeout=30)
         assert listing.returncode == 0, listing.stderr

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.asyncio
 SECRETS = [f"sk-test-fleet-{i:024d}" for i in range(3)]
 
 
-async def until(check, timeout_s: float = 3.0) -> None:
+async def until(check, timeout_s: float = 10.0) -> None:  # a bound for a hang: 2-3 s failed on a loaded run
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "not seen in time"

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from pooltui.core import Classification, DeadlineSource, KeySpec, KeyState, Outcome, Pool
+from pooltui.store.fleet import FleetLink
 from pooltui.store.shared_state import SharedKeyStates
 
 pytestmark = pytest.mark.asyncio
@@ -29,7 +30,7 @@ async def sharing(url: str, p: Pool, log=None) -> SharedKeyStates:
     return shared
 
 
-async def until(check, timeout_s: float = 2.0) -> None:
+async def until(check, timeout_s: float = 10.0) -> None:  # a bound for a hang: 2 s failed on a loaded run
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "not propagated in time"
@@ -99,8 +100,7 @@ async def test_redis_restarted_midway_loses_nothing(redis_server) -> None:
         redis_server.stop()
         answer(a, "k0", Classification(Outcome.RATE_LIMITED, 429, "slow", 60.0, DeadlineSource.RETRY_AFTER))
         assert a.pick().label == "k1"  # serving goes on on its own view
-        await asyncio.sleep(0.3)
-        assert not sb.connected and any("unreachable" in line for line in said)
+        await until(lambda: not sb.connected and any("unreachable" in line for line in said), timeout_s=10)
         redis_server.start()
         await until(lambda: b.key("k0").state is KeyState.COOLING, timeout_s=10)  # published once it was back
     finally:
@@ -233,7 +233,12 @@ async def test_the_monitor_shows_the_fleet(redis_server, serve, tmp_path) -> Non
             await until(lambda: session.shared.connected and other.shared.connected)
             answer(other.pool, "k1", Classification(Outcome.INVALID, 401, "revoked"))
             await until(lambda: session.pool.key("k1").state is KeyState.INVALID)
-            await asyncio.sleep(1.2)  # both have said they are alive
+            link = FleetLink(redis_server.url)
+            deadline = time.monotonic() + 10
+            while len(await link.processes()) < 2:  # both have said they are alive (a heartbeat a second)
+                assert time.monotonic() < deadline, "not both heartbeats"
+                await asyncio.sleep(0.02)
+            await link.aclose()
             await pilot.press("F")
             assert isinstance(app.screen, FleetScreen)
             await app.workers.wait_for_complete()

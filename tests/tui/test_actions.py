@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from pooltui.core import Classification, DeadlineSource, KeyState, Outcome
@@ -14,7 +12,7 @@ from pooltui.store.secrets import SecretStore
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import AddKeyScreen, HelpScreen, HistoryScreen, InspectorScreen
 from pooltui.tui.widgets import KeysTable, StatusLine
-from tests.conftest import keys, make_scenario
+from tests.conftest import keys, make_scenario, until
 from tests.tui import scripted
 
 pytestmark = pytest.mark.asyncio
@@ -180,11 +178,10 @@ async def test_traffic_start_stop_rate_and_burst(serve) -> None:
         assert session.traffic_rate == pytest.approx(13.3)
         sent = session.traffic.result.requests
         await pilot.press("b")
-        await asyncio.sleep(1.0)
-        assert session.traffic.result.requests >= sent + 40
+        # waits for what it checks, not a fixed time: the burst's 40 requests, then the traffic stopped
+        await until(lambda: session.traffic.result.requests >= sent + 40, "the burst sent")
         await pilot.press("t")
-        await asyncio.sleep(0.3)
-        assert not session.traffic_running
+        await until(lambda: not session.traffic_running, "the traffic stopped")
 
 
 async def test_command_palette_offers_the_actions() -> None:

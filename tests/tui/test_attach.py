@@ -13,7 +13,7 @@ from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import InspectorScreen
 from pooltui.tui.widgets import EventsTable, KeysTable, StatusLine
-from tests.conftest import keys, make_scenario
+from tests.conftest import keys, make_scenario, until
 from tests.test_proxy import ProxyThread
 
 pytestmark = pytest.mark.asyncio
@@ -56,12 +56,10 @@ async def test_monitor_shows_a_running_proxys_traffic(serve) -> None:
             assert app.check_action("add_key", ()) is None  # new keys stay local: greyed out
             assert table.selected == "k0"
             await pilot.press("d")  # commands go to the proxy, which runs them on its pool
-            await asyncio.sleep(0.5)
-            assert client.primary.pool.key("k0").state.value == "disabled"
-            assert str(table.get_cell("k0", "state")).startswith("disabled")
+            await until(lambda: client.primary.pool.key("k0").state.value == "disabled", "k0 disabled at the proxy")
+            await until(lambda: str(table.get_cell("k0", "state")).startswith("disabled"), "k0 shown disabled")
             await pilot.press("s")
-            await asyncio.sleep(0.3)
-            assert client.primary.pool.strategy == "random"
+            await until(lambda: client.primary.pool.strategy == "random", "the strategy changed at the proxy")
             await pilot.press("V")
             await app.workers.wait_for_complete()
             assert any("gone invalid" in n.message for n in app._notifications)
@@ -123,9 +121,15 @@ async def test_an_attached_monitor_lists_each_of_the_proxys_events_once_in_time_
                 assert r.status_code == 200
         app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
         async with app.run_test(size=(130, 36)) as pilot:
-            await asyncio.sleep(0.5)
-            await pilot.pause()
             table = app.query_one(EventsTable)
+
+            def invalid_shown() -> int:
+                return [(row.first.key, row.first.action) for row in table.story.rows.values()].count(
+                    ("gone", "marked invalid"))
+
+            await until(lambda: invalid_shown() >= 1, "the proxy's events shown")  # was a fixed 0.5 s
+            await asyncio.sleep(0.3)  # a few more polls (every 0.1 s): none brings the event a second time
+            await pilot.pause()
             shown = [row.first for row in table.story.rows.values()]
             assert [(e.key, e.change) for e in shown].count(("gone", StateChange.BARRED)) == 1, shown
             assert [e.ts for e in shown] == sorted(e.ts for e in shown)
@@ -166,8 +170,7 @@ async def test_p_on_an_attached_monitor_shows_the_proxys_fallback_and_acts_on_it
             table = app.query_one(KeysTable)
             assert table._order == ["b0"] and session.view()["fallback_of"] == "prim"
             await pilot.press("d")
-            await asyncio.sleep(0.5)
-            assert client.fallbacks[0].pool.key("b0").state.value == "disabled"
+            await until(lambda: client.fallbacks[0].pool.key("b0").state.value == "disabled", "b0 disabled")
             assert client.primary.pool.key("k0").state.value == "ok"
 
 
@@ -200,8 +203,6 @@ async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_n
             server.state.providers["prim"].outage_override = None
             while breaker.holding(breaker.clock.now()):  # the open period runs out; no request comes
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(0.5)
-            await pilot.pause()
-            status = str(app.query_one(StatusLine).render())
-            assert "OUTAGE" not in status, status
+            # the next polls clear it (waited for, not a fixed 0.5 s); before the fix it stayed until a request
+            await until(lambda: "OUTAGE" not in str(app.query_one(StatusLine).render()), "OUTAGE cleared")
             assert app.session.view()["incident"] is not None  # the incident line still tells the story

@@ -11,6 +11,7 @@ from pooltui.core import KeyState
 from pooltui.session.local import demo_session
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.widgets import KeysTable
+from tests.conftest import until
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,11 +22,10 @@ async def test_key_handling_under_heavy_traffic() -> None:
     session.traffic_concurrency = 64
     app = PoolMonitorApp(session)
     async with app.run_test(size=(120, 36)) as pilot:
-        while not app.started:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.5)
+        # traffic flowing: waited for by its count, not for a fixed time (a loaded run sent 1 request in 1.5 s)
+        await until(lambda: app.started and session.traffic is not None and session.traffic.result.requests > 100,
+                    "traffic flowing")
         sent_before = session.traffic.result.requests
-        assert sent_before > 100, "traffic is flowing"
         table = app.query_one(KeysTable)
         assert table.selected == "bench"
         handled_at: list[float] = []
@@ -46,6 +46,5 @@ async def test_key_handling_under_heavy_traffic() -> None:
         assert session.pool.key("bench").state is KeyState.OK
         await pilot.press("s")
         assert session.pool.strategy == "random"
-        await asyncio.sleep(1.0)
         rate = (session.traffic.result.requests - sent_before) / (time.perf_counter() - t0)
         print(f"\nmonitor under load: {rate:.0f} req/s, key press handled in {handled * 1000:.1f} ms")
