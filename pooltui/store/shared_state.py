@@ -239,6 +239,10 @@ class SharedKeyStates:
         """Connect, read the shared states, and start publishing and listening."""
         import redis.asyncio as redis
 
+        if self.secret is None:  # said once, where the process's lines go (its stderr, the monitor's events)
+            self.log(f"warning: the fleet's messages are not signed (no [state] secret): whoever can write to "
+                     f"{redact_url(self.url)} can plant key states in every process")
+
         self._redis = redis.from_url(self.url, decode_responses=True, socket_connect_timeout=2,
                                      health_check_interval=5)
         if self._queue is None:

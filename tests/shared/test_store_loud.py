@@ -29,7 +29,7 @@ def misconfigured(server) -> list[tuple[str, str]]:
 async def test_each_misconfiguration_is_one_line_naming_it_without_the_password(redis_server) -> None:
     for url, status in misconfigured(redis_server):
         said: list[str] = []
-        shared = SharedKeyStates(url, prefix="t", log=said.append)
+        shared = SharedKeyStates(url, prefix="t", log=said.append, secret="fleet-secret")  # signed: no warning
         shared.attach(pool())
         await shared.start()
         await until(lambda s=shared: s.status != "connecting", timeout_s=5.0)
@@ -43,7 +43,7 @@ async def test_each_misconfiguration_is_one_line_naming_it_without_the_password(
 @pytest.mark.asyncio
 async def test_the_line_comes_again_when_the_status_changes(redis_server) -> None:
     said: list[str] = []
-    shared = SharedKeyStates(redis_server.url, prefix="t", log=said.append)
+    shared = SharedKeyStates(redis_server.url, prefix="t", log=said.append, secret="fleet-secret")
     shared.attach(pool())
     await shared.start()
     try:
@@ -125,3 +125,29 @@ async def test_the_monitor_shows_the_store_trouble(redis_server, serve, tmp_path
         await session.shared.stop()
         for c in session.clients.values():
             await c.aclose()
+
+
+def test_a_fleet_without_a_secret_is_warned_once_and_one_with_a_secret_is_not(redis_server, tmp_path) -> None:
+    """Messages are signed only with `[state] secret`: without one, a process says once that whoever can write to
+    the Redis is trusted (the password never printed); with one, nothing is said."""
+    texts = []
+    for signed in (False, True):
+        where = tmp_path / ("signed" if signed else "plain")
+        where.mkdir()
+        env = proxy_env(where, redis_server.url, "http://127.0.0.1:9/v1", '{ label = "k0", secret = "env:K0" }',
+                        K0="sk-test-loud-000000000000000000000000", FLEET="fleet-secret-000000000000000000000000")
+        if signed:
+            config = where / "config.toml"
+            config.write_text(config.read_text().replace('backend = "redis"', 'backend = "redis"\nsecret = "env:FLEET"'))
+        procs, _ = start_proxies(1, env, where)
+        try:
+            log = where / "proxy0.log"
+            deadline = time.monotonic() + 20
+            while "connected" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop_proxies(procs)
+        texts.append(log.read_text())
+    plain, signed_text = texts
+    assert plain.count("not signed") == 1 and redis_server.password not in plain
+    assert "not signed" not in signed_text and "connected" in signed_text
