@@ -138,7 +138,8 @@ def test_a_fleet_without_a_secret_is_warned_once_and_one_with_a_secret_is_not(re
                         K0="sk-test-loud-000000000000000000000000", FLEET="fleet-secret-000000000000000000000000")
         if signed:
             config = where / "config.toml"
-            config.write_text(config.read_text().replace('backend = "redis"', 'backend = "redis"\nsecret = "env:FLEET"'))
+            text = config.read_text()
+            config.write_text(text.replace('backend = "redis"', 'backend = "redis"\nsecret = "env:FLEET"'))
         procs, _ = start_proxies(1, env, where)
         try:
             log = where / "proxy0.log"
