@@ -120,19 +120,20 @@ async def test_an_invalid_key_alert_carries_every_field(receiver) -> None:
 
 @pytest.mark.asyncio
 async def test_the_watcher_sends_each_new_alert_once_with_its_keys(receiver) -> None:
-    views = {"p": view(states=("ok", "cooling", "invalid"))}
+    views = {"p": view(outage=True)}
     sender = AlertSender(webhook=receiver.url, min_interval_s=0, clock=lambda: NOW)
     watcher = AlertWatcher(sender, lambda: views, lambda: NOW)
     assert watcher.check() == 1
     assert watcher.check() == 0  # still the same alert: the watcher, not the rate limit, holds it back
     views["p"] = view(states=("ok", "cooling", "invalid"), outage=True, incident="since 10:00: 9 x 429")
-    views["q"] = view("q", fallback="backup")
-    assert watcher.check() == 2  # capacity is still on (skipped), the outage after it is new; q's fallback too
+    views["q"] = view("q", states=("ok", "ok", "cooling"), fallback="backup")  # a key down, capacity fine
+    assert watcher.check() == 2  # the outage (red, first) is still on and skipped; capacity after it is new
     await drain(sender, lambda: len(receiver.posts) == 3)
-    capacity, outage, fallback = receiver.posts
-    assert capacity == payload("p", "capacity", "amber", "CAPACITY 1/3 usable", ["k1", "k2"], NOW)
+    outage, capacity, fallback = receiver.posts
     assert outage["kind"] == "outage" and outage["keys"] == [] and outage["ts"] == NOW
-    assert outage["summary"].endswith(" (since 10:00: 9 x 429)")
+    assert outage["summary"].startswith("OUTAGE p since ") and "(" not in outage["summary"]
+    assert capacity == payload("p", "capacity", "amber", "CAPACITY 1/3 usable (since 10:00: 9 x 429)",
+                               ["k1", "k2"], NOW)
     assert fallback == payload("q", "fallback", "amber", "FALLBACK ACTIVE backup served 3 in 1 min", [], NOW)
 
 
