@@ -4,13 +4,17 @@ item 6: survivors in client.pool_client.PoolStream.aclose)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from pooltui.client.pool_client import UsageRecord
-from pooltui.core import Backoff, EventKind
+from pooltui.core import EventKind
 from pooltui.core.budget import Prices
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
+from tests.odd_upstream import OddUpstream, head
 
 pytestmark = pytest.mark.asyncio
 MODEL = "gpt-sim-1"
@@ -39,13 +43,15 @@ async def test_a_stream_tail_is_recorded_once_with_its_model_tokens_and_cost(ser
     assert not [e for e in events if e.kind is EventKind.TRANSPORT]  # a clean end is no transport event
 
 
-async def test_an_error_event_after_data_is_one_transport_event_on_its_key(serve) -> None:
+async def test_an_error_event_after_data_is_one_transport_event_and_its_input_is_still_priced(serve) -> None:
     sc = make_scenario({"name": "p", "dialect": "anthropic", "keys": [
         {"label": "late", "secret": "sk-test-late-0000000000001", "stream_fault": "after-data"}]})
     server = serve(sc)
+    usage: list[UsageRecord] = []
     async with client_for_scenario(sc, server, "failover", seed=4) as client:
-        client.backoff = Backoff(base_s=0.01, max_s=0.02)
-        stream = await client.open_stream(client.chat_builder("hi", stream=True))
+        prices = client.prices = Prices({MODEL: (1.0, 2.0)})
+        client.usage_listeners.append(usage.append)
+        stream = await client.open_stream(client.chat_builder("hi", stream=True, model=MODEL))
         _ = [chunk async for chunk in stream]
         await stream.aclose()
         now = client.primary.pool.clock.now()
@@ -53,3 +59,31 @@ async def test_an_error_event_after_data_is_one_transport_event_on_its_key(serve
     assert [(e.provider, e.key, e.status, e.reason, e.action, e.request_id) for e in events] == [
         ("p", "late", None, "error event mid-stream", "passed to caller in-band", stream.trace.request_id)]
     assert events[0].ts <= now and events[0].ts > now - 60
+    tin, tout = stream.tokens
+    assert [(u.tokens_in, u.tokens_out, u.cost) for u in usage if u.tokens_in or u.tokens_out] == [
+        (tin, tout, prices.cost(MODEL, tin, tout))]
+
+
+async def no_output(writer: asyncio.StreamWriter) -> None:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": MODEL,
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": "length"}]}
+    tail = {"id": "c1", "object": "chat.completion.chunk", "model": MODEL, "choices": [],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}}
+    writer.write(head() + b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in (chunk, tail))
+                 + b"data: [DONE]\n\n")
+
+
+async def test_a_stream_with_no_output_still_spends_its_input() -> None:
+    usage: list[UsageRecord] = []
+    with OddUpstream(no_output) as up:
+        async with up.client() as client:
+            prices = client.prices = Prices({MODEL: (1.0, 2.0)})
+            client.usage_listeners.append(usage.append)
+            stream = await client.open_stream(client.chat_builder("hi", stream=True, model=MODEL))
+            _ = [chunk async for chunk in stream]
+            await stream.aclose()
+            spent = client.primary.pool.key("k0").stats.cost
+    cost = prices.cost(MODEL, 7, 0)
+    assert stream.tokens == (7, 0) and cost
+    assert [(u.tokens_in, u.tokens_out, u.cost) for u in usage if u.tokens_in or u.tokens_out] == [(7, 0, cost)]
+    assert spent == cost
