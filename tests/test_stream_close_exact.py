@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from pooltui.client.pool_client import UsageRecord
+from pooltui.client.pool_client import PoolClient, Upstream, UsageRecord
 from pooltui.core import EventKind
 from pooltui.core.budget import Prices
+from pooltui.providers.profiles import profile_for
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.odd_upstream import OddUpstream, head
@@ -87,3 +88,16 @@ async def test_a_stream_with_no_output_still_spends_its_input() -> None:
     assert stream.tokens == (7, 0) and cost
     assert [(u.tokens_in, u.tokens_out, u.cost) for u in usage if u.tokens_in or u.tokens_out] == [(7, 0, cost)]
     assert spent == cost
+
+
+async def test_a_keyless_local_stream_closes_and_records_its_usage() -> None:
+    usage: list[UsageRecord] = []
+    with OddUpstream(no_output) as up:
+        profile = profile_for("openai", name="local", base_url=f"http://127.0.0.1:{up.port}/v1")
+        async with PoolClient(Upstream(profile, None), deadline_s=20) as client:
+            client.usage_listeners.append(usage.append)
+            stream = await client.open_stream(client.chat_builder("hi", stream=True, model=MODEL))
+            _ = [chunk async for chunk in stream]
+            await stream.aclose()  # no pool, no key: nothing to release, nothing raised
+    assert stream.key is None and stream.tokens == (7, 0)
+    assert [(u.provider, u.key, u.tokens_in) for u in usage if u.tokens_in] == [("local", "-", 7)]
