@@ -16,6 +16,7 @@ from pooltui.core.trace import RequestTrace
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import make_scenario
 from tests.odd_upstream import OddUpstream, head
+from tests.test_stream_close_exact import opened, pool_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,9 +26,9 @@ async def test_a_streams_rate_limit_headers_are_read_in_its_dialect(serve) -> No
                         "keys": [{"label": "k0", "secret": "sk-test-first-000000000001", "rpm": 100}]})
     server = serve(sc)
     async with client_for_scenario(sc, server, seed=5) as client:
-        stream = await client.open_stream(client.chat_builder("hi", stream=True))
+        stream = await opened(client, None)
         _ = [chunk async for chunk in stream]
-        limits = client.primary.pool.key("k0").stats.limits
+        limits = pool_of(client).key("k0").stats.limits
     assert limits is not None and limits.requests_limit == 100 and limits.requests_remaining == 99
     assert limits.requests_reset_s is not None and 0 < limits.requests_reset_s <= 62  # a minute, from the sim's clock
 
@@ -50,7 +51,7 @@ async def test_a_rate_limit_sent_as_the_first_event_cools_the_key_for_that_model
             client.outcome_listeners.append(lambda outcome, provider, trace: traces.append(trace))
             with pytest.raises(PoolUnavailableError):
                 await client.open_stream(client.chat_builder("hi", stream=True, model="model-a"), deadline_s=0.5)
-            pool = client.primary.pool
+            pool = pool_of(client)
             key = pool.key("k0")
             assert key.state is KeyState.COOLING and key.until is not None
             assert 40 <= key.until - pool.clock.now() <= 46  # the body's reset_at, read at the time it came

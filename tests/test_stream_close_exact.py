@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from pooltui.client.pool_client import PoolClient, Upstream, UsageRecord
-from pooltui.core import EventKind
+from pooltui.client.pool_client import PoolClient, PoolStream, Upstream, UsageRecord
+from pooltui.core import EventKind, Pool
 from pooltui.core.budget import Prices
 from pooltui.providers.profiles import profile_for
 from pooltui.sim.wiring import client_for_scenario
@@ -21,6 +21,18 @@ pytestmark = pytest.mark.asyncio
 MODEL = "gpt-sim-1"
 
 
+async def opened(client: PoolClient, model: str | None = MODEL) -> PoolStream:
+    """A chat stream opened through ``client`` (a stream, not a relayed error)."""
+    stream = await client.open_stream(client.chat_builder("hi", stream=True, model=model))
+    assert isinstance(stream, PoolStream)
+    return stream
+
+
+def pool_of(client: PoolClient) -> Pool:
+    assert client.primary.pool is not None
+    return client.primary.pool
+
+
 async def test_a_stream_tail_is_recorded_once_with_its_model_tokens_and_cost(serve) -> None:
     sc = make_scenario({"name": "p", "keys": keys("k", 1)})
     server = serve(sc)
@@ -28,12 +40,12 @@ async def test_a_stream_tail_is_recorded_once_with_its_model_tokens_and_cost(ser
     async with client_for_scenario(sc, server, seed=3) as client:
         prices = client.prices = Prices({MODEL: (1.0, 2.0)})
         client.usage_listeners.append(usage.append)
-        stream = await client.open_stream(client.chat_builder("hello there", stream=True, model=MODEL))
+        stream = await opened(client)
         _ = [chunk async for chunk in stream]
         await stream.aclose()
         await stream.aclose()  # closing twice counts once
         tin, tout = stream.tokens
-        key = client.primary.pool.key("k0")
+        key = pool_of(client).key("k0")
         events = list(client.events)
     cost = prices.cost(MODEL, tin, tout)
     assert tin > 0 and tout > 0 and cost
@@ -52,10 +64,10 @@ async def test_an_error_event_after_data_is_one_transport_event_and_its_input_is
     async with client_for_scenario(sc, server, "failover", seed=4) as client:
         prices = client.prices = Prices({MODEL: (1.0, 2.0)})
         client.usage_listeners.append(usage.append)
-        stream = await client.open_stream(client.chat_builder("hi", stream=True, model=MODEL))
+        stream = await opened(client)
         _ = [chunk async for chunk in stream]
         await stream.aclose()
-        now = client.primary.pool.clock.now()
+        now = pool_of(client).clock.now()
         events = [e for e in client.events if e.kind is EventKind.TRANSPORT]
     assert [(e.provider, e.key, e.status, e.reason, e.action, e.request_id) for e in events] == [
         ("p", "late", None, "error event mid-stream", "passed to caller in-band", stream.trace.request_id)]
@@ -80,10 +92,10 @@ async def test_a_stream_with_no_output_still_spends_its_input() -> None:
         async with up.client() as client:
             prices = client.prices = Prices({MODEL: (1.0, 2.0)})
             client.usage_listeners.append(usage.append)
-            stream = await client.open_stream(client.chat_builder("hi", stream=True, model=MODEL))
+            stream = await opened(client)
             _ = [chunk async for chunk in stream]
             await stream.aclose()
-            spent = client.primary.pool.key("k0").stats.cost
+            spent = pool_of(client).key("k0").stats.cost
     cost = prices.cost(MODEL, 7, 0)
     assert stream.tokens == (7, 0) and cost
     assert [(u.tokens_in, u.tokens_out, u.cost) for u in usage if u.tokens_in or u.tokens_out] == [(7, 0, cost)]
@@ -96,7 +108,7 @@ async def test_a_keyless_local_stream_closes_and_records_its_usage() -> None:
         profile = profile_for("openai", name="local", base_url=f"http://127.0.0.1:{up.port}/v1")
         async with PoolClient(Upstream(profile, None), deadline_s=20) as client:
             client.usage_listeners.append(usage.append)
-            stream = await client.open_stream(client.chat_builder("hi", stream=True, model=MODEL))
+            stream = await opened(client)
             _ = [chunk async for chunk in stream]
             await stream.aclose()  # no pool, no key: nothing to release, nothing raised
     assert stream.key is None and stream.tokens == (7, 0)

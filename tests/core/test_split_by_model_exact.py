@@ -42,6 +42,7 @@ def test_estimates_kept_per_model_survive_the_split() -> None:
     k0 = pool.pick(model="b")
     assert k0 is not None
     pool.report(k0, Classification(Outcome.OK, 200, model_scoped=True), model="b")
+    assert k0.learned_models is not None
     kept, whole = k0.learned_models["b"], k0.learned
     pool.pick(model="c")  # traffic mixes: the whole-key estimate would be b's, but b already has its own
     assert k0.learned is None and k0.learned_models is not None and k0.learned_models["b"] is kept
