@@ -58,19 +58,25 @@ async def test_the_line_comes_again_when_the_status_changes(redis_server) -> Non
         await shared.stop()
 
 
+def proxy_lines_until(env: dict[str, str], where, text: str, timeout_s: float) -> str:
+    """What one `pooltui proxy` on ``env`` wrote to its stderr once ``text`` showed in it (or ``timeout_s``
+    passed); the proxy is stopped."""
+    procs, _ = start_proxies(1, env, where)
+    log = where / "proxy0.log"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while text not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_proxies(procs)
+    return log.read_text()
+
+
 def test_a_proxy_with_a_wrong_password_says_so_on_stderr(redis_server, tmp_path) -> None:
     url = f"redis://:wrong-{redis_server.password}@127.0.0.1:{redis_server.port}/0"
     env = proxy_env(tmp_path, url, "http://127.0.0.1:9/v1", '{ label = "k0", secret = "env:K0" }',
                     K0="sk-test-loud-000000000000000000000000")
-    procs, _ = start_proxies(1, env, tmp_path)
-    try:
-        log = tmp_path / "proxy0.log"
-        deadline = time.monotonic() + 10
-        while "auth failed" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop_proxies(procs)
-    text = log.read_text()
+    text = proxy_lines_until(env, tmp_path, "auth failed", 10)
     assert text.count("shared state:") == 1 and "auth failed" in text and redis_server.password not in text
 
 
@@ -140,15 +146,7 @@ def test_a_fleet_without_a_secret_is_warned_once_and_one_with_a_secret_is_not(re
             config = where / "config.toml"
             text = config.read_text()
             config.write_text(text.replace('backend = "redis"', 'backend = "redis"\nsecret = "env:FLEET"'))
-        procs, _ = start_proxies(1, env, where)
-        try:
-            log = where / "proxy0.log"
-            deadline = time.monotonic() + 20
-            while "connected" not in log.read_text() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            stop_proxies(procs)
-        texts.append(log.read_text())
+        texts.append(proxy_lines_until(env, where, "connected", 20))
     plain, signed_text = texts
     assert plain.count("not signed") == 1 and redis_server.password not in plain
     assert "not signed" not in signed_text and "connected" in signed_text
