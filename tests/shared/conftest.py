@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,18 +81,35 @@ def ask(port: int, timeout_s: float = 10.0) -> httpx.Response:
 
 
 def start_proxies(n: int, env: dict[str, str], logs=None) -> tuple[list[subprocess.Popen], list[int]]:
-    """``n`` `pooltui proxy` processes on the config ``env`` names, each on a free port; their stderr goes
-    to ``logs``/proxy{i}.log when a folder is given."""
+    """``n`` `pooltui proxy` processes on the config ``env`` names, each on a port it picks itself (`--port 0`,
+    read back from its banner: a port picked here and freed for it could be taken by any other socket before it
+    binds, and was under a parallel run); their stderr goes to ``logs``/proxy{i}.log (a temporary folder when
+    none is given)."""
     import sys
 
-    ports = [free_port() for _ in range(n)]
-    procs = []
-    for i, port in enumerate(ports):
-        err = (logs / f"proxy{i}.log").open("w") if logs is not None else subprocess.DEVNULL
-        procs.append(subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", str(port)], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=err))
+    folder = Path(logs) if logs is not None else Path(tempfile.mkdtemp(prefix="pooltui-proxies-"))
+    procs, paths = [], []
+    for i in range(n):
+        paths.append(folder / f"proxy{i}.log")
+        with paths[-1].open("w") as err:
+            procs.append(subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", "0"], env=env,
+                                          stdout=subprocess.DEVNULL, stderr=err))
+    ports = [banner_port(proc, path) for proc, path in zip(procs, paths, strict=True)]
     wait_ready(procs, ports)
     return procs, ports
+
+
+def banner_port(proc: subprocess.Popen, log: Path, timeout_s: float = 45.0) -> int:
+    """The port a `pooltui proxy --port 0` bound, from the first line of its banner."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"pooltui proxy on http://[^:/]+:(\d+)", log.read_text())
+        if found:
+            return int(found.group(1))
+        if proc.poll() is not None:
+            raise AssertionError(f"proxy exited with {proc.returncode} before it listened: {log.read_text()[-500:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"proxy not listening after {timeout_s:g} s")
 
 
 def wait_ready(procs: list[subprocess.Popen], ports: list[int], timeout_s: float = 45.0) -> None:
