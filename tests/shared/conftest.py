@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from pooltui.store.admin_token import read_admin_token
 
@@ -32,22 +33,46 @@ class RedisServer:
     password, ``bare_url`` does not."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.password = f"pw-{secrets.token_hex(8)}"
-        self.bare_url = f"redis://127.0.0.1:{self.port}/0"
-        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
+        self.started = False
+        self._use(free_port())
+
+    def _use(self, port: int) -> None:
+        self.port = port
+        self.bare_url = f"redis://127.0.0.1:{port}/0"
+        self.url = f"redis://:{self.password}@127.0.0.1:{port}/0"
 
     def start(self) -> None:
+        """Start it on its port (again, after :meth:`stop`); on its first start, a port some other socket took
+        between the test picking it and the server binding it makes it try another."""
+        for _ in range(1 if self.started else 5):
+            if self._start_once():
+                self.started = True
+                return
+            if not self.started:
+                self._use(free_port())
+        raise RuntimeError(f"redis-server did not start on {self.port}")
+
+    def _start_once(self) -> bool:
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--requirepass", self.password],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if self.proc.poll() is not None:  # it exited: the port was taken (an answer there is not ours)
+                self.proc = None
+                return False
+            try:  # the server's own answer, with its password: a socket that merely accepts is not it
+                if redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                               socket_timeout=0.5, socket_connect_timeout=0.5).ping():
+                    return True
+            except redis.RedisError:
+                pass
             time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc = None
+        return False
 
     def stop(self) -> None:
         if self.proc is not None:
