@@ -126,15 +126,23 @@ def start_proxies(n: int, env: dict[str, str], logs=None) -> tuple[list[subproce
 
 def banner_port(proc: subprocess.Popen, log: Path, timeout_s: float = 45.0) -> int:
     """The port a `pooltui proxy --port 0` bound, from the first line of its banner."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = re.search(r"pooltui proxy on http://[^:/]+:(\d+)", log.read_text())
-        if found:
-            return int(found.group(1))
+    found = log_until(log, r"pooltui proxy on http://[^:/]+:(\d+)", timeout_s, proc)
+    if found is None:
         if proc.poll() is not None:
             raise AssertionError(f"proxy exited with {proc.returncode} before it listened: {log.read_text()[-500:]}")
+        raise AssertionError(f"proxy not listening after {timeout_s:g} s")
+    return int(found.group(1))
+
+
+def log_until(log: Path, pattern: str, timeout_s: float, proc: subprocess.Popen | None = None) -> re.Match | None:
+    """The first match of ``pattern`` in the file ``log`` once it is written there (None: not within
+    ``timeout_s``, or ``proc`` exited first)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = re.search(pattern, log.read_text())
+        if found or time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+            return found
         time.sleep(0.05)
-    raise AssertionError(f"proxy not listening after {timeout_s:g} s")
 
 
 def wait_ready(procs: list[subprocess.Popen], ports: list[int], timeout_s: float = 45.0) -> None:

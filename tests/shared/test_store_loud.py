@@ -5,14 +5,14 @@ store; the password is never printed."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
-import time
 
 import pytest
 
 from pooltui.store.shared_state import SharedKeyStates
-from tests.shared.conftest import free_port, proxy_env, start_proxies, stop_proxies
+from tests.shared.conftest import free_port, log_until, proxy_env, start_proxies, stop_proxies
 from tests.shared.test_shared_key_states import pool, until
 
 
@@ -64,9 +64,7 @@ def proxy_lines_until(env: dict[str, str], where, text: str, timeout_s: float) -
     procs, _ = start_proxies(1, env, where)
     log = where / "proxy0.log"
     try:
-        deadline = time.monotonic() + timeout_s
-        while text not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        log_until(log, re.escape(text), timeout_s, procs[0])
     finally:
         stop_proxies(procs)
     return log.read_text()
