@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -45,17 +46,24 @@ async def test_a_tiny_retry_after_meets_the_floor_and_the_attempt_cap(serve) -> 
 
 
 async def _through_an_outage(serve, retry_after: float, ends_s: float, n_keys: int):
-    """One request to a provider in an outage whose 503s carry ``retry_after``; a healthy fallback behind it."""
-    sc = make_scenario({"name": "p", "outage_retry_after": retry_after, "outages": [{"start_s": 0, "end_s": ends_s}],
-                        "keys": keys("k", n_keys)},
+    """One request to a provider in an outage whose 503s carry ``retry_after``; a healthy fallback behind it.
+    The outage begins as the request is sent and lasts ``ends_s`` from then: timed from the simulator's start, a
+    slow start-up (a loaded machine, a mutation run) had it over before the request came, and the test passed
+    on a first 200 without any Retry-After to honour."""
+    sc = make_scenario({"name": "p", "outage_retry_after": retry_after, "keys": keys("k", n_keys)},
                        {"name": "fb", "keys": keys("f", 1)})
     server = serve(sc)
     client = client_for_scenario(sc, server, seed=1, deadline_s=10)
+    provider = server.state.providers["p"]
+    provider.outage_override = 503
+    asyncio.get_running_loop().call_later(ends_s, setattr, provider, "outage_override", None)
     t0 = time.perf_counter()
     resp = await client.chat("hi")
     took = time.perf_counter() - t0
     await client.aclose()
     steps = [s for t in client.traces for s in t.steps]
+    first = next(s for s in steps if s.kind == "attempt")
+    assert first.provider == "p" and first.detail.get("status") == 503, "the first attempt met the outage"
     return resp, took, steps
 
 
