@@ -51,8 +51,9 @@ class TextFormatter(logging.Formatter):
         return scrub(line)
 
 
-def configure(fmt: str = "text", level: str = "info", stream: IO[str] | None = None) -> logging.Handler:
-    """One stderr handler for the proxy's loggers (replacing an earlier one of ours); returns it."""
+def configure(fmt: str = "text", level: str = "info", stream: IO[str] | None = None) -> logging.Logger:
+    """One stderr handler for the proxy's loggers (replacing an earlier one of ours); returns the operational
+    logger."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.set_name("pooltui")
@@ -63,6 +64,6 @@ def configure(fmt: str = "text", level: str = "info", stream: IO[str] | None = N
         logger.addHandler(handler)
         logger.propagate = False
         logger.setLevel(level.upper())
-    return handler
+    return logging.getLogger(OPERATIONS)
 
 logging.getLogger("pooltui").addHandler(logging.NullHandler())  # nothing printed unless configured (the monitor)
