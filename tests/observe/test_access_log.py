@@ -114,3 +114,16 @@ def test_a_key_echoed_by_the_upstream_is_in_no_log_line(json_log) -> None:
     assert lines(json_log) and any(line["change"] == "barred" for line in lines(json_log, OPERATIONS))
     assert SECRET not in text
     assert SECRET[-8:] not in text.replace(SECRET[:7], "")  # not even cut apart
+
+
+def test_a_stream_is_logged_when_it_ends_with_its_tokens(proxied, json_log) -> None:  # noqa: F811 - the fixture
+    _, clients = proxied
+    with ProxyThread(clients) as px, httpx.stream("POST", f"{px.service.url}/v1/chat/completions", timeout=30, json={
+            "model": "gpt-sim-1", "max_tokens": 5, "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "hi"}]}) as answer:
+        assert answer.headers["x-pooltui-attempts"] == "3"  # a 429, a stream broken before data, then served
+        assert not lines(json_log)  # not before its end
+        body = answer.read()
+    assert b"[DONE]" in body
+    [line] = lines(json_log)
+    assert (line["status"], line["attempts"], line["tokens_out"]) == (200, 3, 5)

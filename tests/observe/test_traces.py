@@ -7,11 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import httpx
 import openai
 import pytest
 
+from pooltui.client.pool_client import PoolClient, Upstream
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.providers.profiles import profile_for
 from pooltui.proxy.observe import Observer
 from pooltui.proxy.telemetry import Tracing
 from pooltui.sim.wiring import client_for_scenario
@@ -49,6 +53,7 @@ def test_a_retry_is_one_trace_continuing_the_callers(proxied) -> None:  # noqa: 
     with OtlpReceiver() as receiver, ProxyThread(clients, observer=traced(receiver)) as px:
         raw = ask(px.service.url, traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
         assert raw.headers["x-pooltui-served-by"] == "oai/early"
+        completion = raw.parse().choices[0].message.content
         spans = receiver.wait_for(3)
     assert {s.trace_id for s in spans} == {CALLER_TRACE}  # one trace, the caller's
     [server] = [s for s in spans if s.server]
@@ -69,8 +74,9 @@ def test_a_retry_is_one_trace_continuing_the_callers(proxied) -> None:  # noqa: 
     assert limited.attributes["pooltui.attempt.outcome"] == "rate_limited"
     assert "gen_ai.usage.output_tokens" not in limited.attributes
     assert {"pick", "rotated"} <= {name for name, _ in server.events}
+    assert completion and len(completion.split()) == 5
     for text in exported_text(receiver, spans):
-        assert "PINEAPPLE" not in text
+        assert "PINEAPPLE" not in text and completion not in text
         for secret in ALL_SECRETS:
             assert secret not in text
 
@@ -130,3 +136,59 @@ def test_tracing_is_opt_in(environ: dict[str, str], on: bool) -> None:
 
     assert wanted(None, environ) is on
     assert wanted(TelemetryConfig(endpoint="http://127.0.0.1:4318"), {}) is True
+
+
+class HeaderUpstream:
+    """An openai-style upstream on 127.0.0.1 that answers every chat with a completion and keeps the headers
+    it was sent."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from tests.odd_upstream import completion
+
+        self.seen: list[dict[str, str]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                upstream.seen.append({k.lower(): v for k, v in self.headers.items()})
+                body = completion()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def client(self) -> PoolClient:
+        profile = profile_for("openai", name="up", base_url=f"http://127.0.0.1:{self.server.server_address[1]}/v1")
+        return PoolClient(Upstream(profile, Pool("up", [KeySpec("k0", "sk-test-up-0000000000000000000001")])))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("propagate", [False, True])
+def test_the_callers_trace_context_goes_upstream_only_when_configured(propagate: bool) -> None:
+    upstream = HeaderUpstream()
+    try:
+        context = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=private",
+                   "baggage": "user=alice"}
+        with ProxyThread({"up": upstream.client()}, observer=Observer(propagate_upstream=propagate)) as px:
+            answer = httpx.post(f"{px.service.url}/v1/chat/completions", headers=context, timeout=30,
+                                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        assert answer.status_code == 200
+        [seen] = upstream.seen
+        assert {k: seen.get(k) for k in context} == (context if propagate else dict.fromkeys(context))
+    finally:
+        upstream.close()
