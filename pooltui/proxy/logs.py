@@ -19,6 +19,8 @@ OPERATIONS = "pooltui.proxy"
 ACCESS_FIELDS = ("api", "method", "path", "model", "status", "latency_ms", "queue_wait_ms", "provider", "key",
                  "attempts", "fallback", "translated", "tokens_in", "tokens_out", "cost", "outcome", "trace_id")
 
+IN_MESSAGE = ("api", "method", "path", "status")
+
 
 def _utc(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
@@ -41,8 +43,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None) or {}
-        extra = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, "", False)
-                         and k not in ("message",))
+        said = IN_MESSAGE if record.name == ACCESS else ()  # the access line's message says these already
+        extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "" and k not in said)
         line = f"{_utc(record.created)} {record.levelname.lower():5} {record.getMessage()}"
         if extra:
             line += f" {extra}"
