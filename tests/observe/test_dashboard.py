@@ -56,7 +56,11 @@ def test_every_dashboard_expression_names_exported_metrics(proxied) -> None:  # 
         httpx.post(f"{px.service.url}/v1/chat/completions", timeout=30, json={
             "model": "gpt-sim-1", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
         text = httpx.get(f"{px.service.url}/metrics", headers={"authorization": "Bearer admin"}).text
-    exported = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    exported = {s.name for s in samples}
+    # the attempts of that request, one per key: a 429 on "limited", then "early" served
+    attempts = {s.labels["key"]: s.value for s in samples if s.name == "pooltui_upstream_latency_seconds_count"}
+    assert attempts == {"limited": 1, "early": 1}
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = expressions(dashboard["panels"])
     assert len(exprs) >= 10

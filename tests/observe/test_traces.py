@@ -192,3 +192,14 @@ def test_the_callers_trace_context_goes_upstream_only_when_configured(propagate:
         assert {k: seen.get(k) for k in context} == (context if propagate else dict.fromkeys(context))
     finally:
         upstream.close()
+
+
+@pytest.mark.parametrize(("opt_in", "old_name_too"), [("", True), ("http,gen_ai_latest_experimental", False)])
+def test_semconv_stability_opt_in(opt_in: str, old_name_too: bool) -> None:
+    tracing = Tracing(TelemetryConfig(endpoint="http://127.0.0.1:9"), environ={"OTEL_SEMCONV_STABILITY_OPT_IN": opt_in})
+    try:
+        attrs = tracing._provider_attrs("anthropic")
+    finally:
+        tracing.shutdown()
+    assert attrs["gen_ai.provider.name"] == "anthropic"
+    assert ("gen_ai.system" in attrs) is old_name_too
