@@ -132,3 +132,72 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int,
         print(f"  traced: {sink.received / 1024:.0f} KiB of OTLP received by the local collector")
     print("  targets: >= 1000 req/s, added < 2 ms; tracing on within 15% of off")
     return med
+
+
+async def _hooks_round(mode: str, n: int, sink_url: str) -> float:
+    """CPU seconds per request of the whole proxy (hooks included) in this process, against the in-process
+    simulator (no socket, no other process): what a mode adds, with little of the machine's load in it."""
+    import io
+    import logging
+
+    import httpx
+
+    from pooltui.proxy.app import PoolProxy, create_proxy_app
+    from pooltui.proxy.logs import ACCESS, OPERATIONS, configure
+    from pooltui.proxy.observe import Observer
+    from pooltui.sim.inprocess import InProcessSim
+    from pooltui.sim.scenario import scenario_from_dict
+    from pooltui.sim.wiring import client_for_scenario
+    from pooltui.store.telemetry import TelemetryConfig
+
+    scenario = scenario_from_dict({"name": "bench", "providers": [{"name": "bench", "latency_ms": 0, "keys": [
+        {"label": f"k{i}", "secret": f"sk-bench-{i:030d}"} for i in range(2)]}]})
+    with InProcessSim(scenario) as sim:
+        client = client_for_scenario(scenario, sim, "round_robin", http=sim.http_client(), seed=1)
+        tracing = None
+        if mode == "traced":
+            from pooltui.proxy.telemetry import Tracing
+
+            tracing = Tracing(TelemetryConfig(endpoint=sink_url, schedule_delay_ms=200))
+        level = "info" if mode in ("text-log", "json-log") else "warning"
+        configure("json" if mode == "json-log" else "text", level, io.StringIO())
+        proxy = PoolProxy({"bench": client}, observer=Observer(tracing=tracing))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_proxy_app(proxy)),
+                                     base_url="http://proxy") as caller:
+            async def one() -> None:
+                r = await caller.post("/v1/chat/completions", json=ping_body())
+                if r.status_code != 200:
+                    raise RuntimeError(f"{mode}: the proxy answered {r.status_code}")
+
+            for _ in range(50):
+                await one()
+            t0 = time.process_time()
+            for _ in range(n):
+                await one()
+            cpu = (time.process_time() - t0) / n
+        if tracing is not None:
+            tracing.shutdown()
+        await client.aclose()
+        for name in (ACCESS, OPERATIONS):
+            logging.getLogger(name).handlers.clear()
+    return cpu
+
+
+def bench_hooks(n: int, rounds: int, modes: tuple[str, ...] = tuple(MODES)) -> dict[str, float]:
+    """The per-request CPU of each mode in one process, modes interleaved round after round (median)."""
+    sink = _OtlpSink()
+    samples: dict[str, list[float]] = {m: [] for m in modes}
+    try:
+        for _ in range(rounds):
+            for mode in modes:
+                samples[mode].append(run(_hooks_round(mode, n, sink.url)))
+    finally:
+        sink.close()
+    med = {m: statistics.median(v) * 1e6 for m, v in samples.items()}
+    base = modes[0]
+    print(f"proxy hooks: CPU per request of the whole proxy in one process (in-process simulator, {n} requests "
+          f"one at a time, median of {rounds} interleaved rounds)")
+    for mode in modes:
+        vs = "" if mode == base else f"   {med[mode] / med[base] * 100 - 100:+.1f}% vs {base}"
+        print(f"  {mode:9} {med[mode]:8.0f} µs per request{vs}")
+    return med

@@ -22,7 +22,6 @@ from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span, Tracer
 
     from pooltui.proxy.observe import RequestWatch
 
@@ -65,6 +64,7 @@ class Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -84,7 +84,7 @@ class Tracing:
         self.processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint),
                                             schedule_delay_millis=config.schedule_delay_ms)
         self.provider.add_span_processor(self.processor)
-        self.tracer: Tracer = self.provider.get_tracer("pooltui.proxy", __version__)
+        self.scope = InstrumentationScope("pooltui.proxy", __version__)
         self._server, self._client = SpanKind.SERVER, SpanKind.CLIENT
         self._propagator = TraceContextTextMapPropagator()
         self.profiles: dict[str, ProviderProfile] = {}  # every upstream's, by provider name (the proxy's observer)
@@ -96,48 +96,71 @@ class Tracing:
         self.provider.shutdown()
 
     def export(self, watch: RequestWatch, body: bytes | None, ended: float) -> str:
-        """The request's spans, handed to the batch processor; returns the trace id (32 hex digits)."""
-        from opentelemetry.trace import Status, StatusCode, set_span_in_context
+        """The request's spans, handed to the batch processor; returns the trace id (32 hex digits).
+
+        The spans are made whole here, from the request's record, as the SDK's ``ReadableSpan`` (what a span is
+        once ended) and given to the span processor: no live span, lock or attribute check per request, which
+        is most of what tracing would cost. The configured sampler (``OTEL_TRACES_SAMPLER``; by default the
+        caller's sampled flag, else always) decides once per request."""
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, get_current_span
 
         operation = OPERATIONS.get(watch.path, watch.path.rsplit("/", 1)[-1] or "request")
         model = watch.model or ""
         name = f"{operation} {model}".strip()
+        parent_context = self._propagator.extract(watch.carrier)
+        parent = get_current_span(parent_context).get_span_context()
+        ids = self.provider.id_generator
+        trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
+        decision = self.provider.sampler.should_sample(parent_context, trace_id, name, self._server, {
+            "gen_ai.operation.name": operation, "gen_ai.request.model": model})
+        if not decision.decision.is_sampled():  # nothing more is built for a request not sampled
+            return f"{trace_id:032x}"
         answer = _json(body) if body else None
-        server = self.tracer.start_span(name, context=self._propagator.extract(watch.carrier), kind=self._server,
-                                        start_time=ns(watch.started), attributes=self._request_attrs(
-                                            watch, operation, answer))
-        inside = set_span_in_context(server)
-        trace = watch.trace
-        steps = trace.steps if trace is not None else []
+        attrs = self._request_attrs(watch, operation, answer)
+        if self.capture_content:
+            attrs.update(_content(watch.body, answer))
+        flags = TraceFlags(TraceFlags.SAMPLED)
+        server = SpanContext(trace_id, ids.generate_span_id(), False, flags, decision.trace_state)
+        spans: list[ReadableSpan] = []
+        events: list[tuple[float, str, dict[str, AttrValue]]] = []
+        steps = watch.trace.steps if watch.trace is not None else []
         served_at = max((i for i, s in enumerate(steps) if s.kind == "attempt"), default=-1)
         pick: Step | None = None
         for i, step in enumerate(steps):
             if step.kind == "pick":
                 pick = step
-            elif step.kind == "attempt":
-                attrs = self._attempt_attrs(step, pick, operation, model, answer if i == served_at else None,
-                                            watch.status if i == served_at else None)
-                latency = float(step.detail.get("latency_ms") or 0.0) / 1000
-                span = self.tracer.start_span(name, context=inside, kind=self._client,
-                                              start_time=ns(step.ts - latency), attributes=attrs)
-                status = step.detail.get("status")
-                if not isinstance(status, int) or status >= 400:
-                    span.set_status(Status(StatusCode.ERROR, str(step.detail.get("outcome") or "")))
-                span.end(end_time=ns(step.ts))
-                pick = None
+                if step.key is not None:
+                    continue  # a key was picked: its attempt's span says why (pooltui.pick.*)
             if step.kind != "attempt":
-                server.add_event(step.kind, _step_attrs(step), ns(step.ts))
+                events.append((step.ts, step.kind, _step_attrs(step)))
+                continue
+            status = step.detail.get("status")
+            failed = not isinstance(status, int) or status >= 400
+            latency = float(step.detail.get("latency_ms") or 0.0) / 1000
+            spans.append(ReadableSpan(
+                name, SpanContext(trace_id, ids.generate_span_id(), False, flags, decision.trace_state), server,
+                self.provider.resource, self._attempt_attrs(step, pick, operation, model, answer if i == served_at
+                                                            else None, watch.status if i == served_at else None),
+                kind=self._client, start_time=ns(step.ts - latency), end_time=ns(step.ts),
+                status=Status(StatusCode.ERROR, str(step.detail.get("outcome") or "")) if failed else Status(),
+                instrumentation_scope=self.scope))
+            pick = None
         for event in watch.events:
-            server.add_event(event.change.value if event.change else event.kind.value,
-                             _drop_empty({"pooltui.provider": event.provider, "pooltui.key": event.key or "",
-                                          "pooltui.status": event.status, "pooltui.reason": scrub(event.reason),
-                                          "pooltui.action": scrub(event.action)}), ns(event.ts))
-        if self.capture_content:
-            self._content(server, watch.body, answer)
-        if watch.status >= 500 or watch.outcome == "error":
-            server.set_status(Status(StatusCode.ERROR, f"http {watch.status}"))
-        server.end(end_time=ns(ended))
-        return f"{server.get_span_context().trace_id:032x}"
+            events.append((event.ts, event.change.value if event.change else event.kind.value, _drop_empty({
+                "pooltui.provider": event.provider, "pooltui.key": event.key or "", "pooltui.status": event.status,
+                "pooltui.reason": scrub(event.reason), "pooltui.action": scrub(event.action)})))
+        events.sort(key=lambda e: e[0])
+        failed = watch.status >= 500 or watch.outcome == "error"
+        spans.append(ReadableSpan(
+            name, server, parent if parent.is_valid else None, self.provider.resource, attrs,
+            [Event(what, attributes, ns(ts)) for ts, what, attributes in events], kind=self._server,
+            start_time=ns(watch.started), end_time=ns(ended),
+            status=Status(StatusCode.ERROR, f"http {watch.status}") if failed else Status(),
+            instrumentation_scope=self.scope))
+        for span in spans:
+            self.processor.on_end(span)
+        return f"{trace_id:032x}"
 
     def _request_attrs(self, watch: RequestWatch, operation: str, answer: dict[str, Any] | None
                        ) -> dict[str, AttrValue]:
@@ -147,20 +170,16 @@ class Tracing:
             profile = self._profile_of(watch.trace.steps[0].provider)
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": operation, "gen_ai.request.model": watch.model or "",
-            "http.request.method": watch.method, "url.path": watch.path,
-            "http.response.status_code": watch.status, "pooltui.api": watch.api,
+            "url.path": watch.path, "http.response.status_code": watch.status,
             "pooltui.provider": provider, "pooltui.key": key, "pooltui.attempts": watch.attempts,
             "pooltui.queue_wait_ms": round(watch.queue_wait_ms, 1), "pooltui.fallback": watch.fallback,
             "pooltui.translation": watch.translated or "", "pooltui.outcome": watch.outcome,
-            "pooltui.latency_ms": round(watch.latency_ms, 1),
         }
         if profile is not None:
             attrs.update(self._provider_attrs(profile.dialect))
         if watch.trace is not None:
-            attrs["pooltui.request_id"] = watch.trace.request_id
-            attrs["pooltui.strategy"] = watch.trace.strategy
-            attrs["pooltui.result"] = scrub(watch.trace.result)
-        attrs.update(_usage_attrs(answer, watch.tokens_in, watch.tokens_out))
+            attrs["pooltui.request_id"] = watch.trace.request_id  # as the inspector and `traffic --trace` show it
+        attrs.update(_usage_attrs(answer, watch.tokens_in, watch.tokens_out, served=False))
         if watch.cost:
             attrs["pooltui.cost"] = round(watch.cost, 6)
         return _drop_empty(attrs)
@@ -170,9 +189,9 @@ class Tracing:
         d = step.detail
         attrs: dict[str, Any] = {"gen_ai.operation.name": operation, "gen_ai.request.model": model,
                                  "pooltui.provider": step.provider, "pooltui.key": step.key or "",
-                                 "pooltui.attempt.outcome": d.get("outcome") or "",
-                                 "pooltui.attempt.reason": scrub(str(d.get("reason") or "")),
-                                 "pooltui.attempt.latency_ms": round(float(d.get("latency_ms") or 0.0), 1)}
+                                 "pooltui.attempt.outcome": d.get("outcome") or ""}
+        if d.get("outcome") != "ok" and d.get("reason"):
+            attrs["pooltui.attempt.reason"] = scrub(str(d["reason"]))
         if isinstance(d.get("status"), int):
             attrs["http.response.status_code"] = d["status"]
         profile = self._profile_of(step.provider)
@@ -196,21 +215,22 @@ class Tracing:
     def _profile_of(self, provider: str) -> ProviderProfile | None:
         return self.profiles.get(provider)
 
-    @staticmethod
-    def _content(span: Span, body: bytes | None, answer: dict[str, Any] | None) -> None:
-        """Prompt and completion text (opt-in), scrubbed of every known secret."""
-        asked = _json(body) if body else None
-        if asked is not None:
-            said = [m for m in asked.get("messages") or [] if isinstance(m, dict)]
-            if asked.get("system"):
-                span.set_attribute("gen_ai.system_instructions", scrub(json.dumps(asked["system"])))
-            span.set_attribute("gen_ai.input.messages", scrub(json.dumps(said)))
-        if answer is not None:
-            if isinstance(answer.get("choices"), list):  # openai
-                out: Any = [c.get("message") for c in answer["choices"] if isinstance(c, dict)]
-            else:  # anthropic
-                out = [{"role": "assistant", "content": answer.get("content")}]
-            span.set_attribute("gen_ai.output.messages", scrub(json.dumps(out)))
+def _content(body: bytes | None, answer: dict[str, Any] | None) -> dict[str, AttrValue]:
+    """Prompt and completion text (opt-in), scrubbed of every known secret."""
+    out: dict[str, AttrValue] = {}
+    asked = _json(body) if body else None
+    if asked is not None:
+        said = [m for m in asked.get("messages") or [] if isinstance(m, dict)]
+        if asked.get("system"):
+            out["gen_ai.system_instructions"] = scrub(json.dumps(asked["system"]))
+        out["gen_ai.input.messages"] = scrub(json.dumps(said))
+    if answer is not None:
+        if isinstance(answer.get("choices"), list):  # openai
+            shown: Any = [c.get("message") for c in answer["choices"] if isinstance(c, dict)]
+        else:  # anthropic
+            shown = [{"role": "assistant", "content": answer.get("content")}]
+        out["gen_ai.output.messages"] = scrub(json.dumps(shown))
+    return out
 
 
 def _json(body: bytes) -> dict[str, Any] | None:
@@ -221,8 +241,10 @@ def _json(body: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _usage_attrs(answer: dict[str, Any] | None, tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    """Tokens (cache tokens where the answer states them), the response's model, id and finish reasons."""
+def _usage_attrs(answer: dict[str, Any] | None, tokens_in: int, tokens_out: int, served: bool = True
+                 ) -> dict[str, Any]:
+    """Tokens (cache tokens where the answer states them) and the response's model; for the attempt that
+    ``served``, its id and finish reasons too."""
     out: dict[str, Any] = {}
     if tokens_in or tokens_out:
         out["gen_ai.usage.input_tokens"], out["gen_ai.usage.output_tokens"] = tokens_in, tokens_out
@@ -230,7 +252,7 @@ def _usage_attrs(answer: dict[str, Any] | None, tokens_in: int, tokens_out: int)
         return out
     if isinstance(answer.get("model"), str):
         out["gen_ai.response.model"] = answer["model"]
-    if isinstance(answer.get("id"), str):
+    if served and isinstance(answer.get("id"), str):
         out["gen_ai.response.id"] = answer["id"]
     usage = answer.get("usage")
     if isinstance(usage, dict):
@@ -248,7 +270,7 @@ def _usage_attrs(answer: dict[str, Any] | None, tokens_in: int, tokens_out: int)
     reasons = [c.get("finish_reason") for c in answer.get("choices") or [] if isinstance(c, dict)]
     if isinstance(answer.get("stop_reason"), str):
         reasons = [answer["stop_reason"]]
-    if reasons and all(isinstance(r, str) for r in reasons):
+    if served and reasons and all(isinstance(r, str) for r in reasons):
         out["gen_ai.response.finish_reasons"] = reasons
     return out
 
