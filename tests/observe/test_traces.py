@@ -204,3 +204,14 @@ def test_semconv_stability_opt_in(opt_in: str, old_name_too: bool) -> None:
         tracing.shutdown()
     assert attrs["gen_ai.provider.name"] == "anthropic"
     assert ("gen_ai.system" in attrs) is old_name_too
+
+
+def test_a_caller_not_sampled_is_not_traced(proxied) -> None:  # noqa: F811 - the fixture
+    _, clients = proxied
+    other = "0af7651916cd43dd8448eb211c80319c"
+    with OtlpReceiver() as receiver, ProxyThread(clients, observer=traced(receiver)) as px:
+        ask(px.service.url, traceparent=f"00-{other}-{CALLER_SPAN}-00")  # the caller's sampler said no
+        ask(px.service.url, traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+        spans = receiver.wait_for(2)
+        assert px.proxy.observer.tracing is not None and px.proxy.observer.tracing.flush()
+    assert {s.trace_id for s in receiver.spans} == {CALLER_TRACE} and spans
