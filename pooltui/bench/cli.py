@@ -29,9 +29,19 @@ def _monitor(a: argparse.Namespace) -> None:
 
 
 def _proxy(a: argparse.Namespace) -> None:
-    from pooltui.bench.proxy import bench_proxy
+    from pooltui.bench.proxy import MODES, bench_proxy
 
-    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds)
+    modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise SystemExit(f"pooltui.bench proxy: unknown mode {unknown[0] if unknown else '(none)'!r} "
+                         f"(known: {', '.join(MODES)})")
+    if a.hooks:
+        from pooltui.bench.proxy import bench_hooks
+
+        bench_hooks(a.hooks, a.rounds, modes)
+        return
+    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds, modes)
 
 
 def _stream(a: argparse.Namespace) -> None:
@@ -112,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--concurrency", type=int, default=64)
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
+    x.add_argument("--modes", default="off,text-log,json-log,traced",
+                   help="the proxy's observability settings to compare, comma-separated (the first is the base)")
+    x.add_argument("--hooks", type=int, default=0, metavar="N",
+                   help="instead: CPU per request of each mode in one process, N requests per round")
     s = parsers["stream"]
     s.add_argument("--tokens", type=int, default=200)
     s.add_argument("--streams", type=int, default=500)

@@ -68,18 +68,20 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     raise RuntimeError(f"{what} did not start")
 
 
-def proxy_process(sim_port: int, proxy_port: int, tmp: str, state_url: str | None = None) -> subprocess.Popen[bytes]:
+def proxy_process(sim_port: int, proxy_port: int, tmp: str, state_url: str | None = None,
+                  args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`pooltui proxy` in its own process over one key of the simulator on ``sim_port`` (config in ``tmp``);
-    with ``state_url``, its key states shared through that Redis."""
+    with ``state_url``, its key states shared through that Redis; ``args`` and ``env`` added to its command line
+    and environment (its stderr, the logs, goes nowhere)."""
     config = os.path.join(tmp, "config.toml")
     state = f'[state]\nbackend = "redis"\nurl = "{state_url}"\n' if state_url else ""
     with open(config, "w") as fh:
         fh.write(f'{state}[providers.bench]\nkind = "openai"\nbase_url = "http://127.0.0.1:{sim_port}/sim-openai/v1"\n'
                  '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
-    env = {**os.environ, "POOLTUI_BENCH_KEY": BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
-           "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    return subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environ = {**os.environ, "POOLTUI_BENCH_KEY": BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
+               "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port),
+                             *args], env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

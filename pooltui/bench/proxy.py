@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import threading
 import time
 from functools import partial
 
@@ -51,28 +52,152 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
     return out
 
 
-def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int) -> dict[str, float]:
-    sim_port, proxy_port = free_port(), free_port()
+#: the proxy's observability settings compared: (extra command line, extra environment) per mode
+MODES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "off": (("--no-access-log",), {}),  # no log line, no tracing: the hooks' cost alone
+    "text-log": ((), {}),  # the default: a human-readable access line per request
+    "json-log": (("--log-format", "json"), {}),
+    "traced": (("--no-access-log",), {"OTEL_EXPORTER_OTLP_ENDPOINT": "{otlp}", "OTEL_BSP_SCHEDULE_DELAY": "200"}),
+}
+
+
+class _OtlpSink:
+    """A local OTLP/HTTP receiver that accepts every export (200) and counts its bytes: the traced mode's
+    collector, on this machine."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.received = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                sink.received += len(self.rfile.read(int(self.headers.get("content-length") or 0)))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int,
+                modes: tuple[str, ...] = tuple(MODES)) -> dict[str, float]:
+    sim_port = free_port()
     sim = start_sim(sim_port)
-    proxy = proxy_process(sim_port, proxy_port, tempfile.mkdtemp(prefix="pooltui-bench-"))
+    sink = _OtlpSink()
+    samples: dict[str, list[float]] = {}
     try:
-        wait_port(proxy_port, proxy, "the proxy")
-        samples: dict[str, list[float]] = {}
-        for _ in range(rounds):
-            result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
-                                      f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential))
-            for k, v in result.items():
-                samples.setdefault(k, []).append(v)
+        for mode in modes:
+            args, env = MODES[mode]
+            proxy_port = free_port()
+            proxy = proxy_process(sim_port, proxy_port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
+                                  env={k: v.format(otlp=sink.url) for k, v in env.items()})
+            try:
+                wait_port(proxy_port, proxy, "the proxy")
+                for _ in range(rounds):
+                    result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
+                                              f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential))
+                    for k, v in result.items():
+                        samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
+            finally:
+                stop_process(proxy)
     finally:
-        stop_process(proxy)
         sim.stop()
+        sink.close()
     med = {k: statistics.median(v) for k, v in samples.items()}
-    added = med["proxy_p50_ms"] - med["direct_p50_ms"]
     print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "
-          f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds")
-    print(f"  throughput  direct {med['direct_rps']:7.0f} req/s   through the proxy {med['proxy_rps']:7.0f} req/s"
-          "  (target >= 1000)")
-    print(f"  latency     direct p50 {med['direct_p50_ms']:.2f} ms p95 {med['direct_p95_ms']:.2f} ms   "
-          f"proxy p50 {med['proxy_p50_ms']:.2f} ms p95 {med['proxy_p95_ms']:.2f} ms")
-    print(f"  added median latency {added:.2f} ms (target < 2)")
-    return {**med, "added_ms": added}
+          f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds "
+          "per mode")
+    print(f"  direct to the simulator   {med['direct_rps']:7.0f} req/s   p50 {med['direct_p50_ms']:.2f} ms "
+          f"p95 {med['direct_p95_ms']:.2f} ms")
+    base = modes[0]
+    for mode in modes:
+        rps, p50, p95 = med[f"{mode}_proxy_rps"], med[f"{mode}_proxy_p50_ms"], med[f"{mode}_proxy_p95_ms"]
+        med[f"{mode}_added_ms"] = p50 - med["direct_p50_ms"]
+        vs = "" if mode == base else f"   {rps / med[f'{base}_proxy_rps'] * 100 - 100:+.1f}% req/s vs {base}"
+        print(f"  proxy, {mode:9}          {rps:7.0f} req/s   p50 {p50:.2f} ms p95 {p95:.2f} ms   added median "
+              f"{med[f'{mode}_added_ms']:.2f} ms{vs}")
+    if "traced" in modes:
+        print(f"  traced: {sink.received / 1024:.0f} KiB of OTLP received by the local collector")
+    print("  targets: >= 1000 req/s, added < 2 ms; tracing on within 15% of off")
+    return med
+
+
+async def _hooks_round(mode: str, n: int, sink_url: str) -> float:
+    """CPU seconds per request of the whole proxy (hooks included) in this process, against the in-process
+    simulator (no socket, no other process): what a mode adds, with little of the machine's load in it."""
+    import io
+    import logging
+
+    import httpx
+
+    from pooltui.proxy.app import PoolProxy, create_proxy_app
+    from pooltui.proxy.logs import ACCESS, OPERATIONS, configure
+    from pooltui.proxy.observe import Observer
+    from pooltui.sim.inprocess import InProcessSim
+    from pooltui.sim.scenario import scenario_from_dict
+    from pooltui.sim.wiring import client_for_scenario
+    from pooltui.store.telemetry import TelemetryConfig
+
+    scenario = scenario_from_dict({"name": "bench", "providers": [{"name": "bench", "latency_ms": 0, "keys": [
+        {"label": f"k{i}", "secret": f"sk-bench-{i:030d}"} for i in range(2)]}]})
+    with InProcessSim(scenario) as sim:
+        client = client_for_scenario(scenario, sim, "round_robin", http=sim.http_client(), seed=1)
+        tracing = None
+        if mode == "traced":
+            from pooltui.proxy.telemetry import Tracing
+
+            tracing = Tracing(TelemetryConfig(endpoint=sink_url, schedule_delay_ms=200))
+        level = "info" if mode in ("text-log", "json-log") else "warning"
+        configure("json" if mode == "json-log" else "text", level, io.StringIO())
+        proxy = PoolProxy({"bench": client}, observer=Observer(tracing=tracing))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_proxy_app(proxy)),
+                                     base_url="http://proxy") as caller:
+            async def one() -> None:
+                r = await caller.post("/v1/chat/completions", json=ping_body())
+                if r.status_code != 200:
+                    raise RuntimeError(f"{mode}: the proxy answered {r.status_code}")
+
+            for _ in range(50):
+                await one()
+            t0 = time.process_time()
+            for _ in range(n):
+                await one()
+            cpu = (time.process_time() - t0) / n
+        if tracing is not None:
+            tracing.shutdown()
+        await client.aclose()
+        for name in (ACCESS, OPERATIONS):
+            logging.getLogger(name).handlers.clear()
+    return cpu
+
+
+def bench_hooks(n: int, rounds: int, modes: tuple[str, ...] = tuple(MODES)) -> dict[str, float]:
+    """The per-request CPU of each mode in one process, modes interleaved round after round (median)."""
+    sink = _OtlpSink()
+    samples: dict[str, list[float]] = {m: [] for m in modes}
+    try:
+        for _ in range(rounds):
+            for mode in modes:
+                samples[mode].append(run(_hooks_round(mode, n, sink.url)))
+    finally:
+        sink.close()
+    med = {m: statistics.median(v) * 1e6 for m, v in samples.items()}
+    base = modes[0]
+    print(f"proxy hooks: CPU per request of the whole proxy in one process (in-process simulator, {n} requests "
+          f"one at a time, median of {rounds} interleaved rounds)")
+    for mode in modes:
+        vs = "" if mode == base else f"   {med[mode] / med[base] * 100 - 100:+.1f}% vs {base}"
+        print(f"  {mode:9} {med[mode]:8.0f} µs per request{vs}")
+    return med

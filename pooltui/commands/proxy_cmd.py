@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import click
 
 from pooltui.client.loops import loop_name, runner
 from pooltui.commands.common import UserError, app
 from pooltui.core.errors import message_of, no_keys
-from pooltui.core.timefmt import clock
 from pooltui.core.words import plural
 
 
@@ -25,9 +23,11 @@ def admin_token_of(a, *, create: bool) -> str | None:
 
 
 def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool = True,
-                allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = ()):
-    """The proxy over the configured providers, with a history recorder per client."""
+                allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = (), access_log: bool = True):
+    """The proxy over the configured providers, with a history recorder per client, traced when ``[telemetry]``
+    or the ``OTEL_*`` variables say so."""
     from pooltui.proxy.app import PoolProxy
+    from pooltui.proxy.observe import observer_for
     from pooltui.session.local import config_session
 
     cfg = a.config()
@@ -37,8 +37,13 @@ def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool 
         raise UserError(message_of(exc)) from None
     for problem in problems:
         click.echo(f"pooltui: warning: {problem}", err=True)
+    try:
+        observer = observer_for(cfg.telemetry, access_log=access_log)
+    except ImportError:
+        raise UserError("tracing is configured but OpenTelemetry is not installed: pip install 'pooltui[otel]'") \
+            from None
     proxy = PoolProxy(session.clients, token=token, session=session, admin_token=admin_token_of(a, create=True),
-                      allow_hosts=allow_hosts, allow_origins=allow_origins)
+                      allow_hosts=allow_hosts, allow_origins=allow_origins, observer=observer)
     if need_proxy and not proxy.by_family:
         raise UserError("no configured provider speaks the openai or anthropic API")
     return proxy, session
@@ -96,12 +101,19 @@ def _fallback_text(family: str, up) -> str:
 @click.option("--allow-origin", "allow_origins", multiple=True, metavar="URL",
               help="accept browser requests from this origin (e.g. http://localhost:3000); repeatable")
 @click.option("--show-admin-token", is_flag=True, help="print the admin token of the control endpoints and exit")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="stderr log lines: human-readable, or one JSON object per line")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="the least level logged")
+@click.option("--no-access-log", "no_access_log", is_flag=True, help="no line per caller request")
 @click.pass_context
 def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token: str | None,
-          allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...], show_admin_token: bool) -> None:
+          allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...], show_admin_token: bool, log_format: str,
+          log_level: str, no_access_log: bool) -> None:
     """Run the pooling proxy: point an agent's base URL here and it gets the pool."""
     from pooltui.proxy.app import is_loopback, make_server
     from pooltui.proxy.limits import raise_open_file_limit
+    from pooltui.proxy.logs import configure as configure_logs
 
     a = app(ctx)
     if show_admin_token:
@@ -115,7 +127,8 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
         _check_origin(origin)
     if not is_loopback(host) and not token:
         raise UserError(f"refusing to listen on {host} without --token: anyone who can reach it could spend the pool")
-    px, session = build_proxy(a, provider, token, allow_hosts=allow_hosts, allow_origins=allow_origins)
+    px, session = build_proxy(a, provider, token, allow_hosts=allow_hosts, allow_origins=allow_origins,
+                              access_log=not no_access_log)
     raise_open_file_limit()  # idle clients hold descriptors: the connection cap is set from this limit
     try:
         server, sock = make_server(px, host, port, loop=loop_name())
@@ -125,7 +138,8 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
     for line in describe(px, url):
         click.echo(line, err=True)
 
-    session.log_sinks.append(lambda line: click.echo(f"{clock(time.time(), utc=True)} pooltui: {line}", err=True))
+    ops = configure_logs(log_format, log_level)
+    session.log_sinks.append(lambda line: ops.info(line))
 
     async def main() -> None:
         session.start_background()  # history, re-verification and alerts, as in the monitor
@@ -133,6 +147,8 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
         try:
             await server.serve(sockets=[sock])
         finally:
+            if px.observer.tracing is not None:
+                px.observer.tracing.shutdown()  # the last spans are sent before the process ends
             session.stop_background()
             for client in [*session.clients.values(), *session.retired]:
                 await client.aclose()

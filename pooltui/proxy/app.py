@@ -52,6 +52,7 @@ from pooltui.proxy.guard import (
 )
 from pooltui.proxy.limits import ClientLimits, limited_protocol, trust
 from pooltui.proxy.models import ModelCatalog, render
+from pooltui.proxy.observe import Observer
 from pooltui.session.local import MonitorSession
 from pooltui.session.views import ClientSeries, StateView, TraceView, event_dict, panel
 
@@ -61,6 +62,8 @@ DROP_REQUEST = frozenset({
     "trailers", "transfer-encoding", "upgrade", "content-length", "accept-encoding", "authorization",
     "x-api-key", "x-goog-api-key", "api-key", "openai-organization", "openai-project", "cookie",
 })
+# the caller's trace context: not sent on to a provider unless [telemetry] propagate_upstream says so (privacy)
+TRACE_CONTEXT = frozenset({"traceparent", "tracestate", "baggage"})
 # headers of the upstream's answer that would be wrong once the body is re-sent (decoded, re-framed)
 DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade", "trailer",
@@ -131,8 +134,12 @@ class PoolProxy:
     def __init__(self, clients: dict[str, PoolClient], *, token: str | None = None,
                  deadline_s: float | None = None, clock: Clock | None = None, session: MonitorSession | None = None,
                  admin_token: str | None = None, allow_hosts: tuple[str, ...] = (),
-                 allow_origins: tuple[str, ...] = (), client_limits: ClientLimits | None = None) -> None:
+                 allow_origins: tuple[str, ...] = (), client_limits: ClientLimits | None = None,
+                 observer: Observer | None = None) -> None:
         self.clients = clients
+        #: the per-request hooks (access log, response headers, traces): begin and finish, in forward()
+        self.observer = observer or Observer()
+        self.drop_request = DROP_REQUEST if self.observer.propagate_upstream else DROP_REQUEST | TRACE_CONTEXT
         self.clock = clock or SystemClock()
         #: the MonitorSession over the same clients (one of its own when none is given): it runs the commands,
         #: saves to the config, and owns each client's series and incident tracker, which the proxy shares
@@ -162,8 +169,11 @@ class PoolProxy:
         for series in self.series.values():
             if self._keep not in series.listeners:
                 series.listeners.append(self._keep)
+            if self.observer.on_event not in series.listeners:
+                series.listeners.append(self.observer.on_event)
         by_family: dict[str, PoolClient] = {}
         for client in self.clients.values():
+            self.observer.attach(client)
             fam = family_of(client.primary.profile.dialect)
             if fam is not None:
                 by_family.setdefault(fam, client)
@@ -225,6 +235,11 @@ class PoolProxy:
 
     # ------------------------------------------------------------------ the API
     async def forward(self, request: Request, api: str) -> Response:
+        """A caller's API request, between the observer's two hooks (one at its start, one at its end)."""
+        watch = await self.observer.begin(request, api)
+        return self.observer.finish(watch, await self._forward(request, api))
+
+    async def _forward(self, request: Request, api: str) -> Response:
         if not self._authorized(request):
             self.stats.refused += 1
             return self._error(api, 401, "pooltui proxy: present the proxy token as your API key",
@@ -248,7 +263,7 @@ class PoolProxy:
         stream = isinstance(parsed, dict) and parsed.get("stream") is True
         items = request.headers.items()
         named = connection_named(items)
-        headers = {k: v for k, v in items if k not in DROP_REQUEST and k not in named}
+        headers = {k: v for k, v in items if k not in self.drop_request and k not in named}
         headers["accept-encoding"] = "identity"
         crosses = translatable(api, path, request.method)
         ups = [up for up in client.upstreams

@@ -27,6 +27,8 @@ class _PoolCollector:
         outcomes = CounterMetricFamily("pooltui_key_responses", "Responses per key by outcome",
                                        labels=["provider", "key", "outcome"])
         tokens = CounterMetricFamily("pooltui_key_tokens", "Tokens per key", labels=["provider", "key", "direction"])
+        cost = CounterMetricFamily("pooltui_key_cost_dollars", "Spend per key, from [prices] (0 without them)",
+                                   labels=["provider", "key"])
         state = GaugeMetricFamily("pooltui_key_state", "1 for the key's current state",
                                   labels=["provider", "key", "state"])
         usable = GaugeMetricFamily("pooltui_pool_usable_keys", "Keys that can serve now", labels=["provider"])
@@ -64,6 +66,7 @@ class _PoolCollector:
                         outcomes.add_metric([up.name, key.label, outcome], getattr(s, outcome))
                     tokens.add_metric([up.name, key.label, "in"], s.tokens_in)
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
+                    cost.add_metric([up.name, key.label], s.cost)
                     for st in KeyState:
                         state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
                     for fit in key.estimates():
@@ -79,9 +82,20 @@ class _PoolCollector:
         refused = CounterMetricFamily("pooltui_proxy_refused", "Requests refused: wrong or missing token, Host, "
                                       "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
-        yield from (requests, outcomes, tokens, state, learned_limit, learned_window, learned_rate, learned_sure,
+        yield from (requests, outcomes, tokens, cost, state, learned_limit, learned_window, learned_rate, learned_sure,
                     usable, size, queue, fallback, proxied, refused)
         yield from self._callers()
+        yield self._upstream()
+
+    def _upstream(self) -> Metric:
+        """Each upstream attempt's latency per key (buckets: observe.UPSTREAM_BUCKETS)."""
+        family = HistogramMetricFamily("pooltui_upstream_latency_seconds", "Upstream attempts from send to the "
+                                       "answer (a stream's first event), per key; waits for a key not included",
+                                       labels=["provider", "key"])
+        for (provider, key), hist in sorted(self.proxy.observer.upstream_latency.items()):
+            buckets = [(f"{bound:g}", n) for bound, n in hist.cumulative()] + [("+Inf", hist.count)]
+            family.add_metric([provider, key], buckets, hist.total)
+        return family
 
     def _callers(self) -> Iterator[Metric]:
         """What callers felt, per provider they called: latency from arrival to answer (waits included) and the

@@ -20,6 +20,7 @@ from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
 from pooltui.store.atomic import locked, read_regular_text, write_atomic
 from pooltui.store.history import MAX_RETENTION_DAYS
+from pooltui.store.telemetry import TelemetryConfig, parse_telemetry
 from pooltui.store.toml_merge import dumps_merged
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
@@ -266,6 +267,7 @@ class Config:
     retention_days: int = 30
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     history_extra: dict[str, Any] = field(default_factory=dict)
 
@@ -284,6 +286,8 @@ class Config:
             out["alerts"] = dict(self.alerts.raw)
         if self.state.raw:
             out["state"] = dict(self.state.raw)
+        if self.telemetry.raw:
+            out["telemetry"] = dict(self.telemetry.raw)
         if self.prices.per_model:
             out["prices"] = {m: {"input_per_mtok": i, "output_per_mtok": o}
                              for m, (i, o) in sorted(self.prices.per_model.items())}
@@ -463,6 +467,10 @@ def parse_config(text: str, path: Path) -> Config:
         cfg.state = parse_state(data.pop("state", {}))
     except ValueError as exc:
         raise ConfigError(path, str(exc), _line_of(text, _table_re("state"))) from None
+    try:
+        cfg.telemetry = parse_telemetry(data.pop("telemetry", {}))
+    except ValueError as exc:
+        raise ConfigError(path, str(exc), _line_of(text, _table_re("telemetry"))) from None
     history = data.pop("history", {})
     if not isinstance(history, dict):
         raise ConfigError(path, "'history' must be a table")

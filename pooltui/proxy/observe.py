@@ -1,0 +1,237 @@
+"""Each caller request seen from outside the terminal: the access log line, the response headers that tell the
+caller how it was served, the per-key upstream latency histograms, and (when on) its OpenTelemetry spans.
+
+The proxy calls ``begin`` when a request arrives and ``finish`` with the response it is about to send (a stream
+is finished when its last chunk has gone). What happened in between comes from the client's own listeners
+(outcome, request, usage, events), matched to the request through a context variable: nothing in the client
+or the engine knows about logs or traces.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from pooltui.client.pool_client import PoolClient, RequestRecord, UsageRecord
+from pooltui.core.events import Event, StateChange
+from pooltui.core.stats import Histogram
+from pooltui.core.trace import RequestTrace
+from pooltui.providers.profiles import ProviderProfile
+from pooltui.proxy.logs import ACCESS, OPERATIONS
+from pooltui.store.telemetry import TelemetryConfig
+
+if TYPE_CHECKING:
+    from pooltui.proxy.telemetry import Tracing
+
+#: upstream attempt latency buckets, seconds: one answer's time, from a cached reply (tens of ms) to a long
+#: generation (minutes); queue waits are not in it (they are in the callers' histograms)
+UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+MAX_EVENTS = 64  # engine events kept per request (a storm's request sees a few)
+CAPTURE_MAX_BYTES = 1 << 20  # a caller's body read early for content capture, when it says it is this small
+#: state changes logged as warnings (the rest as info)
+WARN_CHANGES = frozenset({StateChange.PARKED, StateChange.BARRED, StateChange.OUTAGE_OPENED})
+
+_current: ContextVar[RequestWatch | None] = ContextVar("pooltui_request", default=None)
+
+
+@dataclass(slots=True)
+class RequestWatch:
+    """What the proxy learns about one caller request while it is served."""
+
+    api: str
+    method: str
+    path: str
+    started: float  # wall clock, seconds
+    perf: float  # perf_counter at arrival
+    carrier: dict[str, str]  # the caller's traceparent / tracestate
+    body: bytes | None = None  # the caller's body, only when content capture is on
+    trace: RequestTrace | None = None
+    outcome: str = ""
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    events: list[Event] = field(default_factory=list)
+    latency_ms: float = 0.0  # arrival to the response's headers (a stream's first byte)
+    status: int = 0
+    translated: str | None = None
+    trace_id: str = ""
+
+    @property
+    def attempts(self) -> int:
+        return sum(1 for s in self.trace.steps if s.kind == "attempt") if self.trace else 0
+
+    @property
+    def queue_wait_ms(self) -> float:
+        return self.trace.waited_s * 1000 if self.trace else 0.0
+
+    @property
+    def served(self) -> tuple[str, str]:
+        """(provider, key label) that served, or empty strings."""
+        provider, _, key = (self.trace.served_by or "").partition("/") if self.trace else ("", "", "")
+        return provider, "" if key == "None" else key
+
+    @property
+    def fallback(self) -> str:
+        """The fallback provider that served, or ""."""
+        if self.trace is None:
+            return ""
+        went = [s.provider for s in self.trace.steps if s.kind == "fallback"]
+        provider = self.served[0]
+        return provider if went and provider in went else ""
+
+
+def caller_trace_id(carrier: dict[str, str]) -> str:
+    """The trace id of a well-formed W3C ``traceparent`` (``00-<32 hex>-<16 hex>-<2 hex>``), else ""."""
+    parts = carrier.get("traceparent", "").strip().split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        try:
+            int(parts[1], 16)
+        except ValueError:
+            return ""
+        return parts[1].lower()
+    return ""
+
+
+class Observer:
+    """The proxy's per-request hooks and what they feed: logs, headers, histograms, traces."""
+
+    def __init__(self, *, access_log: bool = True, tracing: Tracing | None = None,
+                 propagate_upstream: bool = False) -> None:
+        self.access_log = access_log
+        self.propagate_upstream = propagate_upstream  # the caller's traceparent goes on to the provider
+        self.tracing = tracing
+        self.capture = tracing is not None and tracing.capture_content
+        #: every upstream's profile, by provider name
+        self.profiles: dict[str, ProviderProfile] = tracing.profiles if tracing is not None else {}
+        #: per (provider, key): each attempt's latency (proxied requests and test traffic alike)
+        self.upstream_latency: dict[tuple[str, str], Histogram] = {}
+        self._attached: weakref.WeakSet[PoolClient] = weakref.WeakSet()
+        self.access = logging.getLogger(ACCESS)
+        self.ops = logging.getLogger(OPERATIONS)
+
+    def attach(self, client: PoolClient) -> None:
+        """Listen to ``client`` (once however often it is called: the proxy re-routes on config changes)."""
+        for up in client.upstreams:
+            self.profiles[up.name] = up.profile
+        if client in self._attached:
+            return
+        self._attached.add(client)
+        client.outcome_listeners.append(self._outcome)
+        client.request_listeners.append(self._request)
+        client.usage_listeners.append(self._usage)
+
+    # ------------------------------------------------------------------ the two hooks
+    async def begin(self, request: Request, api: str) -> RequestWatch:
+        """A caller request arrived: its watch, current for everything that runs for it."""
+        headers = request.headers
+        carrier = {k: v for k in ("traceparent", "tracestate") if (v := headers.get(k))}
+        watch = RequestWatch(api, request.method, request.url.path, time.time(), time.perf_counter(), carrier)
+        if self.capture:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) <= CAPTURE_MAX_BYTES:
+                watch.body = await request.body()  # kept by Starlette: the proxy reads the same bytes again
+        _current.set(watch)
+        return watch
+
+    def finish(self, watch: RequestWatch, response: Response) -> Response:
+        """The response is about to go: it gets the attempts and queue wait headers; the log line and spans follow
+        now, or when a stream's last chunk has gone."""
+        watch.latency_ms = (time.perf_counter() - watch.perf) * 1000
+        watch.status = response.status_code
+        watch.translated = response.headers.get("x-pooltui-translated")
+        if watch.trace is not None:
+            response.headers["x-pooltui-attempts"] = str(watch.attempts)
+            response.headers["x-pooltui-queue-wait-ms"] = f"{watch.queue_wait_ms:.0f}"
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self._tail(watch, response.body_iterator)
+        else:
+            self._done(watch, bytes(response.body))
+        return response
+
+    async def _tail(self, watch: RequestWatch, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            self._done(watch, None)
+
+    def _done(self, watch: RequestWatch, body: bytes | None) -> None:
+        if self.tracing is not None:
+            try:
+                watch.trace_id = self.tracing.export(watch, body, time.time())
+            except Exception:  # a trace never breaks a request
+                self.ops.exception("trace not exported")
+        if not watch.trace_id:
+            watch.trace_id = caller_trace_id(watch.carrier)
+        if self.access_log and self.access.isEnabledFor(logging.INFO):
+            self.access.info(f"{watch.api} {watch.method} {watch.path} {watch.status}",
+                             extra={"fields": access_fields(watch)})
+
+    # ------------------------------------------------------------------ the client's listeners
+    def _outcome(self, outcome: str, served_by: str, trace: RequestTrace) -> None:
+        for step in trace.steps:
+            if step.kind == "attempt" and step.key is not None:
+                hist = self.upstream_latency.get((step.provider, step.key))
+                if hist is None:
+                    hist = self.upstream_latency[(step.provider, step.key)] = Histogram(UPSTREAM_BUCKETS)
+                hist.observe(float(step.detail.get("latency_ms") or 0.0) / 1000)
+        watch = _current.get()
+        if watch is not None and watch.trace is None:
+            watch.trace, watch.outcome = trace, outcome
+
+    def _request(self, record: RequestRecord) -> None:
+        watch = _current.get()
+        if watch is not None and watch.model is None and record.model != "-":
+            watch.model = record.model
+
+    def _usage(self, record: UsageRecord) -> None:
+        watch = _current.get()
+        if watch is not None:
+            watch.tokens_in += record.tokens_in
+            watch.tokens_out += record.tokens_out
+            watch.cost += record.cost
+
+    def on_event(self, event: Event) -> None:
+        """An engine event: a state change is an operational log line; any event joins its request's spans."""
+        watch = _current.get()
+        if watch is not None and len(watch.events) < MAX_EVENTS:
+            watch.events.append(event)
+        if event.change is None:
+            return
+        level = logging.WARNING if event.change in WARN_CHANGES else logging.INFO
+        if self.ops.isEnabledFor(level):
+            where = f"{event.provider}/{event.key}" if event.key else event.provider
+            self.ops.log(level, f"{where} {event.change.value}: {event.reason}; {event.action}",
+                         extra={"fields": {"provider": event.provider, "key": event.key or "",
+                                           "change": event.change.value, "kind": event.kind.value,
+                                           "status": event.status}})
+
+
+def access_fields(watch: RequestWatch) -> dict[str, Any]:
+    """The access line's fields (logs.ACCESS_FIELDS)."""
+    provider, key = watch.served
+    return {"api": watch.api, "method": watch.method, "path": watch.path, "model": watch.model or "",
+            "status": watch.status, "latency_ms": round(watch.latency_ms, 1),
+            "queue_wait_ms": round(watch.queue_wait_ms, 1), "provider": provider, "key": key,
+            "attempts": watch.attempts, "fallback": watch.fallback, "translated": watch.translated or "",
+            "tokens_in": watch.tokens_in, "tokens_out": watch.tokens_out, "cost": round(watch.cost, 6),
+            "outcome": watch.outcome, "trace_id": watch.trace_id}
+
+
+def observer_for(config: TelemetryConfig | None, *, access_log: bool = True) -> Observer:
+    """The proxy's observer: tracing on when ``[telemetry]`` or the ``OTEL_*`` variables name an endpoint (the
+    OpenTelemetry packages are imported only then)."""
+    from pooltui.proxy.telemetry import Tracing, wanted
+
+    tracing = Tracing(config) if wanted(config) else None
+    return Observer(access_log=access_log, tracing=tracing,
+                    propagate_upstream=config.propagate_upstream if config is not None else False)

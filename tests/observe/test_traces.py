@@ -1,0 +1,217 @@
+"""OpenTelemetry traces of proxied requests, received by a real OTLP/HTTP receiver: one SERVER span per caller
+request continuing the caller's traceparent, one CLIENT span per upstream attempt (a 429 then another key; a
+fallback), GenAI attributes, and never a secret or a prompt in anything exported unless content capture is on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import httpx
+import openai
+import pytest
+
+from pooltui.client.pool_client import PoolClient, Upstream
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.providers.profiles import profile_for
+from pooltui.proxy.observe import Observer
+from pooltui.proxy.telemetry import Tracing
+from pooltui.sim.wiring import client_for_scenario
+from pooltui.store.telemetry import TelemetryConfig
+from tests.conftest import keys, make_scenario
+from tests.observe.otlp_receiver import OtlpReceiver, Received
+from tests.test_proxy import ALL_SECRETS, ProxyThread, proxied  # noqa: F401 - the fixture
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+PROMPT = "the password is PINEAPPLE-42, never tell"
+
+
+def traced(receiver: OtlpReceiver, **config: object) -> Observer:
+    return Observer(tracing=Tracing(TelemetryConfig(endpoint=receiver.url, schedule_delay_ms=50, **config)))
+
+
+def ask(url: str, **headers: str) -> openai.types.chat.ChatCompletion:
+    sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="caller-own-key", max_retries=0)
+    return sdk.chat.completions.with_raw_response.create(
+        model="gpt-sim-1", messages=[{"role": "user", "content": PROMPT}], max_tokens=5, extra_headers=headers)
+
+
+def exported_text(receiver: OtlpReceiver, spans: list[Received]) -> list[str]:
+    """Every attribute and event value exported, as text, and the raw OTLP bodies."""
+    out = [b.decode("latin-1") for b in receiver.raw]
+    for s in spans:
+        out += [s.name, *map(str, s.attributes.values())]
+        out += [str(v) for _, attrs in s.events for v in attrs.values()] + [name for name, _ in s.events]
+    return out
+
+
+def test_a_retry_is_one_trace_continuing_the_callers(proxied) -> None:  # noqa: F811 - the fixture
+    _, clients = proxied
+    with OtlpReceiver() as receiver, ProxyThread(clients, observer=traced(receiver)) as px:
+        raw = ask(px.service.url, traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+        assert raw.headers["x-pooltui-served-by"] == "oai/early"
+        completion = raw.parse().choices[0].message.content
+        spans = receiver.wait_for(3)
+    assert {s.trace_id for s in spans} == {CALLER_TRACE}  # one trace, the caller's
+    [server] = [s for s in spans if s.server]
+    attempts = sorted((s for s in spans if s.client), key=lambda s: s.attributes["http.response.status_code"])
+    assert server.name == "chat gpt-sim-1" and server.parent_id == CALLER_SPAN
+    assert server.service == "pooltui"
+    a = server.attributes
+    assert (a["gen_ai.operation.name"], a["gen_ai.request.model"], a["gen_ai.provider.name"]) == (
+        "chat", "gpt-sim-1", "openai")
+    assert (a["pooltui.key"], a["pooltui.attempts"], a["http.response.status_code"]) == ("early", 2, 200)
+    assert a["gen_ai.usage.output_tokens"] == 5 and a["gen_ai.usage.input_tokens"] > 0
+    assert [s.attributes["pooltui.key"] for s in attempts] == ["early", "limited"]
+    assert [s.attributes["http.response.status_code"] for s in attempts] == [200, 429]
+    assert all(s.parent_id == server.span_id and s.name == "chat gpt-sim-1" for s in attempts)
+    served, limited = attempts
+    assert served.attributes["server.address"] == "127.0.0.1" and served.attributes["gen_ai.response.model"]
+    assert served.attributes["gen_ai.usage.output_tokens"] == 5
+    assert limited.attributes["pooltui.attempt.outcome"] == "rate_limited"
+    assert "gen_ai.usage.output_tokens" not in limited.attributes
+    assert "rotated" in {name for name, _ in server.events}
+    assert served.attributes["pooltui.pick.candidates"] >= 1 and limited.attributes["pooltui.attempt.reason"]
+    assert completion and len(completion.split()) == 5
+    for text in exported_text(receiver, spans):
+        assert "PINEAPPLE" not in text and completion not in text
+        for secret in ALL_SECRETS:
+            assert secret not in text
+
+
+def test_a_fallback_is_one_trace(serve) -> None:
+    scenario = make_scenario({"name": "main", "keys": keys("k", 2)}, {"name": "backup", "keys": keys("b", 1)})
+    server = serve(scenario)
+    httpx.post(f"{server.url}/_sim/outage/main", params={"status": "529"}).raise_for_status()
+    client = client_for_scenario(scenario, server, "round_robin", seed=1)
+    with OtlpReceiver() as receiver, ProxyThread({"main": client}, observer=traced(receiver)) as px:
+        raw = ask(px.service.url)
+        assert raw.headers["x-pooltui-served-by"].startswith("backup/")
+        attempts = int(raw.headers["x-pooltui-attempts"])
+        spans = receiver.wait_for(1 + attempts)
+    assert len({s.trace_id for s in spans}) == 1 and len(spans) == 1 + attempts
+    [top] = [s for s in spans if s.server]
+    assert top.parent_id == "" and top.attributes["pooltui.fallback"] == "backup"
+    providers = [s.attributes["pooltui.provider"] for s in spans if s.client]
+    assert "main" in providers and providers.count("backup") == 1
+    assert "fallback" in {name for name, _ in top.events}
+    for text in exported_text(receiver, spans):
+        assert "PINEAPPLE" not in text
+
+
+def test_content_only_when_asked_and_still_scrubbed(proxied) -> None:  # noqa: F811 - the fixture
+    _, clients = proxied
+    secret = ALL_SECRETS[-1]
+    with OtlpReceiver() as receiver, ProxyThread(clients, observer=traced(receiver, capture_content=True)) as px:
+        sdk = openai.OpenAI(base_url=f"{px.service.url}/v1", api_key="caller-own-key", max_retries=0)
+        sdk.chat.completions.create(model="gpt-sim-1", max_tokens=5,
+                                    messages=[{"role": "user", "content": f"{PROMPT} {secret}"}])
+        spans = receiver.wait_for(3)
+    [top] = [s for s in spans if s.server]
+    assert "PINEAPPLE-42" in top.attributes["gen_ai.input.messages"]
+    assert top.attributes["gen_ai.output.messages"]
+    for text in exported_text(receiver, spans):
+        assert secret not in text
+
+
+def test_tracing_off_imports_no_opentelemetry() -> None:
+    code = ("import sys; from pooltui.proxy.app import PoolProxy; from pooltui.proxy.observe import observer_for; "
+            "assert observer_for(None).tracing is None; "
+            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("environ", "on"), [
+    ({}, False), ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+    ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"}, False),
+])
+def test_tracing_is_opt_in(environ: dict[str, str], on: bool) -> None:
+    from pooltui.proxy.telemetry import wanted
+
+    assert wanted(None, environ) is on
+    assert wanted(TelemetryConfig(endpoint="http://127.0.0.1:4318"), {}) is True
+
+
+class HeaderUpstream:
+    """An openai-style upstream on 127.0.0.1 that answers every chat with a completion and keeps the headers
+    it was sent."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from tests.odd_upstream import completion
+
+        self.seen: list[dict[str, str]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                upstream.seen.append({k.lower(): v for k, v in self.headers.items()})
+                body = completion()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def client(self) -> PoolClient:
+        profile = profile_for("openai", name="up", base_url=f"http://127.0.0.1:{self.server.server_address[1]}/v1")
+        return PoolClient(Upstream(profile, Pool("up", [KeySpec("k0", "sk-test-up-0000000000000000000001")])))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("propagate", [False, True])
+def test_the_callers_trace_context_goes_upstream_only_when_configured(propagate: bool) -> None:
+    upstream = HeaderUpstream()
+    try:
+        context = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=private",
+                   "baggage": "user=alice"}
+        with ProxyThread({"up": upstream.client()}, observer=Observer(propagate_upstream=propagate)) as px:
+            answer = httpx.post(f"{px.service.url}/v1/chat/completions", headers=context, timeout=30,
+                                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        assert answer.status_code == 200
+        [seen] = upstream.seen
+        assert {k: seen.get(k) for k in context} == (context if propagate else dict.fromkeys(context))
+    finally:
+        upstream.close()
+
+
+@pytest.mark.parametrize(("opt_in", "old_name_too"), [("", True), ("http,gen_ai_latest_experimental", False)])
+def test_semconv_stability_opt_in(opt_in: str, old_name_too: bool) -> None:
+    tracing = Tracing(TelemetryConfig(endpoint="http://127.0.0.1:9"), environ={"OTEL_SEMCONV_STABILITY_OPT_IN": opt_in})
+    try:
+        attrs = tracing._provider_attrs("anthropic")
+    finally:
+        tracing.shutdown()
+    assert attrs["gen_ai.provider.name"] == "anthropic"
+    assert ("gen_ai.system" in attrs) is old_name_too
+
+
+def test_a_caller_not_sampled_is_not_traced(proxied) -> None:  # noqa: F811 - the fixture
+    _, clients = proxied
+    other = "0af7651916cd43dd8448eb211c80319c"
+    with OtlpReceiver() as receiver, ProxyThread(clients, observer=traced(receiver)) as px:
+        ask(px.service.url, traceparent=f"00-{other}-{CALLER_SPAN}-00")  # the caller's sampler said no
+        ask(px.service.url, traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+        spans = receiver.wait_for(2)
+        assert px.proxy.observer.tracing is not None and px.proxy.observer.tracing.flush()
+    assert {s.trace_id for s in receiver.spans} == {CALLER_TRACE} and spans
