@@ -118,7 +118,7 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
         extra = f"; {result.detail}" if result.detail else ""
         credits = f"; credits {result.credits}" if result.credits else ""
         click.echo(f"verify: {result.result} (HTTP {result.status}, {result.latency_ms:.0f} ms{extra}{credits})")
-        a.history(cfg).set_verified(provider, label, result.result)
+        a.history(cfg).set_verified(provider, label, result.result, org=result.org)
     elif no_verify:
         click.echo("verify: skipped (--no-verify)")
 

@@ -170,7 +170,7 @@ class PoolControls:
                 pool.events.emit(Event(state.clock.now(), pool.name, r.label, EventKind.TRANSPORT, None,
                                        f"verify: {r.detail}", "verify failed"))
             if state.history is not None:
-                state.history.set_verified(pool.name, r.label, r.result)
+                state.history.set_verified(pool.name, r.label, r.result, org=r.org)
         return results
 
     async def add_key(self, label: str, secret: str) -> VerifyResult:
@@ -206,7 +206,7 @@ class PoolControls:
         if result.classification is not None:
             pool.mark_verified(label, result.classification)
         if state.history is not None:
-            state.history.set_verified(pool.name, label, result.result)
+            state.history.set_verified(pool.name, label, result.result, org=result.org)
         return result
 
     # ------------------------------------------------------------------ config
