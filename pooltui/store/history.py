@@ -403,6 +403,12 @@ class History:
         return self.db.execute("SELECT bucket, provider, key, SUM(requests) FROM usage WHERE bucket >= ?"
                                " GROUP BY bucket, provider, key ORDER BY bucket", (int(since),)).fetchall()
 
+    def ok_per_minute(self, since: float, provider: str) -> dict[int, int]:
+        """Successful upstream calls of ``provider`` per minute bucket since ``since``."""
+        return {int(b): int(ok or 0) for b, ok in self.db.execute(
+            "SELECT bucket, SUM(ok) FROM usage WHERE bucket >= ? AND provider = ? GROUP BY bucket",
+            (int(since), provider))}
+
     def usage(self, since: float, by: str = "key", provider: str | None = None) -> list[dict[str, Any]]:
         """Requests, tokens and cost grouped by key, provider or day (UTC)."""
         group = {"key": "provider, key", "provider": "provider", "day": "date(bucket, 'unixepoch')",
