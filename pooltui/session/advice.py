@@ -216,9 +216,9 @@ def gather(history: History, provider: str, since: float, labels: list[str], fal
     for label, (req, _) in history.key_limits(provider).items():
         if label in keys and req:
             keys[label].per_minute = float(req)  # stated limits are per minute (OpenAI's, Anthropic's)
-    for row in history.learned_limits(provider):
-        if row.key in keys and not row.model and keys[row.key].per_minute is None:
-            keys[row.key].per_minute = row.requests * 60 / row.window_s
+    for learned in history.learned_limits(provider):
+        if learned.key in keys and not learned.model and keys[learned.key].per_minute is None:
+            keys[learned.key].per_minute = learned.requests * 60 / learned.window_s
     for label, budget in budgets.items():
         if label in keys:
             keys[label].budget_cost_month = budget.cost_month
