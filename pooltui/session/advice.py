@@ -84,7 +84,7 @@ def account_groups(keys: list[KeyUse]) -> list[tuple[str, ...]]:
 
 def advise(data: AdviceInput) -> Advice:
     """The verdict on ``data`` and a few sentences with the figures (rules in the module's docstring)."""
-    keys, hours = data.keys, max(1.0, (data.until - data.since) / 3600)
+    keys, hours = data.keys, max(1.0, round((data.until - data.since) / 3600))
     requests = sum(k.requests for k in keys)
     limited = sum(k.limited for k in keys)
     peak_minute, peak = max(data.ok_per_minute.items(), key=lambda kv: (kv[1], -kv[0]), default=(0, 0))
@@ -108,7 +108,8 @@ def advise(data: AdviceInput) -> Advice:
         return Advice("no-traffic", [f"No request to {data.provider} was recorded in the period."], figures)
     when = time.strftime("%H:%M UTC", time.gmtime(peak_minute)) if peak_minute else "?"
     limit_text = f"; one key allows {one_key:.0f} a minute" if one_key else "; no key's limit is known"
-    sentences = [f"{plural(requests, 'request')} to {data.provider} ({requests / hours * 24:.0f} a day), "
+    rate = f"{requests / hours * 24:.0f} a day" if hours >= 24 else f"in {hours:.0f} h"
+    sentences = [f"{plural(requests, 'request')} to {data.provider} ({rate}), "
                  f"the busiest minute served {peak} at {when}{limit_text}."]
     limited_keys = [k.label for k in keys if k.limited]
     if limited:
@@ -213,12 +214,14 @@ def gather(history: History, provider: str, since: float, labels: list[str], fal
         if label in keys:
             keys[label].org = acct.org
             keys[label].shares = tuple(acct.shares.split(",")) if acct.shares else ()
-    for label, (req, _) in history.key_limits(provider).items():
-        if label in keys and req:
-            keys[label].per_minute = float(req)  # stated limits are per minute (OpenAI's, Anthropic's)
-    for learned in history.learned_limits(provider):
-        if learned.key in keys and not learned.model and keys[learned.key].per_minute is None:
+    stated = history.key_limits(provider)
+    for learned in history.learned_limits(provider):  # a stated count that agrees is the same limit (replay.py)
+        if learned.key in keys and not learned.model and stated.get(learned.key, (None, None))[0] in (
+                None, learned.requests):
             keys[learned.key].per_minute = learned.requests * 60 / learned.window_s
+    for label, (req, _) in stated.items():
+        if label in keys and req and keys[label].per_minute is None:
+            keys[label].per_minute = float(req)  # stated limits are per minute (OpenAI's, Anthropic's)
     for label, budget in budgets.items():
         if label in keys:
             keys[label].budget_cost_month = budget.cost_month
