@@ -31,17 +31,20 @@ class PeakPlan:
             why = p.why_not or f"even {plural(p.max_keys, 'key')} like these do not serve it"
             return [f"For {self.what}: no pool found ({why})."]
         tried = {t.keys: t for t in p.trials}
-        out = [f"For {self.what}: {plural(p.keys_needed, 'key')} like the current ones serve it with no caller "
+        verb = "serves" if p.keys_needed == 1 else "serve"
+        out = [f"For {self.what}: {plural(p.keys_needed, 'key')} like the current ones {verb} it with no caller "
                f"waiting over {p.target_wait_s:g} s and no 429 (the pool has {p.keys_now})."]
         fewer = tried.get(p.keys_needed - 1)
         if fewer is not None:
             out.append(f"With {plural(fewer.keys, 'key')}: {fewer.served}/{fewer.requests} served, longest wait "
                        f"{fewer.max_wait_ms / 1000:.1f} s, {plural(fewer.upstream_429, '429')}.")
-        if self.one_more is not None:
-            at = tried.get(p.keys_needed)
-            now = f" (from {at.max_wait_ms / 1000:.1f} s)" if at is not None else ""
-            out.append(f"One more key ({self.one_more.keys}) would bring the longest wait to "
-                       f"{self.one_more.max_wait_ms / 1000:.1f} s{now}.")
+        at = tried.get(p.keys_needed)
+        if self.one_more is not None and at is not None:
+            before, after = at.max_wait_ms / 1000, self.one_more.max_wait_ms / 1000
+            out.append(f"One more key ({self.one_more.keys}) would bring the longest wait from {before:.1f} s to "
+                       f"{after:.1f} s." if round(after, 1) < round(before, 1) else
+                       f"One more key ({self.one_more.keys}) would change nothing: the longest wait stays "
+                       f"{after:.1f} s.")
         return out
 
     def as_dict(self) -> dict[str, Any]:
