@@ -108,7 +108,10 @@ class PoolMonitorApp(App[None]):
         """Keys found to share an account: marked in the keys table, and one warning per group."""
         local = self.local
         groups = local.shared_accounts() if local is not None else []
-        self.main.query_one(KeysTable).shared = {label for g in groups for label in g}
+        table, shared = self.main.query_one(KeysTable), {label for g in groups for label in g}
+        if table.shared != shared:
+            table.shared = shared
+            self.refresh_view()
         for group in map(tuple, groups):
             if group not in self._warned_accounts:
                 self._warned_accounts.add(group)

@@ -4,24 +4,16 @@
 from __future__ import annotations
 
 from pooltui.session.local import config_session
-from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
+from pooltui.store.config import load_config
 from pooltui.store.history import History
-from pooltui.store.secrets import SecretStore
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.screens import InspectorScreen
 from pooltui.tui.widgets import KeysTable
-from tests.conftest import keys, make_scenario
+from tests.conftest import config_on_simulator, keys
 
 
 async def test_keys_of_one_account_are_marked_warned_once_and_grouped(serve, tmp_path) -> None:
-    sc = make_scenario({"name": "main", "keys": [*keys("a", 2, org="acme"), *keys("b", 1)]})
-    server = serve(sc)
-    store = SecretStore(tmp_path / "data")
-    path = tmp_path / "config.toml"
-    with ConfigEditor(path) as cfg:
-        p = cfg.providers["main"] = ProviderConfig("main", "openai", server.base_url("main"))
-        for k in sc.primary.keys:
-            p.keys.append(KeyEntry(k.label, store.put("main", k.label, k.secret)))
+    path, store, _ = config_on_simulator(serve, tmp_path, 3, keys=[*keys("a", 2, org="acme"), *keys("b", 1)])
     session, _ = config_session(load_config(path), store, History(tmp_path / "data" / "history.db"), "main")
     app = PoolMonitorApp(session, start_session=False)
     async with app.run_test() as pilot:
