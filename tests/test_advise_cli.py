@@ -41,6 +41,8 @@ def test_keys_of_one_account_are_shown_advised_and_grouped(org_pool) -> None:
     advice = json.loads(run("advise", "--provider", "sim", "--json").output)
     assert advice["verdict"] in VERDICTS and advice["shared_accounts"] == [["a0", "a1"]]
     assert {k["label"] for k in advice["keys"] if k["requests"]} == {"a0", "a1", "b0"}
+    usage = run("usage", "--by", "key").output
+    assert "of sim (a0+a1, one account):" in usage and "b0, one account" not in usage
     out = run("auth", "group", "a0", "a1")
     assert out.exit_code == 0, out.output
     text = org_pool.read_text()

@@ -195,6 +195,28 @@ def _costs(keys: list[KeyUse], data: AdviceInput, groups: list[tuple[str, ...]])
     return text
 
 
+def account_lines(rows: list[dict[str, Any]], history: History, budgets: dict[tuple[str, str], Budget]) -> list[str]:
+    """``pooltui usage --by key``'s lines below its table: each account of keys found to share one (tokens and
+    cost together), and each key with a monthly budget (what this period spent of it)."""
+    by_key = {(r["provider"], r["key"]): r for r in rows}
+    groups: dict[tuple[str, str], tuple[str | None, list[str]]] = {}
+    for (provider, _), acct in history.accounts().items():
+        if acct.shares and len(acct.shares.split(",")) > 1:
+            groups.setdefault((provider, acct.shares), (acct.org, acct.shares.split(",")))
+    out = []
+    for (provider, _), (org, labels) in sorted(groups.items()):
+        used = [by_key[(provider, x)] for x in labels if (provider, x) in by_key]
+        tokens = sum(r["tokens_in"] + r["tokens_out"] for r in used)
+        out.append(f"account {short_org(org)} of {provider} ({'+'.join(labels)}, one account): {tokens} tokens, "
+                   f"{_money(sum(r['cost'] or 0.0 for r in used))}")
+    for (provider, label), budget in sorted(budgets.items()):
+        r = by_key.get((provider, label))
+        if r is not None and budget.cost_month:
+            out.append(f"{provider}/{label}: {_money(r['cost'] or 0.0)} of its {_money(budget.cost_month)} month "
+                       f"budget ({(r['cost'] or 0.0) / budget.cost_month:.0%})")
+    return out
+
+
 def gather(history: History, provider: str, since: float, labels: list[str], fallbacks: tuple[str, ...] = (),
            budgets: dict[str, Budget] | None = None, until: float | None = None) -> AdviceInput:
     """What :func:`advise` reads, from the history: the keys ``labels`` of ``provider`` and its ``fallbacks``."""
