@@ -32,8 +32,8 @@ class PeakPlan:
             return [f"For {self.what}: no pool found ({why})."]
         tried = {t.keys: t for t in p.trials}
         verb = "serves" if p.keys_needed == 1 else "serve"
-        out = [f"For {self.what}: {plural(p.keys_needed, 'key')} like the current ones {verb} it with no caller "
-               f"waiting over {p.target_wait_s:g} s and no 429 (the pool has {p.keys_now})."]
+        out = [f"For {self.what}: {plural(p.keys_needed, 'key')} like the current ones (each of its own account) "
+               f"{verb} it with no caller waiting over {p.target_wait_s:g} s and no 429 (the pool has {p.keys_now})."]
         fewer = tried.get(p.keys_needed - 1)
         if fewer is not None:
             out.append(f"With {plural(fewer.keys, 'key')}: {fewer.served}/{fewer.requests} served, longest wait "

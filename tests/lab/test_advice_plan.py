@@ -35,7 +35,7 @@ def test_the_planner_on_peak_hour_matches_direct_simulations() -> None:
     assert enough.succeeded == t.requests and enough.limited == 0 and enough.max_wait_ms <= 2000
     assert not (short.succeeded == t.requests and short.limited == 0 and short.max_wait_ms <= 2000)
     assert peak.one_more is not None and peak.one_more.keys == n + 1
-    assert f"{n} keys like the current ones serve it" in " ".join(peak.sentences())
+    assert f"{n} keys like the current ones (each of its own account) serve it" in " ".join(peak.sentences())
 
 
 def test_the_busiest_hour_is_the_hour_with_most_requests() -> None:
