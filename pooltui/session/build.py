@@ -125,6 +125,7 @@ class HistoryRecorder:
         self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self._learned_seen: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._accounts_seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._accounts_looked: dict[str, tuple[tuple[str | None, int, float], ...]] = {}
         #: (provider, label) -> whether the key's state came from another process (the shared store's
         #: ``remote``): such a state is not written to this host's history
         self.remote: Callable[[str, str], bool] = lambda provider, label: False
@@ -191,6 +192,11 @@ class HistoryRecorder:
     def _save_accounts(self) -> None:
         """Each key's organization and the keys found to share its account (core/accounts.py), when they changed."""
         for name, pool in self._pools.items():
+            seen_now = tuple((k.stats.org, len(k.stats.counters), k.stats.counters[-1].ts if k.stats.counters else 0.0)
+                             for k in pool.keys)
+            if self._accounts_looked.get(name) == seen_now:
+                continue  # no answer named an organization or a budget since the last look
+            self._accounts_looked[name] = seen_now
             groups = shared_groups({k.label: k.stats.org for k in pool.keys},
                                    {k.label: list(k.stats.counters) for k in pool.keys if k.stats.counters})
             changed = []
