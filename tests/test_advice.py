@@ -3,9 +3,11 @@ personal agent, a team limited per key, a team whose keys share one organization
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
+from pooltui.core.budget import Budget, Prices
 from pooltui.session.advice import advise, gather
 from pooltui.session.lab import run_strategy
 from pooltui.session.simtime import run_simulated
@@ -27,13 +29,14 @@ def recorded(tmp_path: Path, sc: Scenario, requests: int, rate: float, concurren
 
 def _team(org: str | None) -> Scenario:
     fields = {"rpm": 20, **({"org": org} if org else {})}
-    return make_scenario({"name": "p", "window_s": 60, "latency_ms": [200, 400], "keys": keys("k", 4, **fields)},
-                         {"name": "fb", "keys": keys("f", 1)})
+    sc = make_scenario({"name": "p", "window_s": 60, "latency_ms": [200, 400], "keys": keys("k", 4, **fields)},
+                       {"name": "fb", "keys": keys("f", 1)}, models=["m1"])
+    return dataclasses.replace(sc, prices=Prices.from_dict({"m1": {"input_per_mtok": 100.0, "output_per_mtok": 400.0}}))
 
 
-def _advice(history: History, sc: Scenario):
+def _advice(history: History, sc: Scenario, budgets: dict[str, Budget] | None = None):
     labels = [k.label for k in sc.primary.keys]
-    return advise(gather(history, "p", time.time() - WEEK, labels, tuple(p.name for p in sc.fallbacks)))
+    return advise(gather(history, "p", time.time() - WEEK, labels, tuple(p.name for p in sc.fallbacks), budgets))
 
 
 def test_a_light_personal_agent_never_needed_a_second_key(tmp_path) -> None:
@@ -57,9 +60,17 @@ def test_a_team_limited_per_key_is_helped_by_its_pool(tmp_path) -> None:
 def test_a_team_whose_keys_share_one_org_is_not(tmp_path) -> None:
     sc = _team("acme")
     history = recorded(tmp_path, sc, 400, 2.0, 16)
-    advice = _advice(history, sc)
+    advice = _advice(history, sc, {"k0": Budget(cost_month=5.0)})
     assert advice.verdict == "shared-limit", advice.text()
     assert advice.figures["http_429"] > 0
     assert advice.figures["shared_accounts"] == [["k0", "k1", "k2", "k3"]]
     assert "acme" not in advice.text() and "org…" in advice.text()
     assert advice.figures["fallback"]["fb"]["ok"] > 0  # what the shared limit could not serve went to the fallback
+    spend = advice.sentences[-1]  # per key against its budget, per account, and the fallback's share of the cost
+    key_cost = {k["label"]: k["cost"] for k in advice.figures["keys"]}
+    fallback_cost = advice.figures["fallback"]["fb"]["cost"]
+    assert all(c > 0 for c in key_cost.values()) and fallback_cost > 0
+    assert f"k0 {next(k['tokens'] for k in advice.figures['keys'] if k['label'] == 'k0')} tokens, " in spend
+    assert "of a $5.00 month budget" in spend and "(k0+k1+k2+k3)" in spend
+    share = fallback_cost / (fallback_cost + sum(key_cost.values()))
+    assert f"The fallback carried {share:.0%} of the cost." in spend
