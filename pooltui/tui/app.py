@@ -102,7 +102,8 @@ class PoolMonitorApp(App[None]):
         if self.start_session:
             self._start()
         self._warned_accounts: set[tuple[str, ...]] = set()
-        self.set_interval(2.0, self.check_accounts)
+        if self.start_session:  # a session given already run (a script, the screenshots) is shown as it was given
+            self.set_interval(2.0, self.check_accounts)
 
     def check_accounts(self) -> None:
         """Keys found to share an account: marked in the keys table, and one warning per group."""
