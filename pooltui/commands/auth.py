@@ -197,10 +197,9 @@ def auth_group(ctx: click.Context, labels: tuple[str, ...], provider: str | None
         missing = [x for x in labels if p.key(x) is None]
         if missing:
             raise UserError(f"{p.name} has no key labelled {missing[0]!r}")
-        for x in labels:
-            entry = p.key(x)
-            assert entry is not None
-            entry.quota_group = name
+        for entry in p.keys:
+            if entry.label in labels:
+                entry.quota_group = name
     click.echo(f"{p.name}: {', '.join(labels)} in quota group {name} (they cool down together)")
 
 
