@@ -11,10 +11,12 @@ import click
 
 from pooltui.commands.common import Failure, UserError, app, checked, table, when
 from pooltui.core import validate
+from pooltui.core.accounts import short_org
 from pooltui.core.masking import fingerprint, mask
 from pooltui.core.words import plural
 from pooltui.providers.profiles import PROFILES
 from pooltui.store.config import ProviderConfig
+from pooltui.store.history import AccountRow
 from pooltui.store.keys import DuplicateKeyError, add_key, forget
 from pooltui.store.secrets import SecretStoreError
 
@@ -118,7 +120,7 @@ def auth_add(ctx: click.Context, provider: str, label: str, from_stdin: bool, en
         extra = f"; {result.detail}" if result.detail else ""
         credits = f"; credits {result.credits}" if result.credits else ""
         click.echo(f"verify: {result.result} (HTTP {result.status}, {result.latency_ms:.0f} ms{extra}{credits})")
-        a.history(cfg).set_verified(provider, label, result.result)
+        a.history(cfg).set_verified(provider, label, result.result, org=result.org)
     elif no_verify:
         click.echo("verify: skipped (--no-verify)")
 
@@ -132,7 +134,8 @@ def auth_list(ctx: click.Context, provider: str | None) -> None:
     cfg = a.config()
     providers = [a.provider(provider, cfg)] if provider else list(cfg.providers.values())
     store = a.store()
-    statuses = a.history(cfg).key_statuses()
+    history = a.history(cfg)
+    statuses, accounts = history.key_statuses(), history.accounts()
     rows = []
     now = time.time()
     for p in providers:
@@ -149,12 +152,55 @@ def auth_list(ctx: click.Context, provider: str | None) -> None:
                 state = st.state + (f" until {when(st.until)}" if st.until else "")
             verified = f"{when(st.verified_at)} {st.verify_result}" if st and st.verified_at else "never"
             rows.append([p.name, k.label + ("" if k.label in in_pool else " (not in pool)"), shown, fp,
-                         store.where(k.secret), state, verified])
+                         store.where(k.secret), state, verified, account_cell(accounts.get((p.name, k.label)),
+                                                                              k.label, k.quota_group)])
     if not rows:
         click.echo("no keys configured; add one with `pooltui auth add PROVIDER --pool LABEL`")
         return
-    click.echo(table(["provider", "label", "key", "fingerprint", "store", "state", "last verified"], rows))
+    click.echo(table(["provider", "label", "key", "fingerprint", "store", "state", "last verified", "account"], rows))
     a.warn_unencrypted()
+
+
+def account_cell(acct: AccountRow | None, label: str, quota_group: str | None) -> str:
+    """``org…3f2a``, and ``one account with b, c`` when keys were found to share it (``grouped``: in one
+    quota group already)."""
+    if acct is None:
+        return "-"
+    text = short_org(acct.org)
+    others = [x for x in (acct.shares or "").split(",") if x and x != label]
+    if others:
+        text += f", one account with {', '.join(others)}" + (" (grouped)" if quota_group else "")
+    return text
+
+
+@auth.command("group")
+@click.argument("labels", nargs=-1, required=True)
+@click.option("--provider", help="the provider of the keys (default: the one that has them all)")
+@click.option("--name", "group", default=None, help="the quota group's name (default: account-FIRST_LABEL)")
+@click.pass_context
+def auth_group(ctx: click.Context, labels: tuple[str, ...], provider: str | None, group: str | None) -> None:
+    """Put keys of one account in one quota group: they cool down together, as the provider limits them."""
+    labels = tuple(dict.fromkeys(_label(x) for x in labels))
+    if len(labels) < 2:
+        raise UserError("name at least two keys to group (a quota group of one key changes nothing)")
+    name = _label(group) if group is not None else f"account-{labels[0]}"
+    a = app(ctx)
+    with a.edit() as cfg:
+        if provider is not None:
+            p = a.provider(provider, cfg)
+        else:
+            holders = [q for q in cfg.providers.values() if all(q.key(x) is not None for x in labels)]
+            if len(holders) != 1:
+                raise UserError(f"no provider has all of {', '.join(labels)}" if not holders else
+                                f"{' and '.join(q.name for q in holders)} both have them: say which with --provider")
+            p = holders[0]
+        missing = [x for x in labels if p.key(x) is None]
+        if missing:
+            raise UserError(f"{p.name} has no key labelled {missing[0]!r}")
+        for entry in p.keys:
+            if entry.label in labels:
+                entry.quota_group = name
+    click.echo(f"{p.name}: {', '.join(labels)} in quota group {name} (they cool down together)")
 
 
 @auth.command("remove")

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from pooltui.commands.advise_cmd import advise
 from pooltui.commands.alerts_cmd import alerts
 from pooltui.commands.auth import auth
 from pooltui.commands.common import AppContext, UserError
@@ -46,7 +47,7 @@ def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, p
 
 
 for command in (demo, monitor, proxy, traffic, sim, auth, provider, verify, events, usage, import_group, doctor,
-                alerts, hermes, fleet, compare, replay):
+                alerts, hermes, fleet, compare, replay, advise):
     cli.add_command(command)
 
 

@@ -82,6 +82,11 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
     if by == "key":
         for name, (n, served) in sorted(callers.items()):
             click.echo(f"callers' requests to {name}: {n} ({served} served)")
+        from pooltui.session.advice import account_lines
+
+        budgets = {(p.name, e.label): e.budget for p in cfg.providers.values() for e in p.keys if e.budget.is_set()}
+        for line in account_lines(history.usage(since, "key", provider), history, budgets):
+            click.echo(line)
     click.echo("upstream calls: each attempt on a key (a retry or a fallback is one more); callers' requests: each "
                "once" + ("" if priced else "; cost: needs [prices] in the config"))
 

@@ -48,7 +48,7 @@ def verify(ctx: click.Context, provider: str | None, label: str | None, as_json:
     for r in results:
         if r.result == "error" and r.masked == "(missing)":
             continue
-        history.set_verified(r.provider, r.label, r.result, now)
+        history.set_verified(r.provider, r.label, r.result, now, org=r.org)
         state = _STATE_AFTER.get(r.result)
         if state:
             history.set_key_status(r.provider, r.label, state, None, None, f"verify: {r.detail}", r.status, now,

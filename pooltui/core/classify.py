@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pooltui.core.accounts import read_org
 from pooltui.core.headers import (
     RateLimits,
     lower_headers,
@@ -61,6 +62,8 @@ class Classification:
     #: a 429 of one model (its message names a model, or the provider limits per model): the pool cools that
     #: (key, model) at once, the whole key only when a second model 429s on it too
     model_scoped: bool = False
+    #: the fingerprint of the organization the answer's headers name (core/accounts.py), None when unnamed
+    org: str | None = None
 
 
 def parse_body(body: Any) -> Any:
@@ -148,7 +151,9 @@ def _wait_from_signals(headers: Mapping[str, str], limits: RateLimits | None, bo
 def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> Classification:
     """Classify one response. Never raises, whatever the headers and body hold."""
     try:
-        result = _classify(dialect, int(status), lower_headers(headers), body, now)
+        lowered = lower_headers(headers)
+        result = _classify(dialect, int(status), lowered, body, now)
+        result.org = read_org(lowered)
         if result.reason:
             result.reason = scrub(result.reason)  # an upstream may echo the key it was sent
         return result

@@ -196,6 +196,10 @@ class RateLimits:
         return max(resets) if resets else None
 
 
+#: the organization headers (core/accounts.py reads them), kept beside the rate-limit ones
+_ORG_SUFFIXES = (b"-organization", b"-organization-id")
+
+
 def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
     """A mapping whose ``get`` is case-insensitive (httpx.Headers already is)."""
     try:
@@ -204,7 +208,7 @@ def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
             out = {}
             for k, v in raw:
                 lk = k.lower()
-                if b"ratelimit" in lk or lk.startswith(b"retry-after"):
+                if b"ratelimit" in lk or lk.startswith(b"retry-after") or lk.endswith(_ORG_SUFFIXES):
                     out[lk.decode("latin-1")] = v.decode("latin-1")
             return out
         return {str(k).lower(): v for k, v in dict(headers).items()}

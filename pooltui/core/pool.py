@@ -676,6 +676,8 @@ class Pool:
         self._answered(key)
         stats = key.stats
         stats.latencies.append(latency_s)
+        if result.org is not None or (limits is not None and result.outcome is Outcome.OK):
+            stats.saw(result.org, limits if result.outcome is Outcome.OK else None, self.clock.now())
         if limits is not None:
             stats.limits = limits
             key.headroom = limits.headroom()

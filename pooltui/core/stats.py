@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from pooltui.core.accounts import CounterSample
 from pooltui.core.headers import RateLimits
 from pooltui.core.snapshot import KeyCounts
 
@@ -62,12 +63,14 @@ class KeyStats:
 
     __slots__ = (
         "cost",
+        "counters",
         "forbidden",
         "invalid",
         "last_used",
         "latencies",
         "limits",
         "ok",
+        "org",
         "per_second",
         "quota",
         "rate_limited",
@@ -96,6 +99,16 @@ class KeyStats:
         self.latencies: deque[float] = deque(maxlen=128)
         self.per_second = RollingCounter(60)
         self.limits: RateLimits | None = None
+        self.org: str | None = None  # the fingerprint of the organization its answers name (core/accounts.py)
+        #: the request budget its successes stated, newest last: (time, remaining, limit) for core/accounts.py
+        self.counters: deque[CounterSample] = deque(maxlen=64)
+
+    def saw(self, org: str | None, limits: RateLimits | None, now: float) -> None:
+        """An answer's organization and request budget (what tells keys of one account)."""
+        if org is not None:
+            self.org = org
+        if limits is not None and limits.requests_remaining is not None and limits.requests_limit:
+            self.counters.append(CounterSample(now, limits.requests_remaining, limits.requests_limit))
 
     def rpm(self, now: float) -> int:
         """Requests sent in the last 60 s."""

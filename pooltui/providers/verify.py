@@ -40,18 +40,21 @@ class VerifyResult:
     detail: str = ""
     credits: str | None = None
     classification: Classification | None = None
+    org: str | None = None  # the fingerprint of the organization the answer named (core/accounts.py)
 
     def as_dict(self) -> dict:
         return {"provider": self.provider, "label": self.label, "masked": self.masked,
                 "fingerprint": self.fingerprint, "result": self.result, "status": self.status,
-                "latency_ms": round(self.latency_ms, 1), "detail": self.detail, "credits": self.credits}
+                "latency_ms": round(self.latency_ms, 1), "detail": self.detail, "credits": self.credits,
+                "org": self.org}
 
     @classmethod
     def from_dict(cls, d: dict) -> VerifyResult:
         """The result as :meth:`as_dict` wrote it (e.g. answered by a proxy); the classification stays there."""
         return cls(str(d.get("provider") or ""), str(d.get("label") or ""), str(d.get("masked") or ""),
                    str(d.get("fingerprint") or ""), str(d.get("result") or "error"), d.get("status"),
-                   float(d.get("latency_ms") or 0.0), str(d.get("detail") or ""), d.get("credits"))
+                   float(d.get("latency_ms") or 0.0), str(d.get("detail") or ""), d.get("credits"),
+                   org=d.get("org") if isinstance(d.get("org"), str) else None)
 
 
 async def _call(http: httpx.AsyncClient, profile: ProviderProfile, secret: str, method: str, path: str,
@@ -101,6 +104,7 @@ async def verify_key(http: httpx.AsyncClient, profile: ProviderProfile, label: s
         if spent and result.outcome is Outcome.OK:
             result = Classification(Outcome.QUOTA, resp.status_code, "no credit left", limits=result.limits)
         base.classification = result
+        base.org = result.org
         base.result = _BY_OUTCOME[result.outcome]
         base.status = resp.status_code
         base.detail = scrub(result.reason) if result.outcome is not Outcome.OK else ""

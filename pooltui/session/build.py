@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pooltui.client.pool_client import PoolClient, RequestRecord, Upstream, UsageRecord
+from pooltui.core.accounts import group_of, shared_groups
 from pooltui.core.clock import Clock
 from pooltui.core.events import Event, EventLog
 from pooltui.core.pool import KeySpec, Pool
@@ -123,6 +124,8 @@ class HistoryRecorder:
         self._requests: list[RequestRecord] = []
         self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self._learned_seen: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._accounts_seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._accounts_looked: dict[str, tuple[tuple[str | None, int, float], ...]] = {}
         #: (provider, label) -> whether the key's state came from another process (the shared store's
         #: ``remote``): such a state is not written to this host's history
         self.remote: Callable[[str, str], bool] = lambda provider, label: False
@@ -156,6 +159,7 @@ class HistoryRecorder:
         self.history.add_request_records(requests)
         self._save_limits()
         self._save_learned()
+        self._save_accounts()
         for name, pool in self._pools.items():  # the rotation goes on where it stopped after a restart
             picks = sum(k.stats.requests for k in pool.keys)
             if picks != self._picks_seen[name]:
@@ -184,6 +188,26 @@ class HistoryRecorder:
                     changed.append(LearnedRow(label, model, fingerprint, limit, window, sure))
             if changed:
                 self.history.set_learned_limits(name, changed)
+
+    def _save_accounts(self) -> None:
+        """Each key's organization and the keys found to share its account (core/accounts.py), when they changed."""
+        for name, pool in self._pools.items():
+            seen_now = tuple((k.stats.org, len(k.stats.counters), k.stats.counters[-1].ts if k.stats.counters else 0.0)
+                             for k in pool.keys)
+            if self._accounts_looked.get(name) == seen_now:
+                continue  # no answer named an organization or a budget since the last look
+            self._accounts_looked[name] = seen_now
+            groups = shared_groups({k.label: k.stats.org for k in pool.keys},
+                                   {k.label: list(k.stats.counters) for k in pool.keys if k.stats.counters})
+            changed = []
+            for key in pool.keys:
+                group = group_of(key.label, groups)
+                seen = (key.stats.org, ",".join(group) if group else None)
+                if seen != (None, None) and self._accounts_seen.get((name, key.label)) != seen:
+                    self._accounts_seen[(name, key.label)] = seen
+                    changed.append((key.label, *seen))
+            if changed:
+                self.history.set_accounts(name, changed)
 
     def _save_limits(self) -> None:
         """The limits the providers' headers stated, when they changed (``pooltui replay`` sizes keys by them)."""

@@ -170,7 +170,7 @@ class PoolControls:
                 pool.events.emit(Event(state.clock.now(), pool.name, r.label, EventKind.TRANSPORT, None,
                                        f"verify: {r.detail}", "verify failed"))
             if state.history is not None:
-                state.history.set_verified(pool.name, r.label, r.result)
+                state.history.set_verified(pool.name, r.label, r.result, org=r.org)
         return results
 
     async def add_key(self, label: str, secret: str) -> VerifyResult:
@@ -206,8 +206,57 @@ class PoolControls:
         if result.classification is not None:
             pool.mark_verified(label, result.classification)
         if state.history is not None:
-            state.history.set_verified(pool.name, label, result.result)
+            state.history.set_verified(pool.name, label, result.result, org=result.org)
         return result
+
+    # ------------------------------------------------------------------ accounts
+    def shared_accounts(self, provider: str | None = None) -> list[list[str]]:
+        """Keys of the pool found to share an account (core/accounts.py) and not yet in one quota group."""
+        from pooltui.core.accounts import shared_groups
+
+        pool = self.state.upstream_of(provider or self.state.current).pool
+        if pool is None:
+            return []
+        groups = shared_groups({k.label: k.stats.org for k in pool.keys},
+                               {k.label: list(k.stats.counters) for k in pool.keys if k.stats.counters})
+        group_of = {k.label: k.quota_group for k in pool.keys}
+        return [g for g in groups if len({group_of[x] for x in g}) > 1 or group_of[g[0]] is None]
+
+    def group_shared(self, provider: str | None = None) -> list[list[str]]:
+        """Each group :meth:`shared_accounts` finds put in one quota group (``account-FIRST``), in the pool and in
+        the config: they cool down together, as the provider limits them."""
+        groups = self.shared_accounts(provider)
+        pool = self.state.require_pool(provider)
+        for group in groups:
+            name = f"account-{group[0]}"
+            for label in group:
+                pool.key(label).quota_group = name
+
+            def change(p: ProviderConfig, group: list[str] = group, name: str = name) -> None:
+                for label in group:
+                    entry = p.key(label)
+                    if entry is not None:
+                        entry.quota_group = name
+
+            self._save(change, provider)
+        return groups
+
+    def advice(self, provider: str | None = None, since_s: float = 7 * 86400) -> str:
+        """``pooltui advise``'s verdict on the provider (in view), from the history; what is missing, else."""
+        import time
+
+        from pooltui.session.advice import advise, gather
+
+        history = self.state.history
+        name = provider or self.state.current
+        if history is None:
+            return "Needs the history: this session records none (see `pooltui advise` where the proxy runs)."
+        client = self.state.clients.get(self.state.owner_of(name))
+        pool = self.state.upstream_of(name).pool
+        labels = [k.label for k in pool.keys] if pool is not None else []
+        fallbacks = tuple(up.name for up in client.fallbacks) if client is not None else ()
+        result = advise(gather(history, name, time.time() - since_s, labels, fallbacks))
+        return f"{name}: {result.verdict}\n\n{result.text()}"
 
     # ------------------------------------------------------------------ config
     def _save(self, change: Callable[[ProviderConfig], object], provider: str | None = None) -> None:

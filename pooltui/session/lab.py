@@ -28,6 +28,7 @@ from typing import Any
 from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core.strategies import STRATEGIES, normalize_strategy
 from pooltui.core.usage import usage_from_body
+from pooltui.session.build import HistoryRecorder
 from pooltui.session.lab_hermes import HERMES_STRATEGIES, HermesEmulatedClient
 from pooltui.session.simtime import run_simulated
 from pooltui.session.workload import Arrival, CallerResult
@@ -35,6 +36,7 @@ from pooltui.sim.inprocess import InProcessSim
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
 from pooltui.sim.wiring import client_for_scenario
+from pooltui.store.history import History
 
 LAB_STRATEGIES = (*STRATEGIES, *HERMES_STRATEGIES)
 
@@ -210,7 +212,8 @@ def _answer_s(trace: Any) -> float:
 
 
 async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival], *, concurrency: int,
-                       seed: int, learn: bool = True, real_time: bool = False) -> RunResult:
+                       seed: int, learn: bool = True, real_time: bool = False,
+                       history: History | None = None) -> RunResult:
     """One strategy against a fresh simulator of ``scenario`` (``learn``: pooltui's pools pace picks by the
     limits they learn from 429s). By default the simulator answers in-process, timed by the running loop's
     clock (simulated time on :func:`run_lab`'s loop); ``real_time``: served on a loopback socket, real clocks."""
@@ -232,6 +235,8 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
             for up in client.upstreams:
                 up.pool.learn = learn
             send = _pooltui_sender(client, scenario)
+        recorder = HistoryRecorder(history, client) if history is not None and strategy not in HERMES_STRATEGIES \
+            else None  # what a proxy would have written: events, usage, key states, requests
         served: Counter[str] = Counter()
 
         async def counted(a: Arrival, left_s: float) -> CallerResult:
@@ -246,6 +251,8 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
         try:
             start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result, now)
         finally:
+            if recorder is not None:
+                recorder.close()
             await client.aclose()
             if http is not None:
                 await http.aclose()

@@ -356,6 +356,17 @@ class MonitorSession:
     def toggle_key(self, label: str, provider: str | None = None) -> str:
         return self.controls.toggle_key(label, provider)
 
+    def shared_accounts(self, provider: str | None = None) -> list[list[str]]:
+        return self.controls.shared_accounts(provider)
+
+    def group_shared(self, provider: str | None = None) -> list[list[str]]:
+        return self.controls.group_shared(provider)
+
+    def advice(self, provider: str | None = None) -> str:
+        for recorder in self.recording.recorders:
+            recorder.flush()
+        return self.controls.advice(provider)
+
     def move(self, label: str, delta: int, provider: str | None = None) -> list[str]:
         return self.controls.move(label, delta, provider)
 

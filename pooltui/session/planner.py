@@ -3,10 +3,10 @@ with 1, 2, 4, ... keys like its primary's (the same limits), then halved down to
 every caller with no caller waiting longer than a target and no 429 sent upstream.
 
 "Keys like these": the primary's healthy keys (not invalid, forbidden or revoked), taken in turn, each copy
-with its own secret and its own budget (a key of a new project: no shared ``quota_group``). The fallbacks,
-outages and latencies stay the scenario's. More keys are assumed never to serve worse (the search gallops up
-then bisects), and the answer is checked both ways: ``n`` keys pass and ``n - 1`` were run and fail.
-A later ``pooltui advise --keys`` builds on :func:`plan_keys`.
+with its own secret and its own budget (a key of a new project: no shared ``quota_group``; of an account of its
+own: no shared ``org``). The fallbacks, outages and latencies stay the scenario's. More keys are assumed never to
+serve worse (the search gallops up then bisects), and the answer is checked both ways: ``n`` keys pass and
+``n - 1`` were run and fail. ``pooltui advise --keys`` builds on :func:`plan_keys` (session/advice_plan.py).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def scenario_with_keys(scenario: Scenario, n: int) -> Scenario:
     if not models:
         raise ValueError(f"scenario {scenario.name}: the primary has no healthy key to copy")
     keys = [dataclasses.replace(models[i % len(models)], label=f"plan-{i + 1}",
-                                secret=f"sk-sim-plan-{i + 1:04d}-{'0' * 24}", quota_group=None)
+                                secret=f"sk-sim-plan-{i + 1:04d}-{'0' * 24}", quota_group=None, org=None)
             for i in range(n)]
     primary = dataclasses.replace(scenario.primary, keys=keys)
     return dataclasses.replace(scenario, providers=[primary, *scenario.fallbacks])

@@ -19,7 +19,15 @@ from pooltui.core.masking import mask
 from pooltui.sim import corpus
 from pooltui.sim.limits import ProviderState, SimState, Verdict
 from pooltui.sim.scenario import Scenario, SimKey
-from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events, with_stream_fault
+from pooltui.sim.shapes import (
+    completion,
+    error_response,
+    models,
+    org_header,
+    rate_headers,
+    sse_events,
+    with_stream_fault,
+)
 from pooltui.sim.tools import plan
 
 _JSON = "application/json"
@@ -64,6 +72,8 @@ class SimApp:
         if not (key is not None and key.retry_after is not None and verdict.kind == "rate_limited"):
             headers.update(rate_headers(dialect, verdict, self.state.wall()))  # a key's own retry_after comes alone
         headers["x-request-id" if dialect == "openai" else "request-id"] = self._next_id("req")
+        if key is not None:
+            headers.update(org_header(dialect, key.org_id))
         return Response(_dump(body), status, headers, _JSON)
 
     @staticmethod
@@ -104,6 +114,8 @@ class SimApp:
         headers = rate_headers(dialect, verdict, self.state.wall()) if ps.spec.success_headers else {}
         req_id = self._next_id("msg" if dialect == "anthropic" else "chatcmpl")
         headers["x-request-id" if dialect == "openai" else "request-id"] = req_id
+        if key is not None:
+            headers.update(org_header(dialect, key.org_id))
         echo = key is not None and key.echo_secret and secret
         if echo:
             headers["x-sim-echo"] = str(secret)
@@ -158,6 +170,8 @@ class SimApp:
         if verdict.kind not in ("ok", "quota"):  # a key with no credit still lists models
             return self._count(ps, key, self._error(flavour, verdict, secret, key))
         listing, headers = models(flavour), rate_headers(flavour, verdict, self.state.wall())
+        if key is not None:
+            headers.update(org_header(flavour, key.org_id))
         if key is not None and key.echo_secret and secret:
             listing["echo"], headers["x-sim-echo"] = f"you sent {secret}", secret
         resp = Response(_dump(listing), 200, headers, _JSON)

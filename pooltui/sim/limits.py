@@ -64,8 +64,7 @@ class ProviderState:
         self.counters: dict[str, KeyCounters] = {k.label: KeyCounters() for k in spec.keys}
         self._windows: dict[str, _Window] = {}
         for k in spec.keys:
-            group = k.quota_group or f"key:{k.label}"
-            self._windows.setdefault(group, _Window())
+            self._windows.setdefault(k.budget, _Window())
         self.outage_override: int | None = None
         #: (second since start, status) -> responses sent: what the provider saw over time, the last hour
         self.timeline: Counter[tuple[int, int]] = Counter()
@@ -82,7 +81,7 @@ class ProviderState:
     def window_of(self, key: SimKey, model: str | None = None) -> _Window:
         """The sliding window a request counts against: per key (or quota group), and per model when the
         provider limits per model (``per_model``), as OpenAI and Anthropic do."""
-        name = key.quota_group or f"key:{key.label}"
+        name = key.budget
         if self.spec.per_model and model:
             name = f"{name}|{model}"
         window = self._windows.get(name)

@@ -43,6 +43,17 @@ class SimKey:
     answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
     retry_after: float | None = None  # what a 429 of this key says, whatever the window (0: "retry at once")
     corpus_case: str | None = None  # answer every request with this captured response of tests/corpus/
+    org: str | None = None  # the organization (account) it belongs to: keys of one org share one rpm budget
+
+    @property
+    def budget(self) -> str:
+        """The name of the rpm budget it draws on: its quota group's, its organization's, else its own."""
+        return self.quota_group or (f"org:{self.org}" if self.org else f"key:{self.label}")
+
+    @property
+    def org_id(self) -> str:
+        """The organization its answers name (one of its own when the scenario gives none)."""
+        return f"org-sim-{self.org or 'key-' + self.label}"
 
 
 @dataclass(slots=True)
@@ -112,7 +123,7 @@ class Scenario:
 
 
 _KEY_FIELDS = ("label, secret, rpm, daily_quota, revoke_after, invalid, forbidden, quota_group, stream_fault, "
-               "echo_secret, answer_bytes, retry_after, corpus_case")
+               "echo_secret, answer_bytes, retry_after, corpus_case, org")
 _PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_status, cycle_s, success_headers, "
                     "outage_retry_after, per_model, keys, outages")
 
@@ -130,7 +141,7 @@ def _key(raw: Any, where: str) -> SimKey:
         stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
         echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1, MAX_ANSWER_BYTES),
         retry_after=f.number("retry_after", maximum=MAX_SPAN_S),
-        corpus_case=_corpus_case(f.text("corpus_case", None), where))
+        corpus_case=_corpus_case(f.text("corpus_case", None), where), org=f.text("org", None))
     f.done(_KEY_FIELDS)
     return key
 

@@ -50,6 +50,11 @@ def rate_headers(dialect: str, v: Verdict, now_wall: float) -> dict[str, str]:
     }
 
 
+def org_header(dialect: str, org_id: str) -> dict[str, str]:
+    """The header naming the key's organization, as OpenAI and Anthropic send it on every answer."""
+    return {"anthropic-organization-id" if dialect == "anthropic" else "openai-organization": org_id}
+
+
 def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, headers) of an error in the dialect's shape."""
     headers: dict[str, str] = {}

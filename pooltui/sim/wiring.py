@@ -27,5 +27,5 @@ def client_for_scenario(scenario: Scenario, server: SimAddress, strategy: str | 
                     rng=random.Random(None if seed is None else seed + i))
         ups.append(Upstream(profile, pool))
     return PoolClient(ups[0], ups[1:], clock=clock, events=events, http=http,
-                      deadline_s=deadline_s or scenario.traffic.deadline_s,
+                      deadline_s=deadline_s or scenario.traffic.deadline_s, prices=scenario.prices,
                       rng=random.Random(seed), latency_clock=latency_clock)

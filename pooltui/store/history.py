@@ -44,6 +44,8 @@ CREATE INDEX IF NOT EXISTS requests_ts ON requests(ts);
 CREATE TABLE IF NOT EXISTS key_limits (
     provider TEXT NOT NULL, key TEXT NOT NULL, requests_limit INTEGER, tokens_limit INTEGER, seen REAL NOT NULL,
     PRIMARY KEY (provider, key));
+CREATE TABLE IF NOT EXISTS key_accounts (
+    provider TEXT NOT NULL, key TEXT NOT NULL, org TEXT, shares TEXT, seen REAL NOT NULL, PRIMARY KEY (provider, key));
 CREATE TABLE IF NOT EXISTS learned_limits (
     provider TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, fingerprint TEXT NOT NULL,
     requests INTEGER NOT NULL, window_s REAL NOT NULL, sure REAL NOT NULL, seen REAL NOT NULL,
@@ -117,6 +119,14 @@ class LearnedRow(NamedTuple):
     requests: int
     window_s: float
     sure: float
+
+
+class AccountRow(NamedTuple):
+    """What tells a key's account: the fingerprint of the organization its answers named (core/accounts.py),
+    and the labels of the keys found to share its account (itself included), comma-separated."""
+
+    org: str | None
+    shares: str | None
 
 
 class History:
@@ -261,6 +271,21 @@ class History:
         return {k: (r, t) for k, r, t in self.db.execute(
             "SELECT key, requests_limit, tokens_limit FROM key_limits WHERE provider = ?", (provider,))}
 
+    def set_accounts(self, provider: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
+        """(key, org fingerprint, shares) per key; a None leaves what was stored."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO key_accounts VALUES (?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET"
+                " org = COALESCE(excluded.org, org), shares = COALESCE(excluded.shares, shares), seen = excluded.seen",
+                [(provider, key, org, shares, now) for key, org, shares in rows])
+
+    def accounts(self, provider: str | None = None) -> dict[tuple[str, str], AccountRow]:
+        """Each key's :class:`AccountRow` (of ``provider``, or all)."""
+        rows = self.db.execute("SELECT provider, key, org, shares FROM key_accounts WHERE ? IS NULL OR provider = ?",
+                               (provider, provider))
+        return {(p, k): AccountRow(org, shares) for p, k, org, shares in rows}
+
     def set_learned_limits(self, provider: str, rows: Iterable[LearnedRow]) -> None:
         """Limits learnt from 429s (no header stated them), per key and model ("" for the key as a whole), with
         the fingerprint of the secret they were learnt on."""
@@ -302,8 +327,12 @@ class History:
                 (provider, key, state, bounded_until(until), source, scrub(reason), status, changed_at or time.time(),
                  fingerprint))
 
-    def set_verified(self, provider: str, key: str, result: str, when: float | None = None) -> None:
+    def set_verified(self, provider: str, key: str, result: str, when: float | None = None,
+                     org: str | None = None) -> None:
+        """A verification's result (and the fingerprint of the organization its answer named, if any)."""
         when = when or time.time()
+        if org is not None:
+            self.set_accounts(provider, [(key, org, None)])
         with self.db:
             self.db.execute(
                 "INSERT INTO key_status (provider, key, state, verified_at, verify_result, changed_at)"
@@ -328,6 +357,7 @@ class History:
     def forget_key(self, provider: str, key: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM key_status WHERE provider = ? AND key = ?", (provider, key))
+            self.db.execute("DELETE FROM key_accounts WHERE provider = ? AND key = ?", (provider, key))
 
     # -------------------------------------------------------------- reading
     def key_statuses(self, provider: str | None = None) -> dict[tuple[str, str], KeyStatus]:
@@ -372,6 +402,12 @@ class History:
         """(minute bucket, provider, key, requests) since ``since``, oldest first."""
         return self.db.execute("SELECT bucket, provider, key, SUM(requests) FROM usage WHERE bucket >= ?"
                                " GROUP BY bucket, provider, key ORDER BY bucket", (int(since),)).fetchall()
+
+    def ok_per_minute(self, since: float, provider: str) -> dict[int, int]:
+        """Successful upstream calls of ``provider`` per minute bucket since ``since``."""
+        return {int(b): int(ok or 0) for b, ok in self.db.execute(
+            "SELECT bucket, SUM(ok) FROM usage WHERE bucket >= ? AND provider = ? GROUP BY bucket",
+            (int(since), provider))}
 
     def usage(self, since: float, by: str = "key", provider: str | None = None) -> list[dict[str, Any]]:
         """Requests, tokens and cost grouped by key, provider or day (UTC)."""

@@ -68,6 +68,8 @@ class PoolMonitorApp(App[None]):
                 tooltip="Timeline chart per key: 5 min, 15 min, off"),
         Binding("F", "fleet", "Fleet", show=False, id="view.fleet",
                 tooltip="The processes sharing this pool through Redis, and the key states they share"),
+        Binding("A", "group_accounts", "Group", show=False, id="keys.group_accounts",
+                tooltip="Put keys found to share an account in one quota group"),
         Binding("o", "sort_keys", "Sort", show=False, id="keys.sort", tooltip="Sort the keys table by the next column"),
         Binding("escape", "clear_filters", "Clear", id="events.clear", show=False,
                 tooltip="Clear the events filters"),
@@ -99,6 +101,24 @@ class PoolMonitorApp(App[None]):
         self.title = self.session.title
         if self.start_session:
             self._start()
+        self._warned_accounts: set[tuple[str, ...]] = set()
+        if self.start_session:  # a session given already run (a script, the screenshots) is shown as it was given
+            self.set_interval(2.0, self.check_accounts)
+
+    def check_accounts(self) -> None:
+        """Keys found to share an account: marked in the keys table, and one warning per group."""
+        local = self.local
+        groups = local.shared_accounts() if local is not None else []
+        table, shared = self.main.query_one(KeysTable), {label for g in groups for label in g}
+        if table.shared != shared:
+            table.shared = shared
+            self.refresh_view()
+        for group in map(tuple, groups):
+            if group not in self._warned_accounts:
+                self._warned_accounts.add(group)
+                self.notify(f"{', '.join(group)} belong to one account: pooling them adds no capacity and may look "
+                            "like evasion to the provider. Press A to put them in one quota group.",
+                            title="keys of one account", severity="warning", timeout=20)
 
     @work(exit_on_error=False, group="session")
     async def _start(self) -> None:
@@ -150,6 +170,8 @@ class PoolMonitorApp(App[None]):
         if action == "switch_provider" and len(s.providers) < 2:
             return None
         if action == "fleet" and getattr(getattr(s, "shared", None), "url", None) is None:
+            return None
+        if action == "group_accounts" and (local is None or not local.shared_accounts()):
             return None
         return True
 
@@ -273,6 +295,25 @@ class PoolMonitorApp(App[None]):
         self.main.paused = not self.main.paused
         self.refresh_view()
 
+    def action_group_accounts(self) -> None:
+        if (local := self.local) is None:
+            return
+        try:
+            groups = local.group_shared()
+        except (ValueError, OSError) as exc:
+            self.notify(message_of(exc), severity="error")
+            return
+        said = "; ".join(", ".join(g) for g in groups) or "no keys found to share an account"
+        self.notify(f"one quota group each: {said}" if groups else said)
+        self.check_accounts()
+
+    def action_advise(self) -> None:
+        if (local := self.local) is None:
+            self.notify("Is pooling helping? Run `pooltui advise` where the proxy runs: its history is there.",
+                        severity="warning")
+            return
+        self.push_screen(InspectorScreen("Is pooling helping?", local.advice()))
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.BINDINGS))
 
@@ -377,6 +418,9 @@ class PoolMonitorApp(App[None]):
                                     lambda a=binding.action: self.run_action(a))
         from pooltui.sim.scenario import builtin_names
 
+        yield SystemCommand("Is pooling helping?", "the history's verdict: per-key or shared limits, whether the "
+                            "traffic needed more than one key, the load, the fallback, the spend",
+                            lambda: self.run_action("advise"))
         first = getattr(self.session, "lab_scenario", "peak-hour")
         for name in [first, *(n for n in builtin_names() if n != first)]:
             yield SystemCommand(f"Strategy lab: {name}", "compare every rotation strategy on this scenario, each "

@@ -101,6 +101,9 @@ class FittedTable(DataTable):
         return [cells[key] for key, _, _ in self.shown]
 
 
+LABEL_WIDTH = next(w for key, _, w in KEY_COLUMNS if key == "label")
+
+
 class KeysTable(FittedTable):
     """One row per key, keyed by label; only changed cells are rewritten, so the cursor never jumps. At 80
     columns it keeps the key, its state with countdown, and its 429, 401/3, quota and 5xx counts."""
@@ -130,6 +133,7 @@ class KeysTable(FittedTable):
         self._rows: dict[str, dict] = {}
         self._order: list[str] = []
         self.sort_by: str | None = None  # None: pool order
+        self.shared: set[str] = set()  # labels of keys found to share an account with another (marked ≡)
         self._last: tuple[Sequence[KeySnapshot], str | None, float] | None = None  # to refill after a resize
 
     def refill(self) -> None:
@@ -189,6 +193,8 @@ class KeysTable(FittedTable):
     def sync(self, snaps: Sequence[KeySnapshot], next_label: str | None, now: float) -> None:
         self._last = (snaps, next_label, now)
         rows = {s["label"]: self._cells(i, s, next_label, now) for i, s in enumerate(snaps)}
+        for label in self.shared & rows.keys():  # keys of one account: marked beside the label
+            rows[label]["label"] = fmt.clip_name(f"{label} ≡", LABEL_WIDTH)
         if self.sort_by is not None:
             snaps = sorted(snaps, key=self.SORTS[self.sort_by])  # stable: ties keep pool order
         order = [s["label"] for s in snaps]
