@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -122,8 +123,11 @@ def test_a_stream_is_logged_when_it_ends_with_its_tokens(proxied, json_log) -> N
             "model": "gpt-sim-1", "max_tokens": 5, "stream": True, "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "hi"}]}) as answer:
         assert answer.headers["x-pooltui-attempts"] == "3"  # a 429, a stream broken before data, then served
-        assert not lines(json_log)  # not before its end
         body = answer.read()
     assert b"[DONE]" in body
-    [line] = lines(json_log)
+    deadline = time.monotonic() + 30  # the proxy logs once its relay ends, which may come after the caller read it
+    while not lines(json_log):
+        assert time.monotonic() < deadline, "no access line for the stream"
+        time.sleep(0.02)
+    [line] = lines(json_log)  # one line, written at the stream's end: only then are its output tokens known
     assert (line["status"], line["attempts"], line["tokens_out"]) == (200, 3, 5)
