@@ -107,6 +107,12 @@ def owned(client: PoolClient) -> list[Pool]:
     return [up.pool for up in client.upstreams if up.pool is not None and up.pool.events is client.events]
 
 
+def _usage_sums() -> list:
+    """A minute's sums of one key and model: requests, ok, tokens in and out, cost, cache reads, writes, cacheable
+    input, cost with no cache use (a history usage row's figures)."""
+    return [0, 0, 0, 0, 0.0, 0, 0, 0, 0.0]
+
+
 class HistoryRecorder:
     """Buffers a client's events, usage and key states, and writes them to history in batches."""
 
@@ -114,7 +120,7 @@ class HistoryRecorder:
         self.history = history
         self.client = client
         self._events: list[Event] = []
-        self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
+        self._usage: dict[tuple[int, str, str, str], list] = defaultdict(_usage_sums)
         self._dirty: set[tuple[str, str]] = set()
         self._pools: dict[str, Pool] = {}
         self._picks_seen: dict[str, int] = {}
@@ -148,10 +154,14 @@ class HistoryRecorder:
         acc[2] += u.tokens_in
         acc[3] += u.tokens_out
         acc[4] += u.cost
+        acc[5] += u.cache_read
+        acc[6] += u.cache_write
+        acc[7] += u.cacheable
+        acc[8] += u.cost_no_cache
 
     def flush(self) -> None:
         events, self._events = self._events, []
-        usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0, 0, 0.0])
+        usage, self._usage = self._usage, defaultdict(_usage_sums)
         dirty, self._dirty = self._dirty, set()
         self.history.add_events(events)
         self.history.add_usage((b, p, k, m, *acc) for (b, p, k, m), acc in usage.items())

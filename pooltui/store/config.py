@@ -289,8 +289,7 @@ class Config:
         if self.telemetry.raw:
             out["telemetry"] = dict(self.telemetry.raw)
         if self.prices.per_model:
-            out["prices"] = {m: {"input_per_mtok": i, "output_per_mtok": o}
-                             for m, (i, o) in sorted(self.prices.per_model.items())}
+            out["prices"] = self.prices.to_dict()
         out["providers"] = {name: p.to_dict() for name, p in self.providers.items()}
         return out
 
