@@ -43,6 +43,12 @@ class _PoolCollector:
                                          labels=["provider", "key", "model"])
         learned_sure = GaugeMetricFamily("pooltui_key_learned_sure", "How sure the learnt limit is, 0 to 1",
                                          labels=["provider", "key", "model"])
+        hits = CounterMetricFamily("pooltui_key_affinity_hits", "Requests that stayed on this key because its "
+                                   "prompt cache holds their conversation", labels=["provider", "key"])
+        moves = CounterMetricFamily("pooltui_key_affinity_moves", "Conversations that moved off this key: it had no "
+                                    "room (cooling, parked, at a limit or its cap)", labels=["provider", "key"])
+        conversations = GaugeMetricFamily("pooltui_pool_conversations", "Conversations whose key the pool remembers "
+                                          "(affinity on)", labels=["provider"])
         seen = set()  # a provider's pool is reported once, however many clients use it (one pool per provider)
         waiting: dict[str, int] = {}
         for client in self.proxy.clients.values():
@@ -57,6 +63,8 @@ class _PoolCollector:
                 usable.add_metric([up.name], pool.usable())
                 size.add_metric([up.name], len(pool))
                 queue.add_metric([up.name], waiting.get(up.name, 0))
+                if pool.affinity != "off":
+                    conversations.add_metric([up.name], pool.conversations)
                 for key in pool.keys:
                     s = key.stats
                     requests.add_metric([up.name, key.label], s.requests)
@@ -64,6 +72,9 @@ class _PoolCollector:
                         outcomes.add_metric([up.name, key.label, outcome], getattr(s, outcome))
                     tokens.add_metric([up.name, key.label, "in"], s.tokens_in)
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
+                    if pool.affinity != "off":
+                        hits.add_metric([up.name, key.label], key.affinity_hits)
+                        moves.add_metric([up.name, key.label], key.affinity_moves)
                     for st in KeyState:
                         state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
                     for fit in key.estimates():
@@ -80,7 +91,7 @@ class _PoolCollector:
                                       "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, state, learned_limit, learned_window, learned_rate, learned_sure,
-                    usable, size, queue, fallback, proxied, refused)
+                    usable, size, queue, fallback, proxied, refused, hits, moves, conversations)
         yield from self._callers()
 
     def _callers(self) -> Iterator[Metric]:
