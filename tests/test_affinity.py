@@ -16,7 +16,7 @@ from tests.conftest import keys, make_scenario
 
 pytestmark = pytest.mark.asyncio
 
-SYSTEM = "You are a careful coding agent. " * 40
+SYSTEM = "You are a careful coding agent. " * 160  # long enough to be cached (over 1,024 tokens)
 
 
 def turn(conversation: int, n: int, session: str | None = None) -> Any:

@@ -10,7 +10,7 @@ from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.test_proxy import ProxyThread
 
-SYSTEM = [{"type": "text", "text": "You review pull requests. " * 50, "cache_control": {"type": "ephemeral"}}]
+SYSTEM = [{"type": "text", "text": "You review pull requests. " * 200, "cache_control": {"type": "ephemeral"}}]
 
 
 def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> None:

@@ -523,7 +523,7 @@ class PoolClient:
         conversation = None
         if mode != "off":
             said = {SESSION_HEADER: session} if session is not None else {}
-            found = conversation_of(req.json, said, profile.dialect, mode)
+            found = conversation_of(req.json, said, profile.dialect, mode, size=len(content) if content else 0)
             conversation = found.token if found is not None else None
         return _Wire(req.method, url, content, headers, _model_of(req), conversation)
 

@@ -29,6 +29,9 @@ CONVERSATIONS_KEPT = 10_000
 PART_CHARS = 8192
 PART_NODES = 256
 SESSION_ID_CHARS = 256
+#: a request body shorter than this cannot hold a cacheable prompt (Anthropic and OpenAI cache from 1,024 tokens,
+#: about 4 characters each): no cache to keep warm, so its prefix is not followed (explicit session ids still are)
+MIN_CACHEABLE_BYTES = 4096
 #: never part of a conversation's identity: a breakpoint moves from turn to turn
 _SKIPPED_FIELDS = frozenset({"cache_control"})
 
@@ -125,11 +128,13 @@ def _token(source: str, text: str) -> str:
     return hashlib.blake2b(f"{source}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 
-def conversation_of(body: object, headers: Mapping[str, str], dialect: str, mode: str) -> Conversation | None:
+def conversation_of(body: object, headers: Mapping[str, str], dialect: str, mode: str, *,
+                    size: int = 0) -> Conversation | None:
     """The conversation a request belongs to under ``mode`` (None: affinity off, or nothing recognised).
 
     First an explicit id: the ``x-pooltui-session`` header; Anthropic's ``metadata.user_id``; OpenAI's
-    ``prompt_cache_key``, then its older ``user``. Then, with mode "prefix", the hash of the prompt's head."""
+    ``prompt_cache_key``, then its older ``user``. Then, with mode "prefix", the hash of the prompt's head,
+    when the body (``size`` bytes) is long enough for a provider to cache any of it."""
     if mode == "off":
         return None
     said = _session_id(headers.get(SESSION_HEADER))
@@ -147,7 +152,7 @@ def conversation_of(body: object, headers: Mapping[str, str], dialect: str, mode
             said = _session_id(body.get(name))
             if said is not None:
                 return Conversation(_token(name, said), name)
-    if mode != "prefix" or not isinstance(body.get("messages"), list):
+    if mode != "prefix" or size < MIN_CACHEABLE_BYTES or not isinstance(body.get("messages"), list):
         return None
     digest, _ = prefix_digest(body, dialect)
     return Conversation(digest, "prefix")

@@ -11,6 +11,7 @@ import pytest
 
 from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool
 from pooltui.core.affinity import (
+    MIN_CACHEABLE_BYTES,
     PART_CHARS,
     SESSION_HEADER,
     AffinityMap,
@@ -22,6 +23,7 @@ from pooltui.core.trace import RequestTrace, format_trace
 from pooltui.store.config import ConfigError, parse_config
 
 T0 = 1_790_000_000.0
+BIG = 100_000  # a request body long enough to be cached
 
 
 def pool(labels: list[tuple[str, str | None]], strategy: str = "round-robin", **kw: Any) -> Pool:
@@ -153,29 +155,39 @@ def test_later_turns_and_moved_breakpoints_keep_the_conversation() -> None:
     one["messages"][0]["content"][0]["cache_control"] = {"type": "ephemeral"}  # the breakpoint on the newest message
     later = body("sys", 5)
     later["messages"][-1]["cache_control"] = {"type": "ephemeral"}
-    first = conversation_of(one, {}, "anthropic", "prefix")
+    first = conversation_of(one, {}, "anthropic", "prefix", size=BIG)
     assert first is not None and first.source == "prefix"
-    assert conversation_of(later, {}, "anthropic", "prefix") == first
-    assert conversation_of(body("sys", 5, first="another task"), {}, "anthropic", "prefix") != first
-    assert conversation_of(body("another system", 0), {}, "anthropic", "prefix") != first
+    assert conversation_of(later, {}, "anthropic", "prefix", size=BIG) == first
+    assert conversation_of(body("sys", 5, first="another task"), {}, "anthropic", "prefix", size=BIG) != first
+    assert conversation_of(body("another system", 0), {}, "anthropic", "prefix", size=BIG) != first
 
 
 def test_explicit_ids_first_then_the_prefix() -> None:
     b = body("sys", 1)
-    by_prefix = conversation_of(b, {}, "anthropic", "prefix")
-    by_header = conversation_of(b, {SESSION_HEADER: "agent-1"}, "anthropic", "prefix")
+    by_prefix = conversation_of(b, {}, "anthropic", "prefix", size=BIG)
+    by_header = conversation_of(b, {SESSION_HEADER: "agent-1"}, "anthropic", "prefix", size=BIG)
     assert by_header is not None and by_header.source == "header" and by_header != by_prefix
-    assert conversation_of(body("other", 3), {SESSION_HEADER: "agent-1"}, "anthropic", "prefix") == by_header
-    user = conversation_of({**b, "metadata": {"user_id": "user_ab_session_12"}}, {}, "anthropic", "prefix")
+    other = body("other", 3)
+    assert conversation_of(other, {SESSION_HEADER: "agent-1"}, "anthropic", "prefix", size=BIG) == by_header
+    meta = {**b, "metadata": {"user_id": "user_ab_session_12"}}
+    user = conversation_of(meta, {}, "anthropic", "prefix", size=BIG)
     assert user is not None and user.source == "metadata.user_id"
     chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-    assert conversation_of({**chat, "prompt_cache_key": "c1", "user": "u"}, {}, "openai", "prefix").source \
-        == "prompt_cache_key"  # type: ignore[union-attr]
-    assert conversation_of({**chat, "user": "u"}, {}, "openai", "prefix").source == "user"  # type: ignore[union-attr]
-    assert conversation_of(chat, {}, "openai", "session") is None  # session mode: explicit ids only
-    assert conversation_of(chat, {SESSION_HEADER: "s"}, "openai", "off") is None
-    token = conversation_of(chat, {SESSION_HEADER: "secret-looking-session"}, "openai", "prefix")
+    keyed = conversation_of({**chat, "prompt_cache_key": "c1", "user": "u"}, {}, "openai", "prefix", size=BIG)
+    assert keyed is not None and keyed.source == "prompt_cache_key"
+    by_user = conversation_of({**chat, "user": "u"}, {}, "openai", "prefix", size=BIG)
+    assert by_user is not None and by_user.source == "user"
+    assert conversation_of(chat, {}, "openai", "session", size=BIG) is None  # session mode: explicit ids only
+    assert conversation_of(chat, {SESSION_HEADER: "s"}, "openai", "off", size=BIG) is None
+    token = conversation_of(chat, {SESSION_HEADER: "secret-looking-session"}, "openai", "prefix", size=BIG)
     assert token is not None and "secret-looking" not in token.token  # only hashes are kept
+
+
+def test_a_prompt_too_short_to_cache_is_not_followed_but_a_session_id_is() -> None:
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "ping"}]}
+    assert conversation_of(chat, {}, "openai", "prefix", size=MIN_CACHEABLE_BYTES - 1) is None
+    assert conversation_of(chat, {}, "openai", "prefix", size=MIN_CACHEABLE_BYTES) is not None
+    assert conversation_of(chat, {SESSION_HEADER: "s"}, "openai", "prefix", size=10) is not None
 
 
 def test_the_cached_prefix_is_read_from_either_dialects_usage() -> None:
