@@ -10,14 +10,14 @@ from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.test_proxy import ProxyThread
 
-SYSTEM = [{"type": "text", "text": "You review pull requests. " * 200, "cache_control": {"type": "ephemeral"}}]
+SYSTEM = [{"type": "text", "text": "You review pull requests. " * 700, "cache_control": {"type": "ephemeral"}}]
 
 
 def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> None:
     spec = {"name": "ant", "dialect": "anthropic", "keys": keys("k", 3)}
     server = serve(make_scenario(spec))
     client = client_for_scenario(make_scenario(spec), server, "round-robin", seed=1, affinity="prefix")
-    served_by = []
+    served_by, cached = [], []
     with ProxyThread({"ant": client}) as px:
         sdk = anthropic.Anthropic(base_url=px.service.url, api_key="caller-own-key", max_retries=0)
         messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": "review PR 12"}]
@@ -25,6 +25,8 @@ def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> 
             raw = sdk.messages.with_raw_response.create(model="claude-sim-1", max_tokens=4, system=SYSTEM,
                                                          messages=messages)
             served_by.append(raw.headers["x-pooltui-served-by"])
+            usage = raw.parse().usage
+            cached.append((usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0))
             messages = [*messages, {"role": "assistant", "content": raw.parse().content[0].text},  # type: ignore[union-attr]
                         {"role": "user", "content": f"and now part {n}"}]
         admin = {"authorization": f"Bearer {px.proxy.admin_token}"}
@@ -38,4 +40,6 @@ def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> 
     assert state["providers"]["ant"]["affinity"] == {"mode": "prefix", "conversations": 1, "hits": 3, "moves": 0,
                                                      "new": 1}
     texts = [t["text"] for t in state["traces"]["ant"]]
-    assert any("stayed on k0: its cache holds this conversation" in text for text in texts)
+    assert cached[2] > 1024  # the simulator cached the system prompt (its breakpoint): the trace tells its size
+    assert any(f"stayed on k0: its cache holds this conversation ({cached[2]:,}-token prefix)" in text
+               for text in texts)

@@ -49,10 +49,11 @@ def test_usage_groups_and_spend(tmp_path: Path) -> None:
     b = int(now) // 60 * 60
     h.add_usage([(b, "p", "a", "m1", 3, 3, 30, 60, 0.5), (b, "p", "b", "m1", 1, 0, 0, 0, 0.0),
                  (b, "q", "c", "m2", 2, 2, 10, 10, 0.1)])
-    h.add_usage([(b, "p", "a", "m1", 1, 1, 10, 10, 0.25)])  # same bucket: adds up
+    h.add_usage([(b, "p", "a", "m1", 1, 1, 10, 10, 0.25, 6, 2, 8, 0.5)])  # same bucket: adds up, cache fields too
     by_key = {(r["provider"], r["key"]): r for r in h.usage(now - 3600, "key")}
     assert by_key[("p", "a")] == {"provider": "p", "key": "a", "requests": 4, "ok": 4, "tokens_in": 40,
-                                  "tokens_out": 70, "cost": 0.75}
+                                  "tokens_out": 70, "cost": 0.75, "cache_read": 6, "cache_write": 2, "cacheable": 8,
+                                  "cost_no_cache": 0.5}
     assert [r["provider"] for r in h.usage(now - 3600, "provider")] == ["p", "q"]
     spend = h.spend("p", "a", now)
     assert (spend.tokens_day, spend.cost_month) == (110, 0.75)
@@ -71,3 +72,21 @@ def test_state_and_budget_survive_a_restart(tmp_path: Path, memory_keyring) -> N
     pool = build_client(cfg, "p", store, h).client.primary.pool
     assert [k.state for k in pool.keys] == [KeyState.INVALID, KeyState.OK, KeyState.EXHAUSTED]
     assert pool.key("c").reason == "budget: daily token budget reached"
+
+
+def test_usage_table_of_an_older_history_gains_the_cache_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE usage (bucket INTEGER NOT NULL, provider TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT"
+               " NULL, requests INTEGER NOT NULL, ok INTEGER NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER"
+               " NOT NULL, cost REAL NOT NULL, PRIMARY KEY (bucket, provider, key, model))")
+    bucket = int(time.time()) // 60 * 60
+    db.execute("INSERT INTO usage VALUES (?, 'p', 'a', 'm', 1, 1, 5, 5, 0.1)", (bucket,))
+    db.commit()
+    db.close()
+    h = History(path)
+    h.add_usage([(bucket, "p", "a", "m", 1, 1, 2000, 5, 0.2, 1500, 0, 1920, 0.4)])
+    [row] = h.usage(0, "key")
+    assert (row["tokens_in"], row["cache_read"], row["cacheable"], row["cost_no_cache"]) == (2005, 1500, 1920, 0.4)

@@ -23,7 +23,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from pooltui.core.affinity import SESSION_HEADER, cached_prefix_tokens, conversation_of
+from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
 from pooltui.core.budget import Prices
 from pooltui.core.classify import Classification, classify, parse_body
@@ -36,7 +36,7 @@ from pooltui.core.masking import scrub
 from pooltui.core.pool import Pool, PoolKey
 from pooltui.core.sse import SSELineTooLongError, SSEScanner, stream_error_status
 from pooltui.core.trace import RequestTrace
-from pooltui.core.usage import usage_from_body
+from pooltui.core.usage import Usage, usage_of
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
 
 RequestBuilder = Callable[[ProviderProfile], ApiRequest]
@@ -68,6 +68,10 @@ class UsageRecord:
     tokens_in: int
     tokens_out: int
     cost: float
+    cache_read: int = 0  # prompt-cache tokens read, written, and the cacheable input (tokens_in includes them)
+    cache_write: int = 0
+    cacheable: int = 0
+    cost_no_cache: float = 0.0  # what the same tokens would have cost with no cache use
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,7 @@ class PoolResponse:
     trace: RequestTrace
     fallback: bool = False
     _json: Any = field(default=None, repr=False)
-    usage: tuple[int, int] = (0, 0)  # tokens in and out of a success, as read when it was settled
+    usage: Usage = field(default_factory=Usage)  # a success's tokens (cache fields included), read when settled
 
     def json(self) -> Any:
         if self._json is None:
@@ -452,7 +456,7 @@ class PoolClient:
                        result: PoolResponse | PoolStream | None) -> None:
         tin = tout = 0
         if isinstance(result, PoolResponse) and outcome == "ok":
-            tin, tout = result.usage
+            tin, tout = result.usage.input, result.usage.output
         record = RequestRecord(trace.started, provider, model or "-", tin, tout, outcome,
                                self.clock.now() - trace.started)
         for listener in self.request_listeners:
@@ -656,18 +660,18 @@ class PoolClient:
         pool, clock, resp, result = up.pool, self.clock, answer.resp, answer.result
         oc = result.outcome
         streaming = streaming and answer.scanner is not None  # a stream request answered as a plain one
-        tokens_in = tokens_out = 0
-        parsed = None
+        usage, parsed = Usage(), None
         if oc is Outcome.OK and not streaming:
             parsed = parse_body(answer.body)
-            tokens_in, tokens_out = usage_from_body(parsed)
+            usage = usage_of(parsed)
             if wire.conversation is not None and pool is not None:
-                pool.conversation_prefix(wire.conversation, cached_prefix_tokens(parsed))
-        cost = self._cost(wire.model, tokens_in, tokens_out) if tokens_in or tokens_out else None
+                pool.conversation_prefix(wire.conversation, usage.cache_read + usage.cache_write)
+        tokens_in, tokens_out = usage.input, usage.output
+        cost = self._cost(wire.model, usage) if tokens_in or tokens_out else None
         if key is not None and pool is not None:
             pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model)
         if self.usage_listeners:
-            self._record(up.name, key, wire.model, oc is Outcome.OK, tokens_in, tokens_out, cost, 1)
+            self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1)
             for barrier in self.settle_barriers:
                 await barrier()
         label = key.label if key else None
@@ -685,7 +689,7 @@ class PoolClient:
             return None
         if not streaming:
             return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed,
-                                (tokens_in, tokens_out))
+                                usage)
         if oc is Outcome.OK:
             if key is not None and pool is not None:
                 pool.stream_opened(key)
@@ -697,15 +701,17 @@ class PoolClient:
                                 up.name, label, trace, fallback, answer.scanner.error)
         return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
 
-    def _cost(self, model: str | None, tokens_in: int, tokens_out: int) -> float | None:
+    def _cost(self, model: str | None, usage: Usage) -> float | None:
         if self.prices is None or not self.prices.per_model:
             return None
-        return self.prices.cost(model, tokens_in, tokens_out)
+        return self.prices.cost_of(model, usage)
 
-    def _record(self, provider: str, key: PoolKey | None, model: str | None, ok: bool, tokens_in: int,
-                tokens_out: int, cost: float | None, requests: int) -> None:
+    def _record(self, provider: str, key: PoolKey | None, model: str | None, ok: bool, usage: Usage,
+                cost: float | None, requests: int) -> None:
+        no_cache = self.prices.cost(model, usage.input, usage.output) if self.prices is not None else None
         record = UsageRecord(self.clock.now(), provider, key.label if key else "-", model or "-", requests,
-                             int(ok), tokens_in, tokens_out, cost or 0.0)
+                             int(ok), usage.input, usage.output, cost or 0.0, usage.cache_read, usage.cache_write,
+                             usage.cacheable, no_cache or 0.0)
         for listener in self.usage_listeners:
             listener(record)
 
@@ -814,16 +820,22 @@ class PoolStream:
     def tokens(self) -> tuple[int, int]:
         return self._scanner.tokens_in, self._scanner.tokens_out
 
+    @property
+    def usage(self) -> Usage:
+        """What the stream's events reported so far, cache fields included."""
+        return self._scanner.usage
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
         await self._resp.aclose()
         pool, key = self._up.pool, self._key
-        tin, tout = self._scanner.tokens_in, self._scanner.tokens_out
-        cost = self._client._cost(self._model, tin, tout) if (tin or tout) else None
+        usage = self._scanner.usage
+        tin, tout = usage.input, usage.output
+        cost = self._client._cost(self._model, usage) if (tin or tout) else None
         if self._client.usage_listeners and (tin or tout):
-            self._client._record(self._up.name, key, self._model, False, tin, tout, cost, 0)
+            self._client._record(self._up.name, key, self._model, False, usage, cost, 0)
         if pool is not None and key is not None:
             pool.stream_closed(key)
             pool.add_usage(key, tin, tout, cost)

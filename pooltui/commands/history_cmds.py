@@ -87,13 +87,29 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
 
 
 USAGE_TITLES = {"caller_requests": "callers' requests", "caller_served": "served", "upstream_calls": "upstream calls",
-                "upstream_ok": "calls ok", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost": "cost $"}
+                "upstream_ok": "calls ok", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost": "cost $",
+                "cache_hit_rate": "cache hit", "cache_read": "cache reads", "cache_write": "cache writes",
+                "cache_saved": "saved $", "cost_no_cache": "no-cache $"}
+MONEY = ("cost", "cache_saved", "cost_no_cache")
 
 
 def _cell(name: str, value) -> str:
     if value is None:
         return "-"
-    return f"{value:.4f}" if name == "cost" else str(value)
+    if name == "cache_hit_rate":
+        return f"{value:.0%}"
+    return f"{value:.4f}" if name in MONEY else str(value)
+
+
+def cache_figures(r: dict, priced: bool) -> dict:
+    """A usage row's prompt-cache figures: hit rate (tokens read from cache / cacheable input), reads, writes, the
+    money caching saved and what the same tokens would have cost with no cache use (None where unknown)."""
+    cacheable, read = r.get("cacheable", 0), r.get("cache_read", 0)
+    money = priced or bool(r.get("cost"))
+    return {"cache_hit_rate": round(read / cacheable, 4) if cacheable else None, "cache_read": read,
+            "cache_write": r.get("cache_write", 0),
+            "cache_saved": round(r.get("cost_no_cache", 0.0) - r["cost"], 6) if money else None,
+            "cost_no_cache": r.get("cost_no_cache", 0.0) if money else None}
 
 
 def usage_rows(rows: list[dict], group: str, callers: dict[str, tuple[int, int]], priced: bool) -> list[dict]:
@@ -108,11 +124,13 @@ def usage_rows(rows: list[dict], group: str, callers: dict[str, tuple[int, int]]
             n, served = callers.get(r[group], (0, 0))
             row = {group: r[group], "caller_requests": n, "caller_served": served}
         out.append(row | {"upstream_calls": r["requests"], "upstream_ok": r["ok"], "tokens_in": r["tokens_in"],
-                          "tokens_out": r["tokens_out"], "cost": r["cost"] if priced or r["cost"] else None})
+                          "tokens_out": r["tokens_out"], "cost": r["cost"] if priced or r["cost"] else None}
+                   | cache_figures(r, priced))
     if group != "key":  # requests that never reached an upstream (no usable key) have no usage row of their own
         seen = {r[group] for r in rows}
         out += [{group: name, "caller_requests": n, "caller_served": served, "upstream_calls": 0, "upstream_ok": 0,
                  "tokens_in": 0, "tokens_out": 0, "cost": 0.0 if priced else None}
+                | cache_figures({"cost": 0.0}, priced)
                 for name, (n, served) in sorted(callers.items()) if name not in seen]
     return out
 

@@ -158,20 +158,6 @@ def conversation_of(body: object, headers: Mapping[str, str], dialect: str, mode
     return Conversation(digest, "prefix")
 
 
-def cached_prefix_tokens(body: object) -> int | None:
-    """The prompt tokens a provider's answer says came from or went into its cache (Anthropic's cache read
-    plus cache write; OpenAI's ``prompt_tokens_details.cached_tokens``), None when it says nothing."""
-    usage = body.get("usage") if isinstance(body, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    read, wrote = usage.get("cache_read_input_tokens"), usage.get("cache_creation_input_tokens")
-    if isinstance(read, int) or isinstance(wrote, int):
-        return (read if isinstance(read, int) else 0) + (wrote if isinstance(wrote, int) else 0) or None
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return cached if isinstance(cached, int) and cached > 0 else None
-
-
 @dataclass(slots=True)
 class Holder:
     """Which key served a conversation last, when, and its cached prefix in tokens (when an answer said)."""

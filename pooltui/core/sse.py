@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from pooltui.core.usage import usage_from_body
+from pooltui.core.usage import Usage, usage_of
 
 # a usage object, not `"usage":null` (which OpenAI sends in every chunk when usage is asked for)
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
@@ -27,7 +27,7 @@ class SSEScanner:
     pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size."""
 
     __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_pieces", "done", "error", "max_line", "saw_data",
-                 "tokens_in", "tokens_out")
+                 "tokens_in", "tokens_out", "usage")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.max_line = max_line
@@ -41,6 +41,7 @@ class SSEScanner:
         self.error: Any = None
         self.tokens_in = 0
         self.tokens_out = 0
+        self.usage = Usage()  # everything the stream's events reported, cache fields included
         self.done = False
 
     def feed(self, chunk: bytes) -> None:
@@ -94,9 +95,8 @@ class SSEScanner:
                 return
             self.error = parsed
         if isinstance(parsed, dict):
-            tin, tout = usage_from_body(parsed)
-            self.tokens_in = max(self.tokens_in, tin)
-            self.tokens_out = max(self.tokens_out, tout)
+            self.usage = self.usage.merged(usage_of(parsed))
+            self.tokens_in, self.tokens_out = self.usage.input, self.usage.output
         if event == "message_stop":
             self.done = True
         self.saw_data = True

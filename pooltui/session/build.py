@@ -114,7 +114,7 @@ class HistoryRecorder:
         self.history = history
         self.client = client
         self._events: list[Event] = []
-        self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
+        self._usage: dict[tuple[int, str, str, str], list] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0, 0.0])
         self._dirty: set[tuple[str, str]] = set()
         self._pools: dict[str, Pool] = {}
         self._picks_seen: dict[str, int] = {}
@@ -146,6 +146,10 @@ class HistoryRecorder:
         acc[2] += u.tokens_in
         acc[3] += u.tokens_out
         acc[4] += u.cost
+        acc[5] += u.cache_read
+        acc[6] += u.cache_write
+        acc[7] += u.cacheable
+        acc[8] += u.cost_no_cache
 
     def flush(self) -> None:
         events, self._events = self._events, []

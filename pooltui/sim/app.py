@@ -18,6 +18,7 @@ from starlette.routing import Route
 from pooltui.core.masking import mask
 from pooltui.sim import corpus
 from pooltui.sim.limits import ProviderState, SimState, Verdict
+from pooltui.sim.prompt_cache import tokens_of
 from pooltui.sim.scenario import Scenario, SimKey
 from pooltui.sim.shapes import completion, error_response, models, rate_headers, sse_events, with_stream_fault
 from pooltui.sim.tools import plan
@@ -100,7 +101,8 @@ class SimApp:
         model = str(body.get("model") or "sim-model")
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
         tokens_out = max(1, min(int(max_tokens) if isinstance(max_tokens, int) else 16, 12))
-        tokens_in = max(1, len(raw) // 16)
+        tokens_in = max(1, tokens_of(len(raw)))
+        cache = ps.cache_for(key, model, body) if key is not None else None
         headers = rate_headers(dialect, verdict, self.state.wall()) if ps.spec.success_headers else {}
         req_id = self._next_id("msg" if dialect == "anthropic" else "chatcmpl")
         headers["x-request-id" if dialect == "openai" else "request-id"] = req_id
@@ -109,7 +111,7 @@ class SimApp:
             headers["x-sim-echo"] = str(secret)
         answer = plan(dialect, body)
         if body.get("stream"):
-            chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out, answer)
+            chunks = sse_events(dialect, model, req_id, tokens_in, tokens_out, answer, cache)
             if key is not None and key.stream_fault:
                 chunks = with_stream_fault(dialect, chunks, key.stream_fault)
             if echo:  # the key inside a data event, split over two chunks as a network would
@@ -117,7 +119,7 @@ class SimApp:
                 cut = data.index(str(secret).encode()) + len(str(secret)) // 2
                 chunks = [chunks[0], b"data: " + data[:cut], data[cut:] + b"\n\n", *chunks[1:]]
             return StreamingResponse(_drip(chunks), 200, headers, "text/event-stream")
-        whole = completion(dialect, model, req_id, tokens_in, tokens_out, answer)
+        whole = completion(dialect, model, req_id, tokens_in, tokens_out, answer, cache)
         if echo:
             whole["echo"] = f"you sent {secret}"
         if key is not None and key.answer_bytes:
@@ -147,7 +149,7 @@ class SimApp:
         if verdict.kind not in ("ok", "rate_limited"):
             return self._error("anthropic", verdict, secret, key)
         raw = await request.body()
-        return JSONResponse({"input_tokens": max(1, len(raw) // 16)})
+        return JSONResponse({"input_tokens": max(1, tokens_of(len(raw)))})
 
     async def list_models(self, request: Request) -> Response:
         caller = self._caller(request)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pooltui.sim import corpus
+from pooltui.sim.prompt_cache import CacheUsage, PromptCache
 from pooltui.sim.scenario import Scenario, SimKey, SimProvider
 
 
@@ -40,7 +41,8 @@ class _Window:
 class KeyCounters:
     """What the simulator did with one key (tests compare this with the engine's counters)."""
 
-    __slots__ = ("by_status", "day", "permitted", "requests", "revoked", "successes_today")
+    __slots__ = ("by_status", "cache_read", "cache_written", "cacheable", "day", "permitted", "requests", "revoked",
+                 "successes_today")
 
     def __init__(self) -> None:
         self.by_status: Counter[int] = Counter()
@@ -49,6 +51,7 @@ class KeyCounters:
         self.day = ""
         self.revoked = False
         self.permitted = False  # a 403 key whose permission was restored
+        self.cache_read = self.cache_written = self.cacheable = 0  # prompt-cache tokens of its successes
 
 
 class ProviderState:
@@ -67,6 +70,7 @@ class ProviderState:
             group = k.quota_group or f"key:{k.label}"
             self._windows.setdefault(group, _Window())
         self.outage_override: int | None = None
+        self.prompt_cache = PromptCache(mono)
         #: (second since start, status) -> responses sent: what the provider saw over time, the last hour
         self.timeline: Counter[tuple[int, int]] = Counter()
 
@@ -78,6 +82,15 @@ class ProviderState:
         if len(self.timeline) > 20_000:  # a long demo: forget what is over an hour old
             for old in [k for k in self.timeline if k[0] < second - 3600]:
                 del self.timeline[old]
+
+    def cache_for(self, key: SimKey, model: str, body: dict) -> CacheUsage:
+        """Serve one successful request's prompt from the cache of ``key``'s organization, and count it."""
+        used = self.prompt_cache.serve(self.spec.dialect, key.cache_org, model, body)
+        c = self.counters[key.label]
+        c.cache_read += used.read
+        c.cache_written += used.written
+        c.cacheable += used.cacheable
+        return used
 
     def window_of(self, key: SimKey, model: str | None = None) -> _Window:
         """The sliding window a request counts against: per key (or quota group), and per model when the

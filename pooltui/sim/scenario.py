@@ -43,6 +43,12 @@ class SimKey:
     answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
     retry_after: float | None = None  # what a 429 of this key says, whatever the window (0: "retry at once")
     corpus_case: str | None = None  # answer every request with this captured response of tests/corpus/
+    org: str | None = None  # the organization (workspace) whose prompt cache the key shares; None: its own
+
+    @property
+    def cache_org(self) -> str:
+        """The organization whose prompt cache this key reads and writes (its own unless ``org`` is set)."""
+        return self.org or f"key:{self.label}"
 
 
 @dataclass(slots=True)
@@ -112,7 +118,7 @@ class Scenario:
 
 
 _KEY_FIELDS = ("label, secret, rpm, daily_quota, revoke_after, invalid, forbidden, quota_group, stream_fault, "
-               "echo_secret, answer_bytes, retry_after, corpus_case")
+               "echo_secret, answer_bytes, retry_after, corpus_case, org")
 _PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_status, cycle_s, success_headers, "
                     "outage_retry_after, per_model, keys, outages")
 
@@ -130,7 +136,7 @@ def _key(raw: Any, where: str) -> SimKey:
         stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
         echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1, MAX_ANSWER_BYTES),
         retry_after=f.number("retry_after", maximum=MAX_SPAN_S),
-        corpus_case=_corpus_case(f.text("corpus_case", None), where))
+        corpus_case=_corpus_case(f.text("corpus_case", None), where), org=f.text("org", None))
     f.done(_KEY_FIELDS)
     return key
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pooltui.sim.limits import Verdict
+from pooltui.sim.prompt_cache import CacheUsage
 from pooltui.sim.tools import ToolCall
 
 WORDS = ("pooled", "keys", "keep", "the", "agent", "running", "through", "peak", "hour", "limits")
@@ -94,14 +95,32 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
     return v.status, {"error": {**err, "param": None}}, headers
 
 
+def usage_of(dialect: str, tokens_in: int, tokens_out: int, cache: CacheUsage | None = None) -> dict[str, Any]:
+    """The usage object as the provider names it: ``tokens_in`` is the whole prompt; Anthropic's ``input_tokens``
+    then counts only what the cache neither read nor wrote, OpenAI's ``prompt_tokens`` includes ``cached_tokens``."""
+    cache = cache or CacheUsage()
+    read = min(cache.read, tokens_in)
+    written = min(cache.written, tokens_in - read)
+    written_1h = min(cache.written_1h, written)
+    if dialect == "anthropic":
+        return {"input_tokens": tokens_in - read - written, "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": read,
+                "cache_creation": {"ephemeral_5m_input_tokens": written - written_1h,
+                                   "ephemeral_1h_input_tokens": written_1h},
+                "output_tokens": tokens_out}
+    return {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out,
+            "prompt_tokens_details": {"cached_tokens": read, "audio_tokens": 0}}
+
+
 def tool_call_id(dialect: str, req_id: str) -> str:
     """The id of the one tool call an answer makes: ``toolu_…`` (anthropic) or ``call_…`` (openai)."""
     return ("toolu_" if dialect == "anthropic" else "call_") + req_id.rsplit("_", 1)[-1]
 
 
 def completion(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int,
-               answer: ToolCall | str | None = None) -> dict[str, Any]:
-    """A whole answer: ``answer`` is a tool call to make, a text to say, or None for the usual words."""
+               answer: ToolCall | str | None = None, cache: CacheUsage | None = None) -> dict[str, Any]:
+    """A whole answer: ``answer`` is a tool call to make, a text to say, or None for the usual words; ``cache``:
+    what the prompt cache read and wrote."""
     text = answer if isinstance(answer, str) else reply_text(tokens_out)
     call = answer if isinstance(answer, ToolCall) else None
     if dialect == "anthropic":
@@ -117,7 +136,7 @@ def completion(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
             "content": content,
             "stop_reason": "tool_use" if call else "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+            "usage": usage_of(dialect, tokens_in, tokens_out, cache),
         }
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if call is not None:
@@ -132,7 +151,7 @@ def completion(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
         "choices": [
             {"index": 0, "message": message, "finish_reason": "tool_calls" if call else "stop", "logprobs": None}
         ],
-        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+        "usage": usage_of(dialect, tokens_in, tokens_out, cache),
     }
 
 
@@ -142,7 +161,7 @@ def _pieces(text: str, size: int = 7) -> list[str]:
 
 
 def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out: int,
-               answer: ToolCall | str | None = None) -> list[bytes]:
+               answer: ToolCall | str | None = None, cache: CacheUsage | None = None) -> list[bytes]:
     """The whole SSE stream of one completion, as the chunks the server writes (``answer`` as in
     :func:`completion`)."""
     call = answer if isinstance(answer, ToolCall) else None
@@ -156,7 +175,7 @@ def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
 
         out.append(ev("message_start", {"type": "message_start", "message": {
             "id": req_id, "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}))
+            "stop_reason": None, "stop_sequence": None, "usage": usage_of(dialect, tokens_in, 1, cache)}}))
         if call is None:
             out.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
                                                   "content_block": {"type": "text", "text": ""}}))
@@ -197,8 +216,7 @@ def sse_events(dialect: str, model: str, req_id: str, tokens_in: int, tokens_out
         for piece in _pieces(arguments):
             out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
     out.append(chunk({}, "tool_calls" if call else "stop"))
-    out.append(chunk({}, usage={"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                                "total_tokens": tokens_in + tokens_out}))
+    out.append(chunk({}, usage=usage_of(dialect, tokens_in, tokens_out, cache)))
     out.append(b"data: [DONE]\n\n")
     return out
 

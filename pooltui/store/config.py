@@ -302,8 +302,7 @@ class Config:
         if self.state.raw:
             out["state"] = dict(self.state.raw)
         if self.prices.per_model:
-            out["prices"] = {m: {"input_per_mtok": i, "output_per_mtok": o}
-                             for m, (i, o) in sorted(self.prices.per_model.items())}
+            out["prices"] = self.prices.to_dict()
         out["providers"] = {name: p.to_dict() for name, p in self.providers.items()}
         return out
 

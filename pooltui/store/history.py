@@ -60,7 +60,10 @@ FOLD_S = 10.0
 # columns added after the first release: (table, column, type); added when a database lacks them
 _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprint", "TEXT"),
                ("events", "change", "TEXT"),
-               ("events", "repeats", "INTEGER"))  # events: how many like it the row stands for (NULL: 1)
+               ("events", "repeats", "INTEGER"),  # events: how many like it the row stands for (NULL: 1)
+               # usage: prompt-cache tokens read, written, the cacheable input, and the cost with no cache use
+               *(("usage", name, "INTEGER NOT NULL DEFAULT 0") for name in ("cache_read", "cache_write", "cacheable")),
+               ("usage", "cost_no_cache", "REAL NOT NULL DEFAULT 0"))
 
 
 def bounded_until(until: float | None, now: float | None = None) -> float | None:
@@ -278,16 +281,21 @@ class History:
             "SELECT key, model, fingerprint, requests, window_s, sure FROM learned_limits WHERE provider = ?"
             " AND seen >= ? ORDER BY key, model", (provider, since))]
 
-    def add_usage(self, rows: Iterable[tuple[int, str, str, str, int, int, int, int, float]]) -> None:
-        """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost)."""
-        rows = list(rows)
-        if rows:
+    def add_usage(self, rows: Iterable[tuple]) -> None:
+        """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost), optionally
+        followed by (cache_read, cache_write, cacheable, cost_no_cache)."""
+        full = [(*r, *(0, 0, 0, 0.0)[len(r) - 9:]) if len(r) < 13 else tuple(r) for r in rows]
+        if full:
             with self.db:
                 self.db.executemany(
-                    "INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(bucket, provider, key, model) DO UPDATE"
+                    "INSERT INTO usage (bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost,"
+                    " cache_read, cache_write, cacheable, cost_no_cache) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(bucket, provider, key, model) DO UPDATE"
                     " SET requests = requests + excluded.requests, ok = ok + excluded.ok,"
                     " tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out,"
-                    " cost = cost + excluded.cost", rows)
+                    " cost = cost + excluded.cost, cache_read = cache_read + excluded.cache_read,"
+                    " cache_write = cache_write + excluded.cache_write, cacheable = cacheable + excluded.cacheable,"
+                    " cost_no_cache = cost_no_cache + excluded.cost_no_cache", full)
 
     def set_key_status(self, provider: str, key: str, state: str, until: float | None = None,
                        source: str | None = None, reason: str = "", status: int | None = None,
@@ -374,11 +382,11 @@ class History:
                                " GROUP BY bucket, provider, key ORDER BY bucket", (int(since),)).fetchall()
 
     def usage(self, since: float, by: str = "key", provider: str | None = None) -> list[dict[str, Any]]:
-        """Requests, tokens and cost grouped by key, provider or day (UTC)."""
+        """Requests, tokens, cost and prompt-cache figures grouped by key, provider or day (UTC)."""
         group = {"key": "provider, key", "provider": "provider", "day": "date(bucket, 'unixepoch')",
                  "model": "model"}[by]
-        sql = (f"SELECT {group}, SUM(requests), SUM(ok), SUM(tokens_in), SUM(tokens_out), SUM(cost)"
-               " FROM usage WHERE bucket >= ?")
+        sql = (f"SELECT {group}, SUM(requests), SUM(ok), SUM(tokens_in), SUM(tokens_out), SUM(cost),"
+               " SUM(cache_read), SUM(cache_write), SUM(cacheable), SUM(cost_no_cache) FROM usage WHERE bucket >= ?")
         args: list[Any] = [int(since)]
         if provider:
             sql += " AND provider = ?"
@@ -388,8 +396,10 @@ class History:
         out = []
         for r in self.db.execute(sql, args).fetchall():
             row = dict(zip(cols, r[: len(cols)], strict=True))
-            req, ok, tin, tout, cost = r[len(cols):]
-            row.update(requests=req, ok=ok, tokens_in=tin, tokens_out=tout, cost=round(cost or 0.0, 6))
+            req, ok, tin, tout, cost, read, write, cacheable, no_cache = r[len(cols):]
+            row.update(requests=req, ok=ok, tokens_in=tin, tokens_out=tout, cost=round(cost or 0.0, 6),
+                       cache_read=read or 0, cache_write=write or 0, cacheable=cacheable or 0,
+                       cost_no_cache=round(no_cache or 0.0, 6))
             out.append(row)
         return out
 

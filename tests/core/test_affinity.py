@@ -15,7 +15,6 @@ from pooltui.core.affinity import (
     PART_CHARS,
     SESSION_HEADER,
     AffinityMap,
-    cached_prefix_tokens,
     conversation_of,
     prefix_digest,
 )
@@ -188,16 +187,6 @@ def test_a_prompt_too_short_to_cache_is_not_followed_but_a_session_id_is() -> No
     assert conversation_of(chat, {}, "openai", "prefix", size=MIN_CACHEABLE_BYTES - 1) is None
     assert conversation_of(chat, {}, "openai", "prefix", size=MIN_CACHEABLE_BYTES) is not None
     assert conversation_of(chat, {SESSION_HEADER: "s"}, "openai", "prefix", size=10) is not None
-
-
-def test_the_cached_prefix_is_read_from_either_dialects_usage() -> None:
-    anthropic = {"usage": {"input_tokens": 50, "cache_read_input_tokens": 3900, "cache_creation_input_tokens": 0,
-                           "output_tokens": 20}}
-    openai = {"usage": {"prompt_tokens": 2006, "prompt_tokens_details": {"cached_tokens": 1920}}}
-    assert cached_prefix_tokens(anthropic) == 3900
-    assert cached_prefix_tokens(openai) == 1920
-    assert cached_prefix_tokens({"usage": {"prompt_tokens": 10}}) is None
-    assert cached_prefix_tokens({"usage": {"cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}) is None
 
 
 def test_the_config_checks_affinity_and_defaults_it_by_kind(tmp_path: Path) -> None:
