@@ -17,7 +17,9 @@ def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> 
     spec = {"name": "ant", "dialect": "anthropic", "keys": keys("k", 3)}
     server = serve(make_scenario(spec))
     client = client_for_scenario(make_scenario(spec), server, "round-robin", seed=1, affinity="prefix")
-    served_by, cached = [], []
+    served_by: list[str] = []
+    cached: list[int] = []
+    reads: list[int] = []
     with ProxyThread({"ant": client}) as px:
         sdk = anthropic.Anthropic(base_url=px.service.url, api_key="caller-own-key", max_retries=0)
         messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": "review PR 12"}]
@@ -27,6 +29,7 @@ def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> 
             served_by.append(raw.headers["x-pooltui-served-by"])
             usage = raw.parse().usage
             cached.append((usage.cache_read_input_tokens or 0) + (usage.cache_creation_input_tokens or 0))
+            reads.append(usage.cache_read_input_tokens or 0)
             messages = [*messages, {"role": "assistant", "content": raw.parse().content[0].text},  # type: ignore[union-attr]
                         {"role": "user", "content": f"and now part {n}"}]
         admin = {"authorization": f"Bearer {px.proxy.admin_token}"}
@@ -37,6 +40,9 @@ def test_a_conversation_through_the_proxy_stays_counted_and_explained(serve) -> 
     assert 'pooltui_key_affinity_hits_total{key="k0",provider="ant"} 3.0' in metrics
     assert 'pooltui_key_affinity_moves_total{key="k0",provider="ant"} 0.0' in metrics
     assert 'pooltui_pool_conversations{provider="ant"} 1.0' in metrics
+    assert reads[0] == 0 and min(reads[1:]) > 0  # turn 1 wrote the prefix, the next turns read it
+    assert f'pooltui_key_cache_tokens_total{{key="k0",kind="read",provider="ant"}} {float(sum(reads))}' in metrics
+    assert 'pooltui_key_cache_hit_ratio{key="k0",provider="ant"}' in metrics
     assert state["providers"]["ant"]["affinity"] == {"mode": "prefix", "conversations": 1, "hits": 3, "moves": 0,
                                                      "new": 1}
     texts = [t["text"] for t in state["traces"]["ant"]]

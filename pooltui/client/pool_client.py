@@ -664,6 +664,8 @@ class PoolClient:
         if oc is Outcome.OK and not streaming:
             parsed = parse_body(answer.body)
             usage = usage_of(parsed)
+            if pool is not None and key is not None and usage.cacheable:
+                pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
             if wire.conversation is not None and pool is not None:
                 pool.conversation_prefix(wire.conversation, usage.cache_read + usage.cache_write)
         tokens_in, tokens_out = usage.input, usage.output
@@ -839,6 +841,8 @@ class PoolStream:
         if pool is not None and key is not None:
             pool.stream_closed(key)
             pool.add_usage(key, tin, tout, cost)
+            if usage.cacheable:
+                pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
             if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):
                 pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,
                                        self.interrupted or "error event mid-stream", "passed to caller in-band",

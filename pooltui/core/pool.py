@@ -75,6 +75,9 @@ class PoolKey:
         "allow",
         "budget",
         "cache_group",
+        "cache_read",
+        "cache_write",
+        "cacheable",
         "changed_at",
         "cool_model",
         "fingerprint",
@@ -115,6 +118,8 @@ class PoolKey:
         self.cache_group = spec.cache_group or spec.quota_group or f"\x00{spec.label}"
         self.affinity_hits = 0  # requests that stayed on it because it holds their conversation's cache
         self.affinity_moves = 0  # conversations that left it because it had no room
+        self.cache_read = self.cache_write = 0  # prompt tokens its answers read from / wrote to its org's cache
+        self.cacheable = 0  # prompt tokens the provider's rules let it cache (the hit rate's denominator)
         self.state = _OK
         self.until: float | None = None
         self.source: DeadlineSource | None = None
@@ -928,6 +933,13 @@ class Pool:
             key.stats.cost += cost
         if key.spend is not None and key.pos >= 0:
             self._spend(key, tokens_in + tokens_out, cost or 0.0, None)
+
+    def add_cache(self, key: PoolKey, read: int, written: int, cacheable: int) -> None:
+        """What an answer on ``key`` said its prompt cache did, in tokens (its hit rate: read / cacheable)."""
+        if not self.detached(key):
+            key.cache_read += read
+            key.cache_write += written
+            key.cacheable += cacheable
 
     def restore(self, label: str, state: str, until: float | None, source: str | None, reason: str,
                 status: int | None = None) -> bool:

@@ -47,6 +47,12 @@ class _PoolCollector:
                                    "prompt cache holds their conversation", labels=["provider", "key"])
         moves = CounterMetricFamily("pooltui_key_affinity_moves", "Conversations that moved off this key: it had no "
                                     "room (cooling, parked, at a limit or its cap)", labels=["provider", "key"])
+        cache = CounterMetricFamily("pooltui_key_cache_tokens", "Prompt tokens each key's answers read from or "
+                                    "wrote to their organization's prompt cache, and the cacheable input",
+                                    labels=["provider", "key", "kind"])
+        hit_rate = GaugeMetricFamily("pooltui_key_cache_hit_ratio", "Prompt tokens read from the cache / cacheable "
+                                     "input tokens, 0 to 1 (keys whose answers reported caching)",
+                                     labels=["provider", "key"])
         conversations = GaugeMetricFamily("pooltui_pool_conversations", "Conversations whose key the pool remembers "
                                           "(affinity on)", labels=["provider"])
         seen = set()  # a provider's pool is reported once, however many clients use it (one pool per provider)
@@ -72,6 +78,11 @@ class _PoolCollector:
                         outcomes.add_metric([up.name, key.label, outcome], getattr(s, outcome))
                     tokens.add_metric([up.name, key.label, "in"], s.tokens_in)
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
+                    if key.cacheable:
+                        cache.add_metric([up.name, key.label, "read"], key.cache_read)
+                        cache.add_metric([up.name, key.label, "write"], key.cache_write)
+                        cache.add_metric([up.name, key.label, "cacheable"], key.cacheable)
+                        hit_rate.add_metric([up.name, key.label], key.cache_read / key.cacheable)
                     if pool.affinity != "off":
                         hits.add_metric([up.name, key.label], key.affinity_hits)
                         moves.add_metric([up.name, key.label], key.affinity_moves)
@@ -91,7 +102,7 @@ class _PoolCollector:
                                       "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, state, learned_limit, learned_window, learned_rate, learned_sure,
-                    usable, size, queue, fallback, proxied, refused, hits, moves, conversations)
+                    usable, size, queue, fallback, proxied, refused, hits, moves, conversations, cache, hit_rate)
         yield from self._callers()
 
     def _callers(self) -> Iterator[Metric]:
