@@ -22,7 +22,7 @@ COLUMNS = (("strategy", "strategy", 20), ("requests", "requests", 8), ("succeede
            ("upstream_429", "429 up", 6), ("upstream_other_errors", "err up", 6),
            ("attempts_per_success", "calls/ok", 8), ("p50_ms", "p50 ms", 7), ("p95_ms", "p95 ms", 7),
            ("max_ms", "max ms", 7), ("evenness", "even", 5), ("fallback", "fallbk", 6), ("tokens", "tokens", 7),
-           ("cost_usd", "cost $", 8))
+           ("cache_hit_rate", "cache hit", 9), ("cost_usd", "cost $", 8))
 
 
 def plan_options(command):
@@ -155,7 +155,7 @@ def report(results: list, header: str, meta: dict, *, as_json: bool, as_csv: boo
         return
     if as_csv:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=[name for name, _, _ in COLUMNS])
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [name for name, _, _ in COLUMNS])
         writer.writeheader()
         writer.writerows(rows)
         click.echo(out.getvalue().rstrip("\n"))

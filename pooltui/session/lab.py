@@ -27,10 +27,10 @@ from typing import Any
 
 from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.core.strategies import STRATEGIES, normalize_strategy
-from pooltui.core.usage import usage_from_body
+from pooltui.core.usage import usage_of
 from pooltui.session.lab_hermes import HERMES_STRATEGIES, HermesEmulatedClient
 from pooltui.session.simtime import run_simulated
-from pooltui.session.workload import Arrival, CallerResult
+from pooltui.session.workload import Arrival, CallerResult, request_for
 from pooltui.sim.inprocess import InProcessSim
 from pooltui.sim.scenario import Scenario
 from pooltui.sim.server import SimServer
@@ -91,12 +91,20 @@ class RunResult:
     key_requests: dict[str, int] = field(default_factory=dict)  # the primary's keys: requests each received
     fallback: int = 0  # callers' requests a fallback provider served
     tokens: int = 0
-    cost: float | None = None
+    cost: float | None = None  # USD of the served requests, prompt-cache reads and writes priced as such
     ok_per_s: list[int] = field(default_factory=list)
     limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
     seconds: float = 0.0  # from the first arrival to the last answer, in the run's time (simulated or real)
     wall_s: float = 0.0  # what the run took on this machine
     waits_ms: list[float] = field(default_factory=list)  # successful requests: their latency less the answer's own
+    cache_read_tokens: int = 0  # prompt-cache tokens of the served requests: read from a cache,
+    cache_write_tokens: int = 0  # written to one,
+    cacheable_tokens: int = 0  # and the input the providers' rules let them cache (the hit rate's denominator)
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Tokens read from a prompt cache / cacheable input (None: nothing was cacheable)."""
+        return self.cache_read_tokens / self.cacheable_tokens if self.cacheable_tokens else None
 
     @property
     def attempts(self) -> int:
@@ -139,6 +147,9 @@ class RunResult:
             "max_ms": round(max(self.latencies_ms), 1) if self.latencies_ms else None,
             "evenness": None if self.evenness is None else round(self.evenness, 3),
             "fallback": self.fallback, "tokens": self.tokens,
+            "cache_hit_rate": None if self.cache_hit_rate is None else round(self.cache_hit_rate, 4),
+            "cache_read_tokens": self.cache_read_tokens, "cache_write_tokens": self.cache_write_tokens,
+            "cacheable_tokens": self.cacheable_tokens,
             "cost_usd": None if self.cost is None else round(self.cost, 6),
         }
 
@@ -156,6 +167,8 @@ def cell_text(name: str, value: object) -> str:
         return f"{value:.0f}"
     if name == "cost_usd":
         return f"{value:.4f}"
+    if name == "cache_hit_rate":
+        return f"{value:.0%}"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
@@ -203,6 +216,9 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
             result.waits_ms.append(max(0.0, latency_ms - out.answer_s * 1000))
             ok_at.append(int(now() - start))
             result.tokens += out.tokens_in + out.tokens_out
+            result.cache_read_tokens += out.usage.cache_read
+            result.cache_write_tokens += out.usage.cache_write
+            result.cacheable_tokens += out.usage.cacheable
         else:
             result.failed += 1
             result.errors[out.error or "failed"] += 1
@@ -216,11 +232,12 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
 
 def _pooltui_sender(client: Any, scenario: Scenario) -> Sender:
     async def send(a: Arrival, left_s: float) -> CallerResult:
-        resp = await client.chat(a.prompt, model=a.model, max_tokens=a.max_tokens, deadline_s=left_s)
+        resp = await client.send(lambda profile: request_for(profile, a, scenario.traffic), deadline_s=left_s)
         if resp.status >= 400:
             return CallerResult(False, resp.provider, error=f"http_{resp.status}")
-        tin, tout = usage_from_body(resp.json())
-        return CallerResult(True, resp.provider, tin, tout, answer_s=_answer_s(resp.trace))
+        usage = usage_of(resp.json())
+        return CallerResult(True, resp.provider, usage.input, usage.output, answer_s=_answer_s(resp.trace),
+                            usage=usage)
 
     return send
 
@@ -264,7 +281,7 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
             if out.ok and out.provider:
                 served[out.provider] += 1
             if out.ok and scenario.prices.per_model:
-                cost = scenario.prices.cost(a.model or _default_model(scenario), out.tokens_in, out.tokens_out)
+                cost = scenario.prices.cost_of(a.model or _default_model(scenario), out.usage)
                 result.cost = (result.cost or 0.0) + (cost or 0.0)
             return out
 

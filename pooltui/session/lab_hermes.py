@@ -17,9 +17,9 @@ import httpx
 
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.hermes_rules import MAX_RETRIES, RETRY_AFTER_CAP_S, HermesEntry, HermesPoolModel, backoff_s
-from pooltui.core.usage import usage_from_body
+from pooltui.core.usage import usage_of
 from pooltui.providers.profiles import ProviderProfile, profile_for
-from pooltui.session.workload import Arrival, CallerResult
+from pooltui.session.workload import Arrival, CallerResult, request_for
 from pooltui.sim.scenario import Scenario
 
 HERMES_STRATEGIES = ("hermes-fill-first", "hermes-round-robin")
@@ -44,6 +44,7 @@ class HermesEmulatedClient:
                       HermesPoolModel([HermesEntry(k.label, k.secret) for k in p.keys], mode))
             for p in scenario.providers]
         self.rng = random.Random(seed)
+        self.traffic = scenario.traffic
         self.http = http or httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=256))
         self.clock, self.mono = clock or SystemClock(), mono
 
@@ -65,7 +66,7 @@ class HermesEmulatedClient:
                     return CallerResult(False, error="no credential available")
                 at = 0
                 continue
-            req = provider.profile.chat(arrival.prompt, model=arrival.model, max_tokens=arrival.max_tokens)
+            req = request_for(provider.profile, arrival, self.traffic)
             try:
                 resp = await asyncio.wait_for(
                     self.http.request(req.method, provider.profile.url(req.path), json=req.json,
@@ -80,8 +81,8 @@ class HermesEmulatedClient:
                 continue
             entry.requests += 1
             if resp.status_code < 400:
-                tin, tout = usage_from_body(_json(resp))
-                return CallerResult(True, provider.profile.name, tin, tout)
+                usage = usage_of(_json(resp))
+                return CallerResult(True, provider.profile.name, usage.input, usage.output, usage=usage)
             status = resp.status_code
             if status == 429 and not retried_429:  # the same entry once more, after a backoff
                 retried_429, retries = True, retries + 1

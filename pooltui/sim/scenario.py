@@ -20,6 +20,7 @@ MAX_RATE, MIN_RATE = 10_000.0, 0.001  # arrivals per second: 0 (all at once), or
 MAX_SPAN_S = 31 * 86400.0  # windows, outages, cycles, retry-afters
 MAX_LATENCY_MS = 600_000.0
 MAX_ANSWER_BYTES = 256 * 2**20
+MAX_CONVERSATION_TOKENS = 1_000_000  # a conversation's last turn: about 16 MB of request
 
 
 class ScenarioError(ValueError):
@@ -89,6 +90,11 @@ class TrafficDefaults:
     strategy: str = "round-robin"
     deadline_s: float = 30.0
     models: list[str] = field(default_factory=list)  # requests take these models in turn (empty: the default)
+    conversations: int = 0  # > 0: a workload of conversations (each turn re-sends the conversation) instead
+    turns: int = 15  # each conversation's turns
+    think_s: float = 20.0  # seconds between a conversation's turns, on average
+    system_tokens: int = 2000  # the system prompt's tokens, and as many again in tool definitions
+    turn_tokens: int = 500  # tokens a turn adds (the user's message or tool result, and the answer)
 
 
 @dataclass(slots=True)
@@ -211,8 +217,17 @@ def _traffic(raw: Any, where: str) -> TrafficDefaults:
     traffic = TrafficDefaults(requests=f.whole("requests", 200, 1, MAX_REQUESTS),
                               concurrency=f.whole("concurrency", 8, 1, MAX_CONCURRENCY), rate=rate, strategy=strategy,
                               deadline_s=f.number("deadline_s", 30.0, above=True, maximum=86400.0),
-                              models=list(models))
-    f.done("requests, concurrency, rate, strategy, deadline_s, models")
+                              models=list(models), conversations=f.whole("conversations", 0, 0, MAX_REQUESTS),
+                              turns=f.whole("turns", 15, 1, 1000), think_s=f.number("think_s", 20.0, maximum=86400.0),
+                              system_tokens=f.whole("system_tokens", 2000, 1, 200_000),
+                              turn_tokens=f.whole("turn_tokens", 500, 4, 200_000))
+    if traffic.conversations * traffic.turns > MAX_REQUESTS:
+        raise FieldError(f"{where}.conversations", f"conversations x turns must be at most {MAX_REQUESTS}")
+    if 2 * traffic.system_tokens + traffic.turns * traffic.turn_tokens > MAX_CONVERSATION_TOKENS:
+        raise FieldError(f"{where}.turn_tokens", "a conversation's last turn (2 x system_tokens + turns x turn_tokens) "
+                                                 f"must be at most {MAX_CONVERSATION_TOKENS} tokens")
+    f.done("requests, concurrency, rate, strategy, deadline_s, models, conversations, turns, think_s, system_tokens, "
+           "turn_tokens")
     return traffic
 
 

@@ -15,6 +15,7 @@ from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Out
 from pooltui.core.events import EventLog
 from pooltui.core.headers import RateLimits
 from pooltui.core.trace import RequestTrace
+from pooltui.core.usage import Usage
 from pooltui.providers.profiles import profile_for
 from pooltui.session.local import MonitorSession
 
@@ -78,7 +79,7 @@ def _report(session: MonitorSession, trace, key, result: Classification, latency
               latency_ms=latency * 1000, reason=result.reason)
     trace.result = "ok" if result.outcome is Outcome.OK else f"http {result.status}"
     ok = result.outcome is Outcome.OK
-    client._record(pool.name, key, client.primary.profile.default_model, ok, tin, tout, None, 1)
+    client._record(pool.name, key, client.primary.profile.default_model, ok, Usage(tin, tout), None, 1)
     if result.outcome is Outcome.OK:
         trace.started = min(trace.started, clock.now() - latency)  # the caller waited for this answer
         client._outcome("ok", pool.name, trace)
