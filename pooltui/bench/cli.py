@@ -74,8 +74,7 @@ def _lab(a: argparse.Namespace) -> None:
 def _affinity(a: argparse.Namespace) -> None:
     from pooltui.bench.affinity import bench_affinity
 
-    bench_affinity(tuple(float(x) for x in a.loads.split(",")), tuple(a.strategies.split(",")), a.conversations,
-                   a.turns)
+    bench_affinity(tuple(float(x) for x in a.loads.split(",")), tuple(a.strategies.split(",")))
 
 
 def _corpus(_: argparse.Namespace) -> None:
@@ -149,8 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     af = parsers["affinity"]
     af.add_argument("--loads", default="0.75,1.5", help="multiples of the capacity, comma-separated")
     af.add_argument("--strategies", default="round-robin", help="comma-separated pooltui strategies")
-    af.add_argument("--conversations", type=int, default=20)
-    af.add_argument("--turns", type=int, default=15)
     return parser
 
 
