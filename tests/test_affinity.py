@@ -112,3 +112,19 @@ async def test_session_mode_ignores_the_prompt(serve) -> None:
         used = await talk(client, 1, 3)
         pinned = [(await client.send(turn(c, 0, session="agent-1"))).key for c in range(3)]
     assert used == ["k0", "k1", "k2"] and len(set(pinned)) == 1
+
+
+async def test_with_affinity_wait_it_waits_for_its_key_back_soon(serve) -> None:
+    sc = make_scenario({"name": "p", "success_headers": False, "window_s": 2.0,
+                        "keys": [*keys("k", 1, rpm=1), *keys("m", 2)]})
+    server = serve(sc)
+    async with client_for_scenario(sc, server, "round-robin", seed=1, affinity="prefix") as client:
+        pool = client.primary.pool
+        assert pool is not None
+        pool.set_affinity("prefix", wait_s=5.0)  # the user says: a cache is worth up to 5 s
+        first = await talk(client, 1, 1)
+        resp = await client.send(turn(1, 1))  # k0 answers 429 (1 a window): back within 2 s, so it waits
+    assert first == ["k0"] and resp.status == 200 and resp.key == "k0"
+    assert 0 < resp.trace.waited_s <= 5.0
+    assert "waits for k0" in format_trace(resp.trace)
+    assert served(server) == {"k0": 2, "m0": 0, "m1": 0}
