@@ -153,7 +153,7 @@ class HistoryRecorder:
 
     def flush(self) -> None:
         events, self._events = self._events, []
-        usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0, 0, 0.0])
+        usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0, 0, 0.0, 0, 0, 0, 0.0])
         dirty, self._dirty = self._dirty, set()
         self.history.add_events(events)
         self.history.add_usage((b, p, k, m, *acc) for (b, p, k, m), acc in usage.items())
