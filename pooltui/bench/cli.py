@@ -81,6 +81,12 @@ def _lab(a: argparse.Namespace) -> None:
     bench_lab([n for n in a.scenarios.split(",") if n] or None, parse_strategies(a.strategies), a.real_time_seconds)
 
 
+def _affinity(a: argparse.Namespace) -> None:
+    from pooltui.bench.affinity import bench_affinity
+
+    bench_affinity(tuple(float(x) for x in a.loads.split(",")), tuple(a.strategies.split(",")))
+
+
 def _corpus(_: argparse.Namespace) -> None:
     from pooltui.bench.corpus import bench_corpus
 
@@ -99,6 +105,8 @@ _BENCHES: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] = {
     "events": ("rows the events pane adds per 10 s during a demo scenario", _events),
     "lab": ("wall time of `pooltui compare` per scenario, simulated vs real time", _lab),
     "corpus": ("per provider: captured error responses, read as their source says, each miss", _corpus),
+    "affinity": ("conversations at 0.75x and 1.5x capacity: cache hit rate and cost with and without affinity",
+                 _affinity),
 }
 BENCHMARKS: dict[str, str] = {name: text for name, (text, _) in _BENCHES.items()}  # name -> what it measures
 
@@ -151,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--strategies", default="all", help="as for `pooltui compare`")
     lb.add_argument("--real-time-seconds", type=float, default=5.0,
                     help="real-time runs send the arrivals of this many seconds of the workload (0: all)")
+    af = parsers["affinity"]
+    af.add_argument("--loads", default="0.75,1.5", help="multiples of the capacity, comma-separated")
+    af.add_argument("--strategies", default="round-robin", help="comma-separated pooltui strategies")
     return parser
 
 

@@ -23,13 +23,13 @@ def _picked(key: PoolKey | None) -> PoolKey:
     return key
 
 
-def engine_pool(n_keys: int, strategy: str, cooling: bool, headers: bool) -> Pool:
+def engine_pool(n_keys: int, strategy: str, cooling: bool, headers: bool, affinity: bool = False) -> Pool:
     """With the in-flight cap on, traffic mixing two models (per-model state in use) and a third model cooling;
     ``cooling``: all keys but 10% (at least 2) cooling for an hour. ``headers=False``: each key's learnt limit
     set so high it is never full (every pick checks it, every answer feeds it)."""
     clock = SystemClock()
     pool = Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}") for i in range(n_keys)], strategy, clock=clock,
-                preempt=False, max_inflight=8)
+                preempt=False, max_inflight=8, affinity="prefix" if affinity else "off")
     far = clock.now() + 3600
     if cooling:
         for k in pool.keys[: max(0, n_keys - max(2, n_keys // 10))]:
@@ -46,10 +46,13 @@ def engine_pool(n_keys: int, strategy: str, cooling: bool, headers: bool) -> Poo
     return pool
 
 
-def cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: int, headers: bool = True) -> float:
+def cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: int, headers: bool = True,
+             affinity: bool = False) -> float:
     """Best of 3 runs of ``cycles`` pick+report cycles, µs per cycle. ``headers=False``: answers state no budget,
-    so each key's limit is learnt."""
-    pool = engine_pool(n_keys, strategy, cooling, headers)
+    so each key's limit is learnt. ``affinity``: each request one of 1,000 conversations in turn."""
+    pool = engine_pool(n_keys, strategy, cooling, headers, affinity)
+    if affinity:
+        return _affinity_cycle_us(pool, traced, cycles)
     ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None)) if headers else \
         Classification(Outcome.OK, 200)
     pick, report = pool.pick, pool.report
@@ -68,6 +71,36 @@ def cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: in
                 report(_picked(pick(None, None, model)), ok, 0.01, model=model)
         best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
     return best
+
+
+def _affinity_cycle_us(pool: Pool, traced: bool, cycles: int) -> float:
+    ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None))
+    pick, report, strategy = pool.pick, pool.report, pool.strategy
+    tokens = [f"{i:024x}" for i in range(1000)]
+    models = ("m1", "m2")
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for i in range(cycles):
+            model = models[i & 1]
+            trace = RequestTrace(i, 0.0, strategy) if traced else None
+            report(_picked(pick(trace, None, model, tokens[i % 1000])), ok, 0.01, model=model)
+        best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
+    return best
+
+
+def _with_affinity(cycles: int) -> dict[str, Row]:
+    print("with affinity on (1,000 conversations in turn, each kept on its key; none cooling):")
+    rows: dict[str, Row] = {}
+    for strategy in STRATEGIES:
+        for n in (3, 1000):
+            plain = cycle_us(n, strategy, False, False, cycles, affinity=True)
+            traced = cycle_us(n, strategy, False, True, cycles, affinity=True)
+            rows[f"{strategy}/{n}"] = {"free": round(plain, 3), "free+trace": round(traced, 3)}
+            print(f"{strategy:12} {n:>5}  {plain:>12.2f} {traced:>8.2f}")
+    worst = max(max(v.values()) for k, v in rows.items() if k.endswith("/3"))
+    print(f"worst at 3 keys with affinity: {worst:.2f} µs (target < 10)")
+    return rows
 
 
 def _with_headers(cycles: int) -> dict[str, Row]:
@@ -109,4 +142,5 @@ def bench_engine(cycles: int) -> dict[str, dict[str, Row]]:
     """Print the table and return it: {"headers": strategy/keys -> column -> µs, "learned": the same without}."""
     print(f"engine: µs per pick+report cycle (best of 3 x {cycles} cycles; traced = with the per-request trace;"
           " two models in turn, a third cooling, in-flight cap 8)")
-    return {"headers": _with_headers(cycles), "learned": _without_headers(cycles)}
+    return {"headers": _with_headers(cycles), "learned": _without_headers(cycles),
+            "affinity": _with_affinity(cycles)}

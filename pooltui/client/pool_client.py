@@ -23,6 +23,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
 from pooltui.core.budget import Prices
 from pooltui.core.classify import Classification, classify, parse_body
@@ -205,6 +206,7 @@ class _Wire:
     content: bytes | None
     headers: dict[str, str]
     model: str | None  # providers limit per (key, model)
+    conversation: str | None = None  # its conversation's token, with affinity on (see core/affinity.py)
 
 
 @dataclass(slots=True)
@@ -371,7 +373,7 @@ class PoolClient:
                     trace.add(self.clock.now(), "probe", up.name, reason="outage suspected: this request probes")
             try:
                 req = self._request_for(up, build, trace, n, ups, notes, last_status)
-                wire = self._wire(up.profile, req)
+                wire = self._wire(up, req)
                 if not built:
                     asked, built = wire.model, True
                 result = await self._try_upstream(up, wire, trace, deadline, streaming, fallback=n > 0,
@@ -476,12 +478,12 @@ class PoolClient:
         return min(waits) if waits else None
 
     async def _acquire(self, up: Upstream, trace: RequestTrace, deadline: float, failed: PoolKey | None,
-                       model: str | None) -> PoolKey:
+                       model: str | None, conversation: str | None = None) -> PoolKey:
         """A key of ``up``'s pool for the next attempt: waits for the earliest reset while it fits the deadline."""
         pool, clock = up.pool, self.clock
         assert pool is not None
         while True:
-            key = pool.pick(trace, failed, model)
+            key = pool.pick(trace, failed, model, conversation)
             if key is not None:
                 return key
             wait = pool.next_ready_in(model)
@@ -505,8 +507,10 @@ class PoolClient:
                 del self._waits[trace.request_id]
                 trace.waited_s += clock.now() - now
 
-    def _wire(self, profile: ProviderProfile, req: ApiRequest) -> _Wire:
-        """What every attempt of ``req`` on this provider sends, prepared once."""
+    def _wire(self, up: Upstream, req: ApiRequest) -> _Wire:
+        """What every attempt of ``req`` on this provider sends, prepared once (its conversation recognised
+        once, when the provider's pool keeps conversations on their keys)."""
+        profile = up.profile
         url_text = profile.url(req.path)
         url = self._urls.get(url_text)
         if url is None:  # parsing a URL costs more than a pick+report: do it once per endpoint
@@ -518,7 +522,14 @@ class PoolClient:
         headers = dict(req.headers)
         if content is not None and req.content is None:
             headers.setdefault("content-type", "application/json")
-        return _Wire(req.method, url, content, headers, _model_of(req))
+        session = headers.pop(SESSION_HEADER, None)  # ours: never sent upstream
+        mode = up.pool.affinity if up.pool is not None else "off"
+        conversation = None
+        if mode != "off":
+            said = {SESSION_HEADER: session} if session is not None else {}
+            found = conversation_of(req.json, said, profile.dialect, mode, size=len(content) if content else 0)
+            conversation = found.token if found is not None else None
+        return _Wire(req.method, url, content, headers, _model_of(req), conversation)
 
     async def _try_upstream(self, up: Upstream, wire: _Wire, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool, last: bool = True):
@@ -538,7 +549,7 @@ class PoolClient:
         while True:
             key: PoolKey | None = None
             if pool is not None:
-                key = await self._acquire(up, trace, deadline, failed, wire.model)
+                key = await self._acquire(up, trace, deadline, failed, wire.model, wire.conversation)
                 if rotated_from is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
                     self.events.emit(Event(self.clock.now(), up.name, key.label, EventKind.ROTATED, status,
@@ -653,6 +664,10 @@ class PoolClient:
         if oc is Outcome.OK and not streaming:
             parsed = parse_body(answer.body)
             usage = usage_of(parsed)
+            if pool is not None and key is not None and usage.cacheable:
+                pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
+            if wire.conversation is not None and pool is not None:
+                pool.conversation_prefix(wire.conversation, usage.cache_read + usage.cache_write)
         tokens_in, tokens_out = usage.input, usage.output
         cost = self._cost(wire.model, usage) if tokens_in or tokens_out else None
         if key is not None and pool is not None:
@@ -826,6 +841,8 @@ class PoolStream:
         if pool is not None and key is not None:
             pool.stream_closed(key)
             pool.add_usage(key, tin, tout, cost)
+            if usage.cacheable:
+                pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
             if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):
                 pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,
                                        self.interrupted or "error event mid-stream", "passed to caller in-band",

@@ -18,7 +18,7 @@ from pooltui.commands.sim_cmds import load_scenario_or_fail
 from pooltui.core.words import plural
 from pooltui.sim.scenario import MAX_RATE, MIN_RATE
 
-COLUMNS = (("strategy", "strategy", 18), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
+COLUMNS = (("strategy", "strategy", 20), ("requests", "requests", 8), ("succeeded", "ok", 5), ("failed", "failed", 6),
            ("upstream_429", "429 up", 6), ("upstream_other_errors", "err up", 6),
            ("attempts_per_success", "calls/ok", 8), ("p50_ms", "p50 ms", 7), ("p95_ms", "p95 ms", 7),
            ("max_ms", "max ms", 7), ("evenness", "even", 5), ("fallback", "fallbk", 6), ("tokens", "tokens", 7),
@@ -55,19 +55,22 @@ def plan_options(command):
               help="pooltui's strategies learn each key's limit from its 429s and pace picks by it")
 @click.option("--real-time", "real_time", is_flag=True,
               help="run in real time against a simulator on a loopback socket (default: simulated time, in-process)")
+@click.option("--affinity", type=click.Choice(["off", "on", "both"]), default="off", show_default=True,
+              help="keep each conversation on the key that holds its prompt cache: off, on, or both (each strategy "
+                   "without it, then with it: round-robin+affinity)")
 @plan_options
 def compare(scenario: str, strategies: str, n_requests: int | None, rate: float | None, concurrency: int | None,
             seed: int | None, as_json: bool, as_csv: bool, plot: Path | None, learn: bool, real_time: bool,
-            plan: bool, target_wait: float, max_keys: int) -> None:
+            affinity: str, plan: bool, target_wait: float, max_keys: int) -> None:
     """Compare rotation strategies on the same seeded traffic, each against its own fresh simulator."""
-    from pooltui.session.lab import parse_strategies
+    from pooltui.session.lab import parse_strategies, with_affinity
     from pooltui.session.workload import seeded_workload
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
     sc = load_scenario_or_fail(scenario)
     try:
-        names = parse_strategies(strategies)
+        names = with_affinity(parse_strategies(strategies), affinity)
     except ValueError as exc:
         raise UserError(f"--strategies: {exc}") from None
     t = sc.traffic
@@ -84,7 +87,7 @@ def compare(scenario: str, strategies: str, n_requests: int | None, rate: float 
     rec = None if as_csv else advise(results, sc, arrivals, c, s, plan=plan, target_wait=target_wait,
                                      max_keys=max_keys, learn=learn, quiet=quiet)
     report(results, header, {"scenario": sc.name, "requests": n, "rate": r, "concurrency": c, "seed": s,
-                             "learn": learn, "real_time": real_time},
+                             "learn": learn, "real_time": real_time, "affinity": affinity},
            as_json=as_json, as_csv=as_csv, plot=plot, real_time=real_time, recommendation=rec)
 
 

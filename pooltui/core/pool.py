@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from heapq import heapify, heappop, heappush
 
+from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, Holder
 from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
 from pooltui.core.clock import Clock, SystemClock
@@ -59,6 +60,7 @@ class KeySpec:
     label: str
     secret: str
     quota_group: str | None = None
+    cache_group: str | None = None  # keys sharing a prompt cache (one organization); default: the quota group
 
 
 _NONE, _NEXT, _HELD = Probe.NONE, Probe.NEXT, Probe.HELD  # bound once: the pick reads them often
@@ -68,8 +70,14 @@ class PoolKey:
     """One key in a pool with its health and counters. The secret never appears in repr."""
 
     __slots__ = (
+        "affinity_hits",
+        "affinity_moves",
         "allow",
         "budget",
+        "cache_group",
+        "cache_read",
+        "cache_write",
+        "cacheable",
         "changed_at",
         "cool_model",
         "fingerprint",
@@ -106,6 +114,12 @@ class PoolKey:
         self.fingerprint = fingerprint(spec.secret) if spec.secret else ""
         self.pos = pos
         self.quota_group = spec.quota_group
+        #: the prompt cache it shares (its organization): its own unless a cache or quota group is named
+        self.cache_group = spec.cache_group or spec.quota_group or f"\x00{spec.label}"
+        self.affinity_hits = 0  # requests that stayed on it because it holds their conversation's cache
+        self.affinity_moves = 0  # conversations that left it because it had no room
+        self.cache_read = self.cache_write = 0  # prompt tokens its answers read from / wrote to its org's cache
+        self.cacheable = 0  # prompt tokens the provider's rules let it cache (the hit rate's denominator)
         self.state = _OK
         self.until: float | None = None
         self.source: DeadlineSource | None = None
@@ -141,6 +155,11 @@ class PoolKey:
                 if est is not None and est.limit is not None and est.window_s]
 
 
+def _prefix(holder: Holder) -> str:
+    """`` (3,900-token prefix)`` when an answer said how large the conversation's cached prefix is."""
+    return f" ({holder.prefix_tokens:,}-token prefix)" if holder.prefix_tokens else ""
+
+
 @dataclass(frozen=True, slots=True)
 class PoolFigures:
     """The pool's headline figures, each worked out once (:meth:`Pool.figures`: a monitor refresh reads them all)."""
@@ -168,8 +187,18 @@ class Pool:
         preempt: bool = True,
         max_inflight: int | None = None,
         learn: bool = True,
+        affinity: str = "off",
+        affinity_wait_s: float = 0.0,
+        affinity_ttl_s: float = CACHE_TTL_S,
     ) -> None:
         self.name = name
+        #: "prefix" | "session" | "off": how a request's conversation is recognised (the client reads it)
+        self.affinity = affinity
+        #: how long a request may wait for its conversation's key rather than move on (0: never waits)
+        self.affinity_wait_s = affinity_wait_s
+        self._affinity: AffinityMap | None = AffinityMap(ttl_s=affinity_ttl_s) if affinity != "off" else None
+        self.affinity_new = 0  # conversations seen for the first time (or after their cache expired)
+        self._cache_groups: dict[str, list[PoolKey]] = {}
         self.preempt = preempt
         #: learn each key's limit from its 429s where successes state no budget, and pace picks by it
         self.learn = learn
@@ -214,8 +243,10 @@ class Pool:
 
     def _rebuild(self) -> None:
         """Recompute positions, the available list and the strategy heap (after structural changes)."""
+        self._cache_groups = {}
         for i, key in enumerate(self._keys):
             key.pos = i
+            self._cache_groups.setdefault(key.cache_group, []).append(key)
         self._avail = [k.pos for k in self._keys if k.state is _OK and k.probe is not _HELD]
         self._unavail = {k: None for k in self._keys if k.state is not _OK}
         self._excl_cache = None
@@ -265,6 +296,8 @@ class Pool:
         self._keys.remove(key)
         del self._by_label[label]
         key.pos = -1
+        if self._affinity is not None:
+            self._affinity.forget_key(label)
         if key.probe is _HELD:  # its probe's answer will change nothing here: the pool stops waiting for it
             key.probe = _NONE
             self._held -= 1
@@ -330,6 +363,26 @@ class Pool:
                 key.learned = key.learned_models = None
                 if key.source is DeadlineSource.LEARNED and key.state is KeyState.COOLING:
                     self._set_state(key, _OK, reason="learned limits off")
+
+    def set_affinity(self, mode: str, wait_s: float | None = None) -> None:
+        """Turn conversation affinity on ("prefix", "session") or off; what was held is kept while it stays on."""
+        self.affinity = mode
+        if wait_s is not None:
+            self.affinity_wait_s = wait_s
+        if mode == "off":
+            self._affinity = None
+        elif self._affinity is None:
+            self._affinity = AffinityMap()
+
+    @property
+    def conversations(self) -> int:
+        """Conversations whose key this pool remembers now."""
+        return len(self._affinity) if self._affinity is not None else 0
+
+    def conversation_prefix(self, token: str, tokens: int | None) -> None:
+        """An answer said how many tokens of ``token``'s prompt the provider cached (the trace shows it)."""
+        if self._affinity is not None:
+            self._affinity.learned(token, tokens)
 
     def set_strategy(self, strategy: str) -> None:
         self.strategy = normalize_strategy(strategy)
@@ -423,11 +476,14 @@ class Pool:
         return fallback
 
     def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None,
-             model: str | None = None) -> PoolKey | None:
+             model: str | None = None, affinity: str | None = None) -> PoolKey | None:
         """Choose the key for the next attempt, or None when no key is available.
 
         ``avoid``: a key that just failed transiently; another available key is preferred for the retry.
         ``model``: the request's model; keys cooling for that model (a 429 of that model) are skipped.
+        ``affinity``: the request's conversation token (see ``core/affinity.py``): with affinity on, the key
+        that holds its cache (or one of its cache group) while it has room, else the strategy's choice, which
+        then holds it.
         """
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
@@ -439,6 +495,65 @@ class Pool:
                 trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
                           excluded_total=len(self._unavail))
             return None
+        aff = self._affinity if affinity is not None else None
+        if aff is not None and affinity is not None:
+            key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
+            if key_or_wait is True:
+                return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
+            stayed = key_or_wait if isinstance(key_or_wait, PoolKey) else None
+        else:
+            stayed = None
+        if stayed is not None:
+            key = stayed
+            candidates = len(self._avail)
+            if model is not None and model not in self._models and len(self._models) < 64:
+                self._models.add(model)
+        else:
+            chosen = self._by_strategy(now, model, avoid, trace)
+            if chosen is None:
+                return None
+            key, candidates = chosen
+            if aff is not None and affinity is not None:
+                self._follow(aff, affinity, key, now, model, avoid, trace)
+        if self._cursor != key.pos and self.strategy == "round-robin":
+            self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
+        key.inflight += 1
+        if key.allow is not None:
+            key.allow -= 1
+        est = None
+        if self.learn and not key.stated:
+            est = self._estimate(key, model)
+            est.sent(now)
+        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
+            key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
+            self._held += 1
+            self._excl_cache = None
+            self._avail_remove(key.pos)
+        stats = key.stats
+        stats.requests += 1
+        stats.last_used = now
+        stats.per_second.add(now)
+        self.per_second.add(now)
+        self.picks.append(key.label)
+        if self.strategy in _HEAP_STRATEGIES:
+            if key.stats.limits is not None and key.stats.limits.requests_limit:
+                key.headroom = max(0.0, key.headroom - 1.0 / key.stats.limits.requests_limit)
+            key.ver += 1
+            self._push(key)
+        if trace is not None:
+            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
+                          excluded_total=len(self._unavail),
+                          learned=LearnedAt(est.limit, est.window_s, est.held(now)))
+            else:
+                trace.add(now, "pick", self.name, key.label, candidates=candidates,
+                          excluded=self.exclusions(), excluded_total=len(self._unavail))
+        return key
+
+    def _by_strategy(self, now: float, model: str | None, avoid: PoolKey | None, trace: RequestTrace | None
+                     ) -> tuple[PoolKey, int] | None:
+        """The strategy's key for this attempt (paced by learnt limits, away from ``avoid``, from keys cooling for
+        ``model`` and over the in-flight cap) and how many keys were candidates; None when none can serve."""
         key = self._choose()
         if self.learn:
             while not key.stated and (learned := key.learned) is not None and learned.full(now) and \
@@ -475,40 +590,85 @@ class Pool:
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
             key = self._under_cap(key, cap, trace, now)
-        if self._cursor != key.pos and self.strategy == "round-robin":
-            self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
-        key.inflight += 1
-        if key.allow is not None:
-            key.allow -= 1
-        est = None
-        if self.learn and not key.stated:
-            est = self._estimate(key, model)
-            est.sent(now)
-        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
-            key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
-            self._held += 1
-            self._excl_cache = None
-            self._avail_remove(key.pos)
-        stats = key.stats
-        stats.requests += 1
-        stats.last_used = now
-        stats.per_second.add(now)
-        self.per_second.add(now)
-        self.picks.append(key.label)
-        if self.strategy in _HEAP_STRATEGIES:
-            if key.stats.limits is not None and key.stats.limits.requests_limit:
-                key.headroom = max(0.0, key.headroom - 1.0 / key.stats.limits.requests_limit)
-            key.ver += 1
-            self._push(key)
+        return key, candidates
+
+    def _room(self, key: PoolKey, now: float, model: str | None, avoid: PoolKey | None) -> str | None:
+        """Why ``key`` cannot take a request now (None: it can): its state, a held probe, the key that just
+        failed, its in-flight cap, its learnt limit, a cooldown for ``model``."""
+        if key.pos < 0:
+            return "removed"
+        if key.state is not _OK:
+            return key.state.value
+        if key.probe is _HELD:
+            return "held"
+        if key is avoid:
+            return "just failed"
+        cap = self.max_inflight
+        if cap is not None and key.inflight + key.streams >= cap:
+            return f"{key.inflight + key.streams} in flight, cap {cap}"
+        if self.learn and not key.stated and key.learned is not None and key.learned.full(now):
+            return "at its learned limit"
+        if model is not None and self._model_cool:
+            cooling = self._model_cooling(model, now)
+            if cooling is not None and key in cooling:
+                return f"cooling for {model}"
+        return None
+
+    def _stay(self, held_map: AffinityMap, token: str, now: float, model: str | None, avoid: PoolKey | None,
+              trace: RequestTrace | None) -> PoolKey | bool | None:
+        """The key that holds ``token``'s cache, or another of its cache group, when one has room; True when
+        none has but the holder is back within ``affinity_wait_s`` (the caller waits); else None."""
+        holder = held_map.get(token, now)
+        if holder is None:
+            return None
+        held = self._by_label.get(holder.label)
+        if held is not None and held.cache_group == holder.group and self._room(held, now, model, avoid) is None:
+            held.affinity_hits += 1
+            if trace is not None:
+                trace.add(now, "affinity", self.name, held.label, stayed=True, prefix_tokens=holder.prefix_tokens,
+                          reason=f"stayed on {held.label}: its cache holds this conversation{_prefix(holder)}")
+            held_map.put(token, held.label, held.cache_group, now)
+            return held
+        for other in self._cache_groups.get(holder.group, ()):
+            if other is not held and self._room(other, now, model, avoid) is None:
+                other.affinity_hits += 1
+                if trace is not None:
+                    trace.add(now, "affinity", self.name, other.label, stayed=True,
+                              prefix_tokens=holder.prefix_tokens,
+                              reason=f"went to {other.label}: it shares {holder.label}'s cache, which holds this "
+                                     f"conversation{_prefix(holder)}")
+                held_map.put(token, other.label, other.cache_group, now)
+                return other
+        wait_s = self.affinity_wait_s
+        if wait_s > 0 and held is not None and held.state is KeyState.COOLING and held.until is not None \
+                and held.until - now <= wait_s:
+            if trace is not None:
+                trace.add(now, "affinity", self.name, held.label, stayed=False, waits=True,
+                          reason=f"waits for {held.label} (cooling {held.until - now:.1f} s): its cache holds this "
+                                 f"conversation (affinity_wait_s {wait_s:g})")
+            return True
+        return None
+
+    def _follow(self, held_map: AffinityMap, token: str, key: PoolKey, now: float, model: str | None,
+                avoid: PoolKey | None, trace: RequestTrace | None) -> None:
+        """The strategy chose ``key`` for ``token``'s request: the conversation's affinity moves to it."""
+        holder = held_map.get(token, now)
+        if holder is None:
+            self.affinity_new += 1
+            held_map.put(token, key.label, key.cache_group, now)
+            return
+        was = self._by_label.get(holder.label)
+        if was is key:  # no key had room: the strategy's spill came back to it (a soft cap never blocks)
+            key.affinity_hits += 1
+            held_map.put(token, key.label, key.cache_group, now)
+            return
+        why = self._room(was, now, model, avoid) if was is not None else "removed"
+        if was is not None:
+            was.affinity_moves += 1
         if trace is not None:
-            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
-                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
-                          excluded_total=len(self._unavail),
-                          learned=LearnedAt(est.limit, est.window_s, est.held(now)))
-            else:
-                trace.add(now, "pick", self.name, key.label, candidates=candidates,
-                          excluded=self.exclusions(), excluded_total=len(self._unavail))
-        return key
+            trace.add(now, "affinity", self.name, key.label, stayed=False, moved_from=holder.label,
+                      reason=f"moved from {holder.label} ({why or 'no room'}): affinity follows")
+        held_map.put(token, key.label, key.cache_group, now)
 
     def _split_by_model(self, first: str, now: float) -> None:
         """Traffic mixes models for the first time: a key cooling for what the first model's 429s (or spent
@@ -775,6 +935,13 @@ class Pool:
             key.stats.cost += cost
         if key.spend is not None and key.pos >= 0:
             self._spend(key, tokens_in + tokens_out, cost or 0.0, None)
+
+    def add_cache(self, key: PoolKey, read: int, written: int, cacheable: int) -> None:
+        """What an answer on ``key`` said its prompt cache did, in tokens (its hit rate: read / cacheable)."""
+        if not self.detached(key):
+            key.cache_read += read
+            key.cache_write += written
+            key.cacheable += cacheable
 
     def restore(self, label: str, state: str, until: float | None, source: str | None, reason: str,
                 status: int | None = None) -> bool:
@@ -1182,6 +1349,8 @@ class Pool:
                     "reason": k.reason,
                     "models": {m: max(0.0, u - now) for m, u in self.model_cooldowns(k).items()},
                     "quota_group": k.quota_group,
+                    "affinity_hits": k.affinity_hits,
+                    "affinity_moves": k.affinity_moves,
                     "inflight": k.inflight,
                     "probing": k.probe is _HELD,
                     "rpm": s.rpm(now),

@@ -46,6 +46,8 @@ class KeySnapshot(KeyCounts):
     reason: str
     models: dict[str, float]  # model -> seconds until its per-model cooldown ends
     quota_group: str | None
+    affinity_hits: int  # requests that stayed on it: its prompt cache holds their conversation
+    affinity_moves: int  # conversations that moved off it: it had no room (cooling, parked, at a limit or cap)
     inflight: int
     probing: bool
     rpm: int

@@ -45,6 +45,18 @@ class _PoolCollector:
                                          labels=["provider", "key", "model"])
         learned_sure = GaugeMetricFamily("pooltui_key_learned_sure", "How sure the learnt limit is, 0 to 1",
                                          labels=["provider", "key", "model"])
+        hits = CounterMetricFamily("pooltui_key_affinity_hits", "Requests that stayed on this key because its "
+                                   "prompt cache holds their conversation", labels=["provider", "key"])
+        moves = CounterMetricFamily("pooltui_key_affinity_moves", "Conversations that moved off this key: it had no "
+                                    "room (cooling, parked, at a limit or its cap)", labels=["provider", "key"])
+        cache = CounterMetricFamily("pooltui_key_cache_tokens", "Prompt tokens each key's answers read from or "
+                                    "wrote to their organization's prompt cache, and the cacheable input",
+                                    labels=["provider", "key", "kind"])
+        hit_rate = GaugeMetricFamily("pooltui_key_cache_hit_ratio", "Prompt tokens read from the cache / cacheable "
+                                     "input tokens, 0 to 1 (keys whose answers reported caching)",
+                                     labels=["provider", "key"])
+        conversations = GaugeMetricFamily("pooltui_pool_conversations", "Conversations whose key the pool remembers "
+                                          "(affinity on)", labels=["provider"])
         seen = set()  # a provider's pool is reported once, however many clients use it (one pool per provider)
         waiting: dict[str, int] = {}
         for client in self.proxy.clients.values():
@@ -59,6 +71,8 @@ class _PoolCollector:
                 usable.add_metric([up.name], pool.usable())
                 size.add_metric([up.name], len(pool))
                 queue.add_metric([up.name], waiting.get(up.name, 0))
+                if pool.affinity != "off":
+                    conversations.add_metric([up.name], pool.conversations)
                 for key in pool.keys:
                     s = key.stats
                     requests.add_metric([up.name, key.label], s.requests)
@@ -67,6 +81,14 @@ class _PoolCollector:
                     tokens.add_metric([up.name, key.label, "in"], s.tokens_in)
                     tokens.add_metric([up.name, key.label, "out"], s.tokens_out)
                     cost.add_metric([up.name, key.label], s.cost)
+                    if key.cacheable:
+                        cache.add_metric([up.name, key.label, "read"], key.cache_read)
+                        cache.add_metric([up.name, key.label, "write"], key.cache_write)
+                        cache.add_metric([up.name, key.label, "cacheable"], key.cacheable)
+                        hit_rate.add_metric([up.name, key.label], key.cache_read / key.cacheable)
+                    if pool.affinity != "off":
+                        hits.add_metric([up.name, key.label], key.affinity_hits)
+                        moves.add_metric([up.name, key.label], key.affinity_moves)
                     for st in KeyState:
                         state.add_metric([up.name, key.label, st.value], 1.0 if key.state is st else 0.0)
                     for fit in key.estimates():
@@ -83,7 +105,7 @@ class _PoolCollector:
                                       "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, cost, state, learned_limit, learned_window, learned_rate, learned_sure,
-                    usable, size, queue, fallback, proxied, refused)
+                    usable, size, queue, fallback, proxied, refused, hits, moves, conversations, cache, hit_rate)
         yield from self._callers()
         yield self._upstream()
 

@@ -37,14 +37,15 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
     specs = []
     for entry in p.pool_keys():
         try:
-            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group))
+            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group, entry.cache_group))
         except SecretStoreError as exc:
             if problems is not None:
                 problems.append(f"{p.name}/{entry.label}: {exc}")
     if not specs and p.profile.keyless:
         return None
     pool = Pool(p.name, specs, p.strategy, clock=clock, cooldown=p.cooldown, events=events,
-                max_inflight=p.max_inflight_per_key, learn=p.learn_limits)
+                max_inflight=p.max_inflight_per_key, learn=p.learn_limits, affinity=p.affinity_mode,
+                affinity_wait_s=p.affinity_wait_s)
     loaded = {s.label for s in specs}
     for entry in p.pool_keys():
         if entry.label not in loaded:

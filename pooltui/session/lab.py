@@ -39,6 +39,30 @@ from pooltui.sim.wiring import client_for_scenario
 from pooltui.store.history import History
 
 LAB_STRATEGIES = (*STRATEGIES, *HERMES_STRATEGIES)
+#: a lab run's name for a pooltui strategy with conversation affinity on ("round-robin+affinity")
+AFFINITY_SUFFIX = "+affinity"
+AFFINITY_CHOICES = ("off", "on", "both")
+
+
+def with_affinity(names: list[str], affinity: str) -> list[str]:
+    """The runs for ``names`` with affinity "off" (as named), "on" or "both" (each pooltui strategy without
+    it, then with it: ``round-robin``, ``round-robin+affinity``); Hermes's emulated pools have none."""
+    if affinity not in AFFINITY_CHOICES:
+        raise ValueError(f"affinity must be one of {', '.join(AFFINITY_CHOICES)}, not {affinity!r}")
+    out: list[str] = []
+    for name in names:
+        if affinity != "on" or name in HERMES_STRATEGIES:
+            out.append(name)
+        if affinity != "off" and name not in HERMES_STRATEGIES:
+            out.append(name + AFFINITY_SUFFIX)
+    return out
+
+
+def split_affinity(run: str) -> tuple[str, str]:
+    """A lab run's strategy and its pool's affinity mode: ``round-robin+affinity`` -> (round-robin, prefix)."""
+    if run.endswith(AFFINITY_SUFFIX):
+        return run.removesuffix(AFFINITY_SUFFIX), "prefix"
+    return run, "off"
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -247,8 +271,9 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
                                                mono=now)
             send: Sender = client.send
         else:
-            client = client_for_scenario(scenario, server, strategy, seed=seed, clock=clock, http=http,
-                                         latency_clock=elapsed)
+            name, affinity = split_affinity(strategy)
+            client = client_for_scenario(scenario, server, name, seed=seed, clock=clock, http=http,
+                                         latency_clock=elapsed, affinity=affinity)
             for up in client.upstreams:
                 up.pool.learn = learn
             send = _pooltui_sender(client, scenario)

@@ -198,7 +198,7 @@ class LiveConfig:
                 key = None
             added = key is None
             if key is None:
-                pool.add_key(KeySpec(entry.label, secret, entry.quota_group))
+                pool.add_key(KeySpec(entry.label, secret, entry.quota_group, entry.cache_group))
                 out.append(f"{pool.name}/{entry.label} added")
                 key = pool.key(entry.label)
             newly = was_disabled is None or added or (entry.label in was_disabled) != entry.disabled

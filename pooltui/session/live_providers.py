@@ -71,4 +71,7 @@ def _upstream(up: Upstream, p: ProviderConfig) -> list[str]:
         if pool.max_inflight != p.max_inflight_per_key:
             pool.max_inflight = p.max_inflight_per_key
             out.append(f"{p.name} max_inflight_per_key {p.max_inflight_per_key or 'off'}")
+        if (pool.affinity, pool.affinity_wait_s) != (p.affinity_mode, p.affinity_wait_s):
+            pool.set_affinity(p.affinity_mode, p.affinity_wait_s)
+            out.append(f"{p.name} affinity {p.affinity_mode}, wait {p.affinity_wait_s:g} s")
     return out

@@ -10,6 +10,7 @@ from pooltui.client.pool_client import PoolClient
 from pooltui.core.clock import Clock
 from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind, StateChange
+from pooltui.core.pool import Pool
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import LATENCY_BUCKETS, CallerWindow, Histogram, RollingCounter, percentile
 from pooltui.core.trace import RequestTrace, format_trace
@@ -71,6 +72,16 @@ class FallbackView(TypedDict):
     serving: bool
 
 
+class AffinityView(TypedDict):
+    """Conversations kept on the key that holds their prompt cache (see core/affinity.py), per provider."""
+
+    mode: str  # "prefix", "session" or "off"
+    conversations: int  # conversations whose key is remembered now
+    hits: int  # requests that stayed on their conversation's key (or one of its cache group)
+    moves: int  # conversations that moved on: their key had no room
+    new: int  # conversations seen first (or after their cache expired): the strategy chose
+
+
 class PanelView(TypedDict):
     """Everything the monitor's panels show for one provider."""
 
@@ -101,6 +112,7 @@ class PanelView(TypedDict):
     last_incident: IncidentView | None
     fallbacks: list[FallbackView]
     timeline: TimelineView  # per key, the last 15 minutes in 10 s buckets
+    affinity: AffinityView
 
 
 class EventView(TypedDict):
@@ -132,6 +144,18 @@ class StateView(TypedDict):
     traces: dict[str, list[TraceView]]
 
 
+NO_AFFINITY: AffinityView = {"mode": "off", "conversations": 0, "hits": 0, "moves": 0, "new": 0}
+
+
+def affinity_view(pool: Pool | None, keys: list[KeySnapshot]) -> AffinityView:
+    """The pool's affinity figures (its keys' counters summed from their snapshot)."""
+    if pool is None:
+        return NO_AFFINITY.copy()
+    return {"mode": pool.affinity, "conversations": pool.conversations,
+            "hits": sum(k["affinity_hits"] for k in keys), "moves": sum(k["affinity_moves"] for k in keys),
+            "new": pool.affinity_new}
+
+
 def empty_panel(provider: str) -> PanelView:
     """The view of a provider nothing is known about yet."""
     zeros = [0] * 60
@@ -144,7 +168,7 @@ def empty_panel(provider: str) -> PanelView:
             "latency": {"requests": 0, "p50_ms": None, "p95_ms": None},
             "wait": {"p50_s": None, "p95_s": None, "slowest_s": 0.0, "waiting": 0, "longest_now_s": 0.0},
             "outage": None, "incident": None, "last_incident": None, "fallbacks": [],
-            "timeline": no_timeline()}
+            "timeline": no_timeline(), "affinity": NO_AFFINITY.copy()}
 
 
 
@@ -333,6 +357,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "last_incident": tracker.last,
         "fallbacks": fallbacks,
         "timeline": series.timeline.view(now) if timeline else no_timeline(now),
+        "affinity": affinity_view(pool, keys),
     }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pooltui.core import validate
+from pooltui.core.affinity import check_affinity, default_affinity
 from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
@@ -56,6 +57,7 @@ class KeyEntry:
     budget: Budget = field(default_factory=Budget)
     disabled: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    cache_group: str | None = None  # keys sharing a prompt cache (one organization); default: the quota group
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self.extra, "label": self.label, "secret": self.secret}
@@ -65,6 +67,8 @@ class KeyEntry:
             out["disabled"] = True
         if self.quota_group:
             out["quota_group"] = self.quota_group
+        if self.cache_group:
+            out["cache_group"] = self.cache_group
         for name in _BUDGET_FIELDS:
             value = getattr(self.budget, name.removeprefix("budget_"))
             if value is not None:
@@ -96,6 +100,10 @@ class ProviderConfig:
     reverify_max_s: float = 3600.0  # ... up to this
     default_model: str | None = None  # the model asked of this provider when the caller's model is not its own
     model_map: dict[str, str] = field(default_factory=dict)  # the caller's model -> this provider's name for it
+    #: "prefix" | "session" | "off": keep a conversation on the key that holds its prompt cache; None: the
+    #: default for its kind (on where the provider caches per organization: anthropic, openai)
+    affinity: str | None = None
+    affinity_wait_s: float = 0.0  # how long a request may wait for its conversation's key (0: moves on at once)
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +111,11 @@ class ProviderConfig:
     def profile(self) -> ProviderProfile:
         return profile_for(self.kind, name=self.name, base_url=self.base_url, default_model=self.default_model,
                            model_map=self.model_map)
+
+    @property
+    def affinity_mode(self) -> str:
+        """The affinity in force: the configured one, else the default for the provider's kind."""
+        return self.affinity if self.affinity is not None else default_affinity(self.kind)
 
     @property
     def cooldown(self) -> CooldownPolicy:
@@ -157,6 +170,10 @@ class ProviderConfig:
             out["default_model"] = self.default_model
         if self.model_map:
             out["model_map"] = dict(self.model_map)
+        if self.affinity is not None:
+            out["affinity"] = self.affinity
+        if self.affinity_wait_s:
+            out["affinity_wait_s"] = self.affinity_wait_s
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -360,11 +377,17 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
             budget_values[name.removeprefix("budget_")] = value
     note = data.pop("note", "")
     group = data.pop("quota_group", None)
+    cache_group = data.pop("cache_group", None)
     disabled = data.pop("disabled", False)
     if not isinstance(disabled, bool):
         raise ValueError(f"key {provider}/{label}: disabled must be true or false")
+    if cache_group is not None:
+        try:
+            cache_group = validate.label(cache_group, "cache_group")
+        except ValueError as exc:
+            raise ValueError(f"key {provider}/{label}: {exc}") from None
     return KeyEntry(label, secret, str(note), str(group) if group else None, Budget(**budget_values), disabled,
-                    data)
+                    data, cache_group)
 
 
 def _provider(name: str, raw: Any) -> ProviderConfig:
@@ -410,12 +433,20 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
     if inflight is not None:
         validate.whole("max_inflight_per_key", inflight, 1)
     learn = validate.flag("learn_limits", data.pop("learn_limits", True))
+    affinity = data.pop("affinity", None)
+    if affinity is not None:
+        try:
+            affinity = check_affinity(affinity)
+        except ValueError as exc:
+            raise ValueError(f"provider {name}: {exc}") from None
+    affinity_wait = _seconds(data, "affinity_wait_s", 0.0, 0.0)
     default_model, model_map = _models(name, data.pop("default_model", None), data.pop("model_map", {}))
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
                           keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts,
                           max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max,
-                          learn_limits=learn, default_model=default_model, model_map=model_map, **limits)
+                          learn_limits=learn, default_model=default_model, model_map=model_map, affinity=affinity,
+                          affinity_wait_s=affinity_wait, **limits)
 
 
 def _models(provider: str, default: Any, mapping: Any) -> tuple[str | None, dict[str, str]]:
@@ -491,7 +522,8 @@ def parse_config(text: str, path: Path) -> Config:
 def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
                  "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", "max_inflight_per_key",
-                 "reverify_s", "reverify_max_s", "learn_limits", "default_model", "model_map",
+                 "reverify_s", "reverify_max_s", "learn_limits", "default_model", "model_map", "affinity_wait_s",
+                 "affinity", "cache_group",
                  *_LIMITS, *_BUDGET_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name

@@ -20,7 +20,7 @@ from pooltui.core import validate
 from pooltui.store.config import _BUDGET_FIELDS, Config, parse_config
 from pooltui.store.toml_merge import dumps_merged
 
-_KEY_FIELDS = frozenset({"label", "secret", "disabled", "quota_group", *_BUDGET_FIELDS})
+_KEY_FIELDS = frozenset({"label", "secret", "disabled", "quota_group", "cache_group", *_BUDGET_FIELDS})
 
 
 def shared_part(cfg: Config) -> str:

@@ -289,6 +289,9 @@ def key_detail(snap: KeySnapshot, events: list[Event], now: float) -> Text:
 
     text.append(f"secret {snap['masked']}  fingerprint {snap['fingerprint']}  quota group "
                 f"{snap.get('quota_group') or '-'}\n")
+    if snap.get("affinity_hits") or snap.get("affinity_moves"):
+        text.append(f"affinity: {snap.get('affinity_hits', 0)} requests stayed (its cache held their conversation), "
+                    f"{snap.get('affinity_moves', 0)} conversations moved off (no room)\n")
     head("state")
     text.append_text(fmt.state_cell(snap))
     until = snap.get("until")
