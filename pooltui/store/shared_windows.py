@@ -1,0 +1,394 @@
+"""Budget windows held across the fleet (issue 27 item 3): a Redis-backed ``Slots`` per (provider, key, what).
+
+**The window in Redis** is a sorted set per (provider, key label, key fingerprint, what): one member per lease
+or per settled use, ``"<id>:<units>"`` scored by its time in ms. A sorted set rather than sub-window counters:
+the window is exact (a counter per sub-window lets up to one sub-window's worth through at its edges, a burst
+the provider answers with 429s at small limits such as 8 per 5 s), a use can be moved to its real send time
+(a lease is replaced by what it was used for), and its size is bounded by the leases in one window, which
+is small. The atomic step is a Lua script (redis-py ``register_script``: EVALSHA, reloaded on NOSCRIPT):
+read the window, drop what left it, grant up to what is free, all in one step, on Redis's own clock
+(``TIME``), so no two processes ever take the same slot. A library was not used: none keeps leases and
+gives back the unused part. Every entry the script reads is checked like network input: a member that is
+not ``id:units``, holds more than the limit or lies in the future is removed (and counted; the process
+says so once); a key of the wrong Redis type is deleted. Anyone who can write to Redis can still fill a
+window with well-formed entries, but only for one window: nothing planted blocks a key for longer, lets a
+burst through, or reaches the process unchecked.
+
+**Each pick stays local.** A process LEASES a small batch (``max(1, limit / (4 * processes))``) ahead of
+need, from a background task on the store's event loop; :meth:`SharedSlots.take` only counts down the
+lease. A lease ends after ``lease_s`` (a tenth of the window, at most 1 s) or when spent: its entry is then
+replaced by what was used, at the time of the last use (the provider counts a request from its send), and
+what was not used is free again for everyone. Held slots (in flight) count everywhere from their lease.
+
+**Redis down**: each process paces on its own share (``limit // processes seen``, at least 1) from its
+local history, and says so once. Every unit taken is kept locally for one window, so when Redis comes back
+empty (restarted) each process writes back what it took (nothing is lost); for one window after any
+reconnect a process also keeps within its share (the others may not have written theirs back yet: no
+burst gets through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pooltui.store.shared_wire import Rejected, lease_answer
+
+#: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
+#: member's id); returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused}
+TAKE_LUA = """
+local key = KEYS[1]
+local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local kind = redis.call('TYPE', key).ok
+local refused = 0
+if kind ~= 'zset' and kind ~= 'none' then
+  redis.call('DEL', key)
+  refused = 1
+end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+local used, kept = 0, {}
+for i = 1, #entries, 2 do
+  local member, score = entries[i], tonumber(entries[i + 1])
+  local units = tonumber(string.match(member, '^[%w%.%-_]+:[%w%.%-_]+:(%d+)$') or '')
+  if units == nil or units > limit or score > now + 1000 then
+    redis.call('ZREM', key, member)
+    refused = refused + 1
+  else
+    used = used + units
+    kept[#kept + 1] = {score, units}
+  end
+end
+local got = math.max(0, math.min(want, limit - used))
+if got > 0 then
+  redis.call('ZADD', key, now, ARGV[4] .. ':' .. got)
+end
+local opens = 0
+if got < want then
+  local free, need = limit - used - got, want - got
+  for i = 1, #kept do
+    free = free + kept[i][2]
+    if free >= need then
+      opens = math.max(0, kept[i][1] + window - now)
+      break
+    end
+  end
+  if free < need then opens = window end
+end
+redis.call('PEXPIRE', key, window * 2 + 1000)
+return {got, now, opens, used + got, refused}
+"""
+
+#: a lease ends: remove its member ARGV[1]; when ARGV[2] is not empty, add that member (what was used) at
+#: ARGV[3] ms, never later than Redis's own time; returns Redis time in ms
+SETTLE_LUA = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('TYPE', key).ok ~= 'zset' then
+  if redis.call('EXISTS', key) == 1 then redis.call('DEL', key) end
+end
+redis.call('ZREM', key, ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('ZADD', key, math.min(tonumber(ARGV[3]), now), ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[4]) * 2 + 1000)
+end
+return now
+"""
+
+LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the rest stays free for the others
+MAX_LEASE_S = 1.0
+TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
+
+
+@dataclass(slots=True)
+class _Lease:
+    member: str  # its member in the window (id:units)
+    units: int  # leased
+    used: int  # of those, taken by picks
+    at: float  # local time it was granted
+    last_use: float  # local time of its latest use
+    ends: float  # local time it is settled
+
+
+class SharedSlots:
+    """One shared window (a ``Slots``): ``limit`` units per ``window_s`` across every process on the Redis."""
+
+    def __init__(self, group: SharedWindows, name: str, label: str, limit: int, window_s: float) -> None:
+        self.group, self.name, self.label = group, name, label
+        self.limit, self.window_s = limit, window_s
+        self.lease: _Lease | None = None
+        self.left = 0  # units of the lease not taken yet
+        self.want = 0  # units a pick asked for and the lease did not have: lease that many ahead
+        self.asked_at = -1e18  # local time a pick last took or asked
+        self.history: deque[tuple[float, int, str]] = deque()  # (local time, units, member) taken here
+        self.opens_at = 0.0  # local time the shared window said the next lease fits
+        self.fleet_held = 0  # units the whole fleet holds in the window (as the last lease saw it)
+
+    # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
+    def mine(self, now: float) -> int:
+        """Units this process holds in the window: taken (its history) and in its open lease."""
+        self._forget(now)
+        lease = self.lease
+        return sum(units for _, units, _ in self.history) + (lease.used if lease is not None else 0)
+
+    def room(self, now: float) -> int:
+        share = self._share_room(now)
+        if not self.group.connected:
+            return share if share is not None else 0
+        return self.left if share is None else min(self.left, share)
+
+    def take(self, now: float, n: int = 1) -> bool:
+        self.asked_at = now
+        share = self._share_room(now)
+        if share is not None and share < n:
+            return False
+        if not self.group.connected:  # Redis down: this process's share, kept for when it comes back
+            self.history.append((now, n, self.group.member_id(n)))
+            return True
+        lease = self.lease
+        if lease is None or self.left < n or now >= lease.ends:
+            self.want = max(self.want, n)
+            self.group.wake()
+            return False
+        self.left -= n
+        lease.used += n
+        lease.last_use = now
+        return True
+
+    def settle(self, now: float, held: int, used: int) -> None:
+        extra = used - held
+        if extra == 0:
+            return
+        lease = self.lease
+        if lease is not None and now < lease.ends and lease.used >= -extra:
+            give = min(extra, self.left) if extra > 0 else extra
+            lease.used += give
+            self.left -= give
+            extra -= give
+        if extra > 0:  # more than held and leased: counted as taken now (the provider counted it)
+            member = self.group.member_id(extra)
+            self.history.append((now, extra, member))
+            self.group.extra.append((self, now, member))
+            self.group.wake()
+
+    def opens_in(self, now: float, n: int = 1) -> float:
+        if self.room(now) >= n:
+            return 0.0
+        share = self._share_room(now)
+        if share is not None and share < n:
+            return max(TICK_S, self._share_opens(now, n))
+        return max(TICK_S, self.opens_at - now)
+
+    # ------------------------------------------------------------------ pacing alone
+    def _share_room(self, now: float) -> int | None:
+        """Room within this process's share, while it paces alone (Redis down, or within a window of a
+        reconnect); None otherwise."""
+        if self.group.connected and now >= self.group.alone_until:
+            return None
+        return self.group.share(self.limit) - self.mine(now)
+
+    def _share_opens(self, now: float, n: int) -> float:
+        over = self.mine(now) + n - self.group.share(self.limit)
+        for t, units, _ in self.history:
+            over -= units
+            if over <= 0:
+                return t + self.window_s - now
+        return self.window_s
+
+    def _forget(self, now: float) -> None:
+        history, edge = self.history, now - self.window_s
+        while history and history[0][0] <= edge:
+            history.popleft()
+
+    def batch(self) -> int:
+        return max(1, self.limit // (LEASE_SHARE * max(1, self.group.processes())))
+
+    def lease_s(self) -> float:
+        return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
+
+
+class SharedWindows:
+    """Every shared window of this process and the background task that leases and settles their slots.
+
+    ``redis`` gives the store's connection (None before it connects); ``processes`` the number of processes
+    the fleet's heartbeats show (this one included); ``fingerprint(provider, label)`` the key's fingerprint
+    (two configs that reuse a label for different keys never share a window)."""
+
+    def __init__(self, prefix: str, instance: str, redis: Callable[[], Any], processes: Callable[[], int],
+                 fingerprint: Callable[[str, str], str], log: Callable[[str], None] = lambda line: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.prefix, self.instance, self._redis, self.processes = prefix, instance, redis, processes
+        self.fingerprint, self.log, self.clock = fingerprint, log, clock
+        self.slots: dict[str, SharedSlots] = {}
+        self.connected = True  # until a call says otherwise (the first lease tells)
+        self.alone_until = 0.0  # local time until which each process also keeps to its share (after a reconnect)
+        self.extra: list[tuple[SharedSlots, float, str]] = []  # used beyond what was held: to write
+        self.offset_s = 0.0  # Redis's clock minus ours
+        self.refused = 0  # entries of the shared windows refused (planted, malformed)
+        self._epoch: str | None = None
+        self._seq = itertools.count(1)
+        self._tag = uuid.uuid4().hex[:8]
+        self._wake: asyncio.Event | None = None
+        self._said: set[str] = set()
+        self._take: Any = None
+        self._settle: Any = None
+
+    # ------------------------------------------------------------------ the WindowFactory
+    def __call__(self, provider: str, label: str, what: str, limit: int, window_s: float) -> SharedSlots:
+        """The shared window of ``what`` on ``provider``'s key ``label`` (one object per window; a new limit or
+        window length replaces the old one's)."""
+        name = f"{self.prefix}:win:{provider}:{label}:{self.fingerprint(provider, label)}:{what}"
+        slots = self.slots.get(name)
+        if slots is None:
+            slots = self.slots[name] = SharedSlots(self, name, label, limit, window_s)
+        slots.limit, slots.window_s = limit, window_s
+        return slots
+
+    def member_id(self, units: int) -> str:
+        return f"{self._tag}:{next(self._seq)}:{units}"
+
+    def share(self, limit: int) -> int:
+        """This process's share of ``limit`` while it paces alone."""
+        return max(1, limit // max(1, self.processes()))
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def say_once(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            self.log(line)
+
+    def usage(self, now: float) -> list[dict[str, Any]]:
+        """Per window: its limit, what this process holds in it, what the fleet held at its last lease."""
+        return [{"window": s.name.split(":win:", 1)[1], "limit": s.limit, "window_s": s.window_s,
+                 "mine": s.mine(now), "fleet": s.fleet_held} for s in self.slots.values()]
+
+    # ------------------------------------------------------------------ the background task
+    async def run(self) -> None:
+        """Lease ahead of need, settle what ran out, write back after Redis lost the windows; never ends."""
+        self._wake = asyncio.Event()
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_S)
+            self._wake.clear()
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Rejected as exc:
+                self.refused += 1
+                self.say_once(f"shared windows: dropped an answer of the store ({exc})")
+            except Exception as exc:  # Redis unreachable: each process paces on its share
+                self._down(exc)
+
+    async def _round(self) -> None:
+        redis = self._redis()
+        if redis is None:
+            return  # the store has not started yet
+        if self._take is None:
+            self._take, self._settle = redis.register_script(TAKE_LUA), redis.register_script(SETTLE_LUA)
+        if not self.connected or self._epoch is None:
+            await self._rejoin(redis)
+        now = self.clock()
+        for slots in list(self.slots.values()):
+            lease = slots.lease
+            if lease is not None and (now >= lease.ends or (slots.left == 0 and slots.want)):
+                await self._end_lease(slots, lease)
+            if slots.lease is None and (slots.want or now - slots.asked_at < slots.lease_s()):
+                await self._lease(slots, max(slots.batch(), slots.want))
+        extra, self.extra = self.extra, []
+        for slots, at, member in extra:
+            await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
+
+    async def _lease(self, slots: SharedSlots, want: int) -> None:
+        member = f"{self._tag}:{next(self._seq)}"
+        sent = self.clock()
+        raw = await self._take(keys=[slots.name], args=[self._ms(slots), slots.limit, want, member])
+        got, redis_ms, opens_ms, held, refused = lease_answer(raw, want, slots.limit, self._ms(slots))
+        now = self.clock()
+        self.offset_s = redis_ms / 1000 - (sent + now) / 2
+        self.connected = True
+        slots.fleet_held = held
+        if refused:
+            self.refused += refused
+            self.say_once(f"shared windows: refused {refused} entries of {slots.name} that were not what they "
+                          "claim (malformed, over the limit or in the future)")
+        if got:
+            slots.lease = _Lease(f"{member}:{got}", got, 0, now, now, now + slots.lease_s())
+            slots.left, slots.want = got, 0
+        else:
+            slots.opens_at = now + opens_ms / 1000
+
+    async def _end_lease(self, slots: SharedSlots, lease: _Lease) -> None:
+        """Replace the lease's entry by what was used, at its last use; the rest is free again."""
+        slots.lease, slots.left = None, 0
+        used = lease.used
+        member = self.member_id(used) if used else ""
+        if used:
+            slots.history.append((lease.last_use, used, member))
+        await self._settle(keys=[slots.name], args=[lease.member, member, self._score(lease.last_use),
+                                                    self._ms(slots)])
+
+    def _down(self, exc: BaseException) -> None:
+        if self.connected:
+            self.connected = False
+            for slots in self.slots.values():  # what was leased and used stays counted here
+                lease = slots.lease
+                if lease is not None and lease.used:
+                    slots.history.append((lease.last_use, lease.used, self.member_id(lease.used)))
+                slots.lease, slots.left = None, 0
+            self.say_once(f"shared windows: the store is unreachable ({type(exc).__name__}): each process paces on "
+                          f"its own share of each key's limit (limit / {max(1, self.processes())} processes seen)")
+
+    async def _rejoin(self, redis: Any) -> None:
+        """(Re)connected: if Redis lost the windows (restarted, flushed), write back what this process took
+        within a window; keep to the share for one more window either way."""
+        marker = f"{self.prefix}:win:epoch"
+        epoch = await redis.get(marker)
+        if epoch is None:
+            await redis.set(marker, uuid.uuid4().hex, nx=True)
+            epoch = await redis.get(marker)
+        was_down = not self.connected
+        if self._epoch is not None and epoch != self._epoch:
+            await self._reseed(redis)
+        self._epoch = epoch if isinstance(epoch, str) else None
+        if was_down:
+            self.connected = True
+            self.alone_until = self.clock() + max((s.window_s for s in self.slots.values()), default=0.0)
+            self.say_once("shared windows: the store is back: windows shared again")
+
+    async def _reseed(self, redis: Any) -> None:
+        now = self.clock()
+        async with redis.pipeline(transaction=False) as pipe:
+            for slots in self.slots.values():
+                slots._forget(now)
+                if slots.history:
+                    pipe.zadd(slots.name, {member: float(self._score(t)) for t, _, member in slots.history})
+                    pipe.pexpire(slots.name, self._ms(slots) * 2 + 1000)
+            await pipe.execute()
+
+    def _score(self, local: float) -> int:
+        return int((local + self.offset_s) * 1000)
+
+    @staticmethod
+    def _ms(slots: SharedSlots) -> int:
+        return max(1, int(slots.window_s * 1000))
+
+    async def give_back(self) -> None:
+        """On exit: settle every open lease (what was not used is free for the others at once)."""
+        for slots in list(self.slots.values()):
+            if slots.lease is not None:
+                with contextlib.suppress(Exception):
+                    await self._end_lease(slots, slots.lease)
