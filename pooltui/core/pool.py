@@ -33,6 +33,7 @@ from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.timefmt import clock, duration
 from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
+from pooltui.core.windows import KeyLimits, WindowFactory, local_window
 
 _OK = KeyState.OK
 _EXCLUSIONS_SHOWN = 16
@@ -59,6 +60,10 @@ class KeySpec:
     label: str
     secret: str
     quota_group: str | None = None
+    #: declared limits of the key (its own over its provider's default), None when nothing is declared
+    limits: KeyLimits | None = None
+    #: declared limits for one model: (model, limits already merged over the key's), where given
+    model_limits: tuple[tuple[str, KeyLimits], ...] = ()
 
 
 _NONE, _NEXT, _HELD = Probe.NONE, Probe.NEXT, Probe.HELD  # bound once: the pick reads them often
@@ -168,8 +173,11 @@ class Pool:
         preempt: bool = True,
         max_inflight: int | None = None,
         learn: bool = True,
+        windows: WindowFactory | None = None,
     ) -> None:
         self.name = name
+        #: builds each declared window of a key: (provider, key label or "label@model", what, limit, window_s)
+        self.windows: WindowFactory = windows or local_window
         self.preempt = preempt
         #: learn each key's limit from its 429s where successes state no budget, and pace picks by it
         self.learn = learn
