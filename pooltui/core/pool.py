@@ -33,7 +33,7 @@ from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.timefmt import clock, duration
 from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
-from pooltui.core.windows import KeyLimits, WindowFactory, local_window
+from pooltui.core.windows import LEARNED, KeyLimits, Slots, WindowFactory, local_window
 
 _OK = KeyState.OK
 _EXCLUSIONS_SHOWN = 16
@@ -178,6 +178,9 @@ class Pool:
         self.name = name
         #: builds each declared window of a key: (provider, key label or "label@model", what, limit, window_s)
         self.windows: WindowFactory = windows or local_window
+        #: label -> the fleet's window of the key's learnt limit (only with a shared factory: see use_windows)
+        self._learned_windows: dict[str, Slots] = {}
+        self._share_learned = windows is not None and windows is not local_window
         self.preempt = preempt
         #: learn each key's limit from its 429s where successes state no budget, and pace picks by it
         self.learn = learn
@@ -314,6 +317,31 @@ class Pool:
         return [(k.label, fit.model, k.fingerprint, fit.limit, fit.window_s, fit.estimate.sure)
                 for k in self._keys for fit in k.estimates()]
 
+    def use_windows(self, windows: WindowFactory) -> None:
+        """Build budget windows with ``windows`` from now on (a shared store's: held across the fleet); the key's
+        learnt limit is then paced by a window of that factory too (``what`` :data:`LEARNED`), since a learnt
+        limit is the key's, not this process's."""
+        self.windows = windows
+        self._learned_windows = {}
+        self._share_learned = windows is not local_window
+
+    def _learned_window(self, key: PoolKey, learned: LearnedLimit) -> Slots | None:
+        """The fleet's window of ``key``'s learnt limit (None without a shared factory or an estimate)."""
+        limit, window_s = learned.limit, learned.window_s
+        if not self._share_learned or limit is None or window_s is None:
+            return None
+        slots = self._learned_windows.get(key.label)
+        if slots is None or slots.limit != limit or slots.window_s != window_s:
+            slots = self._learned_windows[key.label] = self.windows(self.name, key.label, LEARNED, limit, window_s)
+        return slots
+
+    def _learned_full(self, key: PoolKey, learned: LearnedLimit, now: float) -> bool:
+        """The key's learnt limit leaves no room now: in this process's own window, or in the fleet's."""
+        if learned.full(now):
+            return True
+        shared = self._learned_window(key, learned) if self._share_learned else None
+        return shared is not None and shared.room(now) < 1
+
     def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
         """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
         it from the first request; the next 429 re-fits it. False when the key is not here or states budgets."""
@@ -449,8 +477,8 @@ class Pool:
             return None
         key = self._choose()
         if self.learn:
-            while not key.stated and (learned := key.learned) is not None and learned.full(now) and \
-                    self._pace(key, learned, now, trace):
+            while not key.stated and (learned := key.learned) is not None and \
+                    self._learned_full(key, learned, now) and self._pace(key, learned, now, trace):
                 if not self._avail:  # every key at its learnt limit: the caller waits for the first opening
                     if trace is not None:
                         trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
@@ -492,6 +520,9 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.sent(now)
+            if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
+                    and not fleet.take(now):
+                fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
         if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
@@ -554,6 +585,9 @@ class Pool:
         """The key's learnt window is full: it rests until the window has room again, instead of collecting a
         429. Returns False when it has room after all."""
         wait = learned.opens_in(now)
+        fleet = self._learned_window(key, learned) if self._share_learned else None
+        if fleet is not None:
+            wait = max(wait, fleet.opens_in(now))
         if wait <= 0:
             return False
         reason = f"learned limit {learned.limit} per {learned.window_s:.1f} s reached"
@@ -625,7 +659,11 @@ class Pool:
         if key.inflight > 0:
             key.inflight -= 1
         if self.learn and not key.stated:
-            self._estimate(key, model).answered(self.clock.now() - latency_s)
+            est = self._estimate(key, model)
+            est.answered(self.clock.now() - latency_s)
+            if latency_s == 0 and self._share_learned and est is key.learned and \
+                    (fleet := self._learned_window(key, est)) is not None:
+                fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         if key.allow is not None:
             key.allow += 1
         if key.probe is _HELD:
@@ -765,7 +803,11 @@ class Pool:
         if key.inflight > 0:
             key.inflight -= 1
         if self.learn and not key.stated:
-            self._estimate(key, model).answered(self.clock.now() - latency_s)
+            est = self._estimate(key, model)
+            est.answered(self.clock.now() - latency_s)
+            if latency_s == 0 and self._share_learned and est is key.learned and \
+                    (fleet := self._learned_window(key, est)) is not None:
+                fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         self._answered(key)
         key.stats.transport += 1
         key.stats.latencies.append(latency_s)

@@ -28,6 +28,8 @@ MINUTE_S = 60.0
 DAY_S = 86_400.0
 What = Literal["requests", "tokens", "input_tokens", "output_tokens"]
 WHATS: tuple[What, ...] = ("requests", "tokens", "input_tokens", "output_tokens")
+#: ``what`` of the window a key's learnt limit (requests, from its 429s) is paced by when windows are shared
+LEARNED = "learned"
 
 
 class Slots(Protocol):

@@ -13,6 +13,9 @@ what the others learnt. What goes out, and how:
 - **In batches** (every half second): each key's request count (least-used balances the fleet's counts;
   a newcomer's round-robin starts after the fleet's last pick), this process's events (a Redis stream the
   fleet monitor merges), and a heartbeat (host, pid, requests/s, its panels).
+- **Budget windows** (declared limits and learnt ones, requests and tokens): one shared sliding window per
+  key and limit, slots leased in small batches ahead of need (:mod:`pooltui.store.shared_windows`); each
+  key's learnt estimate is published and the fleet's surest is applied everywhere (:meth:`merge_learned`).
 - **The config**: a process that reloads its changed config file publishes it (references only, never a
   secret) with a generation; processes on other hosts apply its keys and strategy.
 
@@ -42,6 +45,7 @@ from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
 from pooltui.store.fleet import CONNECTED, failure_of, names, redact_url, status_line
+from pooltui.store.shared_windows import SharedWindows
 from pooltui.store.shared_wire import Rejected
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
@@ -88,12 +92,26 @@ class SharedKeyStates:
     _rotation_seen: bool = False
     _applying: bool = False
     _remote: set[tuple[str, str]] = field(default_factory=set)  # (provider, label) whose state came from elsewhere
+    #: budget windows shared across the fleet (``[state] share_windows``; off: each process paces alone)
+    share_windows: bool = True
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _redis: Any = None
 
     def __post_init__(self) -> None:
         self.keys = names(self.prefix)
         self._said_once: set[str] = set()
+        self.processes_seen = 1  # this one, until heartbeats say how many serve the pool
+        self.windows: SharedWindows | None = None
+        if self.share_windows:
+            self.windows = SharedWindows(self.prefix, self.instance, lambda: self._redis,
+                                         lambda: self.processes_seen, self._fingerprint, self.log)
+
+    def _fingerprint(self, provider: str, label: str) -> str:
+        """The fingerprint of ``provider``'s key ``label`` (or ``label@model``) here; "" when unknown."""
+        for pool in self.pools.get(provider, []):
+            with contextlib.suppress(KeyError):
+                return pool.key(label.split("@", 1)[0]).fingerprint
+        return ""
 
     def dropped(self, what: str, why: str) -> None:
         """A value read from the store that is not what it claims to be: dropped, said once per reason."""
@@ -106,6 +124,8 @@ class SharedKeyStates:
     def attach(self, pool: Pool) -> None:
         """Share ``pool``'s key states, usage counts and events."""
         self.pools.setdefault(pool.name, []).append(pool)
+        if self.windows is not None:
+            pool.use_windows(self.windows)
         pool.events.subscribe(lambda event: self._changed(pool, event))
         pool.events.subscribe(lambda event: self._own_view(pool, event))
         self._listen_events(pool.events)
@@ -247,8 +267,10 @@ class SharedKeyStates:
                                      health_check_interval=5)
         if self._queue is None:
             self._queue = asyncio.Queue(10_000)
-        self._tasks = [asyncio.create_task(loop()) for loop in
-                       (self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop)]
+        loops = [self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop]
+        if self.windows is not None:
+            loops.append(self.windows.run)
+        self._tasks = [asyncio.create_task(loop()) for loop in loops]
         for _ in range(40):  # up to 2 s for the first connection; serving does not wait longer
             if self.connected:
                 break
@@ -262,6 +284,9 @@ class SharedKeyStates:
     async def stop(self) -> None:
         """Stop, in bounded time: a task stuck in a Redis call that does not end on cancellation (a connection
         torn down mid-read waits on the socket it is closing) must not hold the process's shutdown."""
+        if self.windows is not None and self.connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.windows.give_back(), 1.0)
         self.close()
         tasks = [*self._tasks, *self._spending]
         if tasks:
@@ -386,7 +411,19 @@ class SharedKeyStates:
         while True:
             with contextlib.suppress(Exception):
                 await self._redis.hset(self.keys.procs, self.instance, json.dumps(self.presence(time.time())))
+                self.processes_seen = await self._count_processes()
             await asyncio.sleep(every_s)
+
+    async def _count_processes(self, stale_s: float = 10.0) -> int:
+        """How many processes (this one included) sent a heartbeat within ``stale_s``; a bad one is not counted."""
+        now, seen = time.time(), 0
+        for raw in (await self._read(self._redis.hgetall(self.keys.procs), {}, "the heartbeats")).values():
+            try:
+                beat = shared_wire.heartbeat(json.loads(raw), now)
+            except (ValueError, Rejected):
+                continue
+            seen += now - beat["last_seen"] <= stale_s
+        return max(1, seen)
 
     def presence(self, now: float) -> dict[str, Any]:
         """What this process tells the fleet about itself."""
@@ -396,6 +433,8 @@ class SharedKeyStates:
         if self.describe is not None:
             with contextlib.suppress(Exception):
                 out["panels"] = self.describe()
+        if self.windows is not None and self.windows.slots:
+            out["windows"] = self.windows.usage(now)
         return out
 
     async def _batch_loop(self) -> None:

@@ -142,9 +142,14 @@ class SharedSlots:
         return sum(units for _, units, _ in self.history) + (lease.used if lease is not None else 0)
 
     def room(self, now: float) -> int:
+        """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
+        self.asked_at = now
         share = self._share_room(now)
         if not self.group.connected:
             return share if share is not None else 0
+        if self.left < 1:
+            self.want = max(self.want, 1)
+            self.group.wake()
         return self.left if share is None else min(self.left, share)
 
     def take(self, now: float, n: int = 1) -> bool:
