@@ -71,6 +71,14 @@ class LearnedLimit:
         """An estimate kept from an earlier run: counted as one fitted 429 (so a third sure at most)."""
         return cls(votes={limit: 1.0}, windows={limit: [window_s]}, limit=limit, window_s=window_s, observed=1)
 
+    def adopt(self, limit: int, window_s: float) -> None:
+        """An estimate learnt elsewhere (another process of the fleet, surer): picks are paced by it from now
+        on; this key's history stays and the next 429 re-fits."""
+        self.limit, self.window_s = limit, window_s
+        self.votes[limit] = max(self.votes.values(), default=0.0) + 1.0
+        self.windows.setdefault(limit, []).append(window_s)
+        self.observed = max(1, self.observed)
+
     @property
     def sure(self) -> float:
         """How sure the estimate is, 0 to 1: the share of the 429s' votes for limits whose rate (requests per

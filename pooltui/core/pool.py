@@ -348,6 +348,10 @@ class Pool:
         key = self._by_label.get(label)
         if key is None or key.stated or limit < 1 or not 0 < window_s <= 3600:
             return False
+        held = (key.learned_models or {}).get(model) if model else key.learned
+        if held is not None:  # what this process sent and saw stays: only the estimate changes
+            held.adopt(limit, window_s)
+            return True
         est = LearnedLimit.restored(limit, window_s)
         if model:
             if key.learned_models is None:

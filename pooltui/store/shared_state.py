@@ -54,6 +54,13 @@ _CHANGES = frozenset({EventKind.RATE_LIMITED, EventKind.INVALID, EventKind.FORBI
                       EventKind.STATE})
 
 
+def surer(a: tuple[int, float, float], b: tuple[int, float, float]) -> bool:
+    """Whether the estimate ``a`` (limit, window_s, sure) beats ``b``: surer, or as sure and a smaller rate."""
+    if abs(a[2] - b[2]) > 1e-9:
+        return a[2] > b[2]
+    return a[0] / a[1] < b[0] / b[1] - 1e-12
+
+
 def _retrying(attempt: int) -> float:
     return min(2.0, 0.05 * 2 ** attempt)
 
@@ -90,6 +97,8 @@ class SharedKeyStates:
     _spending: set[asyncio.Task] = field(default_factory=set)
     _counted: dict[tuple[str, str, str], int] = field(default_factory=dict)  # requests already added to Redis
     _rotation_seen: bool = False
+    #: (provider, label, fingerprint, model) -> (limit, window_s, sure) of an estimate adopted from the fleet
+    _adopted: dict[tuple[str, str, str, str], tuple[int, float, float]] = field(default_factory=dict)
     _applying: bool = False
     _remote: set[tuple[str, str]] = field(default_factory=set)  # (provider, label) whose state came from elsewhere
     #: budget windows shared across the fleet (``[state] share_windows``; off: each process paces alone)
@@ -127,6 +136,7 @@ class SharedKeyStates:
         if self.windows is not None:
             pool.use_windows(self.windows)
         pool.events.subscribe(lambda event: self._changed(pool, event))
+        pool.events.subscribe(lambda event: self._learned_changed(pool, event))
         pool.events.subscribe(lambda event: self._own_view(pool, event))
         self._listen_events(pool.events)
 
@@ -233,6 +243,53 @@ class SharedKeyStates:
             return
         self._put(self._state_of(pool, key, event.ts))
 
+    def _learned_changed(self, pool: Pool, event: Event) -> None:
+        if not self._applying and event.change is StateChange.LEARNED and event.key is not None:
+            with contextlib.suppress(KeyError):
+                for item in self._estimates_of(pool, pool.key(event.key), event.ts):
+                    self._put(item)
+
+    def _estimates_of(self, pool: Pool, key: Any, at: float) -> list[dict[str, Any]]:
+        """The key's fitted estimates as the fleet shares them."""
+        return [{"kind": "learned", "from": self.instance, "provider": pool.name, "key": key.label,
+                 "fingerprint": key.fingerprint, "model": fit.model, "limit": fit.limit,
+                 "window_s": round(fit.window_s, 3), "sure": self._sure(pool.name, key, fit), "at": at}
+                for fit in key.estimates()]
+
+    def _sure(self, provider: str, key: Any, fit: Any) -> float:
+        """How sure this process is of ``fit``: the fleet's sureness when it is an estimate adopted from it."""
+        adopted = self._adopted.get((provider, key.label, key.fingerprint, fit.model))
+        if adopted is not None and adopted[:2] == (fit.limit, round(fit.window_s, 3)):
+            return adopted[2]
+        return float(fit.estimate.sure)
+
+    def merge_learned(self, message: dict[str, Any]) -> bool:
+        """A key's limit learnt elsewhere (checked by :func:`shared_wire.learned`): adopted where it is surer
+        than this process's estimate, or as sure and smaller (a rate that is too high costs 429s in every
+        process; one too low costs some throughput until the estimate probes upwards). True when adopted."""
+        adopted = False
+        for pool in self.pools.get(message["provider"], []):
+            try:
+                key = pool.key(message["key"])
+            except KeyError:
+                continue
+            if key.fingerprint != message["fingerprint"]:
+                continue
+            model = message["model"]
+            mine = next((f for f in key.estimates() if f.model == model), None)
+            theirs = (message["limit"], round(message["window_s"], 3), message["sure"])
+            if mine is not None and not surer(theirs, (mine.limit, mine.window_s, self._sure(pool.name, key, mine))):
+                continue
+            self._applying = True
+            try:
+                if pool.restore_learned(key.label, model, message["limit"], message["window_s"]):
+                    self._adopted[(pool.name, key.label, key.fingerprint, model)] = theirs
+                    self.applied += 1
+                    adopted = True
+            finally:
+                self._applying = False
+        return adopted
+
     def _state_of(self, pool: Pool, key: Any, at: float) -> dict[str, Any]:
         return {"from": self.instance, "provider": pool.name, "key": key.label, "fingerprint": key.fingerprint,
                 "state": key.state.value, "until": key.until, "source": key.source.value if key.source else None,
@@ -324,6 +381,16 @@ class SharedKeyStates:
                 pipe.publish(self.keys.config_channel, payload)
                 await pipe.execute()
             return
+        if kind == "learned":  # the fleet's estimate of the key: the surer of what the hash holds and this one
+            field = f"{item['key']}:{item['fingerprint']}:{item['model']}"
+            held = await self._redis.hget(self.keys.learned(item["provider"]), field)
+            try:
+                was = shared_wire.learned(json.loads(held), time.time()) if held is not None else None
+            except (ValueError, Rejected):
+                was = None
+            if was is None or surer((item["limit"], item["window_s"], item["sure"]),
+                                    (was["limit"], was["window_s"], was["sure"])):
+                await self._redis.hset(self.keys.learned(item["provider"]), field, payload)
         async with self._redis.pipeline(transaction=False) as pipe:
             if kind is None:  # a key state: newcomers read it from the hash
                 pipe.hset(self.keys.states(item["provider"]), item["key"], payload)
@@ -374,6 +441,13 @@ class SharedKeyStates:
                                                  shared_wire.signed(self._state_of(pool, key, now), self.secret))
                     if key.spend is not None:
                         await self._restore_spend(provider, key)
+            for raw in (await self._read(self._redis.hgetall(self.keys.learned(provider)), {},
+                                         "the learnt limits")).values():
+                self.receive_raw(raw, "a learnt limit")
+            for pool in pools:
+                for key in pool.keys:
+                    for item in self._estimates_of(pool, key, now):
+                        self._put(item)  # what this process learnt meanwhile, where the fleet's is less sure
         raw = await self._read(self._redis.get(self.keys.config), None, "the shared config")
         if raw is not None:
             self.receive_raw(raw, "the shared config")
@@ -543,6 +617,8 @@ class SharedKeyStates:
             self._apply_breaker(message)
         elif kind == "pool":
             self._apply_pool(message)
+        elif kind == "learned":
+            self.merge_learned(message)
         elif kind is None:
             for pool in self.pools.get(message.get("provider") or "", []):
                 self._apply_to(pool, message)

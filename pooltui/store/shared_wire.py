@@ -149,6 +149,34 @@ def config(message: object, now: float) -> dict[str, Any]:
             "at": _moment(m.get("at"), "at", now), "sha": m.get("sha") if isinstance(m.get("sha"), str) else None}
 
 
+MAX_LEARNED_LIMIT = 1_000_000
+MAX_LEARNED_WINDOW_S = 3600.0
+
+
+def learned(message: object, now: float) -> dict[str, Any]:
+    """A key's limit learnt by another process: ``limit`` requests per ``window_s`` (bounded), how ``sure``."""
+    m = _mapping(message)
+    limit = m.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LEARNED_LIMIT:
+        raise Rejected("limit is not a whole number of requests")
+    window_s = _number(m.get("window_s"), "window_s")
+    if not 0 < window_s <= MAX_LEARNED_WINDOW_S:
+        raise Rejected("window_s is not a window length")
+    sure = _number(m.get("sure"), "sure")
+    if not 0 <= sure <= 1:
+        raise Rejected("sure is not between 0 and 1")
+    model = m.get("model")
+    if model != "":
+        try:
+            model = validate.model_name(model)
+        except ValueError:
+            raise Rejected("a model name is not model-shaped") from None
+    return {"kind": "learned", "from": _optional_text(m.get("from"), "from"),
+            "provider": _name(m.get("provider"), "provider"), "key": _name(m.get("key"), "key label"),
+            "fingerprint": _text(m.get("fingerprint"), "fingerprint", 64), "model": model, "limit": limit,
+            "window_s": window_s, "sure": sure, "at": _moment(m.get("at", now), "at", now)}
+
+
 def _canonical(message: dict[str, Any]) -> bytes:
     return json.dumps({k: v for k, v in message.items() if k != "sig"}, sort_keys=True,
                       separators=(",", ":")).encode()
@@ -212,6 +240,8 @@ def message(raw: object, now: float | None = None) -> dict[str, Any]:
         return pool_setting(raw)
     if kind == "config":
         return config(raw, now)
+    if kind == "learned":
+        return learned(raw, now)
     raise Rejected("unknown message kind")
 
 
