@@ -42,12 +42,16 @@ from typing import Any
 from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
-#: member's id); returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused}
+#: member's id) unless the marker KEYS[2] no longer holds ARGV[5] (Redis lost the windows: restarted, flushed);
+#: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost}
 TAKE_LUA = """
 local key = KEYS[1]
 local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('GET', KEYS[2]) ~= ARGV[5] then
+  return {0, now, 0, 0, 0, 1}
+end
 local kind = redis.call('TYPE', key).ok
 local refused = 0
 if kind ~= 'zset' and kind ~= 'none' then
@@ -85,7 +89,7 @@ if got < want then
   if free < need then opens = window end
 end
 redis.call('PEXPIRE', key, window * 2 + 1000)
-return {got, now, opens, used + got, refused}
+return {got, now, opens, used + got, refused, 0}
 """
 
 #: a lease ends: remove its member ARGV[1]; when ARGV[2] is not empty, add that member (what was used) at
@@ -107,6 +111,7 @@ return now
 
 LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the rest stays free for the others
 MAX_LEASE_S = 1.0
+ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, each process paces on its share
 TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
 
 
@@ -288,8 +293,8 @@ class SharedWindows:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
             self._wake.clear()
-            try:
-                await self._round()
+            try:  # a Redis call that hangs (redis-py retries with backoff) is a store that is away
+                await asyncio.wait_for(self._round(), ROUND_TIMEOUT_S)
             except asyncio.CancelledError:
                 raise
             except Rejected as exc:
@@ -311,17 +316,23 @@ class SharedWindows:
             lease = slots.lease
             if lease is not None and (now >= lease.ends or (slots.left == 0 and slots.want)):
                 await self._end_lease(slots, lease)
-            if slots.lease is None and (slots.want or now - slots.asked_at < slots.lease_s()):
-                await self._lease(slots, max(slots.batch(), slots.want))
+            wanted = slots.lease is None and (slots.want or now - slots.asked_at < slots.lease_s())
+            if wanted and not await self._lease(slots, max(slots.batch(), slots.want)):
+                await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
+                return
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
 
-    async def _lease(self, slots: SharedSlots, want: int) -> None:
+    async def _lease(self, slots: SharedSlots, want: int) -> bool:
+        """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
         member = f"{self._tag}:{next(self._seq)}"
         sent = self.clock()
-        raw = await self._take(keys=[slots.name], args=[self._ms(slots), slots.limit, want, member])
-        got, redis_ms, opens_ms, held, refused = lease_answer(raw, want, slots.limit, self._ms(slots))
+        raw = await self._take(keys=[slots.name, self.marker],
+                               args=[self._ms(slots), slots.limit, want, member, self._epoch or ""])
+        got, redis_ms, opens_ms, held, refused, lost = lease_answer(raw, want, slots.limit, self._ms(slots))
+        if lost:
+            return False
         now = self.clock()
         self.offset_s = redis_ms / 1000 - (sent + now) / 2
         self.connected = True
@@ -335,6 +346,7 @@ class SharedWindows:
             slots.left, slots.want = got, 0
         else:
             slots.opens_at = now + opens_ms / 1000
+        return True
 
     async def _end_lease(self, slots: SharedSlots, lease: _Lease) -> None:
         """Replace the lease's entry by what was used, at its last use; the rest is free again."""
@@ -349,30 +361,42 @@ class SharedWindows:
     def _down(self, exc: BaseException) -> None:
         if self.connected:
             self.connected = False
-            for slots in self.slots.values():  # what was leased and used stays counted here
-                lease = slots.lease
-                if lease is not None and lease.used:
-                    slots.history.append((lease.last_use, lease.used, self.member_id(lease.used)))
-                slots.lease, slots.left = None, 0
+            self._drop_leases()
             self.say_once(f"shared windows: the store is unreachable ({type(exc).__name__}): each process paces on "
                           f"its own share of each key's limit (limit / {max(1, self.processes())} processes seen)")
 
+    def _drop_leases(self) -> None:
+        """The open leases are gone (Redis away or emptied): what was used of them stays counted here."""
+        for slots in self.slots.values():
+            lease = slots.lease
+            if lease is not None and lease.used:
+                slots.history.append((lease.last_use, lease.used, self.member_id(lease.used)))
+            slots.lease, slots.left = None, 0
+
+    @property
+    def marker(self) -> str:
+        """The Redis key whose value names the windows' epoch: gone or changed when Redis lost them."""
+        return f"{self.prefix}:win:epoch"
+
     async def _rejoin(self, redis: Any) -> None:
         """(Re)connected: if Redis lost the windows (restarted, flushed), write back what this process took
-        within a window; keep to the share for one more window either way."""
-        marker = f"{self.prefix}:win:epoch"
-        epoch = await redis.get(marker)
+        within a window; after any interruption keep to the share for one more window (the others may not
+        have written theirs back yet)."""
+        epoch = await redis.get(self.marker)
         if epoch is None:
-            await redis.set(marker, uuid.uuid4().hex, nx=True)
-            epoch = await redis.get(marker)
-        was_down = not self.connected
-        if self._epoch is not None and epoch != self._epoch:
+            await redis.set(self.marker, uuid.uuid4().hex, nx=True)
+            epoch = await redis.get(self.marker)
+        lost = self._epoch is not None and epoch != self._epoch
+        if lost:
+            self._drop_leases()
             await self._reseed(redis)
+        was_down = not self.connected
         self._epoch = epoch if isinstance(epoch, str) else None
-        if was_down:
-            self.connected = True
+        self.connected = True
+        if was_down or lost:
             self.alone_until = self.clock() + max((s.window_s for s in self.slots.values()), default=0.0)
-            self.say_once("shared windows: the store is back: windows shared again")
+            self.say_once("shared windows: the store is back: windows shared again (what each process took "
+                          "while it was away is counted)")
 
     async def _reseed(self, redis: Any) -> None:
         now = self.clock()

@@ -263,16 +263,17 @@ def heartbeat(raw: object, now: float) -> dict[str, Any]:
     return out
 
 
-def lease_answer(raw: object, want: int, limit: int, window_ms: int) -> tuple[int, int, int, int, int]:
+def lease_answer(raw: object, want: int, limit: int, window_ms: int) -> tuple[int, int, int, int, int, int]:
     """What the shared window's script answered a lease: (granted, Redis time in ms, ms until the rest fits,
-    units held in the window, entries refused); raises :class:`Rejected` for anything else."""
-    if not isinstance(raw, list | tuple) or len(raw) != 5:
-        raise Rejected("a lease answer is not five numbers")
-    got, at, opens, held, refused = (count(v) for v in raw)
-    if got is None or at is None or opens is None or held is None or refused is None:
-        raise Rejected("a lease answer is not five numbers")
-    if got > want or got > limit or opens > window_ms:
+    units held in the window, entries refused, 1 if Redis lost the windows); raises :class:`Rejected` for
+    anything else."""
+    if not isinstance(raw, list | tuple) or len(raw) != 6:
+        raise Rejected("a lease answer is not six numbers")
+    got, at, opens, held, refused, lost = (count(v) for v in raw)
+    if got is None or at is None or opens is None or held is None or refused is None or lost is None:
+        raise Rejected("a lease answer is not six numbers")
+    if got > want or got > limit or opens > window_ms or lost > 1:
         raise Rejected("a lease answer is out of bounds")
     if abs(at / 1000 - time.time()) > MAX_CLOCK_SKEW_S:
         raise Rejected("a lease answer's time is not plausible")
-    return got, at, opens, held, refused
+    return got, at, opens, held, refused, lost

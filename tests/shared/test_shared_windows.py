@@ -35,10 +35,12 @@ def test_the_lua_window_is_atomic_under_concurrent_takers(redis_server) -> None:
     def taker(n: int) -> None:
         client = redis.Redis.from_url(redis_server.url)
         take = client.register_script(TAKE_LUA)
+        client.set("t:win:epoch", "e")
         seq = 0
         while time.monotonic() < stop:
             seq += 1
-            got, at, *_ = take(keys=["t:win:w"], args=[window_ms, limit, 1 + seq % 3, f"c{n}:{seq}"])
+            got, at, *_ = take(keys=["t:win:w", "t:win:epoch"],
+                               args=[window_ms, limit, 1 + seq % 3, f"c{n}:{seq}", "e"])
             if got:
                 with lock:
                     grants.extend([at / 1000] * int(got))
@@ -58,48 +60,60 @@ def test_entries_planted_in_a_window_are_refused(redis_server) -> None:
     take = client.register_script(TAKE_LUA)
     now_ms = int(client.time()[0]) * 1000
     client.zadd("t:win:w", {"garbage": now_ms, "a:b:999": now_ms, "a:b:1": now_ms + 3_600_000, "a:b:2": now_ms})
-    got, _, _, held, refused = take(keys=["t:win:w"], args=[60_000, 10, 10, "me:1"])
-    assert (got, held, refused) == (8, 10, 3)  # the well-formed entry counts; the three others are gone
+    client.set("t:win:epoch", "e")
+    got, _, _, held, refused, lost = take(keys=["t:win:w", "t:win:epoch"], args=[60_000, 10, 10, "me:1", "e"])
+    assert (got, held, refused, lost) == (8, 10, 3, 0)  # the well-formed entry counts; the three others are gone
     assert set(client.zrange("t:win:w", 0, -1)) == {"a:b:2", "me:1:8"}
     client.set("t:win:s", "not a window")
-    assert take(keys=["t:win:s"], args=[60_000, 10, 4, "me:2"])[0] == 4  # a key of another type: replaced
-    for forged in ([11, now_ms, 0, 1, 0], [1, now_ms, 10**9, 1, 0], ["x", now_ms, 0, 1, 0], [1, 0, 0, 1, 0], [1]):
+    # a key of another type: replaced
+    assert take(keys=["t:win:s", "t:win:epoch"], args=[60_000, 10, 4, "me:2", "e"])[0] == 4
+    for forged in ([11, now_ms, 0, 1, 0, 0], [1, now_ms, 10**9, 1, 0, 0], ["x", now_ms, 0, 1, 0, 0],
+                   [1, 0, 0, 1, 0, 0], [1, now_ms, 0, 1, 0, 2], [1]):
         with pytest.raises(Rejected):
             lease_answer(forged, 10, 10, 60_000)
     client.close()
 
 
-def paced_pool() -> Pool:
+def paced_pool(limit: int = 6, window_s: float = 1.0) -> Pool:
     p = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
-    p.restore_learned("k0", "", 6, 1.0)  # the key's learnt limit: 6 per second
+    p.restore_learned("k0", "", limit, window_s)  # the key's learnt limit
     return p
 
 
-async def drive(pools: list[Pool], seconds: float) -> list[float]:
-    """Each pool sends to its key as fast as its pacing lets it (answers come at once); the send times."""
-    sent: list[float] = []
+async def drive(pools: list[Pool], seconds: float, sent: list[list[float]] | None = None,
+                gap_s: float = 0.0) -> list[list[float]]:
+    """Each pool sends to its key as fast as its pacing lets it, or one every ``gap_s`` at most (answers come at
+    once); each pool's send times."""
+    sent = sent if sent is not None else [[] for _ in pools]
     stop = time.monotonic() + seconds
 
-    async def one(p: Pool) -> None:
+    async def one(p: Pool, times: list[float]) -> None:
         while time.monotonic() < stop:
             key = p.pick()
             if key is None:
                 await asyncio.sleep(0.005)
                 continue
-            sent.append(time.time())
+            times.append(time.time())
             p.report(key, Classification(Outcome.OK, 200))
-            await asyncio.sleep(0)
+            await asyncio.sleep(gap_s)
 
-    await asyncio.gather(*(one(p) for p in pools))
+    await asyncio.gather(*(one(p, times) for p, times in zip(pools, sent, strict=True)))
     return sent
 
 
-async def sharing(url: str, pools: list[Pool], **options) -> list[SharedKeyStates]:
-    stores = [SharedKeyStates(url, prefix="t", **options) for _ in pools]
+async def sharing(url: str, pools: list[Pool], logs: list[list[str]] | None = None, **options) -> list[SharedKeyStates]:
+    stores = [SharedKeyStates(url, prefix="t", log=(logs[i].append if logs else lambda line: None), **options)
+              for i in range(len(pools))]
     for store, p in zip(stores, pools, strict=True):
         store.attach(p)
         await store.start()
+    await until(lambda: all(s.processes_seen == len(pools) for s in stores), "the processes see each other", 10)
     return stores
+
+
+async def stopping(stores: list[SharedKeyStates]) -> None:
+    for store in stores:
+        await store.stop()
 
 
 @pytest.mark.asyncio
@@ -108,10 +122,57 @@ async def test_three_processes_keep_together_within_a_learnt_limit(redis_server)
     pools = [paced_pool() for _ in range(3)]
     stores = await sharing(redis_server.url, pools)
     try:
-        await until(lambda: all(s.processes_seen == 3 for s in stores), "the processes see each other", 10)
-        sent = await drive(pools, 3.0)
+        sent = [t for times in await drive(pools, 3.0) for t in times]
     finally:
-        for store in stores:
-            await store.stop()
+        await stopping(stores)
     assert len(sent) >= 12  # the key was used
     assert most_in_any_window(sent, 1.0) <= 6  # three processes, one key: its limit, not three times it
+
+
+@pytest.mark.asyncio
+async def test_redis_down_each_process_paces_on_its_share_and_says_so_once(redis_server) -> None:
+    pools, logs = [paced_pool() for _ in range(3)], [[], [], []]
+    stores = await sharing(redis_server.url, pools, logs)
+    try:
+        await drive(pools, 0.3)
+        await asyncio.to_thread(redis_server.stop)
+        down = time.time()
+        sent = await drive(pools, 2.5)
+    finally:
+        await stopping(stores)
+    for times, log in zip(sent, logs, strict=True):
+        after = [t for t in times if t > down]
+        assert len(after) >= 2  # it went on serving
+        assert most_in_any_window(after, 1.0) <= 2  # on its share: 6 per second / 3 processes
+        assert sum("paces on its own share" in line for line in log) == 1
+
+
+def lose_the_windows(server, how: str) -> None:
+    if how == "restarted":
+        server.stop()
+        server.start()
+    else:  # emptied without a connection dropped: no process sees the store away
+        client = redis.Redis.from_url(server.url)
+        client.flushall()
+        client.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["restarted", "flushed"])
+async def test_redis_losing_the_windows_loses_no_budget_and_lets_no_burst_through(redis_server, how: str) -> None:
+    pools = [paced_pool(6, 3.0) for _ in range(3)]
+    stores = await sharing(redis_server.url, pools)
+    sent: list[list[float]] = [[], [], []]
+    try:
+        run = asyncio.create_task(drive(pools, 6.0, sent, gap_s=0.5))  # sends spread over the window
+        await until(lambda: sum(map(len, sent)) >= 8, "the window is spent", 10)
+        # and every lease settled: what was taken is only in the window (and each process's own history)
+        await until(lambda: not any(w.lease for s in stores for w in s.windows.slots.values()), "leases settled", 10)
+        lost_at = time.time()
+        await asyncio.to_thread(lose_the_windows, redis_server, how)
+        await run
+    finally:
+        await stopping(stores)
+    every = [t for times in sent for t in times]
+    assert most_in_any_window(every, 3.0) <= 6  # what was taken before still counted after it
+    assert any(t > lost_at for t in every)  # and served after it
