@@ -221,6 +221,9 @@ class StateConfig:
     ttl_s: float = 86400.0
     #: a reference (keyring:, env:, file:) to the fleet secret messages are signed with; never in Redis
     secret: str | None = None
+    #: with Redis, budget windows (declared and learnt limits) are held across the fleet; false: each process
+    #: paces alone (as before issue 27; for comparison)
+    share_windows: bool = True
 
     def redis_url(self) -> str:
         """The URL of the "redis" backend (``parse_state`` makes sure it has one)."""
@@ -251,9 +254,13 @@ def parse_state(raw: Any) -> StateConfig:
     if secret is not None and (not isinstance(secret, str) or not secret.startswith(SECRET_SCHEMES)):
         raise ValueError("state.secret must be a reference to the fleet secret (keyring:..., env:VAR or file:...), "
                          "never the secret itself")
+    share_windows = data.pop("share_windows", True)
+    if not isinstance(share_windows, bool):
+        raise ValueError("state.share_windows must be true or false")
     if data:
-        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s, secret)")
-    return StateConfig(backend, url, prefix, dict(raw), ttl_s, secret)
+        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s, secret, "
+                         "share_windows)")
+    return StateConfig(backend, url, prefix, dict(raw), ttl_s, secret, share_windows)
 
 
 @dataclass

@@ -176,3 +176,12 @@ async def test_redis_losing_the_windows_loses_no_budget_and_lets_no_burst_throug
     every = [t for times in sent for t in times]
     assert most_in_any_window(every, 3.0) <= 6  # what was taken before still counted after it
     assert any(t > lost_at for t in every)  # and served after it
+
+
+def test_share_windows_is_a_switch_of_the_state_table() -> None:
+    from pooltui.store.config import parse_state
+
+    assert parse_state({"backend": "redis", "url": "redis://h:1/0"}).share_windows is True
+    assert parse_state({"backend": "redis", "url": "redis://h:1/0", "share_windows": False}).share_windows is False
+    with pytest.raises(ValueError, match="share_windows must be true or false"):
+        parse_state({"share_windows": "no"})
