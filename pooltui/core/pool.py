@@ -250,10 +250,18 @@ class Pool:
         self._declaring = True
 
     def set_limits(self, label: str, limits: KeyLimits | None,
-                   model_limits: tuple[tuple[str, KeyLimits], ...] = ()) -> None:
-        """Declare (or change, or with None and no models remove) the key's limits; its windows start empty."""
+                   model_limits: tuple[tuple[str, KeyLimits], ...] = ()) -> bool:
+        """Declare (or change, or with None and no models remove) the key's limits; changed windows start empty.
+        Returns True when it changed anything."""
         key = self.key(label)
+        d = key.declared
+        had = (d.limits, tuple((m, w.limits) for m, w in (d.models or {}).items())) if d is not None else (None, ())
+        base = limits or KeyLimits()
+        want = (base, tuple((m, lim.over(base)) for m, lim in model_limits)) if limits or model_limits else (None, ())
+        if had == want:
+            return False
         self._declare(key, KeySpec(key.label, "", limits=limits, model_limits=model_limits))
+        return True
 
     @property
     def counts_tokens(self) -> bool:
