@@ -226,7 +226,8 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
     return Classification(Outcome.REQUEST_ERROR, status, message, limits=limits)
 
 
-_TOKEN_WORDS = re.compile(r"tokens? per (?:min|minute|day|hour)|\((?:tpm|itpm|otpm|tpd)\)|input tokens|output tokens")
+_TOKEN_WORDS = re.compile(r"tokens? per (?:min|minute|day|hour)|\((?:tpm|itpm|otpm|tpd)\)|input tokens|output tokens"
+                          r"|token rate limit")
 _TOKEN_HEADERS = ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-output-tokens-remaining")
 
 

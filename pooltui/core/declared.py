@@ -21,6 +21,10 @@ from pooltui.core.windows import KeyLimits, Slots, WindowFactory
 RATIO_WEIGHT = 0.2  # each answer's share of the input-token ratio (an exponential average)
 RATIO_BOUNDS = (0.05, 20.0)  # a ratio outside these is an odd answer, not the body's shape
 DEFAULT_OUTPUT = 256  # output tokens held for a request that sets no max_tokens
+#: added to a declared window's opening: the provider counts a request from when it arrived, a little after our
+#: pick (the network's delay), so its window opens that much later than ours
+MARGIN = 0.01  # of the window
+MAX_MARGIN_S = 1.0
 _MAX_TOKENS = re.compile(rb'"(?:max_tokens|max_completion_tokens|max_output_tokens)"\s*:\s*(\d{1,9})')
 
 
@@ -74,7 +78,7 @@ class DeclaredWindows:
                            (self.outputs, tokens_out)):
             for name, slots in windows:
                 if n and (wait := slots.opens_in(now, n)) > 0 and (worst is None or wait > worst[0]):
-                    worst = (wait, name, slots.limit)
+                    worst = (wait + min(MAX_MARGIN_S, slots.window_s * MARGIN), name, slots.limit)
         return worst
 
     def take(self, now: float, tokens_in: int, tokens_out: int) -> None:
@@ -113,7 +117,7 @@ class DeclaredWindows:
 class TokenHold:
     """The tokens one request holds: filled by the pick, settled by its answer (one attempt at a time)."""
 
-    __slots__ = ("body_in", "held", "model", "on", "out", "ratio_of")
+    __slots__ = ("body_in", "held", "model", "on", "out", "ratio_of", "seq")
 
     def __init__(self, body_in: int, out: int) -> None:
         self.body_in = body_in  # input tokens as estimated from the body, before any correction
@@ -122,6 +126,7 @@ class TokenHold:
         self.held = (0, 0)  # (input, output) tokens held by the attempt in flight
         self.on: DeclaredWindows | None = None  # the windows they are held in (None: none declared)
         self.ratio_of: dict[str, float] | None = None  # the key's input ratios, per model ("": any)
+        self.seq = 0  # the key's count of requests when this one was picked: answers may come out of order
 
     @classmethod
     def of_body(cls, body: bytes | None) -> TokenHold:

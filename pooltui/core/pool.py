@@ -106,6 +106,7 @@ class PoolKey:
         "strikes",
         "token_allow",
         "token_reset_at",
+        "token_seq",
         "tokens_inflight",
         "until",
         "used_before",
@@ -146,9 +147,10 @@ class PoolKey:
         self.spend: Spend | None = None
         self.declared: DeclaredWindows | None = None  # the windows of its declared limits (None: none declared)
         self.ratios: dict[str, float] = {}  # per model ("": any): input tokens used per token estimated from bodies
-        self.token_allow: int | None = None  # input tokens the headers last stated left, less those held since
+        self.token_allow: int | None = None  # tokens the headers last stated left, less those held since
         self.token_reset_at: float | None = None  # when the stated token budget is back in full
-        self.tokens_inflight = 0  # input tokens held by its requests in flight
+        self.tokens_inflight = 0  # tokens (input and output) held by its requests in flight
+        self.token_seq = -1  # the latest-sent request whose answer stated its token budget (older answers: stale)
 
     def __repr__(self) -> str:
         return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
@@ -192,7 +194,7 @@ class Pool:
         self.name = name
         #: builds each declared window of a key: (provider, key label or "label@model", what, limit, window_s)
         self.windows: WindowFactory = windows or local_window
-        self._declaring = False  # some key declares limits: the pick checks them
+        self._tokens_counted = False  # some key declares a token limit, or its headers stated one
         self.preempt = preempt
         #: learn each key's limit from its 429s where successes state no budget, and pace picks by it
         self.learn = learn
@@ -247,7 +249,7 @@ class Pool:
             declared.models = {model: DeclaredWindows(limits.over(from_key), self.name, f"{key.label}@{model}",
                                                       self.windows) for model, limits in spec.model_limits}
         key.declared = declared
-        self._declaring = True
+        self._tokens_counted = self._tokens_counted or declared.counts_tokens
 
     def set_limits(self, label: str, limits: KeyLimits | None,
                    model_limits: tuple[tuple[str, KeyLimits], ...] = ()) -> bool:
@@ -266,8 +268,7 @@ class Pool:
     @property
     def counts_tokens(self) -> bool:
         """Its picks want each request's token estimate: a key declares a token limit or its headers state one."""
-        return any((k.declared is not None and k.declared.counts_tokens) or k.token_allow is not None
-                   for k in self._keys)
+        return self._tokens_counted
 
     def _rebuild(self) -> None:
         """Recompute positions, the available list and the strategy heap (after structural changes)."""
@@ -591,22 +592,23 @@ class Pool:
             tokens_in = int(hold.body_in * key.ratios.get(model or "", key.ratios.get("", 1.0)))
             tokens_out = hold.out
             allow = key.token_allow
-            if allow is not None and tokens_in > allow and key.token_reset_at is not None \
-                    and key.token_reset_at and key.token_reset_at > now:
-                reason = f"stated tokens: {max(0, allow)} left, the request needs ~{tokens_in}"
-                return self._rest(key, None, key.token_reset_at - now, DeadlineSource.STATED, reason, now, trace)
+            need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
+            if allow is not None and need > allow:
+                reason = f"stated tokens: {max(0, allow)} left, the request needs ~{need}"
+                reset_at = key.token_reset_at
+                if reset_at is not None and reset_at > now:
+                    return self._rest(key, None, reset_at - now, DeadlineSource.STATED, reason, now, trace)
+                limits = key.stats.limits  # its reset has passed: the whole budget is back, less what is in flight
+                if limits is not None and limits.tokens_limit is not None:
+                    allow = key.token_allow = limits.tokens_limit - key.tokens_inflight
+                if need > allow and key.tokens_inflight > 0:
+                    return self._hold_until_answer(key, now, trace, f"{reason} (the rest is in flight)")
         declared = key.declared
         if declared is not None:
             cap = declared.limits.max_concurrency
             if cap is not None and not self._under_concurrency(key):
-                key.probe = _HELD
-                self._held += 1
-                self._excl_cache = None
-                self._avail_remove(key.pos)
-                if trace is not None:
-                    trace.add(now, "skip", self.name, key.label, reason=f"{key.label}: declared max_concurrency "
-                              f"{cap} reached ({key.inflight + key.streams} in flight)")
-                return True
+                return self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
+                                               f"({key.inflight + key.streams} in flight)")
             windows = declared.for_model(model)
             full = windows.full(now, tokens_in, tokens_out)
             if full is not None:
@@ -618,10 +620,21 @@ class Pool:
             windows = None
         if hold is not None:
             hold.on, hold.held, hold.model, hold.ratio_of = windows, (tokens_in, tokens_out), model, key.ratios
-            key.tokens_inflight += tokens_in
+            hold.seq = key.stats.requests
+            key.tokens_inflight += tokens_in + tokens_out
             if key.token_allow is not None:
-                key.token_allow -= tokens_in
+                key.token_allow -= tokens_in + tokens_out
         return False
+
+    def _hold_until_answer(self, key: PoolKey, now: float, trace: RequestTrace | None, reason: str) -> bool:
+        """The key's budget is spoken for by its requests in flight: it is held until one is answered."""
+        key.probe = _HELD
+        self._held += 1
+        self._excl_cache = None
+        self._avail_remove(key.pos)
+        if trace is not None:
+            trace.add(now, "skip", self.name, key.label, reason=f"{key.label}: {reason}")
+        return True
 
     def _rest(self, key: PoolKey, model: str | None, wait: float, source: DeadlineSource, reason: str, now: float,
               trace: RequestTrace | None) -> bool:
@@ -649,12 +662,12 @@ class Pool:
         as used), the key's ratio learns from the usage."""
         if hold is None or hold.ratio_of is None:
             return
-        held_in = hold.held[0]
-        key.tokens_inflight = max(0, key.tokens_inflight - held_in)
+        held = hold.held[0] + hold.held[1]
+        key.tokens_inflight = max(0, key.tokens_inflight - held)
         if used is None:
             used = hold.held
         elif key.token_allow is not None:
-            key.token_allow += held_in - used[0]
+            key.token_allow += held - used[0] - used[1]
         if hold.on is not None and used != hold.held:
             hold.on.settle_tokens(self.clock.now(), hold.held, used)
         if used[0] > 0 and used is not hold.held:
@@ -830,12 +843,17 @@ class Pool:
         if key.inflight > 0:
             key.inflight -= 1
         limits = result.limits
+        seq = key.token_seq
         if hold is not None and hold.ratio_of is not None:
+            seq = hold.seq
             if result.outcome is not Outcome.OK:
                 self._settle_hold(key, hold, (0, 0))  # refused: no tokens counted
             elif tokens_in or tokens_out:
                 self._settle_hold(key, hold, (tokens_in, tokens_out))
-        if limits is not None and limits.tokens_remaining is not None:
+        # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is stale
+        if limits is not None and limits.tokens_remaining is not None and seq >= key.token_seq:
+            self._tokens_counted = True
+            key.token_seq = seq
             key.token_allow = limits.tokens_remaining - key.tokens_inflight
             key.token_reset_at = self.clock.now() + limits.tokens_reset_s if limits.tokens_reset_s else None
         if result.model_scoped and model is not None:
@@ -1157,7 +1175,9 @@ class Pool:
             key.stats.limits = replace(limits, requests_remaining=None, tokens_remaining=None)
             key.headroom = 1.0
         key.allow = None
-        key.token_allow = None
+        # its stated token budget rested until its reset: the whole budget is back (less what is in flight)
+        key.token_allow = limits.tokens_limit - key.tokens_inflight if key.token_allow is not None and \
+            limits is not None and limits.tokens_limit is not None else None
 
     def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
               request_id: int | None = None, change: StateChange | None = None) -> None:
@@ -1305,6 +1325,8 @@ class Pool:
         if key.declared is not None and key.declared.limits.max_concurrency is not None and \
                 key.inflight + key.streams >= key.declared.limits.max_concurrency:
             return f"declared max_concurrency {key.declared.limits.max_concurrency} reached"
+        if key.token_allow is not None and key.tokens_inflight:
+            return f"stated tokens spoken for: {key.tokens_inflight} held by requests in flight"
         return "recovery probe in flight"
 
     def counts(self) -> dict[str, int]:
