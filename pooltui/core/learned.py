@@ -16,6 +16,13 @@ allow the same rate, and the smaller paces more smoothly. After ``PROBE_WINDOWS`
 limit is found again; the next 429 re-fits it. A 429 is fitted only once every request sent before it has
 been answered: under concurrency a 429 often comes back before the successes sent ahead of it. Pure: times
 are passed in.
+
+A 429 that says tokens (a token budget per minute spent: "on tokens per min (TPM)", "input tokens per
+minute", the token headers at 0; ``Classification.tokens``) is never fitted here: it says nothing of how many
+requests the window holds (a few large prompts spend it as surely as many small ones), and fitting it would
+teach a request limit far below the real one, which would then throttle small requests for good. The pool
+only settles its slot (:meth:`LearnedLimit.answered`); the key cools by the provider's wait as for any 429,
+and token budgets, declared or stated in headers, hold picks by their estimated tokens (core/declared.py).
 """
 from __future__ import annotations
 

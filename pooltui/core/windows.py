@@ -173,3 +173,20 @@ class KeyLimits:
     def as_dict(self) -> dict[str, int]:
         """The declared limits only, by name."""
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    def describe(self) -> str:
+        """One line for people: "rpm 60 · tpm 20k" ("-" when nothing is declared)."""
+        return " · ".join(f"{name} {amount(v)}" for name, v in self.as_dict().items()) or "-"
+
+
+def amount(n: int) -> str:
+    """A count in a few characters: 950, 20k, 1.5k, 2M."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + unit
+    return str(n)
+
+
+def in_use_text(used: dict[str, tuple[int, int]]) -> str:
+    """The windows' use for people: "rpm 41/60 · tpm 18k/20k"."""
+    return " · ".join(f"{name} {amount(n)}/{amount(limit)}" for name, (n, limit) in used.items())

@@ -36,7 +36,8 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
     specs = []
     for entry in p.pool_keys():
         try:
-            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group))
+            limits, model_limits = p.key_limits(entry)
+            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group, limits, model_limits))
         except SecretStoreError as exc:
             if problems is not None:
                 problems.append(f"{p.name}/{entry.label}: {exc}")

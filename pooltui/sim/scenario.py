@@ -20,6 +20,7 @@ MAX_RATE, MIN_RATE = 10_000.0, 0.001  # arrivals per second: 0 (all at once), or
 MAX_SPAN_S = 31 * 86400.0  # windows, outages, cycles, retry-afters
 MAX_LATENCY_MS = 600_000.0
 MAX_ANSWER_BYTES = 256 * 2**20
+MAX_PROMPT_CHARS = 4 * 2**20  # a prompt padded to more is a typo, and every request would carry it
 
 
 class ScenarioError(ValueError):
@@ -43,6 +44,9 @@ class SimKey:
     answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
     retry_after: float | None = None  # what a 429 of this key says, whatever the window (0: "retry at once")
     corpus_case: str | None = None  # answer every request with this captured response of tests/corpus/
+    tpm: int | None = None  # tokens (input and output) allowed per window (window_s); None = unlimited
+    itpm: int | None = None  # input tokens allowed per window, as Anthropic states them
+    otpm: int | None = None  # output tokens allowed per window
 
 
 @dataclass(slots=True)
@@ -83,6 +87,7 @@ class TrafficDefaults:
     strategy: str = "round-robin"
     deadline_s: float = 30.0
     models: list[str] = field(default_factory=list)  # requests take these models in turn (empty: the default)
+    prompt_chars: int = 0  # each prompt padded to about this many characters (large prompts: token limits bind)
 
 
 @dataclass(slots=True)
@@ -112,7 +117,7 @@ class Scenario:
 
 
 _KEY_FIELDS = ("label, secret, rpm, daily_quota, revoke_after, invalid, forbidden, quota_group, stream_fault, "
-               "echo_secret, answer_bytes, retry_after, corpus_case")
+               "echo_secret, answer_bytes, retry_after, corpus_case, tpm, itpm, otpm")
 _PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_status, cycle_s, success_headers, "
                     "outage_retry_after, per_model, keys, outages")
 
@@ -130,7 +135,8 @@ def _key(raw: Any, where: str) -> SimKey:
         stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
         echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1, MAX_ANSWER_BYTES),
         retry_after=f.number("retry_after", maximum=MAX_SPAN_S),
-        corpus_case=_corpus_case(f.text("corpus_case", None), where))
+        corpus_case=_corpus_case(f.text("corpus_case", None), where),
+        tpm=f.whole("tpm", None, 1), itpm=f.whole("itpm", None, 1), otpm=f.whole("otpm", None, 1))
     f.done(_KEY_FIELDS)
     return key
 
@@ -205,8 +211,8 @@ def _traffic(raw: Any, where: str) -> TrafficDefaults:
     traffic = TrafficDefaults(requests=f.whole("requests", 200, 1, MAX_REQUESTS),
                               concurrency=f.whole("concurrency", 8, 1, MAX_CONCURRENCY), rate=rate, strategy=strategy,
                               deadline_s=f.number("deadline_s", 30.0, above=True, maximum=86400.0),
-                              models=list(models))
-    f.done("requests, concurrency, rate, strategy, deadline_s, models")
+                              models=list(models), prompt_chars=f.whole("prompt_chars", 0, 0, MAX_PROMPT_CHARS))
+    f.done("requests, concurrency, rate, strategy, deadline_s, models, prompt_chars")
     return traffic
 
 

@@ -17,9 +17,11 @@ from pooltui.core import validate
 from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
+from pooltui.core.windows import KeyLimits
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
 from pooltui.store.atomic import locked, read_regular_text, write_atomic
 from pooltui.store.history import MAX_RETENTION_DAYS
+from pooltui.store.limits_config import LIMIT_FIELDS, key_limits, limits_table, parse_provider_limits, pop_limits
 from pooltui.store.toml_merge import dumps_merged
 
 SECRET_SCHEMES = ("keyring:", "env:", "file:")
@@ -55,6 +57,7 @@ class KeyEntry:
     budget: Budget = field(default_factory=Budget)
     disabled: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: KeyLimits | None = None  # declared: rpm, rpd, tpm, itpm, otpm, max_concurrency (over the provider's)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {**self.extra, "label": self.label, "secret": self.secret}
@@ -68,6 +71,8 @@ class KeyEntry:
             value = getattr(self.budget, name.removeprefix("budget_"))
             if value is not None:
                 out[name] = value
+        if self.limits is not None:
+            out.update(self.limits.as_dict())
         return out
 
 
@@ -97,6 +102,12 @@ class ProviderConfig:
     model_map: dict[str, str] = field(default_factory=dict)  # the caller's model -> this provider's name for it
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: KeyLimits | None = None  # declared for every key (``[providers.NAME.limits]``), a key's own win
+    model_limits: dict[str, KeyLimits] = field(default_factory=dict)  # ``[providers.NAME.limits.models."M"]``
+
+    def key_limits(self, entry: KeyEntry) -> tuple[KeyLimits | None, tuple[tuple[str, KeyLimits], ...]]:
+        """What ``entry`` declares: its own limits over the provider's, each model's over those."""
+        return key_limits(entry.limits, self.limits, self.model_limits)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -156,6 +167,8 @@ class ProviderConfig:
             out["default_model"] = self.default_model
         if self.model_map:
             out["model_map"] = dict(self.model_map)
+        if self.limits is not None or self.model_limits:
+            out["limits"] = limits_table(self.limits, self.model_limits)
         if self.keys:
             out["keys"] = [k.to_dict() for k in self.keys]
         return out
@@ -362,13 +375,17 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
             except ValueError as exc:
                 raise ValueError(f"key {provider}/{label}: {exc}") from None
             budget_values[name.removeprefix("budget_")] = value
+    try:
+        limits = pop_limits(data, "")
+    except ValueError as exc:
+        raise ValueError(f"key {provider}/{label}: {exc}") from None
     note = data.pop("note", "")
     group = data.pop("quota_group", None)
     disabled = data.pop("disabled", False)
     if not isinstance(disabled, bool):
         raise ValueError(f"key {provider}/{label}: disabled must be true or false")
     return KeyEntry(label, secret, str(note), str(group) if group else None, Budget(**budget_values), disabled,
-                    data)
+                    data, limits)
 
 
 def _provider(name: str, raw: Any) -> ProviderConfig:
@@ -415,11 +432,13 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
         validate.whole("max_inflight_per_key", inflight, 1)
     learn = validate.flag("learn_limits", data.pop("learn_limits", True))
     default_model, model_map = _models(name, data.pop("default_model", None), data.pop("model_map", {}))
+    declared, model_limits = parse_provider_limits(name, data.pop("limits", None))
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
                           keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts,
                           max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max,
-                          learn_limits=learn, default_model=default_model, model_map=model_map, **limits)
+                          learn_limits=learn, default_model=default_model, model_map=model_map,
+                          limits=declared, model_limits=model_limits, **limits)
 
 
 def _models(provider: str, default: Any, mapping: Any) -> tuple[str | None, dict[str, str]]:
@@ -492,7 +511,7 @@ def _field_in(message: str) -> str | None:
     for name in ("kind", "base_url", "strategy", "credential_pool", "fallback", "cooldown_s", "cooldown_max_s",
                  "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", "max_inflight_per_key",
                  "reverify_s", "reverify_max_s", "learn_limits", "default_model", "model_map",
-                 *_LIMITS, *_BUDGET_FIELDS):
+                 *_LIMITS, *_BUDGET_FIELDS, *LIMIT_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name
     return None

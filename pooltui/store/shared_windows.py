@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pooltui.core.windows import LEARNED
 from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
@@ -158,6 +159,8 @@ class SharedSlots:
         return self.left if share is None else min(self.left, share)
 
     def take(self, now: float, n: int = 1) -> bool:
+        """Count ``n`` units down from the lease (a request larger than the whole budget takes all of it)."""
+        n = min(n, self.limit)
         self.asked_at = now
         share = self._share_room(now)
         if share is not None and share < n:
@@ -257,7 +260,8 @@ class SharedWindows:
     def __call__(self, provider: str, label: str, what: str, limit: int, window_s: float) -> SharedSlots:
         """The shared window of ``what`` on ``provider``'s key ``label`` (one object per window; a new limit or
         window length replaces the old one's)."""
-        name = f"{self.prefix}:win:{provider}:{label}:{self.fingerprint(provider, label)}:{what}"
+        span = "" if what == LEARNED else f":{window_s:g}s"  # rpm and rpd both count requests: two windows
+        name = f"{self.prefix}:win:{provider}:{label}:{self.fingerprint(provider, label)}:{what}{span}"
         slots = self.slots.get(name)
         if slots is None:
             slots = self.slots[name] = SharedSlots(self, name, label, limit, window_s)
