@@ -114,6 +114,7 @@ LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the res
 MAX_LEASE_S = 1.0
 ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, each process paces on its share
 TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
+DEMAND_S = 10.0  # a window stays leased this long (at most its length) after a pick last asked
 
 
 @dataclass(slots=True)
@@ -132,8 +133,8 @@ class SharedSlots:
     def __init__(self, group: SharedWindows, name: str, label: str, limit: int, window_s: float) -> None:
         self.group, self.name, self.label = group, name, label
         self.limit, self.window_s = limit, window_s
-        self.lease: _Lease | None = None
-        self.left = 0  # units of the lease not taken yet
+        self.leases: list[_Lease] = []  # open, oldest first (a reserve is leased before the current one is spent)
+        self.left = 0  # units of the open leases not taken yet
         self.want = 0  # units a pick asked for and the lease did not have: lease that many ahead
         self.asked_at = -1e18  # local time a pick last took or asked
         self.history: deque[tuple[float, int, str]] = deque()  # (local time, units, member) taken here
@@ -142,10 +143,9 @@ class SharedSlots:
 
     # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
     def mine(self, now: float) -> int:
-        """Units this process holds in the window: taken (its history) and in its open lease."""
+        """Units this process holds in the window: taken (its history) and in its open leases."""
         self._forget(now)
-        lease = self.lease
-        return sum(units for _, units, _ in self.history) + (lease.used if lease is not None else 0)
+        return sum(units for _, units, _ in self.history) + sum(lease.used for lease in self.leases)
 
     def room(self, now: float) -> int:
         """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
@@ -168,27 +168,28 @@ class SharedSlots:
         if not self.group.connected:  # Redis down: this process's share, kept for when it comes back
             self.history.append((now, n, self.group.member_id(n)))
             return True
-        lease = self.lease
-        if lease is None or self.left < n or now >= lease.ends:
-            self.want = max(self.want, n)
-            self.group.wake()
-            return False
-        self.left -= n
-        lease.used += n
-        lease.last_use = now
-        return True
+        for lease in self.leases:
+            if lease.units - lease.used >= n and now < lease.ends:
+                lease.used += n
+                lease.last_use = now
+                self.left -= n
+                if self.left < self.reserve():  # the next batch is leased now, ahead of the next pick
+                    self.want = max(self.want, 1)
+                    self.group.wake()
+                return True
+        self.want = max(self.want, n)
+        self.group.wake()
+        return False
 
     def settle(self, now: float, held: int, used: int) -> None:
         extra = used - held
-        if extra == 0:
-            return
-        lease = self.lease
-        if lease is not None and now < lease.ends and lease.used >= -extra:
-            give = min(extra, self.left) if extra > 0 else extra
-            lease.used += give
-            self.left -= give
-            extra -= give
-        if extra > 0:  # more than held and leased: counted as taken now (the provider counted it)
+        if extra < 0:  # given back: free again in the lease it came from, while that lease is open
+            for lease in reversed(self.leases):
+                if lease.used >= -extra and now < lease.ends:
+                    lease.used += extra
+                    self.left -= extra
+                    return
+        elif extra > 0 and not self.take(now, extra):  # more than held: counted as taken now (the provider did)
             member = self.group.member_id(extra)
             self.history.append((now, extra, member))
             self.group.extra.append((self, now, member))
@@ -225,6 +226,15 @@ class SharedSlots:
 
     def batch(self) -> int:
         return max(1, self.limit // (LEASE_SHARE * max(1, self.group.processes())))
+
+    def reserve(self) -> int:
+        """Units kept leased while picks ask: a batch, and one more while the fleet's window has room for every
+        process's (the next pick then finds one without waiting; near the limit, reserves would starve use)."""
+        batch, procs = self.batch(), max(1, self.group.processes())
+        return batch + 1 if self.fleet_held + procs * (batch + 1) <= self.limit else batch
+
+    def asked_lately(self, now: float) -> bool:
+        return now - self.asked_at < min(self.window_s, DEMAND_S)
 
     def lease_s(self) -> float:
         return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
@@ -317,11 +327,12 @@ class SharedWindows:
             await self._rejoin(redis)
         now = self.clock()
         for slots in list(self.slots.values()):
-            lease = slots.lease
-            if lease is not None and (now >= lease.ends or (slots.left == 0 and slots.want)):
-                await self._end_lease(slots, lease)
-            wanted = slots.lease is None and (slots.want or now - slots.asked_at < slots.lease_s())
-            if wanted and not await self._lease(slots, max(slots.batch(), slots.want)):
+            for lease in list(slots.leases):
+                if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
+                    await self._end_lease(slots, lease)
+            short = slots.reserve() - slots.left
+            wanted = max(short, slots.want) if slots.want or (short > 0 and slots.asked_lately(now)) else 0
+            if wanted > 0 and not await self._lease(slots, wanted):
                 await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
                 return
         extra, self.extra = self.extra, []
@@ -346,15 +357,17 @@ class SharedWindows:
             self.say_once(f"shared windows: refused {refused} entries of {slots.name} that were not what they "
                           "claim (malformed, over the limit or in the future)")
         if got:
-            slots.lease = _Lease(f"{member}:{got}", got, 0, now, now, now + slots.lease_s())
-            slots.left, slots.want = got, 0
+            slots.leases.append(_Lease(f"{member}:{got}", got, 0, now, now, now + slots.lease_s()))
+            slots.left += got
+            slots.want = 0
         else:
             slots.opens_at = now + opens_ms / 1000
         return True
 
     async def _end_lease(self, slots: SharedSlots, lease: _Lease) -> None:
         """Replace the lease's entry by what was used, at its last use; the rest is free again."""
-        slots.lease, slots.left = None, 0
+        slots.leases.remove(lease)
+        slots.left -= lease.units - lease.used
         used = lease.used
         member = self.member_id(used) if used else ""
         if used:
@@ -372,10 +385,10 @@ class SharedWindows:
     def _drop_leases(self) -> None:
         """The open leases are gone (Redis away or emptied): what was used of them stays counted here."""
         for slots in self.slots.values():
-            lease = slots.lease
-            if lease is not None and lease.used:
-                slots.history.append((lease.last_use, lease.used, self.member_id(lease.used)))
-            slots.lease, slots.left = None, 0
+            for lease in slots.leases:
+                if lease.used:
+                    slots.history.append((lease.last_use, lease.used, self.member_id(lease.used)))
+            slots.leases, slots.left = [], 0
 
     @property
     def marker(self) -> str:
@@ -422,6 +435,6 @@ class SharedWindows:
     async def give_back(self) -> None:
         """On exit: settle every open lease (what was not used is free for the others at once)."""
         for slots in list(self.slots.values()):
-            if slots.lease is not None:
+            for lease in list(slots.leases):
                 with contextlib.suppress(Exception):
-                    await self._end_lease(slots, slots.lease)
+                    await self._end_lease(slots, lease)

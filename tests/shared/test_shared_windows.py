@@ -166,8 +166,9 @@ async def test_redis_losing_the_windows_loses_no_budget_and_lets_no_burst_throug
     try:
         run = asyncio.create_task(drive(pools, 6.0, sent, gap_s=0.5))  # sends spread over the window
         await until(lambda: sum(map(len, sent)) >= 8, "the window is spent", 10)
-        # and every lease settled: what was taken is only in the window (and each process's own history)
-        await until(lambda: not any(w.lease for s in stores for w in s.windows.slots.values()), "leases settled", 10)
+        # and every lease used settled: what was taken is only in the window (and each process's own history)
+        await until(lambda: not any(lease.used for s in stores for w in s.windows.slots.values() for lease in w.leases),
+                    "leases settled", 10)
         lost_at = time.time()
         await asyncio.to_thread(lose_the_windows, redis_server, how)
         await run

@@ -1,0 +1,41 @@
+"""Three `pooltui proxy` processes on one config and one Redis hold a key's declared `rpm` together (issue 27
+item 3): the simulator, which limits the key to what is declared, never answers it with a 429; each process
+alone would send up to the whole budget (three times it together): with ``share_windows = false`` it fails."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.conftest import keys, make_scenario
+from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
+
+#: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
+pytestmark = pytest.mark.timeout(150)
+
+
+def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, tmp_path, share: bool = True) -> None:
+    # no rate-limit headers on successes: only what is declared can hold the key before the provider does
+    sc = make_scenario({"name": "oai", "window_s": 60, "success_headers": False,
+                        "keys": [*keys("k", 1, rpm=6), *keys("spare", 1)]})
+    server = serve(sc)
+    stats_url = server.base_url("oai").removesuffix("/oai/v1") + "/_sim/stats"
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "k0", secret = "env:K0", rpm = 6 }, { label = "spare0", secret = "env:S0" }',
+                    "failover", K0=sc.primary.keys[0].secret, S0=sc.primary.keys[1].secret)
+    if not share:
+        config = tmp_path / "config.toml"
+        config.write_text(config.read_text().replace('[state]\n', '[state]\nshare_windows = false\n'))
+    procs, ports = start_proxies(3, env)
+    try:
+        with ThreadPoolExecutor(6) as pool:  # every process asks at once, k0 first (failover)
+            answers = list(pool.map(ask, ports * 8))
+        assert all(a.status_code == 200 for a in answers)
+        seen = httpx.get(stats_url).json()["oai"]
+        assert seen["k0"].get("429", 0) == 0, seen  # the fleet never sent k0 beyond its 6 a minute
+        assert seen["k0"]["200"] >= 4, seen  # and used most of them
+        assert seen["spare0"]["200"] == 24 - seen["k0"]["200"], seen
+    finally:
+        stop_proxies(procs)
