@@ -110,6 +110,7 @@ end
 return now
 """
 
+MAX_SHOWN = 256  # windows a heartbeat tells the fleet about
 LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the rest stays free for the others
 MAX_LEASE_S = 1.0
 ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, each process paces on its share
@@ -130,8 +131,10 @@ class _Lease:
 class SharedSlots:
     """One shared window (a ``Slots``): ``limit`` units per ``window_s`` across every process on the Redis."""
 
-    def __init__(self, group: SharedWindows, name: str, label: str, limit: int, window_s: float) -> None:
-        self.group, self.name, self.label = group, name, label
+    def __init__(self, group: SharedWindows, name: str, where: tuple[str, str, str], limit: int,
+                 window_s: float) -> None:
+        self.group, self.name = group, name
+        self.provider, self.label, self.what = where  # the key's provider, its label (or label@model), what
         self.limit, self.window_s = limit, window_s
         self.leases: list[_Lease] = []  # open, oldest first (a reserve is leased before the current one is spent)
         self.left = 0  # units of the open leases not taken yet
@@ -274,7 +277,7 @@ class SharedWindows:
         name = f"{self.prefix}:win:{provider}:{label}:{self.fingerprint(provider, label)}:{what}{span}"
         slots = self.slots.get(name)
         if slots is None:
-            slots = self.slots[name] = SharedSlots(self, name, label, limit, window_s)
+            slots = self.slots[name] = SharedSlots(self, name, (provider, label, what), limit, window_s)
         slots.limit, slots.window_s = limit, window_s
         return slots
 
@@ -296,8 +299,8 @@ class SharedWindows:
 
     def usage(self, now: float) -> list[dict[str, Any]]:
         """Per window: its limit, what this process holds in it, what the fleet held at its last lease."""
-        return [{"window": s.name.split(":win:", 1)[1], "limit": s.limit, "window_s": s.window_s,
-                 "mine": s.mine(now), "fleet": s.fleet_held} for s in self.slots.values()]
+        return [{"provider": s.provider, "key": s.label, "what": s.what, "limit": s.limit, "window_s": s.window_s,
+                 "mine": s.mine(now), "fleet": s.fleet_held} for s in list(self.slots.values())[:MAX_SHOWN]]
 
     # ------------------------------------------------------------------ the background task
     async def run(self) -> None:

@@ -260,6 +260,33 @@ def heartbeat(raw: object, now: float) -> dict[str, Any]:
            "providers": [_name(p, "provider") for p in providers[:64]]}
     if isinstance(m.get("panels"), dict):
         out["panels"] = m["panels"]
+    if m.get("windows") is not None:
+        out["windows"] = windows_in_use(m["windows"])
+    return out
+
+
+def windows_in_use(raw: object) -> list[dict[str, Any]]:
+    """A process's share of each shared budget window, as its heartbeat tells it."""
+    if not isinstance(raw, list) or len(raw) > 256:
+        raise Rejected("windows is not a short list")
+    out = []
+    for w in raw:
+        m = _mapping(w)
+        limit, mine, fleet = (count(m.get(f)) for f in ("limit", "mine", "fleet"))
+        window_s = _number(m.get("window_s"), "window_s")
+        key = _text(m.get("key"), "key", 300)
+        if limit is None or mine is None or fleet is None or not 0 < window_s <= 366 * 86400:
+            raise Rejected("a window in use is not counts and a length")
+        try:
+            validate.label(key.split("@", 1)[0], "key label")
+            model = key.split("@", 1)[1] if "@" in key else None
+            if model is not None:
+                validate.model_name(model)
+        except ValueError:
+            raise Rejected("a window's key is not label-shaped") from None
+        out.append({"provider": _name(m.get("provider"), "provider"), "key": key,
+                    "what": _name(m.get("what"), "what"), "limit": limit, "window_s": window_s, "mine": mine,
+                    "fleet": fleet})
     return out
 
 

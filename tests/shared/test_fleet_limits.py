@@ -1,9 +1,14 @@
 """Three `pooltui proxy` processes on one config and one Redis hold a key's declared `rpm` together (issue 27
-item 3): the simulator, which limits the key to what is declared, never answers it with a 429; each process
-alone would send up to the whole budget (three times it together): with ``share_windows = false`` it fails."""
+items 3 and 4): the simulator, which limits the key to what is declared, never answers it with a 429, and
+`pooltui fleet` shows each process's share; each process alone would send up to the whole budget (three
+times it together): with ``share_windows = false`` it fails."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -37,5 +42,17 @@ def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, 
         assert seen["k0"].get("429", 0) == 0, seen  # the fleet never sent k0 beyond its 6 a minute
         assert seen["k0"]["200"] >= 4, seen  # and used most of them
         assert seen["spare0"]["200"] == 24 - seen["k0"]["200"], seen
+        # `pooltui fleet` shows each process's share of k0's budget in use (from its heartbeat, once a second)
+        deadline, shown = time.monotonic() + 20, []
+        while sum(w["mine"] for w in shown) != seen["k0"]["200"]:
+            assert time.monotonic() < deadline, f"the processes' shares {shown} do not add up to {seen}"
+            listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env,
+                                     capture_output=True, text=True, timeout=30)
+            shown = [w for p in json.loads(listing.stdout)["procs"] for w in p.get("windows", [])
+                     if w["key"] == "k0" and w["what"] == "requests"]
+        assert len(shown) == 3 and all(w["limit"] == 6 and w["window_s"] == 60 for w in shown)
+        text = subprocess.run([sys.executable, "-m", "pooltui", "fleet"], env=env, capture_output=True, text=True,
+                              timeout=30).stdout
+        assert "oai/k0 requests per 60s:" in text and "in use across the fleet (limit 6)" in text, text
     finally:
         stop_proxies(procs)

@@ -186,3 +186,15 @@ def test_share_windows_is_a_switch_of_the_state_table() -> None:
     assert parse_state({"backend": "redis", "url": "redis://h:1/0", "share_windows": False}).share_windows is False
     with pytest.raises(ValueError, match="share_windows must be true or false"):
         parse_state({"share_windows": "no"})
+
+
+@pytest.mark.parametrize("bad", [{"limit": -1}, {"mine": "x"}, {"window_s": 0}, {"key": "../x"}, {"what": "a b"},
+                                 {"provider": None}])
+def test_a_forged_share_in_a_heartbeat_is_refused(bad) -> None:
+    from pooltui.store.shared_wire import windows_in_use
+
+    good = {"provider": "oai", "key": "k0@gpt-4o", "what": "requests", "limit": 6, "window_s": 60.0, "mine": 2,
+            "fleet": 5}
+    assert windows_in_use([good])[0]["mine"] == 2
+    with pytest.raises(Rejected):
+        windows_in_use([{**good, **bad}])
