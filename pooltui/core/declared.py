@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from pooltui.core.snapshot import BudgetUse
 from pooltui.core.windows import KeyLimits, Slots, WindowFactory
 
 RATIO_WEIGHT = 0.2  # each answer's share of the input-token ratio (an exponential average)
@@ -112,6 +113,16 @@ class DeclaredWindows:
         """Each window's name -> (units counted now, limit)."""
         return {name: (slots.limit - slots.room(now), slots.limit)
                 for windows in (self.requests, self.tokens, self.inputs, self.outputs) for name, slots in windows}
+
+    def budgets(self, now: float) -> dict[str, BudgetUse]:
+        """Each window's use as the key's view shows it, the model's own windows named with their model.
+        ``fleet_used`` is the fleet's figure, for a window shared across processes to fill (None here)."""
+        out: dict[str, BudgetUse] = {name: {"used": used, "limit": limit, "fleet_used": None}
+                                     for name, (used, limit) in self.in_use(now).items()}
+        for model, windows in (self.models or {}).items():
+            for name, (used, limit) in windows.in_use(now).items():
+                out[f"{name} {model}"] = {"used": used, "limit": limit, "fleet_used": None}
+        return out
 
 
 class TokenHold:
