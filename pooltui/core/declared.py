@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 
-from pooltui.core.windows import KeyLimits, Slots, WindowFactory
+from pooltui.core.snapshot import BudgetUse
+from pooltui.core.windows import FleetSlots, KeyLimits, Slots, WindowFactory
 
 RATIO_WEIGHT = 0.2  # each answer's share of the input-token ratio (an exponential average)
 RATIO_BOUNDS = (0.05, 20.0)  # a ratio outside these is an odd answer, not the body's shape
@@ -45,7 +46,7 @@ def output_cap(body: bytes | None) -> int:
 class DeclaredWindows:
     """The declared windows of one key (or one key and model)."""
 
-    __slots__ = ("inputs", "limits", "models", "outputs", "requests", "tokens")
+    __slots__ = ("_all", "inputs", "limits", "models", "outputs", "requests", "tokens")
 
     def __init__(self, limits: KeyLimits, provider: str, scope: str, factory: WindowFactory) -> None:
         self.limits = limits
@@ -58,6 +59,10 @@ class DeclaredWindows:
                  "output_tokens": self.outputs}
         for what, limit, span, name in limits.windows():
             lists[what].append((name, factory(provider, scope, what, limit, span)))
+        #: (name, window, what it counts: 0 requests, 1 all tokens, 2 input, 3 output), built once for the pick
+        self._all: tuple[tuple[str, Slots, int], ...] = tuple(
+            (name, slots, kind) for kind, windows in enumerate((self.requests, self.tokens, self.inputs, self.outputs))
+            for name, slots in windows)
 
     def for_model(self, model: str | None) -> DeclaredWindows:
         """The windows a request of ``model`` counts against."""
@@ -74,24 +79,20 @@ class DeclaredWindows:
     def full(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
         """(seconds until it opens, the window's name, its limit) of the window that opens last, if any is full."""
         worst: tuple[float, str, int] | None = None
-        for windows, n in ((self.requests, 1), (self.tokens, tokens_in + tokens_out), (self.inputs, tokens_in),
-                           (self.outputs, tokens_out)):
-            for name, slots in windows:
-                if n and (wait := slots.opens_in(now, n)) > 0 and (worst is None or wait > worst[0]):
-                    worst = (wait + min(MAX_MARGIN_S, slots.window_s * MARGIN), name, slots.limit)
+        for name, slots, kind in self._all:
+            n = 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
+            if n and slots.room(now) < n and (wait := slots.opens_in(now, n)) > 0:
+                wait += min(MAX_MARGIN_S, slots.window_s * MARGIN)
+                if worst is None or wait > worst[0]:
+                    worst = (wait, name, slots.limit)
         return worst
 
     def take(self, now: float, tokens_in: int, tokens_out: int) -> None:
         """Hold one request and its tokens in every window (each was seen to have room)."""
-        for _, slots in self.requests:
-            slots.take(now, 1)
-        if tokens_in or tokens_out:
-            for _, slots in self.tokens:
-                slots.take(now, tokens_in + tokens_out)
-            for _, slots in self.inputs:
-                slots.take(now, tokens_in)
-            for _, slots in self.outputs:
-                slots.take(now, tokens_out)
+        for _, slots, kind in self._all:
+            n = 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
+            if n:
+                slots.take(now, n)
 
     def give_back_request(self, now: float) -> None:
         """The request was never sent: its slot comes back."""
@@ -110,8 +111,27 @@ class DeclaredWindows:
 
     def in_use(self, now: float) -> dict[str, tuple[int, int]]:
         """Each window's name -> (units counted now, limit)."""
-        return {name: (slots.limit - slots.room(now), slots.limit)
+        return {name: (slots.used(now) if isinstance(slots, FleetSlots) else slots.limit - slots.room(now),
+                       slots.limit)
                 for windows in (self.requests, self.tokens, self.inputs, self.outputs) for name, slots in windows}
+
+    def fleet_in_use(self, now: float) -> dict[str, int]:
+        """Each window held across the fleet's name -> units the fleet holds in it (windows of this process
+        alone are not named)."""
+        return {name: slots.fleet_used(now) for windows in (self.requests, self.tokens, self.inputs, self.outputs)
+                for name, slots in windows if isinstance(slots, FleetSlots)}
+
+    def budgets(self, now: float) -> dict[str, BudgetUse]:
+        """Each window's use as the key's view shows it, the model's own windows named with their model.
+        ``fleet_used`` is the fleet's figure for a window held across processes (None for one of this process)."""
+        fleet = self.fleet_in_use(now)
+        out: dict[str, BudgetUse] = {name: {"used": used, "limit": limit, "fleet_used": fleet.get(name)}
+                                     for name, (used, limit) in self.in_use(now).items()}
+        for model, windows in (self.models or {}).items():
+            fleet = windows.fleet_in_use(now)
+            for name, (used, limit) in windows.in_use(now).items():
+                out[f"{name} {model}"] = {"used": used, "limit": limit, "fleet_used": fleet.get(name)}
+        return out
 
 
 class TokenHold:

@@ -1447,6 +1447,8 @@ class Pool:
                     "learned": k.learned.as_dict(now) if k.learned is not None else None,
                     "learned_models": {fit.model: shown for fit in k.estimates()
                                        if fit.model and (shown := fit.estimate.as_dict(now))},
+                    "declared": k.declared.limits.as_dict() if k.declared is not None else {},
+                    "budgets": k.declared.budgets(now) if k.declared is not None else {},
                     **s.as_dict(),
                 }
             )

@@ -10,7 +10,9 @@ is the key's label, or ``label@model`` for a window declared for one model, and 
 :data:`WHATS`.
 
 :class:`SlidingWindow` is the local one: a deque of (time, units), oldest first, pruned as it is read
-(amortised O(1) per take). A request larger than the whole budget fits an empty window only (it goes alone:
+(amortised O(1) per take; takes within 1/:data:`BUCKETS` of the window of the last one share its entry, moved
+to the latest of them: at most about that many entries, and units leave at most that much later than the
+truth, never sooner). A request larger than the whole budget fits an empty window only (it goes alone:
 the provider answers it). A settle that gives units back takes them off the oldest units still counted, and
 one that adds units counts them from now: either way what stays leaves no sooner than the truth would (the
 window never believes it has more room than it has), though an answer slower than the window may give
@@ -22,10 +24,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 MINUTE_S = 60.0
 DAY_S = 86_400.0
+BUCKETS = 1024  # a window keeps at most about this many entries (takes close together share one)
 What = Literal["requests", "tokens", "input_tokens", "output_tokens"]
 WHATS: tuple[What, ...] = ("requests", "tokens", "input_tokens", "output_tokens")
 #: ``what`` of the window a key's learnt limit (requests, from its 429s) is paced by when windows are shared
@@ -55,6 +58,19 @@ class Slots(Protocol):
         ...
 
 
+@runtime_checkable
+class FleetSlots(Slots, Protocol):
+    """A window held across processes: what this process holds in it, and what the whole fleet does."""
+
+    def used(self, now: float) -> int:
+        """Units this process holds in the window now."""
+        ...
+
+    def fleet_used(self, now: float) -> int:
+        """Units the whole fleet holds in the window (as last seen)."""
+        ...
+
+
 #: builds the window of one key: (provider, key label or "label@model", what, limit, window_s) -> Slots
 WindowFactory = Callable[[str, str, str, int, float], Slots]
 
@@ -62,7 +78,7 @@ WindowFactory = Callable[[str, str, str, int, float], Slots]
 class SlidingWindow:
     """The local :class:`Slots`: units taken in the last ``window_s`` seconds, oldest first."""
 
-    __slots__ = ("_entries", "_total", "limit", "window_s")
+    __slots__ = ("_bucket_s", "_entries", "_total", "limit", "window_s")
 
     def __init__(self, limit: int, window_s: float) -> None:
         if limit < 1 or window_s <= 0:
@@ -71,6 +87,7 @@ class SlidingWindow:
         self.window_s = window_s
         self._entries: deque[list[float]] = deque()  # [taken at, units], oldest first
         self._total = 0
+        self._bucket_s = window_s / BUCKETS
 
     def __repr__(self) -> str:
         return f"SlidingWindow({self._total}/{self.limit} per {self.window_s:g} s)"
@@ -86,22 +103,30 @@ class SlidingWindow:
         return self._total
 
     def room(self, now: float) -> int:
-        self._prune(now)
-        return max(0, self.limit - self._total)
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.window_s:
+            self._prune(now)
+        left = self.limit - self._total
+        return left if left > 0 else 0
 
     def take(self, now: float, n: int = 1) -> bool:
-        self._prune(now)
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.window_s:
+            self._prune(now)
+        total = self._total
         if n <= 0:
             return True
-        if self._total + n > self.limit and self._total > 0:
+        if total + n > self.limit and total > 0:
             return False
         self._add(now, n)
         return True
 
     def _add(self, now: float, n: int) -> None:
         entries = self._entries
-        if entries and entries[-1][0] >= now:  # same instant (or a clock that stood still): one entry
-            entries[-1][1] += n
+        if entries and now - (last := entries[-1])[0] < self._bucket_s:  # close to the last take: one entry,
+            if now > last[0]:  # counted from the latest (it leaves no sooner than any of its units)
+                last[0] = now
+            last[1] += n
         else:
             entries.append([now, n])
         self._total += n

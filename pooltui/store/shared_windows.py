@@ -150,6 +150,14 @@ class SharedSlots:
         self._forget(now)
         return sum(units for _, units, _ in self.history) + sum(lease.used for lease in self.leases)
 
+    def used(self, now: float) -> int:
+        """Units this process holds in the window (its share of the fleet's use)."""
+        return self.mine(now)
+
+    def fleet_used(self, now: float) -> int:
+        """Units the fleet holds in the window, as the last lease saw it (at least this process's own)."""
+        return max(self.fleet_held, self.mine(now))
+
     def room(self, now: float) -> int:
         """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
         self.asked_at = now

@@ -162,3 +162,21 @@ def test_a_token_429_is_not_learnt_as_a_request_limit() -> None:
         pool.report(key, tokens)
         clock.advance(5.0)
     assert key.learned is None or key.learned.limit is None
+
+
+def test_the_keys_view_shows_each_declared_window_in_use_and_leaves_room_for_the_fleets() -> None:
+    clock = FakeClock()
+    pool = pool_of(KeyLimits(rpm=60, tpm=20_000), None, clock=clock, models=(("big", KeyLimits(rpm=5)),))
+    key = pool.key("k0")
+    for _ in range(3):
+        hold = TokenHold.of_body(b"w" * 4_000)
+        assert pool.pick(hold=hold) is key
+        pool.report(key, OK, tokens_in=1_000, tokens_out=100, hold=hold)
+        pool.pick()  # k1: nothing declared
+        clock.advance(1.0)
+    k0, k1 = pool.snapshot()
+    assert k0["declared"] == {"rpm": 60, "tpm": 20_000}
+    assert k0["budgets"]["rpm"] == {"used": 3, "limit": 60, "fleet_used": None}
+    assert k0["budgets"]["tpm"] == {"used": 3_300, "limit": 20_000, "fleet_used": None}
+    assert k0["budgets"]["rpm big"] == {"used": 0, "limit": 5, "fleet_used": None}
+    assert k1["declared"] == {} and list(k1["budgets"]) == ["rpm big"]  # only the model's window

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pooltui.core.windows import DAY_S, MINUTE_S, KeyLimits, SlidingWindow, Slots, local_window
+from pooltui.core.windows import BUCKETS, DAY_S, MINUTE_S, KeyLimits, SlidingWindow, Slots, local_window
 
 
 def test_a_full_window_takes_nothing_and_opens_when_its_oldest_leave() -> None:
@@ -53,3 +53,13 @@ def test_declared_limits_merge_over_their_base_and_list_their_windows() -> None:
         ("requests", 30, MINUTE_S), ("requests", 1000, DAY_S), ("tokens", 20_000, MINUTE_S)]
     assert key.as_dict() == {"rpm": 30, "rpd": 1000, "tpm": 20_000}
     assert not KeyLimits().is_set() and KeyLimits(max_concurrency=2).is_set()
+
+
+def test_takes_close_together_share_an_entry_counted_from_the_latest() -> None:
+    w = SlidingWindow(1_000_000, 60.0)
+    for i in range(20_000):  # one every 3 ms: 20,000 takes in a minute
+        assert w.take(i * 0.003)
+    assert len(w._entries) <= BUCKETS + 1  # bounded, whatever the rate
+    last = 19_999 * 0.003
+    assert w.used(last + 60.0 - 0.001) > 0  # the latest take still counts until a window after it
+    assert w.used(last + 60.0) == 0
