@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
+from pooltui.store.admin_token import read_admin_token
 from tests.conftest import keys, make_scenario
 from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
 
@@ -51,6 +53,13 @@ def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, 
             shown = [w for p in json.loads(listing.stdout)["procs"] for w in p.get("windows", [])
                      if w["key"] == "k0" and w["what"] == "requests"]
         assert len(shown) == 3 and all(w["limit"] == 6 and w["window_s"] == 60 for w in shown)
+        # the keys table's budget column: this process's share, and the fleet's figure
+        token = read_admin_token(Path(env["POOLTUI_DATA_DIR"])) or ""
+        view = httpx.get(f"http://127.0.0.1:{ports[0]}/pooltui/state", headers={"x-pooltui-admin-token": token},
+                         timeout=10.0).json()
+        rpm = next(k for k in view["providers"]["oai"]["keys"] if k["label"] == "k0")["budgets"]["rpm"]
+        assert rpm["limit"] == 6
+        assert rpm["used"] <= rpm["fleet_used"] == seen["k0"]["200"], rpm
         text = subprocess.run([sys.executable, "-m", "pooltui", "fleet"], env=env, capture_output=True, text=True,
                               timeout=30).stdout
         assert "oai/k0 requests per 60s:" in text and "in use across the fleet (limit 6)" in text, text
