@@ -73,7 +73,14 @@ def _proxies(config: str, tmp: str) -> tuple[list[subprocess.Popen[bytes]], list
                                        str(ports[-1])], env={**env, "POOLTUI_DATA_DIR": data},
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     for port, proc in zip(ports, procs, strict=True):
-        wait_port(port, proc, "the proxy")
+        for attempt in range(3):  # 20 s each: three Python processes starting on a loaded machine take time
+            try:
+                wait_port(port, proc, "the proxy")
+                break
+            except RuntimeError:
+                if proc.poll() is not None or attempt == 2:
+                    _stop(procs)
+                    raise
     return procs, ports
 
 

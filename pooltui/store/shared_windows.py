@@ -330,8 +330,8 @@ class SharedWindows:
 
     async def _round(self) -> None:
         redis = self._redis()
-        if redis is None:
-            return  # the store has not started yet
+        if redis is None or not self.slots:
+            return  # the store has not started yet, or no key has a window: nothing to lease
         if self._take is None:
             self._take, self._settle = redis.register_script(TAKE_LUA), redis.register_script(SETTLE_LUA)
         if not self.connected or self._epoch is None:
