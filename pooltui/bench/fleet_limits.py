@@ -45,7 +45,7 @@ secret = "{secret}"
 """
 #: (name, simulator window and limit, what the config declares, requests/s at 1.5x capacity, prompt characters)
 CASES = (("requests: 8 per 5 s, learnt", "window_s = 5", "rpm = 8", "", 1.5 * 8 / 5, 20),
-         ("tokens: tpm 20,000, declared", "window_s = 60", "rpm = 100000\ntpm = 20000", "tpm = 20000", 0.0, 4000))
+         ("tokens: tpm 20,000, declared", "window_s = 60", "rpm = 100000\ntpm = 20000", "tpm = 20000", 0.0, 16000))
 
 
 @dataclass
@@ -133,8 +133,8 @@ def _case(case: tuple[str, str, str, str, float, int], redis_url: str, share: bo
     try:
         procs, ports = _proxies(_config(sim.base_url("sim-openai"), redis_url, f"fleetbench{run_no}", share,
                                         declared), tmp)
-        if not rate:  # tokens: 1.5x what the budget allows at this prompt size (about 4 characters a token)
-            rate = 1.5 * 20000 / (prompt_chars / 4 + 16) / 60
+        if not rate:  # tokens: 1.5x what the budget allows at this prompt size, as the simulator counts (a token
+            rate = 1.5 * 20000 / (prompt_chars / 16 + 12) / 60  # per 16 bytes of body, at most 12 out)
         answered = run(_load(ports, rate, seconds, prompt_chars))
         seen = httpx.get(f"{sim.url}/_sim/stats").json()["sim-openai"]["k0"]
     finally:

@@ -384,8 +384,10 @@ class SharedKeyStates:
         if kind == "learned":  # the fleet's estimate of the key: the surer of what the hash holds and this one
             field = f"{item['key']}:{item['fingerprint']}:{item['model']}"
             held = await self._redis.hget(self.keys.learned(item["provider"]), field)
-            try:
-                was = shared_wire.learned(json.loads(held), time.time()) if held is not None else None
+            try:  # what the hash holds counts only if it is what it claims (signed by a member, in bounds)
+                was = None if held is None else json.loads(held)
+                shared_wire.verify(was, self.secret)
+                was = shared_wire.learned(was, time.time()) if was is not None else None
             except (ValueError, Rejected):
                 was = None
             if was is None or surer((item["limit"], item["window_s"], item["sure"]),
