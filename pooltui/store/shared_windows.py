@@ -207,8 +207,12 @@ class SharedSlots:
             self.group.wake()
 
     def opens_in(self, now: float, n: int = 1) -> float:
+        n = min(n, self.limit)
         if self.room(now) >= n:
             return 0.0
+        if self.want < n:  # a pick asks for more than the lease holds (a large prompt's tokens): lease that many
+            self.want = n
+            self.group.wake()
         share = self._share_room(now)
         if share is not None and share < n:
             return max(TICK_S, self._share_opens(now, n))

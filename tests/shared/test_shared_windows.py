@@ -198,3 +198,17 @@ def test_a_forged_share_in_a_heartbeat_is_refused(bad) -> None:
     assert windows_in_use([good])[0]["mine"] == 2
     with pytest.raises(Rejected):
         windows_in_use([{**good, **bad}])
+
+
+@pytest.mark.asyncio
+async def test_a_request_larger_than_a_lease_gets_a_lease_its_size(redis_server) -> None:
+    """A large prompt's tokens (12,000 of a tpm 20,000 whose batch is 5,000): the pick asks how long until they
+    fit, and the next lease holds that many (it asked for a batch and waited for ever before)."""
+    stores = await sharing(redis_server.url, [Pool("p", [KeySpec("k0", SECRET)], "round-robin")])
+    try:
+        tokens = stores[0].windows("p", "k0", "tokens", 20_000, 60.0)
+        await until(lambda: tokens.opens_in(time.time(), 12_000) == 0, "a lease large enough", 10)
+        assert tokens.take(time.time(), 12_000) and tokens.fleet_used(time.time()) >= 12_000
+        assert not tokens.take(time.time(), 12_000)  # and not twice: 24,000 is over the budget
+    finally:
+        await stopping(stores)
