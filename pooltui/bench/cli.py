@@ -62,6 +62,12 @@ def _shared(a: argparse.Namespace) -> None:
     bench_shared(a.cycles, a.changes, a.requests, a.rounds)
 
 
+def _fleet_limits(a: argparse.Namespace) -> None:
+    from pooltui.bench.fleet_limits import bench_fleet_limits
+
+    bench_fleet_limits(a.seconds, a.requests, a.rounds)
+
+
 def _learned(a: argparse.Namespace) -> None:
     from pooltui.bench.learned import bench_learned
 
@@ -101,6 +107,8 @@ _BENCHES: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] = {
     "stream": ("µs per streamed chunk in the SSE scanner (OpenAI, usage:null)", _stream),
     "bodies": ("memory of the proxy relaying large answers", _bodies),
     "shared": ("pick+report and propagation delay with key states shared through Redis", _shared),
+    "fleet-limits": ("3 proxies on one Redis at 1.5x a key's capacity: calls per success, windows shared or not",
+                     _fleet_limits),
     "learned": ("a scenario without headers at 0.75x, 1.0x, 1.5x capacity, learning off/on", _learned),
     "events": ("rows the events pane adds per 10 s during a demo scenario", _events),
     "lab": ("wall time of `pooltui compare` per scenario, simulated vs real time", _lab),
@@ -145,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--changes", type=int, default=400)
     h.add_argument("--requests", type=int, default=3000, help="per proxy throughput run")
     h.add_argument("--rounds", type=int, default=3, help="proxy throughput runs per store and proxy count")
+    fl = parsers["fleet-limits"]
+    fl.add_argument("--seconds", type=float, default=60.0, help="how long each case is driven")
+    fl.add_argument("--requests", type=int, default=3000, help="per requests/s run")
+    fl.add_argument("--rounds", type=int, default=3, help="requests/s runs per store")
     lr = parsers["learned"]
     lr.add_argument("--scenario", default="peak-hour")
     lr.add_argument("--seconds", type=float, default=30.0)

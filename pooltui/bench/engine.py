@@ -8,11 +8,13 @@ import time
 
 from pooltui.core.classify import Classification
 from pooltui.core.clock import SystemClock
+from pooltui.core.declared import TokenHold
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import KeySpec, Pool, PoolKey
 from pooltui.core.strategies import STRATEGIES
 from pooltui.core.trace import RequestTrace
+from pooltui.core.windows import KeyLimits
 
 Row = dict[str, float]
 
@@ -23,13 +25,20 @@ def _picked(key: PoolKey | None) -> PoolKey:
     return key
 
 
-def engine_pool(n_keys: int, strategy: str, cooling: bool, headers: bool, affinity: bool = False) -> Pool:
+#: declared so high they never fill: every pick checks and takes from each window, every answer settles
+NEVER_FULL = KeyLimits(rpm=10**9, rpd=10**12, tpm=10**15, max_concurrency=10**6)
+
+
+def engine_pool(n_keys: int, strategy: str, cooling: bool, headers: bool, declared: bool = False,
+                affinity: bool = False) -> Pool:
     """With the in-flight cap on, traffic mixing two models (per-model state in use) and a third model cooling;
     ``cooling``: all keys but 10% (at least 2) cooling for an hour. ``headers=False``: each key's learnt limit
-    set so high it is never full (every pick checks it, every answer feeds it)."""
+    set so high it is never full (every pick checks it, every answer feeds it). ``declared``: each key declares
+    rpm, rpd, tpm and max_concurrency (:data:`NEVER_FULL`)."""
     clock = SystemClock()
-    pool = Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}") for i in range(n_keys)], strategy, clock=clock,
-                preempt=False, max_inflight=8, affinity="prefix" if affinity else "off")
+    limits = NEVER_FULL if declared else None
+    pool = Pool("bench", [KeySpec(f"k{i}", f"sk-test-{i:032d}", limits=limits) for i in range(n_keys)], strategy,
+                clock=clock, preempt=False, max_inflight=8, affinity="prefix" if affinity else "off")
     far = clock.now() + 3600
     if cooling:
         for k in pool.keys[: max(0, n_keys - max(2, n_keys // 10))]:
@@ -84,7 +93,25 @@ def _affinity_cycle_us(pool: Pool, traced: bool, cycles: int) -> float:
         for i in range(cycles):
             model = models[i & 1]
             trace = RequestTrace(i, 0.0, strategy) if traced else None
-            report(_picked(pick(trace, None, model, tokens[i % 1000])), ok, 0.01, model=model)
+            report(_picked(pick(trace, None, model, affinity=tokens[i % 1000])), ok, 0.01, model=model)
+        best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
+    return best
+
+
+def declared_cycle_us(n_keys: int, strategy: str, cycles: int) -> float:
+    """Best of 3 runs, µs per pick+report cycle with declared limits on (:data:`NEVER_FULL`) and each request's
+    tokens held and settled from its usage; answers state no budget (each key's limit learnt too)."""
+    pool = engine_pool(n_keys, strategy, False, False, declared=True)
+    ok = Classification(Outcome.OK, 200)
+    pick, report = pool.pick, pool.report
+    models = ("m1", "m2")
+    hold = TokenHold(1_000, 100)  # one request at a time: its hold is settled by each answer
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for i in range(cycles):
+            model = models[i & 1]
+            report(_picked(pick(None, None, model, hold)), ok, 0.01, 900, 80, model=model, hold=hold)
         best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
     return best
 
@@ -101,6 +128,20 @@ def _with_affinity(cycles: int) -> dict[str, Row]:
     worst = max(max(v.values()) for k, v in rows.items() if k.endswith("/3"))
     print(f"worst at 3 keys with affinity: {worst:.2f} µs (target < 10)")
     return rows
+
+
+def _declared(cycles: int) -> dict[str, Row]:
+    print("with declared limits (rpm, rpd, tpm, max_concurrency on every key; tokens held and settled; none "
+          "cooling):")
+    out: dict[str, Row] = {}
+    for strategy in STRATEGIES:
+        for n in (3, 1000):
+            us = declared_cycle_us(n, strategy, cycles)
+            out[f"{strategy}/{n}"] = {"free": round(us, 3)}
+            print(f"{strategy:12} {n:>5}  {us:>12.2f}")
+    worst = max(v["free"] for k, v in out.items() if k.endswith("/3"))
+    print(f"worst at 3 keys with declared limits: {worst:.2f} µs (target < 5)")
+    return out
 
 
 def _with_headers(cycles: int) -> dict[str, Row]:
@@ -139,8 +180,9 @@ def _without_headers(cycles: int) -> dict[str, Row]:
 
 
 def bench_engine(cycles: int) -> dict[str, dict[str, Row]]:
-    """Print the table and return it: {"headers": strategy/keys -> column -> µs, "learned": the same without}."""
+    """Print the table and return it: {"headers": strategy/keys -> column -> µs, "learned": the same without,
+    "declared": with declared limits on}."""
     print(f"engine: µs per pick+report cycle (best of 3 x {cycles} cycles; traced = with the per-request trace;"
           " two models in turn, a third cooling, in-flight cap 8)")
-    return {"headers": _with_headers(cycles), "learned": _without_headers(cycles),
+    return {"headers": _with_headers(cycles), "learned": _without_headers(cycles), "declared": _declared(cycles),
             "affinity": _with_affinity(cycles)}

@@ -29,6 +29,7 @@ from pooltui.core.budget import Prices
 from pooltui.core.classify import Classification, classify, parse_body
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import Backoff
+from pooltui.core.declared import TokenHold
 from pooltui.core.errors import no_keys
 from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.health import ROTATE_NOW, Outcome
@@ -206,6 +207,7 @@ class _Wire:
     content: bytes | None
     headers: dict[str, str]
     model: str | None  # providers limit per (key, model)
+    hold: TokenHold | None = None  # its estimated tokens, when the pool holds token budgets (core/declared.py)
     conversation: str | None = None  # its conversation's token, with affinity on (see core/affinity.py)
 
 
@@ -478,12 +480,12 @@ class PoolClient:
         return min(waits) if waits else None
 
     async def _acquire(self, up: Upstream, trace: RequestTrace, deadline: float, failed: PoolKey | None,
-                       model: str | None, conversation: str | None = None) -> PoolKey:
+                       model: str | None, hold: TokenHold | None = None, conversation: str | None = None) -> PoolKey:
         """A key of ``up``'s pool for the next attempt: waits for the earliest reset while it fits the deadline."""
         pool, clock = up.pool, self.clock
         assert pool is not None
         while True:
-            key = pool.pick(trace, failed, model, conversation)
+            key = pool.pick(trace, failed, model, hold, conversation)
             if key is not None:
                 return key
             wait = pool.next_ready_in(model)
@@ -529,7 +531,7 @@ class PoolClient:
             said = {SESSION_HEADER: session} if session is not None else {}
             found = conversation_of(req.json, said, profile.dialect, mode, size=len(content) if content else 0)
             conversation = found.token if found is not None else None
-        return _Wire(req.method, url, content, headers, _model_of(req), conversation)
+        return _Wire(req.method, url, content, headers, _model_of(req), conversation=conversation)
 
     async def _try_upstream(self, up: Upstream, wire: _Wire, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool, last: bool = True):
@@ -539,6 +541,8 @@ class PoolClient:
         if pool is not None and not len(pool):  # a keyed provider with no keys: never a request without credentials
             trace.add(self.clock.now(), "skip", up.name, reason=no_keys(up.name))
             raise _Abandon(no_keys(up.name), None, "unusable", "unusable")
+        if pool is not None and pool.counts_tokens:
+            wire.hold = TokenHold.of_body(wire.content)
         transient = attempts = 0
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
@@ -549,7 +553,7 @@ class PoolClient:
         while True:
             key: PoolKey | None = None
             if pool is not None:
-                key = await self._acquire(up, trace, deadline, failed, wire.model, wire.conversation)
+                key = await self._acquire(up, trace, deadline, failed, wire.model, wire.hold, wire.conversation)
                 if rotated_from is not None and key.label != rotated_from[0]:
                     label, status = rotated_from
                     self.events.emit(Event(self.clock.now(), up.name, key.label, EventKind.ROTATED, status,
@@ -558,7 +562,7 @@ class PoolClient:
                 rotated_from = None
             if attempts >= cap:
                 if key is not None and pool is not None:
-                    pool.release(key, wire.model)
+                    pool.release(key, wire.model, 0.0, wire.hold)
                 why = (f"attempt cap: {attempts} attempts on {up.name} (each key at most twice, "
                        f"at most {self.max_attempts})")
                 trace.add(self.clock.now(), "cap", up.name, reason=why)
@@ -597,7 +601,7 @@ class PoolClient:
         remaining = deadline - clock.now()
         if remaining <= 0:
             if key is not None and pool is not None:
-                pool.release(key, wire.model)
+                pool.release(key, wire.model, 0.0, wire.hold)
             raise _Abandon("deadline reached", None, "deadline")
         body = b""
         limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
@@ -623,14 +627,14 @@ class PoolClient:
             if not limit.expired():
                 raise
             if key is not None and pool is not None:
-                pool.release(key, wire.model, elapsed() - started)
+                pool.release(key, wire.model, elapsed() - started, wire.hold)
             why = f"deadline reached: no complete answer {elapsed() - started:.1f} s into this attempt"
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                       outcome="deadline", latency_ms=(elapsed() - started) * 1000, reason=why)
             raise _Abandon(why, None, "deadline") from None
         except _TooLarge as exc:
             if key is not None and pool is not None:
-                pool.release(key, wire.model, elapsed() - started)
+                pool.release(key, wire.model, elapsed() - started, wire.hold)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome="too_large", latency_ms=(elapsed() - started) * 1000, reason=str(exc))
             raise _Abandon(str(exc), resp.status_code, "too_large") from None
@@ -638,13 +642,13 @@ class PoolClient:
             latency = elapsed() - started
             reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
             if key is not None and pool is not None:
-                pool.report_transport(key, reason, latency, trace.request_id, wire.model)
+                pool.report_transport(key, reason, latency, trace.request_id, wire.model, wire.hold)
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
                       outcome="transport", latency_ms=latency * 1000, reason=reason)
             return reason
         except asyncio.CancelledError:
             if key is not None and pool is not None:
-                pool.release(key, wire.model, elapsed() - started)
+                pool.release(key, wire.model, elapsed() - started, wire.hold)
             raise
         latency = elapsed() - started
         if first is None:
@@ -671,7 +675,8 @@ class PoolClient:
         tokens_in, tokens_out = usage.input, usage.output
         cost = self._cost(wire.model, usage) if tokens_in or tokens_out else None
         if key is not None and pool is not None:
-            pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model)
+            pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model,
+                        wire.hold)
         if self.usage_listeners:
             self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1)
             for barrier in self.settle_barriers:
@@ -696,7 +701,8 @@ class PoolClient:
             if key is not None and pool is not None:
                 pool.stream_opened(key)
             assert answer.scanner is not None and answer.prelude is not None  # a stream's first event was read
-            return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, wire.model)
+            return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, wire.model,
+                              wire.hold)
         await resp.aclose()
         if answer.scanner is not None:  # a request error sent as the stream's first event
             return PoolResponse(result.status, _json_headers(resp.headers), json.dumps(answer.scanner.error).encode(),
@@ -775,8 +781,9 @@ class PoolStream:
 
     def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: httpx.Response,
                  scanner: SSEScanner, prelude: tuple[list[bytes], AsyncIterator[bytes]], trace: RequestTrace,
-                 fallback: bool, model: str | None) -> None:
+                 fallback: bool, model: str | None, hold: TokenHold | None = None) -> None:
         self._model = model  # what its usage is priced and recorded under
+        self._hold = hold  # the tokens it holds in the key's budgets, settled from its usage at the end
         self._client, self._up, self._key, self._resp = client, up, key, resp
         self._scanner = scanner
         self._prelude, self._rest = prelude
@@ -840,7 +847,7 @@ class PoolStream:
             self._client._record(self._up.name, key, self._model, False, usage, cost, 0)
         if pool is not None and key is not None:
             pool.stream_closed(key)
-            pool.add_usage(key, tin, tout, cost)
+            pool.add_usage(key, tin, tout, cost, self._hold)
             if usage.cacheable:
                 pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
             if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):

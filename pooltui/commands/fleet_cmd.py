@@ -47,6 +47,9 @@ def fleet(ctx: click.Context, url: str | None, as_json: bool) -> None:
     for p in seen["procs"]:  # host and reasons come from the store: stripped of terminal control sequences
         click.echo(f"  {printable(p['host']):<20} pid {p['pid']:<7} {p['requests_per_s']:6.1f} req/s  seen "
                    f"{duration(now - p['last_seen'])} ago  {', '.join(p['providers'])}")
+        for w in p.get("windows") or []:  # its share of each key's budget held across the fleet
+            click.echo(f"    {w['provider']}/{printable(w['key'])} {w['what']} per {duration(w['window_s'])}: "
+                       f"{w['mine']} here of {w['fleet']} in use across the fleet (limit {w['limit']})")
     click.echo("shared key states")
     for k in seen["keys"]:
         left = f" {duration(k['until'] - now)} left" if k.get("until") and k["until"] > now else ""

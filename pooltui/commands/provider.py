@@ -108,6 +108,13 @@ def _describe(p: ProviderConfig) -> str:
         f"  cooldown        {p.cooldown_s:g} s, escalating to {p.cooldown_max_s:g} s",
         f"  capacity alert  below {plural(p.capacity_alert, 'usable key')}",
     ]
+    if p.limits is not None:
+        lines.append(f"  limits          {p.limits.describe()} (each key, unless it declares its own)")
+    for model, lim in p.model_limits.items():
+        lines.append(f"  limits {model}: {lim.describe()}")
+    for entry in p.keys:
+        if entry.limits is not None:
+            lines.append(f"  key {entry.label}: {entry.limits.describe()}")
     outside = [k.label for k in p.keys if k not in p.pool_keys()]
     if outside:
         lines.append(f"  not in pool     {', '.join(outside)}")

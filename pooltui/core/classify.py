@@ -7,6 +7,7 @@ invalid (disable), provider transient (back off, don't blame the key), request e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,8 @@ class Classification:
     #: a 429 of one model (its message names a model, or the provider limits per model): the pool cools that
     #: (key, model) at once, the whole key only when a second model 429s on it too
     model_scoped: bool = False
+    #: a 429 that says a token budget was spent (tokens per minute, input tokens...), not the count of requests
+    tokens: bool = False
     #: the fingerprint of the organization the answer's headers name (core/accounts.py), None when unnamed
     org: str | None = None
 
@@ -221,11 +224,27 @@ def _classify(dialect: str, status: int, headers: Mapping[str, str], body: Any, 
             return quota(message, _next_pacific_midnight(now))
         wait, src = _wait_from_signals(headers, limits, data, now, full)
         return Classification(Outcome.RATE_LIMITED, status, message, wait, src, limits,
-                              _model_scoped(dialect, lowered))
+                              _model_scoped(dialect, lowered), _speaks_of_tokens(etype, lowered, headers, limits))
     if status in _TRANSIENT_STATUS or status >= 500:
         wait, src = _wait_from_signals(headers, None, data, now, full)
         return Classification(Outcome.TRANSIENT, status, message, wait, src, limits)
     return Classification(Outcome.REQUEST_ERROR, status, message, limits=limits)
+
+
+_TOKEN_WORDS = re.compile(r"tokens? per (?:min|minute|day|hour)|\((?:tpm|itpm|otpm|tpd)\)|input tokens|output tokens"
+                          r"|token rate limit")
+_TOKEN_HEADERS = ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-output-tokens-remaining")
+
+
+def _speaks_of_tokens(etype: str, lowered: str, headers: Mapping[str, str], limits: RateLimits | None) -> bool:
+    """A 429 whose body or headers say a token budget was spent: openai's and groq's ``"type": "tokens"`` and
+    "on tokens per min (TPM)", anthropic's "input tokens per minute", or a token budget stated at 0 while the
+    request budget still has room."""
+    if etype == "tokens" or _TOKEN_WORDS.search(lowered) is not None:
+        return True
+    if any(headers.get(h) == "0" for h in _TOKEN_HEADERS):
+        return True
+    return limits is not None and limits.tokens_remaining == 0 and (limits.requests_remaining or 0) > 0
 
 
 def _model_scoped(dialect: str, lowered: str) -> bool:
@@ -246,7 +265,8 @@ def _by_signature(sig: Signature, dialect: str, status: int, headers: Mapping[st
         return Classification(outcome, status, reason, reset, src, limits)
     if outcome is Outcome.RATE_LIMITED:
         wait, src = _wait_from_signals(headers, limits, data, now, full)
-        return Classification(outcome, status, reason, wait, src, limits, _model_scoped(dialect, full.lower()))
+        return Classification(outcome, status, reason, wait, src, limits, _model_scoped(dialect, full.lower()),
+                              _speaks_of_tokens("", full.lower(), headers, limits))
     if outcome is Outcome.TRANSIENT:
         wait, src = _wait_from_signals(headers, None, data, now, full)
         return Classification(outcome, status, reason, wait, src, limits)

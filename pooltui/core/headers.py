@@ -217,6 +217,7 @@ def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
 
 
 _ANTHROPIC = ("anthropic-ratelimit-requests-", "anthropic-ratelimit-tokens-")
+_ANTHROPIC_INPUT = "anthropic-ratelimit-input-tokens-"
 _OPENAI = ("x-ratelimit-{}-requests", "x-ratelimit-{}-tokens")
 
 
@@ -225,6 +226,8 @@ def parse_rate_limits(dialect: str, headers: Mapping[str, str], now: float) -> R
     get = headers.get
     if dialect == "anthropic":
         req, tok = _ANTHROPIC
+        if get(tok + "remaining") is None and get(_ANTHROPIC_INPUT + "remaining") is not None:
+            tok = _ANTHROPIC_INPUT  # only the input-token window stated (its ITPM binds)
         rl = RateLimits(
             parse_int(get(req + "limit")),
             parse_int(get(req + "remaining")),

@@ -27,6 +27,8 @@ class DeadlineSource(StrEnum):
     MANUAL = "manual"
     BUDGET = "budget"
     LEARNED = "learned"  # the key's limit as learnt from its 429s (no header states it): paced, not rejected
+    DECLARED = "declared"  # a limit the user declared for the key is reached: paced until its window has room
+    STATED = "stated"  # the token budget the provider's headers stated is spoken for: paced until its reset
 
 
 class Outcome(StrEnum):

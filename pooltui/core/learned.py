@@ -16,6 +16,13 @@ allow the same rate, and the smaller paces more smoothly. After ``PROBE_WINDOWS`
 limit is found again; the next 429 re-fits it. A 429 is fitted only once every request sent before it has
 been answered: under concurrency a 429 often comes back before the successes sent ahead of it. Pure: times
 are passed in.
+
+A 429 that says tokens (a token budget per minute spent: "on tokens per min (TPM)", "input tokens per
+minute", the token headers at 0; ``Classification.tokens``) is never fitted here: it says nothing of how many
+requests the window holds (a few large prompts spend it as surely as many small ones), and fitting it would
+teach a request limit far below the real one, which would then throttle small requests for good. The pool
+only settles its slot (:meth:`LearnedLimit.answered`); the key cools by the provider's wait as for any 429,
+and token budgets, declared or stated in headers, hold picks by their estimated tokens (core/declared.py).
 """
 from __future__ import annotations
 
@@ -70,6 +77,14 @@ class LearnedLimit:
     def restored(cls, limit: int, window_s: float) -> LearnedLimit:
         """An estimate kept from an earlier run: counted as one fitted 429 (so a third sure at most)."""
         return cls(votes={limit: 1.0}, windows={limit: [window_s]}, limit=limit, window_s=window_s, observed=1)
+
+    def adopt(self, limit: int, window_s: float) -> None:
+        """An estimate learnt elsewhere (another process of the fleet, surer): picks are paced by it from now
+        on; this key's history stays and the next 429 re-fits."""
+        self.limit, self.window_s = limit, window_s
+        self.votes[limit] = max(self.votes.values(), default=0.0) + 1.0
+        self.windows.setdefault(limit, []).append(window_s)
+        self.observed = max(1, self.observed)
 
     @property
     def sure(self) -> float:

@@ -18,12 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from heapq import heapify, heappop, heappush
+from typing import Literal
 
 from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, Holder
 from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.cooldown import CooldownPolicy
+from pooltui.core.declared import DeclaredWindows, TokenHold
 from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
@@ -34,8 +36,11 @@ from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.timefmt import clock, duration
 from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
+from pooltui.core.windows import LEARNED, KeyLimits, Slots, WindowFactory, local_window
 
 _OK = KeyState.OK
+#: our own pacing ends quietly (no probe, no "back in rotation" event)
+_PACED = frozenset({DeadlineSource.LEARNED, DeadlineSource.DECLARED, DeadlineSource.STATED})
 _EXCLUSIONS_SHOWN = 16
 _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
 #: answers the provider counted in its window (a 429 is fitted instead; others only end the request in flight)
@@ -60,6 +65,10 @@ class KeySpec:
     label: str
     secret: str
     quota_group: str | None = None
+    #: declared limits of the key (its own over its provider's default), None when nothing is declared
+    limits: KeyLimits | None = None
+    #: declared limits for one model: (model, limits already merged over the key's), where given
+    model_limits: tuple[tuple[str, KeyLimits], ...] = ()
     cache_group: str | None = None  # keys sharing a prompt cache (one organization); default: the quota group
 
 
@@ -80,6 +89,7 @@ class PoolKey:
         "cacheable",
         "changed_at",
         "cool_model",
+        "declared",
         "fingerprint",
         "gen",
         "headroom",
@@ -91,6 +101,7 @@ class PoolKey:
         "pos",
         "probe",
         "quota_group",
+        "ratios",
         "reason",
         "secret",
         "source",
@@ -101,6 +112,10 @@ class PoolKey:
         "status_code",
         "streams",
         "strikes",
+        "token_allow",
+        "token_reset_at",
+        "token_seq",
+        "tokens_inflight",
         "until",
         "used_before",
         "ver",
@@ -144,6 +159,12 @@ class PoolKey:
         self.stated = False  # its successes state the budget in headers: nothing to learn, headers win
         self.budget: Budget | None = None
         self.spend: Spend | None = None
+        self.declared: DeclaredWindows | None = None  # the windows of its declared limits (None: none declared)
+        self.ratios: dict[str, float] = {}  # per model ("": any): input tokens used per token estimated from bodies
+        self.token_allow: int | None = None  # tokens the headers last stated left, less those held since
+        self.token_reset_at: float | None = None  # when the stated token budget is back in full
+        self.tokens_inflight = 0  # tokens (input and output) held by its requests in flight
+        self.token_seq = -1  # the latest-sent request whose answer stated its token budget (older answers: stale)
 
     def __repr__(self) -> str:
         return f"PoolKey({self.label!r}, {self.masked}, {self.state.value})"
@@ -187,11 +208,18 @@ class Pool:
         preempt: bool = True,
         max_inflight: int | None = None,
         learn: bool = True,
+        windows: WindowFactory | None = None,
         affinity: str = "off",
         affinity_wait_s: float = 0.0,
         affinity_ttl_s: float = CACHE_TTL_S,
     ) -> None:
         self.name = name
+        #: builds each declared window of a key: (provider, key label or "label@model", what, limit, window_s)
+        self.windows: WindowFactory = windows or local_window
+        #: label -> the fleet's window of the key's learnt limit (only with a shared factory: see use_windows)
+        self._learned_windows: dict[str, Slots] = {}
+        self._share_learned = windows is not None and windows is not local_window
+        self._tokens_counted = False  # some key declares a token limit, or its headers stated one
         #: "prefix" | "session" | "off": how a request's conversation is recognised (the client reads it)
         self.affinity = affinity
         #: how long a request may wait for its conversation's key rather than move on (0: never waits)
@@ -237,9 +265,42 @@ class Pool:
         if not spec.label or spec.label in self._by_label:
             raise ValueError(f"duplicate or empty key label {spec.label!r} in pool {self.name}")
         key = PoolKey(spec, len(self._keys))
+        self._declare(key, spec)
         self._keys.append(key)
         self._by_label[key.label] = key
         return key
+
+    def _declare(self, key: PoolKey, spec: KeySpec) -> None:
+        """Build the windows of what ``spec`` declares for the key (and per model)."""
+        key.declared = None
+        if spec.limits is None and not spec.model_limits:
+            return
+        from_key = spec.limits or KeyLimits()
+        declared = DeclaredWindows(from_key, self.name, key.label, self.windows)
+        if spec.model_limits:
+            declared.models = {model: DeclaredWindows(limits.over(from_key), self.name, f"{key.label}@{model}",
+                                                      self.windows) for model, limits in spec.model_limits}
+        key.declared = declared
+        self._tokens_counted = self._tokens_counted or declared.counts_tokens
+
+    def set_limits(self, label: str, limits: KeyLimits | None,
+                   model_limits: tuple[tuple[str, KeyLimits], ...] = ()) -> bool:
+        """Declare (or change, or with None and no models remove) the key's limits; changed windows start empty.
+        Returns True when it changed anything."""
+        key = self.key(label)
+        d = key.declared
+        had = (d.limits, tuple((m, w.limits) for m, w in (d.models or {}).items())) if d is not None else (None, ())
+        base = limits or KeyLimits()
+        want = (base, tuple((m, lim.over(base)) for m, lim in model_limits)) if limits or model_limits else (None, ())
+        if had == want:
+            return False
+        self._declare(key, KeySpec(key.label, "", limits=limits, model_limits=model_limits))
+        return True
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Its picks want each request's token estimate: a key declares a token limit or its headers state one."""
+        return self._tokens_counted
 
     def _rebuild(self) -> None:
         """Recompute positions, the available list and the strategy heap (after structural changes)."""
@@ -339,12 +400,46 @@ class Pool:
         return [(k.label, fit.model, k.fingerprint, fit.limit, fit.window_s, fit.estimate.sure)
                 for k in self._keys for fit in k.estimates()]
 
+    def use_windows(self, windows: WindowFactory) -> None:
+        """Build budget windows with ``windows`` from now on (a shared store's: held across the fleet); the key's
+        learnt limit is then paced by a window of that factory too (``what`` :data:`LEARNED`), since a learnt
+        limit is the key's, not this process's."""
+        self.windows = windows
+        self._learned_windows = {}
+        self._share_learned = windows is not local_window
+        for key in self._keys:  # the declared windows are built again by it (they start from what it holds)
+            d = key.declared
+            if d is not None:
+                self._declare(key, KeySpec(key.label, "", limits=d.limits,
+                                           model_limits=tuple((m, w.limits) for m, w in (d.models or {}).items())))
+
+    def _learned_window(self, key: PoolKey, learned: LearnedLimit) -> Slots | None:
+        """The fleet's window of ``key``'s learnt limit (None without a shared factory or an estimate)."""
+        limit, window_s = learned.limit, learned.window_s
+        if not self._share_learned or limit is None or window_s is None:
+            return None
+        slots = self._learned_windows.get(key.label)
+        if slots is None or slots.limit != limit or slots.window_s != window_s:
+            slots = self._learned_windows[key.label] = self.windows(self.name, key.label, LEARNED, limit, window_s)
+        return slots
+
+    def _learned_full(self, key: PoolKey, learned: LearnedLimit, now: float) -> bool:
+        """The key's learnt limit leaves no room now: in this process's own window, or in the fleet's."""
+        if learned.full(now):
+            return True
+        shared = self._learned_window(key, learned) if self._share_learned else None
+        return shared is not None and shared.room(now) < 1
+
     def restore_learned(self, label: str, model: str, limit: int, window_s: float) -> bool:
         """An estimate learnt in an earlier run (the caller checks the secret's fingerprint): picks are paced by
         it from the first request; the next 429 re-fits it. False when the key is not here or states budgets."""
         key = self._by_label.get(label)
         if key is None or key.stated or limit < 1 or not 0 < window_s <= 3600:
             return False
+        held = (key.learned_models or {}).get(model) if model else key.learned
+        if held is not None:  # what this process sent and saw stays: only the estimate changes
+            held.adopt(limit, window_s)
+            return True
         est = LearnedLimit.restored(limit, window_s)
         if model:
             if key.learned_models is None:
@@ -395,8 +490,8 @@ class Pool:
             _, _, key, gen = heappop(timers)
             if key.gen == gen and key.pos >= 0 and key.state is not _OK:
                 was = key.state
-                if key.source is DeadlineSource.LEARNED:  # our own pacing: no probe, no event
-                    self._set_state(key, _OK, reason="learned window has room")
+                if key.source in _PACED:  # our own pacing: no probe, no event
+                    self._set_state(key, _OK, reason=f"{key.source.value} window has room")
                     continue
                 self._set_state(key, _OK, reason=f"{was.value} ended")
                 key.probe = _NEXT  # one request probes it before the queue may follow
@@ -445,6 +540,8 @@ class Pool:
     def stream_closed(self, key: PoolKey) -> None:
         if key.streams > 0 and not self.detached(key):
             key.streams -= 1
+            if key.probe is _HELD and key.declared is not None and key.inflight == 0 and self._under_concurrency(key):
+                self._unhold(key)
 
     def _model_cooling(self, model: str, now: float) -> dict[PoolKey, float] | None:
         """The keys cooling for ``model`` now (expired entries dropped), or None."""
@@ -476,15 +573,25 @@ class Pool:
         return fallback
 
     def pick(self, trace: RequestTrace | None = None, avoid: PoolKey | None = None,
-             model: str | None = None, affinity: str | None = None) -> PoolKey | None:
+             model: str | None = None, hold: TokenHold | None = None, affinity: str | None = None
+             ) -> PoolKey | None:
         """Choose the key for the next attempt, or None when no key is available.
 
         ``avoid``: a key that just failed transiently; another available key is preferred for the retry.
         ``model``: the request's model; keys cooling for that model (a 429 of that model) are skipped.
+        ``hold``: the request's estimated tokens, held against token budgets (declared or stated) until its
+        answer settles them (pass the same ``hold`` to ``report``, ``release``, ``report_transport``, ``add_usage``).
         ``affinity``: the request's conversation token (see ``core/affinity.py``): with affinity on, the key
         that holds its cache (or one of its cache group) while it has room, else the strategy's choice, which
         then holds it.
         """
+        while True:
+            key = self._pick_once(trace, avoid, model, hold, affinity)
+            if key is not False:  # False: the key it chose was held back by a declared limit, choose again
+                return key
+
+    def _pick_once(self, trace: RequestTrace | None, avoid: PoolKey | None, model: str | None,
+                   hold: TokenHold | None, affinity: str | None) -> PoolKey | Literal[False] | None:
         now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
             self._expire(now)
@@ -517,6 +624,8 @@ class Pool:
                 self._follow(aff, affinity, key, now, model, avoid, trace)
         if self._cursor != key.pos and self.strategy == "round-robin":
             self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
+        if (hold is not None or key.declared is not None) and self._held_back(key, model, hold, now, trace):
+            return False
         key.inflight += 1
         if key.allow is not None:
             key.allow -= 1
@@ -524,7 +633,11 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.sent(now)
-        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD):
+            if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
+                    and not fleet.take(now):
+                fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
+        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD) or (
+                key.declared is not None and key.probe is not _HELD and not self._under_concurrency(key)):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
             self._excl_cache = None
@@ -556,8 +669,8 @@ class Pool:
         ``model`` and over the in-flight cap) and how many keys were candidates; None when none can serve."""
         key = self._choose()
         if self.learn:
-            while not key.stated and (learned := key.learned) is not None and learned.full(now) and \
-                    self._pace(key, learned, now, trace):
+            while not key.stated and (learned := key.learned) is not None and \
+                    self._learned_full(key, learned, now) and self._pace(key, learned, now, trace):
                 if not self._avail:  # every key at its learnt limit: the caller waits for the first opening
                     if trace is not None:
                         trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
@@ -594,7 +707,7 @@ class Pool:
 
     def _room(self, key: PoolKey, now: float, model: str | None, avoid: PoolKey | None) -> str | None:
         """Why ``key`` cannot take a request now (None: it can): its state, a held probe, the key that just
-        failed, its in-flight cap, its learnt limit, a cooldown for ``model``."""
+        failed, its in-flight cap, its learnt or declared limit, a cooldown for ``model``."""
         if key.pos < 0:
             return "removed"
         if key.state is not _OK:
@@ -606,8 +719,12 @@ class Pool:
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap:
             return f"{key.inflight + key.streams} in flight, cap {cap}"
-        if self.learn and not key.stated and key.learned is not None and key.learned.full(now):
+        if self.learn and not key.stated and key.learned is not None and self._learned_full(key, key.learned, now):
             return "at its learned limit"
+        declared = key.declared
+        if declared is not None and (not self._under_concurrency(key) or
+                                     declared.for_model(model).full(now, 0, 0) is not None):
+            return "at its declared limit"
         if model is not None and self._model_cool:
             cooling = self._model_cooling(model, now)
             if cooling is not None and key in cooling:
@@ -670,6 +787,98 @@ class Pool:
                       reason=f"moved from {holder.label} ({why or 'no room'}): affinity follows")
         held_map.put(token, key.label, key.cache_group, now)
 
+    def _held_back(self, key: PoolKey, model: str | None, hold: TokenHold | None, now: float,
+                   trace: RequestTrace | None) -> bool:
+        """Take the request's slot and tokens from the key's declared windows, or hold the key back quietly
+        (until its window has room, its stated token budget resets, or an answer frees a concurrency slot)
+        when they have none. Returns True when it was held back."""
+        tokens_in = tokens_out = 0
+        if hold is not None:
+            tokens_in = int(hold.body_in * key.ratios.get(model or "", key.ratios.get("", 1.0)))
+            tokens_out = hold.out
+            allow = key.token_allow
+            need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
+            if allow is not None and need > allow:
+                reason = f"stated tokens: {max(0, allow)} left, the request needs ~{need}"
+                reset_at = key.token_reset_at
+                if reset_at is not None and reset_at > now:
+                    return self._rest(key, None, reset_at - now, DeadlineSource.STATED, reason, now, trace)
+                limits = key.stats.limits  # its reset has passed: the whole budget is back, less what is in flight
+                if limits is not None and limits.tokens_limit is not None:
+                    allow = key.token_allow = limits.tokens_limit - key.tokens_inflight
+                if need > allow and key.tokens_inflight > 0:
+                    return self._hold_until_answer(key, now, trace, f"{reason} (the rest is in flight)")
+        declared = key.declared
+        if declared is not None:
+            cap = declared.limits.max_concurrency
+            if cap is not None and not self._under_concurrency(key):
+                return self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
+                                               f"({key.inflight + key.streams} in flight)")
+            windows = declared.for_model(model)
+            full = windows.full(now, tokens_in, tokens_out)
+            if full is not None:
+                wait, name, limit = full
+                return self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
+                                  f"declared {name} {limit} reached", now, trace)
+            windows.take(now, tokens_in, tokens_out)
+        else:
+            windows = None
+        if hold is not None:
+            hold.on, hold.held, hold.model, hold.ratio_of = windows, (tokens_in, tokens_out), model, key.ratios
+            hold.seq = key.stats.requests
+            key.tokens_inflight += tokens_in + tokens_out
+            if key.token_allow is not None:
+                key.token_allow -= tokens_in + tokens_out
+        return False
+
+    def _hold_until_answer(self, key: PoolKey, now: float, trace: RequestTrace | None, reason: str) -> bool:
+        """The key's budget is spoken for by its requests in flight: it is held until one is answered."""
+        key.probe = _HELD
+        self._held += 1
+        self._excl_cache = None
+        self._avail_remove(key.pos)
+        if trace is not None:
+            trace.add(now, "skip", self.name, key.label, reason=f"{key.label}: {reason}")
+        return True
+
+    def _rest(self, key: PoolKey, model: str | None, wait: float, source: DeadlineSource, reason: str, now: float,
+              trace: RequestTrace | None) -> bool:
+        """The key rests ``wait`` seconds (for ``model`` only, when the full window is that model's), quietly."""
+        if model is not None:
+            cooling = self._model_cool.setdefault(model, {})
+            cooling[key] = max(cooling.get(key, 0.0), now + wait)
+            if len(self._models) < 64:
+                self._models.add(model)
+        else:
+            self._set_state(key, KeyState.COOLING, now + wait, source, reason)
+        if trace is not None:
+            what = f" for {model}" if model is not None else ""
+            trace.add(now, "skip", self.name, key.label, reason=f"{key.label}: {reason}{what}: opens in {wait:.1f} s")
+        return True
+
+    @staticmethod
+    def _under_concurrency(key: PoolKey) -> bool:
+        declared = key.declared
+        cap = declared.limits.max_concurrency if declared is not None else None
+        return cap is None or key.inflight + key.streams < cap
+
+    def _settle_hold(self, key: PoolKey, hold: TokenHold | None, used: tuple[int, int] | None) -> None:
+        """The answer to the request holding ``hold`` came: its tokens become ``used`` (None: keep what was held,
+        as used), the key's ratio learns from the usage."""
+        if hold is None or hold.ratio_of is None:
+            return
+        held = hold.held[0] + hold.held[1]
+        key.tokens_inflight = max(0, key.tokens_inflight - held)
+        if used is None:
+            used = hold.held
+        elif key.token_allow is not None:
+            key.token_allow += held - used[0] - used[1]
+        if hold.on is not None and used != hold.held:
+            hold.on.settle_tokens(self.clock.now(), hold.held, used)
+        if used[0] > 0 and used is not hold.held:
+            hold.learn_ratio(used[0])
+        hold.on, hold.held, hold.ratio_of = None, (0, 0), None
+
     def _split_by_model(self, first: str, now: float) -> None:
         """Traffic mixes models for the first time: a key cooling for what the first model's 429s (or spent
         budget) said, on a provider that limits per model, now cools for that model only; what each key learnt
@@ -706,6 +915,9 @@ class Pool:
         """The key's learnt window is full: it rests until the window has room again, instead of collecting a
         429. Returns False when it has room after all."""
         wait = learned.opens_in(now)
+        fleet = self._learned_window(key, learned) if self._share_learned else None
+        if fleet is not None:
+            wait = max(wait, fleet.opens_in(now))
         if wait <= 0:
             return False
         reason = f"learned limit {learned.limit} per {learned.window_s:.1f} s reached"
@@ -741,7 +953,9 @@ class Pool:
             return
         learned = self._estimate(key, model)
         before = learned.limit
-        if result.outcome is Outcome.RATE_LIMITED:
+        if result.outcome is Outcome.RATE_LIMITED and result.tokens:
+            fitted = learned.answered(sent_at)  # a token budget spent says nothing of the request count (learned.py)
+        elif result.outcome is Outcome.RATE_LIMITED:
             fitted = learned.rate_limited(sent_at, result.retry_after_s)
         elif result.outcome in _COUNTED:
             fitted = learned.accept(sent_at)
@@ -768,7 +982,8 @@ class Pool:
             return self._keys[avail[0]].label
         return self._choose().label
 
-    def release(self, key: PoolKey, model: str | None = None, latency_s: float = 0.0) -> None:
+    def release(self, key: PoolKey, model: str | None = None, latency_s: float = 0.0,
+                hold: TokenHold | None = None) -> None:
         """The attempt on ``key`` (for ``model``, sent ``latency_s`` ago: 0 for one never sent) ended without a
         response to report (cancelled, past its deadline)."""
         if self.detached(key):
@@ -776,16 +991,27 @@ class Pool:
             return
         if key.inflight > 0:
             key.inflight -= 1
+        if latency_s <= 0:  # never sent: its slot and tokens come back
+            if key.declared is not None:
+                key.declared.for_model(model).give_back_request(self.clock.now())
+            self._settle_hold(key, hold, (0, 0))
+        else:
+            self._settle_hold(key, hold, None)
         if self.learn and not key.stated:
-            self._estimate(key, model).answered(self.clock.now() - latency_s)
+            est = self._estimate(key, model)
+            est.answered(self.clock.now() - latency_s)
+            if latency_s == 0 and self._share_learned and est is key.learned and \
+                    (fleet := self._learned_window(key, est)) is not None:
+                fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         if key.allow is not None:
             key.allow += 1
-        if key.probe is _HELD:
+        if key.probe is _HELD and self._under_concurrency(key):
             self._unhold(key)
 
     def _answered(self, key: PoolKey) -> None:
         """An answer came back: a held key rejoins unless its budget is still spoken for by others in flight."""
-        if key.probe is _HELD and (key.allow is None or key.allow > 0 or key.inflight == 0):
+        if key.probe is _HELD and (key.allow is None or key.allow > 0 or key.inflight == 0) and \
+                (key.declared is None or self._under_concurrency(key)):
             self._unhold(key)
 
     def _unhold(self, key: PoolKey) -> None:
@@ -818,15 +1044,30 @@ class Pool:
         request_id: int | None = None,
         cost: float | None = None,
         model: str | None = None,
+        hold: TokenHold | None = None,
     ) -> None:
         """Record what the provider answered to the attempt that ``key`` served (for ``model``, if known:
-        a 429 then cools the key for that model only; quota, invalid and forbidden stay per key)."""
+        a 429 then cools the key for that model only; quota, invalid and forbidden stay per key). ``hold``: the
+        request's tokens held by the pick, settled from the usage (a stream's with ``add_usage``)."""
         if self.detached(key):  # removed or given a new secret meanwhile: the answer goes to its caller
             key.inflight = max(0, key.inflight - 1)
             return
         if key.inflight > 0:
             key.inflight -= 1
         limits = result.limits
+        seq = key.token_seq
+        if hold is not None and hold.ratio_of is not None:
+            seq = hold.seq
+            if result.outcome is not Outcome.OK:
+                self._settle_hold(key, hold, (0, 0))  # refused: no tokens counted
+            elif tokens_in or tokens_out:
+                self._settle_hold(key, hold, (tokens_in, tokens_out))
+        # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is stale
+        if limits is not None and limits.tokens_remaining is not None and seq >= key.token_seq:
+            self._tokens_counted = True
+            key.token_seq = seq
+            key.token_allow = limits.tokens_remaining - key.tokens_inflight
+            key.token_reset_at = self.clock.now() + limits.tokens_reset_s if limits.tokens_reset_s else None
         if result.model_scoped and model is not None:
             self._scoped = True
         # headers and 429s speak of that model only when the pool serves several
@@ -911,24 +1152,32 @@ class Pool:
                    f"marked {state.value}", request_id, StateChange.BARRED)
 
     def report_transport(self, key: PoolKey, error: str, latency_s: float = 0.0,
-                         request_id: int | None = None, model: str | None = None) -> None:
+                         request_id: int | None = None, model: str | None = None,
+                         hold: TokenHold | None = None) -> None:
         """The attempt on ``key`` failed below HTTP (timeout, connection refused...)."""
         if self.detached(key):  # removed or given a new secret meanwhile: the answer goes to its caller
             key.inflight = max(0, key.inflight - 1)
             return
         if key.inflight > 0:
             key.inflight -= 1
+        self._settle_hold(key, hold, None)  # it may have been served: what it held stays counted
         if self.learn and not key.stated:
-            self._estimate(key, model).answered(self.clock.now() - latency_s)
+            est = self._estimate(key, model)
+            est.answered(self.clock.now() - latency_s)
+            if latency_s == 0 and self._share_learned and est is key.learned and \
+                    (fleet := self._learned_window(key, est)) is not None:
+                fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         self._answered(key)
         key.stats.transport += 1
         key.stats.latencies.append(latency_s)
         self._emit(key, EventKind.TRANSPORT, None, error, "backed off (key not blamed)", request_id)
 
-    def add_usage(self, key: PoolKey, tokens_in: int, tokens_out: int, cost: float | None = None) -> None:
-        """Tokens learnt after the report (the tail of a stream)."""
+    def add_usage(self, key: PoolKey, tokens_in: int, tokens_out: int, cost: float | None = None,
+                  hold: TokenHold | None = None) -> None:
+        """Tokens learnt after the report (the tail of a stream); they settle what ``hold`` held."""
         if self.detached(key):
             return
+        self._settle_hold(key, hold, (tokens_in, tokens_out) if tokens_in or tokens_out else None)
         key.stats.tokens_in += tokens_in
         key.stats.tokens_out += tokens_out
         if cost:
@@ -1151,6 +1400,9 @@ class Pool:
             key.stats.limits = replace(limits, requests_remaining=None, tokens_remaining=None)
             key.headroom = 1.0
         key.allow = None
+        # its stated token budget rested until its reset: the whole budget is back (less what is in flight)
+        key.token_allow = limits.tokens_limit - key.tokens_inflight if key.token_allow is not None and \
+            limits is not None and limits.tokens_limit is not None else None
 
     def _emit(self, key: PoolKey | None, kind: EventKind, status: int | None, reason: str, action: str,
               request_id: int | None = None, change: StateChange | None = None) -> None:
@@ -1200,7 +1452,7 @@ class Pool:
     # ----------------------------------------------------------------- views
     def paced(self) -> int:
         """Keys resting at their learnt limit until their window has room (healthy, not counted as usable)."""
-        return sum(1 for k in self._unavail if k.source is DeadlineSource.LEARNED) if self._unavail else 0
+        return sum(1 for k in self._unavail if k.source in _PACED) if self._unavail else 0
 
     def usable(self) -> int:
         """Keys that can serve (a key whose recovery probe is in flight counts)."""
@@ -1273,6 +1525,9 @@ class Pool:
             if key.source is DeadlineSource.LEARNED and key.learned is not None:
                 return (f"a learned opening: {key.label} has room in {max(0.0, until - now):.1f} s (learned limit "
                         f"{key.learned.limit} per {key.learned.window_s:.1f} s); {summary}", True)
+            if key.source in _PACED:
+                return (f"a {key.source.value} opening: {key.reason}: {key.label} has room in "
+                        f"{max(0.0, until - now):.1f} s; {summary}", True)
         return summary, False
 
     def exclusions(self) -> tuple[Exclusion, ...]:
@@ -1292,6 +1547,11 @@ class Pool:
     def _why_held(key: PoolKey) -> str:
         if key.allow is not None and key.allow <= 0:
             return f"budget spoken for: {key.inflight} in flight, the provider allowed no more"
+        if key.declared is not None and key.declared.limits.max_concurrency is not None and \
+                key.inflight + key.streams >= key.declared.limits.max_concurrency:
+            return f"declared max_concurrency {key.declared.limits.max_concurrency} reached"
+        if key.token_allow is not None and key.tokens_inflight:
+            return f"stated tokens spoken for: {key.tokens_inflight} held by requests in flight"
         return "recovery probe in flight"
 
     def counts(self) -> dict[str, int]:
@@ -1363,6 +1623,8 @@ class Pool:
                     "learned": k.learned.as_dict(now) if k.learned is not None else None,
                     "learned_models": {fit.model: shown for fit in k.estimates()
                                        if fit.model and (shown := fit.estimate.as_dict(now))},
+                    "declared": k.declared.limits.as_dict() if k.declared is not None else {},
+                    "budgets": k.declared.budgets(now) if k.declared is not None else {},
                     **s.as_dict(),
                 }
             )

@@ -33,6 +33,15 @@ class LearnedSnapshot(TypedDict):
     probes: int  # times it tried one more
 
 
+class BudgetUse(TypedDict):
+    """One declared window of a key: what this process holds in it now, of its limit."""
+
+    used: int
+    limit: int
+    #: the whole fleet's use of it (processes sharing the window through Redis), None where not shared
+    fleet_used: int | None
+
+
 class KeySnapshot(KeyCounts):
     """One key: its state and why, its cooldowns, its traffic and what the provider's headers said."""
 
@@ -59,3 +68,6 @@ class KeySnapshot(KeyCounts):
     tokens_remaining: int | None
     learned: LearnedSnapshot | None  # the key's limit learnt from 429s (no header states it)
     learned_models: dict[str, LearnedSnapshot]  # per model, once the pool serves several
+    declared: dict[str, int]  # the limits declared for it (rpm, rpd, tpm, itpm, otpm, max_concurrency)
+    #: each declared window ("rpm", "tpm"; "rpm claude-sonnet-4-5" for a model's own) and its use
+    budgets: dict[str, BudgetUse]

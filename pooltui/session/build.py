@@ -37,7 +37,9 @@ def build_pool(p: ProviderConfig, store: SecretStore, history: History | None, e
     specs = []
     for entry in p.pool_keys():
         try:
-            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group, entry.cache_group))
+            limits, model_limits = p.key_limits(entry)
+            specs.append(KeySpec(entry.label, store.get(entry.secret), entry.quota_group, limits=limits,
+                                 model_limits=model_limits, cache_group=entry.cache_group))
         except SecretStoreError as exc:
             if problems is not None:
                 problems.append(f"{p.name}/{entry.label}: {exc}")

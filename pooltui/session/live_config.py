@@ -198,9 +198,11 @@ class LiveConfig:
                 key = None
             added = key is None
             if key is None:
-                pool.add_key(KeySpec(entry.label, secret, entry.quota_group, entry.cache_group))
+                pool.add_key(KeySpec(entry.label, secret, entry.quota_group, cache_group=entry.cache_group))
                 out.append(f"{pool.name}/{entry.label} added")
                 key = pool.key(entry.label)
+            if pool.set_limits(entry.label, *p.key_limits(entry)) and not added:
+                out.append(f"{pool.name}/{entry.label} declared limits changed")
             newly = was_disabled is None or added or (entry.label in was_disabled) != entry.disabled
             if entry.disabled and newly and key.state is not KeyState.DISABLED:
                 pool.disable(entry.label, reason="disabled in config")

@@ -93,14 +93,19 @@ FELT_KEPT = 65_536  # callers' latencies kept for a run's percentiles (the newes
 OPEN_LOOP_CAP = 10_000
 
 
+_PADDING = "Context from an earlier turn, kept so the answer stays on topic. "
+
+
 class TrafficGenerator:
     """Sends chat requests through a client: ``rate`` per second, open-loop as real callers arrive (they do not
     wait for each other: a pool that cannot keep up builds a backlog, as it would in production), or with rate 0
     as fast as ``concurrency`` requests in flight allow (closed-loop)."""
 
     def __init__(self, client: PoolClient, *, rate: float = 0.0, concurrency: int = 8, stream: bool = False,
-                 deadline_s: float | None = None, seed: int | None = None, models: list[str] | None = None) -> None:
+                 deadline_s: float | None = None, seed: int | None = None, models: list[str] | None = None,
+                 prompt_chars: int = 0) -> None:
         self.client = client
+        self.prompt_chars = prompt_chars  # prompts padded to about this size (large prompts: token limits bind)
         self.models = list(models or [])  # requests take these in turn (providers limit per model)
         self._sent = 0
         self.rate = rate
@@ -132,6 +137,8 @@ class TrafficGenerator:
         error: str | None = None
         try:
             prompt = self.rng.choice(PROMPTS)
+            if len(prompt) < self.prompt_chars:
+                prompt = (prompt + " " + _PADDING * (self.prompt_chars // len(_PADDING) + 1))[:self.prompt_chars]
             model = self.models[self._sent % len(self.models)] if self.models else None
             self._sent += 1
             if self.stream:
@@ -248,7 +255,7 @@ async def run_scenario_traffic(scenario: Scenario, *, strategy: str | None = Non
         try:
             gen = TrafficGenerator(client, rate=t.rate if rate is None else rate,
                                    concurrency=concurrency or t.concurrency, stream=stream, seed=seed,
-                                   models=models or t.models)
+                                   models=models or t.models, prompt_chars=t.prompt_chars)
             result = await gen.run(t.requests if requests is None else requests)
         finally:
             await client.aclose()

@@ -100,7 +100,10 @@ class SimApp:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._error(dialect, Verdict("bad_request", 400), secret, key)
-        verdict = ps.decide(key, model=str(body.get("model") or ""))
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
+        tokens_out = max(1, min(int(max_tokens) if isinstance(max_tokens, int) else 16, 12))
+        tokens_in = max(1, tokens_of(len(raw)))
+        verdict = ps.decide(key, model=str(body.get("model") or ""), tokens=(tokens_in, tokens_out))
         delay = ps.latency_s()
         if delay:
             await asyncio.sleep(delay)
@@ -109,9 +112,6 @@ class SimApp:
         if key is not None:
             ps.counters[key.label].by_status[200] += 1
         model = str(body.get("model") or "sim-model")
-        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
-        tokens_out = max(1, min(int(max_tokens) if isinstance(max_tokens, int) else 16, 12))
-        tokens_in = max(1, tokens_of(len(raw)))
         cache = ps.cache_for(key, model, body) if key is not None else None
         headers = rate_headers(dialect, verdict, self.state.wall()) if ps.spec.success_headers else {}
         req_id = self._next_id("msg" if dialect == "anthropic" else "chatcmpl")

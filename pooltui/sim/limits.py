@@ -1,4 +1,7 @@
-"""The simulated provider's bookkeeping: sliding-window RPM, daily quotas, revocations, outages.
+"""The simulated provider's bookkeeping: sliding-window RPM and tokens per window, daily quotas, revocations,
+outages. A request is admitted when its key's request window and token windows (``tpm``: input and output,
+``itpm``, ``otpm``, per key or quota group, per model when the provider limits per model) all have room for
+it; a token window that has none answers a 429 that says tokens, as the real providers word it (shapes.py).
 
 Pure logic over an injectable monotonic clock, so scenarios behave the same in tests and demos.
 """
@@ -27,24 +30,53 @@ class Verdict:
     limit: int | None = None
     remaining: int | None = None
     reset_s: float | None = None
+    #: the token window that refused it, or the tightest one on a success: tokens | input_tokens | output_tokens
+    tokens_what: str | None = None
+    tokens_limit: int | None = None
+    tokens_remaining: int | None = None
+    tokens_reset_s: float | None = None
+    requested: int = 0  # the tokens the refused request asked for
+    model: str = ""
 
 
 class _Window:
-    """Sliding window of request times, shared by the keys of one quota group."""
+    """Sliding window of request times (and of their tokens), shared by the keys of one quota group."""
 
-    __slots__ = ("times",)
+    __slots__ = ("times", "tokens")
 
     def __init__(self) -> None:
         self.times: deque[float] = deque()
+        #: (time, input tokens, output tokens) of the requests admitted within the window
+        self.tokens: deque[tuple[float, int, int]] = deque()
+
+    def tokens_used(self, horizon: float) -> tuple[int, int]:
+        """(input, output) tokens admitted after ``horizon``."""
+        toks = self.tokens
+        while toks and toks[0][0] <= horizon:
+            toks.popleft()
+        return sum(t[1] for t in toks), sum(t[2] for t in toks)
+
+    def tokens_free_in(self, now: float, window_s: float, pick: Callable[[tuple[float, int, int]], int],
+                       over: int) -> float:
+        """Seconds until ``over`` tokens (as ``pick`` counts them) have left the window."""
+        freed = 0
+        for entry in self.tokens:
+            freed += pick(entry)
+            if freed >= over:
+                return max(0.001, entry[0] + window_s - now)
+        return window_s
 
 
 class KeyCounters:
     """What the simulator did with one key (tests compare this with the engine's counters)."""
 
-    __slots__ = ("by_status", "cache_read", "cache_written", "cacheable", "day", "permitted", "requests", "revoked",
-                 "successes_today")
+    __slots__ = ("admitted", "by_status", "cache_read", "cache_written", "cacheable", "day", "permitted", "requests",
+                 "revoked", "successes_today")
 
     def __init__(self) -> None:
+        #: (time, input tokens, output tokens) of the requests it admitted, the latest 10,000 (tests count them
+        #: per window: a declared limit is never exceeded)
+        self.admitted: deque[tuple[float, int, int]] = deque(maxlen=10_000)
         self.by_status: Counter[int] = Counter()
         self.requests = 0
         self.successes_today = 0
@@ -124,8 +156,8 @@ class ProviderState:
         c.revoked, c.successes_today, c.permitted = False, 0, True
 
     def decide(self, key: SimKey | None, consume: bool = True, spend_quota: bool = True,
-               model: str | None = None) -> Verdict:
-        """Decide the fate of one request by ``key`` (None: unknown key)."""
+               model: str | None = None, tokens: tuple[int, int] = (0, 0)) -> Verdict:
+        """Decide the fate of one request by ``key`` (None: unknown key) that takes ``tokens`` (input, output)."""
         if key is None or key.invalid:
             return Verdict("invalid", 401)
         c = self.counters[key.label]
@@ -148,31 +180,82 @@ class ProviderState:
                 return Verdict("quota", self.spec.quota_status)
         limit = key.rpm
         remaining = reset_s = None
-        if limit is not None:
+        window = self.window_of(key, model) if limit is not None or _counts_tokens(key) else None
+        stated: Verdict | None = None
+        if window is not None:
             now = self._mono()
-            win = self.window_of(key, model).times
+            win = window.times
             horizon = now - self.spec.window_s
             while win and win[0] <= horizon:
                 win.popleft()
-            if len(win) >= limit:
+            if limit is not None and len(win) >= limit:
                 wait = win[0] + self.spec.window_s - now if win else self.spec.window_s
                 said = key.retry_after if key.retry_after is not None else max(0.001, wait)
                 return Verdict("rate_limited", 429, said, limit, 0, max(0.001, wait))
+            if _counts_tokens(key):
+                stated = self._tokens(key, window, now, tokens, model or "")
+                if stated.kind == "rate_limited":
+                    stated.limit, stated.remaining = limit, (limit - len(win)) if limit is not None else None
+                    return stated
             if consume:
-                win.append(now)
-            remaining = limit - len(win)
-            reset_s = (win[0] + self.spec.window_s - now) if win else 0.0
+                if limit is not None:
+                    win.append(now)
+                if _counts_tokens(key):
+                    window.tokens.append((now, tokens[0], tokens[1]))
+            if limit is not None:
+                remaining = limit - len(win)
+                reset_s = (win[0] + self.spec.window_s - now) if win else 0.0
         if self.spec.error_rate and self.rng.random() < self.spec.error_rate:
             return Verdict("server_error", 529 if self.spec.dialect == "anthropic" else 500)
         if consume and spend_quota and key.daily_quota is not None:
             c.successes_today += 1
-        return Verdict("ok", 200, None, limit, remaining, reset_s)
+        if consume:
+            c.admitted.append((self._mono(), tokens[0], tokens[1]))
+        verdict = Verdict("ok", 200, None, limit, remaining, reset_s)
+        if stated is not None:
+            verdict.tokens_what, verdict.tokens_limit = stated.tokens_what, stated.tokens_limit
+            verdict.tokens_remaining = max(0, (stated.tokens_remaining or 0) - stated.requested) if consume else \
+                stated.tokens_remaining
+            # when the window is empty again (the budget back in full, as the providers' reset headers say):
+            # when the last request it admitted leaves it
+            toks = window.tokens if window is not None else None
+            verdict.tokens_reset_s = (toks[-1][0] + self.spec.window_s - self._mono()) if toks else 0.0
+        return verdict
+
+    def _tokens(self, key: SimKey, window: _Window, now: float, tokens: tuple[int, int], model: str) -> Verdict:
+        """A 429 verdict naming the token window that has no room for ``tokens``, else an "ok" one carrying the
+        tightest token window's figures (before this request) for the headers."""
+        span = self.spec.window_s
+        used_in, used_out = window.tokens_used(now - span)
+        checks = ((key.tpm, "tokens", used_in + used_out, tokens[0] + tokens[1], lambda e: e[1] + e[2]),
+                  (key.itpm, "input_tokens", used_in, tokens[0], lambda e: e[1]),
+                  (key.otpm, "output_tokens", used_out, tokens[1], lambda e: e[2]))
+        tightest: Verdict | None = None
+        for cap, what, used, asked, pick in checks:
+            if cap is None:
+                continue
+            if used + asked > cap and used > 0:
+                wait = window.tokens_free_in(now, span, pick, used + asked - cap)
+                said = key.retry_after if key.retry_after is not None else wait
+                return Verdict("rate_limited", 429, said, tokens_what=what, tokens_limit=cap,
+                               tokens_remaining=max(0, cap - used), tokens_reset_s=wait, requested=asked, model=model)
+            left = cap - used
+            if tightest is None or left < (tightest.tokens_remaining or 0):
+                reset = window.tokens_free_in(now, span, pick, used) if used else 0.0
+                tightest = Verdict("ok", tokens_what=what, tokens_limit=cap, tokens_remaining=left,
+                                   tokens_reset_s=reset, requested=asked, model=model)
+        assert tightest is not None  # the key counts tokens: one window at least
+        return tightest
 
     def latency_s(self) -> float:
         lo, hi = self.spec.latency_ms
         if hi <= 0:
             return 0.0
         return self.rng.uniform(lo, hi) / 1000.0
+
+
+def _counts_tokens(key: SimKey) -> bool:
+    return key.tpm is not None or key.itpm is not None or key.otpm is not None
 
 
 class SimState:

@@ -21,6 +21,7 @@ MAX_SPAN_S = 31 * 86400.0  # windows, outages, cycles, retry-afters
 MAX_LATENCY_MS = 600_000.0
 MAX_ANSWER_BYTES = 256 * 2**20
 MAX_CONVERSATION_TOKENS = 1_000_000  # a conversation's last turn: about 16 MB of request
+MAX_PROMPT_CHARS = 4 * 2**20  # a prompt padded to more is a typo, and every request would carry it
 
 
 class ScenarioError(ValueError):
@@ -44,6 +45,9 @@ class SimKey:
     answer_bytes: int | None = None  # pad each non-streaming answer to about this size (large-body tests)
     retry_after: float | None = None  # what a 429 of this key says, whatever the window (0: "retry at once")
     corpus_case: str | None = None  # answer every request with this captured response of tests/corpus/
+    tpm: int | None = None  # tokens (input and output) allowed per window (window_s); None = unlimited
+    itpm: int | None = None  # input tokens allowed per window, as Anthropic states them
+    otpm: int | None = None  # output tokens allowed per window
     org: str | None = None  # its organization (account): keys of one org share a prompt cache and one rpm budget
 
     @property
@@ -100,6 +104,7 @@ class TrafficDefaults:
     strategy: str = "round-robin"
     deadline_s: float = 30.0
     models: list[str] = field(default_factory=list)  # requests take these models in turn (empty: the default)
+    prompt_chars: int = 0  # each prompt padded to about this many characters (large prompts: token limits bind)
     conversations: int = 0  # > 0: a workload of conversations (each turn re-sends the conversation) instead
     turns: int = 15  # each conversation's turns
     think_s: float = 20.0  # seconds between a conversation's turns, on average
@@ -134,7 +139,7 @@ class Scenario:
 
 
 _KEY_FIELDS = ("label, secret, rpm, daily_quota, revoke_after, invalid, forbidden, quota_group, stream_fault, "
-               "echo_secret, answer_bytes, retry_after, corpus_case, org")
+               "echo_secret, answer_bytes, retry_after, corpus_case, tpm, itpm, otpm, org")
 _PROVIDER_FIELDS = ("name, dialect, window_s, latency_ms, error_rate, quota_status, cycle_s, success_headers, "
                     "outage_retry_after, per_model, keys, outages")
 
@@ -152,7 +157,9 @@ def _key(raw: Any, where: str) -> SimKey:
         stream_fault=f.choice("stream_fault", None, (None, "before-data", "after-data", "bad-request")),
         echo_secret=f.flag("echo_secret"), answer_bytes=f.whole("answer_bytes", None, 1, MAX_ANSWER_BYTES),
         retry_after=f.number("retry_after", maximum=MAX_SPAN_S),
-        corpus_case=_corpus_case(f.text("corpus_case", None), where), org=f.text("org", None))
+        corpus_case=_corpus_case(f.text("corpus_case", None), where),
+        tpm=f.whole("tpm", None, 1), itpm=f.whole("itpm", None, 1), otpm=f.whole("otpm", None, 1),
+        org=f.text("org", None))
     f.done(_KEY_FIELDS)
     return key
 
@@ -227,7 +234,8 @@ def _traffic(raw: Any, where: str) -> TrafficDefaults:
     traffic = TrafficDefaults(requests=f.whole("requests", 200, 1, MAX_REQUESTS),
                               concurrency=f.whole("concurrency", 8, 1, MAX_CONCURRENCY), rate=rate, strategy=strategy,
                               deadline_s=f.number("deadline_s", 30.0, above=True, maximum=86400.0),
-                              models=list(models), conversations=f.whole("conversations", 0, 0, MAX_REQUESTS),
+                              models=list(models), prompt_chars=f.whole("prompt_chars", 0, 0, MAX_PROMPT_CHARS),
+                              conversations=f.whole("conversations", 0, 0, MAX_REQUESTS),
                               turns=f.whole("turns", 15, 1, 1000), think_s=f.number("think_s", 20.0, maximum=86400.0),
                               system_tokens=f.whole("system_tokens", 2000, 1, 200_000),
                               turn_tokens=f.whole("turn_tokens", 500, 4, 200_000))
@@ -236,8 +244,8 @@ def _traffic(raw: Any, where: str) -> TrafficDefaults:
     if 2 * traffic.system_tokens + traffic.turns * traffic.turn_tokens > MAX_CONVERSATION_TOKENS:
         raise FieldError(f"{where}.turn_tokens", "a conversation's last turn (2 x system_tokens + turns x turn_tokens) "
                                                  f"must be at most {MAX_CONVERSATION_TOKENS} tokens")
-    f.done("requests, concurrency, rate, strategy, deadline_s, models, conversations, turns, think_s, system_tokens, "
-           "turn_tokens")
+    f.done("requests, concurrency, rate, strategy, deadline_s, models, prompt_chars, conversations, turns, think_s, "
+           "system_tokens, turn_tokens")
     return traffic
 
 

@@ -33,22 +33,51 @@ def reply_text(n_tokens: int) -> str:
     return " ".join(WORDS[i % len(WORDS)] for i in range(n_tokens))
 
 
+#: anthropic's names of its token windows (``anthropic-ratelimit-{name}-limit`` ...)
+_ANTHROPIC_TOKENS = {"tokens": "tokens", "input_tokens": "input-tokens", "output_tokens": "output-tokens"}
+
+
 def rate_headers(dialect: str, v: Verdict, now_wall: float) -> dict[str, str]:
-    """The dialect's rate-limit headers for a verdict that carries limit information."""
-    if v.limit is None:
-        return {}
-    reset = v.reset_s or 0.0
+    """The dialect's rate-limit headers for a verdict that carries limit information: the request window's,
+    and the tightest token window's (anthropic names it: ``input-tokens``, ``output-tokens``, ``tokens``;
+    openai states one ``tokens`` window)."""
+    out: dict[str, str] = {}
+    if v.limit is not None:
+        reset = v.reset_s or 0.0
+        if dialect == "anthropic":
+            out.update({"anthropic-ratelimit-requests-limit": str(v.limit),
+                        "anthropic-ratelimit-requests-remaining": str(v.remaining or 0),
+                        "anthropic-ratelimit-requests-reset": rfc3339(now_wall + reset)})
+        else:
+            out.update({"x-ratelimit-limit-requests": str(v.limit),
+                        "x-ratelimit-remaining-requests": str(v.remaining or 0),
+                        "x-ratelimit-reset-requests": go_duration(reset)})
+    if v.tokens_limit is not None and v.tokens_what is not None:
+        reset = v.tokens_reset_s or 0.0
+        if dialect == "anthropic":
+            name = f"anthropic-ratelimit-{_ANTHROPIC_TOKENS[v.tokens_what]}-"
+            out.update({name + "limit": str(v.tokens_limit), name + "remaining": str(v.tokens_remaining or 0),
+                        name + "reset": rfc3339(now_wall + reset)})
+        else:
+            out.update({"x-ratelimit-limit-tokens": str(v.tokens_limit),
+                        "x-ratelimit-remaining-tokens": str(v.tokens_remaining or 0),
+                        "x-ratelimit-reset-tokens": go_duration(reset)})
+    return out
+
+
+def _token_message(dialect: str, v: Verdict) -> str:
+    """A token 429's message, worded as the provider words it (tests/corpus/: openai-tpm-rate-limit-644ms-429,
+    anthropic-itpm-org-429)."""
     if dialect == "anthropic":
-        return {
-            "anthropic-ratelimit-requests-limit": str(v.limit),
-            "anthropic-ratelimit-requests-remaining": str(v.remaining or 0),
-            "anthropic-ratelimit-requests-reset": rfc3339(now_wall + reset),
-        }
-    return {
-        "x-ratelimit-limit-requests": str(v.limit),
-        "x-ratelimit-remaining-requests": str(v.remaining or 0),
-        "x-ratelimit-reset-requests": go_duration(reset),
-    }
+        what = {"tokens": "tokens", "input_tokens": "input tokens", "output_tokens": "output tokens"}
+        return (f"This request would exceed the rate limit for your organization (sim) of {v.tokens_limit:,} "
+                f"{what[v.tokens_what or 'tokens']} per minute. For details, refer to: "
+                "https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for current usage. "
+                "Please reduce the prompt length or the maximum tokens requested, or try again later.")
+    used = (v.tokens_limit or 0) - (v.tokens_remaining or 0)
+    return (f"Rate limit reached for {v.model or 'sim-model'} in organization org-sim on tokens per min (TPM): "
+            f"Limit {v.tokens_limit}, Used {used}, Requested {v.requested}. "
+            f"Please try again in {go_duration(v.retry_after_s or 0)}.")
 
 
 def org_header(dialect: str, org_id: str) -> dict[str, str]:
@@ -67,8 +96,9 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
         etype, msg = {
             "invalid": ("authentication_error", "invalid x-api-key"),
             "forbidden": ("permission_error", "Your API key does not have permission to use the specified resource."),
-            "rate_limited": ("rate_limit_error", "This request would exceed your organization's rate limit of "
-                             f"{v.limit} requests per window."),
+            "rate_limited": ("rate_limit_error", _token_message(dialect, v) if v.tokens_what else
+                             f"This request would exceed your organization's rate limit of {v.limit} requests "
+                             "per window."),
             "quota": ("invalid_request_error", "Your credit balance is too low to access the Anthropic API. "
                       "Please go to Plans & Billing to upgrade or purchase credits."),
             "outage": ("overloaded_error", "Overloaded"),
@@ -85,9 +115,11 @@ def error_response(dialect: str, v: Verdict, secret_hint: str) -> tuple[int, dic
                     "code": "invalid_api_key"},
         "forbidden": {"message": "You are not allowed to sample from this model", "type": "invalid_request_error",
                       "code": "model_not_found"},
-        "rate_limited": {"message": f"Rate limit reached for requests: Limit {v.limit}, Used {v.limit}. "
-                         f"Please try again in {go_duration(v.retry_after_s or 0)}.", "type": "requests",
-                         "code": "rate_limit_exceeded"},
+        "rate_limited": {"message": _token_message(dialect, v), "type": "tokens", "code": "rate_limit_exceeded"}
+        if v.tokens_what else
+        {"message": f"Rate limit reached for requests: Limit {v.limit}, Used {v.limit}. "
+         f"Please try again in {go_duration(v.retry_after_s or 0)}.", "type": "requests",
+         "code": "rate_limit_exceeded"},
         "quota": {"message": "You exceeded your current quota, please check your plan and billing details.",
                   "type": "insufficient_quota", "code": "insufficient_quota"},
         "outage": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "code": None},

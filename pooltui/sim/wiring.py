@@ -24,7 +24,7 @@ def client_for_scenario(scenario: Scenario, server: SimAddress, strategy: str | 
     ups = []
     for i, p in enumerate(scenario.providers):
         profile = profile_for(p.dialect, name=p.name, base_url=server.base_url(p.name))
-        pool = Pool(p.name, [KeySpec(k.label, k.secret, k.quota_group, k.cache_org) for k in p.keys],
+        pool = Pool(p.name, [KeySpec(k.label, k.secret, k.quota_group, cache_group=k.cache_org) for k in p.keys],
                     strategy or scenario.traffic.strategy, clock=clock, events=events,
                     rng=random.Random(None if seed is None else seed + i), affinity=affinity)
         ups.append(Upstream(profile, pool))

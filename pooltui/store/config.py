@@ -18,9 +18,11 @@ from pooltui.core.affinity import check_affinity, default_affinity
 from pooltui.core.budget import Budget, Prices
 from pooltui.core.cooldown import CooldownPolicy
 from pooltui.core.strategies import UnknownStrategyError, normalize_strategy
+from pooltui.core.windows import KeyLimits
 from pooltui.providers.profiles import PROFILES, ProviderProfile, profile_for
 from pooltui.store.atomic import locked, read_regular_text, write_atomic
 from pooltui.store.history import MAX_RETENTION_DAYS
+from pooltui.store.limits_config import LIMIT_FIELDS, key_limits, limits_table, parse_provider_limits, pop_limits
 from pooltui.store.telemetry import TelemetryConfig, parse_telemetry
 from pooltui.store.toml_merge import dumps_merged
 
@@ -57,6 +59,7 @@ class KeyEntry:
     budget: Budget = field(default_factory=Budget)
     disabled: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: KeyLimits | None = None  # declared: rpm, rpd, tpm, itpm, otpm, max_concurrency (over the provider's)
     cache_group: str | None = None  # keys sharing a prompt cache (one organization); default: the quota group
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +76,8 @@ class KeyEntry:
             value = getattr(self.budget, name.removeprefix("budget_"))
             if value is not None:
                 out[name] = value
+        if self.limits is not None:
+            out.update(self.limits.as_dict())
         return out
 
 
@@ -106,6 +111,12 @@ class ProviderConfig:
     affinity_wait_s: float = 0.0  # how long a request may wait for its conversation's key (0: moves on at once)
     keys: list[KeyEntry] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: KeyLimits | None = None  # declared for every key (``[providers.NAME.limits]``), a key's own win
+    model_limits: dict[str, KeyLimits] = field(default_factory=dict)  # ``[providers.NAME.limits.models."M"]``
+
+    def key_limits(self, entry: KeyEntry) -> tuple[KeyLimits | None, tuple[tuple[str, KeyLimits], ...]]:
+        """What ``entry`` declares: its own limits over the provider's, each model's over those."""
+        return key_limits(entry.limits, self.limits, self.model_limits)
 
     @property
     def profile(self) -> ProviderProfile:
@@ -170,6 +181,8 @@ class ProviderConfig:
             out["default_model"] = self.default_model
         if self.model_map:
             out["model_map"] = dict(self.model_map)
+        if self.limits is not None or self.model_limits:
+            out["limits"] = limits_table(self.limits, self.model_limits)
         if self.affinity is not None:
             out["affinity"] = self.affinity
         if self.affinity_wait_s:
@@ -239,6 +252,9 @@ class StateConfig:
     ttl_s: float = 86400.0
     #: a reference (keyring:, env:, file:) to the fleet secret messages are signed with; never in Redis
     secret: str | None = None
+    #: with Redis, budget windows (declared and learnt limits) are held across the fleet; false: each process
+    #: paces alone (as before issue 27; for comparison)
+    share_windows: bool = True
 
     def redis_url(self) -> str:
         """The URL of the "redis" backend (``parse_state`` makes sure it has one)."""
@@ -269,9 +285,13 @@ def parse_state(raw: Any) -> StateConfig:
     if secret is not None and (not isinstance(secret, str) or not secret.startswith(SECRET_SCHEMES)):
         raise ValueError("state.secret must be a reference to the fleet secret (keyring:..., env:VAR or file:...), "
                          "never the secret itself")
+    share_windows = data.pop("share_windows", True)
+    if not isinstance(share_windows, bool):
+        raise ValueError("state.share_windows must be true or false")
     if data:
-        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s, secret)")
-    return StateConfig(backend, url, prefix, dict(raw), ttl_s, secret)
+        raise ValueError(f"state: unknown setting {sorted(data)[0]!r} (known: backend, url, prefix, ttl_s, secret, "
+                         "share_windows)")
+    return StateConfig(backend, url, prefix, dict(raw), ttl_s, secret, share_windows)
 
 
 @dataclass
@@ -375,6 +395,10 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
             except ValueError as exc:
                 raise ValueError(f"key {provider}/{label}: {exc}") from None
             budget_values[name.removeprefix("budget_")] = value
+    try:
+        limits = pop_limits(data, "")
+    except ValueError as exc:
+        raise ValueError(f"key {provider}/{label}: {exc}") from None
     note = data.pop("note", "")
     group = data.pop("quota_group", None)
     cache_group = data.pop("cache_group", None)
@@ -387,7 +411,7 @@ def _key_entry(provider: str, raw: Any) -> KeyEntry:
         except ValueError as exc:
             raise ValueError(f"key {provider}/{label}: {exc}") from None
     return KeyEntry(label, secret, str(note), str(group) if group else None, Budget(**budget_values), disabled,
-                    data, cache_group)
+                    data, limits=limits, cache_group=cache_group)
 
 
 def _provider(name: str, raw: Any) -> ProviderConfig:
@@ -441,12 +465,13 @@ def _provider(name: str, raw: Any) -> ProviderConfig:
             raise ValueError(f"provider {name}: {exc}") from None
     affinity_wait = _seconds(data, "affinity_wait_s", 0.0, 0.0)
     default_model, model_map = _models(name, data.pop("default_model", None), data.pop("model_map", {}))
+    declared, model_limits = parse_provider_limits(name, data.pop("limits", None))
     keys = [_key_entry(name, k) for k in data.pop("keys", [])]
     return ProviderConfig(name, kind, base_url, strategy, pool, list(fallback), cooldown, cooldown_max, alert,
                           keys=keys, extra=data, cooldown_floor_s=floor, max_attempts=attempts,
                           max_inflight_per_key=inflight, reverify_s=reverify, reverify_max_s=reverify_max,
                           learn_limits=learn, default_model=default_model, model_map=model_map, affinity=affinity,
-                          affinity_wait_s=affinity_wait, **limits)
+                          affinity_wait_s=affinity_wait, limits=declared, model_limits=model_limits, **limits)
 
 
 def _models(provider: str, default: Any, mapping: Any) -> tuple[str | None, dict[str, str]]:
@@ -524,7 +549,7 @@ def _field_in(message: str) -> str | None:
                  "capacity_alert", "secret", "label", "cooldown_floor_s", "max_attempts", "max_inflight_per_key",
                  "reverify_s", "reverify_max_s", "learn_limits", "default_model", "model_map", "affinity_wait_s",
                  "affinity", "cache_group",
-                 *_LIMITS, *_BUDGET_FIELDS):
+                 *_LIMITS, *_BUDGET_FIELDS, *LIMIT_FIELDS):
         if re.search(rf"(?<![\w]){name}(?![\w])", message) or (name == "label" and "key label" in message):
             return name
     return None

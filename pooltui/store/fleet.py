@@ -33,6 +33,9 @@ class Names:
     def used(self, provider: str) -> str:  # hash: "label:fingerprint" -> requests, fleet-wide
         return f"{self.prefix}:used:{provider}"
 
+    def learned(self, provider: str) -> str:  # hash: "label:fingerprint:model" -> the fleet's surest estimate
+        return f"{self.prefix}:learned:{provider}"
+
     def last(self, provider: str) -> str:  # the fleet's last round-robin pick
         return f"{self.prefix}:last:{provider}"
 

@@ -13,6 +13,9 @@ what the others learnt. What goes out, and how:
 - **In batches** (every half second): each key's request count (least-used balances the fleet's counts;
   a newcomer's round-robin starts after the fleet's last pick), this process's events (a Redis stream the
   fleet monitor merges), and a heartbeat (host, pid, requests/s, its panels).
+- **Budget windows** (declared limits and learnt ones, requests and tokens): one shared sliding window per
+  key and limit, slots leased in small batches ahead of need (:mod:`pooltui.store.shared_windows`); each
+  key's learnt estimate is published and the fleet's surest is applied everywhere (:meth:`merge_learned`).
 - **The config**: a process that reloads its changed config file publishes it (references only, never a
   secret) with a generation; processes on other hosts apply its keys and strategy.
 
@@ -42,12 +45,20 @@ from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
 from pooltui.store.fleet import CONNECTED, failure_of, names, redact_url, status_line
+from pooltui.store.shared_windows import SharedWindows
 from pooltui.store.shared_wire import Rejected
 
 #: events after which a key's state may have changed (the state itself is read from the pool)
 STOP_WAIT_S = 5.0  # the longest stop() waits for its tasks, and then for its connection to close
 _CHANGES = frozenset({EventKind.RATE_LIMITED, EventKind.INVALID, EventKind.FORBIDDEN, EventKind.QUOTA,
                       EventKind.STATE})
+
+
+def surer(a: tuple[int, float, float], b: tuple[int, float, float]) -> bool:
+    """Whether the estimate ``a`` (limit, window_s, sure) beats ``b``: surer, or as sure and a smaller rate."""
+    if abs(a[2] - b[2]) > 1e-9:
+        return a[2] > b[2]
+    return a[0] / a[1] < b[0] / b[1] - 1e-12
 
 
 def _retrying(attempt: int) -> float:
@@ -86,14 +97,30 @@ class SharedKeyStates:
     _spending: set[asyncio.Task] = field(default_factory=set)
     _counted: dict[tuple[str, str, str], int] = field(default_factory=dict)  # requests already added to Redis
     _rotation_seen: bool = False
+    #: (provider, label, fingerprint, model) -> (limit, window_s, sure) of an estimate adopted from the fleet
+    _adopted: dict[tuple[str, str, str, str], tuple[int, float, float]] = field(default_factory=dict)
     _applying: bool = False
     _remote: set[tuple[str, str]] = field(default_factory=set)  # (provider, label) whose state came from elsewhere
+    #: budget windows shared across the fleet (``[state] share_windows``; off: each process paces alone)
+    share_windows: bool = True
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _redis: Any = None
 
     def __post_init__(self) -> None:
         self.keys = names(self.prefix)
         self._said_once: set[str] = set()
+        self.processes_seen = 1  # this one, until heartbeats say how many serve the pool
+        self.windows: SharedWindows | None = None
+        if self.share_windows:
+            self.windows = SharedWindows(self.prefix, self.instance, lambda: self._redis,
+                                         lambda: self.processes_seen, self._fingerprint, self.log)
+
+    def _fingerprint(self, provider: str, label: str) -> str:
+        """The fingerprint of ``provider``'s key ``label`` (or ``label@model``) here; "" when unknown."""
+        for pool in self.pools.get(provider, []):
+            with contextlib.suppress(KeyError):
+                return pool.key(label.split("@", 1)[0]).fingerprint
+        return ""
 
     def dropped(self, what: str, why: str) -> None:
         """A value read from the store that is not what it claims to be: dropped, said once per reason."""
@@ -106,7 +133,10 @@ class SharedKeyStates:
     def attach(self, pool: Pool) -> None:
         """Share ``pool``'s key states, usage counts and events."""
         self.pools.setdefault(pool.name, []).append(pool)
+        if self.windows is not None:
+            pool.use_windows(self.windows)
         pool.events.subscribe(lambda event: self._changed(pool, event))
+        pool.events.subscribe(lambda event: self._learned_changed(pool, event))
         pool.events.subscribe(lambda event: self._own_view(pool, event))
         self._listen_events(pool.events)
 
@@ -213,6 +243,53 @@ class SharedKeyStates:
             return
         self._put(self._state_of(pool, key, event.ts))
 
+    def _learned_changed(self, pool: Pool, event: Event) -> None:
+        if not self._applying and event.change is StateChange.LEARNED and event.key is not None:
+            with contextlib.suppress(KeyError):
+                for item in self._estimates_of(pool, pool.key(event.key), event.ts):
+                    self._put(item)
+
+    def _estimates_of(self, pool: Pool, key: Any, at: float) -> list[dict[str, Any]]:
+        """The key's fitted estimates as the fleet shares them."""
+        return [{"kind": "learned", "from": self.instance, "provider": pool.name, "key": key.label,
+                 "fingerprint": key.fingerprint, "model": fit.model, "limit": fit.limit,
+                 "window_s": round(fit.window_s, 3), "sure": self._sure(pool.name, key, fit), "at": at}
+                for fit in key.estimates()]
+
+    def _sure(self, provider: str, key: Any, fit: Any) -> float:
+        """How sure this process is of ``fit``: the fleet's sureness when it is an estimate adopted from it."""
+        adopted = self._adopted.get((provider, key.label, key.fingerprint, fit.model))
+        if adopted is not None and adopted[:2] == (fit.limit, round(fit.window_s, 3)):
+            return adopted[2]
+        return float(fit.estimate.sure)
+
+    def merge_learned(self, message: dict[str, Any]) -> bool:
+        """A key's limit learnt elsewhere (checked by :func:`shared_wire.learned`): adopted where it is surer
+        than this process's estimate, or as sure and smaller (a rate that is too high costs 429s in every
+        process; one too low costs some throughput until the estimate probes upwards). True when adopted."""
+        adopted = False
+        for pool in self.pools.get(message["provider"], []):
+            try:
+                key = pool.key(message["key"])
+            except KeyError:
+                continue
+            if key.fingerprint != message["fingerprint"]:
+                continue
+            model = message["model"]
+            mine = next((f for f in key.estimates() if f.model == model), None)
+            theirs = (message["limit"], round(message["window_s"], 3), message["sure"])
+            if mine is not None and not surer(theirs, (mine.limit, mine.window_s, self._sure(pool.name, key, mine))):
+                continue
+            self._applying = True
+            try:
+                if pool.restore_learned(key.label, model, message["limit"], message["window_s"]):
+                    self._adopted[(pool.name, key.label, key.fingerprint, model)] = theirs
+                    self.applied += 1
+                    adopted = True
+            finally:
+                self._applying = False
+        return adopted
+
     def _state_of(self, pool: Pool, key: Any, at: float) -> dict[str, Any]:
         return {"from": self.instance, "provider": pool.name, "key": key.label, "fingerprint": key.fingerprint,
                 "state": key.state.value, "until": key.until, "source": key.source.value if key.source else None,
@@ -247,8 +324,10 @@ class SharedKeyStates:
                                      health_check_interval=5)
         if self._queue is None:
             self._queue = asyncio.Queue(10_000)
-        self._tasks = [asyncio.create_task(loop()) for loop in
-                       (self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop)]
+        loops = [self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop]
+        if self.windows is not None:
+            loops.append(self.windows.run)
+        self._tasks = [asyncio.create_task(loop()) for loop in loops]
         for _ in range(40):  # up to 2 s for the first connection; serving does not wait longer
             if self.connected:
                 break
@@ -262,6 +341,9 @@ class SharedKeyStates:
     async def stop(self) -> None:
         """Stop, in bounded time: a task stuck in a Redis call that does not end on cancellation (a connection
         torn down mid-read waits on the socket it is closing) must not hold the process's shutdown."""
+        if self.windows is not None and self.connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.windows.give_back(), 1.0)
         self.close()
         tasks = [*self._tasks, *self._spending]
         if tasks:
@@ -299,6 +381,18 @@ class SharedKeyStates:
                 pipe.publish(self.keys.config_channel, payload)
                 await pipe.execute()
             return
+        if kind == "learned":  # the fleet's estimate of the key: the surer of what the hash holds and this one
+            field = f"{item['key']}:{item['fingerprint']}:{item['model']}"
+            held = await self._redis.hget(self.keys.learned(item["provider"]), field)
+            try:  # what the hash holds counts only if it is what it claims (signed by a member, in bounds)
+                was = None if held is None else json.loads(held)
+                shared_wire.verify(was, self.secret)
+                was = shared_wire.learned(was, time.time()) if was is not None else None
+            except (ValueError, Rejected):
+                was = None
+            if was is None or surer((item["limit"], item["window_s"], item["sure"]),
+                                    (was["limit"], was["window_s"], was["sure"])):
+                await self._redis.hset(self.keys.learned(item["provider"]), field, payload)
         async with self._redis.pipeline(transaction=False) as pipe:
             if kind is None:  # a key state: newcomers read it from the hash
                 pipe.hset(self.keys.states(item["provider"]), item["key"], payload)
@@ -349,6 +443,13 @@ class SharedKeyStates:
                                                  shared_wire.signed(self._state_of(pool, key, now), self.secret))
                     if key.spend is not None:
                         await self._restore_spend(provider, key)
+            for raw in (await self._read(self._redis.hgetall(self.keys.learned(provider)), {},
+                                         "the learnt limits")).values():
+                self.receive_raw(raw, "a learnt limit")
+            for pool in pools:
+                for key in pool.keys:
+                    for item in self._estimates_of(pool, key, now):
+                        self._put(item)  # what this process learnt meanwhile, where the fleet's is less sure
         raw = await self._read(self._redis.get(self.keys.config), None, "the shared config")
         if raw is not None:
             self.receive_raw(raw, "the shared config")
@@ -386,7 +487,19 @@ class SharedKeyStates:
         while True:
             with contextlib.suppress(Exception):
                 await self._redis.hset(self.keys.procs, self.instance, json.dumps(self.presence(time.time())))
+                self.processes_seen = await self._count_processes()
             await asyncio.sleep(every_s)
+
+    async def _count_processes(self, stale_s: float = 10.0) -> int:
+        """How many processes (this one included) sent a heartbeat within ``stale_s``; a bad one is not counted."""
+        now, seen = time.time(), 0
+        for raw in (await self._read(self._redis.hgetall(self.keys.procs), {}, "the heartbeats")).values():
+            try:
+                beat = shared_wire.heartbeat(json.loads(raw), now)
+            except (ValueError, Rejected):
+                continue
+            seen += now - beat["last_seen"] <= stale_s
+        return max(1, seen)
 
     def presence(self, now: float) -> dict[str, Any]:
         """What this process tells the fleet about itself."""
@@ -396,6 +509,8 @@ class SharedKeyStates:
         if self.describe is not None:
             with contextlib.suppress(Exception):
                 out["panels"] = self.describe()
+        if self.windows is not None and self.windows.slots:
+            out["windows"] = self.windows.usage(now)
         return out
 
     async def _batch_loop(self) -> None:
@@ -504,6 +619,8 @@ class SharedKeyStates:
             self._apply_breaker(message)
         elif kind == "pool":
             self._apply_pool(message)
+        elif kind == "learned":
+            self.merge_learned(message)
         elif kind is None:
             for pool in self.pools.get(message.get("provider") or "", []):
                 self._apply_to(pool, message)

@@ -149,6 +149,34 @@ def config(message: object, now: float) -> dict[str, Any]:
             "at": _moment(m.get("at"), "at", now), "sha": m.get("sha") if isinstance(m.get("sha"), str) else None}
 
 
+MAX_LEARNED_LIMIT = 1_000_000
+MAX_LEARNED_WINDOW_S = 3600.0
+
+
+def learned(message: object, now: float) -> dict[str, Any]:
+    """A key's limit learnt by another process: ``limit`` requests per ``window_s`` (bounded), how ``sure``."""
+    m = _mapping(message)
+    limit = m.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LEARNED_LIMIT:
+        raise Rejected("limit is not a whole number of requests")
+    window_s = _number(m.get("window_s"), "window_s")
+    if not 0 < window_s <= MAX_LEARNED_WINDOW_S:
+        raise Rejected("window_s is not a window length")
+    sure = _number(m.get("sure"), "sure")
+    if not 0 <= sure <= 1:
+        raise Rejected("sure is not between 0 and 1")
+    model = m.get("model")
+    if model != "":
+        try:
+            model = validate.model_name(model)
+        except ValueError:
+            raise Rejected("a model name is not model-shaped") from None
+    return {"kind": "learned", "from": _optional_text(m.get("from"), "from"),
+            "provider": _name(m.get("provider"), "provider"), "key": _name(m.get("key"), "key label"),
+            "fingerprint": _text(m.get("fingerprint"), "fingerprint", 64), "model": model, "limit": limit,
+            "window_s": window_s, "sure": sure, "at": _moment(m.get("at", now), "at", now)}
+
+
 def _canonical(message: dict[str, Any]) -> bytes:
     return json.dumps({k: v for k, v in message.items() if k != "sig"}, sort_keys=True,
                       separators=(",", ":")).encode()
@@ -212,6 +240,8 @@ def message(raw: object, now: float | None = None) -> dict[str, Any]:
         return pool_setting(raw)
     if kind == "config":
         return config(raw, now)
+    if kind == "learned":
+        return learned(raw, now)
     raise Rejected("unknown message kind")
 
 
@@ -230,4 +260,47 @@ def heartbeat(raw: object, now: float) -> dict[str, Any]:
            "providers": [_name(p, "provider") for p in providers[:64]]}
     if isinstance(m.get("panels"), dict):
         out["panels"] = m["panels"]
+    if m.get("windows") is not None:
+        out["windows"] = windows_in_use(m["windows"])
     return out
+
+
+def windows_in_use(raw: object) -> list[dict[str, Any]]:
+    """A process's share of each shared budget window, as its heartbeat tells it."""
+    if not isinstance(raw, list) or len(raw) > 256:
+        raise Rejected("windows is not a short list")
+    out = []
+    for w in raw:
+        m = _mapping(w)
+        limit, mine, fleet = (count(m.get(f)) for f in ("limit", "mine", "fleet"))
+        window_s = _number(m.get("window_s"), "window_s")
+        key = _text(m.get("key"), "key", 300)
+        if limit is None or mine is None or fleet is None or not 0 < window_s <= 366 * 86400:
+            raise Rejected("a window in use is not counts and a length")
+        try:
+            validate.label(key.split("@", 1)[0], "key label")
+            model = key.split("@", 1)[1] if "@" in key else None
+            if model is not None:
+                validate.model_name(model)
+        except ValueError:
+            raise Rejected("a window's key is not label-shaped") from None
+        out.append({"provider": _name(m.get("provider"), "provider"), "key": key,
+                    "what": _name(m.get("what"), "what"), "limit": limit, "window_s": window_s, "mine": mine,
+                    "fleet": fleet})
+    return out
+
+
+def lease_answer(raw: object, want: int, limit: int, window_ms: int) -> tuple[int, int, int, int, int, int]:
+    """What the shared window's script answered a lease: (granted, Redis time in ms, ms until the rest fits,
+    units held in the window, entries refused, 1 if Redis lost the windows); raises :class:`Rejected` for
+    anything else."""
+    if not isinstance(raw, list | tuple) or len(raw) != 6:
+        raise Rejected("a lease answer is not six numbers")
+    got, at, opens, held, refused, lost = (count(v) for v in raw)
+    if got is None or at is None or opens is None or held is None or refused is None or lost is None:
+        raise Rejected("a lease answer is not six numbers")
+    if got > want or got > limit or opens > window_ms or lost > 1:
+        raise Rejected("a lease answer is out of bounds")
+    if abs(at / 1000 - time.time()) > MAX_CLOCK_SKEW_S:
+        raise Rejected("a lease answer's time is not plausible")
+    return got, at, opens, held, refused, lost

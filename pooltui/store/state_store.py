@@ -84,5 +84,6 @@ def open_state(cfg: StateConfig, log: Callable[[str], None] = lambda line: None,
         except SecretStoreError as exc:
             log(f"shared state: not shared, the fleet secret ([state] secret) cannot be read: {exc}")
             return MemoryState()
-        return SharedKeyStates(cfg.url, cfg.prefix, log=log, ttl_s=cfg.ttl_s, secret=secret)
+        return SharedKeyStates(cfg.url, cfg.prefix, log=log, ttl_s=cfg.ttl_s, secret=secret,
+                               share_windows=cfg.share_windows)
     return MemoryState()

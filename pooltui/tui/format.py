@@ -102,6 +102,23 @@ def learned_cell(snap: KeySnapshot, width: int = 10**6) -> Text:
     return Text("-")
 
 
+def budget_cell(snap: KeySnapshot, width: int = 10**6) -> Text:
+    """The keys table's ``budget`` cell: each declared window's use, ``rpm 41/60 · tpm 18k/20k``, the fullest
+    first when there is no room for all (the fleet's use where the window is shared), or ``-``."""
+    budgets = snap.get("budgets") or {}
+    if not budgets:
+        return Text("-")
+    fullest = sorted(budgets.items(), key=lambda kv: -(kv[1]["fleet_used"] if kv[1]["fleet_used"] is not None
+                                                       else kv[1]["used"]) / max(1, kv[1]["limit"]))
+    rank = {name: i for i, (name, _) in enumerate(fullest)}
+    parts = []
+    for name, use in budgets.items():
+        used = use["fleet_used"] if use["fleet_used"] is not None else use["used"]
+        style = "bold yellow" if used >= use["limit"] else ""
+        parts.append((rank[name] + 1, Text(f"{name} {number(used)}/{number(use['limit'])}", style=style), " · "))
+    return fit_segments(parts, width)
+
+
 def count_cell(summary: str, count: int, span_s: float, width: int = 12) -> str:
     """A folded row's count: ``×14 in 10 s`` when it fits ``width``, else ``×1400 2m`` (never cut)."""
     if len(summary) <= width:

@@ -319,6 +319,9 @@ def key_detail(snap: KeySnapshot, events: list[Event], now: float) -> Text:
         text.append("nothing (this provider sends no rate-limit headers, or none yet)")
     head("learned limit (where no header states it)")
     text.append(learned_text(snap))
+    if snap.get("declared"):
+        head("declared limits (the config's)")
+        text.append(declared_text(snap))
     head("traffic")
     p50 = "-" if snap.get("p50_ms") is None else f"{snap['p50_ms']:.0f} ms"
     p95 = "-" if snap.get("p95_ms") is None else f"{snap['p95_ms']:.0f} ms"
@@ -344,7 +347,18 @@ def key_detail(snap: KeySnapshot, events: list[Event], now: float) -> Text:
     return text
 
 
-_SOURCE_WORDS = {"learned": "its learned limit (the window has room then)"}
+_SOURCE_WORDS = {"learned": "its learned limit (the window has room then)",
+                 "declared": "its declared limit (the window has room then)",
+                 "stated": "the token budget its headers stated (back in full then)"}
+
+
+def declared_text(snap: KeySnapshot) -> str:
+    """The key's declared limits and what each window holds now (this process's; the fleet's where shared)."""
+    lines = [" · ".join(f"{name} {value}" for name, value in snap["declared"].items())]
+    for name, use in (snap.get("budgets") or {}).items():
+        fleet = f" (fleet {use['fleet_used']})" if use["fleet_used"] is not None else ""
+        lines.append(f"{name}: {use['used']} of {use['limit']} in use{fleet}")
+    return "\n".join(lines) + "\npicks wait for room in a full window instead of collecting a 429"
 
 
 def learned_text(snap: KeySnapshot) -> str:

@@ -22,7 +22,7 @@ KEY_COLUMNS = (  # (key, title, width)
     ("next", " ", 1), ("pos", "#", 2), ("label", "key", 12), ("masked", "secret", 14), ("state", "state", 26),
     ("requests", "req", 5), ("ok", "ok", 5), ("rate_limited", "429", 4), ("invalid", "401/3", 5),
     ("quota", "quota", 5), ("server_errors", "5xx", 4), ("remaining", "remain", 9), ("learned", "learned", 11),
-    ("tokens", "tokens", 6),
+    ("budget", "budget", 22), ("tokens", "tokens", 6),
     ("cost", "cost", 7), ("p50", "p50", 5), ("last", "last used", 9),
 )
 CELL_PADDING = 2  # a DataTable cell's padding, one each side
@@ -109,7 +109,8 @@ class KeysTable(FittedTable):
     columns it keeps the key, its state with countdown, and its 429, 401/3, quota and 5xx counts."""
 
     COLUMNS = KEY_COLUMNS
-    DROP_ORDER = ("last", "p50", "cost", "tokens", "remaining", "masked", "learned", "ok", "requests", "pos")
+    DROP_ORDER = ("last", "p50", "cost", "budget", "tokens", "remaining", "masked", "learned", "ok", "requests",
+                  "pos")
 
     DEFAULT_CSS = "KeysTable { height: 1fr; }"
 
@@ -135,6 +136,7 @@ class KeysTable(FittedTable):
         self.sort_by: str | None = None  # None: pool order
         self.shared: set[str] = set()  # labels of keys found to share an account with another (marked ≡)
         self._last: tuple[Sequence[KeySnapshot], str | None, float] | None = None  # to refill after a resize
+        self._budgets = False  # a key declares limits: the budget column is shown (where there is room)
 
     def refill(self) -> None:
         self._order, self._rows = [], {}
@@ -145,7 +147,7 @@ class KeysTable(FittedTable):
         """The columns with the sorted one's title marked (``429 ▼``), widened to fit its mark."""
         sort_by = sort_by or self.sort_by
         return tuple((key, f"{title} {self.SORT_MARKS.get(key, '▼')}", max(w, len(title) + 2)) if key == sort_by
-                     else (key, title, w) for key, title, w in self.COLUMNS)
+                     else (key, title, w) for key, title, w in self.COLUMNS if key != "budget" or self._budgets)
 
     def title_of(self, column: str) -> str:
         """A column's title as its header shows it, unmarked."""
@@ -192,6 +194,10 @@ class KeysTable(FittedTable):
 
     def sync(self, snaps: Sequence[KeySnapshot], next_label: str | None, now: float) -> None:
         self._last = (snaps, next_label, now)
+        budgets = any(s.get("budgets") for s in snaps)
+        if budgets != self._budgets:  # the first key with declared limits (or the last one gone): refit
+            self._budgets = budgets
+            self._fit(self._width())
         rows = {s["label"]: self._cells(i, s, next_label, now) for i, s in enumerate(snaps)}
         for label in self.shared & rows.keys():  # keys of one account: marked beside the label
             rows[label]["label"] = fmt.clip_name(f"{label} ≡", LABEL_WIDTH)
@@ -226,7 +232,8 @@ class KeysTable(FittedTable):
             fmt.state_cell(s, width["state"]), fmt.number(s["requests"]),
             fmt.number(s["ok"]), fmt.number(s["rate_limited"]), fmt.number(s["invalid"] + s["forbidden"]),
             fmt.number(s["quota"]), fmt.number(s["server_errors"]), fmt.remaining(s),
-            fmt.learned_cell(s, width["learned"]), fmt.number(s["tokens_in"] + s["tokens_out"]),
+            fmt.learned_cell(s, width["learned"]), fmt.budget_cell(s, width["budget"]),
+            fmt.number(s["tokens_in"] + s["tokens_out"]),
             fmt.cost(s.get("cost")), fmt.latency_cell(s["p50_ms"]), fmt.ago(s["last_used"], now),
         )
         return {key: v for (key, _, _), v in zip(KEY_COLUMNS, values, strict=True)}

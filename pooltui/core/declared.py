@@ -1,0 +1,163 @@
+"""A key's declared limits at work (issue 27): its windows, what a request holds in them, its token estimate.
+
+:class:`DeclaredWindows` are the windows of one key (or one key and model) built through the pool's
+:data:`~pooltui.core.windows.WindowFactory`: requests (``rpm``, ``rpd``) and tokens (``tpm``: input and output,
+``itpm``, ``otpm``), and the in-flight cap (``max_concurrency``). A request of a model that has limits of its
+own counts against that model's windows; any other model against the key's.
+
+:class:`TokenHold` is what one request holds: its input tokens estimated from the body before it is sent
+(:func:`estimate_input`: a quarter of the body's bytes, cheap), corrected per key and model by how the
+provider's reported usage compared with the estimate (an exponential average of the ratio), and its output
+tokens held at ``max_tokens`` (or :data:`DEFAULT_OUTPUT` when the body sets none). The answer's usage settles
+it: the windows then count what was used, not what was guessed. Pure: times are passed in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pooltui.core.snapshot import BudgetUse
+from pooltui.core.windows import FleetSlots, KeyLimits, Slots, WindowFactory
+
+RATIO_WEIGHT = 0.2  # each answer's share of the input-token ratio (an exponential average)
+RATIO_BOUNDS = (0.05, 20.0)  # a ratio outside these is an odd answer, not the body's shape
+DEFAULT_OUTPUT = 256  # output tokens held for a request that sets no max_tokens
+#: added to a declared window's opening: the provider counts a request from when it arrived, a little after our
+#: pick (the network's delay), so its window opens that much later than ours
+MARGIN = 0.01  # of the window
+MAX_MARGIN_S = 1.0
+_MAX_TOKENS = re.compile(rb'"(?:max_tokens|max_completion_tokens|max_output_tokens)"\s*:\s*(\d{1,9})')
+
+
+def estimate_input(body: bytes | None) -> int:
+    """Input tokens of a request body, roughly: a quarter of its bytes (JSON and all; the ratio corrects it)."""
+    return (len(body) + 3) // 4 if body else 0
+
+
+def output_cap(body: bytes | None) -> int:
+    """The output tokens a request may take: its ``max_tokens``, else :data:`DEFAULT_OUTPUT`."""
+    if body:
+        found = _MAX_TOKENS.search(body)
+        if found is not None:
+            return int(found.group(1))
+    return DEFAULT_OUTPUT
+
+
+class DeclaredWindows:
+    """The declared windows of one key (or one key and model)."""
+
+    __slots__ = ("_all", "inputs", "limits", "models", "outputs", "requests", "tokens")
+
+    def __init__(self, limits: KeyLimits, provider: str, scope: str, factory: WindowFactory) -> None:
+        self.limits = limits
+        self.requests: list[tuple[str, Slots]] = []  # (name, window): rpm, rpd
+        self.tokens: list[tuple[str, Slots]] = []  # tpm: input and output tokens
+        self.inputs: list[tuple[str, Slots]] = []  # itpm
+        self.outputs: list[tuple[str, Slots]] = []  # otpm
+        self.models: dict[str, DeclaredWindows] | None = None
+        lists = {"requests": self.requests, "tokens": self.tokens, "input_tokens": self.inputs,
+                 "output_tokens": self.outputs}
+        for what, limit, span, name in limits.windows():
+            lists[what].append((name, factory(provider, scope, what, limit, span)))
+        #: (name, window, what it counts: 0 requests, 1 all tokens, 2 input, 3 output), built once for the pick
+        self._all: tuple[tuple[str, Slots, int], ...] = tuple(
+            (name, slots, kind) for kind, windows in enumerate((self.requests, self.tokens, self.inputs, self.outputs))
+            for name, slots in windows)
+
+    def for_model(self, model: str | None) -> DeclaredWindows:
+        """The windows a request of ``model`` counts against."""
+        models = self.models
+        if models is not None and model is not None:
+            return models.get(model, self)
+        return self
+
+    @property
+    def counts_tokens(self) -> bool:
+        return bool(self.tokens or self.inputs or self.outputs) or any(
+            m.counts_tokens for m in (self.models or {}).values())
+
+    def full(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
+        """(seconds until it opens, the window's name, its limit) of the window that opens last, if any is full."""
+        worst: tuple[float, str, int] | None = None
+        for name, slots, kind in self._all:
+            n = 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
+            if n and slots.room(now) < n and (wait := slots.opens_in(now, n)) > 0:
+                wait += min(MAX_MARGIN_S, slots.window_s * MARGIN)
+                if worst is None or wait > worst[0]:
+                    worst = (wait, name, slots.limit)
+        return worst
+
+    def take(self, now: float, tokens_in: int, tokens_out: int) -> None:
+        """Hold one request and its tokens in every window (each was seen to have room)."""
+        for _, slots, kind in self._all:
+            n = 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
+            if n:
+                slots.take(now, n)
+
+    def give_back_request(self, now: float) -> None:
+        """The request was never sent: its slot comes back."""
+        for _, slots in self.requests:
+            slots.settle(now, 1, 0)
+
+    def settle_tokens(self, now: float, held: tuple[int, int], used: tuple[int, int]) -> None:
+        """The answer's usage replaces what was held."""
+        (held_in, held_out), (used_in, used_out) = held, used
+        for _, slots in self.tokens:
+            slots.settle(now, held_in + held_out, used_in + used_out)
+        for _, slots in self.inputs:
+            slots.settle(now, held_in, used_in)
+        for _, slots in self.outputs:
+            slots.settle(now, held_out, used_out)
+
+    def in_use(self, now: float) -> dict[str, tuple[int, int]]:
+        """Each window's name -> (units counted now, limit)."""
+        return {name: (slots.used(now) if isinstance(slots, FleetSlots) else slots.limit - slots.room(now),
+                       slots.limit)
+                for windows in (self.requests, self.tokens, self.inputs, self.outputs) for name, slots in windows}
+
+    def fleet_in_use(self, now: float) -> dict[str, int]:
+        """Each window held across the fleet's name -> units the fleet holds in it (windows of this process
+        alone are not named)."""
+        return {name: slots.fleet_used(now) for windows in (self.requests, self.tokens, self.inputs, self.outputs)
+                for name, slots in windows if isinstance(slots, FleetSlots)}
+
+    def budgets(self, now: float) -> dict[str, BudgetUse]:
+        """Each window's use as the key's view shows it, the model's own windows named with their model.
+        ``fleet_used`` is the fleet's figure for a window held across processes (None for one of this process)."""
+        fleet = self.fleet_in_use(now)
+        out: dict[str, BudgetUse] = {name: {"used": used, "limit": limit, "fleet_used": fleet.get(name)}
+                                     for name, (used, limit) in self.in_use(now).items()}
+        for model, windows in (self.models or {}).items():
+            fleet = windows.fleet_in_use(now)
+            for name, (used, limit) in windows.in_use(now).items():
+                out[f"{name} {model}"] = {"used": used, "limit": limit, "fleet_used": fleet.get(name)}
+        return out
+
+
+class TokenHold:
+    """The tokens one request holds: filled by the pick, settled by its answer (one attempt at a time)."""
+
+    __slots__ = ("body_in", "held", "model", "on", "out", "ratio_of", "seq")
+
+    def __init__(self, body_in: int, out: int) -> None:
+        self.body_in = body_in  # input tokens as estimated from the body, before any correction
+        self.out = out  # output tokens held: max_tokens or the default
+        self.model: str | None = None
+        self.held = (0, 0)  # (input, output) tokens held by the attempt in flight
+        self.on: DeclaredWindows | None = None  # the windows they are held in (None: none declared)
+        self.ratio_of: dict[str, float] | None = None  # the key's input ratios, per model ("": any)
+        self.seq = 0  # the key's count of requests when this one was picked: answers may come out of order
+
+    @classmethod
+    def of_body(cls, body: bytes | None) -> TokenHold:
+        return cls(estimate_input(body), output_cap(body))
+
+    def learn_ratio(self, used_in: int) -> None:
+        """The provider's usage says how many input tokens the body held: the key's ratio moves toward it."""
+        ratios = self.ratio_of
+        if ratios is None or used_in <= 0 or self.body_in <= 0:
+            return
+        seen = min(RATIO_BOUNDS[1], max(RATIO_BOUNDS[0], used_in / self.body_in))
+        name = self.model or ""
+        before = ratios.get(name)
+        ratios[name] = seen if before is None else before + RATIO_WEIGHT * (seen - before)

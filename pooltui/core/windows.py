@@ -1,0 +1,217 @@
+"""Budgets in sliding windows: the limits a user declares per key (issue 27) and the seam for shared ones.
+
+A :class:`Slots` is a budget of ``limit`` units (requests or tokens) in any sliding window of ``window_s``
+seconds. The pool holds one per declared window of a key (``rpm``: requests per 60 s, ``rpd``: per 86,400 s,
+``tpm``/``itpm``/``otpm``: tokens per 60 s) and takes from it as it picks; the answer settles what was held
+(tokens corrected from the usage the provider reported; 0 when the request was never sent). The pool builds
+its windows through a :data:`WindowFactory` so another implementation (one shared across processes) plugs in
+per key without touching the pool: it is called with (provider, key, what, limit, window_s), where ``key``
+is the key's label, or ``label@model`` for a window declared for one model, and ``what`` is one of
+:data:`WHATS`.
+
+:class:`SlidingWindow` is the local one: a deque of (time, units), oldest first, pruned as it is read
+(amortised O(1) per take; takes within 1/:data:`BUCKETS` of the window of the last one share its entry, moved
+to the latest of them: at most about that many entries, and units leave at most that much later than the
+truth, never sooner). A request larger than the whole budget fits an empty window only (it goes alone:
+the provider answers it). A settle that gives units back takes them off the oldest units still counted, and
+one that adds units counts them from now: either way what stays leaves no sooner than the truth would (the
+window never believes it has more room than it has), though an answer slower than the window may give
+back units its request no longer held. Pure: the clock is passed in as ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Literal, Protocol, runtime_checkable
+
+MINUTE_S = 60.0
+DAY_S = 86_400.0
+BUCKETS = 1024  # a window keeps at most about this many entries (takes close together share one)
+What = Literal["requests", "tokens", "input_tokens", "output_tokens"]
+WHATS: tuple[What, ...] = ("requests", "tokens", "input_tokens", "output_tokens")
+#: ``what`` of the window a key's learnt limit (requests, from its 429s) is paced by when windows are shared
+LEARNED = "learned"
+
+
+class Slots(Protocol):
+    """A budget of `limit` units (requests or tokens) in any sliding window of `window_s` seconds."""
+
+    limit: int
+    window_s: float
+
+    def room(self, now: float) -> int:
+        """Units this process may still take now."""
+        ...
+
+    def take(self, now: float, n: int = 1) -> bool:
+        """Hold ``n`` units (False, taking nothing, if there is no room)."""
+        ...
+
+    def settle(self, now: float, held: int, used: int) -> None:
+        """The answer came: ``used`` replaces ``held`` (tokens corrected from usage; used=0: never sent)."""
+        ...
+
+    def opens_in(self, now: float, n: int = 1) -> float:
+        """Seconds until ``n`` units fit (0.0 if they fit now)."""
+        ...
+
+
+@runtime_checkable
+class FleetSlots(Slots, Protocol):
+    """A window held across processes: what this process holds in it, and what the whole fleet does."""
+
+    def used(self, now: float) -> int:
+        """Units this process holds in the window now."""
+        ...
+
+    def fleet_used(self, now: float) -> int:
+        """Units the whole fleet holds in the window (as last seen)."""
+        ...
+
+
+#: builds the window of one key: (provider, key label or "label@model", what, limit, window_s) -> Slots
+WindowFactory = Callable[[str, str, str, int, float], Slots]
+
+
+class SlidingWindow:
+    """The local :class:`Slots`: units taken in the last ``window_s`` seconds, oldest first."""
+
+    __slots__ = ("_bucket_s", "_entries", "_total", "limit", "window_s")
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError(f"a window needs a limit >= 1 and a length > 0, not {limit} per {window_s} s")
+        self.limit = limit
+        self.window_s = window_s
+        self._entries: deque[list[float]] = deque()  # [taken at, units], oldest first
+        self._total = 0
+        self._bucket_s = window_s / BUCKETS
+
+    def __repr__(self) -> str:
+        return f"SlidingWindow({self._total}/{self.limit} per {self.window_s:g} s)"
+
+    def _prune(self, now: float) -> None:
+        entries, edge = self._entries, now - self.window_s
+        while entries and entries[0][0] <= edge:
+            self._total -= int(entries.popleft()[1])
+
+    def used(self, now: float) -> int:
+        """Units counted in the window at ``now``."""
+        self._prune(now)
+        return self._total
+
+    def room(self, now: float) -> int:
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.window_s:
+            self._prune(now)
+        left = self.limit - self._total
+        return left if left > 0 else 0
+
+    def take(self, now: float, n: int = 1) -> bool:
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.window_s:
+            self._prune(now)
+        total = self._total
+        if n <= 0:
+            return True
+        if total + n > self.limit and total > 0:
+            return False
+        self._add(now, n)
+        return True
+
+    def _add(self, now: float, n: int) -> None:
+        entries = self._entries
+        if entries and now - (last := entries[-1])[0] < self._bucket_s:  # close to the last take: one entry,
+            if now > last[0]:  # counted from the latest (it leaves no sooner than any of its units)
+                last[0] = now
+            last[1] += n
+        else:
+            entries.append([now, n])
+        self._total += n
+
+    def settle(self, now: float, held: int, used: int) -> None:
+        self._prune(now)
+        if used > held:
+            self._add(now, used - held)
+            return
+        back = held - used
+        entries = self._entries
+        while back > 0 and entries:
+            first = entries[0]
+            part = min(back, int(first[1]))
+            first[1] -= part
+            self._total -= part
+            back -= part
+            if first[1] <= 0:
+                entries.popleft()
+
+    def opens_in(self, now: float, n: int = 1) -> float:
+        self._prune(now)
+        over = self._total + n - self.limit
+        if over <= 0 or self._total == 0:
+            return 0.0
+        freed = 0
+        for at, units in self._entries:
+            freed += int(units)
+            if freed >= over or freed >= self._total:
+                return max(0.0, at + self.window_s - now)
+        return 0.0  # not reached: the entries hold the whole total
+
+
+def local_window(provider: str, key: str, what: str, limit: int, window_s: float) -> Slots:
+    """The default :data:`WindowFactory`: a window of this process alone."""
+    del provider, key, what
+    return SlidingWindow(limit, window_s)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """What is declared for one key (and one model): None where nothing is."""
+
+    rpm: int | None = None
+    rpd: int | None = None
+    tpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+    max_concurrency: int | None = None
+
+    def is_set(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+    def over(self, base: KeyLimits | None) -> KeyLimits:
+        """These limits where given, ``base``'s elsewhere (a key's over its provider's, a model's over its key's)."""
+        if base is None:
+            return self
+        return KeyLimits(**{f.name: getattr(self, f.name) if getattr(self, f.name) is not None
+                            else getattr(base, f.name) for f in fields(self)})
+
+    def windows(self) -> tuple[tuple[What, int, float, str], ...]:
+        """(what, limit, window_s, name) of each declared window, requests first."""
+        spans: tuple[tuple[What, int | None, float, str], ...] = (
+            ("requests", self.rpm, MINUTE_S, "rpm"), ("requests", self.rpd, DAY_S, "rpd"),
+            ("tokens", self.tpm, MINUTE_S, "tpm"), ("input_tokens", self.itpm, MINUTE_S, "itpm"),
+            ("output_tokens", self.otpm, MINUTE_S, "otpm"))
+        return tuple((what, limit, span, name) for what, limit, span, name in spans if limit is not None)
+
+    def as_dict(self) -> dict[str, int]:
+        """The declared limits only, by name."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    def describe(self) -> str:
+        """One line for people: "rpm 60 · tpm 20k" ("-" when nothing is declared)."""
+        return " · ".join(f"{name} {amount(v)}" for name, v in self.as_dict().items()) or "-"
+
+
+def amount(n: int) -> str:
+    """A count in a few characters: 950, 20k, 1.5k, 2M."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + unit
+    return str(n)
+
+
+def in_use_text(used: dict[str, tuple[int, int]]) -> str:
+    """The windows' use for people: "rpm 41/60 · tpm 18k/20k"."""
+    return " · ".join(f"{name} {amount(n)}/{amount(limit)}" for name, (n, limit) in used.items())

@@ -1,0 +1,455 @@
+"""Budget windows held across the fleet (issue 27 item 3): a Redis-backed ``Slots`` per (provider, key, what).
+
+**The window in Redis** is a sorted set per (provider, key label, key fingerprint, what): one member per lease
+or per settled use, ``"<id>:<units>"`` scored by its time in ms. A sorted set rather than sub-window counters:
+the window is exact (a counter per sub-window lets up to one sub-window's worth through at its edges, a burst
+the provider answers with 429s at small limits such as 8 per 5 s), a use can be moved to its real send time
+(a lease is replaced by what it was used for), and its size is bounded by the leases in one window, which
+is small. The atomic step is a Lua script (redis-py ``register_script``: EVALSHA, reloaded on NOSCRIPT):
+read the window, drop what left it, grant up to what is free, all in one step, on Redis's own clock
+(``TIME``), so no two processes ever take the same slot. A library was not used: none keeps leases and
+gives back the unused part. Every entry the script reads is checked like network input: a member that is
+not ``id:units``, holds more than the limit or lies in the future is removed (and counted; the process
+says so once); a key of the wrong Redis type is deleted. Anyone who can write to Redis can still fill a
+window with well-formed entries, but only for one window: nothing planted blocks a key for longer, lets a
+burst through, or reaches the process unchecked.
+
+**Each pick stays local.** A process LEASES a small batch (``max(1, limit / (4 * processes))``) ahead of
+need, from a background task on the store's event loop; :meth:`SharedSlots.take` only counts down the
+lease. A lease ends after ``lease_s`` (a tenth of the window, at most 1 s) or when spent: its entry is then
+replaced by what was used, at the time of the last use (the provider counts a request from its send), and
+what was not used is free again for everyone. Held slots (in flight) count everywhere from their lease.
+
+**Redis down**: each process paces on its own share (``limit // processes seen``, at least 1) from its
+local history, and says so once. Every unit taken is kept locally for one window, so when Redis comes back
+empty (restarted) each process writes back what it took (nothing is lost); for one window after any
+reconnect a process also keeps within its share (the others may not have written theirs back yet: no
+burst gets through).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pooltui.core.windows import LEARNED
+from pooltui.store.shared_wire import Rejected, lease_answer
+
+#: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
+#: member's id) unless the marker KEYS[2] no longer holds ARGV[5] (Redis lost the windows: restarted, flushed);
+#: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost}
+TAKE_LUA = """
+local key = KEYS[1]
+local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('GET', KEYS[2]) ~= ARGV[5] then
+  return {0, now, 0, 0, 0, 1}
+end
+local kind = redis.call('TYPE', key).ok
+local refused = 0
+if kind ~= 'zset' and kind ~= 'none' then
+  redis.call('DEL', key)
+  refused = 1
+end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+local used, kept = 0, {}
+for i = 1, #entries, 2 do
+  local member, score = entries[i], tonumber(entries[i + 1])
+  local units = tonumber(string.match(member, '^[%w%.%-_]+:[%w%.%-_]+:(%d+)$') or '')
+  if units == nil or units > limit or score > now + 1000 then
+    redis.call('ZREM', key, member)
+    refused = refused + 1
+  else
+    used = used + units
+    kept[#kept + 1] = {score, units}
+  end
+end
+local got = math.max(0, math.min(want, limit - used))
+if got > 0 then
+  redis.call('ZADD', key, now, ARGV[4] .. ':' .. got)
+end
+local opens = 0
+if got < want then
+  local free, need = limit - used - got, want - got
+  for i = 1, #kept do
+    free = free + kept[i][2]
+    if free >= need then
+      opens = math.max(0, kept[i][1] + window - now)
+      break
+    end
+  end
+  if free < need then opens = window end
+end
+redis.call('PEXPIRE', key, window * 2 + 1000)
+return {got, now, opens, used + got, refused, 0}
+"""
+
+#: a lease ends: remove its member ARGV[1]; when ARGV[2] is not empty, add that member (what was used) at
+#: ARGV[3] ms, never later than Redis's own time; returns Redis time in ms
+SETTLE_LUA = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('TYPE', key).ok ~= 'zset' then
+  if redis.call('EXISTS', key) == 1 then redis.call('DEL', key) end
+end
+redis.call('ZREM', key, ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('ZADD', key, math.min(tonumber(ARGV[3]), now), ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[4]) * 2 + 1000)
+end
+return now
+"""
+
+MAX_SHOWN = 256  # windows a heartbeat tells the fleet about
+LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the rest stays free for the others
+MAX_LEASE_S = 1.0
+ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, each process paces on its share
+TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
+DEMAND_S = 10.0  # a window stays leased this long (at most its length) after a pick last asked
+
+
+@dataclass(slots=True)
+class _Lease:
+    member: str  # its member in the window (id:units)
+    units: int  # leased
+    used: int  # of those, taken by picks
+    at: float  # local time it was granted
+    last_use: float  # local time of its latest use
+    ends: float  # local time it is settled
+
+
+class SharedSlots:
+    """One shared window (a ``Slots``): ``limit`` units per ``window_s`` across every process on the Redis."""
+
+    def __init__(self, group: SharedWindows, name: str, where: tuple[str, str, str], limit: int,
+                 window_s: float) -> None:
+        self.group, self.name = group, name
+        self.provider, self.label, self.what = where  # the key's provider, its label (or label@model), what
+        self.limit, self.window_s = limit, window_s
+        self.leases: list[_Lease] = []  # open, oldest first (a reserve is leased before the current one is spent)
+        self.left = 0  # units of the open leases not taken yet
+        self.want = 0  # units a pick asked for and the lease did not have: lease that many ahead
+        self.asked_at = -1e18  # local time a pick last took or asked
+        self.history: deque[tuple[float, int, str]] = deque()  # (local time, units, member) taken here
+        self.opens_at = 0.0  # local time the shared window said the next lease fits
+        self.fleet_held = 0  # units the whole fleet holds in the window (as the last lease saw it)
+
+    # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
+    def mine(self, now: float) -> int:
+        """Units this process holds in the window: taken (its history) and in its open leases."""
+        self._forget(now)
+        return sum(units for _, units, _ in self.history) + sum(lease.used for lease in self.leases)
+
+    def used(self, now: float) -> int:
+        """Units this process holds in the window (its share of the fleet's use)."""
+        return self.mine(now)
+
+    def fleet_used(self, now: float) -> int:
+        """Units the fleet holds in the window, as the last lease saw it (at least this process's own)."""
+        return max(self.fleet_held, self.mine(now))
+
+    def room(self, now: float) -> int:
+        """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
+        self.asked_at = now
+        share = self._share_room(now)
+        if not self.group.connected:
+            return share if share is not None else 0
+        if self.left < 1:
+            self.want = max(self.want, 1)
+            self.group.wake()
+        return self.left if share is None else min(self.left, share)
+
+    def take(self, now: float, n: int = 1) -> bool:
+        """Count ``n`` units down from the lease (a request larger than the whole budget takes all of it)."""
+        n = min(n, self.limit)
+        self.asked_at = now
+        share = self._share_room(now)
+        if share is not None and share < n:
+            return False
+        if not self.group.connected:  # Redis down: this process's share, kept for when it comes back
+            self.history.append((now, n, self.group.member_id(n)))
+            return True
+        for lease in self.leases:
+            if lease.units - lease.used >= n and now < lease.ends:
+                lease.used += n
+                lease.last_use = now
+                self.left -= n
+                if self.left < self.reserve():  # the next batch is leased now, ahead of the next pick
+                    self.want = max(self.want, 1)
+                    self.group.wake()
+                return True
+        self.want = max(self.want, n)
+        self.group.wake()
+        return False
+
+    def settle(self, now: float, held: int, used: int) -> None:
+        extra = used - held
+        if extra < 0:  # given back: free again in the lease it came from, while that lease is open
+            for lease in reversed(self.leases):
+                if lease.used >= -extra and now < lease.ends:
+                    lease.used += extra
+                    self.left -= extra
+                    return
+        elif extra > 0 and not self.take(now, extra):  # more than held: counted as taken now (the provider did)
+            member = self.group.member_id(extra)
+            self.history.append((now, extra, member))
+            self.group.extra.append((self, now, member))
+            self.group.wake()
+
+    def opens_in(self, now: float, n: int = 1) -> float:
+        n = min(n, self.limit)
+        if self.room(now) >= n:
+            return 0.0
+        if self.want < n:  # a pick asks for more than the lease holds (a large prompt's tokens): lease that many
+            self.want = n
+            self.group.wake()
+        share = self._share_room(now)
+        if share is not None and share < n:
+            return max(TICK_S, self._share_opens(now, n))
+        return max(TICK_S, self.opens_at - now)
+
+    # ------------------------------------------------------------------ pacing alone
+    def _share_room(self, now: float) -> int | None:
+        """Room within this process's share, while it paces alone (Redis down, or within a window of a
+        reconnect); None otherwise."""
+        if self.group.connected and now >= self.group.alone_until:
+            return None
+        return self.group.share(self.limit) - self.mine(now)
+
+    def _share_opens(self, now: float, n: int) -> float:
+        over = self.mine(now) + n - self.group.share(self.limit)
+        for t, units, _ in self.history:
+            over -= units
+            if over <= 0:
+                return t + self.window_s - now
+        return self.window_s
+
+    def _forget(self, now: float) -> None:
+        history, edge = self.history, now - self.window_s
+        while history and history[0][0] <= edge:
+            history.popleft()
+
+    def batch(self) -> int:
+        return max(1, self.limit // (LEASE_SHARE * max(1, self.group.processes())))
+
+    def reserve(self) -> int:
+        """Units kept leased while picks ask: a batch, and one more while the fleet's window has room for every
+        process's (the next pick then finds one without waiting; near the limit, reserves would starve use)."""
+        batch, procs = self.batch(), max(1, self.group.processes())
+        return batch + 1 if self.fleet_held + procs * (batch + 1) <= self.limit else batch
+
+    def asked_lately(self, now: float) -> bool:
+        return now - self.asked_at < min(self.window_s, DEMAND_S)
+
+    def lease_s(self) -> float:
+        return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
+
+
+class SharedWindows:
+    """Every shared window of this process and the background task that leases and settles their slots.
+
+    ``redis`` gives the store's connection (None before it connects); ``processes`` the number of processes
+    the fleet's heartbeats show (this one included); ``fingerprint(provider, label)`` the key's fingerprint
+    (two configs that reuse a label for different keys never share a window)."""
+
+    def __init__(self, prefix: str, instance: str, redis: Callable[[], Any], processes: Callable[[], int],
+                 fingerprint: Callable[[str, str], str], log: Callable[[str], None] = lambda line: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.prefix, self.instance, self._redis, self.processes = prefix, instance, redis, processes
+        self.fingerprint, self.log, self.clock = fingerprint, log, clock
+        self.slots: dict[str, SharedSlots] = {}
+        self.connected = True  # until a call says otherwise (the first lease tells)
+        self.alone_until = 0.0  # local time until which each process also keeps to its share (after a reconnect)
+        self.extra: list[tuple[SharedSlots, float, str]] = []  # used beyond what was held: to write
+        self.offset_s = 0.0  # Redis's clock minus ours
+        self.refused = 0  # entries of the shared windows refused (planted, malformed)
+        self._epoch: str | None = None
+        self._seq = itertools.count(1)
+        self._tag = uuid.uuid4().hex[:8]
+        self._wake: asyncio.Event | None = None
+        self._said: set[str] = set()
+        self._take: Any = None
+        self._settle: Any = None
+
+    # ------------------------------------------------------------------ the WindowFactory
+    def __call__(self, provider: str, label: str, what: str, limit: int, window_s: float) -> SharedSlots:
+        """The shared window of ``what`` on ``provider``'s key ``label`` (one object per window; a new limit or
+        window length replaces the old one's)."""
+        span = "" if what == LEARNED else f":{window_s:g}s"  # rpm and rpd both count requests: two windows
+        name = f"{self.prefix}:win:{provider}:{label}:{self.fingerprint(provider, label)}:{what}{span}"
+        slots = self.slots.get(name)
+        if slots is None:
+            slots = self.slots[name] = SharedSlots(self, name, (provider, label, what), limit, window_s)
+        slots.limit, slots.window_s = limit, window_s
+        return slots
+
+    def member_id(self, units: int) -> str:
+        return f"{self._tag}:{next(self._seq)}:{units}"
+
+    def share(self, limit: int) -> int:
+        """This process's share of ``limit`` while it paces alone."""
+        return max(1, limit // max(1, self.processes()))
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def say_once(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            self.log(line)
+
+    def usage(self, now: float) -> list[dict[str, Any]]:
+        """Per window: its limit, what this process holds in it, what the fleet held at its last lease."""
+        return [{"provider": s.provider, "key": s.label, "what": s.what, "limit": s.limit, "window_s": s.window_s,
+                 "mine": s.mine(now), "fleet": s.fleet_held} for s in list(self.slots.values())[:MAX_SHOWN]]
+
+    # ------------------------------------------------------------------ the background task
+    async def run(self) -> None:
+        """Lease ahead of need, settle what ran out, write back after Redis lost the windows; never ends."""
+        self._wake = asyncio.Event()
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_S)
+            self._wake.clear()
+            try:  # a Redis call that hangs (redis-py retries with backoff) is a store that is away
+                await asyncio.wait_for(self._round(), ROUND_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Rejected as exc:
+                self.refused += 1
+                self.say_once(f"shared windows: dropped an answer of the store ({exc})")
+            except Exception as exc:  # Redis unreachable: each process paces on its share
+                self._down(exc)
+
+    async def _round(self) -> None:
+        redis = self._redis()
+        if redis is None or not self.slots:
+            return  # the store has not started yet, or no key has a window: nothing to lease
+        if self._take is None:
+            self._take, self._settle = redis.register_script(TAKE_LUA), redis.register_script(SETTLE_LUA)
+        if not self.connected or self._epoch is None:
+            await self._rejoin(redis)
+        now = self.clock()
+        for slots in list(self.slots.values()):
+            for lease in list(slots.leases):
+                if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
+                    await self._end_lease(slots, lease)
+            short = slots.reserve() - slots.left
+            wanted = max(short, slots.want) if slots.want or (short > 0 and slots.asked_lately(now)) else 0
+            if wanted > 0 and not await self._lease(slots, wanted):
+                await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
+                return
+        extra, self.extra = self.extra, []
+        for slots, at, member in extra:
+            await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
+
+    async def _lease(self, slots: SharedSlots, want: int) -> bool:
+        """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
+        member = f"{self._tag}:{next(self._seq)}"
+        sent = self.clock()
+        raw = await self._take(keys=[slots.name, self.marker],
+                               args=[self._ms(slots), slots.limit, want, member, self._epoch or ""])
+        got, redis_ms, opens_ms, held, refused, lost = lease_answer(raw, want, slots.limit, self._ms(slots))
+        if lost:
+            return False
+        now = self.clock()
+        self.offset_s = redis_ms / 1000 - (sent + now) / 2
+        self.connected = True
+        slots.fleet_held = held
+        if refused:
+            self.refused += refused
+            self.say_once(f"shared windows: refused {refused} entries of {slots.name} that were not what they "
+                          "claim (malformed, over the limit or in the future)")
+        if got:
+            slots.leases.append(_Lease(f"{member}:{got}", got, 0, now, now, now + slots.lease_s()))
+            slots.left += got
+            slots.want = 0
+        else:
+            slots.opens_at = now + opens_ms / 1000
+        return True
+
+    async def _end_lease(self, slots: SharedSlots, lease: _Lease) -> None:
+        """Replace the lease's entry by what was used, at its last use; the rest is free again."""
+        slots.leases.remove(lease)
+        slots.left -= lease.units - lease.used
+        used = lease.used
+        member = self.member_id(used) if used else ""
+        if used:
+            slots.history.append((lease.last_use, used, member))
+        await self._settle(keys=[slots.name], args=[lease.member, member, self._score(lease.last_use),
+                                                    self._ms(slots)])
+
+    def _down(self, exc: BaseException) -> None:
+        if self.connected:
+            self.connected = False
+            self._drop_leases()
+            self.say_once(f"shared windows: the store is unreachable ({type(exc).__name__}): each process paces on "
+                          f"its own share of each key's limit (limit / {max(1, self.processes())} processes seen)")
+
+    def _drop_leases(self) -> None:
+        """The open leases are gone (Redis away or emptied): what was used of them stays counted here."""
+        for slots in self.slots.values():
+            for lease in slots.leases:
+                if lease.used:
+                    slots.history.append((lease.last_use, lease.used, self.member_id(lease.used)))
+            slots.leases, slots.left = [], 0
+
+    @property
+    def marker(self) -> str:
+        """The Redis key whose value names the windows' epoch: gone or changed when Redis lost them."""
+        return f"{self.prefix}:win:epoch"
+
+    async def _rejoin(self, redis: Any) -> None:
+        """(Re)connected: if Redis lost the windows (restarted, flushed), write back what this process took
+        within a window; after any interruption keep to the share for one more window (the others may not
+        have written theirs back yet)."""
+        epoch = await redis.get(self.marker)
+        if epoch is None:
+            await redis.set(self.marker, uuid.uuid4().hex, nx=True)
+            epoch = await redis.get(self.marker)
+        lost = self._epoch is not None and epoch != self._epoch
+        if lost:
+            self._drop_leases()
+            await self._reseed(redis)
+        was_down = not self.connected
+        self._epoch = epoch if isinstance(epoch, str) else None
+        self.connected = True
+        if was_down or lost:
+            self.alone_until = self.clock() + max((s.window_s for s in self.slots.values()), default=0.0)
+            self.say_once("shared windows: the store is back: windows shared again (what each process took "
+                          "while it was away is counted)")
+
+    async def _reseed(self, redis: Any) -> None:
+        now = self.clock()
+        async with redis.pipeline(transaction=False) as pipe:
+            for slots in self.slots.values():
+                slots._forget(now)
+                if slots.history:
+                    pipe.zadd(slots.name, {member: float(self._score(t)) for t, _, member in slots.history})
+                    pipe.pexpire(slots.name, self._ms(slots) * 2 + 1000)
+            await pipe.execute()
+
+    def _score(self, local: float) -> int:
+        return int((local + self.offset_s) * 1000)
+
+    @staticmethod
+    def _ms(slots: SharedSlots) -> int:
+        return max(1, int(slots.window_s * 1000))
+
+    async def give_back(self) -> None:
+        """On exit: settle every open lease (what was not used is free for the others at once)."""
+        for slots in list(self.slots.values()):
+            for lease in list(slots.leases):
+                with contextlib.suppress(Exception):
+                    await self._end_lease(slots, lease)

@@ -1,0 +1,67 @@
+"""Three `pooltui proxy` processes on one config and one Redis hold a key's declared `rpm` together (issue 27
+items 3 and 4): the simulator, which limits the key to what is declared, never answers it with a 429, and
+`pooltui fleet` shows each process's share; each process alone would send up to the whole budget (three
+times it together): with ``share_windows = false`` it fails."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pooltui.store.admin_token import read_admin_token
+from tests.conftest import keys, make_scenario
+from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
+
+#: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
+pytestmark = pytest.mark.timeout(150)
+
+
+def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, tmp_path, share: bool = True) -> None:
+    # no rate-limit headers on successes: only what is declared can hold the key before the provider does
+    sc = make_scenario({"name": "oai", "window_s": 60, "success_headers": False,
+                        "keys": [*keys("k", 1, rpm=6), *keys("spare", 1)]})
+    server = serve(sc)
+    stats_url = server.base_url("oai").removesuffix("/oai/v1") + "/_sim/stats"
+    env = proxy_env(tmp_path, redis_server.url, server.base_url("oai"),
+                    '{ label = "k0", secret = "env:K0", rpm = 6 }, { label = "spare0", secret = "env:S0" }',
+                    "failover", K0=sc.primary.keys[0].secret, S0=sc.primary.keys[1].secret)
+    if not share:
+        config = tmp_path / "config.toml"
+        config.write_text(config.read_text().replace('[state]\n', '[state]\nshare_windows = false\n'))
+    procs, ports = start_proxies(3, env)
+    try:
+        with ThreadPoolExecutor(6) as pool:  # every process asks at once, k0 first (failover)
+            answers = list(pool.map(ask, ports * 8))
+        assert all(a.status_code == 200 for a in answers)
+        seen = httpx.get(stats_url).json()["oai"]
+        assert seen["k0"].get("429", 0) == 0, seen  # the fleet never sent k0 beyond its 6 a minute
+        assert seen["k0"]["200"] >= 4, seen  # and used most of them
+        assert seen["spare0"]["200"] == 24 - seen["k0"]["200"], seen
+        # `pooltui fleet` shows each process's share of k0's budget in use (from its heartbeat, once a second)
+        deadline, shown = time.monotonic() + 20, []
+        while sum(w["mine"] for w in shown) != seen["k0"]["200"]:
+            assert time.monotonic() < deadline, f"the processes' shares {shown} do not add up to {seen}"
+            listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env,
+                                     capture_output=True, text=True, timeout=30)
+            shown = [w for p in json.loads(listing.stdout)["procs"] for w in p.get("windows", [])
+                     if w["key"] == "k0" and w["what"] == "requests"]
+        assert len(shown) == 3 and all(w["limit"] == 6 and w["window_s"] == 60 for w in shown)
+        # the keys table's budget column: this process's share, and the fleet's figure
+        token = read_admin_token(Path(env["POOLTUI_DATA_DIR"])) or ""
+        view = httpx.get(f"http://127.0.0.1:{ports[0]}/pooltui/state", headers={"x-pooltui-admin-token": token},
+                         timeout=10.0).json()
+        rpm = next(k for k in view["providers"]["oai"]["keys"] if k["label"] == "k0")["budgets"]["rpm"]
+        assert rpm["limit"] == 6
+        assert rpm["used"] <= rpm["fleet_used"] == seen["k0"]["200"], rpm
+        text = subprocess.run([sys.executable, "-m", "pooltui", "fleet"], env=env, capture_output=True, text=True,
+                              timeout=30).stdout
+        assert "oai/k0 requests per 60s:" in text and "in use across the fleet (limit 6)" in text, text
+    finally:
+        stop_proxies(procs)

@@ -1,0 +1,96 @@
+"""Learnt limits merged fleet-wide (issue 27 item 3): a limit one process learnt from its 429s reaches the
+others through Redis (and a newcomer reads it); the fleet keeps the surest estimate, or the smaller of two
+equally sure; a planted or malformed estimate is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pooltui.core import Classification, DeadlineSource, KeySpec, Outcome, Pool
+from pooltui.core.clock import FakeClock
+from pooltui.store.shared_state import SharedKeyStates, surer
+from pooltui.store.shared_wire import Rejected, learned
+from tests.conftest import until
+
+SECRET = "sk-test-learnfleet-00000000000000000001"
+
+
+def learn(p: Pool, clock: FakeClock) -> Pool:
+    """The pool's key accepts 4 requests 10 ms apart, then 429s saying a slot frees 2 s after the first: 4 per 2 s."""
+    for _ in range(4):
+        p.report(p.pick(), Classification(Outcome.OK, 200))
+        clock.advance(0.01)
+    clock.advance(0.06)
+    p.report(p.pick(), Classification(Outcome.RATE_LIMITED, 429, "slow", 1.9, DeadlineSource.RETRY_AFTER))
+    return p
+
+
+def learnt_here(clock: FakeClock) -> Pool:
+    return learn(Pool("p", [KeySpec("k0", SECRET)], "round-robin", clock=clock), clock)
+
+
+def estimate(p: Pool) -> tuple[int, float] | None:
+    fits = p.key("k0").estimates()
+    return (fits[0].limit, round(fits[0].window_s, 3)) if fits else None
+
+
+@pytest.mark.asyncio
+async def test_a_limit_learnt_by_one_process_paces_the_others_and_newcomers(redis_server) -> None:
+    other = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
+    sb = SharedKeyStates(redis_server.url, prefix="t")
+    sb.attach(other)
+    await sb.start()
+    sa = SharedKeyStates(redis_server.url, prefix="t")
+    clock = FakeClock()
+    here = Pool("p", [KeySpec("k0", SECRET)], "round-robin", clock=clock)
+    sa.attach(here)
+    await sa.start()
+    newcomer = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
+    sc = SharedKeyStates(redis_server.url, prefix="t")
+    try:
+        learn(here, clock)
+        assert estimate(here) == (4, 2.0)
+        await until(lambda: estimate(other) == (4, 2.0), "the other process adopts the estimate", 10)
+        sc.attach(newcomer)
+        await sc.start()
+        await until(lambda: estimate(newcomer) == (4, 2.0), "a newcomer reads it from the store", 10)
+    finally:
+        for s in (sa, sb, sc):
+            await s.stop()
+
+
+def message(limit: int, window_s: float, sure: float, **over) -> dict:
+    return learned({"kind": "learned", "from": "x", "provider": "p", "key": "k0", "fingerprint": over.pop(
+        "fingerprint", Pool("p", [KeySpec("k0", SECRET)]).key("k0").fingerprint), "model": "", "limit": limit,
+        "window_s": window_s, "sure": sure, "at": 1.0, **over}, 2.0)
+
+
+def test_the_fleet_keeps_the_surest_estimate_or_the_smaller_of_equally_sure() -> None:
+    assert surer((8, 5.0, 0.9), (4, 5.0, 0.5)) and not surer((4, 5.0, 0.5), (8, 5.0, 0.9))
+    assert surer((4, 5.0, 0.5), (8, 5.0, 0.5)) and not surer((8, 5.0, 0.5), (4, 5.0, 0.5))
+    assert not surer((8, 5.0, 0.5), (8, 5.0, 0.5))  # the same: nothing to adopt
+    store = SharedKeyStates("redis://127.0.0.1:1/0", prefix="t")
+    p = learnt_here(FakeClock())
+    store.attach(p)
+    sure = p.key("k0").estimates()[0].estimate.sure
+    assert not store.merge_learned(message(2, 2.0, sure - 0.1))  # less sure: kept mine
+    assert estimate(p) == (4, 2.0)
+    assert store.merge_learned(message(6, 2.0, sure + 0.1))  # surer: adopted
+    assert estimate(p) == (6, 2.0)
+    assert store.merge_learned(message(5, 2.0, sure + 0.1))  # as sure, smaller: adopted
+    assert not store.merge_learned(message(9, 2.0, sure + 0.1))  # as sure, larger: not
+    assert estimate(p) == (5, 2.0)
+    assert not store.merge_learned(message(1, 2.0, 1.0, fingerprint="another-key"))  # another secret: ignored
+
+
+@pytest.mark.parametrize("bad", [{"limit": 0}, {"limit": True}, {"limit": 10**9}, {"window_s": 0},
+                                 {"window_s": 1e9}, {"window_s": float("nan")}, {"sure": 2.0},
+                                 {"model": "no spaces allowed"}, {"key": "../etc"}, {"at": 1e12}])
+def test_a_planted_estimate_is_refused(bad) -> None:
+    good = {"kind": "learned", "provider": "p", "key": "k0", "fingerprint": "f", "model": "", "limit": 4,
+            "window_s": 2.0, "sure": 0.5, "at": 1.0}
+    learned(json.loads(json.dumps(good)), 2.0)
+    with pytest.raises(Rejected):
+        learned({**good, **bad}, 2.0)

@@ -1,0 +1,214 @@
+"""Budget windows held across the fleet (issue 27 item 3) through a real Redis: the Lua window is atomic under
+concurrent takers, what it reads back is checked, several processes' pools keep together within one learnt
+limit, Redis down makes each pace on its share (said once), and a restarted Redis loses no budget."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from bisect import bisect_left
+
+import pytest
+import redis
+
+from pooltui.core import Classification, KeySpec, Outcome, Pool
+from pooltui.store.shared_state import SharedKeyStates
+from pooltui.store.shared_windows import TAKE_LUA
+from pooltui.store.shared_wire import Rejected, lease_answer
+from tests.conftest import until
+
+SECRET = "sk-test-fleetwin-000000000000000000000001"
+
+
+def most_in_any_window(times: list[float], window_s: float) -> int:
+    """The most events within any ``window_s`` (an event leaves it exactly ``window_s`` later; in whole ms)."""
+    ms = sorted(round(t * 1000) for t in times)
+    span = round(window_s * 1000)
+    return max((i + 1 - bisect_left(ms, t - span + 1, 0, i + 1) for i, t in enumerate(ms)), default=0)
+
+
+def test_the_lua_window_is_atomic_under_concurrent_takers(redis_server) -> None:
+    limit, window_ms, grants = 12, 600, []
+    lock, stop = threading.Lock(), time.monotonic() + 1.5
+
+    def taker(n: int) -> None:
+        client = redis.Redis.from_url(redis_server.url)
+        take = client.register_script(TAKE_LUA)
+        client.set("t:win:epoch", "e")
+        seq = 0
+        while time.monotonic() < stop:
+            seq += 1
+            got, at, *_ = take(keys=["t:win:w", "t:win:epoch"],
+                               args=[window_ms, limit, 1 + seq % 3, f"c{n}:{seq}", "e"])
+            if got:
+                with lock:
+                    grants.extend([at / 1000] * int(got))
+        client.close()
+
+    threads = [threading.Thread(target=taker, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(grants) >= 2 * limit  # the takers were served, window after window
+    assert most_in_any_window(grants, window_ms / 1000) == limit  # and never more than the limit at once
+
+
+def test_entries_planted_in_a_window_are_refused(redis_server) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    take = client.register_script(TAKE_LUA)
+    now_ms = int(client.time()[0]) * 1000
+    client.zadd("t:win:w", {"garbage": now_ms, "a:b:999": now_ms, "a:b:1": now_ms + 3_600_000, "a:b:2": now_ms})
+    client.set("t:win:epoch", "e")
+    got, _, _, held, refused, lost = take(keys=["t:win:w", "t:win:epoch"], args=[60_000, 10, 10, "me:1", "e"])
+    assert (got, held, refused, lost) == (8, 10, 3, 0)  # the well-formed entry counts; the three others are gone
+    assert set(client.zrange("t:win:w", 0, -1)) == {"a:b:2", "me:1:8"}
+    client.set("t:win:s", "not a window")
+    # a key of another type: replaced
+    assert take(keys=["t:win:s", "t:win:epoch"], args=[60_000, 10, 4, "me:2", "e"])[0] == 4
+    for forged in ([11, now_ms, 0, 1, 0, 0], [1, now_ms, 10**9, 1, 0, 0], ["x", now_ms, 0, 1, 0, 0],
+                   [1, 0, 0, 1, 0, 0], [1, now_ms, 0, 1, 0, 2], [1]):
+        with pytest.raises(Rejected):
+            lease_answer(forged, 10, 10, 60_000)
+    client.close()
+
+
+def paced_pool(limit: int = 6, window_s: float = 1.0) -> Pool:
+    p = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
+    p.restore_learned("k0", "", limit, window_s)  # the key's learnt limit
+    return p
+
+
+async def drive(pools: list[Pool], seconds: float, sent: list[list[float]] | None = None,
+                gap_s: float = 0.0) -> list[list[float]]:
+    """Each pool sends to its key as fast as its pacing lets it, or one every ``gap_s`` at most (answers come at
+    once); each pool's send times."""
+    sent = sent if sent is not None else [[] for _ in pools]
+    stop = time.monotonic() + seconds
+
+    async def one(p: Pool, times: list[float]) -> None:
+        while time.monotonic() < stop:
+            key = p.pick()
+            if key is None:
+                await asyncio.sleep(0.005)
+                continue
+            times.append(time.time())
+            p.report(key, Classification(Outcome.OK, 200))
+            await asyncio.sleep(gap_s)
+
+    await asyncio.gather(*(one(p, times) for p, times in zip(pools, sent, strict=True)))
+    return sent
+
+
+async def sharing(url: str, pools: list[Pool], logs: list[list[str]] | None = None, **options) -> list[SharedKeyStates]:
+    stores = [SharedKeyStates(url, prefix="t", log=(logs[i].append if logs else lambda line: None), **options)
+              for i in range(len(pools))]
+    for store, p in zip(stores, pools, strict=True):
+        store.attach(p)
+        await store.start()
+    await until(lambda: all(s.processes_seen == len(pools) for s in stores), "the processes see each other", 10)
+    return stores
+
+
+async def stopping(stores: list[SharedKeyStates]) -> None:
+    for store in stores:
+        await store.stop()
+
+
+@pytest.mark.asyncio
+async def test_three_processes_keep_together_within_a_learnt_limit(redis_server) -> None:
+    """Fails with ``share_windows=False`` (each process paces alone: 18 per second)."""
+    pools = [paced_pool() for _ in range(3)]
+    stores = await sharing(redis_server.url, pools)
+    try:
+        sent = [t for times in await drive(pools, 3.0) for t in times]
+    finally:
+        await stopping(stores)
+    assert len(sent) >= 12  # the key was used
+    assert most_in_any_window(sent, 1.0) <= 6  # three processes, one key: its limit, not three times it
+
+
+@pytest.mark.asyncio
+async def test_redis_down_each_process_paces_on_its_share_and_says_so_once(redis_server) -> None:
+    pools, logs = [paced_pool() for _ in range(3)], [[], [], []]
+    stores = await sharing(redis_server.url, pools, logs)
+    try:
+        await drive(pools, 0.3)
+        await asyncio.to_thread(redis_server.stop)
+        down = time.time()
+        sent = await drive(pools, 2.5)
+    finally:
+        await stopping(stores)
+    for times, log in zip(sent, logs, strict=True):
+        after = [t for t in times if t > down]
+        assert len(after) >= 2  # it went on serving
+        assert most_in_any_window(after, 1.0) <= 2  # on its share: 6 per second / 3 processes
+        assert sum("paces on its own share" in line for line in log) == 1
+
+
+def lose_the_windows(server, how: str) -> None:
+    if how == "restarted":
+        server.stop()
+        server.start()
+    else:  # emptied without a connection dropped: no process sees the store away
+        client = redis.Redis.from_url(server.url)
+        client.flushall()
+        client.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["restarted", "flushed"])
+async def test_redis_losing_the_windows_loses_no_budget_and_lets_no_burst_through(redis_server, how: str) -> None:
+    pools = [paced_pool(6, 3.0) for _ in range(3)]
+    stores = await sharing(redis_server.url, pools)
+    sent: list[list[float]] = [[], [], []]
+    try:
+        run = asyncio.create_task(drive(pools, 6.0, sent, gap_s=0.5))  # sends spread over the window
+        await until(lambda: sum(map(len, sent)) >= 8, "the window is spent", 10)
+        # and every lease used settled: what was taken is only in the window (and each process's own history)
+        await until(lambda: not any(lease.used for s in stores for w in s.windows.slots.values() for lease in w.leases),
+                    "leases settled", 10)
+        lost_at = time.time()
+        await asyncio.to_thread(lose_the_windows, redis_server, how)
+        await run
+    finally:
+        await stopping(stores)
+    every = [t for times in sent for t in times]
+    assert most_in_any_window(every, 3.0) <= 6  # what was taken before still counted after it
+    assert any(t > lost_at for t in every)  # and served after it
+
+
+def test_share_windows_is_a_switch_of_the_state_table() -> None:
+    from pooltui.store.config import parse_state
+
+    assert parse_state({"backend": "redis", "url": "redis://h:1/0"}).share_windows is True
+    assert parse_state({"backend": "redis", "url": "redis://h:1/0", "share_windows": False}).share_windows is False
+    with pytest.raises(ValueError, match="share_windows must be true or false"):
+        parse_state({"share_windows": "no"})
+
+
+@pytest.mark.parametrize("bad", [{"limit": -1}, {"mine": "x"}, {"window_s": 0}, {"key": "../x"}, {"what": "a b"},
+                                 {"provider": None}])
+def test_a_forged_share_in_a_heartbeat_is_refused(bad) -> None:
+    from pooltui.store.shared_wire import windows_in_use
+
+    good = {"provider": "oai", "key": "k0@gpt-4o", "what": "requests", "limit": 6, "window_s": 60.0, "mine": 2,
+            "fleet": 5}
+    assert windows_in_use([good])[0]["mine"] == 2
+    with pytest.raises(Rejected):
+        windows_in_use([{**good, **bad}])
+
+
+@pytest.mark.asyncio
+async def test_a_request_larger_than_a_lease_gets_a_lease_its_size(redis_server) -> None:
+    """A large prompt's tokens (12,000 of a tpm 20,000 whose batch is 5,000): the pick asks how long until they
+    fit, and the next lease holds that many (it asked for a batch and waited for ever before)."""
+    stores = await sharing(redis_server.url, [Pool("p", [KeySpec("k0", SECRET)], "round-robin")])
+    try:
+        tokens = stores[0].windows("p", "k0", "tokens", 20_000, 60.0)
+        await until(lambda: tokens.opens_in(time.time(), 12_000) == 0, "a lease large enough", 10)
+        assert tokens.take(time.time(), 12_000) and tokens.fleet_used(time.time()) >= 12_000
+        assert not tokens.take(time.time(), 12_000)  # and not twice: 24,000 is over the budget
+    finally:
+        await stopping(stores)
