@@ -46,3 +46,11 @@ def test_the_engine_bench_sets_its_pool_up_through_public_methods() -> None:
     assert sum(k.state is KeyState.COOLING for k in pool.keys) == 90
     estimates = [fitted.estimate for k in pool.keys for fitted in k.estimates()]
     assert estimates and all((est.limit, est.window_s) == (10**9, 1.0) for est in estimates)
+
+
+def test_the_engine_benchs_declared_case_checks_every_window_and_never_fills_one() -> None:
+    from pooltui.bench.engine import NEVER_FULL, declared_cycle_us
+
+    pool = engine_pool(3, "round-robin", cooling=False, headers=False, declared=True)
+    assert all(k.declared is not None and k.declared.limits == NEVER_FULL for k in pool.keys)
+    assert declared_cycle_us(3, "round-robin", 50) > 0  # runs: no key ever held back (it would raise)

@@ -677,6 +677,8 @@ class PoolClient:
         if key is not None and pool is not None:
             pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model,
                         wire.hold)
+            if wire.hold is not None and wire.hold.ratio_of is not None and not streaming:
+                pool.add_usage(key, 0, 0, None, wire.hold)  # an answer without usage: what it held stays counted
         if self.usage_listeners:
             self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1)
             for barrier in self.settle_barriers:

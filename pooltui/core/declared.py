@@ -80,19 +80,26 @@ class DeclaredWindows:
         """(seconds until it opens, the window's name, its limit) of the window that opens last, if any is full."""
         worst: tuple[float, str, int] | None = None
         for name, slots, kind in self._all:
-            n = 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
+            n = _units(kind, tokens_in, tokens_out)
             if n and slots.room(now) < n and (wait := slots.opens_in(now, n)) > 0:
                 wait += min(MAX_MARGIN_S, slots.window_s * MARGIN)
                 if worst is None or wait > worst[0]:
                     worst = (wait, name, slots.limit)
         return worst
 
-    def take(self, now: float, tokens_in: int, tokens_out: int) -> None:
-        """Hold one request and its tokens in every window (each was seen to have room)."""
-        for _, slots, kind in self._all:
-            n = 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
-            if n:
-                slots.take(now, n)
+    def take(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
+        """Hold one request and its tokens in every window (each was seen to have room). A window that refuses
+        after all (one shared with other processes, which took the room meanwhile) gets nothing and the others
+        give back what they took: then (seconds until it opens, its name, its limit), else None."""
+        for i, (name, slots, kind) in enumerate(self._all):
+            n = _units(kind, tokens_in, tokens_out)
+            if n and not slots.take(now, n):
+                for _, other, other_kind in self._all[:i]:
+                    if m := _units(other_kind, tokens_in, tokens_out):
+                        other.settle(now, m, 0)
+                wait = max(slots.opens_in(now, n), min(MAX_MARGIN_S, slots.window_s * MARGIN))
+                return wait, name, slots.limit
+        return None
 
     def give_back_request(self, now: float) -> None:
         """The request was never sent: its slot comes back."""
@@ -132,6 +139,11 @@ class DeclaredWindows:
             for name, (used, limit) in windows.in_use(now).items():
                 out[f"{name} {model}"] = {"used": used, "limit": limit, "fleet_used": fleet.get(name)}
         return out
+
+
+def _units(kind: int, tokens_in: int, tokens_out: int) -> int:
+    """What one request takes of a window that counts ``kind`` (0 requests, 1 all tokens, 2 input, 3 output)."""
+    return 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
 
 
 class TokenHold:

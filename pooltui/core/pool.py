@@ -815,12 +815,11 @@ class Pool:
                 return self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
                                                f"({key.inflight + key.streams} in flight)")
             windows = declared.for_model(model)
-            full = windows.full(now, tokens_in, tokens_out)
+            full = windows.full(now, tokens_in, tokens_out) or windows.take(now, tokens_in, tokens_out)
             if full is not None:
                 wait, name, limit = full
                 return self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
                                   f"declared {name} {limit} reached", now, trace)
-            windows.take(now, tokens_in, tokens_out)
         else:
             windows = None
         if hold is not None:

@@ -8,7 +8,7 @@ from pooltui.core import Classification, DeadlineSource, KeySpec, KeyState, Outc
 from pooltui.core.clock import FakeClock
 from pooltui.core.declared import TokenHold
 from pooltui.core.headers import RateLimits
-from pooltui.core.windows import KeyLimits
+from pooltui.core.windows import KeyLimits, SlidingWindow, Slots
 
 OK = Classification(Outcome.OK, 200)
 
@@ -180,3 +180,36 @@ def test_the_keys_view_shows_each_declared_window_in_use_and_leaves_room_for_the
     assert k0["budgets"]["tpm"] == {"used": 3_300, "limit": 20_000, "fleet_used": None}
     assert k0["budgets"]["rpm big"] == {"used": 0, "limit": 5, "fleet_used": None}
     assert k1["declared"] == {} and list(k1["budgets"]) == ["rpm big"]  # only the model's window
+
+
+class Contended(SlidingWindow):
+    """A window shared with other processes: one of them takes the last room between our look and our take."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        super().__init__(limit, window_s)
+        self.refuse = 0
+
+    def take(self, now: float, n: int = 1) -> bool:
+        if self.refuse:
+            self.refuse -= 1
+            return False
+        return super().take(now, n)
+
+
+def test_a_window_that_refuses_after_all_holds_the_key_and_the_others_give_back() -> None:
+    clock = FakeClock()
+    made: dict[str, SlidingWindow] = {}
+
+    def factory(provider: str, key: str, what: str, limit: int, window_s: float) -> Slots:
+        made[f"{key}/{what}/{window_s:g}"] = window = Contended(limit, window_s) if what == "tokens" else \
+            SlidingWindow(limit, window_s)
+        return window
+
+    pool = Pool("p", [KeySpec("k0", "sk-test-declared-00000000000000000011", limits=KeyLimits(rpm=10, tpm=5_000)),
+                      KeySpec("k1", "sk-test-declared-00000000000000000012")], clock=clock, windows=factory)
+    tokens = made["k0/tokens/60"]
+    assert isinstance(tokens, Contended)
+    tokens.refuse = 1
+    assert pool.pick(hold=TokenHold(400, 100)).label == "k1"  # k0's shared window refused: k1 serves
+    assert pool.key("k0").source is DeadlineSource.DECLARED
+    assert made["k0/requests/60"].used(clock.now()) == 0  # the request window gave its slot back
