@@ -31,13 +31,13 @@ def _monitor(a: argparse.Namespace) -> None:
 def _proxy(a: argparse.Namespace) -> None:
     from pooltui.bench.proxy import bench_proxy
 
-    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds)
+    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds, a.source)
 
 
 def _profile(a: argparse.Namespace) -> None:
     from pooltui.bench.profile import bench_profile
 
-    bench_profile(a.requests, a.concurrency, a.top, a.out)
+    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source)
 
 
 def _stream(a: argparse.Namespace) -> None:
@@ -119,10 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--concurrency", type=int, default=64)
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
+    x.add_argument("--source", default=None, help="run the proxy from another checkout's directory (before/after)")
     pr = parsers["profile"]
     pr.add_argument("--requests", type=int, default=20000)
     pr.add_argument("--concurrency", type=int, default=32)
     pr.add_argument("--top", type=int, default=15)
+    pr.add_argument("--source", default=None, help="profile the proxy of another checkout's directory")
     pr.add_argument("--out", default=None, help="where py-spy's raw output goes (default: a temporary directory)")
     s = parsers["stream"]
     s.add_argument("--tokens", type=int, default=200)

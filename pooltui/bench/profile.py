@@ -43,7 +43,8 @@ async def _load(base: str, n: int, concurrency: int) -> None:
             await call()
 
 
-def bench_profile(n: int, concurrency: int, top: int, out: str | None) -> list[tuple[str, int]]:
+def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: str | None = None
+                  ) -> list[tuple[str, int]]:
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
@@ -52,7 +53,7 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None) -> list[t
     sim_port, proxy_port = free_port(), free_port()
     sim = start_sim(sim_port)
     wrap = (spy, "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", raw_path, "--")
-    proxy = proxy_process(sim_port, proxy_port, tmp, wrap=wrap)
+    proxy = proxy_process(sim_port, proxy_port, tmp, wrap=wrap, source=source)
     try:
         wait_port(proxy_port, proxy, "the proxy")
         run(_load(f"http://127.0.0.1:{proxy_port}/v1", n, concurrency))
