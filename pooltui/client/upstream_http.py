@@ -123,8 +123,10 @@ class AiohttpSender:
 
     async def open(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
                    timeout_s: float | None) -> Answer:
-        timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(
-            total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        own = self._timeout
+        timeout = own if timeout_s is None else aiohttp.ClientTimeout(  # what is left of the request's time
+            total=None, sock_connect=min(timeout_s, own.sock_connect or timeout_s),
+            sock_read=min(timeout_s, own.sock_read or timeout_s))
         resp = await self.session().request(method, self._url(url), data=content, headers=dict(headers),
                                             allow_redirects=False, compress=False, timeout=timeout)
         return AiohttpAnswer(resp)

@@ -233,11 +233,12 @@ class PoolProxy:
         client = self.by_family.get(api)
         if client is None:
             return self._error(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
+        scope = request.scope
         try:
-            path = safe_path(request.scope.get("raw_path") or request.url.path.encode())
+            path = safe_path(scope.get("raw_path") or scope["path"].encode())
         except PathRefused as exc:
             return self._error(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
-        query = safe_query(request.url.query)
+        query = safe_query(scope.get("query_string", b"").decode("latin-1"))  # Starlette's URL costs more
         body = await self._body(request, client.max_body_bytes)
         if body is None:
             return self._error(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
