@@ -18,7 +18,7 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_help_names_every_benchmark_and_each_has_its_module() -> None:
     out = bench("--help")
     assert out.returncode == 0, out.stderr
-    assert len(BENCHMARKS) == 11
+    assert len(BENCHMARKS) == 12
     for name, text in BENCHMARKS.items():
         assert name in out.stdout and text.split()[0] in out.stdout, name
         assert callable(getattr(importlib.import_module(f"pooltui.bench.{name}"), f"bench_{name}")), name

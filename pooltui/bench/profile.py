@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from functools import partial
@@ -47,7 +48,8 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
                   ) -> list[tuple[str, int]]:
     spy = shutil.which("py-spy")
     if spy is None:
-        raise SystemExit("py-spy is not installed: pip install py-spy")
+        print("pooltui.bench profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
+        raise SystemExit(2)
     tmp = tempfile.mkdtemp(prefix="pooltui-profile-")
     raw_path = out or os.path.join(tmp, "proxy.raw.txt")
     sim_port, proxy_port = free_port(), free_port()
