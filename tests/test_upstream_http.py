@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import httpx
 import pytest
@@ -53,8 +54,14 @@ def test_both_senders_give_the_same_answer(serve) -> None:
     assert h1["x-request-id"] != h2["x-request-id"]  # two requests, each answered
 
 
+_SILENCES_OVER = threading.Semaphore(0)
+
+
 async def _silent(writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(5)  # headers never come
+    try:
+        await asyncio.sleep(1.5)  # headers never come (the client's read timeout is 0.3 s)
+    finally:
+        _SILENCES_OVER.release()
 
 
 def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout() -> None:
@@ -73,6 +80,8 @@ def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout() -> No
             return client
 
         client = asyncio.run(run())
+        for _ in range(up.requests):  # each silence ends before the upstream stops (no handler left pending)
+            assert _SILENCES_OVER.acquire(timeout=10)
     attempts = [s for s in client.traces[-1].steps if s.kind == "attempt"]
     assert attempts and all(s.detail["outcome"] == "transport" for s in attempts)
     assert "Timeout" in attempts[0].detail["reason"]
