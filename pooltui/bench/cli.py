@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--presses", type=int, default=20)
     x = parsers["proxy"]
     x.add_argument("--requests", type=int, default=5000)
-    x.add_argument("--concurrency", type=int, default=64)
+    x.add_argument("--concurrency", type=int, default=32)  # the figures: c=32
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
     x.add_argument("--source", default=None, help="run the proxy from another checkout's directory (before/after)")
