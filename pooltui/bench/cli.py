@@ -41,7 +41,13 @@ def _proxy(a: argparse.Namespace) -> None:
 
         bench_hooks(a.hooks, a.rounds, modes)
         return
-    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds, modes)
+    bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds, modes, a.source)
+
+
+def _profile(a: argparse.Namespace) -> None:
+    from pooltui.bench.profile import bench_profile
+
+    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source)
 
 
 def _stream(a: argparse.Namespace) -> None:
@@ -104,6 +110,7 @@ _BENCHES: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] = {
     "dispatch": ("requests/s through PoolClient vs raw clients", _dispatch),
     "monitor": ("key-press latency of the monitor under heavy demo traffic", _monitor),
     "proxy": ("requests/s and added latency through the pooling proxy", _proxy),
+    "profile": ("the proxy's frames with the most self time under the proxy benchmark's load (py-spy)", _profile),
     "stream": ("µs per streamed chunk in the SSE scanner (OpenAI, usage:null)", _stream),
     "bodies": ("memory of the proxy relaying large answers", _bodies),
     "shared": ("pick+report and propagation delay with key states shared through Redis", _shared),
@@ -135,13 +142,20 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--presses", type=int, default=20)
     x = parsers["proxy"]
     x.add_argument("--requests", type=int, default=5000)
-    x.add_argument("--concurrency", type=int, default=64)
+    x.add_argument("--concurrency", type=int, default=32)  # the figures: c=32
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
     x.add_argument("--modes", default="off,text-log,json-log,traced",
                    help="the proxy's observability settings to compare, comma-separated (the first is the base)")
     x.add_argument("--hooks", type=int, default=0, metavar="N",
                    help="instead: CPU per request of each mode in one process, N requests per round")
+    x.add_argument("--source", default=None, help="run the proxy from another checkout's directory (before/after)")
+    pr = parsers["profile"]
+    pr.add_argument("--requests", type=int, default=20000)
+    pr.add_argument("--concurrency", type=int, default=32)
+    pr.add_argument("--top", type=int, default=15)
+    pr.add_argument("--source", default=None, help="profile the proxy of another checkout's directory")
+    pr.add_argument("--out", default=None, help="where py-spy's raw output goes (default: a temporary directory)")
     s = parsers["stream"]
     s.add_argument("--tokens", type=int, default=200)
     s.add_argument("--streams", type=int, default=500)

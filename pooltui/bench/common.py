@@ -69,10 +69,12 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 def proxy_process(sim_port: int, proxy_port: int, tmp: str, state_url: str | None = None,
-                  args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+                  args: tuple[str, ...] = (), env: dict[str, str] | None = None, wrap: tuple[str, ...] = (),
+                  source: str | None = None) -> subprocess.Popen[bytes]:
     """`pooltui proxy` in its own process over one key of the simulator on ``sim_port`` (config in ``tmp``);
     with ``state_url``, its key states shared through that Redis; ``args`` and ``env`` added to its command line
-    and environment (its stderr, the logs, goes nowhere)."""
+    and environment (its stderr, the logs, goes nowhere); ``wrap`` runs it under another command (a profiler);
+    ``source`` is a directory whose ``pooltui`` package the proxy runs (another checkout)."""
     config = os.path.join(tmp, "config.toml")
     state = f'[state]\nbackend = "redis"\nurl = "{state_url}"\n' if state_url else ""
     with open(config, "w") as fh:
@@ -80,8 +82,10 @@ def proxy_process(sim_port: int, proxy_port: int, tmp: str, state_url: str | Non
                  '[[providers.bench.keys]]\nlabel = "bench"\nsecret = "env:POOLTUI_BENCH_KEY"\n')
     environ = {**os.environ, "POOLTUI_BENCH_KEY": BENCH_SECRET, "POOLTUI_DATA_DIR": tmp,
                "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port),
-                             *args], env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if source:
+        environ["PYTHONPATH"] = os.pathsep.join(p for p in (source, environ.get("PYTHONPATH", "")) if p)
+    command = [*wrap, sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port), *args]
+    return subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -1,5 +1,6 @@
-"""``python -m pooltui.bench proxy``: requests/s and added latency through the pooling proxy, as three processes
-(simulator, proxy, load generator)."""
+"""``python -m pooltui.bench proxy``: requests/s at concurrency, added latency one request at a time (p50, p99),
+time to the first byte of a stream, and the proxy's memory under that load, through the pooling proxy against
+the simulator directly, as three processes (simulator, proxy, load generator)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from pooltui.bench.common import (
@@ -23,10 +25,37 @@ from pooltui.bench.common import (
 )
 
 
-async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequential: int) -> dict[str, float]:
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * q))]
+
+
+async def _timed(call: Callable[[], Awaitable[float | None]], n: int) -> list[float]:
+    """``n`` calls one at a time, in ms each (a call returning a figure of its own gives that instead)."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        own = await call()
+        out.append(own if own is not None else (time.perf_counter() - t0) * 1000)
+    out.sort()
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (from /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequential: int, pid: int
+                       ) -> dict[str, float]:
     import aiohttp
 
     body = ping_body()
+    streamed = {**ping_body(64), "stream": True}
     out: dict[str, float] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def call(base: str, key: str) -> int:
@@ -35,21 +64,45 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
                 await r.read()
                 return r.status
 
+        async def first_byte(base: str, key: str) -> float:
+            """ms from sending a stream request to its first byte of body."""
+            t0 = time.perf_counter()
+            async with session.post(base + "/chat/completions", json=streamed,
+                                    headers={"authorization": f"Bearer {key}"}) as r:
+                await r.content.readany()
+                took = (time.perf_counter() - t0) * 1000
+                await r.read()
+            return took
+
         for name, base, key in (("direct", direct, BENCH_SECRET), ("proxy", proxied, "any")):
             if await call(base, key) != 200:
                 raise RuntimeError(f"{name} did not answer 200")
             send = partial(call, base, key)
             await drive(send, 300, concurrency)
+            cpu = cpu_seconds(pid)
             out[f"{name}_rps"] = await drive(send, n, concurrency)
-            latencies = []
-            for _ in range(sequential):
-                t0 = time.perf_counter()
-                await call(base, key)
-                latencies.append((time.perf_counter() - t0) * 1000)
-            latencies.sort()
+            if name == "proxy":  # the proxy's own CPU per request: a figure a loaded machine disturbs far less
+                out["proxy_cpu_us"] = (cpu_seconds(pid) - cpu) / n * 1e6
+
+            async def serial(send: Callable[[], Awaitable[int]] = send) -> None:
+                await send()
+
+            latencies = await _timed(serial, sequential)
             out[f"{name}_p50_ms"] = statistics.median(latencies)
-            out[f"{name}_p95_ms"] = latencies[int(len(latencies) * 0.95)]
+            out[f"{name}_p99_ms"] = _percentile(latencies, 0.99)
+            ttfb = await _timed(partial(first_byte, base, key), max(20, sequential // 3))
+            out[f"{name}_ttfb_ms"] = statistics.median(ttfb)
     return out
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """A process's peak and current resident memory (VmHWM, VmRSS) in KiB, from /proc (empty elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if line.startswith(("VmHWM", "VmRSS")))
+    except OSError:
+        return {}
+    return {k: int(v.split()[0]) for k, v in fields.items()}
 
 
 #: the proxy's observability settings compared: (extra command line, extra environment) per mode
@@ -91,8 +144,10 @@ class _OtlpSink:
         self.server.server_close()
 
 
-def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int,
-                modes: tuple[str, ...] = tuple(MODES)) -> dict[str, float]:
+def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: tuple[str, ...] = tuple(MODES),
+                source: str | None = None) -> dict[str, float]:
+    """Each mode (the proxy's observability settings) against the simulator directly, in one run. ``source``: a
+    directory holding another checkout's ``pooltui`` package, run as the proxy (before/after)."""
     sim_port = free_port()
     sim = start_sim(sim_port)
     sink = _OtlpSink()
@@ -102,14 +157,17 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int,
             args, env = MODES[mode]
             proxy_port = free_port()
             proxy = proxy_process(sim_port, proxy_port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
-                                  env={k: v.format(otlp=sink.url) for k, v in env.items()})
+                                  env={k: v.format(otlp=sink.url) for k, v in env.items()}, source=source)
             try:
                 wait_port(proxy_port, proxy, "the proxy")
                 for _ in range(rounds):
                     result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
-                                              f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential))
+                                              f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential,
+                                              proxy.pid))
                     for k, v in result.items():
                         samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
+                mem = memory_kib(proxy.pid)
+                samples[f"{mode}_rss_peak_mb"] = [mem.get("VmHWM", 0) / 1024]
             finally:
                 stop_process(proxy)
     finally:
@@ -118,19 +176,24 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int,
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "
           f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds "
-          "per mode")
+          "per mode" + (f"; proxy from {source}" if source else ""))
     print(f"  direct to the simulator   {med['direct_rps']:7.0f} req/s   p50 {med['direct_p50_ms']:.2f} ms "
-          f"p95 {med['direct_p95_ms']:.2f} ms")
+          f"p99 {med['direct_p99_ms']:.2f} ms   stream first byte {med['direct_ttfb_ms']:.2f} ms")
     base = modes[0]
     for mode in modes:
-        rps, p50, p95 = med[f"{mode}_proxy_rps"], med[f"{mode}_proxy_p50_ms"], med[f"{mode}_proxy_p95_ms"]
-        med[f"{mode}_added_ms"] = p50 - med["direct_p50_ms"]
+        rps = med[f"{mode}_proxy_rps"]
+        med[f"{mode}_rps_ratio"] = ratio = rps / med["direct_rps"]
+        med[f"{mode}_added_ms"] = med[f"{mode}_proxy_p50_ms"] - med["direct_p50_ms"]
+        med[f"{mode}_added_p99_ms"] = med[f"{mode}_proxy_p99_ms"] - med["direct_p99_ms"]
+        med[f"{mode}_added_ttfb_ms"] = med[f"{mode}_proxy_ttfb_ms"] - med["direct_ttfb_ms"]
         vs = "" if mode == base else f"   {rps / med[f'{base}_proxy_rps'] * 100 - 100:+.1f}% req/s vs {base}"
-        print(f"  proxy, {mode:9}          {rps:7.0f} req/s   p50 {p50:.2f} ms p95 {p95:.2f} ms   added median "
-              f"{med[f'{mode}_added_ms']:.2f} ms{vs}")
+        print(f"  proxy, {mode:9}  {rps:7.0f} req/s ({ratio:.2f}x direct)   added p50 {med[f'{mode}_added_ms']:.2f} ms "
+              f"p99 {med[f'{mode}_added_p99_ms']:.2f} ms   first byte +{med[f'{mode}_added_ttfb_ms']:.2f} ms   "
+              f"CPU {med[f'{mode}_proxy_cpu_us']:.0f} µs/request   peak RSS {med[f'{mode}_rss_peak_mb']:.0f} MB{vs}")
     if "traced" in modes:
         print(f"  traced: {sink.received / 1024:.0f} KiB of OTLP received by the local collector")
-    print("  targets: >= 1000 req/s, added < 2 ms; tracing on within 15% of off")
+    print("  targets: >= 0.5x direct, added p50 <= 0.30 ms, first byte added <= 0.3 ms, RSS <= 80 MB; "
+          "tracing on within 15% of off")
     return med
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
+from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
 from pooltui.core.budget import Prices
@@ -150,7 +150,7 @@ class _TooLarge(Exception):
     """The answer is larger than the client holds."""
 
 
-async def read_capped(resp: httpx.Response, cap: int) -> bytes:
+async def read_capped(resp: Answer, cap: int) -> bytes:
     """The decoded body, refusing (``_TooLarge``) past ``cap`` bytes: declared or actually sent."""
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
@@ -165,12 +165,10 @@ async def read_capped(resp: httpx.Response, cap: int) -> bytes:
 
 def default_http_client(max_connections: int = 256, timeout_s: float = 60.0) -> httpx.AsyncClient:
     """httpx on the aiohttp transport: several times the default transport's throughput under concurrency."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    transport = AiohttpTransport(limits=limits)
-    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits)
+    return default_http(max_connections, timeout_s)[0]
 
 
-def _is_event_stream(resp: httpx.Response) -> bool:
+def _is_event_stream(resp: Answer) -> bool:
     """Whether a 200 answer to a stream request is a stream: an upstream that ignores ``stream: true`` answers
     with JSON, which is relayed as the plain answer it is (read whole, judged once, never "an empty stream")."""
     return resp.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
@@ -203,7 +201,7 @@ class _Wire:
     """What every attempt of one request sends to one provider (the key's auth headers are added per attempt)."""
 
     method: str
-    url: httpx.URL
+    url: str
     content: bytes | None
     headers: dict[str, str]
     model: str | None  # providers limit per (key, model)
@@ -216,7 +214,7 @@ class _Answer:
     """What one attempt got back, classified. For a 200 stream: the scanner and what was read up to its first
     event (the rest is relayed from there)."""
 
-    resp: httpx.Response
+    resp: Answer
     result: Classification
     body: bytes
     latency: float
@@ -248,6 +246,7 @@ class PoolClient:
         fallbacks: list[Upstream] | None = None,
         *,
         http: httpx.AsyncClient | None = None,
+        sender: Sender | None = None,
         own_http: bool | None = None,
         backoff: Backoff | None = None,
         deadline_s: float = DEFAULT_DEADLINE_S,
@@ -270,7 +269,15 @@ class PoolClient:
         for up in self.upstreams:
             if up.breaker is None:
                 up.breaker = OutageBreaker(self.clock)
-        self.http = http or default_http_client()
+        self._own_sender: AiohttpSender | None = None  # closed with the client
+        if http is None:
+            default_sender: Sender
+            self.http, default_sender = default_http()  # attempts go through aiohttp directly
+            self._own_sender = default_sender if sender is None else None
+        else:
+            self.http, default_sender = http, HttpxSender(http)
+        #: what sends each attempt upstream (``http`` serves the rest: verification, the model listing)
+        self.sender: Sender = sender or default_sender
         timeout = self.http.timeout
         self._timeout_s = max([t for t in (timeout.read, timeout.connect, timeout.write, timeout.pool) if t] or [0.0])
         self._own_http = http is None if own_http is None else own_http
@@ -283,7 +290,6 @@ class PoolClient:
         self.events = events if events is not None else (primary.pool.events if primary.pool else EventLog())
         self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
         self._ids = itertools.count(1)
-        self._urls: dict[str, httpx.URL] = {}
         self.prices = prices
         #: called per attempt with a UsageRecord (history, attribution); streams report tokens at their end
         self.usage_listeners: list[Callable[[UsageRecord], None]] = []
@@ -311,6 +317,8 @@ class PoolClient:
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
+        if self._own_sender is not None:
+            await self._own_sender.aclose()
 
     async def __aenter__(self) -> PoolClient:
         return self
@@ -513,12 +521,6 @@ class PoolClient:
         """What every attempt of ``req`` on this provider sends, prepared once (its conversation recognised
         once, when the provider's pool keeps conversations on their keys)."""
         profile = up.profile
-        url_text = profile.url(req.path)
-        url = self._urls.get(url_text)
-        if url is None:  # parsing a URL costs more than a pick+report: do it once per endpoint
-            url = self._urls[url_text] = httpx.URL(url_text)
-            if len(self._urls) > 256:
-                self._urls.clear()
         content = req.content if req.content is not None else (
             json.dumps(req.json, separators=(",", ":")).encode() if req.json is not None else None)
         headers = dict(req.headers)
@@ -531,7 +533,7 @@ class PoolClient:
             said = {SESSION_HEADER: session} if session is not None else {}
             found = conversation_of(req.json, said, profile.dialect, mode, size=len(content) if content else 0)
             conversation = found.token if found is not None else None
-        return _Wire(req.method, url, content, headers, _model_of(req), conversation=conversation)
+        return _Wire(req.method, profile.url(req.path), content, headers, _model_of(req), conversation=conversation)
 
     async def _try_upstream(self, up: Upstream, wire: _Wire, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool, last: bool = True):
@@ -607,13 +609,8 @@ class PoolClient:
         limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
         try:
             async with limit:
-                if remaining < self._timeout_s:
-                    request = self.http.build_request(wire.method, wire.url, content=wire.content,
-                                                      headers=headers, timeout=max(0.5, remaining))
-                else:
-                    request = self.http.build_request(wire.method, wire.url, content=wire.content,
-                                                      headers=headers)
-                resp = await self.http.send(request, stream=True)
+                resp = await self.sender.open(wire.method, wire.url, wire.content, headers,
+                                              max(0.5, remaining) if remaining < self._timeout_s else None)
                 try:
                     if streaming and resp.status_code == 200 and _is_event_stream(resp):
                         first = await self._await_first_event(resp, profile.dialect, clock.now())
@@ -623,6 +620,8 @@ class PoolClient:
                 except BaseException:
                     await resp.aclose()
                     raise
+        except (httpx.HTTPError, aiohttp.ClientError) as exc:  # aiohttp's own: a malformed answer, its timeouts
+            return self._transport_failed(up, wire, key, trace, exc, elapsed() - started)
         except TimeoutError:
             if not limit.expired():
                 raise
@@ -638,14 +637,8 @@ class PoolClient:
             trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=resp.status_code,
                       outcome="too_large", latency_ms=(elapsed() - started) * 1000, reason=str(exc))
             raise _Abandon(str(exc), resp.status_code, "too_large") from None
-        except (httpx.HTTPError, OSError, aiohttp.ClientError) as exc:  # aiohttp's own: a malformed answer
-            latency = elapsed() - started
-            reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
-            if key is not None and pool is not None:
-                pool.report_transport(key, reason, latency, trace.request_id, wire.model, wire.hold)
-            trace.add(clock.now(), "attempt", up.name, key.label if key else None, status=None,
-                      outcome="transport", latency_ms=latency * 1000, reason=reason)
-            return reason
+        except OSError as exc:
+            return self._transport_failed(up, wire, key, trace, exc, elapsed() - started)
         except asyncio.CancelledError:
             if key is not None and pool is not None:
                 pool.release(key, wire.model, elapsed() - started, wire.hold)
@@ -656,6 +649,17 @@ class PoolClient:
                            body, latency)
         result, scanner, prelude = first
         return _Answer(resp, result, body, latency, scanner, prelude)
+
+    def _transport_failed(self, up: Upstream, wire: _Wire, key: PoolKey | None, trace: RequestTrace,
+                          exc: BaseException, latency: float) -> str:
+        """An attempt that got no answer (refused, reset, a malformed answer, a connect or read timeout): reported
+        to its key and traced; returns the reason."""
+        reason = scrub(f"{type(exc).__name__}: {exc}")[:160] or type(exc).__name__
+        if key is not None and up.pool is not None:
+            up.pool.report_transport(key, reason, latency, trace.request_id, wire.model, wire.hold)
+        trace.add(self.clock.now(), "attempt", up.name, key.label if key else None, status=None,
+                  outcome="transport", latency_ms=latency * 1000, reason=reason)
+        return reason
 
     async def _settle(self, up: Upstream, wire: _Wire, key: PoolKey | None, answer: _Answer,
                       trace: RequestTrace, streaming: bool, fallback: bool) -> PoolResponse | PoolStream | None:
@@ -755,7 +759,7 @@ class PoolClient:
         trace.add(self.clock.now(), "backoff", up.name, seconds=delay, reason=reason)
         await asyncio.sleep(delay)
 
-    async def _await_first_event(self, resp: httpx.Response, dialect: str, now: float):
+    async def _await_first_event(self, resp: Answer, dialect: str, now: float):
         """Read a 200 stream until its first real data event (or an error event, or its end)."""
         cap = self.max_body_bytes  # what is held before relay: the prelude, and one line at any time
         scanner = SSEScanner(cap)
@@ -781,7 +785,7 @@ class PoolClient:
 class PoolStream:
     """A committed stream: it stays on the key that served its first data event."""
 
-    def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: httpx.Response,
+    def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: Answer,
                  scanner: SSEScanner, prelude: tuple[list[bytes], AsyncIterator[bytes]], trace: RequestTrace,
                  fallback: bool, model: str | None, hold: TokenHold | None = None) -> None:
         self._model = model  # what its usage is priced and recorded under

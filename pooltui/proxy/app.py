@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pooltui.client.pool_client import (
     PoolClient,
@@ -247,11 +248,12 @@ class PoolProxy:
         client = self.by_family.get(api)
         if client is None:
             return self._error(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
+        scope = request.scope
         try:
-            path = safe_path(request.scope.get("raw_path") or request.url.path.encode())
+            path = safe_path(scope.get("raw_path") or scope["path"].encode())
         except PathRefused as exc:
             return self._error(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
-        query = safe_query(request.url.query)
+        query = safe_query(scope.get("query_string", b"").decode("latin-1"))  # Starlette's URL costs more
         body = await self._body(request, client.max_body_bytes)
         if body is None:
             return self._error(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
@@ -476,9 +478,48 @@ class PoolProxy:
         return JSONResponse({"ok": True})
 
 
-def create_proxy_app(proxy: PoolProxy, policy: AccessPolicy | None = None):
+#: the API routes served without Starlette's routing and middleware (POST only): path -> the caller's dialect. Every
+#: other request (other /v1/... paths, /v1/models, the control endpoints, /metrics) goes to the Starlette app,
+#: which routes these paths to the same ``forward``
+API_ROUTES: dict[str, str] = {
+    "/v1/chat/completions": OPENAI, "/v1/completions": OPENAI, "/v1/embeddings": OPENAI, "/v1/responses": OPENAI,
+    "/v1/messages": ANTHROPIC, "/v1/messages/count_tokens": ANTHROPIC,
+}
+
+
+class ApiFront:
+    """The proxy's ASGI entry: the API routes (``API_ROUTES``) straight to ``PoolProxy.forward``, everything
+    else to the Starlette app. Same answers: errors in the caller's dialect, an unforeseen exception a 500 in
+    it (the traceback to the log), as the Starlette app would give."""
+
+    def __init__(self, proxy: PoolProxy, app: ASGIApp) -> None:
+        self.proxy = proxy
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        api = API_ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if api is None:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sent(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            response = await self.proxy.forward(Request(scope, receive), api)
+            await response(scope, receive, sent)
+        except Exception as exc:
+            if not started:
+                await _error_response(api, exc)(scope, receive, send)
+            raise  # logged by the server, as Starlette's error middleware does
+
+
+def create_proxy_app(proxy: PoolProxy, policy: AccessPolicy | None = None) -> ASGIApp:
     """The proxy's ASGI app; behind the access guard when a policy (the bound port, allowed names) is given."""
-    app = _routes(proxy)
+    app = ApiFront(proxy, _routes(proxy))
     if policy is None:
         return app
     return AccessGuard(app, policy, on_refuse=lambda _why: proxy.count_refused())
@@ -505,7 +546,10 @@ def _routes(proxy: PoolProxy) -> Starlette:
 async def _internal_error(request: Request, exc: Exception) -> Response:
     """What a caller gets when something unforeseen broke its request: one error in its dialect (Starlette's
     default is a plain-text 500); the traceback goes to the proxy's log only."""
-    api = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    return _error_response(ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI, exc)
+
+
+def _error_response(api: str, exc: Exception) -> Response:
     message = f"pooltui proxy: internal error ({type(exc).__name__}); see the proxy's log"
     return Response(error_body(api, 500, message, "internal_error"), 500, media_type="application/json")
 

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pooltui.proxy.one_write import OneWrite
+
 #: the scope key under which a connection of the limited protocol offers to be marked as authorised
 TRUST_KEY = "pooltui.trust"
 
@@ -208,6 +210,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         over = self._head_lines > self.limits.max_headers or self._head_parsed > self.limits.max_header_bytes
         if not over:
             super().on_headers_complete()
+            if self.cycle is not None:  # its head and first body bytes in one write
+                self.cycle.transport = OneWrite(self.transport)  # type: ignore[assignment]
             return
         app = self.app
         self.app = _TooManyHeaders(self._head_lines > self.limits.max_headers, self.limits)

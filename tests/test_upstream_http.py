@@ -1,0 +1,87 @@
+"""The two senders of an attempt (client/upstream_http.py): aiohttp directly (the default) and a plugged httpx
+client give the same answer; an upstream that goes silent is a transport failure of that attempt, not an error
+out of the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import httpx
+import pytest
+
+from pooltui.client.pool_client import PoolClient, PoolUnavailableError, Upstream
+from pooltui.client.upstream_http import AiohttpSender, HttpxSender, Sender
+from pooltui.core.cooldown import Backoff
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.providers.profiles import profile_for
+from tests.conftest import keys, make_scenario
+from tests.odd_upstream import OddUpstream
+
+SECRET_HEADER = "authorization"
+
+
+async def _exchange(sender: Sender, url: str, secret: str) -> tuple[int, httpx.Headers, bytes]:
+    body = json.dumps({"model": "gpt-sim-1", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+    answer = await sender.open("POST", url, body.encode(), {SECRET_HEADER: f"Bearer {secret}",
+                                                             "content-type": "application/json"}, None)
+    try:
+        content = b"".join([chunk async for chunk in answer.aiter_bytes()])
+    finally:
+        await answer.aclose()
+    return answer.status_code, answer.headers, content
+
+
+def test_both_senders_give_the_same_answer(serve) -> None:
+    sc = make_scenario({"name": "oai", "dialect": "openai", "keys": keys("k", 1)})
+    server = serve(sc)
+    url = server.base_url("oai") + "/chat/completions"
+    secret = sc.providers[0].keys[0].secret
+
+    async def both() -> list[tuple[int, httpx.Headers, bytes]]:
+        fast = AiohttpSender()
+        async with httpx.AsyncClient() as http:
+            try:
+                return [await _exchange(fast, url, secret), await _exchange(HttpxSender(http), url, secret)]
+            finally:
+                await fast.aclose()
+
+    (s1, h1, b1), (s2, h2, b2) = asyncio.run(both())
+    assert s1 == s2 == 200
+    assert json.loads(b1)["choices"][0]["message"]["role"] == json.loads(b2)["choices"][0]["message"]["role"]
+    assert set(h1.keys()) == set(h2.keys()) and h1["content-type"] == h2["content-type"]
+    assert h1["x-request-id"] != h2["x-request-id"]  # two requests, each answered
+
+
+_SILENCES_OVER = threading.Semaphore(0)
+
+
+async def _silent(writer: asyncio.StreamWriter) -> None:
+    try:
+        await asyncio.sleep(1.5)  # headers never come (the client's read timeout is 0.3 s)
+    finally:
+        _SILENCES_OVER.release()
+
+
+def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout() -> None:
+    """aiohttp's read timeout is a TimeoutError too: it must count as the attempt's transport failure (the key
+    reported, the next attempt made), not escape the client as if the request's deadline had passed."""
+    with OddUpstream(_silent) as up:
+        profile = profile_for("openai", name="odd", base_url=f"http://127.0.0.1:{up.port}/v1")
+
+        async def run() -> PoolClient:
+            client = PoolClient(Upstream(profile, Pool("odd", [KeySpec("k0", "sk-test-silent-0000000000000001")])),
+                                sender=AiohttpSender(read_s=0.3), deadline_s=4, max_attempts=2,
+                                backoff=Backoff(base_s=0.05, max_s=0.1, max_retries=1))
+            async with client:
+                with pytest.raises(PoolUnavailableError):
+                    await client.chat("hi")
+            return client
+
+        client = asyncio.run(run())
+        for _ in range(up.requests):  # each silence ends before the upstream stops (no handler left pending)
+            assert _SILENCES_OVER.acquire(timeout=10)
+    attempts = [s for s in client.traces[-1].steps if s.kind == "attempt"]
+    assert attempts and all(s.detail["outcome"] == "transport" for s in attempts)
+    assert "Timeout" in attempts[0].detail["reason"]
