@@ -71,3 +71,28 @@ def test_state_and_budget_survive_a_restart(tmp_path: Path, memory_keyring) -> N
     pool = build_client(cfg, "p", store, h).client.primary.pool
     assert [k.state for k in pool.keys] == [KeyState.INVALID, KeyState.OK, KeyState.EXHAUSTED]
     assert pool.key("c").reason == "budget: daily token budget reached"
+
+
+def test_processes_opening_one_new_history_at_once_all_open_it(tmp_path) -> None:
+    """A fleet's proxies start together on one data dir: each saw a migrated column missing and the second to
+    add it failed with 'duplicate column name' (the proxy exited 1, in a loaded run of tests/shared)."""
+    import threading
+
+    failures: list[BaseException] = []
+    for round_ in range(12):
+        path = tmp_path / f"h{round_}" / "history.db"
+        start = threading.Barrier(4)
+
+        def open_it(path=path, start=start) -> None:
+            start.wait()
+            try:
+                History(path).close()
+            except BaseException as exc:  # what each opener met is the finding
+                failures.append(exc)
+
+        openers = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in openers:
+            t.start()
+        for t in openers:
+            t.join(30)
+    assert failures == []
