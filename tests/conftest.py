@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +25,13 @@ REWORD = "--reword-events"
 # assert, and it failed `test_classifier_never_raises` on a loaded machine (DeadlineExceeded in a mutation run).
 settings.register_profile("pooltui", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("pooltui")
+
+# Bytecode caches for our own sources, whatever the shell says: with PYTHONDONTWRITEBYTECODE set (as on this
+# machine) every `python -m pooltui` a test starts compiled pooltui from source again (~0.1 s of CPU each, several
+# hundred times a run) and each xdist worker rewrote and compiled every test module (~9 s of CPU). The caches go
+# to the gitignored __pycache__ folders; xdist workers and subprocesses inherit the environment from here.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -90,3 +90,28 @@ def test_usage_table_of_an_older_history_gains_the_cache_columns(tmp_path: Path)
     h.add_usage([(bucket, "p", "a", "m", 1, 1, 2000, 5, 0.2, 1500, 0, 1920, 0.4)])
     [row] = h.usage(0, "key")
     assert (row["tokens_in"], row["cache_read"], row["cacheable"], row["cost_no_cache"]) == (2005, 1500, 1920, 0.4)
+
+
+def test_processes_opening_one_new_history_at_once_all_open_it(tmp_path) -> None:
+    """A fleet's proxies start together on one data dir: each saw a migrated column missing and the second to
+    add it failed with 'duplicate column name' (the proxy exited 1, in a loaded run of tests/shared)."""
+    import threading
+
+    failures: list[BaseException] = []
+    for round_ in range(12):
+        path = tmp_path / f"h{round_}" / "history.db"
+        start = threading.Barrier(4)
+
+        def open_it(path=path, start=start) -> None:
+            start.wait()
+            try:
+                History(path).close()
+            except BaseException as exc:  # what each opener met is the finding
+                failures.append(exc)
+
+        openers = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in openers:
+            t.start()
+        for t in openers:
+            t.join(30)
+    assert failures == []

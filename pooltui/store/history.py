@@ -156,11 +156,19 @@ class History:
             pass
         self.prune()
 
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+
     def _migrate(self) -> None:
-        for table, column, kind in _MIGRATIONS:
-            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        """Add the columns later versions keep, under the write lock: processes opening one new history at once
+        (a fleet's proxies starting together) each saw a column missing, and the second to add it failed."""
+        if all(column in self._columns(table) for table, column, _ in _MIGRATIONS):
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")  # one at a time; the next finds what is done and skips it
+            for table, column, kind in _MIGRATIONS:
+                if column not in self._columns(table):
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def release_impossible_holds(self, now: float | None = None) -> int:
         """Put back to ok the keys held further ahead than :data:`MAX_HOLD_S` (or until a time that is not a

@@ -33,7 +33,9 @@ class Hermes:
                     "ALL_PROXY": "http://127.0.0.1:9", "NO_PROXY": "", "HERMES_NO_UPDATE_CHECK": "1",
                     # no lazy `pip install` (edge-tts at each start): through the dead proxy it only retried,
                     # 8 s and more of every Hermes run
-                    "HERMES_DISABLE_LAZY_INSTALLS": "1"}
+                    "HERMES_DISABLE_LAZY_INSTALLS": "1",
+                    # Hermes's venv is an install we only read (tests/conftest.py lets our own sources cache)
+                    "PYTHONDONTWRITEBYTECODE": "1"}
         self.env.pop("PYTEST_CURRENT_TEST", None)
 
     def cli(self, *args: str) -> str:
