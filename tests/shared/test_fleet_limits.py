@@ -23,6 +23,14 @@ from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
 pytestmark = pytest.mark.timeout(150)
 
 
+def _k0_windows(env: dict[str, str]) -> list[dict]:
+    """Each process's window of k0's requests, as `pooltui fleet --json` shows it (from the heartbeats)."""
+    listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env, capture_output=True,
+                             text=True, timeout=30)
+    return [w for p in json.loads(listing.stdout)["procs"] for w in p.get("windows", [])
+            if w["key"] == "k0" and w["what"] == "requests"]
+
+
 def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, tmp_path, share: bool = True) -> None:
     # no rate-limit headers on successes: only what is declared can hold the key before the provider does
     sc = make_scenario({"name": "oai", "window_s": 60, "success_headers": False,
@@ -37,6 +45,12 @@ def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, 
         config.write_text(config.read_text().replace('[state]\n', '[state]\nshare_windows = false\n'))
     procs, ports = start_proxies(3, env)
     try:
+        # every process has its window of k0 (its heartbeat says so) before the traffic: a process still starting
+        # its lease round when the requests came sent them to the spare, and k0 served 3 of its 6 (a loaded CI)
+        deadline = time.monotonic() + 30
+        while len(_k0_windows(env)) < 3:
+            assert time.monotonic() < deadline, "the three proxies never showed their window of k0"
+            time.sleep(0.2)
         with ThreadPoolExecutor(6) as pool:  # every process asks at once, k0 first (failover)
             answers = list(pool.map(ask, ports * 8))
         assert all(a.status_code == 200 for a in answers)
@@ -48,10 +62,7 @@ def test_three_proxies_stay_within_a_declared_rpm_together(redis_server, serve, 
         deadline, shown = time.monotonic() + 20, []
         while sum(w["mine"] for w in shown) != seen["k0"]["200"]:
             assert time.monotonic() < deadline, f"the processes' shares {shown} do not add up to {seen}"
-            listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env,
-                                     capture_output=True, text=True, timeout=30)
-            shown = [w for p in json.loads(listing.stdout)["procs"] for w in p.get("windows", [])
-                     if w["key"] == "k0" and w["what"] == "requests"]
+            shown = _k0_windows(env)
         assert len(shown) == 3 and all(w["limit"] == 6 and w["window_s"] == 60 for w in shown)
         # the keys table's budget column: this process's share, and the fleet's figure
         token = read_admin_token(Path(env["POOLTUI_DATA_DIR"])) or ""
