@@ -118,15 +118,20 @@ def declared_cycle_us(n_keys: int, strategy: str, cycles: int) -> float:
 
 def _with_affinity(cycles: int) -> dict[str, Row]:
     print("with affinity on (1,000 conversations in turn, each kept on its key; none cooling):")
+    return _plain_and_traced(cycles, "with affinity", 10, affinity=True)
+
+
+def _plain_and_traced(cycles: int, what: str, target_us: float, **case: bool) -> dict[str, Row]:
+    """Each strategy at 3 and 1,000 keys, none cooling, without and with the trace; prints the worst at 3 keys."""
     rows: dict[str, Row] = {}
     for strategy in STRATEGIES:
         for n in (3, 1000):
-            plain = cycle_us(n, strategy, False, False, cycles, affinity=True)
-            traced = cycle_us(n, strategy, False, True, cycles, affinity=True)
+            plain = cycle_us(n, strategy, False, False, cycles, **case)
+            traced = cycle_us(n, strategy, False, True, cycles, **case)
             rows[f"{strategy}/{n}"] = {"free": round(plain, 3), "free+trace": round(traced, 3)}
             print(f"{strategy:12} {n:>5}  {plain:>12.2f} {traced:>8.2f}")
     worst = max(max(v.values()) for k, v in rows.items() if k.endswith("/3"))
-    print(f"worst at 3 keys with affinity: {worst:.2f} µs (target < 10)")
+    print(f"worst at 3 keys {what}: {worst:.2f} µs (target < {target_us:g})")
     return rows
 
 
@@ -167,16 +172,7 @@ def _with_headers(cycles: int) -> dict[str, Row]:
 
 def _without_headers(cycles: int) -> dict[str, Row]:
     print("without rate-limit headers (each key's limit learnt, picks paced by it; none cooling):")
-    learned: dict[str, Row] = {}
-    for strategy in STRATEGIES:
-        for n in (3, 1000):
-            plain = cycle_us(n, strategy, False, False, cycles, headers=False)
-            traced = cycle_us(n, strategy, False, True, cycles, headers=False)
-            learned[f"{strategy}/{n}"] = {"free": round(plain, 3), "free+trace": round(traced, 3)}
-            print(f"{strategy:12} {n:>5}  {plain:>12.2f} {traced:>8.2f}")
-    worst_learned = max(max(v.values()) for k, v in learned.items() if k.endswith("/3"))
-    print(f"worst at 3 keys without headers: {worst_learned:.2f} µs (target < 5)")
-    return learned
+    return _plain_and_traced(cycles, "without headers", 5, headers=False)
 
 
 def bench_engine(cycles: int) -> dict[str, dict[str, Row]]:
