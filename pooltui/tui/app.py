@@ -9,6 +9,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable
@@ -109,7 +110,11 @@ class PoolMonitorApp(App[None]):
         """Keys found to share an account: marked in the keys table, and one warning per group."""
         local = self.local
         groups = local.shared_accounts() if local is not None else []
-        table, shared = self.main.query_one(KeysTable), {label for g in groups for label in g}
+        try:
+            table = self.main.query_one(KeysTable)
+        except (NoMatches, IndexError):  # no keys table now (the app starting or going): the next check marks it
+            return
+        shared = {label for g in groups for label in g}
         if table.shared != shared:
             table.shared = shared
             self.refresh_view()

@@ -37,3 +37,15 @@ async def test_keys_of_one_account_are_marked_warned_once_and_grouped(serve, tmp
         assert isinstance(app.screen, InspectorScreen)
         assert app.screen._body.startswith("main: ") and "one account" not in app.screen._title
     await session.client.aclose()
+
+
+async def test_the_account_check_between_screens_is_quiet(serve, tmp_path) -> None:
+    """Its 2 s timer fired while the main screen had no keys table (the app starting or going, a loaded CI) and
+    the monitor crashed with NoMatches: a check with no table to mark waits for the next one."""
+    path, store, _ = config_on_simulator(serve, tmp_path, 3, keys=[*keys("a", 2, org="acme")])
+    session, _ = config_session(load_config(path), store, History(tmp_path / "data" / "history.db"), "main")
+    app = PoolMonitorApp(session, start_session=False)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+    app.check_accounts()  # the timer's last tick, the screens gone
+    await session.client.aclose()
