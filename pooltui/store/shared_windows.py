@@ -138,7 +138,6 @@ class SharedSlots:
         self.leases: list[_Lease] = []  # open, oldest first (a reserve is leased before the current one is spent)
         self.left = 0  # units of the open leases not taken yet
         self.want = 0  # units a pick asked for and the lease did not have: lease that many ahead
-        self.asked_at = -1e18  # local time a pick last took or asked
         self.history: deque[tuple[float, int, str]] = deque()  # (local time, units, member) taken here
         self.opens_at = 0.0  # local time the shared window said the next lease fits
         self.fleet_held = 0  # units the whole fleet holds in the window (as the last lease saw it)
@@ -159,7 +158,6 @@ class SharedSlots:
 
     def room(self, now: float) -> int:
         """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
-        self.asked_at = now
         share = self._share_room(now)
         if not self.group.connected:
             return share if share is not None else 0
@@ -171,7 +169,6 @@ class SharedSlots:
     def take(self, now: float, n: int = 1) -> bool:
         """Count ``n`` units down from the lease (a request larger than the whole budget takes all of it)."""
         n = min(n, self.limit)
-        self.asked_at = now
         share = self._share_room(now)
         if share is not None and share < n:
             return False
