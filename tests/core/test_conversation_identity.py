@@ -94,3 +94,15 @@ def test_an_entry_lives_exactly_its_ttl() -> None:
     m.put("new", "k1", "g", T0 + 300.0)  # "old" was used exactly one TTL ago: still held
     assert m.get("old", T0 + 300.0) is not None
     assert m.get("old", T0 + 300.5) is None
+
+
+def test_a_lone_surrogate_in_a_prompt_or_a_field_name_is_hashed_not_raised() -> None:
+    odd = head(system="before \ud800 after", tools=[{"na\udfffme": "read"}])  # JSON may carry either
+    assert prefix_digest(odd, "anthropic")[0] != prefix_digest(head(), "anthropic")[0]
+
+
+def test_the_head_ends_after_eight_messages_even_without_a_user_one() -> None:
+    leading = [{"role": "developer", "content": f"rule {i}"} for i in range(8)]
+    one = {"model": "gpt-4o", "messages": [*leading, {"role": "user", "content": "task one"}]}
+    two = {"model": "gpt-4o", "messages": [*leading, {"role": "user", "content": "task two"}]}
+    assert token(one, "openai") == token(two, "openai")  # bounded: the ninth message is not read
