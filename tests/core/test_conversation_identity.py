@@ -106,3 +106,17 @@ def test_the_head_ends_after_eight_messages_even_without_a_user_one() -> None:
     one = {"model": "gpt-4o", "messages": [*leading, {"role": "user", "content": "task one"}]}
     two = {"model": "gpt-4o", "messages": [*leading, {"role": "user", "content": "task two"}]}
     assert token(one, "openai") == token(two, "openai")  # bounded: the ninth message is not read
+
+
+def test_odd_messages_and_ids_are_read_not_raised() -> None:
+    assert token(head(messages=["plain text", {"role": "user", "content": "hi"}]))  # a message that is no object
+    assert token(head(metadata={"user_id": "user-\ud800"}))  # an id with a lone surrogate, as JSON allows
+
+
+def test_a_put_answers_its_holder_and_counts_each_eviction_for_room() -> None:
+    m = AffinityMap(capacity=1, ttl_s=300.0)
+    first = m.put("a", "k0", "g", T0)
+    assert first is not None and first.label == "k0"
+    assert m.put("b", "k1", "g", T0 + 300.0) is not None  # "a" is exactly one TTL old: alive, evicted for room
+    m.put("c", "k2", "g", T0 + 301.0)
+    assert m.evicted == 2 and len(m) == 1
