@@ -46,12 +46,13 @@ out["sole"] = {"after": after and after.id, "select": sole.select() and sole.sel
 p = pool(cases["skip"])
 out["skip"] = [e.id for e in p._available_entries(clear_expired=True)]
 out["skip_cleared"] = {e.id: {k: getattr(e, k) for k in FIELDS} for e in p.entries()}
-out["order"] = {}
-for strategy in ("fill_first", "round_robin"):
-    p = pool(cases["order"], strategy)
-    picks = [p.select().id for _ in range(5)]
-    out["order"][strategy] = {"picks": picks, "priorities": [e.id for e in sorted(p.entries(),
-                                                                                  key=lambda e: e.priority)]}
+for name in ("order", "order_one"):
+    out[name] = {}
+    for strategy in ("fill_first", "round_robin"):
+        p = pool(cases[name], strategy)
+        picks = [p.select().id for _ in range(5)]
+        out[name][strategy] = {"picks": picks, "priorities": [e.id for e in sorted(p.entries(),
+                                                                                   key=lambda e: e.priority)]}
 print(json.dumps(out))
 """
 
@@ -79,7 +80,8 @@ def compared(hermes):
                  [401, {"reason": " Token_Revoked "}], [401, {"reason": "token_expired"}],
                  [403, {"reason": "invalid_token"}], [429, {"message": "Please retry after 20 seconds"}],
                  [429, {"message": "Usage limit. Resets in 2hr 5min"}], [429, {"reset_at": now + 90}],
-                 [429, {"resets_at": (now + 600) * 1000}], [429, {"retry_until": "2030-01-01T00:00:00+00:00"}]],
+                 [429, {"resets_at": (now + 600) * 1000}], [429, {"retry_until": "2030-01-01T00:00:00+00:00"}],
+                 [429, {"message": "Please retry after 20 seconds", "reset_at": now + 90}]],  # the absolute one wins
         "skip": [entry("k0"), entry("k1", **exhausted, last_error_code=429),
                  entry("k2", **exhausted, last_error_code=401, last_error_reset_at=now - 1),
                  entry("k3", last_status="dead", last_status_at=at, last_error_code=401),
@@ -87,6 +89,7 @@ def compared(hermes):
                  entry("k6", last_status="exhausted", last_status_at=now - 400, last_error_code=401)],
         "fields": list(rules.STATUS_FIELDS),
         "order": [entry("k0"), entry("k1", **exhausted, last_error_code=429), entry("k2"), entry("k3")],
+        "order_one": [entry("k0"), entry("k1", **exhausted, last_error_code=429)],  # one available: no rotation
     }
     out = hermes.py_stdin(HERMES_SIDE, json.dumps(cases))
     return cases, json.loads(out.strip().splitlines()[-1]), now
@@ -140,13 +143,14 @@ def test_what_select_skips_and_clears(compared) -> None:
 def test_fill_first_and_round_robin_pick_as_hermes(compared) -> None:
     """cp:1649-1686: fill_first keeps the first available; round_robin moves the selected entry to the end."""
     cases, hermes, now = compared
-    for strategy, theirs in hermes["order"].items():
-        model = rules.HermesPoolModel([rules.HermesEntry(e["id"], e["access_token"],
-                                                         exhausted_until=rules.bench_until(e))
-                                       for e in cases["order"]], strategy)
-        picks = [model.select(now).label for _ in range(5)]
-        assert picks == theirs["picks"], strategy
-        assert [e.label for e in model.entries] == theirs["priorities"], strategy
+    for name in ("order", "order_one"):
+        for strategy, theirs in hermes[name].items():
+            model = rules.HermesPoolModel([rules.HermesEntry(e["id"], e["access_token"],
+                                                             exhausted_until=rules.bench_until(e))
+                                           for e in cases[name]], strategy)
+            picks = [model.select(now).label for _ in range(5)]
+            assert picks == theirs["picks"], (name, strategy)
+            assert [e.label for e in model.entries] == theirs["priorities"], (name, strategy)
 
 
 def test_reset_clears_what_hermes_auth_reset_clears(hermes) -> None:
