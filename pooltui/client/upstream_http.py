@@ -137,7 +137,7 @@ class AiohttpSender:
         timeout = own if timeout_s is None else aiohttp.ClientTimeout(  # what is left of the request's time
             total=None, sock_connect=min(timeout_s, own.sock_connect or timeout_s),
             sock_read=min(timeout_s, own.sock_read or timeout_s))
-        resp = await self.session().request(method, self._url(url), data=content, headers=dict(headers),
+        resp = await self.session().request(method, self._url(url), data=content, headers=headers,
                                             allow_redirects=False, compress=False, timeout=timeout)
         return AiohttpAnswer(resp)
 
