@@ -85,3 +85,20 @@ def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout() -> No
     attempts = [s for s in client.traces[-1].steps if s.kind == "attempt"]
     assert attempts and all(s.detail["outcome"] == "transport" for s in attempts)
     assert "Timeout" in attempts[0].detail["reason"]
+
+
+def test_every_client_shares_one_tls_context_built_once() -> None:
+    """Building a TLS context loads the certificate store: the sender and the httpx transport of every client use
+    the process's one context, never one each (two per client before)."""
+    from pooltui.client.upstream_http import default_http, tls_context
+
+    async def contexts() -> list[object]:
+        (http_a, sender_a), (http_b, sender_b) = default_http(), default_http()
+        try:
+            return [sender_a._ssl, sender_b._ssl, http_a._transport.ssl_context, http_b._transport.ssl_context]
+        finally:
+            await http_a.aclose()
+            await http_b.aclose()
+
+    found = asyncio.run(contexts())
+    assert all(ctx is tls_context() for ctx in found)

@@ -1,5 +1,6 @@
 """``python -m pooltui.bench profile``: where the proxy's time goes under the `proxy` benchmark's load, as the
-frames with the most self time (py-spy records the proxy process; ``pip install py-spy``)."""
+frames with the most self time (``pip install py-spy``). py-spy attaches to the proxy once it has started and
+served a warm-up, so the profile holds the requests only: no imports, no start-up."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from functools import partial
 
-from pooltui.bench.common import drive, free_port, ping_body, proxy_process, run, start_sim, wait_port
+from pooltui.bench.common import drive, free_port, ping_body, proxy_process, run, start_sim, stop_process, wait_port
 
 
 def leaf_totals(raw: str) -> tuple[Counter[str], int]:
@@ -29,7 +31,10 @@ def leaf_totals(raw: str) -> tuple[Counter[str], int]:
     return leaves, total
 
 
-async def _load(base: str, n: int, concurrency: int) -> None:
+WARM_UP = 500  # requests served before py-spy attaches (connections opened, first-use work done)
+
+
+async def _load(base: str, n: int, concurrency: int, serial: bool = True) -> None:
     import aiohttp
 
     body = ping_body()
@@ -40,7 +45,7 @@ async def _load(base: str, n: int, concurrency: int) -> None:
                 await r.read()
 
         await drive(partial(call), n, concurrency)
-        for _ in range(n // 10):  # one at a time too: the serial path
+        for _ in range(n // 10 if serial else 0):  # one at a time too: the serial path
             await call()
 
 
@@ -54,18 +59,25 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
     raw_path = out or os.path.join(tmp, "proxy.raw.txt")
     sim_port, proxy_port = free_port(), free_port()
     sim = start_sim(sim_port)
-    wrap = (spy, "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o", raw_path, "--")
-    proxy = proxy_process(sim_port, proxy_port, tmp, wrap=wrap, source=source)
+    proxy = proxy_process(sim_port, proxy_port, tmp, source=source)
+    recorder: subprocess.Popen[bytes] | None = None
     try:
         wait_port(proxy_port, proxy, "the proxy")
-        run(_load(f"http://127.0.0.1:{proxy_port}/v1", n, concurrency))
+        base = f"http://127.0.0.1:{proxy_port}/v1"
+        run(_load(base, WARM_UP, concurrency, serial=False))
+        recorder = subprocess.Popen((spy, "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o",
+                                     raw_path, "--pid", str(proxy.pid)), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # py-spy attached before the load starts
+        run(_load(base, n, concurrency))
     finally:
-        for child in _children(proxy.pid):
-            os.kill(child, signal.SIGTERM)  # the proxy under py-spy: py-spy writes its file when it exits
-        try:
-            proxy.wait(20)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+            try:
+                recorder.wait(20)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+        stop_process(proxy)
         sim.stop()
     return report(raw_path, n, concurrency, top)
 
@@ -87,18 +99,3 @@ def _function(frame: str) -> str:
     """``name (file:line)`` as ``name (file)``: a function's self time, whichever of its lines."""
     head, sep, where = frame.rpartition(" (")
     return f"{head} ({where.rsplit(':', 1)[0]})" if sep and where.endswith(")") else frame
-
-
-def _children(pid: int) -> list[int]:
-    """The direct children of ``pid`` (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found

@@ -10,6 +10,8 @@ httpx (verification, the model listing).
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
@@ -21,6 +23,14 @@ from yarl import URL
 CONNECT_TIMEOUT_S = 10.0  # to open a connection upstream
 READ_TIMEOUT_S = 60.0  # between two reads of an answer
 _CHUNK = 64 * 1024
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one TLS context for upstreams (httpx's: the environment's certificates), shared by every
+    client, sender and transport: building one loads the certificate store (milliseconds), so it is built once,
+    not once per client and transport."""
+    return httpx.create_ssl_context()
 
 
 class Answer(Protocol):
@@ -97,7 +107,7 @@ class AiohttpSender:
         self._max_connections = max_connections
         self._keepalive_s = keepalive_s
         self._session: aiohttp.ClientSession | None = None
-        self._ssl = httpx.create_ssl_context()  # httpx's: the same certificates; made now, not on a first request
+        self._ssl = tls_context()  # made now (once per process), not on a first request
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=read_s)
         self._urls: dict[str, URL] = {}
 
@@ -127,7 +137,7 @@ class AiohttpSender:
         timeout = own if timeout_s is None else aiohttp.ClientTimeout(  # what is left of the request's time
             total=None, sock_connect=min(timeout_s, own.sock_connect or timeout_s),
             sock_read=min(timeout_s, own.sock_read or timeout_s))
-        resp = await self.session().request(method, self._url(url), data=content, headers=dict(headers),
+        resp = await self.session().request(method, self._url(url), data=content, headers=headers,
                                             allow_redirects=False, compress=False, timeout=timeout)
         return AiohttpAnswer(resp)
 
@@ -138,7 +148,7 @@ def default_http(max_connections: int = 256, timeout_s: float = READ_TIMEOUT_S
     use, closed with the httpx client)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     sender = AiohttpSender(max_connections, CONNECT_TIMEOUT_S, timeout_s, limits.keepalive_expiry)
-    transport = AiohttpTransport(limits=limits, client=sender.session)
+    transport = AiohttpTransport(verify=tls_context(), limits=limits, client=sender.session)
     http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
                              limits=limits)
     return http, sender

@@ -8,6 +8,7 @@ never go upstream; a retry on another key happens only before the first byte goe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import itertools
@@ -17,7 +18,7 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ from pooltui.proxy.guard import (
     safe_path,
     safe_query,
 )
-from pooltui.proxy.limits import ClientLimits, limited_protocol, trust
+from pooltui.proxy.limits import GONE_KEY, ClientLimits, limited_protocol, trust
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.proxy.observe import Observer
 from pooltui.session.local import MonitorSession
@@ -510,11 +511,55 @@ class ApiFront:
 
         try:
             response = await self.proxy.forward(Request(scope, receive), api)
-            await response(scope, receive, sent)
+            on_gone = scope.get(GONE_KEY)
+            if isinstance(response, StreamingResponse):
+                if on_gone is None:  # a server without the proxy's protocol: Starlette watches for the disconnect
+                    await response(scope, receive, sent)
+                else:
+                    started = True
+                    await _relay(response, send, on_gone)
+            else:  # what Response.__call__ does (the proxy's responses have no background task), without its layer
+                started = True
+                await send({"type": "http.response.start", "status": response.status_code,
+                            "headers": response.raw_headers})
+                await send({"type": "http.response.body", "body": response.body})
         except Exception as exc:
             if not started:
                 await _error_response(api, exc)(scope, receive, send)
             raise  # logged by the server, as Starlette's error middleware does
+
+
+async def _relay(response: StreamingResponse, send: Send, on_gone: Callable[[Callable[[], None] | None], None]
+                 ) -> None:
+    """A stream to its caller chunk by chunk as they come, without the task Starlette starts per stream to watch
+    for a disconnect: the connection calls back when its caller goes, and the relay is cancelled then (the
+    upstream stream is closed at once, as Starlette's would be)."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    def leave() -> None:
+        nonlocal gone
+        gone = True
+        task.cancel()
+
+    chunks = response.body_iterator
+    on_gone(leave)
+    try:
+        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(response.charset)})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        closing = getattr(chunks, "aclose", None)
+        if closing is not None:  # left at a yield while a send waited: its upstream stream closes now
+            await closing()
+    finally:
+        on_gone(None)
 
 
 def create_proxy_app(proxy: PoolProxy, policy: AccessPolicy | None = None) -> ASGIApp:

@@ -26,6 +26,9 @@ from pooltui.proxy.one_write import OneWrite
 
 #: the scope key under which a connection of the limited protocol offers to be marked as authorised
 TRUST_KEY = "pooltui.trust"
+#: the scope key under which it takes the callback to run if its caller goes before the response is complete
+#: (``None`` to stop): a streamed answer is relayed without a task per stream watching for the disconnect
+GONE_KEY = "pooltui.on_gone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_parsed = 0  # request line and header lines, as parsed
         self._head_lines = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._on_gone: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -154,6 +158,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.table.drop(self)
         self._stop_head_timer()
         super().connection_lost(exc)
+        gone, self._on_gone = self._on_gone, None
+        if gone is not None:
+            gone()
+
+    def _watch_gone(self, callback: Callable[[], None] | None) -> None:
+        self._on_gone = callback
 
     def evictable(self) -> bool:
         """Never authorised and nothing in flight: closing it costs no caller anything."""
@@ -188,7 +198,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        cast(dict[str, Any], self.scope)[TRUST_KEY] = self._trust  # our key, beside ASGI's own
+        scope = cast(dict[str, Any], self.scope)
+        scope[TRUST_KEY] = self._trust  # our keys, beside ASGI's own
+        scope[GONE_KEY] = self._watch_gone
         self._in_head = True
         self._head_lines = self._head_parsed = 0
         if self._head_timer is None:

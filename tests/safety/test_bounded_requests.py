@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.sim.server import ThreadedServer
+from tests.conftest import until
 from tests.safety.helpers import client_on
 from tests.test_proxy import ProxyThread
 
@@ -93,3 +94,18 @@ def test_a_50_mb_answer_passes_under_the_default_cap_and_a_lower_cap_gives_a_502
                                  content=b'{"x":"' + b"y" * (9 * 2**20) + b'"}',
                                  headers={"content-type": "application/json"})
         assert big_request.status_code == 413
+
+
+def test_a_caller_gone_mid_stream_closes_its_upstream_stream_at_once(upstream) -> None:
+    """The relay runs without a task per stream watching for a disconnect: the connection says when its caller
+    goes, and the upstream stream (silent here for an hour) is closed then, its key's stream count back to 0."""
+    client = client_on(f"{upstream.url}/stall/v1", stream_idle_s=3600)
+    key = client.primary.pool.key("k")
+    with ProxyThread({"up": client}) as px:
+        with httpx.stream("POST", f"{px.service.url}/v1/chat/completions", json={**CHAT, "stream": True},
+                          timeout=30) as r:
+            chunks = r.iter_raw()  # held: a dropped iterator closes the connection
+            assert b'"content":"hi"' in next(chunks)
+            assert key.streams == 1
+        asyncio.run(until(lambda: key.streams == 0, "the upstream stream closed after the caller went",
+                          timeout_s=5))
