@@ -555,6 +555,11 @@ class PoolClient:
             raise _Abandon(no_keys(up.name), None, "unusable", "unusable")
         if pool is not None and pool.counts_tokens:
             wire.hold = TokenHold.of_body(wire.content)
+        if wire.conversation is not None and pool is not None and pool.affinity_store is not None \
+                and not pool.knows_conversation(wire.conversation):  # placed by another process of the fleet?
+            label = await pool.affinity_store.fetch(wire.conversation)
+            if label is not None:
+                pool.adopt_conversation(wire.conversation, label)
         transient = attempts = 0
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts

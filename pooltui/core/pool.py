@@ -20,7 +20,7 @@ from enum import IntEnum
 from heapq import heapify, heappop, heappush
 from typing import Literal
 
-from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, Holder
+from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, AffinityStore, Holder
 from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
 from pooltui.core.clock import Clock, SystemClock
@@ -229,6 +229,8 @@ class Pool:
         self.affinity_wait_s = affinity_wait_s
         self._affinity: AffinityMap | None = AffinityMap(ttl_s=affinity_ttl_s) if affinity != "off" else None
         self.affinity_new = 0  # conversations seen for the first time (or after their cache expired)
+        #: the fleet's map of conversations (store/shared_affinity.py), None in one process alone
+        self.affinity_store: AffinityStore | None = None
         self._cache_groups: dict[str, list[PoolKey]] = {}
         self.cache_shares: tuple[float, ...] = ()  # each cache group's share of the keys (core/round_robin_cost.py)
         self.preempt = preempt
@@ -472,7 +474,26 @@ class Pool:
         if mode == "off":
             self._affinity = None
         elif self._affinity is None:
-            self._affinity = AffinityMap()
+            self._affinity = AffinityMap(store=self.affinity_store)
+
+    def use_affinity_store(self, store: AffinityStore | None) -> None:
+        """Share the conversations' keys through ``store`` (a fleet's) from now on; None: this process alone."""
+        self.affinity_store = store
+        if self._affinity is not None:
+            self._affinity.store = store
+
+    def knows_conversation(self, token: str) -> bool:
+        """Whether this pool holds a key for ``token``'s conversation now."""
+        return self._affinity is not None and self._affinity.get(token, self.clock.now()) is not None
+
+    def adopt_conversation(self, token: str, label: str) -> bool:
+        """The fleet placed ``token``'s conversation on ``label``: keep it there here too (False: no such key,
+        or affinity off)."""
+        key = self._by_label.get(label)
+        if key is None or self._affinity is None:
+            return False
+        self._affinity.put(token, label, key.cache_group, self.clock.now(), tell=False)
+        return True
 
     @property
     def conversations(self) -> int:
