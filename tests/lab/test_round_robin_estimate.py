@@ -5,7 +5,7 @@ of the same conversations, on the same simulator, measured.
 Tolerance 20%: the estimate is an expectation over where round-robin would have sent each turn, the round-robin
 run one draw of it (its interleaving of 8 conversations); the model leaves out a hit refreshing a cache's
 lifetime and counts the lookback in messages. Wider than those effects, far narrower than the gap to the model
-that counts only the last turn's cache (over 100% off on this workload: see the report in core/round_robin_cost.py).
+that counts only the last turn's cache (over 100% off on this workload: README, "Prompt caches and affinity").
 """
 
 from __future__ import annotations
