@@ -200,5 +200,5 @@ class SharedAffinity:
         self._written.clear()  # the store may come back empty (restarted): each conversation's next turn writes it
         if not self._down_said:
             self._down_said = True
-            self.log(f"shared affinity: the store is unreachable ({type(exc).__name__}): each process keeps its own "
+            self.log(f"shared affinity: the store is away ({type(exc).__name__}): each process keeps its own "
                      "map of conversations until it is back")

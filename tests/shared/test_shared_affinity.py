@@ -12,7 +12,7 @@ from tests.conftest import keys, make_scenario
 from tests.shared.conftest import ask, log_until, proxy_env, start_proxies, stop_proxies
 
 pytestmark = pytest.mark.timeout(150)
-DOWN = "shared affinity: the store is unreachable"
+DOWN = "shared affinity: the store is away"
 BACK = "shared affinity: the store answers again"
 
 
