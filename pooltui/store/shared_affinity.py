@@ -9,9 +9,10 @@ A move is also published on ``<prefix>:affinity``, so every process that knew th
 background task. A conversation this process has not seen is looked up once before its pick, bounded
 (``FETCH_S``): a slow or absent store is no answer, and the strategy picks as for a new conversation.
 
-**Redis down**: each process keeps its own map, says so once per outage, and looks nothing up until the store
-answers again. A restarted Redis has forgotten the placements: a conversation a process knows goes on where it
-was; one it does not know starts on a cold cache (the strategy's pick), and is written again from there.
+**Redis down**: each process keeps its own map (the store's status line says once that it serves on its own
+view), looks nothing up until the store answers again, and says when it does. A restarted Redis has forgotten
+the placements: a conversation a process knows goes on where it was; one it does not know starts on a cold cache
+(the strategy's pick), and is written again from there.
 
 **Trust**: what is read is checked like network input (a hex token, a label of this pool's, the fingerprint of
 that key's secret here); anything else is ignored. A planted entry can steer a conversation only to a key of the
@@ -66,7 +67,7 @@ class SharedAffinity:
         self._pending: deque[tuple[str, str, str, str, bool]] = deque(maxlen=10_000)
         self._written: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._wake: asyncio.Event | None = None
-        self._down_said = False
+        self._was_down = False
 
     def key(self, provider: str, token: str) -> str:
         return f"{self.prefix}:aff:{provider}:{token}"
@@ -191,14 +192,13 @@ class SharedAffinity:
 
     def _up(self) -> None:
         self.connected = True
-        if self._down_said:
-            self._down_said = False
-            self.log("shared affinity: the store answers again: conversations are placed for the whole fleet")
+        if self._was_down:
+            self._was_down = False
+            self.log("shared affinity: conversations are placed for the whole fleet again")
 
     def _down(self, exc: BaseException) -> None:
+        """The store is away: each process keeps its own map. Nothing more is said here: the store's own status
+        line (shared_state.py) said it once, and a second line per outage would be noise."""
         self.connected = False
+        self._was_down = True
         self._written.clear()  # the store may come back empty (restarted): each conversation's next turn writes it
-        if not self._down_said:
-            self._down_said = True
-            self.log(f"shared affinity: the store is away ({type(exc).__name__}): each process keeps its own "
-                     "map of conversations until it is back")

@@ -1,7 +1,7 @@
 """One map of conversations across the fleet (issue 28): two `pooltui proxy` processes on one Redis, each
 conversation's turns sent to them in turn, stay on one key (its prompt cache); Redis restarted, nothing worse
 than a cold cache: every turn is served, the conversations the proxies know stay where they were, each proxy says
-once that it keeps its own map, and new conversations are shared again once the store is back."""
+once that it serves on its own view (its own map), and new conversations are shared again once the store is back."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tests.conftest import keys, make_scenario
 from tests.shared.conftest import ask, log_until, proxy_env, start_proxies, stop_proxies
 
 pytestmark = pytest.mark.timeout(150)
-DOWN = "shared affinity: the store is away"
-BACK = "shared affinity: the store answers again"
+DOWN = "unreachable; serving on this process's own view"  # the store's status line: once per outage
+BACK = "shared affinity: conversations are placed for the whole fleet again"
 
 
 def turn(port: int, session: str, n: int) -> str:
