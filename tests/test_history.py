@@ -50,10 +50,11 @@ def test_usage_groups_and_spend(tmp_path: Path) -> None:
     h.add_usage([(b, "p", "a", "m1", 3, 3, 30, 60, 0.5), (b, "p", "b", "m1", 1, 0, 0, 0, 0.0),
                  (b, "q", "c", "m2", 2, 2, 10, 10, 0.1)])
     h.add_usage([(b, "p", "a", "m1", 1, 1, 10, 10, 0.25, 6, 2, 8, 0.5)])  # same bucket: adds up, cache fields too
+    h.add_usage([(b, "p", "a", "m1", 0, 0, 0, 0, 0.0, 0, 0, 0, 0.0, 0.125)])  # round-robin would have paid more
     by_key = {(r["provider"], r["key"]): r for r in h.usage(now - 3600, "key")}
     assert by_key[("p", "a")] == {"provider": "p", "key": "a", "requests": 4, "ok": 4, "tokens_in": 40,
                                   "tokens_out": 70, "cost": 0.75, "cache_read": 6, "cache_write": 2, "cacheable": 8,
-                                  "cost_no_cache": 0.5}
+                                  "cost_no_cache": 0.5, "cost_round_robin": 0.875}
     assert [r["provider"] for r in h.usage(now - 3600, "provider")] == ["p", "q"]
     spend = h.spend("p", "a", now)
     assert (spend.tokens_day, spend.cost_month) == (110, 0.75)

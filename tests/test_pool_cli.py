@@ -138,7 +138,7 @@ def test_traffic_through_a_configured_pool_lands_in_history(sim_provider) -> Non
     assert usage["good"]["upstream_ok"] + usage["ok0"]["upstream_ok"] == 30 and usage["good"]["tokens_out"] > 0
     csv_out = run("usage", "--by", "day", "--csv").output.splitlines()
     assert csv_out[0] == ("day,caller_requests,caller_served,upstream_calls,upstream_ok,tokens_in,tokens_out,cost,"
-                          "cache_hit_rate,cache_read,cache_write,cache_saved,cost_no_cache")
+                          "cache_hit_rate,cache_read,cache_write,cache_saved,cost_no_cache,cost_round_robin")
     assert len(csv_out) == 2
     # the state survives: a new run does not send to the invalid key again
     again = json.loads(run("traffic", "--provider", "sim", "--requests", "5", "--json").output)

@@ -35,6 +35,7 @@ from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.health import ROTATE_NOW, Outcome
 from pooltui.core.masking import scrub
 from pooltui.core.pool import Pool, PoolKey
+from pooltui.core.round_robin_cost import ANTHROPIC_LOOKBACK, RoundRobinCost, round_robin_extra
 from pooltui.core.sse import SSELineTooLongError, SSEScanner, stream_error_status
 from pooltui.core.trace import RequestTrace
 from pooltui.core.usage import Usage, usage_of
@@ -73,6 +74,8 @@ class UsageRecord:
     cache_write: int = 0
     cacheable: int = 0
     cost_no_cache: float = 0.0  # what the same tokens would have cost with no cache use
+    #: what round-robin without affinity would have paid more (USD; core/round_robin_cost.py)
+    round_robin_extra: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,7 @@ class _Wire:
     model: str | None  # providers limit per (key, model)
     hold: TokenHold | None = None  # its estimated tokens, when the pool holds token budgets (core/declared.py)
     conversation: str | None = None  # its conversation's token, with affinity on (see core/affinity.py)
+    messages: int = 0  # its messages, with a conversation (how far back a cached turn lies: core/round_robin_cost.py)
 
 
 @dataclass(slots=True)
@@ -291,6 +295,8 @@ class PoolClient:
         self.traces: deque[RequestTrace] = deque(maxlen=traces_kept)
         self._ids = itertools.count(1)
         self.prices = prices
+        #: per provider: what round-robin without affinity would have read (core/round_robin_cost.py)
+        self._round_robin: dict[str, RoundRobinCost] = {}
         #: called per attempt with a UsageRecord (history, attribution); streams report tokens at their end
         self.usage_listeners: list[Callable[[UsageRecord], None]] = []
         #: called once per caller request with its outcome ("ok", "error": the pool failed it or a 5xx was
@@ -528,12 +534,16 @@ class PoolClient:
             headers.setdefault("content-type", "application/json")
         session = headers.pop(SESSION_HEADER, None)  # ours: never sent upstream
         mode = up.pool.affinity if up.pool is not None else "off"
-        conversation = None
+        conversation, messages = None, 0
         if mode != "off":
             said = {SESSION_HEADER: session} if session is not None else {}
             found = conversation_of(req.json, said, profile.dialect, mode, size=len(content) if content else 0)
-            conversation = found.token if found is not None else None
-        return _Wire(req.method, profile.url(req.path), content, headers, _model_of(req), conversation=conversation)
+            if found is not None:
+                conversation = found.token
+                listed = req.json.get("messages") if isinstance(req.json, dict) else None
+                messages = len(listed) if isinstance(listed, list) else 0
+        return _Wire(req.method, profile.url(req.path), content, headers, _model_of(req), conversation=conversation,
+                     messages=messages)
 
     async def _try_upstream(self, up: Upstream, wire: _Wire, trace: RequestTrace, deadline: float,
                             streaming: bool, fallback: bool, last: bool = True):
@@ -545,6 +555,11 @@ class PoolClient:
             raise _Abandon(no_keys(up.name), None, "unusable", "unusable")
         if pool is not None and pool.counts_tokens:
             wire.hold = TokenHold.of_body(wire.content)
+        if wire.conversation is not None and pool is not None and pool.affinity_store is not None \
+                and not pool.knows_conversation(wire.conversation):  # placed by another process of the fleet?
+            label = await pool.affinity_store.fetch(wire.conversation)
+            if label is not None:
+                pool.adopt_conversation(wire.conversation, label)
         transient = attempts = 0
         # each key at most twice on this upstream, and never more than the hard cap: no retry storm
         cap = min(self.max_attempts, 2 * len(pool)) if pool is not None and len(pool) else self.max_attempts
@@ -668,14 +683,11 @@ class PoolClient:
         pool, clock, resp, result = up.pool, self.clock, answer.resp, answer.result
         oc = result.outcome
         streaming = streaming and answer.scanner is not None  # a stream request answered as a plain one
-        usage, parsed = Usage(), None
+        usage, parsed, extra = Usage(), None, 0.0
         if oc is Outcome.OK and not streaming:
             parsed = parse_body(answer.body)
             usage = usage_of(parsed)
-            if pool is not None and key is not None and usage.cacheable:
-                pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
-            if wire.conversation is not None and pool is not None:
-                pool.conversation_prefix(wire.conversation, usage.cache_read + usage.cache_write)
+            extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage)
         tokens_in, tokens_out = usage.input, usage.output
         cost = self._cost(wire.model, usage) if tokens_in or tokens_out else None
         if key is not None and pool is not None:
@@ -684,7 +696,7 @@ class PoolClient:
             if wire.hold is not None and wire.hold.ratio_of is not None and not streaming:
                 pool.add_usage(key, 0, 0, None, wire.hold)  # an answer without usage: what it held stays counted
         if self.usage_listeners:
-            self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1)
+            self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1, extra)
             for barrier in self.settle_barriers:
                 await barrier()
         label = key.label if key else None
@@ -708,7 +720,7 @@ class PoolClient:
                 pool.stream_opened(key)
             assert answer.scanner is not None and answer.prelude is not None  # a stream's first event was read
             return PoolStream(self, up, key, resp, answer.scanner, answer.prelude, trace, fallback, wire.model,
-                              wire.hold)
+                              wire.hold, (wire.conversation, wire.messages) if wire.conversation else None)
         await resp.aclose()
         if answer.scanner is not None:  # a request error sent as the stream's first event
             return PoolResponse(result.status, _json_headers(resp.headers), json.dumps(answer.scanner.error).encode(),
@@ -720,12 +732,34 @@ class PoolClient:
             return None
         return self.prices.cost_of(model, usage)
 
+    def _cache_settled(self, up: Upstream, key: PoolKey | None, conversation: str | None, messages: int,
+                       model: str | None, usage: Usage) -> float:
+        """Account one answer's prompt-cache use to its key and conversation; returns what round-robin without
+        affinity would have paid more for it, in USD (see core/round_robin_cost.py; 0 with no conversation)."""
+        pool = up.pool
+        if pool is None or key is None:
+            return 0.0
+        extra = 0.0
+        if conversation is not None:
+            pool.conversation_prefix(conversation, usage.cache_read + usage.cache_write)
+            price = self.prices.price(model) if self.prices is not None else None
+            if usage.cacheable:
+                estimate = self._round_robin.get(up.name)
+                if estimate is None:
+                    estimate = self._round_robin[up.name] = RoundRobinCost(
+                        ANTHROPIC_LOOKBACK if up.profile.dialect == "anthropic" else None)
+                expected = estimate.expected_read(conversation, pool.cache_shares, usage, messages, self.clock.now())
+                extra = round_robin_extra(price, usage, expected) if price is not None else 0.0
+        if usage.cacheable:
+            pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable, extra)
+        return extra
+
     def _record(self, provider: str, key: PoolKey | None, model: str | None, ok: bool, usage: Usage,
-                cost: float | None, requests: int) -> None:
+                cost: float | None, requests: int, rr_extra: float = 0.0) -> None:
         no_cache = self.prices.cost(model, usage.input, usage.output) if self.prices is not None else None
         record = UsageRecord(self.clock.now(), provider, key.label if key else "-", model or "-", requests,
                              int(ok), usage.input, usage.output, cost or 0.0, usage.cache_read, usage.cache_write,
-                             usage.cacheable, no_cache or 0.0)
+                             usage.cacheable, no_cache or 0.0, rr_extra)
         for listener in self.usage_listeners:
             listener(record)
 
@@ -787,8 +821,10 @@ class PoolStream:
 
     def __init__(self, client: PoolClient, up: Upstream, key: PoolKey | None, resp: Answer,
                  scanner: SSEScanner, prelude: tuple[list[bytes], AsyncIterator[bytes]], trace: RequestTrace,
-                 fallback: bool, model: str | None, hold: TokenHold | None = None) -> None:
+                 fallback: bool, model: str | None, hold: TokenHold | None = None,
+                 conversation: tuple[str, int] | None = None) -> None:
         self._model = model  # what its usage is priced and recorded under
+        self._conversation = conversation  # (its token, its messages), with affinity on
         self._hold = hold  # the tokens it holds in the key's budgets, settled from its usage at the end
         self._client, self._up, self._key, self._resp = client, up, key, resp
         self._scanner = scanner
@@ -849,13 +885,13 @@ class PoolStream:
         usage = self._scanner.usage
         tin, tout = usage.input, usage.output
         cost = self._client._cost(self._model, usage) if (tin or tout) else None
+        conversation, messages = self._conversation or (None, 0)
+        extra = self._client._cache_settled(self._up, key, conversation, messages, self._model, usage)
         if self._client.usage_listeners and (tin or tout):
-            self._client._record(self._up.name, key, self._model, False, usage, cost, 0)
+            self._client._record(self._up.name, key, self._model, False, usage, cost, 0, extra)
         if pool is not None and key is not None:
             pool.stream_closed(key)
             pool.add_usage(key, tin, tout, cost, self._hold)
-            if usage.cacheable:
-                pool.add_cache(key, usage.cache_read, usage.cache_write, usage.cacheable)
             if self.interrupted or (self._scanner.error is not None and self._scanner.saw_data):
                 pool.events.emit(Event(pool.clock.now(), pool.name, key.label, EventKind.TRANSPORT, None,
                                        self.interrupted or "error event mid-stream", "passed to caller in-band",

@@ -94,8 +94,8 @@ def usage(ctx: click.Context, since: float, by: str, provider: str | None, as_js
 USAGE_TITLES = {"caller_requests": "callers' requests", "caller_served": "served", "upstream_calls": "upstream calls",
                 "upstream_ok": "calls ok", "tokens_in": "tokens in", "tokens_out": "tokens out", "cost": "cost $",
                 "cache_hit_rate": "cache hit", "cache_read": "cache reads", "cache_write": "cache writes",
-                "cache_saved": "saved $", "cost_no_cache": "no-cache $"}
-MONEY = ("cost", "cache_saved", "cost_no_cache")
+                "cache_saved": "saved $", "cost_no_cache": "no-cache $", "cost_round_robin": "round-robin $"}
+MONEY = ("cost", "cache_saved", "cost_no_cache", "cost_round_robin")
 
 
 def _cell(name: str, value) -> str:
@@ -108,13 +108,15 @@ def _cell(name: str, value) -> str:
 
 def cache_figures(r: dict, priced: bool) -> dict:
     """A usage row's prompt-cache figures: hit rate (tokens read from cache / cacheable input), reads, writes, the
-    money caching saved and what the same tokens would have cost with no cache use (None where unknown)."""
+    money caching saved, what the same tokens would have cost with no cache use, and what round-robin without
+    affinity would have paid (an estimate: core/round_robin_cost.py) (None where unknown)."""
     cacheable, read = r.get("cacheable", 0), r.get("cache_read", 0)
     money = priced or bool(r.get("cost"))
     return {"cache_hit_rate": round(read / cacheable, 4) if cacheable else None, "cache_read": read,
             "cache_write": r.get("cache_write", 0),
             "cache_saved": round(r.get("cost_no_cache", 0.0) - r["cost"], 6) if money else None,
-            "cost_no_cache": r.get("cost_no_cache", 0.0) if money else None}
+            "cost_no_cache": r.get("cost_no_cache", 0.0) if money else None,
+            "cost_round_robin": r.get("cost_round_robin", r["cost"]) if money else None}
 
 
 def usage_rows(rows: list[dict], group: str, callers: dict[str, tuple[int, int]], priced: bool) -> list[dict]:

@@ -13,7 +13,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 #: ``affinity`` per provider: "prefix" (a session id, else the prompt's head), "session" (session ids only), "off"
 AFFINITY_MODES = ("prefix", "session", "off")
@@ -168,13 +168,27 @@ class Holder:
     prefix_tokens: int | None = None
 
 
+class AffinityStore(Protocol):
+    """Where a fleet of processes keeps its conversations' keys (``store/shared_affinity.py``): told each
+    placement (it never makes the pick wait), asked for a conversation this process has not seen."""
+
+    def placed(self, token: str, label: str, moved: bool, now: float) -> None:
+        """``label`` holds ``token``'s conversation now (``moved``: another key held it here before)."""
+
+    async def fetch(self, token: str) -> str | None:
+        """The label of the key the fleet placed ``token`` on, if any (bounded: a slow store is no answer)."""
+
+
 class AffinityMap:
     """Conversation token -> the key that holds its cache: least recently used first out past ``capacity``,
-    and an entry unused for ``ttl_s`` (the provider's cache is gone by then) is forgotten."""
+    and an entry unused for ``ttl_s`` (the provider's cache is gone by then) is forgotten. With a ``store``
+    (a fleet's), each placement is told to it."""
 
-    def __init__(self, capacity: int = CONVERSATIONS_KEPT, ttl_s: float = CACHE_TTL_S) -> None:
+    def __init__(self, capacity: int = CONVERSATIONS_KEPT, ttl_s: float = CACHE_TTL_S,
+                 store: AffinityStore | None = None) -> None:
         self.capacity = capacity
         self.ttl_s = ttl_s
+        self.store = store
         self._held: OrderedDict[str, Holder] = OrderedDict()
         self.evicted = 0  # entries dropped for room (not for age)
 
@@ -191,9 +205,12 @@ class AffinityMap:
             return None
         return held
 
-    def put(self, token: str, label: str, group: str, now: float) -> Holder:
-        """``label`` (of cache group ``group``) now holds ``token``'s cache; older entries age out."""
+    def put(self, token: str, label: str, group: str, now: float, tell: bool = True) -> Holder:
+        """``label`` (of cache group ``group``) now holds ``token``'s cache; older entries age out. ``tell``: say
+        so to the store (not for a placement the store itself reported)."""
         held = self._held.get(token)
+        if tell and self.store is not None:
+            self.store.placed(token, label, held is not None and held.label != label, now)
         if held is not None and held.group == group:
             held.label, held.used = label, now
             self._held.move_to_end(token)

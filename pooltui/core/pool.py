@@ -20,7 +20,7 @@ from enum import IntEnum
 from heapq import heapify, heappop, heappush
 from typing import Literal
 
-from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, Holder
+from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, AffinityStore, Holder
 from pooltui.core.budget import Budget, Spend
 from pooltui.core.classify import Classification
 from pooltui.core.clock import Clock, SystemClock
@@ -89,6 +89,7 @@ class PoolKey:
         "cacheable",
         "changed_at",
         "cool_model",
+        "cost_round_robin_extra",
         "declared",
         "fingerprint",
         "gen",
@@ -135,6 +136,8 @@ class PoolKey:
         self.affinity_moves = 0  # conversations that left it because it had no room
         self.cache_read = self.cache_write = 0  # prompt tokens its answers read from / wrote to its org's cache
         self.cacheable = 0  # prompt tokens the provider's rules let it cache (the hit rate's denominator)
+        #: USD round-robin without affinity would have paid more on its answers (core/round_robin_cost.py)
+        self.cost_round_robin_extra = 0.0
         self.state = _OK
         self.until: float | None = None
         self.source: DeadlineSource | None = None
@@ -226,7 +229,10 @@ class Pool:
         self.affinity_wait_s = affinity_wait_s
         self._affinity: AffinityMap | None = AffinityMap(ttl_s=affinity_ttl_s) if affinity != "off" else None
         self.affinity_new = 0  # conversations seen for the first time (or after their cache expired)
+        #: the fleet's map of conversations (store/shared_affinity.py), None in one process alone
+        self.affinity_store: AffinityStore | None = None
         self._cache_groups: dict[str, list[PoolKey]] = {}
+        self.cache_shares: tuple[float, ...] = ()  # each cache group's share of the keys (core/round_robin_cost.py)
         self.preempt = preempt
         #: learn each key's limit from its 429s where successes state no budget, and pace picks by it
         self.learn = learn
@@ -308,6 +314,7 @@ class Pool:
         for i, key in enumerate(self._keys):
             key.pos = i
             self._cache_groups.setdefault(key.cache_group, []).append(key)
+        self.cache_shares = tuple(len(group) / len(self._keys) for group in self._cache_groups.values())
         self._avail = [k.pos for k in self._keys if k.state is _OK and k.probe is not _HELD]
         self._unavail = {k: None for k in self._keys if k.state is not _OK}
         self._excl_cache = None
@@ -467,7 +474,26 @@ class Pool:
         if mode == "off":
             self._affinity = None
         elif self._affinity is None:
-            self._affinity = AffinityMap()
+            self._affinity = AffinityMap(store=self.affinity_store)
+
+    def use_affinity_store(self, store: AffinityStore | None) -> None:
+        """Share the conversations' keys through ``store`` (a fleet's) from now on; None: this process alone."""
+        self.affinity_store = store
+        if self._affinity is not None:
+            self._affinity.store = store
+
+    def knows_conversation(self, token: str) -> bool:
+        """Whether this pool holds a key for ``token``'s conversation now."""
+        return self._affinity is not None and self._affinity.get(token, self.clock.now()) is not None
+
+    def adopt_conversation(self, token: str, label: str) -> bool:
+        """The fleet placed ``token``'s conversation on ``label``: keep it there here too (False: no such key,
+        or affinity off)."""
+        key = self._by_label.get(label)
+        if key is None or self._affinity is None:
+            return False
+        self._affinity.put(token, label, key.cache_group, self.clock.now(), tell=False)
+        return True
 
     @property
     def conversations(self) -> int:
@@ -1184,12 +1210,15 @@ class Pool:
         if key.spend is not None and key.pos >= 0:
             self._spend(key, tokens_in + tokens_out, cost or 0.0, None)
 
-    def add_cache(self, key: PoolKey, read: int, written: int, cacheable: int) -> None:
-        """What an answer on ``key`` said its prompt cache did, in tokens (its hit rate: read / cacheable)."""
+    def add_cache(self, key: PoolKey, read: int, written: int, cacheable: int, round_robin_extra: float = 0.0
+                  ) -> None:
+        """What an answer on ``key`` said its prompt cache did, in tokens (its hit rate: read / cacheable), and
+        what round-robin without affinity would have paid more for it (USD)."""
         if not self.detached(key):
             key.cache_read += read
             key.cache_write += written
             key.cacheable += cacheable
+            key.cost_round_robin_extra += round_robin_extra
 
     def restore(self, label: str, state: str, until: float | None, source: str | None, reason: str,
                 status: int | None = None) -> bool:
@@ -1610,6 +1639,10 @@ class Pool:
                     "quota_group": k.quota_group,
                     "affinity_hits": k.affinity_hits,
                     "affinity_moves": k.affinity_moves,
+                    "cache_read": k.cache_read,
+                    "cache_write": k.cache_write,
+                    "cacheable": k.cacheable,
+                    "cost_round_robin": s.cost + k.cost_round_robin_extra,
                     "inflight": k.inflight,
                     "probing": k.probe is _HELD,
                     "rpm": s.rpm(now),

@@ -57,6 +57,10 @@ class KeySnapshot(KeyCounts):
     quota_group: str | None
     affinity_hits: int  # requests that stayed on it: its prompt cache holds their conversation
     affinity_moves: int  # conversations that moved off it: it had no room (cooling, parked, at a limit or cap)
+    cache_read: int  # prompt tokens its answers read from its organization's cache,
+    cache_write: int  # wrote to it,
+    cacheable: int  # and the input the provider's rules let it cache (the hit rate's denominator)
+    cost_round_robin: float  # USD its answers would have cost under round-robin without affinity (an estimate)
     inflight: int
     probing: bool
     rpm: int

@@ -55,6 +55,10 @@ class _PoolCollector:
         hit_rate = GaugeMetricFamily("pooltui_key_cache_hit_ratio", "Prompt tokens read from the cache / cacheable "
                                      "input tokens, 0 to 1 (keys whose answers reported caching)",
                                      labels=["provider", "key"])
+        round_robin = CounterMetricFamily(
+            "pooltui_key_cost_round_robin_dollars", "What the key's answers would have cost under round-robin without "
+            "affinity (an estimate from each answer's cache use: see README, Prompt caches), from [prices]",
+            labels=["provider", "key"])
         conversations = GaugeMetricFamily("pooltui_pool_conversations", "Conversations whose key the pool remembers "
                                           "(affinity on)", labels=["provider"])
         seen = set()  # a provider's pool is reported once, however many clients use it (one pool per provider)
@@ -86,6 +90,7 @@ class _PoolCollector:
                         cache.add_metric([up.name, key.label, "write"], key.cache_write)
                         cache.add_metric([up.name, key.label, "cacheable"], key.cacheable)
                         hit_rate.add_metric([up.name, key.label], key.cache_read / key.cacheable)
+                        round_robin.add_metric([up.name, key.label], s.cost + key.cost_round_robin_extra)
                     if pool.affinity != "off":
                         hits.add_metric([up.name, key.label], key.affinity_hits)
                         moves.add_metric([up.name, key.label], key.affinity_moves)
@@ -105,7 +110,8 @@ class _PoolCollector:
                                       "origin or content type")
         refused.add_metric([], self.proxy.stats.refused)
         yield from (requests, outcomes, tokens, cost, state, learned_limit, learned_window, learned_rate, learned_sure,
-                    usable, size, queue, fallback, proxied, refused, hits, moves, conversations, cache, hit_rate)
+                    usable, size, queue, fallback, proxied, refused, hits, moves, conversations, cache, hit_rate,
+                    round_robin)
         yield from self._callers()
         yield self._upstream()
 

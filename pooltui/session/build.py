@@ -112,8 +112,9 @@ def owned(client: PoolClient) -> list[Pool]:
 
 def _usage_sums() -> list:
     """A minute's sums of one key and model: requests, ok, tokens in and out, cost, cache reads, writes, cacheable
-    input, cost with no cache use (a history usage row's figures)."""
-    return [0, 0, 0, 0, 0.0, 0, 0, 0, 0.0]
+    input, cost with no cache use, what round-robin without affinity would have paid more (a history usage row's
+    figures)."""
+    return [0, 0, 0, 0, 0.0, 0, 0, 0, 0.0, 0.0]
 
 
 class HistoryRecorder:
@@ -161,6 +162,7 @@ class HistoryRecorder:
         acc[6] += u.cache_write
         acc[7] += u.cacheable
         acc[8] += u.cost_no_cache
+        acc[9] += u.round_robin_extra
 
     def flush(self) -> None:
         events, self._events = self._events, []

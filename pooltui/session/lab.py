@@ -102,6 +102,8 @@ class RunResult:
     cache_read_tokens: int = 0  # prompt-cache tokens of the served requests: read from a cache,
     cache_write_tokens: int = 0  # written to one,
     cacheable_tokens: int = 0  # and the input the providers' rules let them cache (the hit rate's denominator)
+    #: what the run's pools estimated, live, round-robin without affinity would have cost (core/round_robin_cost.py)
+    cost_round_robin: float | None = None
 
     @property
     def cache_hit_rate(self) -> float | None:
@@ -153,6 +155,7 @@ class RunResult:
             "cache_read_tokens": self.cache_read_tokens, "cache_write_tokens": self.cache_write_tokens,
             "cacheable_tokens": self.cacheable_tokens,
             "cost_usd": None if self.cost is None else round(self.cost, 6),
+            "cost_round_robin_usd": None if self.cost_round_robin is None else round(self.cost_round_robin, 6),
         }
 
 
@@ -292,6 +295,9 @@ async def run_strategy(scenario: Scenario, strategy: str, arrivals: list[Arrival
 
         try:
             start = await _drive(arrivals, concurrency, scenario.traffic.deadline_s, counted, result, now)
+            if result.cost is not None and strategy not in HERMES_STRATEGIES:
+                result.cost_round_robin = result.cost + sum(k.cost_round_robin_extra for up in client.upstreams
+                                                            if up.pool is not None for k in up.pool.keys)
         finally:
             if recorder is not None:
                 recorder.close()

@@ -80,6 +80,15 @@ class AffinityView(TypedDict):
     hits: int  # requests that stayed on their conversation's key (or one of its cache group)
     moves: int  # conversations that moved on: their key had no room
     new: int  # conversations seen first (or after their cache expired): the strategy chose
+    #: the provider's prompt-cache figures, its keys' summed: tokens read from a cache, written to one, the
+    #: cacheable input, the hit rate (read / cacheable; None with nothing cacheable), the keys' cost (USD, from
+    #: [prices]) and what round-robin without affinity would have cost (an estimate: core/round_robin_cost.py)
+    cache_read: int
+    cache_write: int
+    cacheable: int
+    cache_hit_rate: float | None
+    cost: float
+    cost_round_robin: float
 
 
 class PanelView(TypedDict):
@@ -144,16 +153,21 @@ class StateView(TypedDict):
     traces: dict[str, list[TraceView]]
 
 
-NO_AFFINITY: AffinityView = {"mode": "off", "conversations": 0, "hits": 0, "moves": 0, "new": 0}
+NO_AFFINITY: AffinityView = {"mode": "off", "conversations": 0, "hits": 0, "moves": 0, "new": 0, "cache_read": 0,
+                              "cache_write": 0, "cacheable": 0, "cache_hit_rate": None, "cost": 0.0,
+                              "cost_round_robin": 0.0}
 
 
 def affinity_view(pool: Pool | None, keys: list[KeySnapshot]) -> AffinityView:
-    """The pool's affinity figures (its keys' counters summed from their snapshot)."""
+    """The pool's affinity and prompt-cache figures (its keys' counters summed from their snapshot)."""
     if pool is None:
         return NO_AFFINITY.copy()
+    read, cacheable = sum(k["cache_read"] for k in keys), sum(k["cacheable"] for k in keys)
     return {"mode": pool.affinity, "conversations": pool.conversations,
             "hits": sum(k["affinity_hits"] for k in keys), "moves": sum(k["affinity_moves"] for k in keys),
-            "new": pool.affinity_new}
+            "new": pool.affinity_new, "cache_read": read, "cache_write": sum(k["cache_write"] for k in keys),
+            "cacheable": cacheable, "cache_hit_rate": read / cacheable if cacheable else None,
+            "cost": sum(k["cost"] for k in keys), "cost_round_robin": sum(k["cost_round_robin"] for k in keys)}
 
 
 def empty_panel(provider: str) -> PanelView:

@@ -65,7 +65,9 @@ _MIGRATIONS = (("key_status", "requests", "INTEGER"), ("key_status", "fingerprin
                ("events", "repeats", "INTEGER"),  # events: how many like it the row stands for (NULL: 1)
                # usage: prompt-cache tokens read, written, the cacheable input, and the cost with no cache use
                *(("usage", name, "INTEGER NOT NULL DEFAULT 0") for name in ("cache_read", "cache_write", "cacheable")),
-               ("usage", "cost_no_cache", "REAL NOT NULL DEFAULT 0"))
+               ("usage", "cost_no_cache", "REAL NOT NULL DEFAULT 0"),
+               # usage: what round-robin without affinity would have paid more (core/round_robin_cost.py)
+               ("usage", "round_robin_extra", "REAL NOT NULL DEFAULT 0"))
 
 
 def bounded_until(until: float | None, now: float | None = None) -> float | None:
@@ -316,19 +318,21 @@ class History:
 
     def add_usage(self, rows: Iterable[tuple]) -> None:
         """Rows of (minute bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost), optionally
-        followed by (cache_read, cache_write, cacheable, cost_no_cache)."""
-        full = [(*r, *(0, 0, 0, 0.0)[len(r) - 9:]) if len(r) < 13 else tuple(r) for r in rows]
+        followed by (cache_read, cache_write, cacheable, cost_no_cache, round_robin_extra)."""
+        full = [(*r, *(0, 0, 0, 0.0, 0.0)[len(r) - 9:]) if len(r) < 14 else tuple(r) for r in rows]
         if full:
             with self.db:
                 self.db.executemany(
                     "INSERT INTO usage (bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost,"
-                    " cache_read, cache_write, cacheable, cost_no_cache) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " cache_read, cache_write, cacheable, cost_no_cache, round_robin_extra)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                     " ON CONFLICT(bucket, provider, key, model) DO UPDATE"
                     " SET requests = requests + excluded.requests, ok = ok + excluded.ok,"
                     " tokens_in = tokens_in + excluded.tokens_in, tokens_out = tokens_out + excluded.tokens_out,"
                     " cost = cost + excluded.cost, cache_read = cache_read + excluded.cache_read,"
                     " cache_write = cache_write + excluded.cache_write, cacheable = cacheable + excluded.cacheable,"
-                    " cost_no_cache = cost_no_cache + excluded.cost_no_cache", full)
+                    " cost_no_cache = cost_no_cache + excluded.cost_no_cache,"
+                    " round_robin_extra = round_robin_extra + excluded.round_robin_extra", full)
 
     def set_key_status(self, provider: str, key: str, state: str, until: float | None = None,
                        source: str | None = None, reason: str = "", status: int | None = None,
@@ -430,7 +434,8 @@ class History:
         group = {"key": "provider, key", "provider": "provider", "day": "date(bucket, 'unixepoch')",
                  "model": "model"}[by]
         sql = (f"SELECT {group}, SUM(requests), SUM(ok), SUM(tokens_in), SUM(tokens_out), SUM(cost),"
-               " SUM(cache_read), SUM(cache_write), SUM(cacheable), SUM(cost_no_cache) FROM usage WHERE bucket >= ?")
+               " SUM(cache_read), SUM(cache_write), SUM(cacheable), SUM(cost_no_cache), SUM(round_robin_extra)"
+               " FROM usage WHERE bucket >= ?")
         args: list[Any] = [int(since)]
         if provider:
             sql += " AND provider = ?"
@@ -440,10 +445,11 @@ class History:
         out = []
         for r in self.db.execute(sql, args).fetchall():
             row = dict(zip(cols, r[: len(cols)], strict=True))
-            req, ok, tin, tout, cost, read, write, cacheable, no_cache = r[len(cols):]
+            req, ok, tin, tout, cost, read, write, cacheable, no_cache, rr_extra = r[len(cols):]
             row.update(requests=req, ok=ok, tokens_in=tin, tokens_out=tout, cost=round(cost or 0.0, 6),
                        cache_read=read or 0, cache_write=write or 0, cacheable=cacheable or 0,
-                       cost_no_cache=round(no_cache or 0.0, 6))
+                       cost_no_cache=round(no_cache or 0.0, 6),
+                       cost_round_robin=round((cost or 0.0) + (rr_extra or 0.0), 6))
             out.append(row)
         return out
 

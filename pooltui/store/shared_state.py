@@ -45,6 +45,7 @@ from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
 from pooltui.store.fleet import CONNECTED, failure_of, names, redact_url, status_line
+from pooltui.store.shared_affinity import SharedAffinity
 from pooltui.store.shared_windows import SharedWindows
 from pooltui.store.shared_wire import Rejected
 
@@ -111,6 +112,8 @@ class SharedKeyStates:
         self._said_once: set[str] = set()
         self.processes_seen = 1  # this one, until heartbeats say how many serve the pool
         self.windows: SharedWindows | None = None
+        #: one map of conversations (prompt-cache affinity) across the fleet
+        self.affinity = SharedAffinity(self.prefix, self.instance, lambda: self._redis, self.pools, self.log)
         if self.share_windows:
             self.windows = SharedWindows(self.prefix, self.instance, lambda: self._redis,
                                          lambda: self.processes_seen, self._fingerprint, self.log)
@@ -135,6 +138,7 @@ class SharedKeyStates:
         self.pools.setdefault(pool.name, []).append(pool)
         if self.windows is not None:
             pool.use_windows(self.windows)
+        self.affinity.attach(pool)
         pool.events.subscribe(lambda event: self._changed(pool, event))
         pool.events.subscribe(lambda event: self._learned_changed(pool, event))
         pool.events.subscribe(lambda event: self._own_view(pool, event))
@@ -324,7 +328,7 @@ class SharedKeyStates:
                                      health_check_interval=5)
         if self._queue is None:
             self._queue = asyncio.Queue(10_000)
-        loops = [self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop]
+        loops = [self._publish_loop, self._listen_loop, self._heartbeat_loop, self._batch_loop, self.affinity.run]
         if self.windows is not None:
             loops.append(self.windows.run)
         self._tasks = [asyncio.create_task(loop()) for loop in loops]

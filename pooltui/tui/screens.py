@@ -280,6 +280,17 @@ class KeyDetailScreen(Screen[None]):
         self.refresh_detail()
 
 
+def cache_line(snap: KeySnapshot) -> str:
+    """A key's prompt-cache figures: hit rate, reads and writes; its cost against round-robin without affinity."""
+    read, cacheable = snap.get("cache_read", 0), snap.get("cacheable", 0)
+    line = (f"prompt cache: hit rate {read / cacheable:.0%}, {fmt.number(read)} tokens read, "
+            f"{fmt.number(snap.get('cache_write', 0))} written")
+    cost, round_robin = snap.get("cost", 0.0), snap.get("cost_round_robin", 0.0)
+    if cost or round_robin:
+        line += f"; cost {fmt.cost(cost)}, round-robin without affinity would have cost ~{fmt.cost(round_robin)}"
+    return line
+
+
 def key_detail(snap: KeySnapshot, events: list[Event], now: float) -> Text:
     """The detail screen's body for one key snapshot and its recent events (newest last)."""
     text = Text()
@@ -292,6 +303,8 @@ def key_detail(snap: KeySnapshot, events: list[Event], now: float) -> Text:
     if snap.get("affinity_hits") or snap.get("affinity_moves"):
         text.append(f"affinity: {snap.get('affinity_hits', 0)} requests stayed (its cache held their conversation), "
                     f"{snap.get('affinity_moves', 0)} conversations moved off (no room)\n")
+    if snap.get("cacheable"):
+        text.append(cache_line(snap) + "\n")
     head("state")
     text.append_text(fmt.state_cell(snap))
     until = snap.get("until")
