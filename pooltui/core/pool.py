@@ -636,8 +636,10 @@ class Pool:
             if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
+        declared = key.declared
         if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD) or (
-                key.declared is not None and key.probe is not _HELD and not self._under_concurrency(key)):
+                declared is not None and key.probe is not _HELD and declared.max_concurrency is not None and
+                key.inflight + key.streams >= declared.max_concurrency):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
             self._excl_cache = None
@@ -794,7 +796,9 @@ class Pool:
         when they have none. Returns True when it was held back."""
         tokens_in = tokens_out = 0
         if hold is not None:
-            tokens_in = int(hold.body_in * key.ratios.get(model or "", key.ratios.get("", 1.0)))
+            ratios = key.ratios
+            ratio = ratios.get(model or "") if ratios else None
+            tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
             tokens_out = hold.out
             allow = key.token_allow
             need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
@@ -810,12 +814,13 @@ class Pool:
                     return self._hold_until_answer(key, now, trace, f"{reason} (the rest is in flight)")
         declared = key.declared
         if declared is not None:
-            cap = declared.limits.max_concurrency
-            if cap is not None and not self._under_concurrency(key):
+            cap = declared.max_concurrency
+            if cap is not None and key.inflight + key.streams >= cap:
                 return self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
                                                f"({key.inflight + key.streams} in flight)")
-            windows = declared.for_model(model)
-            full = windows.full(now, tokens_in, tokens_out) or windows.take(now, tokens_in, tokens_out)
+            models = declared.models
+            windows = declared if models is None or model is None else models.get(model, declared)
+            full = windows.claim(now, tokens_in, tokens_out)
             if full is not None:
                 wait, name, limit = full
                 return self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
@@ -858,7 +863,7 @@ class Pool:
     @staticmethod
     def _under_concurrency(key: PoolKey) -> bool:
         declared = key.declared
-        cap = declared.limits.max_concurrency if declared is not None else None
+        cap = declared.max_concurrency if declared is not None else None
         return cap is None or key.inflight + key.streams < cap
 
     def _settle_hold(self, key: PoolKey, hold: TokenHold | None, used: tuple[int, int] | None) -> None:
