@@ -729,7 +729,7 @@ class Pool:
         if declared is not None and (not self._under_concurrency(key) or
                                      declared.for_model(model).full(now, 0, 0) is not None):
             return "at its declared limit"
-        if model is not None and self._model_cool:
+        if model is not None and self._model_cool and model in self._model_cool:
             cooling = self._model_cooling(model, now)
             if cooling is not None and key in cooling:
                 return f"cooling for {model}"

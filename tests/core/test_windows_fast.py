@@ -66,3 +66,50 @@ def test_a_window_pruned_lazily_counts_what_a_naive_one_does_at_its_boundary(
             assert truth <= w.used(at) <= late
             assert w.room(at) == 10**9 - w.used(at)
             now = max(now, at)
+
+
+class NaiveMap:
+    """The affinity map as it reads: on every put, the oldest entries go while out of date or over capacity."""
+
+    def __init__(self, capacity: int, ttl_s: float) -> None:
+        self.capacity, self.ttl_s, self.evicted = capacity, ttl_s, 0
+        self.held: dict[str, tuple[str, str, float]] = {}
+
+    def get(self, token: str, now: float) -> str | None:
+        held = self.held.get(token)
+        if held is None or now - held[2] > self.ttl_s:
+            self.held.pop(token, None)
+            return None
+        return held[0]
+
+    def put(self, token: str, label: str, group: str, now: float) -> None:
+        self.held.pop(token, None)
+        self.held[token] = (label, group, now)
+        while self.held:
+            oldest = next(iter(self.held))
+            fresh = self.held[oldest][2] >= now - self.ttl_s
+            if fresh and len(self.held) <= self.capacity:
+                break
+            self.evicted += fresh
+            del self.held[oldest]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 4.0), st.integers(0, 12), st.sampled_from("ab"), st.booleans()),
+                min_size=1, max_size=120))
+def test_the_affinity_map_ages_and_evicts_what_a_naive_one_does(ops: list[tuple[float, int, str, bool]]) -> None:
+    """Its put skips looking for entries to age out while none can be: it keeps what a map that looks every
+    time keeps, and evicts the same."""
+    from pooltui.core.affinity import AffinityMap
+
+    fast, naive = AffinityMap(capacity=6, ttl_s=10.0), NaiveMap(capacity=6, ttl_s=10.0)
+    now = 0.0
+    for dt, conversation, group, put in ops:
+        now += dt
+        token = f"c{conversation}"
+        got = fast.get(token, now)
+        assert (got.label if got is not None else None) == naive.get(token, now)
+        if put:
+            fast.put(token, f"{group}{conversation % 3}", group, now)
+            naive.put(token, f"{group}{conversation % 3}", group, now)
+        assert len(fast) == len(naive.held) and fast.evicted == naive.evicted
