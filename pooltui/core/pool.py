@@ -631,7 +631,11 @@ class Pool:
             key.allow -= 1
         est = None
         if self.learn and not key.stated:
-            est = self._estimate(key, model)
+            if model is not None and len(self._models) > 1:  # what _estimate finds, without its call when it exists
+                lm = key.learned_models
+                est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
+            else:
+                est = key.learned or self._estimate(key, model)
             est.sent(now)
             if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
                     and not fleet.take(now):
