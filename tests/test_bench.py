@@ -54,3 +54,11 @@ def test_the_engine_benchs_declared_case_checks_every_window_and_never_fills_one
     pool = engine_pool(3, "round-robin", cooling=False, headers=False, declared=True)
     assert all(k.declared is not None and k.declared.limits == NEVER_FULL for k in pool.keys)
     assert declared_cycle_us(3, "round-robin", 50) > 0  # runs: no key ever held back (it would raise)
+
+
+def test_the_engine_benchs_affinity_case_follows_conversations_on_a_pool_with_affinity_on() -> None:
+    """The case once built its pool with affinity off (and declared limits on instead): it measured nothing of
+    affinity. It now raises when no conversation was followed."""
+    from pooltui.bench.engine import cycle_us
+
+    assert cycle_us(3, "round-robin", False, True, 50, affinity=True) > 0

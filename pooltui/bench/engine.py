@@ -59,7 +59,7 @@ def cycle_us(n_keys: int, strategy: str, cooling: bool, traced: bool, cycles: in
              affinity: bool = False) -> float:
     """Best of 3 runs of ``cycles`` pick+report cycles, µs per cycle. ``headers=False``: answers state no budget,
     so each key's limit is learnt. ``affinity``: each request one of 1,000 conversations in turn."""
-    pool = engine_pool(n_keys, strategy, cooling, headers, affinity)
+    pool = engine_pool(n_keys, strategy, cooling, headers, affinity=affinity)
     if affinity:
         return _affinity_cycle_us(pool, traced, cycles)
     ok = Classification(Outcome.OK, 200, limits=RateLimits(1000, 900, 1.0, None, None, None)) if headers else \
@@ -95,6 +95,8 @@ def _affinity_cycle_us(pool: Pool, traced: bool, cycles: int) -> float:
             trace = RequestTrace(i, 0.0, strategy) if traced else None
             report(_picked(pick(trace, None, model, affinity=tokens[i % 1000])), ok, 0.01, model=model)
         best = min(best, (time.perf_counter() - t0) / cycles * 1e6)
+    if not pool.conversations:
+        raise RuntimeError("the affinity case ran with affinity off: no conversation was followed")
     return best
 
 

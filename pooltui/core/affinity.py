@@ -10,6 +10,7 @@ of conversations, which key holds each. Only hashes are kept, never prompt text.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -191,6 +192,9 @@ class AffinityMap:
         self.store = store
         self._held: OrderedDict[str, Holder] = OrderedDict()
         self.evicted = 0  # entries dropped for room (not for age)
+        #: no entry was last used before this (a lower bound): while it is within the TTL and the map within its
+        #: capacity, a put has nothing to age out and skips looking
+        self._floor = math.inf
 
     def __len__(self) -> int:
         return len(self._held)
@@ -217,7 +221,11 @@ class AffinityMap:
         else:
             held = self._held[token] = Holder(label, group, now)
             self._held.move_to_end(token)
+        if now < self._floor:
+            self._floor = now
         entries, edge = self._held, now - self.ttl_s
+        if self._floor >= edge and len(entries) <= self.capacity:
+            return held  # nothing to age out, and room: the usual put
         while entries:
             oldest = next(iter(entries.values()))
             if oldest.used >= edge and len(entries) <= self.capacity:
@@ -225,7 +233,8 @@ class AffinityMap:
             if oldest.used >= edge:
                 self.evicted += 1
             entries.popitem(last=False)
-        return held
+        self._floor = next(iter(entries.values())).used if entries else math.inf  # the oldest: entries are in
+        return held  # the order of their last use
 
     def learned(self, token: str, prefix_tokens: int | None) -> None:
         """An answer said how large ``token``'s cached prefix is."""

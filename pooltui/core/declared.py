@@ -15,9 +15,10 @@ it: the windows then count what was used, not what was guessed. Pure: times are 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from pooltui.core.snapshot import BudgetUse
-from pooltui.core.windows import FleetSlots, KeyLimits, Slots, WindowFactory
+from pooltui.core.windows import FleetSlots, KeyLimits, SlidingWindow, Slots, WindowFactory, take_each
 
 RATIO_WEIGHT = 0.2  # each answer's share of the input-token ratio (an exponential average)
 RATIO_BOUNDS = (0.05, 20.0)  # a ratio outside these is an odd answer, not the body's shape
@@ -46,7 +47,8 @@ def output_cap(body: bytes | None) -> int:
 class DeclaredWindows:
     """The declared windows of one key (or one key and model)."""
 
-    __slots__ = ("_all", "inputs", "limits", "models", "outputs", "requests", "tokens")
+    __slots__ = ("_all", "_calls", "_local", "inputs", "limits", "max_concurrency", "models", "outputs",
+                 "requests", "tokens")
 
     def __init__(self, limits: KeyLimits, provider: str, scope: str, factory: WindowFactory) -> None:
         self.limits = limits
@@ -63,6 +65,16 @@ class DeclaredWindows:
         self._all: tuple[tuple[str, Slots, int], ...] = tuple(
             (name, slots, kind) for kind, windows in enumerate((self.requests, self.tokens, self.inputs, self.outputs))
             for name, slots in windows)
+        #: (its room, its take, what it counts, its place in _all) per window: what the pick calls, bound once
+        self._calls: tuple[tuple[Callable[[float], int], Callable[[float, int], bool], int, int], ...] = tuple(
+            (slots.room, slots.take, kind, i) for i, (_, slots, kind) in enumerate(self._all))
+        #: (window, what it counts) when every window is of this process alone (the usual case): the pick takes
+        #: from them all in one call
+        self._local: tuple[tuple[SlidingWindow, int], ...] | None = tuple(
+            (slots, kind) for _, slots, kind in self._all if type(slots) is SlidingWindow) or None
+        if self._local is not None and len(self._local) != len(self._all):
+            self._local = None
+        self.max_concurrency = limits.max_concurrency
 
     def for_model(self, model: str | None) -> DeclaredWindows:
         """The windows a request of ``model`` counts against."""
@@ -78,9 +90,10 @@ class DeclaredWindows:
 
     def full(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
         """(seconds until it opens, the window's name, its limit) of the window that opens last, if any is full."""
+        units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
         worst: tuple[float, str, int] | None = None
         for name, slots, kind in self._all:
-            n = _units(kind, tokens_in, tokens_out)
+            n = units[kind]
             if n and slots.room(now) < n and (wait := slots.opens_in(now, n)) > 0:
                 wait += min(MAX_MARGIN_S, slots.window_s * MARGIN)
                 if worst is None or wait > worst[0]:
@@ -91,15 +104,41 @@ class DeclaredWindows:
         """Hold one request and its tokens in every window (each was seen to have room). A window that refuses
         after all (one shared with other processes, which took the room meanwhile) gets nothing and the others
         give back what they took: then (seconds until it opens, its name, its limit), else None."""
-        for i, (name, slots, kind) in enumerate(self._all):
-            n = _units(kind, tokens_in, tokens_out)
-            if n and not slots.take(now, n):
-                for _, other, other_kind in self._all[:i]:
-                    if m := _units(other_kind, tokens_in, tokens_out):
-                        other.settle(now, m, 0)
-                wait = max(slots.opens_in(now, n), min(MAX_MARGIN_S, slots.window_s * MARGIN))
-                return wait, name, slots.limit
+        units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
+        for _, take, kind, i in self._calls:
+            n = units[kind]
+            if n and not take(now, n):
+                return self._refused(i, now, units)
         return None
+
+    def claim(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
+        """What a pick does: :meth:`full`, else :meth:`take` (the same answer), in one pass over the windows when
+        every one has room (the usual case)."""
+        units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
+        local = self._local
+        if local is not None:
+            if take_each(local, units, now):
+                return None
+            return self.full(now, tokens_in, tokens_out) or self.take(now, tokens_in, tokens_out)
+        calls = self._calls
+        for room, _, kind, _ in calls:
+            n = units[kind]
+            if n and room(now) < n:
+                return self.full(now, tokens_in, tokens_out) or self.take(now, tokens_in, tokens_out)
+        for _, take, kind, i in calls:
+            n = units[kind]
+            if n and not take(now, n):
+                return self._refused(i, now, units)
+        return None
+
+    def _refused(self, i: int, now: float, units: tuple[int, int, int, int]) -> tuple[float, str, int]:
+        """The window ``i`` refused its units: the windows before it give back theirs; when it opens."""
+        for _, other, kind in self._all[:i]:
+            if m := units[kind]:
+                other.settle(now, m, 0)
+        name, slots, kind = self._all[i]
+        wait = max(slots.opens_in(now, units[kind]), min(MAX_MARGIN_S, slots.window_s * MARGIN))
+        return wait, name, slots.limit
 
     def give_back_request(self, now: float) -> None:
         """The request was never sent: its slot comes back."""
@@ -139,11 +178,6 @@ class DeclaredWindows:
             for name, (used, limit) in windows.in_use(now).items():
                 out[f"{name} {model}"] = {"used": used, "limit": limit, "fleet_used": fleet.get(name)}
         return out
-
-
-def _units(kind: int, tokens_in: int, tokens_out: int) -> int:
-    """What one request takes of a window that counts ``kind`` (0 requests, 1 all tokens, 2 input, 3 output)."""
-    return 1 if kind == 0 else tokens_in + tokens_out if kind == 1 else tokens_in if kind == 2 else tokens_out
 
 
 class TokenHold:

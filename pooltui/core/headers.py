@@ -177,14 +177,14 @@ class RateLimits:
 
     def headroom(self) -> float:
         """Fraction of the budget left (0..1); 1.0 when the headers said nothing."""
-        frac = 1.0
-        for remaining, limit in (
-            (self.requests_remaining, self.requests_limit),
-            (self.tokens_remaining, self.tokens_limit),
-        ):
-            if remaining is not None and limit:
-                frac = min(frac, remaining / limit)
-        return max(0.0, min(1.0, frac))
+        frac = 1.0  # read on every answer that states a budget: comparisons, not min/max over pairs
+        remaining, limit = self.requests_remaining, self.requests_limit
+        if remaining is not None and limit and remaining / limit < frac:
+            frac = remaining / limit
+        remaining, limit = self.tokens_remaining, self.tokens_limit
+        if remaining is not None and limit and remaining / limit < frac:
+            frac = remaining / limit
+        return frac if frac > 0.0 else 0.0
 
     def reset_s(self) -> float | None:
         """The reset of whichever budget is spent (or the later one when neither says)."""

@@ -124,8 +124,9 @@ class LearnedLimit:
             accepted.append(sent_at)
         if len(accepted) > 2 * MAX_KEPT:
             del accepted[:-MAX_KEPT]
-        self._grow(sent_at)
-        return self._fit_ready()
+        if self.limit is not None:
+            self._grow(sent_at)
+        return self._fit_ready() if self.pending else False
 
     def rate_limited(self, sent_at: float, retry_after_s: float | None) -> bool:
         """A 429 for a request sent at ``sent_at`` that said a slot frees after ``retry_after_s``. It is fitted
@@ -239,7 +240,14 @@ class LearnedLimit:
     def full(self, now: float) -> bool:
         """The learnt window has no room now: accepted requests still counted plus those in flight fill it."""
         limit = self.limit
-        return limit is not None and self.held(now) >= limit
+        if limit is None:
+            return False
+        window, out = self.window_s, len(self.outstanding)
+        if window is None:
+            return out >= limit
+        accepted = self.accepted  # held(now), without its calls: the pick asks on every request
+        held = len(accepted) + out
+        return held >= limit and held - bisect_right(accepted, now - window) >= limit
 
     def opens_in(self, now: float) -> float:
         """Seconds until the key has learnt room for one more request (0: now). The window holds the accepted

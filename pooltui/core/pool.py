@@ -657,13 +657,19 @@ class Pool:
             key.allow -= 1
         est = None
         if self.learn and not key.stated:
-            est = self._estimate(key, model)
+            if model is not None and len(self._models) > 1:  # what _estimate finds, without its call when it exists
+                lm = key.learned_models
+                est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
+            else:
+                est = key.learned or self._estimate(key, model)
             est.sent(now)
             if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
+        declared = key.declared
         if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD) or (
-                key.declared is not None and key.probe is not _HELD and not self._under_concurrency(key)):
+                declared is not None and key.probe is not _HELD and declared.max_concurrency is not None and
+                key.inflight + key.streams >= declared.max_concurrency):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
             self._excl_cache = None
@@ -696,7 +702,8 @@ class Pool:
         key = self._choose()
         if self.learn:
             while not key.stated and (learned := key.learned) is not None and \
-                    self._learned_full(key, learned, now) and self._pace(key, learned, now, trace):
+                    (learned.full(now) or (self._share_learned and self._learned_full(key, learned, now))) and \
+                    self._pace(key, learned, now, trace):
                 if not self._avail:  # every key at its learnt limit: the caller waits for the first opening
                     if trace is not None:
                         trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
@@ -711,9 +718,10 @@ class Pool:
                 trace.add(now, "skip", self.name, avoid.label, reason=f"{avoid.label} just failed: retried elsewhere")
         if model is not None and model not in self._models and len(self._models) < 64:
             self._models.add(model)
-        if self.learn and model is not None and len(self._models) > 1:
+        if self.learn and model is not None and len(self._models) > 1 and (lm := key.learned_models) is not None \
+                and (est := lm.get(model)) is not None and est.full(now):
             self._pace_model(model, key, now)
-        if self._model_cool and model is not None:
+        if self._model_cool and model is not None and model in self._model_cool:
             cooling = self._model_cooling(model, now)
             if cooling is not None:
                 chosen = self._for_model(key, cooling, avoid)
@@ -751,7 +759,7 @@ class Pool:
         if declared is not None and (not self._under_concurrency(key) or
                                      declared.for_model(model).full(now, 0, 0) is not None):
             return "at its declared limit"
-        if model is not None and self._model_cool:
+        if model is not None and self._model_cool and model in self._model_cool:
             cooling = self._model_cooling(model, now)
             if cooling is not None and key in cooling:
                 return f"cooling for {model}"
@@ -820,7 +828,9 @@ class Pool:
         when they have none. Returns True when it was held back."""
         tokens_in = tokens_out = 0
         if hold is not None:
-            tokens_in = int(hold.body_in * key.ratios.get(model or "", key.ratios.get("", 1.0)))
+            ratios = key.ratios
+            ratio = ratios.get(model or "") if ratios else None
+            tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
             tokens_out = hold.out
             allow = key.token_allow
             need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
@@ -836,12 +846,13 @@ class Pool:
                     return self._hold_until_answer(key, now, trace, f"{reason} (the rest is in flight)")
         declared = key.declared
         if declared is not None:
-            cap = declared.limits.max_concurrency
-            if cap is not None and not self._under_concurrency(key):
+            cap = declared.max_concurrency
+            if cap is not None and key.inflight + key.streams >= cap:
                 return self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
                                                f"({key.inflight + key.streams} in flight)")
-            windows = declared.for_model(model)
-            full = windows.full(now, tokens_in, tokens_out) or windows.take(now, tokens_in, tokens_out)
+            models = declared.models
+            windows = declared if models is None or model is None else models.get(model, declared)
+            full = windows.claim(now, tokens_in, tokens_out)
             if full is not None:
                 wait, name, limit = full
                 return self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
@@ -884,10 +895,10 @@ class Pool:
     @staticmethod
     def _under_concurrency(key: PoolKey) -> bool:
         declared = key.declared
-        cap = declared.limits.max_concurrency if declared is not None else None
+        cap = declared.max_concurrency if declared is not None else None
         return cap is None or key.inflight + key.streams < cap
 
-    def _settle_hold(self, key: PoolKey, hold: TokenHold | None, used: tuple[int, int] | None) -> None:
+    def _settle_hold(self, key: PoolKey, hold: TokenHold | None, used: tuple[int, int] | None, now: float) -> None:
         """The answer to the request holding ``hold`` came: its tokens become ``used`` (None: keep what was held,
         as used), the key's ratio learns from the usage."""
         if hold is None or hold.ratio_of is None:
@@ -899,7 +910,7 @@ class Pool:
         elif key.token_allow is not None:
             key.token_allow += held - used[0] - used[1]
         if hold.on is not None and used != hold.held:
-            hold.on.settle_tokens(self.clock.now(), hold.held, used)
+            hold.on.settle_tokens(now, hold.held, used)
         if used[0] > 0 and used is not hold.held:
             hold.learn_ratio(used[0])
         hold.on, hold.held, hold.ratio_of = None, (0, 0), None
@@ -1019,9 +1030,9 @@ class Pool:
         if latency_s <= 0:  # never sent: its slot and tokens come back
             if key.declared is not None:
                 key.declared.for_model(model).give_back_request(self.clock.now())
-            self._settle_hold(key, hold, (0, 0))
+            self._settle_hold(key, hold, (0, 0), self.clock.now())
         else:
-            self._settle_hold(key, hold, None)
+            self._settle_hold(key, hold, None, self.clock.now())
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.answered(self.clock.now() - latency_s)
@@ -1074,36 +1085,38 @@ class Pool:
         """Record what the provider answered to the attempt that ``key`` served (for ``model``, if known:
         a 429 then cools the key for that model only; quota, invalid and forbidden stay per key). ``hold``: the
         request's tokens held by the pick, settled from the usage (a stream's with ``add_usage``)."""
-        if self.detached(key):  # removed or given a new secret meanwhile: the answer goes to its caller
-            key.inflight = max(0, key.inflight - 1)
-            return
+        if self._by_label.get(key.label) is not key and self.detached(key):
+            key.inflight = max(0, key.inflight - 1)  # removed or given a new secret meanwhile: the answer goes
+            return  # to its caller
         if key.inflight > 0:
             key.inflight -= 1
+        now = self.clock.now()
         limits = result.limits
         seq = key.token_seq
         if hold is not None and hold.ratio_of is not None:
             seq = hold.seq
             if result.outcome is not Outcome.OK:
-                self._settle_hold(key, hold, (0, 0))  # refused: no tokens counted
+                self._settle_hold(key, hold, (0, 0), now)  # refused: no tokens counted
             elif tokens_in or tokens_out:
-                self._settle_hold(key, hold, (tokens_in, tokens_out))
+                self._settle_hold(key, hold, (tokens_in, tokens_out), now)
         # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is stale
         if limits is not None and limits.tokens_remaining is not None and seq >= key.token_seq:
             self._tokens_counted = True
             key.token_seq = seq
             key.token_allow = limits.tokens_remaining - key.tokens_inflight
-            key.token_reset_at = self.clock.now() + limits.tokens_reset_s if limits.tokens_reset_s else None
+            key.token_reset_at = now + limits.tokens_reset_s if limits.tokens_reset_s else None
         if result.model_scoped and model is not None:
             self._scoped = True
         # headers and 429s speak of that model only when the pool serves several
         per_model = model if model is not None and len(self._models) > 1 else None
         if limits is not None and limits.requests_remaining is not None and per_model is None:
             key.allow = limits.requests_remaining - key.inflight
-        self._answered(key)
+        if key.probe is _HELD:
+            self._answered(key)
         stats = key.stats
         stats.latencies.append(latency_s)
         if result.org is not None or (limits is not None and result.outcome is Outcome.OK):
-            stats.saw(result.org, limits if result.outcome is Outcome.OK else None, self.clock.now())
+            stats.saw(result.org, limits if result.outcome is Outcome.OK else None, now)
         if limits is not None:
             stats.limits = limits
             key.headroom = limits.headroom()
@@ -1112,7 +1125,7 @@ class Pool:
                 self._push(key)
         outcome = result.outcome
         if self.learn and not key.stated:
-            self._learn(key, result, self.clock.now() - latency_s, request_id, per_model)
+            self._learn(key, result, now - latency_s, request_id, per_model)
         if outcome is Outcome.OK:
             stats.ok += 1
             stats.tokens_in += tokens_in
@@ -1130,7 +1143,6 @@ class Pool:
                     if result.model_scoped and key.state is KeyState.COOLING:
                         key.cool_model = model
             return
-        now = self.clock.now()
         if self._timers and self._timers[0][0] <= now:
             self._expire(now)  # a cooldown that has ended is over before this new signal counts
         if outcome is Outcome.RATE_LIMITED:
@@ -1185,7 +1197,7 @@ class Pool:
             return
         if key.inflight > 0:
             key.inflight -= 1
-        self._settle_hold(key, hold, None)  # it may have been served: what it held stays counted
+        self._settle_hold(key, hold, None, self.clock.now())  # it may have been served: what it held stays counted
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.answered(self.clock.now() - latency_s)
@@ -1202,7 +1214,7 @@ class Pool:
         """Tokens learnt after the report (the tail of a stream); they settle what ``hold`` held."""
         if self.detached(key):
             return
-        self._settle_hold(key, hold, (tokens_in, tokens_out) if tokens_in or tokens_out else None)
+        self._settle_hold(key, hold, (tokens_in, tokens_out) if tokens_in or tokens_out else None, self.clock.now())
         key.stats.tokens_in += tokens_in
         key.stats.tokens_out += tokens_out
         if cost:

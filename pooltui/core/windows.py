@@ -111,14 +111,32 @@ class SlidingWindow:
 
     def take(self, now: float, n: int = 1) -> bool:
         entries = self._entries
-        if entries and entries[0][0] <= now - self.window_s:
-            self._prune(now)
-        total = self._total
-        if n <= 0:
+        if entries:
+            if entries[0][0] <= now - self.window_s:
+                self._prune(now)
+                if not entries:
+                    return self._take_first(now, n)
+            total = self._total
+            if n <= 0:
+                return True
+            if total + n > self.limit and total > 0:
+                return False
+            last = entries[-1]
+            if now - last[0] < self._bucket_s:  # what _add does, inline: the pick's hot path
+                if now > last[0]:
+                    last[0] = now
+                last[1] += n
+            else:
+                entries.append([now, n])
+            self._total = total + n
             return True
-        if total + n > self.limit and total > 0:
-            return False
-        self._add(now, n)
+        return self._take_first(now, n)
+
+    def _take_first(self, now: float, n: int) -> bool:
+        """A take into an empty window: it fits (a request larger than the whole budget goes alone)."""
+        if n > 0:
+            self._entries.append([now, n])
+            self._total += n
         return True
 
     def _add(self, now: float, n: int) -> None:
@@ -132,12 +150,13 @@ class SlidingWindow:
         self._total += n
 
     def settle(self, now: float, held: int, used: int) -> None:
-        self._prune(now)
+        entries = self._entries
+        if entries and entries[0][0] <= now - self.window_s:
+            self._prune(now)
         if used > held:
             self._add(now, used - held)
             return
         back = held - used
-        entries = self._entries
         while back > 0 and entries:
             first = entries[0]
             part = min(back, int(first[1]))
@@ -158,6 +177,33 @@ class SlidingWindow:
             if freed >= over or freed >= self._total:
                 return max(0.0, at + self.window_s - now)
         return 0.0  # not reached: the entries hold the whole total
+
+
+def take_each(windows: tuple[tuple[SlidingWindow, int], ...], units: tuple[int, ...], now: float) -> bool:
+    """Take ``units[kind]`` from each local window of ``windows`` ((window, kind) pairs) if every one has room:
+    what ``room`` then ``take`` on each would do, without a call per window (the pick's hot path). False, taking
+    nothing, when one has none."""
+    for w, kind in windows:
+        n = units[kind]
+        if n > 0:
+            entries = w._entries
+            if entries and entries[0][0] <= now - w.window_s:
+                w._prune(now)
+            total = w._total
+            if total + n > w.limit and total > 0:
+                return False
+    for w, kind in windows:
+        n = units[kind]
+        if n > 0:
+            entries = w._entries
+            if entries and now - (last := entries[-1])[0] < w._bucket_s:
+                if now > last[0]:
+                    last[0] = now
+                last[1] += n
+            else:
+                entries.append([now, n])
+            w._total += n
+    return True
 
 
 def local_window(provider: str, key: str, what: str, limit: int, window_s: float) -> Slots:

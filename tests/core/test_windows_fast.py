@@ -1,0 +1,115 @@
+"""The pick's fast paths through declared windows, pinned against the plain ones they stand for."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pooltui.core.declared import DeclaredWindows
+from pooltui.core.windows import BUCKETS, KeyLimits, SlidingWindow, Slots
+
+LIMITS = KeyLimits(rpm=5, rpd=40, tpm=3_000, itpm=2_000, otpm=1_500)
+
+
+class PlainWindow(SlidingWindow):
+    """A SlidingWindow the pick cannot tell is local: its windows are used through room() and take() one by one."""
+
+
+def plain(provider: str, key: str, what: str, limit: int, window_s: float) -> Slots:
+    del provider, key, what
+    return PlainWindow(limit, window_s)
+
+
+def local(provider: str, key: str, what: str, limit: int, window_s: float) -> Slots:
+    del provider, key, what
+    return SlidingWindow(limit, window_s)
+
+
+steps = st.lists(st.tuples(st.floats(0.0, 20.0), st.integers(0, 1_600), st.integers(0, 900), st.booleans(),
+                           st.integers(0, 1_600)), min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps)
+def test_a_claim_on_local_windows_does_what_full_then_take_does(ops: list[tuple[float, int, int, bool, int]]) -> None:
+    fast = DeclaredWindows(LIMITS, "p", "k", local)
+    slow = DeclaredWindows(LIMITS, "p", "k", plain)
+    now = 1_000.0
+    for dt, tokens_in, tokens_out, settle, used_in in ops:
+        now += dt
+        got = fast.claim(now, tokens_in, tokens_out)
+        assert got == slow.claim(now, tokens_in, tokens_out)
+        if got is None and settle:  # the answer came: its usage replaces what was held
+            fast.settle_tokens(now, (tokens_in, tokens_out), (used_in, tokens_out // 2))
+            slow.settle_tokens(now, (tokens_in, tokens_out), (used_in, tokens_out // 2))
+        assert fast.in_use(now) == slow.in_use(now)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 0.2), st.integers(1, 50), st.booleans()), min_size=1, max_size=300))
+def test_a_window_pruned_lazily_counts_what_a_naive_one_does_at_its_boundary(
+        ops: list[tuple[float, int, bool]]) -> None:
+    """Every unit counts for the whole window after it was taken and leaves at most one bucket late, whenever
+    (and however rarely) the window is read."""
+    window_s = 5.0
+    w = SlidingWindow(10**9, window_s)
+    taken: list[tuple[float, int]] = []
+    now = 0.0
+    for dt, n, read in ops:
+        now += dt
+        assert w.take(now, n)
+        taken.append((now, n))
+        if read:
+            at = now + dt * 20  # sometimes across the window's edge
+            truth = sum(u for t, u in taken if t > at - window_s)
+            late = sum(u for t, u in taken if t > at - window_s - window_s / BUCKETS)
+            assert truth <= w.used(at) <= late
+            assert w.room(at) == 10**9 - w.used(at)
+            now = max(now, at)
+
+
+class NaiveMap:
+    """The affinity map as it reads: on every put, the oldest entries go while out of date or over capacity."""
+
+    def __init__(self, capacity: int, ttl_s: float) -> None:
+        self.capacity, self.ttl_s, self.evicted = capacity, ttl_s, 0
+        self.held: dict[str, tuple[str, str, float]] = {}
+
+    def get(self, token: str, now: float) -> str | None:
+        held = self.held.get(token)
+        if held is None or now - held[2] > self.ttl_s:
+            self.held.pop(token, None)
+            return None
+        return held[0]
+
+    def put(self, token: str, label: str, group: str, now: float) -> None:
+        self.held.pop(token, None)
+        self.held[token] = (label, group, now)
+        while self.held:
+            oldest = next(iter(self.held))
+            fresh = self.held[oldest][2] >= now - self.ttl_s
+            if fresh and len(self.held) <= self.capacity:
+                break
+            self.evicted += fresh
+            del self.held[oldest]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 4.0), st.integers(0, 12), st.sampled_from("ab"), st.booleans()),
+                min_size=1, max_size=120))
+def test_the_affinity_map_ages_and_evicts_what_a_naive_one_does(ops: list[tuple[float, int, str, bool]]) -> None:
+    """Its put skips looking for entries to age out while none can be: it keeps what a map that looks every
+    time keeps, and evicts the same."""
+    from pooltui.core.affinity import AffinityMap
+
+    fast, naive = AffinityMap(capacity=6, ttl_s=10.0), NaiveMap(capacity=6, ttl_s=10.0)
+    now = 0.0
+    for dt, conversation, group, put in ops:
+        now += dt
+        token = f"c{conversation}"
+        got = fast.get(token, now)
+        assert (got.label if got is not None else None) == naive.get(token, now)
+        if put:
+            fast.put(token, f"{group}{conversation % 3}", group, now)
+            naive.put(token, f"{group}{conversation % 3}", group, now)
+        assert len(fast) == len(naive.held) and fast.evicted == naive.evicted
