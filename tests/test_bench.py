@@ -54,3 +54,15 @@ def test_the_engine_benchs_declared_case_checks_every_window_and_never_fills_one
     pool = engine_pool(3, "round-robin", cooling=False, headers=False, declared=True)
     assert all(k.declared is not None and k.declared.limits == NEVER_FULL for k in pool.keys)
     assert declared_cycle_us(3, "round-robin", 50) > 0  # runs: no key ever held back (it would raise)
+
+
+def test_the_proxy_bench_starts_its_otlp_collector_only_for_a_traced_mode() -> None:
+    from pooltui.bench.proxy import sink_for
+
+    assert sink_for(("off", "text-log", "json-log")) is None
+    sink = sink_for(("off", "traced"))
+    try:
+        assert sink is not None and sink.url.startswith("http://127.0.0.1:")
+    finally:
+        if sink is not None:
+            sink.close()
