@@ -82,6 +82,14 @@ def test_bad_telemetry_or_log_option_is_one_line_and_exit_2(tmp_path) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
+def test_a_log_file_that_cannot_be_written_is_one_line_and_exit_2(serve, tmp_path) -> None:
+    path, secrets = on_simulator(serve, tmp_path)
+    out = subprocess.run([sys.executable, "-m", "pooltui", "proxy", "--port", "0", "--log-file",
+                          str(tmp_path / "no-such-folder" / "proxy.log")], env=env_for(path, tmp_path, **secrets),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "cannot write the log file" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_no_access_line_is_lost_at_a_clean_shutdown(serve, tmp_path) -> None:
     """The log is written in batches by a thread: the lines still queued when the proxy is stopped go out."""
     path, secrets = on_simulator(serve, tmp_path)
