@@ -38,6 +38,7 @@ OPERATIONS = {"/v1/chat/completions": "chat", "/v1/messages": "chat", "/v1/compl
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 AttrValue = otlp_wire.AttrValue
+QUEUED_BODY_MAX = 64 * 1024  # a larger response is read on the request's path, not held until its spans are built
 
 
 def wanted(config: TelemetryConfig | None, environ: Mapping[str, str] = os.environ) -> bool:
@@ -66,7 +67,7 @@ class Pending:
     """A sampled request waiting for the export thread: its spans are built and encoded there."""
 
     watch: RequestWatch
-    body: bytes | None
+    answer: bytes | dict[str, Any] | None  # the response's body, or what the spans need of a large one
     ended: float
     trace_id: int
     parent_id: int  # the caller's span, 0 if none
@@ -157,7 +158,10 @@ class Tracing:
             {"gen_ai.operation.name": operation, "gen_ai.request.model": model})
         if decision.decision.is_sampled():
             state = ",".join(f"{k}={v}" for k, v in decision.trace_state.items()) if decision.trace_state else ""
-            self.batches.put(Pending(watch, body, ended, trace_id, parent.span_id if valid and parent else 0,
+            answer: bytes | dict[str, Any] | None = body
+            if body is not None and len(body) > QUEUED_BODY_MAX:  # not held while queued: only what spans show
+                answer = _summary(_json(body), self.capture_content)
+            self.batches.put(Pending(watch, answer, ended, trace_id, parent.span_id if valid and parent else 0,
                                      bool(valid and parent and parent.is_remote), state))
         return f"{trace_id:032x}"
 
@@ -178,7 +182,7 @@ class Tracing:
         name = f"{operation} {model}".strip()
         new_id = self.provider.id_generator.generate_span_id
         server_id = new_id()
-        answer = _json(pending.body) if pending.body else None
+        answer = _json(pending.answer) if isinstance(pending.answer, bytes) else pending.answer
         attrs = self._request_attrs(watch, operation, answer)
         if self.capture_content:
             attrs.update(_content(watch.body, answer))
@@ -302,6 +306,19 @@ def _content(body: bytes | None, answer: dict[str, Any] | None) -> dict[str, Att
         else:  # anthropic
             shown = [{"role": "assistant", "content": answer.get("content")}]
         out["gen_ai.output.messages"] = scrub(json.dumps(shown))
+    return out
+
+
+def _summary(answer: dict[str, Any] | None, content: bool) -> dict[str, Any] | None:
+    """What the spans read of a response (model, id, usage, finish reasons; the text only with ``content``)."""
+    if answer is None:
+        return None
+    out: dict[str, Any] = {k: answer[k] for k in ("model", "id", "usage", "stop_reason") if k in answer}
+    if isinstance(answer.get("choices"), list):
+        out["choices"] = [c if content else {"finish_reason": c.get("finish_reason")}
+                          for c in answer["choices"] if isinstance(c, dict)]
+    if content and "content" in answer:
+        out["content"] = answer["content"]
     return out
 
 
