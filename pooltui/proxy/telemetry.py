@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pooltui.core.trace import Step
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy import otlp_wire
 from pooltui.proxy.batching import BatchThread
+from pooltui.proxy.logs import OPERATIONS as OPERATIONS_LOG
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
@@ -121,7 +123,6 @@ class Tracing:
         self._servers: dict[str, dict[str, AttrValue]] = {}  # server.address/port, by provider
         self.profiles: dict[str, ProviderProfile] = {}  # every upstream's, by provider name (the proxy's observer)
         self._closed = False
-        self.failed = 0  # requests whose spans the receiver did not take
         atexit.register(self.shutdown)  # the last spans go before the process ends, however it ends
 
     def flush(self, timeout_s: float = 10.0) -> bool:
@@ -167,11 +168,14 @@ class Tracing:
 
     def _send(self, batch: list[Pending]) -> None:
         """In the export thread: one OTLP request for the batch, through the official exporter's client."""
-        spans = [otlp_wire.span(record) for pending in batch for record in self.spans_of(pending)]
+        spans: list[bytes] = []
+        for pending in batch:
+            try:
+                spans += [otlp_wire.span(record) for record in self.spans_of(pending)]
+            except Exception:  # one request's odd record costs its own spans, not the batch's
+                logging.getLogger(OPERATIONS_LOG).exception("a request's spans not built")
         body = otlp_wire.export_request(self._resource, self._scope, spans, self._schema_url or "")
-        result = self.exporter._client.export(body)  # the exporter's own retries, headers and compression
-        if not result.success:
-            self.failed += len(batch)
+        self.exporter._client.export(body)  # the exporter's own retries, headers, compression; it logs failures
 
     def spans_of(self, pending: Pending) -> list[otlp_wire.SpanRecord]:
         """The request's SERVER span and a CLIENT span per upstream attempt, with the request's steps and engine
