@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -157,33 +158,36 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
     sim = start_sim(sim_port)
     sink = sink_for(modes)
     samples: dict[str, list[float]] = {}
+    proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
-        for mode in modes:
+        for mode in modes:  # every mode's proxy up at once: the rounds take turns (a busy machine's swings hit all)
             args, env = MODES[mode]
-            proxy_port = free_port()
-            proxy = proxy_process(sim_port, proxy_port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
-                                  env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()},
-                                  source=source)
-            try:
-                wait_port(proxy_port, proxy, "the proxy")
-                for _ in range(rounds):
-                    result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
-                                              f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential,
-                                              proxy.pid))
-                    for k, v in result.items():
-                        samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
-                mem = memory_kib(proxy.pid)
-                samples[f"{mode}_rss_peak_mb"] = [mem.get("VmHWM", 0) / 1024]
-            finally:
-                stop_process(proxy)
+            port = free_port()
+            proxies[mode] = (proxy_process(sim_port, port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
+                                           env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()},
+                                           source=source), port)
+            wait_port(port, proxies[mode][0], "the proxy")
+        for _ in range(rounds):
+            for mode, (proxy, port) in proxies.items():
+                result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
+                                          f"http://127.0.0.1:{port}/v1", n, concurrency, sequential, proxy.pid))
+                for k, v in result.items():
+                    samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
+                samples.setdefault(f"{mode}_vs_base", []).append(  # this round's req/s against the base's
+                    result["proxy_rps"] / samples[f"{modes[0]}_proxy_rps"][-1])
+        for mode, (proxy, _) in proxies.items():
+            samples[f"{mode}_rss_peak_mb"] = [memory_kib(proxy.pid).get("VmHWM", 0) / 1024]
     finally:
+        for proxy, _ in proxies.values():
+            stop_process(proxy)
         sim.stop()
         if sink is not None:
             sink.close()
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "
           f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds "
-          "per mode" + (f"; proxy from {source}" if source else ""))
+          "per mode, the modes taking turns (% vs the base: median of each round's ratio)"
+          + (f"; proxy from {source}" if source else ""))
     print(f"  direct to the simulator   {med['direct_rps']:7.0f} req/s   p50 {med['direct_p50_ms']:.2f} ms "
           f"p99 {med['direct_p99_ms']:.2f} ms   stream first byte {med['direct_ttfb_ms']:.2f} ms")
     base = modes[0]
@@ -193,7 +197,7 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
         med[f"{mode}_added_ms"] = med[f"{mode}_proxy_p50_ms"] - med["direct_p50_ms"]
         med[f"{mode}_added_p99_ms"] = med[f"{mode}_proxy_p99_ms"] - med["direct_p99_ms"]
         med[f"{mode}_added_ttfb_ms"] = med[f"{mode}_proxy_ttfb_ms"] - med["direct_ttfb_ms"]
-        vs = "" if mode == base else f"   {rps / med[f'{base}_proxy_rps'] * 100 - 100:+.1f}% req/s vs {base}"
+        vs = "" if mode == base else f"   {med[f'{mode}_vs_base'] * 100 - 100:+.1f}% req/s vs {base}"
         print(f"  proxy, {mode:9}  {rps:7.0f} req/s ({ratio:.2f}x direct)   added p50 {med[f'{mode}_added_ms']:.2f} ms "
               f"p99 {med[f'{mode}_added_p99_ms']:.2f} ms   first byte +{med[f'{mode}_added_ttfb_ms']:.2f} ms   "
               f"CPU {med[f'{mode}_proxy_cpu_us']:.0f} µs/request   peak RSS {med[f'{mode}_rss_peak_mb']:.0f} MB{vs}")
