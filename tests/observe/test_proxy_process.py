@@ -110,3 +110,17 @@ def test_no_access_line_is_lost_at_a_clean_shutdown(serve, tmp_path) -> None:
         stop_proxies([proc])  # at once: the last lines are still queued
     access = [line for line in log.read_text().splitlines() if '"logger": "pooltui.access"' in line]
     assert len(access) == 31 and proc.returncode == 0
+
+
+def test_spans_still_queued_are_sent_when_the_proxy_stops(serve, tmp_path) -> None:
+    path, secrets = on_simulator(serve, tmp_path)
+    with OtlpReceiver() as receiver:
+        env = env_for(path, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="600000",
+                      **secrets)
+        procs, ports = start_proxies(1, env, logs=tmp_path)
+        try:
+            assert ask(ports[0]).status_code == 200
+        finally:
+            stop_proxies(procs)  # long before the batch's 10 minutes
+        spans = receiver.wait_for(2, timeout_s=5)
+    assert {s.server for s in spans} == {True, False} and procs[0].returncode == 0
