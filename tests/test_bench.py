@@ -62,3 +62,33 @@ def test_the_engine_benchs_affinity_case_follows_conversations_on_a_pool_with_af
     from pooltui.bench.engine import cycle_us
 
     assert cycle_us(3, "round-robin", False, True, 50, affinity=True) > 0
+
+
+def test_the_proxy_bench_starts_its_otlp_collector_only_for_a_traced_mode() -> None:
+    from pooltui.bench.proxy import sink_for
+
+    assert sink_for(("off", "text-log", "json-log")) is None
+    sink = sink_for(("off", "traced"))
+    try:
+        assert sink is not None and sink.url.startswith("http://127.0.0.1:")
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def test_a_bench_proxy_from_another_source_runs_that_sources_package(tmp_path) -> None:
+    """`--source DIR` (before/after): the proxy process runs DIR's pooltui, even when the benchmark is started from
+    a checkout's root, whose own package `python -m` would find first."""
+    from pooltui.bench.common import proxy_process
+
+    other = tmp_path / "other"
+    (other / "pooltui").mkdir(parents=True)
+    said = tmp_path / "ran.txt"
+    (other / "pooltui" / "__init__.py").write_text("")
+    (other / "pooltui" / "__main__.py").write_text(f"open({str(said)!r}, 'w').write(__file__)\n")
+    proc = proxy_process(1, 2, str(tmp_path), source=str(other))
+    try:
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    assert said.read_text().startswith(str(other))

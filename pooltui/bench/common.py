@@ -85,7 +85,10 @@ def proxy_process(sim_port: int, proxy_port: int, tmp: str, state_url: str | Non
     if source:
         environ["PYTHONPATH"] = os.pathsep.join(p for p in (source, environ.get("PYTHONPATH", "")) if p)
     command = [*wrap, sys.executable, "-m", "pooltui", "--config", config, "proxy", "--port", str(proxy_port), *args]
-    return subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # `python -m` puts the working directory first on the path: from a checkout's root, its own pooltui would
+    # shadow ``source``'s, so the proxy runs from ``source`` itself
+    return subprocess.Popen(command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=source or None)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -144,39 +145,49 @@ class _OtlpSink:
         self.server.server_close()
 
 
+def sink_for(modes: tuple[str, ...]) -> _OtlpSink | None:
+    """The local OTLP collector, only when a mode traces (a sink no mode sends to would still take CPU)."""
+    return _OtlpSink() if any("{otlp}" in v for m in modes for v in MODES[m][1].values()) else None
+
+
 def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: tuple[str, ...] = tuple(MODES),
                 source: str | None = None) -> dict[str, float]:
     """Each mode (the proxy's observability settings) against the simulator directly, in one run. ``source``: a
     directory holding another checkout's ``pooltui`` package, run as the proxy (before/after)."""
     sim_port = free_port()
     sim = start_sim(sim_port)
-    sink = _OtlpSink()
+    sink = sink_for(modes)
     samples: dict[str, list[float]] = {}
+    proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
-        for mode in modes:
+        for mode in modes:  # every mode's proxy up at once: the rounds take turns (a busy machine's swings hit all)
             args, env = MODES[mode]
-            proxy_port = free_port()
-            proxy = proxy_process(sim_port, proxy_port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
-                                  env={k: v.format(otlp=sink.url) for k, v in env.items()}, source=source)
-            try:
-                wait_port(proxy_port, proxy, "the proxy")
-                for _ in range(rounds):
-                    result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
-                                              f"http://127.0.0.1:{proxy_port}/v1", n, concurrency, sequential,
-                                              proxy.pid))
-                    for k, v in result.items():
-                        samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
-                mem = memory_kib(proxy.pid)
-                samples[f"{mode}_rss_peak_mb"] = [mem.get("VmHWM", 0) / 1024]
-            finally:
-                stop_process(proxy)
+            port = free_port()
+            proxies[mode] = (proxy_process(sim_port, port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
+                                           env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()},
+                                           source=source), port)
+            wait_port(port, proxies[mode][0], "the proxy")
+        for _ in range(rounds):
+            for mode, (proxy, port) in proxies.items():
+                result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
+                                          f"http://127.0.0.1:{port}/v1", n, concurrency, sequential, proxy.pid))
+                for k, v in result.items():
+                    samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
+                samples.setdefault(f"{mode}_vs_base", []).append(  # this round's req/s against the base's
+                    result["proxy_rps"] / samples[f"{modes[0]}_proxy_rps"][-1])
+        for mode, (proxy, _) in proxies.items():
+            samples[f"{mode}_rss_peak_mb"] = [memory_kib(proxy.pid).get("VmHWM", 0) / 1024]
     finally:
+        for proxy, _ in proxies.values():
+            stop_process(proxy)
         sim.stop()
-        sink.close()
+        if sink is not None:
+            sink.close()
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "
           f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds "
-          "per mode" + (f"; proxy from {source}" if source else ""))
+          "per mode, the modes taking turns (% vs the base: median of each round's ratio)"
+          + (f"; proxy from {source}" if source else ""))
     print(f"  direct to the simulator   {med['direct_rps']:7.0f} req/s   p50 {med['direct_p50_ms']:.2f} ms "
           f"p99 {med['direct_p99_ms']:.2f} ms   stream first byte {med['direct_ttfb_ms']:.2f} ms")
     base = modes[0]
@@ -186,18 +197,18 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
         med[f"{mode}_added_ms"] = med[f"{mode}_proxy_p50_ms"] - med["direct_p50_ms"]
         med[f"{mode}_added_p99_ms"] = med[f"{mode}_proxy_p99_ms"] - med["direct_p99_ms"]
         med[f"{mode}_added_ttfb_ms"] = med[f"{mode}_proxy_ttfb_ms"] - med["direct_ttfb_ms"]
-        vs = "" if mode == base else f"   {rps / med[f'{base}_proxy_rps'] * 100 - 100:+.1f}% req/s vs {base}"
+        vs = "" if mode == base else f"   {med[f'{mode}_vs_base'] * 100 - 100:+.1f}% req/s vs {base}"
         print(f"  proxy, {mode:9}  {rps:7.0f} req/s ({ratio:.2f}x direct)   added p50 {med[f'{mode}_added_ms']:.2f} ms "
               f"p99 {med[f'{mode}_added_p99_ms']:.2f} ms   first byte +{med[f'{mode}_added_ttfb_ms']:.2f} ms   "
               f"CPU {med[f'{mode}_proxy_cpu_us']:.0f} µs/request   peak RSS {med[f'{mode}_rss_peak_mb']:.0f} MB{vs}")
-    if "traced" in modes:
+    if sink is not None:
         print(f"  traced: {sink.received / 1024:.0f} KiB of OTLP received by the local collector")
     print("  targets: >= 0.5x direct, added p50 <= 0.30 ms, first byte added <= 0.3 ms, RSS <= 80 MB; "
           "tracing on within 15% of off")
     return med
 
 
-async def _hooks_round(mode: str, n: int, sink_url: str) -> float:
+async def _hooks_round(mode: str, n: int, sink_url: str | None) -> float:
     """CPU seconds per request of the whole proxy (hooks included) in this process, against the in-process
     simulator (no socket, no other process): what a mode adds, with little of the machine's load in it."""
     import io
@@ -218,7 +229,7 @@ async def _hooks_round(mode: str, n: int, sink_url: str) -> float:
     with InProcessSim(scenario) as sim:
         client = client_for_scenario(scenario, sim, "round_robin", http=sim.http_client(), seed=1)
         tracing = None
-        if mode == "traced":
+        if mode == "traced" and sink_url:
             from pooltui.proxy.telemetry import Tracing
 
             tracing = Tracing(TelemetryConfig(endpoint=sink_url, schedule_delay_ms=200))
@@ -248,14 +259,15 @@ async def _hooks_round(mode: str, n: int, sink_url: str) -> float:
 
 def bench_hooks(n: int, rounds: int, modes: tuple[str, ...] = tuple(MODES)) -> dict[str, float]:
     """The per-request CPU of each mode in one process, modes interleaved round after round (median)."""
-    sink = _OtlpSink()
+    sink = sink_for(modes)
     samples: dict[str, list[float]] = {m: [] for m in modes}
     try:
         for _ in range(rounds):
             for mode in modes:
-                samples[mode].append(run(_hooks_round(mode, n, sink.url)))
+                samples[mode].append(run(_hooks_round(mode, n, sink.url if sink else None)))
     finally:
-        sink.close()
+        if sink is not None:
+            sink.close()
     med = {m: statistics.median(v) * 1e6 for m, v in samples.items()}
     base = modes[0]
     print(f"proxy hooks: CPU per request of the whole proxy in one process (in-process simulator, {n} requests "

@@ -36,12 +36,16 @@ __all__ = ["UserError", "cli", "main"]
 @click.option("--proxy", "proxy_port", type=click.IntRange(0, 65535), is_flag=False, flag_value=8787,
               default=None, help="with the monitor: watch the pooling proxy on this port (default 8787): "
                                  "attach to the one running there, else run it inside the monitor")
+@click.option("--log-file", default=None, metavar="PATH",
+              help="with --proxy: the proxy's log lines go to this file (default: [telemetry] log_file)")
 @click.version_option(package_name="pooltui")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, proxy_port: int | None) -> None:
+def cli(ctx: click.Context, config_file: str | None, secret_store: str | None, proxy_port: int | None,
+        log_file: str | None) -> None:
     """pooltui: credential pools for LLM APIs, with a simulator and a live monitor."""
     ctx.obj = AppContext(config_path(config_file), secret_store)
     ctx.obj.proxy_port = proxy_port
+    ctx.obj.log_file = log_file
     if ctx.invoked_subcommand is None:
         ctx.invoke(monitor)
 

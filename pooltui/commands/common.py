@@ -42,6 +42,7 @@ class AppContext:
     secret_store: str | None
     data: Path = field(default_factory=data_dir)
     proxy_port: int | None = None
+    log_file: str | None = None  # `pooltui --log-file`: where a monitor's proxy writes its log lines
     _store: object | None = None
     _history: object | None = None
 

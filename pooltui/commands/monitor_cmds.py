@@ -42,13 +42,18 @@ def demo(scenario: str, strategy: str | None, rate: float | None, seed: int | No
               help="watch every process sharing the pool on this Redis (redis://host:port/db); "
                    "key actions apply to all of them")
 @click.option("--state-prefix", default=None, help="the Redis key prefix of that pool (default: [state] prefix)")
+@click.option("--log-file", default=None, metavar="PATH",
+              help="with --proxy: the proxy's access and operational log lines go to this file (default: "
+                   "[telemetry] log_file, else none: the monitor owns the terminal)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="with --log-file: human-readable lines, or one JSON object per line")
 @click.pass_context
 def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, attach_url: str | None,
-            token: str | None, admin_token: str | None, state_url: str | None, state_prefix: str | None) -> None:
+            token: str | None, admin_token: str | None, state_url: str | None, state_prefix: str | None,
+            log_file: str | None, log_format: str) -> None:
     """Open the monitor on your configured providers, on a running proxy's live traffic, or on a whole fleet
     sharing one pool through Redis."""
-    from pooltui.commands.proxy_cmd import admin_token_of, build_proxy, describe
-    from pooltui.proxy.app import ProxyService
+    from pooltui.commands.proxy_cmd import admin_token_of, build_proxy
 
     a = app(ctx)
     if state_url is not None:
@@ -62,17 +67,34 @@ def monitor(ctx: click.Context, provider: str | None, proxy_port: int | None, at
     if attach_url is not None:
         run_monitor(_attached(attach_url, admin_token or admin_token_of(a, create=False)))
         return
-    px, session = build_proxy(a, provider, token, need_proxy=proxy_port is not None)
     if proxy_port is not None:
-        try:
-            service = ProxyService(px, "127.0.0.1", proxy_port)
-        except OSError as exc:
-            raise UserError(f"cannot listen on 127.0.0.1:{proxy_port}: {exc.strerror or exc}") from None
-        session.services.append(service)
-        session.title = f"pooltui · proxy {service.url}"
-        for line in describe(px, service.url):
-            click.echo(line, err=True)
-    run_monitor(session)
+        run_monitor(proxy_in_monitor(a, provider, token, proxy_port, log_file or a.log_file, log_format))
+        return
+    run_monitor(build_proxy(a, provider, token, need_proxy=False)[1])
+
+
+def proxy_in_monitor(a, provider: str | None, token: str | None, port: int, log_file: str | None,
+                     log_format: str = "text"):
+    """The session of a monitor running the proxy on ``port``: traced as ``[telemetry]`` and ``OTEL_*`` say,
+    its log lines in ``log_file`` (else ``[telemetry] log_file``, else nowhere), which the title names."""
+    from pooltui.commands.proxy_cmd import build_proxy, describe, log_to
+    from pooltui.proxy.app import ProxyService
+
+    px, session = build_proxy(a, provider, token)
+    path = log_file or a.config().telemetry.log_file
+    if path:
+        log_to(path, log_format, "info", session)
+    try:
+        service = ProxyService(px, "127.0.0.1", port)
+    except OSError as exc:
+        raise UserError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    session.services.append(service)
+    session.title = f"pooltui · proxy {service.url} · " + (f"log {path}" if path else "no log file (--log-file)")
+    for line in describe(px, service.url):
+        click.echo(line, err=True)
+    click.echo(f"  log lines to {path}" if path else
+               "  no log lines: the monitor owns the terminal (--log-file PATH or [telemetry] log_file)", err=True)
+    return session
 
 
 def _listening(host: str, port: int) -> bool:

@@ -49,6 +49,23 @@ def build_proxy(a, provider: str | None, token: str | None, *, need_proxy: bool 
     return proxy, session
 
 
+def log_to(path: str | None, fmt: str, level: str, session) -> None:
+    """The proxy's log lines (access and operational, the session's own lines too) to the file ``path``
+    (appended to), else to stderr; a file that cannot be opened is one clear line."""
+    import os
+
+    from pooltui.proxy.logs import configure
+
+    stream = None
+    if path:
+        try:
+            stream = open(os.path.expanduser(path), "a", encoding="utf-8")  # noqa: SIM115 - open while it runs
+        except OSError as exc:
+            raise UserError(f"cannot write the log file {path}: {exc.strerror or exc}") from None
+    ops = configure(fmt, level, stream)
+    session.log_sinks.append(lambda line: ops.info(line))
+
+
 def describe(proxy, url: str) -> list[str]:
     lines = [f"pooltui proxy on {url}"]
     for family, client in proxy.by_family.items():
@@ -106,14 +123,15 @@ def _fallback_text(family: str, up) -> str:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, help="the least level logged")
 @click.option("--no-access-log", "no_access_log", is_flag=True, help="no line per caller request")
+@click.option("--log-file", default=None, metavar="PATH",
+              help="log lines to this file instead of stderr (default: [telemetry] log_file)")
 @click.pass_context
 def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token: str | None,
           allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...], show_admin_token: bool, log_format: str,
-          log_level: str, no_access_log: bool) -> None:
+          log_level: str, no_access_log: bool, log_file: str | None) -> None:
     """Run the pooling proxy: point an agent's base URL here and it gets the pool."""
     from pooltui.proxy.app import is_loopback, make_server
     from pooltui.proxy.limits import raise_open_file_limit
-    from pooltui.proxy.logs import configure as configure_logs
 
     a = app(ctx)
     if show_admin_token:
@@ -138,8 +156,7 @@ def proxy(ctx: click.Context, port: int, host: str, provider: str | None, token:
     for line in describe(px, url):
         click.echo(line, err=True)
 
-    ops = configure_logs(log_format, log_level)
-    session.log_sinks.append(lambda line: ops.info(line))
+    log_to(log_file or a.config().telemetry.log_file, log_format, log_level, session)
 
     async def main() -> None:
         session.start_background()  # history, re-verification and alerts, as in the monitor

@@ -1,7 +1,8 @@
 """The proxy's log lines on stderr, through the standard ``logging``: one access line per caller request
 (logger ``pooltui.access``) and operational lines (``pooltui.proxy``: config, shared store, breakers, key states),
-human-readable or JSON (one object per line, made by the stdlib's ``json``: no dependency for ~30 lines).
-Every line passes through the secret scrubber on its way out."""
+human-readable or JSON (one object per line, made by the stdlib's ``json``: no dependency for ~30 lines),
+formatted and written in batches by a thread off the request's path. Every line passes through the secret scrubber
+on its way out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from typing import IO, Any
 
 from pooltui.core.masking import scrub
+from pooltui.proxy.batching import BatchThread
 
 ACCESS = "pooltui.access"
 OPERATIONS = "pooltui.proxy"
@@ -20,28 +22,51 @@ ACCESS_FIELDS = ("api", "method", "path", "model", "status", "latency_ms", "queu
                  "attempts", "fallback", "translated", "tokens_in", "tokens_out", "cost", "outcome", "trace_id")
 
 IN_MESSAGE = ("api", "method", "path", "status")
+FLUSH_EVERY_S = 0.1  # queued lines are written at least this often
+MAX_WAITING = 100_000  # lines queued at most (past that they are dropped, and counted in a last line)
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 def _utc(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    global _second
+    whole = int(ts)
+    if whole != _second[0]:  # a busy proxy writes many lines per second: the date is formatted once for them
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(ts % 1 * 1000):03d}Z"
 
 
-class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", ...fields}``: the record's ``fields`` (a dict) merged in."""
+class LineFormatter(logging.Formatter):
+    """A formatter whose ``render`` gives the line before the scrubber (the buffered handler scrubs its lines
+    in one pass per batch); ``format`` is the scrubbed line."""
+
+    def render(self, record: logging.LogRecord) -> str:
+        raise NotImplementedError
 
     def format(self, record: logging.LogRecord) -> str:
+        return scrub(self.render(record))
+
+
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)  # made once: json.dumps with options makes one per call
+
+
+class JsonFormatter(LineFormatter):
+    """``{"time", "level", "logger", "message", ...fields}``: the record's ``fields`` (a dict) merged in."""
+
+    def render(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"time": _utc(record.created), "level": record.levelname.lower(),
                                "logger": record.name, "message": record.getMessage()}
         out.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(out, default=str, ensure_ascii=False))
+        return _JSON.encode(out)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(LineFormatter):
     """``2026-12-06T14:35:33.120Z info  message key=value ...`` (empty fields left out)."""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def render(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None) or {}
         said = IN_MESSAGE if record.name == ACCESS else ()  # the access line's message says these already
         extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "" and k not in said)
@@ -50,22 +75,97 @@ class TextFormatter(logging.Formatter):
             line += f" {extra}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return scrub(line)
+        return line
+
+
+class BufferedHandler(logging.Handler):
+    """Log lines written in batches by a thread: the request's path only queues the record (no lock, no
+    formatting, no write that a slow terminal or disk could hold up). Lines go out within ``delay_s``, at
+    ``flush()`` and at ``close()`` (logging closes its handlers at exit: no line is lost at a clean shutdown)."""
+
+    def __init__(self, stream: IO[str], formatter: LineFormatter, *, delay_s: float = FLUSH_EVERY_S) -> None:
+        super().__init__()
+        self.stream = stream
+        self.line_formatter = formatter
+        self.setFormatter(formatter)
+        self.delay_s = delay_s
+        self._lines: BatchThread[logging.LogRecord] | None = None
+
+    def _queue(self) -> BatchThread[logging.LogRecord]:
+        """The writing thread, started on the first line (again after a ``close``: ``logging.config.dictConfig``,
+        which uvicorn calls, closes every handler, and lines logged after that must still go out)."""
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = BatchThread(self._write, delay_s=self.delay_s, max_batch=1024,
+                                              max_queue=MAX_WAITING, name="pooltui-log")
+        return lines
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Queue ``record`` if the filters let it through (without the handler's lock: the queue needs none)."""
+        if not self.filter(record):
+            return False
+        self._queue().put(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._queue().put(record)
+
+    def flush(self) -> None:
+        """Write every line queued so far (waits up to 10 s)."""
+        if self._lines is not None:
+            self._lines.flush(10.0)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread (a later line starts it again)."""
+        lines, self._lines = self._lines, None
+        if lines is not None:
+            lines.shutdown()
+            if lines.dropped:
+                self._out(f"{_utc(time.time())} error {lines.dropped} log lines dropped: the log's destination "
+                          "could not keep up")
+        super().close()
+
+    def _write(self, records: list[logging.LogRecord]) -> None:
+        lines = []
+        for record in records:
+            try:
+                lines.append(self.line_formatter.render(record))
+            except Exception:
+                self.handleError(record)
+        if lines:
+            self._out("\n".join(lines))
+
+    def _out(self, text: str) -> None:
+        try:
+            self.stream.write(scrub(text) + "\n")  # one scrubber pass for the batch
+            self.stream.flush()
+        except (OSError, ValueError):  # the stream closed or full: nothing more to do with these lines
+            pass
 
 
 def configure(fmt: str = "text", level: str = "info", stream: IO[str] | None = None) -> logging.Logger:
-    """One stderr handler for the proxy's loggers (replacing an earlier one of ours); returns the operational
-    logger."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    """One buffered handler on stderr (or ``stream``) for the proxy's loggers, replacing (and closing) an earlier
+    one of ours; returns the operational logger."""
+    handler = BufferedHandler(stream or sys.stderr, JsonFormatter() if fmt == "json" else TextFormatter())
     handler.set_name("pooltui")
+    old: set[logging.Handler] = set()
     for name in (ACCESS, OPERATIONS):
         logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if h.get_name() == "pooltui"]:
-            logger.removeHandler(old)
+        for h in [h for h in logger.handlers if h.get_name() == "pooltui"]:
+            logger.removeHandler(h)
+            old.add(h)
         logger.addHandler(handler)
         logger.propagate = False
         logger.setLevel(level.upper())
+    for h in old:
+        h.close()
     return logging.getLogger(OPERATIONS)
+
+
+def flush() -> None:
+    """Write the proxy's log lines queued so far (its handlers are buffered)."""
+    for name in (ACCESS, OPERATIONS):
+        for handler in logging.getLogger(name).handlers:
+            handler.flush()
 
 logging.getLogger("pooltui").addHandler(logging.NullHandler())  # nothing printed unless configured (the monitor)

@@ -157,7 +157,7 @@ class Observer:
         if isinstance(response, StreamingResponse):
             response.body_iterator = self._tail(watch, response.body_iterator)
         else:
-            self._done(watch, bytes(response.body))
+            self._done(watch, bytes(response.body) if self.tracing is not None else None)
         return response
 
     async def _tail(self, watch: RequestWatch, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:

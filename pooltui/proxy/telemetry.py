@@ -2,22 +2,29 @@
 
 One SERVER span per caller request, named ``{gen_ai.operation.name} {gen_ai.request.model}``, continuing the
 caller's ``traceparent``; one CLIENT child span per upstream attempt, built when the request ends from the
-engine's own record of it (core/trace.py), so tracing adds nothing while a request is served. Attributes follow
+engine's own record of it (core/trace.py) in the export thread, and written as OTLP protobuf directly
+(otlp_wire.py): on the request's path tracing is a sampling decision and a queue append. Attributes follow
 the GenAI semantic conventions (``gen_ai.*``); pooltui's own go under ``pooltui.*``. Key labels only, never a
 secret; prompt and completion text only with ``capture_content`` (and scrubbed even then).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pooltui.core.masking import scrub
 from pooltui.core.trace import Step
 from pooltui.providers.profiles import ProviderProfile
+from pooltui.proxy import otlp_wire
+from pooltui.proxy.batching import BatchThread
+from pooltui.proxy.logs import OPERATIONS as OPERATIONS_LOG
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
@@ -32,7 +39,8 @@ OPERATIONS = {"/v1/chat/completions": "chat", "/v1/messages": "chat", "/v1/compl
               "/v1/embeddings": "embeddings", "/v1/responses": "chat"}
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
-AttrValue = str | bool | int | float | Sequence[str]
+AttrValue = otlp_wire.AttrValue
+QUEUED_BODY_MAX = 64 * 1024  # a larger response is read on the request's path, not held until its spans are built
 
 
 def wanted(config: TelemetryConfig | None, environ: Mapping[str, str] = os.environ) -> bool:
@@ -56,15 +64,32 @@ def ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
+@dataclass(slots=True)
+class Pending:
+    """A sampled request waiting for the export thread: its spans are built and encoded there."""
+
+    watch: RequestWatch
+    answer: bytes | dict[str, Any] | None  # the response's body, or what the spans need of a large one
+    ended: float
+    trace_id: int
+    parent_id: int  # the caller's span, 0 if none
+    parent_remote: bool
+    trace_state: str
+
+
 class Tracing:
-    """A tracer provider exporting over OTLP/HTTP in batches, and the spans of one request built from its watch."""
+    """Spans of the proxy's requests exported over OTLP/HTTP in batches by the official exporter's HTTP client
+    (endpoint, headers, compression, timeout and retries from ``[telemetry]`` and the ``OTEL_*`` variables).
+
+    On the request's path: the sampler's decision and a queue append. In the export thread: the spans, built
+    from the request's record and written as OTLP protobuf in one pass (otlp_wire.py), with no SDK span object
+    and no per-attribute message."""
 
     def __init__(self, config: TelemetryConfig | None = None, *, environ: Mapping[str, str] = os.environ) -> None:
+        from opentelemetry.context import Context
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -77,52 +102,95 @@ class Tracing:
         attrs: dict[str, str] = {"service.version": __version__}
         if not environ.get("OTEL_SERVICE_NAME"):
             attrs["service.name"] = config.service_name
+        # the provider holds the resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME), the sampler
+        # (OTEL_TRACES_SAMPLER) and the id generator; no span goes through it
+        self.provider: TracerProvider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False)
+        resource = self.provider.resource
+        self._resource = otlp_wire.resource(dict(resource.attributes))  # type: ignore[arg-type]
+        self._schema_url = resource.schema_url
+        self._scope = otlp_wire.scope("pooltui.proxy", __version__)
         # an endpoint from the config is the OTLP base URL; without one the exporter reads the OTEL_* variables
-        endpoint = f"{config.endpoint}/v1/traces" if config.endpoint else None
-        self.provider: TracerProvider = TracerProvider(resource=Resource.create(attrs))
+        self.exporter = OTLPSpanExporter(endpoint=f"{config.endpoint}/v1/traces" if config.endpoint else None)
         # the batch delay: the config's, else OTEL_BSP_SCHEDULE_DELAY, else the SDK's 5 s
-        self.processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint),
-                                            schedule_delay_millis=config.schedule_delay_ms)
-        self.provider.add_span_processor(self.processor)
-        self.scope = InstrumentationScope("pooltui.proxy", __version__)
-        self._server, self._client = SpanKind.SERVER, SpanKind.CLIENT
+        delay_ms = config.schedule_delay_ms or _whole(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000)
+        self.batches: BatchThread[Pending] = BatchThread(
+            self._send, delay_s=delay_ms / 1000, name="pooltui-otlp",
+            max_batch=_whole(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
+            max_queue=_whole(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048))
+        self._server = SpanKind.SERVER
         self._propagator = TraceContextTextMapPropagator()
+        self._no_context = Context()
+        self._servers: dict[str, dict[str, AttrValue]] = {}  # server.address/port, by provider
         self.profiles: dict[str, ProviderProfile] = {}  # every upstream's, by provider name (the proxy's observer)
+        self._closed = False
+        atexit.register(self.shutdown)  # the last spans go before the process ends, however it ends
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        return self.provider.force_flush(int(timeout_s * 1000))
+        return self.batches.flush(timeout_s)
 
     def shutdown(self) -> None:
+        """Send the spans still queued, then close the exporter (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.batches.shutdown()
+        self.exporter.shutdown()
         self.provider.shutdown()
+        atexit.unregister(self.shutdown)
 
     def export(self, watch: RequestWatch, body: bytes | None, ended: float) -> str:
-        """The request's spans, handed to the batch processor; returns the trace id (32 hex digits).
+        """Queue the request's spans for export; returns the trace id (32 hex digits).
 
-        The spans are made whole here, from the request's record, as the SDK's ``ReadableSpan`` (what a span is
-        once ended) and given to the span processor: no live span, lock or attribute check per request, which
-        is most of what tracing would cost. The configured sampler (``OTEL_TRACES_SAMPLER``; by default the
-        caller's sampled flag, else always) decides once per request."""
-        from opentelemetry.sdk.trace import Event, ReadableSpan
-        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, get_current_span
+        The configured sampler (``OTEL_TRACES_SAMPLER``; by default the caller's sampled flag, else always)
+        decides here, once per request; a request not sampled costs nothing more."""
+        from opentelemetry.trace import get_current_span
 
         operation = OPERATIONS.get(watch.path, watch.path.rsplit("/", 1)[-1] or "request")
         model = watch.model or ""
+        if watch.carrier:
+            parent_context = self._propagator.extract(watch.carrier)
+            parent = get_current_span(parent_context).get_span_context()
+            valid = parent.is_valid
+        else:
+            parent_context, parent, valid = self._no_context, None, False
+        trace_id = parent.trace_id if valid and parent is not None else self.provider.id_generator.generate_trace_id()
+        decision = self.provider.sampler.should_sample(
+            parent_context, trace_id, f"{operation} {model}".strip(), self._server,
+            {"gen_ai.operation.name": operation, "gen_ai.request.model": model})
+        if decision.decision.is_sampled():
+            state = ",".join(f"{k}={v}" for k, v in decision.trace_state.items()) if decision.trace_state else ""
+            answer: bytes | dict[str, Any] | None = body
+            if body is not None and len(body) > QUEUED_BODY_MAX:  # not held while queued: only what spans show
+                answer = _summary(_json(body), self.capture_content)
+            self.batches.put(Pending(watch, answer, ended, trace_id, parent.span_id if valid and parent else 0,
+                                     bool(valid and parent and parent.is_remote), state))
+        return f"{trace_id:032x}"
+
+    def _send(self, batch: list[Pending]) -> None:
+        """In the export thread: one OTLP request for the batch, through the official exporter's client."""
+        spans: list[bytes] = []
+        for pending in batch:
+            try:
+                spans += [otlp_wire.span(record) for record in self.spans_of(pending)]
+            except Exception:  # one request's odd record costs its own spans, not the batch's
+                logging.getLogger(OPERATIONS_LOG).exception("a request's spans not built")
+        body = otlp_wire.export_request(self._resource, self._scope, spans, self._schema_url or "")
+        self.exporter._client.export(body)  # the exporter's own retries, headers, compression; it logs failures
+
+    def spans_of(self, pending: Pending) -> list[otlp_wire.SpanRecord]:
+        """The request's SERVER span and a CLIENT span per upstream attempt, with the request's steps and engine
+        events as the server span's events."""
+        watch, trace_id, state = pending.watch, pending.trace_id, pending.trace_state
+        operation = OPERATIONS.get(watch.path, watch.path.rsplit("/", 1)[-1] or "request")
+        model = watch.model or ""
         name = f"{operation} {model}".strip()
-        parent_context = self._propagator.extract(watch.carrier)
-        parent = get_current_span(parent_context).get_span_context()
-        ids = self.provider.id_generator
-        trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
-        decision = self.provider.sampler.should_sample(parent_context, trace_id, name, self._server, {
-            "gen_ai.operation.name": operation, "gen_ai.request.model": model})
-        if not decision.decision.is_sampled():  # nothing more is built for a request not sampled
-            return f"{trace_id:032x}"
-        answer = _json(body) if body else None
+        new_id = self.provider.id_generator.generate_span_id
+        server_id = new_id()
+        answer = _json(pending.answer) if isinstance(pending.answer, bytes) else pending.answer
         attrs = self._request_attrs(watch, operation, answer)
         if self.capture_content:
             attrs.update(_content(watch.body, answer))
-        flags = TraceFlags(TraceFlags.SAMPLED)
-        server = SpanContext(trace_id, ids.generate_span_id(), False, flags, decision.trace_state)
-        spans: list[ReadableSpan] = []
+        spans: list[otlp_wire.SpanRecord] = []
         events: list[tuple[float, str, dict[str, AttrValue]]] = []
         steps = watch.trace.steps if watch.trace is not None else []
         served_at = max((i for i, s in enumerate(steps) if s.kind == "attempt"), default=-1)
@@ -138,13 +206,12 @@ class Tracing:
             status = step.detail.get("status")
             failed = not isinstance(status, int) or status >= 400
             latency = float(step.detail.get("latency_ms") or 0.0) / 1000
-            spans.append(ReadableSpan(
-                name, SpanContext(trace_id, ids.generate_span_id(), False, flags, decision.trace_state), server,
-                self.provider.resource, self._attempt_attrs(step, pick, operation, model, answer if i == served_at
-                                                            else None, watch.status if i == served_at else None),
-                kind=self._client, start_time=ns(step.ts - latency), end_time=ns(step.ts),
-                status=Status(StatusCode.ERROR, str(step.detail.get("outcome") or "")) if failed else Status(),
-                instrumentation_scope=self.scope))
+            served = i == served_at
+            spans.append(otlp_wire.SpanRecord(
+                trace_id, new_id(), server_id, name, otlp_wire.SPAN_KIND_CLIENT, ns(step.ts - latency), ns(step.ts),
+                self._attempt_attrs(step, pick, operation, model, answer if served else None,
+                                    watch.status if served else None),
+                error=str(step.detail.get("outcome") or "") if failed else None, trace_state=state))
             pick = None
         for event in watch.events:
             events.append((event.ts, event.change.value if event.change else event.kind.value, _drop_empty({
@@ -152,15 +219,12 @@ class Tracing:
                 "pooltui.reason": scrub(event.reason), "pooltui.action": scrub(event.action)})))
         events.sort(key=lambda e: e[0])
         failed = watch.status >= 500 or watch.outcome == "error"
-        spans.append(ReadableSpan(
-            name, server, parent if parent.is_valid else None, self.provider.resource, attrs,
-            [Event(what, attributes, ns(ts)) for ts, what, attributes in events], kind=self._server,
-            start_time=ns(watch.started), end_time=ns(ended),
-            status=Status(StatusCode.ERROR, f"http {watch.status}") if failed else Status(),
-            instrumentation_scope=self.scope))
-        for span in spans:
-            self.processor.on_end(span)
-        return f"{trace_id:032x}"
+        spans.append(otlp_wire.SpanRecord(
+            trace_id, server_id, pending.parent_id, name, otlp_wire.SPAN_KIND_SERVER, ns(watch.started),
+            ns(pending.ended), attrs, [(ns(ts), what, a) for ts, what, a in events],
+            error=f"http {watch.status}" if failed else None, trace_state=state,
+            parent_remote=pending.parent_remote))
+        return spans
 
     def _request_attrs(self, watch: RequestWatch, operation: str, answer: dict[str, Any] | None
                        ) -> dict[str, AttrValue]:
@@ -197,10 +261,7 @@ class Tracing:
         profile = self._profile_of(step.provider)
         if profile is not None:
             attrs.update(self._provider_attrs(profile.dialect))
-            url = urlsplit(profile.base_url)
-            attrs["server.address"] = url.hostname or ""
-            if url.port:
-                attrs["server.port"] = url.port
+            attrs.update(self._server_of(step.provider, profile))
         if pick is not None and pick.key == step.key:
             attrs.update(_pick_attrs(pick))
         if answer is not None and caller_status is not None and caller_status < 400:
@@ -214,6 +275,25 @@ class Tracing:
 
     def _profile_of(self, provider: str) -> ProviderProfile | None:
         return self.profiles.get(provider)
+
+    def _server_of(self, provider: str, profile: ProviderProfile) -> dict[str, AttrValue]:
+        """``server.address`` and ``server.port`` of a provider's base URL (parsed once)."""
+        known = self._servers.get(provider)
+        if known is None or known.get("url") != profile.base_url:
+            url = urlsplit(profile.base_url)
+            known = self._servers[provider] = {"url": profile.base_url, "server.address": url.hostname or ""}
+            if url.port:
+                known["server.port"] = url.port
+        return {k: v for k, v in known.items() if k != "url"}
+
+
+def _whole(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from the environment, else ``default`` (as the SDK reads its OTEL_BSP_*)."""
+    try:
+        value = int(environ.get(name, "").strip() or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
 def _content(body: bytes | None, answer: dict[str, Any] | None) -> dict[str, AttrValue]:
     """Prompt and completion text (opt-in), scrubbed of every known secret."""
@@ -230,6 +310,19 @@ def _content(body: bytes | None, answer: dict[str, Any] | None) -> dict[str, Att
         else:  # anthropic
             shown = [{"role": "assistant", "content": answer.get("content")}]
         out["gen_ai.output.messages"] = scrub(json.dumps(shown))
+    return out
+
+
+def _summary(answer: dict[str, Any] | None, content: bool) -> dict[str, Any] | None:
+    """What the spans read of a response (model, id, usage, finish reasons; the text only with ``content``)."""
+    if answer is None:
+        return None
+    out: dict[str, Any] = {k: answer[k] for k in ("model", "id", "usage", "stop_reason") if k in answer}
+    if isinstance(answer.get("choices"), list):
+        out["choices"] = [c if content else {"finish_reason": c.get("finish_reason")}
+                          for c in answer["choices"] if isinstance(c, dict)]
+    if content and "content" in answer:
+        out["content"] = answer["content"]
     return out
 
 

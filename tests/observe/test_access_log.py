@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pooltui.proxy.logs import ACCESS, ACCESS_FIELDS, OPERATIONS, configure
+from pooltui.proxy.logs import ACCESS, ACCESS_FIELDS, OPERATIONS, configure, flush
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.odd_upstream import SECRET, OddUpstream
@@ -32,6 +32,7 @@ def json_log() -> Iterator[io.StringIO]:
 
 
 def lines(stream: io.StringIO, logger: str = ACCESS) -> list[dict]:
+    flush()  # the lines queued so far (the handler writes them in batches)
     return [line for line in map(json.loads, stream.getvalue().splitlines()) if line["logger"] == logger]
 
 
@@ -111,8 +112,8 @@ def test_a_key_echoed_by_the_upstream_is_in_no_log_line(json_log) -> None:
         answer = httpx.post(f"{px.service.url}/v1/chat/completions", timeout=30, json={
             "model": "m", "messages": [{"role": "user", "content": "hi"}]})
         assert SECRET not in answer.text and SECRET not in str(answer.headers)
-    text = json_log.getvalue()
     assert lines(json_log) and any(line["change"] == "barred" for line in lines(json_log, OPERATIONS))
+    text = json_log.getvalue()
     assert SECRET not in text
     assert SECRET[-8:] not in text.replace(SECRET[:7], "")  # not even cut apart
 

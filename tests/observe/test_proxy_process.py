@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import httpx
+
 from tests.conftest import keys, make_scenario
 from tests.observe.otlp_receiver import OtlpReceiver
 from tests.shared.conftest import ask, log_until, start_proxies, stop_proxies
@@ -78,3 +80,47 @@ def test_bad_telemetry_or_log_option_is_one_line_and_exit_2(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "pooltui", "proxy", "--log-format", "xml"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_a_log_file_that_cannot_be_written_is_one_line_and_exit_2(serve, tmp_path) -> None:
+    path, secrets = on_simulator(serve, tmp_path)
+    out = subprocess.run([sys.executable, "-m", "pooltui", "proxy", "--port", "0", "--log-file",
+                          str(tmp_path / "no-such-folder" / "proxy.log")], env=env_for(path, tmp_path, **secrets),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "cannot write the log file" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_no_access_line_is_lost_at_a_clean_shutdown(serve, tmp_path) -> None:
+    """The log is written in batches by a thread: the lines still queued when the proxy is stopped go out."""
+    path, secrets = on_simulator(serve, tmp_path)
+    log = tmp_path / "proxy.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pooltui", "proxy", "--port", "0", "--log-format", "json"],
+                                env=env_for(path, tmp_path, **secrets), stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        found = log_until(log, r"pooltui proxy on http://[^:/]+:(\d+)", 45, proc)
+        assert found is not None, log.read_text()
+        port = int(found.group(1))
+        assert ask(port).status_code == 200
+        with httpx.Client(timeout=10) as http:
+            for _ in range(30):
+                assert http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={
+                    "model": "m", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    finally:
+        stop_proxies([proc])  # at once: the last lines are still queued
+    access = [line for line in log.read_text().splitlines() if '"logger": "pooltui.access"' in line]
+    assert len(access) == 31 and proc.returncode == 0
+
+
+def test_spans_still_queued_are_sent_when_the_proxy_stops(serve, tmp_path) -> None:
+    path, secrets = on_simulator(serve, tmp_path)
+    with OtlpReceiver() as receiver:
+        env = env_for(path, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="600000",
+                      **secrets)
+        procs, ports = start_proxies(1, env, logs=tmp_path)
+        try:
+            assert ask(ports[0]).status_code == 200
+        finally:
+            stop_proxies(procs)  # long before the batch's 10 minutes
+        spans = receiver.wait_for(2, timeout_s=5)
+    assert {s.server for s in spans} == {True, False} and procs[0].returncode == 0

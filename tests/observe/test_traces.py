@@ -4,6 +4,7 @@ fallback), GenAI attributes, and never a secret or a prompt in anything exported
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pooltui.sim.wiring import client_for_scenario
 from pooltui.store.telemetry import TelemetryConfig
 from tests.conftest import keys, make_scenario
 from tests.observe.otlp_receiver import OtlpReceiver, Received
+from tests.odd_upstream import OddUpstream, head
 from tests.test_proxy import ALL_SECRETS, ProxyThread, proxied  # noqa: F401 - the fixture
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -215,3 +217,25 @@ def test_a_caller_not_sampled_is_not_traced(proxied) -> None:  # noqa: F811 - th
         spans = receiver.wait_for(2)
         assert px.proxy.observer.tracing is not None and px.proxy.observer.tracing.flush()
     assert {s.trace_id for s in receiver.spans} == {CALLER_TRACE} and spans
+
+
+async def _large_completion(writer) -> None:
+    body = json.dumps({"id": "c-large", "object": "chat.completion", "created": 0, "model": "m-large",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 40_000},
+                                    "finish_reason": "length"}],
+                       "usage": {"prompt_tokens": 9, "completion_tokens": 40_000, "total_tokens": 40_009}}).encode()
+    writer.write(head(content_type="application/json", length=len(body)) + body)
+
+
+def test_a_large_answer_is_traced_like_a_small_one() -> None:
+    """An answer too large to hold until its spans are built is read at once: the spans say the same."""
+    with OddUpstream(_large_completion) as odd, OtlpReceiver() as receiver, \
+            ProxyThread({"odd": odd.client()}, observer=traced(receiver)) as px:
+        assert len(ask(px.service.url).content) > 200_000
+        spans = receiver.wait_for(2)
+    [attempt] = [s for s in spans if s.client]
+    a = attempt.attributes
+    assert (a["gen_ai.response.id"], a["gen_ai.response.model"], a["gen_ai.response.finish_reasons"]) == (
+        "c-large", "m-large", ["length"])
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (9, 40_000)
+    assert not any("word word" in text for text in exported_text(receiver, spans))

@@ -1,0 +1,144 @@
+"""OTLP trace export bodies (``ExportTraceServiceRequest`` in protobuf, what OTLP/HTTP sends) written directly from
+pooltui's own span records in one pass: no SDK span object, no intermediate message. The attributes that repeat
+from request to request (operation, model, provider, key label, outcome...) are encoded once and reused, which
+is most of what encoding a span costs. The official decoder (opentelemetry-proto) reads what this writes: see
+tests/observe/test_otlp_wire.py."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+AttrValue = str | bool | int | float | Sequence[str]
+
+SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
+STATUS_ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
+#: Span.flags: the "is the parent remote" bit is known (and, with the second, set)
+FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE = 0x100, 0x200
+CACHED_MAX = 8192  # encoded attributes kept for reuse (cleared when full)
+CACHED_VALUE_MAX = 200  # longer string values (captured content) are encoded each time
+
+_SMALL = [bytes([i]) for i in range(128)]
+_FIXED64 = struct.Struct("<Q")
+_DOUBLE = struct.Struct("<d")
+_FIXED32 = struct.Struct("<I")
+
+
+def varint(n: int) -> bytes:
+    if 0 <= n < 0x80:
+        return _SMALL[n]
+    n &= (1 << 64) - 1  # int64: a negative number is its 64-bit two's complement
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def delimited(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, bytes."""
+    return tag + varint(len(payload)) + payload
+
+
+def text(tag: bytes, value: str) -> bytes:
+    return delimited(tag, value.encode())
+
+
+def any_value(value: AttrValue) -> bytes:
+    """``AnyValue``: string 1, bool 2, int 3, double 4, array 5."""
+    if isinstance(value, str):
+        return text(b"\x0a", value)
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + varint(value)
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE.pack(value)
+    return delimited(b"\x2a", b"".join(delimited(b"\x0a", any_value(v)) for v in value))
+
+
+_encoded: dict[tuple[bytes, str, type, AttrValue], bytes] = {}
+
+
+def key_value(key: str, value: AttrValue) -> bytes:
+    """``KeyValue``: key 1, value 2."""
+    return text(b"\x0a", key) + delimited(b"\x12", any_value(value))
+
+
+def attributes(tag: bytes, attrs: Mapping[str, AttrValue]) -> bytes:
+    """Each attribute as a ``KeyValue`` field ``tag``; the ones seen before from the cache."""
+    parts = []
+    for key, value in attrs.items():
+        if isinstance(value, str | int) and not (isinstance(value, str) and len(value) > CACHED_VALUE_MAX):
+            cached = _encoded.get((tag, key, type(value), value))
+            if cached is None:
+                if len(_encoded) >= CACHED_MAX:
+                    _encoded.clear()
+                cached = _encoded[(tag, key, type(value), value)] = delimited(tag, key_value(key, value))
+            parts.append(cached)
+        else:
+            parts.append(delimited(tag, key_value(key, value)))
+    return b"".join(parts)
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One finished span as pooltui knows it: ids as integers, times in ns since the epoch."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int  # 0: none
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, AttrValue]
+    events: Sequence[tuple[int, str, Mapping[str, AttrValue]]] = ()  # (time ns, name, attributes)
+    error: str | None = None  # the status's message when the span failed (status ERROR), else status unset
+    trace_state: str = ""
+    parent_remote: bool = False
+
+
+def span(record: SpanRecord) -> bytes:
+    """``Span``: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6, start 7, end 8,
+    attributes 9, events 11, status 15, flags 16."""
+    parts = [b"\x0a\x10", record.trace_id.to_bytes(16, "big"), b"\x12\x08", record.span_id.to_bytes(8, "big")]
+    if record.trace_state:
+        parts.append(text(b"\x1a", record.trace_state))
+    if record.parent_id:
+        parts += (b"\x22\x08", record.parent_id.to_bytes(8, "big"))
+    parts += (text(b"\x2a", record.name), b"\x30", varint(record.kind), b"\x39", _FIXED64.pack(record.start_ns),
+              b"\x41", _FIXED64.pack(record.end_ns), attributes(b"\x4a", record.attributes))
+    for ts, name, attrs in record.events:  # Event: time 1, name 2, attributes 3
+        parts.append(delimited(b"\x5a", b"\x09" + _FIXED64.pack(ts) + text(b"\x12", name)
+                               + attributes(b"\x1a", attrs)))
+    if record.error is not None:  # Status: message 2, code 3
+        parts.append(delimited(b"\x7a", (text(b"\x12", record.error) if record.error else b"")
+                               + b"\x18" + varint(STATUS_ERROR)))
+    else:
+        parts.append(b"\x7a\x00")
+    flags = FLAG_HAS_IS_REMOTE | (FLAG_IS_REMOTE if record.parent_remote else 0)
+    parts += (b"\x85\x01", _FIXED32.pack(flags))
+    return b"".join(parts)
+
+
+def resource(attrs: Mapping[str, AttrValue]) -> bytes:
+    """``Resource``: attributes 1."""
+    return attributes(b"\x0a", attrs)
+
+
+def scope(name: str, version: str) -> bytes:
+    """``InstrumentationScope``: name 1, version 2."""
+    return text(b"\x0a", name) + (text(b"\x12", version) if version else b"")
+
+
+def export_request(resource_bytes: bytes, scope_bytes: bytes, spans: Iterable[bytes], schema_url: str = "") -> bytes:
+    """``ExportTraceServiceRequest`` of one resource and one scope: resource_spans 1 {resource 1, scope_spans 2
+    {scope 1, spans 2}, schema_url 3}."""
+    scope_spans = delimited(b"\x0a", scope_bytes) + b"".join(delimited(b"\x12", s) for s in spans)
+    body = delimited(b"\x0a", resource_bytes) + delimited(b"\x12", scope_spans)
+    if schema_url:
+        body += text(b"\x1a", schema_url)
+    return delimited(b"\x0a", body)
