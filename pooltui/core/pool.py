@@ -29,7 +29,7 @@ from pooltui.core.declared import DeclaredWindows, TokenHold
 from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.learned import Fitted, LearnedLimit
+from pooltui.core.learned import Fitted, FleetSends, LearnedLimit, SendLogs
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
@@ -904,11 +904,21 @@ class Pool:
             learned = models.get(model)
             if learned is None:
                 learned = models[model] = LearnedLimit()
+            if learned.fleet is None and self._share_learned:  # new, restored, or built before the store came
+                learned.fleet = self._sends(f"{key.label}@{model}")
             return learned
         learned = key.learned
         if learned is None:
             learned = key.learned = LearnedLimit()
+        if learned.fleet is None and self._share_learned:
+            learned.fleet = self._sends(key.label)
         return learned
+
+    def _sends(self, scope: str) -> FleetSends | None:
+        """The fleet's sends of ``scope`` (a key's label, or ``label@model``) where windows are shared: learnt
+        limits are fitted from them (learned.py: FleetSends)."""
+        windows = self.windows
+        return windows.sends(self.name, scope) if self._share_learned and isinstance(windows, SendLogs) else None
 
     def _pace(self, key: PoolKey, learned: LearnedLimit, now: float, trace: RequestTrace | None) -> bool:
         """The key's learnt window is full: it rests until the window has room again, instead of collecting a

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pooltui.core.windows import LEARNED
+from pooltui.store.shared_sends import MAX_SENDS, RETENTION_S, SharedSends, send_time
 from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
@@ -261,6 +262,7 @@ class SharedWindows:
         self.prefix, self.instance, self._redis, self.processes = prefix, instance, redis, processes
         self.fingerprint, self.log, self.clock = fingerprint, log, clock
         self.slots: dict[str, SharedSlots] = {}
+        self.logs: dict[str, SharedSends] = {}  # the fleet's accepted sends per key, for learnt limits
         self.connected = True  # until a call says otherwise (the first lease tells)
         self.alone_until = 0.0  # local time until which each process also keeps to its share (after a reconnect)
         self.extra: list[tuple[SharedSlots, float, str]] = []  # used beyond what was held: to write
@@ -285,6 +287,15 @@ class SharedWindows:
             slots = self.slots[name] = SharedSlots(self, name, (provider, label, what), limit, window_s)
         slots.limit, slots.window_s = limit, window_s
         return slots
+
+    def sends(self, provider: str, label: str) -> SharedSends:
+        """The fleet's accepted sends of ``provider``'s key ``label`` (or ``label@model``): learnt limits are
+        fitted from them (core/learned.py ``SendLogs``; store/shared_sends.py)."""
+        name = f"{self.prefix}:sends:{provider}:{label}:{self.fingerprint(provider, label)}"
+        log = self.logs.get(name)
+        if log is None:
+            log = self.logs[name] = SharedSends(name)
+        return log
 
     def member_id(self, units: int) -> str:
         return f"{self._tag}:{next(self._seq)}:{units}"
@@ -327,12 +338,13 @@ class SharedWindows:
 
     async def _round(self) -> None:
         redis = self._redis()
-        if redis is None or not self.slots:
+        if redis is None or not (self.slots or self.logs):
             return  # the store has not started yet, or no key has a window: nothing to lease
         if self._take is None:
             self._take, self._settle = redis.register_script(TAKE_LUA), redis.register_script(SETTLE_LUA)
         if not self.connected or self._epoch is None:
             await self._rejoin(redis)
+        await self._sync_sends(redis)
         now = self.clock()
         for slots in list(self.slots.values()):
             for lease in list(slots.leases):
@@ -349,6 +361,46 @@ class SharedWindows:
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
+
+    async def _sync_sends(self, redis: Any) -> None:
+        """Append this process's accepted sends to their keys' logs and read the others' (one round trip for
+        every log sent on lately; none while no key is)."""
+        now = self.clock()
+        active = [log for log in list(self.logs.values()) if log.pending or now < log.active_until]
+        if not active:
+            return
+        out = [(log, list(log.pending)) for log in active]
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for log, pending in out:
+                for at in pending:
+                    pipe.xadd(log.name, {"p": self._tag, "t": self._score(at)}, maxlen=MAX_SENDS, approximate=True)
+                if pending:
+                    pipe.pexpire(log.name, int(RETENTION_S * 1000))
+            start = self._score(now - RETENTION_S)
+            pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
+            answers = await pipe.execute()
+        for log, pending in out:
+            del log.pending[:len(pending)]
+        sec, usec = answers[0]
+        redis_ms = int(sec) * 1000 + int(usec) // 1000
+        self.offset_s = redis_ms / 1000 - (now + self.clock()) / 2
+        by_name = {log.name: log for log in active}
+        read = answers[-1] or []
+        for name, entries in (read.items() if isinstance(read, dict) else read):
+            into = by_name.get(name)
+            if into is None:
+                continue
+            for entry_id, fields in entries:
+                into.last_id = entry_id
+                try:
+                    ms = send_time(fields, self._tag, redis_ms)
+                except ValueError as exc:
+                    self.refused += 1
+                    self.say_once(f"shared windows: refused an entry of {into.name} ({exc})")
+                    continue
+                if ms is not None:
+                    into.heard(ms / 1000 - self.offset_s, now)
 
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
