@@ -14,8 +14,8 @@ window of its latest votes. Periodic traffic may leave "1 per 0.4 s" and "5 per 
 allow the same rate, and the smaller paces more smoothly. After ``PROBE_WINDOWS`` windows (and at least
 ``PROBE_MIN_S``) at the limit with no 429 the estimate grows by one (additive increase, slow), so a raised
 limit is found again; the next 429 re-fits it. A 429 is fitted only once every request sent before it has
-been answered: under concurrency a 429 often comes back before the successes sent ahead of it. Pure: times
-are passed in.
+been answered: under concurrency a 429 often comes back before the successes sent ahead of it (and, where
+windows are shared, once the others' sends before it have been read). Pure: times are passed in.
 
 Where windows are shared across processes (Redis), a fit reads the fleet's accepted sends of the key too
 (:class:`FleetSends`, kept by the store): the provider's window held the whole fleet's requests, and fitted from
@@ -31,7 +31,7 @@ and token budgets, declared or stated in headers, hold picks by their estimated 
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from heapq import merge
 from operator import sub
@@ -55,17 +55,31 @@ STALE_S = 600.0  # a request in flight that long was lost without a word: it no 
 
 
 class FleetSends(Protocol):
-    """The accepted sends of one key (or key and model) across the fleet, where its windows are shared: a 429
-    says how many requests the *provider's* window held, and with several processes on the key most of them
-    were sent by the others. Fitted from this process's sends alone, "8 per 5 s" over three processes reads as
-    about 3 per 5 s, and the fleet, keeping the smaller of equally sure estimates, paced at that."""
+    """The sends of one key (or key and model) across the fleet, where its windows are shared: a 429 says how
+    many requests the *provider's* window held, and with several processes on the key most of them were sent
+    by the others. Fitted from this process's sends alone, "8 per 5 s" over three processes read as about 3 per
+    5 s, and the fleet, keeping the smaller of equally sure estimates, paced at that. Sends are told as they go
+    out (an answer can take seconds; the others' requests sent before a 429 must be in its fit) and withdrawn
+    when refused (a 429 is not counted by the provider)."""
 
     def add(self, at: float) -> None:
-        """This process's request sent at ``at`` was accepted (the others are told)."""
+        """This process sends a request at ``at`` (the others are told)."""
+        ...
+
+    def refused(self, at: float) -> None:
+        """This process's request sent at ``at`` was refused (a 429): it no longer counts."""
         ...
 
     def others(self) -> Sequence[float]:
-        """The other processes' accepted sends as last read (local clock), oldest first."""
+        """The other processes' sends not refused, as last read (local clock), oldest first."""
+        ...
+
+    def known_until(self) -> float:
+        """The local time up to which the others' sends are known (what they sent before it has been read)."""
+        ...
+
+    def when_read(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each read of the others' sends (a 429 waiting for them is fitted then)."""
         ...
 
 
@@ -141,6 +155,8 @@ class LearnedLimit:
             insort(out, at)
         else:
             out.append(at)
+        if self.fleet is not None:
+            self.fleet.add(at)
         if len(out) > MAX_KEPT or out[0] < at - STALE_S:
             del out[:max(len(out) - MAX_KEPT, bisect_right(out, at - STALE_S))]
 
@@ -148,8 +164,6 @@ class LearnedLimit:
         """A request sent at ``sent_at`` was accepted (not rate-limited). Returns True when a 429 waiting for it
         was fitted."""
         self._settle(sent_at)
-        if self.fleet is not None:
-            self.fleet.add(sent_at)
         accepted = self.accepted
         if accepted and sent_at < accepted[-1]:  # answers arrive out of order
             insort(accepted, sent_at)
@@ -163,8 +177,10 @@ class LearnedLimit:
     def rate_limited(self, sent_at: float, retry_after_s: float | None) -> bool:
         """A 429 for a request sent at ``sent_at`` that said a slot frees after ``retry_after_s``. It is fitted
         once the requests sent before it are answered. Returns True when a 429 was fitted now."""
-        self._settle(sent_at)
+        sent = self._settle(sent_at)
         self._full_since = None
+        if self.fleet is not None:
+            self.fleet.refused(sent)  # the send time it was told with (the answer's own is a little later)
         if retry_after_s is not None and retry_after_s >= 0:
             insort(self.pending, (sent_at, retry_after_s))
         return self._fit_ready()
@@ -175,27 +191,32 @@ class LearnedLimit:
         self._settle(sent_at)
         return self._fit_ready()
 
-    def _settle(self, sent_at: float) -> None:
-        """The answer to the request in flight sent nearest ``sent_at`` came back."""
+    def refit(self) -> bool:
+        """Fit the 429s that were waiting only for the fleet's sends (now read). True when one was fitted."""
+        return self._fit_ready()
+
+    def _settle(self, sent_at: float) -> float:
+        """The answer to the request in flight sent nearest ``sent_at`` came back: its send time (as picked)."""
         out = self.outstanding
         if not out:
-            return
+            return sent_at
         i = bisect_right(out, sent_at)
         if i == len(out) or (i > 0 and sent_at - out[i - 1] <= out[i] - sent_at):
             i -= 1
-        del out[i]
+        return out.pop(i)
 
     def _fit_ready(self) -> bool:
         """Fit the 429s whose earlier requests have all been answered."""
         fitted = False
-        pending, out = self.pending, self.outstanding
-        while pending and (not out or out[0] >= pending[0][0]):
+        pending, out, fleet = self.pending, self.outstanding, self.fleet
+        while pending and (not out or out[0] >= pending[0][0]) and (
+                fleet is None or fleet.known_until() >= pending[0][0]):  # and the others' sends before it are read
             sent_at, retry_after_s = pending.pop(0)
             fitted = self._fit(sent_at, retry_after_s) or fitted
         return fitted
 
     def _all_accepted(self) -> list[float]:
-        """The accepted sends a fit reads: this process's, and the fleet's others' where windows are shared."""
+        """The accepted sends a fit reads: this process's, and the others' where windows are shared."""
         others = self.fleet.others() if self.fleet is not None else ()
         return list(merge(self.accepted, others)) if others else self.accepted
 

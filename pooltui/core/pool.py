@@ -418,6 +418,7 @@ class Pool:
         limit, window_s = learned.limit, learned.window_s
         if not self._share_learned or limit is None or window_s is None:
             return None
+        window_s += learned.margin_s  # the provider counts a request from its arrival, a little after our pick
         slots = self._learned_windows.get(key.label)
         if slots is None or slots.limit != limit or slots.window_s != window_s:
             slots = self._learned_windows[key.label] = self.windows(self.name, key.label, LEARNED, limit, window_s)
@@ -905,20 +906,24 @@ class Pool:
             if learned is None:
                 learned = models[model] = LearnedLimit()
             if learned.fleet is None and self._share_learned:  # new, restored, or built before the store came
-                learned.fleet = self._sends(f"{key.label}@{model}")
+                learned.fleet = self._sends(key, model)
             return learned
         learned = key.learned
         if learned is None:
             learned = key.learned = LearnedLimit()
         if learned.fleet is None and self._share_learned:
-            learned.fleet = self._sends(key.label)
+            learned.fleet = self._sends(key, None)
         return learned
 
-    def _sends(self, scope: str) -> FleetSends | None:
-        """The fleet's sends of ``scope`` (a key's label, or ``label@model``) where windows are shared: learnt
-        limits are fitted from them (learned.py: FleetSends)."""
+    def _sends(self, key: PoolKey, model: str | None) -> FleetSends | None:
+        """The fleet's sends of ``key`` (for ``model``) where windows are shared: learnt limits are fitted from
+        them (learned.py: FleetSends); a 429 waiting for them is fitted when they are read."""
         windows = self.windows
-        return windows.sends(self.name, scope) if self._share_learned and isinstance(windows, SendLogs) else None
+        if not self._share_learned or not isinstance(windows, SendLogs):
+            return None
+        log = windows.sends(self.name, key.label if model is None else f"{key.label}@{model}")
+        log.when_read(lambda: self._refit(key, model))
+        return log
 
     def _pace(self, key: PoolKey, learned: LearnedLimit, now: float, trace: RequestTrace | None) -> bool:
         """The key's learnt window is full: it rests until the window has room again, instead of collecting a
@@ -971,10 +976,22 @@ class Pool:
         else:
             fitted = learned.answered(sent_at)
         if fitted and learned.limit != before:
-            what = f" for {model}" if model is not None else ""
-            self._emit(key, EventKind.STATE, None, f"learned limit{what} {learned.limit} per "
-                       f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id,
-                       StateChange.LEARNED)
+            self._learnt(key, learned, model, request_id)
+
+    def _learnt(self, key: PoolKey, learned: LearnedLimit, model: str | None, request_id: int | None) -> None:
+        what = f" for {model}" if model is not None else ""
+        self._emit(key, EventKind.STATE, None, f"learned limit{what} {learned.limit} per "
+                   f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id,
+                   StateChange.LEARNED)
+
+    def _refit(self, key: PoolKey, model: str | None) -> None:
+        """The fleet's sends of the key were read: a 429 that waited for them is fitted now."""
+        learned = (key.learned_models or {}).get(model) if model is not None else key.learned
+        if learned is None or not learned.pending or self.detached(key):
+            return
+        before = learned.limit
+        if learned.refit() and learned.limit != before:
+            self._learnt(key, learned, model, None)
 
     def peek(self) -> str | None:
         """The label the next pick will get (None for random or an empty pool)."""

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pooltui.core.windows import LEARNED
-from pooltui.store.shared_sends import MAX_SENDS, RETENTION_S, SharedSends, send_time
+from pooltui.store.shared_sends import MAX_SENDS, PER_ENTRY, RETENTION_S, SharedSends, send_times
 from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
@@ -181,7 +181,7 @@ class SharedSlots:
                 lease.used += n
                 lease.last_use = now
                 self.left -= n
-                if self.left < self.reserve():  # the next batch is leased now, ahead of the next pick
+                if self.short():  # the next batch is leased now, ahead of the next pick
                     self.want = max(self.want, 1)
                     self.group.wake()
                 return True
@@ -244,6 +244,13 @@ class SharedSlots:
         process's (the next pick then finds one without waiting; near the limit, reserves would starve use)."""
         batch, procs = self.batch(), max(1, self.group.processes())
         return batch + 1 if self.fleet_held + procs * (batch + 1) <= self.limit else batch
+
+    def short(self) -> int:
+        """Units to lease to refill the reserve, once the open leases fell half a batch below it (0 until then):
+        a pick that tops up every unit it takes costs a lease round trip per pick (a large budget, a batch of
+        833,333: requests/s through the Redis store fell to 0.65x of the in-memory one)."""
+        reserve = self.reserve()
+        return reserve - self.left if self.left < reserve - self.batch() // 2 else 0
 
     def lease_s(self) -> float:
         return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
@@ -350,7 +357,7 @@ class SharedWindows:
             for lease in list(slots.leases):
                 if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
                     await self._end_lease(slots, lease)
-            short = slots.reserve() - slots.left
+            short = slots.short()
             # the reserve is kept leased while idle too: a burst after a quiet spell finds its slots here (with
             # the reserve kept only after recent picks, the first picks of a burst found none, rested the key
             # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s
@@ -363,44 +370,56 @@ class SharedWindows:
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
 
     async def _sync_sends(self, redis: Any) -> None:
-        """Append this process's accepted sends to their keys' logs and read the others' (one round trip for
-        every log sent on lately; none while no key is)."""
+        """Append this process's sends (and refusals) to their keys' logs and read the others' (one round trip
+        for every log sent on lately; none while no key is)."""
         now = self.clock()
-        active = [log for log in list(self.logs.values()) if log.pending or now < log.active_until]
+        active = [log for log in list(self.logs.values()) if log.pending or log.withdrawn or now < log.active_until]
         if not active:
             return
-        out = [(log, list(log.pending)) for log in active]
+        out = [(log, log.pending[:PER_ENTRY], log.withdrawn[:PER_ENTRY]) for log in active]
         async with redis.pipeline(transaction=False) as pipe:
             pipe.time()
-            for log, pending in out:
-                for at in pending:
-                    pipe.xadd(log.name, {"p": self._tag, "t": self._score(at)}, maxlen=MAX_SENDS, approximate=True)
-                if pending:
+            for log, sent, refused in out:  # one entry per log and round (PER_ENTRY times at most: the rest next)
+                if sent or refused:
+                    pipe.xadd(log.name, {"p": self._tag, "t": self._listed(sent), "r": self._listed(refused)},
+                              maxlen=MAX_SENDS, approximate=True)
                     pipe.pexpire(log.name, int(RETENTION_S * 1000))
             start = self._score(now - RETENTION_S)
             pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
             answers = await pipe.execute()
-        for log, pending in out:
-            del log.pending[:len(pending)]
+        for log, sent, refused in out:
+            del log.pending[:len(sent)], log.withdrawn[:len(refused)]
         sec, usec = answers[0]
         redis_ms = int(sec) * 1000 + int(usec) // 1000
         self.offset_s = redis_ms / 1000 - (now + self.clock()) / 2
         by_name = {log.name: log for log in active}
         read = answers[-1] or []
+        complete = set(by_name)
         for name, entries in (read.items() if isinstance(read, dict) else read):
             into = by_name.get(name)
             if into is None:
                 continue
+            if len(entries) >= MAX_SENDS:
+                complete.discard(name)  # more to read: not known up to now yet
             for entry_id, fields in entries:
                 into.last_id = entry_id
                 try:
-                    ms = send_time(fields, self._tag, redis_ms)
+                    sent_ms, refused_ms = send_times(fields, self._tag, redis_ms)
                 except ValueError as exc:
                     self.refused += 1
                     self.say_once(f"shared windows: refused an entry of {into.name} ({exc})")
                     continue
-                if ms is not None:
-                    into.heard(ms / 1000 - self.offset_s, now)
+                if into.offset_s is None:  # one offset per log: a refusal finds its send at the same local time
+                    into.offset_s = self.offset_s
+                for ms in sent_ms:
+                    into.heard(ms / 1000 - into.offset_s, now)
+                for ms in refused_ms:
+                    into.unheard(ms / 1000 - into.offset_s)
+        for name in complete:
+            by_name[name].read(now)
+
+    def _listed(self, times: list[float]) -> str:
+        return ",".join(str(self._score(at)) for at in times)
 
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""

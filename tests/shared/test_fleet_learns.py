@@ -14,12 +14,12 @@ import pytest
 from pooltui.client.pool_client import PoolClient
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
 from pooltui.sim.wiring import client_for_scenario
-from pooltui.store.shared_sends import send_time
+from pooltui.store.shared_sends import PER_ENTRY, send_times
 from pooltui.store.shared_state import SharedKeyStates
 from tests.conftest import keys, make_scenario
 
 pytestmark = pytest.mark.timeout(90)
-LIMIT, WINDOW_S, SECONDS = 6, 1.0, 10.0
+LIMIT, WINDOW_S, SECONDS = 8, 2.0, 12.0
 
 
 def ask(profile: ProviderProfile) -> ApiRequest:
@@ -65,14 +65,19 @@ async def test_three_processes_learn_the_keys_whole_limit_together(redis_server,
     ok, limited = int(seen.get("200", 0)), int(seen.get("429", 0))
     capacity = LIMIT * took / WINDOW_S  # what the key serves in a sliding window over the run (a window's less)
     assert ok >= 0.9 * capacity, (seen, took)  # the fleet paced by the key's limit, not a third of it
-    assert limited <= max(3, 0.03 * ok), seen  # a few 429s while the estimate settles, none after
+    # 429s: those that teach the estimates (each process's first, up to two, before the fleet's reaches it); the
+    # rate over a longer run is bench fleet-limits' (1.02 calls per success over 60 s)
+    assert limited <= 2 * len(clients) + 0.03 * ok, seen
 
 
-@pytest.mark.parametrize("fields", [{"p": "x"}, {"p": "x", "t": "-5"}, {"p": "x", "t": "12.5"}, {"t": "1000"},
-                                    {"p": "x", "t": "1"}, {"p": "x", "t": str(10**6 + 5_000)}, "not a map"])
+@pytest.mark.parametrize("fields", [{"p": "x", "t": "-5"}, {"p": "x", "t": "12.5"}, {"t": "1000"},
+                                    {"p": "x", "t": "1"}, {"p": "x", "t": str(10**6 + 5_000)}, "not a map",
+                                    {"p": "x", "t": ",".join([str(10**6)] * (PER_ENTRY + 1))},
+                                    {"p": "x", "t": f"{10**6},"}, {"p": "x", "t": "", "r": "x"}])
 def test_a_planted_send_is_refused(fields) -> None:
     """Sends read from Redis are network input: no time outside the retention or in the future, no odd field."""
-    assert send_time({"p": "other", "t": str(10**6)}, "mine", 10**6) == 10**6
-    assert send_time({"p": "mine", "t": str(10**6)}, "mine", 10**6) is None  # this process's own: known already
+    assert send_times({"p": "other", "t": f"{10**6},{10**6 - 5}", "r": ""}, "mine", 10**6) == ([10**6, 10**6 - 5], [])
+    assert send_times({"p": "other", "t": "", "r": str(10**6)}, "mine", 10**6) == ([], [10**6])
+    assert send_times({"p": "mine", "t": str(10**6)}, "mine", 10**6) == ([], [])  # this process's own: known
     with pytest.raises(ValueError):
-        send_time(fields, "mine", 10**6)
+        send_times(fields, "mine", 10**6)

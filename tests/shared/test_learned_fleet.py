@@ -94,3 +94,45 @@ def test_a_planted_estimate_is_refused(bad) -> None:
     learned(json.loads(json.dumps(good)), 2.0)
     with pytest.raises(Rejected):
         learned({**good, **bad}, 2.0)
+
+
+def learn_model(p: Pool, clock: FakeClock, model: str, limit: int) -> Pool:
+    """The pool serves two models; ``model`` accepts ``limit`` requests 10 ms apart, then 429s saying a slot frees
+    2 s after the first: ``limit`` per 2 s for that model only."""
+    p.report(p.pick(model="other"), Classification(Outcome.OK, 200), model="other")
+    for _ in range(limit):
+        p.report(p.pick(model=model), Classification(Outcome.OK, 200), model=model)
+        clock.advance(0.01)
+    clock.advance(0.06)
+    p.report(p.pick(model=model), Classification(Outcome.RATE_LIMITED, 429, "slow", 2.0 - 0.01 * limit - 0.06,
+                                                 DeadlineSource.RETRY_AFTER, model_scoped=True), model=model)
+    return p
+
+
+def model_estimate(p: Pool, model: str) -> tuple[int, float] | None:
+    fit = next((f for f in p.key("k0").estimates() if f.model == model), None)
+    return (fit.limit, round(fit.window_s, 2)) if fit is not None else None
+
+
+@pytest.mark.asyncio
+async def test_a_per_model_limit_two_processes_learnt_reaches_a_third(redis_server) -> None:
+    stores, pools = [], []
+    try:
+        for _ in range(3):
+            store = SharedKeyStates(redis_server.url, prefix="pm")
+            pool = Pool("p", [KeySpec("k0", SECRET)], "round-robin", clock=FakeClock())
+            store.attach(pool)
+            await store.start()
+            stores.append(store)
+            pools.append(pool)
+        learn_model(pools[0], pools[0].clock, "m-a", 4)
+        learn_model(pools[1], pools[1].clock, "m-a", 3)
+        mine = [model_estimate(p, "m-a") for p in pools[:2]]
+        assert mine == [(4, 2.0), (3, 2.0)]
+        # the fleet keeps the smaller of equally sure estimates: the third process paces m-a by it, m-b by nothing
+        await until(lambda: model_estimate(pools[2], "m-a") == (3, 2.0), "the third sees the fleet's estimate", 10)
+        await until(lambda: model_estimate(pools[0], "m-a") == (3, 2.0), "the first adopts the smaller", 10)
+        assert model_estimate(pools[2], "") is None and model_estimate(pools[2], "other") is None
+    finally:
+        for s in stores:
+            await s.stop()
