@@ -413,15 +413,17 @@ class Pool:
                 self._declare(key, KeySpec(key.label, "", limits=d.limits,
                                            model_limits=tuple((m, w.limits) for m, w in (d.models or {}).items())))
 
-    def _learned_window(self, key: PoolKey, learned: LearnedLimit) -> Slots | None:
-        """The fleet's window of ``key``'s learnt limit (None without a shared factory or an estimate)."""
+    def _learned_window(self, key: PoolKey, learned: LearnedLimit, model: str | None = None) -> Slots | None:
+        """The fleet's window of ``key``'s learnt limit, the key's own or (``learned`` being the key's estimate
+        for ``model``) that model's (None without a shared factory or an estimate)."""
         limit, window_s = learned.limit, learned.window_s
         if not self._share_learned or limit is None or window_s is None:
             return None
         window_s += learned.margin_s  # the provider counts a request from its arrival, a little after our pick
-        slots = self._learned_windows.get(key.label)
+        scope = key.label if learned is key.learned or model is None else f"{key.label}@{model}"
+        slots = self._learned_windows.get(scope)
         if slots is None or slots.limit != limit or slots.window_s != window_s:
-            slots = self._learned_windows[key.label] = self.windows(self.name, key.label, LEARNED, limit, window_s)
+            slots = self._learned_windows[scope] = self.windows(self.name, scope, LEARNED, limit, window_s)
         return slots
 
     def _learned_full(self, key: PoolKey, learned: LearnedLimit, now: float) -> bool:
@@ -634,7 +636,7 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.sent(now)
-            if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
+            if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
         if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD) or (
@@ -944,9 +946,14 @@ class Pool:
         """Keys whose learnt window for ``model`` is full rest for that model (a per-model cooldown, quiet)."""
         models = key.learned_models
         learned = models.get(model) if models is not None else None
-        if learned is None or not learned.full(now):
+        if learned is None:
+            return
+        fleet = self._learned_window(key, learned, model) if self._share_learned else None
+        if not learned.full(now) and (fleet is None or fleet.room(now) >= 1):
             return
         wait = learned.opens_in(now)
+        if fleet is not None:  # the fleet's window of the model's learnt limit, held like the key's own
+            wait = max(wait, fleet.opens_in(now))
         if wait > 0:
             cooling = self._model_cool.setdefault(model, {})
             cooling[key] = max(cooling.get(key, 0.0), now + wait)
@@ -1026,8 +1033,8 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.answered(self.clock.now() - latency_s)
-            if latency_s == 0 and self._share_learned and est is key.learned and \
-                    (fleet := self._learned_window(key, est)) is not None:
+            if latency_s == 0 and self._share_learned and \
+                    (fleet := self._learned_window(key, est, model)) is not None:
                 fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         if key.allow is not None:
             key.allow += 1
@@ -1190,8 +1197,8 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.answered(self.clock.now() - latency_s)
-            if latency_s == 0 and self._share_learned and est is key.learned and \
-                    (fleet := self._learned_window(key, est)) is not None:
+            if latency_s == 0 and self._share_learned and \
+                    (fleet := self._learned_window(key, est, model)) is not None:
                 fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         self._answered(key)
         key.stats.transport += 1
