@@ -30,6 +30,7 @@ from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
 from pooltui.core.learned import Fitted, FleetSends, LearnedLimit, SendLogs
+from pooltui.core.learned_tokens import TokenLog, spent_window, stated_budget
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
@@ -97,6 +98,7 @@ class PoolKey:
         "label",
         "learned",
         "learned_models",
+        "learned_tokens",
         "masked",
         "pos",
         "probe",
@@ -113,6 +115,7 @@ class PoolKey:
         "streams",
         "strikes",
         "token_allow",
+        "token_log",
         "token_reset_at",
         "token_seq",
         "tokens_inflight",
@@ -157,6 +160,8 @@ class PoolKey:
         self.learned: LearnedLimit | None = None  # its limit learnt from 429s, when no header states it
         self.learned_models: dict[str, LearnedLimit] | None = None  # per model, where 429s speak of one model
         self.stated = False  # its successes state the budget in headers: nothing to learn, headers win
+        self.token_log: TokenLog | None = None  # its answers' tokens in the last minute (while it learns)
+        self.learned_tokens: dict[str, int] | None = None  # token budgets learnt from its 429s: "tpm" -> limit
         self.budget: Budget | None = None
         self.spend: Spend | None = None
         self.declared: DeclaredWindows | None = None  # the windows of its declared limits (None: none declared)
@@ -976,6 +981,7 @@ class Pool:
         before = learned.limit
         if result.outcome is Outcome.RATE_LIMITED and result.tokens:
             fitted = learned.answered(sent_at)  # a token budget spent says nothing of the request count (learned.py)
+            self._learn_tokens(key, result.reason, sent_at, request_id)
         elif result.outcome is Outcome.RATE_LIMITED:
             fitted = learned.rate_limited(sent_at, result.retry_after_s)
         elif result.outcome in _COUNTED:
@@ -984,6 +990,44 @@ class Pool:
             fitted = learned.answered(sent_at)
         if fitted and learned.limit != before:
             self._learnt(key, learned, model, request_id)
+
+    def _learn_tokens(self, key: PoolKey, message: str, sent_at: float, request_id: int | None) -> None:
+        """A 429 that says tokens: the key has a token budget, the one the message states, else what its answers
+        used in the minute before (core/learned_tokens.py); held like a declared one from now on."""
+        stated = stated_budget(message)
+        if stated is not None:
+            name, limit = stated
+        else:
+            name = spent_window(message)
+            limit = key.token_log.fitted(sent_at, name) if key.token_log is not None else 0
+        if limit > 0:
+            self.learn_token_budget(key.label, name, limit, request_id)
+
+    def learn_token_budget(self, label: str, name: str, limit: int, request_id: int | None = None) -> bool:
+        """Hold ``label``'s picks within a token budget ``name`` (``tpm``, ``itpm``, ``otpm``) of ``limit`` per
+        minute, learnt (here from a 429, or by another process of the fleet); a smaller one known already, declared
+        or learnt, is kept. Its window starts with the tokens the key's answers used in the last minute. True when
+        it changed anything."""
+        key = self._by_label.get(label)
+        if key is None or limit < 1 or name not in ("tpm", "itpm", "otpm") or self.detached(key):
+            return False
+        d = key.declared
+        base = d.limits if d is not None else KeyLimits()
+        held = getattr(base, name)
+        if held is not None and held <= limit:
+            return False
+        models = tuple((m, w.limits) for m, w in (d.models or {}).items()) if d is not None else ()
+        self._declare(key, KeySpec(key.label, "", limits=replace(base, **{name: limit}), model_limits=models))
+        key.learned_tokens = {**(key.learned_tokens or {}), name: limit}
+        now = self.clock.now()
+        if key.declared is not None and key.token_log is not None:
+            windows = {"tpm": key.declared.tokens, "itpm": key.declared.inputs, "otpm": key.declared.outputs}[name]
+            for at, units in key.token_log.within(now, name):  # the provider's window holds them: ours too
+                for _, slots in windows:
+                    slots.settle(at, 0, units)
+        self._emit(key, EventKind.STATE, None, f"learned token limit {name} {limit}", "picks hold their tokens",
+                   request_id, StateChange.TOKENS_LEARNED)
+        return True
 
     def _learnt(self, key: PoolKey, learned: LearnedLimit, model: str | None, request_id: int | None) -> None:
         what = f" for {model}" if model is not None else ""
@@ -1125,6 +1169,10 @@ class Pool:
             stats.ok += 1
             stats.tokens_in += tokens_in
             stats.tokens_out += tokens_out
+            if self.learn and not key.stated and (tokens_in or tokens_out):  # a 429 for tokens may fit from them
+                if key.token_log is None:
+                    key.token_log = TokenLog()
+                key.token_log.add(self.clock.now(), tokens_in, tokens_out)
             if cost:
                 stats.cost += cost
             key.strikes = 0

@@ -181,7 +181,7 @@ class SharedSlots:
                 lease.used += n
                 lease.last_use = now
                 self.left -= n
-                if self.short():  # the next batch is leased now, ahead of the next pick
+                if self.short(now):  # the next batch is leased now, ahead of the next pick
                     self.want = max(self.want, 1)
                     self.group.wake()
                 return True
@@ -245,12 +245,14 @@ class SharedSlots:
         batch, procs = self.batch(), max(1, self.group.processes())
         return batch + 1 if self.fleet_held + procs * (batch + 1) <= self.limit else batch
 
-    def short(self) -> int:
+    def short(self, now: float) -> int:
         """Units to lease to refill the reserve, once the open leases fell half a batch below it (0 until then):
         a pick that tops up every unit it takes costs a lease round trip per pick (a large budget, a batch of
-        833,333: requests/s through the Redis store fell to 0.65x of the in-memory one)."""
+        833,333: requests/s through the Redis store fell to 0.65x of the in-memory one). A lease that ends
+        within two rounds counts as gone: its successor is leased before it ends, so picks find no gap."""
+        left = self.left - sum(lease.units - lease.used for lease in self.leases if lease.ends - now < 2 * TICK_S)
         reserve = self.reserve()
-        return reserve - self.left if self.left < reserve - self.batch() // 2 else 0
+        return reserve - left if left < reserve - self.batch() // 2 else 0
 
     def lease_s(self) -> float:
         return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
@@ -357,7 +359,7 @@ class SharedWindows:
             for lease in list(slots.leases):
                 if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
                     await self._end_lease(slots, lease)
-            short = slots.short()
+            short = slots.short(now)
             # the reserve is kept leased while idle too: a burst after a quiet spell finds its slots here (with
             # the reserve kept only after recent picks, the first picks of a burst found none, rested the key
             # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s
@@ -461,6 +463,8 @@ class SharedWindows:
         if self.connected:
             self.connected = False
             self._drop_leases()
+            if not self.slots:  # only the fleet's sends were read: no window paces on a share (the store says why)
+                return
             self.say_once(f"shared windows: the store is unreachable ({type(exc).__name__}): each process paces on "
                           f"its own share of each key's limit (limit / {max(1, self.processes())} processes seen)")
 
