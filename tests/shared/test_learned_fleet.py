@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
 from pooltui.core import Classification, DeadlineSource, KeySpec, Outcome, Pool
+from pooltui.core.classify import classify
 from pooltui.core.clock import FakeClock
+from pooltui.sim.corpus import case, raw_body
 from pooltui.store.shared_state import SharedKeyStates, surer
-from pooltui.store.shared_wire import Rejected, learned
+from pooltui.store.shared_wire import Rejected, learned, learned_tokens
 from tests.conftest import until
 
 SECRET = "sk-test-learnfleet-00000000000000000001"
@@ -168,3 +171,46 @@ async def test_a_per_model_learnt_limit_paces_the_fleet_through_one_window(redis
     finally:
         for s in stores:
             await s.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_token_budget_one_process_learnt_from_a_429_is_held_by_the_others(redis_server) -> None:
+    """OpenAI's "on tokens per min (TPM): Limit 30000" (a real body, tests/corpus/) teaches one process the key's
+    budget; the others hold it too (a smaller one they know is kept); a planted one is refused."""
+    c = case("openai-tpm-rate-limit-644ms-429")
+    stores, pools = [], []
+    try:
+        for _ in range(2):
+            store = SharedKeyStates(redis_server.url, prefix="tok")
+            pool = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
+            store.attach(pool)
+            await store.start()
+            stores.append(store)
+            pools.append(pool)
+        key = pools[0].pick()
+        assert key is not None
+        pools[0].report(key, classify(c["dialect"], c["status"], c["headers"], raw_body(c), time.time()))
+
+        def tpm(p: Pool) -> int | None:
+            d = p.key("k0").declared
+            return d.limits.tpm if d is not None else None
+
+        assert tpm(pools[0]) == 30000
+        await until(lambda: tpm(pools[1]) == 30000 and pools[1].counts_tokens, "the other holds the budget", 10)
+        assert not stores[1].merge_learned_tokens(learned_tokens(  # larger than what it holds: kept its own
+            {"kind": "learned_tokens", "provider": "p", "key": "k0", "fingerprint": pools[1].key("k0").fingerprint,
+             "window": "tpm", "limit": 90000, "at": time.time()}, time.time()))
+        assert tpm(pools[1]) == 30000
+    finally:
+        for s in stores:
+            await s.stop()
+
+
+@pytest.mark.parametrize("bad", [{"limit": 0}, {"limit": True}, {"limit": 10**11}, {"window": "rpm"},
+                                 {"window": None}, {"key": "../etc"}])
+def test_a_planted_token_budget_is_refused(bad) -> None:
+    good = {"kind": "learned_tokens", "provider": "p", "key": "k0", "fingerprint": "f", "window": "itpm",
+            "limit": 40000, "at": 1.0}
+    learned_tokens(json.loads(json.dumps(good)), 2.0)
+    with pytest.raises(Rejected):
+        learned_tokens({**good, **bad}, 2.0)
