@@ -224,6 +224,7 @@ class Pool:
         #: label -> the fleet's window of the key's learnt limit (only with a shared factory: see use_windows)
         self._learned_windows: dict[str, Slots] = {}
         self._share_learned = windows is not None and windows is not local_window
+        self._listening: set[str] = set()  # keys (label or label@model) whose fleet's sends this pool listens to
         self._tokens_counted = False  # some key declares a token limit, or its headers stated one
         #: "prefix" | "session" | "off": how a request's conversation is recognised (the client reads it)
         self.affinity = affinity
@@ -412,6 +413,11 @@ class Pool:
         self.windows = windows
         self._learned_windows = {}
         self._share_learned = windows is not local_window
+        self._listening = set()
+        for key in self._keys:  # the fleet's sends are this factory's from now on
+            for learned in (key.learned, *(key.learned_models or {}).values()):
+                if learned is not None:
+                    learned.fleet = None
         for key in self._keys:  # the declared windows are built again by it (they start from what it holds)
             d = key.declared
             if d is not None:
@@ -928,8 +934,12 @@ class Pool:
         windows = self.windows
         if not self._share_learned or not isinstance(windows, SendLogs):
             return None
-        log = windows.sends(self.name, key.label if model is None else f"{key.label}@{model}")
-        log.when_read(lambda: self._refit(key, model))
+        scope = key.label if model is None else f"{key.label}@{model}"
+        log = windows.sends(self.name, scope)
+        if scope not in self._listening:  # once per key (and model): estimates built again find it there
+            self._listening.add(scope)
+            label = key.label
+            log.when_read(lambda: self._refit(label, model))
         return log
 
     def _pace(self, key: PoolKey, learned: LearnedLimit, now: float, trace: RequestTrace | None) -> bool:
@@ -1035,10 +1045,13 @@ class Pool:
                    f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id,
                    StateChange.LEARNED)
 
-    def _refit(self, key: PoolKey, model: str | None) -> None:
+    def _refit(self, label: str, model: str | None) -> None:
         """The fleet's sends of the key were read: a 429 that waited for them is fitted now."""
+        key = self._by_label.get(label)
+        if key is None:
+            return
         learned = (key.learned_models or {}).get(model) if model is not None else key.learned
-        if learned is None or not learned.pending or self.detached(key):
+        if learned is None or not learned.pending:
             return
         before = learned.limit
         if learned.refit() and learned.limit != before:
