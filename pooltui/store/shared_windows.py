@@ -177,7 +177,7 @@ class SharedSlots:
             self.history.append((now, n, self.group.member_id(n)))
             return True
         for lease in self.leases:
-            if lease.units - lease.used >= n and now < lease.ends:
+            if lease.units - lease.used >= n:  # one past its end is still held in Redis until settled
                 lease.used += n
                 lease.last_use = now
                 self.left -= n
