@@ -3,13 +3,14 @@
 A 429 says how many requests the provider's window held; with several processes on one key most of them were
 sent by the others (core/learned.py: ``FleetSends``). One Redis stream per (provider, key label or
 ``label@model``, key fingerprint): each process appends the send times of its requests as they go out, and of
-those refused since (a 429 is not counted by the provider), one entry per round listing those of the round
+those refused since (a 429 is not counted by the provider), one entry per sync listing those since the last
 (XADD, capped at :data:`MAX_SENDS` entries, ``MAXLEN ~``; an entry per send cost a command per request), and
-reads what the others appended since its last read (XREAD, not blocking, every log in one call), in the
-background round of the shared windows (store/shared_windows.py): a pick or a report never waits on Redis. A
-stream rather than a sorted set: its ids are Redis's own and only grow, so "since the last read" misses nothing
-a process appended late. A process reads a log only while it sends on the key; a fit waits until the others'
-sends before its 429 have been read (:data:`TOLD_S`).
+reads what the others appended since its last read (XREAD, not blocking, every log in one call). A log is
+synced every :data:`EVERY_S` while its key is sent on, and at the next round (20 ms) when a fit waits for it,
+in the background round of the shared windows (store/shared_windows.py): a pick or a report never waits on
+Redis. A stream rather than a sorted set: its ids are Redis's own and only grow, so "since the last read"
+misses nothing a process appended late. A fit waits until the others' sends before its 429 have been read
+(:data:`TOLD_S`).
 
 Every entry read is checked like network input: a time that is not a whole number of ms within
 :data:`RETENTION_S`, or in the future, drops the entry (counted; the process says so once).
@@ -25,9 +26,10 @@ MAX_SENDS = 2048  # entries a stream keeps (about), and sends of the others kept
 RETENTION_S = 600.0  # sends older than this say nothing a fit reads (learned.STALE_S)
 ACTIVE_S = 60.0  # a log is read while this process sent on its key within this long
 FUTURE_S = 1.0  # a send time later than Redis's clock by more than this is planted
-#: a send is told at the next round of its process (every 20 ms) and read at the next round of the others: what
-#: was sent this long before a read started has been read (a fit waits for it)
-TOLD_S = 0.05
+#: a send is told at its process's next sync (within EVERY_S and a round of 20 ms): what was sent this long before
+#: a read started has been read (a fit waits for it)
+EVERY_S = 0.1  # a log is synced this often while its key is sent on (at once when a fit waits for it)
+TOLD_S = EVERY_S + 0.05
 MAX_LISTENERS = 64  # pools of one process listening to one log (one per pool built on the key)
 PER_ENTRY = 256  # sends one entry lists at most (a process appends one entry per log per round, not per send)
 
@@ -36,7 +38,7 @@ class SharedSends:
     """One key's log (a ``FleetSends``): this process's sends and refusals go out, the others' come in."""
 
     __slots__ = ("active_until", "last_id", "listeners", "name", "offset_s", "pending", "read_at", "seen",
-                 "withdrawn")
+                 "synced_at", "urgent", "withdrawn")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -48,6 +50,8 @@ class SharedSends:
         self.read_at = float("-inf")  # local time the latest read started
         self.offset_s: float | None = None  # Redis's clock minus ours, as the log's first read saw it
         self.listeners: list[Callable[[], None]] = []  # called after each read (pools fit their waiting 429s)
+        self.synced_at = float("-inf")  # local time of the latest sync (append and read)
+        self.urgent = False  # a fit waits for the others' sends: sync at the next round
 
     def add(self, at: float) -> None:
         self.pending.append(at)
@@ -61,7 +65,14 @@ class SharedSends:
         return self.seen
 
     def known_until(self) -> float:
+        self.urgent = True  # a fit waits for the next read: it is not left for the slower cadence
         return self.read_at - TOLD_S
+
+    def due(self, now: float) -> bool:
+        """Whether this round syncs the log: a fit waits for it, or :data:`EVERY_S` passed since the last sync
+        (while the process sends on the key); a round trip every 20 ms per process cost the proxy's loop."""
+        return (self.urgent or now - self.synced_at >= EVERY_S) and (
+            bool(self.pending or self.withdrawn) or now < self.active_until)
 
     def when_read(self, callback: Callable[[], None]) -> None:
         if len(self.listeners) < MAX_LISTENERS:

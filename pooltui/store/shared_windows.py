@@ -375,9 +375,11 @@ class SharedWindows:
         """Append this process's sends (and refusals) to their keys' logs and read the others' (one round trip
         for every log sent on lately; none while no key is)."""
         now = self.clock()
-        active = [log for log in list(self.logs.values()) if log.pending or log.withdrawn or now < log.active_until]
+        active = [log for log in list(self.logs.values()) if log.due(now)]
         if not active:
             return
+        for log in active:
+            log.synced_at, log.urgent = now, False
         out = [(log, log.pending[:PER_ENTRY], log.withdrawn[:PER_ENTRY]) for log in active]
         async with redis.pipeline(transaction=False) as pipe:
             pipe.time()
