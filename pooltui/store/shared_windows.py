@@ -356,17 +356,19 @@ class SharedWindows:
         await self._sync_sends(redis)
         now = self.clock()
         for slots in list(self.slots.values()):
-            for lease in list(slots.leases):
-                if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
-                    await self._end_lease(slots, lease)
             short = slots.short(now)
             # the reserve is kept leased while idle too: a burst after a quiet spell finds its slots here (with
             # the reserve kept only after recent picks, the first picks of a burst found none, rested the key
-            # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s
+            # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s.
+            # The next lease comes before the ended ones are settled: picks go on from those until it is here
+            # (settled first, a busy loop's round left a gap in which every pick was refused)
             wanted = max(short, slots.want) if slots.want or short > 0 else 0
             if wanted > 0 and not await self._lease(slots, wanted):
                 await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
                 return
+            for lease in list(slots.leases):
+                if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
+                    await self._end_lease(slots, lease)
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
