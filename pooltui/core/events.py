@@ -41,6 +41,7 @@ class StateChange(StrEnum):
     VERIFIED = "verified"  # verified valid (back in rotation if it was out)
     CHECKED = "checked"  # verified, and not valid (still, or now)
     LEARNED = "learned"  # a limit learnt from the key's answers: picks paced by it
+    TOKENS_LEARNED = "tokens_learned"  # a token budget learnt from a 429 that says tokens: held like a declared one
     OUTAGE_OPENED = "outage_opened"  # a provider's outage suspected: fallbacks first
     OUTAGE_CLOSED = "outage_closed"  # the provider answered again
 

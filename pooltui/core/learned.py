@@ -14,8 +14,12 @@ window of its latest votes. Periodic traffic may leave "1 per 0.4 s" and "5 per 
 allow the same rate, and the smaller paces more smoothly. After ``PROBE_WINDOWS`` windows (and at least
 ``PROBE_MIN_S``) at the limit with no 429 the estimate grows by one (additive increase, slow), so a raised
 limit is found again; the next 429 re-fits it. A 429 is fitted only once every request sent before it has
-been answered: under concurrency a 429 often comes back before the successes sent ahead of it. Pure: times
-are passed in.
+been answered: under concurrency a 429 often comes back before the successes sent ahead of it (and, where
+windows are shared, once the others' sends before it have been read). Pure: times are passed in.
+
+Where windows are shared across processes (Redis), a fit reads the fleet's accepted sends of the key too
+(:class:`FleetSends`, kept by the store): the provider's window held the whole fleet's requests, and fitted from
+one process's third of them the estimate was a third of the limit.
 
 A 429 that says tokens (a token budget per minute spent: "on tokens per min (TPM)", "input tokens per
 minute", the token headers at 0; ``Classification.tokens``) is never fitted here: it says nothing of how many
@@ -27,10 +31,12 @@ and token budgets, declared or stated in headers, hold picks by their estimated 
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from heapq import merge
 from operator import sub
 from statistics import median
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from pooltui.core.snapshot import LearnedSnapshot
 
@@ -46,6 +52,44 @@ MARGIN = 0.02  # at most this share of the window is added to an opening for the
 MIN_MARGIN_S = 0.02  # the provider's clock and ours disagree by a network's jitter at least
 AGREE = 0.15  # limits whose rates differ by at most this share agree (for how sure the estimate is)
 STALE_S = 600.0  # a request in flight that long was lost without a word: it no longer holds its slot
+
+
+class FleetSends(Protocol):
+    """The sends of one key (or key and model) across the fleet, where its windows are shared: a 429 says how
+    many requests the *provider's* window held, and with several processes on the key most of them were sent
+    by the others. Fitted from this process's sends alone, "8 per 5 s" over three processes read as about 3 per
+    5 s, and the fleet, keeping the smaller of equally sure estimates, paced at that. Sends are told as they go
+    out (an answer can take seconds; the others' requests sent before a 429 must be in its fit) and withdrawn
+    when refused (a 429 is not counted by the provider)."""
+
+    def add(self, at: float) -> None:
+        """This process sends a request at ``at`` (the others are told)."""
+        ...
+
+    def refused(self, at: float) -> None:
+        """This process's request sent at ``at`` was refused (a 429): it no longer counts."""
+        ...
+
+    def others(self) -> Sequence[float]:
+        """The other processes' sends not refused, as last read (local clock), oldest first."""
+        ...
+
+    def known_until(self) -> float:
+        """The local time up to which the others' sends are known (what they sent before it has been read)."""
+        ...
+
+    def when_read(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after each read of the others' sends (a 429 waiting for them is fitted then)."""
+        ...
+
+
+@runtime_checkable
+class SendLogs(Protocol):
+    """A window factory that also keeps the fleet's sends per key (the shared store's)."""
+
+    def sends(self, provider: str, key: str) -> FleetSends:
+        """The log of ``provider``'s key ``key`` (its label, or ``label@model``)."""
+        ...
 
 
 class Fitted(NamedTuple):
@@ -72,6 +116,7 @@ class LearnedLimit:
     observed: int = 0  # 429s with a retry-after that fitted
     probes: int = 0  # times the estimate grew by one
     _full_since: float | None = None  # the window has been at the limit since (for the additive increase)
+    fleet: FleetSends | None = None  # the fleet's sends of this key, where windows are shared (fits read them)
 
     @classmethod
     def restored(cls, limit: int, window_s: float) -> LearnedLimit:
@@ -110,6 +155,8 @@ class LearnedLimit:
             insort(out, at)
         else:
             out.append(at)
+        if self.fleet is not None:
+            self.fleet.add(at)
         if len(out) > MAX_KEPT or out[0] < at - STALE_S:
             del out[:max(len(out) - MAX_KEPT, bisect_right(out, at - STALE_S))]
 
@@ -131,8 +178,10 @@ class LearnedLimit:
     def rate_limited(self, sent_at: float, retry_after_s: float | None) -> bool:
         """A 429 for a request sent at ``sent_at`` that said a slot frees after ``retry_after_s``. It is fitted
         once the requests sent before it are answered. Returns True when a 429 was fitted now."""
-        self._settle(sent_at)
+        sent = self._settle(sent_at)
         self._full_since = None
+        if self.fleet is not None:
+            self.fleet.refused(sent)  # the send time it was told with (the answer's own is a little later)
         if retry_after_s is not None and retry_after_s >= 0:
             insort(self.pending, (sent_at, retry_after_s))
         return self._fit_ready()
@@ -143,34 +192,45 @@ class LearnedLimit:
         self._settle(sent_at)
         return self._fit_ready()
 
-    def _settle(self, sent_at: float) -> None:
-        """The answer to the request in flight sent nearest ``sent_at`` came back."""
+    def refit(self) -> bool:
+        """Fit the 429s that were waiting only for the fleet's sends (now read). True when one was fitted."""
+        return self._fit_ready()
+
+    def _settle(self, sent_at: float) -> float:
+        """The answer to the request in flight sent nearest ``sent_at`` came back: its send time (as picked)."""
         out = self.outstanding
         if not out:
-            return
+            return sent_at
         i = bisect_right(out, sent_at)
         if i == len(out) or (i > 0 and sent_at - out[i - 1] <= out[i] - sent_at):
             i -= 1
-        del out[i]
+        return out.pop(i)
 
     def _fit_ready(self) -> bool:
         """Fit the 429s whose earlier requests have all been answered."""
         fitted = False
-        pending, out = self.pending, self.outstanding
-        while pending and (not out or out[0] >= pending[0][0]):
+        pending, out, fleet = self.pending, self.outstanding, self.fleet
+        while pending and (not out or out[0] >= pending[0][0]) and (
+                fleet is None or fleet.known_until() >= pending[0][0]):  # and the others' sends before it are read
             sent_at, retry_after_s = pending.pop(0)
             fitted = self._fit(sent_at, retry_after_s) or fitted
         return fitted
 
+    def _all_accepted(self) -> list[float]:
+        """The accepted sends a fit reads: this process's, and the others' where windows are shared."""
+        others = self.fleet.others() if self.fleet is not None else ()
+        return list(merge(self.accepted, others)) if others else self.accepted
+
     def _fit(self, sent_at: float, retry_after_s: float) -> bool:
         """Vote for the (limit, window) pairs this 429 allows and the successes do not refute."""
-        if not self.accepted:
+        accepted = self._all_accepted()
+        if not accepted:
             return False
         free_at = sent_at + retry_after_s
         # a whole number of seconds is likely rounded up: the slot may free up to a second sooner
         rounded = retry_after_s >= 1 and retry_after_s == int(retry_after_s)
         slack = ROUNDING_S if rounded else JITTER_S
-        recent = [a for a in reversed(self.accepted) if a <= sent_at]  # most recent first
+        recent = [a for a in reversed(accepted) if a <= sent_at]  # most recent first
         fits = []
         for k, a_k in enumerate(recent[:REFUTE_SPAN], start=1):
             window = free_at - a_k
@@ -187,12 +247,12 @@ class LearnedLimit:
         history = recent[:REFUTE_SPAN][::-1]  # oldest first
         contradicted = False
         if limit is not None and believed is not None and \
-                len(self.accepted) - bisect_right(self.accepted, sent_at - believed) < limit:  # a surprise
+                len(accepted) - bisect_right(accepted, sent_at - believed) < limit:  # a surprise
             history = history[bisect_right(history, sent_at - believed - slack):]
             # a 429 the estimate allowed even with the clocks' jitter: it was too generous, its votes go (a 429
             # just at the window's edge is a race of clocks, not evidence against it)
             edge = sent_at - believed - slack - self.margin_s
-            contradicted = len(self.accepted) - bisect_right(self.accepted, edge) < limit
+            contradicted = len(accepted) - bisect_right(accepted, edge) < limit
         fits = [(k, w) for k, w in fits if not _refuted(history, k, w - slack)] or fits
         # a window believed already is the likeliest (providers change limits, rarely windows), unless the
         # estimate was just proven too generous (a 429 it did not expect)
@@ -274,10 +334,14 @@ class LearnedLimit:
                 "probes": self.probes}
 
     def _grow(self, now: float) -> None:
-        """Additive increase: ``PROBE_WINDOWS`` windows at the learnt limit without a 429: try one more."""
+        """Additive increase: ``PROBE_WINDOWS`` windows at the learnt limit without a 429: try one more (the
+        fleet's sends count where windows are shared: the key is at its limit when the fleet's window is)."""
         if self.limit is None or self.window_s is None:
             return
-        if len(self.accepted) < self.limit or self.in_window(now) < self.limit:
+        counted = self.in_window(now)
+        if self.fleet is not None and (others := self.fleet.others()):
+            counted += len(others) - bisect_right(others, now - self.window_s)
+        if counted < self.limit:
             self._full_since = None
         elif self._full_since is None:
             self._full_since = now

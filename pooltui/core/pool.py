@@ -29,7 +29,8 @@ from pooltui.core.declared import DeclaredWindows, TokenHold
 from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.learned import Fitted, LearnedLimit
+from pooltui.core.learned import Fitted, FleetSends, LearnedLimit, SendLogs
+from pooltui.core.learned_tokens import TokenLog, spent_window, stated_budget
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
@@ -98,6 +99,7 @@ class PoolKey:
         "label",
         "learned",
         "learned_models",
+        "learned_tokens",
         "masked",
         "pos",
         "probe",
@@ -114,6 +116,7 @@ class PoolKey:
         "streams",
         "strikes",
         "token_allow",
+        "token_log",
         "token_reset_at",
         "token_seq",
         "tokens_inflight",
@@ -160,6 +163,8 @@ class PoolKey:
         self.learned: LearnedLimit | None = None  # its limit learnt from 429s, when no header states it
         self.learned_models: dict[str, LearnedLimit] | None = None  # per model, where 429s speak of one model
         self.stated = False  # its successes state the budget in headers: nothing to learn, headers win
+        self.token_log: TokenLog | None = None  # its answers' tokens in the last minute (while it learns)
+        self.learned_tokens: dict[str, int] | None = None  # token budgets learnt from its 429s: "tpm" -> limit
         self.budget: Budget | None = None
         self.spend: Spend | None = None
         self.declared: DeclaredWindows | None = None  # the windows of its declared limits (None: none declared)
@@ -222,6 +227,7 @@ class Pool:
         #: label -> the fleet's window of the key's learnt limit (only with a shared factory: see use_windows)
         self._learned_windows: dict[str, Slots] = {}
         self._share_learned = windows is not None and windows is not local_window
+        self._listening: set[str] = set()  # keys (label or label@model) whose fleet's sends this pool listens to
         self._tokens_counted = False  # some key declares a token limit, or its headers stated one
         #: "prefix" | "session" | "off": how a request's conversation is recognised (the client reads it)
         self.affinity = affinity
@@ -414,20 +420,28 @@ class Pool:
         self.windows = windows
         self._learned_windows = {}
         self._share_learned = windows is not local_window
+        self._listening = set()
+        for key in self._keys:  # the fleet's sends are this factory's from now on
+            for learned in (key.learned, *(key.learned_models or {}).values()):
+                if learned is not None:
+                    learned.fleet = None
         for key in self._keys:  # the declared windows are built again by it (they start from what it holds)
             d = key.declared
             if d is not None:
                 self._declare(key, KeySpec(key.label, "", limits=d.limits,
                                            model_limits=tuple((m, w.limits) for m, w in (d.models or {}).items())))
 
-    def _learned_window(self, key: PoolKey, learned: LearnedLimit) -> Slots | None:
-        """The fleet's window of ``key``'s learnt limit (None without a shared factory or an estimate)."""
+    def _learned_window(self, key: PoolKey, learned: LearnedLimit, model: str | None = None) -> Slots | None:
+        """The fleet's window of ``key``'s learnt limit, the key's own or (``learned`` being the key's estimate
+        for ``model``) that model's (None without a shared factory or an estimate)."""
         limit, window_s = learned.limit, learned.window_s
         if not self._share_learned or limit is None or window_s is None:
             return None
-        slots = self._learned_windows.get(key.label)
+        window_s += learned.margin_s  # the provider counts a request from its arrival, a little after our pick
+        scope = key.label if learned is key.learned or model is None else f"{key.label}@{model}"
+        slots = self._learned_windows.get(scope)
         if slots is None or slots.limit != limit or slots.window_s != window_s:
-            slots = self._learned_windows[key.label] = self.windows(self.name, key.label, LEARNED, limit, window_s)
+            slots = self._learned_windows[scope] = self.windows(self.name, scope, LEARNED, limit, window_s)
         return slots
 
     def _learned_full(self, key: PoolKey, learned: LearnedLimit, now: float) -> bool:
@@ -663,7 +677,7 @@ class Pool:
             else:
                 est = key.learned or self._estimate(key, model)
             est.sent(now)
-            if self._share_learned and est is key.learned and (fleet := self._learned_window(key, est)) is not None \
+            if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
         declared = key.declared
@@ -941,11 +955,29 @@ class Pool:
             learned = models.get(model)
             if learned is None:
                 learned = models[model] = LearnedLimit()
+            if learned.fleet is None and self._share_learned:  # new, restored, or built before the store came
+                learned.fleet = self._sends(key, model)
             return learned
         learned = key.learned
         if learned is None:
             learned = key.learned = LearnedLimit()
+        if learned.fleet is None and self._share_learned:
+            learned.fleet = self._sends(key, None)
         return learned
+
+    def _sends(self, key: PoolKey, model: str | None) -> FleetSends | None:
+        """The fleet's sends of ``key`` (for ``model``) where windows are shared: learnt limits are fitted from
+        them (learned.py: FleetSends); a 429 waiting for them is fitted when they are read."""
+        windows = self.windows
+        if not self._share_learned or not isinstance(windows, SendLogs):
+            return None
+        scope = key.label if model is None else f"{key.label}@{model}"
+        log = windows.sends(self.name, scope)
+        if scope not in self._listening:  # once per key (and model): estimates built again find it there
+            self._listening.add(scope)
+            label = key.label
+            log.when_read(lambda: self._refit(label, model))
+        return log
 
     def _pace(self, key: PoolKey, learned: LearnedLimit, now: float, trace: RequestTrace | None) -> bool:
         """The key's learnt window is full: it rests until the window has room again, instead of collecting a
@@ -966,9 +998,14 @@ class Pool:
         """Keys whose learnt window for ``model`` is full rest for that model (a per-model cooldown, quiet)."""
         models = key.learned_models
         learned = models.get(model) if models is not None else None
-        if learned is None or not learned.full(now):
+        if learned is None:
+            return
+        fleet = self._learned_window(key, learned, model) if self._share_learned else None
+        if not learned.full(now) and (fleet is None or fleet.room(now) >= 1):
             return
         wait = learned.opens_in(now)
+        if fleet is not None:  # the fleet's window of the model's learnt limit, held like the key's own
+            wait = max(wait, fleet.opens_in(now))
         if wait > 0:
             cooling = self._model_cool.setdefault(model, {})
             cooling[key] = max(cooling.get(key, 0.0), now + wait)
@@ -991,6 +1028,7 @@ class Pool:
         before = learned.limit
         if result.outcome is Outcome.RATE_LIMITED and result.tokens:
             fitted = learned.answered(sent_at)  # a token budget spent says nothing of the request count (learned.py)
+            self._learn_tokens(key, result.reason, sent_at, request_id)
         elif result.outcome is Outcome.RATE_LIMITED:
             fitted = learned.rate_limited(sent_at, result.retry_after_s)
         elif result.outcome in _COUNTED:
@@ -998,10 +1036,63 @@ class Pool:
         else:
             fitted = learned.answered(sent_at)
         if fitted and learned.limit != before:
-            what = f" for {model}" if model is not None else ""
-            self._emit(key, EventKind.STATE, None, f"learned limit{what} {learned.limit} per "
-                       f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id,
-                       StateChange.LEARNED)
+            self._learnt(key, learned, model, request_id)
+
+    def _learn_tokens(self, key: PoolKey, message: str, sent_at: float, request_id: int | None) -> None:
+        """A 429 that says tokens: the key has a token budget, the one the message states, else what its answers
+        used in the minute before (core/learned_tokens.py); held like a declared one from now on."""
+        stated = stated_budget(message)
+        if stated is not None:
+            name, limit = stated
+        else:
+            name = spent_window(message)
+            limit = key.token_log.fitted(sent_at, name) if key.token_log is not None else 0
+        if limit > 0:
+            self.learn_token_budget(key.label, name, limit, request_id)
+
+    def learn_token_budget(self, label: str, name: str, limit: int, request_id: int | None = None) -> bool:
+        """Hold ``label``'s picks within a token budget ``name`` (``tpm``, ``itpm``, ``otpm``) of ``limit`` per
+        minute, learnt (here from a 429, or by another process of the fleet); a smaller one known already, declared
+        or learnt, is kept. Its window starts with the tokens the key's answers used in the last minute. True when
+        it changed anything."""
+        key = self._by_label.get(label)
+        if key is None or limit < 1 or name not in ("tpm", "itpm", "otpm") or self.detached(key):
+            return False
+        d = key.declared
+        base = d.limits if d is not None else KeyLimits()
+        held = getattr(base, name)
+        if held is not None and held <= limit:
+            return False
+        models = tuple((m, w.limits) for m, w in (d.models or {}).items()) if d is not None else ()
+        self._declare(key, KeySpec(key.label, "", limits=replace(base, **{name: limit}), model_limits=models))
+        key.learned_tokens = {**(key.learned_tokens or {}), name: limit}
+        now = self.clock.now()
+        if key.declared is not None and key.token_log is not None:
+            windows = {"tpm": key.declared.tokens, "itpm": key.declared.inputs, "otpm": key.declared.outputs}[name]
+            for at, units in key.token_log.within(now, name):  # the provider's window holds them: ours too
+                for _, slots in windows:
+                    slots.settle(at, 0, units)
+        self._emit(key, EventKind.STATE, None, f"learned token limit {name} {limit}", "picks hold their tokens",
+                   request_id, StateChange.TOKENS_LEARNED)
+        return True
+
+    def _learnt(self, key: PoolKey, learned: LearnedLimit, model: str | None, request_id: int | None) -> None:
+        what = f" for {model}" if model is not None else ""
+        self._emit(key, EventKind.STATE, None, f"learned limit{what} {learned.limit} per "
+                   f"{learned.window_s:.1f} s (sure {learned.sure:.0%})", "picks paced by it", request_id,
+                   StateChange.LEARNED)
+
+    def _refit(self, label: str, model: str | None) -> None:
+        """The fleet's sends of the key were read: a 429 that waited for them is fitted now."""
+        key = self._by_label.get(label)
+        if key is None:
+            return
+        learned = (key.learned_models or {}).get(model) if model is not None else key.learned
+        if learned is None or not learned.pending:
+            return
+        before = learned.limit
+        if learned.refit() and learned.limit != before:
+            self._learnt(key, learned, model, None)
 
     def peek(self) -> str | None:
         """The label the next pick will get (None for random or an empty pool)."""
@@ -1036,8 +1127,8 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.answered(self.clock.now() - latency_s)
-            if latency_s == 0 and self._share_learned and est is key.learned and \
-                    (fleet := self._learned_window(key, est)) is not None:
+            if latency_s == 0 and self._share_learned and \
+                    (fleet := self._learned_window(key, est, model)) is not None:
                 fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         if key.allow is not None:
             key.allow += 1
@@ -1130,6 +1221,10 @@ class Pool:
             stats.ok += 1
             stats.tokens_in += tokens_in
             stats.tokens_out += tokens_out
+            if self.learn and not key.stated and (tokens_in or tokens_out):  # a 429 for tokens may fit from them
+                if key.token_log is None:
+                    key.token_log = TokenLog()
+                key.token_log.add(self.clock.now(), tokens_in, tokens_out)
             if cost:
                 stats.cost += cost
             key.strikes = 0
@@ -1201,8 +1296,8 @@ class Pool:
         if self.learn and not key.stated:
             est = self._estimate(key, model)
             est.answered(self.clock.now() - latency_s)
-            if latency_s == 0 and self._share_learned and est is key.learned and \
-                    (fleet := self._learned_window(key, est)) is not None:
+            if latency_s == 0 and self._share_learned and \
+                    (fleet := self._learned_window(key, est, model)) is not None:
                 fleet.settle(self.clock.now(), 1, 0)  # never sent: its slot is free again for the fleet
         self._answered(key)
         key.stats.transport += 1

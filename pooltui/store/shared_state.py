@@ -248,10 +248,36 @@ class SharedKeyStates:
         self._put(self._state_of(pool, key, event.ts))
 
     def _learned_changed(self, pool: Pool, event: Event) -> None:
-        if not self._applying and event.change is StateChange.LEARNED and event.key is not None:
+        if self._applying or event.key is None:
+            return
+        if event.change is StateChange.LEARNED:
             with contextlib.suppress(KeyError):
                 for item in self._estimates_of(pool, pool.key(event.key), event.ts):
                     self._put(item)
+        elif event.change is StateChange.TOKENS_LEARNED:  # a token budget learnt from a 429: the fleet holds it too
+            with contextlib.suppress(KeyError):
+                key = pool.key(event.key)
+                for name, limit in (key.learned_tokens or {}).items():
+                    self._put({"kind": "learned_tokens", "from": self.instance, "provider": pool.name,
+                               "key": key.label, "fingerprint": key.fingerprint, "window": name, "limit": limit,
+                               "at": event.ts})
+
+    def merge_learned_tokens(self, message: dict[str, Any]) -> bool:
+        """A token budget another process learnt for a key (checked by :func:`shared_wire.learned_tokens`): held
+        here too, where it is smaller than what this process holds. True when applied."""
+        applied = False
+        for pool in self.pools.get(message["provider"], []):
+            with contextlib.suppress(KeyError):
+                if pool.key(message["key"]).fingerprint != message["fingerprint"]:
+                    continue
+                self._applying = True
+                try:
+                    applied = pool.learn_token_budget(message["key"], message["window"], message["limit"]) or applied
+                finally:
+                    self._applying = False
+        if applied:
+            self.applied += 1
+        return applied
 
     def _estimates_of(self, pool: Pool, key: Any, at: float) -> list[dict[str, Any]]:
         """The key's fitted estimates as the fleet shares them."""
@@ -625,6 +651,8 @@ class SharedKeyStates:
             self._apply_pool(message)
         elif kind == "learned":
             self.merge_learned(message)
+        elif kind == "learned_tokens":
+            self.merge_learned_tokens(message)
         elif kind is None:
             for pool in self.pools.get(message.get("provider") or "", []):
                 self._apply_to(pool, message)

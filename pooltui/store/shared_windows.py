@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pooltui.core.windows import LEARNED
+from pooltui.store.shared_sends import MAX_SENDS, PER_ENTRY, RETENTION_S, SharedSends, send_times
 from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
@@ -176,11 +177,11 @@ class SharedSlots:
             self.history.append((now, n, self.group.member_id(n)))
             return True
         for lease in self.leases:
-            if lease.units - lease.used >= n and now < lease.ends:
+            if lease.units - lease.used >= n:  # one past its end is still held in Redis until settled
                 lease.used += n
                 lease.last_use = now
                 self.left -= n
-                if self.left < self.reserve():  # the next batch is leased now, ahead of the next pick
+                if self.short(now):  # the next batch is leased now, ahead of the next pick
                     self.want = max(self.want, 1)
                     self.group.wake()
                 return True
@@ -244,6 +245,15 @@ class SharedSlots:
         batch, procs = self.batch(), max(1, self.group.processes())
         return batch + 1 if self.fleet_held + procs * (batch + 1) <= self.limit else batch
 
+    def short(self, now: float) -> int:
+        """Units to lease to refill the reserve, once the open leases fell half a batch below it (0 until then):
+        a pick that tops up every unit it takes costs a lease round trip per pick (a large budget, a batch of
+        833,333: requests/s through the Redis store fell to 0.65x of the in-memory one). A lease that ends
+        within two rounds counts as gone: its successor is leased before it ends, so picks find no gap."""
+        left = self.left - sum(lease.units - lease.used for lease in self.leases if lease.ends - now < 2 * TICK_S)
+        reserve = self.reserve()
+        return reserve - left if left < reserve - self.batch() // 2 else 0
+
     def lease_s(self) -> float:
         return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
 
@@ -261,6 +271,7 @@ class SharedWindows:
         self.prefix, self.instance, self._redis, self.processes = prefix, instance, redis, processes
         self.fingerprint, self.log, self.clock = fingerprint, log, clock
         self.slots: dict[str, SharedSlots] = {}
+        self.logs: dict[str, SharedSends] = {}  # the fleet's accepted sends per key, for learnt limits
         self.connected = True  # until a call says otherwise (the first lease tells)
         self.alone_until = 0.0  # local time until which each process also keeps to its share (after a reconnect)
         self.extra: list[tuple[SharedSlots, float, str]] = []  # used beyond what was held: to write
@@ -285,6 +296,15 @@ class SharedWindows:
             slots = self.slots[name] = SharedSlots(self, name, (provider, label, what), limit, window_s)
         slots.limit, slots.window_s = limit, window_s
         return slots
+
+    def sends(self, provider: str, label: str) -> SharedSends:
+        """The fleet's accepted sends of ``provider``'s key ``label`` (or ``label@model``): learnt limits are
+        fitted from them (core/learned.py ``SendLogs``; store/shared_sends.py)."""
+        name = f"{self.prefix}:sends:{provider}:{label}:{self.fingerprint(provider, label)}"
+        log = self.logs.get(name)
+        if log is None:
+            log = self.logs[name] = SharedSends(name)
+        return log
 
     def member_id(self, units: int) -> str:
         return f"{self._tag}:{next(self._seq)}:{units}"
@@ -327,28 +347,85 @@ class SharedWindows:
 
     async def _round(self) -> None:
         redis = self._redis()
-        if redis is None or not self.slots:
+        if redis is None or not (self.slots or self.logs):
             return  # the store has not started yet, or no key has a window: nothing to lease
         if self._take is None:
             self._take, self._settle = redis.register_script(TAKE_LUA), redis.register_script(SETTLE_LUA)
         if not self.connected or self._epoch is None:
             await self._rejoin(redis)
+        await self._sync_sends(redis)
         now = self.clock()
         for slots in list(self.slots.values()):
-            for lease in list(slots.leases):
-                if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
-                    await self._end_lease(slots, lease)
-            short = slots.reserve() - slots.left
+            short = slots.short(now)
             # the reserve is kept leased while idle too: a burst after a quiet spell finds its slots here (with
             # the reserve kept only after recent picks, the first picks of a burst found none, rested the key
-            # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s
+            # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s.
+            # The next lease comes before the ended ones are settled: picks go on from those until it is here
+            # (settled first, a busy loop's round left a gap in which every pick was refused)
             wanted = max(short, slots.want) if slots.want or short > 0 else 0
             if wanted > 0 and not await self._lease(slots, wanted):
                 await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
                 return
+            for lease in list(slots.leases):
+                if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
+                    await self._end_lease(slots, lease)
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
+
+    async def _sync_sends(self, redis: Any) -> None:
+        """Append this process's sends (and refusals) to their keys' logs and read the others' (one round trip
+        for every log sent on lately; none while no key is)."""
+        now = self.clock()
+        active = [log for log in list(self.logs.values()) if log.due(now)]
+        if not active:
+            return
+        for log in active:
+            log.synced_at, log.urgent = now, False
+        out = [(log, log.pending[:PER_ENTRY], log.withdrawn[:PER_ENTRY]) for log in active]
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for log, sent, refused in out:  # one entry per log and round (PER_ENTRY times at most: the rest next)
+                if sent or refused:
+                    pipe.xadd(log.name, {"p": self._tag, "t": self._listed(sent), "r": self._listed(refused)},
+                              maxlen=MAX_SENDS, approximate=True)
+                    pipe.pexpire(log.name, int(RETENTION_S * 1000))
+            start = self._score(now - RETENTION_S)
+            pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
+            answers = await pipe.execute()
+        for log, sent, refused in out:
+            del log.pending[:len(sent)], log.withdrawn[:len(refused)]
+        sec, usec = answers[0]
+        redis_ms = int(sec) * 1000 + int(usec) // 1000
+        self.offset_s = redis_ms / 1000 - (now + self.clock()) / 2
+        by_name = {log.name: log for log in active}
+        read = answers[-1] or []
+        complete = set(by_name)
+        for name, entries in (read.items() if isinstance(read, dict) else read):
+            into = by_name.get(name)
+            if into is None:
+                continue
+            if len(entries) >= MAX_SENDS:
+                complete.discard(name)  # more to read: not known up to now yet
+            for entry_id, fields in entries:
+                into.last_id = entry_id
+                try:
+                    sent_ms, refused_ms = send_times(fields, self._tag, redis_ms)
+                except ValueError as exc:
+                    self.refused += 1
+                    self.say_once(f"shared windows: refused an entry of {into.name} ({exc})")
+                    continue
+                if into.offset_s is None:  # one offset per log: a refusal finds its send at the same local time
+                    into.offset_s = self.offset_s
+                for ms in sent_ms:
+                    into.heard(ms / 1000 - into.offset_s, now)
+                for ms in refused_ms:
+                    into.unheard(ms / 1000 - into.offset_s)
+        for name in complete:
+            by_name[name].read(now)
+
+    def _listed(self, times: list[float]) -> str:
+        return ",".join(str(self._score(at)) for at in times)
 
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
@@ -390,6 +467,8 @@ class SharedWindows:
         if self.connected:
             self.connected = False
             self._drop_leases()
+            if not self.slots:  # only the fleet's sends were read: no window paces on a share (the store says why)
+                return
             self.say_once(f"shared windows: the store is unreachable ({type(exc).__name__}): each process paces on "
                           f"its own share of each key's limit (limit / {max(1, self.processes())} processes seen)")
 

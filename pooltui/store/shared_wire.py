@@ -177,6 +177,25 @@ def learned(message: object, now: float) -> dict[str, Any]:
             "window_s": window_s, "sure": sure, "at": _moment(m.get("at", now), "at", now)}
 
 
+MAX_LEARNED_TOKENS = 10**10
+TOKEN_WINDOWS = ("tpm", "itpm", "otpm")
+
+
+def learned_tokens(message: object, now: float) -> dict[str, Any]:
+    """A key's token budget learnt by another process from a 429: ``limit`` tokens per minute in ``window``."""
+    m = _mapping(message)
+    limit = m.get("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LEARNED_TOKENS:
+        raise Rejected("limit is not a whole number of tokens")
+    window = m.get("window")
+    if window not in TOKEN_WINDOWS:
+        raise Rejected("window is not a token window")
+    return {"kind": "learned_tokens", "from": _optional_text(m.get("from"), "from"),
+            "provider": _name(m.get("provider"), "provider"), "key": _name(m.get("key"), "key label"),
+            "fingerprint": _text(m.get("fingerprint"), "fingerprint", 64), "window": window, "limit": limit,
+            "at": _moment(m.get("at", now), "at", now)}
+
+
 def _canonical(message: dict[str, Any]) -> bytes:
     return json.dumps({k: v for k, v in message.items() if k != "sig"}, sort_keys=True,
                       separators=(",", ":")).encode()
@@ -242,6 +261,8 @@ def message(raw: object, now: float | None = None) -> dict[str, Any]:
         return config(raw, now)
     if kind == "learned":
         return learned(raw, now)
+    if kind == "learned_tokens":
+        return learned_tokens(raw, now)
     raise Rejected("unknown message kind")
 
 
