@@ -733,8 +733,8 @@ class Pool:
         if model is not None and model not in self._models and len(self._models) < 64:
             self._models.add(model)
         if self.learn and model is not None and len(self._models) > 1 and (lm := key.learned_models) is not None \
-                and (est := lm.get(model)) is not None and est.full(now):
-            self._pace_model(model, key, now)
+                and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
+            self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
         if self._model_cool and model is not None and model in self._model_cool:
             cooling = self._model_cooling(model, now)
             if cooling is not None:
