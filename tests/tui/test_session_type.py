@@ -77,7 +77,7 @@ async def test_attached_monitor_alerts_at_the_proxys_capacity_threshold(serve) -
     with px:
         session = RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1)
         app = PoolMonitorApp(session)
-        async with app.run_test(size=(130, 36)) as pilot:
+        async with app.run_test(size=(130, 36)):
             async with httpx.AsyncClient() as http:  # marks 'gone' invalid: 2 of 3 usable
                 for _ in range(3):
                     await http.post(f"{px.service.url}/v1/chat/completions",
