@@ -76,18 +76,20 @@ async def live_proxy(path, store) -> AsyncIterator[tuple[PoolProxy, httpx.AsyncC
 async def answered(http: httpx.AsyncClient, path: str, body: dict, status: int, within_s: float = 1.0,
                    headers: dict | None = None) -> httpx.Response:
     """The first answer with ``status`` to requests sent until ``within_s`` after now (the config was just
-    written), plus five times what the first answer took: the machine's own pace in the same run (a loaded run
-    applied the change after 1.2 s, where one answer took a fifth of a second); fails when the change did not
-    reach the proxy in that time."""
+    written), plus five times the slowest answer meanwhile: the machine's own pace in the same run (loaded runs
+    applied the change after 1.2 s, where one answer took up to 1.4 s); fails when the change did not reach the
+    proxy in that time."""
     started = time.monotonic()
-    r = await http.post(path, json=body, headers=headers or {})
-    deadline = started + within_s + 5 * (time.monotonic() - started)
-    while r.status_code != status:
-        assert time.monotonic() < deadline, (f"still {r.status_code} {r.text[:200]} after "
-                                             f"{deadline - started:.2f} s")
-        await asyncio.sleep(0.02)
+    slowest = 0.0
+    while True:
+        sent = time.monotonic()
         r = await http.post(path, json=body, headers=headers or {})
-    return r
+        slowest = max(slowest, time.monotonic() - sent)
+        if r.status_code == status:
+            return r
+        allowed = within_s + 5 * slowest
+        assert time.monotonic() - started < allowed, f"still {r.status_code} {r.text[:200]} after {allowed:.2f} s"
+        await asyncio.sleep(0.02)
 
 
 async def test_a_provider_added_while_running_serves_within_a_second_and_one_removed_gets_404(serve, tmp_path):
