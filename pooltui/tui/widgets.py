@@ -466,6 +466,13 @@ class EventsTable(FittedTable):
         if follow and self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
 
+    def on_resize(self) -> None:
+        """Columns fitted to the width; following the newest row, it stays in view when the pane's height
+        changes (the chart taking rows): the scroll stayed put, the newest rows hidden."""
+        super().on_resize()
+        if self.row_count and self.cursor_row >= self.row_count - 1:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
     def _prune(self) -> None:
         """Drop the rows the story no longer holds (it keeps the last ``MAX_ROWS``)."""
         while self.row_count and (oldest := next(iter(self.rows)).value) and int(oldest) not in self.story.rows:

@@ -1,17 +1,20 @@
 """What callers experience, first (issue 22 item 1): latency from arrival to answer with the waits for a key
 included, how long they wait, how many wait now, on the panel view, the status line, the incident line,
-``/pooltui/state`` and ``/metrics``. Real client and simulator over loopback; open-loop test traffic."""
+``/pooltui/state`` and ``/metrics``. The real client, against the simulator over loopback (the storm on the
+simulated clock, in-process); open-loop traffic."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 
-from pooltui.core.clock import SystemClock
+from pooltui.client.pool_client import PoolUnavailableError
 from pooltui.session.incident import alerts_of
-from pooltui.session.traffic import TrafficGenerator
-from pooltui.session.views import ClientSeries, panel
+from pooltui.session.simtime import run_simulated
+from pooltui.session.views import ClientSeries, PanelView, panel
+from pooltui.sim.inprocess import InProcessSim
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.test_proxy import ProxyThread
@@ -20,21 +23,36 @@ from tests.test_proxy import ProxyThread
 SLOW = {"name": "oai", "window_s": 2, "latency_ms": [5, 10], "keys": keys("k", 1, rpm=4)}
 
 
-async def test_a_storm_shows_callers_waiting_not_the_keys_quick_answers(serve) -> None:
+def test_a_storm_shows_callers_waiting_not_the_keys_quick_answers() -> None:
+    """On the simulated clock (the engine and an in-process simulator on a fast-forwarded loop): the same client,
+    waits and views, its 3 s of storm in a fraction of a second of work instead of 3 s of wall clock."""
     sc = make_scenario(SLOW)
-    server = serve(sc)
-    client = client_for_scenario(sc, server, seed=1, deadline_s=30)
-    series = ClientSeries(client, SystemClock())
-    gen = TrafficGenerator(client, rate=8.0, concurrency=4, seed=2)  # open-loop: concurrency does not cap it
-    run = asyncio.create_task(gen.run(24))
-    seen_waiting = 0
-    for _ in range(30):
-        await asyncio.sleep(0.1)
-        seen_waiting = max(seen_waiting, client.waiting)
-    view = panel(client, series, SystemClock().now())
-    gen.stop()
-    run.cancel()
-    await client.aclose()
+
+    async def storm() -> tuple[int, PanelView]:
+        sim = InProcessSim(sc)
+        loop = asyncio.get_running_loop()
+        client = client_for_scenario(sc, sim, seed=1, deadline_s=30, clock=sim.clock, http=sim.http_client(),
+                                     latency_clock=loop.time)
+        series = ClientSeries(client, sim.clock)
+
+        async def caller(i: int) -> None:  # open-loop arrivals, 8 a second (test traffic paces by the wall clock)
+            await asyncio.sleep(i / 8.0)
+            with contextlib.suppress(PoolUnavailableError):
+                await client.chat("hi")
+
+        callers = [asyncio.create_task(caller(i)) for i in range(24)]
+        seen_waiting = 0
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            seen_waiting = max(seen_waiting, client.waiting)
+        view = panel(client, series, sim.clock.now())
+        for task in callers:
+            task.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        await client.aclose()
+        return seen_waiting, view
+
+    seen_waiting, view = run_simulated(storm())
     assert seen_waiting > 4  # more than the old concurrency cap: the real backlog
     keys_p50 = view["keys"][0]["p50_ms"]
     wait, latency = view["wait"], view["latency"]

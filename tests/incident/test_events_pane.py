@@ -149,3 +149,19 @@ async def test_events_are_listed_in_time_order() -> None:
         times = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
         assert len(times) >= 3 and times == sorted(times), times
         assert any(row.count > 1 and row.last.ts > row.first.ts for row in table.story.rows.values())
+
+
+@pytest.mark.parametrize("settled", [False, True], ids=["at-once", "settled"])
+async def test_the_newest_event_stays_in_view_when_the_chart_shrinks_the_pane(settled: bool) -> None:
+    """The pane follows the newest event; `g` (the chart) takes rows from it. Its scroll stayed where it was
+    (the newest rows hidden), at one offset or another depending on whether the first scroll had run before the
+    key: `test_timeline_chart[80x24]` differed under load."""
+    app = PoolMonitorApp(scripted.peak(), start_session=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(EventsTable)
+        if settled:
+            await pilot.pause(0.3)
+        await pilot.press("g")
+        await pilot.pause()
+        assert table.cursor_row == table.row_count - 1 and table.max_scroll_y > 0
+        assert table.scroll_y == table.max_scroll_y, (table.scroll_y, table.max_scroll_y)

@@ -241,9 +241,10 @@ async def test_the_monitor_shows_the_fleet(redis_server, serve, tmp_path) -> Non
             await link.aclose()
             await pilot.press("F")
             assert isinstance(app.screen, FleetScreen)
-            await app.workers.wait_for_complete()
-            await pilot.pause()
             procs, keys = app.screen.query_one("#fleet-procs"), app.screen.query_one("#fleet-keys")
+            # the screen reloads every second in an exclusive worker: waited for until it shows both processes (a
+            # loaded run's second reload cancelled the first, and waiting for the workers raised WorkerCancelled)
+            await until(lambda: procs.row_count == 2 and keys.row_count > 0)
             assert procs.row_count == 2
             rows = [[str(c) for c in keys.get_row_at(i)] for i in range(keys.row_count)]
             assert rows[0][:3] == ["main", "k1", "invalid"]

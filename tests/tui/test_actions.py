@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual import events
 
 from pooltui.core import Classification, DeadlineSource, KeyState, Outcome
 from pooltui.session.local import config_session, demo_session
@@ -41,6 +42,17 @@ def configured(serve, tmp_path):
     session, problems = config_session(load_config(path), store, history, "main")
     assert problems == []
     return session, path, server
+
+
+async def paste(pilot, text: str, *then: str) -> None:
+    """``text`` pasted into the focused input (one event, as a terminal delivers a paste; how a key is given),
+    then the keys ``then``. Typed key by key, a key of 25 characters was ~60 presses, each waiting for the
+    whole process to go idle (up to 2 s a press on a loaded machine): the test hit its 60 s timeout."""
+    paste_event = events.Paste(text)
+    paste_event.set_sender(pilot.app)
+    pilot.app.post_message(paste_event)
+    await pilot.pause()
+    await pilot.press(*then)
 
 
 def labels_in_pool(session) -> list[str]:
@@ -107,7 +119,8 @@ async def test_add_key_through_the_modal(configured, memory_keyring) -> None:
         await pilot.press("a")
         assert isinstance(app.screen, AddKeyScreen)
         await pilot.click("#label")
-        await pilot.press(*"extra", "enter", *secret, "enter")
+        await paste(pilot, "extra", "enter")
+        await paste(pilot, secret, "enter")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "extra" in labels_in_pool(session)
@@ -116,7 +129,8 @@ async def test_add_key_through_the_modal(configured, memory_keyring) -> None:
         # a bad key is refused with a notification, and the app keeps running
         await pilot.press("a")
         await pilot.click("#label")
-        await pilot.press(*"bad", "enter", *"sk-test-wrong-000000000", "enter")
+        await paste(pilot, "bad", "enter")
+        await paste(pilot, "sk-test-wrong-000000000", "enter")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "bad" not in labels_in_pool(session)

@@ -162,8 +162,8 @@ async def test_p_on_an_attached_monitor_shows_the_proxys_fallback_and_acts_on_it
         session = RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1)
         app = PoolMonitorApp(session)
         async with app.run_test(size=(130, 36)) as pilot:
-            await app.workers.wait_for_complete()
-            assert session.providers == ["prim", "back"]
+            # the session's first state, waited for (a loaded repeated run asserted before it had come: [''])
+            await until(lambda: session.providers == ["prim", "back"], "the proxy's providers")
             await pilot.press("p")
             assert session.current == "back"
             await pilot.pause()
@@ -182,27 +182,23 @@ async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_n
     server = serve(sc)
     client = client_for_scenario(sc, server, seed=1)
     breaker = client.primary.breaker
-    breaker.open_s = 3.0  # fallbacks first for 3 s (the default): long enough to see it on a busy machine
+    # fallbacks first for a minute: OUTAGE is looked for while the breaker surely holds (with the default 3 s, a
+    # loaded machine's 8 requests and polls outlasted the open period, and OUTAGE was never seen: 2 runs in 4)
+    breaker.open_s = 60.0
     with ProxyThread({"prim": client}) as px:
         app = PoolMonitorApp(RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1))
-        async with app.run_test(size=(160, 36)) as pilot, httpx.AsyncClient() as http:
+        async with app.run_test(size=(160, 36)), httpx.AsyncClient() as http:
             server.state.providers["prim"].outage_override = 529
             for _ in range(8):
                 r = await http.post(f"{px.service.url}/v1/chat/completions",
                                     json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
                 assert r.status_code == 200  # the fallback served
             assert breaker.is_open
-            shown = ""
-            for _ in range(40):  # the monitor polls every 0.1 s: OUTAGE shows while the breaker holds
-                await asyncio.sleep(0.05)
-                await pilot.pause()
-                shown = str(app.query_one(StatusLine).render())
-                if "OUTAGE prim" in shown or not breaker.holding(breaker.clock.now()):
-                    break
-            assert "OUTAGE prim" in shown, shown
+            # the monitor polls every 0.1 s: OUTAGE shows while the breaker holds
+            await until(lambda: "OUTAGE prim" in str(app.query_one(StatusLine).render()), "OUTAGE shown")
             server.state.providers["prim"].outage_override = None
-            while breaker.holding(breaker.clock.now()):  # the open period runs out; no request comes
-                await asyncio.sleep(0.1)
+            breaker.open_until = breaker.clock.now()  # the open period runs out now; no request comes
+            assert not breaker.holding(breaker.clock.now() + 0.001)
             # the next polls clear it (waited for, not a fixed 0.5 s); before the fix it stayed until a request
             await until(lambda: "OUTAGE" not in str(app.query_one(StatusLine).render()), "OUTAGE cleared")
             assert app.session.view()["incident"] is not None  # the incident line still tells the story

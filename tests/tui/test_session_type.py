@@ -17,7 +17,7 @@ from pooltui.session.views import EventView, PanelView, SeriesView, StateView
 from pooltui.sim.wiring import client_for_scenario
 from pooltui.tui.app import PoolMonitorApp
 from pooltui.tui.widgets import StatusLine
-from tests.conftest import keys, make_scenario
+from tests.conftest import keys, make_scenario, until
 from tests.test_proxy import ProxyThread
 
 pytestmark = pytest.mark.asyncio
@@ -77,12 +77,14 @@ async def test_attached_monitor_alerts_at_the_proxys_capacity_threshold(serve) -
     with px:
         session = RemoteSession(px.service.url, px.proxy.admin_token, poll_s=0.1)
         app = PoolMonitorApp(session)
-        async with app.run_test(size=(130, 36)) as pilot:
+        async with app.run_test(size=(130, 36)):
             async with httpx.AsyncClient() as http:  # marks 'gone' invalid: 2 of 3 usable
                 for _ in range(3):
                     await http.post(f"{px.service.url}/v1/chat/completions",
                                     json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
-            await pilot.pause(0.5)
+            # the session polls the proxy every 0.1 s: waited for until it has heard of the 401, not for a fixed
+            # 0.5 s (a loaded machine polled later than that, and the status line had nothing to say yet)
+            await until(lambda: session.view()["usable"] == 2, "the attached session heard of the revoked key")
             app.refresh_view()
             assert session.view()["capacity_alert"] == 3
             status = app.query_one(StatusLine)
