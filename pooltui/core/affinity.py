@@ -60,12 +60,11 @@ class Conversation:
 class _Feed:
     """A bounded walk of JSON values into a hash: strings cut at ``PART_CHARS`` (their length hashed too)."""
 
-    __slots__ = ("chars", "digest", "nodes")
+    __slots__ = ("chars", "digest")
 
     def __init__(self) -> None:
         self.digest = hashlib.blake2b(digest_size=12)
         self.chars = 0  # characters hashed so far, all parts together (what the bounded work is measured by)
-        self.nodes = 0
 
     def part(self, value: Any) -> None:
         self.digest.update(b"\x1e")
@@ -76,7 +75,6 @@ class _Feed:
         if budget[1] <= 0 or budget[0] <= 0:
             return
         budget[1] -= 1
-        self.nodes += 1
         update = self.digest.update
         if isinstance(value, str):
             cut = value[:budget[0]]
