@@ -45,14 +45,15 @@ from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
 #: member's id) unless the marker KEYS[2] no longer holds ARGV[5] (Redis lost the windows: restarted, flushed);
-#: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost}
+#: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost, units held by
+#: settled uses (not by leases: a lease's id starts with "L", and what it is used for is only known once settled)}
 TAKE_LUA = """
 local key = KEYS[1]
 local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('GET', KEYS[2]) ~= ARGV[5] then
-  return {0, now, 0, 0, 0, 1}
+  return {0, now, 0, 0, 0, 1, 0}
 end
 local kind = redis.call('TYPE', key).ok
 local refused = 0
@@ -62,15 +63,17 @@ if kind ~= 'zset' and kind ~= 'none' then
 end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-local used, kept = 0, {}
+local used, leased, kept = 0, 0, {}
 for i = 1, #entries, 2 do
   local member, score = entries[i], tonumber(entries[i + 1])
-  local units = tonumber(string.match(member, '^[%w%.%-_]+:[%w%.%-_]+:(%d+)$') or '')
+  local id, digits = string.match(member, '^[%w%.%-_]+:([%w%.%-_]+):(%d+)$')
+  local units = tonumber(digits or '')
   if units == nil or units > limit or score > now + 1000 then
     redis.call('ZREM', key, member)
     refused = refused + 1
   else
     used = used + units
+    if string.sub(id, 1, 1) == 'L' then leased = leased + units end
     kept[#kept + 1] = {score, units}
   end
 end
@@ -91,7 +94,7 @@ if got < want then
   if free < need then opens = window end
 end
 redis.call('PEXPIRE', key, window * 2 + 1000)
-return {got, now, opens, used + got, refused, 0}
+return {got, now, opens, used + got, refused, 0, used - leased}
 """
 
 #: a lease ends: remove its member ARGV[1]; when ARGV[2] is not empty, add that member (what was used) at
@@ -143,6 +146,7 @@ class SharedSlots:
         self.history: deque[tuple[float, int, str]] = deque()  # (local time, units, member) taken here
         self.opens_at = 0.0  # local time the shared window said the next lease fits
         self.fleet_held = 0  # units the whole fleet holds in the window (as the last lease saw it)
+        self.fleet_in_use = 0  # of those, units of uses settled (not leased ahead: the fleet's reserves)
 
     # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
     def mine(self, now: float) -> int:
@@ -155,8 +159,10 @@ class SharedSlots:
         return self.mine(now)
 
     def fleet_used(self, now: float) -> int:
-        """Units the fleet holds in the window, as the last lease saw it (at least this process's own)."""
-        return max(self.fleet_held, self.mine(now))
+        """Units the fleet used in the window, as the last lease saw it (at least this process's own): uses
+        settled, not the slots leased ahead (each process keeps a reserve leased while idle; counted, 5 sent
+        of an rpm 6 showed 6 in use). A process's uses in a lease still open show once it is settled."""
+        return max(self.fleet_in_use, self.mine(now))
 
     def room(self, now: float) -> int:
         """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
@@ -337,7 +343,7 @@ class SharedWindows:
     def usage(self, now: float) -> list[dict[str, Any]]:
         """Per window: its limit, what this process holds in it, what the fleet held at its last lease."""
         return [{"provider": s.provider, "key": s.label, "what": s.what, "limit": s.limit, "window_s": s.window_s,
-                 "mine": s.mine(now), "fleet": s.fleet_held} for s in list(self.slots.values())[:MAX_SHOWN]]
+                 "mine": s.mine(now), "fleet": s.fleet_used(now)} for s in list(self.slots.values())[:MAX_SHOWN]]
 
     # ------------------------------------------------------------------ the background task
     async def run(self) -> None:
@@ -441,17 +447,17 @@ class SharedWindows:
 
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
-        member = f"{self._tag}:{next(self._seq)}"
+        member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
         sent = self.clock()
         raw = await self._take(keys=[slots.name, self.marker],
                                args=[self._ms(slots), slots.limit, want, member, self._epoch or ""])
-        got, redis_ms, opens_ms, held, refused, lost = lease_answer(raw, want, slots.limit, self._ms(slots))
+        got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, self._ms(slots))
         if lost:
             return False
         now = self.clock()
         self.offset_s = redis_ms / 1000 - (sent + now) / 2
         self.connected = True
-        slots.fleet_held = held
+        slots.fleet_held, slots.fleet_in_use = held, in_use
         if refused:
             self.refused += refused
             self.say_once(f"shared windows: refused {refused} entries of {slots.name} that were not what they "

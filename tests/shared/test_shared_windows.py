@@ -62,16 +62,30 @@ def test_entries_planted_in_a_window_are_refused(redis_server) -> None:
     now_ms = int(client.time()[0]) * 1000
     client.zadd("t:win:w", {"garbage": now_ms, "a:b:999": now_ms, "a:b:1": now_ms + 3_600_000, "a:b:2": now_ms})
     client.set("t:win:epoch", "e")
-    got, _, _, held, refused, lost = take(keys=["t:win:w", "t:win:epoch"], args=[60_000, 10, 10, "me:1", "e"])
+    got, _, _, held, refused, lost, _ = take(keys=["t:win:w", "t:win:epoch"], args=[60_000, 10, 10, "me:1", "e"])
     assert (got, held, refused, lost) == (8, 10, 3, 0)  # the well-formed entry counts; the three others are gone
     assert set(client.zrange("t:win:w", 0, -1)) == {"a:b:2", "me:1:8"}
     client.set("t:win:s", "not a window")
     # a key of another type: replaced
     assert take(keys=["t:win:s", "t:win:epoch"], args=[60_000, 10, 4, "me:2", "e"])[0] == 4
-    for forged in ([11, now_ms, 0, 1, 0, 0], [1, now_ms, 10**9, 1, 0, 0], ["x", now_ms, 0, 1, 0, 0],
-                   [1, 0, 0, 1, 0, 0], [1, now_ms, 0, 1, 0, 2], [1]):
+    assert lease_answer([1, now_ms, 0, 1, 0, 0, 1], 10, 10, 60_000)[-1] == 1
+    for forged in ([11, now_ms, 0, 1, 0, 0, 0], [1, now_ms, 10**9, 1, 0, 0, 0], ["x", now_ms, 0, 1, 0, 0, 0],
+                   [1, 0, 0, 1, 0, 0, 0], [1, now_ms, 0, 1, 0, 2, 0], [1, now_ms, 0, 1, 0, 0, 2],
+                   [1, now_ms, 0, 1, 0, 0], [1]):
         with pytest.raises(Rejected):
             lease_answer(forged, 10, 10, 60_000)
+    client.close()
+
+
+def test_the_lua_window_tells_settled_uses_from_leases(redis_server) -> None:
+    """A lease's entry ("L" id) holds its slots but is not a use yet: the window answers both figures."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    take = client.register_script(TAKE_LUA)
+    now_ms = int(client.time()[0]) * 1000
+    client.zadd("t:win:u", {"a:7:3": now_ms, "b:L8:2": now_ms, "c:L9:1": now_ms})  # 3 used, 3 leased ahead
+    client.set("t:win:epoch", "e")
+    got, _, _, held, _, _, in_use = take(keys=["t:win:u", "t:win:epoch"], args=[60_000, 10, 1, "me:L1", "e"])
+    assert (got, held, in_use) == (1, 7, 3)
     client.close()
 
 
@@ -291,3 +305,29 @@ async def test_a_lease_no_longer_in_the_shared_window_is_not_used(redis_server) 
         assert sent <= 4  # within one window of 0.3 s: the limit, not 7
     finally:
         await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_the_fleets_figure_counts_uses_not_the_reserve_leased_ahead(redis_server) -> None:
+    """5 sent of a declared rpm 6: the fleet's figure (the keys table's, `pooltui fleet`'s) says 5 in use, not
+    6 with the reserve the process keeps leased while idle (6 before: test_fleet_limits saw 6 against 5 sent)."""
+    store = SharedKeyStates(redis_server.url, prefix="inuse")
+    pool = Pool("p", [KeySpec("k0", SECRET, limits=KeyLimits(rpm=6))], "round-robin")
+    store.attach(pool)
+    await store.start()
+    try:
+        sent = 0
+        while sent < 5:
+            key = pool.pick()
+            if key is not None:
+                sent += 1
+                pool.report(key, Classification(Outcome.OK, 200))
+            await asyncio.sleep(0.005)
+        slots = next(iter(store.windows.slots.values()))
+        # every use settled, and the last slot leased ahead as the reserve (the window held full)
+        await until(lambda: slots.fleet_held == 6 and all(not lease.used for lease in slots.leases) and
+                    slots.fleet_in_use == 5, "the uses settled and the reserve leased", 10)
+        assert slots.fleet_used(time.time()) == 5 and slots.mine(time.time()) == 5
+        assert store.windows.usage(time.time())[0]["fleet"] == 5
+    finally:
+        await store.stop()
