@@ -22,7 +22,9 @@ what was not used is free again for everyone. Held slots (in flight) count every
 
 **Redis down**: each process paces on its own share (``limit // processes seen``, at least 1) from its
 local history, and says so once. Every unit taken is kept locally for one window, so when Redis comes back
-empty (restarted) each process writes back what it took (nothing is lost); for one window after any
+empty (restarted) each process writes back what it took (nothing is lost); what it took on its share is
+written to the window when the store answers again, emptied or not (a round past its timeout on a loaded
+loop is "down" for a moment, and the others would lease those slots again); for one window after any
 reconnect a process also keeps within its share (the others may not have written theirs back yet: no
 burst gets through).
 """
@@ -119,6 +121,7 @@ LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the res
 MAX_LEASE_S = 1.0
 ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, each process paces on its share
 USABLE_SHARE = 0.5  # a lease is used at most this share of the window after it was asked for (SharedSlots._usable)
+MAX_EXTRA = 4096  # units taken outside a lease (Redis away) kept to write back, at most
 TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
 
 
@@ -183,8 +186,8 @@ class SharedSlots:
         share = self._share_room(now)
         if share is not None and share < n:
             return False
-        if not self.group.connected:  # Redis down: this process's share, kept for when it comes back
-            self.history.append((now, n, self.group.member_id(n)))
+        if not self.group.connected:  # Redis down: this process's share, written to the window when it is back
+            self._taken_aside(now, n)
             return True
         for lease in self.leases:
             if lease.units - lease.used >= n and self._usable(lease, now):
@@ -208,10 +211,17 @@ class SharedSlots:
                     self.left -= extra
                     return
         elif extra > 0 and not self.take(now, extra):  # more than held: counted as taken now (the provider did)
-            member = self.group.member_id(extra)
-            self.history.append((now, extra, member))
-            self.group.extra.append((self, now, member))
+            self._taken_aside(now, extra)
             self.group.wake()
+
+    def _taken_aside(self, now: float, n: int) -> None:
+        """``n`` units taken outside a lease: kept here, and written to the window at the next round that
+        reaches Redis (a round that failed left the windows there: nothing else would count them)."""
+        member, group = self.group.member_id(n), self.group
+        self.history.append((now, n, member))
+        if len(group.extra) >= MAX_EXTRA:  # Redis away for long: what left its window is not written back
+            group.extra = [e for e in group.extra if e[1] > now - e[0].window_s][-MAX_EXTRA // 2:]
+        group.extra.append((self, now, member))
 
     def opens_in(self, now: float, n: int = 1) -> float:
         n = min(n, self.limit)
@@ -389,6 +399,8 @@ class SharedWindows:
                     await self._end_lease(slots, lease)
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
+            if at <= now - slots.window_s:
+                continue  # out of its window already
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
 
     async def _sync_sends(self, redis: Any) -> None:

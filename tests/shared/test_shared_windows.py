@@ -331,3 +331,29 @@ async def test_the_fleets_figure_counts_uses_not_the_reserve_leased_ahead(redis_
         assert store.windows.usage(time.time())[0]["fleet"] == 5
     finally:
         await store.stop()
+
+
+@pytest.mark.asyncio
+async def test_what_a_process_took_while_the_store_was_away_is_counted_when_it_is_back(redis_server) -> None:
+    """A round that failed (a loaded loop's round past its timeout, a connection dropped) puts the process on
+    its share for a moment; what it takes then is written to the window once the store answers again (the
+    windows were not lost, so nothing else writes it back): the others do not lease those slots again."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    late = SharedWindows("away", "p0", lambda: client, lambda: 2, lambda provider, label: "f")
+    other = SharedWindows("away", "p1", lambda: client, lambda: 2, lambda provider, label: "f")
+    try:
+        mine, theirs = late("p", "k0", LEARNED, 4, 30.0), other("p", "k0", LEARNED, 4, 30.0)
+        await late._rejoin(client)  # joined, nothing leased yet
+        late._down(redis.exceptions.ConnectionError("away"))  # what run() does with a round that failed
+        taken = sum(mine.take(time.time()) for _ in range(4))  # on its share: 2 of 4
+        await late._round()  # the store answers again
+        theirs.want = 1
+        await other._round()
+        assert taken == 2 and theirs.fleet_in_use == 2, (taken, theirs.fleet_in_use)  # counted in the window (0)
+    finally:
+        await client.aclose()
