@@ -22,7 +22,9 @@ what was not used is free again for everyone. Held slots (in flight) count every
 
 **Redis down**: each process paces on its own share (``limit // processes seen``, at least 1) from its
 local history, and says so once. Every unit taken is kept locally for one window, so when Redis comes back
-empty (restarted) each process writes back what it took (nothing is lost); for one window after any
+empty (restarted) each process writes back what it took (nothing is lost); what it took on its share is
+written to the window when the store answers again, emptied or not (a round past its timeout on a loaded
+loop is "down" for a moment, and the others would lease those slots again); for one window after any
 reconnect a process also keeps within its share (the others may not have written theirs back yet: no
 burst gets through).
 """
@@ -45,14 +47,15 @@ from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
 #: member's id) unless the marker KEYS[2] no longer holds ARGV[5] (Redis lost the windows: restarted, flushed);
-#: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost}
+#: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost, units held by
+#: settled uses (not by leases: a lease's id starts with "L", and what it is used for is only known once settled)}
 TAKE_LUA = """
 local key = KEYS[1]
 local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('GET', KEYS[2]) ~= ARGV[5] then
-  return {0, now, 0, 0, 0, 1}
+  return {0, now, 0, 0, 0, 1, 0}
 end
 local kind = redis.call('TYPE', key).ok
 local refused = 0
@@ -62,15 +65,17 @@ if kind ~= 'zset' and kind ~= 'none' then
 end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-local used, kept = 0, {}
+local used, leased, kept = 0, 0, {}
 for i = 1, #entries, 2 do
   local member, score = entries[i], tonumber(entries[i + 1])
-  local units = tonumber(string.match(member, '^[%w%.%-_]+:[%w%.%-_]+:(%d+)$') or '')
+  local id, digits = string.match(member, '^[%w%.%-_]+:([%w%.%-_]+):(%d+)$')
+  local units = tonumber(digits or '')
   if units == nil or units > limit or score > now + 1000 then
     redis.call('ZREM', key, member)
     refused = refused + 1
   else
     used = used + units
+    if string.sub(id, 1, 1) == 'L' then leased = leased + units end
     kept[#kept + 1] = {score, units}
   end
 end
@@ -91,7 +96,7 @@ if got < want then
   if free < need then opens = window end
 end
 redis.call('PEXPIRE', key, window * 2 + 1000)
-return {got, now, opens, used + got, refused, 0}
+return {got, now, opens, used + got, refused, 0, used - leased}
 """
 
 #: a lease ends: remove its member ARGV[1]; when ARGV[2] is not empty, add that member (what was used) at
@@ -115,6 +120,8 @@ MAX_SHOWN = 256  # windows a heartbeat tells the fleet about
 LEASE_SHARE = 4  # a lease is at most limit / (LEASE_SHARE * processes): the rest stays free for the others
 MAX_LEASE_S = 1.0
 ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, each process paces on its share
+USABLE_SHARE = 0.5  # a lease is used at most this share of the window after it was asked for (SharedSlots._usable)
+MAX_EXTRA = 4096  # units taken outside a lease (Redis away) kept to write back, at most
 TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
 
 
@@ -123,7 +130,7 @@ class _Lease:
     member: str  # its member in the window (id:units)
     units: int  # leased
     used: int  # of those, taken by picks
-    at: float  # local time it was granted
+    at: float  # local time it was asked for (Redis scored it at its own time, a little later)
     last_use: float  # local time of its latest use
     ends: float  # local time it is settled
 
@@ -142,6 +149,7 @@ class SharedSlots:
         self.history: deque[tuple[float, int, str]] = deque()  # (local time, units, member) taken here
         self.opens_at = 0.0  # local time the shared window said the next lease fits
         self.fleet_held = 0  # units the whole fleet holds in the window (as the last lease saw it)
+        self.fleet_in_use = 0  # of those, units of uses settled (not leased ahead: the fleet's reserves)
 
     # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
     def mine(self, now: float) -> int:
@@ -154,18 +162,23 @@ class SharedSlots:
         return self.mine(now)
 
     def fleet_used(self, now: float) -> int:
-        """Units the fleet holds in the window, as the last lease saw it (at least this process's own)."""
-        return max(self.fleet_held, self.mine(now))
+        """Units the fleet used in the window, as the last lease saw it (at least this process's own): uses
+        settled, not the slots leased ahead (each process keeps a reserve leased while idle; counted, 5 sent
+        of an rpm 6 showed 6 in use). A process's uses in a lease still open show once it is settled."""
+        return max(self.fleet_in_use, self.mine(now))
 
     def room(self, now: float) -> int:
         """What the lease has left (a pick asks before it takes: an empty lease has the next one leased)."""
         share = self._share_room(now)
         if not self.group.connected:
             return share if share is not None else 0
-        if self.left < 1:
+        left = self.left
+        if left and now >= self.leases[0].at + self.window_s * USABLE_SHARE:  # a lease no longer usable
+            left = sum(lease.units - lease.used for lease in self.leases if self._usable(lease, now))
+        if left < 1:
             self.want = max(self.want, 1)
             self.group.wake()
-        return self.left if share is None else min(self.left, share)
+        return left if share is None else min(left, share)
 
     def take(self, now: float, n: int = 1) -> bool:
         """Count ``n`` units down from the lease (a request larger than the whole budget takes all of it)."""
@@ -173,11 +186,11 @@ class SharedSlots:
         share = self._share_room(now)
         if share is not None and share < n:
             return False
-        if not self.group.connected:  # Redis down: this process's share, kept for when it comes back
-            self.history.append((now, n, self.group.member_id(n)))
+        if not self.group.connected:  # Redis down: this process's share, written to the window when it is back
+            self._taken_aside(now, n)
             return True
         for lease in self.leases:
-            if lease.units - lease.used >= n:  # one past its end is still held in Redis until settled
+            if lease.units - lease.used >= n and self._usable(lease, now):
                 lease.used += n
                 lease.last_use = now
                 self.left -= n
@@ -198,10 +211,17 @@ class SharedSlots:
                     self.left -= extra
                     return
         elif extra > 0 and not self.take(now, extra):  # more than held: counted as taken now (the provider did)
-            member = self.group.member_id(extra)
-            self.history.append((now, extra, member))
-            self.group.extra.append((self, now, member))
+            self._taken_aside(now, extra)
             self.group.wake()
+
+    def _taken_aside(self, now: float, n: int) -> None:
+        """``n`` units taken outside a lease: kept here, and written to the window at the next round that
+        reaches Redis (a round that failed left the windows there: nothing else would count them)."""
+        member, group = self.group.member_id(n), self.group
+        self.history.append((now, n, member))
+        if len(group.extra) >= MAX_EXTRA:  # Redis away for long: what left its window is not written back
+            group.extra = [e for e in group.extra if e[1] > now - e[0].window_s][-MAX_EXTRA // 2:]
+        group.extra.append((self, now, member))
 
     def opens_in(self, now: float, n: int = 1) -> float:
         n = min(n, self.limit)
@@ -214,6 +234,14 @@ class SharedSlots:
         if share is not None and share < n:
             return max(TICK_S, self._share_opens(now, n))
         return max(TICK_S, self.opens_at - now)
+
+    def _usable(self, lease: _Lease, now: float) -> bool:
+        """Whether picks may still take from ``lease``: past its end too (its slots stay held in Redis until the
+        background settles it, a round or so late), but only within the first half of the window from when it
+        was asked for. Redis drops its entry one window after it was granted, and the others lease those slots
+        again: a loaded loop's round that settles late must find the uses made of it still to move (a lease
+        used on past that, 14 were sent in one second against a learnt 6)."""
+        return now < lease.at + self.window_s * USABLE_SHARE
 
     # ------------------------------------------------------------------ pacing alone
     def _share_room(self, now: float) -> int | None:
@@ -325,7 +353,7 @@ class SharedWindows:
     def usage(self, now: float) -> list[dict[str, Any]]:
         """Per window: its limit, what this process holds in it, what the fleet held at its last lease."""
         return [{"provider": s.provider, "key": s.label, "what": s.what, "limit": s.limit, "window_s": s.window_s,
-                 "mine": s.mine(now), "fleet": s.fleet_held} for s in list(self.slots.values())[:MAX_SHOWN]]
+                 "mine": s.mine(now), "fleet": s.fleet_used(now)} for s in list(self.slots.values())[:MAX_SHOWN]]
 
     # ------------------------------------------------------------------ the background task
     async def run(self) -> None:
@@ -371,6 +399,8 @@ class SharedWindows:
                     await self._end_lease(slots, lease)
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
+            if at <= now - slots.window_s:
+                continue  # out of its window already
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
 
     async def _sync_sends(self, redis: Any) -> None:
@@ -429,23 +459,23 @@ class SharedWindows:
 
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
-        member = f"{self._tag}:{next(self._seq)}"
+        member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
         sent = self.clock()
         raw = await self._take(keys=[slots.name, self.marker],
                                args=[self._ms(slots), slots.limit, want, member, self._epoch or ""])
-        got, redis_ms, opens_ms, held, refused, lost = lease_answer(raw, want, slots.limit, self._ms(slots))
+        got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, self._ms(slots))
         if lost:
             return False
         now = self.clock()
         self.offset_s = redis_ms / 1000 - (sent + now) / 2
         self.connected = True
-        slots.fleet_held = held
+        slots.fleet_held, slots.fleet_in_use = held, in_use
         if refused:
             self.refused += refused
             self.say_once(f"shared windows: refused {refused} entries of {slots.name} that were not what they "
                           "claim (malformed, over the limit or in the future)")
         if got:
-            slots.leases.append(_Lease(f"{member}:{got}", got, 0, now, now, now + slots.lease_s()))
+            slots.leases.append(_Lease(f"{member}:{got}", got, 0, sent, now, now + slots.lease_s()))
             slots.left += got
             slots.want = 0
         else:

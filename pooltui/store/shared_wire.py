@@ -311,17 +311,19 @@ def windows_in_use(raw: object) -> list[dict[str, Any]]:
     return out
 
 
-def lease_answer(raw: object, want: int, limit: int, window_ms: int) -> tuple[int, int, int, int, int, int]:
+def lease_answer(raw: object, want: int, limit: int,
+                 window_ms: int) -> tuple[int, int, int, int, int, int, int]:
     """What the shared window's script answered a lease: (granted, Redis time in ms, ms until the rest fits,
-    units held in the window, entries refused, 1 if Redis lost the windows); raises :class:`Rejected` for
-    anything else."""
-    if not isinstance(raw, list | tuple) or len(raw) != 6:
-        raise Rejected("a lease answer is not six numbers")
-    got, at, opens, held, refused, lost = (count(v) for v in raw)
-    if got is None or at is None or opens is None or held is None or refused is None or lost is None:
-        raise Rejected("a lease answer is not six numbers")
-    if got > want or got > limit or opens > window_ms or lost > 1:
+    units held in the window, entries refused, 1 if Redis lost the windows, units held by settled uses); raises
+    :class:`Rejected` for anything else."""
+    if not isinstance(raw, list | tuple) or len(raw) != 7:
+        raise Rejected("a lease answer is not seven numbers")
+    got, at, opens, held, refused, lost, in_use = (count(v) for v in raw)
+    if got is None or at is None or opens is None or held is None or refused is None or lost is None or \
+            in_use is None:
+        raise Rejected("a lease answer is not seven numbers")
+    if got > want or got > limit or opens > window_ms or lost > 1 or in_use > held:
         raise Rejected("a lease answer is out of bounds")
     if abs(at / 1000 - time.time()) > MAX_CLOCK_SKEW_S:
         raise Rejected("a lease answer's time is not plausible")
-    return got, at, opens, held, refused, lost
+    return got, at, opens, held, refused, lost, in_use

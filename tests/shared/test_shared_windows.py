@@ -62,16 +62,30 @@ def test_entries_planted_in_a_window_are_refused(redis_server) -> None:
     now_ms = int(client.time()[0]) * 1000
     client.zadd("t:win:w", {"garbage": now_ms, "a:b:999": now_ms, "a:b:1": now_ms + 3_600_000, "a:b:2": now_ms})
     client.set("t:win:epoch", "e")
-    got, _, _, held, refused, lost = take(keys=["t:win:w", "t:win:epoch"], args=[60_000, 10, 10, "me:1", "e"])
+    got, _, _, held, refused, lost, _ = take(keys=["t:win:w", "t:win:epoch"], args=[60_000, 10, 10, "me:1", "e"])
     assert (got, held, refused, lost) == (8, 10, 3, 0)  # the well-formed entry counts; the three others are gone
     assert set(client.zrange("t:win:w", 0, -1)) == {"a:b:2", "me:1:8"}
     client.set("t:win:s", "not a window")
     # a key of another type: replaced
     assert take(keys=["t:win:s", "t:win:epoch"], args=[60_000, 10, 4, "me:2", "e"])[0] == 4
-    for forged in ([11, now_ms, 0, 1, 0, 0], [1, now_ms, 10**9, 1, 0, 0], ["x", now_ms, 0, 1, 0, 0],
-                   [1, 0, 0, 1, 0, 0], [1, now_ms, 0, 1, 0, 2], [1]):
+    assert lease_answer([1, now_ms, 0, 1, 0, 0, 1], 10, 10, 60_000)[-1] == 1
+    for forged in ([11, now_ms, 0, 1, 0, 0, 0], [1, now_ms, 10**9, 1, 0, 0, 0], ["x", now_ms, 0, 1, 0, 0, 0],
+                   [1, 0, 0, 1, 0, 0, 0], [1, now_ms, 0, 1, 0, 2, 0], [1, now_ms, 0, 1, 0, 0, 2],
+                   [1, now_ms, 0, 1, 0, 0], [1]):
         with pytest.raises(Rejected):
             lease_answer(forged, 10, 10, 60_000)
+    client.close()
+
+
+def test_the_lua_window_tells_settled_uses_from_leases(redis_server) -> None:
+    """A lease's entry ("L" id) holds its slots but is not a use yet: the window answers both figures."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    take = client.register_script(TAKE_LUA)
+    now_ms = int(client.time()[0]) * 1000
+    client.zadd("t:win:u", {"a:7:3": now_ms, "b:L8:2": now_ms, "c:L9:1": now_ms})  # 3 used, 3 leased ahead
+    client.set("t:win:epoch", "e")
+    got, _, _, held, _, _, in_use = take(keys=["t:win:u", "t:win:epoch"], args=[60_000, 10, 1, "me:L1", "e"])
+    assert (got, held, in_use) == (1, 7, 3)
     client.close()
 
 
@@ -263,3 +277,83 @@ async def test_a_lease_is_renewed_before_it_ends(redis_server) -> None:
         assert pool.pick() is not None and refused == 0, refused
     finally:
         await store.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_lease_no_longer_in_the_shared_window_is_not_used(redis_server) -> None:
+    """A process whose background round is late (a loaded loop) does not go on using a lease once Redis's window
+    no longer holds it: its entry left at the window's end and the others lease those slots again (14 sent in a
+    second against a learnt 6 under load: the late lease's 3 and the newcomer's 4 here, 7 against 4)."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    late, other = (SharedWindows("late", f"p{i}", lambda: client, lambda: 2, lambda provider, label: "f")
+                   for i in range(2))
+    try:
+        mine, theirs = late("p", "k0", LEARNED, 4, 0.3), other("p", "k0", LEARNED, 4, 0.3)
+        mine.want = 4
+        await late._round()  # the whole window leased; this process's rounds stop here (its loop is busy)
+        assert mine.take(time.time())
+        granted = time.time()
+        await until(lambda: time.time() > granted + 0.35, "the window passes without a round of the late one", 5)
+        theirs.want = 4
+        await other._round()  # the lease's entry left the window: the other process leases it all
+        sent = sum(mine.take(time.time()) for _ in range(3)) + sum(theirs.take(time.time()) for _ in range(4))
+        assert sent <= 4  # within one window of 0.3 s: the limit, not 7
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_the_fleets_figure_counts_uses_not_the_reserve_leased_ahead(redis_server) -> None:
+    """5 sent of a declared rpm 6: the fleet's figure (the keys table's, `pooltui fleet`'s) says 5 in use, not
+    6 with the reserve the process keeps leased while idle (6 before: test_fleet_limits saw 6 against 5 sent)."""
+    store = SharedKeyStates(redis_server.url, prefix="inuse")
+    pool = Pool("p", [KeySpec("k0", SECRET, limits=KeyLimits(rpm=6))], "round-robin")
+    store.attach(pool)
+    await store.start()
+    try:
+        sent = 0
+        while sent < 5:
+            key = pool.pick()
+            if key is not None:
+                sent += 1
+                pool.report(key, Classification(Outcome.OK, 200))
+            await asyncio.sleep(0.005)
+        slots = next(iter(store.windows.slots.values()))
+        # every use settled, and the last slot leased ahead as the reserve (the window held full)
+        await until(lambda: slots.fleet_held == 6 and all(not lease.used for lease in slots.leases) and
+                    slots.fleet_in_use == 5, "the uses settled and the reserve leased", 10)
+        assert slots.fleet_used(time.time()) == 5 and slots.mine(time.time()) == 5
+        assert store.windows.usage(time.time())[0]["fleet"] == 5
+    finally:
+        await store.stop()
+
+
+@pytest.mark.asyncio
+async def test_what_a_process_took_while_the_store_was_away_is_counted_when_it_is_back(redis_server) -> None:
+    """A round that failed (a loaded loop's round past its timeout, a connection dropped) puts the process on
+    its share for a moment; what it takes then is written to the window once the store answers again (the
+    windows were not lost, so nothing else writes it back): the others do not lease those slots again."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    late = SharedWindows("away", "p0", lambda: client, lambda: 2, lambda provider, label: "f")
+    other = SharedWindows("away", "p1", lambda: client, lambda: 2, lambda provider, label: "f")
+    try:
+        mine, theirs = late("p", "k0", LEARNED, 4, 30.0), other("p", "k0", LEARNED, 4, 30.0)
+        await late._rejoin(client)  # joined, nothing leased yet
+        late._down(redis.exceptions.ConnectionError("away"))  # what run() does with a round that failed
+        taken = sum(mine.take(time.time()) for _ in range(4))  # on its share: 2 of 4
+        await late._round()  # the store answers again
+        theirs.want = 1
+        await other._round()
+        assert taken == 2 and theirs.fleet_in_use == 2, (taken, theirs.fleet_in_use)  # counted in the window (0)
+    finally:
+        await client.aclose()
