@@ -18,6 +18,16 @@ def body(app) -> str:
     return str(app.screen.query_one("#detail-body").render())
 
 
+async def opened(app, pilot) -> str:
+    """The detail screen's text once it has been filled: the screen fills its body when mounted, which a loaded
+    machine may not have done when the key press returns (the body read empty: a flake in the mutation run)."""
+    for _ in range(200):
+        if isinstance(app.screen, KeyDetailScreen) and (text := body(app)):
+            return text
+        await pilot.pause(0.05)
+    raise AssertionError("the key detail screen was not filled within 10 s")
+
+
 @pytest.mark.wording
 async def test_the_detail_screen_tells_everything_about_a_key_and_acts_on_it() -> None:
     session = scripted.peak(learn=False)  # cooling by the provider's retry-after
@@ -27,8 +37,8 @@ async def test_the_detail_screen_tells_everything_about_a_key_and_acts_on_it() -
         keys.focus()
         keys.select("primary")
         await pilot.press("enter")
+        text = await opened(app, pilot)
         assert isinstance(app.screen, KeyDetailScreen) and app.screen.label == "primary"
-        text = body(app)
         for part in ("secret sk-ant-…", "fingerprint", "cooling", "deadline from retry-after",
                      "per-model cooldowns", "what the provider's headers said", "latency p50",
                      "tokens", "state timeline", "cooled", "last errors", "429 rate_limited"):
@@ -61,7 +71,7 @@ async def test_the_keys_table_and_the_detail_show_each_keys_learned_limit() -> N
         keys.focus()
         keys.select("secondary")
         await pilot.press("enter")
-        text = body(app)
+        text = await opened(app, pilot)
         assert "learned limit (where no header states it)" in text
         assert f"{est.limit} requests per {est.window_s:.1f} s, sure {est.sure:.0%} (from {est.observed} × 429" in text
         assert "picks wait for room in this window instead of collecting a 429" in text
@@ -76,7 +86,7 @@ async def test_a_key_whose_headers_state_the_budget_says_no_guess_is_needed() ->
         keys.focus()
         keys.select("primary")
         await pilot.press("enter")
-        assert "none needed: the provider's headers state the budget" in body(app)
+        assert "none needed: the provider's headers state the budget" in await opened(app, pilot)
 
 
 async def test_a_limit_stated_only_with_429s_reads_as_such() -> None:
