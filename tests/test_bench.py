@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pooltui.bench
@@ -71,9 +73,13 @@ def test_the_proxy_bench_starts_its_otlp_collector_only_for_a_traced_mode() -> N
     sink = sink_for(("off", "traced"))
     try:
         assert sink is not None and sink.url.startswith("http://127.0.0.1:")
+        assert sink.proc.pid != os.getpid()  # a process of its own, as a collector is: not the load generator's
+        for _ in range(2):
+            urllib.request.urlopen(urllib.request.Request(sink.url + "/v1/traces", data=b"x" * 1000), timeout=5).read()
     finally:
         if sink is not None:
             sink.close()
+    assert sink.received == 2000
 
 
 def test_a_bench_proxy_from_another_source_runs_that_sources_package(tmp_path) -> None:

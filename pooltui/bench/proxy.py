@@ -4,12 +4,14 @@ the simulator directly, as three processes (simulator, proxy, load generator).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -115,34 +117,45 @@ MODES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
 }
 
 
+#: the collector's process: accepts every OTLP export (200), counts its bytes, answers the count to a GET
+_SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+received = 0
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        global received
+        received += len(self.rfile.read(int(self.headers.get("content-length") or 0)))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def do_GET(self):
+        body = str(received).encode()
+        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 class _OtlpSink:
-    """A local OTLP/HTTP receiver that accepts every export (200) and counts its bytes: the traced mode's
-    collector, on this machine."""
+    """A local OTLP/HTTP receiver in a process of its own, as a collector is (in the load generator's process its
+    thread took the generator's interpreter lock, which slowed the traced rounds' callers, not the proxy): it
+    accepts every export and counts its bytes."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        sink = self
         self.received = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                sink.received += len(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.proc = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.proc.stdout.readline())}"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        """Read what it received, then stop it."""
+        with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(self.url, timeout=5) as answer:
+            self.received = int(answer.read())
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def sink_for(modes: tuple[str, ...]) -> _OtlpSink | None:
