@@ -98,3 +98,14 @@ def test_a_bench_proxy_from_another_source_runs_that_sources_package(tmp_path) -
     finally:
         proc.kill()
     assert said.read_text().startswith(str(other))
+
+
+def test_the_proxy_bench_gives_each_mode_each_place_in_turn() -> None:
+    """A run's later places were slower (the same mode measured -3% second and -13% last): the order rotates."""
+    from pooltui.bench.proxy import rotated
+
+    modes = ("off", "text-log", "json-log", "traced")
+    orders = [rotated(modes, r) for r in range(4)]
+    assert orders[0] == modes and all(sorted(o) == sorted(modes) for o in orders)
+    assert {o[0] for o in orders} == set(modes)  # each mode first once
+    assert all(len({o[place] for o in orders}) == 4 for place in range(4))

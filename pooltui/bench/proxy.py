@@ -158,6 +158,12 @@ class _OtlpSink:
         self.proc.wait(10)
 
 
+def rotated(modes: tuple[str, ...], r: int) -> tuple[str, ...]:
+    """Round ``r``'s order of the modes: each takes each place once every ``len(modes)`` rounds."""
+    k = r % len(modes)
+    return modes[k:] + modes[:k]
+
+
 def sink_for(modes: tuple[str, ...]) -> _OtlpSink | None:
     """The local OTLP collector, only when a mode traces (a sink no mode sends to would still take CPU)."""
     return _OtlpSink() if any("{otlp}" in v for m in modes for v in MODES[m][1].values()) else None
@@ -180,14 +186,17 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
                                            env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()},
                                            source=source), port)
             wait_port(port, proxies[mode][0], "the proxy")
-        for _ in range(rounds):
-            for mode, (proxy, port) in proxies.items():
+        for r in range(rounds):
+            this_round: dict[str, float] = {}
+            for mode in rotated(modes, r):  # each mode in each place in turn: a run's later places are slower
+                proxy, port = proxies[mode]
                 result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
                                           f"http://127.0.0.1:{port}/v1", n, concurrency, sequential, proxy.pid))
                 for k, v in result.items():
                     samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
-                samples.setdefault(f"{mode}_vs_base", []).append(  # this round's req/s against the base's
-                    result["proxy_rps"] / samples[f"{modes[0]}_proxy_rps"][-1])
+                this_round[mode] = result["proxy_rps"]
+            for mode in modes:  # this round's req/s against the base's
+                samples.setdefault(f"{mode}_vs_base", []).append(this_round[mode] / this_round[modes[0]])
         for mode, (proxy, _) in proxies.items():
             samples[f"{mode}_rss_peak_mb"] = [memory_kib(proxy.pid).get("VmHWM", 0) / 1024]
     finally:
