@@ -95,7 +95,12 @@ class RemoteSession:
                     listener(event)
 
     async def start(self) -> None:
-        self._absorb(await fetch_state(self.url, self.admin_token))
+        """Read the proxy's state, then keep polling it; a first read that fails (the proxy restarting, or slower
+        than the read's timeout) is said in ``error`` and the polling goes on, as it does after any failed read."""
+        try:
+            self._absorb(await fetch_state(self.url, self.admin_token))
+        except AttachError as exc:
+            self.error = f"not reached yet: {exc}"
         self._task = asyncio.create_task(self._poll())
 
     async def _poll(self) -> None:

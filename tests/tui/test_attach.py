@@ -202,3 +202,20 @@ async def test_an_attached_monitor_clears_outage_once_the_proxys_breaker_holds_n
             # the next polls clear it (waited for, not a fixed 0.5 s); before the fix it stayed until a request
             await until(lambda: "OUTAGE" not in str(app.query_one(StatusLine).render()), "OUTAGE cleared")
             assert app.session.view()["incident"] is not None  # the incident line still tells the story
+
+
+async def test_a_first_read_that_fails_does_not_stop_the_polling(serve) -> None:
+    """Regression: a monitor whose first read of the proxy failed (a restart, a read slower than its timeout)
+    never polled again and stayed empty; it now says so and keeps polling."""
+    spec = {"name": "oai", "window_s": 60, "keys": keys("k", 2)}
+    client = client_for_scenario(make_scenario(spec), serve(make_scenario(spec)), "round-robin", seed=1)
+    with ProxyThread({"oai": client}) as px:
+        session = RemoteSession(px.service.url, "not-the-admin-token", poll_s=0.05)
+        await session.start()  # refused: no exception, the polling goes on
+        try:
+            assert session.error.startswith("not reached yet:") and not session.view()["keys"]
+            session.admin_token = px.proxy.admin_token
+            await until(lambda: not session.error and len(session.view()["keys"]) == 2,
+                        "the session reads the proxy once it answers", 10)
+        finally:
+            await session.stop()
