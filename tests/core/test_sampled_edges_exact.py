@@ -1,0 +1,119 @@
+"""Exact edges of the engine's readers and estimators, each the survivor of issue 25's sampled mutation run (a
+uniform random sample of the mutants of pooltui/core, pooltui/client and session/alerts.py): the field a reader
+must look at, the boundary a size check sits on, the margin a learnt window keeps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pooltui.core import classify
+from pooltui.core.accounts import read_org
+from pooltui.core.classify import parse_body
+from pooltui.core.events import EventLog
+from pooltui.core.hints import date_hints
+from pooltui.core.learned import MARGIN, MIN_MARGIN_S, LearnedLimit
+from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
+from pooltui.core.usage import usage_of
+from tests.core.test_learned_limit import SlidingKey, drive
+
+NOW = 1_780_000_000.0
+
+
+def test_a_429_whose_token_budget_is_spent_while_one_request_remains_says_tokens() -> None:
+    """One request left and no tokens: the tokens ran out, not the requests (both at 0: it says requests)."""
+    def says_tokens(requests_left: str) -> bool:
+        headers = {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": requests_left,
+                   "x-ratelimit-limit-tokens": "1000", "x-ratelimit-remaining-tokens": "0"}
+        return classify("openai", 429, headers, {"error": {"message": "Rate limit reached", "type": "requests"}},
+                        NOW).tokens
+    assert says_tokens("1") and says_tokens("7") and not says_tokens("0")
+
+
+def test_the_error_type_alone_names_a_billing_signature() -> None:
+    """openai's billing_not_active with ``code`` null is read from ``type`` (the corpus case, its message
+    reworded so that no phrase of the signature matches)."""
+    body = {"error": {"message": "Please check your account.", "type": "billing_not_active", "code": None}}
+    assert classify("openai", 429, {}, body, NOW).outcome.value == "quota"
+    assert classify("openai", 429, {}, {"error": {**body["error"], "type": "requests"}}, NOW).outcome.value \
+        == "rate_limited"
+
+
+def test_a_body_is_read_as_json_up_to_one_million_characters() -> None:
+    def of_size(n: int) -> str:
+        return '{"a":"' + "x" * (n - 8) + '"}'
+    assert len(of_size(1_000_000)) == 1_000_000 and parse_body(of_size(1_000_000)) is not None
+    assert parse_body(of_size(1_000_001)) is None
+
+
+def test_a_regain_date_is_read_from_a_message_of_up_to_4000_characters() -> None:
+    said = "You will regain access on 2026-06-01 at 00:00 UTC."
+    exactly = said + " " * (4000 - len(said) - 1) + "."
+    assert len(exactly) == 4000 and date_hints(exactly, NOW)
+    assert date_hints(exactly + ".", NOW) == []
+
+
+def test_an_organization_header_is_read_only_when_it_holds_a_name_of_up_to_200_characters() -> None:
+    assert read_org({"openai-organization": "org-" + "a" * 196}) is not None
+    assert read_org({"openai-organization": "org-" + "a" * 197}) is None
+    assert read_org({"openai-organization": "   "}) is None
+    assert read_org({"openai-organization": ""}) is None
+
+
+def test_geminis_cached_tokens_are_its_cacheable_input() -> None:
+    usage = usage_of({"usageMetadata": {"promptTokenCount": 900, "candidatesTokenCount": 20,
+                                        "cachedContentTokenCount": 640}})
+    assert (usage.input, usage.output, usage.cache_read, usage.cacheable) == (900, 20, 640, 640)
+
+
+def test_removing_a_listener_twice_is_harmless() -> None:
+    log, seen = EventLog(), []
+    remove = log.subscribe(seen.append)
+    remove()
+    remove()  # a screen closed twice: no error
+    assert seen == []
+
+
+def test_an_unknown_strategy_names_every_strategy_once_comma_separated() -> None:
+    with pytest.raises(UnknownStrategyError) as err:
+        normalize_strategy("fastest-please")
+    assert str(err.value).endswith("choose one of: " + ", ".join(STRATEGIES))
+
+
+def test_a_429_with_retry_after_zero_is_fitted() -> None:
+    """"Retry after 0 s": a slot frees now. It is a fit like any other, not a 429 without a hint."""
+    est = LearnedLimit()
+    for t in (1.0, 2.0, 3.0):
+        est.accept(t)
+    assert est.rate_limited(3.5, 0.0)
+    assert est.limit is not None and est.window_s is not None
+
+
+def test_precise_retry_afters_keep_the_margin_at_their_spread_rounded_ones_at_the_window_share() -> None:
+    """Windows fitted from unrounded retry-afters agree within jitter: the opening's margin is that spread (at
+    least 20 ms); from whole-second retry-afters it is ``MARGIN`` of the window."""
+    for whole, margin in ((False, MIN_MARGIN_S), (True, None)):
+        key, est = SlidingKey(8, 5.0, whole_seconds=whole), LearnedLimit()
+        t = 1000.0
+        while t < 1012.0:  # unpaced: several 429s, each fitted
+            retry = key.send(t)
+            est.accept(t) if retry is None else est.rate_limited(t, retry)
+            t += 0.05
+        drive(key, est, t, 20.0)
+        assert est.limit == 8
+        assert est.margin_s == pytest.approx(margin if margin is not None else est.window_s * MARGIN)
+
+
+def test_a_probe_keeps_the_precise_windows_of_the_limit_below() -> None:
+    """The estimate tries one more: the margin stays the one its precise windows gave, not a share of the
+    window as if it knew nothing about the jitter."""
+    key, est = SlidingKey(8, 5.0, whole_seconds=False), LearnedLimit()
+    t = 1000.0
+    while est.probes == 0 and t < 1200.0:
+        if t < 1012.0 or est.opens_in(t) == 0:
+            retry = key.send(t)
+            est.accept(t) if retry is None else est.rate_limited(t, retry)
+        t += 0.05
+    assert est.probes == 1 and est.limit == 9
+    assert est.margin_s == pytest.approx(MIN_MARGIN_S), json.dumps({str(k): v[-3:] for k, v in est.precise.items()})
