@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pooltui.core import classify
+from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool, classify
 from pooltui.core.accounts import read_org
 from pooltui.core.classify import parse_body
 from pooltui.core.events import EventLog
@@ -19,6 +19,21 @@ from pooltui.core.usage import usage_of
 from tests.core.test_learned_limit import SlidingKey, drive
 
 NOW = 1_780_000_000.0
+OK = Classification(Outcome.OK, 200)
+
+
+def rate_limited(retry: float) -> Classification:
+    return Classification(Outcome.RATE_LIMITED, 429, "rate limited", retry, DeadlineSource.RETRY_AFTER)
+
+
+def make_pool(n: int) -> Pool:
+    return Pool("p", [KeySpec(f"k{i}", f"sk-test-{i:030d}") for i in range(n)], "failover", clock=FakeClock())
+
+
+def hit(pool: Pool, label: str, result: Classification) -> None:
+    key = pool.key(label)
+    key.inflight += 1
+    pool.report(key, result)
 
 
 def test_a_429_whose_token_budget_is_spent_while_one_request_remains_says_tokens() -> None:
@@ -117,3 +132,18 @@ def test_a_probe_keeps_the_precise_windows_of_the_limit_below() -> None:
         t += 0.05
     assert est.probes == 1 and est.limit == 9
     assert est.margin_s == pytest.approx(MIN_MARGIN_S), json.dumps({str(k): v[-3:] for k, v in est.precise.items()})
+
+
+def test_two_keys_probed_at_once_both_count_as_usable_and_the_pool_looks_again_soon() -> None:
+    """Two keys back from a cooldown are probed at the same time, a third cools for a minute: both probes count
+    as usable keys, and the queue looks again at the probe's pace, not at the minute."""
+    pool = make_pool(3)
+    for label, wait in (("k0", 5.0), ("k1", 5.0), ("k2", 60.0)):
+        hit(pool, label, rate_limited(wait))
+    pool.clock.advance(5.1)
+    probes = [pool.pick(), pool.pick()]
+    assert sorted(k.label for k in probes) == ["k0", "k1"] and pool.pick() is None
+    assert pool.usable() == 2
+    assert pool.next_ready_in() == pytest.approx(0.05)
+    pool.report(probes[0], OK)
+    assert pool.usable() == 2  # k0 back in rotation, k1's probe still out
