@@ -8,14 +8,17 @@ import json
 
 import pytest
 
-from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, Outcome, Pool, classify
+from pooltui.core import Classification, DeadlineSource, FakeClock, KeySpec, KeyState, Outcome, Pool, classify
 from pooltui.core.accounts import read_org
 from pooltui.core.classify import parse_body
-from pooltui.core.events import EventLog
+from pooltui.core.declared import TokenHold
+from pooltui.core.events import EventLog, StateChange
+from pooltui.core.headers import RateLimits
 from pooltui.core.hints import date_hints
 from pooltui.core.learned import MARGIN, MIN_MARGIN_S, LearnedLimit
 from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
 from pooltui.core.usage import usage_of
+from pooltui.core.windows import KeyLimits
 from tests.core.test_learned_limit import SlidingKey, drive
 
 NOW = 1_780_000_000.0
@@ -147,3 +150,57 @@ def test_two_keys_probed_at_once_both_count_as_usable_and_the_pool_looks_again_s
     assert pool.next_ready_in() == pytest.approx(0.05)
     pool.report(probes[0], OK)
     assert pool.usable() == 2  # k0 back in rotation, k1's probe still out
+
+
+def test_a_token_hold_is_given_back_whole_and_only_real_usage_moves_the_input_ratio() -> None:
+    """Two requests hold tokens on a key that declares a token budget. The first answer's usage moves the
+    key's input ratio and gives back what it held, input and output; the second fails below HTTP: what it held
+    is given back, and its estimate, made before the first answer, teaches the ratio nothing."""
+    pool = Pool("p", [KeySpec("k", "sk-test-token-hold-000000001", limits=KeyLimits(tpm=1_000_000))], "failover",
+                clock=FakeClock())
+    first, second = TokenHold(4000, 100), TokenHold(4000, 100)
+    key = pool.pick(model="m", hold=first)
+    assert key is not None and pool.pick(model="m", hold=second) is key
+    held = key.tokens_inflight
+    assert held == sum(first.held) + sum(second.held) and first.held[1] == 100
+    pool.report(key, OK, tokens_in=2000, tokens_out=40, model="m", hold=first)
+    assert key.tokens_inflight == sum(second.held)
+    ratio = dict(key.ratios)
+    assert ratio and ratio != {"m": first.held[0] / 4000}
+    pool.report_transport(key, "connection reset", model="m", hold=second)
+    assert key.tokens_inflight == 0 and key.ratios == ratio
+
+
+def test_a_key_cooled_by_its_spent_token_budget_comes_back_with_the_budget_forgotten() -> None:
+    """A success says "0 tokens remaining, reset in 5 s": the key cools before a 429 (the event names the
+    request), and when it comes back the stale "0 remaining" no longer holds it."""
+    pool = make_pool(2)
+    spent = RateLimits(requests_limit=60, requests_remaining=30, tokens_limit=1000, tokens_remaining=0,
+                       tokens_reset_s=5.0)
+    key = pool.key("k0")
+    key.inflight += 1
+    pool.report(key, Classification(Outcome.OK, 200, limits=spent), request_id=41)
+    cooled = [e for e in pool.events.recent() if e.change is StateChange.COOLED]
+    assert key.state is KeyState.COOLING and [e.request_id for e in cooled] == [41]
+    pool.clock.advance(5.1)
+    assert pool.usable() == 2
+    assert key.stats.limits is not None and key.stats.limits.tokens_remaining is None and key.headroom == 1.0
+
+
+def test_a_stated_token_budget_back_from_its_reset_is_whole_and_still_held() -> None:
+    """Back from a cooldown for a spent token budget (1,000 per window), the key's budget is whole again and
+    still counted: after its probe, two requests of ~600 tokens cannot both be in flight."""
+    pool = make_pool(1)
+    spent = RateLimits(requests_limit=60, requests_remaining=30, tokens_limit=1000, tokens_remaining=0,
+                       tokens_reset_s=5.0)
+    first = TokenHold(100, 10)
+    key = pool.pick(hold=first)
+    assert key is not None
+    pool.report(key, Classification(Outcome.OK, 200, limits=spent), tokens_in=100, tokens_out=10, hold=first)
+    assert key.state is KeyState.COOLING
+    pool.clock.advance(5.1)
+    probe = TokenHold(1, 0)
+    assert pool.pick(hold=probe) is key
+    pool.report(key, OK, tokens_in=1, tokens_out=0, hold=probe)
+    assert pool.pick(hold=TokenHold(600, 0)) is key
+    assert pool.pick(hold=TokenHold(600, 0)) is None  # 1,000 - 600 in flight leaves 400: it waits for an answer
