@@ -204,3 +204,11 @@ def test_a_stated_token_budget_back_from_its_reset_is_whole_and_still_held() -> 
     pool.report(key, OK, tokens_in=1, tokens_out=0, hold=probe)
     assert pool.pick(hold=TokenHold(600, 0)) is key
     assert pool.pick(hold=TokenHold(600, 0)) is None  # 1,000 - 600 in flight leaves 400: it waits for an answer
+
+
+def test_a_429_no_window_fits_is_not_said_to_be_fitted() -> None:
+    """A retry-after past the longest window learnt (an hour) fits no pair: nothing was fitted, nothing learnt."""
+    est = LearnedLimit()
+    est.accept(1.0)
+    assert not est.rate_limited(2.0, 7200.0)
+    assert est.limit is None and est.observed == 0
