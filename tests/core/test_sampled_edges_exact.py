@@ -16,6 +16,7 @@ from pooltui.core.events import EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.hints import date_hints
 from pooltui.core.learned import MARGIN, MIN_MARGIN_S, LearnedLimit
+from pooltui.core.stats import RollingCounter
 from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
 from pooltui.core.usage import usage_of
 from pooltui.core.windows import KeyLimits
@@ -212,3 +213,11 @@ def test_a_429_no_window_fits_is_not_said_to_be_fitted() -> None:
     est.accept(1.0)
     assert not est.rate_limited(2.0, 7200.0)
     assert est.limit is None and est.observed == 0
+
+
+def test_a_rolling_count_keeps_its_oldest_second_until_it_leaves_the_window() -> None:
+    counter = RollingCounter(60)
+    counter.add(1000.0, 5)
+    counter.add(1001.5, 1)
+    assert counter.total(1059.9) == 6  # seconds 1000..1059: the first still counts
+    assert counter.total(1060.0) == 1 and counter.series(1060.0, 2) == [0, 0]
