@@ -41,7 +41,22 @@ async def big(request) -> Response:
     return Response(b'{"pad":"' + b"x" * (BIG - 10) + b'"}', 200, media_type="application/json")
 
 
-UPSTREAM = Starlette(routes=[Route("/trickle/v1/chat/completions", trickle, methods=["POST"]),
+async def sized(request) -> StreamingResponse:
+    """An answer of ``?bytes=N`` streamed without a content-length, in 64 KiB chunks and the rest."""
+    size = int(request.query_params["bytes"])
+
+    async def chunks():
+        yield b'{"pad":"' + b"x" * (2**16 - 8)
+        left = size - 2**16 - 2
+        while left > 0:
+            yield b"x" * min(2**16, left)
+            left -= 2**16
+        yield b'"}'
+    return StreamingResponse(chunks(), 200, media_type="application/json")
+
+
+UPSTREAM = Starlette(routes=[Route("/sized/v1/chat/completions", sized, methods=["POST"]),
+                             Route("/trickle/v1/chat/completions", trickle, methods=["POST"]),
                              Route("/stall/v1/chat/completions", stalls, methods=["POST"]),
                              Route("/big/v1/chat/completions", big, methods=["POST"])])
 
@@ -89,11 +104,21 @@ def test_a_50_mb_answer_passes_under_the_default_cap_and_a_lower_cap_gives_a_502
         assert r.status_code == 200 and len(r.content) == BIG
     with ProxyThread({"up": client_on(f"{upstream.url}/big/v1", max_body_bytes=8 * 2**20)}) as px:
         r = httpx.post(f"{px.service.url}/v1/chat/completions", json=CHAT, timeout=60)
-        assert r.status_code == 502 and "(limit 8 MiB)" in r.json()["error"]["message"]
+        assert r.status_code == 502 and "declares 50.0 MiB (limit 8 MiB)" in r.json()["error"]["message"]
         big_request = httpx.post(f"{px.service.url}/v1/chat/completions", timeout=60,
                                  content=b'{"x":"' + b"y" * (9 * 2**20) + b'"}',
                                  headers={"content-type": "application/json"})
         assert big_request.status_code == 413
+
+
+def test_an_answer_without_a_length_is_held_up_to_the_cap_exactly(upstream) -> None:
+    """No content-length: the bytes that arrive are counted. Exactly the cap passes, one byte more is a 502."""
+    with ProxyThread({"up": client_on(f"{upstream.url}/sized/v1", max_body_bytes=2**20)}) as px:
+        url = f"{px.service.url}/v1/chat/completions"
+        exact = httpx.post(url, json=CHAT, params={"bytes": 2**20}, timeout=30)
+        assert exact.status_code == 200 and len(exact.content) == 2**20
+        over = httpx.post(url, json=CHAT, params={"bytes": 2**20 + 1}, timeout=30)
+        assert over.status_code == 502 and "larger than 1 MiB" in over.json()["error"]["message"]
 
 
 def test_a_caller_gone_mid_stream_closes_its_upstream_stream_at_once(upstream) -> None:
