@@ -18,6 +18,7 @@ from pooltui.core.hints import date_hints
 from pooltui.core.learned import MARGIN, MIN_MARGIN_S, LearnedLimit
 from pooltui.core.stats import RollingCounter
 from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
+from pooltui.core.timefmt import millis
 from pooltui.core.usage import usage_of
 from pooltui.core.windows import KeyLimits
 from tests.core.test_learned_limit import SlidingKey, drive
@@ -221,3 +222,7 @@ def test_a_rolling_count_keeps_its_oldest_second_until_it_leaves_the_window() ->
     counter.add(1001.5, 1)
     assert counter.total(1059.9) == 6  # seconds 1000..1059: the first still counts
     assert counter.total(1060.0) == 1 and counter.series(1060.0, 2) == [0, 0]
+
+
+def test_a_latency_reads_as_people_read_it_and_none_as_a_dash() -> None:
+    assert [millis(v) for v in (None, 28.4, 999.4, 7000.0)] == ["-", "28 ms", "999 ms", "7.0 s"]
