@@ -226,3 +226,18 @@ def test_a_rolling_count_keeps_its_oldest_second_until_it_leaves_the_window() ->
 
 def test_a_latency_reads_as_people_read_it_and_none_as_a_dash() -> None:
     assert [millis(v) for v in (None, 28.4, 999.4, 7000.0)] == ["-", "28 ms", "999 ms", "7.0 s"]
+
+
+def test_a_key_whose_stated_budget_is_still_spoken_for_stays_held_after_one_answer() -> None:
+    """The headers said 2 requests remain; two are in flight, a third waits. The first answer (no new budget)
+    leaves the last slot spoken for by the second: the key stays held, and the queue looks again soon."""
+    pool = Pool("p", [KeySpec("a", "sk-test-held-a-0000000001")], "failover", clock=FakeClock(1000.0))
+    key = pool.key("a")
+    pool.report(pool.pick(), Classification(Outcome.OK, 200, limits=RateLimits(10, 2, 60.0, None, None, None)))
+    first, second = pool.pick(), pool.pick()
+    assert first is key and second is key and pool.pick() is None
+    pool.report(first, OK)
+    assert pool.pick() is None and pool.next_ready_in() == pytest.approx(0.05)
+    assert [e.label for e in pool.exclusions()] == ["a"]  # shown as held, not as available
+    pool.report(second, Classification(Outcome.OK, 200, limits=RateLimits(10, 5, 60.0, None, None, None)))
+    assert pool.pick() is key
