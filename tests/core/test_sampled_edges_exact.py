@@ -241,3 +241,9 @@ def test_a_key_whose_stated_budget_is_still_spoken_for_stays_held_after_one_answ
     assert [e.label for e in pool.exclusions()] == ["a"]  # shown as held, not as available
     pool.report(second, Classification(Outcome.OK, 200, limits=RateLimits(10, 5, 60.0, None, None, None)))
     assert pool.pick() is key
+
+
+def test_a_top_level_code_beside_an_error_string_is_read_whatever_its_case() -> None:
+    """``{"error": "...", "code": "Arrearage"}``: the error object is the string's, the code is the body's."""
+    body = {"error": "Access denied.", "code": "Arrearage"}
+    assert classify("openai-compatible", 400, {}, body, NOW).outcome.value == "quota"
