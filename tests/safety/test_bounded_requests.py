@@ -69,6 +69,8 @@ def upstream():
 
 async def test_a_trickling_upstream_cannot_hold_a_request_past_its_deadline(upstream) -> None:
     client = client_on(f"{upstream.url}/trickle/v1", deadline_s=1.5)
+    records: list = []
+    client.request_listeners.append(records.append)
     t0 = time.perf_counter()
     with pytest.raises(PoolUnavailableError) as err:
         await client.send(client.chat_builder("hi"))
@@ -76,6 +78,11 @@ async def test_a_trickling_upstream_cannot_hold_a_request_past_its_deadline(upst
     await client.aclose()
     assert err.value.kind == "deadline" and took < 3.0, took
     assert client.primary.pool.key("k").state.value == "ok", "a slow answer does not blame the key"
+    steps = client.traces[-1].steps  # the attempt says it ran out of time, the request ends in an error step
+    assert [(s.kind, s.detail.get("outcome")) for s in steps if s.kind in ("attempt", "error")] == \
+        [("attempt", "deadline"), ("error", None)]
+    assert "deadline reached" in steps[-1].detail["reason"]
+    assert [(r.provider, r.outcome) for r in records] == [("up", "error")]  # the request's record names its provider
 
 
 def test_through_the_proxy_a_trickle_becomes_a_504_in_time(upstream) -> None:
