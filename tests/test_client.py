@@ -245,4 +245,5 @@ async def test_an_outage_sends_requests_straight_to_the_fallback(serve) -> None:
         later = await client.chat("during the outage")
     assert client.primary.breaker.is_open and primary_attempts <= 8
     assert [s.kind for s in later.trace.steps][:2] == ["skip", "fallback"]
+    assert later.trace.steps[0].detail["reason"].startswith("p: outage suspected, skipped for ")  # the skip says why
     assert any(e.change is StateChange.OUTAGE_OPENED for e in client.events)
