@@ -61,6 +61,8 @@ async def test_all_keys_limited_waits_for_the_earliest_reset_within_deadline(ser
     assert 0.8 <= waited <= 3.0
     kinds = [s.kind for s in resp.trace.steps]
     assert "wait" in kinds and kinds[-1] == "attempt"
+    # the first wait is the reset (at most the 1.5 s window) and a spread of at most 50 ms + 10% of it
+    assert resp.trace.steps[kinds.index("wait")].detail["seconds"] <= 1.5 + 0.05 + 0.15
 
 
 async def test_all_keys_limited_falls_back_when_the_reset_is_past_the_deadline(serve) -> None:
