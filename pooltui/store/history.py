@@ -7,10 +7,11 @@ scrubbed of every known secret before they are stored.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
@@ -160,6 +161,7 @@ class History:
         self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         #: with ``write_behind``: the thread that does the writes, off the caller's thread (the event loop's)
         self.writer: HistoryWriter | None = None
+        self._gathered: list[Statement] | None = None  # inside ``gathered``: the writes held until its end
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -217,8 +219,26 @@ class History:
         if self.writer is not None:
             self.writer.settle()
 
+    @contextlib.contextmanager
+    def gathered(self) -> Iterator[None]:
+        """The writes made inside go to the writer thread as one (a flush's writes wake it once, not per table)."""
+        if self.writer is None or self._gathered is not None:
+            yield
+            return
+        held: list[Statement] = []
+        self._gathered = held
+        try:
+            yield
+        finally:
+            self._gathered = None
+            if held:
+                self.writer.submit(held)
+
     def _write(self, *statements: Statement) -> None:
         """``statements`` in one transaction: now, or by the writer thread when the history writes behind."""
+        if self._gathered is not None:
+            self._gathered.extend(statements)
+            return
         if self.writer is not None:
             self.writer.submit(list(statements))
             return
