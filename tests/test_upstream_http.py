@@ -102,3 +102,18 @@ def test_every_client_shares_one_tls_context_built_once() -> None:
 
     found = asyncio.run(contexts())
     assert all(ctx is tls_context() for ctx in found)
+
+
+def test_an_answers_headers_are_what_httpx_would_hold() -> None:
+    """``raw_headers`` (the aiohttp answer's headers, built without httpx's per-line checks) reads as
+    ``httpx.Headers`` of the same lines: case-insensitive, repeated names kept and joined, bytes kept as sent."""
+    from pooltui.client.upstream_http import raw_headers
+
+    raw = [(b"Content-Type", b"application/json"), (b"X-RateLimit-Remaining-Requests", b"9"),
+           (b"set-cookie", b"a=1"), (b"Set-Cookie", b"b=2"), (b"X-Note", "caf\u00e9".encode())]
+    ours, theirs = raw_headers(raw), httpx.Headers(raw)
+    assert ours.raw == theirs.raw
+    assert ours.multi_items() == theirs.multi_items()
+    assert list(ours.items()) == list(theirs.items())
+    assert ours.get_list("set-cookie") == ["a=1", "b=2"] == theirs.get_list("SET-COOKIE")
+    assert ours["x-ratelimit-remaining-requests"] == "9" and ours.encoding == theirs.encoding
