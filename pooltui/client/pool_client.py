@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from pooltui.client.http1 import Http1Sender
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
@@ -273,11 +274,12 @@ class PoolClient:
         for up in self.upstreams:
             if up.breaker is None:
                 up.breaker = OutageBreaker(self.clock)
-        self._own_sender: AiohttpSender | None = None  # closed with the client
+        self._own_senders: list[AiohttpSender | Http1Sender] = []  # closed with the client
         if http is None:
             default_sender: Sender
-            self.http, default_sender = default_http()  # attempts go through aiohttp directly
-            self._own_sender = default_sender if sender is None else None
+            self.http, session = default_http()  # the aiohttp session serves verification and the model listing
+            default_sender = Http1Sender() if sender is None else session  # attempts: our HTTP/1.1 client
+            self._own_senders = [session, default_sender] if sender is None else []
         else:
             self.http, default_sender = http, HttpxSender(http)
         #: what sends each attempt upstream (``http`` serves the rest: verification, the model listing)
@@ -325,8 +327,8 @@ class PoolClient:
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
-        if self._own_sender is not None:
-            await self._own_sender.aclose()
+        for own in self._own_senders:
+            await own.aclose()
 
     async def __aenter__(self) -> PoolClient:
         return self

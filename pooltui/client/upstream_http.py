@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Generic, Protocol, TypeVar
 
 import aiohttp
 import httpx
@@ -31,6 +31,25 @@ def tls_context() -> ssl.SSLContext:
     client, sender and transport: building one loads the certificate store (milliseconds), so it is built once,
     not once per client and transport."""
     return httpx.create_ssl_context()
+
+
+T = TypeVar("T")
+
+
+class ParsedOnce(Generic[T]):
+    """A URL's parsed form, parsed once per URL (an upstream has a few: at most 256 kept)."""
+
+    def __init__(self, parse: Callable[[str], T]) -> None:
+        self._parse = parse
+        self._found: dict[str, T] = {}
+
+    def __call__(self, text: str) -> T:
+        found = self._found.get(text)
+        if found is None:
+            if len(self._found) > 256:
+                self._found.clear()
+            found = self._found[text] = self._parse(text)
+        return found
 
 
 class Answer(Protocol):
@@ -117,7 +136,7 @@ class AiohttpSender:
         self._session: aiohttp.ClientSession | None = None
         self._ssl = tls_context()  # made now (once per process), not on a first request
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=read_s)
-        self._urls: dict[str, URL] = {}
+        self._url = ParsedOnce(URL)
 
     def session(self) -> aiohttp.ClientSession:
         """The session, made now if it is not yet."""
@@ -130,14 +149,6 @@ class AiohttpSender:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-    def _url(self, text: str) -> URL:
-        url = self._urls.get(text)
-        if url is None:  # parsed once per endpoint
-            if len(self._urls) > 256:
-                self._urls.clear()
-            url = self._urls[text] = URL(text)
-        return url
 
     async def open(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
                    timeout_s: float | None) -> Answer:
