@@ -143,3 +143,32 @@ def test_a_header_that_would_inject_a_line_is_refused_before_anything_is_sent() 
 
         asyncio.run(run())
         assert up.requests == 0
+
+
+def test_requests_waiting_at_the_cap_take_a_connection_that_comes_back_idle(serve) -> None:
+    """One connection allowed, four requests at once on a keep-alive upstream: each waits for the connection the
+    one before gives back (a connection returned idle wakes a waiter, not only one that closes)."""
+    from tests.conftest import keys, make_scenario
+
+    sc = make_scenario({"name": "oai", "dialect": "openai", "keys": keys("k", 1)})
+    server = serve(sc)
+    url = server.base_url("oai") + "/chat/completions"
+    headers = {"authorization": f"Bearer {sc.providers[0].keys[0].secret}", "content-type": "application/json"}
+    body = json.dumps({"model": "gpt-sim-1", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+
+    async def run() -> tuple[list[int], int]:
+        sender = Http1Sender(max_connections=1)
+
+        async def one() -> int:
+            answer = await sender.open("POST", url, body.encode(), headers, None)
+            async for _ in answer.aiter_bytes():
+                pass
+            return answer.status_code
+
+        try:
+            statuses = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(4))), 10)
+            return statuses, len(sender._open)
+        finally:
+            await sender.aclose()
+
+    assert asyncio.run(run()) == ([200] * 4, 1)

@@ -347,24 +347,19 @@ class Http1Sender:
 
     async def _acquire(self, origin: _Origin, connect_s: float) -> tuple[_Connection, bool]:
         loop = asyncio.get_running_loop()
-        idle = self._idle.get(origin.key)
-        now = loop.time()
-        while idle:
-            conn = idle.pop()
-            if not conn.lost and now - conn.idle_since < self._keepalive_s and conn.transport is not None \
-                    and not conn.transport.is_closing():
-                return conn, True
-            conn.close()
-            self._forget(conn)
-        while len(self._open) >= self._max:
-            if not self._close_one_idle():
-                room = loop.create_future()
-                self._room.append(room)
-                try:
-                    await room
-                finally:
-                    if room in self._room:
-                        self._room.remove(room)
+        while True:
+            kept = self._kept(origin, loop.time())
+            if kept is not None:
+                return kept, True
+            if len(self._open) < self._max or self._close_one_idle():
+                break
+            room = loop.create_future()  # at the cap: until a connection closes or comes back idle
+            self._room.append(room)
+            try:
+                await room
+            finally:
+                if room in self._room:
+                    self._room.remove(room)
         conn = _Connection(self, origin.key)
         self._open.add(conn)
         try:
@@ -386,6 +381,18 @@ class Http1Sender:
             raise
         return conn, False
 
+    def _kept(self, origin: _Origin, now: float) -> _Connection | None:
+        """An idle connection to ``origin`` still good for a request (the expired or closed ones closed)."""
+        idle = self._idle.get(origin.key)
+        while idle:
+            conn = idle.pop()
+            if not conn.lost and now - conn.idle_since < self._keepalive_s and conn.transport is not None \
+                    and not conn.transport.is_closing():
+                return conn
+            conn.close()
+            self._forget(conn)
+        return None
+
     def _close_one_idle(self) -> bool:
         for idle in self._idle.values():
             if idle:
@@ -398,6 +405,15 @@ class Http1Sender:
     def _idle_again(self, conn: _Connection) -> None:
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.key, []).append(conn)
+        self._make_room()
+
+    def _make_room(self) -> None:
+        """Wake one request waiting at the cap."""
+        while self._room:
+            room = self._room.popleft()
+            if not room.done():
+                room.set_result(None)
+                return
 
     def _forget(self, conn: _Connection) -> None:
         """A connection closed: out of the pool, room for a waiting one."""
@@ -406,11 +422,7 @@ class Http1Sender:
             idle = self._idle.get(conn.key)
             if idle and conn in idle:
                 idle.remove(conn)
-            while self._room:
-                room = self._room.popleft()
-                if not room.done():
-                    room.set_result(None)
-                    break
+            self._make_room()
 
     async def aclose(self) -> None:
         for conn in list(self._open):
