@@ -31,6 +31,15 @@ def head(status: str = "200 OK", content_type: str = "text/event-stream", extra:
         + extra + b"\r\n"
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request, head and body (by its content-length); returns its head."""
+    request_head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in request_head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    await reader.readexactly(length)
+    return request_head
+
+
 class OddUpstream:
     """Serves every request (one per connection) with ``answer``; counts the requests it got."""
 
@@ -53,10 +62,7 @@ class OddUpstream:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request_head = await reader.readuntil(b"\r\n\r\n")
-            length = next((int(line.split(b":", 1)[1]) for line in request_head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            await reader.readexactly(length)
+            await read_request(reader)
             self.requests += 1
             await self.answer(writer)
             await writer.drain()

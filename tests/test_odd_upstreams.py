@@ -91,3 +91,18 @@ def test_twenty_thousand_response_headers_give_one_error_in_the_callers_dialect(
         assert r.status_code in (502, 503), r.text[:300]
         assert r.headers["content-type"] == "application/json" and "Traceback" not in r.text
         assert isinstance(r.json()["error"]["message"], str)
+
+
+async def utf8_header(writer: asyncio.StreamWriter) -> None:
+    body = completion()
+    writer.write(head(content_type="application/json", length=len(body),
+                      extra="x-note: caf\u00e9 \u2192 ok\r\n".encode()) + body)
+
+
+def test_an_upstream_header_in_utf8_is_relayed_byte_for_byte() -> None:
+    """A header value outside latin-1 once decoded (an arrow in UTF-8) was a 500: the proxy decoded it as UTF-8
+    and could not encode it back; its bytes now go back as they came."""
+    with OddUpstream(utf8_header) as up, ProxyThread({"odd": up.client()}) as px:
+        r = post(px, CHAT)
+        assert r.status_code == 200, r.text[:300]
+        assert r.headers.raw and dict(r.headers.raw)[b"x-note"] == "caf\u00e9 \u2192 ok".encode()

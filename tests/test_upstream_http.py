@@ -11,6 +11,7 @@ import threading
 import httpx
 import pytest
 
+from pooltui.client.http1 import Http1Sender
 from pooltui.client.pool_client import PoolClient, PoolUnavailableError, Upstream
 from pooltui.client.upstream_http import AiohttpSender, HttpxSender, Sender
 from pooltui.core.cooldown import Backoff
@@ -39,19 +40,25 @@ def test_both_senders_give_the_same_answer(serve) -> None:
     url = server.base_url("oai") + "/chat/completions"
     secret = sc.providers[0].keys[0].secret
 
-    async def both() -> list[tuple[int, httpx.Headers, bytes]]:
-        fast = AiohttpSender()
+    async def every() -> list[tuple[int, httpx.Headers, bytes]]:
+        fast, ours = AiohttpSender(), Http1Sender()
         async with httpx.AsyncClient() as http:
             try:
-                return [await _exchange(fast, url, secret), await _exchange(HttpxSender(http), url, secret)]
+                return [await _exchange(fast, url, secret), await _exchange(HttpxSender(http), url, secret),
+                        await _exchange(ours, url, secret), await _exchange(ours, url, secret)]  # kept alive
             finally:
                 await fast.aclose()
+                await ours.aclose()
 
-    (s1, h1, b1), (s2, h2, b2) = asyncio.run(both())
-    assert s1 == s2 == 200
-    assert json.loads(b1)["choices"][0]["message"]["role"] == json.loads(b2)["choices"][0]["message"]["role"]
-    assert set(h1.keys()) == set(h2.keys()) and h1["content-type"] == h2["content-type"]
-    assert h1["x-request-id"] != h2["x-request-id"]  # two requests, each answered
+    import uvloop  # the proxy's loop: ours must serve on it as on asyncio's
+
+    for run in (asyncio.run, uvloop.run):
+        (s1, h1, b1), *others = run(every())
+        assert s1 == 200 and all(s == 200 for s, _, _ in others)
+        for _, h2, b2 in others:
+            assert json.loads(b1)["choices"][0]["message"]["role"] == json.loads(b2)["choices"][0]["message"]["role"]
+            assert set(h1.keys()) == set(h2.keys()) and h1["content-type"] == h2["content-type"]
+        assert len({h["x-request-id"] for _, h, _ in [(s1, h1, b1), *others]}) == 4  # four requests, each answered
 
 
 _SILENCES_OVER = threading.Semaphore(0)
@@ -64,7 +71,9 @@ async def _silent(writer: asyncio.StreamWriter) -> None:
         _SILENCES_OVER.release()
 
 
-def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout() -> None:
+@pytest.mark.parametrize("make", [AiohttpSender, Http1Sender], ids=["aiohttp", "http1"])
+def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout(make: type[AiohttpSender | Http1Sender]
+                                                                         ) -> None:
     """aiohttp's read timeout is a TimeoutError too: it must count as the attempt's transport failure (the key
     reported, the next attempt made), not escape the client as if the request's deadline had passed."""
     with OddUpstream(_silent) as up:
@@ -72,7 +81,7 @@ def test_a_silent_upstream_is_a_transport_failure_after_the_read_timeout() -> No
 
         async def run() -> PoolClient:
             client = PoolClient(Upstream(profile, Pool("odd", [KeySpec("k0", "sk-test-silent-0000000000000001")])),
-                                sender=AiohttpSender(read_s=0.3), deadline_s=4, max_attempts=2,
+                                sender=make(read_s=0.3), deadline_s=4, max_attempts=2,
                                 backoff=Backoff(base_s=0.05, max_s=0.1, max_retries=1))
             async with client:
                 with pytest.raises(PoolUnavailableError):
@@ -102,3 +111,18 @@ def test_every_client_shares_one_tls_context_built_once() -> None:
 
     found = asyncio.run(contexts())
     assert all(ctx is tls_context() for ctx in found)
+
+
+def test_an_answers_headers_are_what_httpx_would_hold() -> None:
+    """``raw_headers`` (the aiohttp answer's headers, built without httpx's per-line checks) reads as
+    ``httpx.Headers`` of the same lines: case-insensitive, repeated names kept and joined, bytes kept as sent."""
+    from pooltui.client.upstream_http import raw_headers
+
+    raw = [(b"Content-Type", b"application/json"), (b"X-RateLimit-Remaining-Requests", b"9"),
+           (b"set-cookie", b"a=1"), (b"Set-Cookie", b"b=2"), (b"X-Note", "caf\u00e9".encode())]
+    ours, theirs = raw_headers(raw), httpx.Headers(raw)
+    assert ours.raw == theirs.raw
+    assert ours.multi_items() == theirs.multi_items()
+    assert list(ours.items()) == list(theirs.items())
+    assert ours.get_list("set-cookie") == ["a=1", "b=2"] == theirs.get_list("SET-COOKIE")
+    assert ours["x-ratelimit-remaining-requests"] == "9" and ours.encoding == theirs.encoding

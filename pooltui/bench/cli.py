@@ -99,6 +99,12 @@ def _affinity(a: argparse.Namespace) -> None:
     bench_affinity(tuple(float(x) for x in a.loads.split(",")), tuple(a.strategies.split(",")))
 
 
+def _upstream(a: argparse.Namespace) -> None:
+    from pooltui.bench.upstream import bench_upstream
+
+    bench_upstream(a.requests, a.rounds)
+
+
 def _corpus(_: argparse.Namespace) -> None:
     from pooltui.bench.corpus import bench_corpus
 
@@ -110,6 +116,7 @@ _BENCHES: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] = {
     "dispatch": ("requests/s through PoolClient vs raw clients", _dispatch),
     "monitor": ("key-press latency of the monitor under heavy demo traffic", _monitor),
     "proxy": ("requests/s and added latency through the pooling proxy", _proxy),
+    "upstream": ("CPU and wall time per upstream attempt: aiohttp against our HTTP/1.1 client", _upstream),
     "profile": ("the proxy's frames with the most self time under the proxy benchmark's load (py-spy)", _profile),
     "stream": ("µs per streamed chunk in the SSE scanner (OpenAI, usage:null)", _stream),
     "bodies": ("memory of the proxy relaying large answers", _bodies),
@@ -150,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--hooks", type=int, default=0, metavar="N",
                    help="instead: CPU per request of each mode in one process, N requests per round")
     x.add_argument("--source", default=None, help="run the proxy from another checkout's directory (before/after)")
+    u = parsers["upstream"]
+    u.add_argument("--requests", type=int, default=2000)
+    u.add_argument("--rounds", type=int, default=4)
     pr = parsers["profile"]
     pr.add_argument("--requests", type=int, default=20000)
     pr.add_argument("--concurrency", type=int, default=32)

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from pooltui.client.http1 import Http1Sender
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
@@ -273,11 +274,12 @@ class PoolClient:
         for up in self.upstreams:
             if up.breaker is None:
                 up.breaker = OutageBreaker(self.clock)
-        self._own_sender: AiohttpSender | None = None  # closed with the client
+        self._own_senders: list[AiohttpSender | Http1Sender] = []  # closed with the client
         if http is None:
             default_sender: Sender
-            self.http, default_sender = default_http()  # attempts go through aiohttp directly
-            self._own_sender = default_sender if sender is None else None
+            self.http, session = default_http()  # the aiohttp session serves verification and the model listing
+            default_sender = Http1Sender() if sender is None else session  # attempts: our HTTP/1.1 client
+            self._own_senders = [session, default_sender] if sender is None else []
         else:
             self.http, default_sender = http, HttpxSender(http)
         #: what sends each attempt upstream (``http`` serves the rest: verification, the model listing)
@@ -311,6 +313,8 @@ class PoolClient:
         self.fallback_used = 0
         self.waiting = 0  # requests currently queued for a cooldown to end
         self._waits: dict[int, float] = {}  # per request waiting now: this wait's start less its earlier waits
+        #: per (profile, secret): its auth headers (see _auth_headers)
+        self._auth: dict[tuple[int, str | None], tuple[ProviderProfile, dict[str, str]]] = {}
 
     def longest_wait(self, now: float) -> float:
         """How long the request waiting longest now has waited for a key, all its waits together (0: none)."""
@@ -323,8 +327,8 @@ class PoolClient:
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
-        if self._own_sender is not None:
-            await self._own_sender.aclose()
+        for own in self._own_senders:
+            await own.aclose()
 
     async def __aenter__(self) -> PoolClient:
         return self
@@ -612,8 +616,7 @@ class PoolClient:
         """One upstream call on ``key``: its classified answer, or the reason of a transport failure (already
         reported to the pool). Past the deadline or for an oversized answer it releases the key and abandons."""
         pool, profile, clock, elapsed = up.pool, up.profile, self.clock, self.latency_clock
-        headers = profile.auth_headers(key.secret if key else None)
-        headers.update(wire.headers)
+        headers = {**self._auth_headers(profile, key.secret if key else None), **wire.headers}
         started = elapsed()
         remaining = deadline - clock.now()
         if remaining <= 0:
@@ -664,6 +667,15 @@ class PoolClient:
                            body, latency)
         result, scanner, prelude = first
         return _Answer(resp, result, body, latency, scanner, prelude)
+
+    def _auth_headers(self, profile: ProviderProfile, secret: str | None) -> dict[str, str]:
+        """``profile``'s auth and fixed headers for ``secret``, made once per key (a template each attempt copies)."""
+        made = self._auth.get((id(profile), secret))
+        if made is None or made[0] is not profile:  # a profile replaced by a config change is made afresh
+            if len(self._auth) > 4096:
+                self._auth.clear()
+            made = self._auth[(id(profile), secret)] = (profile, profile.auth_headers(secret))
+        return made[1]
 
     def _transport_failed(self, up: Upstream, wire: _Wire, key: PoolKey | None, trace: RequestTrace,
                           exc: BaseException, latency: float) -> str:

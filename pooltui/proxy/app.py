@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -111,6 +112,16 @@ def _header_value(value: str) -> str:
     """An upstream header value without any known secret (masked in ASCII: headers are latin-1)."""
     cleaned = scrub(value)
     return value if cleaned is value else cleaned.replace("…", "...")
+
+
+def latin1_items(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """An answer's header lines as (lowercased name, value), decoded as latin-1 (each byte one character: the caller
+    gets the bytes the upstream sent, whatever their encoding), repeated names joined with ", " as one."""
+    out: dict[str, str] = {}
+    for key, value in raw:
+        name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+        out[name] = f"{out[name]}, {text}" if name in out else text
+    return list(out.items())
 
 
 def sse_error(api: str, message: str) -> bytes:
@@ -222,10 +233,11 @@ class PoolProxy:
         return scrub(content.decode("utf-8", "replace")).encode()
 
     @staticmethod
-    def _response_headers(upstream_headers, served: str, bridge: Bridge | None = None) -> dict[str, str]:
-        items = list(upstream_headers.items())
+    def _response_headers(upstream_headers: httpx.Headers, served: str, bridge: Bridge | None = None
+                          ) -> dict[str, str]:
+        items = latin1_items(upstream_headers.raw)
         named = connection_named(items)
-        out = {k: v for k, v in items if k.lower() not in DROP_RESPONSE and k.lower() not in named}
+        out = {k: v for k, v in items if k not in DROP_RESPONSE and k not in named}
         if bridge is not None:  # the body is ours now: its type is the caller's dialect's
             out = {k: v for k, v in out.items() if k.lower() != "content-type"}
             out["x-pooltui-translated"] = bridge.label

@@ -165,6 +165,10 @@ class HistoryRecorder:
         acc[9] += u.round_robin_extra
 
     def flush(self) -> None:
+        with self.history.gathered():  # one hand-over to the history's writer
+            self._flush()
+
+    def _flush(self) -> None:
         events, self._events = self._events, []
         usage, self._usage = self._usage, defaultdict(_usage_sums)
         dirty, self._dirty = self._dirty, set()

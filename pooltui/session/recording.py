@@ -22,7 +22,11 @@ class HistoryRecording:
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """The flush loop; the history's writes go to a thread of their own from now on (a flush of a busy
+        second's records never holds the event loop while the disk is written)."""
         if self.recorders:
+            if self.state.history is not None:
+                self.state.history.write_behind()
             self._task = asyncio.create_task(self.flush_history())
 
     async def flush_history(self) -> None:
@@ -41,6 +45,8 @@ class HistoryRecording:
             self._task.cancel()
         for recorder in self.recorders:
             recorder.close()
+        if self.state.history is not None:
+            self.state.history.settle()  # written before the session ends: nothing lost at a clean stop
 
     def add(self, client: PoolClient) -> None:
         """A client added while running: recorded as the others (when the session has a history)."""

@@ -7,16 +7,19 @@ scrubbed of every known secret before they are stored.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from pooltui.core.budget import Spend, month_start_of, period_starts
 from pooltui.core.events import Event, EventKind
 from pooltui.core.masking import scrub
+from pooltui.store.history_writer import HistoryWriter, Statement, run_statements
 from pooltui.store.paths import private_dir
 
 _SCHEMA = """
@@ -96,6 +99,20 @@ def fold_repeats(events: Iterable[Event]) -> list[tuple[Event, int]]:
     return out
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def settled(read: Callable[Concatenate[History, P], R]) -> Callable[Concatenate[History, P], R]:
+    """A read that first waits for the writes asked for before it (with the history writing behind)."""
+    @functools.wraps(read)
+    def after_writes(self: History, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self.writer is not None:
+            self.writer.settle()
+        return read(self, *args, **kwargs)
+    return after_writes
+
+
 class HistoryError(Exception):
     """The history database cannot be used (the message names the file and what to do)."""
 
@@ -142,6 +159,9 @@ class History:
         self.path = path
         self.retention_days = max(1, min(retention_days, MAX_RETENTION_DAYS))
         self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        #: with ``write_behind``: the thread that does the writes, off the caller's thread (the event loop's)
+        self.writer: HistoryWriter | None = None
+        self._gathered: list[Statement] | None = None  # inside ``gathered``: the writes held until its end
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -172,6 +192,7 @@ class History:
                 if column not in self._columns(table):
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
+    @settled
     def release_impossible_holds(self, now: float | None = None) -> int:
         """Put back to ok the keys held further ahead than :data:`MAX_HOLD_S` (or until a time that is not a
         number): no setting or provider can ask that, so the row is a poisoned one; returns how many."""
@@ -181,35 +202,83 @@ class History:
                 " AND (typeof(until) NOT IN ('real', 'integer') OR until > ?)",
                 ((now or time.time()) + MAX_HOLD_S,)).rowcount
 
+    def write_behind(self) -> None:
+        """From now on the writes go to a thread of their own (one connection, in order, what waits at once in one
+        transaction): the caller (the event loop) does not wait for the disk. Reads wait for what was asked before
+        them; ``settle`` waits for every write asked so far, ``close`` writes what is left."""
+        if self.writer is None or not self.writer.alive:
+            self.writer = HistoryWriter(self._connect_writer)
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def settle(self) -> None:
+        """Every write asked for so far is in the database when this returns."""
+        if self.writer is not None:
+            self.writer.settle()
+
+    @contextlib.contextmanager
+    def gathered(self) -> Iterator[None]:
+        """The writes made inside go to the writer thread as one (a flush's writes wake it once, not per table)."""
+        if self.writer is None or self._gathered is not None:
+            yield
+            return
+        held: list[Statement] = []
+        self._gathered = held
+        try:
+            yield
+        finally:
+            self._gathered = None
+            if held:
+                self.writer.submit(held)
+
+    def _write(self, *statements: Statement) -> None:
+        """``statements`` in one transaction: now, or by the writer thread when the history writes behind."""
+        if self._gathered is not None:
+            self._gathered.extend(statements)
+            return
+        if self.writer is not None:
+            self.writer.submit(list(statements))
+            return
+        self.db.execute("BEGIN")
+        try:
+            run_statements(self.db, statements)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
         self.db.close()
 
     def save_rotation(self, provider: str, last: str | None, requests: dict[str, int]) -> None:
         """The pool's rotation: the last key picked and each key's request count (kept with the key states)."""
         now = time.time()
-        with self.db:
-            self.db.execute("INSERT INTO pool_state VALUES (?,?,?) ON CONFLICT(provider) DO UPDATE SET"
-                            " last_pick = excluded.last_pick, updated = excluded.updated", (provider, last, now))
-            self.db.executemany(
-                "INSERT INTO key_status (provider, key, state, changed_at, requests) VALUES (?,?,'ok',?,?)"
-                " ON CONFLICT(provider, key) DO UPDATE SET requests = excluded.requests",
-                [(provider, label, now, n) for label, n in requests.items()])
+        self._write(("INSERT INTO pool_state VALUES (?,?,?) ON CONFLICT(provider) DO UPDATE SET"
+                     " last_pick = excluded.last_pick, updated = excluded.updated", (provider, last, now), False),
+                    ("INSERT INTO key_status (provider, key, state, changed_at, requests) VALUES (?,?,'ok',?,?)"
+                     " ON CONFLICT(provider, key) DO UPDATE SET requests = excluded.requests",
+                     [(provider, label, now, n) for label, n in requests.items()], True))
 
     def add_requests(self, provider: str, requests: dict[str, int]) -> None:
         """Requests keys served elsewhere (an import), added to their lifetime counts (least-used sees them)."""
         now = time.time()
-        with self.db:
-            self.db.executemany(
-                "INSERT INTO key_status (provider, key, state, changed_at, requests) VALUES (?,?,'ok',?,?)"
-                " ON CONFLICT(provider, key) DO UPDATE SET requests = COALESCE(requests, 0) + excluded.requests",
-                [(provider, label, now, n) for label, n in requests.items()])
+        self._write(("INSERT INTO key_status (provider, key, state, changed_at, requests) VALUES (?,?,'ok',?,?)"
+                     " ON CONFLICT(provider, key) DO UPDATE SET requests = COALESCE(requests, 0) + excluded.requests",
+                     [(provider, label, now, n) for label, n in requests.items()], True))
 
+    @settled
     def rotation(self, provider: str) -> tuple[str | None, dict[str, int]]:
         row = self.db.execute("SELECT last_pick FROM pool_state WHERE provider = ?", (provider,)).fetchone()
         counts = {k: n for k, n in self.db.execute(
             "SELECT key, requests FROM key_status WHERE provider = ? AND requests IS NOT NULL", (provider,))}
         return (row[0] if row else None), counts
 
+    @settled
     def prune(self, now: float | None = None) -> int:
         """Delete what is older than the retention period; returns rows removed."""
         cutoff = (now or time.time()) - self.retention_days * 86400
@@ -228,19 +297,18 @@ class History:
         rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, scrub(e.reason), scrub(e.action), e.request_id,
                  e.change.value if e.change else None, n if n > 1 else None) for e, n in fold_repeats(events)]
         if rows:
-            with self.db:
-                self.db.executemany("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id,"
-                                    " change, repeats) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self._write(("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id, change,"
+                         " repeats) VALUES (?,?,?,?,?,?,?,?,?,?)", rows, True))
 
     def add_incident(self, inc: dict[str, Any]) -> None:
         """An incident that ended (see ``pooltui.session.incident``): its counts and its one-line summary."""
-        with self.db:
-            self.db.execute(
-                "INSERT INTO incidents (provider, since, ended, limited, limited_keys, errors, failed,"
-                " fallback_served, summary) VALUES (?,?,?,?,?,?,?,?,?)",
-                (inc["provider"], inc["since"], inc["ended"] or inc["last"], inc["limited"], len(inc["limited_keys"]),
-                 inc["errors"], inc["failed"], inc["fallback_served"], scrub(inc["summary"])))
+        self._write(("INSERT INTO incidents (provider, since, ended, limited, limited_keys, errors, failed,"
+                     " fallback_served, summary) VALUES (?,?,?,?,?,?,?,?,?)",
+                     (inc["provider"], inc["since"], inc["ended"] or inc["last"], inc["limited"],
+                      len(inc["limited_keys"]), inc["errors"], inc["failed"], inc["fallback_served"],
+                      scrub(inc["summary"])), False))
 
+    @settled
     def incidents(self, since: float, provider: str | None = None) -> list[dict[str, Any]]:
         """Incidents that ended after ``since``, oldest first."""
         sql = ("SELECT provider, since, ended, limited, limited_keys, errors, failed, fallback_served, summary"
@@ -259,9 +327,9 @@ class History:
         rows = [(r.ts, r.provider, r.model, r.tokens_in, r.tokens_out, r.outcome, r.latency_s * 1000)
                 for r in records]
         if rows:
-            with self.db:
-                self.db.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?)", rows)
+            self._write(("INSERT INTO requests VALUES (?,?,?,?,?,?,?)", rows, True))
 
+    @settled
     def request_records(self, since: float, provider: str | None = None) -> list[dict[str, Any]]:
         """Recorded callers' requests since ``since``, oldest first."""
         sql = "SELECT ts, provider, model, tokens_in, tokens_out, outcome, latency_ms FROM requests WHERE ts >= ?"
@@ -274,25 +342,27 @@ class History:
     def set_key_limits(self, provider: str, rows: Iterable[tuple[str, int | None, int | None]]) -> None:
         """The limits a provider's headers last stated for its keys: (key, requests, tokens) per window."""
         now = time.time()
-        with self.db:
-            self.db.executemany(
-                "INSERT INTO key_limits VALUES (?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET"
-                " requests_limit = excluded.requests_limit, tokens_limit = excluded.tokens_limit, seen = excluded.seen",
-                [(provider, key, req, tok, now) for key, req, tok in rows])
+        self._write(("INSERT INTO key_limits VALUES (?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET"
+                     " requests_limit = excluded.requests_limit, tokens_limit = excluded.tokens_limit,"
+                     " seen = excluded.seen", [(provider, key, req, tok, now) for key, req, tok in rows], True))
 
+    @settled
     def key_limits(self, provider: str) -> dict[str, tuple[int | None, int | None]]:
         return {k: (r, t) for k, r, t in self.db.execute(
             "SELECT key, requests_limit, tokens_limit FROM key_limits WHERE provider = ?", (provider,))}
 
     def set_accounts(self, provider: str, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
         """(key, org fingerprint, shares) per key; a None leaves what was stored."""
-        now = time.time()
-        with self.db:
-            self.db.executemany(
-                "INSERT INTO key_accounts VALUES (?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET"
-                " org = COALESCE(excluded.org, org), shares = COALESCE(excluded.shares, shares), seen = excluded.seen",
-                [(provider, key, org, shares, now) for key, org, shares in rows])
+        self._write(self._accounts_statement(provider, rows))
 
+    @staticmethod
+    def _accounts_statement(provider: str, rows: Iterable[tuple[str, str | None, str | None]]) -> Statement:
+        now = time.time()
+        return ("INSERT INTO key_accounts VALUES (?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET"
+                " org = COALESCE(excluded.org, org), shares = COALESCE(excluded.shares, shares), seen = excluded.seen",
+                [(provider, key, org, shares, now) for key, org, shares in rows], True)
+
+    @settled
     def accounts(self, provider: str | None = None) -> dict[tuple[str, str], AccountRow]:
         """Each key's :class:`AccountRow` (of ``provider``, or all)."""
         rows = self.db.execute("SELECT provider, key, org, shares FROM key_accounts WHERE ? IS NULL OR provider = ?",
@@ -303,13 +373,13 @@ class History:
         """Limits learnt from 429s (no header stated them), per key and model ("" for the key as a whole), with
         the fingerprint of the secret they were learnt on."""
         now = time.time()
-        with self.db:
-            self.db.executemany(
-                "INSERT INTO learned_limits VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(provider, key, model) DO UPDATE SET"
-                " fingerprint = excluded.fingerprint, requests = excluded.requests, window_s = excluded.window_s,"
-                " sure = excluded.sure, seen = excluded.seen",
-                [(provider, r.key, r.model, r.fingerprint, r.requests, r.window_s, r.sure, now) for r in rows])
+        self._write(("INSERT INTO learned_limits VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(provider, key, model) DO UPDATE"
+                     " SET fingerprint = excluded.fingerprint, requests = excluded.requests,"
+                     " window_s = excluded.window_s, sure = excluded.sure, seen = excluded.seen",
+                     [(provider, r.key, r.model, r.fingerprint, r.requests, r.window_s, r.sure, now) for r in rows],
+                     True))
 
+    @settled
     def learned_limits(self, provider: str, since: float = 0.0) -> list[LearnedRow]:
         """The limits learnt for ``provider``'s keys, seen since ``since``."""
         return [LearnedRow(*row) for row in self.db.execute(
@@ -321,8 +391,7 @@ class History:
         followed by (cache_read, cache_write, cacheable, cost_no_cache, round_robin_extra)."""
         full = [(*r, *(0, 0, 0, 0.0, 0.0)[len(r) - 9:]) if len(r) < 14 else tuple(r) for r in rows]
         if full:
-            with self.db:
-                self.db.executemany(
+            self._write((
                     "INSERT INTO usage (bucket, provider, key, model, requests, ok, tokens_in, tokens_out, cost,"
                     " cache_read, cache_write, cacheable, cost_no_cache, round_robin_extra)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -332,33 +401,31 @@ class History:
                     " cost = cost + excluded.cost, cache_read = cache_read + excluded.cache_read,"
                     " cache_write = cache_write + excluded.cache_write, cacheable = cacheable + excluded.cacheable,"
                     " cost_no_cache = cost_no_cache + excluded.cost_no_cache,"
-                    " round_robin_extra = round_robin_extra + excluded.round_robin_extra", full)
+                    " round_robin_extra = round_robin_extra + excluded.round_robin_extra", full, True))
 
     def set_key_status(self, provider: str, key: str, state: str, until: float | None = None,
                        source: str | None = None, reason: str = "", status: int | None = None,
                        changed_at: float | None = None, fingerprint: str | None = None) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT INTO key_status (provider, key, state, until, source, reason, status, changed_at, fingerprint)"
-                " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET state = excluded.state,"
-                " until = excluded.until, source = excluded.source, reason = excluded.reason,"
-                " status = excluded.status, changed_at = excluded.changed_at,"
-                " fingerprint = COALESCE(excluded.fingerprint, fingerprint)",
-                (provider, key, state, bounded_until(until), source, scrub(reason), status, changed_at or time.time(),
-                 fingerprint))
+        self._write((
+            "INSERT INTO key_status (provider, key, state, until, source, reason, status, changed_at, fingerprint)"
+            " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET state = excluded.state,"
+            " until = excluded.until, source = excluded.source, reason = excluded.reason,"
+            " status = excluded.status, changed_at = excluded.changed_at,"
+            " fingerprint = COALESCE(excluded.fingerprint, fingerprint)",
+            (provider, key, state, bounded_until(until), source, scrub(reason), status, changed_at or time.time(),
+             fingerprint), False))
 
     def set_verified(self, provider: str, key: str, result: str, when: float | None = None,
                      org: str | None = None) -> None:
         """A verification's result (and the fingerprint of the organization its answer named, if any)."""
         when = when or time.time()
-        if org is not None:
-            self.set_accounts(provider, [(key, org, None)])
-        with self.db:
-            self.db.execute(
-                "INSERT INTO key_status (provider, key, state, verified_at, verify_result, changed_at)"
-                " VALUES (?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET verified_at = excluded.verified_at,"
-                " verify_result = excluded.verify_result", (provider, key, "ok", when, result, when))
+        accounts = [self._accounts_statement(provider, [(key, org, None)])] if org is not None else []
+        self._write(*accounts, (
+            "INSERT INTO key_status (provider, key, state, verified_at, verify_result, changed_at)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT(provider, key) DO UPDATE SET verified_at = excluded.verified_at,"
+            " verify_result = excluded.verify_result", (provider, key, "ok", when, result, when), False))
 
+    @settled
     def clear_key_status(self, provider: str, key: str | None = None, states: tuple[str, ...] = ()) -> int:
         """Put keys back to ok (those in ``states``, or any state); returns how many changed."""
         sql = "UPDATE key_status SET state = 'ok', until = NULL, source = NULL, reason = '' WHERE provider = ?"
@@ -375,11 +442,11 @@ class History:
             return self.db.execute(sql, args).rowcount
 
     def forget_key(self, provider: str, key: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM key_status WHERE provider = ? AND key = ?", (provider, key))
-            self.db.execute("DELETE FROM key_accounts WHERE provider = ? AND key = ?", (provider, key))
+        self._write(("DELETE FROM key_status WHERE provider = ? AND key = ?", (provider, key), False),
+                    ("DELETE FROM key_accounts WHERE provider = ? AND key = ?", (provider, key), False))
 
     # -------------------------------------------------------------- reading
+    @settled
     def key_statuses(self, provider: str | None = None) -> dict[tuple[str, str], KeyStatus]:
         sql = ("SELECT provider, key, state, until, source, reason, status, changed_at, verified_at, verify_result,"
                " fingerprint FROM key_status")
@@ -387,6 +454,7 @@ class History:
                                (provider,) if provider else ()).fetchall()
         return {(r[0], r[1]): KeyStatus(*r) for r in rows}
 
+    @settled
     def events(self, since: float, provider: str | None = None, limit: int = 1000, *,
                folded: bool = False) -> list[dict[str, Any]]:
         """The last ``limit`` events since ``since``, oldest first. A stored row that stands for several
@@ -412,23 +480,27 @@ class History:
                 break
         return out[::-1]
 
+    @settled
     def knows_provider(self, provider: str) -> bool:
         """True when any event, usage or request of ``provider`` is kept (a provider removed from the config
         keeps its past)."""
         return any(self.db.execute(f"SELECT 1 FROM {table} WHERE provider = ? LIMIT 1", (provider,)).fetchone()
                    for table in ("events", "usage", "requests"))
 
+    @settled
     def usage_rows(self, since: float) -> list[tuple[int, str, str, int]]:
         """(minute bucket, provider, key, requests) since ``since``, oldest first."""
         return self.db.execute("SELECT bucket, provider, key, SUM(requests) FROM usage WHERE bucket >= ?"
                                " GROUP BY bucket, provider, key ORDER BY bucket", (int(since),)).fetchall()
 
+    @settled
     def ok_per_minute(self, since: float, provider: str) -> dict[int, int]:
         """Successful upstream calls of ``provider`` per minute bucket since ``since``."""
         return {int(b): int(ok or 0) for b, ok in self.db.execute(
             "SELECT bucket, SUM(ok) FROM usage WHERE bucket >= ? AND provider = ? GROUP BY bucket",
             (int(since), provider))}
 
+    @settled
     def usage(self, since: float, by: str = "key", provider: str | None = None) -> list[dict[str, Any]]:
         """Requests, tokens, cost and prompt-cache figures grouped by key, provider or day (UTC)."""
         group = {"key": "provider, key", "provider": "provider", "day": "date(bucket, 'unixepoch')",
@@ -453,6 +525,7 @@ class History:
             out.append(row)
         return out
 
+    @settled
     def caller_requests(self, since: float, by: str = "provider", provider: str | None = None
                         ) -> dict[str, tuple[int, int]]:
         """Callers' requests, each counted once however many upstream calls it took, and how many of them were
@@ -465,6 +538,7 @@ class History:
             sql, args = sql + " AND provider = ?", [*args, provider]
         return {g: (n, ok or 0) for g, n, ok in self.db.execute(sql + f" GROUP BY {group}", args)}
 
+    @settled
     def spend(self, provider: str, key: str, now: float | None = None) -> Spend:
         """What a key spent this UTC day and month (seeds budgets after a restart)."""
         now = now or time.time()

@@ -1,0 +1,431 @@
+"""``Http1Sender``: the upstream attempts on a small HTTP/1.1 client of our own (asyncio protocol, httptools to parse
+the answer), a fifth of aiohttp's CPU per request (bench: `python -m pooltui.bench upstream`). What it keeps of
+aiohttp's behaviour: a keep-alive pool per origin (at most ``max_connections`` open, idle ones closed after
+``keepalive_s``), a connect timeout and a read timeout between two reads, the process's TLS context, chunked and
+streamed answers, gzip/deflate answers decoded, no redirects, no cookies, no proxy from the environment (aiohttp's
+default session does not read one either). A connection reused from the pool that the upstream had closed is
+replaced once, before any byte of the answer (a keep-alive race, never the key's fault).
+
+Every failure to get an answer is an ``UpstreamError`` (an ``OSError``, never a ``TimeoutError``: the attempt's
+transport failure, not the request's deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+import httpx
+
+from pooltui.client.upstream_http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ParsedOnce, raw_headers, tls_context
+
+_PAUSE_ABOVE = 1 << 20  # answer bytes held unread before the socket stops being read
+MAX_HEADERS = 256  # an answer's header lines (a provider sends a few dozen)
+MAX_HEAD_BYTES = 64 * 1024  # and their bytes
+_OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})  # framing: ours to write
+
+
+class UpstreamError(OSError):
+    """No complete answer: refused, reset, cut, malformed, or a read or connect timeout."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream was silent longer than the connect or read timeout (an ``OSError``, not a ``TimeoutError``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """A URL as the client sends to it (parsed once per URL)."""
+
+    key: tuple[str, str, int]
+    host: str
+    port: int
+    tls: bool
+    target: str  # path and query
+    host_header: str
+
+
+def _origin_of(url: str) -> _Origin:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    host = parts.hostname
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == (443 if tls else 80) else f"{shown}:{port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _Origin((parts.scheme, host, port), host, port, tls, target, host_header)
+
+
+class _Connection(asyncio.Protocol):
+    """One connection upstream; its current answer gets what the parser reads."""
+
+    def __init__(self, pool: Http1Sender, key: tuple[str, str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.answer: Http1Answer | None = None
+        self.lost = False
+        self.idle_since = 0.0
+        self.paused = False
+
+    # ------------------------------------------------------------------ asyncio
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is one without being its subclass
+
+    def data_received(self, data: bytes) -> None:
+        answer = self.answer
+        if answer is None:  # bytes nobody asked for: this connection cannot be trusted again
+            self.close()
+            return
+        answer.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__ if isinstance(exc.__context__, UpstreamError) else None
+            answer.fail(cause or UpstreamError(f"a malformed answer ({exc})"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.answer is not None:
+            self.answer.cut(exc)
+        self.pool._forget(self)
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # ------------------------------------------------------------------ httptools
+    def on_header(self, name: bytes, value: bytes) -> None:
+        answer = self.answer
+        if answer is not None:
+            raw = answer._raw
+            raw.append((name, value))
+            answer._head_bytes += len(name) + len(value)
+            if len(raw) > MAX_HEADERS or answer._head_bytes > MAX_HEAD_BYTES:
+                raise UpstreamError(f"an answer with more than {MAX_HEADERS} headers or {MAX_HEAD_BYTES // 1024} KiB "
+                                    "of them")
+
+    def on_headers_complete(self) -> None:
+        if self.answer is not None:
+            self.answer.head_done(self.parser.get_status_code(), self.parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        if self.answer is not None:
+            self.answer.feed(body)
+
+    def on_message_complete(self) -> None:
+        if self.answer is not None:
+            self.answer.complete(self.parser.should_keep_alive())
+
+
+class Http1Answer:
+    """An upstream's answer (an ``Answer``): status and headers now, the body as it comes."""
+
+    __slots__ = ("_chunks", "_conn", "_decoder", "_error", "_head_bytes", "_head_only", "_informational", "_keep",
+                 "_raw", "_read_s", "_state", "_waiter", "headers", "received", "status_code")
+
+    def __init__(self, conn: _Connection, read_s: float, head_only: bool) -> None:
+        self._conn: _Connection | None = conn
+        self._read_s = read_s
+        self._head_only = head_only  # a HEAD: no body follows its head, whatever its length says
+        self._raw: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._decoder: zlib._Decompress | None = None
+        self._state = 0  # 0 head awaited, 1 body coming, 2 complete
+        self._keep = False
+        self._informational = False
+        self.received = False  # any byte of it (a reused connection cut before one is replaced)
+        self.status_code = 0
+        self.headers = httpx.Headers()
+
+    # ------------------------------------------------------------------ fed by the connection
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def head_done(self, status: int, keep: bool) -> None:
+        if 100 <= status < 200:  # an interim answer (103 Early Hints...): the real one follows
+            self._informational = True
+            self._raw = []
+            return
+        self.status_code = status
+        self.headers = raw_headers(self._raw)
+        encoding = self.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
+        self._state = 1
+        if self._head_only:
+            self._state, self._keep = 2, False
+        self._wake()
+
+    def feed(self, body: bytes) -> None:
+        if self._state != 1:
+            return
+        if self._decoder is not None:
+            try:
+                body = self._decoder.decompress(body)
+            except zlib.error as exc:
+                self.fail(UpstreamError(f"an answer that does not decode ({exc})"))
+                return
+        if body:
+            self._chunks.append(body)
+            conn = self._conn
+            if conn is not None and not conn.paused and conn.transport is not None \
+                    and sum(map(len, self._chunks)) > _PAUSE_ABOVE:
+                conn.paused = True
+                conn.transport.pause_reading()
+        self._wake()
+
+    def complete(self, keep: bool) -> None:
+        if self._informational:
+            self._informational = False
+            return
+        if self._state != 1:
+            return
+        if self._decoder is not None and (tail := self._decoder.flush()):
+            self._chunks.append(tail)
+        self._state, self._keep = 2, keep
+        self._wake()
+
+    def cut(self, exc: Exception | None) -> None:
+        if self._state == 2:
+            return
+        if self._state == 1 and exc is None and "content-length" not in self.headers \
+                and "chunked" not in self.headers.get("transfer-encoding", "").lower():
+            self.complete(False)  # a body without a length ends where the connection does
+            return
+        self.fail(UpstreamError(f"the upstream closed the connection before the answer was complete"
+                                f"{f' ({exc})' if exc else ''}"))
+
+    def fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake()
+
+    # ------------------------------------------------------------------ read by the client
+    async def _wait(self) -> None:
+        """Until something more comes (or fails), for ``read_s`` at most."""
+        if self._error is not None:
+            raise self._error
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(self._read_s, self._timed_out, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        if self._error is not None:
+            raise self._error
+
+    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self.fail(UpstreamTimeout(f"read timeout: nothing from the upstream for {self._read_s:g} s"))
+
+    async def head(self) -> None:
+        while self._state == 0:
+            await self._wait()
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive (decoded when the upstream encoded it)."""
+        chunks = self._chunks
+        try:
+            while True:
+                if chunks:
+                    chunk = chunks.popleft()
+                    conn = self._conn
+                    if conn is not None and conn.paused and conn.transport is not None and not chunks:
+                        conn.paused = False
+                        conn.transport.resume_reading()
+                    yield chunk
+                elif self._state == 2:
+                    break
+                else:
+                    await self._wait()
+        finally:
+            if self._state == 2 and not chunks:
+                self._release()
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        return self.aiter_raw()
+
+    async def aclose(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """The connection back to the pool when the answer was read whole and may be kept; closed otherwise."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        conn.answer = None
+        if self._state == 2 and self._keep and not self._chunks and not conn.lost and self._error is None:
+            conn.pool._idle_again(conn)
+        else:
+            conn.close()
+            conn.pool._forget(conn)
+
+
+class Http1Sender:
+    """Attempts on our HTTP/1.1 client (a ``Sender``); see the module's doc."""
+
+    def __init__(self, max_connections: int = 256, connect_s: float = CONNECT_TIMEOUT_S,
+                 read_s: float = READ_TIMEOUT_S, keepalive_s: float | None = 5.0) -> None:
+        self._max = max_connections
+        self._connect_s = connect_s
+        self._read_s = read_s
+        self._keepalive_s = keepalive_s if keepalive_s is not None else 5.0
+        self._ssl = tls_context()
+        self._origin = ParsedOnce(_origin_of)
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._room: deque[asyncio.Future[None]] = deque()  # waiting for a connection to close
+
+    @staticmethod
+    def _head(method: str, origin: _Origin, content: bytes | None, headers: Mapping[str, str]) -> bytes:
+        lines = [f"{method} {origin.target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
+        agent = False
+        for name, value in headers.items():
+            lowered = name.lower()
+            if lowered in _OURS:
+                continue
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+                raise ValueError(f"header {name!r}: a line break or colon where none may be (header injection)")
+            agent = agent or lowered == "user-agent"
+            lines.append(f"{name}: {value}\r\n")
+        if not agent:
+            lines.append("User-Agent: pooltui\r\n")
+        if content is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(content or b'')}\r\n")
+        lines.append("\r\n")
+        text = "".join(lines)
+        try:
+            return text.encode("latin-1")
+        except UnicodeEncodeError:
+            return text.encode("utf-8")
+
+    async def open(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
+                   timeout_s: float | None) -> Http1Answer:
+        origin = self._origin(url)
+        head = self._head(method, origin, content, headers)
+        connect_s = self._connect_s if timeout_s is None else min(timeout_s, self._connect_s)
+        read_s = self._read_s if timeout_s is None else min(timeout_s, self._read_s)
+        for tries_left in (1, 0):
+            conn, reused = await self._acquire(origin, connect_s)
+            answer = Http1Answer(conn, read_s, method == "HEAD")
+            conn.answer = answer
+            try:
+                assert conn.transport is not None
+                if content and len(content) > 64 * 1024:
+                    conn.transport.writelines((head, content))
+                else:
+                    conn.transport.write(head + content if content else head)
+                await answer.head()
+                return answer
+            except UpstreamError:
+                answer._release()
+                if reused and not answer.received and tries_left:
+                    continue  # the upstream had closed this idle connection: once more, on a new one
+                raise
+            except BaseException:
+                answer._release()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _acquire(self, origin: _Origin, connect_s: float) -> tuple[_Connection, bool]:
+        loop = asyncio.get_running_loop()
+        while True:
+            kept = self._kept(origin, loop.time())
+            if kept is not None:
+                return kept, True
+            if len(self._open) < self._max or self._close_one_idle():
+                break
+            room = loop.create_future()  # at the cap: until a connection closes or comes back idle
+            self._room.append(room)
+            try:
+                await room
+            finally:
+                if room in self._room:
+                    self._room.remove(room)
+        conn = _Connection(self, origin.key)
+        self._open.add(conn)
+        try:
+            async with asyncio.timeout(connect_s):
+                transport, _ = await loop.create_connection(lambda: conn, origin.host, origin.port,
+                                                            ssl=self._ssl if origin.tls else None,
+                                                            server_hostname=origin.host if origin.tls else None)
+            conn.transport = transport  # uvloop may call connection_made after this returns
+        except TimeoutError:
+            self._forget(conn)
+            raise UpstreamTimeout(f"connect timeout: {origin.host}:{origin.port} did not answer in {connect_s:g} s") \
+                from None
+        except OSError as exc:
+            self._forget(conn)
+            raise UpstreamError(f"cannot connect to {origin.host}:{origin.port}: {exc.strerror or exc}") from None
+        except BaseException:
+            conn.close()
+            self._forget(conn)
+            raise
+        return conn, False
+
+    def _kept(self, origin: _Origin, now: float) -> _Connection | None:
+        """An idle connection to ``origin`` still good for a request (the expired or closed ones closed)."""
+        idle = self._idle.get(origin.key)
+        while idle:
+            conn = idle.pop()
+            if not conn.lost and now - conn.idle_since < self._keepalive_s and conn.transport is not None \
+                    and not conn.transport.is_closing():
+                return conn
+            conn.close()
+            self._forget(conn)
+        return None
+
+    def _close_one_idle(self) -> bool:
+        for idle in self._idle.values():
+            if idle:
+                conn = idle.pop(0)
+                conn.close()
+                self._forget(conn)
+                return True
+        return False
+
+    def _idle_again(self, conn: _Connection) -> None:
+        conn.idle_since = asyncio.get_running_loop().time()
+        self._idle.setdefault(conn.key, []).append(conn)
+        self._make_room()
+
+    def _make_room(self) -> None:
+        """Wake one request waiting at the cap."""
+        while self._room:
+            room = self._room.popleft()
+            if not room.done():
+                room.set_result(None)
+                return
+
+    def _forget(self, conn: _Connection) -> None:
+        """A connection closed: out of the pool, room for a waiting one."""
+        if conn in self._open:
+            self._open.discard(conn)
+            idle = self._idle.get(conn.key)
+            if idle and conn in idle:
+                idle.remove(conn)
+            self._make_room()
+
+    async def aclose(self) -> None:
+        for conn in list(self._open):
+            conn.close()
+            self._forget(conn)
+        self._idle.clear()

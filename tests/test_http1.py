@@ -1,0 +1,174 @@
+"""Our HTTP/1.1 client for the upstream attempts (client/http1.py, issue 31): what it must keep of aiohttp's
+behaviour, against real sockets: a kept connection the upstream closed is replaced once before the answer, the
+connection cap holds, answers framed by the connection's end or gzip-encoded are read whole, a header that would
+inject a line is refused before anything is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+
+import pytest
+
+from pooltui.client.http1 import Http1Sender
+from pooltui.client.pool_client import PoolClient, Upstream
+from pooltui.core.pool import KeySpec, Pool
+from pooltui.providers.profiles import profile_for
+from tests.odd_upstream import OddUpstream, completion, head, read_request
+
+SECRET = "sk-test-http1-00000000000000000000001"
+
+
+class KeptThenClosed(OddUpstream):
+    """Answers the first request of each connection with keep-alive, then closes that connection when its next
+    request comes, without a byte of answer (a server that dropped an idle connection just as it was reused)."""
+
+    def __init__(self) -> None:
+        super().__init__(self._answer)
+        self.connections = 0
+
+    async def _answer(self, writer: asyncio.StreamWriter) -> None:
+        body = completion()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                     % (len(body), body))
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await read_request(reader)
+            self.requests += 1
+            await self._answer(writer)
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # the next request on this connection: dropped unanswered
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+def _client(port: int) -> PoolClient:
+    profile = profile_for("openai", name="odd", base_url=f"http://127.0.0.1:{port}/v1")
+    return PoolClient(Upstream(profile, Pool("odd", [KeySpec("k0", SECRET)])), deadline_s=10, max_attempts=1)
+
+
+def test_a_kept_connection_the_upstream_closed_is_replaced_once_before_the_answer() -> None:
+    """Not the key's fault: no transport failure reported, each request answered by its first attempt."""
+    with KeptThenClosed() as up:
+        async def run() -> PoolClient:
+            client = _client(up.port)
+            async with client:
+                for _ in range(3):
+                    assert (await client.chat("hi")).status == 200
+            return client
+
+        client = asyncio.run(run())
+    assert up.requests == 3 and up.connections == 3  # each reuse found its connection closed and opened another
+    for trace in client.traces:
+        assert [s.detail["outcome"] for s in trace.steps if s.kind == "attempt"] == ["ok"]
+
+
+def test_no_more_connections_open_than_the_cap() -> None:
+    open_now = peak = 0
+
+    async def slow(writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, peak
+        open_now += 1
+        peak = max(peak, open_now)
+        await asyncio.sleep(0.1)
+        body = completion()
+        writer.write(head(content_type="application/json", length=len(body)) + body)
+        open_now -= 1
+
+    with OddUpstream(slow) as up:
+        async def run() -> list[int]:
+            sender = Http1Sender(max_connections=2)
+            url = f"http://127.0.0.1:{up.port}/v1/chat/completions"
+
+            async def one() -> int:
+                answer = await sender.open("POST", url, b"{}", {"content-type": "application/json"}, None)
+                body = b"".join([c async for c in answer.aiter_bytes()])
+                assert json.loads(body)["object"] == "chat.completion"
+                return answer.status_code
+
+            try:
+                return await asyncio.gather(*(one() for _ in range(6)))
+            finally:
+                await sender.aclose()
+
+        assert asyncio.run(run()) == [200] * 6
+    assert peak == 2 and up.requests == 6
+
+
+@pytest.mark.parametrize("framing", ["connection-end", "gzip"])
+def test_answers_framed_by_the_connections_end_or_gzipped_are_read_whole(framing: str) -> None:
+    body = completion()
+
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        if framing == "gzip":
+            packed = gzip.compress(body)
+            writer.write(head(content_type="application/json", length=len(packed),
+                              extra=b"content-encoding: gzip\r\n") + packed)
+        else:  # no length, no chunks: the body ends when the connection does
+            writer.write(head(content_type="application/json") + body[:20])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(body[20:])
+
+    with OddUpstream(answer) as up:
+        async def run() -> bytes:
+            sender = Http1Sender()
+            try:
+                got = await sender.open("POST", f"http://127.0.0.1:{up.port}/v1/chat/completions", b"{}", {}, None)
+                return b"".join([c async for c in got.aiter_bytes()])
+            finally:
+                await sender.aclose()
+
+        assert asyncio.run(run()) == body
+
+
+def test_a_header_that_would_inject_a_line_is_refused_before_anything_is_sent() -> None:
+    async def never(writer: asyncio.StreamWriter) -> None:
+        writer.write(head(length=0))
+
+    with OddUpstream(never) as up:
+        async def run() -> None:
+            sender = Http1Sender()
+            try:
+                with pytest.raises(ValueError, match="line break"):
+                    await sender.open("POST", f"http://127.0.0.1:{up.port}/v1/x", b"{}",
+                                      {"x-note": "a\r\nx-evil: 1"}, None)
+            finally:
+                await sender.aclose()
+
+        asyncio.run(run())
+        assert up.requests == 0
+
+
+def test_requests_waiting_at_the_cap_take_a_connection_that_comes_back_idle(serve) -> None:
+    """One connection allowed, four requests at once on a keep-alive upstream: each waits for the connection the
+    one before gives back (a connection returned idle wakes a waiter, not only one that closes)."""
+    from tests.conftest import keys, make_scenario
+
+    sc = make_scenario({"name": "oai", "dialect": "openai", "keys": keys("k", 1)})
+    server = serve(sc)
+    url = server.base_url("oai") + "/chat/completions"
+    headers = {"authorization": f"Bearer {sc.providers[0].keys[0].secret}", "content-type": "application/json"}
+    body = json.dumps({"model": "gpt-sim-1", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+
+    async def run() -> tuple[list[int], int]:
+        sender = Http1Sender(max_connections=1)
+
+        async def one() -> int:
+            answer = await sender.open("POST", url, body.encode(), headers, None)
+            async for _ in answer.aiter_bytes():
+                pass
+            return answer.status_code
+
+        try:
+            statuses = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(4))), 10)
+            return statuses, len(sender._open)
+        finally:
+            await sender.aclose()
+
+    assert asyncio.run(run()) == ([200] * 4, 1)
