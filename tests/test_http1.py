@@ -15,6 +15,7 @@ from pooltui.client.http1 import Http1Sender
 from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.providers.profiles import profile_for
+from tests.conftest import until
 from tests.odd_upstream import OddUpstream, completion, head, read_request
 
 SECRET = "sk-test-http1-00000000000000000000001"
@@ -27,6 +28,7 @@ class KeptThenClosed(OddUpstream):
     def __init__(self) -> None:
         super().__init__(self._answer)
         self.connections = 0
+        self.ended = 0  # connections that came to their end (either side closed them)
 
     async def _answer(self, writer: asyncio.StreamWriter) -> None:
         body = completion()
@@ -44,6 +46,7 @@ class KeptThenClosed(OddUpstream):
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self.ended += 1
             writer.close()
 
 
@@ -66,6 +69,18 @@ def test_a_kept_connection_the_upstream_closed_is_replaced_once_before_the_answe
     assert up.requests == 3 and up.connections == 3  # each reuse found its connection closed and opened another
     for trace in client.traces:
         assert [s.detail["outcome"] for s in trace.steps if s.kind == "attempt"] == ["ok"]
+
+
+def test_closing_the_client_closes_the_connections_it_kept_alive() -> None:
+    """A client's own sender goes with it: the upstream sees its kept connection end at the client's close."""
+    with KeptThenClosed() as up:
+        async def run() -> None:
+            async with _client(up.port) as client:
+                assert (await client.chat("hi")).status == 200
+                await asyncio.sleep(0.2)
+                assert up.ended == 0  # kept alive for the next request
+            await until(lambda: up.ended == 1, "the upstream sees the kept connection end", timeout_s=5)
+        asyncio.run(run())
 
 
 def test_no_more_connections_open_than_the_cap() -> None:
