@@ -40,6 +40,8 @@ from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
 from pooltui.core.windows import LEARNED, KeyLimits, Slots, WindowFactory, local_window
 
 _OK = KeyState.OK
+_OUTCOME_OK = Outcome.OK
+_NO_TOKENS = (0, 0)
 #: our own pacing ends quietly (no probe, no "back in rotation" event)
 _PACED = frozenset({DeadlineSource.LEARNED, DeadlineSource.DECLARED, DeadlineSource.STATED})
 _EXCLUSIONS_SHOWN = 16
@@ -917,17 +919,19 @@ class Pool:
         as used), the key's ratio learns from the usage."""
         if hold is None or hold.ratio_of is None:
             return
-        held = hold.held[0] + hold.held[1]
-        key.tokens_inflight = max(0, key.tokens_inflight - held)
-        if used is None:
-            used = hold.held
-        elif key.token_allow is not None:
-            key.token_allow += held - used[0] - used[1]
-        if hold.on is not None and used != hold.held:
-            hold.on.settle_tokens(now, hold.held, used)
-        if used[0] > 0 and used is not hold.held:
-            hold.learn_ratio(used[0])
-        hold.on, hold.held, hold.ratio_of = None, (0, 0), None
+        held = hold.held
+        held_in, held_out = held
+        left = key.tokens_inflight - held_in - held_out
+        key.tokens_inflight = left if left > 0 else 0
+        if used is not None:
+            used_in, used_out = used
+            if key.token_allow is not None:
+                key.token_allow += held_in + held_out - used_in - used_out
+            if hold.on is not None and (used_in != held_in or used_out != held_out):
+                hold.on.settle_tokens(now, held, used)
+            if used_in > 0:
+                hold.learn_ratio(used_in)
+        hold.on, hold.held, hold.ratio_of = None, _NO_TOKENS, None
 
     def _split_by_model(self, first: str, now: float) -> None:
         """Traffic mixes models for the first time: a key cooling for what the first model's 429s (or spent
@@ -1183,48 +1187,65 @@ class Pool:
             key.inflight -= 1
         now = self.clock.now()
         limits = result.limits
+        outcome = result.outcome
         seq = key.token_seq
         if hold is not None and hold.ratio_of is not None:
             seq = hold.seq
-            if result.outcome is not Outcome.OK:
-                self._settle_hold(key, hold, (0, 0), now)  # refused: no tokens counted
+            if outcome is not _OUTCOME_OK:
+                self._settle_hold(key, hold, _NO_TOKENS, now)  # refused: no tokens counted
             elif tokens_in or tokens_out:
                 self._settle_hold(key, hold, (tokens_in, tokens_out), now)
-        # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is stale
-        if limits is not None and limits.tokens_remaining is not None and seq >= key.token_seq:
-            self._tokens_counted = True
-            key.token_seq = seq
-            key.token_allow = limits.tokens_remaining - key.tokens_inflight
-            key.token_reset_at = now + limits.tokens_reset_s if limits.tokens_reset_s else None
         if result.model_scoped and model is not None:
             self._scoped = True
         # headers and 429s speak of that model only when the pool serves several
         per_model = model if model is not None and len(self._models) > 1 else None
-        if limits is not None and limits.requests_remaining is not None and per_model is None:
-            key.allow = limits.requests_remaining - key.inflight
+        if limits is not None:
+            # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is
+            # stale
+            if limits.tokens_remaining is not None and seq >= key.token_seq:
+                self._tokens_counted = True
+                key.token_seq = seq
+                key.token_allow = limits.tokens_remaining - key.tokens_inflight
+                key.token_reset_at = now + limits.tokens_reset_s if limits.tokens_reset_s else None
+            if limits.requests_remaining is not None and per_model is None:
+                key.allow = limits.requests_remaining - key.inflight
         if key.probe is _HELD:
             self._answered(key)
         stats = key.stats
         stats.latencies.append(latency_s)
-        if result.org is not None or (limits is not None and result.outcome is Outcome.OK):
-            stats.saw(result.org, limits if result.outcome is Outcome.OK else None, now)
         if limits is not None:
+            stats.saw(result.org, limits if outcome is _OUTCOME_OK else None, now)
             stats.limits = limits
             key.headroom = limits.headroom()
             if self.strategy in _HEAP_STRATEGIES and key.state is _OK:
                 key.ver += 1
                 self._push(key)
-        outcome = result.outcome
+        elif result.org is not None:
+            stats.saw(result.org, None, now)
         if self.learn and not key.stated:
-            self._learn(key, result, now - latency_s, request_id, per_model)
-        if outcome is Outcome.OK:
+            if outcome is _OUTCOME_OK and (limits is None or limits.requests_remaining is None):
+                # what _learn does for a success that states no budget, without its calls
+                if per_model is not None:
+                    lm = key.learned_models
+                    est = lm.get(per_model) if lm is not None else None
+                else:
+                    est = key.learned
+                if est is None or (est.fleet is None and self._share_learned):
+                    est = self._estimate(key, per_model)
+                before = est.limit
+                if est.accept(now - latency_s) and est.limit != before:
+                    self._learnt(key, est, per_model, request_id)
+            else:
+                self._learn(key, result, now - latency_s, request_id, per_model)
+        if outcome is _OUTCOME_OK:
             stats.ok += 1
-            stats.tokens_in += tokens_in
-            stats.tokens_out += tokens_out
-            if self.learn and not key.stated and (tokens_in or tokens_out):  # a 429 for tokens may fit from them
-                if key.token_log is None:
-                    key.token_log = TokenLog()
-                key.token_log.add(self.clock.now(), tokens_in, tokens_out)
+            if tokens_in or tokens_out:
+                stats.tokens_in += tokens_in
+                stats.tokens_out += tokens_out
+                if self.learn and not key.stated:  # a 429 for tokens may fit from them
+                    if key.token_log is None:
+                        key.token_log = TokenLog()
+                    key.token_log.add(now, tokens_in, tokens_out)
             if cost:
                 stats.cost += cost
             key.strikes = 0

@@ -182,15 +182,16 @@ class SlidingWindow:
 def take_each(windows: tuple[tuple[SlidingWindow, int], ...], units: tuple[int, ...], now: float) -> bool:
     """Take ``units[kind]`` from each local window of ``windows`` ((window, kind) pairs) if every one has room:
     what ``room`` then ``take`` on each would do, without a call per window (the pick's hot path). False, taking
-    nothing, when one has none."""
+    nothing, when one has none. A window is pruned only when its running count, expired units included, says it
+    may be full, and when a take adds an entry (so it keeps at most about :data:`BUCKETS` of them)."""
     for w, kind in windows:
         n = units[kind]
-        if n > 0:
+        if n > 0 and w._total + n > w.limit and w._total > 0:  # full as counted: its expired units may go first
             entries = w._entries
-            if entries and entries[0][0] <= now - w.window_s:
-                w._prune(now)
-            total = w._total
-            if total + n > w.limit and total > 0:
+            if not entries or entries[0][0] > now - w.window_s:
+                return False
+            w._prune(now)
+            if w._total + n > w.limit and w._total > 0:
                 return False
     for w, kind in windows:
         n = units[kind]
@@ -202,6 +203,8 @@ def take_each(windows: tuple[tuple[SlidingWindow, int], ...], units: tuple[int, 
                 last[1] += n
             else:
                 entries.append([now, n])
+                if entries[0][0] <= now - w.window_s:
+                    w._prune(now)
             w._total += n
     return True
 
