@@ -635,45 +635,51 @@ class Pool:
     def _pick_once(self, trace: RequestTrace | None, avoid: PoolKey | None, model: str | None,
                    hold: TokenHold | None, affinity: str | None) -> PoolKey | Literal[False] | None:
         now = self.clock.now()
-        if self._timers and self._timers[0][0] <= now:
+        timers = self._timers
+        if timers and timers[0][0] <= now:
             self._expire(now)
-        if model is not None and len(self._models) == 1 and model not in self._models:
-            self._split_by_model(next(iter(self._models)), now)
-        if not self._avail:
+        models = self._models
+        if model is not None and len(models) == 1 and model not in models:
+            self._split_by_model(next(iter(models)), now)
+        avail = self._avail
+        if not avail:
             if trace is not None:
                 trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
                           excluded_total=len(self._unavail))
             return None
         aff = self._affinity if affinity is not None else None
+        stayed = None
         if aff is not None and affinity is not None:
             key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
             if key_or_wait is True:
                 return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
-            stayed = key_or_wait if isinstance(key_or_wait, PoolKey) else None
-        else:
-            stayed = None
+            if isinstance(key_or_wait, PoolKey):
+                stayed = key_or_wait
         if stayed is not None:
             key = stayed
-            candidates = len(self._avail)
-            if model is not None and model not in self._models and len(self._models) < 64:
-                self._models.add(model)
+            if model is not None and model not in models and len(models) < 64:
+                models.add(model)
         else:
             chosen = self._by_strategy(now, model, avoid, trace)
             if chosen is None:
                 return None
-            key, candidates = chosen
+            key = chosen
             if aff is not None and affinity is not None:
                 self._follow(aff, affinity, key, now, model, avoid, trace)
-        if self._cursor != key.pos and self.strategy == "round-robin":
+        candidates = len(self._avail)  # what the strategy saw (before any hold below)
+        strategy = self.strategy
+        if self._cursor != key.pos and strategy == "round-robin":
             self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
-        if (hold is not None or key.declared is not None) and self._held_back(key, model, hold, now, trace):
+        declared = key.declared
+        if (hold is not None or declared is not None) and self._held_back(key, model, hold, now, trace):
             return False
         key.inflight += 1
-        if key.allow is not None:
-            key.allow -= 1
+        allow = key.allow
+        if allow is not None:
+            allow = key.allow = allow - 1
         est = None
         if self.learn and not key.stated:
-            if model is not None and len(self._models) > 1:  # what _estimate finds, without its call when it exists
+            if model is not None and len(models) > 1:  # what _estimate finds, without its call when it exists
                 lm = key.learned_models
                 est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
             else:
@@ -682,10 +688,10 @@ class Pool:
             if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
-        declared = key.declared
-        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD) or (
-                declared is not None and key.probe is not _HELD and declared.max_concurrency is not None and
-                key.inflight + key.streams >= declared.max_concurrency):
+        probe = key.probe
+        if probe is _NEXT or (probe is not _HELD and (
+                (allow is not None and allow <= 0) or (declared is not None and declared.max_concurrency is not None
+                                                       and key.inflight + key.streams >= declared.max_concurrency))):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
             self._excl_cache = None
@@ -693,12 +699,21 @@ class Pool:
         stats = key.stats
         stats.requests += 1
         stats.last_used = now
-        stats.per_second.add(now)
-        self.per_second.add(now)
+        sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
+        counter = stats.per_second
+        if counter._sec == sec:
+            counter._buckets[sec % counter.width] += 1
+        else:
+            counter.add(now)
+        counter = self.per_second
+        if counter._sec == sec:
+            counter._buckets[sec % counter.width] += 1
+        else:
+            counter.add(now)
         self.picks.append(key.label)
-        if self.strategy in _HEAP_STRATEGIES:
-            if key.stats.limits is not None and key.stats.limits.requests_limit:
-                key.headroom = max(0.0, key.headroom - 1.0 / key.stats.limits.requests_limit)
+        if strategy in _HEAP_STRATEGIES:
+            if stats.limits is not None and stats.limits.requests_limit:
+                key.headroom = max(0.0, key.headroom - 1.0 / stats.limits.requests_limit)
             key.ver += 1
             self._push(key)
         if trace is not None:
@@ -712,11 +727,12 @@ class Pool:
         return key
 
     def _by_strategy(self, now: float, model: str | None, avoid: PoolKey | None, trace: RequestTrace | None
-                     ) -> tuple[PoolKey, int] | None:
+                     ) -> PoolKey | None:
         """The strategy's key for this attempt (paced by learnt limits, away from ``avoid``, from keys cooling for
-        ``model`` and over the in-flight cap) and how many keys were candidates; None when none can serve."""
+        ``model`` and over the in-flight cap); None when none can serve."""
         key = self._choose()
-        if self.learn:
+        learn = self.learn
+        if learn:
             while not key.stated and (learned := key.learned) is not None and \
                     (learned.full(now) or (self._share_learned and self._learned_full(key, learned, now))) and \
                     self._pace(key, learned, now, trace):
@@ -726,34 +742,37 @@ class Pool:
                                   excluded_total=len(self._unavail))
                     return None
                 key = self._choose()
-        candidates = len(self._avail)
+        avail = self._avail
+        candidates = len(avail)
         if key is avoid and candidates > 1:
-            i = bisect_right(self._avail, key.pos)
-            key = self._keys[self._avail[i % candidates]]
+            key = self._keys[avail[bisect_right(avail, key.pos) % candidates]]
             if trace is not None:
                 trace.add(now, "skip", self.name, avoid.label, reason=f"{avoid.label} just failed: retried elsewhere")
-        if model is not None and model not in self._models and len(self._models) < 64:
-            self._models.add(model)
-        if self.learn and model is not None and len(self._models) > 1 and (lm := key.learned_models) is not None \
-                and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
-            self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
-        if self._model_cool and model is not None and model in self._model_cool:
-            cooling = self._model_cooling(model, now)
-            if cooling is not None:
-                chosen = self._for_model(key, cooling, avoid)
-                if chosen is None:
-                    if trace is not None:
-                        trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
-                            model, cooling), excluded_total=len(cooling))
-                    return None
-                if chosen is not key and trace is not None:
-                    trace.add(now, "skip", self.name, key.label,
-                              reason=f"{key.label} cooling for {model} {max(0.0, cooling[key] - now):.1f} s")
-                key = chosen
+        if model is not None:
+            models = self._models
+            if model not in models and len(models) < 64:
+                models.add(model)
+            if learn and len(models) > 1 and (lm := key.learned_models) is not None \
+                    and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
+                self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
+            model_cool = self._model_cool
+            if model_cool and model in model_cool:
+                cooling = self._model_cooling(model, now)
+                if cooling is not None:
+                    chosen = self._for_model(key, cooling, avoid)
+                    if chosen is None:
+                        if trace is not None:
+                            trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
+                                model, cooling), excluded_total=len(cooling))
+                        return None
+                    if chosen is not key and trace is not None:
+                        trace.add(now, "skip", self.name, key.label,
+                                  reason=f"{key.label} cooling for {model} {max(0.0, cooling[key] - now):.1f} s")
+                    key = chosen
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
             key = self._under_cap(key, cap, trace, now)
-        return key, candidates
+        return key
 
     def _room(self, key: PoolKey, now: float, model: str | None, avoid: PoolKey | None) -> str | None:
         """Why ``key`` cannot take a request now (None: it can): its state, a held probe, the key that just
