@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Literal
 
 from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, AffinityStore, Holder
@@ -712,10 +712,19 @@ class Pool:
             counter.add(now)
         self.picks.append(key.label)
         if strategy in _HEAP_STRATEGIES:
-            if stats.limits is not None and stats.limits.requests_limit:
-                key.headroom = max(0.0, key.headroom - 1.0 / stats.limits.requests_limit)
-            key.ver += 1
-            self._push(key)
+            limits = stats.limits
+            if limits is not None and limits.requests_limit:
+                key.headroom = max(0.0, key.headroom - 1.0 / limits.requests_limit)
+            ver = key.ver = key.ver + 1
+            heap = self._heap
+            top = heap[0] if heap else None
+            if top is not None and top[-2] == key.pos and top[-1] == ver - 1:
+                # its entry is the top (the usual case): replaced in one step rather than left to be popped stale
+                count = key.used_before + stats.requests
+                heapreplace(heap, (count, key.pos, ver) if strategy == "least-used" else
+                            (-key.headroom, count, key.pos, ver))
+            else:
+                self._push(key)
         if trace is not None:
             if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
                 trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
