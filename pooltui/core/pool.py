@@ -873,8 +873,11 @@ class Pool:
         tokens_in = tokens_out = 0
         if hold is not None:
             ratios = key.ratios
-            ratio = ratios.get(model or "") if ratios else None
-            tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
+            if ratios:
+                ratio = ratios.get(model or "")
+                tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
+            else:
+                tokens_in = hold.body_in  # int(body_in * 1.0)
             tokens_out = hold.out
             allow = key.token_allow
             need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
@@ -896,11 +899,13 @@ class Pool:
                                                f"({key.inflight + key.streams} in flight)")
             models = declared.models
             windows = declared if models is None or model is None else models.get(model, declared)
-            full = windows.claim(now, tokens_in, tokens_out)
-            if full is not None:
-                wait, name, limit = full
-                return self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
-                                  f"declared {name} {limit} reached", now, trace)
+            local = windows.local
+            if local is None or not local.take(now, tokens_in, tokens_out):  # (claim's first step, without its call)
+                full = windows.claim(now, tokens_in, tokens_out)
+                if full is not None:
+                    wait, name, limit = full
+                    return self._rest(key, model if windows is not declared else None, wait,
+                                      DeadlineSource.DECLARED, f"declared {name} {limit} reached", now, trace)
         else:
             windows = None
         if hold is not None:
