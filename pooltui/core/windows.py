@@ -159,12 +159,14 @@ class SlidingWindow:
         back = held - used
         while back > 0 and entries:
             first = entries[0]
-            part = min(back, int(first[1]))
-            first[1] -= part
+            if back < first[1]:  # the oldest entry holds more than what comes back (the usual case)
+                first[1] -= back
+                self._total -= back
+                return
+            part = int(first[1])
             self._total -= part
             back -= part
-            if first[1] <= 0:
-                entries.popleft()
+            entries.popleft()
 
     def opens_in(self, now: float, n: int = 1) -> float:
         self._prune(now)
