@@ -726,13 +726,18 @@ class Pool:
             else:
                 self._push(key)
         if trace is not None:
+            excluded = self._excl_cache
+            if excluded is None:
+                excluded = self.exclusions()
             if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
-                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
-                          excluded_total=len(self._unavail),
-                          learned=LearnedAt(est.limit, est.window_s, est.held(now)))
+                accepted = est.accepted  # est.held(now), without its calls
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
+                          excluded_total=len(self._unavail), learned=LearnedAt(
+                              est.limit, est.window_s, len(accepted) - bisect_right(accepted, now - est.window_s)
+                              + len(est.outstanding)))
             else:
-                trace.add(now, "pick", self.name, key.label, candidates=candidates,
-                          excluded=self.exclusions(), excluded_total=len(self._unavail))
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
+                          excluded_total=len(self._unavail))
         return key
 
     def _by_strategy(self, now: float, model: str | None, avoid: PoolKey | None, trace: RequestTrace | None
