@@ -178,7 +178,8 @@ class LearnedLimit:
         limit = self.limit
         if limit is not None:
             if self.fleet is None and len(accepted) < limit:  # fewer kept than the limit: not at it (_grow)
-                self._full_since = None
+                if self._full_since is not None:
+                    self._full_since = None
             else:
                 self._grow(sent_at)
         return self._fit_ready() if self.pending else False
