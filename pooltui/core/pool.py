@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from heapq import heapify, heappop, heappush, heapreplace
+from typing import Literal
 
 from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, AffinityStore, Holder
 from pooltui.core.budget import Budget, Spend
@@ -627,111 +628,117 @@ class Pool:
         then holds it.
         """
         while True:
-            now = self.clock.now()
-            timers = self._timers
-            if timers and timers[0][0] <= now:
-                self._expire(now)
-            models = self._models
-            if model is not None and len(models) == 1 and model not in models:
-                self._split_by_model(next(iter(models)), now)
-            avail = self._avail
-            if not avail:
-                if trace is not None:
-                    trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
-                              excluded_total=len(self._unavail))
-                return None
-            aff = self._affinity if affinity is not None else None
-            stayed = None
-            if aff is not None and affinity is not None:
-                key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
-                if key_or_wait is True:
-                    return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
-                if isinstance(key_or_wait, PoolKey):
-                    stayed = key_or_wait
-            if stayed is not None:
-                key = stayed
-                if model is not None and model not in models and len(models) < 64:
-                    models.add(model)
-            else:
-                chosen = self._by_strategy(now, model, avoid, trace)
-                if chosen is None:
-                    return None
-                key = chosen
-                if aff is not None and affinity is not None:
-                    self._follow(aff, affinity, key, now, model, avoid, trace)
-            candidates = len(self._avail)  # what the strategy saw (before any hold below)
-            strategy = self.strategy
-            if self._cursor != key.pos and strategy == "round-robin":
-                self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
-            declared = key.declared
-            if (hold is not None or declared is not None) and self._held_back(key, model, hold, now, trace):
-                continue  # the key it chose was held back by a declared limit: choose again
-            key.inflight += 1
-            allow = key.allow
-            if allow is not None:
-                allow = key.allow = allow - 1
-            est = None
-            if self.learn and not key.stated:
-                if model is not None and len(models) > 1:  # what _estimate finds, without its call when it exists
-                    lm = key.learned_models
-                    est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
-                else:
-                    est = key.learned or self._estimate(key, model)
-                est.sent(now)
-                if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
-                        and not fleet.take(now):
-                    fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
-            probe = key.probe
-            cap = declared.max_concurrency if declared is not None else None
-            if probe is _NEXT or (probe is not _HELD and ((allow is not None and allow <= 0) or (
-                    cap is not None and key.inflight + key.streams >= cap))):
-                key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
-                self._held += 1
-                self._excl_cache = None
-                self._avail_remove(key.pos)
-            stats = key.stats
-            stats.requests += 1
-            stats.last_used = now
-            sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
-            counter = stats.per_second
-            if counter._sec == sec:
-                counter._buckets[sec % counter.width] += 1
-            else:
-                counter.add(now)
-            counter = self.per_second
-            if counter._sec == sec:
-                counter._buckets[sec % counter.width] += 1
-            else:
-                counter.add(now)
-            self.picks.append(key.label)
-            if strategy in _HEAP_STRATEGIES:
-                limits = stats.limits
-                if limits is not None and limits.requests_limit:
-                    key.headroom = max(0.0, key.headroom - 1.0 / limits.requests_limit)
-                ver = key.ver = key.ver + 1
-                heap = self._heap
-                top = heap[0] if heap else None
-                if top is not None and top[-2] == key.pos and top[-1] == ver - 1:
-                    # its entry is the top (the usual case): replaced in one step rather than left to be popped stale
-                    count = key.used_before + stats.requests
-                    heapreplace(heap, (count, key.pos, ver) if strategy == "least-used" else
-                                (-key.headroom, count, key.pos, ver))
-                else:
-                    self._push(key)
+            key = self._pick_once(trace, avoid, model, hold, affinity)
+            if key is not False:  # False: the key it chose was held back by a declared limit, choose again
+                return key
+
+    def _pick_once(self, trace: RequestTrace | None, avoid: PoolKey | None, model: str | None,
+                   hold: TokenHold | None, affinity: str | None) -> PoolKey | Literal[False] | None:
+        now = self.clock.now()
+        timers = self._timers
+        if timers and timers[0][0] <= now:
+            self._expire(now)
+        models = self._models
+        if model is not None and len(models) == 1 and model not in models:
+            self._split_by_model(next(iter(models)), now)
+        avail = self._avail
+        if not avail:
             if trace is not None:
-                excluded = self._excl_cache
-                if excluded is None:
-                    excluded = self.exclusions()
-                if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
-                    accepted = est.accepted  # est.held(now), without its calls
-                    trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
-                              excluded_total=len(self._unavail), learned=LearnedAt(
-                                  est.limit, est.window_s, len(accepted) - bisect_right(accepted, now - est.window_s)
-                                  + len(est.outstanding)))
-                else:
-                    trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
-                              excluded_total=len(self._unavail))
-            return key
+                trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
+                          excluded_total=len(self._unavail))
+            return None
+        aff = self._affinity if affinity is not None else None
+        stayed = None
+        if aff is not None and affinity is not None:
+            key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
+            if key_or_wait is True:
+                return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
+            if isinstance(key_or_wait, PoolKey):
+                stayed = key_or_wait
+        if stayed is not None:
+            key = stayed
+            if model is not None and model not in models and len(models) < 64:
+                models.add(model)
+        else:
+            chosen = self._by_strategy(now, model, avoid, trace)
+            if chosen is None:
+                return None
+            key = chosen
+            if aff is not None and affinity is not None:
+                self._follow(aff, affinity, key, now, model, avoid, trace)
+        candidates = len(self._avail)  # what the strategy saw (before any hold below)
+        strategy = self.strategy
+        if self._cursor != key.pos and strategy == "round-robin":
+            self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
+        declared = key.declared
+        if (hold is not None or declared is not None) and self._held_back(key, model, hold, now, trace):
+            return False
+        key.inflight += 1
+        allow = key.allow
+        if allow is not None:
+            allow = key.allow = allow - 1
+        est = None
+        if self.learn and not key.stated:
+            if model is not None and len(models) > 1:  # what _estimate finds, without its call when it exists
+                lm = key.learned_models
+                est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
+            else:
+                est = key.learned or self._estimate(key, model)
+            est.sent(now)
+            if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
+                    and not fleet.take(now):
+                fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
+        probe = key.probe
+        if probe is _NEXT or (probe is not _HELD and (
+                (allow is not None and allow <= 0) or (declared is not None and declared.max_concurrency is not None
+                                                       and key.inflight + key.streams >= declared.max_concurrency))):
+            key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
+            self._held += 1
+            self._excl_cache = None
+            self._avail_remove(key.pos)
+        stats = key.stats
+        stats.requests += 1
+        stats.last_used = now
+        sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
+        counter = stats.per_second
+        if counter._sec == sec:
+            counter._buckets[sec % counter.width] += 1
+        else:
+            counter.add(now)
+        counter = self.per_second
+        if counter._sec == sec:
+            counter._buckets[sec % counter.width] += 1
+        else:
+            counter.add(now)
+        self.picks.append(key.label)
+        if strategy in _HEAP_STRATEGIES:
+            limits = stats.limits
+            if limits is not None and limits.requests_limit:
+                key.headroom = max(0.0, key.headroom - 1.0 / limits.requests_limit)
+            ver = key.ver = key.ver + 1
+            heap = self._heap
+            top = heap[0] if heap else None
+            if top is not None and top[-2] == key.pos and top[-1] == ver - 1:
+                # its entry is the top (the usual case): replaced in one step rather than left to be popped stale
+                count = key.used_before + stats.requests
+                heapreplace(heap, (count, key.pos, ver) if strategy == "least-used" else
+                            (-key.headroom, count, key.pos, ver))
+            else:
+                self._push(key)
+        if trace is not None:
+            excluded = self._excl_cache
+            if excluded is None:
+                excluded = self.exclusions()
+            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
+                accepted = est.accepted  # est.held(now), without its calls
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
+                          excluded_total=len(self._unavail), learned=LearnedAt(
+                              est.limit, est.window_s, len(accepted) - bisect_right(accepted, now - est.window_s)
+                              + len(est.outstanding)))
+            else:
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
+                          excluded_total=len(self._unavail))
+        return key
 
     def _by_strategy(self, now: float, model: str | None, avoid: PoolKey | None, trace: RequestTrace | None
                      ) -> PoolKey | None:
