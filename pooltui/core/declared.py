@@ -18,10 +18,11 @@ import re
 from collections.abc import Callable
 
 from pooltui.core.snapshot import BudgetUse
-from pooltui.core.windows import FleetSlots, KeyLimits, SlidingWindow, Slots, WindowFactory, take_each
+from pooltui.core.windows import FleetSlots, KeyLimits, LocalWindows, SlidingWindow, Slots, WindowFactory
 
 RATIO_WEIGHT = 0.2  # each answer's share of the input-token ratio (an exponential average)
 RATIO_BOUNDS = (0.05, 20.0)  # a ratio outside these is an odd answer, not the body's shape
+_RATIO_LOW, _RATIO_HIGH = RATIO_BOUNDS
 DEFAULT_OUTPUT = 256  # output tokens held for a request that sets no max_tokens
 #: added to a declared window's opening: the provider counts a request from when it arrived, a little after our
 #: pick (the network's delay), so its window opens that much later than ours
@@ -47,7 +48,7 @@ def output_cap(body: bytes | None) -> int:
 class DeclaredWindows:
     """The declared windows of one key (or one key and model)."""
 
-    __slots__ = ("_all", "_calls", "_local", "inputs", "limits", "max_concurrency", "models", "outputs",
+    __slots__ = ("_all", "_calls", "inputs", "limits", "local", "max_concurrency", "models", "outputs",
                  "requests", "tokens")
 
     def __init__(self, limits: KeyLimits, provider: str, scope: str, factory: WindowFactory) -> None:
@@ -68,12 +69,12 @@ class DeclaredWindows:
         #: (its room, its take, what it counts, its place in _all) per window: what the pick calls, bound once
         self._calls: tuple[tuple[Callable[[float], int], Callable[[float, int], bool], int, int], ...] = tuple(
             (slots.room, slots.take, kind, i) for i, (_, slots, kind) in enumerate(self._all))
-        #: (window, what it counts) when every window is of this process alone (the usual case): the pick takes
-        #: from them all in one call
-        self._local: tuple[tuple[SlidingWindow, int], ...] | None = tuple(
-            (slots, kind) for _, slots, kind in self._all if type(slots) is SlidingWindow) or None
-        if self._local is not None and len(self._local) != len(self._all):
-            self._local = None
+        #: the windows when every one is of this process alone (the usual case): the pick takes from them all in
+        #: one call (None: some window is shared, or none is declared)
+        self.local: LocalWindows | None = None
+        if self._all and all(type(slots) is SlidingWindow for _, slots, _ in self._all):
+            self.local = LocalWindows(*(tuple(slots for _, slots in ws if isinstance(slots, SlidingWindow))
+                                        for ws in (self.requests, self.tokens, self.inputs, self.outputs)))
         self.max_concurrency = limits.max_concurrency
 
     def for_model(self, model: str | None) -> DeclaredWindows:
@@ -114,12 +115,12 @@ class DeclaredWindows:
     def claim(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
         """What a pick does: :meth:`full`, else :meth:`take` (the same answer), in one pass over the windows when
         every one has room (the usual case)."""
-        units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
-        local = self._local
+        local = self.local
         if local is not None:
-            if take_each(local, units, now):
+            if local.take(now, tokens_in, tokens_out):
                 return None
             return self.full(now, tokens_in, tokens_out) or self.take(now, tokens_in, tokens_out)
+        units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
         calls = self._calls
         for room, _, kind, _ in calls:
             n = units[kind]
@@ -203,7 +204,11 @@ class TokenHold:
         ratios = self.ratio_of
         if ratios is None or used_in <= 0 or self.body_in <= 0:
             return
-        seen = min(RATIO_BOUNDS[1], max(RATIO_BOUNDS[0], used_in / self.body_in))
+        seen = used_in / self.body_in
+        if seen < _RATIO_LOW:
+            seen = _RATIO_LOW
+        elif seen > _RATIO_HIGH:
+            seen = _RATIO_HIGH
         name = self.model or ""
         before = ratios.get(name)
         ratios[name] = seen if before is None else before + RATIO_WEIGHT * (seen - before)

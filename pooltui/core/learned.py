@@ -163,7 +163,11 @@ class LearnedLimit:
     def accept(self, sent_at: float) -> bool:
         """A request sent at ``sent_at`` was accepted (not rate-limited). Returns True when a 429 waiting for it
         was fitted."""
-        self._settle(sent_at)
+        out = self.outstanding
+        if len(out) == 1:  # what _settle finds when one request is in flight
+            out.pop()
+        elif out:
+            self._settle(sent_at)
         accepted = self.accepted
         if accepted and sent_at < accepted[-1]:  # answers arrive out of order
             insort(accepted, sent_at)
@@ -171,8 +175,13 @@ class LearnedLimit:
             accepted.append(sent_at)
         if len(accepted) > 2 * MAX_KEPT:
             del accepted[:-MAX_KEPT]
-        if self.limit is not None:
-            self._grow(sent_at)
+        limit = self.limit
+        if limit is not None:
+            if self.fleet is None and len(accepted) < limit:  # fewer kept than the limit: not at it (_grow)
+                if self._full_since is not None:
+                    self._full_since = None
+            else:
+                self._grow(sent_at)
         return self._fit_ready() if self.pending else False
 
     def rate_limited(self, sent_at: float, retry_after_s: float | None) -> bool:

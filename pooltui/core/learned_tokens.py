@@ -51,13 +51,16 @@ class TokenLog:
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.entries: deque[tuple[float, int, int]] = deque()
+        #: the oldest leave on their own past MAX_LOGGED (the deque's maxlen), and by time as answers come
+        self.entries: deque[tuple[float, int, int]] = deque(maxlen=MAX_LOGGED)
 
     def add(self, at: float, tokens_in: int, tokens_out: int) -> None:
         entries = self.entries
         entries.append((at, tokens_in, tokens_out))
-        while entries and (entries[0][0] <= at - MINUTE_S or len(entries) > MAX_LOGGED):
-            entries.popleft()
+        if entries[0][0] <= at - MINUTE_S:
+            edge = at - MINUTE_S
+            while entries and entries[0][0] <= edge:
+                entries.popleft()
 
     def within(self, now: float, name: str) -> list[tuple[float, int]]:
         """(time, tokens counted by the window ``name``) of each answer within the minute before ``now``."""

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Literal
 
 from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, AffinityStore, Holder
@@ -40,6 +40,8 @@ from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
 from pooltui.core.windows import LEARNED, KeyLimits, Slots, WindowFactory, local_window
 
 _OK = KeyState.OK
+_OUTCOME_OK = Outcome.OK
+_NO_TOKENS = (0, 0)
 #: our own pacing ends quietly (no probe, no "back in rotation" event)
 _PACED = frozenset({DeadlineSource.LEARNED, DeadlineSource.DECLARED, DeadlineSource.STATED})
 _EXCLUSIONS_SHOWN = 16
@@ -633,45 +635,51 @@ class Pool:
     def _pick_once(self, trace: RequestTrace | None, avoid: PoolKey | None, model: str | None,
                    hold: TokenHold | None, affinity: str | None) -> PoolKey | Literal[False] | None:
         now = self.clock.now()
-        if self._timers and self._timers[0][0] <= now:
+        timers = self._timers
+        if timers and timers[0][0] <= now:
             self._expire(now)
-        if model is not None and len(self._models) == 1 and model not in self._models:
-            self._split_by_model(next(iter(self._models)), now)
-        if not self._avail:
+        models = self._models
+        if model is not None and len(models) == 1 and model not in models:
+            self._split_by_model(next(iter(models)), now)
+        avail = self._avail
+        if not avail:
             if trace is not None:
                 trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
                           excluded_total=len(self._unavail))
             return None
         aff = self._affinity if affinity is not None else None
+        stayed = None
         if aff is not None and affinity is not None:
             key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
             if key_or_wait is True:
                 return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
-            stayed = key_or_wait if isinstance(key_or_wait, PoolKey) else None
-        else:
-            stayed = None
+            if isinstance(key_or_wait, PoolKey):
+                stayed = key_or_wait
         if stayed is not None:
             key = stayed
-            candidates = len(self._avail)
-            if model is not None and model not in self._models and len(self._models) < 64:
-                self._models.add(model)
+            if model is not None and model not in models and len(models) < 64:
+                models.add(model)
         else:
             chosen = self._by_strategy(now, model, avoid, trace)
             if chosen is None:
                 return None
-            key, candidates = chosen
+            key = chosen
             if aff is not None and affinity is not None:
                 self._follow(aff, affinity, key, now, model, avoid, trace)
-        if self._cursor != key.pos and self.strategy == "round-robin":
+        candidates = len(self._avail)  # what the strategy saw (before any hold below)
+        strategy = self.strategy
+        if self._cursor != key.pos and strategy == "round-robin":
             self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
-        if (hold is not None or key.declared is not None) and self._held_back(key, model, hold, now, trace):
+        declared = key.declared
+        if (hold is not None or declared is not None) and self._held_back(key, model, hold, now, trace):
             return False
         key.inflight += 1
-        if key.allow is not None:
-            key.allow -= 1
+        allow = key.allow
+        if allow is not None:
+            allow = key.allow = allow - 1
         est = None
         if self.learn and not key.stated:
-            if model is not None and len(self._models) > 1:  # what _estimate finds, without its call when it exists
+            if model is not None and len(models) > 1:  # what _estimate finds, without its call when it exists
                 lm = key.learned_models
                 est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
             else:
@@ -680,10 +688,10 @@ class Pool:
             if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
-        declared = key.declared
-        if key.probe is _NEXT or (key.allow is not None and key.allow <= 0 and key.probe is not _HELD) or (
-                declared is not None and key.probe is not _HELD and declared.max_concurrency is not None and
-                key.inflight + key.streams >= declared.max_concurrency):
+        probe = key.probe
+        if probe is _NEXT or (probe is not _HELD and (
+                (allow is not None and allow <= 0) or (declared is not None and declared.max_concurrency is not None
+                                                       and key.inflight + key.streams >= declared.max_concurrency))):
             key.probe = _HELD  # probing after a cooldown, or its budget is spoken for: hold it until an answer
             self._held += 1
             self._excl_cache = None
@@ -691,30 +699,54 @@ class Pool:
         stats = key.stats
         stats.requests += 1
         stats.last_used = now
-        stats.per_second.add(now)
-        self.per_second.add(now)
+        sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
+        counter = stats.per_second
+        if counter._sec == sec:
+            counter._buckets[sec % counter.width] += 1
+        else:
+            counter.add(now)
+        counter = self.per_second
+        if counter._sec == sec:
+            counter._buckets[sec % counter.width] += 1
+        else:
+            counter.add(now)
         self.picks.append(key.label)
-        if self.strategy in _HEAP_STRATEGIES:
-            if key.stats.limits is not None and key.stats.limits.requests_limit:
-                key.headroom = max(0.0, key.headroom - 1.0 / key.stats.limits.requests_limit)
-            key.ver += 1
-            self._push(key)
-        if trace is not None:
-            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
-                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=self.exclusions(),
-                          excluded_total=len(self._unavail),
-                          learned=LearnedAt(est.limit, est.window_s, est.held(now)))
+        if strategy in _HEAP_STRATEGIES:
+            limits = stats.limits
+            if limits is not None and limits.requests_limit:
+                key.headroom = max(0.0, key.headroom - 1.0 / limits.requests_limit)
+            ver = key.ver = key.ver + 1
+            heap = self._heap
+            top = heap[0] if heap else None
+            if top is not None and top[-2] == key.pos and top[-1] == ver - 1:
+                # its entry is the top (the usual case): replaced in one step rather than left to be popped stale
+                count = key.used_before + stats.requests
+                heapreplace(heap, (count, key.pos, ver) if strategy == "least-used" else
+                            (-key.headroom, count, key.pos, ver))
             else:
-                trace.add(now, "pick", self.name, key.label, candidates=candidates,
-                          excluded=self.exclusions(), excluded_total=len(self._unavail))
+                self._push(key)
+        if trace is not None:
+            excluded = self._excl_cache
+            if excluded is None:
+                excluded = self.exclusions()
+            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
+                accepted = est.accepted  # est.held(now), without its calls
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
+                          excluded_total=len(self._unavail), learned=LearnedAt(
+                              est.limit, est.window_s, len(accepted) - bisect_right(accepted, now - est.window_s)
+                              + len(est.outstanding)))
+            else:
+                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
+                          excluded_total=len(self._unavail))
         return key
 
     def _by_strategy(self, now: float, model: str | None, avoid: PoolKey | None, trace: RequestTrace | None
-                     ) -> tuple[PoolKey, int] | None:
+                     ) -> PoolKey | None:
         """The strategy's key for this attempt (paced by learnt limits, away from ``avoid``, from keys cooling for
-        ``model`` and over the in-flight cap) and how many keys were candidates; None when none can serve."""
+        ``model`` and over the in-flight cap); None when none can serve."""
         key = self._choose()
-        if self.learn:
+        learn = self.learn
+        if learn:
             while not key.stated and (learned := key.learned) is not None and \
                     (learned.full(now) or (self._share_learned and self._learned_full(key, learned, now))) and \
                     self._pace(key, learned, now, trace):
@@ -724,34 +756,37 @@ class Pool:
                                   excluded_total=len(self._unavail))
                     return None
                 key = self._choose()
-        candidates = len(self._avail)
+        avail = self._avail
+        candidates = len(avail)
         if key is avoid and candidates > 1:
-            i = bisect_right(self._avail, key.pos)
-            key = self._keys[self._avail[i % candidates]]
+            key = self._keys[avail[bisect_right(avail, key.pos) % candidates]]
             if trace is not None:
                 trace.add(now, "skip", self.name, avoid.label, reason=f"{avoid.label} just failed: retried elsewhere")
-        if model is not None and model not in self._models and len(self._models) < 64:
-            self._models.add(model)
-        if self.learn and model is not None and len(self._models) > 1 and (lm := key.learned_models) is not None \
-                and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
-            self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
-        if self._model_cool and model is not None and model in self._model_cool:
-            cooling = self._model_cooling(model, now)
-            if cooling is not None:
-                chosen = self._for_model(key, cooling, avoid)
-                if chosen is None:
-                    if trace is not None:
-                        trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
-                            model, cooling), excluded_total=len(cooling))
-                    return None
-                if chosen is not key and trace is not None:
-                    trace.add(now, "skip", self.name, key.label,
-                              reason=f"{key.label} cooling for {model} {max(0.0, cooling[key] - now):.1f} s")
-                key = chosen
+        if model is not None:
+            models = self._models
+            if model not in models and len(models) < 64:
+                models.add(model)
+            if learn and len(models) > 1 and (lm := key.learned_models) is not None \
+                    and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
+                self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
+            model_cool = self._model_cool
+            if model_cool and model in model_cool:
+                cooling = self._model_cooling(model, now)
+                if cooling is not None:
+                    chosen = self._for_model(key, cooling, avoid)
+                    if chosen is None:
+                        if trace is not None:
+                            trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
+                                model, cooling), excluded_total=len(cooling))
+                        return None
+                    if chosen is not key and trace is not None:
+                        trace.add(now, "skip", self.name, key.label,
+                                  reason=f"{key.label} cooling for {model} {max(0.0, cooling[key] - now):.1f} s")
+                    key = chosen
         cap = self.max_inflight
         if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
             key = self._under_cap(key, cap, trace, now)
-        return key, candidates
+        return key
 
     def _room(self, key: PoolKey, now: float, model: str | None, avoid: PoolKey | None) -> str | None:
         """Why ``key`` cannot take a request now (None: it can): its state, a held probe, the key that just
@@ -843,8 +878,11 @@ class Pool:
         tokens_in = tokens_out = 0
         if hold is not None:
             ratios = key.ratios
-            ratio = ratios.get(model or "") if ratios else None
-            tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
+            if ratios:
+                ratio = ratios.get(model or "")
+                tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
+            else:
+                tokens_in = hold.body_in  # int(body_in * 1.0)
             tokens_out = hold.out
             allow = key.token_allow
             need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
@@ -866,11 +904,13 @@ class Pool:
                                                f"({key.inflight + key.streams} in flight)")
             models = declared.models
             windows = declared if models is None or model is None else models.get(model, declared)
-            full = windows.claim(now, tokens_in, tokens_out)
-            if full is not None:
-                wait, name, limit = full
-                return self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
-                                  f"declared {name} {limit} reached", now, trace)
+            local = windows.local
+            if local is None or not local.take(now, tokens_in, tokens_out):  # (claim's first step, without its call)
+                full = windows.claim(now, tokens_in, tokens_out)
+                if full is not None:
+                    wait, name, limit = full
+                    return self._rest(key, model if windows is not declared else None, wait,
+                                      DeadlineSource.DECLARED, f"declared {name} {limit} reached", now, trace)
         else:
             windows = None
         if hold is not None:
@@ -917,17 +957,19 @@ class Pool:
         as used), the key's ratio learns from the usage."""
         if hold is None or hold.ratio_of is None:
             return
-        held = hold.held[0] + hold.held[1]
-        key.tokens_inflight = max(0, key.tokens_inflight - held)
-        if used is None:
-            used = hold.held
-        elif key.token_allow is not None:
-            key.token_allow += held - used[0] - used[1]
-        if hold.on is not None and used != hold.held:
-            hold.on.settle_tokens(now, hold.held, used)
-        if used[0] > 0 and used is not hold.held:
-            hold.learn_ratio(used[0])
-        hold.on, hold.held, hold.ratio_of = None, (0, 0), None
+        held = hold.held
+        held_in, held_out = held
+        left = key.tokens_inflight - held_in - held_out
+        key.tokens_inflight = left if left > 0 else 0
+        if used is not None:
+            used_in, used_out = used
+            if key.token_allow is not None:
+                key.token_allow += held_in + held_out - used_in - used_out
+            if hold.on is not None and (used_in != held_in or used_out != held_out):
+                hold.on.settle_tokens(now, held, used)
+            if used_in > 0:
+                hold.learn_ratio(used_in)
+        hold.on, hold.held, hold.ratio_of = None, _NO_TOKENS, None
 
     def _split_by_model(self, first: str, now: float) -> None:
         """Traffic mixes models for the first time: a key cooling for what the first model's 429s (or spent
@@ -1183,48 +1225,65 @@ class Pool:
             key.inflight -= 1
         now = self.clock.now()
         limits = result.limits
+        outcome = result.outcome
         seq = key.token_seq
         if hold is not None and hold.ratio_of is not None:
             seq = hold.seq
-            if result.outcome is not Outcome.OK:
-                self._settle_hold(key, hold, (0, 0), now)  # refused: no tokens counted
+            if outcome is not _OUTCOME_OK:
+                self._settle_hold(key, hold, _NO_TOKENS, now)  # refused: no tokens counted
             elif tokens_in or tokens_out:
                 self._settle_hold(key, hold, (tokens_in, tokens_out), now)
-        # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is stale
-        if limits is not None and limits.tokens_remaining is not None and seq >= key.token_seq:
-            self._tokens_counted = True
-            key.token_seq = seq
-            key.token_allow = limits.tokens_remaining - key.tokens_inflight
-            key.token_reset_at = now + limits.tokens_reset_s if limits.tokens_reset_s else None
         if result.model_scoped and model is not None:
             self._scoped = True
         # headers and 429s speak of that model only when the pool serves several
         per_model = model if model is not None and len(self._models) > 1 else None
-        if limits is not None and limits.requests_remaining is not None and per_model is None:
-            key.allow = limits.requests_remaining - key.inflight
+        if limits is not None:
+            # the budget an answer states counts what was sent before it: an answer overtaken by a later one's is
+            # stale
+            if limits.tokens_remaining is not None and seq >= key.token_seq:
+                self._tokens_counted = True
+                key.token_seq = seq
+                key.token_allow = limits.tokens_remaining - key.tokens_inflight
+                key.token_reset_at = now + limits.tokens_reset_s if limits.tokens_reset_s else None
+            if limits.requests_remaining is not None and per_model is None:
+                key.allow = limits.requests_remaining - key.inflight
         if key.probe is _HELD:
             self._answered(key)
         stats = key.stats
         stats.latencies.append(latency_s)
-        if result.org is not None or (limits is not None and result.outcome is Outcome.OK):
-            stats.saw(result.org, limits if result.outcome is Outcome.OK else None, now)
         if limits is not None:
+            stats.saw(result.org, limits if outcome is _OUTCOME_OK else None, now)
             stats.limits = limits
             key.headroom = limits.headroom()
             if self.strategy in _HEAP_STRATEGIES and key.state is _OK:
                 key.ver += 1
                 self._push(key)
-        outcome = result.outcome
+        elif result.org is not None:
+            stats.saw(result.org, None, now)
         if self.learn and not key.stated:
-            self._learn(key, result, now - latency_s, request_id, per_model)
-        if outcome is Outcome.OK:
+            if outcome is _OUTCOME_OK and (limits is None or limits.requests_remaining is None):
+                # what _learn does for a success that states no budget, without its calls
+                if per_model is not None:
+                    lm = key.learned_models
+                    est = lm.get(per_model) if lm is not None else None
+                else:
+                    est = key.learned
+                if est is None or (est.fleet is None and self._share_learned):
+                    est = self._estimate(key, per_model)
+                before = est.limit
+                if est.accept(now - latency_s) and est.limit != before:
+                    self._learnt(key, est, per_model, request_id)
+            else:
+                self._learn(key, result, now - latency_s, request_id, per_model)
+        if outcome is _OUTCOME_OK:
             stats.ok += 1
-            stats.tokens_in += tokens_in
-            stats.tokens_out += tokens_out
-            if self.learn and not key.stated and (tokens_in or tokens_out):  # a 429 for tokens may fit from them
-                if key.token_log is None:
-                    key.token_log = TokenLog()
-                key.token_log.add(self.clock.now(), tokens_in, tokens_out)
+            if tokens_in or tokens_out:
+                stats.tokens_in += tokens_in
+                stats.tokens_out += tokens_out
+                if self.learn and not key.stated:  # a 429 for tokens may fit from them
+                    if key.token_log is None:
+                        key.token_log = TokenLog()
+                    key.token_log.add(now, tokens_in, tokens_out)
             if cost:
                 stats.cost += cost
             key.strikes = 0

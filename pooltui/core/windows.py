@@ -159,12 +159,14 @@ class SlidingWindow:
         back = held - used
         while back > 0 and entries:
             first = entries[0]
-            part = min(back, int(first[1]))
-            first[1] -= part
+            if back < first[1]:  # the oldest entry holds more than what comes back (the usual case)
+                first[1] -= back
+                self._total -= back
+                return
+            part = int(first[1])
             self._total -= part
             back -= part
-            if first[1] <= 0:
-                entries.popleft()
+            entries.popleft()
 
     def opens_in(self, now: float, n: int = 1) -> float:
         self._prune(now)
@@ -179,31 +181,64 @@ class SlidingWindow:
         return 0.0  # not reached: the entries hold the whole total
 
 
-def take_each(windows: tuple[tuple[SlidingWindow, int], ...], units: tuple[int, ...], now: float) -> bool:
-    """Take ``units[kind]`` from each local window of ``windows`` ((window, kind) pairs) if every one has room:
-    what ``room`` then ``take`` on each would do, without a call per window (the pick's hot path). False, taking
-    nothing, when one has none."""
-    for w, kind in windows:
-        n = units[kind]
-        if n > 0:
-            entries = w._entries
-            if entries and entries[0][0] <= now - w.window_s:
-                w._prune(now)
-            total = w._total
-            if total + n > w.limit and total > 0:
+def _fits_pruned(w: SlidingWindow, now: float, n: int) -> bool:
+    """Whether ``n`` more units fit ``w`` once its expired units are gone (its running count, which counts them,
+    said it may be full)."""
+    entries = w._entries
+    if not entries or entries[0][0] > now - w.window_s:
+        return False
+    w._prune(now)
+    return w._total + n <= w.limit or w._total == 0
+
+
+class LocalWindows:
+    """The windows of one key (or key and model) when every one is of this process alone (the usual case):
+    :meth:`take` holds one request and its tokens in all of them in one call (the pick's hot path)."""
+
+    __slots__ = ("inputs", "kinds", "outputs", "requests", "tokens")
+
+    def __init__(self, requests: tuple[SlidingWindow, ...], tokens: tuple[SlidingWindow, ...],
+                 inputs: tuple[SlidingWindow, ...], outputs: tuple[SlidingWindow, ...]) -> None:
+        self.requests, self.tokens, self.inputs, self.outputs = requests, tokens, inputs, outputs
+        #: (window, what it counts: 0 requests, 1 all tokens, 2 input, 3 output) of each, requests first
+        self.kinds = tuple((w, kind) for kind, ws in enumerate((requests, tokens, inputs, outputs)) for w in ws)
+
+    def take(self, now: float, tokens_in: int, tokens_out: int) -> bool:
+        """What ``room`` then ``take`` on each window would do: take one request and its tokens from every window
+        if each has room, else take nothing and return False. A window is pruned only when its running count,
+        expired units included, says it may be full, and when a take adds an entry (so it keeps at most about
+        :data:`BUCKETS` of them)."""
+        all_tokens = tokens_in + tokens_out
+        for w in self.requests:
+            if w._total >= w.limit and not _fits_pruned(w, now, 1):
                 return False
-    for w, kind in windows:
-        n = units[kind]
-        if n > 0:
-            entries = w._entries
-            if entries and now - (last := entries[-1])[0] < w._bucket_s:
-                if now > last[0]:
-                    last[0] = now
-                last[1] += n
-            else:
-                entries.append([now, n])
-            w._total += n
-    return True
+        if all_tokens > 0:
+            for w in self.tokens:
+                if w._total + all_tokens > w.limit and w._total > 0 and not _fits_pruned(w, now, all_tokens):
+                    return False
+            if tokens_in > 0:
+                for w in self.inputs:
+                    if w._total + tokens_in > w.limit and w._total > 0 and not _fits_pruned(w, now, tokens_in):
+                        return False
+            if tokens_out > 0:
+                for w in self.outputs:
+                    if w._total + tokens_out > w.limit and w._total > 0 and not _fits_pruned(w, now, tokens_out):
+                        return False
+        units = (1, all_tokens, tokens_in, tokens_out)
+        for w, kind in self.kinds:
+            n = units[kind]
+            if n > 0:
+                entries = w._entries
+                if entries and now - (last := entries[-1])[0] < w._bucket_s:
+                    if now > last[0]:
+                        last[0] = now
+                    last[1] += n
+                else:
+                    entries.append([now, n])
+                    if entries[0][0] <= now - w.window_s:
+                        w._prune(now)
+                w._total += n
+        return True
 
 
 def local_window(provider: str, key: str, what: str, limit: int, window_s: float) -> Slots:
