@@ -43,6 +43,7 @@ from pooltui.core.snapshot import LearnedSnapshot
 ROUNDING_S = 1.0  # retry-after is often rounded up to whole seconds
 JITTER_S = 0.05  # a precise retry-after still carries the network's jitter between our clock and the provider's
 MAX_KEPT = 2048
+WINDOWS_READ = 9  # the latest fitted windows of a limit its median reads (more are kept only until trimmed)
 REFUTE_SPAN = 512  # the most recent accepted requests a fit is checked against (and the largest limit fitted)
 MAX_WINDOW_S = 3600.0
 PROBE_WINDOWS = 8  # windows at the limit without a 429 before the estimate tries one more
@@ -128,7 +129,7 @@ class LearnedLimit:
         on; this key's history stays and the next 429 re-fits."""
         self.limit, self.window_s = limit, window_s
         self.votes[limit] = max(self.votes.values(), default=0.0) + 1.0
-        self.windows.setdefault(limit, []).append(window_s)
+        _kept(self.windows.setdefault(limit, []), window_s)
         self.observed = max(1, self.observed)
 
     @property
@@ -143,7 +144,7 @@ class LearnedLimit:
         for k, n in self.votes.items():
             total += n
             windows = self.windows.get(k)
-            w = window if k == limit else median(windows[-9:]) if windows else None
+            w = window if k == limit else median(windows[-WINDOWS_READ:]) if windows else None
             if w and abs(k / w / rate - 1) <= AGREE:
                 agree += n
         return round(min(1.0, agree / max(1e-9, total)) * min(1.0, self.observed / 3), 2)
@@ -274,16 +275,16 @@ class LearnedLimit:
         share = 1.0 / len(fits)  # a 429 that many counts explain says little about any one of them
         for k, window in fits:
             self.votes[k] = self.votes.get(k, 0.0) + share
-            self.windows.setdefault(k, []).append(window)
+            _kept(self.windows.setdefault(k, []), window)
             if not rounded:
-                self.precise.setdefault(k, []).append(window)
+                _kept(self.precise.setdefault(k, []), window)
         best = max(self.votes.values())
         tied = [k for k, n in self.votes.items() if n >= best - 1e-9 and self.windows.get(k)]
         if believed is not None:  # ties: the window believed already, else the smallest limit
-            self.limit = min(tied, key=lambda k: (abs(median(self.windows[k][-9:]) - believed), k))
+            self.limit = min(tied, key=lambda k: (abs(median(self.windows[k][-WINDOWS_READ:]) - believed), k))
         else:
             self.limit = min(tied)
-        self.window_s = median(self.windows[self.limit][-9:])
+        self.window_s = median(self.windows[self.limit][-WINDOWS_READ:])
         return True
 
     @property
@@ -292,7 +293,7 @@ class LearnedLimit:
         (the jitter between our send times and the provider's clock), at least 20 ms, at most ``MARGIN`` of the
         window. Windows fitted from rounded retry-afters are long already."""
         window = self.window_s or 0.0
-        precise = self.precise.get(self.limit or 0, [])[-9:]
+        precise = self.precise.get(self.limit or 0, [])[-WINDOWS_READ:]
         spread = max(precise) - median(precise) if len(precise) > 1 else window * MARGIN
         return min(window * MARGIN, max(MIN_MARGIN_S, spread))
 
@@ -361,6 +362,13 @@ class LearnedLimit:
             self.windows.setdefault(self.limit, list(self.windows.get(self.limit - 1, [])))
             self.precise.setdefault(self.limit, list(self.precise.get(self.limit - 1, [])))
             self._full_since = now
+
+
+def _kept(windows: list[float], window: float) -> None:
+    """Add a fitted window; only the latest ``WINDOWS_READ`` are ever read, so a key 429ing for days keeps a few."""
+    windows.append(window)
+    if len(windows) > 2 * WINDOWS_READ:
+        del windows[:-WINDOWS_READ]
 
 
 def _refuted(history: list[float], k: int, window: float) -> bool:

@@ -15,7 +15,7 @@ from pooltui.core.declared import TokenHold
 from pooltui.core.events import EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.hints import date_hints
-from pooltui.core.learned import MARGIN, MIN_MARGIN_S, LearnedLimit
+from pooltui.core.learned import MARGIN, MIN_MARGIN_S, WINDOWS_READ, LearnedLimit
 from pooltui.core.stats import RollingCounter
 from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
 from pooltui.core.timefmt import millis
@@ -247,3 +247,16 @@ def test_a_top_level_code_beside_an_error_string_is_read_whatever_its_case() -> 
     """``{"error": "...", "code": "Arrearage"}``: the error object is the string's, the code is the body's."""
     body = {"error": "Access denied.", "code": "Arrearage"}
     assert classify("openai-compatible", 400, {}, body, NOW).outcome.value == "quota"
+
+
+def test_a_key_429ing_for_long_keeps_a_few_fitted_windows_and_the_same_estimate() -> None:
+    """Unpaced for five minutes (a 429 every few requests): the fitted windows kept per limit stay a handful, and the
+    estimate is the one the latest windows give."""
+    key, est = SlidingKey(8, 5.0, whole_seconds=False), LearnedLimit()
+    t = 1000.0
+    while t < 1300.0:
+        retry = key.send(t)
+        est.accept(t) if retry is None else est.rate_limited(t, retry)
+        t += 0.25
+    assert key.rejected > 200 and est.limit == 8 and est.window_s == pytest.approx(5.0)
+    assert max(len(v) for v in (*est.windows.values(), *est.precise.values())) <= 2 * WINDOWS_READ
