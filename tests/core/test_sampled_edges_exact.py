@@ -19,6 +19,7 @@ from pooltui.core.learned import MARGIN, MIN_MARGIN_S, WINDOWS_READ, LearnedLimi
 from pooltui.core.stats import RollingCounter
 from pooltui.core.strategies import STRATEGIES, UnknownStrategyError, normalize_strategy
 from pooltui.core.timefmt import millis
+from pooltui.core.trace import RequestTrace
 from pooltui.core.usage import usage_of
 from pooltui.core.windows import KeyLimits
 from tests.core.test_learned_limit import SlidingKey, drive
@@ -260,3 +261,17 @@ def test_a_key_429ing_for_long_keeps_a_few_fitted_windows_and_the_same_estimate(
         t += 0.25
     assert key.rejected > 200 and est.limit == 8 and est.window_s == pytest.approx(5.0)
     assert max(len(v) for v in (*est.windows.values(), *est.precise.values())) <= 2 * WINDOWS_READ
+
+
+def test_a_pick_with_every_key_at_its_learnt_limit_traces_no_candidate() -> None:
+    pool = make_pool(2)
+    for label in ("k0", "k1"):
+        assert pool.restore_learned(label, "", 1, 10.0)
+    for _ in range(2):
+        key = pool.pick()
+        assert key is not None
+        pool.report(key, OK)
+    trace = RequestTrace(1, pool.clock.now(), pool.strategy)
+    assert pool.pick(trace) is None
+    step = trace.steps[-1]
+    assert (step.kind, step.key, step.detail["candidates"]) == ("pick", None, 0)
