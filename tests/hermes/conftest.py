@@ -44,6 +44,23 @@ class Hermes:
         assert r.returncode == 0, r.stderr[-2000:]
         return r.stdout
 
+    def clis(self, *commands: tuple[str, ...], then: str = "") -> str:
+        """``hermes ARGS`` for each of ``commands`` (Hermes's own CLI, its ``main()``), then the Python ``then``,
+        all in one Hermes process: one start (~0.5 s of CPU, Hermes's imports) for all of them, not one each."""
+        run = textwrap.dedent(f"""
+            import sys
+            from hermes_cli.main import main
+            for argv in {[list(command) for command in commands]!r}:
+                sys.argv = ["hermes", *argv]
+                try:
+                    code = main()
+                except SystemExit as exit_:
+                    code = exit_.code
+                if code not in (0, None):
+                    sys.exit(f"hermes {{' '.join(argv)}} exited with {{code}}")
+        """)
+        return self.py(run + textwrap.dedent(then))
+
     def py(self, code: str) -> str:
         r = subprocess.run([str(self.python), "-c", textwrap.dedent(code)], env=self.env, capture_output=True,
                            text=True, timeout=120)
