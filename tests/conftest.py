@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ async def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -
 
 
 def pooltui_in_process(*args: str, stdin: str | None = None,
-                       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+                       env: Mapping[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
     """``pooltui ARGS`` through its real entry point (``main``: its one-line errors, exit codes and scrubbed
     streams) in this process, click's runner standing in for the terminal: what ``python -m pooltui`` answers,
     without a Python start (~0.5 s of CPU). For tests of what a command says; each command keeps a test that

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import pooltui_in_process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,9 +77,12 @@ class Hermes:
         return r.stdout
 
     def pooltui(self, *args: str, input_text: str | None = None, env_home: str | None = None,
-                **env: str) -> subprocess.CompletedProcess:
-        """``pooltui ARGS`` with this Hermes's environment (``env_home``: another HERMES_HOME)."""
+                real_process: bool = False, **env: str) -> subprocess.CompletedProcess:
+        """``pooltui ARGS`` with this Hermes's environment (``env_home``: another HERMES_HOME), in this process
+        through pooltui's real entry point unless ``real_process`` (``python -m pooltui``: a Python start each)."""
         env = {**self.env, **env, **({"HERMES_HOME": env_home} if env_home else {})}
+        if not real_process:
+            return pooltui_in_process(*args, stdin=input_text, env={"HERMES_HOME": None, **env})
         return subprocess.run([sys.executable, "-m", "pooltui", *args], env=env,
                               capture_output=True, text=True, timeout=120, input=input_text)
 

@@ -50,7 +50,7 @@ def test_a_hermes_pool_comes_over_whole_with_its_states(hermes, tmp_path) -> Non
     assert states == {"Team A (prod)": None, "second": "exhausted", "third": "dead"}  # as Hermes wrote them
     order = [e["label"].replace(" (prod)", "-prod").replace(" ", "-") for e in sorted(entries,
                                                                                        key=lambda e: e["priority"])]
-    r = hermes.pooltui("import", "hermes")
+    r = hermes.pooltui("import", "hermes", real_process=True)  # the command as a process (the others: in-process)
     assert r.returncode == 0, r.stderr
     assert "sk-test-hermes" not in r.stdout + r.stderr
     cfg = load_config(tmp_path / "config" / "config.toml")
@@ -73,7 +73,7 @@ def test_a_hermes_pool_comes_over_whole_with_its_states(hermes, tmp_path) -> Non
     assert status[("openai", "third")].state == "invalid"
     second = status[("openai", "second")]
     assert second.state == "cooling" and 3500 < second.until - time.time() <= 3600  # Hermes's 1 h for a 429
-    again = hermes.pooltui("import", "hermes")
+    again = hermes.pooltui("import", "hermes", real_process=True)
     assert again.returncode == 0 and "0 keys imported, 7 already there, 0 skipped" in again.stdout
     assert len(load_config(tmp_path / "config" / "config.toml").provider("openai").keys) == 3
 
