@@ -19,18 +19,22 @@ SIZE = (130, 36)
 
 
 async def _shoot(out: Path, name: str, scenario: str, seconds: float, keys: tuple[str, ...] = (),
-                 rate: float | None = None, until=None, size: tuple[int, int] = SIZE) -> Path:
+                 rate: float | None = None, until=None, size: tuple[int, int] = SIZE,
+                 until_within_s: float | None = None) -> Path:
+    """Run the state ``seconds``, then on until ``until(session)`` holds (at most ``until_within_s``, by default
+    four times ``seconds``), and save its screen."""
     session = demo_session(scenario, rate=rate, seed=7)
     app = PoolMonitorApp(session)
+    within_s = seconds * 4 if until_within_s is None else until_within_s
     async with app.run_test(size=size) as pilot:
         while not app.started:
             await asyncio.sleep(0.05)
         waited = 0.0
-        while waited < seconds or (until is not None and not until(session) and waited < seconds * 4):
+        while waited < seconds or (until is not None and not until(session) and waited < within_s):
             await asyncio.sleep(0.25)
             waited += 0.25
         if until is not None and not until(session):
-            raise RuntimeError(f"{name}: what the screenshot should show never happened in {seconds * 4:g} s")
+            raise RuntimeError(f"{name}: what the screenshot should show never happened in {within_s:g} s")
         for key in keys:
             await pilot.press(key)
         await pilot.pause(0.5)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,31 @@ async def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -
     while not check():
         assert time.monotonic() < deadline, f"{what}: not within {timeout_s:g} s"
         await asyncio.sleep(0.02)
+
+
+def pooltui_in_process(*args: str, stdin: str | None = None,
+                       env: Mapping[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    """``pooltui ARGS`` through its real entry point (``main``: its one-line errors, exit codes and scrubbed
+    streams) in this process, click's runner standing in for the terminal: what ``python -m pooltui`` answers,
+    without a Python start (~0.5 s of CPU). For tests of what a command says; each command keeps a test that
+    runs it as a real process."""
+    from click.testing import CliRunner
+
+    from pooltui.commands.cli import main
+
+    code: int | str | None = 0
+    with CliRunner().isolation(input=stdin, env=env) as (out, err, _):
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code
+        if isinstance(code, str):  # as Python prints a sys.exit("message")
+            sys.stderr.write(code + "\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    returncode = 0 if code is None else code if isinstance(code, int) else 1
+    return subprocess.CompletedProcess(["pooltui", *args], returncode, stdout, stderr)
 
 
 def keys(prefix: str, n: int, **fields: Any) -> list[dict[str, Any]]:

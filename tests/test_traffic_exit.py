@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.test_cli import run
+from tests.conftest import pooltui_in_process as run  # the real `traffic` process: tests/test_cli.py
 
 OVERLOADED = """
 name = "down"

@@ -22,14 +22,14 @@ def build_pool(hermes) -> None:
         "    api_key: sk-test-together-000000000000000001\n"
         "credential_pool_strategies:\n"
         "  openai-api: round_robin\n")
-    for label, key in (("Team A (prod)", "sk-test-hermes-a-000000000000000001"),
-                       ("second", "sk-test-hermes-b-000000000000000002"),
-                       ("third", "sk-test-hermes-c-000000000000000003")):
-        hermes.cli("auth", "add", "openai-api", "--type", "api-key", "--label", label, "--api-key", key)
-    hermes.cli("auth", "add", "anthropic", "--type", "api-key", "--label", "claude",
-               "--api-key", "sk-ant-test-hermes-00000000000000000001")
-    hermes.cli("auth", "add", "zai", "--type", "api-key", "--label", "glm", "--api-key", "zai-test-000000000000001")
-    hermes.py("""
+    hermes.clis(*[("auth", "add", "openai-api", "--type", "api-key", "--label", label, "--api-key", key)
+                  for label, key in (("Team A (prod)", "sk-test-hermes-a-000000000000000001"),
+                                     ("second", "sk-test-hermes-b-000000000000000002"),
+                                     ("third", "sk-test-hermes-c-000000000000000003"))],
+                ("auth", "add", "anthropic", "--type", "api-key", "--label", "claude",
+                 "--api-key", "sk-ant-test-hermes-00000000000000000001"),
+                ("auth", "add", "zai", "--type", "api-key", "--label", "glm", "--api-key", "zai-test-000000000000001"),
+                then="""
         from agent.credential_pool import load_pool
         for provider in ("openrouter", "custom:together-ai"):
             load_pool(provider)  # Hermes seeds env: and config: entries on load
@@ -50,7 +50,7 @@ def test_a_hermes_pool_comes_over_whole_with_its_states(hermes, tmp_path) -> Non
     assert states == {"Team A (prod)": None, "second": "exhausted", "third": "dead"}  # as Hermes wrote them
     order = [e["label"].replace(" (prod)", "-prod").replace(" ", "-") for e in sorted(entries,
                                                                                        key=lambda e: e["priority"])]
-    r = hermes.pooltui("import", "hermes")
+    r = hermes.pooltui("import", "hermes", real_process=True)  # the command as a process (the others: in-process)
     assert r.returncode == 0, r.stderr
     assert "sk-test-hermes" not in r.stdout + r.stderr
     cfg = load_config(tmp_path / "config" / "config.toml")
@@ -73,7 +73,7 @@ def test_a_hermes_pool_comes_over_whole_with_its_states(hermes, tmp_path) -> Non
     assert status[("openai", "third")].state == "invalid"
     second = status[("openai", "second")]
     assert second.state == "cooling" and 3500 < second.until - time.time() <= 3600  # Hermes's 1 h for a 429
-    again = hermes.pooltui("import", "hermes")
+    again = hermes.pooltui("import", "hermes", real_process=True)
     assert again.returncode == 0 and "0 keys imported, 7 already there, 0 skipped" in again.stdout
     assert len(load_config(tmp_path / "config" / "config.toml").provider("openai").keys) == 3
 
@@ -105,13 +105,14 @@ def test_every_api_key_entry_comes_over_and_oauth_entries_are_named(hermes, tmp_
     holder = hermes.pooltui("auth", "add", "main", "--pool", "holder-1", "--stdin", "--no-verify",
                             input_text="sk-test-hermes-held-00000000000000001\n")
     assert holder.returncode == 0, holder.stderr
-    hermes.cli("auth", "add", "xai", "--type", "api-key", "--label", "grok", "--api-key", "xai-test-0000000000000001")
-    hermes.cli("auth", "add", "fireworks", "--type", "api-key", "--label", "fw", "--api-key", "fw-test-000000000001")
-    hermes.cli("auth", "add", "anthropic", "--type", "api-key", "--label", "claude-sub",
-               "--api-key", "sk-ant-oat01-test-00000000000000000001")
-    hermes.cli("auth", "add", "openai-api", "--type", "api-key", "--label", "A",
-               "--api-key", "sk-test-hermes-held-00000000000000001")
-    hermes.py("""
+    hermes.clis(("auth", "add", "xai", "--type", "api-key", "--label", "grok",
+                 "--api-key", "xai-test-0000000000000001"),
+                ("auth", "add", "fireworks", "--type", "api-key", "--label", "fw", "--api-key", "fw-test-000000000001"),
+                ("auth", "add", "anthropic", "--type", "api-key", "--label", "claude-sub",
+                 "--api-key", "sk-ant-oat01-test-00000000000000000001"),
+                ("auth", "add", "openai-api", "--type", "api-key", "--label", "A",
+                 "--api-key", "sk-test-hermes-held-00000000000000001"),
+                then="""
         from agent.credential_pool import CredentialPool, PooledCredential
         pool = CredentialPool("openai-codex", [])
         pool.add_entry(PooledCredential(provider="openai-codex", id="cdx001", label="work@example.com",

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import pooltui_in_process
+
 
 def run(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pooltui", *args], capture_output=True, text=True, timeout=60,
                           input=stdin, env={**os.environ, **env})
+
+
+def here(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``pooltui ARGS`` in this process (``run``: a real one, as the first test does throughout)."""
+    return pooltui_in_process(*args, stdin=stdin)
 
 
 def test_doctor_finds_a_broken_history_and_repairs_it_keeping_the_old_file() -> None:
@@ -40,10 +47,10 @@ def test_a_config_folder_that_is_a_file_is_named() -> None:
     config = Path(os.environ["POOLTUI_CONFIG"])
     config.parent.parent.mkdir(parents=True, exist_ok=True)
     config.parent.write_text("I am a file")
-    out = run("auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify", stdin="sk-test-x-0000000000000001\n")
+    out = here("auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify", stdin="sk-test-x-0000000000000001\n")
     assert out.returncode in (1, 2) and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "is a file, not a folder" in out.stderr
-    doctor = run("doctor")
+    doctor = here("doctor")
     assert doctor.returncode == 1 and "is a file, not a folder" in doctor.stdout
 
 
@@ -53,11 +60,11 @@ def test_a_read_only_data_folder_is_named(tmp_path) -> None:
     if subprocess.run(["chattr", "+i", str(data)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i is not available here (needs root on a file system that supports it)")
     try:
-        out = run("--secret-store", "file", "auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify",
+        out = here("--secret-store", "file", "auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify",
                   stdin="sk-test-ro-00000000000000001\n")
         assert out.returncode == 1 and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and "read-only" in out.stderr, out.stderr
-        doctor = run("doctor")
+        doctor = here("doctor")
         assert doctor.returncode == 1 and "FAIL  data folder" in doctor.stdout and "read-only" in doctor.stdout
     finally:
         subprocess.run(["chattr", "-i", str(data)], check=True)

@@ -10,10 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import pooltui_in_process
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+
+def run_process(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m pooltui ARGS``, a real process (the tests of a command's words run it in-process: ``run``)."""
     return subprocess.run([sys.executable, "-m", "pooltui", *args], capture_output=True, text=True, timeout=60,
                           input=stdin, env=os.environ.copy())
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return pooltui_in_process(*args, stdin=stdin)
 
 
 def config_file() -> Path:
@@ -123,7 +130,7 @@ def test_a_corrupted_secret_file_is_never_replaced(content: str) -> None:
     data.mkdir(parents=True, exist_ok=True)
     (data / "secrets.json").write_text(content)
     (data / "secrets.json").chmod(0o600)  # as pooltui keeps it: a file others can read is refused before it is read
-    out = run("--secret-store", "file", "auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify",
+    out = run_process("--secret-store", "file", "auth", "add", "openai", "--pool", "a", "--stdin", "--no-verify",
               stdin="sk-test-valid-000000000000000001\n")
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "secrets.json is corrupted" in out.stderr and len(out.stderr.strip().splitlines()) == 1
@@ -135,7 +142,7 @@ def test_a_corrupted_history_is_never_replaced_and_named_in_one_line() -> None:
     data.mkdir(parents=True, exist_ok=True)
     garbage = b"this is not sqlite at all " * 200
     (data / "history.db").write_bytes(garbage)
-    out = run("events")
+    out = run_process("events")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "history.db is not a readable history database" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

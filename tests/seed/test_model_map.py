@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pooltui.store.config import ConfigError, load_config
+from tests.conftest import pooltui_in_process
 
 SEED = """
 [providers.anthropic]
@@ -24,6 +25,11 @@ model_map = {"claude-sonnet-4-5" = "anthropic/claude-sonnet-4.5"}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
+    """``pooltui ARGS`` in this process (``cli_process``: a real one)."""
+    return pooltui_in_process(*args)
+
+
+def cli_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pooltui", *args], capture_output=True, text=True, timeout=60,
                           env=os.environ.copy())
 
@@ -48,14 +54,14 @@ def test_the_model_map_is_read_and_names_the_fallbacks_model(config: Path) -> No
 
 
 def test_provider_set_changes_the_models_and_keeps_the_rest(config: Path) -> None:
-    out = cli("provider", "set", "openrouter", "--default-model", "openai/gpt-4o-mini",
+    out = cli_process("provider", "set", "openrouter", "--default-model", "openai/gpt-4o-mini",
               "--model-map",
               "claude-sonnet-4-5=anthropic/claude-sonnet-4.5,claude-haiku-4-5=anthropic/claude-haiku-4.5")
     assert out.returncode == 0, out.stderr
     p = load_config(config).providers["openrouter"]
     assert p.default_model == "openai/gpt-4o-mini" and p.model_map["claude-haiku-4-5"] == "anthropic/claude-haiku-4.5"
     assert "fallback = [\"openrouter\"]" in config.read_text()  # the rest of the file as it was
-    bad = cli("provider", "set", "openrouter", "--model-map", "no-equals-sign")
+    bad = cli_process("provider", "set", "openrouter", "--model-map", "no-equals-sign")
     assert bad.returncode == 2 and "CALLER_MODEL=PROVIDER_MODEL" in bad.stderr and "Traceback" not in bad.stderr
 
 

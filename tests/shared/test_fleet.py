@@ -3,7 +3,6 @@ revoked key costs one 401 in total, not one per process; a 429 learnt by one sto
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 import redis
 
 from tests.conftest import keys, make_scenario
-from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies, wait_until_seen
+from tests.shared.conftest import ask, fleet_json, proxy_env, start_proxies, stop_proxies, wait_until_seen
 
 #: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
 pytestmark = pytest.mark.timeout(150)
@@ -53,10 +52,7 @@ def test_three_proxies_share_what_they_learn(redis_server, serve, tmp_path) -> N
             assert time.monotonic() < deadline, "not every process has said it is alive"
             time.sleep(0.02)
         beats.close()
-        listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env, capture_output=True,
-                                 text=True, timeout=30)
-        assert listing.returncode == 0, listing.stderr
-        fleet = json.loads(listing.stdout)
+        fleet = fleet_json(env)
         assert sorted(p["pid"] for p in fleet["procs"]) == sorted(p.pid for p in procs)
         assert {(k["key"], k["state"]) for k in fleet["keys"]} >= {("gone", "invalid")}
         text = subprocess.run([sys.executable, "-m", "pooltui", "fleet"], env=env, capture_output=True, text=True,

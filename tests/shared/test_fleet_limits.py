@@ -5,7 +5,6 @@ times it together): with ``share_windows = false`` it fails."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from pooltui.store.admin_token import read_admin_token
 from tests.conftest import keys, make_scenario
-from tests.shared.conftest import ask, proxy_env, start_proxies, stop_proxies
+from tests.shared.conftest import ask, fleet_json, proxy_env, start_proxies, stop_proxies
 
 #: several proxy processes start here: on two busy cores that alone can take 10-20 s (see wait_ready)
 pytestmark = pytest.mark.timeout(150)
@@ -25,9 +24,7 @@ pytestmark = pytest.mark.timeout(150)
 
 def _k0_windows(env: dict[str, str]) -> list[dict]:
     """Each process's window of k0's requests, as `pooltui fleet --json` shows it (from the heartbeats)."""
-    listing = subprocess.run([sys.executable, "-m", "pooltui", "fleet", "--json"], env=env, capture_output=True,
-                             text=True, timeout=30)
-    return [w for p in json.loads(listing.stdout)["procs"] for w in p.get("windows", [])
+    return [w for p in fleet_json(env)["procs"] for w in p.get("windows", [])
             if w["key"] == "k0" and w["what"] == "requests"]
 
 

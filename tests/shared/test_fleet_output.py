@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import httpx
 import redis
 
+from tests.conftest import pooltui_in_process
 from tests.shared.conftest import proxy_env
 
 PLANTED = "\x1b]0;pwned\x07\x1b[2J\x1b]52;c;ZXZpbA==\x07"
 
 
 def fleet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pooltui", "fleet", *args], env=env, capture_output=True,
-                          text=True, timeout=30)
+    """`pooltui fleet ARGS` in this process (its real process: tests/shared/test_fleet.py)."""
+    return pooltui_in_process("fleet", *args, env=env)
 
 
 def heartbeat(instance: str, host: str, **fields) -> str:
