@@ -18,7 +18,9 @@ burst through, or reaches the process unchecked.
 need, from a background task on the store's event loop; :meth:`SharedSlots.take` only counts down the
 lease. A lease ends after ``lease_s`` (a tenth of the window, at most 1 s) or when spent: its entry is then
 replaced by what was used, at the time of the last use (the provider counts a request from its send), and
-what was not used is free again for everyone. Held slots (in flight) count everywhere from their lease.
+what was not used is free again for everyone. Held slots (in flight) count everywhere from their lease. A
+lease not settled yet holds its slots half a window (and a round) longer than a use: its uses may come that late,
+and a settling delayed by a loaded loop must not free slots the provider still counts.
 
 **Redis down**: each process paces on its own share (``limit // processes seen``, at least 1) from its
 local history, and says so once. Every unit taken is kept locally for one window, so when Redis comes back
@@ -47,6 +49,8 @@ from pooltui.store.shared_wire import Rejected, lease_answer
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
 #: member's id) unless the marker KEYS[2] no longer holds ARGV[5] (Redis lost the windows: restarted, flushed);
+#: a lease not settled yet holds its slots ARGV[6] ms (its uses may come up to half a window after its grant,
+#: and the provider counts each from its send), a settled use one window;
 #: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost, units held by
 #: settled uses (not by leases: a lease's id starts with "L", and what it is used for is only known once settled)}
 TAKE_LUA = """
@@ -63,7 +67,8 @@ if kind ~= 'zset' and kind ~= 'none' then
   redis.call('DEL', key)
   refused = 1
 end
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local hold = math.max(window, tonumber(ARGV[6] or '') or window)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - hold)
 local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
 local used, leased, kept = 0, 0, {}
 for i = 1, #entries, 2 do
@@ -74,11 +79,18 @@ for i = 1, #entries, 2 do
     redis.call('ZREM', key, member)
     refused = refused + 1
   else
-    used = used + units
-    if string.sub(id, 1, 1) == 'L' then leased = leased + units end
-    kept[#kept + 1] = {score, units}
+    local lease = string.sub(id, 1, 1) == 'L'
+    local ends = score + (lease and hold or window)
+    if ends <= now then
+      redis.call('ZREM', key, member)
+    else
+      used = used + units
+      if lease then leased = leased + units end
+      kept[#kept + 1] = {ends, units}
+    end
   end
 end
+table.sort(kept, function(a, b) return a[1] < b[1] end)
 local got = math.max(0, math.min(want, limit - used))
 if got > 0 then
   redis.call('ZADD', key, now, ARGV[4] .. ':' .. got)
@@ -89,13 +101,13 @@ if got < want then
   for i = 1, #kept do
     free = free + kept[i][2]
     if free >= need then
-      opens = math.max(0, kept[i][1] + window - now)
+      opens = math.max(0, kept[i][1] - now)
       break
     end
   end
   if free < need then opens = window end
 end
-redis.call('PEXPIRE', key, window * 2 + 1000)
+redis.call('PEXPIRE', key, hold * 2 + 1000)
 return {got, now, opens, used + got, refused, 0, used - leased}
 """
 
@@ -238,9 +250,9 @@ class SharedSlots:
     def _usable(self, lease: _Lease, now: float) -> bool:
         """Whether picks may still take from ``lease``: past its end too (its slots stay held in Redis until the
         background settles it, a round or so late), but only within the first half of the window from when it
-        was asked for. Redis drops its entry one window after it was granted, and the others lease those slots
-        again: a loaded loop's round that settles late must find the uses made of it still to move (a lease
-        used on past that, 14 were sent in one second against a learnt 6)."""
+        was asked for. Redis holds an unsettled lease's entry that much longer than a window (see
+        ``_lease_hold_ms``), so uses made of it late still count (a lease used on past that, 14 were sent in one
+        second against a learnt 6)."""
         return now < lease.at + self.window_s * USABLE_SHARE
 
     # ------------------------------------------------------------------ pacing alone
@@ -461,9 +473,10 @@ class SharedWindows:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
         member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
         sent = self.clock()
+        hold_ms = self._lease_hold_ms(slots)
         raw = await self._take(keys=[slots.name, self.marker],
-                               args=[self._ms(slots), slots.limit, want, member, self._epoch or ""])
-        got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, self._ms(slots))
+                               args=[self._ms(slots), slots.limit, want, member, self._epoch or "", hold_ms])
+        got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, hold_ms)
         if lost:
             return False
         now = self.clock()
@@ -551,6 +564,13 @@ class SharedWindows:
     @staticmethod
     def _ms(slots: SharedSlots) -> int:
         return max(1, int(slots.window_s * 1000))
+
+    @staticmethod
+    def _lease_hold_ms(slots: SharedSlots) -> int:
+        """How long a lease not settled yet holds its slots in Redis: a use of it may come up to
+        ``USABLE_SHARE`` of the window after it was granted (plus a round's time to reach us), and the provider
+        counts that use a whole window from then. Released at once when it is settled."""
+        return max(1, int((slots.window_s * (1 + USABLE_SHARE) + ROUND_TIMEOUT_S) * 1000))
 
     async def give_back(self) -> None:
         """On exit: settle every open lease (what was not used is free for the others at once)."""

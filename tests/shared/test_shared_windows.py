@@ -360,3 +360,21 @@ async def test_what_a_process_took_while_the_store_was_away_is_counted_when_it_i
         assert taken == 2 and theirs.fleet_in_use == 2, (taken, theirs.fleet_in_use)  # counted in the window (0)
     finally:
         await client.aclose()
+
+
+def test_a_lease_not_settled_holds_its_slots_past_the_window_a_settled_use_does_not(redis_server) -> None:
+    """A lease may be used up to half a window after its grant, and the provider counts that use a window from
+    then: until it is settled (its entry moved to its uses' time) it holds its slots that long. A settled use
+    leaves one window after it was sent. (Before: a lease whose settling came late, on a loaded loop, left
+    with the window and its slots were leased again: 9 sends in one second against 6.)"""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    take = client.register_script(TAKE_LUA)
+    secs, micros = client.time()
+    now_ms = int(secs) * 1000 + int(micros) // 1000
+    client.zadd("t:win:h", {"a:L1:2": now_ms - 1200, "b:7:2": now_ms - 1200})  # both 1.2 s old, window 1 s
+    client.set("t:win:epoch", "e")
+    got, _, opens, held, _, _, in_use = take(keys=["t:win:h", "t:win:epoch"], args=[1000, 6, 6, "me:L2", "e", 2000])
+    assert (got, held, in_use) == (4, 6, 0)  # the lease still holds its 2; the settled use is gone
+    assert 700 < opens <= 800  # the lease's slots free 2 s after its grant
+    assert set(client.zrange("t:win:h", 0, -1)) == {"a:L1:2", "me:L2:4"}
+    client.close()
