@@ -46,8 +46,11 @@ def _proxy(a: argparse.Namespace) -> None:
 
 def _profile(a: argparse.Namespace) -> None:
     from pooltui.bench.profile import bench_profile
+    from pooltui.bench.proxy import MODES
 
-    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source)
+    if a.mode not in MODES:
+        raise SystemExit(f"pooltui.bench profile: unknown mode {a.mode!r} (one of {', '.join(MODES)})")
+    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source, a.mode)
 
 
 def _stream(a: argparse.Namespace) -> None:
@@ -155,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--concurrency", type=int, default=32)
     pr.add_argument("--top", type=int, default=15)
     pr.add_argument("--source", default=None, help="profile the proxy of another checkout's directory")
+    pr.add_argument("--mode", default="text-log", help="the proxy's observability settings (a `proxy` mode)")
     pr.add_argument("--out", default=None, help="where py-spy's raw output goes (default: a temporary directory)")
     s = parsers["stream"]
     s.add_argument("--tokens", type=int, default=200)

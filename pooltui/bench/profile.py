@@ -49,8 +49,12 @@ async def _load(base: str, n: int, concurrency: int, serial: bool = True) -> Non
             await call()
 
 
-def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: str | None = None
-                  ) -> list[tuple[str, int]]:
+def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: str | None = None,
+                  mode: str = "text-log") -> list[tuple[str, int]]:
+    """The proxy's top frames by self time in one of the `proxy` benchmark's modes (``traced``: exporting to
+    the local OTLP collector, in a process of its own)."""
+    from pooltui.bench.proxy import MODES, sink_for
+
     spy = shutil.which("py-spy")
     if spy is None:
         print("pooltui.bench profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
@@ -59,7 +63,10 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
     raw_path = out or os.path.join(tmp, "proxy.raw.txt")
     sim_port, proxy_port = free_port(), free_port()
     sim = start_sim(sim_port)
-    proxy = proxy_process(sim_port, proxy_port, tmp, source=source)
+    sink = sink_for((mode,))
+    args, env = MODES[mode]
+    proxy = proxy_process(sim_port, proxy_port, tmp, args=args, source=source,
+                          env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()})
     recorder: subprocess.Popen[bytes] | None = None
     try:
         wait_port(proxy_port, proxy, "the proxy")
@@ -79,6 +86,8 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
                 recorder.kill()
         stop_process(proxy)
         sim.stop()
+        if sink is not None:
+            sink.close()
     return report(raw_path, n, concurrency, top)
 
 
