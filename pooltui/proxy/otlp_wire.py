@@ -197,7 +197,10 @@ def scope(name: str, version: str) -> bytes:
 def export_request(resource_bytes: bytes, scope_bytes: bytes, spans: Iterable[bytes], schema_url: str = "") -> bytes:
     """``ExportTraceServiceRequest`` of one resource and one scope: resource_spans 1 {resource 1, scope_spans 2
     {scope 1, spans 2}, schema_url 3}."""
-    scope_spans = delimited(b"\x0a", scope_bytes) + b"".join(delimited(b"\x12", s) for s in spans)
+    parts = [delimited(b"\x0a", scope_bytes)]
+    for s in spans:  # each span's tag and length beside it: no span copied before the last join
+        parts += (b"\x12", varint(len(s)), s)
+    scope_spans = b"".join(parts)
     body = delimited(b"\x0a", resource_bytes) + delimited(b"\x12", scope_spans)
     if schema_url:
         body += text(b"\x1a", schema_url)

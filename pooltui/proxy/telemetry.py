@@ -140,7 +140,7 @@ class Tracing:
         self._propagator = TraceContextTextMapPropagator()
         self._no_context = Context()
         self._names: dict[tuple[str, str], tuple[str, str, bytes]] = {}  # by (path, model): see _named
-        self._upstreams: dict[str, tuple[str, bytes]] = {}  # by provider: (base URL, encoded attributes)
+        self._upstreams: dict[str, tuple[str, bytes, bytes]] = {}  # by provider: see _upstream_blocks
         ids = self.provider.id_generator
         self._new_trace_id, self._new_span_id = ids.generate_trace_id, ids.generate_span_id
         # the default sampler (parent-based, else always) or always: a request with no caller context is sampled
@@ -237,10 +237,12 @@ class Tracing:
         spans: list[otlp_wire.SpanRecord] = []
         events: list[tuple[float, str, dict[str, AttrValue]]] = []
         steps = watch.trace.steps if watch.trace is not None else []
-        served_at = -1
+        served_at, attempts, fell_back = -1, 0, False
         for i, step in enumerate(steps):
             if step.kind == "attempt":
-                served_at = i
+                served_at, attempts = i, attempts + 1
+            elif step.kind == "fallback":
+                fell_back = True
         pick: Step | None = None
         for i, step in enumerate(steps):
             kind = step.kind
@@ -256,7 +258,7 @@ class Tracing:
             failed = not isinstance(status, int) or status >= 400
             latency = float(d.get("latency_ms") or 0.0) / 1000
             outcome = str(d.get("outcome") or "")
-            attrs = [named, self._upstream_block(step.provider), KEY.of_str(step.key) if step.key else b"",
+            attrs = [named, self._upstream_blocks(step.provider)[0], KEY.of_str(step.key) if step.key else b"",
                      ATTEMPT_OUTCOME.of_str(outcome) if outcome else b""]
             if outcome != "ok" and d.get("reason"):
                 attrs.append(ATTEMPT_REASON.of_str(str(d["reason"])))
@@ -267,7 +269,8 @@ class Tracing:
             if i == served_at and served_ok:
                 attrs.append(self._answer_fields(watch, True))
             spans.append(otlp_wire.SpanRecord(
-                trace_id, new_id(), server_id, name, otlp_wire.SPAN_KIND_CLIENT, ns(step.ts - latency), ns(step.ts),
+                trace_id, new_id(), server_id, name, otlp_wire.SPAN_KIND_CLIENT, int((step.ts - latency) * 1e9),
+                int(step.ts * 1e9),
                 b"".join(attrs), error=outcome if failed else None, trace_state=state))
             pick = None
         for event in watch.events:
@@ -275,33 +278,34 @@ class Tracing:
                 "pooltui.provider": event.provider, "pooltui.key": event.key or "", "pooltui.status": event.status,
                 "pooltui.reason": scrub(event.reason), "pooltui.action": scrub(event.action)})))
         events.sort(key=lambda e: e[0])
-        fields = self._request_fields(watch, named, served_at >= 0 and served_ok)
+        fields = self._request_fields(watch, named, served_at >= 0 and served_ok, attempts, fell_back)
         if content is not None:
             fields += otlp_wire.attributes(b"\x4a", _content(watch.body, content))
         failed = watch.status >= 500 or watch.outcome == "error"
         spans.append(otlp_wire.SpanRecord(
-            trace_id, server_id, pending.parent_id, name, otlp_wire.SPAN_KIND_SERVER, ns(watch.started),
-            ns(pending.ended), fields, [(ns(ts), what, a) for ts, what, a in events],
+            trace_id, server_id, pending.parent_id, name, otlp_wire.SPAN_KIND_SERVER, int(watch.started * 1e9),
+            int(pending.ended * 1e9), fields, [(ns(ts), what, a) for ts, what, a in events],
             error=f"http {watch.status}" if failed else None, trace_state=state,
             parent_remote=pending.parent_remote))
         return spans
 
-    def _request_fields(self, watch: RequestWatch, named: bytes, answered: bool) -> bytes:
+    def _request_fields(self, watch: RequestWatch, named: bytes, answered: bool, attempts: int, fell_back: bool
+                        ) -> bytes:
         """The server span's attributes, encoded."""
         trace = watch.trace
         provider, key = watch.served
         attrs = [named, URL_PATH.of_str(watch.path), STATUS.of_int(watch.status),
-                 ATTEMPTS.of_int(watch.attempts), QUEUE_WAIT.of_float(round(watch.queue_wait_ms, 1))]
+                 ATTEMPTS.of_int(attempts), QUEUE_WAIT.of_float(round(watch.queue_wait_ms, 1))]
         if provider:
             attrs.append(PROVIDER.of_str(provider))
         if key:
             attrs.append(KEY.of_str(key))
         if trace is not None:
-            fallback = watch.fallback
+            fallback = watch.fallback if fell_back else ""
             if fallback:
                 attrs.append(FALLBACK.of_str(fallback))
             if trace.steps:
-                attrs.append(self._dialect_block(trace.steps[0].provider))
+                attrs.append(self._upstream_blocks(trace.steps[0].provider)[1])
             attrs.append(REQUEST_ID.of_int(trace.request_id))  # as the inspector and `traffic --trace` show it
         if watch.translated:
             attrs.append(TRANSLATION.of_str(watch.translated))
@@ -328,38 +332,31 @@ class Tracing:
                 out += FINISH_REASONS.of_strs(facts.finish_reasons)
         return out
 
-    def _upstream_block(self, provider: str) -> bytes:
-        """An attempt's provider attributes (pooltui.provider, gen_ai.provider.name, server.address/port),
-        encoded once per provider (again if its base URL changed)."""
-        profile = self._profile_of(provider)
+    def _upstream_blocks(self, provider: str) -> tuple[bytes, bytes]:
+        """A provider's attributes encoded once (again if its base URL changed): an attempt's (pooltui.provider,
+        gen_ai.provider.name, server.address and port) and a request's (gen_ai.provider.name)."""
+        profile = self.profiles.get(provider)
         url = profile.base_url if profile is not None else ""
         known = self._upstreams.get(provider)
         if known is None or known[0] != url:
-            block = PROVIDER.of_str(provider) if provider else b""
+            dialect = b""
             if profile is not None:
-                block += self._dialect_block(provider)
+                dialect = b"".join(PROVIDER_NAME.of_str(v) if k == "gen_ai.provider.name" else SYSTEM.of_str(v)
+                                   for k, v in self._provider_attrs(profile.dialect).items())
+            attempt = (PROVIDER.of_str(provider) if provider else b"") + dialect
+            if profile is not None:
                 parsed = urlsplit(profile.base_url)
                 if parsed.hostname:
-                    block += SERVER_ADDRESS.of_str(parsed.hostname)
+                    attempt += SERVER_ADDRESS.of_str(parsed.hostname)
                 if parsed.port:
-                    block += SERVER_PORT.of_int(parsed.port)
-            known = self._upstreams[provider] = (url, block)
-        return known[1]
-
-    def _dialect_block(self, provider: str) -> bytes:
-        profile = self._profile_of(provider)
-        if profile is None:
-            return b""
-        return b"".join(PROVIDER_NAME.of_str(v) if k == "gen_ai.provider.name" else SYSTEM.of_str(v)
-                        for k, v in self._provider_attrs(profile.dialect).items())
+                    attempt += SERVER_PORT.of_int(parsed.port)
+            known = self._upstreams[provider] = (url, attempt, dialect)
+        return known[1], known[2]
 
     def _provider_attrs(self, dialect: str) -> dict[str, str]:
         name = PROVIDER_NAMES.get(dialect, dialect)
         return {"gen_ai.provider.name": name} if self.latest else {"gen_ai.provider.name": name,
                                                                    "gen_ai.system": name}
-
-    def _profile_of(self, provider: str) -> ProviderProfile | None:
-        return self.profiles.get(provider)
 
 
 def _whole(environ: Mapping[str, str], name: str, default: int) -> int:
