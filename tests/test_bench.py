@@ -82,6 +82,33 @@ def test_the_proxy_bench_starts_its_otlp_collector_only_for_a_traced_mode() -> N
     assert sink.received == 2000
 
 
+def test_the_proxy_benchs_otlp_collector_keeps_the_exporters_connection_alive() -> None:
+    """A collector's OTLP/HTTP receiver speaks HTTP/1.1 keep-alive: the exporter's batches share one connection.
+    The bench's spoke HTTP/1.0 and closed each, so every batch cost the traced proxy a new connection."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from pooltui.bench.proxy import sink_for
+
+    sink = sink_for(("traced",))
+    assert sink is not None
+    try:
+        url = urlsplit(sink.url)
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+        sockets = []
+        for _ in range(2):
+            conn.request("POST", "/v1/traces", body=b"x" * 100, headers={"content-type": "application/x-protobuf"})
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200 and not answer.will_close
+            sockets.append(conn.sock)
+        assert sockets[0] is sockets[1] is not None
+        conn.close()
+    finally:
+        sink.close()
+    assert sink.received == 200
+
+
 def test_a_bench_proxy_from_another_source_runs_that_sources_package(tmp_path) -> None:
     """`--source DIR` (before/after): the proxy process runs DIR's pooltui, even when the benchmark is started from
     a checkout's root, whose own package `python -m` would find first."""

@@ -113,16 +113,19 @@ MODES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "off": (("--no-access-log",), {}),  # no log line, no tracing: the hooks' cost alone
     "text-log": ((), {}),  # the default: a human-readable access line per request
     "json-log": (("--log-format", "json"), {}),
-    "traced": (("--no-access-log",), {"OTEL_EXPORTER_OTLP_ENDPOINT": "{otlp}", "OTEL_BSP_SCHEDULE_DELAY": "200"}),
+    # exporting to a local collector with the SDK's batch defaults (512 spans' requests or 5 s, whichever first)
+    "traced": (("--no-access-log",), {"OTEL_EXPORTER_OTLP_ENDPOINT": "{otlp}"}),
 }
 
 
-#: the collector's process: accepts every OTLP export (200), counts its bytes, answers the count to a GET
+#: the collector's process: accepts every OTLP export (200), counts its bytes, answers the count to a GET; over
+#: HTTP/1.1 keep-alive, as a collector's OTLP/HTTP receiver does (one connection for all of an exporter's batches)
 _SINK = """
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 received = 0
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
     def do_POST(self):
         global received
         received += len(self.rfile.read(int(self.headers.get("content-length") or 0)))
@@ -254,7 +257,7 @@ async def _hooks_round(mode: str, n: int, sink_url: str | None) -> float:
         if mode == "traced" and sink_url:
             from pooltui.proxy.telemetry import Tracing
 
-            tracing = Tracing(TelemetryConfig(endpoint=sink_url, schedule_delay_ms=200))
+            tracing = Tracing(TelemetryConfig(endpoint=sink_url))
         level = "info" if mode in ("text-log", "json-log") else "warning"
         configure("json" if mode == "json-log" else "text", level, io.StringIO())
         proxy = PoolProxy({"bench": client}, observer=Observer(tracing=tracing))
