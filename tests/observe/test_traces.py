@@ -239,3 +239,38 @@ def test_a_large_answer_is_traced_like_a_small_one() -> None:
         "c-large", "m-large", ["length"])
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (9, 40_000)
     assert not any("word word" in text for text in exported_text(receiver, spans))
+
+
+def test_tokens_and_cache_tokens_come_from_what_the_request_counted_a_stream_too(serve) -> None:
+    """The spans' usage is what the client counted of the answer (its usage records), not the body read again:
+    an anthropic answer's cache writes and reads (input tokens counting them, as the conventions ask), and a
+    stream's serving attempt, whose body the spans never see, has its tokens too."""
+    import anthropic
+
+    from tests.test_prompt_cache import cached_system
+
+    scenario = make_scenario({"name": "a", "dialect": "anthropic", "keys": keys("s", 1, org="acme")})
+    client = client_for_scenario(scenario, serve(scenario), "round_robin", seed=1)
+    first_trace, stream_trace = "1" * 32, "2" * 32
+    with OtlpReceiver() as receiver, ProxyThread({"a": client}, observer=traced(receiver)) as px:
+        sdk = anthropic.Anthropic(base_url=px.service.url, api_key="caller-own-key", max_retries=0)
+        first = sdk.messages.create(model="claude-sim-1", max_tokens=4, **cached_system(2000, question="one"),
+                                    extra_headers={"traceparent": f"00-{first_trace}-{CALLER_SPAN}-01"})
+        with sdk.messages.stream(model="claude-sim-1", max_tokens=4, **cached_system(2000, question="two"),
+                                 extra_headers={"traceparent": f"00-{stream_trace}-{CALLER_SPAN}-01"}) as stream:
+            final = stream.get_final_message()
+        spans = receiver.wait_for(4)
+    by_trace = {t: {("server" if s.server else "client"): s.attributes for s in spans if s.trace_id == t}
+                for t in (first_trace, stream_trace)}
+    written = first.usage.cache_creation_input_tokens
+    assert written and final.usage.cache_read_input_tokens == written
+    for kind in ("server", "client"):
+        a = by_trace[first_trace][kind]
+        assert a["gen_ai.usage.cache_creation.input_tokens"] == written
+        assert a["gen_ai.usage.input_tokens"] == first.usage.input_tokens + written
+        assert a["gen_ai.usage.output_tokens"] == first.usage.output_tokens
+        s = by_trace[stream_trace][kind]
+        assert s["gen_ai.usage.cache_read.input_tokens"] == written
+        assert s["gen_ai.usage.output_tokens"] == final.usage.output_tokens
+    served = by_trace[first_trace]["client"]
+    assert (served["gen_ai.response.id"], served["gen_ai.response.finish_reasons"]) == (first.id, [first.stop_reason])
