@@ -114,6 +114,8 @@ class Field:
         hit = self._seen.get(value)
         if hit is None:
             hit = self._field(b"\x18" + varint(value))
+            if not self._cache:
+                return hit
             if len(self._seen) >= CACHED_MAX:
                 self._seen.clear()
             self._seen[value] = hit
@@ -165,7 +167,12 @@ def span(record: SpanRecord) -> bytes:
         parts.append(text(b"\x1a", record.trace_state))
     if record.parent_id:
         parts += (b"\x22\x08", record.parent_id.to_bytes(8, "big"))
-    parts += (text(b"\x2a", record.name), b"\x30", varint(record.kind), b"\x39", _FIXED64.pack(record.start_ns),
+    named = _NAMES.get(record.name)
+    if named is None:
+        if len(_NAMES) >= CACHED_MAX:
+            _NAMES.clear()
+        named = _NAMES[record.name] = text(b"\x2a", record.name)
+    parts += (named, b"\x30", varint(record.kind), b"\x39", _FIXED64.pack(record.start_ns),
               b"\x41", _FIXED64.pack(record.end_ns), _attrs(b"\x4a", record.attributes))
     for ts, name, attrs in record.events:  # Event: time 1, name 2, attributes 3
         parts.append(delimited(b"\x5a", b"\x09" + _FIXED64.pack(ts) + text(b"\x12", name)
@@ -175,9 +182,12 @@ def span(record: SpanRecord) -> bytes:
                                + b"\x18" + varint(STATUS_ERROR)))
     else:
         parts.append(b"\x7a\x00")
-    flags = FLAG_HAS_IS_REMOTE | (FLAG_IS_REMOTE if record.parent_remote else 0)
-    parts += (b"\x85\x01", _FIXED32.pack(flags))
+    parts.append(_REMOTE if record.parent_remote else _LOCAL)
     return b"".join(parts)
+
+
+_NAMES: dict[str, bytes] = {}  # span names, encoded (operation and model: a handful)
+_LOCAL, _REMOTE = (b"\x85\x01" + _FIXED32.pack(FLAG_HAS_IS_REMOTE | remote) for remote in (0, FLAG_IS_REMOTE))
 
 
 def _attrs(tag: bytes, attrs: Mapping[str, AttrValue] | bytes) -> bytes:

@@ -64,7 +64,8 @@ _F = otlp_wire.Field
 OPERATION, REQUEST_MODEL, URL_PATH = _F("gen_ai.operation.name"), _F("gen_ai.request.model"), _F("url.path")
 STATUS, PROVIDER, KEY = _F("http.response.status_code"), _F("pooltui.provider"), _F("pooltui.key")
 ATTEMPTS, QUEUE_WAIT, FALLBACK = _F("pooltui.attempts"), _F("pooltui.queue_wait_ms"), _F("pooltui.fallback")
-TRANSLATION, OUTCOME, REQUEST_ID = _F("pooltui.translation"), _F("pooltui.outcome"), _F("pooltui.request_id")
+TRANSLATION, OUTCOME = _F("pooltui.translation"), _F("pooltui.outcome")
+REQUEST_ID = _F("pooltui.request_id", cache=False)  # one per request: never seen again
 PROVIDER_NAME, SYSTEM, COST = _F("gen_ai.provider.name"), _F("gen_ai.system"), _F("pooltui.cost")
 SERVER_ADDRESS, SERVER_PORT = _F("server.address"), _F("server.port")
 INPUT_TOKENS, OUTPUT_TOKENS = _F("gen_ai.usage.input_tokens"), _F("gen_ai.usage.output_tokens")
