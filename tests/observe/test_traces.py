@@ -274,3 +274,20 @@ def test_tokens_and_cache_tokens_come_from_what_the_request_counted_a_stream_too
         assert s["gen_ai.usage.output_tokens"] == final.usage.output_tokens
     served = by_trace[first_trace]["client"]
     assert (served["gen_ai.response.id"], served["gen_ai.response.finish_reasons"]) == (first.id, [first.stop_reason])
+
+
+@pytest.mark.parametrize(("body", "facts"), [
+    ({"id": "chatcmpl-1", "model": "gpt-4o-mini-2024-07-18", "choices": [
+        {"index": 0, "finish_reason": "stop"}, {"index": 1, "finish_reason": "length"}]},
+     ("gpt-4o-mini-2024-07-18", "chatcmpl-1", ("stop", "length"))),
+    ({"id": "msg_01", "type": "message", "model": "claude-sonnet-4-5", "stop_reason": "end_turn"},
+     ("claude-sonnet-4-5", "msg_01", ("end_turn",))),
+    ({"candidates": [{"finishReason": "STOP"}], "modelVersion": "gemini-2.0-flash", "responseId": "r-1"},
+     ("gemini-2.0-flash", "r-1", ("STOP",))),
+    ({"id": 7, "choices": [{"finish_reason": None}]}, ("", "", ())),  # not strings: left out
+    ([1, 2], None),
+])
+def test_the_answer_facts_of_each_dialect(body: object, facts: tuple | None) -> None:
+    from pooltui.proxy.observe import answer_facts
+
+    assert answer_facts(body) == facts
