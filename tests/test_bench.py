@@ -42,6 +42,13 @@ def test_an_unknown_benchmark_is_one_clear_line_and_exit_2() -> None:
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_profiling_an_unknown_proxy_mode_is_one_clear_line_and_exit_2() -> None:
+    out = bench("profile", "--mode", "nope")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["pooltui.bench profile: unknown mode 'nope' (one of off, text-log, "
+                                               "json-log, traced)"]
+
+
 def test_the_engine_bench_sets_its_pool_up_through_public_methods() -> None:
     """All keys but 10% (at least 2) cooling; without headers, each key's learnt limit never full."""
     pool = engine_pool(100, "round-robin", cooling=True, headers=False)

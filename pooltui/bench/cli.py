@@ -4,6 +4,7 @@ only when its benchmark runs."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 _DESCRIPTION = ("Benchmarks that print figures. Targets (issue 1): engine under 10 µs per pick+report at 3 keys, "
@@ -49,7 +50,8 @@ def _profile(a: argparse.Namespace) -> None:
     from pooltui.bench.proxy import MODES
 
     if a.mode not in MODES:
-        raise SystemExit(f"pooltui.bench profile: unknown mode {a.mode!r} (one of {', '.join(MODES)})")
+        print(f"pooltui.bench profile: unknown mode {a.mode!r} (one of {', '.join(MODES)})", file=sys.stderr)
+        raise SystemExit(2)
     bench_profile(a.requests, a.concurrency, a.top, a.out, a.source, a.mode)
 
 
