@@ -52,7 +52,7 @@ def _profile(a: argparse.Namespace) -> None:
     if a.mode not in MODES:
         print(f"pooltui.bench profile: unknown mode {a.mode!r} (one of {', '.join(MODES)})", file=sys.stderr)
         raise SystemExit(2)
-    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source, a.mode)
+    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source, a.mode, a.gil)
 
 
 def _stream(a: argparse.Namespace) -> None:
@@ -161,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=int, default=15)
     pr.add_argument("--source", default=None, help="profile the proxy of another checkout's directory")
     pr.add_argument("--mode", default="text-log", help="the proxy's observability settings (a `proxy` mode)")
+    pr.add_argument("--gil", action="store_true", help="sample only the thread holding the interpreter lock")
     pr.add_argument("--out", default=None, help="where py-spy's raw output goes (default: a temporary directory)")
     s = parsers["stream"]
     s.add_argument("--tokens", type=int, default=200)

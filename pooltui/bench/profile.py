@@ -50,9 +50,10 @@ async def _load(base: str, n: int, concurrency: int, serial: bool = True) -> Non
 
 
 def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: str | None = None,
-                  mode: str = "text-log") -> list[tuple[str, int]]:
+                  mode: str = "text-log", gil: bool = False) -> list[tuple[str, int]]:
     """The proxy's top frames by self time in one of the `proxy` benchmark's modes (``traced``: exporting to
-    the local OTLP collector, in a process of its own)."""
+    the local OTLP collector, in a process of its own); with ``gil``, only the thread holding the interpreter lock
+    is sampled (a thread waiting for it, which py-spy counts as busy otherwise, is left out)."""
     from pooltui.bench.proxy import MODES, sink_for
 
     spy = shutil.which("py-spy")
@@ -73,8 +74,8 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
         base = f"http://127.0.0.1:{proxy_port}/v1"
         run(_load(base, WARM_UP, concurrency, serial=False))
         recorder = subprocess.Popen((spy, "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o",
-                                     raw_path, "--pid", str(proxy.pid)), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+                                     raw_path, "--pid", str(proxy.pid), *(("--gil",) if gil else ())),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # py-spy attached before the load starts
         run(_load(base, n, concurrency))
     finally:
