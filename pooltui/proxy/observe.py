@@ -24,6 +24,7 @@ from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, 
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
 from pooltui.core.trace import RequestTrace
+from pooltui.core.usage import Usage, usage_of
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy.logs import ACCESS, OPERATIONS
 from pooltui.store.telemetry import TelemetryConfig
@@ -49,6 +50,7 @@ class AnswerFacts(NamedTuple):
     model: str
     id: str
     finish_reasons: tuple[str, ...]
+    usage: Usage | None = None  # read here only when the client counted none (an answer past its parse limit)
 
 
 def answer_facts(body: object) -> AnswerFacts | None:
@@ -244,9 +246,13 @@ class Observer:
         watch = _current.get()
         if watch is not None:
             try:
-                watch.answer = answer_facts(response.json())  # parsed already when the client settled it
+                body = response.json()  # parsed already when the client settled it (up to 1 MB)
             except ValueError:  # not JSON: no facts
-                pass
+                return
+            facts = answer_facts(body)
+            if facts is not None and not (response.usage.input or response.usage.output):
+                facts = facts._replace(usage=usage_of(body))
+            watch.answer = facts
 
     def on_event(self, event: Event) -> None:
         """An engine event: a state change is an operational log line; any event joins its request's spans."""

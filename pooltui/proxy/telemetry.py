@@ -404,13 +404,17 @@ def _json(body: bytes) -> dict[str, Any] | None:
 def _token_fields(watch: RequestWatch) -> bytes:
     """Tokens the request's usage records counted (input includes cache reads and writes, as the conventions
     ask), and the cache's when there were any."""
+    tokens_in, tokens_out, read, written = watch.tokens_in, watch.tokens_out, watch.cache_read, watch.cache_write
+    said = watch.answer.usage if watch.answer is not None else None
+    if said is not None and not (tokens_in or tokens_out):  # an answer the client did not read: its own word
+        tokens_in, tokens_out, read, written = said.input, said.output, said.cache_read, said.cache_write
     out = b""
-    if watch.tokens_in or watch.tokens_out:
-        out = INPUT_TOKENS.of_int(watch.tokens_in) + OUTPUT_TOKENS.of_int(watch.tokens_out)
-    if watch.cache_read:
-        out += CACHE_READ.of_int(watch.cache_read)
-    if watch.cache_write:
-        out += CACHE_WRITE.of_int(watch.cache_write)
+    if tokens_in or tokens_out:
+        out = INPUT_TOKENS.of_int(tokens_in) + OUTPUT_TOKENS.of_int(tokens_out)
+    if read:
+        out += CACHE_READ.of_int(read)
+    if written:
+        out += CACHE_WRITE.of_int(written)
     return out
 
 
