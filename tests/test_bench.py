@@ -42,6 +42,13 @@ def test_an_unknown_benchmark_is_one_clear_line_and_exit_2() -> None:
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_profiling_an_unknown_proxy_mode_is_one_clear_line_and_exit_2() -> None:
+    out = bench("profile", "--mode", "nope")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["pooltui.bench profile: unknown mode 'nope' (one of off, text-log, "
+                                               "json-log, traced)"]
+
+
 def test_the_engine_bench_sets_its_pool_up_through_public_methods() -> None:
     """All keys but 10% (at least 2) cooling; without headers, each key's learnt limit never full."""
     pool = engine_pool(100, "round-robin", cooling=True, headers=False)
@@ -80,6 +87,33 @@ def test_the_proxy_bench_starts_its_otlp_collector_only_for_a_traced_mode() -> N
         if sink is not None:
             sink.close()
     assert sink.received == 2000
+
+
+def test_the_proxy_benchs_otlp_collector_keeps_the_exporters_connection_alive() -> None:
+    """A collector's OTLP/HTTP receiver speaks HTTP/1.1 keep-alive: the exporter's batches share one connection.
+    The bench's spoke HTTP/1.0 and closed each, so every batch cost the traced proxy a new connection."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from pooltui.bench.proxy import sink_for
+
+    sink = sink_for(("traced",))
+    assert sink is not None
+    try:
+        url = urlsplit(sink.url)
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+        sockets = []
+        for _ in range(2):
+            conn.request("POST", "/v1/traces", body=b"x" * 100, headers={"content-type": "application/x-protobuf"})
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200 and not answer.will_close
+            sockets.append(conn.sock)
+        assert sockets[0] is sockets[1] is not None
+        conn.close()
+    finally:
+        sink.close()
+    assert sink.received == 200
 
 
 def test_a_bench_proxy_from_another_source_runs_that_sources_package(tmp_path) -> None:

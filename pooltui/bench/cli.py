@@ -4,6 +4,7 @@ only when its benchmark runs."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 _DESCRIPTION = ("Benchmarks that print figures. Targets (issue 1): engine under 10 µs per pick+report at 3 keys, "
@@ -46,8 +47,12 @@ def _proxy(a: argparse.Namespace) -> None:
 
 def _profile(a: argparse.Namespace) -> None:
     from pooltui.bench.profile import bench_profile
+    from pooltui.bench.proxy import MODES
 
-    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source)
+    if a.mode not in MODES:
+        print(f"pooltui.bench profile: unknown mode {a.mode!r} (one of {', '.join(MODES)})", file=sys.stderr)
+        raise SystemExit(2)
+    bench_profile(a.requests, a.concurrency, a.top, a.out, a.source, a.mode, a.gil)
 
 
 def _stream(a: argparse.Namespace) -> None:
@@ -165,6 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--concurrency", type=int, default=32)
     pr.add_argument("--top", type=int, default=15)
     pr.add_argument("--source", default=None, help="profile the proxy of another checkout's directory")
+    pr.add_argument("--mode", default="text-log", help="the proxy's observability settings (a `proxy` mode)")
+    pr.add_argument("--gil", action="store_true", help="sample only the thread holding the interpreter lock")
     pr.add_argument("--out", default=None, help="where py-spy's raw output goes (default: a temporary directory)")
     s = parsers["stream"]
     s.add_argument("--tokens", type=int, default=200)

@@ -49,8 +49,13 @@ async def _load(base: str, n: int, concurrency: int, serial: bool = True) -> Non
             await call()
 
 
-def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: str | None = None
-                  ) -> list[tuple[str, int]]:
+def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: str | None = None,
+                  mode: str = "text-log", gil: bool = False) -> list[tuple[str, int]]:
+    """The proxy's top frames by self time in one of the `proxy` benchmark's modes (``traced``: exporting to
+    the local OTLP collector, in a process of its own); with ``gil``, only the thread holding the interpreter lock
+    is sampled (a thread waiting for it, which py-spy counts as busy otherwise, is left out)."""
+    from pooltui.bench.proxy import MODES, sink_for
+
     spy = shutil.which("py-spy")
     if spy is None:
         print("pooltui.bench profile: py-spy is not installed (pip install py-spy)", file=sys.stderr)
@@ -59,15 +64,18 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
     raw_path = out or os.path.join(tmp, "proxy.raw.txt")
     sim_port, proxy_port = free_port(), free_port()
     sim = start_sim(sim_port)
-    proxy = proxy_process(sim_port, proxy_port, tmp, source=source)
+    sink = sink_for((mode,))
+    args, env = MODES[mode]
+    proxy = proxy_process(sim_port, proxy_port, tmp, args=args, source=source,
+                          env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()})
     recorder: subprocess.Popen[bytes] | None = None
     try:
         wait_port(proxy_port, proxy, "the proxy")
         base = f"http://127.0.0.1:{proxy_port}/v1"
         run(_load(base, WARM_UP, concurrency, serial=False))
         recorder = subprocess.Popen((spy, "record", "--format", "raw", "--rate", "250", "--nonblocking", "-o",
-                                     raw_path, "--pid", str(proxy.pid)), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+                                     raw_path, "--pid", str(proxy.pid), *(("--gil",) if gil else ())),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # py-spy attached before the load starts
         run(_load(base, n, concurrency))
     finally:
@@ -79,6 +87,8 @@ def bench_profile(n: int, concurrency: int, top: int, out: str | None, source: s
                 recorder.kill()
         stop_process(proxy)
         sim.stop()
+        if sink is not None:
+            sink.close()
     return report(raw_path, n, concurrency, top)
 
 

@@ -302,6 +302,7 @@ class PoolProxy:
             return self._unavailable(api, exc)
         except RequestRefusedError as exc:
             return self._error(api, exc.status, str(exc), "invalid_request_error")
+        self.observer.answered(resp)
         bridge = bridges.get(resp.provider)
         content = resp.content if bridge is None else bridge.answer(resp.status, resp.content)
         content = self._scrub(resp.status, content)

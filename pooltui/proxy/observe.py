@@ -15,15 +15,16 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pooltui.client.pool_client import PoolClient, RequestRecord, UsageRecord
+from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
 from pooltui.core.trace import RequestTrace
+from pooltui.core.usage import Usage, usage_of
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy.logs import ACCESS, OPERATIONS
 from pooltui.store.telemetry import TelemetryConfig
@@ -40,6 +41,35 @@ CAPTURE_MAX_BYTES = 1 << 20  # a caller's body read early for content capture, w
 WARN_CHANGES = frozenset({StateChange.PARKED, StateChange.BARRED, StateChange.OUTAGE_OPENED})
 
 _current: ContextVar[RequestWatch | None] = ContextVar("pooltui_request", default=None)
+
+
+class AnswerFacts(NamedTuple):
+    """What the spans say of a provider's answer, read from the body the client already parsed (as the provider
+    wrote it, before any translation): its model, id and finish reasons."""
+
+    model: str
+    id: str
+    finish_reasons: tuple[str, ...]
+    usage: Usage | None = None  # read here only when the client counted none (an answer past its parse limit)
+
+
+def answer_facts(body: object) -> AnswerFacts | None:
+    """The facts of a parsed answer of any dialect (openai ``choices[].finish_reason``, anthropic
+    ``stop_reason``, gemini ``candidates[].finishReason``, ``modelVersion`` and ``responseId``); None if it is
+    not an object."""
+    if not isinstance(body, dict):
+        return None
+    model, answer_id = body.get("model", body.get("modelVersion")), body.get("id", body.get("responseId"))
+    reason = body.get("stop_reason")
+    if isinstance(reason, str):
+        reasons: tuple[str, ...] = (reason,)
+    else:
+        said = [c.get("finish_reason", c.get("finishReason")) for c in body.get("choices") or body.get("candidates")
+                or () if isinstance(c, dict)]
+        reasons = tuple(r for r in said if isinstance(r, str)) if said else ()
+        reasons = reasons if len(reasons) == len(said) else ()
+    return AnswerFacts(model if isinstance(model, str) else "", answer_id if isinstance(answer_id, str) else "",
+                       reasons)
 
 
 @dataclass(slots=True)
@@ -59,6 +89,9 @@ class RequestWatch:
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
+    cache_read: int = 0  # prompt-cache tokens read and written (in tokens_in)
+    cache_write: int = 0
+    answer: AnswerFacts | None = None  # read off the answer's parsed body when tracing is on
     events: list[Event] = field(default_factory=list)
     latency_ms: float = 0.0  # arrival to the response's headers (a stream's first byte)
     status: int = 0
@@ -157,7 +190,7 @@ class Observer:
         if isinstance(response, StreamingResponse):
             response.body_iterator = self._tail(watch, response.body_iterator)
         else:
-            self._done(watch, bytes(response.body) if self.tracing is not None else None)
+            self._done(watch, bytes(response.body) if self.capture else None)
         return response
 
     async def _tail(self, watch: RequestWatch, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:
@@ -202,6 +235,24 @@ class Observer:
             watch.tokens_in += record.tokens_in
             watch.tokens_out += record.tokens_out
             watch.cost += record.cost
+            if record.cache_read or record.cache_write:
+                watch.cache_read += record.cache_read
+                watch.cache_write += record.cache_write
+
+    def answered(self, response: PoolResponse) -> None:
+        """A provider's whole answer (not a stream's): the spans' facts of it, from the body the client parsed."""
+        if self.tracing is None or response.status >= 400:
+            return
+        watch = _current.get()
+        if watch is not None:
+            try:
+                body = response.json()  # parsed already when the client settled it (up to 1 MB)
+            except ValueError:  # not JSON: no facts
+                return
+            facts = answer_facts(body)
+            if facts is not None and not (response.usage.input or response.usage.output):
+                facts = facts._replace(usage=usage_of(body))
+            watch.answer = facts
 
     def on_event(self, event: Event) -> None:
         """An engine event: a state change is an operational log line; any event joins its request's spans."""

@@ -7,7 +7,7 @@ tests/observe/test_otlp_wire.py."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 AttrValue = str | bool | int | float | Sequence[str]
@@ -83,6 +83,64 @@ def attributes(tag: bytes, attrs: Mapping[str, AttrValue]) -> bytes:
     return b"".join(parts)
 
 
+class Field:
+    """One attribute key written as ``KeyValue`` fields ``tag`` (a span's 9 by default, an event's 3): its key's
+    bytes made once, and (with ``cache``) the encoded field of each value seen before kept (strings up to
+    ``CACHED_VALUE_MAX`` and whole numbers), so a repeated value costs one dictionary look-up. ``clean``: what a
+    string passes through before it is written (a scrubber), once per value kept."""
+
+    __slots__ = ("_cache", "_clean", "_head", "_seen", "key", "tag")
+
+    def __init__(self, key: str, tag: bytes = b"\x4a", *, cache: bool = True,
+                 clean: Callable[[str], str] | None = None) -> None:
+        self.key, self.tag, self._cache, self._clean = key, tag, cache, clean
+        self._head = text(b"\x0a", key)
+        self._seen: dict[str | int | tuple[str, ...], bytes] = {}
+
+    def _field(self, value: bytes) -> bytes:
+        return delimited(self.tag, self._head + delimited(b"\x12", value))
+
+    def of_str(self, value: str) -> bytes:
+        hit = self._seen.get(value)
+        if hit is None:
+            hit = self._field(text(b"\x0a", self._clean(value) if self._clean is not None else value))
+            if self._cache and len(value) <= CACHED_VALUE_MAX:
+                if len(self._seen) >= CACHED_MAX:
+                    self._seen.clear()
+                self._seen[value] = hit
+        return hit
+
+    def of_int(self, value: int) -> bytes:
+        hit = self._seen.get(value)
+        if hit is None:
+            hit = self._field(b"\x18" + varint(value))
+            if not self._cache:
+                return hit
+            if len(self._seen) >= CACHED_MAX:
+                self._seen.clear()
+            self._seen[value] = hit
+        return hit
+
+    def of_strs(self, values: tuple[str, ...]) -> bytes:
+        """A list of strings (kept as a whole when short)."""
+        hit = self._seen.get(values)
+        if hit is None:
+            clean = self._clean
+            hit = self._field(any_value([clean(v) for v in values] if clean is not None else values))
+            if self._cache and sum(map(len, values)) <= CACHED_VALUE_MAX:
+                if len(self._seen) >= CACHED_MAX:
+                    self._seen.clear()
+                self._seen[values] = hit
+        return hit
+
+    def of_float(self, value: float) -> bytes:
+        return self._field(b"\x21" + _DOUBLE.pack(value))
+
+    def of_any(self, value: AttrValue) -> bytes:
+        """Any attribute value (a bool, a list of strings...), not cached."""
+        return self._field(any_value(value))
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One finished span as pooltui knows it: ids as integers, times in ns since the epoch."""
@@ -94,8 +152,8 @@ class SpanRecord:
     kind: int
     start_ns: int
     end_ns: int
-    attributes: Mapping[str, AttrValue]
-    events: Sequence[tuple[int, str, Mapping[str, AttrValue]]] = ()  # (time ns, name, attributes)
+    attributes: Mapping[str, AttrValue] | bytes  # bytes: the KeyValue fields already encoded (Field)
+    events: Sequence[tuple[int, str, Mapping[str, AttrValue] | bytes]] = ()  # (time ns, name, attributes)
     error: str | None = None  # the status's message when the span failed (status ERROR), else status unset
     trace_state: str = ""
     parent_remote: bool = False
@@ -109,19 +167,31 @@ def span(record: SpanRecord) -> bytes:
         parts.append(text(b"\x1a", record.trace_state))
     if record.parent_id:
         parts += (b"\x22\x08", record.parent_id.to_bytes(8, "big"))
-    parts += (text(b"\x2a", record.name), b"\x30", varint(record.kind), b"\x39", _FIXED64.pack(record.start_ns),
-              b"\x41", _FIXED64.pack(record.end_ns), attributes(b"\x4a", record.attributes))
+    named = _NAMES.get(record.name)
+    if named is None:
+        if len(_NAMES) >= CACHED_MAX:
+            _NAMES.clear()
+        named = _NAMES[record.name] = text(b"\x2a", record.name)
+    parts += (named, b"\x30", varint(record.kind), b"\x39", _FIXED64.pack(record.start_ns),
+              b"\x41", _FIXED64.pack(record.end_ns), _attrs(b"\x4a", record.attributes))
     for ts, name, attrs in record.events:  # Event: time 1, name 2, attributes 3
         parts.append(delimited(b"\x5a", b"\x09" + _FIXED64.pack(ts) + text(b"\x12", name)
-                               + attributes(b"\x1a", attrs)))
+                               + _attrs(b"\x1a", attrs)))
     if record.error is not None:  # Status: message 2, code 3
         parts.append(delimited(b"\x7a", (text(b"\x12", record.error) if record.error else b"")
                                + b"\x18" + varint(STATUS_ERROR)))
     else:
         parts.append(b"\x7a\x00")
-    flags = FLAG_HAS_IS_REMOTE | (FLAG_IS_REMOTE if record.parent_remote else 0)
-    parts += (b"\x85\x01", _FIXED32.pack(flags))
+    parts.append(_REMOTE if record.parent_remote else _LOCAL)
     return b"".join(parts)
+
+
+_NAMES: dict[str, bytes] = {}  # span names, encoded (operation and model: a handful)
+_LOCAL, _REMOTE = (b"\x85\x01" + _FIXED32.pack(FLAG_HAS_IS_REMOTE | remote) for remote in (0, FLAG_IS_REMOTE))
+
+
+def _attrs(tag: bytes, attrs: Mapping[str, AttrValue] | bytes) -> bytes:
+    return attrs if isinstance(attrs, bytes) else attributes(tag, attrs)
 
 
 def resource(attrs: Mapping[str, AttrValue]) -> bytes:
@@ -137,7 +207,10 @@ def scope(name: str, version: str) -> bytes:
 def export_request(resource_bytes: bytes, scope_bytes: bytes, spans: Iterable[bytes], schema_url: str = "") -> bytes:
     """``ExportTraceServiceRequest`` of one resource and one scope: resource_spans 1 {resource 1, scope_spans 2
     {scope 1, spans 2}, schema_url 3}."""
-    scope_spans = delimited(b"\x0a", scope_bytes) + b"".join(delimited(b"\x12", s) for s in spans)
+    parts = [delimited(b"\x0a", scope_bytes)]
+    for s in spans:  # each span's tag and length beside it: no span copied before the last join
+        parts += (b"\x12", varint(len(s)), s)
+    scope_spans = b"".join(parts)
     body = delimited(b"\x0a", resource_bytes) + delimited(b"\x12", scope_spans)
     if schema_url:
         body += text(b"\x1a", schema_url)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from functools import partial
 
 import httpx
 import openai
@@ -219,23 +220,77 @@ def test_a_caller_not_sampled_is_not_traced(proxied) -> None:  # noqa: F811 - th
     assert {s.trace_id for s in receiver.spans} == {CALLER_TRACE} and spans
 
 
-async def _large_completion(writer) -> None:
+async def _large_completion(writer, words: int = 40_000) -> None:
     body = json.dumps({"id": "c-large", "object": "chat.completion", "created": 0, "model": "m-large",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 40_000},
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * words},
                                     "finish_reason": "length"}],
-                       "usage": {"prompt_tokens": 9, "completion_tokens": 40_000, "total_tokens": 40_009}}).encode()
+                       "usage": {"prompt_tokens": 9, "completion_tokens": words, "total_tokens": 9 + words}}).encode()
     writer.write(head(content_type="application/json", length=len(body)) + body)
 
 
-def test_a_large_answer_is_traced_like_a_small_one() -> None:
-    """An answer too large to hold until its spans are built is read at once: the spans say the same."""
-    with OddUpstream(_large_completion) as odd, OtlpReceiver() as receiver, \
+@pytest.mark.parametrize("words", [40_000, 250_000])  # the second past the 1 MB the client parses
+def test_a_large_answer_is_traced_like_a_small_one(words: int) -> None:
+    """An answer too large to hold until its spans are built is read at once: the spans say the same, its tokens
+    too when the client, past its parse limit, counted none."""
+    with OddUpstream(partial(_large_completion, words=words)) as odd, OtlpReceiver() as receiver, \
             ProxyThread({"odd": odd.client()}, observer=traced(receiver)) as px:
-        assert len(ask(px.service.url).content) > 200_000
+        assert len(ask(px.service.url).content) > words * 5
         spans = receiver.wait_for(2)
     [attempt] = [s for s in spans if s.client]
     a = attempt.attributes
     assert (a["gen_ai.response.id"], a["gen_ai.response.model"], a["gen_ai.response.finish_reasons"]) == (
         "c-large", "m-large", ["length"])
-    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (9, 40_000)
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (9, words)
     assert not any("word word" in text for text in exported_text(receiver, spans))
+
+
+def test_tokens_and_cache_tokens_come_from_what_the_request_counted_a_stream_too(serve) -> None:
+    """The spans' usage is what the client counted of the answer (its usage records), not the body read again:
+    an anthropic answer's cache writes and reads (input tokens counting them, as the conventions ask), and a
+    stream's serving attempt, whose body the spans never see, has its tokens too."""
+    import anthropic
+
+    from tests.test_prompt_cache import cached_system
+
+    scenario = make_scenario({"name": "a", "dialect": "anthropic", "keys": keys("s", 1, org="acme")})
+    client = client_for_scenario(scenario, serve(scenario), "round_robin", seed=1)
+    first_trace, stream_trace = "1" * 32, "2" * 32
+    with OtlpReceiver() as receiver, ProxyThread({"a": client}, observer=traced(receiver)) as px:
+        sdk = anthropic.Anthropic(base_url=px.service.url, api_key="caller-own-key", max_retries=0)
+        first = sdk.messages.create(model="claude-sim-1", max_tokens=4, **cached_system(2000, question="one"),
+                                    extra_headers={"traceparent": f"00-{first_trace}-{CALLER_SPAN}-01"})
+        with sdk.messages.stream(model="claude-sim-1", max_tokens=4, **cached_system(2000, question="two"),
+                                 extra_headers={"traceparent": f"00-{stream_trace}-{CALLER_SPAN}-01"}) as stream:
+            final = stream.get_final_message()
+        spans = receiver.wait_for(4)
+    by_trace = {t: {("server" if s.server else "client"): s.attributes for s in spans if s.trace_id == t}
+                for t in (first_trace, stream_trace)}
+    written = first.usage.cache_creation_input_tokens
+    assert written and final.usage.cache_read_input_tokens == written
+    for kind in ("server", "client"):
+        a = by_trace[first_trace][kind]
+        assert a["gen_ai.usage.cache_creation.input_tokens"] == written
+        assert a["gen_ai.usage.input_tokens"] == first.usage.input_tokens + written
+        assert a["gen_ai.usage.output_tokens"] == first.usage.output_tokens
+        s = by_trace[stream_trace][kind]
+        assert s["gen_ai.usage.cache_read.input_tokens"] == written
+        assert s["gen_ai.usage.output_tokens"] == final.usage.output_tokens
+    served = by_trace[first_trace]["client"]
+    assert (served["gen_ai.response.id"], served["gen_ai.response.finish_reasons"]) == (first.id, [first.stop_reason])
+
+
+@pytest.mark.parametrize(("body", "facts"), [
+    ({"id": "chatcmpl-1", "model": "gpt-4o-mini-2024-07-18", "choices": [
+        {"index": 0, "finish_reason": "stop"}, {"index": 1, "finish_reason": "length"}]},
+     ("gpt-4o-mini-2024-07-18", "chatcmpl-1", ("stop", "length"))),
+    ({"id": "msg_01", "type": "message", "model": "claude-sonnet-4-5", "stop_reason": "end_turn"},
+     ("claude-sonnet-4-5", "msg_01", ("end_turn",))),
+    ({"candidates": [{"finishReason": "STOP"}], "modelVersion": "gemini-2.0-flash", "responseId": "r-1"},
+     ("gemini-2.0-flash", "r-1", ("STOP",))),
+    ({"id": 7, "choices": [{"finish_reason": None}]}, ("", "", ())),  # not strings: left out
+    ([1, 2], None),
+])
+def test_the_answer_facts_of_each_dialect(body: object, facts: tuple | None) -> None:
+    from pooltui.proxy.observe import AnswerFacts, answer_facts
+
+    assert answer_facts(body) == (AnswerFacts(*facts) if facts is not None else None)
