@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 from urllib.parse import unquote
 
 import httpx
 import pytest
 
+from pooltui.client.pool_client import PoolClient, Upstream
+from pooltui.core import KeySpec, Pool
+from pooltui.providers.profiles import profile_for
 from pooltui.proxy.app import is_loopback
 from pooltui.proxy.guard import PathRefused, safe_path, safe_query
 from pooltui.sim.server import ThreadedServer
@@ -135,3 +139,21 @@ def test_path_and_query_rules() -> None:
             safe_path(bad)
     assert safe_query("a=1&key=s&Api_Key=s&access_token=t") == "a=1"
     assert safe_query("a=1&b=2") == "a=1&b=2"
+
+
+def test_a_route_of_one_dialect_never_reaches_a_fallback_of_the_other() -> None:
+    """An openai provider that cannot be reached, an anthropic fallback: an openai route with no translation
+    (/v1/batches) is never tried on the anthropic one. The caller hears the openai provider's failure (a 5xx),
+    not a refusal to translate (a 400 that would blame its request), and the anthropic provider gets nothing."""
+    recorder = Recorder()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]  # nothing listens there once the socket is closed
+    with ThreadedServer(recorder.app) as up:
+        primary = client_on(f"http://127.0.0.1:{dead_port}/v1").primary
+        fallback = Upstream(profile_for("anthropic", name="ant", base_url=f"{up.url}/api"),
+                            Pool("ant", [KeySpec("a", "sk-ant-test-recorder-000000001")]))
+        with ProxyThread({"up": PoolClient(primary, [fallback], deadline_s=5)}) as px:
+            r = httpx.post(f"{px.service.url}/v1/batches", json={"input_file_id": "f"}, timeout=30)
+    assert r.status_code >= 500, (r.status_code, r.text)
+    assert recorder.seen == [], recorder.seen
