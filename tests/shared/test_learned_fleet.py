@@ -145,19 +145,27 @@ async def test_a_per_model_limit_two_processes_learnt_reaches_a_third(redis_serv
             await s.stop()
 
 
+async def start_processes(url: str, prefix: str, n: int, stores: list[SharedKeyStates], pools: list[Pool]) -> None:
+    """``n`` processes of one fleet, each a pool of key k0 with its store started; added to ``stores`` and ``pools``
+    as each starts (the caller stops what started, whatever failed)."""
+    for _ in range(n):
+        store = SharedKeyStates(url, prefix=prefix)
+        pool = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
+        store.attach(pool)
+        stores.append(store)
+        pools.append(pool)
+        await store.start()
+
+
 @pytest.mark.asyncio
 async def test_a_per_model_learnt_limit_paces_the_fleet_through_one_window(redis_server) -> None:
     """Like the key's own learnt limit, a model's is held across the processes: three pools that each believe
     "3 per 5 s for m-a" send 3 of m-a in a window together, not 3 each; the other model is not held."""
-    stores, pools = [], []
+    stores: list[SharedKeyStates] = []
+    pools: list[Pool] = []
     try:
-        for _ in range(3):
-            store = SharedKeyStates(redis_server.url, prefix="pmw")
-            pool = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
-            store.attach(pool)
-            await store.start()
-            stores.append(store)
-            pools.append(pool)
+        await start_processes(redis_server.url, "pmw", 3, stores, pools)
+        for pool in pools:
             pool.report(pool.pick(model="other"), Classification(Outcome.OK, 200), model="other")
             assert pool.restore_learned("k0", "m-a", 3, 5.0)
         sent, deadline = 0, asyncio.get_running_loop().time() + 1.5
@@ -180,15 +188,10 @@ async def test_a_token_budget_one_process_learnt_from_a_429_is_held_by_the_other
     """OpenAI's "on tokens per min (TPM): Limit 30000" (a real body, tests/corpus/) teaches one process the key's
     budget; the others hold it too (a smaller one they know is kept); a planted one is refused."""
     c = case("openai-tpm-rate-limit-644ms-429")
-    stores, pools = [], []
+    stores: list[SharedKeyStates] = []
+    pools: list[Pool] = []
     try:
-        for _ in range(2):
-            store = SharedKeyStates(redis_server.url, prefix="tok")
-            pool = Pool("p", [KeySpec("k0", SECRET)], "round-robin")
-            store.attach(pool)
-            await store.start()
-            stores.append(store)
-            pools.append(pool)
+        await start_processes(redis_server.url, "tok", 2, stores, pools)
         key = pools[0].pick()
         assert key is not None
         pools[0].report(key, classify(c["dialect"], c["status"], c["headers"], raw_body(c), time.time()))
