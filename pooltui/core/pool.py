@@ -700,16 +700,11 @@ class Pool:
         stats.requests += 1
         stats.last_used = now
         sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
-        counter = stats.per_second
-        if counter._sec == sec:
-            counter._buckets[sec % counter.width] += 1
-        else:
-            counter.add(now)
-        counter = self.per_second
-        if counter._sec == sec:
-            counter._buckets[sec % counter.width] += 1
-        else:
-            counter.add(now)
+        for counter in (stats.per_second, self.per_second):
+            if counter._sec == sec:
+                counter._buckets[sec % counter.width] += 1
+            else:
+                counter.add(now)
         self.picks.append(key.label)
         if strategy in _HEAP_STRATEGIES:
             limits = stats.limits
