@@ -151,6 +151,20 @@ class AccountRow(NamedTuple):
     shares: str | None
 
 
+def _to_wal(db: sqlite3.Connection, timeout_s: float = 10.0) -> None:
+    """Switch ``db`` to WAL. SQLite answers "database is locked" at once, without waiting out the connection's
+    timeout, when processes open one new history together and another is switching it: try again until then."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class History:
     """The SQLite history database."""
 
@@ -163,7 +177,7 @@ class History:
         self.writer: HistoryWriter | None = None
         self._gathered: list[Statement] | None = None  # inside ``gathered``: the writes held until its end
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _to_wal(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self._migrate()
