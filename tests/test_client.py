@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
@@ -11,7 +13,7 @@ from pooltui.core import Backoff, KeyState
 from pooltui.core.events import StateChange
 from pooltui.session.traffic import TrafficGenerator
 from pooltui.sim.wiring import client_for_scenario
-from tests.conftest import keys, make_scenario
+from tests.conftest import keys, make_scenario, until
 
 pytestmark = pytest.mark.asyncio
 
@@ -63,6 +65,49 @@ async def test_all_keys_limited_waits_for_the_earliest_reset_within_deadline(ser
     assert "wait" in kinds and kinds[-1] == "attempt"
     # the first wait is the reset (at most the 1.5 s window) and a spread of at most 50 ms + 10% of it
     assert resp.trace.steps[kinds.index("wait")].detail["seconds"] <= 1.5 + 0.05 + 0.15
+
+
+async def test_a_wait_and_its_spread_end_by_the_request_deadline(serve) -> None:
+    """The spread added to a wait (up to 50 ms + 10% of it) never carries it past the request's deadline: a reset
+    that fits with a few ms to spare gets a wait cut at the deadline, not one that outlives the request."""
+    sc = _two_limited_keys()
+    server = serve(sc)
+    traces: list = []
+    async with client_for_scenario(sc, server, seed=3) as client:
+        client.outcome_listeners.append(lambda outcome, served_by, trace: traces.append(trace))
+        await _spend_both(client)
+        pool = client.primary.pool
+        reset = pool.next_ready_in(None)
+        assert reset is not None and reset > 0.5
+        deadline_s = reset + pool.answer_time_s() + 0.003  # the reset fits; almost any spread on top of it does not
+        with contextlib.suppress(PoolUnavailableError):
+            await client.chat("again", deadline_s=deadline_s)
+    trace = traces[-1]
+    waits = [s for s in trace.steps if s.kind == "wait"]
+    assert waits
+    for step in waits:
+        # the deadline runs from a moment after the trace's start (µs): 1 ms of slack, where a spread is 1-200 ms
+        assert step.ts + step.detail["seconds"] <= trace.started + deadline_s + 0.001, step
+
+
+async def test_a_cancelled_attempt_frees_its_send_on_its_models_estimate(serve) -> None:
+    """Once a pool serves several models its learnt limits are per model: a caller that goes away mid-attempt
+    settles the send on the estimate of the model it asked for, which would otherwise count it as in flight."""
+    sc = make_scenario({"name": "p", "latency_ms": 400, "success_headers": False, "keys": keys("k", 1)})
+    server = serve(sc)
+    async with client_for_scenario(sc, server, seed=8) as client:
+        for model in ("m-a", "m-b"):  # two models served: each has its own estimate on the key
+            assert (await client.chat("hi", model=model)).status == 200
+        key = client.primary.pool.key("k0")
+        assert key.learned_models is not None and not key.learned_models["m-a"].outstanding
+        task = asyncio.create_task(client.chat("slow", model="m-a"))
+        await until(lambda: key.inflight == 1, "the attempt in flight")
+        assert key.learned_models["m-a"].outstanding  # the send counts on its model's estimate...
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert key.inflight == 0
+        assert not key.learned_models["m-a"].outstanding  # ...until the cancelled attempt settles it
 
 
 async def test_all_keys_limited_falls_back_when_the_reset_is_past_the_deadline(serve) -> None:
