@@ -43,7 +43,15 @@ from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
-from pooltui.proxy.dialects import ANTHROPIC, OPENAI, Bridge, family_of, translatable, upstream_request
+from pooltui.proxy.dialects import (
+    ANTHROPIC,
+    OPENAI,
+    Bridge,
+    as_it_came,
+    family_of,
+    translatable,
+    upstream_request,
+)
 from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
@@ -56,6 +64,7 @@ from pooltui.proxy.guard import (
 from pooltui.proxy.limits import GONE_KEY, ClientLimits, limited_protocol, trust
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.proxy.observe import Observer
+from pooltui.proxy.peek import peek_fields
 from pooltui.proxy.raw import Caller, Reply
 from pooltui.session.local import MonitorSession
 from pooltui.session.views import ClientSeries, StateView, TraceView, event_dict, panel
@@ -73,6 +82,19 @@ DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade", "trailer",
     "set-cookie", "date", "server",
 })
+#: a request body this large has its model and stream flags peeked at (proxy/peek.py) rather than parsed whole
+PEEK_MIN_BYTES = 128 * 1024
+PEEKED = frozenset({"model", "stream", "stream_options"})
+
+
+def _parsed(body: bytes) -> Any:
+    """A caller's body parsed (None when it is empty or not JSON)."""
+    if body:
+        with contextlib.suppress(ValueError):
+            return json.loads(body)
+    return None
+
+
 def is_loopback(host: str) -> bool:
     """True when every address ``host`` resolves to is loopback (``127.attacker.example`` is not)."""
     return resolves_to_loopback(host)
@@ -278,22 +300,31 @@ class PoolProxy:
         if body is None:
             return self._refusal(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
                                  "request_too_large")
-        parsed = None
-        if body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(body)
-        stream = isinstance(parsed, dict) and parsed.get("stream") is True
+        crosses = translatable(api, path, request.method)
+        ups = [up for up in client.upstreams
+               if (fam := family_of(up.profile.dialect)) == api or (fam is not None and crosses)]
+        # a large body's model and stream flags peeked at, when no pool reads its conversation: parsed whole only if
+        # a provider needs it so (another dialect, a model mapped)
+        peeked = peek_fields(body, PEEKED) if len(body) >= PEEK_MIN_BYTES and not any(
+            up.pool is not None and up.pool.affinity != "off" for up in ups) else None
+        parsed = _parsed(body) if peeked is None else None
+        fields = peeked if peeked is not None else parsed if isinstance(parsed, dict) else {}
+        stream = fields.get("stream") is True
         items = request.items
         named = connection_named(items)
         headers = {k: v for k, v in items if k not in self.drop_request and k not in named}
         headers["accept-encoding"] = "identity"
-        crosses = translatable(api, path, request.method)
-        ups = [up for up in client.upstreams
-               if (fam := family_of(up.profile.dialect)) == api or (fam is not None and crosses)]
         bridges: dict[str, Bridge | None] = {}  # per provider tried: how its answer crosses back
 
         def build(profile: ProviderProfile) -> ApiRequest:
+            nonlocal parsed, peeked
             target = self._upstream_path(profile, path) + (f"?{query}" if query else "")
+            if peeked is not None:
+                sent = as_it_came(api, profile, request.method, target, peeked.get("model"), headers, stream, body)
+                if sent is not None:
+                    bridges[profile.name] = None
+                    return sent
+                parsed, peeked = _parsed(body), None
             req, bridges[profile.name] = upstream_request(
                 api, profile, request.method, target, parsed if isinstance(parsed, dict) else None, headers, stream,
                 body)
@@ -301,8 +332,8 @@ class PoolProxy:
 
         try:
             if stream:
-                include_usage = isinstance(parsed, dict) and isinstance(parsed.get("stream_options"), dict) \
-                    and parsed["stream_options"].get("include_usage") is True
+                options = fields.get("stream_options")
+                include_usage = isinstance(options, dict) and options.get("include_usage") is True
                 return await self._stream(client, api, build, ups, bridges, include_usage)
             resp = await client.send(build, upstreams=ups, deadline_s=self.deadline_s)
         except PoolUnavailableError as exc:
