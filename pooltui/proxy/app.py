@@ -665,6 +665,8 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
     limits = proxy.client_limits
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
                             access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits),
+                            # nothing reads the client address or scheme X-Forwarded-* would rewrite: no layer for it
+                            proxy_headers=False,
                             # uvicorn types it int; any number of seconds works (it goes to loop.call_later)
                             timeout_keep_alive=limits.idle_timeout_s)  # type: ignore[arg-type]
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)
