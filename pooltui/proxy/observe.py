@@ -206,11 +206,9 @@ class Observer:
                 self.ops.exception("trace not exported")
         if not watch.trace_id:
             watch.trace_id = caller_trace_id(watch.carrier)
-        access = self.access
-        if self.access_log and access.isEnabledFor(logging.INFO):  # the record made directly: no caller looked up
-            access.handle(access.makeRecord(access.name, logging.INFO, "", 0,
-                                            f"{watch.api} {watch.method} {watch.path} {watch.status}", (), None,
-                                            extra={"fields": access_fields(watch)}))
+        if self.access_log and self.access.isEnabledFor(logging.INFO):
+            self.access.info(f"{watch.api} {watch.method} {watch.path} {watch.status}",
+                             extra={"fields": access_fields(watch)})
 
     # ------------------------------------------------------------------ the client's listeners
     def _outcome(self, outcome: str, served_by: str, trace: RequestTrace) -> None:
