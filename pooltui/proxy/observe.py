@@ -24,10 +24,10 @@ from pooltui.core.trace import RequestTrace
 from pooltui.core.usage import Usage, usage_of
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy.logs import ACCESS, OPERATIONS
-from pooltui.proxy.raw import Caller, Reply
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
+    from pooltui.proxy.raw import Caller, Reply
     from pooltui.proxy.telemetry import Tracing
 
 #: upstream attempt latency buckets, seconds: one answer's time, from a cached reply (tens of ms) to a long
