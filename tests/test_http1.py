@@ -187,3 +187,23 @@ def test_requests_waiting_at_the_cap_take_a_connection_that_comes_back_idle(serv
             await sender.aclose()
 
     assert asyncio.run(run()) == ([200] * 4, 1)
+
+
+def test_events_read_together_are_handed_on_as_one_chunk() -> None:
+    """A stream's events that came in one read go on in one piece (one scan, one write to the caller), in order."""
+    events = [b'data: {"n": %d}\n\n' % i for i in range(12)]
+
+    async def stream(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                     + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n")
+
+    async def main() -> list[bytes]:
+        sender = Http1Sender()
+        try:
+            answer = await sender.open("POST", f"http://127.0.0.1:{up.port}/v1/chat/completions", b"{}", {}, None)
+            return [c async for c in answer.aiter_raw()]
+        finally:
+            await sender.aclose()
+
+    with OddUpstream(stream) as up:
+        assert asyncio.run(main()) == [b"".join(events)]

@@ -25,6 +25,7 @@ import httpx
 from pooltui.client.upstream_http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ParsedOnce, raw_headers, tls_context
 
 _PAUSE_ABOVE = 1 << 20  # answer bytes held unread before the socket stops being read
+_JOIN_MAX = 64 * 1024  # chunks read at once are handed on as one up to this size (larger ones as they are)
 MAX_HEADERS = 256  # an answer's header lines (a provider sends a few dozen)
 MAX_HEAD_BYTES = 64 * 1024  # and their bytes
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})  # framing: ours to write
@@ -246,7 +247,7 @@ class Http1Answer:
         try:
             while True:
                 if chunks:
-                    chunk = chunks.popleft()
+                    chunk = chunks.popleft() if len(chunks) == 1 else _joined(chunks)
                     conn = self._conn
                     if conn is not None and conn.paused and conn.transport is not None and not chunks:
                         conn.paused = False
@@ -277,6 +278,17 @@ class Http1Answer:
         else:
             conn.close()
             conn.pool._forget(conn)
+
+
+def _joined(chunks: deque[bytes]) -> bytes:
+    """The chunks that came together, taken as one (up to ``_JOIN_MAX`` bytes): a stream's events read in one go
+    are relayed in one write, scanned in one pass, not one by one."""
+    parts = [chunks.popleft()]
+    size = len(parts[0])
+    while chunks and size + len(chunks[0]) <= _JOIN_MAX:
+        parts.append(chunk := chunks.popleft())
+        size += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class Http1Sender:

@@ -180,7 +180,7 @@ def _is_event_stream(resp: Answer) -> bool:
 
 def _model_of(req: ApiRequest) -> str | None:
     """The model a request names (None when its body names none)."""
-    model = req.json.get("model") if isinstance(req.json, dict) else None
+    model = req.json.get("model") if isinstance(req.json, dict) else req.model
     return model if isinstance(model, str) and model else None
 
 

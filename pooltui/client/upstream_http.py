@@ -95,8 +95,9 @@ class HttpxSender:
 
 def raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> httpx.Headers:
     """``httpx.Headers`` of an answer's raw header lines (bytes as they came): what ``httpx.Headers(raw)`` holds,
-    without its per-line type checks (half its cost, per attempt)."""
-    headers = httpx.Headers()
+    without its per-line type checks (half its cost, per attempt) nor its constructor's (two ABC instance checks)."""
+    headers = httpx.Headers.__new__(httpx.Headers)
+    headers._encoding = None
     headers._list = [(k, k.lower(), v) for k, v in raw]
     return headers
 

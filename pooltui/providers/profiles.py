@@ -20,6 +20,7 @@ class ApiRequest:
     content: bytes | None = None
     note: str = ""  # what was done to the caller's request on its way (a translation, a model mapped): traced
     translated: bool = False  # the caller's dialect was translated into this provider's
+    model: str | None = None  # the model its body names, when the body goes as it came, unparsed (``json`` None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,15 @@ from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
-from pooltui.proxy.dialects import ANTHROPIC, OPENAI, Bridge, family_of, translatable, upstream_request
+from pooltui.proxy.dialects import (
+    ANTHROPIC,
+    OPENAI,
+    Bridge,
+    as_it_came,
+    family_of,
+    translatable,
+    upstream_request,
+)
 from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
@@ -56,6 +64,8 @@ from pooltui.proxy.guard import (
 from pooltui.proxy.limits import GONE_KEY, ClientLimits, limited_protocol, trust
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.proxy.observe import Observer
+from pooltui.proxy.peek import peek_fields
+from pooltui.proxy.raw import Caller, Reply
 from pooltui.session.local import MonitorSession
 from pooltui.session.views import ClientSeries, StateView, TraceView, event_dict, panel
 
@@ -72,6 +82,19 @@ DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade", "trailer",
     "set-cookie", "date", "server",
 })
+#: a request body this large has its model and stream flags peeked at (proxy/peek.py) rather than parsed whole
+PEEK_MIN_BYTES = 128 * 1024
+PEEKED = frozenset({"model", "stream", "stream_options"})
+
+
+def _parsed(body: bytes) -> Any:
+    """A caller's body parsed (None when it is empty or not JSON)."""
+    if body:
+        with contextlib.suppress(ValueError):
+            return json.loads(body)
+    return None
+
+
 def is_loopback(host: str) -> bool:
     """True when every address ``host`` resolves to is loopback (``127.attacker.example`` is not)."""
     return resolves_to_loopback(host)
@@ -194,7 +217,7 @@ class PoolProxy:
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _presents(request: Request, header: str, token: str) -> bool:
+    def _presents(request: Request | Caller, header: str, token: str) -> bool:
         """Whether the request carries ``token`` in ``header`` or as ``Authorization: Bearer``."""
         headers = request.headers
         presented = headers.get(header) or ""
@@ -203,7 +226,7 @@ class PoolProxy:
             presented = auth[7:].strip()
         return bool(presented) and hmac.compare_digest(presented.encode(), token.encode())
 
-    def _authorized(self, request: Request) -> bool:
+    def _authorized(self, request: Request | Caller) -> bool:
         """Callers present the proxy token as their API key (any key is fine when no token is set). An authorised
         request marks its connection: it is never closed to make room for a newcomer."""
         if self.token is None or self._presents(request, "x-api-key", self.token):
@@ -219,6 +242,12 @@ class PoolProxy:
                ) -> Response:
         self.stats.requests[(api, status)] += 1
         return Response(error_body(api, status, scrub(message), kind), status, headers or {}, "application/json")
+
+    def _refusal(self, api: str, status: int, message: str, kind: str, headers: dict[str, str] | None = None
+                 ) -> Reply:
+        """An error of the API routes, in the caller's dialect."""
+        self.stats.requests[(api, status)] += 1
+        return Reply(status, headers or {}, error_body(api, status, scrub(message), kind), "application/json")
 
     @staticmethod
     def _upstream_path(profile: ProviderProfile, path: str) -> str:
@@ -248,45 +277,54 @@ class PoolProxy:
         return out
 
     # ------------------------------------------------------------------ the API
-    async def forward(self, request: Request, api: str) -> Response:
+    async def forward(self, request: Caller, api: str) -> Reply:
         """A caller's API request, between the observer's two hooks (one at its start, one at its end)."""
         watch = await self.observer.begin(request, api)
         return self.observer.finish(watch, await self._forward(request, api))
 
-    async def _forward(self, request: Request, api: str) -> Response:
+    async def _forward(self, request: Caller, api: str) -> Reply:
         if not self._authorized(request):
             self.stats.refused += 1
-            return self._error(api, 401, "pooltui proxy: present the proxy token as your API key",
-                               "invalid_api_key")
+            return self._refusal(api, 401, "pooltui proxy: present the proxy token as your API key",
+                                 "invalid_api_key")
         client = self.by_family.get(api)
         if client is None:
-            return self._error(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
+            return self._refusal(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
         scope = request.scope
         try:
             path = safe_path(scope.get("raw_path") or scope["path"].encode())
         except PathRefused as exc:
-            return self._error(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
+            return self._refusal(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
         query = safe_query(scope.get("query_string", b"").decode("latin-1"))  # Starlette's URL costs more
-        body = await self._body(request, client.max_body_bytes)
+        body = await request.body(client.max_body_bytes)
         if body is None:
-            return self._error(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
-                               "request_too_large")
-        parsed = None
-        if body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(body)
-        stream = isinstance(parsed, dict) and parsed.get("stream") is True
-        items = request.headers.items()
-        named = connection_named(items)
-        headers = {k: v for k, v in items if k not in self.drop_request and k not in named}
-        headers["accept-encoding"] = "identity"
+            return self._refusal(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
+                                 "request_too_large")
         crosses = translatable(api, path, request.method)
         ups = [up for up in client.upstreams
                if (fam := family_of(up.profile.dialect)) == api or (fam is not None and crosses)]
+        # a large body's model and stream flags peeked at, when no pool reads its conversation: parsed whole only if
+        # a provider needs it so (another dialect, a model mapped)
+        peeked = peek_fields(body, PEEKED) if len(body) >= PEEK_MIN_BYTES and not any(
+            up.pool is not None and up.pool.affinity != "off" for up in ups) else None
+        parsed = _parsed(body) if peeked is None else None
+        fields = peeked if peeked is not None else parsed if isinstance(parsed, dict) else {}
+        stream = fields.get("stream") is True
+        items = request.items
+        named = connection_named(items)
+        headers = {k: v for k, v in items if k not in self.drop_request and k not in named}
+        headers["accept-encoding"] = "identity"
         bridges: dict[str, Bridge | None] = {}  # per provider tried: how its answer crosses back
 
         def build(profile: ProviderProfile) -> ApiRequest:
+            nonlocal parsed, peeked
             target = self._upstream_path(profile, path) + (f"?{query}" if query else "")
+            if peeked is not None:
+                sent = as_it_came(api, profile, request.method, target, peeked.get("model"), headers, stream, body)
+                if sent is not None:
+                    bridges[profile.name] = None
+                    return sent
+                parsed, peeked = _parsed(body), None
             req, bridges[profile.name] = upstream_request(
                 api, profile, request.method, target, parsed if isinstance(parsed, dict) else None, headers, stream,
                 body)
@@ -294,59 +332,45 @@ class PoolProxy:
 
         try:
             if stream:
-                include_usage = isinstance(parsed, dict) and isinstance(parsed.get("stream_options"), dict) \
-                    and parsed["stream_options"].get("include_usage") is True
+                options = fields.get("stream_options")
+                include_usage = isinstance(options, dict) and options.get("include_usage") is True
                 return await self._stream(client, api, build, ups, bridges, include_usage)
             resp = await client.send(build, upstreams=ups, deadline_s=self.deadline_s)
         except PoolUnavailableError as exc:
             return self._unavailable(api, exc)
         except RequestRefusedError as exc:
-            return self._error(api, exc.status, str(exc), "invalid_request_error")
+            return self._refusal(api, exc.status, str(exc), "invalid_request_error")
         self.observer.answered(resp)
-        bridge = bridges.get(resp.provider)
+        return self._whole(api, resp, bridges.get(resp.provider))
+
+    def _whole(self, api: str, resp: PoolResponse, bridge: Bridge | None) -> Reply:
+        """A provider's whole answer for its caller: in the caller's dialect, scrubbed, its headers relayed."""
         content = resp.content if bridge is None else bridge.answer(resp.status, resp.content)
-        content = self._scrub(resp.status, content)
         self.stats.requests[(api, resp.status)] += 1
-        return Response(content, resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}",
-                                                                      bridge))
+        return Reply(resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}", bridge),
+                     self._scrub(resp.status, content))
 
-    @staticmethod
-    async def _body(request: Request, limit: int) -> bytes | None:
-        """The caller's body, or None past ``limit`` bytes (declared or sent): never held whole beyond it."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return None
-        buf = bytearray()
-        async for chunk in request.stream():
-            if len(buf) + len(chunk) > limit:
-                return None
-            buf += chunk
-        return bytes(buf)
-
-    def _unavailable(self, api: str, exc: PoolUnavailableError) -> Response:
+    def _unavailable(self, api: str, exc: PoolUnavailableError) -> Reply:
         if exc.kind == "deadline":
-            return self._error(api, 504, f"pooltui: the upstream did not answer in time: {exc}", "timeout")
+            return self._refusal(api, 504, f"pooltui: the upstream did not answer in time: {exc}", "timeout")
         if exc.kind == "too_large":
-            return self._error(api, 502, f"pooltui: {exc}", "upstream_too_large")
+            return self._refusal(api, 502, f"pooltui: {exc}", "upstream_too_large")
         if exc.kind == "unusable":
-            return self._error(api, 503, f"pooltui: {exc}", "pool_unusable", {"x-should-retry": "false"})
+            return self._refusal(api, 503, f"pooltui: {exc}", "pool_unusable", {"x-should-retry": "false"})
         headers = {}
         if exc.retry_after_s is not None and exc.should_retry:
             headers["retry-after"] = str(max(1, math.ceil(min(exc.retry_after_s, MAX_RETRY_AFTER_S))))
         if not exc.should_retry:
             headers["x-should-retry"] = "false"
         status, kind, said = unavailable_status(api, exc.cause)
-        return self._error(api, status, f"pooltui: {said} ({exc})", kind, headers)
+        return self._refusal(api, status, f"pooltui: {said} ({exc})", kind, headers)
 
     async def _stream(self, client: PoolClient, api: str, build, ups, bridges: dict[str, Bridge | None],
-                      include_usage: bool) -> Response:
+                      include_usage: bool) -> Reply:
         stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
         bridge = bridges.get(stream.provider)
         if isinstance(stream, PoolResponse):  # a request error: no stream, the answer goes back as it is
-            self.stats.requests[(api, stream.status)] += 1
-            content = stream.content if bridge is None else bridge.answer(stream.status, stream.content)
-            return Response(self._scrub(stream.status, content), stream.status,
-                            self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge))
+            return self._whole(api, stream, bridge)
         translator = bridge.stream(include_usage)() if bridge is not None else None
 
         async def relay() -> AsyncIterator[bytes]:
@@ -369,13 +393,7 @@ class PoolProxy:
         self.stats.requests[(api, stream.status)] += 1
         headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
         media = "text/event-stream" if bridge is not None else stream.headers.get("content-type", "text/event-stream")
-        return StreamingResponse(relay(), stream.status, headers, media)
-
-    async def openai_api(self, request: Request) -> Response:
-        return await self.forward(request, OPENAI)
-
-    async def anthropic_api(self, request: Request) -> Response:
-        return await self.forward(request, ANTHROPIC)
+        return Reply(stream.status, headers, media_type=media, body_iterator=relay())
 
     async def probe(self, request: Request) -> Response:
         """Probes for a local model server (llama.cpp's /props, Ollama's /api/tags and /api/show, /version...)
@@ -503,8 +521,7 @@ API_ROUTES: dict[str, str] = {
 
 class ApiFront:
     """The proxy's ASGI entry: the API routes (``API_ROUTES``) straight to ``PoolProxy.forward``, everything
-    else to the Starlette app. Same answers: errors in the caller's dialect, an unforeseen exception a 500 in
-    it (the traceback to the log), as the Starlette app would give."""
+    else to the Starlette app."""
 
     def __init__(self, proxy: PoolProxy, app: ASGIApp) -> None:
         self.proxy = proxy
@@ -514,36 +531,55 @@ class ApiFront:
         api = API_ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if api is None:
             await self.app(scope, receive, send)
-            return
-        started = False
+        else:
+            await serve_api(self.proxy, api, scope, receive, send)
 
-        async def sent(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
 
-        try:
-            response = await self.proxy.forward(Request(scope, receive), api)
-            on_gone = scope.get(GONE_KEY)
-            if isinstance(response, StreamingResponse):
-                if on_gone is None:  # a server without the proxy's protocol: Starlette watches for the disconnect
-                    await response(scope, receive, sent)
-                else:
-                    started = True
-                    await _relay(response, send, on_gone)
-            else:  # what Response.__call__ does (the proxy's responses have no background task), without its layer
+class ApiEndpoint:
+    """One dialect's API as a Starlette route's ASGI endpoint (the ``/v1/...`` paths not in ``API_ROUTES``)."""
+
+    def __init__(self, proxy: PoolProxy, api: str) -> None:
+        self.proxy = proxy
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_api(self.proxy, self.api, scope, receive, send)
+
+
+async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """One API request served and answered as plain ASGI messages (no Starlette Request or Response): errors in
+    the caller's dialect, an unforeseen exception a 500 in it (the traceback to the log), as the Starlette app
+    would give."""
+    started = False
+
+    async def sent(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        reply = await proxy.forward(Caller(scope, receive), api)
+        on_gone = scope.get(GONE_KEY)
+        if reply.body_iterator is not None:
+            if on_gone is None:  # a server without the proxy's protocol: Starlette watches for the disconnect
+                streaming = StreamingResponse(reply.body_iterator, reply.status_code)
+                streaming.raw_headers = reply.raw_headers()
+                await streaming(scope, receive, sent)
+            else:
                 started = True
-                await send({"type": "http.response.start", "status": response.status_code,
-                            "headers": response.raw_headers})
-                await send({"type": "http.response.body", "body": response.body})
-        except Exception as exc:
-            if not started:
-                await _error_response(api, exc)(scope, receive, send)
-            raise  # logged by the server, as Starlette's error middleware does
+                await _relay(reply, reply.body_iterator, send, on_gone)
+        else:
+            started = True
+            await send(reply.start())
+            await send({"type": "http.response.body", "body": reply.body})
+    except Exception as exc:
+        if not started:
+            await _error_response(api, exc)(scope, receive, send)
+        raise  # logged by the server, as Starlette's error middleware does
 
 
-async def _relay(response: StreamingResponse, send: Send, on_gone: Callable[[Callable[[], None] | None], None]
-                 ) -> None:
+async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
+                 on_gone: Callable[[Callable[[], None] | None], None]) -> None:
     """A stream to its caller chunk by chunk as they come, without the task Starlette starts per stream to watch
     for a disconnect: the connection calls back when its caller goes, and the relay is cancelled then (the
     upstream stream is closed at once, as Starlette's would be)."""
@@ -556,13 +592,11 @@ async def _relay(response: StreamingResponse, send: Send, on_gone: Callable[[Cal
         gone = True
         task.cancel()
 
-    chunks = response.body_iterator
     on_gone(leave)
     try:
-        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        await send(reply.start())
         async for chunk in chunks:
-            await send({"type": "http.response.body", "more_body": True,
-                        "body": chunk if isinstance(chunk, bytes | memoryview) else chunk.encode(response.charset)})
+            await send({"type": "http.response.body", "more_body": True, "body": chunk})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not gone:
@@ -589,12 +623,12 @@ def _routes(proxy: PoolProxy) -> Starlette:
         Route("/metrics", proxy.metrics, methods=["GET"]),
         Route("/pooltui/state", proxy.state_endpoint, methods=["GET"]),
         Route("/pooltui/command", proxy.command, methods=["POST"]),
-        Route("/v1/messages", proxy.anthropic_api, methods=["POST"]),
-        Route("/v1/messages/count_tokens", proxy.anthropic_api, methods=["POST"]),
+        Route("/v1/messages", ApiEndpoint(proxy, ANTHROPIC), methods=["POST"]),
+        Route("/v1/messages/count_tokens", ApiEndpoint(proxy, ANTHROPIC), methods=["POST"]),
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/v1/models/{rest:path}", proxy.model, methods=["GET"]),
         *(Route(path, proxy.probe, methods=["GET", "POST"]) for path in METADATA_PROBES),
-        Route("/v1/{rest:path}", proxy.openai_api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/v1/{rest:path}", ApiEndpoint(proxy, OPENAI), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(routes=routes, exception_handlers={Exception: _internal_error})
     app.state.proxy = proxy
@@ -631,6 +665,8 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
     limits = proxy.client_limits
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
                             access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits),
+                            # nothing reads the client address or scheme X-Forwarded-* would rewrite: no layer for it
+                            proxy_headers=False,
                             # uvicorn types it int; any number of seconds works (it goes to loop.call_later)
                             timeout_keep_alive=limits.idle_timeout_s)  # type: ignore[arg-type]
     server = (QuietServer if quiet_signals else uvicorn.Server)(config)

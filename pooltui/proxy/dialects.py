@@ -70,6 +70,17 @@ class Bridge:
         return lambda: translate.AnthropicToOpenAIStream(self.model, include_usage=include_usage)
 
 
+def as_it_came(api: str, profile: ProviderProfile, method: str, target: str, model: object, headers: dict[str, str],
+               stream: bool, raw: bytes) -> ApiRequest | None:
+    """The caller's body as it came, never parsed, for a provider of its own dialect that knows its model by the same
+    name (``model``: the one the body names); None when it must be parsed to go there (translated, model mapped)."""
+    asked = model if isinstance(model, str) else None
+    if (family_of(profile.dialect) or OPENAI) != api or (
+            asked is not None and profile.model_for(asked, same_dialect=True) != asked):
+        return None
+    return ApiRequest(method, target, None, headers, stream, raw, model=asked)
+
+
 def upstream_request(api: str, profile: ProviderProfile, method: str, target: str, body: dict[str, Any] | None,
                      headers: dict[str, str], stream: bool, raw: bytes) -> tuple[ApiRequest, Bridge | None]:
     """What goes to ``profile`` for a caller of dialect ``api``: the request as it came (with the model the

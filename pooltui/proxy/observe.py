@@ -17,9 +17,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-
 from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
@@ -30,6 +27,7 @@ from pooltui.proxy.logs import ACCESS, OPERATIONS
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
+    from pooltui.proxy.raw import Caller, Reply
     from pooltui.proxy.telemetry import Tracing
 
 #: upstream attempt latency buckets, seconds: one answer's time, from a cached reply (tens of ms) to a long
@@ -163,7 +161,7 @@ class Observer:
         client.usage_listeners.append(self._usage)
 
     # ------------------------------------------------------------------ the two hooks
-    async def begin(self, request: Request, api: str) -> RequestWatch:
+    async def begin(self, request: Caller, api: str) -> RequestWatch:
         """A caller request arrived: its watch, current for everything that runs for it."""
         headers = request.headers
         carrier = {k: v for k in ("traceparent", "tracestate") if (v := headers.get(k))}
@@ -178,7 +176,7 @@ class Observer:
         _current.set(watch)
         return watch
 
-    def finish(self, watch: RequestWatch, response: Response) -> Response:
+    def finish(self, watch: RequestWatch, response: Reply) -> Reply:
         """The response is about to go: it gets the attempts and queue wait headers; the log line and spans follow
         now, or when a stream's last chunk has gone."""
         watch.latency_ms = (time.perf_counter() - watch.perf) * 1000
@@ -187,7 +185,7 @@ class Observer:
         if watch.trace is not None:
             response.headers["x-pooltui-attempts"] = str(watch.attempts)
             response.headers["x-pooltui-queue-wait-ms"] = f"{watch.queue_wait_ms:.0f}"
-        if isinstance(response, StreamingResponse):
+        if response.body_iterator is not None:
             response.body_iterator = self._tail(watch, response.body_iterator)
         else:
             self._done(watch, bytes(response.body) if self.capture else None)
