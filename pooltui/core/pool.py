@@ -960,8 +960,11 @@ class Pool:
             used_in, used_out = used
             if key.token_allow is not None:
                 key.token_allow += held_in + held_out - used_in - used_out
-            if hold.on is not None and (used_in != held_in or used_out != held_out):
-                hold.on.settle_tokens(now, held, used)
+            on = hold.on
+            if on is not None and (used_in != held_in or used_out != held_out):
+                local = on.local  # (its run's quick give-back first, without DeclaredWindows.settle_tokens' call)
+                if local is None or not local.settle_tokens(now, held_in - used_in, held_out - used_out):
+                    on.settle_tokens(now, held, used)
             if used_in > 0:
                 hold.learn_ratio(used_in)
         hold.on, hold.held, hold.ratio_of = None, _NO_TOKENS, None
