@@ -702,7 +702,7 @@ class Pool:
         sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
         for counter in (stats.per_second, self.per_second):
             if counter._sec == sec:
-                counter._buckets[sec % counter.width] += 1
+                counter.now_count += 1
             else:
                 counter.add(now)
         self.picks.append(key.label)

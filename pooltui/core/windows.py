@@ -208,7 +208,8 @@ class LocalWindows:
     had when the run opened (a lower bound: units only leave a window meanwhile)."""
 
     __slots__ = ("chain_s", "credit_in", "credit_out", "credit_requests", "credit_tokens", "inputs", "kinds", "last",
-                 "outputs", "pend_in", "pend_out", "pend_requests", "requests", "token_kinds", "tokens", "untokened")
+                 "outputs", "pend_in", "pend_out", "pend_requests", "requests", "token_kinds", "tokens", "tokens_only",
+                 "untokened")
 
     def __init__(self, requests: tuple[SlidingWindow, ...], tokens: tuple[SlidingWindow, ...],
                  inputs: tuple[SlidingWindow, ...], outputs: tuple[SlidingWindow, ...]) -> None:
@@ -216,6 +217,7 @@ class LocalWindows:
         #: (window, what it counts: 0 requests, 1 all tokens, 2 input, 3 output) of each, requests first
         self.kinds = tuple((w, kind) for kind, ws in enumerate((requests, tokens, inputs, outputs)) for w in ws)
         self.token_kinds = tuple((w, kind) for w, kind in self.kinds if kind)  # the windows that count tokens
+        self.tokens_only = tokens[0] if len(tokens) == 1 and not inputs and not outputs else None
         #: a take joins the run while it comes within this of the run's latest (the smallest bucket)
         self.chain_s = min(w._bucket_s for w, _ in self.kinds) if self.kinds else 0.0
         self.untokened = not (tokens or inputs or outputs)  # a take touches every window whatever its tokens
@@ -282,8 +284,18 @@ class LocalWindows:
         otherwise."""
         if back_in < 0 or back_out < 0:
             return False
-        units = (0, back_in + back_out, back_in, back_out)
         last = self.last
+        w = self.tokens_only
+        if w is not None:  # one window of all tokens (tpm), the usual case: what the loops below do, without them
+            n = back_in + back_out
+            entries = w._entries
+            if entries and n < (first := entries[0])[1] and \
+                    (first[0] if len(entries) > 1 or first[0] > last else last) > now - w.window_s:
+                first[1] -= n
+                w._total -= n
+                return True
+            return n == 0
+        units = (0, back_in + back_out, back_in, back_out)
         token_kinds = self.token_kinds
         for w, kind in token_kinds:
             n = units[kind]

@@ -175,3 +175,25 @@ def test_the_affinity_map_ages_and_evicts_what_a_naive_one_does(ops: list[tuple[
             fast.put(token, f"{group}{conversation % 3}", group, now)
             naive.put(token, f"{group}{conversation % 3}", group, now)
         assert len(fast) == len(naive.held) and fast.evicted == naive.evicted
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.2, 0.9, 1.0, 3.0, 59.0, 61.0]), st.booleans()), min_size=1,
+                max_size=80))
+def test_a_rolling_count_added_to_as_the_pick_does_reads_what_a_naive_count_does(
+        ops: list[tuple[float, bool]]) -> None:
+    """The pick adds to the current second's count kept apart (``now_count``) rather than to its bucket: totals
+    and series read the same as a count of every event's time."""
+    from pooltui.core.stats import RollingCounter
+
+    counter, events, now = RollingCounter(60), [], 1_000.0
+    for dt, read in ops:
+        now += dt
+        if counter._sec == int(now):
+            counter.now_count += 1
+        else:
+            counter.add(now)
+        events.append(int(now))
+        if read:
+            assert counter.total(now) == sum(1 for sec in events if sec > int(now) - 60)
+            assert counter.series(now, 5) == [events.count(int(now) - i) for i in range(4, -1, -1)]
