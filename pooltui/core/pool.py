@@ -762,7 +762,9 @@ class Pool:
             if model not in models and len(models) < 64:
                 models.add(model)
             if learn and len(models) > 1 and (lm := key.learned_models) is not None \
-                    and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
+                    and (est := lm.get(model)) is not None and (self._share_learned or (
+                        (limit := est.limit) is not None and len(est.accepted) + len(est.outstanding) >= limit
+                        and est.full(now))):  # (fewer held than the limit, in the window or not: not full, no call)
                 self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
             model_cool = self._model_cool
             if model_cool and model in model_cool:
@@ -1281,7 +1283,7 @@ class Pool:
                 if self.learn and not key.stated:  # a 429 for tokens may fit from them
                     if key.token_log is None:
                         key.token_log = TokenLog()
-                    key.token_log.add(now, tokens_in, tokens_out)
+                    key.token_log.entries.append((now, tokens_in, tokens_out))  # (TokenLog.add, without its call)
             if cost:
                 stats.cost += cost
             key.strikes = 0

@@ -197,3 +197,25 @@ def test_a_rolling_count_added_to_as_the_pick_does_reads_what_a_naive_count_does
         if read:
             assert counter.total(now) == sum(1 for sec in events if sec > int(now) - 60)
             assert counter.series(now, 5) == [events.count(int(now) - i) for i in range(4, -1, -1)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 10.0, 30.0, 59.9, 60.0, 61.0]), st.integers(0, 900),
+                          st.integers(0, 300), st.sampled_from(["", "tpm", "itpm", "otpm"]), st.floats(0.0, 70.0)),
+                min_size=1, max_size=60))
+def test_a_token_log_pruned_when_read_fits_what_one_pruned_at_each_answer_does(
+        ops: list[tuple[float, int, int, str, float]]) -> None:
+    """The pool appends each answer's tokens without pruning; the log prunes when a 429 reads it: the budget it
+    fits is the one a log pruned at each answer fits (a minute older than the latest answer gone)."""
+    from pooltui.core.learned_tokens import MINUTE_S, TokenLog
+
+    log, naive, now = TokenLog(), [], 1_000.0
+    for dt, tokens_in, tokens_out, read, before in ops:
+        now += dt
+        log.entries.append((now, tokens_in, tokens_out))
+        naive = [e for e in naive if e[0] > now - MINUTE_S] + [(now, tokens_in, tokens_out)]
+        if read:
+            at = now - before  # the 429's request was sent a while before the latest answer
+            kept = [(t, i, o) for t, i, o in naive if at - MINUTE_S < t <= at]
+            want = sum(i if read == "itpm" else o if read == "otpm" else i + o for _, i, o in kept)
+            assert log.fitted(at, read) == want
