@@ -91,6 +91,8 @@ class DeclaredWindows:
 
     def full(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
         """(seconds until it opens, the window's name, its limit) of the window that opens last, if any is full."""
+        if self.local is not None:
+            self.local.close()
         units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
         worst: tuple[float, str, int] | None = None
         for name, slots, kind in self._all:
@@ -105,6 +107,8 @@ class DeclaredWindows:
         """Hold one request and its tokens in every window (each was seen to have room). A window that refuses
         after all (one shared with other processes, which took the room meanwhile) gets nothing and the others
         give back what they took: then (seconds until it opens, its name, its limit), else None."""
+        if self.local is not None:
+            self.local.close()
         units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
         for _, take, kind, i in self._calls:
             n = units[kind]
@@ -143,12 +147,19 @@ class DeclaredWindows:
 
     def give_back_request(self, now: float) -> None:
         """The request was never sent: its slot comes back."""
+        if self.local is not None:
+            self.local.close()
         for _, slots in self.requests:
             slots.settle(now, 1, 0)
 
     def settle_tokens(self, now: float, held: tuple[int, int], used: tuple[int, int]) -> None:
         """The answer's usage replaces what was held."""
         (held_in, held_out), (used_in, used_out) = held, used
+        local = self.local
+        if local is not None:
+            if local.settle_tokens(now, held_in - used_in, held_out - used_out):
+                return
+            local.close()
         for _, slots in self.tokens:
             slots.settle(now, held_in + held_out, used_in + used_out)
         for _, slots in self.inputs:
@@ -158,6 +169,8 @@ class DeclaredWindows:
 
     def in_use(self, now: float) -> dict[str, tuple[int, int]]:
         """Each window's name -> (units counted now, limit)."""
+        if self.local is not None:
+            self.local.close()
         return {name: (slots.used(now) if isinstance(slots, FleetSlots) else slots.limit - slots.room(now),
                        slots.limit)
                 for windows in (self.requests, self.tokens, self.inputs, self.outputs) for name, slots in windows}

@@ -152,6 +152,9 @@ class LearnedLimit:
     def sent(self, at: float) -> None:
         """A request goes out at ``at``: it holds a slot of the window until its answer says whether it counts."""
         out = self.outstanding
+        if not out and self.fleet is None:  # none in flight (the usual case): nothing to sort in, nothing stale
+            out.append(at)
+            return
         if out and at < out[-1]:
             insort(out, at)
         else:

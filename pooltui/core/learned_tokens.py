@@ -51,19 +51,24 @@ class TokenLog:
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        #: the oldest leave on their own past MAX_LOGGED (the deque's maxlen), and by time as answers come
+        #: the oldest leave on their own past MAX_LOGGED (the deque's maxlen), and by time when read
         self.entries: deque[tuple[float, int, int]] = deque(maxlen=MAX_LOGGED)
 
     def add(self, at: float, tokens_in: int, tokens_out: int) -> None:
+        """An answer at ``at`` used these tokens (the pool appends to ``entries`` itself: its answers' hot path)."""
+        self.entries.append((at, tokens_in, tokens_out))
+
+    def _prune(self) -> None:
+        """Those more than a minute older than the latest leave (as if each answer had pruned as it came)."""
         entries = self.entries
-        entries.append((at, tokens_in, tokens_out))
-        if entries[0][0] <= at - MINUTE_S:
-            edge = at - MINUTE_S
-            while entries and entries[0][0] <= edge:
+        if entries:
+            edge = entries[-1][0] - MINUTE_S
+            while entries[0][0] <= edge:
                 entries.popleft()
 
     def within(self, now: float, name: str) -> list[tuple[float, int]]:
         """(time, tokens counted by the window ``name``) of each answer within the minute before ``now``."""
+        self._prune()
         return [(at, units) for at, tokens_in, tokens_out in self.entries if now - MINUTE_S < at <= now
                 and (units := _counted(name, tokens_in, tokens_out))]
 

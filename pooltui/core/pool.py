@@ -702,7 +702,7 @@ class Pool:
         sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
         for counter in (stats.per_second, self.per_second):
             if counter._sec == sec:
-                counter._buckets[sec % counter.width] += 1
+                counter.now_count += 1
             else:
                 counter.add(now)
         self.picks.append(key.label)
@@ -762,7 +762,9 @@ class Pool:
             if model not in models and len(models) < 64:
                 models.add(model)
             if learn and len(models) > 1 and (lm := key.learned_models) is not None \
-                    and (est := lm.get(model)) is not None and (est.full(now) or self._share_learned):
+                    and (est := lm.get(model)) is not None and (self._share_learned or (
+                        (limit := est.limit) is not None and len(est.accepted) + len(est.outstanding) >= limit
+                        and est.full(now))):  # (fewer held than the limit, in the window or not: not full, no call)
                 self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
             model_cool = self._model_cool
             if model_cool and model in model_cool:
@@ -960,8 +962,11 @@ class Pool:
             used_in, used_out = used
             if key.token_allow is not None:
                 key.token_allow += held_in + held_out - used_in - used_out
-            if hold.on is not None and (used_in != held_in or used_out != held_out):
-                hold.on.settle_tokens(now, held, used)
+            on = hold.on
+            if on is not None and (used_in != held_in or used_out != held_out):
+                local = on.local  # (its run's quick give-back first, without DeclaredWindows.settle_tokens' call)
+                if local is None or not local.settle_tokens(now, held_in - used_in, held_out - used_out):
+                    on.settle_tokens(now, held, used)
             if used_in > 0:
                 hold.learn_ratio(used_in)
         hold.on, hold.held, hold.ratio_of = None, _NO_TOKENS, None
@@ -1278,7 +1283,7 @@ class Pool:
                 if self.learn and not key.stated:  # a 429 for tokens may fit from them
                     if key.token_log is None:
                         key.token_log = TokenLog()
-                    key.token_log.add(now, tokens_in, tokens_out)
+                    key.token_log.entries.append((now, tokens_in, tokens_out))  # (TokenLog.add, without its call)
             if cost:
                 stats.cost += cost
             key.strikes = 0

@@ -10,16 +10,22 @@ from pooltui.core.snapshot import KeyCounts
 
 
 class RollingCounter:
-    """Counts per second over the last ``width`` seconds (fixed memory)."""
+    """Counts per second over the last ``width`` seconds (fixed memory). The current second's count is kept apart
+    (``now_count``: the pick adds to it without indexing the buckets) and folded into its bucket when read or when
+    the second changes."""
 
-    __slots__ = ("_buckets", "_sec", "width")
+    __slots__ = ("_buckets", "_sec", "now_count", "width")
 
     def __init__(self, width: int = 60) -> None:
         self.width = width
         self._buckets = [0] * width
         self._sec = 0
+        self.now_count = 0  # events in second ``_sec`` not yet in its bucket
 
     def _roll(self, sec: int) -> None:
+        if self.now_count:
+            self._buckets[self._sec % self.width] += self.now_count
+            self.now_count = 0
         gap = sec - self._sec
         if gap <= 0:
             return

@@ -191,23 +191,132 @@ def _fits_pruned(w: SlidingWindow, now: float, n: int) -> bool:
     return w._total + n <= w.limit or w._total == 0
 
 
+_BIG = 1 << 62  # the credit of a kind of units no window of the key counts
+_CLOSED = float("-inf")  # no run of takes is open
+
+
 class LocalWindows:
     """The windows of one key (or key and model) when every one is of this process alone (the usual case):
-    :meth:`take` holds one request and its tokens in all of them in one call (the pick's hot path)."""
+    :meth:`take` holds one request and its tokens in all of them in one call (the pick's hot path).
 
-    __slots__ = ("inputs", "kinds", "outputs", "requests", "tokens")
+    Takes that follow each other within the smallest bucket of the windows (a *run*, opened by a take written into
+    every window) are not written into the windows one by one: each would only add its units to every window's
+    last entry and move that entry's time to its own. They are summed (``pend_*``) and written at once
+    (:meth:`flush`) before anything else reads or changes the windows (but an answer's tokens given back from
+    entries the sums do not change: :meth:`settle_tokens`), which then hold exactly what the takes one by one
+    would have left. A take joins the run while the summed units fit each kind's *credit*: the room each window
+    had when the run opened (a lower bound: units only leave a window meanwhile)."""
+
+    __slots__ = ("chain_s", "credit_in", "credit_out", "credit_requests", "credit_tokens", "inputs", "kinds", "last",
+                 "outputs", "pend_in", "pend_out", "pend_requests", "requests", "token_kinds", "tokens", "tokens_only",
+                 "untokened")
 
     def __init__(self, requests: tuple[SlidingWindow, ...], tokens: tuple[SlidingWindow, ...],
                  inputs: tuple[SlidingWindow, ...], outputs: tuple[SlidingWindow, ...]) -> None:
         self.requests, self.tokens, self.inputs, self.outputs = requests, tokens, inputs, outputs
         #: (window, what it counts: 0 requests, 1 all tokens, 2 input, 3 output) of each, requests first
         self.kinds = tuple((w, kind) for kind, ws in enumerate((requests, tokens, inputs, outputs)) for w in ws)
+        self.token_kinds = tuple((w, kind) for w, kind in self.kinds if kind)  # the windows that count tokens
+        self.tokens_only = tokens[0] if len(tokens) == 1 and not inputs and not outputs else None
+        #: a take joins the run while it comes within this of the run's latest (the smallest bucket)
+        self.chain_s = min(w._bucket_s for w, _ in self.kinds) if self.kinds else 0.0
+        self.untokened = not (tokens or inputs or outputs)  # a take touches every window whatever its tokens
+        self.last = _CLOSED  # the run's latest take (-inf: none is open)
+        self.pend_requests = self.pend_in = self.pend_out = 0  # the run's takes not yet written into the windows
+        self.credit_requests = self.credit_tokens = self.credit_in = self.credit_out = 0
 
     def take(self, now: float, tokens_in: int, tokens_out: int) -> bool:
         """What ``room`` then ``take`` on each window would do: take one request and its tokens from every window
-        if each has room, else take nothing and return False. A window is pruned only when its running count,
-        expired units included, says it may be full, and when a take adds an entry (so it keeps at most about
-        :data:`BUCKETS` of them)."""
+        if each has room, else take nothing and return False."""
+        if now - self.last < self.chain_s and ((tokens_in > 0 and tokens_out > 0) or self.untokened):
+            n = self.pend_requests + 1
+            t_in = self.pend_in + tokens_in
+            t_out = self.pend_out + tokens_out
+            if n <= self.credit_requests and t_in + t_out <= self.credit_tokens and t_in <= self.credit_in \
+                    and t_out <= self.credit_out:
+                self.pend_requests, self.pend_in, self.pend_out = n, t_in, t_out
+                if now > self.last:
+                    self.last = now
+                return True
+        self.flush()
+        if not self._take_now(now, tokens_in, tokens_out):
+            self.last = _CLOSED
+            return False
+        # a take written into every window opens a run: the next ones within chain_s add to their last entries
+        self.last = now if (tokens_in > 0 and tokens_out > 0) or self.untokened else _CLOSED
+        self._credit()
+        return True
+
+    def _credit(self) -> None:
+        """Each kind's credit: the least room of its windows by their running counts (expired units included)."""
+        self.credit_requests = min((w.limit - w._total for w in self.requests), default=_BIG)
+        self.credit_tokens = min((w.limit - w._total for w in self.tokens), default=_BIG)
+        self.credit_in = min((w.limit - w._total for w in self.inputs), default=_BIG)
+        self.credit_out = min((w.limit - w._total for w in self.outputs), default=_BIG)
+
+    def flush(self) -> None:
+        """Write the run's summed takes into the windows (their last entries: each take of the run would have added
+        to it), as the takes one by one would have."""
+        n = self.pend_requests
+        if not n:
+            return
+        t_in, t_out, at = self.pend_in, self.pend_out, self.last
+        units = (n, t_in + t_out, t_in, t_out)
+        for w, kind in self.kinds:
+            last = w._entries[-1]
+            if at > last[0]:
+                last[0] = at
+            u = units[kind]
+            last[1] += u
+            w._total += u
+        self.pend_requests = self.pend_in = self.pend_out = 0  # (the credit is counted again before the run goes on)
+
+    def close(self) -> None:
+        """Flush and end the run: the windows are read or changed otherwise than by a take (the next take is written
+        into them as it comes)."""
+        self.flush()
+        self.last = _CLOSED
+
+    def settle_tokens(self, now: float, back_in: int, back_out: int) -> bool:
+        """Give back ``back_in`` input and ``back_out`` output tokens (the answer used fewer than were held) where
+        the windows' settle would only take them off their oldest entry (one still in the window that holds more):
+        that entry is not touched by the run's sums, or only added to, so the sums may stay. False (nothing done)
+        otherwise."""
+        if back_in < 0 or back_out < 0:
+            return False
+        last = self.last
+        w = self.tokens_only
+        if w is not None:  # one window of all tokens (tpm), the usual case: what the loops below do, without them
+            n = back_in + back_out
+            entries = w._entries
+            if entries and n < (first := entries[0])[1] and \
+                    (first[0] if len(entries) > 1 or first[0] > last else last) > now - w.window_s:
+                first[1] -= n
+                w._total -= n
+                return True
+            return n == 0
+        units = (0, back_in + back_out, back_in, back_out)
+        token_kinds = self.token_kinds
+        for w, kind in token_kinds:
+            n = units[kind]
+            if n:
+                entries = w._entries
+                if not entries:
+                    return False
+                first = entries[0]
+                if n >= first[1] or (first[0] if len(entries) > 1 or first[0] > last else last) <= now - w.window_s:
+                    return False
+        for w, kind in token_kinds:
+            n = units[kind]
+            if n:
+                w._entries[0][1] -= n
+                w._total -= n
+        return True
+
+    def _take_now(self, now: float, tokens_in: int, tokens_out: int) -> bool:
+        """The take written into each window at once (the run's sums already flushed). A window is pruned only when
+        its running count, expired units included, says it may be full, and when a take adds an entry (so it keeps
+        at most about :data:`BUCKETS` of them)."""
         all_tokens = tokens_in + tokens_out
         for w in self.requests:
             if w._total >= w.limit and not _fits_pruned(w, now, 1):

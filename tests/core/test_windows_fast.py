@@ -25,6 +25,32 @@ def local(provider: str, key: str, what: str, limit: int, window_s: float) -> Sl
     return SlidingWindow(limit, window_s)
 
 
+Pair = tuple[DeclaredWindows, DeclaredWindows]
+
+
+def fast_and_plain(limits: KeyLimits) -> Pair:
+    """The same declared windows twice: local ones (the pick's fast paths) and plain ones (one by one)."""
+    return DeclaredWindows(limits, "p", "k", local), DeclaredWindows(limits, "p", "k", plain)
+
+
+def claimed(windows: Pair, now: float, tokens_in: int, tokens_out: int) -> bool:
+    """Both claim the request; they answer the same. True when it was taken."""
+    fast, slow = windows
+    got = fast.claim(now, tokens_in, tokens_out)
+    assert got == slow.claim(now, tokens_in, tokens_out)
+    return got is None
+
+
+def settled(windows: Pair, now: float, held: tuple[int, int], used: tuple[int, int]) -> None:
+    for w in windows:
+        w.settle_tokens(now, held, used)
+
+
+def same_use(windows: Pair, now: float) -> None:
+    fast, slow = windows
+    assert fast.in_use(now) == slow.in_use(now)
+
+
 steps = st.lists(st.tuples(st.floats(0.0, 20.0), st.integers(0, 1_600), st.integers(0, 900), st.booleans(),
                            st.integers(0, 1_600)), min_size=1, max_size=60)
 
@@ -32,17 +58,13 @@ steps = st.lists(st.tuples(st.floats(0.0, 20.0), st.integers(0, 1_600), st.integ
 @settings(max_examples=150, deadline=None)
 @given(steps)
 def test_a_claim_on_local_windows_does_what_full_then_take_does(ops: list[tuple[float, int, int, bool, int]]) -> None:
-    fast = DeclaredWindows(LIMITS, "p", "k", local)
-    slow = DeclaredWindows(LIMITS, "p", "k", plain)
+    windows = fast_and_plain(LIMITS)
     now = 1_000.0
     for dt, tokens_in, tokens_out, settle, used_in in ops:
         now += dt
-        got = fast.claim(now, tokens_in, tokens_out)
-        assert got == slow.claim(now, tokens_in, tokens_out)
-        if got is None and settle:  # the answer came: its usage replaces what was held
-            fast.settle_tokens(now, (tokens_in, tokens_out), (used_in, tokens_out // 2))
-            slow.settle_tokens(now, (tokens_in, tokens_out), (used_in, tokens_out // 2))
-        assert fast.in_use(now) == slow.in_use(now)
+        if claimed(windows, now, tokens_in, tokens_out) and settle:  # the answer came: its usage replaces the hold
+            settled(windows, now, (tokens_in, tokens_out), (used_in, tokens_out // 2))
+        same_use(windows, now)
 
 
 @settings(max_examples=150, deadline=None)
@@ -66,6 +88,46 @@ def test_a_window_pruned_lazily_counts_what_a_naive_one_does_at_its_boundary(
             assert truth <= w.used(at) <= late
             assert w.room(at) == 10**9 - w.used(at)
             now = max(now, at)
+
+
+#: each binds first in one of them: rpm, tpm, itpm, otpm, rpd
+RUN_LIMITS = (KeyLimits(rpm=12, rpd=400, tpm=60_000), KeyLimits(rpm=300, tpm=3_000, itpm=20_000, otpm=20_000),
+              KeyLimits(rpm=300, tpm=60_000, itpm=2_000, otpm=20_000), KeyLimits(rpm=300, otpm=1_000),
+              KeyLimits(rpm=400, rpd=15, tpm=6_000, itpm=4_000, otpm=2_500))
+run_steps = st.lists(st.tuples(st.sampled_from([0.0, 0.001, 0.01, 0.02, 0.03, 0.05, 0.06, 59.99, 61.0]),
+                               st.integers(0, 400), st.integers(0, 200),
+                               st.sampled_from(["hold"] * 4 + ["settle"] * 3 + ["more", "release", "read"]),
+                               st.integers(0, 400)), min_size=1, max_size=150)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(RUN_LIMITS), run_steps)
+def test_a_run_of_takes_summed_before_it_is_written_leaves_what_takes_one_by_one_leave(
+        limits: KeyLimits, ops: list[tuple[float, int, int, str, int]]) -> None:
+    """Takes close together (a run, within the smallest bucket) are summed and written into the windows at once,
+    and an answer's tokens given back beside them: every claim, settle and give-back answers as the windows
+    taken one by one do, and the windows then count the same, whenever they are read."""
+    windows = fast_and_plain(limits)
+    now = 1_000.0
+    for dt, tokens_in, tokens_out, then, used_in in ops:
+        now += dt
+        if not claimed(windows, now, tokens_in, tokens_out):
+            continue
+        if then == "settle":  # answered with fewer tokens than held (the usual case)
+            used = (min(used_in, tokens_in), tokens_out // 2)
+        elif then == "more":  # more than held
+            used = (tokens_in + used_in, tokens_out + 1)
+        else:
+            used = None
+        if used is not None:
+            settled(windows, now, (tokens_in, tokens_out), used)
+        elif then == "release":
+            for w in windows:
+                w.give_back_request(now)
+        elif then == "read":
+            same_use(windows, now)
+    for later in (0.0, 50.0, 55.0, 58.0, 59.5, 60.5):  # the run's units leave with its latest take, not its first
+        same_use(windows, now + later)
 
 
 class NaiveMap:
@@ -113,3 +175,47 @@ def test_the_affinity_map_ages_and_evicts_what_a_naive_one_does(ops: list[tuple[
             fast.put(token, f"{group}{conversation % 3}", group, now)
             naive.put(token, f"{group}{conversation % 3}", group, now)
         assert len(fast) == len(naive.held) and fast.evicted == naive.evicted
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.2, 0.9, 1.0, 3.0, 59.0, 61.0]), st.booleans()), min_size=1,
+                max_size=80))
+def test_a_rolling_count_added_to_as_the_pick_does_reads_what_a_naive_count_does(
+        ops: list[tuple[float, bool]]) -> None:
+    """The pick adds to the current second's count kept apart (``now_count``) rather than to its bucket: totals
+    and series read the same as a count of every event's time."""
+    from pooltui.core.stats import RollingCounter
+
+    counter, events, now = RollingCounter(60), [], 1_000.0
+    for dt, read in ops:
+        now += dt
+        if counter._sec == int(now):
+            counter.now_count += 1
+        else:
+            counter.add(now)
+        events.append(int(now))
+        if read:
+            assert counter.total(now) == sum(1 for sec in events if sec > int(now) - 60)
+            assert counter.series(now, 5) == [events.count(int(now) - i) for i in range(4, -1, -1)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 10.0, 30.0, 59.9, 60.0, 61.0]), st.integers(0, 900),
+                          st.integers(0, 300), st.sampled_from(["", "tpm", "itpm", "otpm"]), st.floats(0.0, 70.0)),
+                min_size=1, max_size=60))
+def test_a_token_log_pruned_when_read_fits_what_one_pruned_at_each_answer_does(
+        ops: list[tuple[float, int, int, str, float]]) -> None:
+    """The pool appends each answer's tokens without pruning; the log prunes when a 429 reads it: the budget it
+    fits is the one a log pruned at each answer fits (a minute older than the latest answer gone)."""
+    from pooltui.core.learned_tokens import MINUTE_S, TokenLog
+
+    log, naive, now = TokenLog(), [], 1_000.0
+    for dt, tokens_in, tokens_out, read, before in ops:
+        now += dt
+        log.entries.append((now, tokens_in, tokens_out))
+        naive = [e for e in naive if e[0] > now - MINUTE_S] + [(now, tokens_in, tokens_out)]
+        if read:
+            at = now - before  # the 429's request was sent a while before the latest answer
+            kept = [(t, i, o) for t, i, o in naive if at - MINUTE_S < t <= at]
+            want = sum(i if read == "itpm" else o if read == "otpm" else i + o for _, i, o in kept)
+            assert log.fitted(at, read) == want
