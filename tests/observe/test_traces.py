@@ -291,6 +291,6 @@ def test_tokens_and_cache_tokens_come_from_what_the_request_counted_a_stream_too
     ([1, 2], None),
 ])
 def test_the_answer_facts_of_each_dialect(body: object, facts: tuple | None) -> None:
-    from pooltui.proxy.observe import AnswerFacts, answer_facts
+    from pooltui.proxy.spans import AnswerFacts, answer_facts
 
     assert answer_facts(body) == (AnswerFacts(*facts) if facts is not None else None)
