@@ -5,8 +5,9 @@ OTLP/HTTP exporter's client, one OTLP request per batch; all of it off the proxy
 Frames: ``("init", endpoint, resource, scope, schema_url, latest)`` first, then ``("batch", profiles, records)``
 and ``("flush", n)``, which is answered ``ack n`` on stdout once everything before it has been sent. Log lines of
 warning and above go to stdout too (``log LEVEL LOGGER MESSAGE``), for the proxy to log as its own. The process
-ends when stdin closes (the proxy stopped, however it stopped), after sending what it was given; it ignores
-SIGINT and SIGTERM, which reach the proxy's whole process group, so that no batch is lost to a Ctrl-C."""
+ends when stdin closes (the proxy stopped, however it stopped), after sending what it was given; it runs in a
+session of its own and ignores SIGINT and SIGTERM, so that no batch is lost to a Ctrl-C or a stop meant for the
+proxy (which closes its input as it ends)."""
 
 from __future__ import annotations
 
@@ -81,8 +82,11 @@ def main() -> None:
                         spans += [otlp_wire.span(s) for s in builder.spans_of(Finished._make(record))]
                     except Exception:  # one request's odd record costs its own spans, not the batch's
                         log.exception("a request's spans not built")
-                if spans:  # the exporter's own retries, headers, compression; it logs failures
-                    exporter._client.export(otlp_wire.export_request(resource, scope, spans, schema_url))
+                try:  # the exporter's own retries, headers, compression; it logs failures
+                    if spans:
+                        exporter._client.export(otlp_wire.export_request(resource, scope, spans, schema_url))
+                except Exception:  # a failed export never ends the process
+                    log.exception("a batch of spans not sent")
             elif message[0] == "flush":
                 with lock:
                     out.write(f"ack {message[1]}\n")

@@ -212,8 +212,12 @@ class ExportProcess:
 
     def __init__(self, init: tuple[Any, ...]) -> None:
         root = os.path.dirname(os.path.dirname(os.path.abspath(pooltui.__file__)))
-        code = f"import sys; sys.path.insert(0, {root!r}); from pooltui.proxy.export_process import main; main()"
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                f"sys.path.insert(0, {root!r}); from pooltui.proxy.export_process import main; main()")
+        # a session of its own: a Ctrl-C at the terminal is the proxy's to handle; the process ends when its input
+        # closes, once it has sent what it was given
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     start_new_session=True)
         self._writing = threading.Lock()
         self._acked = threading.Condition()
         self._acks = self._asked = 0
