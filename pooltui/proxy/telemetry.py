@@ -217,7 +217,8 @@ class ExportProcess:
         # a session of its own: a Ctrl-C at the terminal is the proxy's to handle; the process ends when its input
         # closes, once it has sent what it was given
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     start_new_session=True)
+                                     stderr=subprocess.DEVNULL, start_new_session=True)  # logs come on stdout
+        self._closing = False
         self._writing = threading.Lock()
         self._acked = threading.Condition()
         self._acks = self._asked = 0
@@ -234,9 +235,8 @@ class ExportProcess:
             try:
                 self.proc.stdin.write(data)
                 self.proc.stdin.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # it ended: the reader says so
                 self._gone = True
-                logging.getLogger(OPERATIONS_LOG).error("the span export process ended: spans are no longer sent")
 
     def flush(self, timeout_s: float) -> bool:
         """True once the process has sent everything written to it so far (False after ``timeout_s``)."""
@@ -250,6 +250,7 @@ class ExportProcess:
     def close(self, timeout_s: float = 10.0) -> None:
         """Close its input (it sends what it has, then ends) and wait for it; killed after ``timeout_s``."""
         with self._writing:
+            self._closing = True
             if self.proc.stdin is not None:
                 try:
                     self.proc.stdin.close()
@@ -277,6 +278,9 @@ class ExportProcess:
         with self._acked:
             self._gone = True
             self._acked.notify_all()
+        if not self._closing:
+            logging.getLogger(OPERATIONS_LOG).error(
+                "the span export process ended (exit code %s): spans are no longer sent", self.proc.wait())
 
 
 def _step_record(step: Step) -> StepRecord:

@@ -342,3 +342,24 @@ def test_the_export_process_outlives_a_ctrl_c_and_sends_everything_at_shutdown(p
             assert receiver.changed.wait_for(lambda: sum(s.server for s in receiver.spans) == 2, 10)
     assert len({s.trace_id for s in receiver.spans}) == 2
     assert tracing._export.proc.returncode == 0
+
+
+def test_an_export_process_that_dies_is_said_once_and_flush_says_so() -> None:
+    import logging
+    import signal
+
+    from pooltui.proxy.logs import OPERATIONS
+
+    got: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = got.append  # type: ignore[method-assign]
+    logging.getLogger(OPERATIONS).addHandler(handler)
+    tracing = Tracing(TelemetryConfig(endpoint="http://127.0.0.1:9"))
+    try:
+        assert tracing.flush()
+        os.kill(tracing.export_pid, signal.SIGKILL)
+        assert not tracing.flush(5)
+    finally:
+        tracing.shutdown()
+        logging.getLogger(OPERATIONS).removeHandler(handler)
+    assert [r.getMessage() for r in got] == ["the span export process ended (exit code -9): spans are no longer sent"]
