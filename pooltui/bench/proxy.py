@@ -219,6 +219,8 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
                 samples.setdefault(f"{mode}_vs_base", []).append(this_round[mode] / this_round[modes[0]])
         for mode, (proxy, _) in proxies.items():
             samples[f"{mode}_rss_peak_mb"] = [memory_kib(proxy.pid).get("VmHWM", 0) / 1024]
+            samples[f"{mode}_child_rss_peak_mb"] = [sum(memory_kib(c).get("VmHWM", 0) for c in children_of(proxy.pid))
+                                                    / 1024]
     finally:
         for proxy, _ in proxies.values():
             stop_process(proxy)
@@ -244,7 +246,8 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
               f"p99 {med[f'{mode}_added_p99_ms']:.2f} ms   first byte +{med[f'{mode}_added_ttfb_ms']:.2f} ms   "
               f"CPU {med[f'{mode}_proxy_cpu_us']:.0f} µs/request"
               + (f" (+{child:.0f} export process)" if (child := med[f'{mode}_proxy_child_cpu_us']) >= 0.5 else "")
-              + f"   peak RSS {med[f'{mode}_rss_peak_mb']:.0f} MB{vs}")
+              + f"   peak RSS {med[f'{mode}_rss_peak_mb']:.0f} MB"
+              + (f" (+{rss:.0f} export process)" if (rss := med[f'{mode}_child_rss_peak_mb']) else "") + vs)
     if sink is not None:
         print(f"  traced: {sink.received / 1024:.0f} KiB of OTLP received by the local collector")
     print("  targets: >= 0.5x direct, added p50 <= 0.30 ms, first byte added <= 0.3 ms, RSS <= 80 MB; "
