@@ -32,7 +32,7 @@ from pooltui.proxy import otlp_wire
 from pooltui.proxy.batching import BatchThread
 from pooltui.proxy.export_process import frame
 from pooltui.proxy.logs import OPERATIONS as OPERATIONS_LOG
-from pooltui.proxy.spans import OPERATIONS, PROVIDER_NAMES, EventRecord, SpanBuilder, StepRecord, summary
+from pooltui.proxy.spans import EventRecord, SpanBuilder, StepRecord, summary
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
@@ -40,10 +40,9 @@ if TYPE_CHECKING:
 
     from pooltui.proxy.observe import RequestWatch
 
-__all__ = ["OPERATIONS", "PROVIDER_NAMES", "Tracing", "latest_conventions", "wanted"]
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
-QUEUED_BODY_MAX = 16 * 1024  # a larger answer is read on the request's path, not held until its batch goes
+QUEUED_BODY_MAX = 64 * 1024  # content capture: a larger answer is read on the request's path, not held
 #: what a step's detail keeps for its spans (as plain values)
 STEP_DETAIL = frozenset({"status", "latency_ms", "outcome", "reason", "candidates", "excluded", "learned", "seconds",
                          "from"})
