@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import IO, Any
 
 from pooltui.core.masking import scrub
@@ -49,6 +50,13 @@ class LineFormatter(logging.Formatter):
 
 
 _JSON = json.JSONEncoder(default=str, ensure_ascii=False)  # made once: json.dumps with options makes one per call
+# the C encoder that JSONEncoder.encode makes on each call, made once (a line's fields are flat: no cycle check)
+_C_ENCODER = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True) \
+    if c_make_encoder is not None else None
+
+
+def _encoded(out: dict[str, Any]) -> str:
+    return "".join(_C_ENCODER(out, 0)) if _C_ENCODER is not None else _JSON.encode(out)
 
 
 class JsonFormatter(LineFormatter):
@@ -60,7 +68,7 @@ class JsonFormatter(LineFormatter):
         out.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
-        return _JSON.encode(out)
+        return _encoded(out)
 
 
 class TextFormatter(LineFormatter):

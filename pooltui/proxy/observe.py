@@ -10,20 +10,21 @@ or the engine knows about logs or traces.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
 from pooltui.core.trace import RequestTrace
-from pooltui.core.usage import Usage, usage_of
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy.logs import ACCESS, OPERATIONS
+from pooltui.proxy.spans import AnswerFacts, facts_of
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
@@ -34,40 +35,12 @@ if TYPE_CHECKING:
 #: generation (minutes); queue waits are not in it (they are in the callers' histograms)
 UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MAX_EVENTS = 64  # engine events kept per request (a storm's request sees a few)
+QUEUED_ANSWER_MAX = 16 * 1024  # a larger answer's facts are read on the request's path
 CAPTURE_MAX_BYTES = 1 << 20  # a caller's body read early for content capture, when it says it is this small
 #: state changes logged as warnings (the rest as info)
 WARN_CHANGES = frozenset({StateChange.PARKED, StateChange.BARRED, StateChange.OUTAGE_OPENED})
 
 _current: ContextVar[RequestWatch | None] = ContextVar("pooltui_request", default=None)
-
-
-class AnswerFacts(NamedTuple):
-    """What the spans say of a provider's answer, read from the body the client already parsed (as the provider
-    wrote it, before any translation): its model, id and finish reasons."""
-
-    model: str
-    id: str
-    finish_reasons: tuple[str, ...]
-    usage: Usage | None = None  # read here only when the client counted none (an answer past its parse limit)
-
-
-def answer_facts(body: object) -> AnswerFacts | None:
-    """The facts of a parsed answer of any dialect (openai ``choices[].finish_reason``, anthropic
-    ``stop_reason``, gemini ``candidates[].finishReason``, ``modelVersion`` and ``responseId``); None if it is
-    not an object."""
-    if not isinstance(body, dict):
-        return None
-    model, answer_id = body.get("model", body.get("modelVersion")), body.get("id", body.get("responseId"))
-    reason = body.get("stop_reason")
-    if isinstance(reason, str):
-        reasons: tuple[str, ...] = (reason,)
-    else:
-        said = [c.get("finish_reason", c.get("finishReason")) for c in body.get("choices") or body.get("candidates")
-                or () if isinstance(c, dict)]
-        reasons = tuple(r for r in said if isinstance(r, str)) if said else ()
-        reasons = reasons if len(reasons) == len(said) else ()
-    return AnswerFacts(model if isinstance(model, str) else "", answer_id if isinstance(answer_id, str) else "",
-                       reasons)
 
 
 @dataclass(slots=True)
@@ -89,7 +62,9 @@ class RequestWatch:
     cost: float = 0.0
     cache_read: int = 0  # prompt-cache tokens read and written (in tokens_in)
     cache_write: int = 0
-    answer: AnswerFacts | None = None  # read off the answer's parsed body when tracing is on
+    # tracing on: a whole answer's body (held until its spans are built, elsewhere), or a large one's facts
+    answer: bytes | AnswerFacts | None = None
+    answer_counted: bool = False  # the client counted the answer's usage
     events: list[Event] = field(default_factory=list)
     latency_ms: float = 0.0  # arrival to the response's headers (a stream's first byte)
     status: int = 0
@@ -147,6 +122,7 @@ class Observer:
         self.upstream_latency: dict[tuple[str, str], Histogram] = {}
         self._attached: weakref.WeakSet[PoolClient] = weakref.WeakSet()
         self.access = logging.getLogger(ACCESS)
+        self._record_base: dict[str, Any] | None = None  # see _access_record
         self.ops = logging.getLogger(OPERATIONS)
 
     def attach(self, client: PoolClient) -> None:
@@ -207,8 +183,25 @@ class Observer:
         if not watch.trace_id:
             watch.trace_id = caller_trace_id(watch.carrier)
         if self.access_log and self.access.isEnabledFor(logging.INFO):
-            self.access.info(f"{watch.api} {watch.method} {watch.path} {watch.status}",
-                             extra={"fields": access_fields(watch)})
+            self.access.handle(self._access_record(f"{watch.api} {watch.method} {watch.path} {watch.status}",
+                                                   access_fields(watch)))
+
+    def _access_record(self, message: str, fields: dict[str, Any]) -> logging.LogRecord:
+        """The access line's record, as ``Logger.info`` makes it but from a copy of one made once: no caller's
+        frame looked up (every line comes from here), no path split, level or process looked up again."""
+        base = self._record_base
+        if base is None:
+            base = self._record_base = vars(self.access.makeRecord(
+                ACCESS, logging.INFO, __file__, 0, "", (), None, "_done"))
+        created = time.time()
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__.update(base)
+        record.msg, record.fields = message, fields
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        record.relativeCreated = base["relativeCreated"] + (created - base["created"]) * 1000
+        if logging.logThreads:
+            record.thread, record.threadName = threading.get_ident(), threading.current_thread().name
+        return record
 
     # ------------------------------------------------------------------ the client's listeners
     def _outcome(self, outcome: str, served_by: str, trace: RequestTrace) -> None:
@@ -238,19 +231,21 @@ class Observer:
                 watch.cache_write += record.cache_write
 
     def answered(self, response: PoolResponse) -> None:
-        """A provider's whole answer (not a stream's): the spans' facts of it, from the body the client parsed."""
+        """A provider's whole answer (not a stream's): its body for the spans' facts (model, id, finish reasons),
+        read when they are built, off the proxy; a large one's read here (not held until then)."""
         if self.tracing is None or response.status >= 400:
             return
         watch = _current.get()
         if watch is not None:
+            watch.answer_counted = bool(response.usage.input or response.usage.output)
+            if len(response.content) <= QUEUED_ANSWER_MAX:
+                watch.answer = response.content
+                return
             try:
-                body = response.json()  # parsed already when the client settled it (up to 1 MB)
+                body = response.json()
             except ValueError:  # not JSON: no facts
                 return
-            facts = answer_facts(body)
-            if facts is not None and not (response.usage.input or response.usage.output):
-                facts = facts._replace(usage=usage_of(body))
-            watch.answer = facts
+            watch.answer = facts_of(body, watch.answer_counted)
 
     def on_event(self, event: Event) -> None:
         """An engine event: a state change is an operational log line; any event joins its request's spans."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -132,3 +133,32 @@ def test_a_stream_is_logged_when_it_ends_with_its_tokens(proxied, json_log) -> N
         time.sleep(0.02)
     [line] = lines(json_log)  # one line, written at the stream's end: only then are its output tokens known
     assert (line["status"], line["attempts"], line["tokens_out"]) == (200, 3, 5)
+
+
+def test_the_access_record_is_what_any_handler_expects(proxied) -> None:  # noqa: F811 - the fixture
+    """The access line's record is made without Logger.info (no caller's frame looked up): a handler of the
+    caller's own (pytest's caplog, a syslog handler) still gets a whole record, dated now, from this thread."""
+    got: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = got.append  # type: ignore[method-assign]
+    logger = logging.getLogger(ACCESS)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        _, clients = proxied
+        with ProxyThread(clients) as px:
+            before = time.time()
+            assert chat(px.service.url).status_code == 200
+            after = time.time()
+            thread = px.thread.name
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    [record] = got
+    assert (record.name, record.levelname, record.levelno) == (ACCESS, "INFO", logging.INFO)
+    assert record.getMessage() == "openai POST /v1/chat/completions 200" and record.fields["status"] == 200
+    assert before <= record.created <= after and 0 <= record.msecs < 1000
+    assert record.relativeCreated == pytest.approx((record.created - logging._startTime) * 1000, abs=1)
+    assert record.thread != threading.get_ident() and record.threadName == thread
+    assert logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s").format(record).endswith(
+        "INFO pooltui.access openai POST /v1/chat/completions 200")

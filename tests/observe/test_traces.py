@@ -291,6 +291,75 @@ def test_tokens_and_cache_tokens_come_from_what_the_request_counted_a_stream_too
     ([1, 2], None),
 ])
 def test_the_answer_facts_of_each_dialect(body: object, facts: tuple | None) -> None:
-    from pooltui.proxy.observe import AnswerFacts, answer_facts
+    from pooltui.proxy.spans import AnswerFacts, answer_facts
 
     assert answer_facts(body) == (AnswerFacts(*facts) if facts is not None else None)
+
+
+PLAIN_SECRET = "team-vault-token-5f1c9e2a7b3d4c6e"  # not key-shaped: only the list of known secrets finds it
+
+
+async def _id_is_the_key(writer) -> None:
+    body = json.dumps({"id": f"chatcmpl-{PLAIN_SECRET}", "object": "chat.completion", "model": "m",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                    "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}).encode()
+    writer.write(head(content_type="application/json", length=len(body)) + body)
+
+
+def test_a_known_secret_never_leaves_the_proxy_for_the_export_process() -> None:
+    """The export process knows no secret (it catches only what looks like a key): an answer that echoes one in
+    its id has it taken out before the request's record leaves the proxy."""
+    with OddUpstream(_id_is_the_key) as odd, OtlpReceiver() as receiver:
+        profile = profile_for("openai", name="odd", base_url=f"http://127.0.0.1:{odd.port}/v1")
+        client = PoolClient(Upstream(profile, Pool("odd", [KeySpec("k0", PLAIN_SECRET)])), deadline_s=20)
+        with ProxyThread({"odd": client}, observer=traced(receiver)) as px:
+            assert PLAIN_SECRET not in ask(px.service.url).content.decode()
+            spans = receiver.wait_for(2)
+    [attempt] = [s for s in spans if s.client]
+    assert attempt.attributes["gen_ai.response.id"].startswith("chatcmpl-")
+    for text in exported_text(receiver, spans):
+        assert PLAIN_SECRET not in text
+
+
+def test_the_export_process_outlives_a_ctrl_c_and_sends_everything_at_shutdown(proxied) -> None:  # noqa: F811
+    """The export process ignores a Ctrl-C (it runs in a session of its own, and ignores one sent to it), and
+    sends what it was given when the proxy shuts it down (its input closed), then ends."""
+    import signal
+
+    _, clients = proxied
+    with OtlpReceiver() as receiver:
+        observer = Observer(tracing=Tracing(TelemetryConfig(endpoint=receiver.url, schedule_delay_ms=600_000)))
+        tracing = observer.tracing
+        assert tracing is not None
+        with ProxyThread(clients, observer=observer) as px:
+            ask(px.service.url)
+            assert tracing.flush()  # the process is up (it answered)
+            os.kill(tracing.export_pid, signal.SIGINT)
+            ask(px.service.url)
+        tracing.shutdown()  # long before the batch's 10 minutes
+        with receiver.changed:
+            assert receiver.changed.wait_for(lambda: sum(s.server for s in receiver.spans) == 2, 10)
+    assert len({s.trace_id for s in receiver.spans}) == 2
+    assert tracing._export.proc.returncode == 0
+
+
+def test_an_export_process_that_dies_is_said_once_and_flush_says_so() -> None:
+    import logging
+    import signal
+
+    from pooltui.proxy.logs import OPERATIONS
+
+    got: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = got.append  # type: ignore[method-assign]
+    logging.getLogger(OPERATIONS).addHandler(handler)
+    tracing = Tracing(TelemetryConfig(endpoint="http://127.0.0.1:9"))
+    try:
+        assert tracing.flush()
+        os.kill(tracing.export_pid, signal.SIGKILL)
+        assert not tracing.flush(5)
+    finally:
+        tracing.shutdown()
+        logging.getLogger(OPERATIONS).removeHandler(handler)
+    assert [r.getMessage() for r in got] == ["the span export process ended (exit code -9): spans are no longer sent"]
