@@ -8,7 +8,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,6 +79,24 @@ def redact_url(url: str) -> str:
 
 
 CONNECTED, AUTH_FAILED, TLS_MISMATCH, UNREACHABLE = "connected", "auth failed", "TLS mismatch", "unreachable"
+
+
+async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], within_s: float,
+                            again_s: float = 0.25) -> set[asyncio.Task[Any]]:
+    """Cancel ``tasks`` and wait up to ``within_s`` for them to end, cancelling again every ``again_s`` those
+    still running: a cancellation that lands as a Redis call completes can be swallowed (redis-py #2028) and the
+    loop goes on. Returns those still running then (stuck in a call that ignores cancellation)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(again_s, left))
+    return pending
 
 
 async def _listening(host: str, port: int, timeout_s: float = 1.0) -> bool:

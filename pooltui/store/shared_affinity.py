@@ -67,6 +67,7 @@ class SharedAffinity:
         self._pending: deque[tuple[str, str, str, str, bool]] = deque(maxlen=10_000)
         self._written: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._wake: asyncio.Event | None = None
+        self.listener: asyncio.Task[None] | None = None  # follows the channel while run() is connected
         self._was_down = False
 
     def key(self, provider: str, token: str) -> str:
@@ -136,7 +137,7 @@ class SharedAffinity:
                 await pubsub.subscribe(self.channel)
                 self._up()
                 backoff = 0.1
-                listener = asyncio.create_task(self._listen(pubsub))
+                listener = self.listener = asyncio.create_task(self._listen(pubsub))
                 while True:
                     await self._flush(redis)
                     if listener.done():

@@ -44,7 +44,7 @@ from pooltui.core.events import TIMER_ENDED, Event, EventKind, EventLog, StateCh
 from pooltui.core.health import KeyState, Outcome
 from pooltui.core.pool import Pool
 from pooltui.store import shared_wire
-from pooltui.store.fleet import CONNECTED, failure_of, names, redact_url, status_line
+from pooltui.store.fleet import CONNECTED, cancel_until_done, failure_of, names, redact_url, status_line
 from pooltui.store.shared_affinity import SharedAffinity
 from pooltui.store.shared_windows import SharedWindows
 from pooltui.store.shared_wire import Rejected
@@ -370,14 +370,14 @@ class SharedKeyStates:
 
     async def stop(self) -> None:
         """Stop, in bounded time: a task stuck in a Redis call that does not end on cancellation (a connection
-        torn down mid-read waits on the socket it is closing) must not hold the process's shutdown."""
+        torn down mid-read waits on the socket it is closing) must not hold the process's shutdown; one whose
+        cancellation was swallowed is cancelled again (see :func:`cancel_until_done`)."""
         if self.windows is not None and self.connected:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.windows.give_back(), 1.0)
         self.close()
-        tasks = [*self._tasks, *self._spending]
-        if tasks:
-            await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+        listener = self.affinity.listener  # the affinity loop's own task: it is cancelled with the loop, not awaited
+        await cancel_until_done([*self._tasks, *self._spending, *([listener] if listener else [])], STOP_WAIT_S)
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._redis.aclose(), STOP_WAIT_S)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import tomllib
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -15,11 +13,10 @@ from click.testing import CliRunner
 
 from pooltui.commands.cli import cli, main
 from pooltui.core.strategies import STRATEGIES
-from pooltui.session.lab import LAB_STRATEGIES, RunResult, run_lab, simulated_run
-from pooltui.session.planner import plan_keys
+from pooltui.session.lab import LAB_STRATEGIES, RunResult, run_lab
 from pooltui.session.recommend import recommend
 from pooltui.session.workload import seeded_workload
-from pooltui.sim.scenario import load_scenario, scenario_from_dict
+from pooltui.sim.scenario import load_scenario
 
 
 def lab(name: str, strategies: list[str] | tuple[str, ...] = LAB_STRATEGIES):
@@ -57,28 +54,16 @@ def test_outage_has_a_winner_and_the_reason_names_the_figure() -> None:
     assert f"{loser.fallback} served by the fallback vs {best.fallback}" in rec.reason
 
 
-def peak_hour_with(n: int):
-    """peak-hour as its TOML says, with ``n`` keys of its kind instead of four (written here, not by the planner)."""
-    data = tomllib.loads(resources.files("pooltui.sim").joinpath("scenarios", "peak-hour.toml").read_text())
-    model = data["providers"][0]["keys"][0]
-    data["providers"][0]["keys"] = [{**model, "label": f"k{i}", "secret": f"sk-test-peak-{i:024d}"}
-                                    for i in range(n)]
-    return scenario_from_dict(data, "peak-hour")
-
-
-def test_peak_hour_is_too_small_and_the_keys_needed_check_out() -> None:
-    sc, arrivals, results = lab("peak-hour", STRATEGIES)
+def test_peak_hour_is_too_small_for_any_of_pooltuis_strategies() -> None:
+    """pooltui's strategies all fail peak-hour the same way: a tie, and keys to add. How many (the planner on the
+    same scenario, strategy and target, then direct runs with n and n - 1 keys) is test_advice_plan's check: the
+    same runs were made here a second time."""
+    _, _, results = lab("peak-hour", STRATEGIES)
     rec = recommend(results)
+    print(f"\n{rec.text()}")
     assert rec.capacity_short and rec.verdict == "tie"  # pooltui's strategies all fail the same way
     assert "whichever strategy" in rec.reason and "add keys instead" in rec.reason
-    plan = plan_keys(sc, arrivals, concurrency=sc.traffic.concurrency, seed=sc.seed, strategy=rec.plan_strategy)
-    n = plan.keys_needed
-    print(f"\n{rec.text()}\nplan: {plan.as_dict()}")
-    assert n is not None and len(sc.primary.keys) < n < plan.max_keys
-    for keys, enough in ((n, True), (n - 1, False)):
-        run = simulated_run(peak_hour_with(keys), rec.plan_strategy, arrivals, sc.traffic.concurrency, sc.seed)
-        fine = run.succeeded == run.requests and run.limited == 0 and run.max_wait_ms <= 2000
-        assert fine is enough, (keys, run.row(), run.max_wait_ms)
+    assert rec.plan_strategy == "round-robin"  # what test_advice_plan sizes the pool with
 
 
 def test_compare_json_carries_the_recommendation_and_the_plan() -> None:

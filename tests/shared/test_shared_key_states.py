@@ -282,3 +282,30 @@ async def test_stop_ends_in_bounded_time_even_when_a_task_ignores_cancellation(r
         let_go.set()
         task.cancel()
         await task
+
+
+async def test_stop_cancels_again_a_task_that_swallowed_its_cancellation(redis_server) -> None:
+    """A cancellation that lands as a Redis call completes can be swallowed (redis-py #2028): the loop goes on. The
+    task outlived stop() and the loop's last cancel waited on it (a teardown hang in test_fleet_learns, 90 s).
+    stop() cancels what is still running again until it ends: nothing of the store's is left running."""
+    shared = await sharing(redis_server.url, pool())
+    swallowed = 0
+
+    async def swallows_once() -> None:  # a loop whose first cancellation is lost, as in that race
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    task = asyncio.create_task(swallows_once())
+    shared._tasks.append(task)
+    await asyncio.sleep(0)
+    try:
+        await asyncio.wait_for(shared.stop(), 10)
+        assert swallowed == 1 and task.done(), "a task of the store still runs after stop()"
+    finally:
+        task.cancel()

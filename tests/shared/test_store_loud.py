@@ -43,8 +43,11 @@ async def test_each_misconfiguration_is_one_line_naming_it_without_the_password(
     ran = await asyncio.gather(*(one_misconfiguration(url) for url, _ in cases))
     for (url, status), (shared, said) in zip(cases, ran, strict=True):
         assert shared.status == status and not shared.connected, (url, said)
-        assert len(said) == 1 and status in said[0], (url, said)
-        assert redis_server.password not in said[0] and "wrong-" not in said[0]
+        # one line, or two where the first connect timed out on a loaded machine ("unreachable", then what it
+        # is: a change of status, said once; a full run beside another pytest saw that), never one per retry
+        assert status in said[-1] and (len(said) == 1 or (len(said) == 2 and "unreachable" in said[0]
+                                                          and status != "unreachable")), (url, said)
+        assert not any(redis_server.password in line or "wrong-" in line for line in said)
 
 
 @pytest.mark.asyncio
@@ -60,7 +63,10 @@ async def test_the_line_comes_again_when_the_status_changes(redis_server) -> Non
         await until(lambda: shared.status == "unreachable", timeout_s=5.0)
         redis_server.start()
         await until(lambda: shared.status == "connected", timeout_s=10.0)
-        assert [line.split(":")[1].split()[0] for line in said] == ["connected", "redis", "connected"]
+        # the store's status lines (the shared affinity says its own line when it is back: that one may come
+        # before this reads, on a loaded machine)
+        status_lines = [line for line in said if line.startswith("shared state:")]
+        assert [line.split(":")[1].split()[0] for line in status_lines] == ["connected", "redis", "connected"], said
     finally:
         await shared.stop()
 

@@ -16,7 +16,6 @@ from tests.tui import scripted
 from tests.tui.screen_text import DURATION, screen_lines, whole, widget_lines
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 45)], ids=["80x24", "160x45"])
-STATES = pytest.mark.parametrize("state", ["storm", "peak", "outage"])
 
 STATUS_PARTS = {
     "keys": r"keys \d+/\d+ usable(, \d+ paced)?",
@@ -37,34 +36,24 @@ pytestmark = pytest.mark.usefixtures("utc")
 app_for = scripted.app_for
 
 
-@SIZES
-@STATES
-async def test_status_line_keeps_usable_keys_and_ok_whole(state: str, size: tuple[int, int]) -> None:
+def status_line_keeps_usable_keys_and_ok_whole(app: PoolMonitorApp, state: str) -> None:
     """With an alert up, the status line still says how many keys are usable and the callers' ok%, each whole;
     what drops for room drops whole."""
-    app = app_for(state)
-    async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        line = screen_lines(app)[0].strip()
-        parts = line.split(" │ ")
-        assert re.search(r"keys \d+/\d+ usable", line), line
-        assert re.search(r"ok \d+\.\d% of \d+/min", line), line
-        assert all(whole(part, STATUS_PARTS) for part in parts), line
-        if state == "outage":
-            assert line.startswith("⚠ OUTAGE sim-anthropic since "), line  # alerts first
+    line = screen_lines(app)[0].strip()
+    parts = line.split(" │ ")
+    assert re.search(r"keys \d+/\d+ usable", line), line
+    assert re.search(r"ok \d+\.\d% of \d+/min", line), line
+    assert all(whole(part, STATUS_PARTS) for part in parts), line
+    if state == "outage":
+        assert line.startswith("⚠ OUTAGE sim-anthropic since "), line  # alerts first
 
 
-@SIZES
-@STATES
-async def test_traffic_summary_never_ends_in_a_cut_number(state: str, size: tuple[int, int]) -> None:
-    app = app_for(state)
-    async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        summary = widget_lines(app, app.query_one("#traffic-summary"))[0].strip()
-        assert summary, "the traffic summary shows something"
-        parts = summary.split(" · ")
-        assert all(whole(part, TRAFFIC_PARTS) for part in parts), summary
-        assert re.search(rf"callers p50 {DURATION} p95 {DURATION}", summary), summary  # what callers felt stays
+def traffic_summary_never_ends_in_a_cut_number(app: PoolMonitorApp) -> None:
+    summary = widget_lines(app, app.query_one("#traffic-summary"))[0].strip()
+    assert summary, "the traffic summary shows something"
+    parts = summary.split(" · ")
+    assert all(whole(part, TRAFFIC_PARTS) for part in parts), summary
+    assert re.search(rf"callers p50 {DURATION} p95 {DURATION}", summary), summary  # what callers felt stays
 
 
 def exhausted_storm() -> MonitorSession:
@@ -88,24 +77,35 @@ def cells_cut(table: FittedTable) -> list[str]:
     return cut
 
 
-@SIZES
-@pytest.mark.parametrize("state", ["storm", "peak", "outage", "exhausted_storm"])
-async def test_no_table_cell_is_cut(state: str, size: tuple[int, int]) -> None:
+def no_table_cell_is_cut(app: PoolMonitorApp, state: str) -> None:
     """Every cell of the keys, fallback and events tables fits its column: names end in …, prose at a word with
     …, and event kinds are whole (``pool_exhausted``)."""
+    for table in app.query(FittedTable):
+        if table.display:
+            assert cells_cut(table) == [], type(table).__name__
+    events = app.query_one(EventsTable)
+    kind = [key for key, _, _ in events.shown].index("kind")
+    kinds = [str(events.get_row(row.key)[kind]) for row in events.ordered_rows]
+    assert kinds and all(k in set(EventKind) for k in kinds), kinds
+    if state == "exhausted_storm":
+        assert "pool_exhausted" in kinds
+
+
+@SIZES
+@pytest.mark.parametrize("state", ["storm", "peak", "outage", "exhausted_storm"])
+async def test_nothing_on_the_main_screen_is_cut(state: str, size: tuple[int, int]) -> None:
+    """One monitor per state and size (its start is most of the time; four apps each for the same screen were
+    a quarter of tests/tui's CPU), each part of its main screen checked: the status line, the traffic summary,
+    the table cells, the rotation panel (not on ``exhausted_storm``: the storm's with one event more)."""
     session = exhausted_storm() if state == "exhausted_storm" else getattr(scripted, state)()
     app = PoolMonitorApp(session, start_session=False)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        for table in app.query(FittedTable):
-            if table.display:
-                assert cells_cut(table) == [], type(table).__name__
-        events = app.query_one(EventsTable)
-        kind = [key for key, _, _ in events.shown].index("kind")
-        kinds = [str(events.get_row(row.key)[kind]) for row in events.ordered_rows]
-        assert kinds and all(k in set(EventKind) for k in kinds), kinds
-        if state == "exhausted_storm":
-            assert "pool_exhausted" in kinds
+        no_table_cell_is_cut(app, state)
+        if state != "exhausted_storm":
+            status_line_keeps_usable_keys_and_ok_whole(app, state)
+            traffic_summary_never_ends_in_a_cut_number(app)
+            rotation_panel_keeps_the_next_pick_the_legend_and_the_summary(app)
 
 
 @SIZES
@@ -151,25 +151,19 @@ async def test_no_toast_covers_the_key_detail(size: tuple[int, int]) -> None:
         assert any("primary: reset" in line for line in screen_lines(app))
 
 
-@SIZES
-@STATES
-async def test_rotation_panel_keeps_the_next_pick_the_legend_and_the_summary(state: str,
-                                                                             size: tuple[int, int]) -> None:
+def rotation_panel_keeps_the_next_pick_the_legend_and_the_summary(app: PoolMonitorApp) -> None:
     """The next pick on the first line, the legend's entries whole (the rest counted), and the summary
     line shown: whole, or ending at a word with …."""
-    app = app_for(state)
-    async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        view = app.session.view()
-        lines = [line.rstrip() for line in widget_lines(app, app.query_one("#rotation"))]
-        assert f"▶ {view['next']}" in lines[0], lines
-        labels = {k["label"] for k in view["keys"]}
-        entries = [e for line in lines if re.match(r"\s*[A-Z]=", line)
-                   for e in line.split()]
-        assert entries and all(e.split("=", 1)[1] in labels for e in entries if "=" in e), lines
-        summary = lines[-1].strip() or lines[-2].strip()
-        assert view["summary"] == summary or (summary.endswith("…") and view["summary"].startswith(summary[:-1])), \
-            lines
+    view = app.session.view()
+    lines = [line.rstrip() for line in widget_lines(app, app.query_one("#rotation"))]
+    assert f"▶ {view['next']}" in lines[0], lines
+    labels = {k["label"] for k in view["keys"]}
+    entries = [e for line in lines if re.match(r"\s*[A-Z]=", line)
+               for e in line.split()]
+    assert entries and all(e.split("=", 1)[1] in labels for e in entries if "=" in e), lines
+    summary = lines[-1].strip() or lines[-2].strip()
+    assert view["summary"] == summary or (summary.endswith("…") and view["summary"].startswith(summary[:-1])), \
+        lines
 
 
 @SIZES
