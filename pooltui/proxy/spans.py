@@ -147,7 +147,7 @@ class SpanBuilder:
         server_id = new_id()
         served_ok = done.status < 400
         facts = self._facts(done)
-        said = _json(done.said) if isinstance(done.said, bytes) else done.said
+        said = json_object(done.said) if isinstance(done.said, bytes) else done.said
         spans: list[otlp_wire.SpanRecord] = []
         events: list[tuple[float, str, dict[str, AttrValue]]] = []
         steps = done.steps
@@ -204,7 +204,7 @@ class SpanBuilder:
     def _facts(done: Finished) -> AnswerFacts | None:
         answer = done.answer
         if isinstance(answer, bytes):
-            return facts_of(_json(answer), done.counted)
+            return facts_of(json_object(answer), done.counted)
         return AnswerFacts(*answer) if answer is not None else None
 
     def _request_fields(self, done: Finished, named: bytes, facts: AnswerFacts | None, answered: bool,
@@ -330,7 +330,7 @@ def _drop_empty(attrs: dict[str, Any]) -> dict[str, AttrValue]:
 def _content(asked_body: bytes | None, answer: dict[str, Any] | None) -> dict[str, AttrValue]:
     """Prompt and completion text (opt-in), scrubbed of anything key-shaped (known secrets already gone)."""
     out: dict[str, AttrValue] = {}
-    asked = _json(asked_body) if asked_body else None
+    asked = json_object(asked_body) if asked_body else None
     if asked is not None:
         messages = [m for m in asked.get("messages") or [] if isinstance(m, dict)]
         if asked.get("system"):
@@ -352,7 +352,8 @@ def summary(answer: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: answer[k] for k in ("choices", "content") if k in answer}
 
 
-def _json(body: bytes | None) -> dict[str, Any] | None:
+def json_object(body: bytes | None) -> dict[str, Any] | None:
+    """``body`` parsed, if it is a JSON object (None for anything else)."""
     if body is None:
         return None
     try:

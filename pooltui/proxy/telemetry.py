@@ -13,7 +13,6 @@ record leaves the proxy); prompt and completion text only with ``capture_content
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import subprocess
@@ -32,7 +31,7 @@ from pooltui.proxy import otlp_wire
 from pooltui.proxy.batching import BatchThread
 from pooltui.proxy.export_process import frame
 from pooltui.proxy.logs import OPERATIONS as OPERATIONS_LOG
-from pooltui.proxy.spans import EventRecord, SpanBuilder, StepRecord, summary
+from pooltui.proxy.spans import EventRecord, SpanBuilder, StepRecord, json_object, summary
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
@@ -193,7 +192,7 @@ class Tracing:
         if body is None or not self.capture_content:
             return None
         if len(body) > QUEUED_BODY_MAX:  # not held while queued: only what spans show
-            return summary(_json(scrub_bytes(body)))
+            return summary(json_object(scrub_bytes(body)))
         return scrub_bytes(body)
 
     def _send(self, batch: list[tuple[Any, ...]]) -> None:
@@ -308,10 +307,3 @@ def _whole(environ: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         return default
     return value if value > 0 else default
-
-def _json(body: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
