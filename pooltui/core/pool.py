@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from heapq import heapify, heappop, heappush, heapreplace
-from typing import Literal
 
 from pooltui.core.affinity import CACHE_TTL_S, AffinityMap, AffinityStore, Holder
 from pooltui.core.budget import Budget, Spend
@@ -626,53 +625,131 @@ class Pool:
         ``affinity``: the request's conversation token (see ``core/affinity.py``): with affinity on, the key
         that holds its cache (or one of its cache group) while it has room, else the strategy's choice, which
         then holds it.
-        """
-        while True:
-            key = self._pick_once(trace, avoid, model, hold, affinity)
-            if key is not False:  # False: the key it chose was held back by a declared limit, choose again
-                return key
 
-    def _pick_once(self, trace: RequestTrace | None, avoid: PoolKey | None, model: str | None,
-                   hold: TokenHold | None, affinity: str | None) -> PoolKey | Literal[False] | None:
-        now = self.clock.now()
-        timers = self._timers
-        if timers and timers[0][0] <= now:
-            self._expire(now)
-        models = self._models
-        if model is not None and len(models) == 1 and model not in models:
-            self._split_by_model(next(iter(models)), now)
-        avail = self._avail
-        if not avail:
-            if trace is not None:
-                trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
-                          excluded_total=len(self._unavail))
-            return None
-        aff = self._affinity if affinity is not None else None
-        stayed = None
-        if aff is not None and affinity is not None:
-            key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
-            if key_or_wait is True:
-                return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
-            if isinstance(key_or_wait, PoolKey):
-                stayed = key_or_wait
-        if stayed is not None:
-            key = stayed
-            if model is not None and model not in models and len(models) < 64:
-                models.add(model)
-        else:
-            chosen = self._by_strategy(now, model, avoid, trace)
-            if chosen is None:
+        One function on purpose (issue 27: pick+report in a few µs, where each call costs as much as a dozen
+        lines): the strategy's key (paced by learnt limits, away from ``avoid``, from keys cooling for ``model``
+        and over the in-flight cap) and the pick's bookkeeping, without calls in the usual case.
+        """
+        while True:  # a second turn only when the key chosen was held back by a declared limit (it left the rotation)
+            now = self.clock.now()
+            timers = self._timers
+            if timers and timers[0][0] <= now:
+                self._expire(now)
+            models = self._models
+            if model is not None and len(models) == 1 and model not in models:
+                self._split_by_model(next(iter(models)), now)
+            avail = self._avail
+            if not avail:
+                self._none_picked(now, trace)
                 return None
-            key = chosen
+            aff = self._affinity if affinity is not None else None
+            stayed = None
             if aff is not None and affinity is not None:
-                self._follow(aff, affinity, key, now, model, avoid, trace)
-        candidates = len(self._avail)  # what the strategy saw (before any hold below)
-        strategy = self.strategy
-        if self._cursor != key.pos and strategy == "round-robin":
-            self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
-        declared = key.declared
-        if (hold is not None or declared is not None) and self._held_back(key, model, hold, now, trace):
-            return False
+                key_or_wait = self._stay(aff, affinity, now, model, avoid, trace)
+                if key_or_wait is True:
+                    return None  # the conversation's key is back within affinity_wait_s: the caller waits for it
+                if isinstance(key_or_wait, PoolKey):
+                    stayed = key_or_wait
+            if stayed is not None:
+                key = stayed
+                if model is not None and model not in models and len(models) < 64:
+                    models.add(model)
+            else:
+                if self.strategy == "round-robin":  # what _choose does for it, without its call
+                    i = bisect_right(avail, self._cursor)
+                    pos = self._cursor = avail[i] if i < len(avail) else avail[0]
+                    key = self._keys[pos]
+                else:
+                    key = self._choose()
+                learn = self.learn
+                if learn:
+                    while not key.stated and (learned := key.learned) is not None and \
+                            (learned.full(now) or (self._share_learned and self._learned_full(key, learned, now))) \
+                            and self._pace(key, learned, now, trace):
+                        if not avail:  # every key at its learnt limit: the caller waits for the first opening
+                            self._none_picked(now, trace)
+                            return None
+                        key = self._choose()
+                candidates = len(avail)
+                if key is avoid and candidates > 1:
+                    key = self._keys[avail[bisect_right(avail, key.pos) % candidates]]
+                    if trace is not None:
+                        trace.add(now, "skip", self.name, avoid.label,
+                                  reason=f"{avoid.label} just failed: retried elsewhere")
+                if model is not None:
+                    if model not in models and len(models) < 64:
+                        models.add(model)
+                    if learn and len(models) > 1 and (lm := key.learned_models) is not None \
+                            and (est := lm.get(model)) is not None and (self._share_learned or (
+                                (limit := est.limit) is not None and len(est.accepted) + len(est.outstanding) >= limit
+                                and est.full(now))):  # (fewer held than the limit, in the window or not: not full)
+                        self._pace_model(model, key, now)  # shared: the fleet's window may be full, not this one
+                    model_cool = self._model_cool
+                    if model_cool and model in model_cool:
+                        cooling = self._model_cooling(model, now)
+                        if cooling is not None:
+                            chosen = self._for_model(key, cooling, avoid)
+                            if chosen is None:
+                                if trace is not None:
+                                    trace.add(now, "pick", self.name, None, candidates=0,
+                                              excluded=self._model_exclusions(model, cooling),
+                                              excluded_total=len(cooling))
+                                return None
+                            if chosen is not key and trace is not None:
+                                wait = max(0.0, cooling[key] - now)
+                                trace.add(now, "skip", self.name, key.label,
+                                          reason=f"{key.label} cooling for {model} {wait:.1f} s")
+                            key = chosen
+                cap = self.max_inflight
+                if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
+                    key = self._under_cap(key, cap, trace, now)
+                if aff is not None and affinity is not None:
+                    self._follow(aff, affinity, key, now, model, avoid, trace)
+            candidates = len(avail)  # what the strategy saw (before any hold below)
+            strategy = self.strategy
+            if self._cursor != key.pos and strategy == "round-robin":
+                self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
+            # the request's slot and tokens taken from the key's declared windows, or the key held back quietly
+            # (until its window has room, its stated token budget resets, or an answer frees a concurrency slot)
+            declared = key.declared
+            if hold is None and declared is None:
+                break
+            tokens_in = tokens_out = 0
+            if hold is not None:
+                ratios = key.ratios
+                if ratios:
+                    ratio = ratios.get(model or "")
+                    tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
+                else:
+                    tokens_in = hold.body_in  # int(body_in * 1.0)
+                tokens_out = hold.out
+                stated = key.token_allow  # a stated budget counts both (openai's; anthropic's most restrictive)
+                if stated is not None and tokens_in + tokens_out > stated and \
+                        self._short_of_tokens(key, tokens_in + tokens_out, now, trace):
+                    continue
+            windows = None
+            if declared is not None:
+                cap = declared.max_concurrency
+                if cap is not None and key.inflight + key.streams >= cap:
+                    self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
+                                            f"({key.inflight + key.streams} in flight)")
+                    continue
+                by_model = declared.models
+                windows = declared if by_model is None or model is None else by_model.get(model, declared)
+                local = windows.local
+                if (local is None or not local.take(now, tokens_in, tokens_out)) and \
+                        (full := windows.claim(now, tokens_in, tokens_out)) is not None:  # (claim's first step first)
+                    wait, name, limit = full
+                    self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
+                               f"declared {name} {limit} reached", now, trace)
+                    continue
+            if hold is not None:
+                hold.on, hold.held, hold.model, hold.ratio_of = windows, (tokens_in, tokens_out), model, key.ratios
+                hold.seq = key.stats.requests
+                key.tokens_inflight += tokens_in + tokens_out
+                if key.token_allow is not None:
+                    key.token_allow -= tokens_in + tokens_out
+            break
         key.inflight += 1
         allow = key.allow
         if allow is not None:
@@ -684,7 +761,11 @@ class Pool:
                 est = (lm.get(model) if lm is not None else None) or self._estimate(key, model)
             else:
                 est = key.learned or self._estimate(key, model)
-            est.sent(now)
+            outstanding = est.outstanding
+            if not outstanding and est.fleet is None:  # what est.sent does when none is in flight, without its call
+                outstanding.append(now)
+            else:
+                est.sent(now)
             if self._share_learned and (fleet := self._learned_window(key, est, model)) is not None \
                     and not fleet.take(now):
                 fleet.settle(now, 0, 1)  # sent all the same (a retry's spill): counted in the fleet's window
@@ -700,11 +781,16 @@ class Pool:
         stats.requests += 1
         stats.last_used = now
         sec = int(now)  # RollingCounter.add on the key's and the pool's, without their calls in the same second
-        for counter in (stats.per_second, self.per_second):
-            if counter._sec == sec:
-                counter.now_count += 1
-            else:
-                counter.add(now)
+        counter = stats.per_second
+        if counter._sec == sec:
+            counter.now_count += 1
+        else:
+            counter.add(now)
+        counter = self.per_second
+        if counter._sec == sec:
+            counter.now_count += 1
+        else:
+            counter.add(now)
         self.picks.append(key.label)
         if strategy in _HEAP_STRATEGIES:
             limits = stats.limits
@@ -735,55 +821,11 @@ class Pool:
                           excluded_total=len(self._unavail))
         return key
 
-    def _by_strategy(self, now: float, model: str | None, avoid: PoolKey | None, trace: RequestTrace | None
-                     ) -> PoolKey | None:
-        """The strategy's key for this attempt (paced by learnt limits, away from ``avoid``, from keys cooling for
-        ``model`` and over the in-flight cap); None when none can serve."""
-        key = self._choose()
-        learn = self.learn
-        if learn:
-            while not key.stated and (learned := key.learned) is not None and \
-                    (learned.full(now) or (self._share_learned and self._learned_full(key, learned, now))) and \
-                    self._pace(key, learned, now, trace):
-                if not self._avail:  # every key at its learnt limit: the caller waits for the first opening
-                    if trace is not None:
-                        trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
-                                  excluded_total=len(self._unavail))
-                    return None
-                key = self._choose()
-        avail = self._avail
-        candidates = len(avail)
-        if key is avoid and candidates > 1:
-            key = self._keys[avail[bisect_right(avail, key.pos) % candidates]]
-            if trace is not None:
-                trace.add(now, "skip", self.name, avoid.label, reason=f"{avoid.label} just failed: retried elsewhere")
-        if model is not None:
-            models = self._models
-            if model not in models and len(models) < 64:
-                models.add(model)
-            if learn and len(models) > 1 and (lm := key.learned_models) is not None \
-                    and (est := lm.get(model)) is not None and (self._share_learned or (
-                        (limit := est.limit) is not None and len(est.accepted) + len(est.outstanding) >= limit
-                        and est.full(now))):  # (fewer held than the limit, in the window or not: not full, no call)
-                self._pace_model(model, key, now)  # shared: the fleet's window may be full while this one is not
-            model_cool = self._model_cool
-            if model_cool and model in model_cool:
-                cooling = self._model_cooling(model, now)
-                if cooling is not None:
-                    chosen = self._for_model(key, cooling, avoid)
-                    if chosen is None:
-                        if trace is not None:
-                            trace.add(now, "pick", self.name, None, candidates=0, excluded=self._model_exclusions(
-                                model, cooling), excluded_total=len(cooling))
-                        return None
-                    if chosen is not key and trace is not None:
-                        trace.add(now, "skip", self.name, key.label,
-                                  reason=f"{key.label} cooling for {model} {max(0.0, cooling[key] - now):.1f} s")
-                    key = chosen
-        cap = self.max_inflight
-        if cap is not None and key.inflight + key.streams >= cap and candidates > 1:
-            key = self._under_cap(key, cap, trace, now)
-        return key
+    def _none_picked(self, now: float, trace: RequestTrace | None) -> None:
+        """No key is available: the trace says why (the keys excluded)."""
+        if trace is not None:
+            trace.add(now, "pick", self.name, None, candidates=0, excluded=self.exclusions(),
+                      excluded_total=len(self._unavail))
 
     def _room(self, key: PoolKey, now: float, model: str | None, avoid: PoolKey | None) -> str | None:
         """Why ``key`` cannot take a request now (None: it can): its state, a held probe, the key that just
@@ -867,55 +909,22 @@ class Pool:
                       reason=f"moved from {holder.label} ({why or 'no room'}): affinity follows")
         held_map.put(token, key.label, key.cache_group, now)
 
-    def _held_back(self, key: PoolKey, model: str | None, hold: TokenHold | None, now: float,
-                   trace: RequestTrace | None) -> bool:
-        """Take the request's slot and tokens from the key's declared windows, or hold the key back quietly
-        (until its window has room, its stated token budget resets, or an answer frees a concurrency slot)
-        when they have none. Returns True when it was held back."""
-        tokens_in = tokens_out = 0
-        if hold is not None:
-            ratios = key.ratios
-            if ratios:
-                ratio = ratios.get(model or "")
-                tokens_in = int(hold.body_in * (ratio if ratio is not None else ratios.get("", 1.0)))
-            else:
-                tokens_in = hold.body_in  # int(body_in * 1.0)
-            tokens_out = hold.out
-            allow = key.token_allow
-            need = tokens_in + tokens_out  # a stated budget counts both (openai's; anthropic's most restrictive)
-            if allow is not None and need > allow:
-                reason = f"stated tokens: {max(0, allow)} left, the request needs ~{need}"
-                reset_at = key.token_reset_at
-                if reset_at is not None and reset_at > now:
-                    return self._rest(key, None, reset_at - now, DeadlineSource.STATED, reason, now, trace)
-                limits = key.stats.limits  # its reset has passed: the whole budget is back, less what is in flight
-                if limits is not None and limits.tokens_limit is not None:
-                    allow = key.token_allow = limits.tokens_limit - key.tokens_inflight
-                if need > allow and key.tokens_inflight > 0:
-                    return self._hold_until_answer(key, now, trace, f"{reason} (the rest is in flight)")
-        declared = key.declared
-        if declared is not None:
-            cap = declared.max_concurrency
-            if cap is not None and key.inflight + key.streams >= cap:
-                return self._hold_until_answer(key, now, trace, f"declared max_concurrency {cap} reached "
-                                               f"({key.inflight + key.streams} in flight)")
-            models = declared.models
-            windows = declared if models is None or model is None else models.get(model, declared)
-            local = windows.local
-            if local is None or not local.take(now, tokens_in, tokens_out):  # (claim's first step, without its call)
-                full = windows.claim(now, tokens_in, tokens_out)
-                if full is not None:
-                    wait, name, limit = full
-                    return self._rest(key, model if windows is not declared else None, wait,
-                                      DeadlineSource.DECLARED, f"declared {name} {limit} reached", now, trace)
-        else:
-            windows = None
-        if hold is not None:
-            hold.on, hold.held, hold.model, hold.ratio_of = windows, (tokens_in, tokens_out), model, key.ratios
-            hold.seq = key.stats.requests
-            key.tokens_inflight += tokens_in + tokens_out
-            if key.token_allow is not None:
-                key.token_allow -= tokens_in + tokens_out
+    def _short_of_tokens(self, key: PoolKey, need: int, now: float, trace: RequestTrace | None) -> bool:
+        """The request needs ``need`` tokens, more than the key's stated budget has left: the key rests until the
+        budget resets, or (its reset passed, the rest held by requests in flight) until an answer. False when the
+        budget is back in full and has room after all."""
+        allow = key.token_allow
+        if allow is None or need <= allow:
+            return False
+        reason = f"stated tokens: {max(0, allow)} left, the request needs ~{need}"
+        reset_at = key.token_reset_at
+        if reset_at is not None and reset_at > now:
+            return self._rest(key, None, reset_at - now, DeadlineSource.STATED, reason, now, trace)
+        limits = key.stats.limits  # its reset has passed: the whole budget is back, less what is in flight
+        if limits is not None and limits.tokens_limit is not None:
+            allow = key.token_allow = limits.tokens_limit - key.tokens_inflight
+        if need > allow and key.tokens_inflight > 0:
+            return self._hold_until_answer(key, now, trace, f"{reason} (the rest is in flight)")
         return False
 
     def _hold_until_answer(self, key: PoolKey, now: float, trace: RequestTrace | None, reason: str) -> bool:
