@@ -35,7 +35,7 @@ from pooltui.core.snapshot import KeySnapshot
 from pooltui.core.stats import KeyStats, RollingCounter
 from pooltui.core.strategies import normalize_strategy
 from pooltui.core.timefmt import clock, duration
-from pooltui.core.trace import Exclusion, LearnedAt, RequestTrace
+from pooltui.core.trace import Exclusion, RequestTrace
 from pooltui.core.windows import LEARNED, KeyLimits, Slots, WindowFactory, local_window
 
 _OK = KeyState.OK
@@ -810,15 +810,16 @@ class Pool:
             excluded = self._excl_cache
             if excluded is None:
                 excluded = self.exclusions()
-            if est is not None and est.limit is not None and est.window_s is not None:  # the learnt limit, its room
-                accepted = est.accepted  # est.held(now), without its calls
-                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
-                          excluded_total=len(self._unavail), learned=LearnedAt(
-                              est.limit, est.window_s, len(accepted) - bisect_right(accepted, now - est.window_s)
-                              + len(est.outstanding)))
+            # its record: its step is built when the trace is read
+            if est is not None and (limit := est.limit) is not None and (window := est.window_s) is not None:
+                accepted = est.accepted  # the learnt limit paced by, and its room: est.held(now), without its calls
+                trace.entries.append((now, self.name, key.label, candidates, excluded, len(self._unavail), limit,
+                                      window, len(accepted) - bisect_right(accepted, now - window)
+                                      + len(est.outstanding)))
             else:
-                trace.add(now, "pick", self.name, key.label, candidates=candidates, excluded=excluded,
-                          excluded_total=len(self._unavail))
+                trace.entries.append((now, self.name, key.label, candidates, excluded, len(self._unavail), None,
+                                      0.0, 0))
+            trace.raw = True
         return key
 
     def _none_picked(self, now: float, trace: RequestTrace | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pooltui.core.masking import scrub
 
@@ -41,6 +41,21 @@ class Step:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+#: a key picked, as the pick records it (no dict, no Step: issue 27's pick+report speed), appended to
+#: ``RequestTrace.entries`` with ``raw`` set; :attr:`RequestTrace.steps` builds its step when read: (ts, provider,
+#: key, candidates, excluded, excluded_total, the learnt limit paced by or None, its window, the requests in it
+#: then, the pick's included)
+PickRecord = tuple[float, str, str, int, tuple[Exclusion, ...], int, int | None, float, int]
+
+
+def _pick_step(record: PickRecord) -> Step:
+    ts, provider, key, candidates, excluded, excluded_total, limit, window_s, in_window = record
+    detail: dict[str, Any] = {"candidates": candidates, "excluded": excluded, "excluded_total": excluded_total}
+    if limit is not None:
+        detail["learned"] = LearnedAt(limit, window_s, in_window)
+    return Step(ts, "pick", provider, key, detail)
+
+
 @dataclass(slots=True)
 class RequestTrace:
     """The engine's record of one request."""
@@ -48,16 +63,29 @@ class RequestTrace:
     request_id: int
     started: float
     strategy: str
-    steps: list[Step] = field(default_factory=list)
     result: str = "pending"
     served_by: str | None = None
     waited_s: float = 0.0  # time spent waiting for a key (all its waits; queue time as the caller feels it)
+    #: its steps as recorded: a pick's kept as its :data:`PickRecord` until :attr:`steps` reads them
+    entries: list[Step | PickRecord] = field(default_factory=list, repr=False)
+    raw: bool = False  # some entry is still a pick's record
+
+    @property
+    def steps(self) -> list[Step]:
+        """Its steps in order (each pick's built from its record the first time they are read)."""
+        entries = self.entries
+        if self.raw:
+            self.raw = False
+            for i, entry in enumerate(entries):
+                if type(entry) is tuple:
+                    entries[i] = _pick_step(entry)
+        return cast("list[Step]", entries)
 
     def add(self, ts: float, kind: str, provider: str, key: str | None = None, **detail: Any) -> None:
         reason = detail.get("reason")
         if reason:
             detail["reason"] = scrub(reason)
-        self.steps.append(Step(ts, kind, provider, key, detail))
+        self.entries.append(Step(ts, kind, provider, key, detail))
 
     def as_dict(self) -> dict[str, Any]:
         return {

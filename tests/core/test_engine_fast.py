@@ -11,6 +11,7 @@ from pooltui.core import Classification, KeySpec, KeyState, Outcome, Pool
 from pooltui.core.clock import FakeClock
 from pooltui.core.declared import TokenHold
 from pooltui.core.learned import LearnedLimit
+from pooltui.core.trace import LearnedAt, RequestTrace, Step, format_trace
 from pooltui.core.windows import KeyLimits
 
 OK = Classification(Outcome.OK, 200)
@@ -132,3 +133,30 @@ def test_heap_strategies_pick_what_a_naive_scan_picks(strategy: str, steps: list
             assert got is want
             if got is not None:
                 pool.report(got, OK)
+
+
+def test_a_picks_step_built_when_read_is_in_its_place_and_says_what_the_pick_saw() -> None:
+    """The pick records its step raw (core/trace.py: PickRecord) and the trace builds it when read: read after the
+    answer and later steps, each pick's step is in its place and says what held at the pick (the learnt limit's
+    room then, not now)."""
+    clock = FakeClock()
+    pool = Pool("p", [KeySpec("k0", "sk-test-lazy-trace-000000000000")], clock=clock)
+    assert pool.restore_learned("k0", "", 5, 10.0)
+    for _ in range(2):  # two accepted in the window before the traced pick
+        key = pool.pick()
+        assert key is not None
+        pool.report(key, OK, 0.01)
+    trace = RequestTrace(1, clock.now(), pool.strategy)
+    first = pool.pick(trace)
+    assert first is not None
+    clock.advance(1.0)
+    pool.report(first, OK, 0.01)
+    trace.add(clock.now(), "attempt", "p", "k0", status=200, reason="ok")
+    assert pool.pick(trace) is not None
+    steps = trace.steps
+    assert [s.kind for s in steps] == ["pick", "attempt", "pick"]
+    assert [s.detail["learned"] for s in (steps[0], steps[2])] == [LearnedAt(5, 10.0, 3), LearnedAt(5, 10.0, 4)]
+    assert steps[0].detail == {"candidates": 1, "excluded": (), "excluded_total": 0,
+                               "learned": LearnedAt(5, 10.0, 3)}
+    assert trace.steps is steps and all(isinstance(s, Step) for s in steps)
+    assert "pick [p] k0  from 1 available (learned limit 5 per 10.0 s, 3 in the window)" in format_trace(trace)
