@@ -91,8 +91,11 @@ class DeclaredWindows:
 
     def full(self, now: float, tokens_in: int, tokens_out: int) -> tuple[float, str, int] | None:
         """(seconds until it opens, the window's name, its limit) of the window that opens last, if any is full."""
-        if self.local is not None:
-            self.local.close()
+        local = self.local
+        if local is not None:
+            if not tokens_in and not tokens_out and local.request_fits():
+                return None  # (asked for a request alone, as affinity's look at a key's room asks: the run goes on)
+            local.close()
         units = (1, tokens_in + tokens_out, tokens_in, tokens_out)
         worst: tuple[float, str, int] | None = None
         for name, slots, kind in self._all:

@@ -277,6 +277,12 @@ class LocalWindows:
         self.flush()
         self.last = _CLOSED
 
+    def request_fits(self) -> bool:
+        """Whether one more request fits every request window by its running count (expired units still counted, the
+        run's takes not yet written counted too): room the windows have at least, read without ending the run."""
+        n = self.pend_requests + 1
+        return all(w._total + n <= w.limit for w in self.requests)
+
     def settle_tokens(self, now: float, back_in: int, back_out: int) -> bool:
         """Give back ``back_in`` input and ``back_out`` output tokens (the answer used fewer than were held) where
         the windows' settle would only take them off their oldest entry (one still in the window that holds more):

@@ -219,3 +219,21 @@ def test_a_token_log_pruned_when_read_fits_what_one_pruned_at_each_answer_does(
             kept = [(t, i, o) for t, i, o in naive if at - MINUTE_S < t <= at]
             want = sum(i if read == "itpm" else o if read == "otpm" else i + o for _, i, o in kept)
             assert log.fitted(at, read) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(RUN_LIMITS), run_steps)
+def test_a_look_at_a_keys_room_in_a_run_answers_as_the_windows_one_by_one_do(
+        limits: KeyLimits, ops: list[tuple[float, int, int, str, int]]) -> None:
+    """Affinity looks at a key's room for a request (``full(now, 0, 0)``) between takes: on local windows it answers
+    from their running counts without ending the run, and answers what the windows taken one by one answer."""
+    windows = fast_and_plain(limits)
+    fast, slow = windows
+    now = 1_000.0
+    for dt, tokens_in, tokens_out, then, used_in in ops:
+        now += dt
+        assert fast.full(now, 0, 0) == slow.full(now, 0, 0)
+        if claimed(windows, now, tokens_in, tokens_out) and then == "settle":
+            settled(windows, now, (tokens_in, tokens_out), (min(used_in, tokens_in), tokens_out // 2))
+        assert fast.full(now, 0, 0) == slow.full(now, 0, 0)
+    same_use(windows, now)
