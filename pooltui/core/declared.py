@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 from pooltui.core.snapshot import BudgetUse
 from pooltui.core.windows import FleetSlots, KeyLimits, LocalWindows, SlidingWindow, Slots, WindowFactory
@@ -197,6 +198,16 @@ class DeclaredWindows:
         return out
 
 
+_NO_TOKENS = (0, 0)
+
+
+class TokenHolder(Protocol):
+    """The key a hold's tokens are held on (core/pool.py's PoolKey): what its answer settles there."""
+
+    tokens_inflight: int  # tokens (input and output) held by its requests in flight
+    token_allow: int | None  # tokens the headers last stated left, less those held since
+
+
 class TokenHold:
     """The tokens one request holds: filled by the pick, settled by its answer (one attempt at a time)."""
 
@@ -215,16 +226,37 @@ class TokenHold:
     def of_body(cls, body: bytes | None) -> TokenHold:
         return cls(estimate_input(body), output_cap(body))
 
-    def learn_ratio(self, used_in: int) -> None:
-        """The provider's usage says how many input tokens the body held: the key's ratio moves toward it."""
-        ratios = self.ratio_of
-        if ratios is None or used_in <= 0 or self.body_in <= 0:
-            return
-        seen = used_in / self.body_in
-        if seen < _RATIO_LOW:
-            seen = _RATIO_LOW
-        elif seen > _RATIO_HIGH:
-            seen = _RATIO_HIGH
-        name = self.model or ""
-        before = ratios.get(name)
-        ratios[name] = seen if before is None else before + RATIO_WEIGHT * (seen - before)
+    def settle(self, key: TokenHolder, now: float, used_in: int, used_out: int) -> None:
+        """The answer came: what it held becomes what it used (``used_in``, ``used_out``) on ``key`` (its tokens in
+        flight, its stated budget) and in the windows held; the key's input ratio for the model moves toward what the
+        usage says (an exponential average, bounded); the hold is empty again. One call for the answer's hot path."""
+        held = self.held
+        held_in, held_out = held
+        left = key.tokens_inflight - held_in - held_out
+        key.tokens_inflight = left if left > 0 else 0
+        if key.token_allow is not None:
+            key.token_allow += held_in + held_out - used_in - used_out
+        on = self.on
+        if on is not None and (used_in != held_in or used_out != held_out):
+            local = on.local  # (its run's quick give-back first, without DeclaredWindows.settle_tokens' call)
+            if local is None or not local.settle_tokens(now, held_in - used_in, held_out - used_out):
+                on.settle_tokens(now, held, (used_in, used_out))
+        ratios, body_in = self.ratio_of, self.body_in
+        if used_in > 0 and ratios is not None and body_in > 0:  # an answer without usage teaches nothing
+            seen = used_in / body_in
+            if seen < _RATIO_LOW:
+                seen = _RATIO_LOW
+            elif seen > _RATIO_HIGH:
+                seen = _RATIO_HIGH
+            name = self.model or ""
+            before = ratios.get(name)
+            ratios[name] = seen if before is None else before + RATIO_WEIGHT * (seen - before)
+        self.on, self.held, self.ratio_of = None, _NO_TOKENS, None
+
+    def drop(self, key: TokenHolder) -> None:
+        """The answer says no usage (a transport error, a cancellation after it was sent): what it held stays counted
+        as used in the windows; ``key`` no longer has it in flight; the hold is empty again."""
+        held_in, held_out = self.held
+        left = key.tokens_inflight - held_in - held_out
+        key.tokens_inflight = left if left > 0 else 0
+        self.on, self.held, self.ratio_of = None, _NO_TOKENS, None

@@ -40,7 +40,6 @@ from pooltui.core.windows import LEARNED, KeyLimits, Slots, WindowFactory, local
 
 _OK = KeyState.OK
 _OUTCOME_OK = Outcome.OK
-_NO_TOKENS = (0, 0)
 #: our own pacing ends quietly (no probe, no "back in rotation" event)
 _PACED = frozenset({DeadlineSource.LEARNED, DeadlineSource.DECLARED, DeadlineSource.STATED})
 _EXCLUSIONS_SHOWN = 16
@@ -959,27 +958,16 @@ class Pool:
         cap = declared.max_concurrency if declared is not None else None
         return cap is None or key.inflight + key.streams < cap
 
-    def _settle_hold(self, key: PoolKey, hold: TokenHold | None, used: tuple[int, int] | None, now: float) -> None:
+    @staticmethod
+    def _settle_hold(key: PoolKey, hold: TokenHold | None, used: tuple[int, int] | None, now: float) -> None:
         """The answer to the request holding ``hold`` came: its tokens become ``used`` (None: keep what was held,
         as used), the key's ratio learns from the usage."""
         if hold is None or hold.ratio_of is None:
             return
-        held = hold.held
-        held_in, held_out = held
-        left = key.tokens_inflight - held_in - held_out
-        key.tokens_inflight = left if left > 0 else 0
-        if used is not None:
-            used_in, used_out = used
-            if key.token_allow is not None:
-                key.token_allow += held_in + held_out - used_in - used_out
-            on = hold.on
-            if on is not None and (used_in != held_in or used_out != held_out):
-                local = on.local  # (its run's quick give-back first, without DeclaredWindows.settle_tokens' call)
-                if local is None or not local.settle_tokens(now, held_in - used_in, held_out - used_out):
-                    on.settle_tokens(now, held, used)
-            if used_in > 0:
-                hold.learn_ratio(used_in)
-        hold.on, hold.held, hold.ratio_of = None, _NO_TOKENS, None
+        if used is None:
+            hold.drop(key)
+        else:
+            hold.settle(key, now, *used)
 
     def _split_by_model(self, first: str, now: float) -> None:
         """Traffic mixes models for the first time: a key cooling for what the first model's 429s (or spent
@@ -1240,9 +1228,9 @@ class Pool:
         if hold is not None and hold.ratio_of is not None:
             seq = hold.seq
             if outcome is not _OUTCOME_OK:
-                self._settle_hold(key, hold, _NO_TOKENS, now)  # refused: no tokens counted
+                hold.settle(key, now, 0, 0)  # refused: no tokens counted
             elif tokens_in or tokens_out:
-                self._settle_hold(key, hold, (tokens_in, tokens_out), now)
+                hold.settle(key, now, tokens_in, tokens_out)
         if result.model_scoped and model is not None:
             self._scoped = True
         # headers and 429s speak of that model only when the pool serves several

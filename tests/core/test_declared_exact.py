@@ -15,6 +15,7 @@ from pooltui.core.declared import (
     estimate_input,
     output_cap,
 )
+from pooltui.core.pool import KeySpec, PoolKey
 from pooltui.core.windows import KeyLimits, local_window
 
 T0 = 1_000.0
@@ -115,24 +116,24 @@ def test_a_refused_take_gives_back_what_the_windows_before_it_took() -> None:
     assert used(tokens_first, T0 + 1) == {"rpm": 1, "tpm": 100, "otpm": 100}
 
 
+def _answered(hold: TokenHold, ratios: dict[str, float], used_in: int) -> dict[str, float]:
+    """An answer that used ``used_in`` input tokens settles ``hold`` (held on no window) on a key: its ratios."""
+    hold.ratio_of = ratios
+    hold.settle(PoolKey(KeySpec("k", "sk-test-ratio-0000000000000000"), 0), T0, used_in, 0)
+    assert hold.ratio_of is None and hold.held == (0, 0)  # the hold is empty again
+    return ratios
+
+
 def test_the_input_ratio_starts_at_the_first_answer_then_moves_by_its_weight() -> None:
     hold = TokenHold(1000, 100)
-    hold.ratio_of, hold.model = {}, "m"
-    hold.learn_ratio(500)
-    assert hold.ratio_of == {"m": 0.5}
-    hold.learn_ratio(1000)
-    assert hold.ratio_of["m"] == pytest.approx(0.5 + RATIO_WEIGHT * 0.5)
-    hold.learn_ratio(0)  # an answer without usage teaches nothing
-    assert hold.ratio_of["m"] == pytest.approx(0.6)
-    small = TokenHold(10, 0)
-    small.ratio_of = {}
-    small.learn_ratio(1)  # one token of ten bytes' estimate: 0.1, inside the bounds; no model: ""
-    assert small.ratio_of == {"": pytest.approx(0.1)}
-    odd = TokenHold(10, 0)
-    odd.ratio_of = {}
-    odd.learn_ratio(10_000)
-    assert odd.ratio_of == {"": RATIO_BOUNDS[1]}
-    empty = TokenHold(0, 0)
-    empty.ratio_of = {}
-    empty.learn_ratio(50)  # no body to compare with
-    assert empty.ratio_of == {}
+    hold.model = "m"
+    ratios = _answered(hold, {}, 500)
+    assert ratios == {"m": 0.5}
+    _answered(hold, ratios, 1000)
+    assert ratios["m"] == pytest.approx(0.5 + RATIO_WEIGHT * 0.5)
+    _answered(hold, ratios, 0)  # an answer without usage teaches nothing
+    assert ratios["m"] == pytest.approx(0.6)
+    # one token of ten bytes' estimate: 0.1, inside the bounds; no model: ""
+    assert _answered(TokenHold(10, 0), {}, 1) == {"": pytest.approx(0.1)}
+    assert _answered(TokenHold(10, 0), {}, 10_000) == {"": RATIO_BOUNDS[1]}
+    assert _answered(TokenHold(0, 0), {}, 50) == {}  # no body to compare with
