@@ -654,11 +654,13 @@ class Pool:
                 if model is not None and model not in models and len(models) < 64:
                     models.add(model)
             else:
-                if self.strategy == "round-robin":  # what _choose does for it, without its call
+                keys, heap = self._keys, self._heap  # what _choose does, without its call where it can
+                if self.strategy == "round-robin":
                     i = bisect_right(avail, self._cursor)
                     pos = self._cursor = avail[i] if i < len(avail) else avail[0]
-                    key = self._keys[pos]
-                else:
+                    key = keys[pos]
+                elif not heap or (first := heap[0])[-2] >= len(keys) or (key := keys[first[-2]]).ver != first[-1] \
+                        or key.state is not _OK or key.probe is _HELD:  # (a heap strategy's top, when it is fresh)
                     key = self._choose()
                 learn = self.learn
                 if learn:
