@@ -165,7 +165,8 @@ class Http1Answer:
             return
         self.status_code = status
         self.headers = raw_headers(self._raw)
-        encoding = self.headers.get("content-encoding", "").strip().lower()
+        encoding = b", ".join([v for k, v in self._raw if k.lower() == b"content-encoding"]).decode(
+            "latin-1").strip().lower()  # what ``headers.get`` gives (repeated ones joined), without its lookups
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
         self._state = 1

@@ -52,6 +52,7 @@ from pooltui.proxy.dialects import (
     translatable,
     upstream_request,
 )
+from pooltui.proxy.direct import cycle_of, send_whole
 from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
@@ -568,7 +569,8 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
             else:
                 started = True
                 await _relay(reply, reply.body_iterator, send, on_gone)
-        else:
+        elif (cycle := cycle_of(scope)) is None or not send_whole(cycle, reply.status_code, reply.raw_headers(),
+                                                                  reply.body):
             started = True
             await send(reply.start())
             await send({"type": "http.response.body", "body": reply.body})

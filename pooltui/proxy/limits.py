@@ -22,6 +22,7 @@ from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pooltui.proxy.direct import CYCLE_KEY
 from pooltui.proxy.one_write import OneWrite
 
 #: the scope key under which a connection of the limited protocol offers to be marked as authorised
@@ -208,13 +209,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_url(self, url: bytes) -> None:
         self._head_parsed += len(url)
-        super().on_url(url)
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """Counted against the limits, then kept as uvicorn's ``on_header`` keeps it (inlined: one call per line)."""
         self._head_lines += 1
         self._head_parsed += len(name) + len(value) + 4
         if self._head_lines <= self.limits.max_headers:
-            super().on_header(name, value)
+            name = name.lower()
+            value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace, which RFC 9110 excludes from a value
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
@@ -224,6 +230,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
             if self.cycle is not None:  # its head and first body bytes in one write
                 self.cycle.transport = OneWrite(self.transport)  # type: ignore[assignment]
+                cast(dict[str, Any], self.scope)[CYCLE_KEY] = self.cycle  # the API routes' way past ASGI
             return
         app = self.app
         self.app = _TooManyHeaders(self._head_lines > self.limits.max_headers, self.limits)
