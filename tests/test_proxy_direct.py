@@ -30,11 +30,27 @@ class _Reader:
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         status, *lines = head.split(b"\r\n")
         headers = {k.strip().lower(): v.strip() for k, v in (line.split(b":", 1) for line in lines)}
+        if headers.get(b"transfer-encoding") == b"chunked":
+            return status, headers, self._chunked()
         length = int(headers[b"content-length"])
         while len(self.buf) < length:
             self._fill()
         body, self.buf = self.buf[:length], self.buf[length:]
         return status, headers, body
+
+    def _chunked(self) -> bytes:
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            size_line, _, self.buf = self.buf.partition(b"\r\n")
+            size = int(size_line, 16)
+            while len(self.buf) < size + 2:
+                self._fill()
+            assert size > 0 or self.buf[:2] == b"\r\n", "a chunk framed as HTTP/1.1 says"
+            body, self.buf = body + self.buf[:size], self.buf[size + 2:]
+            if size == 0:
+                return body
 
     def closed(self) -> bool:
         try:
@@ -44,9 +60,9 @@ class _Reader:
         return False
 
 
-def _request(port: int, max_tokens: int, *extra: str) -> bytes:
-    body = json.dumps({"model": "m", "max_tokens": max_tokens,
-                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+def _request(port: int, max_tokens: int, *extra: str, stream: bool = False) -> bytes:
+    body = json.dumps({"model": "m", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}],
+                       **({"stream": True} if stream else {})}).encode()
     return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
             + "".join(f"{h}\r\n" for h in extra) + f"content-length: {len(body)}\r\n\r\n").encode() + body
 
@@ -88,3 +104,23 @@ def test_a_body_sent_in_pieces_is_read_whole(proxied) -> None:  # noqa: F811
         sock.sendall(raw[head_end + 10:])
         status, _, body = reader.response()
     assert status == b"HTTP/1.1 200 OK" and json.loads(body)["usage"]["completion_tokens"] == 4
+
+
+def test_a_stream_is_chunked_as_uvicorn_frames_it_then_the_next_request_is_answered(proxied) -> None:  # noqa: F811
+    _, clients = proxied
+    with ProxyThread({"oai": clients["oai"]}) as px, \
+            socket.create_connection((px.service.host, px.service.port), timeout=10) as sock:
+        port = px.service.port
+        sock.sendall(_request(port, 6, stream=True) + _request(port, 2, "connection: close"))
+        reader = _Reader(sock)
+        status, headers, body = reader.response()
+        after = reader.response()
+        assert reader.closed()
+    assert status == b"HTTP/1.1 200 OK" and headers[b"content-type"].startswith(b"text/event-stream")
+    assert b"date" in headers and headers[b"server"] == b"uvicorn" and b"connection" not in headers
+    assert b"content-length" not in headers
+    events = [line[6:] for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]" and len(events) > 2
+    assert "".join(c["delta"].get("content") or "" for e in events[:-1] for c in json.loads(e)["choices"])
+    assert after[0] == b"HTTP/1.1 200 OK" and after[1][b"connection"] == b"close"
+    assert json.loads(after[2])["usage"]["completion_tokens"] == 2

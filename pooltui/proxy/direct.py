@@ -7,6 +7,7 @@ no, and the caller goes through ASGI as before."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -37,13 +38,13 @@ def body_now(cycle: RequestResponseCycle) -> bytes | None:
     return body
 
 
-def send_whole(cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
-    """The answer in one write, and the cycle completed as uvicorn's ``send`` would leave it; False (nothing
-    written) when this request is not on the common path or ``headers`` carry framing of their own
-    (transfer-encoding, connection, another content length): the content length is written here."""
+def _head(cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], framing: bytes,
+          length: int | None = None) -> bytes | None:
+    """The status line and header lines as uvicorn's ``send`` writes them, ``framing`` last (``None``: this request
+    is off the common path, or ``headers`` carry framing of their own other than a content length of ``length``)."""
     if (cycle.response_started or cycle.disconnected or cycle.access_log or cycle.flow.write_paused
             or cycle.scope["method"] == "HEAD" or status < 200 or status in (204, 304)):
-        return False
+        return None
     pairs = (*cycle.default_headers, *headers)
     # uvicorn's checks of each name and value, as one scan of all names and one of all values (a tab, which joins
     # the values, is allowed in a value: it finds what the per-value scans would)
@@ -55,27 +56,87 @@ def send_whole(cycle: RequestResponseCycle, status: int, headers: list[tuple[byt
     for name, value in pairs:
         name = name.lower()
         if name in _FRAMING:
-            if name == b"content-length" and value == str(len(body)).encode():
+            if name == b"content-length" and length is not None and value == str(length).encode():
                 continue  # written below
-            return False
+            return None
         lines += (name, b": ", value, b"\r\n")
-    lines += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+    lines.append(framing)
     if not cycle.keep_alive:
         lines.append(b"connection: close\r\n")
     lines.append(b"\r\n")
-    cycle.response_started = True
-    cycle.waiting_for_100_continue = False
+    return b"".join(lines)
+
+
+def _raw(cycle: RequestResponseCycle) -> asyncio.Transport:
+    """The connection's transport itself (past the cycle's ``OneWrite``: this module writes a head with its body)."""
     transport = cycle.transport
-    raw = transport.transport if isinstance(transport, OneWrite) else transport
-    if len(body) <= GATHER_MAX:
-        lines.append(body)
-        raw.write(b"".join(lines))
-    else:  # not copied into the head's write
-        raw.write(b"".join(lines))
-        raw.write(body)
+    return transport.transport if isinstance(transport, OneWrite) else transport
+
+
+def _complete(cycle: RequestResponseCycle) -> None:
+    """The cycle's state once its answer is all written, as uvicorn's ``send`` leaves it."""
     cycle.response_complete = True
     cycle.message_event.set()
     if not cycle.keep_alive:
-        transport.close()
+        cycle.transport.close()
     cycle.on_response()
+
+
+def send_whole(cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    """The answer in one write, and the cycle completed as uvicorn's ``send`` would leave it; False (nothing
+    written) when this request is not on the common path or ``headers`` carry framing of their own
+    (transfer-encoding, connection, another content length): the content length is written here."""
+    head = _head(cycle, status, headers, b"content-length: %d\r\n" % len(body), len(body))
+    if head is None:
+        return False
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    raw = _raw(cycle)
+    if len(body) <= GATHER_MAX:
+        raw.write(head + body)
+    else:  # not copied into the head's write
+        raw.write(head)
+        raw.write(body)
+    _complete(cycle)
     return True
+
+
+class ChunkedAnswer:
+    """A streamed answer written chunk by chunk through the cycle, in HTTP/1.1 chunked framing as uvicorn's
+    ``send`` writes it; its head leaves with the first chunk (one write). ``start`` gives None off the common
+    path (then the stream goes through ASGI)."""
+
+    __slots__ = ("_cycle", "_head", "_raw")
+
+    def __init__(self, cycle: RequestResponseCycle, head: bytes) -> None:
+        self._cycle = cycle
+        self._head: bytes | None = head
+        self._raw = _raw(cycle)
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+
+    @classmethod
+    def start(cls, cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]]
+              ) -> ChunkedAnswer | None:
+        head = _head(cycle, status, headers, b"transfer-encoding: chunked\r\n")
+        return None if head is None else cls(cycle, head)
+
+    async def write(self, chunk: bytes) -> None:
+        """One chunk (nothing for an empty one); waits while the caller's side of the connection is full."""
+        cycle = self._cycle
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()
+        if cycle.disconnected or not chunk:
+            return
+        framed = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        head, self._head = self._head, None
+        self._raw.write(framed if head is None else head + framed)
+
+    def end(self) -> None:
+        """The last chunk, and the cycle completed."""
+        cycle = self._cycle
+        if cycle.disconnected:
+            return
+        head, self._head = self._head, None
+        self._raw.write(b"0\r\n\r\n" if head is None else head + b"0\r\n\r\n")
+        _complete(cycle)
