@@ -146,7 +146,7 @@ def test_the_proxy_bench_gives_each_mode_each_place_in_turn() -> None:
 
 
 def test_the_floor_relays_requests_on_one_keep_alive_connection(tmp_path: Path) -> None:
-    """`bench proxy --modes floor`'s relay: each request under the simulator's prefix, answers back as they came."""
+    """`bench proxy --modes floor`'s relay: each request's head and body re-sent upstream, answers back as they came."""
     import http.client
     import json
 
