@@ -23,7 +23,7 @@ def test_the_help_names_every_benchmark_and_each_has_its_module() -> None:
     out = bench("--help")
     assert out.returncode == 0, out.stderr
     modules = {p.stem for p in Path(pooltui.bench.__file__).parent.glob("*.py")} - {"__init__", "__main__", "cli",
-                                                                                     "common"}
+                                                                                     "common", "floor"}  # helpers
     assert {name.replace("-", "_") for name in BENCHMARKS} == modules, "one module per benchmark, each listed"
     for name, text in BENCHMARKS.items():
         assert name in out.stdout and text.split()[0] in out.stdout, name
@@ -143,3 +143,30 @@ def test_the_proxy_bench_gives_each_mode_each_place_in_turn() -> None:
     assert orders[0] == modes and all(sorted(o) == sorted(modes) for o in orders)
     assert {o[0] for o in orders} == set(modes)  # each mode first once
     assert all(len({o[place] for o in orders}) == 4 for place in range(4))
+
+
+def test_the_floor_relays_requests_on_one_keep_alive_connection(tmp_path: Path) -> None:
+    """`bench proxy --modes floor`'s relay: each request's head and body re-sent upstream, answers back as they came."""
+    import http.client
+    import json
+
+    from pooltui.bench.common import BENCH_SECRET, free_port, ping_body, start_sim, stop_process, wait_port
+    from pooltui.bench.proxy import REFERENCES
+
+    sim_port, port = free_port(), free_port()
+    sim = start_sim(sim_port)
+    relay = REFERENCES["floor"](sim_port, port, str(tmp_path))
+    assert relay is not None
+    try:
+        wait_port(port, relay, "the floor")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for tokens in (3, 5):  # one connection: the second request goes on the same upstream connection
+            conn.request("POST", "/v1/chat/completions", json.dumps({**ping_body(tokens)}),
+                         {"content-type": "application/json", "authorization": f"Bearer {BENCH_SECRET}"})
+            answer = conn.getresponse()
+            assert answer.status == 200
+            assert json.loads(answer.read())["usage"]["completion_tokens"] == tokens
+        conn.close()
+    finally:
+        stop_process(relay)
+        sim.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
 
 import pytest
 
@@ -207,3 +208,39 @@ def test_events_read_together_are_handed_on_as_one_chunk() -> None:
 
     with OddUpstream(stream) as up:
         assert asyncio.run(main()) == [b"".join(events)]
+
+
+@pytest.mark.parametrize("gap_s", [0.08, 0.5])
+def test_the_read_timeout_is_per_wait_not_for_the_whole_answer(gap_s: float) -> None:
+    """A body that trickles in (each piece well within the read timeout, all of them past it) is read whole; a
+    silence longer than the read timeout between two pieces fails the answer as a read timeout."""
+    from pooltui.client.http1 import UpstreamTimeout
+
+    pieces = [b"data: %d\n\n" % i for i in range(6 if gap_s < 0.25 else 1)]
+    over = threading.Event()
+
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(head())
+            for piece in pieces:
+                await writer.drain()
+                await asyncio.sleep(gap_s)  # the upstream's pace, not the test waiting on something
+                writer.write(piece)
+        finally:
+            over.set()
+
+    with OddUpstream(answer) as up:
+        async def run() -> bytes:
+            sender = Http1Sender(read_s=0.25)
+            try:
+                got = await sender.open("POST", f"http://127.0.0.1:{up.port}/v1/chat/completions", b"{}", {}, None)
+                return b"".join([c async for c in got.aiter_bytes()])
+            finally:
+                await sender.aclose()
+
+        if gap_s < 0.25:
+            assert asyncio.run(run()) == b"".join(pieces)  # 0.48 s in all, past the 0.25 s timeout
+        else:
+            with pytest.raises(UpstreamTimeout):
+                asyncio.run(run())
+        assert over.wait(5)  # the upstream's answer is over before it stops

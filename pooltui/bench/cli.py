@@ -30,13 +30,13 @@ def _monitor(a: argparse.Namespace) -> None:
 
 
 def _proxy(a: argparse.Namespace) -> None:
-    from pooltui.bench.proxy import MODES, bench_proxy
+    from pooltui.bench.proxy import MODES, REFERENCES, bench_proxy
 
     modes = tuple(m.strip() for m in a.modes.split(",") if m.strip())
-    unknown = [m for m in modes if m not in MODES]
+    unknown = [m for m in modes if m not in MODES and (a.hooks or m not in REFERENCES)]
     if unknown or not modes:
         raise SystemExit(f"pooltui.bench proxy: unknown mode {unknown[0] if unknown else '(none)'!r} "
-                         f"(known: {', '.join(MODES)})")
+                         f"(known: {', '.join(MODES)}; without --hooks also {', '.join(REFERENCES)})")
     if a.hooks:
         from pooltui.bench.proxy import bench_hooks
 
@@ -158,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--sequential", type=int, default=300)
     x.add_argument("--rounds", type=int, default=3)
     x.add_argument("--modes", default="off,text-log,json-log,traced",
-                   help="the proxy's observability settings to compare, comma-separated (the first is the base)")
+                   help="the proxy's observability settings to compare, comma-separated (the first is the base); "
+                   "also the reference hops `floor` (a bare pass-through relay in Python on uvloop) and `haproxy`")
     x.add_argument("--hooks", type=int, default=0, metavar="N",
                    help="instead: CPU per request of each mode in one process, N requests per round")
     x.add_argument("--source", default=None, help="run the proxy from another checkout's directory (before/after)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,8 +69,8 @@ def family_cpu_seconds(pid: int) -> tuple[float, float]:
     return cpu_seconds(pid), sum(map(cpu_seconds, children_of(pid)))
 
 
-async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequential: int, pid: int
-                       ) -> dict[str, float]:
+async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequential: int, pid: int,
+                       proxy_key: str = "any") -> dict[str, float]:
     import aiohttp
 
     body = ping_body()
@@ -92,7 +93,7 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
                 await r.read()
             return took
 
-        for name, base, key in (("direct", direct, BENCH_SECRET), ("proxy", proxied, "any")):
+        for name, base, key in (("direct", direct, BENCH_SECRET), ("proxy", proxied, proxy_key)):
             if await call(base, key) != 200:
                 raise RuntimeError(f"{name} did not answer 200")
             send = partial(call, base, key)
@@ -178,6 +179,47 @@ class _OtlpSink:
         self.proc.wait(10)
 
 
+_HAPROXY_CONFIG = """global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+frontend relay
+    bind 127.0.0.1:{port}
+    http-request set-path /sim-openai%[path]
+    default_backend sim
+backend sim
+    http-reuse always
+    server sim 127.0.0.1:{sim_port}
+"""
+
+
+def _floor_process(sim_port: int, port: int, tmp: str) -> subprocess.Popen[bytes] | None:
+    """The floor: a pass-through relay in Python on uvloop, no pooling feature (bench/floor.py)."""
+    return subprocess.Popen([sys.executable, "-m", "pooltui.bench.floor", str(port), str(sim_port), "/sim-openai"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _haproxy_process(sim_port: int, port: int, tmp: str) -> subprocess.Popen[bytes] | None:
+    """A compiled proxy (HAProxy, one thread, keep-alive both sides) relaying the same way; None when missing."""
+    binary = shutil.which("haproxy")
+    if binary is None:
+        return None
+    config = os.path.join(tmp, "haproxy.cfg")
+    with open(config, "w") as fh:
+        fh.write(_HAPROXY_CONFIG.format(port=port, sim_port=sim_port))
+    return subprocess.Popen([binary, "-db", "-f", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+#: reference hops measured as the proxy is, not in the default run: mode -> its process (None: not installed). The
+#: caller's key goes through them as it is (they hold no pool)
+REFERENCES: dict[str, Callable[[int, int, str], subprocess.Popen[bytes] | None]] = {
+    "floor": _floor_process, "haproxy": _haproxy_process}
+
+
 def rotated(modes: tuple[str, ...], r: int) -> tuple[str, ...]:
     """Round ``r``'s order of the modes: each takes each place once every ``len(modes)`` rounds."""
     k = r % len(modes)
@@ -186,7 +228,7 @@ def rotated(modes: tuple[str, ...], r: int) -> tuple[str, ...]:
 
 def sink_for(modes: tuple[str, ...]) -> _OtlpSink | None:
     """The local OTLP collector, only when a mode traces (a sink no mode sends to would still take CPU)."""
-    return _OtlpSink() if any("{otlp}" in v for m in modes for v in MODES[m][1].values()) else None
+    return _OtlpSink() if any("{otlp}" in v for m in modes if m in MODES for v in MODES[m][1].values()) else None
 
 
 def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: tuple[str, ...] = tuple(MODES),
@@ -200,18 +242,26 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
     proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for mode in modes:  # every mode's proxy up at once: the rounds take turns (a busy machine's swings hit all)
-            args, env = MODES[mode]
-            port = free_port()
-            proxies[mode] = (proxy_process(sim_port, port, tempfile.mkdtemp(prefix="pooltui-bench-"), args=args,
-                                           env={k: v.format(otlp=sink.url if sink else "") for k, v in env.items()},
-                                           source=source), port)
-            wait_port(port, proxies[mode][0], "the proxy")
+            port, tmp = free_port(), tempfile.mkdtemp(prefix="pooltui-bench-")
+            if mode in REFERENCES:
+                reference = REFERENCES[mode](sim_port, port, tmp)
+                if reference is None:
+                    print(f"proxy: mode {mode} skipped: {mode} is not installed")
+                    continue
+                proxies[mode] = (reference, port)
+            else:
+                args, env = MODES[mode]
+                env = {k: v.format(otlp=sink.url if sink else "") for k, v in env.items()}
+                proxies[mode] = (proxy_process(sim_port, port, tmp, args=args, source=source, env=env), port)
+            wait_port(port, proxies[mode][0], f"the proxy ({mode})")
+        modes = tuple(m for m in modes if m in proxies)
         for r in range(rounds):
             this_round: dict[str, float] = {}
             for mode in rotated(modes, r):  # each mode in each place in turn: a run's later places are slower
                 proxy, port = proxies[mode]
                 result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
-                                          f"http://127.0.0.1:{port}/v1", n, concurrency, sequential, proxy.pid))
+                                          f"http://127.0.0.1:{port}/v1", n, concurrency, sequential, proxy.pid,
+                                          BENCH_SECRET if mode in REFERENCES else "any"))
                 for k, v in result.items():
                     samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
                 this_round[mode] = result["proxy_rps"]

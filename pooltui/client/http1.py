@@ -132,8 +132,8 @@ class _Connection(asyncio.Protocol):
 class Http1Answer:
     """An upstream's answer (an ``Answer``): status and headers now, the body as it comes."""
 
-    __slots__ = ("_chunks", "_conn", "_decoder", "_error", "_head_bytes", "_head_only", "_informational", "_keep",
-                 "_raw", "_read_s", "_state", "_waiter", "headers", "received", "status_code")
+    __slots__ = ("_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_informational",
+                 "_keep", "_raw", "_read_s", "_state", "_timer", "_waiter", "headers", "received", "status_code")
 
     def __init__(self, conn: _Connection, read_s: float, head_only: bool) -> None:
         self._conn: _Connection | None = conn
@@ -143,6 +143,8 @@ class Http1Answer:
         self._head_bytes = 0
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0  # when the current wait times out
+        self._timer: asyncio.TimerHandle | None = None  # one per answer, moved on lazily (not one per wait)
         self._error: BaseException | None = None
         self._decoder: zlib._Decompress | None = None
         self._state = 0  # 0 head awaited, 1 body coming, 2 complete
@@ -165,7 +167,8 @@ class Http1Answer:
             return
         self.status_code = status
         self.headers = raw_headers(self._raw)
-        encoding = self.headers.get("content-encoding", "").strip().lower()
+        encoding = b", ".join([v for k, v in self._raw if k.lower() == b"content-encoding"]).decode(
+            "latin-1").strip().lower()  # what ``headers.get`` gives (repeated ones joined), without its lookups
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
         self._state = 1
@@ -200,6 +203,7 @@ class Http1Answer:
         if self._decoder is not None and (tail := self._decoder.flush()):
             self._chunks.append(tail)
         self._state, self._keep = 2, keep
+        self._stop_timer()
         self._wake()
 
     def cut(self, exc: Exception | None) -> None:
@@ -224,18 +228,33 @@ class Http1Answer:
             raise self._error
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(self._read_s, self._timed_out, waiter)
+        self._deadline = loop.time() + self._read_s
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._check_timeout)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
         if self._error is not None:
             raise self._error
 
-    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            self.fail(UpstreamTimeout(f"read timeout: nothing from the upstream for {self._read_s:g} s"))
+    def _check_timeout(self) -> None:
+        """The answer's timer: a wait that has lasted ``read_s`` fails; one begun since the timer was set runs on
+        to its own deadline; with no wait going on, the next wait sets the timer again."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        loop = waiter.get_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._check_timeout)
+            return
+        self.fail(UpstreamTimeout(f"read timeout: nothing from the upstream for {self._read_s:g} s"))
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     async def head(self) -> None:
         while self._state == 0:
@@ -269,6 +288,7 @@ class Http1Answer:
 
     def _release(self) -> None:
         """The connection back to the pool when the answer was read whole and may be kept; closed otherwise."""
+        self._stop_timer()
         conn, self._conn = self._conn, None
         if conn is None:
             return

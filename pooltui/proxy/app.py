@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from pooltui.client.pool_client import (
     PoolClient,
@@ -52,6 +53,7 @@ from pooltui.proxy.dialects import (
     translatable,
     upstream_request,
 )
+from pooltui.proxy.direct import ChunkedAnswer, cycle_of, send_whole
 from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
@@ -567,8 +569,9 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
                 await streaming(scope, receive, sent)
             else:
                 started = True
-                await _relay(reply, reply.body_iterator, send, on_gone)
-        else:
+                await _relay(reply, reply.body_iterator, send, on_gone, cycle_of(scope))
+        elif (cycle := cycle_of(scope)) is None or not send_whole(cycle, reply.status_code, reply.raw_headers(),
+                                                                  reply.body):
             started = True
             await send(reply.start())
             await send({"type": "http.response.body", "body": reply.body})
@@ -579,7 +582,7 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
 
 
 async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
-                 on_gone: Callable[[Callable[[], None] | None], None]) -> None:
+                 on_gone: Callable[[Callable[[], None] | None], None], cycle: RequestResponseCycle | None) -> None:
     """A stream to its caller chunk by chunk as they come, without the task Starlette starts per stream to watch
     for a disconnect: the connection calls back when its caller goes, and the relay is cancelled then (the
     upstream stream is closed at once, as Starlette's would be)."""
@@ -594,6 +597,12 @@ async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
 
     on_gone(leave)
     try:
+        direct = ChunkedAnswer.start(cycle, reply.status_code, reply.raw_headers()) if cycle is not None else None
+        if direct is not None:  # straight through the connection's cycle: no ASGI message per chunk
+            async for chunk in chunks:
+                await direct.write(chunk)
+            direct.end()
+            return
         await send(reply.start())
         async for chunk in chunks:
             await send({"type": "http.response.body", "more_body": True, "body": chunk})

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pooltui.proxy.direct import CYCLE_KEY
 from pooltui.proxy.one_write import OneWrite
 
 #: the scope key under which a connection of the limited protocol offers to be marked as authorised
@@ -142,6 +143,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # as received, while the head is incomplete
         self._head_parsed = 0  # request line and header lines, as parsed
         self._head_lines = 0
+        self._head_open = False  # a request's head begun and not yet complete (the header timeout runs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._on_gone: Callable[[], None] | None = None
 
@@ -179,6 +181,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
             self._refuse(b"431 Request Header Fields Too Large",
                          f"request headers over {self.limits.max_header_bytes // 1024} KiB")
+        elif self._head_open and self._head_timer is None and not self.transport.is_closing():
+            # a head still incomplete once these bytes are parsed (one that came whole never needs a timer)
+            self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timeout)
 
     def _refuse(self, status: bytes, text: str) -> None:
         self._stop_head_timer()
@@ -201,29 +206,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         scope = cast(dict[str, Any], self.scope)
         scope[TRUST_KEY] = self._trust  # our keys, beside ASGI's own
         scope[GONE_KEY] = self._watch_gone
-        self._in_head = True
+        self._in_head = self._head_open = True
         self._head_lines = self._head_parsed = 0
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._head_parsed += len(url)
-        super().on_url(url)
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """Counted against the limits, then kept as uvicorn's ``on_header`` keeps it (inlined: one call per line)."""
         self._head_lines += 1
         self._head_parsed += len(name) + len(value) + 4
         if self._head_lines <= self.limits.max_headers:
-            super().on_header(name, value)
+            name = name.lower()
+            value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace, which RFC 9110 excludes from a value
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
-        self._in_head = False
+        self._in_head = self._head_open = False
         over = self._head_lines > self.limits.max_headers or self._head_parsed > self.limits.max_header_bytes
         if not over:
             super().on_headers_complete()
             if self.cycle is not None:  # its head and first body bytes in one write
                 self.cycle.transport = OneWrite(self.transport)  # type: ignore[assignment]
+                cast(dict[str, Any], self.scope)[CYCLE_KEY] = self.cycle  # the API routes' way past ASGI
             return
         app = self.app
         self.app = _TooManyHeaders(self._head_lines > self.limits.max_headers, self.limits)

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 _CONTINUE = b"HTTP/1.1 100 "
-_GATHER_MAX = 64 * 1024  # a larger body goes after its head without being joined to it (no copy of it)
+GATHER_MAX = 64 * 1024  # a larger body goes after its head without being joined to it (no copy of it)
 
 
 class OneWrite:
@@ -27,7 +27,7 @@ class OneWrite:
         head = self._head
         if head is not None:
             self._head = None
-            if len(data) <= _GATHER_MAX:
+            if len(data) <= GATHER_MAX:
                 self.transport.write(head + data)
                 return
             self.transport.write(head)

@@ -12,6 +12,8 @@ from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
+from pooltui.proxy.direct import body_now, cycle_of
+
 
 class Caller:
     """A caller's request as the proxy reads it: method, path, headers (``headers``: names lowercased, the first
@@ -41,6 +43,12 @@ class Caller:
             declared = self.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 return None
+        cycle = cycle_of(self.scope)
+        if cycle is not None and (whole := body_now(cycle)) is not None:  # all of it here: no ASGI message
+            if limit is not None and len(whole) > limit:
+                return None
+            self._body = whole
+            return whole
         first: bytes | None = None
         buf: bytearray | None = None
         while True:

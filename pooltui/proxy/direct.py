@@ -1,0 +1,142 @@
+"""The API routes' request body and whole answer straight through the connection's request cycle (uvicorn's
+``RequestResponseCycle``, offered in the scope by the proxy's protocol, proxy/limits.py), without ASGI's message
+dicts and awaits: a body that has fully arrived is taken at once, and an answer's status line, headers and body
+leave in one write. The bytes on the wire and the cycle's state after are what uvicorn's ``receive`` and ``send``
+would give; anything off the common path (a HEAD, a paused writer, an access log, a response already begun) says
+no, and the caller goes through ASGI as before."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE, RequestResponseCycle
+
+from pooltui.proxy.one_write import GATHER_MAX, OneWrite
+
+#: the scope key under which the proxy's protocol offers the request's cycle
+CYCLE_KEY = "pooltui.cycle"
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+def cycle_of(scope: MutableMapping[str, Any]) -> RequestResponseCycle | None:
+    """The request's cycle when its connection is the proxy's protocol, else None."""
+    return scope.get(CYCLE_KEY)
+
+
+def body_now(cycle: RequestResponseCycle) -> bytes | None:
+    """The whole request body when every byte of it has arrived (as ``receive`` would give it), else None (read it
+    through ASGI). A caller already gone raises ``ClientDisconnect``."""
+    if cycle.disconnected or cycle.response_complete:
+        raise ClientDisconnect()
+    if cycle.more_body or cycle.waiting_for_100_continue:
+        return None
+    body = bytes(cycle.body)
+    cycle.body = bytearray()
+    return body
+
+
+def _head(cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], framing: bytes,
+          length: int | None = None) -> bytes | None:
+    """The status line and header lines as uvicorn's ``send`` writes them, ``framing`` last (``None``: this request
+    is off the common path, or ``headers`` carry framing of their own other than a content length of ``length``)."""
+    if (cycle.response_started or cycle.disconnected or cycle.access_log or cycle.flow.write_paused
+            or cycle.scope["method"] == "HEAD" or status < 200 or status in (204, 304)):
+        return None
+    pairs = (*cycle.default_headers, *headers)
+    # uvicorn's checks of each name and value, as one scan of all names and one of all values (a tab, which joins
+    # the values, is allowed in a value: it finds what the per-value scans would)
+    if HEADER_RE.search(b"".join([name for name, _ in pairs])):
+        raise RuntimeError("Invalid HTTP header name.")
+    if HEADER_VALUE_RE.search(b"\t".join([value for _, value in pairs])):
+        raise RuntimeError("Invalid HTTP header value.")
+    lines = [STATUS_LINE[status]]
+    for name, value in pairs:
+        name = name.lower()
+        if name in _FRAMING:
+            if name == b"content-length" and length is not None and value == str(length).encode():
+                continue  # written below
+            return None
+        lines += (name, b": ", value, b"\r\n")
+    lines.append(framing)
+    if not cycle.keep_alive:
+        lines.append(b"connection: close\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _raw(cycle: RequestResponseCycle) -> asyncio.Transport:
+    """The connection's transport itself (past the cycle's ``OneWrite``: this module writes a head with its body)."""
+    transport = cycle.transport
+    return transport.transport if isinstance(transport, OneWrite) else transport
+
+
+def _complete(cycle: RequestResponseCycle) -> None:
+    """The cycle's state once its answer is all written, as uvicorn's ``send`` leaves it."""
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not cycle.keep_alive:
+        cycle.transport.close()
+    cycle.on_response()
+
+
+def send_whole(cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    """The answer in one write, and the cycle completed as uvicorn's ``send`` would leave it; False (nothing
+    written) when this request is not on the common path or ``headers`` carry framing of their own
+    (transfer-encoding, connection, another content length): the content length is written here."""
+    head = _head(cycle, status, headers, b"content-length: %d\r\n" % len(body), len(body))
+    if head is None:
+        return False
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    raw = _raw(cycle)
+    if len(body) <= GATHER_MAX:
+        raw.write(head + body)
+    else:  # not copied into the head's write
+        raw.write(head)
+        raw.write(body)
+    _complete(cycle)
+    return True
+
+
+class ChunkedAnswer:
+    """A streamed answer written chunk by chunk through the cycle, in HTTP/1.1 chunked framing as uvicorn's
+    ``send`` writes it; its head leaves with the first chunk (one write). ``start`` gives None off the common
+    path (then the stream goes through ASGI)."""
+
+    __slots__ = ("_cycle", "_head", "_raw")
+
+    def __init__(self, cycle: RequestResponseCycle, head: bytes) -> None:
+        self._cycle = cycle
+        self._head: bytes | None = head
+        self._raw = _raw(cycle)
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+
+    @classmethod
+    def start(cls, cycle: RequestResponseCycle, status: int, headers: list[tuple[bytes, bytes]]
+              ) -> ChunkedAnswer | None:
+        head = _head(cycle, status, headers, b"transfer-encoding: chunked\r\n")
+        return None if head is None else cls(cycle, head)
+
+    async def write(self, chunk: bytes) -> None:
+        """One chunk (nothing for an empty one); waits while the caller's side of the connection is full."""
+        cycle = self._cycle
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()
+        if cycle.disconnected or not chunk:
+            return
+        framed = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        head, self._head = self._head, None
+        self._raw.write(framed if head is None else head + framed)
+
+    def end(self) -> None:
+        """The last chunk, and the cycle completed."""
+        cycle = self._cycle
+        if cycle.disconnected:
+            return
+        head, self._head = self._head, None
+        self._raw.write(b"0\r\n\r\n" if head is None else head + b"0\r\n\r\n")
+        _complete(cycle)
