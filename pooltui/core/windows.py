@@ -406,8 +406,3 @@ def amount(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f}".removesuffix(".0") + unit
     return str(n)
-
-
-def in_use_text(used: dict[str, tuple[int, int]]) -> str:
-    """The windows' use for people: "rpm 41/60 · tpm 18k/20k"."""
-    return " · ".join(f"{name} {amount(n)}/{amount(limit)}" for name, (n, limit) in used.items())
