@@ -98,7 +98,9 @@ for i = 1, #entries, 2 do
       if lease then leased = leased + units end
       kept[#kept + 1] = {ends, units}
       if me and owner ~= me then
-        local at = owner .. ' ' .. math.ceil((ends - now) / bucket)
+        local step = math.ceil((ends - now) / bucket)
+        local at = owner .. ' ' .. step
+        if seen[at] == nil and #order >= 1000 then at = '* ' .. step end  -- planted owners by the thousand: one
         if seen[at] == nil then
           seen[at] = {0, 0}
           order[#order + 1] = at

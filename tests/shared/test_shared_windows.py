@@ -94,6 +94,11 @@ def test_the_lua_window_tells_settled_uses_from_leases(redis_server) -> None:
                    "a 1 3 0"):
         with pytest.raises(Rejected):
             others_in_view(forged, 10, 16)
+    # owners planted by the thousand are told as one ("*"): the answer stays small enough to be taken
+    client.zadd("t:win:many", {f"o{i}:1:1": now_ms for i in range(1500)})
+    raw = take(keys=["t:win:many", "t:win:epoch"], args=[60_000, 5000, 1, "me:L3", "e", 90_000, "me", 6_000])
+    view = others_in_view(raw[7], 5000, 16)
+    assert len(view) == 1001 and view["*"] == [(10, 500, 0)] and raw[0] == 1
     client.close()
 
 
