@@ -45,6 +45,7 @@ import contextlib
 import itertools
 import time
 import uuid
+from bisect import insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,6 +199,7 @@ class SharedSlots:
         #: units, of those leased); what it paces on while alone (see _others_over)
         self.seen: dict[str, list[tuple[float, int, int]]] = {}
         self.seen_at = 0.0  # local time of that view
+        self.since = group.clock()  # local time this window was made here (sends before it went around it)
 
     # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
     def mine(self, now: float) -> int:
@@ -389,6 +391,9 @@ class SharedWindows:
         self.fingerprint, self.log, self.clock = fingerprint, log, clock
         self.slots: dict[str, SharedSlots] = {}
         self.logs: dict[str, SharedSends] = {}  # the fleet's accepted sends per key, for learnt limits
+        self._learnt_window: dict[str, str] = {}  # a sends log's name -> the name of its key's learnt window
+        #: per learnt window: this process's sends written to it outside a lease (local time, member), latest
+        self._unpaced: dict[str, deque[tuple[float, str]]] = {}
         self.connected = True  # until a call says otherwise (the first lease tells)
         self.alone_until = 0.0  # local time until which each process also keeps to its share (after a reconnect)
         self.alone_since = 0.0  # local time this process last found the store away or the windows lost
@@ -412,16 +417,20 @@ class SharedWindows:
         slots = self.slots.get(name)
         if slots is None:
             slots = self.slots[name] = SharedSlots(self, name, (provider, label, what), limit, window_s)
+            edge = slots.since - window_s  # what this process sent before, written to the window: its own
+            slots.history.extend((at, 1, member) for at, member in self._unpaced.get(name, ()) if at > edge)
         slots.limit, slots.window_s = limit, window_s
         return slots
 
     def sends(self, provider: str, label: str) -> SharedSends:
         """The fleet's accepted sends of ``provider``'s key ``label`` (or ``label@model``): learnt limits are
         fitted from them (core/learned.py ``SendLogs``; store/shared_sends.py)."""
-        name = f"{self.prefix}:sends:{provider}:{label}:{self.fingerprint(provider, label)}"
+        fingerprint = self.fingerprint(provider, label)
+        name = f"{self.prefix}:sends:{provider}:{label}:{fingerprint}"
         log = self.logs.get(name)
         if log is None:
             log = self.logs[name] = SharedSends(name)
+            self._learnt_window[name] = f"{self.prefix}:win:{provider}:{label}:{fingerprint}:{LEARNED}"
         return log
 
     def member_id(self, units: int) -> str:
@@ -517,6 +526,7 @@ class SharedWindows:
                     pipe.xadd(log.name, {"p": self._tag, "t": self._listed(sent), "r": self._listed(refused)},
                               maxlen=MAX_SENDS, approximate=True)
                     pipe.pexpire(log.name, int(RETENTION_S * 1000))
+                    self._write_unpaced(pipe, self._learnt_window[log.name], sent, refused)
             start = self._score(now - RETENTION_S)
             pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
             answers = await pipe.execute()
@@ -550,6 +560,31 @@ class SharedWindows:
                     into.unheard(ms / 1000 - into.offset_s)
         for name in complete:
             by_name[name].read(now)
+
+    def _write_unpaced(self, pipe: Any, name: str, sent: list[float], refused: list[float]) -> None:
+        """This process's sends on a key that its learnt window did not pace (none here yet: no limit learnt,
+        or not adopted yet) go into that window all the same, as uses: once a limit is learnt the window holds
+        what the provider still counts (it started empty, and the fleet's first leases after a 429 drew more
+        429s: 3 of the 4 in a fleet-limits run). What was refused (a 429) is taken out again."""
+        slots = self.slots.get(name)
+        since = slots.since if slots is not None else float("inf")
+        written = self._unpaced.setdefault(name, deque(maxlen=MAX_SENDS))
+        members: dict[str, int] = {}
+        for at in sent:
+            if at < since:
+                member = self.member_id(1)
+                written.append((at, member))
+                members[member] = self._score(at)
+                if slots is not None:
+                    insort(slots.history, (at, 1, member))
+        if members:
+            pipe.zadd(name, members)
+            pipe.zremrangebyrank(name, 0, -(MAX_SENDS + 1))
+            pipe.pexpire(name, int(RETENTION_S * 1000))
+        if refused and written:
+            gone = set(refused)
+            if drop := [member for at, member in written if at in gone]:
+                pipe.zrem(name, *drop)
 
     def _listed(self, times: list[float]) -> str:
         return ",".join(str(self._score(at)) for at in times)

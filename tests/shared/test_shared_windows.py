@@ -493,3 +493,35 @@ async def test_a_process_alone_with_an_idle_fleet_still_gets_its_share(redis_ser
             assert take_all(s, times) == share
     finally:
         await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_learnt_window_starts_with_what_the_fleet_sent_before_the_limit_was_learnt(redis_server) -> None:
+    """Sends go out before any limit is learnt (nothing paces them); the 429 that teaches 8 per 5 s comes with
+    the provider's window full of them. The shared window the limit is then paced by holds them from the start
+    (it started empty: the fleet's first leases after the 429 drew more 429s, 3 of 4 in a fleet-limits run);
+    a send refused is not counted (the provider did not), and the sender counts its own as its units."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    sender, learner = (SharedWindows("learnt", f"p{i}", lambda: client, lambda: 2, lambda provider, label: "f")
+                       for i in range(2))
+    try:
+        log, sent = sender.sends("p", "k0"), []
+        for _ in range(6):
+            sent.append(time.time())
+            log.add(sent[-1])
+        await sender._round()  # told to the fleet (and written to the key's learnt window)
+        log.refused(sent[-1])  # the sixth drew the 429
+        log.known_until()  # (a fit waits for the fleet's sends: synced at the next round)
+        await sender._round()
+        window = learner("p", "k0", LEARNED, 8, 5.0)
+        window.want = 8
+        await learner._round()
+        assert window.left == 3 and window.fleet_in_use == 5, (window.left, window.fleet_in_use)
+        assert sender("p", "k0", LEARNED, 8, 5.0).mine(time.time()) >= 5  # the sender's own, counted as its
+    finally:
+        await client.aclose()
