@@ -19,6 +19,7 @@ need, from a background task on the store's event loop; :meth:`SharedSlots.take`
 lease. A lease ends after ``lease_s`` (a tenth of the window, at most 1 s) or when spent: its entry is then
 replaced by what was used, at the time of the last use (the provider counts a request from its send), and
 what was not used is free again for everyone. Held slots (in flight) count everywhere from their lease. A
+learnt limit's window holds the sends made before it (``_write_unpaced``): the provider still counts them. A
 lease not settled yet holds its slots half a window (and a round) longer than a use: its uses may come that late,
 and a settling delayed by a loaded loop must not free slots the provider still counts.
 
