@@ -15,7 +15,7 @@ import redis
 from pooltui.core import Classification, KeySpec, Outcome, Pool
 from pooltui.core.windows import KeyLimits
 from pooltui.store.shared_state import SharedKeyStates
-from pooltui.store.shared_windows import TAKE_LUA, VIEW_S, VIEW_STEPS
+from pooltui.store.shared_windows import ROUND_TIMEOUT_S, TAKE_LUA, VIEW_S, VIEW_STEPS
 from pooltui.store.shared_wire import Rejected, lease_answer, others_in_view
 from tests.conftest import until
 
@@ -399,8 +399,6 @@ def test_a_lease_not_settled_holds_its_slots_past_the_window_a_settled_use_does_
 async def tick(windows) -> None:
     """One round of a process's background task, as ``SharedWindows.run`` does it (a round that fails or hangs
     is a store away)."""
-    from pooltui.store.shared_windows import ROUND_TIMEOUT_S
-
     try:
         await asyncio.wait_for(windows._round(), ROUND_TIMEOUT_S)
     except Exception as exc:
@@ -458,8 +456,9 @@ async def test_a_window_spent_unevenly_is_not_spent_again_on_shares_when_redis_l
         await client.aclose()
     assert most_in_any_window(times, 3.0) <= 30, len(times)
     # and once what was held before has left the window (a lease not settled holds its slots 1.5 windows and a
-    # round), a quiet one has its whole share again, and is told when ahead
-    later, now = max(times) + quiet[0].hold_s(slots[1]) + 3.0 / VIEW_STEPS + 0.01, time.time()
+    # round; a view's times are rounded up to a step, from the local time its answer came, a round at most),
+    # a quiet one has its whole share again, and is told when ahead
+    later, now = max(times) + quiet[0].hold_s(slots[1]) + 3.0 / VIEW_STEPS + ROUND_TIMEOUT_S, time.time()
     for s in slots[1:]:
         assert s._alone_room(later) == 10
         assert 0 < s._share_opens(now, 1) <= later - now
