@@ -19,16 +19,24 @@ need, from a background task on the store's event loop; :meth:`SharedSlots.take`
 lease. A lease ends after ``lease_s`` (a tenth of the window, at most 1 s) or when spent: its entry is then
 replaced by what was used, at the time of the last use (the provider counts a request from its send), and
 what was not used is free again for everyone. Held slots (in flight) count everywhere from their lease. A
+learnt limit's window holds the sends made before it (``_write_unpaced``): the provider still counts them. A
 lease not settled yet holds its slots half a window (and a round) longer than a use: its uses may come that late,
 and a settling delayed by a loaded loop must not free slots the provider still counts.
 
 **Redis down**: each process paces on its own share (``limit // processes seen``, at least 1) from its
-local history, and says so once. Every unit taken is kept locally for one window, so when Redis comes back
+local history, and says so once; less every other process's units beyond its share in the window as this
+process last saw it. Each lease's answer (and a look, a lease of nothing, at a window not leased for
+``VIEW_S``) tells the others' units by owner with when they leave the window; to that each other process is
+counted as having leased its reserve since (a process leases only to top its reserve up). A window spent
+unevenly (20, 2 and 2 of 30) is not spent again on shares (the quiet two took 8 more each: 40 in 3 s): a
+process with room is within its share and gives up each other's excess, so the fleet's sum stays within the
+limit. With an idle fleet (the others held no more than their shares: their reserves) each has its share.
+Every unit taken is kept locally for one window, so when Redis comes back
 empty (restarted) each process writes back what it took (nothing is lost); what it took on its share is
 written to the window when the store answers again, emptied or not (a round past its timeout on a loaded
 loop is "down" for a moment, and the others would lease those slots again); for one window after any
-reconnect a process also keeps within its share (the others may not have written theirs back yet: no
-burst gets through).
+reconnect a process also keeps within its share, on the view from before (the others may not have written
+theirs back yet: no burst gets through; each looks at the window within ``VIEW_S``, so each rejoins soon).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import contextlib
 import itertools
 import time
 import uuid
+from bisect import insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,14 +54,16 @@ from typing import Any
 
 from pooltui.core.windows import LEARNED
 from pooltui.store.shared_sends import MAX_SENDS, PER_ENTRY, RETENTION_S, SharedSends, send_times
-from pooltui.store.shared_wire import Rejected, lease_answer
+from pooltui.store.shared_wire import Rejected, lease_answer, others_in_view
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
 #: member's id) unless the marker KEYS[2] no longer holds ARGV[5] (Redis lost the windows: restarted, flushed);
 #: a lease not settled yet holds its slots ARGV[6] ms (its uses may come up to half a window after its grant,
 #: and the provider counts each from its send), a settled use one window;
 #: returns {granted, Redis time in ms, ms until the rest would fit, units now held, refused, lost, units held by
-#: settled uses (not by leases: a lease's id starts with "L", and what it is used for is only known once settled)}
+#: settled uses (not by leases: a lease's id starts with "L", and what it is used for is only known once settled)};
+#: given this process's tag ARGV[7], also the other processes' units: {owner, steps, units, of those leased, ...}
+#: where the units leave the window within ``steps`` steps of ARGV[8] ms (rounded up: never earlier than they do)
 TAKE_LUA = """
 local key = KEYS[1]
 local window, limit, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -71,9 +82,10 @@ local hold = math.max(window, tonumber(ARGV[6] or '') or window)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - hold)
 local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
 local used, leased, kept = 0, 0, {}
+local me, bucket, seen, order = ARGV[7], tonumber(ARGV[8] or '') or window, {}, {}
 for i = 1, #entries, 2 do
   local member, score = entries[i], tonumber(entries[i + 1])
-  local id, digits = string.match(member, '^[%w%.%-_]+:([%w%.%-_]+):(%d+)$')
+  local owner, id, digits = string.match(member, '^([%w%.%-_]+):([%w%.%-_]+):(%d+)$')
   local units = tonumber(digits or '')
   if units == nil or units > limit or score > now + 1000 then
     redis.call('ZREM', key, member)
@@ -87,6 +99,17 @@ for i = 1, #entries, 2 do
       used = used + units
       if lease then leased = leased + units end
       kept[#kept + 1] = {ends, units}
+      if me and owner ~= me then
+        local step = math.ceil((ends - now) / bucket)
+        local at = owner .. ' ' .. step
+        if seen[at] == nil and #order >= 1000 then at = '* ' .. step end  -- planted owners by the thousand: one
+        if seen[at] == nil then
+          seen[at] = {0, 0}
+          order[#order + 1] = at
+        end
+        seen[at][1] = seen[at][1] + units
+        if lease then seen[at][2] = seen[at][2] + units end
+      end
     end
   end
 end
@@ -108,7 +131,16 @@ if got < want then
   if free < need then opens = window end
 end
 redis.call('PEXPIRE', key, hold * 2 + 1000)
-return {got, now, opens, used + got, refused, 0, used - leased}
+if not me then return {got, now, opens, used + got, refused, 0, used - leased} end
+local others = {}
+for _, at in ipairs(order) do
+  local owner, steps = string.match(at, '^(%S+) (%d+)$')
+  others[#others + 1] = owner
+  others[#others + 1] = tonumber(steps)
+  others[#others + 1] = seen[at][1]
+  others[#others + 1] = seen[at][2]
+end
+return {got, now, opens, used + got, refused, 0, used - leased, others}
 """
 
 #: a lease ends: remove its member ARGV[1]; when ARGV[2] is not empty, add that member (what was used) at
@@ -135,6 +167,8 @@ ROUND_TIMEOUT_S = 0.5  # a round of leases slower than this: the store is away, 
 USABLE_SHARE = 0.5  # a lease is used at most this share of the window after it was asked for (SharedSlots._usable)
 MAX_EXTRA = 4096  # units taken outside a lease (Redis away) kept to write back, at most
 TICK_S = 0.02  # how often the background looks at leases (and how soon a pick without a lease looks again)
+VIEW_S = 0.1  # a window not leased for this long is looked at (a lease of nothing): the others' units, for pacing alone
+VIEW_STEPS = 20  # the others' units are told to a twentieth of the window (rounded up: never earlier than they leave)
 
 
 @dataclass(slots=True)
@@ -162,6 +196,11 @@ class SharedSlots:
         self.opens_at = 0.0  # local time the shared window said the next lease fits
         self.fleet_held = 0  # units the whole fleet holds in the window (as the last lease saw it)
         self.fleet_in_use = 0  # of those, units of uses settled (not leased ahead: the fleet's reserves)
+        #: the other processes' units as this process last saw the window, by owner: (local time they leave it,
+        #: units, of those leased); what it paces on while alone (see _others_over)
+        self.seen: dict[str, list[tuple[float, int, int]]] = {}
+        self.seen_at = 0.0  # local time of that view
+        self.since = group.clock()  # local time this window was made here (sends before it went around it)
 
     # ------------------------------------------------------------------ the Slots protocol (local, no I/O)
     def mine(self, now: float) -> int:
@@ -257,19 +296,60 @@ class SharedSlots:
 
     # ------------------------------------------------------------------ pacing alone
     def _share_room(self, now: float) -> int | None:
-        """Room within this process's share, while it paces alone (Redis down, or within a window of a
-        reconnect); None otherwise."""
+        """Room within this process's share, while it paces alone (Redis down, or after a reconnect until the
+        window holds every process's units again); None otherwise."""
         if self.group.connected and now >= self.group.alone_until:
             return None
-        return self.group.share(self.limit) - self.mine(now)
+        self._forget(now)
+        return self._alone_room(now)
+
+    def _alone_room(self, at: float) -> int:
+        """This process's share, less its own units in the window at ``at`` and the others' beyond their shares
+        (a window spent unevenly before Redis lost it, 20, 2 and 2 of 30: on shares alone the quiet two would
+        take 8 more each). The sum over the fleet stays within the limit: a process with room is within its
+        share and gives up every other's excess, so the excesses are paid for (README, "Redis down")."""
+        return self.group.share(self.limit) - self._mine_at(at) - self._others_over(at)
+
+    def _mine_at(self, at: float) -> int:
+        edge = at - self.window_s
+        return sum(units for t, units, _ in self.history if t > edge) + \
+            sum(lease.used for lease in self.leases if lease.last_use > edge)
+
+    def _others_over(self, at: float) -> int:
+        """The other processes' units beyond their shares in the window at ``at``, as last seen (each kept until
+        it surely left the window) and what each may have leased since: its reserve, less what it held leased
+        then (a process leases only to top its reserve up); the latter until a lease's hold from going alone."""
+        share, group = self.group.share(self.limit), self.group
+        reserve = self.batch() + 1
+        since = at < group.alone_since + group.hold_s(self)
+        over = 0
+        for parts in self.seen.values():
+            units = sum(n for until, n, _ in parts if until > at)
+            if since:
+                units += max(0, reserve - sum(leased for _, _, leased in parts))
+            over += max(0, units - share)
+        if since:  # the others not in the view held nothing then
+            over += max(0, group.processes() - 1 - len(self.seen)) * max(0, reserve - share)
+        return over
 
     def _share_opens(self, now: float, n: int) -> float:
-        over = self.mine(now) + n - self.group.share(self.limit)
-        for t, units, _ in self.history:
-            over -= units
-            if over <= 0:
-                return t + self.window_s - now
+        """Seconds until the room alone fits ``n``: the first moment units leave the window (this process's
+        own, the others' as last seen, the allowance for what they leased since) at which it does."""
+        group, edge = self.group, self.window_s
+        moments = {t + edge for t, _, _ in self.history} | {lease.last_use + edge for lease in self.leases}
+        moments |= {until for parts in self.seen.values() for until, _, _ in parts}
+        moments.add(group.alone_since + group.hold_s(self))
+        for at in sorted(m for m in moments if m > now):
+            if self._alone_room(at) >= n:
+                return at - now
         return self.window_s
+
+    def saw(self, now: float, others: dict[str, list[tuple[int, int, int]]], step_s: float) -> None:
+        """A lease's answer told the others' units (by owner: steps of ``step_s`` until they leave, units,
+        leased): the view this process paces on if it must pace alone."""
+        self.seen = {owner: [(now + step * step_s, units, leased) for step, units, leased in parts]
+                     for owner, parts in others.items()}
+        self.seen_at = now
 
     def _forget(self, now: float) -> None:
         history, edge = self.history, now - self.window_s
@@ -312,8 +392,12 @@ class SharedWindows:
         self.fingerprint, self.log, self.clock = fingerprint, log, clock
         self.slots: dict[str, SharedSlots] = {}
         self.logs: dict[str, SharedSends] = {}  # the fleet's accepted sends per key, for learnt limits
+        self._learnt_window: dict[str, str] = {}  # a sends log's name -> the name of its key's learnt window
+        #: per learnt window: this process's sends written to it outside a lease (local time, member), latest
+        self._unpaced: dict[str, deque[tuple[float, str]]] = {}
         self.connected = True  # until a call says otherwise (the first lease tells)
         self.alone_until = 0.0  # local time until which each process also keeps to its share (after a reconnect)
+        self.alone_since = 0.0  # local time this process last found the store away or the windows lost
         self.extra: list[tuple[SharedSlots, float, str]] = []  # used beyond what was held: to write
         self.offset_s = 0.0  # Redis's clock minus ours
         self.refused = 0  # entries of the shared windows refused (planted, malformed)
@@ -334,16 +418,20 @@ class SharedWindows:
         slots = self.slots.get(name)
         if slots is None:
             slots = self.slots[name] = SharedSlots(self, name, (provider, label, what), limit, window_s)
+            edge = slots.since - window_s  # what this process sent before, written to the window: its own
+            slots.history.extend((at, 1, member) for at, member in self._unpaced.get(name, ()) if at > edge)
         slots.limit, slots.window_s = limit, window_s
         return slots
 
     def sends(self, provider: str, label: str) -> SharedSends:
         """The fleet's accepted sends of ``provider``'s key ``label`` (or ``label@model``): learnt limits are
         fitted from them (core/learned.py ``SendLogs``; store/shared_sends.py)."""
-        name = f"{self.prefix}:sends:{provider}:{label}:{self.fingerprint(provider, label)}"
+        fingerprint = self.fingerprint(provider, label)
+        name = f"{self.prefix}:sends:{provider}:{label}:{fingerprint}"
         log = self.logs.get(name)
         if log is None:
             log = self.logs[name] = SharedSends(name)
+            self._learnt_window[name] = f"{self.prefix}:win:{provider}:{label}:{fingerprint}:{LEARNED}"
         return log
 
     def member_id(self, units: int) -> str:
@@ -352,6 +440,10 @@ class SharedWindows:
     def share(self, limit: int) -> int:
         """This process's share of ``limit`` while it paces alone."""
         return max(1, limit // max(1, self.processes()))
+
+    def hold_s(self, slots: SharedSlots) -> float:
+        """How long a lease holds its slots in the window (see ``_lease_hold_ms``)."""
+        return self._lease_hold_ms(slots) / 1000
 
     def wake(self) -> None:
         if self._wake is not None:
@@ -403,7 +495,10 @@ class SharedWindows:
             # The next lease comes before the ended ones are settled: picks go on from those until it is here
             # (settled first, a busy loop's round left a gap in which every pick was refused)
             wanted = max(short, slots.want) if slots.want or short > 0 else 0
-            if wanted > 0 and not await self._lease(slots, wanted):
+            # a window not leased lately is looked at all the same (a lease of nothing): what the others hold
+            # in it is what this process paces on if the store goes away
+            looked = wanted > 0 or now - slots.seen_at >= VIEW_S
+            if looked and not await self._lease(slots, wanted):
                 await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
                 return
             for lease in list(slots.leases):
@@ -432,6 +527,7 @@ class SharedWindows:
                     pipe.xadd(log.name, {"p": self._tag, "t": self._listed(sent), "r": self._listed(refused)},
                               maxlen=MAX_SENDS, approximate=True)
                     pipe.pexpire(log.name, int(RETENTION_S * 1000))
+                    self._write_unpaced(pipe, self._learnt_window[log.name], sent, refused)
             start = self._score(now - RETENTION_S)
             pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
             answers = await pipe.execute()
@@ -466,6 +562,31 @@ class SharedWindows:
         for name in complete:
             by_name[name].read(now)
 
+    def _write_unpaced(self, pipe: Any, name: str, sent: list[float], refused: list[float]) -> None:
+        """This process's sends on a key that its learnt window did not pace (none here yet: no limit learnt,
+        or not adopted yet) go into that window all the same, as uses: once a limit is learnt the window holds
+        what the provider still counts (it started empty, and the fleet's first leases after a 429 drew more
+        429s: 3 of the 4 in a fleet-limits run). What was refused (a 429) is taken out again."""
+        slots = self.slots.get(name)
+        since = slots.since if slots is not None else float("inf")
+        written = self._unpaced.setdefault(name, deque(maxlen=MAX_SENDS))
+        members: dict[str, int] = {}
+        for at in sent:
+            if at < since:
+                member = self.member_id(1)
+                written.append((at, member))
+                members[member] = self._score(at)
+                if slots is not None:
+                    insort(slots.history, (at, 1, member))
+        if members:
+            pipe.zadd(name, members)
+            pipe.zremrangebyrank(name, 0, -(MAX_SENDS + 1))
+            pipe.pexpire(name, int(RETENTION_S * 1000))
+        if refused and written:
+            gone = set(refused)
+            if drop := [member for at, member in written if at in gone]:
+                pipe.zrem(name, *drop)
+
     def _listed(self, times: list[float]) -> str:
         return ",".join(str(self._score(at)) for at in times)
 
@@ -473,14 +594,19 @@ class SharedWindows:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
         member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
         sent = self.clock()
-        hold_ms = self._lease_hold_ms(slots)
-        raw = await self._take(keys=[slots.name, self.marker],
-                               args=[self._ms(slots), slots.limit, want, member, self._epoch or "", hold_ms])
+        hold_ms, step_ms = self._lease_hold_ms(slots), max(1, self._ms(slots) // VIEW_STEPS)
+        raw = await self._take(keys=[slots.name, self.marker], args=[self._ms(slots), slots.limit, want, member,
+                                                                      self._epoch or "", hold_ms, self._tag, step_ms])
         got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, hold_ms)
         if lost:
             return False
+        others = others_in_view(raw[7], slots.limit, hold_ms // step_ms + 1) if len(raw) > 7 else None
         now = self.clock()
         self.offset_s = redis_ms / 1000 - (sent + now) / 2
+        if others is not None and self.connected and now >= self.alone_until:
+            # not while alone, nor after a reconnect until every process's units are back: until then the
+            # window misses some, and the view from before is what each paces on
+            slots.saw(now, others, step_ms / 1000)
         self.connected = True
         slots.fleet_held, slots.fleet_in_use = held, in_use
         if refused:
@@ -491,7 +617,7 @@ class SharedWindows:
             slots.leases.append(_Lease(f"{member}:{got}", got, 0, sent, now, now + slots.lease_s()))
             slots.left += got
             slots.want = 0
-        else:
+        elif want:
             slots.opens_at = now + opens_ms / 1000
         return True
 
@@ -509,6 +635,7 @@ class SharedWindows:
     def _down(self, exc: BaseException) -> None:
         if self.connected:
             self.connected = False
+            self.alone_since = self.clock()
             self._drop_leases()
             if not self.slots:  # only the fleet's sends were read: no window paces on a share (the store says why)
                 return
@@ -537,10 +664,12 @@ class SharedWindows:
             await redis.set(self.marker, uuid.uuid4().hex, nx=True)
             epoch = await redis.get(self.marker)
         lost = self._epoch is not None and epoch != self._epoch
+        was_down = not self.connected
         if lost:
+            if not was_down:  # emptied while it answered (flushed, or restarted between two rounds)
+                self.alone_since = self.clock()
             self._drop_leases()
             await self._reseed(redis)
-        was_down = not self.connected
         self._epoch = epoch if isinstance(epoch, str) else None
         self.connected = True
         if was_down or lost:

@@ -316,9 +316,9 @@ def lease_answer(raw: object, want: int, limit: int,
     """What the shared window's script answered a lease: (granted, Redis time in ms, ms until the rest fits,
     units held in the window, entries refused, 1 if Redis lost the windows, units held by settled uses); raises
     :class:`Rejected` for anything else."""
-    if not isinstance(raw, list | tuple) or len(raw) != 7:
+    if not isinstance(raw, list | tuple) or len(raw) not in (7, 8):  # the 8th: the others' units (others_in_view)
         raise Rejected("a lease answer is not seven numbers")
-    got, at, opens, held, refused, lost, in_use = (count(v) for v in raw)
+    got, at, opens, held, refused, lost, in_use = (count(v) for v in raw[:7])
     if got is None or at is None or opens is None or held is None or refused is None or lost is None or \
             in_use is None:
         raise Rejected("a lease answer is not seven numbers")
@@ -327,3 +327,24 @@ def lease_answer(raw: object, want: int, limit: int,
     if abs(at / 1000 - time.time()) > MAX_CLOCK_SKEW_S:
         raise Rejected("a lease answer's time is not plausible")
     return got, at, opens, held, refused, lost, in_use
+
+
+MAX_VIEW = 4096  # parts of the others' units a lease answer may carry (owners times steps)
+
+
+def others_in_view(raw: object, limit: int, steps: int) -> dict[str, list[tuple[int, int, int]]]:
+    """The other processes' units in a lease answer (its 8th part: owner, steps, units, of those leased, ...), by
+    owner: (steps until they leave the window, units, of those leased); raises :class:`Rejected` for anything
+    else (an owner not text, more units than the limit, a step past ``steps``)."""
+    if not isinstance(raw, list | tuple) or len(raw) % 4 or len(raw) > 4 * MAX_VIEW:
+        raise Rejected("the others' units in a lease answer are not (owner, steps, units, leased) parts")
+    view: dict[str, list[tuple[int, int, int]]] = {}
+    for i in range(0, len(raw), 4):
+        owner, step, units, leased = raw[i], count(raw[i + 1]), count(raw[i + 2]), count(raw[i + 3])
+        if not isinstance(owner, str) or not owner:  # only told apart, never shown: any text the script let by
+            raise Rejected("an owner in a lease answer is not a process's tag")
+        if step is None or units is None or leased is None or not 1 <= step <= steps or units > limit or \
+                leased > units:
+            raise Rejected("the others' units in a lease answer are out of bounds")
+        view.setdefault(owner[:64], []).append((step, units, leased))
+    return view

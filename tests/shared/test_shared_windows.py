@@ -15,8 +15,8 @@ import redis
 from pooltui.core import Classification, KeySpec, Outcome, Pool
 from pooltui.core.windows import KeyLimits
 from pooltui.store.shared_state import SharedKeyStates
-from pooltui.store.shared_windows import TAKE_LUA
-from pooltui.store.shared_wire import Rejected, lease_answer
+from pooltui.store.shared_windows import ROUND_TIMEOUT_S, TAKE_LUA, VIEW_S, VIEW_STEPS
+from pooltui.store.shared_wire import Rejected, lease_answer, others_in_view
 from tests.conftest import until
 
 SECRET = "sk-test-fleetwin-000000000000000000000001"
@@ -86,6 +86,19 @@ def test_the_lua_window_tells_settled_uses_from_leases(redis_server) -> None:
     client.set("t:win:epoch", "e")
     got, _, _, held, _, _, in_use = take(keys=["t:win:u", "t:win:epoch"], args=[60_000, 10, 1, "me:L1", "e"])
     assert (got, held, in_use) == (1, 7, 3)
+    # given this process's tag, the answer also tells the others' units by owner, when they leave (in steps of
+    # 6 s, rounded up: a settled use a window from now, a lease 1.5 windows) and how many of them are leased
+    raw = take(keys=["t:win:u", "t:win:epoch"], args=[60_000, 10, 0, "me:L2", "e", 90_000, "me", 6_000])
+    assert others_in_view(raw[7], 10, 16) == {"a": [(10, 3, 0)], "b": [(15, 2, 2)], "c": [(15, 1, 1)]}
+    for forged in (["a", 1, 3], ["a", 0, 3, 0], ["a", 17, 3, 0], ["a", 1, 11, 0], ["a", 1, 3, 4], [1, 1, 3, 0],
+                   "a 1 3 0"):
+        with pytest.raises(Rejected):
+            others_in_view(forged, 10, 16)
+    # owners planted by the thousand are told as one ("*"): the answer stays small enough to be taken
+    client.zadd("t:win:many", {f"o{i}:1:1": now_ms for i in range(1500)})
+    raw = take(keys=["t:win:many", "t:win:epoch"], args=[60_000, 5000, 1, "me:L3", "e", 90_000, "me", 6_000])
+    view = others_in_view(raw[7], 5000, 16)
+    assert len(view) == 1001 and view["*"] == [(10, 500, 0)] and raw[0] == 1
     client.close()
 
 
@@ -255,8 +268,9 @@ async def test_a_large_budget_is_leased_in_batches_not_per_pick(redis_server) ->
                 pool.report(key, Classification(Outcome.OK, 200))
             await asyncio.sleep(0.002)
         leases = int(stats.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
-        # a lease per batch, and one as each ends (a lease lasts at most 1 s), not one per pick (371 before)
-        assert leases <= 6 + 4 * (time.monotonic() - started), leases
+        # a lease per batch, and one as each ends (a lease lasts at most 1 s), and a look at the window every
+        # VIEW_S (a lease of nothing: the others' units, for pacing alone), not one per pick (371 before)
+        assert leases <= 6 + (4 + 1 / VIEW_S) * (time.monotonic() - started), leases
     finally:
         await store.stop()
         stats.close()
@@ -380,3 +394,133 @@ def test_a_lease_not_settled_holds_its_slots_past_the_window_a_settled_use_does_
     assert 700 < opens <= 800  # the lease's slots free 2 s after its grant
     assert set(client.zrange("t:win:h", 0, -1)) == {"a:L1:2", "me:L2:4"}
     client.close()
+
+
+async def tick(windows) -> None:
+    """One round of a process's background task, as ``SharedWindows.run`` does it (a round that fails or hangs
+    is a store away)."""
+    try:
+        await asyncio.wait_for(windows._round(), ROUND_TIMEOUT_S)
+    except Exception as exc:
+        windows._down(exc)
+
+
+def take_all(slots, times: list[float], at_most: int = 40) -> int:
+    """What the picks of one process take now, one by one until refused; their times go to ``times``."""
+    taken = 0
+    while taken < at_most and slots.take(time.time()):
+        times.append(time.time())
+        taken += 1
+    return taken
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["stopped", "flushed"])
+async def test_a_window_spent_unevenly_is_not_spent_again_on_shares_when_redis_loses_it(redis_server, how) -> None:
+    """One process took 20 of a key's 30 per 3 s and the two others 2 each, then Redis lost the window (stopped;
+    or flushed, as a restart without persistence leaves it): the shares each process paces on while alone
+    (30 / 3) must not let the quiet two take 8 more each within the window (40 in 3 s, every run, before), nor
+    may they after a reconnect before the busy one has written its 20 back. The lease rounds are driven by hand
+    (the quiet two's first, the idle busy one's last), so the order that overran under load happens every run."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True, socket_connect_timeout=0.2)
+    busy, *quiet = groups = [SharedWindows("uneven", f"p{i}", lambda: client, lambda: 3, lambda provider, label: "f")
+                             for i in range(3)]
+    slots = [g("p", "k0", LEARNED, 30, 3.0) for g in groups]
+    times: list[float] = []
+    try:
+        for g in groups:
+            await tick(g)  # each leases its reserve
+        slots[0].want = 20
+        await tick(busy)
+        assert take_all(slots[0], times, 20) == 20
+        for s in slots[1:]:
+            assert take_all(s, times, 2) == 2
+        for g in groups:
+            await tick(g)  # the busy one's spent lease settles; each tops its reserve up
+        if how == "stopped":
+            await asyncio.to_thread(redis_server.stop)
+        else:
+            await client.flushall()
+        for _ in range(12):  # the quiet ones take and lease first; the busy one is idle now (its round last)
+            for g, s in zip(quiet, slots[1:], strict=True):
+                take_all(s, times)
+                await tick(g)
+            await tick(busy)
+        assert any(not g.connected or g.alone_until > time.time() for g in groups)  # each paced alone
+    finally:
+        await client.aclose()
+    assert most_in_any_window(times, 3.0) <= 30, len(times)
+    # and once what was held before has left the window (a lease not settled holds its slots 1.5 windows and a
+    # round; a view's times are rounded up to a step, from the local time its answer came, a round at most),
+    # a quiet one has its whole share again, and is told when ahead
+    later, now = max(times) + quiet[0].hold_s(slots[1]) + 3.0 / VIEW_STEPS + ROUND_TIMEOUT_S, time.time()
+    for s in slots[1:]:
+        assert s._alone_room(later) == 10
+        assert 0 < s._share_opens(now, 1) <= later - now
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("limit", "window_s", "share"), [(30, 3.0, 10), (8, 5.0, 2)])
+async def test_a_process_alone_with_an_idle_fleet_still_gets_its_share(redis_server, limit, window_s, share) -> None:
+    """The others held only their reserves leased ahead (nothing used) when Redis went away: each process paces
+    on its whole share (what the others held is no more than theirs)."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True, socket_connect_timeout=0.2)
+    groups = [SharedWindows("idle", f"p{i}", lambda: client, lambda: 3, lambda provider, label: "f")
+              for i in range(3)]
+    slots = [g("p", "k0", LEARNED, limit, window_s) for g in groups]
+    times: list[float] = []
+    try:
+        for _ in range(2):
+            for g in groups:
+                await tick(g)  # each leases its reserve, and sees the others'
+                g.slots[slots[0].name].seen_at = 0.0  # (looked at again in the next round)
+        assert all(s.seen for s in slots)
+        await asyncio.to_thread(redis_server.stop)
+        for g, s in zip(groups, slots, strict=True):
+            await tick(g)
+            assert not g.connected
+            assert take_all(s, times) == share
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_learnt_window_starts_with_what_the_fleet_sent_before_the_limit_was_learnt(redis_server) -> None:
+    """Sends go out before any limit is learnt (nothing paces them); the 429 that teaches 8 per 5 s comes with
+    the provider's window full of them. The shared window the limit is then paced by holds them from the start
+    (it started empty: the fleet's first leases after the 429 drew more 429s, 3 of 4 in a fleet-limits run);
+    a send refused is not counted (the provider did not), and the sender counts its own as its units."""
+    from redis import asyncio as aioredis
+
+    from pooltui.core.windows import LEARNED
+    from pooltui.store.shared_windows import SharedWindows
+
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    sender, learner = (SharedWindows("learnt", f"p{i}", lambda: client, lambda: 2, lambda provider, label: "f")
+                       for i in range(2))
+    try:
+        log, sent = sender.sends("p", "k0"), []
+        for _ in range(6):
+            sent.append(time.time())
+            log.add(sent[-1])
+        await sender._round()  # told to the fleet (and written to the key's learnt window)
+        log.refused(sent[-1])  # the sixth drew the 429
+        log.known_until()  # (a fit waits for the fleet's sends: synced at the next round)
+        await sender._round()
+        window = learner("p", "k0", LEARNED, 8, 5.0)
+        window.want = 8
+        await learner._round()
+        assert window.left == 3 and window.fleet_in_use == 5, (window.left, window.fleet_in_use)
+        assert sender("p", "k0", LEARNED, 8, 5.0).mine(time.time()) >= 5  # the sender's own, counted as its
+    finally:
+        await client.aclose()
