@@ -110,8 +110,7 @@ class Finished(NamedTuple):
     fallback: str  # the fallback provider that served, or ""
     steps: tuple[StepRecord, ...]
     events: tuple[EventRecord, ...]
-    answer: bytes | tuple[Any, ...] | None  # the whole answer's body (scrubbed), or its facts, or None
-    counted: bool  # the client counted the answer's usage
+    answer: tuple[Any, ...] | None  # what the whole answer said (AnswerFacts, scrubbed), or None
     asked: bytes | None  # with content capture: the caller's body
     said: bytes | dict[str, Any] | None  # with content capture: the caller's answer (a large one: its summary)
 
@@ -202,10 +201,7 @@ class SpanBuilder:
 
     @staticmethod
     def _facts(done: Finished) -> AnswerFacts | None:
-        answer = done.answer
-        if isinstance(answer, bytes):
-            return facts_of(json_object(answer), done.counted)
-        return AnswerFacts(*answer) if answer is not None else None
+        return AnswerFacts(*done.answer) if done.answer is not None else None
 
     def _request_fields(self, done: Finished, named: bytes, facts: AnswerFacts | None, answered: bool,
                         attempts: int, fell_back: bool) -> bytes:

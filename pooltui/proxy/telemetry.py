@@ -171,17 +171,15 @@ class Tracing:
         kept, every text from outside cleared of the known secrets."""
         trace = watch.trace
         provider, key = watch.served
-        answer: bytes | tuple[Any, ...] | None = watch.answer
-        if isinstance(answer, bytes):
-            answer = scrub_bytes(answer)
-        elif answer is not None:
-            answer = tuple(answer)  # marshal takes plain tuples only
+        facts = watch.answer
+        answer = None if facts is None else (  # marshal takes plain tuples only
+            scrub(facts.model), scrub(facts.id), tuple(map(scrub, facts.finish_reasons)), facts.usage)
         return (trace_id, parent_id, remote, state, watch.started, ended, watch.path, watch.model or "",
                 watch.status, watch.outcome, watch.translated or "", provider, key,
                 (watch.tokens_in, watch.tokens_out, watch.cache_read, watch.cache_write), watch.cost,
                 watch.queue_wait_ms, trace.request_id if trace is not None else -1, watch.fallback,
                 tuple(map(_step_record, trace.steps)) if trace is not None else (),
-                tuple(map(_event_record, watch.events)) if watch.events else (), answer, watch.answer_counted,
+                tuple(map(_event_record, watch.events)) if watch.events else (), answer,
                 scrub_bytes(watch.body) if watch.body is not None and self.capture_content else None,
                 self._content_of(body))
 
