@@ -107,7 +107,6 @@ class Finished(NamedTuple):
     cost: float
     queue_wait_ms: float
     request_id: int  # the engine's number for it, -1 without an engine trace
-    fallback: str  # the fallback provider that served, or ""
     steps: tuple[StepRecord, ...]
     events: tuple[EventRecord, ...]
     answer: tuple[Any, ...] | None  # what the whole answer said (AnswerFacts, scrubbed), or None
@@ -149,12 +148,12 @@ class SpanBuilder:
         spans: list[bytes] = []
         events: list[tuple[float, str, dict[str, AttrValue]]] = []
         steps = done.steps
-        served_at, attempts, fell_back = -1, 0, False
+        served_at, attempts, fell_back_to = -1, 0, []
         for i, step in enumerate(steps):
             if step[1] == "attempt":
                 served_at, attempts = i, attempts + 1
             elif step[1] == "fallback":
-                fell_back = True
+                fell_back_to.append(step[2])
         tokens = _token_fields(done, facts)
         answered, served = _answer_fields(tokens, facts)
         pick: StepRecord | None = None
@@ -191,7 +190,7 @@ class SpanBuilder:
                 "pooltui.reason": scrub(reason), "pooltui.action": scrub(action)})))
         events.sort(key=lambda e: e[0])
         fields = self._request_fields(done, named, answered if served_at >= 0 and served_ok else tokens, attempts,
-                                      fell_back)
+                                      done.provider if done.provider in fell_back_to else "")
         if said is not None:
             fields += otlp_wire.attributes(b"\x4a", _content(done.asked, said))
         failed = done.status >= 500 or done.outcome == "error"
@@ -202,8 +201,9 @@ class SpanBuilder:
             f"http {done.status}" if failed else None, done.parent_remote))
         return spans
 
-    def _request_fields(self, done: Finished, named: bytes, answer: bytes, attempts: int, fell_back: bool) -> bytes:
-        """The server span's attributes, encoded (``answer``: the answer's, already)."""
+    def _request_fields(self, done: Finished, named: bytes, answer: bytes, attempts: int, fallback: str) -> bytes:
+        """The server span's attributes, encoded (``answer``: the answer's, already; ``fallback``: the fallback
+        provider that served, or "")."""
         attrs = [named, URL_PATH.of_str(done.path), STATUS.of_int(done.status),
                  ATTEMPTS.of_int(attempts), QUEUE_WAIT.of_float(round(done.queue_wait_ms, 1))]
         if done.provider:
@@ -211,7 +211,6 @@ class SpanBuilder:
         if done.key:
             attrs.append(KEY.of_str(done.key))
         if done.request_id >= 0:
-            fallback = done.fallback if fell_back else ""
             if fallback:
                 attrs.append(FALLBACK.of_str(fallback))
             if done.steps:

@@ -177,7 +177,7 @@ class Tracing:
         return (trace_id, parent_id, remote, state, watch.started, ended, watch.path, watch.model or "",
                 watch.status, watch.outcome, watch.translated or "", provider, key,
                 (watch.tokens_in, watch.tokens_out, watch.cache_read, watch.cache_write), watch.cost,
-                watch.queue_wait_ms, trace.request_id if trace is not None else -1, watch.fallback,
+                watch.queue_wait_ms, trace.request_id if trace is not None else -1,
                 tuple(map(_step_record, trace.steps)) if trace is not None else (),
                 tuple(map(_event_record, watch.events)) if watch.events else (), answer,
                 scrub_bytes(watch.body) if watch.body is not None and self.capture_content else None,
