@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from marshal import dumps
 from typing import TYPE_CHECKING, Any
 
 import pooltui
@@ -144,7 +145,7 @@ class Tracing:
         the default sampler the decision is known without asking it."""
         if not watch.carrier and self._root_sampled:
             trace_id = self._new_trace_id()
-            self.batches.put(self._finished(watch, body, ended, trace_id, 0, False, ""))
+            self.batches.put(dumps(self._finished(watch, body, ended, trace_id, 0, False, "")))
             return f"{trace_id:032x}"
         from opentelemetry.trace import get_current_span
 
@@ -161,8 +162,9 @@ class Tracing:
             {"gen_ai.operation.name": operation, "gen_ai.request.model": watch.model or ""})
         if decision.decision.is_sampled():
             state = ",".join(f"{k}={v}" for k, v in decision.trace_state.items()) if decision.trace_state else ""
-            self.batches.put(self._finished(watch, body, ended, trace_id, parent.span_id if valid and parent else 0,
-                                            bool(valid and parent and parent.is_remote), state))
+            self.batches.put(dumps(self._finished(watch, body, ended, trace_id,
+                                                  parent.span_id if valid and parent else 0,
+                                                  bool(valid and parent and parent.is_remote), state)))
         return f"{trace_id:032x}"
 
     def _finished(self, watch: RequestWatch, body: bytes | None, ended: float, trace_id: int, parent_id: int,
@@ -191,7 +193,7 @@ class Tracing:
             return summary(json_object(scrub_bytes(body)))
         return scrub_bytes(body)
 
-    def _frame(self, batch: list[tuple[Any, ...]]) -> bytes:
+    def _frame(self, batch: list[bytes]) -> bytes:
         """A batch of records as the export process reads it, with the upstreams' dialects and URLs."""
         profiles = {name: (p.dialect, p.base_url) for name, p in list(self.profiles.items())}
         return frame(("batch", profiles, batch))
@@ -205,7 +207,7 @@ class ExportProcess:
     written by the request's own thread without blocking (``PipeBatches``), the process's acknowledgements and
     log lines read by a thread."""
 
-    def __init__(self, init: tuple[Any, ...], encode: Callable[[list[tuple[Any, ...]]], bytes], *, delay_s: float,
+    def __init__(self, init: tuple[Any, ...], encode: Callable[[list[bytes]], bytes], *, delay_s: float,
                  max_batch: int, max_queue: int) -> None:
         root = os.path.dirname(os.path.dirname(os.path.abspath(pooltui.__file__)))
         code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
@@ -221,7 +223,7 @@ class ExportProcess:
         self._gone = False  # the process ended, or its pipe broke
         self._reader = threading.Thread(target=self._read, name="pooltui-otlp-acks", daemon=True)
         self._reader.start()
-        self.batches: PipeBatches[tuple[Any, ...]] = PipeBatches(
+        self.batches: PipeBatches[bytes] = PipeBatches(
             self.proc.stdin.fileno(), encode, delay_s=delay_s, max_batch=max_batch, max_queue=max_queue,
             on_drop=_said_dropped)
         self.batches.flush(frame(init), 0.0)  # the first frame: written at once into the empty pipe
