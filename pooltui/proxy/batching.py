@@ -1,11 +1,16 @@
-"""A thread that takes items off the request path and hands them on in batches: when ``max_batch`` are waiting,
-after ``delay_s`` otherwise, and everything at a flush or at shutdown. The request path only appends to a deque
-(no lock, no wake-up until a batch is full)."""
+"""Items taken off the request path and handed on in batches: when ``max_batch`` are waiting, after ``delay_s``
+otherwise, and everything at a flush or at shutdown. ``BatchThread``: a thread hands them on (the request path only
+appends to a deque: no lock, no wake-up until a batch is full). ``PipeBatches``: the request's own thread writes
+each batch down a pipe without blocking (no thread at all)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -85,3 +90,130 @@ class BatchThread(Generic[T]):
         if not self._queue:
             self._flush_wanted = False
         return batch
+
+
+PIPE_BYTES = 1 << 20  # what the pipe to a reader holds (Linux: the unprivileged most); a larger batch waits here
+
+
+class PipeBatches(Generic[T]):
+    """Items ``put`` on the request's path go down a pipe in batches written by the putting thread itself, with no
+    thread of their own (no hand-off of the interpreter lock, no wake-up): one frame (``encode(batch)``) and one
+    non-blocking ``os.write`` when ``max_batch`` are waiting, else ``delay_s`` after the first (a timer of the
+    running event loop, or a timer thread without one). What the pipe cannot take at once waits here, up to
+    ``max_queue`` items; past that, a batch is dropped and counted (``on_drop`` is told the first time). ``flush``
+    writes everything, waiting on the pipe; safe from any thread."""
+
+    def __init__(self, fd: int, encode: Callable[[list[T]], bytes], *, delay_s: float, max_batch: int,
+                 max_queue: int, on_drop: Callable[[int], None] | None = None) -> None:
+        _grow_pipe(fd)
+        os.set_blocking(fd, False)
+        self._fd, self._encode, self._on_drop = fd, encode, on_drop
+        self.delay_s, self.max_batch, self.max_queue = delay_s, max_batch, max_queue
+        self._items: list[T] = []
+        self._lock = threading.Lock()
+        self._backlog = bytearray()  # written to the pipe, not yet taken by it
+        self._waiting: deque[tuple[int, int]] = deque()  # per frame in the backlog: (its end, its items)
+        self._written = self._queued = 0  # bytes through the pipe / into the backlog, so far
+        self._due = 0.0  # when the armed timer fires (0: none armed)
+        self.dropped = 0
+        self.broken = False  # the reader is gone: items are thrown away
+
+    def put(self, item: T) -> None:
+        with self._lock:
+            items = self._items
+            items.append(item)
+            if len(items) >= self.max_batch:
+                self._write(self._take(), self.max_batch)
+            elif len(items) == 1 and time.monotonic() > self._due:
+                self._arm(self.delay_s)
+
+    def flush(self, extra: bytes = b"", timeout_s: float = 10.0) -> bool:
+        """Write what is queued, then ``extra`` (never dropped), waiting on the pipe up to ``timeout_s``; False if
+        that took longer or the reader is gone."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            count = len(self._items)
+            self._enqueue((self._encode(self._take()) if count else b"") + extra, count)
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        while True:
+            with self._lock:
+                if self._pump() or self.broken:
+                    return not self.broken
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            poller.poll(min(left, 0.5) * 1000)
+
+    def _take(self) -> list[T]:
+        items, self._items = self._items, []
+        return items
+
+    def _write(self, items: list[T], count: int) -> None:
+        """A batch's frame down the pipe, after what waits (the lock held); dropped when too much waits."""
+        if self.broken:
+            return
+        if self._backlog and not self._pump() and sum(n for _, n in self._waiting) + count > self.max_queue:
+            self.dropped += count
+            if self._on_drop is not None and self.dropped == count:
+                self._on_drop(count)
+        else:
+            self._enqueue(self._encode(items), count)
+            if not self._pump():
+                self._arm(min(self.delay_s, 0.02))  # the rest once the reader has taken some
+
+    def _enqueue(self, data: bytes, count: int) -> None:
+        if data:
+            self._backlog += data
+            self._queued += len(data)
+            self._waiting.append((self._queued, count))
+
+    def _pump(self) -> bool:
+        """As much of the backlog as the pipe takes now (the lock held); True once it is all written."""
+        backlog = self._backlog
+        if not backlog or self.broken:
+            return True
+        try:
+            n = os.write(self._fd, backlog)
+        except BlockingIOError:
+            n = 0
+        except OSError:  # the reader is gone: nothing more goes
+            self.broken = True
+            backlog.clear()
+            self._waiting.clear()
+            return True
+        del backlog[:n]
+        self._written += n
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= self._written:
+            waiting.popleft()
+        return not backlog
+
+    def _arm(self, delay_s: float) -> None:
+        """``_tick`` in ``delay_s``: on the running event loop, else from a timer thread."""
+        self._due = time.monotonic() + delay_s
+        try:
+            asyncio.get_running_loop().call_later(delay_s, self._tick)
+        except RuntimeError:  # no loop in this thread
+            timer = threading.Timer(delay_s, self._tick)
+            timer.daemon = True
+            timer.start()
+
+    def _tick(self) -> None:
+        with self._lock:
+            self._due = 0.0
+            if self._items:
+                count = len(self._items)
+                self._write(self._take(), count)
+            elif not self._pump():
+                self._arm(min(self.delay_s, 0.02))
+
+
+def _grow_pipe(fd: int) -> None:
+    """Make the pipe hold ``PIPE_BYTES`` where the system lets it (Linux), so that a batch goes in one write."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError):
+        pass

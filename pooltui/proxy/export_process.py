@@ -3,6 +3,8 @@ length then the data), their spans are built (spans.py), encoded (otlp_wire.py) 
 OTLP/HTTP exporter's client, one OTLP request per batch; all of it off the proxy's interpreter lock.
 
 Frames: ``("init", endpoint, resource, scope, schema_url, latest)`` first, then ``("batch", profiles, records)``
+(each record a ``marshal``'d ``spans.Finished``: made into bytes as the request ends, so that no record's objects
+wait in the proxy for the garbage collector to walk)
 and ``("flush", n)``, which is answered ``ack n`` on stdout once everything before it has been sent. Log lines of
 warning and above go to stdout too (``log LEVEL LOGGER MESSAGE``), for the proxy to log as its own. The process
 ends when stdin closes (the proxy stopped, however it stopped), after sending what it was given; it runs in a
@@ -79,7 +81,7 @@ def main() -> None:
                 spans: list[bytes] = []
                 for record in message[2]:
                     try:
-                        spans += [otlp_wire.span(s) for s in builder.spans_of(Finished._make(record))]
+                        spans += builder.spans_of(Finished._make(marshal.loads(record)))
                     except Exception:  # one request's odd record costs its own spans, not the batch's
                         log.exception("a request's spans not built")
                 try:  # the exporter's own retries, headers, compression; it logs failures

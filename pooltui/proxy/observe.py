@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 #: generation (minutes); queue waits are not in it (they are in the callers' histograms)
 UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MAX_EVENTS = 64  # engine events kept per request (a storm's request sees a few)
-QUEUED_ANSWER_MAX = 16 * 1024  # a larger answer's facts are read on the request's path
 CAPTURE_MAX_BYTES = 1 << 20  # a caller's body read early for content capture, when it says it is this small
 #: state changes logged as warnings (the rest as info)
 WARN_CHANGES = frozenset({StateChange.PARKED, StateChange.BARRED, StateChange.OUTAGE_OPENED})
@@ -62,8 +61,7 @@ class RequestWatch:
     cost: float = 0.0
     cache_read: int = 0  # prompt-cache tokens read and written (in tokens_in)
     cache_write: int = 0
-    # tracing on: a whole answer's body (held until its spans are built, elsewhere), or a large one's facts
-    answer: bytes | AnswerFacts | None = None
+    answer: AnswerFacts | None = None  # tracing on: what a whole answer said (model, id, finish reasons)
     answer_counted: bool = False  # the client counted the answer's usage
     events: list[Event] = field(default_factory=list)
     latency_ms: float = 0.0  # arrival to the response's headers (a stream's first byte)
@@ -231,16 +229,13 @@ class Observer:
                 watch.cache_write += record.cache_write
 
     def answered(self, response: PoolResponse) -> None:
-        """A provider's whole answer (not a stream's): its body for the spans' facts (model, id, finish reasons),
-        read when they are built, off the proxy; a large one's read here (not held until then)."""
+        """A provider's whole answer (not a stream's): its facts for the spans (model, id, finish reasons), read
+        from the body as the client parsed it (parsed here only when the client did not: past its parse limit)."""
         if self.tracing is None or response.status >= 400:
             return
         watch = _current.get()
         if watch is not None:
             watch.answer_counted = bool(response.usage.input or response.usage.output)
-            if len(response.content) <= QUEUED_ANSWER_MAX:
-                watch.answer = response.content
-                return
             try:
                 body = response.json()
             except ValueError:  # not JSON: no facts

@@ -23,11 +23,14 @@ _SMALL = [bytes([i]) for i in range(128)]
 _FIXED64 = struct.Struct("<Q")
 _DOUBLE = struct.Struct("<d")
 _FIXED32 = struct.Struct("<I")
+_TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano 7 and end 8, fixed64 each, with their tags
 
 
 def varint(n: int) -> bytes:
     if 0 <= n < 0x80:
         return _SMALL[n]
+    if 0 < n < 0x4000:  # two bytes: most lengths
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
     n &= (1 << 64) - 1  # int64: a negative number is its 64-bit two's complement
     out = bytearray()
     while n >= 0x80:
@@ -39,7 +42,8 @@ def varint(n: int) -> bytes:
 
 def delimited(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: tag, length, bytes."""
-    return tag + varint(len(payload)) + payload
+    n = len(payload)
+    return tag + (_SMALL[n] if n < 0x80 else varint(n)) + payload
 
 
 def text(tag: bytes, value: str) -> bytes:
@@ -89,13 +93,14 @@ class Field:
     ``CACHED_VALUE_MAX`` and whole numbers), so a repeated value costs one dictionary look-up. ``clean``: what a
     string passes through before it is written (a scrubber), once per value kept."""
 
-    __slots__ = ("_cache", "_clean", "_head", "_seen", "key", "tag")
+    __slots__ = ("_cache", "_clean", "_floats", "_head", "_seen", "key", "tag")
 
     def __init__(self, key: str, tag: bytes = b"\x4a", *, cache: bool = True,
                  clean: Callable[[str], str] | None = None) -> None:
         self.key, self.tag, self._cache, self._clean = key, tag, cache, clean
         self._head = text(b"\x0a", key)
         self._seen: dict[str | int | tuple[str, ...], bytes] = {}
+        self._floats: dict[float, bytes] = {}  # apart: 0.0 == 0 would find the int's field
 
     def _field(self, value: bytes) -> bytes:
         return delimited(self.tag, self._head + delimited(b"\x12", value))
@@ -134,7 +139,15 @@ class Field:
         return hit
 
     def of_float(self, value: float) -> bytes:
-        return self._field(b"\x21" + _DOUBLE.pack(value))
+        """A double (kept when ``cache``: give it rounded, as a wait in 0.1 ms, for the values to repeat)."""
+        hit = self._floats.get(value)
+        if hit is None:
+            hit = self._field(b"\x21" + _DOUBLE.pack(value))
+            if self._cache:
+                if len(self._floats) >= CACHED_MAX:
+                    self._floats.clear()
+                self._floats[value] = hit
+        return hit
 
     def of_any(self, value: AttrValue) -> bytes:
         """Any attribute value (a bool, a list of strings...), not cached."""
@@ -162,31 +175,44 @@ class SpanRecord:
 def span(record: SpanRecord) -> bytes:
     """``Span``: trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6, start 7, end 8,
     attributes 9, events 11, status 15, flags 16."""
-    parts = [b"\x0a\x10", record.trace_id.to_bytes(16, "big"), b"\x12\x08", record.span_id.to_bytes(8, "big")]
-    if record.trace_state:
-        parts.append(text(b"\x1a", record.trace_state))
-    if record.parent_id:
-        parts += (b"\x22\x08", record.parent_id.to_bytes(8, "big"))
-    named = _NAMES.get(record.name)
+    return span_bytes(trace_head(record.trace_id, record.trace_state), record.span_id.to_bytes(8, "big"),
+                      record.parent_id.to_bytes(8, "big") if record.parent_id else b"", record.name, record.kind,
+                      record.start_ns, record.end_ns, _attrs(b"\x4a", record.attributes), events(record.events),
+                      record.error, record.parent_remote)
+
+
+def trace_head(trace_id: int, trace_state: str = "") -> bytes:
+    """A span's trace_id and trace_state fields: the same for every span of a trace, encoded once for them all."""
+    head = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+    return head + text(b"\x1a", trace_state) if trace_state else head
+
+
+def span_bytes(head: bytes, span_id: bytes, parent_id: bytes, name: str, kind: int, start_ns: int, end_ns: int,
+               attributes: bytes, events: bytes = b"", error: str | None = None, remote: bool = False) -> bytes:
+    """A ``Span`` from its parts, encoded: ``head`` from ``trace_head``, ids as 8 bytes (``parent_id`` empty for
+    none), ``attributes`` and ``events`` already encoded, ``error`` the status's message when the span failed."""
+    named = _NAMES.get(name)
     if named is None:
         if len(_NAMES) >= CACHED_MAX:
             _NAMES.clear()
-        named = _NAMES[record.name] = text(b"\x2a", record.name)
-    parts += (named, b"\x30", varint(record.kind), b"\x39", _FIXED64.pack(record.start_ns),
-              b"\x41", _FIXED64.pack(record.end_ns), _attrs(b"\x4a", record.attributes))
-    for ts, name, attrs in record.events:  # Event: time 1, name 2, attributes 3
-        parts.append(delimited(b"\x5a", b"\x09" + _FIXED64.pack(ts) + text(b"\x12", name)
-                               + _attrs(b"\x1a", attrs)))
-    if record.error is not None:  # Status: message 2, code 3
-        parts.append(delimited(b"\x7a", (text(b"\x12", record.error) if record.error else b"")
-                               + b"\x18" + varint(STATUS_ERROR)))
-    else:
-        parts.append(b"\x7a\x00")
-    parts.append(_REMOTE if record.parent_remote else _LOCAL)
-    return b"".join(parts)
+        named = _NAMES[name] = text(b"\x2a", name)
+    if error is None:
+        status = b"\x7a\x00"
+    else:  # Status: message 2, code 3
+        status = delimited(b"\x7a", (text(b"\x12", error) if error else b"") + b"\x18" + varint(STATUS_ERROR))
+    return b"".join((head, b"\x12\x08", span_id, b"\x22\x08" + parent_id if parent_id else b"", named,
+                     _KINDS.get(kind) or b"\x30" + varint(kind), _TIMES.pack(0x39, start_ns, 0x41, end_ns),
+                     attributes, events, status, _REMOTE if remote else _LOCAL))
+
+
+def events(items: Iterable[tuple[int, str, Mapping[str, AttrValue] | bytes]]) -> bytes:
+    """A span's events (time ns, name, attributes): Event: time 1, name 2, attributes 3."""
+    return b"".join(delimited(b"\x5a", b"\x09" + _FIXED64.pack(ts) + text(b"\x12", name) + _attrs(b"\x1a", attrs))
+                    for ts, name, attrs in items)
 
 
 _NAMES: dict[str, bytes] = {}  # span names, encoded (operation and model: a handful)
+_KINDS = {kind: b"\x30" + varint(kind) for kind in range(6)}
 _LOCAL, _REMOTE = (b"\x85\x01" + _FIXED32.pack(FLAG_HAS_IS_REMOTE | remote) for remote in (0, FLAG_IS_REMOTE))
 
 

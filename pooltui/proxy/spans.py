@@ -107,11 +107,9 @@ class Finished(NamedTuple):
     cost: float
     queue_wait_ms: float
     request_id: int  # the engine's number for it, -1 without an engine trace
-    fallback: str  # the fallback provider that served, or ""
     steps: tuple[StepRecord, ...]
     events: tuple[EventRecord, ...]
-    answer: bytes | tuple[Any, ...] | None  # the whole answer's body (scrubbed), or its facts, or None
-    counted: bool  # the client counted the answer's usage
+    answer: tuple[Any, ...] | None  # what the whole answer said (AnswerFacts, scrubbed), or None
     asked: bytes | None  # with content capture: the caller's body
     said: bytes | dict[str, Any] | None  # with content capture: the caller's answer (a large one: its summary)
 
@@ -138,25 +136,26 @@ class SpanBuilder:
                 OPERATION.of_str(operation) + (REQUEST_MODEL.of_str(model) if model else b""))
         return known
 
-    def spans_of(self, done: Finished) -> list[otlp_wire.SpanRecord]:
+    def spans_of(self, done: Finished) -> list[bytes]:
         """The request's SERVER span and a CLIENT span per upstream attempt, with the request's steps and engine
-        events as the server span's events."""
-        trace_id, state = done.trace_id, done.trace_state
+        events as the server span's events: each an encoded ``Span``."""
+        head = otlp_wire.trace_head(done.trace_id, done.trace_state)
         _, name, named = self.named(done.path, done.model)
-        new_id = _new_span_id
-        server_id = new_id()
+        server_id = _new_span_id()
         served_ok = done.status < 400
-        facts = self._facts(done)
+        facts = AnswerFacts(*done.answer) if done.answer is not None else None
         said = json_object(done.said) if isinstance(done.said, bytes) else done.said
-        spans: list[otlp_wire.SpanRecord] = []
+        spans: list[bytes] = []
         events: list[tuple[float, str, dict[str, AttrValue]]] = []
         steps = done.steps
-        served_at, attempts, fell_back = -1, 0, False
+        served_at, attempts, fell_back_to = -1, 0, []
         for i, step in enumerate(steps):
             if step[1] == "attempt":
                 served_at, attempts = i, attempts + 1
             elif step[1] == "fallback":
-                fell_back = True
+                fell_back_to.append(step[2])
+        tokens = _token_fields(done, facts)
+        answered, served = _answer_fields(tokens, facts)
         pick: StepRecord | None = None
         for i, step in enumerate(steps):
             ts, kind, provider, key, d = step
@@ -168,8 +167,6 @@ class SpanBuilder:
                 events.append((ts, kind, _step_attrs(step)))
                 continue
             status = d.get("status")
-            failed = not isinstance(status, int) or status >= 400
-            latency = float(d.get("latency_ms") or 0.0) / 1000
             outcome = str(d.get("outcome") or "")
             attrs = [named, self.upstream_blocks(provider)[0], KEY.of_str(key) if key else b"",
                      ATTEMPT_OUTCOME.of_str(outcome) if outcome else b""]
@@ -180,36 +177,33 @@ class SpanBuilder:
             if pick is not None and pick[3] == key:
                 attrs.append(_pick_fields(pick[4]))
             if i == served_at and served_ok:
-                attrs.append(_answer_fields(done, facts, True))
-            spans.append(otlp_wire.SpanRecord(
-                trace_id, new_id(), server_id, name, otlp_wire.SPAN_KIND_CLIENT, int((ts - latency) * 1e9),
-                int(ts * 1e9), b"".join(attrs), error=outcome if failed else None, trace_state=state))
+                attrs.append(served)
+            failed = not isinstance(status, int) or status >= 400
+            spans.append(otlp_wire.span_bytes(
+                head, _new_span_id(), server_id, name, otlp_wire.SPAN_KIND_CLIENT,
+                int((ts - float(d.get("latency_ms") or 0.0) / 1000) * 1e9), int(ts * 1e9), b"".join(attrs),
+                error=outcome if failed else None))
             pick = None
         for ts, what, provider, key, status, reason, action in done.events:
             events.append((ts, what, _drop_empty({
                 "pooltui.provider": provider, "pooltui.key": key, "pooltui.status": status or None,
                 "pooltui.reason": scrub(reason), "pooltui.action": scrub(action)})))
         events.sort(key=lambda e: e[0])
-        fields = self._request_fields(done, named, facts, served_at >= 0 and served_ok, attempts, fell_back)
+        fields = self._request_fields(done, named, answered if served_at >= 0 and served_ok else tokens, attempts,
+                                      done.provider if done.provider in fell_back_to else "")
         if said is not None:
             fields += otlp_wire.attributes(b"\x4a", _content(done.asked, said))
         failed = done.status >= 500 or done.outcome == "error"
-        spans.append(otlp_wire.SpanRecord(
-            trace_id, server_id, done.parent_id, name, otlp_wire.SPAN_KIND_SERVER, int(done.started * 1e9),
-            int(done.ended * 1e9), fields, [(int(ts * 1e9), what, a) for ts, what, a in events],
-            error=f"http {done.status}" if failed else None, trace_state=state, parent_remote=done.parent_remote))
+        spans.append(otlp_wire.span_bytes(
+            head, server_id, done.parent_id.to_bytes(8, "big") if done.parent_id else b"", name,
+            otlp_wire.SPAN_KIND_SERVER, int(done.started * 1e9), int(done.ended * 1e9), fields,
+            otlp_wire.events([(int(ts * 1e9), what, a) for ts, what, a in events]) if events else b"",
+            f"http {done.status}" if failed else None, done.parent_remote))
         return spans
 
-    @staticmethod
-    def _facts(done: Finished) -> AnswerFacts | None:
-        answer = done.answer
-        if isinstance(answer, bytes):
-            return facts_of(json_object(answer), done.counted)
-        return AnswerFacts(*answer) if answer is not None else None
-
-    def _request_fields(self, done: Finished, named: bytes, facts: AnswerFacts | None, answered: bool,
-                        attempts: int, fell_back: bool) -> bytes:
-        """The server span's attributes, encoded."""
+    def _request_fields(self, done: Finished, named: bytes, answer: bytes, attempts: int, fallback: str) -> bytes:
+        """The server span's attributes, encoded (``answer``: the answer's, already; ``fallback``: the fallback
+        provider that served, or "")."""
         attrs = [named, URL_PATH.of_str(done.path), STATUS.of_int(done.status),
                  ATTEMPTS.of_int(attempts), QUEUE_WAIT.of_float(round(done.queue_wait_ms, 1))]
         if done.provider:
@@ -217,7 +211,6 @@ class SpanBuilder:
         if done.key:
             attrs.append(KEY.of_str(done.key))
         if done.request_id >= 0:
-            fallback = done.fallback if fell_back else ""
             if fallback:
                 attrs.append(FALLBACK.of_str(fallback))
             if done.steps:
@@ -227,7 +220,7 @@ class SpanBuilder:
             attrs.append(TRANSLATION.of_str(done.translated))
         if done.outcome:
             attrs.append(OUTCOME.of_str(done.outcome))
-        attrs.append(_answer_fields(done, facts, False) if answered else _token_fields(done, facts))
+        attrs.append(answer)
         if done.cost:
             attrs.append(COST.of_float(round(done.cost, 6)))
         return b"".join(attrs)
@@ -259,24 +252,19 @@ class SpanBuilder:
                                                                    "gen_ai.system": name}
 
 
-def _new_span_id() -> int:
-    return random.getrandbits(64) or 1  # as the SDK's RandomIdGenerator: never the invalid 0
+def _new_span_id() -> bytes:
+    """8 random bytes, as the SDK's RandomIdGenerator: never the invalid 0."""
+    return (random.getrandbits(64) or 1).to_bytes(8, "big")
 
 
-def _answer_fields(done: Finished, facts: AnswerFacts | None, served: bool) -> bytes:
-    """Tokens (cache tokens too), the response's model; for the attempt that ``served``, its id and finish
-    reasons too."""
-    out = _token_fields(done, facts)
+def _answer_fields(tokens: bytes, facts: AnswerFacts | None) -> tuple[bytes, bytes]:
+    """The request's (its ``tokens`` fields, the response's model) and the attempt's that served (its id and
+    finish reasons too), encoded once for both spans."""
     if facts is None:
-        return out
-    if facts.model:
-        out += RESPONSE_MODEL.of_str(facts.model)
-    if served:
-        if facts.id:
-            out += RESPONSE_ID.of_str(facts.id)
-        if facts.finish_reasons:
-            out += FINISH_REASONS.of_strs(tuple(facts.finish_reasons))
-    return out
+        return tokens, tokens
+    out = tokens + RESPONSE_MODEL.of_str(facts.model) if facts.model else tokens
+    served = out + RESPONSE_ID.of_str(facts.id) if facts.id else out
+    return out, served + FINISH_REASONS.of_strs(tuple(facts.finish_reasons)) if facts.finish_reasons else served
 
 
 def _token_fields(done: Finished, facts: AnswerFacts | None) -> bytes:

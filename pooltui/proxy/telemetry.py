@@ -3,11 +3,12 @@
 One SERVER span per caller request, named ``{gen_ai.operation.name} {gen_ai.request.model}``, continuing the
 caller's ``traceparent``; one CLIENT child span per upstream attempt. On the request's path tracing is the sampling
 decision and a compact record of the request (``spans.Finished``: numbers, strings and bytes, no object of the
-request kept); a thread hands the records in batches down a pipe to the span export process (export_process.py),
-which builds the spans (spans.py), writes them as OTLP protobuf (otlp_wire.py) and sends them: the proxy's
-interpreter lock never waits on span building. Attributes follow the GenAI semantic conventions (``gen_ai.*``);
-pooltui's own go under ``pooltui.*``. Key labels only, never a secret (known secrets are taken out before a
-record leaves the proxy); prompt and completion text only with ``capture_content`` (and scrubbed even then).
+request kept); the request's own thread writes the records in batches down a pipe to the span export process
+(export_process.py), which builds the spans (spans.py), writes them as OTLP protobuf (otlp_wire.py) and sends
+them: the proxy's interpreter lock never waits on span building, nor goes to a thread of ours. Attributes follow
+the GenAI semantic conventions (``gen_ai.*``); pooltui's own go under ``pooltui.*``. Key labels only, never a
+secret (known secrets are taken out before a record leaves the proxy); prompt and completion text only with
+``capture_content`` (and scrubbed even then).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from marshal import dumps
 from typing import TYPE_CHECKING, Any
 
 import pooltui
@@ -28,7 +30,7 @@ from pooltui.core.masking import scrub, scrub_bytes
 from pooltui.core.trace import Step
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy import otlp_wire
-from pooltui.proxy.batching import BatchThread
+from pooltui.proxy.batching import PipeBatches
 from pooltui.proxy.export_process import frame
 from pooltui.proxy.logs import OPERATIONS as OPERATIONS_LOG
 from pooltui.proxy.spans import EventRecord, SpanBuilder, StepRecord, json_object, summary
@@ -71,8 +73,8 @@ class Tracing:
     (endpoint, headers, compression, timeout and retries from ``[telemetry]`` and the ``OTEL_*`` variables), in
     the span export process.
 
-    On the request's path: the sampler's decision and the request's compact record queued. In a thread: the
-    records, in batches, down the pipe to the export process."""
+    On the request's path: the sampler's decision and the request's compact record queued; a full batch (or the
+    loop's timer) writes the records down the pipe to the export process, without blocking."""
 
     def __init__(self, config: TelemetryConfig | None = None, *, environ: Mapping[str, str] = os.environ) -> None:
         from opentelemetry.context import Context
@@ -94,17 +96,16 @@ class Tracing:
         # (OTEL_TRACES_SAMPLER) and the id generator; no span goes through it
         self.provider: TracerProvider = TracerProvider(resource=Resource.create(attrs), shutdown_on_exit=False)
         resource = self.provider.resource
+        # the batch delay: the config's, else OTEL_BSP_SCHEDULE_DELAY, else the SDK's 5 s
+        delay_ms = config.schedule_delay_ms or _whole(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000)
         # an endpoint from the config is the OTLP base URL; without one the exporter reads the OTEL_* variables
         self._export = ExportProcess(("init", f"{config.endpoint}/v1/traces" if config.endpoint else None,
                                       otlp_wire.resource(dict(resource.attributes)),  # type: ignore[arg-type]
                                       otlp_wire.scope("pooltui.proxy", __version__), resource.schema_url or "",
-                                      self.latest))
-        # the batch delay: the config's, else OTEL_BSP_SCHEDULE_DELAY, else the SDK's 5 s
-        delay_ms = config.schedule_delay_ms or _whole(environ, "OTEL_BSP_SCHEDULE_DELAY", 5000)
-        self.batches: BatchThread[tuple[Any, ...]] = BatchThread(
-            self._send, delay_s=delay_ms / 1000, name="pooltui-otlp",
-            max_batch=_whole(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
-            max_queue=_whole(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048))
+                                      self.latest), self._frame, delay_s=delay_ms / 1000,
+                                     max_batch=_whole(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
+                                     max_queue=_whole(environ, "OTEL_BSP_MAX_QUEUE_SIZE", 2048))
+        self.batches = self._export.batches
         self._server = SpanKind.SERVER
         self._propagator = TraceContextTextMapPropagator()
         self._no_context = Context()
@@ -124,15 +125,13 @@ class Tracing:
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Send every span queued so far; False if that took longer than ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        return self.batches.flush(timeout_s) and self._export.flush(max(0.0, deadline - time.monotonic()))
+        return self._export.flush(timeout_s)
 
     def shutdown(self) -> None:
         """Send the spans still queued, then stop the export process (once)."""
         if self._closed:
             return
         self._closed = True
-        self.batches.shutdown()
         self._export.close()
         self.provider.shutdown()
         atexit.unregister(self.shutdown)
@@ -146,7 +145,7 @@ class Tracing:
         the default sampler the decision is known without asking it."""
         if not watch.carrier and self._root_sampled:
             trace_id = self._new_trace_id()
-            self.batches.put(self._finished(watch, body, ended, trace_id, 0, False, ""))
+            self.batches.put(dumps(self._finished(watch, body, ended, trace_id, 0, False, "")))
             return f"{trace_id:032x}"
         from opentelemetry.trace import get_current_span
 
@@ -163,8 +162,9 @@ class Tracing:
             {"gen_ai.operation.name": operation, "gen_ai.request.model": watch.model or ""})
         if decision.decision.is_sampled():
             state = ",".join(f"{k}={v}" for k, v in decision.trace_state.items()) if decision.trace_state else ""
-            self.batches.put(self._finished(watch, body, ended, trace_id, parent.span_id if valid and parent else 0,
-                                            bool(valid and parent and parent.is_remote), state))
+            self.batches.put(dumps(self._finished(watch, body, ended, trace_id,
+                                                  parent.span_id if valid and parent else 0,
+                                                  bool(valid and parent and parent.is_remote), state)))
         return f"{trace_id:032x}"
 
     def _finished(self, watch: RequestWatch, body: bytes | None, ended: float, trace_id: int, parent_id: int,
@@ -173,17 +173,15 @@ class Tracing:
         kept, every text from outside cleared of the known secrets."""
         trace = watch.trace
         provider, key = watch.served
-        answer: bytes | tuple[Any, ...] | None = watch.answer
-        if isinstance(answer, bytes):
-            answer = scrub_bytes(answer)
-        elif answer is not None:
-            answer = tuple(answer)  # marshal takes plain tuples only
+        facts = watch.answer
+        answer = None if facts is None else (  # marshal takes plain tuples only
+            scrub(facts.model), scrub(facts.id), tuple(map(scrub, facts.finish_reasons)), facts.usage)
         return (trace_id, parent_id, remote, state, watch.started, ended, watch.path, watch.model or "",
                 watch.status, watch.outcome, watch.translated or "", provider, key,
                 (watch.tokens_in, watch.tokens_out, watch.cache_read, watch.cache_write), watch.cost,
-                watch.queue_wait_ms, trace.request_id if trace is not None else -1, watch.fallback,
+                watch.queue_wait_ms, trace.request_id if trace is not None else -1,
                 tuple(map(_step_record, trace.steps)) if trace is not None else (),
-                tuple(map(_event_record, watch.events)) if watch.events else (), answer, watch.answer_counted,
+                tuple(map(_event_record, watch.events)) if watch.events else (), answer,
                 scrub_bytes(watch.body) if watch.body is not None and self.capture_content else None,
                 self._content_of(body))
 
@@ -195,20 +193,22 @@ class Tracing:
             return summary(json_object(scrub_bytes(body)))
         return scrub_bytes(body)
 
-    def _send(self, batch: list[tuple[Any, ...]]) -> None:
-        """In the batch thread: the records down the pipe, with the upstreams' dialects and URLs."""
+    def _frame(self, batch: list[bytes]) -> bytes:
+        """A batch of records as the export process reads it, with the upstreams' dialects and URLs."""
         profiles = {name: (p.dialect, p.base_url) for name, p in list(self.profiles.items())}
-        self._export.send(("batch", profiles, batch))
+        return frame(("batch", profiles, batch))
 
     def _provider_attrs(self, dialect: str) -> dict[str, str]:
         return self._names.provider_attrs(dialect)
 
 
 class ExportProcess:
-    """The span export process (export_process.py), started at once: frames written to its stdin (one writer at a
-    time), its acknowledgements and log lines read by a thread."""
+    """The span export process (export_process.py), started at once, and the pipe to it: batches of records
+    written by the request's own thread without blocking (``PipeBatches``), the process's acknowledgements and
+    log lines read by a thread."""
 
-    def __init__(self, init: tuple[Any, ...]) -> None:
+    def __init__(self, init: tuple[Any, ...], encode: Callable[[list[bytes]], bytes], *, delay_s: float,
+                 max_batch: int, max_queue: int) -> None:
         root = os.path.dirname(os.path.dirname(os.path.abspath(pooltui.__file__)))
         code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                 f"sys.path.insert(0, {root!r}); from pooltui.proxy.export_process import main; main()")
@@ -216,44 +216,43 @@ class ExportProcess:
         # closes, once it has sent what it was given
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True)  # logs come on stdout
+        assert self.proc.stdin is not None
         self._closing = False
-        self._writing = threading.Lock()
         self._acked = threading.Condition()
         self._acks = self._asked = 0
         self._gone = False  # the process ended, or its pipe broke
         self._reader = threading.Thread(target=self._read, name="pooltui-otlp-acks", daemon=True)
         self._reader.start()
-        self.send(init)
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        data = frame(message)
-        with self._writing:
-            if self._gone or self.proc.stdin is None:
-                return
-            try:
-                self.proc.stdin.write(data)
-                self.proc.stdin.flush()
-            except (OSError, ValueError):  # it ended: the reader says so
-                self._gone = True
+        self.batches: PipeBatches[bytes] = PipeBatches(
+            self.proc.stdin.fileno(), encode, delay_s=delay_s, max_batch=max_batch, max_queue=max_queue,
+            on_drop=_said_dropped)
+        self.batches.flush(frame(init), 0.0)  # the first frame: written at once into the empty pipe
 
     def flush(self, timeout_s: float) -> bool:
-        """True once the process has sent everything written to it so far (False after ``timeout_s``)."""
+        """True once the process has sent everything queued so far (False after ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
         with self._acked:
             self._asked += 1
             asked = self._asked
-        self.send(("flush", asked))
+        if not self.batches.flush(frame(("flush", asked)), timeout_s):
+            return False
         with self._acked:
-            return self._acked.wait_for(lambda: self._acks >= asked or self._gone, timeout_s) and not self._gone
+            return self._acked.wait_for(lambda: self._acks >= asked or self._gone,
+                                        max(0.0, deadline - time.monotonic())) and not self._gone
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Close its input (it sends what it has, then ends) and wait for it; killed after ``timeout_s``."""
-        with self._writing:
-            self._closing = True
-            if self.proc.stdin is not None:
-                try:
-                    self.proc.stdin.close()
-                except OSError:
-                    pass
+        """Write what is queued, close its input (it sends what it has, then ends) and wait for it; killed after
+        ``timeout_s``."""
+        self.batches.flush(b"", timeout_s)
+        self._closing = True
+        if self.batches.dropped:
+            logging.getLogger(OPERATIONS_LOG).warning(
+                "the spans of %d requests were dropped: the span export process fell behind", self.batches.dropped)
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
         try:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -279,6 +278,11 @@ class ExportProcess:
         if not self._closing:
             logging.getLogger(OPERATIONS_LOG).error(
                 "the span export process ended (exit code %s): spans are no longer sent", self.proc.wait())
+
+
+def _said_dropped(count: int) -> None:
+    logging.getLogger(OPERATIONS_LOG).warning(
+        "the span export process falls behind: the spans of %d requests dropped (more are counted)", count)
 
 
 def _step_record(step: Step) -> StepRecord:

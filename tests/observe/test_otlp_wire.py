@@ -3,6 +3,9 @@ OpenTelemetry SDK's exporter encoding decode (with opentelemetry-proto) to equal
 
 from __future__ import annotations
 
+import marshal
+import os
+
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -11,7 +14,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from pooltui.proxy import otlp_wire
-from pooltui.proxy.batching import BatchThread
+from pooltui.proxy.batching import BatchThread, PipeBatches
+from tests.conftest import until
 
 TRACE, SERVER, CLIENT, CALLER = 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, 0x1234, 0xFFFF_FFFF_FFFF_FFF0
 STATE = TraceState([("vendor", "abc"), ("other", "x-1")])
@@ -82,3 +86,82 @@ def test_the_batch_thread_drops_past_its_queue_and_counts() -> None:
         batches.put(i)
     batches.shutdown()
     assert sent == [list(range(10))] and batches.dropped == 4
+
+
+def _frames(data: bytes) -> list[list[int]]:
+    """The batches in what a PipeBatches wrote (each frame: a 4-byte length, then a marshal'd list)."""
+    out = []
+    while data:
+        size = int.from_bytes(data[:4], "little")
+        out.append(marshal.loads(data[4:4 + size]))
+        data = data[4 + size:]
+    return out
+
+
+def _frame(batch: list[int]) -> bytes:
+    data = marshal.dumps(batch)
+    return len(data).to_bytes(4, "little") + data
+
+
+def _drain(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def test_pipe_batches_write_full_batches_at_once_and_the_rest_at_a_flush() -> None:
+    read, write = os.pipe()
+    try:
+        batches = PipeBatches(write, _frame, delay_s=60, max_batch=4, max_queue=10)
+        for i in range(6):
+            batches.put(i)
+        assert _frames(_drain(read)) == [[0, 1, 2, 3]]  # the full batch went in the putting thread, no thread
+        assert batches.flush(b"", 5) and _frames(_drain(read)) == [[4, 5]]
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+async def test_pipe_batches_the_loops_timer_sends_a_batch_that_never_fills() -> None:
+    read, write = os.pipe()
+    got = bytearray()
+    try:
+        batches = PipeBatches(write, _frame, delay_s=0.05, max_batch=100, max_queue=1000)
+        batches.put(1)
+        await until(lambda: bool(got.extend(_drain(read))) or _frames(bytes(got)) == [[1]], "the timer's batch")
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+async def test_pipe_batches_hold_what_a_full_pipe_cannot_take_then_drop_and_count() -> None:
+    """A reader that falls behind: the batches the pipe cannot take wait, up to max_queue items; later ones are
+    dropped (counted, said once); what was kept arrives whole and in order once the reader reads again."""
+    read, write = os.pipe()
+    said: list[int] = []
+    big = list(range(1_000_000))  # a batch's frame (5 MB) far larger than the pipe
+    try:
+        batches = PipeBatches(write, lambda b: _frame(big + b), delay_s=60, max_batch=2, max_queue=4,
+                              on_drop=said.append)
+        for i in range(10):  # 5 batches: the first partly in the pipe, the second waiting, the rest dropped
+            batches.put(i)
+        assert batches.dropped == 6 and said == [2]  # counted; said the first time only
+        got = bytearray()
+
+        def drained() -> bool:
+            got.extend(_drain(read))
+            return batches.flush(b"", 0.01)
+
+        await until(drained, "the batches kept")
+        got.extend(_drain(read))
+        assert [b[len(big):] for b in _frames(bytes(got))] == [[0, 1], [2, 3]]
+    finally:
+        os.close(read)
+        os.close(write)
