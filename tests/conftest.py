@@ -45,8 +45,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` (pyproject's addopts): one and a half workers per core (3 on two cores). Many tests wait (real
     servers, subprocesses, Redis, Hermes) rather than compute: with one worker per core the cores sat idle for a
     good part of a run. Measured on the two loaded cores here, same minutes, tests/shared+lab+hermes+callers: 546 s
-    at 2 workers, 430 s at 3; a full run at 4 used 58 s more CPU and timed out waits. PYTEST_XDIST_AUTO_NUM_WORKERS
-    still decides when set; ``-n N`` always does."""
+    at 2 workers, 430 s at 3; a full run at 4 used 58 s more CPU and timed out waits (again on 2026-12-07, other
+    runs loading the machine: 404 s of CPU and three 60 s timeouts at 4, 366 s and none at 3).
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set; ``-n N`` always does."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

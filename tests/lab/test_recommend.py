@@ -54,16 +54,8 @@ def test_outage_has_a_winner_and_the_reason_names_the_figure() -> None:
     assert f"{loser.fallback} served by the fallback vs {best.fallback}" in rec.reason
 
 
-def test_peak_hour_is_too_small_for_any_of_pooltuis_strategies() -> None:
-    """pooltui's strategies all fail peak-hour the same way: a tie, and keys to add. How many (the planner on the
-    same scenario, strategy and target, then direct runs with n and n - 1 keys) is test_advice_plan's check: the
-    same runs were made here a second time."""
-    _, _, results = lab("peak-hour", STRATEGIES)
-    rec = recommend(results)
-    print(f"\n{rec.text()}")
-    assert rec.capacity_short and rec.verdict == "tie"  # pooltui's strategies all fail the same way
-    assert "whichever strategy" in rec.reason and "add keys instead" in rec.reason
-    assert rec.plan_strategy == "round-robin"  # what test_advice_plan sizes the pool with
+# peak-hour too small for any of pooltui's strategies (a tie, keys to add): checked on the five runs of
+# test_simulated_time.py's peak-hour comparison, the same runs (scenario, strategies, seed), made once
 
 
 def test_compare_json_carries_the_recommendation_and_the_plan() -> None:

@@ -11,12 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
+from pooltui.core.learned import JITTER_S
 from pooltui.session.replay import build_replay
 from pooltui.session.traffic import PROMPTS
 from pooltui.store.config import ConfigEditor, KeyEntry, ProviderConfig, load_config
 from pooltui.store.history import History
 from pooltui.store.secrets import SecretStore
 from tests.conftest import keys, make_scenario
+
+#: the headerless provider's window (at one second the restarted run's pacing margin, 2% of it, was under the
+#: scheduling jitter of a loaded machine: its first requests met 429s)
+WINDOW_S = 2.0
 
 
 def recorded(serve, tmp_path):
@@ -76,9 +81,9 @@ def test_nothing_to_replay_is_one_line_and_exit_2(serve, tmp_path) -> None:
         assert said in out.output and len(out.output.strip().splitlines()) == 1
 
 
-def headerless(serve, tmp_path, rpm: int = 4):
-    """A config on a provider that states no limit on success (keys of ``rpm`` requests per 2 s)."""
-    sc = make_scenario({"name": "quiet", "window_s": 2, "success_headers": False, "latency_ms": [5, 15],
+def headerless(serve, tmp_path, rpm: int = 4, window_s: float = WINDOW_S):
+    """A config on a provider that states no limit on success (keys of ``rpm`` requests per ``window_s``)."""
+    sc = make_scenario({"name": "quiet", "window_s": window_s, "success_headers": False, "latency_ms": [5, 15],
                         "keys": keys("q", 2, rpm=rpm)})
     server = serve(sc)
     store = SecretStore(tmp_path / "data")
@@ -98,7 +103,7 @@ def test_a_learned_limit_outlives_a_restart_and_feeds_the_replay(serve, tmp_path
 
     def run() -> int:
         before = sum(c.by_status[429] for c in server.state.providers["quiet"].counters.values())
-        out = CliRunner().invoke(cli, ["traffic", "--provider", "quiet", "--requests", "24", "--concurrency", "4"],
+        out = CliRunner().invoke(cli, ["traffic", "--provider", "quiet", "--requests", "16", "--concurrency", "4"],
                                  env=env)
         assert out.exit_code == 0, out.output
         return sum(c.by_status[429] for c in server.state.providers["quiet"].counters.values()) - before
@@ -107,15 +112,23 @@ def test_a_learned_limit_outlives_a_restart_and_feeds_the_replay(serve, tmp_path
     history = History(tmp_path / "data" / "history.db")
     rows = {r.key: r for r in history.learned_limits("quiet")}
     assert first >= 2 and set(rows) == {"q0", "q1"}, (first, rows)
-    assert all(r.requests == 4 and 1.95 <= r.window_s <= 2.1 and r.model == "" for r in rows.values())
-    time.sleep(2.2)  # the provider's window forgets the first run (a new process cannot know what it holds)
+    # A window learnt from a 429 is the provider's plus the time the 429 and the request it counts from spent on
+    # the way (t + retry-after - sent): a few ms on a quiet machine, over 100 ms under load (a fixed 2.1 s failed
+    # there). A quarter of the window over still tells it from the retry-after alone, from a retry-after read as
+    # whole seconds (a second more) and from a minute; core/test_learned_limit.py fits it exactly on a fake clock.
+    assert all(r.requests == 4 and r.model == "" for r in rows.values()), rows
+    assert all(WINDOW_S - JITTER_S <= r.window_s <= WINDOW_S * 1.25 for r in rows.values()), rows
+    # the provider's window forgets the first run (a new process cannot know what it holds): waited for on the
+    # simulator's own record of what it admitted, not for a fixed time
+    last = max(t for c in server.state.providers["quiet"].counters.values() for t, _, _ in c.admitted)
+    time.sleep(max(0.0, last + WINDOW_S + 0.05 - time.monotonic()))
     second = run()  # a new process: paced from its first request, no 429 to learn the limits again
     assert second == 0, second
     rp = build_replay(history, load_config(path), 0.0)
     assert rp.scenario.primary.window_s in {round(r.window_s, 3) for r in rows.values()}  # learnt, not a minute
     assert {k.label: k.rpm for k in rp.scenario.primary.keys} == {"q0": 4, "q1": 4}
     assert not rp.scenario.primary.success_headers  # the provider states nothing: the replay's pools learn too
-    said = f"q0: learnt 4 per {rows['q0'].window_s:.1f} s from its 429s"  # 2.1 s, not 2.0, on a loaded machine
+    said = f"q0: learnt 4 per {rows['q0'].window_s:.1f} s from its 429s"  # as learnt: 2.1 s, not 2.0, under load
     assert any(said in note for note in rp.notes), (said, rp.notes)
 
 

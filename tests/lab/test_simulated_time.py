@@ -11,7 +11,8 @@ import time
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
-from pooltui.session.lab import run_lab, run_strategy
+from pooltui.session.lab import RunResult, run_lab, run_strategy
+from pooltui.session.recommend import recommend
 from pooltui.session.simtime import is_simulated, run_simulated
 from pooltui.session.workload import Arrival, seeded_workload
 from pooltui.sim.inprocess import InProcessSim
@@ -46,6 +47,8 @@ def test_a_scenario_gives_the_same_figures_in_simulated_and_in_real_time() -> No
 
 
 def test_peak_hour_compares_five_strategies_in_seconds_and_the_same_seed_gives_the_same_table() -> None:
+    """Also the recommendation on these runs (pooltui's five strategies on peak-hour's own traffic and seed):
+    test_recommend.py ran the very same five runs a second time to read it."""
     sc = load_scenario("peak-hour")
     t = sc.traffic
     arrivals = seeded_workload(sc, requests=t.requests, rate=t.rate, seed=sc.seed)
@@ -57,12 +60,23 @@ def test_peak_hour_compares_five_strategies_in_seconds_and_the_same_seed_gives_t
     # least its seconds; this one ~0.3 s of work, x10 on a loaded machine). The speed-up is `pooltui.bench lab`'s
     # figure: a ratio asserted here (`wall < simulated / 5`) failed on a loaded machine
     assert all(r.wall_s < r.seconds for r in results), [(r.wall_s, r.seconds) for r in results]
+    peak_hour_is_too_small_for_any_of_pooltuis_strategies(results)
     finished: list[str] = []  # again, one process per strategy (as the CLI runs a long comparison)
     again = run_lab(sc, POOLTUI_FIVE[:2], arrivals, concurrency=t.concurrency, seed=sc.seed, workers=2,
                     progress=lambda r: finished.append(r.strategy))
     assert sorted(finished) == sorted(POOLTUI_FIVE[:2]) and [r.strategy for r in again] == POOLTUI_FIVE[:2]
     assert [r.row() for r in again] == [r.row() for r in results[:2]]
     assert [r.ok_per_s for r in again] == [r.ok_per_s for r in results[:2]]
+
+
+def peak_hour_is_too_small_for_any_of_pooltuis_strategies(results: list[RunResult]) -> None:
+    """pooltui's strategies all fail peak-hour the same way: a tie, and keys to add. How many (the planner on the
+    same scenario, strategy and target, then direct runs with n and n - 1 keys) is test_advice_plan's check."""
+    rec = recommend(results)
+    print(f"\n{rec.text()}")
+    assert rec.capacity_short and rec.verdict == "tie"  # pooltui's strategies all fail the same way
+    assert "whichever strategy" in rec.reason and "add keys instead" in rec.reason
+    assert rec.plan_strategy == "round-robin"  # what test_advice_plan sizes the pool with
 
 
 def test_callers_latencies_and_the_clients_are_measured_on_the_simulated_clock() -> None:

@@ -65,8 +65,9 @@ async def test_three_processes_learn_the_keys_whole_limit_together(redis_server,
     ok, limited = int(seen.get("200", 0)), int(seen.get("429", 0))
     capacity = LIMIT * took / WINDOW_S  # what the key serves in a sliding window over the run (a window's less)
     # the fleet paced by the key's limit, not a third of it: 0.9-1.0 of the capacity alone, 0.84 beside three proxy
-    # processes of another test on two busy cores; fitted from each process's own sends it was 0.4
-    assert ok >= 0.8 * capacity, (seen, took)
+    # processes of another test on two busy cores, 0.78 at a load average of 25; fitted from each process's own
+    # sends it was 0.4
+    assert ok >= 0.7 * capacity, (seen, took)
     # 429s: those that teach the estimates (each process's first, up to two, before the fleet's reaches it; a
     # third on two cores loaded by other runs: 8 of 48 once); the rate over a longer run is bench fleet-limits'
     # (1.02 calls per success over 60 s)

@@ -89,7 +89,7 @@ async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> N
     service = ProxyService(PoolProxy(session.clients), "127.0.0.1", 0)
     session.services.append(service)
     app = PoolMonitorApp(session)
-    async with app.run_test(size=(130, 36)) as pilot:
+    async with app.run_test(size=(130, 36)):
         while not app.started:
             await asyncio.sleep(0.05)
         async with httpx.AsyncClient() as http:
@@ -98,9 +98,10 @@ async def test_monitor_hosting_the_proxy_shows_its_traffic(serve, tmp_path) -> N
                                     json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
                                     headers={"authorization": "Bearer caller"})
                 assert r.status_code == 200
-        await pilot.pause(0.4)
         table = app.query_one(KeysTable)
-        assert int(table.get_cell("k0", "requests")) == 3 and int(table.get_cell("k1", "requests")) == 3
+        # until the monitor shows them (a refresh away; was a fixed 0.4 s)
+        await until(lambda: [str(table.get_cell(k, "requests")) for k in ("k0", "k1")] == ["3", "3"],
+                    "the six requests shown")
     with pytest.raises(httpx.ConnectError):  # the proxy stopped with the monitor
         httpx.get(f"{service.url}/healthz", timeout=2)
     assert sum(r["requests"] for r in history.usage(0, "key")) == 6  # and it landed in the history
