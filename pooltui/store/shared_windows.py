@@ -181,6 +181,18 @@ class _Lease:
     ends: float  # local time it is settled
 
 
+@dataclass(slots=True)
+class _Ask:
+    """A lease as asked of the script: its window, units wanted, member, local time sent and the script's args."""
+    slots: SharedSlots
+    want: int
+    member: str
+    sent: float
+    hold_ms: int
+    step_ms: int
+    args: list[Any]
+
+
 class SharedSlots:
     """One shared window (a ``Slots``): ``limit`` units per ``window_s`` across every process on the Redis."""
 
@@ -487,6 +499,7 @@ class SharedWindows:
             await self._rejoin(redis)
         await self._sync_sends(redis)
         now = self.clock()
+        due: list[SharedSlots] = []
         for slots in list(self.slots.values()):
             short = slots.short(now)
             # the reserve is kept leased while idle too: a burst after a quiet spell finds its slots here (with
@@ -497,13 +510,17 @@ class SharedWindows:
             wanted = max(short, slots.want) if slots.want or short > 0 else 0
             # a window not leased lately is looked at all the same (a lease of nothing): what the others hold
             # in it is what this process paces on if the store goes away
-            looked = wanted > 0 or now - slots.seen_at >= VIEW_S
-            if looked and not await self._lease(slots, wanted):
+            if wanted == 0 and now - slots.seen_at >= VIEW_S:
+                due.append(slots)  # looked at below, with the round's other idle windows, in one round trip
+            elif wanted and not await self._lease(slots, wanted):
                 await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
                 return
             for lease in list(slots.leases):
                 if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
                     await self._end_lease(slots, lease)
+        if due and not await self._look(redis, due):
+            await self._rejoin(redis)
+            return
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
             if at <= now - slots.window_s:
@@ -590,16 +607,35 @@ class SharedWindows:
     def _listed(self, times: list[float]) -> str:
         return ",".join(str(self._score(at)) for at in times)
 
+    def _ask(self, slots: SharedSlots, want: int) -> _Ask:
+        """A lease of up to ``want`` units of ``slots`` (0: a look), as the script is asked for it."""
+        member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
+        hold_ms, step_ms = self._lease_hold_ms(slots), max(1, self._ms(slots) // VIEW_STEPS)
+        args = [self._ms(slots), slots.limit, want, member, self._epoch or "", hold_ms, self._tag, step_ms]
+        return _Ask(slots, want, member, self.clock(), hold_ms, step_ms, args)
+
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
         """Lease up to ``want`` units of ``slots``; False when Redis lost the windows since this process joined."""
-        member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
-        sent = self.clock()
-        hold_ms, step_ms = self._lease_hold_ms(slots), max(1, self._ms(slots) // VIEW_STEPS)
-        raw = await self._take(keys=[slots.name, self.marker], args=[self._ms(slots), slots.limit, want, member,
-                                                                      self._epoch or "", hold_ms, self._tag, step_ms])
+        ask = self._ask(slots, want)
+        return self._leased(ask, await self._take(keys=[slots.name, self.marker], args=ask.args))
+
+    async def _look(self, redis: Any, due: list[SharedSlots]) -> bool:
+        """A lease of nothing at each window of ``due``, in one round trip (an idle process's view of what the
+        others hold, kept fresh at one call per round however many windows); False when Redis lost the windows."""
+        asks = [self._ask(slots, 0) for slots in due]
+        async with redis.pipeline(transaction=False) as pipe:
+            for ask in asks:
+                await self._take(keys=[ask.slots.name, self.marker], args=ask.args, client=pipe)
+            raws = await pipe.execute()
+        return all([self._leased(ask, raw) for ask, raw in zip(asks, raws, strict=True)])
+
+    def _leased(self, ask: _Ask, raw: Any) -> bool:
+        """Take the script's answer to ``ask``; False when Redis lost the windows since this process joined."""
+        slots, want, member, sent, hold_ms = ask.slots, ask.want, ask.member, ask.sent, ask.hold_ms
         got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, hold_ms)
         if lost:
             return False
+        step_ms = ask.step_ms
         others = others_in_view(raw[7], slots.limit, hold_ms // step_ms + 1) if len(raw) > 7 else None
         now = self.clock()
         self.offset_s = redis_ms / 1000 - (sent + now) / 2
