@@ -610,8 +610,9 @@ class SharedWindows:
     def _ask(self, slots: SharedSlots, want: int) -> _Ask:
         """A lease of up to ``want`` units of ``slots`` (0: a look), as the script is asked for it."""
         member = f"{self._tag}:L{next(self._seq)}"  # "L": a lease (the script tells it from what was used)
-        hold_ms, step_ms = self._lease_hold_ms(slots), max(1, self._ms(slots) // VIEW_STEPS)
-        args = [self._ms(slots), slots.limit, want, member, self._epoch or "", hold_ms, self._tag, step_ms]
+        window_ms = self._ms(slots)
+        hold_ms, step_ms = self._lease_hold_ms(slots), max(1, window_ms // VIEW_STEPS)
+        args = [window_ms, slots.limit, want, member, self._epoch or "", hold_ms, self._tag, step_ms]
         return _Ask(slots, want, member, self.clock(), hold_ms, step_ms, args)
 
     async def _lease(self, slots: SharedSlots, want: int) -> bool:
@@ -631,14 +632,13 @@ class SharedWindows:
 
     def _leased(self, ask: _Ask, raw: Any) -> bool:
         """Take the script's answer to ``ask``; False when Redis lost the windows since this process joined."""
-        slots, want, member, sent, hold_ms = ask.slots, ask.want, ask.member, ask.sent, ask.hold_ms
+        slots, want, hold_ms, step_ms = ask.slots, ask.want, ask.hold_ms, ask.step_ms
         got, redis_ms, opens_ms, held, refused, lost, in_use = lease_answer(raw, want, slots.limit, hold_ms)
         if lost:
             return False
-        step_ms = ask.step_ms
         others = others_in_view(raw[7], slots.limit, hold_ms // step_ms + 1) if len(raw) > 7 else None
         now = self.clock()
-        self.offset_s = redis_ms / 1000 - (sent + now) / 2
+        self.offset_s = redis_ms / 1000 - (ask.sent + now) / 2
         if others is not None and self.connected and now >= self.alone_until:
             # not while alone, nor after a reconnect until every process's units are back: until then the
             # window misses some, and the view from before is what each paces on
@@ -650,7 +650,7 @@ class SharedWindows:
             self.say_once(f"shared windows: refused {refused} entries of {slots.name} that were not what they "
                           "claim (malformed, over the limit or in the future)")
         if got:
-            slots.leases.append(_Lease(f"{member}:{got}", got, 0, sent, now, now + slots.lease_s()))
+            slots.leases.append(_Lease(f"{ask.member}:{got}", got, 0, ask.sent, now, now + slots.lease_s()))
             slots.left += got
             slots.want = 0
         elif want:
