@@ -218,11 +218,15 @@ def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
 
 _ANTHROPIC = ("anthropic-ratelimit-requests-", "anthropic-ratelimit-tokens-")
 _ANTHROPIC_INPUT = "anthropic-ratelimit-input-tokens-"
-_OPENAI = ("x-ratelimit-{}-requests", "x-ratelimit-{}-tokens")
+#: openai's six names (requests then tokens: limit, remaining, reset), spelled once
+_OPENAI = tuple(f"x-ratelimit-{part}-{what}" for what in ("requests", "tokens")
+                for part in ("limit", "remaining", "reset"))
 
 
 def parse_rate_limits(dialect: str, headers: Mapping[str, str], now: float) -> RateLimits | None:
     """Read the dialect's rate-limit headers; None when there are none."""
+    if type(headers) is dict and not any("ratelimit" in name for name in headers):
+        return None  # lower-case names (lower_headers), none of them a rate limit: every name below is one
     get = headers.get
     if dialect == "anthropic":
         req, tok = _ANTHROPIC
@@ -246,13 +250,13 @@ def parse_rate_limits(dialect: str, headers: Mapping[str, str], now: float) -> R
             None,
         )
     else:
-        req, tok = _OPENAI
+        req_limit, req_left, req_reset, tok_limit, tok_left, tok_reset = _OPENAI
         rl = RateLimits(
-            parse_int(get(req.format("limit"))),
-            parse_int(get(req.format("remaining"))),
-            parse_reset(get(req.format("reset")), now),
-            parse_int(get(tok.format("limit"))),
-            parse_int(get(tok.format("remaining"))),
-            parse_reset(get(tok.format("reset")), now),
+            parse_int(get(req_limit)),
+            parse_int(get(req_left)),
+            parse_reset(get(req_reset), now),
+            parse_int(get(tok_limit)),
+            parse_int(get(tok_left)),
+            parse_reset(get(tok_reset), now),
         )
     return None if rl.is_empty() and rl.reset_s() is None else rl

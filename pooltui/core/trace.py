@@ -81,6 +81,10 @@ class RequestTrace:
                     entries[i] = _pick_step(entry)
         return cast("list[Step]", entries)
 
+    def of_kind(self, kind: str) -> list[Step]:
+        """Its steps of one kind other than ``"pick"``, in order (no pick's step is built to find them)."""
+        return [entry for entry in self.entries if type(entry) is not tuple and entry.kind == kind]
+
     def add(self, ts: float, kind: str, provider: str, key: str | None = None, **detail: Any) -> None:
         reason = detail.get("reason")
         if reason:

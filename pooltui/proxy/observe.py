@@ -71,7 +71,7 @@ class RequestWatch:
 
     @property
     def attempts(self) -> int:
-        return sum(1 for s in self.trace.steps if s.kind == "attempt") if self.trace else 0
+        return len(self.trace.of_kind("attempt")) if self.trace else 0
 
     @property
     def queue_wait_ms(self) -> float:
@@ -88,7 +88,7 @@ class RequestWatch:
         """The fallback provider that served, or ""."""
         if self.trace is None:
             return ""
-        went = [s.provider for s in self.trace.steps if s.kind == "fallback"]
+        went = [s.provider for s in self.trace.of_kind("fallback")]
         provider = self.served[0]
         return provider if went and provider in went else ""
 
@@ -203,8 +203,8 @@ class Observer:
 
     # ------------------------------------------------------------------ the client's listeners
     def _outcome(self, outcome: str, served_by: str, trace: RequestTrace) -> None:
-        for step in trace.steps:
-            if step.kind == "attempt" and step.key is not None:
+        for step in trace.of_kind("attempt"):  # the picks' steps are built only when something reads them
+            if step.key is not None:
                 hist = self.upstream_latency.get((step.provider, step.key))
                 if hist is None:
                     hist = self.upstream_latency[(step.provider, step.key)] = Histogram(UPSTREAM_BUCKETS)
