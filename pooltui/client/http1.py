@@ -365,7 +365,8 @@ class Http1Sender:
                     conn.transport.writelines((head, content))
                 else:
                     conn.transport.write(head + content if content else head)
-                await answer.head()
+                while answer._state == 0:  # its head (answer.head(), inlined: one frame less at each wake)
+                    await answer._wait()
                 return answer
             except UpstreamError:
                 answer._release()

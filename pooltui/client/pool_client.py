@@ -346,12 +346,11 @@ class PoolClient:
         """A small chat completion in whichever dialect each provider speaks."""
         return await self.send(self.chat_builder(prompt, max_tokens=max_tokens, model=model), deadline_s=deadline_s)
 
-    async def send(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
-                   upstreams: list[Upstream] | None = None) -> PoolResponse:
-        """Send one non-streaming request; the response body is read whole before it is judged."""
-        result = await self._run(build, deadline_s, upstreams, streaming=False)
-        assert isinstance(result, PoolResponse)
-        return result
+    def send(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
+             upstreams: list[Upstream] | None = None) -> Awaitable[PoolResponse]:
+        """Send one non-streaming request; the response body is read whole before it is judged. (The request's own
+        coroutine, not one awaiting it: no frame of this method stays on the request's path.)"""
+        return self._run(build, deadline_s, upstreams, streaming=False)
 
     async def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
                           upstreams: list[Upstream] | None = None) -> PoolStream | PoolResponse:

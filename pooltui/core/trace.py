@@ -83,7 +83,7 @@ class RequestTrace:
 
     def of_kind(self, kind: str) -> list[Step]:
         """Its steps of one kind other than ``"pick"``, in order (no pick's step is built to find them)."""
-        return [entry for entry in self.entries if type(entry) is not tuple and entry.kind == kind]
+        return [entry for entry in self.entries if isinstance(entry, Step) and entry.kind == kind]
 
     def add(self, ts: float, kind: str, provider: str, key: str | None = None, **detail: Any) -> None:
         reason = detail.get("reason")

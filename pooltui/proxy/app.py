@@ -18,7 +18,7 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +175,7 @@ class PoolProxy:
                  allow_origins: tuple[str, ...] = (), client_limits: ClientLimits | None = None,
                  observer: Observer | None = None) -> None:
         self.clients = clients
-        #: the per-request hooks (access log, response headers, traces): begin and finish, in forward()
+        #: the per-request hooks (access log, response headers, traces): begin and finish, in serve_api()
         self.observer = observer or Observer()
         self.drop_request = DROP_REQUEST if self.observer.propagate_upstream else DROP_REQUEST | TRACE_CONTEXT
         self.clock = clock or SystemClock()
@@ -280,11 +280,7 @@ class PoolProxy:
 
     # ------------------------------------------------------------------ the API
     async def forward(self, request: Caller, api: str) -> Reply:
-        """A caller's API request, between the observer's two hooks (one at its start, one at its end)."""
-        watch = await self.observer.begin(request, api)
-        return self.observer.finish(watch, await self._forward(request, api))
-
-    async def _forward(self, request: Caller, api: str) -> Reply:
+        """A caller's API request served: its answer (``serve_api`` calls it between the observer's two hooks)."""
         if not self._authorized(request):
             self.stats.refused += 1
             return self._refusal(api, 401, "pooltui proxy: present the proxy token as your API key",
@@ -529,12 +525,12 @@ class ApiFront:
         self.proxy = proxy
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """The route's own awaitable (no frame of this layer stays on the request's path)."""
         api = API_ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if api is None:
-            await self.app(scope, receive, send)
-        else:
-            await serve_api(self.proxy, api, scope, receive, send)
+            return self.app(scope, receive, send)
+        return serve_api(self.proxy, api, scope, receive, send)
 
 
 class ApiEndpoint:
@@ -544,8 +540,8 @@ class ApiEndpoint:
         self.proxy = proxy
         self.api = api
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await serve_api(self.proxy, self.api, scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return serve_api(self.proxy, self.api, scope, receive, send)
 
 
 async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -560,7 +556,11 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
         await send(message)
 
     try:
-        reply = await proxy.forward(Caller(scope, receive), api)
+        caller, observer = Caller(scope, receive), proxy.observer
+        # the observer's hooks at the request's start and end, here rather than in a frame of their own around
+        # forward: every wake of the request's task resumes each frame it is awaiting through
+        watch = await observer.begin(caller, api)
+        reply = observer.finish(watch, await proxy.forward(caller, api))
         on_gone = scope.get(GONE_KEY)
         if reply.body_iterator is not None:
             if on_gone is None:  # a server without the proxy's protocol: Starlette watches for the disconnect
@@ -674,6 +674,8 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
     limits = proxy.client_limits
     config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
                             access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits),
+                            # said, not guessed: the front layers hand on their route's awaitable (plain functions)
+                            interface="asgi3",
                             # nothing reads the client address or scheme X-Forwarded-* would rewrite: no layer for it
                             proxy_headers=False,
                             # uvicorn types it int; any number of seconds works (it goes to loop.call_later)

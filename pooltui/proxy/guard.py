@@ -154,15 +154,17 @@ class AccessGuard:
                              f"not {ctype.decode('latin-1') or 'none'}")
         return None
 
-    async def __call__(self, scope: Scope, receive, send) -> None:
+    def __call__(self, scope: Scope, receive, send) -> Awaitable[None]:
+        """The app's own awaitable when the request passes (no frame of this layer stays on its path), else the
+        refusal's."""
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         refused = self.check(scope)
         if refused is None:
-            await self.app(scope, receive, send)
-            return
-        status, why = refused
+            return self.app(scope, receive, send)
+        return self._refuse(scope, send, *refused)
+
+    async def _refuse(self, scope: Scope, send, status: int, why: str) -> None:
         if self.on_refuse is not None:
             self.on_refuse(why)
         body = refusal_body(scope.get("path", ""), status, why)
