@@ -19,6 +19,7 @@ from keyring.backend import KeyringBackend
 from pooltui.core.events import reworded
 from pooltui.sim.scenario import Scenario, scenario_from_dict
 from pooltui.sim.server import SimServer
+from tests import cpu_profile
 
 REWORD = "--reword-events"
 
@@ -39,6 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(REWORD, action="store_true",
                      help="every engine event's reason and action reworded (each word spelt backwards): the "
                           "behaviour must not change; tests marked `wording` (they check what people read) skip")
+    cpu_profile.add_option(parser)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
@@ -55,6 +57,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    cpu_profile.register(config)
     config.addinivalue_line("markers", "wording: checks the words of events people read (skipped under "
                                        f"{REWORD})")
 
