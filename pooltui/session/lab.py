@@ -98,6 +98,7 @@ class RunResult:
     limited_per_s: list[int] = field(default_factory=list)  # 429s the provider sent, per second
     seconds: float = 0.0  # from the first arrival to the last answer, in the run's time (simulated or real)
     wall_s: float = 0.0  # what the run took on this machine
+    late_ms: float = 0.0  # the latest an arrival went out after its time (real time: the machine's own delays)
     waits_ms: list[float] = field(default_factory=list)  # successful requests: their latency less the answer's own
     cache_read_tokens: int = 0  # prompt-cache tokens of the served requests: read from a cache,
     cache_write_tokens: int = 0  # written to one,
@@ -205,6 +206,7 @@ async def _drive(arrivals: list[Arrival], concurrency: int, deadline_s: float, s
 
     async def one(a: Arrival) -> None:
         await asyncio.sleep(max(0.0, start + a.at_s - now()))
+        result.late_ms = max(result.late_ms, (now() - start - a.at_s) * 1000)
         async with slots:
             left = start + a.at_s + deadline_s - now()
             try:

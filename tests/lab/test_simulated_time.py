@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
@@ -16,7 +17,7 @@ from pooltui.session.recommend import recommend
 from pooltui.session.simtime import is_simulated, run_simulated
 from pooltui.session.workload import Arrival, seeded_workload
 from pooltui.sim.inprocess import InProcessSim
-from pooltui.sim.scenario import load_scenario
+from pooltui.sim.scenario import Scenario, load_scenario
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
 from tests.lab.busy_day import busy_day
@@ -33,7 +34,8 @@ def test_a_scenario_gives_the_same_figures_in_simulated_and_in_real_time() -> No
     arrivals = seeded_workload(sc, requests=36, rate=12.0, seed=5)
     both = ["round-robin", "hermes-fill-first"]
     simulated = run_lab(sc, both, arrivals, concurrency=8, seed=5)
-    real = run_lab(sc, both, arrivals, concurrency=8, seed=5, real_time=True)
+    assert all(s.late_ms < 1e-6 for s in simulated)  # simulated time: every arrival goes out at its time
+    real = real_time_reference(sc, both, arrivals)
     for s, r in zip(simulated, real, strict=True):
         print(f"\n{s.strategy}: simulated {s.row()}\n  real time {r.row()}")
         assert s.requests == r.requests == 36
@@ -44,6 +46,24 @@ def test_a_scenario_gives_the_same_figures_in_simulated_and_in_real_time() -> No
         # spans (r.wall_s >= r.seconds), one in simulated time only its work (0.1 s here; x10 on a loaded machine).
         # Not a speed check (a ratio of wall times failed under load): the speed-up is `pooltui.bench lab`'s figure
         assert s.wall_s < s.seconds <= r.wall_s + 1.0, (s.wall_s, s.seconds, r.wall_s)
+
+
+#: a real-time run whose arrivals went out later than this is not the workload it was given (a machine at load
+#: 22 ran one with hermes-fill-first serving 17 where simulated and quiet real-time runs serve 12); eight busy
+#: loops on 2 cores: 20-90 ms late, same figures
+REFERENCE_LATE_MS = 200.0
+
+
+def real_time_reference(sc: Scenario, strategies: list[str], arrivals: list[Arrival]) -> list[RunResult]:
+    """The real-time run, again (up to three times) while the machine sends its arrivals late; skipped, with the
+    lateness, if it never ran on time: a late reference judges nothing."""
+    late: list[float] = []
+    for _ in range(3):
+        real = run_lab(sc, strategies, arrivals, concurrency=8, seed=5, real_time=True)
+        late.append(max(r.late_ms for r in real))
+        if late[-1] < REFERENCE_LATE_MS:
+            return real
+    pytest.skip(f"the machine ran the real-time reference late three times (arrivals {late} ms late)")
 
 
 def test_peak_hour_compares_five_strategies_in_seconds_and_the_same_seed_gives_the_same_table() -> None:
@@ -159,3 +179,19 @@ def test_replay_in_real_time_stays_available(serve, tmp_path) -> None:
     data = json.loads(out.stdout)
     assert data["real_time"] is True and data["strategies"][0]["requests"] == 30
     assert out.stderr == ""  # no progress with --json
+
+
+async def test_a_run_says_how_late_its_arrivals_went_out() -> None:
+    """The real-time reference above is judged by its lateness: a caller that blocks the loop for 0.3 s sends
+    the arrival due 0.05 s after it about 0.25 s late, and the run says so."""
+    from pooltui.session.lab import _drive
+    from pooltui.session.workload import CallerResult
+
+    async def send(a: Arrival, left_s: float) -> CallerResult:
+        if a.at_s == 0.0:
+            time.sleep(0.3)  # the machine (here: this caller) holds the loop
+        return CallerResult(True)
+
+    result = RunResult("blocked")
+    await _drive([Arrival(0.0), Arrival(0.05)], 2, 5.0, send, result)
+    assert 240 <= result.late_ms < 1000, result.late_ms
