@@ -239,7 +239,8 @@ class TokenHold:
         on = self.on
         if on is not None and (used_in != held_in or used_out != held_out):
             local = on.local  # (its run's quick give-back first, without DeclaredWindows.settle_tokens' call)
-            if local is not None and (w := local.tokens_only) is not None and used_in <= held_in and used_out <= held_out and (entries := w._entries) and \
+            if local is not None and (w := local.tokens_only) is not None and used_in <= held_in and \
+                    used_out <= held_out and (entries := w._entries) and \
                     (back := held_in - used_in + held_out - used_out) < (first := entries[0])[1] and \
                     (first[0] if len(entries) > 1 or first[0] > local.last else local.last) > now - w.window_s:
                 first[1] -= back  # LocalWindows.settle_tokens' usual case (one tpm window), without its call
