@@ -330,9 +330,9 @@ class Pool:
         self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:
-        if self.strategy == "least-used":
+        if self._least:
             self._heap = [(k.used_before + k.stats.requests, k.pos, k.ver, k) for k in self._keys if k.state is _OK]
-        elif self.strategy == "headroom":
+        elif self._heaped:
             self._heap = [(-k.headroom, k.used_before + k.stats.requests, k.pos, k.ver, k)
                           for k in self._keys if k.state is _OK]
         else:
@@ -340,9 +340,9 @@ class Pool:
         heapify(self._heap)
 
     def _push(self, key: PoolKey) -> None:
-        if self.strategy == "least-used":
+        if self._least:
             heappush(self._heap, (key.used_before + key.stats.requests, key.pos, key.ver, key))
-        elif self.strategy == "headroom":
+        elif self._heaped:
             heappush(self._heap, (-key.headroom, key.used_before + key.stats.requests, key.pos, key.ver, key))
         else:
             return
@@ -554,7 +554,7 @@ class Pool:
                            change=StateChange.RECOVERED if was is KeyState.COOLING else StateChange.RELEASED)
 
     def _choose(self) -> PoolKey:
-        strategy, avail, keys = self.strategy, self._avail, self._keys
+        strategy, avail, keys = self._strategy, self._avail, self._keys
         if strategy == "round-robin":
             i = bisect_right(avail, self._cursor)
             pos = avail[i] if i < len(avail) else avail[0]
@@ -1278,10 +1278,13 @@ class Pool:
         if limits is not None:
             stats.saw(result.org, limits if outcome is _OUTCOME_OK else None, now)
             stats.limits = limits
-            key.headroom = limits.headroom()
-            if self._heaped and key.state is _OK:
-                key.ver += 1
-                self._push(key)
+            headroom = limits.headroom()
+            if headroom != key.headroom:
+                key.headroom = headroom
+                if self._heaped and not self._least and key.state is _OK:  # headroom's heap orders by it
+                    key.ver += 1
+                    self._push(key)
+            # (otherwise the key's heap entry, fresh since its pick, already holds its headroom and count)
         elif result.org is not None:
             stats.saw(result.org, None, now)
         if self.learn and not key.stated:
