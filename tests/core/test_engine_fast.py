@@ -4,7 +4,7 @@ model holds, nor pick a key it would not."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pooltui.core import Classification, KeySpec, KeyState, Outcome, Pool
@@ -175,13 +175,15 @@ def plain_window(provider: str, key: str, what: str, limit: int, window_s: float
     return PlainWindow(limit, window_s)
 
 
-RUN_LIMITS = KeyLimits(rpm=6, rpd=40, tpm=4_000, max_concurrency=3)
+RUN_LIMITS = KeyLimits(rpm=3, rpd=40, tpm=5_000, max_concurrency=4)
 run_ops = st.lists(st.tuples(st.sampled_from(["pick", "pick", "pick", "answer", "answer", "release", "tick", "wait"]),
                              st.integers(0, 1_500), st.integers(0, 400), st.integers(0, 5)), min_size=1, max_size=80)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(run_ops)
+@example([("pick", 1_000, 100, 0)] * 2 + [("wait", 0, 0, 3)] + [("pick", 1_000, 100, 0)] * 2 +  # answered once the
+         [("wait", 0, 0, 2), ("answer", 800, 90, 0)])  # first request's entry has left the minute, the second's not
 def test_the_picks_run_of_declared_takes_and_quick_give_backs_decide_as_the_plain_windows_do(
         steps: list[tuple[str, int, int, int]]) -> None:
     """The pick's declared take joined to a run within its credit (without LocalWindows.take's call) and the answer's
@@ -198,7 +200,7 @@ def test_the_picks_run_of_declared_takes_and_quick_give_backs_decide_as_the_plai
     flying: list[tuple[str, TokenHold, TokenHold, str]] = []
     for op, tokens, out, which in steps:
         if op in ("tick", "wait"):
-            dt = 0.004 * which if op == "tick" else 7.0 * which  # within a run's bucket, or past it
+            dt = 0.004 * which if op == "tick" else 13.0 * which  # within a run's bucket, or past it (and the minute)
             fast_clock.advance(dt)
             plain_clock.advance(dt)
         elif op == "pick":
