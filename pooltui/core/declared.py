@@ -239,7 +239,13 @@ class TokenHold:
         on = self.on
         if on is not None and (used_in != held_in or used_out != held_out):
             local = on.local  # (its run's quick give-back first, without DeclaredWindows.settle_tokens' call)
-            if local is None or not local.settle_tokens(now, held_in - used_in, held_out - used_out):
+            if local is not None and (w := local.tokens_only) is not None and used_in <= held_in and \
+                    used_out <= held_out and (entries := w._entries) and \
+                    (back := held_in - used_in + held_out - used_out) < (first := entries[0])[1] and \
+                    (first[0] if len(entries) > 1 or first[0] > local.last else local.last) > now - w.window_s:
+                first[1] -= back  # LocalWindows.settle_tokens' usual case (one tpm window), without its call
+                w._total -= back
+            elif local is None or not local.settle_tokens(now, held_in - used_in, held_out - used_out):
                 on.settle_tokens(now, held, (used_in, used_out))
         ratios, body_in = self.ratio_of, self.body_in
         if used_in > 0 and ratios is not None and body_in > 0:  # an answer without usage teaches nothing

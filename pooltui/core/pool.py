@@ -28,7 +28,7 @@ from pooltui.core.declared import DeclaredWindows, TokenHold
 from pooltui.core.events import Event, EventKind, EventLog, StateChange
 from pooltui.core.headers import RateLimits
 from pooltui.core.health import DeadlineSource, KeyState, Outcome
-from pooltui.core.learned import Fitted, FleetSends, LearnedLimit, SendLogs
+from pooltui.core.learned import MAX_KEPT, Fitted, FleetSends, LearnedLimit, SendLogs
 from pooltui.core.learned_tokens import TokenLog, spent_window, stated_budget
 from pooltui.core.masking import fingerprint, mask, remember, scrub
 from pooltui.core.snapshot import KeySnapshot
@@ -46,6 +46,8 @@ _EXCLUSIONS_SHOWN = 16
 _HEAP_STRATEGIES = frozenset({"least-used", "headroom"})
 #: answers the provider counted in its window (a 429 is fitted instead; others only end the request in flight)
 _COUNTED = frozenset({Outcome.OK, Outcome.REQUEST_ERROR})
+#: a learnt limit keeps up to this many accepted sends before it trims them (LearnedLimit.accept)
+_ACCEPTED_KEPT = 2 * MAX_KEPT
 _PROBE_WAIT_S = 0.05  # how soon to look again while a recovering key's probe is in flight
 #: a cooldown shorter than this reads "0.0 s": applied, but too short to be an event
 SHORTEST_COOL_TOLD_S = 0.05
@@ -267,6 +269,7 @@ class Pool:
         self._excl_cache: tuple[Exclusion, ...] | None = None
         self.picks: deque[str] = deque(maxlen=picks_kept)
         self.per_second = RollingCounter(60)
+        self._rr = self._heaped = self._least = False  # what the strategy is, for the pick (see strategy)
         self.strategy = normalize_strategy(strategy)
         for spec in keys:
             self._append(spec)
@@ -327,24 +330,36 @@ class Pool:
         self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:
-        if self.strategy == "least-used":
-            self._heap = [(k.used_before + k.stats.requests, k.pos, k.ver) for k in self._keys if k.state is _OK]
-        elif self.strategy == "headroom":
-            self._heap = [(-k.headroom, k.used_before + k.stats.requests, k.pos, k.ver)
+        if self._least:
+            self._heap = [(k.used_before + k.stats.requests, k.pos, k.ver, k) for k in self._keys if k.state is _OK]
+        elif self._heaped:
+            self._heap = [(-k.headroom, k.used_before + k.stats.requests, k.pos, k.ver, k)
                           for k in self._keys if k.state is _OK]
         else:
             self._heap = []
         heapify(self._heap)
 
     def _push(self, key: PoolKey) -> None:
-        if self.strategy == "least-used":
-            heappush(self._heap, (key.used_before + key.stats.requests, key.pos, key.ver))
-        elif self.strategy == "headroom":
-            heappush(self._heap, (-key.headroom, key.used_before + key.stats.requests, key.pos, key.ver))
+        if self._least:
+            heappush(self._heap, (key.used_before + key.stats.requests, key.pos, key.ver, key))
+        elif self._heaped:
+            heappush(self._heap, (-key.headroom, key.used_before + key.stats.requests, key.pos, key.ver, key))
         else:
             return
         if len(self._heap) > 4 * len(self._keys) + 64:
             self._rebuild_heap()
+
+    @property
+    def strategy(self) -> str:
+        """The rotation strategy's canonical name (core/strategies.py)."""
+        return self._strategy
+
+    @strategy.setter
+    def strategy(self, name: str) -> None:
+        self._strategy = name
+        self._rr = name == "round-robin"
+        self._heaped = name in _HEAP_STRATEGIES
+        self._least = name == "least-used"
 
     @property
     def keys(self) -> list[PoolKey]:
@@ -539,7 +554,7 @@ class Pool:
                            change=StateChange.RECOVERED if was is KeyState.COOLING else StateChange.RELEASED)
 
     def _choose(self) -> PoolKey:
-        strategy, avail, keys = self.strategy, self._avail, self._keys
+        strategy, avail, keys = self._strategy, self._avail, self._keys
         if strategy == "round-robin":
             i = bisect_right(avail, self._cursor)
             pos = avail[i] if i < len(avail) else avail[0]
@@ -549,15 +564,15 @@ class Pool:
             return keys[avail[0]]
         if strategy == "random":
             return keys[avail[int(self._rng.random() * len(avail))]]
-        heap = self._heap
+        heap = self._heap  # entries end with (version, key): an entry is stale once its key's version moved on
         while heap:
             top = heap[0]
-            key = keys[top[-2]] if top[-2] < len(keys) else None
-            if key is not None and key.ver == top[-1] and key.state is _OK and key.probe is not _HELD:
+            key = top[-1]
+            if key.ver == top[-2] and key.pos >= 0 and key.state is _OK and key.probe is not _HELD:
                 return key
             heappop(heap)
         self._rebuild_heap()
-        return keys[self._heap[0][-2]]
+        return self._heap[0][-1]
 
     def _under_cap(self, key: PoolKey, cap: int, trace: RequestTrace | None, now: float) -> PoolKey:
         """The next available key (in pool order after ``key``) with fewer than ``cap`` in flight, else ``key``."""
@@ -653,14 +668,15 @@ class Pool:
                 key = stayed
                 if model is not None and model not in models and len(models) < 64:
                     models.add(model)
+                candidates = len(avail)
             else:
                 keys, heap = self._keys, self._heap  # what _choose does, without its call where it can
-                if self.strategy == "round-robin":
+                if self._rr:
                     i = bisect_right(avail, self._cursor)
                     pos = self._cursor = avail[i] if i < len(avail) else avail[0]
                     key = keys[pos]
-                elif not heap or (first := heap[0])[-2] >= len(keys) or (key := keys[first[-2]]).ver != first[-1] \
-                        or key.state is not _OK or key.probe is _HELD:  # (a heap strategy's top, when it is fresh)
+                elif not heap or (key := (first := heap[0])[-1]).ver != first[-2] or key.state is not _OK \
+                        or key.probe is _HELD:  # (a heap strategy's top, when it is fresh)
                     key = self._choose()
                 learn = self.learn
                 if learn:
@@ -706,9 +722,7 @@ class Pool:
                     key = self._under_cap(key, cap, trace, now)
                 if aff is not None and affinity is not None:
                     self._follow(aff, affinity, key, now, model, avoid, trace)
-            candidates = len(avail)  # what the strategy saw (before any hold below)
-            strategy = self.strategy
-            if self._cursor != key.pos and strategy == "round-robin":
+            if self._rr:  # (candidates: what the strategy saw, before any hold below)
                 self._cursor = key.pos  # a retry or spill went elsewhere: the rotation goes on from the key used
             # the request's slot and tokens taken from the key's declared windows, or the key held back quietly
             # (until its window has room, its stated token budget resets, or an answer frees a concurrency slot)
@@ -738,7 +752,17 @@ class Pool:
                 by_model = declared.models
                 windows = declared if by_model is None or model is None else by_model.get(model, declared)
                 local = windows.local
-                if (local is None or not local.take(now, tokens_in, tokens_out)) and \
+                if local is not None and now - local.last < local.chain_s and \
+                        ((tokens_in > 0 and tokens_out > 0) or local.untokened) and \
+                        (n := local.pend_requests + 1) <= local.credit_requests and \
+                        (t_in := local.pend_in + tokens_in) + (t_out := local.pend_out + tokens_out) <= \
+                        local.credit_tokens and t_in <= local.credit_in and t_out <= local.credit_out:
+                    # the take joins the key's run of takes within its credit: LocalWindows.take's usual case,
+                    # without its call
+                    local.pend_requests, local.pend_in, local.pend_out = n, t_in, t_out
+                    if now > local.last:
+                        local.last = now
+                elif (local is None or not local.take(now, tokens_in, tokens_out)) and \
                         (full := windows.claim(now, tokens_in, tokens_out)) is not None:  # (claim's first step first)
                     wait, name, limit = full
                     self._rest(key, model if windows is not declared else None, wait, DeadlineSource.DECLARED,
@@ -793,18 +817,18 @@ class Pool:
         else:
             counter.add(now)
         self.picks.append(key.label)
-        if strategy in _HEAP_STRATEGIES:
+        if self._heaped:
             limits = stats.limits
             if limits is not None and limits.requests_limit:
                 key.headroom = max(0.0, key.headroom - 1.0 / limits.requests_limit)
             ver = key.ver = key.ver + 1
             heap = self._heap
             top = heap[0] if heap else None
-            if top is not None and top[-2] == key.pos and top[-1] == ver - 1:
+            if top is not None and top[-1] is key and top[-2] == ver - 1:
                 # its entry is the top (the usual case): replaced in one step rather than left to be popped stale
                 count = key.used_before + stats.requests
-                heapreplace(heap, (count, key.pos, ver) if strategy == "least-used" else
-                            (-key.headroom, count, key.pos, ver))
+                heapreplace(heap, (count, key.pos, ver, key) if self._least else
+                            (-key.headroom, count, key.pos, ver, key))
             else:
                 self._push(key)
         if trace is not None:
@@ -1254,10 +1278,13 @@ class Pool:
         if limits is not None:
             stats.saw(result.org, limits if outcome is _OUTCOME_OK else None, now)
             stats.limits = limits
-            key.headroom = limits.headroom()
-            if self.strategy in _HEAP_STRATEGIES and key.state is _OK:
-                key.ver += 1
-                self._push(key)
+            headroom = limits.headroom()
+            if headroom != key.headroom:
+                key.headroom = headroom
+                if self._heaped and not self._least and key.state is _OK:  # headroom's heap orders by it
+                    key.ver += 1
+                    self._push(key)
+            # (otherwise the key's heap entry, fresh since its pick, already holds its headroom and count)
         elif result.org is not None:
             stats.saw(result.org, None, now)
         if self.learn and not key.stated:
@@ -1270,9 +1297,21 @@ class Pool:
                     est = key.learned
                 if est is None or (est.fleet is None and self._share_learned):
                     est = self._estimate(key, per_model)
-                before = est.limit
-                if est.accept(now - latency_s) and est.limit != before:
-                    self._learnt(key, est, per_model, request_id)
+                sent_at = now - latency_s
+                out, accepted = est.outstanding, est.accepted
+                if len(out) == 1 and est.fleet is None and not est.pending and \
+                        (not accepted or sent_at >= accepted[-1]) and len(accepted) < _ACCEPTED_KEPT and \
+                        ((limit := est.limit) is None or len(accepted) + 1 < limit):
+                    # LearnedLimit.accept's usual case, without its call: the one request in flight answered, in
+                    # order, nothing to trim, below the limit (no additive increase to time), no 429 to fit
+                    out.pop()
+                    accepted.append(sent_at)
+                    if limit is not None and est._full_since is not None:
+                        est._full_since = None
+                else:
+                    before = est.limit
+                    if est.accept(sent_at) and est.limit != before:
+                        self._learnt(key, est, per_model, request_id)
             else:
                 self._learn(key, result, now - latency_s, request_id, per_model)
         if outcome is _OUTCOME_OK:

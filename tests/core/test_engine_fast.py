@@ -4,15 +4,17 @@ model holds, nor pick a key it would not."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pooltui.core import Classification, KeySpec, KeyState, Outcome, Pool
 from pooltui.core.clock import FakeClock
 from pooltui.core.declared import TokenHold
+from pooltui.core.headers import RateLimits
 from pooltui.core.learned import LearnedLimit
+from pooltui.core.pool import PoolKey
 from pooltui.core.trace import LearnedAt, RequestTrace, Step, format_trace
-from pooltui.core.windows import KeyLimits
+from pooltui.core.windows import KeyLimits, SlidingWindow
 
 OK = Classification(Outcome.OK, 200)
 LIMITS = KeyLimits(rpm=4, rpd=9, tpm=2_500, max_concurrency=2)
@@ -160,3 +162,131 @@ def test_a_picks_step_built_when_read_is_in_its_place_and_says_what_the_pick_saw
                                "learned": LearnedAt(5, 10.0, 3)}
     assert trace.steps is steps and all(isinstance(s, Step) for s in steps)
     assert "pick [p] k0  from 1 available (learned limit 5 per 10.0 s, 3 in the window)" in format_trace(trace)
+
+
+class PlainWindow(SlidingWindow):
+    """A local window the pool does not recognise as one of its own (``type(slots) is not SlidingWindow``): its key's
+    windows are taken one by one through the plain ``claim`` and settled through the plain ``settle_tokens``, with
+    no run of takes, no credit and no quick give-back."""
+
+
+def plain_window(provider: str, key: str, what: str, limit: int, window_s: float) -> PlainWindow:
+    del provider, key, what
+    return PlainWindow(limit, window_s)
+
+
+RUN_LIMITS = KeyLimits(rpm=3, rpd=40, tpm=5_000, max_concurrency=4)
+run_ops = st.lists(st.tuples(st.sampled_from(["pick", "pick", "pick", "answer", "answer", "release", "tick", "wait"]),
+                             st.integers(0, 1_500), st.integers(0, 400), st.integers(0, 5)), min_size=1, max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(run_ops)
+@example([("pick", 1_000, 100, 0)] * 2 + [("wait", 0, 0, 3)] + [("pick", 1_000, 100, 0)] * 2 +  # answered once the
+         [("wait", 0, 0, 2), ("answer", 800, 90, 0)])  # first request's entry has left the minute, the second's not
+def test_the_picks_run_of_declared_takes_and_quick_give_backs_decide_as_the_plain_windows_do(
+        steps: list[tuple[str, int, int, int]]) -> None:
+    """The pick's declared take joined to a run within its credit (without LocalWindows.take's call) and the answer's
+    tokens given back from the tpm window's oldest entry (without settle_tokens' call) grant and refuse exactly the
+    picks that the same windows taken and settled one by one grant and refuse, with the same keys, holds and rests;
+    the windows count the same units at the end. Picks come close together (runs form), answers use more or fewer
+    tokens than held."""
+    fast_clock, plain_clock = FakeClock(), FakeClock()
+    specs = [KeySpec(f"k{i}", f"sk-test-run-{i:024d}", limits=RUN_LIMITS) for i in range(2)]
+    fast = Pool("p", specs, clock=fast_clock)
+    plain = Pool("p", specs, clock=plain_clock, windows=plain_window)
+    assert all(k.declared is not None and k.declared.local is not None for k in fast.keys)
+    assert all(k.declared is not None and k.declared.local is None for k in plain.keys)
+    flying: list[tuple[str, TokenHold, TokenHold, str]] = []
+    for op, tokens, out, which in steps:
+        if op in ("tick", "wait"):
+            dt = 0.004 * which if op == "tick" else 13.0 * which  # within a run's bucket, or past it (and the minute)
+            fast_clock.advance(dt)
+            plain_clock.advance(dt)
+        elif op == "pick":
+            model = MODELS[which & 1]
+            holds = TokenHold(tokens, out), TokenHold(tokens, out)
+            got = fast.pick(None, None, model, holds[0]), plain.pick(None, None, model, holds[1])
+            assert (got[0] and got[0].label) == (got[1] and got[1].label)
+            assert holds[0].held == holds[1].held
+            if got[0] is not None:
+                flying.append((got[0].label, *holds, model))
+        elif flying:
+            label, fast_hold, plain_hold, model = flying.pop(which % len(flying))
+            used = (tokens // 2, out + which - 2)  # fewer input tokens than held, output around what was held
+            for pool, hold in ((fast, fast_hold), (plain, plain_hold)):
+                if op == "answer":
+                    pool.report(pool.key(label), OK, 0.01, max(0, used[0]), max(0, used[1]), model=model, hold=hold)
+                else:
+                    pool.release(pool.key(label), model, 0.01, hold)
+        assert [(k.state, k.until, k.probe, k.inflight, k.tokens_inflight) for k in fast.keys] == \
+            [(k.state, k.until, k.probe, k.inflight, k.tokens_inflight) for k in plain.keys]
+    now = fast_clock.now()
+    assert [k.declared.budgets(now) for k in fast.keys if k.declared] == \
+        [k.declared.budgets(now) for k in plain.keys if k.declared]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 6), st.lists(st.tuples(st.floats(0.0, 1.5), st.integers(0, 3), st.floats(0.0, 0.5)),
+                                   min_size=1, max_size=120))
+def test_a_success_learnt_in_report_keeps_what_learned_limit_accept_keeps(
+        limit: int, steps: list[tuple[float, int, float]]) -> None:
+    """The answer's learnt accept done in report without LearnedLimit.accept's call (one request in flight, in order,
+    below the limit) leaves the estimate as the same sends and answers given to LearnedLimit itself leave it: the
+    sends kept, the additive increase's clock and the limit it grows to."""
+    clock = FakeClock()
+    pool = Pool("p", [KeySpec("k0", "sk-test-accept-000000000000000")], clock=clock)
+    assert pool.restore_learned("k0", "", limit, 2.0)
+    ref = LearnedLimit.restored(limit, 2.0)
+    for dt, burst, latency in steps:
+        clock.advance(dt)
+        picked = []
+        for _ in range(burst):
+            key = pool.pick()
+            if key is None:
+                break
+            ref.sent(clock.now())
+            picked.append(key)
+        clock.advance(latency)
+        for key in picked:
+            pool.report(key, OK, latency)
+            ref.accept(clock.now() - latency)
+        est = pool.key("k0").learned
+        assert est is not None
+        assert (est.limit, est.probes, est._full_since, est.outstanding, est.accepted) == \
+            (ref.limit, ref.probes, ref._full_since, ref.outstanding, ref.accepted)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["least-used", "headroom"]),
+       st.lists(st.tuples(st.sampled_from(["pick", "pick", "retry", "cool", "back"]), st.integers(0, 3),
+                          st.sampled_from([None, 1, 2, 3, 4])), min_size=1, max_size=60))
+def test_heap_strategies_with_stated_budgets_pick_what_a_naive_scan_picks(
+        strategy: str, steps: list[tuple[str, int, int | None]]) -> None:
+    """With answers stating budgets (each key's headroom moves at its picks and answers, or stays), the heap (its entry
+    pushed again by an answer only when the headroom it orders by changed) gives the key a scan of the available keys
+    gives: the most headroom (headroom), then the fewest requests, then pool order."""
+    clock = FakeClock()
+    pool = Pool("p", [KeySpec(f"k{i}", f"sk-test-heap-{i:024d}") for i in range(4)], strategy, clock=clock,
+                preempt=False)
+
+    def rank(k: PoolKey) -> tuple[float, int, int]:
+        return (-k.headroom if strategy == "headroom" else 0.0, k.used_before + k.stats.requests, k.pos)
+
+    for op, which, remaining in steps:
+        key = pool.keys[which]
+        if op == "cool" and key.state is KeyState.OK:
+            pool.restore(key.label, KeyState.COOLING.value, clock.now() + 5.0, None, "test")
+        elif op == "back":
+            pool.reset(key.label)
+        else:
+            ready = [k for k in pool.keys if k.state is KeyState.OK]
+            want = min(ready, key=rank) if ready else None
+            avoid = want if op == "retry" else None
+            if avoid is not None and len(ready) > 1:
+                want = next((k for k in ready if k.pos > avoid.pos), ready[0])
+            got = pool.pick(None, avoid)
+            assert got is want
+            if got is not None:
+                stated = None if remaining is None else RateLimits(4, remaining, None, None, None, None)
+                pool.report(got, Classification(Outcome.OK, 200, limits=stated))
