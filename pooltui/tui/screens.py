@@ -254,7 +254,7 @@ class KeyDetailScreen(Screen[None]):
         said.display = True
         if self._said_timer is not None:
             self._said_timer.stop()
-        self._said_timer = self.set_timer(timeout or 5.0, self._unsay, name="detail-said")
+        self._said_timer = self.set_timer(timeout or self.app.NOTIFICATION_TIMEOUT, self._unsay, name="detail-said")
 
     def _unsay(self) -> None:
         self.query_one("#detail-said", Label).display = False

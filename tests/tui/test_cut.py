@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from pooltui.core.events import Event, EventKind
 from pooltui.session.local import MonitorSession
 from pooltui.tui.app import PoolMonitorApp
+from pooltui.tui.screens import KeyDetailScreen
 from pooltui.tui.widgets import EventsTable, FittedTable
 from tests.conftest import until
 from tests.tui import scripted
@@ -139,8 +140,10 @@ async def test_no_toast_covers_the_key_detail(size: tuple[int, int]) -> None:
     """A key action on its detail screen says its result in a line of the screen's own: every line of the
     detail shown before stays as it was."""
     app = app_for("peak")
+    app.NOTIFICATION_TIMEOUT = 3600  # the result's line stays: at load 27 it was not seen within 30 s (5 s shown)
     async with app.run_test(size=size, notifications=True) as pilot:
         await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, KeyDetailScreen), "the key's detail")
         await pilot.pause()
         scroll = app.screen.query_one(VerticalScroll)
         width = scroll.scrollable_content_region.width  # the scrollbar moves as the view shortens
@@ -184,3 +187,18 @@ async def test_timeline_fits_the_screen_and_its_title_drops_whole(size: tuple[in
             ("min", "per 10 s", "✕ errors", "p95 s", "(g)")), title
         legend = " ".join(line for line in lines if "╰" in line)  # which line is which key
         assert all(f"━ {label}" in legend for label in scripted.LABELS), legend
+
+
+async def test_the_detail_screens_line_lasts_as_long_as_the_apps_notifications() -> None:
+    """The result's line on a key's detail screen goes when a toast would (``NOTIFICATION_TIMEOUT``), not after
+    a fixed 5 s."""
+    app = app_for("peak")
+    app.NOTIFICATION_TIMEOUT = 0.3
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, KeyDetailScreen), "the key's detail")
+        await pilot.pause()
+        said = app.screen.query_one("#detail-said")
+        await pilot.press("r")
+        await until(lambda: said.display, "the reset said")
+        await until(lambda: not said.display, "the line gone", timeout_s=3.0)
