@@ -37,11 +37,12 @@ PER_ENTRY = 256  # sends one entry lists at most (a process appends one entry pe
 class SharedSends:
     """One key's log (a ``FleetSends``): this process's sends and refusals go out, the others' come in."""
 
-    __slots__ = ("active_until", "last_id", "listeners", "name", "offset_s", "pending", "read_at", "seen",
-                 "synced_at", "urgent", "withdrawn")
+    __slots__ = ("active_until", "last_id", "listeners", "name", "offset_s", "on_urgent", "pending", "read_at",
+                 "seen", "synced_at", "urgent", "withdrawn")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_urgent: Callable[[], None] = lambda: None) -> None:
         self.name = name
+        self.on_urgent = on_urgent  # asks the background for a round within a tick (it sleeps while nothing is due)
         self.pending: list[float] = []  # this process's sends not appended yet (local time)
         self.withdrawn: list[float] = []  # this process's sends refused since, not appended yet
         self.seen: list[float] = []  # the others' sends not refused, as read (local time), oldest first
@@ -65,13 +66,16 @@ class SharedSends:
         return self.seen
 
     def known_until(self) -> float:
-        self.urgent = True  # a fit waits for the next read: it is not left for the slower cadence
+        if not self.urgent:  # a fit waits for the next read: it is not left for the slower cadence
+            self.urgent = True
+            self.on_urgent()
         return self.read_at - TOLD_S
 
-    def due(self, now: float) -> bool:
-        """Whether this round syncs the log: a fit waits for it, or :data:`EVERY_S` passed since the last sync
-        (while the process sends on the key); a round trip every 20 ms per process cost the proxy's loop."""
-        return (self.urgent or now - self.synced_at >= EVERY_S) and (
+    def due(self, now: float, early: float = 0.0) -> bool:
+        """Whether this round syncs the log: a fit waits for it, or :data:`EVERY_S` (less ``early``) passed since
+        the last sync (while the process sends on the key); a round trip every 20 ms per process cost the proxy's
+        loop."""
+        return (self.urgent or now - self.synced_at >= EVERY_S - early) and (
             bool(self.pending or self.withdrawn) or now < self.active_until)
 
     def when_read(self, callback: Callable[[], None]) -> None:

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pooltui.core.windows import LEARNED
-from pooltui.store.shared_sends import MAX_SENDS, PER_ENTRY, RETENTION_S, SharedSends, send_times
+from pooltui.store.shared_sends import EVERY_S, MAX_SENDS, PER_ENTRY, RETENTION_S, SharedSends, send_times
 from pooltui.store.shared_wire import Rejected, lease_answer, others_in_view
 
 #: take up to ARGV[3] units from the window KEYS[1] (ARGV[1]: window in ms, ARGV[2]: limit, ARGV[4]: the new
@@ -386,6 +386,11 @@ class SharedSlots:
         reserve = self.reserve()
         return reserve - left if left < reserve - self.batch() // 2 else 0
 
+    def wanted(self, now: float) -> int:
+        """Units the background leases this round: what the reserve lacks, or what a pick asked for (0: none)."""
+        short = self.short(now)
+        return max(short, self.want) if self.want or short > 0 else 0
+
     def lease_s(self) -> float:
         return min(MAX_LEASE_S, max(0.05, self.window_s / 10))
 
@@ -420,6 +425,8 @@ class SharedWindows:
         self._said: set[str] = set()
         self._take: Any = None
         self._settle: Any = None
+        self._soon = False  # a round is asked for within a tick of the last (see soon)
+        self._last_round = float("-inf")  # local time the latest round started
 
     # ------------------------------------------------------------------ the WindowFactory
     def __call__(self, provider: str, label: str, what: str, limit: int, window_s: float) -> SharedSlots:
@@ -442,7 +449,7 @@ class SharedWindows:
         name = f"{self.prefix}:sends:{provider}:{label}:{fingerprint}"
         log = self.logs.get(name)
         if log is None:
-            log = self.logs[name] = SharedSends(name)
+            log = self.logs[name] = SharedSends(name, self.soon)
             self._learnt_window[name] = f"{self.prefix}:win:{provider}:{label}:{fingerprint}:{LEARNED}"
         return log
 
@@ -475,12 +482,18 @@ class SharedWindows:
     async def run(self) -> None:
         """Lease ahead of need, settle what ran out, write back after Redis lost the windows; never ends."""
         self._wake = asyncio.Event()
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_S)
+        while True:  # asyncio.timeout, not wait_for: no task made for each wait and each round
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._next_round_in(self.clock())):
+                    await self._wake.wait()
+            if self._soon:  # a fit waits for the fleet's sends: a round a tick after the last, not at once
+                self._soon = False
+                await asyncio.sleep(max(0.0, self._last_round + TICK_S - self.clock()))
             self._wake.clear()
+            self._last_round = self.clock()
             try:  # a Redis call that hangs (redis-py retries with backoff) is a store that is away
-                await asyncio.wait_for(self._round(), ROUND_TIMEOUT_S)
+                async with asyncio.timeout(ROUND_TIMEOUT_S):
+                    await self._round()
             except asyncio.CancelledError:
                 raise
             except Rejected as exc:
@@ -488,6 +501,33 @@ class SharedWindows:
                 self.say_once(f"shared windows: dropped an answer of the store ({exc})")
             except Exception as exc:  # Redis unreachable: each process paces on its share
                 self._down(exc)
+
+    def _next_round_in(self, now: float) -> float:
+        """Seconds until the background's next round is due (a pick that needs a lease wakes it sooner): a tick
+        while anything waits (the store away, a lease asked for, a write owed, a fit waiting for the fleet's
+        sends), else the first moment a lease ends or is to be followed, a log is to be synced or a window looked
+        at, and at most ``VIEW_S``. A round every tick whatever was due cost an idle proxy 1.5% of a core."""
+        if not self.connected or self._epoch is None or self.extra:
+            return TICK_S
+        due = now + VIEW_S
+        for log in self.logs.values():
+            if log.urgent:
+                return TICK_S
+            if log.pending or log.withdrawn or now < log.active_until:
+                due = min(due, log.synced_at + EVERY_S)
+        for slots in self.slots.values():
+            if slots.wanted(now):  # a lease to ask for (until it is granted: each tick, as a pick would look)
+                return TICK_S
+            due = min(due, slots.seen_at + VIEW_S)
+            for lease in slots.leases:  # its successor leased two ticks before it ends (SharedSlots.short)
+                due = min(due, lease.ends - 2 * TICK_S, lease.at + slots.window_s * USABLE_SHARE)
+        return min(VIEW_S, max(TICK_S, due - now))
+
+    def soon(self) -> None:
+        """A fit waits for the fleet's sends (SharedSends.known_until): a round within a tick."""
+        if self._wake is not None and not self._soon:
+            self._soon = True
+            self._wake.set()
 
     async def _round(self) -> None:
         redis = self._redis()
@@ -497,57 +537,87 @@ class SharedWindows:
             self._take, self._settle = redis.register_script(TAKE_LUA), redis.register_script(SETTLE_LUA)
         if not self.connected or self._epoch is None:
             await self._rejoin(redis)
-        await self._sync_sends(redis)
         now = self.clock()
-        due: list[SharedSlots] = []
+        # a window not leased lately is looked at all the same (a lease of nothing): what the others hold in it is
+        # what this process paces on if the store goes away. The looks go with the sends' logs: one round trip
+        due = [slots for slots in list(self.slots.values()) if now - slots.seen_at >= VIEW_S and not slots.wanted(now)]
+        if not await self._sync(redis, due):
+            await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
+            return
+        now = self.clock()
         for slots in list(self.slots.values()):
-            short = slots.short(now)
             # the reserve is kept leased while idle too: a burst after a quiet spell finds its slots here (with
             # the reserve kept only after recent picks, the first picks of a burst found none, rested the key
             # and went elsewhere: k0 served 0-3 of its 6 in the fleet test); one lease round per lease_s.
             # The next lease comes before the ended ones are settled: picks go on from those until it is here
             # (settled first, a busy loop's round left a gap in which every pick was refused)
-            wanted = max(short, slots.want) if slots.want or short > 0 else 0
-            # a window not leased lately is looked at all the same (a lease of nothing): what the others hold
-            # in it is what this process paces on if the store goes away
-            if wanted == 0 and now - slots.seen_at >= VIEW_S:
-                due.append(slots)  # looked at below, with the round's other idle windows, in one round trip
-            elif wanted and not await self._lease(slots, wanted):
+            wanted = slots.wanted(now)
+            if wanted and not await self._lease(slots, wanted):
                 await self._rejoin(redis)  # Redis lost the windows: what was taken goes back first
                 return
             for lease in list(slots.leases):
                 if now >= lease.ends or lease.used == lease.units:  # over, or spent: its use goes to its time
                     await self._end_lease(slots, lease)
-        if due and not await self._look(redis, due):
-            await self._rejoin(redis)
-            return
         extra, self.extra = self.extra, []
         for slots, at, member in extra:
             if at <= now - slots.window_s:
                 continue  # out of its window already
             await self._settle(keys=[slots.name], args=["", member, self._score(at), self._ms(slots)])
 
-    async def _sync_sends(self, redis: Any) -> None:
-        """Append this process's sends (and refusals) to their keys' logs and read the others' (one round trip
-        for every log sent on lately; none while no key is)."""
+    async def _sync(self, redis: Any, due: list[SharedSlots]) -> bool:
+        """The sends' logs synced (:meth:`_queue_sends`) and a look at each window of ``due``, in one round trip
+        (none when there is nothing to do); False when Redis lost the windows since this process joined."""
         now = self.clock()
         active = [log for log in list(self.logs.values()) if log.due(now)]
+        if not active and not due:
+            return True
+        # what would be due within half its period goes now too: the looks and the syncs fall into step, one round
+        # trip per VIEW_S for both, not two rounds out of step (never later than due, at most a little sooner)
+        due += [slots for slots in list(self.slots.values())
+                if slots not in due and now - slots.seen_at >= VIEW_S / 2 and not slots.wanted(now)]
+        active += [log for log in list(self.logs.values()) if log not in active and log.due(now, EVERY_S / 2)]
+        from redis.exceptions import NoScriptError  # redis is imported with the store, not with this module
+
+        asks = [self._ask(slots, 0) for slots in due]
+        async with redis.pipeline(transaction=False) as pipe:
+            out = self._queue_sends(pipe, active, now)
+            sent = len(pipe)
+            for ask in asks:  # EVALSHA itself: a script in a pipeline costs a SCRIPT EXISTS round trip first
+                pipe.evalsha(self._take.sha, 2, ask.slots.name, self.marker, *ask.args)
+            answers = await pipe.execute(raise_on_error=False)
+        for answer in answers:
+            if isinstance(answer, Exception) and not isinstance(answer, NoScriptError):
+                raise answer
+        if active:
+            self._read_sends(active, out, answers[:sent], now)
+        looked = answers[sent:]
+        if any(isinstance(raw, NoScriptError) for raw in looked):  # Redis forgot the script (restarted): load it
+            return await self._look(redis, due)
+        return all([self._leased(ask, raw) for ask, raw in zip(asks, looked, strict=True)])
+
+    def _queue_sends(self, pipe: Any, active: list[SharedSends], now: float) -> list[tuple[SharedSends, list[float],
+                                                                                          list[float]]]:
+        """Append this process's sends (and refusals) of the ``active`` logs to them and read the others' (every
+        log sent on lately, in the round's one round trip; none while no key is): queued on ``pipe``."""
         if not active:
-            return
+            return []
         for log in active:
             log.synced_at, log.urgent = now, False
         out = [(log, log.pending[:PER_ENTRY], log.withdrawn[:PER_ENTRY]) for log in active]
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.time()
-            for log, sent, refused in out:  # one entry per log and round (PER_ENTRY times at most: the rest next)
-                if sent or refused:
-                    pipe.xadd(log.name, {"p": self._tag, "t": self._listed(sent), "r": self._listed(refused)},
-                              maxlen=MAX_SENDS, approximate=True)
-                    pipe.pexpire(log.name, int(RETENTION_S * 1000))
-                    self._write_unpaced(pipe, self._learnt_window[log.name], sent, refused)
-            start = self._score(now - RETENTION_S)
-            pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
-            answers = await pipe.execute()
+        pipe.time()
+        for log, sent, refused in out:  # one entry per log and round (PER_ENTRY times at most: the rest next)
+            if sent or refused:
+                pipe.xadd(log.name, {"p": self._tag, "t": self._listed(sent), "r": self._listed(refused)},
+                          maxlen=MAX_SENDS, approximate=True)
+                pipe.pexpire(log.name, int(RETENTION_S * 1000))
+                self._write_unpaced(pipe, self._learnt_window[log.name], sent, refused)
+        start = self._score(now - RETENTION_S)
+        pipe.xread({log.name: log.last_id or f"{start}-0" for log in active}, count=MAX_SENDS)
+        return out
+
+    def _read_sends(self, active: list[SharedSends], out: list[tuple[SharedSends, list[float], list[float]]],
+                    answers: list[Any], now: float) -> None:
+        """The answers of :meth:`_queue_sends`'s commands: the others' sends into their logs."""
         for log, sent, refused in out:
             del log.pending[:len(sent)], log.withdrawn[:len(refused)]
         sec, usec = answers[0]
@@ -621,8 +691,8 @@ class SharedWindows:
         return self._leased(ask, await self._take(keys=[slots.name, self.marker], args=ask.args))
 
     async def _look(self, redis: Any, due: list[SharedSlots]) -> bool:
-        """A lease of nothing at each window of ``due``, in one round trip (an idle process's view of what the
-        others hold, kept fresh at one call per round however many windows); False when Redis lost the windows."""
+        """A lease of nothing at each window of ``due``, in one round trip, the script loaded first if Redis lacks
+        it (after a restart: :meth:`_sync` calls it by its hash); False when Redis lost the windows."""
         asks = [self._ask(slots, 0) for slots in due]
         async with redis.pipeline(transaction=False) as pipe:
             for ask in asks:
