@@ -5,6 +5,7 @@ body that arrives in pieces is still read whole."""
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 
@@ -124,3 +125,25 @@ def test_a_stream_is_chunked_as_uvicorn_frames_it_then_the_next_request_is_answe
     assert "".join(c["delta"].get("content") or "" for e in events[:-1] for c in json.loads(e)["choices"])
     assert after[0] == b"HTTP/1.1 200 OK" and after[1][b"connection"] == b"close"
     assert json.loads(after[2])["usage"]["completion_tokens"] == 2
+
+
+def test_an_answered_requests_cycle_is_freed_without_the_cycle_collector(proxied) -> None:  # noqa: F811
+    """The request's cycle is offered to the API routes by a weak reference: a strong one in the scope, which the
+    cycle holds, made each request 10 objects of garbage only the cycle collector frees (13% of the proxy's CPU
+    under `bench proxy`)."""
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    _, clients = proxied
+    with ProxyThread({"oai": clients["oai"]}) as px, \
+            socket.create_connection((px.service.host, px.service.port), timeout=10) as sock:
+        reader = _Reader(sock)
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                sock.sendall(_request(px.service.port, 2))
+                assert reader.response()[0] == b"HTTP/1.1 200 OK"
+            alive = sum(isinstance(o, RequestResponseCycle) for o in gc.get_objects())
+        finally:
+            gc.enable()
+    assert alive <= 2, f"{alive} cycles of 20 answered requests wait for the cycle collector"

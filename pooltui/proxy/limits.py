@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
+from weakref import ref
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -232,7 +233,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
             if self.cycle is not None:  # its head and first body bytes in one write
                 self.cycle.transport = OneWrite(self.transport)  # type: ignore[assignment]
-                cast(dict[str, Any], self.scope)[CYCLE_KEY] = self.cycle  # the API routes' way past ASGI
+                cast(dict[str, Any], self.scope)[CYCLE_KEY] = ref(self.cycle)  # the API routes' way past ASGI
             return
         app = self.app
         self.app = _TooManyHeaders(self._head_lines > self.limits.max_headers, self.limits)
