@@ -290,8 +290,11 @@ def _said_dropped(count: int) -> None:
 
 
 def _step_record(step: Step) -> StepRecord:
-    """A step of the engine's trace as plain values."""
+    """A step of the engine's trace as plain values: its detail as it is when it holds only plain values that the
+    spans read (an attempt's: ``marshal`` copies it at once), else what of it they read, made plain."""
     d = step.detail
+    if d.keys() <= STEP_DETAIL and PLAIN.issuperset(map(type, d.values())):
+        return step.ts, step.kind, step.provider, step.key or "", d
     return (step.ts, step.kind, step.provider, step.key or "",
             {k: v if type(v) in PLAIN else _plain(k, v, d) for k, v in d.items() if k in STEP_DETAIL})
 

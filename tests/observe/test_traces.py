@@ -300,7 +300,7 @@ PLAIN_SECRET = "team-vault-token-5f1c9e2a7b3d4c6e"  # not key-shaped: only the l
 KEY_SHAPED = "sk-proj-Q7vX2mK9pL4sT8wZ1nB6"  # no key of the pool's, but shaped like one
 
 
-def _echoing(field: str, secret: str):  # noqa: ANN202 - an OddUpstream script
+def _echoing(field: str, secret: str):  # an OddUpstream script
     """An answer whose ``field`` (its id, model or finish reason) carries ``secret``."""
     said = {"id": "chatcmpl-1", "model": "m", "finish_reason": "stop"}
     said[field] = f"{said[field]}-{secret}"
