@@ -48,8 +48,10 @@ QUEUED_BODY_MAX = 64 * 1024  # content capture: a larger answer is read on the r
 STEP_DETAIL = frozenset({"status", "latency_ms", "outcome", "reason", "candidates", "excluded", "learned", "seconds",
                          "from"})
 PLAIN = frozenset({int, float, str, bool, type(None)})
-#: the marshal format of a record: 2 keeps no table of the objects written (no string is written twice by
-#: reference, none interned again when read), which costs both processes less than the later formats
+#: a pick's detail as the engine records it (core/trace.py's _pick_step) when no learnt limit paced it
+PICKED = frozenset({"candidates", "excluded", "excluded_total"})
+#: the marshal format of a record: 2 keeps no table of the objects written, so the export process interns no
+#: string again when it reads one (a third less to read; about the same to write)
 RECORD_VERSION = 2
 
 
@@ -149,7 +151,7 @@ class Tracing:
         if not watch.carrier and self._root_sampled:
             trace_id = self._new_trace_id()
             self.batches.put(dumps(self._finished(watch, body, ended, trace_id, 0, False, ""), RECORD_VERSION))
-            return f"{trace_id:032x}"
+            return trace_id.to_bytes(16, "big").hex()  # 32 hex digits, as f"{trace_id:032x}" but cheaper
         from opentelemetry.trace import get_current_span
 
         operation, name, _ = self._names.named(watch.path, watch.model or "")
@@ -294,9 +296,12 @@ def _step_record(step: Step) -> StepRecord:
     spans read (an attempt's: ``marshal`` copies it at once), else what of it they read, made plain."""
     d = step.detail
     if d.keys() <= STEP_DETAIL and PLAIN.issuperset(map(type, d.values())):
-        return step.ts, step.kind, step.provider, step.key or "", d
-    return (step.ts, step.kind, step.provider, step.key or "",
-            {k: v if type(v) in PLAIN else _plain(k, v, d) for k, v in d.items() if k in STEP_DETAIL})
+        kept = d
+    elif d.keys() == PICKED and not d["excluded"]:  # the engine's pick that passed no key over: its candidates
+        kept = {"candidates": d["candidates"]}
+    else:
+        kept = {k: v if type(v) in PLAIN else _plain(k, v, d) for k, v in d.items() if k in STEP_DETAIL}
+    return step.ts, step.kind, step.provider, step.key or "", kept
 
 
 def _plain(name: str, value: object, detail: dict[str, Any]) -> object:
