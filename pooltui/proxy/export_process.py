@@ -69,7 +69,7 @@ def main() -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     from pooltui.proxy import otlp_wire
-    from pooltui.proxy.spans import Finished, SpanBuilder
+    from pooltui.proxy.spans import SpanBuilder
 
     exporter = OTLPSpanExporter(endpoint=endpoint)
     builder = SpanBuilder(latest)
@@ -77,11 +77,11 @@ def main() -> None:
     try:
         while (message := read_frame(source)) is not None:
             if message[0] == "batch":
-                builder.profiles.update(message[1])
+                builder.use_profiles(message[1])
                 spans: list[bytes] = []
                 for record in message[2]:
                     try:
-                        spans += builder.spans_of(Finished._make(marshal.loads(record)))
+                        spans += builder.spans_of(marshal.loads(record))  # a spans.Finished, as a plain tuple
                     except Exception:  # one request's odd record costs its own spans, not the batch's
                         log.exception("a request's spans not built")
                 try:  # the exporter's own retries, headers, compression; it logs failures

@@ -232,12 +232,16 @@ def scope(name: str, version: str) -> bytes:
 
 def export_request(resource_bytes: bytes, scope_bytes: bytes, spans: Iterable[bytes], schema_url: str = "") -> bytes:
     """``ExportTraceServiceRequest`` of one resource and one scope: resource_spans 1 {resource 1, scope_spans 2
-    {scope 1, spans 2}, schema_url 3}."""
-    parts = [delimited(b"\x0a", scope_bytes)]
-    for s in spans:  # each span's tag and length beside it: no span copied before the last join
+    {scope 1, spans 2}, schema_url 3}. Each length is worked out before anything is joined, so the spans are copied
+    once, into the body (not once more per enclosing message)."""
+    parts = [b"", b"", b"", delimited(b"\x0a", scope_bytes)]  # the heads go in front once their lengths are known
+    for s in spans:  # each span's tag and length beside it
         parts += (b"\x12", varint(len(s)), s)
-    scope_spans = b"".join(parts)
-    body = delimited(b"\x0a", resource_bytes) + delimited(b"\x12", scope_spans)
-    if schema_url:
-        body += text(b"\x1a", schema_url)
-    return delimited(b"\x0a", body)
+    scope_spans = sum(map(len, parts))
+    tail = text(b"\x1a", schema_url) if schema_url else b""
+    resource_field = delimited(b"\x0a", resource_bytes)
+    scope_head = b"\x12" + varint(scope_spans)
+    parts[0] = b"\x0a" + varint(len(resource_field) + len(scope_head) + scope_spans + len(tail))
+    parts[1], parts[2] = resource_field, scope_head
+    parts.append(tail)
+    return b"".join(parts)

@@ -3,7 +3,8 @@ made on the request's path by telemetry.py) and written straight to OTLP bytes (
 span export process (export_process.py), not in the proxy: the record crosses a pipe as ``marshal`` data.
 
 Known secrets were taken out of every text in the record before it left the proxy (the export process knows none);
-here each text from outside still passes ``scrub``, which catches anything key-shaped."""
+here each text from outside still passes ``scrub``, which catches anything key-shaped, but the answer's facts: the
+proxy scrubbed those whole (known secrets and anything key-shaped) in one pass."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ PROVIDER_NAME, SYSTEM, COST = _F("gen_ai.provider.name"), _F("gen_ai.system"), _
 SERVER_ADDRESS, SERVER_PORT = _F("server.address"), _F("server.port")
 INPUT_TOKENS, OUTPUT_TOKENS = _F("gen_ai.usage.input_tokens"), _F("gen_ai.usage.output_tokens")
 CACHE_READ, CACHE_WRITE = _F("gen_ai.usage.cache_read.input_tokens"), _F("gen_ai.usage.cache_creation.input_tokens")
-# what the answer said: scrubbed (a value is scrubbed once when it repeats)
-RESPONSE_MODEL = _F("gen_ai.response.model", clean=scrub)
-RESPONSE_ID = _F("gen_ai.response.id", cache=False, clean=scrub)
-FINISH_REASONS = _F("gen_ai.response.finish_reasons", clean=scrub)
+# what the answer said: scrubbed whole in the proxy (telemetry._answer_record: known secrets and anything
+# key-shaped), in one pass for the three, so not again here
+RESPONSE_MODEL = _F("gen_ai.response.model")
+RESPONSE_ID = _F("gen_ai.response.id", cache=False)
+FINISH_REASONS = _F("gen_ai.response.finish_reasons")
 ATTEMPT_OUTCOME = _F("pooltui.attempt.outcome")
 ATTEMPT_REASON = _F("pooltui.attempt.reason", cache=False, clean=scrub)
 PICK_CANDIDATES, PICK_EXCLUDED = _F("pooltui.pick.candidates"), _F("pooltui.pick.excluded")
@@ -123,6 +125,12 @@ class SpanBuilder:
         self.profiles: dict[str, tuple[str, str]] = {}  # (dialect, base URL) by provider name
         self._names: dict[tuple[str, str], tuple[str, str, bytes]] = {}  # by (path, model): see named
         self._upstreams: dict[str, tuple[str, bytes, bytes]] = {}  # by provider: see upstream_blocks
+        # encoded attributes kept by their values: an attempt's (_attempt_block), a request's three blocks
+        # (_request_fields)
+        self._attempts: dict[tuple[Any, ...], bytes] = {}
+        self._opening: dict[tuple[Any, ...], bytes] = {}
+        self._serving: dict[tuple[Any, ...], bytes] = {}
+        self._closing: dict[tuple[Any, ...], bytes] = {}
 
     def named(self, path: str, model: str) -> tuple[str, str, bytes]:
         """(operation, span name, its encoded operation and model attributes) of a path and model."""
@@ -139,91 +147,123 @@ class SpanBuilder:
     def spans_of(self, done: Finished) -> list[bytes]:
         """The request's SERVER span and a CLIENT span per upstream attempt, with the request's steps and engine
         events as the server span's events: each an encoded ``Span``."""
-        head = otlp_wire.trace_head(done.trace_id, done.trace_state)
-        _, name, named = self.named(done.path, done.model)
+        (trace_id, parent_id, parent_remote, trace_state, started, ended, path, model, status, outcome, _, provider,
+         _, tokens_counted, _, _, _, steps, engine_events, answer, asked, said) = done  # a plain tuple will do
+        head = otlp_wire.trace_head(trace_id, trace_state)
+        _, name, named = self.named(path, model)
         server_id = _new_span_id()
-        served_ok = done.status < 400
-        facts = AnswerFacts(*done.answer) if done.answer is not None else None
-        said = json_object(done.said) if isinstance(done.said, bytes) else done.said
+        served_ok = status < 400
+        if isinstance(said, bytes):
+            said = json_object(said)
         spans: list[bytes] = []
         events: list[tuple[float, str, dict[str, AttrValue]]] = []
-        steps = done.steps
         served_at, attempts, fell_back_to = -1, 0, []
         for i, step in enumerate(steps):
             if step[1] == "attempt":
                 served_at, attempts = i, attempts + 1
             elif step[1] == "fallback":
                 fell_back_to.append(step[2])
-        tokens = _token_fields(done, facts)
-        answered, served = _answer_fields(tokens, facts)
+        tokens = _token_fields(tokens_counted, answer)
+        answered, served = _answer_fields(tokens, answer)
         pick: StepRecord | None = None
         for i, step in enumerate(steps):
-            ts, kind, provider, key, d = step
+            ts, kind, step_provider, step_key, d = step
             if kind == "pick":
                 pick = step
-                if key:
+                if step_key:
                     continue  # a key was picked: its attempt's span says why (pooltui.pick.*)
             if kind != "attempt":
                 events.append((ts, kind, _step_attrs(step)))
                 continue
-            status = d.get("status")
-            outcome = str(d.get("outcome") or "")
-            attrs = [named, self.upstream_blocks(provider)[0], KEY.of_str(key) if key else b"",
-                     ATTEMPT_OUTCOME.of_str(outcome) if outcome else b""]
-            if outcome != "ok" and d.get("reason"):
-                attrs.append(ATTEMPT_REASON.of_str(str(d["reason"])))
-            if isinstance(status, int):
-                attrs.append(STATUS.of_int(status))
-            if pick is not None and pick[3] == key:
-                attrs.append(_pick_fields(pick[4]))
+            attempt_status = d.get("status")
+            attempt_outcome = str(d.get("outcome") or "")
+            reason = d.get("reason") if attempt_outcome != "ok" else None
+            attrs = self._attempt_block(named, step_provider, step_key, attempt_outcome, attempt_status,
+                                        pick[4] if pick is not None and pick[3] == step_key else None,
+                                        str(reason) if reason else "")
             if i == served_at and served_ok:
-                attrs.append(served)
-            failed = not isinstance(status, int) or status >= 400
+                attrs += served
+            failed = not isinstance(attempt_status, int) or attempt_status >= 400
             spans.append(otlp_wire.span_bytes(
                 head, _new_span_id(), server_id, name, otlp_wire.SPAN_KIND_CLIENT,
-                int((ts - float(d.get("latency_ms") or 0.0) / 1000) * 1e9), int(ts * 1e9), b"".join(attrs),
-                error=outcome if failed else None))
+                int((ts - float(d.get("latency_ms") or 0.0) / 1000) * 1e9), int(ts * 1e9), attrs,
+                error=attempt_outcome if failed else None))
             pick = None
-        for ts, what, provider, key, status, reason, action in done.events:
+        for ts, what, event_provider, event_key, event_status, reason, action in engine_events:
             events.append((ts, what, _drop_empty({
-                "pooltui.provider": provider, "pooltui.key": key, "pooltui.status": status or None,
-                "pooltui.reason": scrub(reason), "pooltui.action": scrub(action)})))
-        events.sort(key=lambda e: e[0])
+                "pooltui.provider": event_provider, "pooltui.key": event_key,
+                "pooltui.status": event_status or None, "pooltui.reason": scrub(reason),
+                "pooltui.action": scrub(action)})))
+        if len(events) > 1:
+            events.sort(key=lambda e: e[0])
         fields = self._request_fields(done, named, answered if served_at >= 0 and served_ok else tokens, attempts,
-                                      done.provider if done.provider in fell_back_to else "")
+                                      provider if provider in fell_back_to else "")
         if said is not None:
-            fields += otlp_wire.attributes(b"\x4a", _content(done.asked, said))
-        failed = done.status >= 500 or done.outcome == "error"
+            fields += otlp_wire.attributes(b"\x4a", _content(asked, said))
+        failed = status >= 500 or outcome == "error"
         spans.append(otlp_wire.span_bytes(
-            head, server_id, done.parent_id.to_bytes(8, "big") if done.parent_id else b"", name,
-            otlp_wire.SPAN_KIND_SERVER, int(done.started * 1e9), int(done.ended * 1e9), fields,
+            head, server_id, parent_id.to_bytes(8, "big") if parent_id else b"", name,
+            otlp_wire.SPAN_KIND_SERVER, int(started * 1e9), int(ended * 1e9), fields,
             otlp_wire.events([(int(ts * 1e9), what, a) for ts, what, a in events]) if events else b"",
-            f"http {done.status}" if failed else None, done.parent_remote))
+            f"http {status}" if failed else None, parent_remote))
         return spans
+
+    def _attempt_block(self, named: bytes, provider: str, key: str, outcome: str, status: object,
+                       pick: dict[str, Any] | None, reason: str) -> bytes:
+        """An attempt span's attributes but the answer's, encoded: the operation and model (``named``), the
+        provider's block, the key, the outcome, ``reason`` (when it failed), the status and why this key (its
+        ``pick``'s detail, when the pick just before chose it). Kept by all of them but the reason (the same few
+        recur: one look-up per attempt)."""
+        if reason:
+            return self._attempt_attrs(named, provider, key, outcome, status, pick, reason)
+        shape = (named, provider, key, outcome, status, None if pick is None else (
+            pick.get("candidates") or 0, tuple(pick.get("excluded") or ()), pick.get("learned")))
+        return self._attempts.get(shape) or _kept(
+            self._attempts, shape, self._attempt_attrs(named, provider, key, outcome, status, pick, ""))
+
+    def _attempt_attrs(self, named: bytes, provider: str, key: str, outcome: str, status: object,
+                       pick: dict[str, Any] | None, reason: str) -> bytes:
+        attrs = [named, self.upstream_blocks(provider)[0], KEY.of_str(key) if key else b"",
+                 ATTEMPT_OUTCOME.of_str(outcome) if outcome else b""]
+        if reason:
+            attrs.append(ATTEMPT_REASON.of_str(reason))
+        if isinstance(status, int):
+            attrs.append(STATUS.of_int(status))
+        if pick is not None:
+            attrs.append(_pick_fields(pick))
+        return b"".join(attrs)
 
     def _request_fields(self, done: Finished, named: bytes, answer: bytes, attempts: int, fallback: str) -> bytes:
         """The server span's attributes, encoded (``answer``: the answer's, already; ``fallback``: the fallback
-        provider that served, or "")."""
-        attrs = [named, URL_PATH.of_str(done.path), STATUS.of_int(done.status),
-                 ATTEMPTS.of_int(attempts), QUEUE_WAIT.of_float(round(done.queue_wait_ms, 1))]
-        if done.provider:
-            attrs.append(PROVIDER.of_str(done.provider))
-        if done.key:
-            attrs.append(KEY.of_str(done.key))
-        if done.request_id >= 0:
-            if fallback:
-                attrs.append(FALLBACK.of_str(fallback))
-            if done.steps:
-                attrs.append(self.upstream_blocks(done.steps[0][2])[1])
-            attrs.append(REQUEST_ID.of_int(done.request_id))  # as the inspector and `traffic --trace` show it
-        if done.translated:
-            attrs.append(TRANSLATION.of_str(done.translated))
-        if done.outcome:
-            attrs.append(OUTCOME.of_str(done.outcome))
-        attrs.append(answer)
-        if done.cost:
-            attrs.append(COST.of_float(round(done.cost, 6)))
-        return b"".join(attrs)
+        provider that served, or ""): what recurs from request to request in three blocks kept by their values
+        (``_kept``), around the request's own (its queue wait, number, answer and cost)."""
+        (_, _, _, _, _, _, path, _, status, outcome, translated, provider, key, _, cost, queue_wait_ms, request_id,
+         steps, *_) = done
+        opening, serving, closing = self._opening, self._serving, self._closing
+        shape: tuple[Any, ...] = (named, path, status, attempts)
+        head = opening.get(shape) or _kept(opening, shape, named + URL_PATH.of_str(path) + STATUS.of_int(status)
+                                           + ATTEMPTS.of_int(attempts))
+        traced = request_id >= 0  # an engine trace: its fallback, its first provider's name
+        upstream = steps[0][2] if traced and steps else None
+        shape = (provider, key, fallback if traced else "", upstream)
+        served = serving.get(shape) or _kept(serving, shape, b"".join((
+            PROVIDER.of_str(provider) if provider else b"", KEY.of_str(key) if key else b"",
+            FALLBACK.of_str(fallback) if traced and fallback else b"",
+            self.upstream_blocks(upstream)[1] if upstream is not None else b"")))
+        shape = (translated, outcome)
+        tail = closing.get(shape) or _kept(closing, shape, (TRANSLATION.of_str(translated) if translated else b"")
+                                           + (OUTCOME.of_str(outcome) if outcome else b""))
+        return b"".join((head, QUEUE_WAIT.of_float(round(queue_wait_ms, 1)), served,
+                         REQUEST_ID.of_int(request_id) if traced else b"",  # as the inspector and `traffic --trace`
+                         tail, answer, COST.of_float(round(cost, 6)) if cost else b""))
+
+    def use_profiles(self, profiles: dict[str, tuple[str, str]]) -> None:
+        """The upstreams' dialects and base URLs, as each batch brings them: the blocks kept are made again when
+        one changed."""
+        if any(self.profiles.get(name) != profile for name, profile in profiles.items()):
+            self.profiles.update(profiles)
+            for kept in (self._attempts, self._opening, self._serving, self._closing):
+                kept.clear()
 
     def upstream_blocks(self, provider: str) -> tuple[bytes, bytes]:
         """A provider's attributes encoded once (again if its base URL changed): an attempt's (pooltui.provider,
@@ -252,26 +292,35 @@ class SpanBuilder:
                                                                    "gen_ai.system": name}
 
 
+def _kept(kept: dict[tuple[Any, ...], bytes], shape: tuple[Any, ...], block: bytes) -> bytes:
+    """``block`` kept for ``shape`` (the oldest all dropped when ``CACHED_MAX`` are kept)."""
+    if len(kept) >= otlp_wire.CACHED_MAX:
+        kept.clear()
+    kept[shape] = block
+    return block
+
+
 def _new_span_id() -> bytes:
     """8 random bytes, as the SDK's RandomIdGenerator: never the invalid 0."""
     return (random.getrandbits(64) or 1).to_bytes(8, "big")
 
 
-def _answer_fields(tokens: bytes, facts: AnswerFacts | None) -> tuple[bytes, bytes]:
+def _answer_fields(tokens: bytes, facts: tuple[Any, ...] | None) -> tuple[bytes, bytes]:
     """The request's (its ``tokens`` fields, the response's model) and the attempt's that served (its id and
     finish reasons too), encoded once for both spans."""
     if facts is None:
         return tokens, tokens
-    out = tokens + RESPONSE_MODEL.of_str(facts.model) if facts.model else tokens
-    served = out + RESPONSE_ID.of_str(facts.id) if facts.id else out
-    return out, served + FINISH_REASONS.of_strs(tuple(facts.finish_reasons)) if facts.finish_reasons else served
+    model, answer_id, reasons, _ = facts  # AnswerFacts, as a plain tuple
+    out = tokens + RESPONSE_MODEL.of_str(model) if model else tokens
+    served = out + RESPONSE_ID.of_str(answer_id) if answer_id else out
+    return out, served + FINISH_REASONS.of_strs(tuple(reasons)) if reasons else served
 
 
-def _token_fields(done: Finished, facts: AnswerFacts | None) -> bytes:
-    """Tokens the request's usage records counted (input includes cache reads and writes, as the conventions
+def _token_fields(counted: tuple[int, int, int, int], facts: tuple[Any, ...] | None) -> bytes:
+    """Tokens the request's usage records ``counted`` (input includes cache reads and writes, as the conventions
     ask), and the cache's when there were any."""
-    tokens_in, tokens_out, read, written = done.tokens
-    said = facts.usage if facts is not None else None
+    tokens_in, tokens_out, read, written = counted
+    said = facts[3] if facts is not None else None  # AnswerFacts.usage
     if said is not None and not (tokens_in or tokens_out):  # an answer the client did not read: its own word
         tokens_in, tokens_out, read, written = said
     out = b""

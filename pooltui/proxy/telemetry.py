@@ -33,7 +33,7 @@ from pooltui.proxy import otlp_wire
 from pooltui.proxy.batching import PipeBatches
 from pooltui.proxy.export_process import frame
 from pooltui.proxy.logs import OPERATIONS as OPERATIONS_LOG
-from pooltui.proxy.spans import EventRecord, SpanBuilder, StepRecord, json_object, summary
+from pooltui.proxy.spans import AnswerFacts, EventRecord, SpanBuilder, StepRecord, json_object, summary
 from pooltui.store.telemetry import TelemetryConfig
 
 if TYPE_CHECKING:
@@ -48,6 +48,11 @@ QUEUED_BODY_MAX = 64 * 1024  # content capture: a larger answer is read on the r
 STEP_DETAIL = frozenset({"status", "latency_ms", "outcome", "reason", "candidates", "excluded", "learned", "seconds",
                          "from"})
 PLAIN = frozenset({int, float, str, bool, type(None)})
+#: a pick's detail as the engine records it (core/trace.py's _pick_step) when no learnt limit paced it
+PICKED = frozenset({"candidates", "excluded", "excluded_total"})
+#: the marshal format of a record: 2 keeps no table of the objects written, so the export process interns no
+#: string again when it reads one (a third less to read; about the same to write)
+RECORD_VERSION = 2
 
 
 def wanted(config: TelemetryConfig | None, environ: Mapping[str, str] = os.environ) -> bool:
@@ -145,8 +150,8 @@ class Tracing:
         the default sampler the decision is known without asking it."""
         if not watch.carrier and self._root_sampled:
             trace_id = self._new_trace_id()
-            self.batches.put(dumps(self._finished(watch, body, ended, trace_id, 0, False, "")))
-            return f"{trace_id:032x}"
+            self.batches.put(dumps(self._finished(watch, body, ended, trace_id, 0, False, ""), RECORD_VERSION))
+            return trace_id.to_bytes(16, "big").hex()  # 32 hex digits, as f"{trace_id:032x}" but cheaper
         from opentelemetry.trace import get_current_span
 
         operation, name, _ = self._names.named(watch.path, watch.model or "")
@@ -164,7 +169,8 @@ class Tracing:
             state = ",".join(f"{k}={v}" for k, v in decision.trace_state.items()) if decision.trace_state else ""
             self.batches.put(dumps(self._finished(watch, body, ended, trace_id,
                                                   parent.span_id if valid and parent else 0,
-                                                  bool(valid and parent and parent.is_remote), state)))
+                                                  bool(valid and parent and parent.is_remote), state),
+                                   RECORD_VERSION))
         return f"{trace_id:032x}"
 
     def _finished(self, watch: RequestWatch, body: bytes | None, ended: float, trace_id: int, parent_id: int,
@@ -174,16 +180,16 @@ class Tracing:
         trace = watch.trace
         provider, key = watch.served
         facts = watch.answer
-        answer = None if facts is None else (  # marshal takes plain tuples only
-            scrub(facts.model), scrub(facts.id), tuple(map(scrub, facts.finish_reasons)), facts.usage)
+        capture = self.capture_content
         return (trace_id, parent_id, remote, state, watch.started, ended, watch.path, watch.model or "",
                 watch.status, watch.outcome, watch.translated or "", provider, key,
                 (watch.tokens_in, watch.tokens_out, watch.cache_read, watch.cache_write), watch.cost,
                 watch.queue_wait_ms, trace.request_id if trace is not None else -1,
                 tuple(map(_step_record, trace.steps)) if trace is not None else (),
-                tuple(map(_event_record, watch.events)) if watch.events else (), answer,
-                scrub_bytes(watch.body) if watch.body is not None and self.capture_content else None,
-                self._content_of(body))
+                tuple(map(_event_record, watch.events)) if watch.events else (),
+                None if facts is None else _answer_record(facts),
+                scrub_bytes(watch.body) if watch.body is not None and capture else None,
+                self._content_of(body) if capture else None)
 
     def _content_of(self, body: bytes | None) -> bytes | dict[str, Any] | None:
         """What content capture keeps of the caller's answer until its batch goes (nothing without it)."""
@@ -286,10 +292,16 @@ def _said_dropped(count: int) -> None:
 
 
 def _step_record(step: Step) -> StepRecord:
-    """A step of the engine's trace as plain values."""
+    """A step of the engine's trace as plain values: its detail as it is when it holds only plain values that the
+    spans read (an attempt's: ``marshal`` copies it at once), else what of it they read, made plain."""
     d = step.detail
-    return (step.ts, step.kind, step.provider, step.key or "",
-            {k: v if type(v) in PLAIN else _plain(k, v, d) for k, v in d.items() if k in STEP_DETAIL})
+    if d.keys() <= STEP_DETAIL and PLAIN.issuperset(map(type, d.values())):
+        kept = d
+    elif d.keys() == PICKED and not d["excluded"]:  # the engine's pick that passed no key over: its candidates
+        kept = {"candidates": d["candidates"]}
+    else:
+        kept = {k: v if type(v) in PLAIN else _plain(k, v, d) for k, v in d.items() if k in STEP_DETAIL}
+    return step.ts, step.kind, step.provider, step.key or "", kept
 
 
 def _plain(name: str, value: object, detail: dict[str, Any]) -> object:
@@ -297,6 +309,16 @@ def _plain(name: str, value: object, detail: dict[str, Any]) -> object:
         return [f"{e.label} {e.state}" + (f" ({scrub(e.reason)})" if e.reason else "")
                 for e in detail.get("excluded") or ()]
     return str(value)
+
+
+def _answer_record(facts: AnswerFacts) -> tuple[Any, ...]:
+    """What the answer said, as a plain tuple (marshal takes no other), known secrets out: its model, id and finish
+    reasons scrubbed in one pass, and one by one only when that pass found something."""
+    model, answer_id, reasons, usage = facts
+    said = "\n".join((model, answer_id, *reasons))  # no secret holds a line break: none is found across two
+    if scrub(said) is said:
+        return model, answer_id, reasons, usage
+    return scrub(model), scrub(answer_id), tuple(map(scrub, reasons)), usage
 
 
 def _event_record(event: Event) -> EventRecord:

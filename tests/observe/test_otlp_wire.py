@@ -165,3 +165,34 @@ async def test_pipe_batches_hold_what_a_full_pipe_cannot_take_then_drop_and_coun
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_spans_follow_an_upstream_whose_address_or_dialect_changed() -> None:
+    """The export process keeps an attempt's and a request's attributes encoded by their values; a batch that brings
+    an upstream's new base URL or dialect (the config reloaded) has the next spans say the new ones."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from pooltui.proxy.spans import Finished, SpanBuilder
+
+    steps = ((10.0, "pick", "up", "k1", {"candidates": 2}),
+             (10.5, "attempt", "up", "k1", {"status": 200, "outcome": "ok", "latency_ms": 400.0, "reason": ""}))
+    done = Finished(TRACE, 0, False, "", 9.9, 10.6, "/v1/chat/completions", "m", 200, "ok", "", "up", "k1",
+                    (3, 1, 0, 0), 0.0, 0.0, 7, steps, (), ("m", "id-1", ("stop",), None), None, None)
+
+    def attributes(builder: SpanBuilder) -> dict[int, dict[str, object]]:
+        body = otlp_wire.export_request(b"", b"", builder.spans_of(done))
+        message = ExportTraceServiceRequest.FromString(body)
+        return {s.kind: {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in s.attributes}
+                for s in message.resource_spans[0].scope_spans[0].spans}
+
+    builder = SpanBuilder(latest=True)
+    builder.use_profiles({"up": ("openai", "http://127.0.0.1:1111/v1")})
+    before = attributes(builder)
+    assert before[Span.SPAN_KIND_CLIENT]["server.port"] == 1111
+    assert before[Span.SPAN_KIND_SERVER]["gen_ai.provider.name"] == "openai"
+    builder.use_profiles({"up": ("anthropic", "http://127.0.0.1:2222")})
+    after = attributes(builder)
+    assert after[Span.SPAN_KIND_CLIENT]["server.port"] == 2222
+    assert after[Span.SPAN_KIND_CLIENT]["gen_ai.provider.name"] == "anthropic"
+    assert after[Span.SPAN_KIND_SERVER]["gen_ai.provider.name"] == "anthropic"
+    assert after[Span.SPAN_KIND_CLIENT]["pooltui.pick.candidates"] == 2

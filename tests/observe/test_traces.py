@@ -297,29 +297,43 @@ def test_the_answer_facts_of_each_dialect(body: object, facts: tuple | None) -> 
 
 
 PLAIN_SECRET = "team-vault-token-5f1c9e2a7b3d4c6e"  # not key-shaped: only the list of known secrets finds it
+KEY_SHAPED = "sk-proj-Q7vX2mK9pL4sT8wZ1nB6"  # no key of the pool's, but shaped like one
 
 
-async def _id_is_the_key(writer) -> None:
-    body = json.dumps({"id": f"chatcmpl-{PLAIN_SECRET}", "object": "chat.completion", "model": "m",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
-                                    "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}).encode()
-    writer.write(head(content_type="application/json", length=len(body)) + body)
+def _echoing(field: str, secret: str):  # an OddUpstream script
+    """An answer whose ``field`` (its id, model or finish reason) carries ``secret``."""
+    said = {"id": "chatcmpl-1", "model": "m", "finish_reason": "stop"}
+    said[field] = f"{said[field]}-{secret}"
+
+    async def answer(writer) -> None:
+        body = json.dumps({"id": said["id"], "object": "chat.completion", "model": said["model"],
+                           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                                        "finish_reason": said["finish_reason"]}],
+                           "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}).encode()
+        writer.write(head(content_type="application/json", length=len(body)) + body)
+
+    return answer
 
 
-def test_a_known_secret_never_leaves_the_proxy_for_the_export_process() -> None:
-    """The export process knows no secret (it catches only what looks like a key): an answer that echoes one in
-    its id has it taken out before the request's record leaves the proxy."""
-    with OddUpstream(_id_is_the_key) as odd, OtlpReceiver() as receiver:
+@pytest.mark.parametrize("secret", [PLAIN_SECRET, KEY_SHAPED])
+@pytest.mark.parametrize(("field", "attribute"), [
+    ("id", "gen_ai.response.id"), ("model", "gen_ai.response.model"),
+    ("finish_reason", "gen_ai.response.finish_reasons")])
+def test_no_secret_in_the_answers_facts_reaches_a_span(field: str, attribute: str, secret: str) -> None:
+    """The export process knows no secret: an answer that echoes one (a known secret, or anything key-shaped) in its
+    id, model or finish reasons has it taken out in the proxy, in the one pass over the three, before the request's
+    record leaves; the attribute is still there, masked."""
+    with OddUpstream(_echoing(field, secret)) as odd, OtlpReceiver() as receiver:
         profile = profile_for("openai", name="odd", base_url=f"http://127.0.0.1:{odd.port}/v1")
         client = PoolClient(Upstream(profile, Pool("odd", [KeySpec("k0", PLAIN_SECRET)])), deadline_s=20)
         with ProxyThread({"odd": client}, observer=traced(receiver)) as px:
-            assert PLAIN_SECRET not in ask(px.service.url).content.decode()
+            ask(px.service.url)
             spans = receiver.wait_for(2)
     [attempt] = [s for s in spans if s.client]
-    assert attempt.attributes["gen_ai.response.id"].startswith("chatcmpl-")
+    said = attempt.attributes[attribute]
+    assert str(said).startswith(("['stop-", "chatcmpl-1-", "m-"))
     for text in exported_text(receiver, spans):
-        assert PLAIN_SECRET not in text
+        assert secret not in text
 
 
 def test_the_export_process_outlives_a_ctrl_c_and_sends_everything_at_shutdown(proxied) -> None:  # noqa: F811
