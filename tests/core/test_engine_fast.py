@@ -4,6 +4,8 @@ model holds, nor pick a key it would not."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -120,21 +122,29 @@ def test_heap_strategies_pick_what_a_naive_scan_picks(strategy: str, steps: list
     clock = FakeClock()
     pool = Pool("p", [KeySpec(f"k{i}", f"sk-test-heap-{i:024d}") for i in range(4)], strategy, clock=clock)
     for op, which in steps:
-        key = pool.keys[which]
-        if op == "cool" and key.state is KeyState.OK:
-            pool.restore(key.label, KeyState.COOLING.value, clock.now() + 5.0, None, "test")
-        elif op == "back":
-            pool.reset(key.label)
-        else:
-            ready = [k for k in pool.keys if k.state is KeyState.OK]
-            want = min(ready, key=lambda k: (k.stats.requests, k.pos)) if ready else None
-            avoid = want if op == "retry" else None
-            if avoid is not None and len(ready) > 1:
-                want = next((k for k in ready if k.pos > avoid.pos), ready[0])
-            got = pool.pick(None, avoid)
-            assert got is want
-            if got is not None:
-                pool.report(got, OK)
+        got = heap_step(pool, clock, op, pool.keys[which], lambda k: (k.stats.requests, k.pos))
+        if got is not None:
+            pool.report(got, OK)
+
+
+def heap_step(pool: Pool, clock: FakeClock, op: str, key: PoolKey,
+              rank: Callable[[PoolKey], tuple[float, ...]]) -> PoolKey | None:
+    """One step of the heap tests: cool ``key``, bring it back, or pick (a retry away from the key a scan gives)
+    and check the heap gives what a scan of the available keys by ``rank`` gives; the key picked, if any."""
+    if op == "cool" and key.state is KeyState.OK:
+        pool.restore(key.label, KeyState.COOLING.value, clock.now() + 5.0, None, "test")
+        return None
+    if op == "back":
+        pool.reset(key.label)
+        return None
+    ready = [k for k in pool.keys if k.state is KeyState.OK]
+    want = min(ready, key=rank) if ready else None
+    avoid = want if op == "retry" else None
+    if avoid is not None and len(ready) > 1:
+        want = next((k for k in ready if k.pos > avoid.pos), ready[0])
+    got = pool.pick(None, avoid)
+    assert got is want
+    return got
 
 
 def test_a_picks_step_built_when_read_is_in_its_place_and_says_what_the_pick_saw() -> None:
@@ -274,19 +284,7 @@ def test_heap_strategies_with_stated_budgets_pick_what_a_naive_scan_picks(
         return (-k.headroom if strategy == "headroom" else 0.0, k.used_before + k.stats.requests, k.pos)
 
     for op, which, remaining in steps:
-        key = pool.keys[which]
-        if op == "cool" and key.state is KeyState.OK:
-            pool.restore(key.label, KeyState.COOLING.value, clock.now() + 5.0, None, "test")
-        elif op == "back":
-            pool.reset(key.label)
-        else:
-            ready = [k for k in pool.keys if k.state is KeyState.OK]
-            want = min(ready, key=rank) if ready else None
-            avoid = want if op == "retry" else None
-            if avoid is not None and len(ready) > 1:
-                want = next((k for k in ready if k.pos > avoid.pos), ready[0])
-            got = pool.pick(None, avoid)
-            assert got is want
-            if got is not None:
-                stated = None if remaining is None else RateLimits(4, remaining, None, None, None, None)
-                pool.report(got, Classification(Outcome.OK, 200, limits=stated))
+        got = heap_step(pool, clock, op, pool.keys[which], rank)
+        if got is not None:
+            stated = None if remaining is None else RateLimits(4, remaining, None, None, None, None)
+            pool.report(got, Classification(Outcome.OK, 200, limits=stated))
