@@ -482,7 +482,10 @@ class SharedWindows:
     async def run(self) -> None:
         """Lease ahead of need, settle what ran out, write back after Redis lost the windows; never ends."""
         self._wake = asyncio.Event()
+        me = asyncio.current_task()
         while True:  # asyncio.timeout, not wait_for: no task made for each wait and each round
+            if me is not None and me.cancelling():  # a cancel a Redis call swallowed (redis-py #2028) still ends it
+                raise asyncio.CancelledError
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_round_in(self.clock())):
                     await self._wake.wait()
