@@ -48,7 +48,7 @@ class Step:
 PickRecord = tuple[float, str, str, int, tuple[Exclusion, ...], int, int | None, float, int]
 
 
-def _pick_step(record: PickRecord) -> Step:
+def pick_step(record: PickRecord) -> Step:
     ts, provider, key, candidates, excluded, excluded_total, limit, window_s, in_window = record
     detail: dict[str, Any] = {"candidates": candidates, "excluded": excluded, "excluded_total": excluded_total}
     if limit is not None:
@@ -78,7 +78,7 @@ class RequestTrace:
             self.raw = False
             for i, entry in enumerate(entries):
                 if type(entry) is tuple:
-                    entries[i] = _pick_step(entry)
+                    entries[i] = pick_step(entry)
         return cast("list[Step]", entries)
 
     def of_kind(self, kind: str) -> list[Step]:

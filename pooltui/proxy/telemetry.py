@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pooltui
 from pooltui.core.events import Event
 from pooltui.core.masking import scrub, scrub_bytes
-from pooltui.core.trace import Step
+from pooltui.core.trace import RequestTrace, Step, pick_step
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy import otlp_wire
 from pooltui.proxy.batching import PipeBatches
@@ -48,7 +48,7 @@ QUEUED_BODY_MAX = 64 * 1024  # content capture: a larger answer is read on the r
 STEP_DETAIL = frozenset({"status", "latency_ms", "outcome", "reason", "candidates", "excluded", "learned", "seconds",
                          "from"})
 PLAIN = frozenset({int, float, str, bool, type(None)})
-#: a pick's detail as the engine records it (core/trace.py's _pick_step) when no learnt limit paced it
+#: a pick's detail as the engine records it (core/trace.py's pick_step) when no learnt limit paced it
 PICKED = frozenset({"candidates", "excluded", "excluded_total"})
 #: the marshal format of a record: 2 keeps no table of the objects written, so the export process interns no
 #: string again when it reads one (a third less to read; about the same to write)
@@ -185,7 +185,7 @@ class Tracing:
                 watch.status, watch.outcome, watch.translated or "", provider, key,
                 (watch.tokens_in, watch.tokens_out, watch.cache_read, watch.cache_write), watch.cost,
                 watch.queue_wait_ms, trace.request_id if trace is not None else -1,
-                tuple(map(_step_record, trace.steps)) if trace is not None else (),
+                _step_records(trace) if trace is not None else (),
                 tuple(map(_event_record, watch.events)) if watch.events else (),
                 None if facts is None else _answer_record(facts),
                 scrub_bytes(watch.body) if watch.body is not None and capture else None,
@@ -289,6 +289,21 @@ class ExportProcess:
 def _said_dropped(count: int) -> None:
     logging.getLogger(OPERATIONS_LOG).warning(
         "the span export process falls behind: the spans of %d requests dropped (more are counted)", count)
+
+
+def _step_records(trace: RequestTrace) -> tuple[StepRecord, ...]:
+    """The engine's trace as step records, read from its entries as recorded: a pick that passed no key over and
+    was paced by no learnt limit goes straight from its pick record (no ``Step`` nor detail built for the spans);
+    the trace's own steps stay unbuilt until something else reads them."""
+    records = []
+    for entry in trace.entries:
+        if isinstance(entry, Step):
+            records.append(_step_record(entry))
+        elif not entry[4] and entry[6] is None:  # ts, provider, key, candidates, no exclusion, no learnt limit
+            records.append((entry[0], "pick", entry[1], entry[2] or "", {"candidates": entry[3]}))
+        else:
+            records.append(_step_record(pick_step(entry)))
+    return tuple(records)
 
 
 def _step_record(step: Step) -> StepRecord:

@@ -38,3 +38,28 @@ def test_the_observer_counts_attempts_without_building_picks() -> None:
     watch = RequestWatch("openai", "POST", "/v1/chat/completions", 0.0, 0.0, {}, trace=trace)
     assert (watch.attempts, watch.fallback, watch.served) == (2, "q", ("q", "j0"))
     assert trace.raw and type(trace.entries[0]) is tuple
+
+
+def test_a_traced_requests_record_reads_the_picks_records_and_says_the_same() -> None:
+    """Tracing's record of a request takes each pick from the engine's pick record: no step of a pick is built
+    for the spans, and the step records are the same as from the built steps (a pick that passed a key over, one
+    paced by a learnt limit, a plain one)."""
+    from pooltui.proxy.telemetry import _step_record, _step_records
+
+    pool = Pool("p", [KeySpec(f"k{i}", f"sk-test-{i:030d}") for i in range(3)], "round_robin", clock=FakeClock())
+    plain = traced_request()
+    assert pool.restore("k0", "cooling", pool.clock.now() + 60, None, f"429 from {pool.key('k0').secret}", 429)
+    passed_over = RequestTrace(2, 0.0, "round_robin")
+    assert pool.pick(passed_over) is not None
+    pool.set_learning(True)
+    assert pool.restore_learned("k1", "", 5, 60.0) and pool.restore_learned("k2", "", 5, 60.0)
+    paced = RequestTrace(3, 0.0, "round_robin")
+    assert pool.pick(paced) is not None
+    for trace in (plain, passed_over, paced):
+        assert trace.raw and type(trace.entries[0]) is tuple
+        records = _step_records(trace)
+        assert trace.raw and type(trace.entries[0]) is tuple  # no pick step built for the spans
+        assert records == tuple(map(_step_record, trace.steps))
+    assert passed_over.steps[0].detail["excluded"] and "excluded" in _step_records(passed_over)[0][4]
+    learned = paced.steps[0].detail["learned"]
+    assert learned and _step_records(paced)[0][4]["learned"] == str(learned)
