@@ -23,6 +23,7 @@ import aiohttp
 import httpx
 
 from pooltui.client.http1 import Http1Sender
+from pooltui.client.idle import IdleLimit
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
@@ -853,14 +854,14 @@ class PoolStream:
         scanner = self._scanner
         idle = self._client.stream_idle_s
         rest = aiter(self._rest)
+        limit = IdleLimit(idle)  # a stream may last; a silence may not (one timer for the stream, not one a chunk)
         try:
             for chunk in self._prelude:
                 yield chunk
             self._prelude = []
             while True:
                 try:
-                    async with asyncio.timeout(idle):  # a stream may last; a silence may not
-                        chunk = await anext(rest)
+                    chunk = await limit.next(rest)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -876,6 +877,7 @@ class PoolStream:
             self.interrupted = self.interrupted or f"{type(exc).__name__} after first event"
             raise
         finally:
+            limit.close()
             await self.aclose()
 
     @property
