@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from pooltui.client.http1 import Http1Sender
+from pooltui.client.http1 import Http1Answer, Http1Sender
 from pooltui.client.idle import IdleLimit
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
@@ -160,6 +160,11 @@ async def read_capped(resp: Answer, cap: int) -> bytes:
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise _TooLarge(f"the answer declares {int(declared) / 2**20:.1f} MiB (limit {cap / 2**20:g} MiB)")
+    whole = resp.whole() if isinstance(resp, Http1Answer) else None  # already all here: no generator, no copy
+    if whole is not None:
+        if len(whole) > cap:
+            raise _TooLarge(f"the answer is larger than {cap / 2**20:g} MiB")
+        return whole
     buf = bytearray()  # one growing buffer (a large one is mmapped and goes back whole), not many small chunks
     async for chunk in resp.aiter_bytes():
         if len(buf) + len(chunk) > cap:
