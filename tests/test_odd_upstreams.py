@@ -106,3 +106,23 @@ def test_an_upstream_header_in_utf8_is_relayed_byte_for_byte() -> None:
         r = post(px, CHAT)
         assert r.status_code == 200, r.text[:300]
         assert r.headers.raw and dict(r.headers.raw)[b"x-note"] == "caf\u00e9 \u2192 ok".encode()
+
+
+async def whole_chunked(writer: asyncio.StreamWriter) -> None:
+    """A completion without a content-length, chunked, its head and every chunk in one write (the client finds
+    the whole body there with the head)."""
+    body = completion()
+    writer.write(head(content_type="application/json", extra=b"transfer-encoding: chunked\r\n")
+                 + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+
+
+def test_a_whole_answer_arrived_with_its_head_is_still_capped_to_the_byte() -> None:
+    """No length declared: the cap counts the bytes, whether they are read as they come or found all there."""
+    size = len(completion())
+    with OddUpstream(whole_chunked) as up, ProxyThread({"odd": up.client(max_body_bytes=size)}) as px:
+        exact = post(px, CHAT)
+        assert exact.status_code == 200 and exact.content == completion(), exact.text
+    with OddUpstream(whole_chunked) as up, ProxyThread({"odd": up.client(max_body_bytes=size - 1)}) as px:
+        over = post(px, CHAT)
+        assert over.status_code == 502 and "is larger than" in over.json()["error"]["message"], over.text
+        assert up.requests == 1

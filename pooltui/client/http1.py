@@ -283,6 +283,18 @@ class Http1Answer:
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         return self.aiter_raw()
 
+    def whole(self) -> bytes | None:
+        """The whole body (decoded) when all of it has already arrived, the connection released as ``aiter_raw``
+        leaves it; None when more is to come or reading is paused (read it through ``aiter_raw``)."""
+        conn = self._conn
+        if self._state != 2 or self._error is not None or (conn is not None and conn.paused):
+            return None
+        chunks = self._chunks
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._release()
+        return body
+
     async def aclose(self) -> None:
         self._release()
 

@@ -22,7 +22,8 @@ from typing import Any
 import aiohttp
 import httpx
 
-from pooltui.client.http1 import Http1Sender
+from pooltui.client.http1 import Http1Answer, Http1Sender
+from pooltui.client.idle import IdleLimit
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
 from pooltui.core.breaker import OutageBreaker
@@ -159,6 +160,11 @@ async def read_capped(resp: Answer, cap: int) -> bytes:
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
         raise _TooLarge(f"the answer declares {int(declared) / 2**20:.1f} MiB (limit {cap / 2**20:g} MiB)")
+    whole = resp.whole() if isinstance(resp, Http1Answer) else None  # already all here: no generator, no copy
+    if whole is not None:
+        if len(whole) > cap:
+            raise _TooLarge(f"the answer is larger than {cap / 2**20:g} MiB")
+        return whole
     buf = bytearray()  # one growing buffer (a large one is mmapped and goes back whole), not many small chunks
     async for chunk in resp.aiter_bytes():
         if len(buf) + len(chunk) > cap:
@@ -853,14 +859,14 @@ class PoolStream:
         scanner = self._scanner
         idle = self._client.stream_idle_s
         rest = aiter(self._rest)
+        limit = IdleLimit(idle)  # a stream may last; a silence may not (one timer for the stream, not one a chunk)
         try:
             for chunk in self._prelude:
                 yield chunk
             self._prelude = []
             while True:
                 try:
-                    async with asyncio.timeout(idle):  # a stream may last; a silence may not
-                        chunk = await anext(rest)
+                    chunk = await limit.next(rest)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -876,6 +882,7 @@ class PoolStream:
             self.interrupted = self.interrupted or f"{type(exc).__name__} after first event"
             raise
         finally:
+            limit.close()
             await self.aclose()
 
     @property
