@@ -297,7 +297,7 @@ def test_the_answer_facts_of_each_dialect(body: object, facts: tuple | None) -> 
 
 
 PLAIN_SECRET = "team-vault-token-5f1c9e2a7b3d4c6e"  # not key-shaped: only the list of known secrets finds it
-KEY_SHAPED = "sk-proj-Q7vX2mK9pL4sT8wZ1nB6"  # no key of the pool's, but shaped like one
+KEY_SHAPED = "sk-test-echoed-by-the-upstream-0000"  # no key of the pool's, but shaped like one (an obvious fake)
 
 
 def _echoing(field: str, secret: str):  # an OddUpstream script
