@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from pooltui.commands.cli import cli
-from pooltui.session.lab import RunResult, run_lab, run_strategy
+from pooltui.session.lab import RunResult, _drive, run_lab, run_strategy
 from pooltui.session.recommend import recommend
 from pooltui.session.simtime import is_simulated, run_simulated
-from pooltui.session.workload import Arrival, seeded_workload
+from pooltui.session.workload import Arrival, CallerResult, seeded_workload
 from pooltui.sim.inprocess import InProcessSim
 from pooltui.sim.scenario import Scenario, load_scenario
 from pooltui.sim.wiring import client_for_scenario
@@ -184,9 +184,6 @@ def test_replay_in_real_time_stays_available(serve, tmp_path) -> None:
 async def test_a_run_says_how_late_its_arrivals_went_out() -> None:
     """The real-time reference above is judged by its lateness: a caller that blocks the loop for 0.3 s sends
     the arrival due 0.05 s after it about 0.25 s late, and the run says so."""
-    from pooltui.session.lab import _drive
-    from pooltui.session.workload import CallerResult
-
     async def send(a: Arrival, left_s: float) -> CallerResult:
         if a.at_s == 0.0:
             time.sleep(0.3)  # the machine (here: this caller) holds the loop
