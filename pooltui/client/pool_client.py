@@ -17,11 +17,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
 import httpx
 
+from pooltui.client.after_answer import AFTER_ANSWER
 from pooltui.client.http1 import Http1Answer, Http1Sender
 from pooltui.client.idle import IdleLimit
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
@@ -425,7 +427,12 @@ class PoolClient:
                 outcome = "ok" if status < 400 else "error" if status >= 500 else "rejected"
                 self._outcome(outcome, up.name, trace)
                 if self.request_listeners:
-                    self._request_ended(trace, ups[0].name, wire.model, outcome, result)
+                    after = AFTER_ANSWER.get()
+                    if after is None:
+                        self._request_ended(trace, ups[0].name, wire.model, outcome, result)
+                    else:  # after the success's accounting (its usage), once the answer is written
+                        after.append(partial(self._request_ended, trace, ups[0].name, wire.model, outcome, result,
+                                             self.clock.now()))
             return result
         else:
             kind = "unusable" if keyless and len(keyless) == len(notes) else "exhausted"
@@ -478,12 +485,12 @@ class PoolClient:
         return cause, (min(hints) if hints else None)
 
     def _request_ended(self, trace: RequestTrace, provider: str, model: str | None, outcome: str,
-                       result: PoolResponse | PoolStream | None) -> None:
+                       result: PoolResponse | PoolStream | None, ended: float | None = None) -> None:
         tin = tout = 0
         if isinstance(result, PoolResponse) and outcome == "ok":
             tin, tout = result.usage.input, result.usage.output
         record = RequestRecord(trace.started, provider, model or "-", tin, tout, outcome,
-                               self.clock.now() - trace.started)
+                               (self.clock.now() if ended is None else ended) - trace.started)
         for listener in self.request_listeners:
             listener(record)
 
@@ -700,6 +707,14 @@ class PoolClient:
         pool, clock, resp, result = up.pool, self.clock, answer.resp, answer.result
         oc = result.outcome
         streaming = streaming and answer.scanner is not None  # a stream request answered as a plain one
+        if oc is Outcome.OK and not streaming and not self.settle_barriers:
+            after = AFTER_ANSWER.get()
+            if after is not None:  # the caller's answer first, its accounting once it is written
+                served = PoolResponse(resp.status_code, resp.headers, answer.body, up.name,
+                                      key.label if key else None, trace, fallback)
+                after.append(partial(self._account, up, wire, key, answer, trace, served))
+                self._attempt_traced(up, key, answer, trace)
+                return served
         usage, parsed, extra = Usage(), None, 0.0
         if oc is Outcome.OK and not streaming:
             parsed = parse_body(answer.body)
@@ -717,10 +732,7 @@ class PoolClient:
             for barrier in self.settle_barriers:
                 await barrier()
         label = key.label if key else None
-        trace.add(clock.now(), "attempt", up.name, label, status=resp.status_code, outcome=oc.value,
-                  latency_ms=answer.latency * 1000, reason=result.reason)
-        if oc is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing:
-            self._provider_answered(up, resp.status_code, trace)  # any real answer: no outage
+        self._attempt_traced(up, key, answer, trace)
         if (oc is Outcome.RATE_LIMITED and pool is not None and result.retry_after_s is not None
                 and result.retry_after_s < pool.cooldown.floor_s):
             trace.add(clock.now(), "floor", up.name, label,
@@ -743,6 +755,32 @@ class PoolClient:
             return PoolResponse(result.status, _json_headers(resp.headers), json.dumps(answer.scanner.error).encode(),
                                 up.name, label, trace, fallback, answer.scanner.error)
         return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
+
+    def _attempt_traced(self, up: Upstream, key: PoolKey | None, answer: _Answer, trace: RequestTrace) -> None:
+        """An attempt's answer in the request's trace; any real answer ends a suspected outage."""
+        status, result = answer.resp.status_code, answer.result
+        trace.add(self.clock.now(), "attempt", up.name, key.label if key else None, status=status,
+                  outcome=result.outcome.value, latency_ms=answer.latency * 1000, reason=result.reason)
+        if result.outcome is not Outcome.TRANSIENT and up.breaker is not None and up.breaker.probing:
+            self._provider_answered(up, status, trace)
+
+    def _account(self, up: Upstream, wire: _Wire, key: PoolKey | None, answer: _Answer, trace: RequestTrace,
+                 served: PoolResponse) -> None:
+        """A success's accounting once its answer is written (see client/after_answer.py): its usage read from
+        the body, its key's report, the usage listeners, as ``_settle`` does them at once without a caller."""
+        pool = up.pool
+        parsed = parse_body(answer.body)
+        usage = served.usage = usage_of(parsed)
+        served._json = parsed
+        extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage)
+        cost = self._cost(wire.model, usage) if usage.input or usage.output else None
+        if key is not None and pool is not None:
+            pool.report(key, answer.result, answer.latency, usage.input, usage.output, trace.request_id, cost,
+                        wire.model, wire.hold)
+            if wire.hold is not None and wire.hold.ratio_of is not None:
+                pool.add_usage(key, 0, 0, None, wire.hold)
+        if self.usage_listeners:
+            self._record(up.name, key, wire.model, True, usage, cost, 1, extra)
 
     def _cost(self, model: str | None, usage: Usage) -> float | None:
         if self.prices is None or not self.prices.per_model:

@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import itertools
 import json
+import logging
 import math
 import secrets
 import socket
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from pooltui.client.after_answer import AFTER_ANSWER, answer_first, settle_after
 from pooltui.client.pool_client import (
     PoolClient,
     PoolResponse,
@@ -64,6 +66,7 @@ from pooltui.proxy.guard import (
     safe_query,
 )
 from pooltui.proxy.limits import GONE_KEY, ClientLimits, limited_protocol, trust
+from pooltui.proxy.logs import OPERATIONS
 from pooltui.proxy.models import ModelCatalog, render
 from pooltui.proxy.observe import Observer
 from pooltui.proxy.peek import peek_fields
@@ -107,6 +110,7 @@ METADATA_PROBES = ("/v1/props", "/props", "/version", "/api/tags", "/api/show", 
 
 
 MAX_RETRY_AFTER_S = 86400 * 7  # a retry-after beyond this says nothing a caller can use
+_log = logging.getLogger(OPERATIONS)
 
 
 def unavailable_status(api: str, cause: str) -> tuple[int, str, str]:
@@ -549,6 +553,7 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
     the caller's dialect, an unforeseen exception a 500 in it (the traceback to the log), as the Starlette app
     would give."""
     started = False
+    after = answer_first()  # the accounting of a success once its answer is written (client/after_answer.py)
 
     async def sent(message: Message) -> None:
         nonlocal started
@@ -579,6 +584,8 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
         if not started:
             await _error_response(api, exc)(scope, receive, send)
         raise  # logged by the server, as Starlette's error middleware does
+    finally:
+        settle_after(after, _log)
 
 
 async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
@@ -598,14 +605,19 @@ async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
     on_gone(leave)
     try:
         direct = ChunkedAnswer.start(cycle, reply.status_code, reply.raw_headers()) if cycle is not None else None
+        after = AFTER_ANSWER.get()
         if direct is not None:  # straight through the connection's cycle: no ASGI message per chunk
             async for chunk in chunks:
                 await direct.write(chunk)
+                if after:  # what the first chunk need not wait for, once it has gone
+                    settle_after(after, _log)
             direct.end()
             return
         await send(reply.start())
         async for chunk in chunks:
             await send({"type": "http.response.body", "more_body": True, "body": chunk})
+            if after:
+                settle_after(after, _log)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not gone:

@@ -16,8 +16,10 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pooltui.client.after_answer import AFTER_ANSWER
 from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
@@ -162,7 +164,12 @@ class Observer:
         if response.body_iterator is not None:
             response.body_iterator = self._tail(watch, response.body_iterator)
         else:
-            self._done(watch, bytes(response.body) if self.capture else None)
+            body = bytes(response.body) if self.capture else None
+            after = AFTER_ANSWER.get()
+            if after is None:
+                self._done(watch, body)
+            else:  # the log line and spans once the answer is written (client/after_answer.py)
+                after.append(partial(self._done, watch, body))
         return response
 
     async def _tail(self, watch: RequestWatch, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:
@@ -233,6 +240,13 @@ class Observer:
         from the body as the client parsed it (parsed here only when the client did not: past its parse limit)."""
         if self.tracing is None or response.status >= 400:
             return
+        after = AFTER_ANSWER.get()
+        if after is not None:  # after the client's accounting, which reads the answer's usage
+            after.append(partial(self._answered, response))
+        else:
+            self._answered(response)
+
+    def _answered(self, response: PoolResponse) -> None:
         watch = _current.get()
         if watch is not None:
             watch.answer_counted = bool(response.usage.input or response.usage.output)

@@ -139,8 +139,14 @@ def test_the_access_record_is_what_any_handler_expects(proxied) -> None:  # noqa
     """The access line's record is made without Logger.info (no caller's frame looked up): a handler of the
     caller's own (pytest's caplog, a syslog handler) still gets a whole record, dated now, from this thread."""
     got: list[logging.LogRecord] = []
+    emitted: list[float] = []
     handler = logging.Handler()
-    handler.emit = got.append  # type: ignore[method-assign]
+
+    def emit(record: logging.LogRecord) -> None:
+        got.append(record)
+        emitted.append(time.time())
+
+    handler.emit = emit  # type: ignore[method-assign]
     logger = logging.getLogger(ACCESS)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -149,7 +155,6 @@ def test_the_access_record_is_what_any_handler_expects(proxied) -> None:  # noqa
         with ProxyThread(clients) as px:
             before = time.time()
             assert chat(px.service.url).status_code == 200
-            after = time.time()
             thread = px.thread.name
     finally:
         logger.removeHandler(handler)
@@ -157,7 +162,8 @@ def test_the_access_record_is_what_any_handler_expects(proxied) -> None:  # noqa
     [record] = got
     assert (record.name, record.levelname, record.levelno) == (ACCESS, "INFO", logging.INFO)
     assert record.getMessage() == "openai POST /v1/chat/completions 200" and record.fields["status"] == 200
-    assert before <= record.created <= after and 0 <= record.msecs < 1000
+    # dated when it is made (once the answer has gone: client/after_answer.py), not when its base was
+    assert before <= record.created <= emitted[0] and 0 <= record.msecs < 1000
     assert record.relativeCreated == pytest.approx((record.created - logging._startTime) * 1000, abs=1)
     assert record.thread != threading.get_ident() and record.threadName == thread
     assert logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s").format(record).endswith(
