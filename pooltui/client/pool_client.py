@@ -153,6 +153,11 @@ DEFAULT_STREAM_IDLE_S = 60.0  # the longest gap between two chunks of a stream o
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a non-streaming answer held before relay
 
 
+def outcome_of(status: int) -> str:
+    """A served request's outcome as its listeners hear it, by the status its caller gets."""
+    return "ok" if status < 400 else "error" if status >= 500 else "rejected"
+
+
 class _TooLarge(Exception):
     """The answer is larger than the client holds."""
 
@@ -423,16 +428,13 @@ class PoolClient:
             trace.result = "ok" if result.status < 400 else f"http {result.status}"
             trace.served_by = f"{up.name}/{result.key}"
             if self.outcome_listeners or self.request_listeners:
-                status = result.status
-                outcome = "ok" if status < 400 else "error" if status >= 500 else "rejected"
-                self._outcome(outcome, up.name, trace)
-                if self.request_listeners:
-                    after = AFTER_ANSWER.get()
-                    if after is None:
-                        self._request_ended(trace, ups[0].name, wire.model, outcome, result)
-                    else:  # after the success's accounting (its usage), once the answer is written
-                        after.append(partial(self._request_ended, trace, ups[0].name, wire.model, outcome, result,
-                                             self.clock.now()))
+                outcome = outcome_of(result.status)
+                after = AFTER_ANSWER.get()
+                if after is None:
+                    self._ended(trace, up.name, ups[0].name, wire.model, outcome, result)
+                else:  # after the success's accounting (its usage), once the answer is written
+                    after.append(partial(self._ended, trace, up.name, ups[0].name, wire.model, outcome, result,
+                                         self.clock.now()))
             return result
         else:
             kind = "unusable" if keyless and len(keyless) == len(notes) else "exhausted"
@@ -483,6 +485,13 @@ class PoolClient:
             return cause, self._earliest_reset(ups)
         hints = [w for c, w in causes if c == cause and w is not None]
         return cause, (min(hints) if hints else None)
+
+    def _ended(self, trace: RequestTrace, served_by: str, provider: str, model: str | None, outcome: str,
+               result: PoolResponse | PoolStream, ended: float | None = None) -> None:
+        """A served request's outcome and record to the listeners."""
+        self._outcome(outcome, served_by, trace)
+        if self.request_listeners:
+            self._request_ended(trace, provider, model, outcome, result, ended)
 
     def _request_ended(self, trace: RequestTrace, provider: str, model: str | None, outcome: str,
                        result: PoolResponse | PoolStream | None, ended: float | None = None) -> None:

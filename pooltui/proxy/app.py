@@ -370,6 +370,7 @@ class PoolProxy:
     async def _stream(self, client: PoolClient, api: str, build, ups, bridges: dict[str, Bridge | None],
                       include_usage: bool) -> Reply:
         stream = await client.open_stream(build, upstreams=ups, deadline_s=self.deadline_s)
+        self.observer.served(stream.trace, stream.status)
         bridge = bridges.get(stream.provider)
         if isinstance(stream, PoolResponse):  # a request error: no stream, the answer goes back as it is
             return self._whole(api, stream, bridge)

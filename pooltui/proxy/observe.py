@@ -20,7 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pooltui.client.after_answer import AFTER_ANSWER
-from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord
+from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord, outcome_of
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
 from pooltui.core.trace import RequestTrace
@@ -235,9 +235,18 @@ class Observer:
                 watch.cache_read += record.cache_read
                 watch.cache_write += record.cache_write
 
+    def served(self, trace: RequestTrace, status: int) -> None:
+        """The pool's answer is in: its trace and outcome for the response's headers and the log line (the
+        client's outcome listeners may hear of it only once the answer is written: client/after_answer.py)."""
+        watch = _current.get()
+        if watch is not None and watch.trace is None:
+            watch.trace, watch.outcome = trace, outcome_of(status)
+
     def answered(self, response: PoolResponse) -> None:
-        """A provider's whole answer (not a stream's): its facts for the spans (model, id, finish reasons), read
-        from the body as the client parsed it (parsed here only when the client did not: past its parse limit)."""
+        """A provider's whole answer (not a stream's): served, and its facts for the spans (model, id, finish
+        reasons), read from the body as the client parsed it (parsed here only when the client did not: past its
+        parse limit)."""
+        self.served(response.trace, response.status)
         if self.tracing is None or response.status >= 400:
             return
         after = AFTER_ANSWER.get()
