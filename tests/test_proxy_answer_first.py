@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from pooltui.client.pool_client import RequestRecord, UsageRecord
 from tests.test_proxy import ProxyThread, proxied  # noqa: F401  (the fixture)
 from tests.test_proxy_direct import _Reader, _request
@@ -56,10 +58,11 @@ def test_the_caller_has_its_answer_before_the_usage_is_accounted(proxied) -> Non
         [("ok", tokens["prompt_tokens"], tokens["completion_tokens"])]
 
 
-def test_a_streams_first_chunk_does_not_wait_for_its_request_record(proxied) -> None:  # noqa: F811
+@pytest.mark.parametrize("listeners", ["request_listeners", "usage_listeners"])
+def test_a_streams_first_chunk_does_not_wait_for_its_records(proxied, listeners: str) -> None:  # noqa: F811
     _, clients = proxied
-    ended: list[RequestRecord] = []
-    clients["oai"].request_listeners.append(_slow_once(ended, threading.Event()))
+    ended: list = []
+    getattr(clients["oai"], listeners).append(_slow_once(ended, threading.Event()))
     with ProxyThread({"oai": clients["oai"]}) as px, \
             socket.create_connection((px.service.host, px.service.port), timeout=10) as sock:
         t0 = time.perf_counter()
@@ -67,11 +70,15 @@ def test_a_streams_first_chunk_does_not_wait_for_its_request_record(proxied) -> 
         first = sock.recv(65536)
         took = time.perf_counter() - t0
         assert first.startswith(b"HTTP/1.1 200") and b"data: " in first
-        assert took < SLOW_S * 0.75, f"the first chunk waited {took:.2f} s for the request's record"
+        assert took < SLOW_S * 0.75, f"the first chunk waited {took:.2f} s for its {listeners}"
         rest = _Reader(sock)
         rest.buf = first.partition(b"\r\n\r\n")[2]
         rest._chunked()  # the stream ends whole
-    assert [r.outcome for r in ended] == ["ok"]
+    if listeners == "request_listeners":
+        assert [r.outcome for r in ended] == ["ok"]
+    else:  # the stream's opening (one request, no tokens yet), then its tokens at its end
+        opened = [(u.requests, u.ok) for u in ended if u.requests]
+        assert opened[-1:] == [(1, 1)] and sum(u.tokens_out for u in ended) > 0
 
 
 def test_a_failing_accounting_step_is_logged_and_the_rest_still_runs(proxied) -> None:  # noqa: F811

@@ -737,7 +737,11 @@ class PoolClient:
             if wire.hold is not None and wire.hold.ratio_of is not None and not streaming:
                 pool.add_usage(key, 0, 0, None, wire.hold)  # an answer without usage: what it held stays counted
         if self.usage_listeners:
-            self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1, extra)
+            after = AFTER_ANSWER.get() if streaming and oc is Outcome.OK and not self.settle_barriers else None
+            if after is None:
+                self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1, extra)
+            else:  # a stream's opening, counted once its first chunk has gone
+                after.append(partial(self._record, up.name, key, wire.model, True, usage, cost, 1, extra))
             for barrier in self.settle_barriers:
                 await barrier()
         label = key.label if key else None
