@@ -523,7 +523,8 @@ API_ROUTES: dict[str, str] = {
 
 class ApiFront:
     """The proxy's ASGI entry: the API routes (``API_ROUTES``) straight to ``PoolProxy.forward``, everything
-    else to the Starlette app."""
+    else to the Starlette app. Behind the proxy's own protocol, an API route reaches it only when the exchange
+    path (``ApiRoutes``) leaves it: a HEAD, a refused request, HTTP/1.0."""
 
     def __init__(self, proxy: PoolProxy, app: ASGIApp) -> None:
         self.proxy = proxy

@@ -7,7 +7,11 @@ request's head must be complete ``header_timeout_s`` after its first byte (408),
 flight closes after ``idle_timeout_s`` (from its start too, not only after a response), and each new connection
 past a cap closes the oldest idle connection that never carried an authorised request (the newcomer is
 refused only when no such connection is left). A request that passed the caller check marks its connection
-(``trust(scope)``); the defaults are far above what a busy agent fleet uses.
+(``trust(scope)``, or an ``Exchange``'s ``trust``); the defaults are far above what a busy agent fleet uses.
+
+The protocol also serves the proxy's API routes without uvicorn's per-request ASGI scope and cycle: once a head is
+parsed, its front (``Front``, app.py's ``ApiRoutes``) may take the request, which then starts on an ``Exchange``
+(proxy/exchange.py says what takes that path); any other request gets uvicorn's scope (made only then) and cycle.
 """
 
 from __future__ import annotations
