@@ -19,8 +19,11 @@ from pooltui.proxy.app import ApiEndpoint, ApiRoutes, _routes
 from pooltui.proxy.exchange import Exchange
 from pooltui.proxy.guard import AccessGuard, AccessPolicy
 from pooltui.proxy.observe import Observer
+from pooltui.sim.server import ThreadedServer
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import make_scenario
+from tests.safety.helpers import client_on
+from tests.safety.test_bounded_requests import UPSTREAM
 from tests.test_proxy import OAI_KEYS, ProxyThread, proxied  # noqa: F401  (the fixture)
 from tests.test_proxy_direct import _Reader, _request
 
@@ -193,3 +196,33 @@ def test_a_request_in_flight_when_the_server_stops_is_answered_then_the_connecti
         stopped = not px.thread.is_alive()
     assert status == b"HTTP/1.1 200 OK" and json.loads(body)["usage"]["completion_tokens"] == 4
     assert headers[b"connection"] == b"close" and closed and stopped
+
+
+def test_a_pipelined_whole_answer_waits_while_the_callers_side_is_full() -> None:
+    """Flow control: two pipelined requests for 8 MiB answers from a caller that reads nothing for a while. The
+    first answer fills the connection (its writer pauses); the second waits for it to drain rather than piling
+    up in the proxy's memory. Then both are read, whole and in order."""
+    size = 8 * 2**20
+    with ThreadedServer(UPSTREAM) as up, ProxyThread({"up": client_on(f"{up.url}/sized/v1")}) as px, \
+            socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.settimeout(20)
+        sock.connect((px.service.host, px.service.port))
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        one = (f"POST /v1/chat/completions?bytes={size} HTTP/1.1\r\nhost: 127.0.0.1:{px.service.port}\r\n"
+               f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n").encode() + body
+        sock.sendall(one + one)
+        deadline = time.monotonic() + 10
+        while not px.service.server.server_state.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        conn = next(iter(px.service.server.server_state.connections))
+        while time.monotonic() < deadline and not (conn.flow.write_paused and
+                                                   sum(px.proxy.stats.requests.values()) == 2):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        buffered = conn.transport.get_write_buffer_size()
+        reader = _Reader(sock)
+        answers = [reader.response() for _ in range(2)]
+    assert sum(px.proxy.stats.requests.values()) == 2, "both upstream answers were in before the check"
+    assert buffered < 1.25 * size, f"{buffered} bytes held for a caller that reads nothing"
+    assert [(status, len(got)) for status, _, got in answers] == [(b"HTTP/1.1 200 OK", size)] * 2
