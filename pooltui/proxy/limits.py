@@ -24,16 +24,18 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from weakref import ref
 
 import httptools
-from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from pooltui.proxy.direct import CYCLE_KEY
 from pooltui.proxy.exchange import Exchange, Front
 from pooltui.proxy.one_write import OneWrite
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
 
 #: the scope key under which a connection of the limited protocol offers to be marked as authorised
 TRUST_KEY = "pooltui.trust"
