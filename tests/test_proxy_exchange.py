@@ -18,6 +18,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from pooltui.proxy.app import ApiEndpoint, ApiRoutes, _routes
 from pooltui.proxy.exchange import Exchange
 from pooltui.proxy.guard import AccessGuard, AccessPolicy
+from pooltui.proxy.limits import ClientLimits
 from pooltui.proxy.observe import Observer
 from pooltui.sim.server import ThreadedServer
 from pooltui.sim.wiring import client_for_scenario
@@ -25,6 +26,7 @@ from tests.conftest import make_scenario
 from tests.safety.helpers import client_on
 from tests.safety.test_bounded_requests import UPSTREAM
 from tests.test_proxy import OAI_KEYS, ProxyThread, proxied  # noqa: F401  (the fixture)
+from tests.test_proxy_client_limits import TOKEN, answer, connect
 from tests.test_proxy_direct import _Reader, _request
 
 
@@ -226,3 +228,22 @@ def test_a_pipelined_whole_answer_waits_while_the_callers_side_is_full() -> None
     assert sum(px.proxy.stats.requests.values()) == 2, "both upstream answers were in before the check"
     assert buffered < 1.25 * size, f"{buffered} bytes held for a caller that reads nothing"
     assert [(status, len(got)) for status, _, got in answers] == [(b"HTTP/1.1 200 OK", size)] * 2
+
+
+def test_an_authorised_api_request_marks_its_connection_which_is_then_never_evicted(proxied) -> None:  # noqa: F811
+    """A chat completion with the proxy token (the exchange path) marks its connection: with the address at its
+    cap, a newcomer evicts the idle unauthorised connection, not the older authorised one, which still serves."""
+    _, clients = proxied
+    with ProxyThread({"oai": clients["oai"]}, token=TOKEN, client_limits=ClientLimits(max_per_address=2)) as px:
+        port = px.service.port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as caller:
+            reader = _Reader(caller)
+            caller.sendall(_request(port, 2, f"x-api-key: {TOKEN}"))
+            assert reader.response()[0] == b"HTTP/1.1 200 OK"
+            idle = connect(port)  # the address now holds 2: the caller's and this one
+            newcomer = connect(port)  # the idle unauthorised one makes room
+            assert answer(idle, 3) == b""  # not the caller's, older but authorised
+            caller.sendall(_request(port, 3, f"x-api-key: {TOKEN}"))
+            status, _, body = reader.response()
+            newcomer.close()
+    assert status == b"HTTP/1.1 200 OK" and json.loads(body)["usage"]["completion_tokens"] == 3
