@@ -5,7 +5,9 @@ The proxy listens on loopback, but a web page in the user's browser can reach lo
 every request must name the proxy in its ``Host`` (a loopback literal or ``localhost`` with the proxy's
 port, or a name the user allowed), must not come from a browser origin the user did not allow, and a
 POST must be JSON (a ``text/plain`` or form post is what a page can send without asking). The guard is
-plain ASGI middleware: it answers before any route runs, in the caller's dialect.
+plain ASGI middleware: it answers before any route runs, in the caller's dialect. The API routes served on the
+proxy's own protocol (proxy/exchange.py) are checked there first (``check_head``): one it would refuse goes the
+ASGI way, and this middleware refuses it.
 """
 
 from __future__ import annotations
