@@ -19,7 +19,7 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +28,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from pooltui.client.after_answer import AFTER_ANSWER, answer_first, settle_after
 from pooltui.client.pool_client import (
@@ -56,6 +55,7 @@ from pooltui.proxy.dialects import (
     upstream_request,
 )
 from pooltui.proxy.direct import ChunkedAnswer, cycle_of, send_whole
+from pooltui.proxy.exchange import Exchange
 from pooltui.proxy.guard import (
     AccessGuard,
     AccessPolicy,
@@ -90,6 +90,7 @@ DROP_RESPONSE = frozenset({
 #: a request body this large has its model and stream flags peeked at (proxy/peek.py) rather than parsed whole
 PEEK_MIN_BYTES = 128 * 1024
 PEEKED = frozenset({"model", "stream", "stream_options"})
+_server_log = logging.getLogger("uvicorn.error")  # where uvicorn logs an ASGI app's unforeseen exception
 
 
 def _parsed(body: bytes) -> Any:
@@ -236,7 +237,10 @@ class PoolProxy:
         """Callers present the proxy token as their API key (any key is fine when no token is set). An authorised
         request marks its connection: it is never closed to make room for a newcomer."""
         if self.token is None or self._presents(request, "x-api-key", self.token):
-            trust(request.scope)
+            if isinstance(request, Caller):
+                request.trust()
+            else:
+                trust(request.scope)
             return True
         return False
 
@@ -292,12 +296,11 @@ class PoolProxy:
         client = self.by_family.get(api)
         if client is None:
             return self._refusal(api, 404, f"pooltui proxy: no {api}-style provider is configured", "not_found")
-        scope = request.scope
         try:
-            path = safe_path(scope.get("raw_path") or scope["path"].encode())
+            path = safe_path(request.raw_path)
         except PathRefused as exc:
             return self._refusal(api, 400, f"pooltui proxy: {exc}", "invalid_request_error")
-        query = safe_query(scope.get("query_string", b"").decode("latin-1"))  # Starlette's URL costs more
+        query = safe_query(request.query_string.decode("latin-1"))  # Starlette's URL costs more
         body = await request.body(client.max_body_bytes)
         if body is None:
             return self._refusal(api, 413, f"pooltui proxy: request body over {client.max_body_bytes / 2**20:g} MiB",
@@ -524,7 +527,8 @@ API_ROUTES: dict[str, str] = {
 
 class ApiFront:
     """The proxy's ASGI entry: the API routes (``API_ROUTES``) straight to ``PoolProxy.forward``, everything
-    else to the Starlette app."""
+    else to the Starlette app. Behind the proxy's own protocol, an API route reaches it only when the exchange
+    path (``ApiRoutes``) leaves it: a HEAD, a refused request, HTTP/1.0."""
 
     def __init__(self, proxy: PoolProxy, app: ASGIApp) -> None:
         self.proxy = proxy
@@ -562,7 +566,7 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
         await send(message)
 
     try:
-        caller, observer = Caller(scope, receive), proxy.observer
+        caller, observer = Caller.of_scope(scope, receive), proxy.observer
         # the observer's hooks at the request's start and end, here rather than in a frame of their own around
         # forward: every wake of the request's task resumes each frame it is awaiting through
         watch = await observer.begin(caller, api)
@@ -575,7 +579,9 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
                 await streaming(scope, receive, sent)
             else:
                 started = True
-                await _relay(reply, reply.body_iterator, send, on_gone, cycle_of(scope))
+                cycle = cycle_of(scope)
+                await _relay(reply, reply.body_iterator, send, on_gone, lambda: None if cycle is None else
+                             ChunkedAnswer.start(cycle, reply.status_code, reply.raw_headers()))
         elif (cycle := cycle_of(scope)) is None or not send_whole(cycle, reply.status_code, reply.raw_headers(),
                                                                   reply.body):
             started = True
@@ -590,7 +596,8 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
 
 
 async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
-                 on_gone: Callable[[Callable[[], None] | None], None], cycle: RequestResponseCycle | None) -> None:
+                 on_gone: Callable[[Callable[[], None] | None], None],
+                 direct_start: Callable[[], ChunkedAnswer | None]) -> None:
     """A stream to its caller chunk by chunk as they come, without the task Starlette starts per stream to watch
     for a disconnect: the connection calls back when its caller goes, and the relay is cancelled then (the
     upstream stream is closed at once, as Starlette's would be)."""
@@ -605,9 +612,9 @@ async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
 
     on_gone(leave)
     try:
-        direct = ChunkedAnswer.start(cycle, reply.status_code, reply.raw_headers()) if cycle is not None else None
+        direct = direct_start()
         after = AFTER_ANSWER.get()
-        if direct is not None:  # straight through the connection's cycle: no ASGI message per chunk
+        if direct is not None:  # straight through the connection: no ASGI message per chunk
             async for chunk in chunks:
                 await direct.write(chunk)
                 if after:  # what the first chunk need not wait for, once it has gone
@@ -631,12 +638,87 @@ async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
         on_gone(None)
 
 
+async def serve_exchange(proxy: PoolProxy, exchange: Exchange) -> None:
+    """One API request served from the proxy's protocol (proxy/exchange.py), without an ASGI scope, messages or
+    cycle: answered as ``serve_api`` answers, an unforeseen exception a 500 in the caller's dialect (the traceback
+    to uvicorn's error log, and the connection closes)."""
+    api = exchange.api
+    after = answer_first()  # the accounting of a success once its answer is written (client/after_answer.py)
+    try:
+        caller = Caller(exchange.method, exchange.path, exchange.raw_path, exchange.query_string, exchange.headers,
+                        exchange)
+        observer = proxy.observer
+        watch = await observer.begin(caller, api)
+        reply = observer.finish(watch, await proxy.forward(caller, api))
+        if reply.body_iterator is not None:
+            await _relay(reply, reply.body_iterator, exchange.send, exchange.watch_gone,
+                         lambda: exchange.chunked(reply.status_code, reply.raw_headers()))
+        else:
+            await exchange.answer(reply.status_code, reply.raw_headers(), reply.body)
+    except Exception as exc:
+        _server_log.error("Exception in the proxy's API request\n", exc_info=exc)
+        exchange.fail(error_body(api, 500, _internal_message(exc), "internal_error"))
+    except BaseException:  # cancelled: nothing more goes to this caller
+        exchange.transport.close()
+        raise
+    finally:
+        settle_after(after, _log)
+
+
+class ApiRoutes:
+    """The proxy's front for its protocol (``Front``, proxy/exchange.py): which requests are served on an
+    ``Exchange`` (the API routes: a POST to ``API_ROUTES``, or what the Starlette app routes to an
+    ``ApiEndpoint``, no HEAD) when the access guard passes them; a refused one goes the ASGI way (the guard
+    refuses it there, and counts it)."""
+
+    MAX_ROUTED = 1024  # (method, path) verdicts kept from the Starlette routes
+
+    def __init__(self, proxy: PoolProxy, guard: AccessGuard, routes: list[BaseRoute]) -> None:
+        self.proxy = proxy
+        self.guard = guard
+        self.routes = routes
+        self._routed: dict[tuple[str, str], str | None] = {}
+
+    def api(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> str | None:
+        api = API_ROUTES.get(path) if method == "POST" else None
+        if api is None and (api := self._routed.get((method, path), "")) == "":
+            api = self._route(method, path)
+            if len(self._routed) < self.MAX_ROUTED:
+                self._routed[(method, path)] = api
+        if api is None or self.guard.check_head(method, headers) is not None:
+            return None
+        return api
+
+    def _route(self, method: str, path: str) -> str | None:
+        """The dialect of the ``ApiEndpoint`` the Starlette app gives this request (its first full match), else
+        None."""
+        if method == "HEAD":
+            return None
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                endpoint = getattr(route, "endpoint", None)
+                return endpoint.api if isinstance(endpoint, ApiEndpoint) else None
+        return None
+
+    def serve(self, exchange: Exchange) -> Coroutine[Any, Any, None]:
+        return serve_exchange(self.proxy, exchange)
+
+
 def create_proxy_app(proxy: PoolProxy, policy: AccessPolicy | None = None) -> ASGIApp:
     """The proxy's ASGI app; behind the access guard when a policy (the bound port, allowed names) is given."""
-    app = ApiFront(proxy, _routes(proxy))
+    return _front_and_app(proxy, policy)[1]
+
+
+def _front_and_app(proxy: PoolProxy, policy: AccessPolicy | None) -> tuple[ApiRoutes | None, ASGIApp]:
+    """The protocol's front (with a policy) and the ASGI app behind it."""
+    routes = _routes(proxy)
+    app = ApiFront(proxy, routes)
     if policy is None:
-        return app
-    return AccessGuard(app, policy, on_refuse=lambda _why: proxy.count_refused())
+        return None, app
+    guard = AccessGuard(app, policy, on_refuse=lambda _why: proxy.count_refused())
+    return ApiRoutes(proxy, guard, routes.routes), guard
 
 
 def _routes(proxy: PoolProxy) -> Starlette:
@@ -663,9 +745,13 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _error_response(ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI, exc)
 
 
+def _internal_message(exc: Exception) -> str:
+    return f"pooltui proxy: internal error ({type(exc).__name__}); see the proxy's log"
+
+
 def _error_response(api: str, exc: Exception) -> Response:
-    message = f"pooltui proxy: internal error ({type(exc).__name__}); see the proxy's log"
-    return Response(error_body(api, 500, message, "internal_error"), 500, media_type="application/json")
+    return Response(error_body(api, 500, _internal_message(exc), "internal_error"), 500,
+                    media_type="application/json")
 
 
 class QuietServer(uvicorn.Server):
@@ -685,8 +771,9 @@ def make_server(proxy: PoolProxy, host: str, port: int, *, quiet_signals: bool =
     sock = listen(host, port)
     policy = AccessPolicy.build(sock.getsockname()[1], host, proxy.allow_hosts, proxy.allow_origins)
     limits = proxy.client_limits
-    config = uvicorn.Config(create_proxy_app(proxy, policy), host=host, port=sock.getsockname()[1], log_level="warning",
-                            access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits),
+    front, app = _front_and_app(proxy, policy)
+    config = uvicorn.Config(app, host=host, port=sock.getsockname()[1], log_level="warning",
+                            access_log=False, lifespan="off", loop=loop, http=limited_protocol(limits, front),
                             # said, not guessed: the front layers hand on their route's awaitable (plain functions)
                             interface="asgi3",
                             # nothing reads the client address or scheme X-Forwarded-* would rewrite: no layer for it

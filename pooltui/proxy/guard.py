@@ -5,7 +5,9 @@ The proxy listens on loopback, but a web page in the user's browser can reach lo
 every request must name the proxy in its ``Host`` (a loopback literal or ``localhost`` with the proxy's
 port, or a name the user allowed), must not come from a browser origin the user did not allow, and a
 POST must be JSON (a ``text/plain`` or form post is what a page can send without asking). The guard is
-plain ASGI middleware: it answers before any route runs, in the caller's dialect.
+plain ASGI middleware: it answers before any route runs, in the caller's dialect. The API routes served on the
+proxy's own protocol (proxy/exchange.py) are checked there first (``check_head``): one it would refuse goes the
+ASGI way, and this middleware refuses it.
 """
 
 from __future__ import annotations
@@ -132,8 +134,12 @@ class AccessGuard:
 
     def check(self, scope: Scope) -> tuple[int, str] | None:
         """(status, why) when the request must be refused, else None."""
+        return self.check_head(scope.get("method"), scope.get("headers") or ())
+
+    def check_head(self, method: str | None, raw_headers: Iterable[tuple[bytes, bytes]]) -> tuple[int, str] | None:
+        """``check`` of a request's method and header lines (lower-case names, as ASGI servers give them)."""
         headers: dict[bytes, bytes] = {}
-        for k, v in scope.get("headers") or ():
+        for k, v in raw_headers:
             if k in _WATCHED and k not in headers:  # ASGI servers give lower-case names
                 headers[k] = v
         host = headers.get(b"host", b"").decode("latin-1")
@@ -147,10 +153,10 @@ class AccessGuard:
             if not (origin is not None and self.policy.origin_allowed(text)):
                 return 403, (f"pooltui proxy: requests from a browser origin ({text or 'cross-site'}) are refused; "
                              "allow one with --allow-origin URL")
-        if scope.get("method") in _BODY_METHODS:
+        if method in _BODY_METHODS:
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if ctype != b"application/json":
-                return 415, (f"pooltui proxy: {scope.get('method')} needs content-type application/json, "
+                return 415, (f"pooltui proxy: {method} needs content-type application/json, "
                              f"not {ctype.decode('latin-1') or 'none'}")
         return None
 

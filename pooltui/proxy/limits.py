@@ -7,24 +7,35 @@ request's head must be complete ``header_timeout_s`` after its first byte (408),
 flight closes after ``idle_timeout_s`` (from its start too, not only after a response), and each new connection
 past a cap closes the oldest idle connection that never carried an authorised request (the newcomer is
 refused only when no such connection is left). A request that passed the caller check marks its connection
-(``trust(scope)``); the defaults are far above what a busy agent fleet uses.
+(``trust(scope)``, or an ``Exchange``'s ``trust``); the defaults are far above what a busy agent fleet uses.
+
+The protocol also serves the proxy's API routes without uvicorn's per-request ASGI scope and cycle: once a head is
+parsed, its front (``Front``, app.py's ``ApiRoutes``) may take the request, which then starts on an ``Exchange``
+(proxy/exchange.py says what takes that path); any other request gets uvicorn's scope (made only then) and cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import resource
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from weakref import ref
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from pooltui.proxy.direct import CYCLE_KEY
+from pooltui.proxy.exchange import Exchange, Front
 from pooltui.proxy.one_write import OneWrite
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGI3Application
 
 #: the scope key under which a connection of the limited protocol offers to be marked as authorised
 TRUST_KEY = "pooltui.trust"
@@ -135,6 +146,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     limits: ClassVar[ClientLimits] = ClientLimits()
     table: ClassVar[ConnectionTable]
+    #: the proxy's API routes, served on an ``Exchange`` without uvicorn's cycle (proxy/exchange.py); None: none
+    front: ClassVar[Front | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -165,14 +178,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if gone is not None:
             gone()
 
-    def _watch_gone(self, callback: Callable[[], None] | None) -> None:
+    def watch_gone(self, callback: Callable[[], None] | None) -> None:
+        """Run ``callback`` when the caller goes (``None`` to stop)."""
         self._on_gone = callback
 
     def evictable(self) -> bool:
         """Never authorised and nothing in flight: closing it costs no caller anything."""
         return not self.trusted and (self.cycle is None or self.cycle.response_complete)
 
-    def _trust(self) -> None:
+    def trust(self) -> None:
+        """Mark the connection as authorised: it is never evicted for a newcomer."""
         self.trusted = True
 
     def data_received(self, data: bytes) -> None:
@@ -203,12 +218,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # parser callbacks
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        scope = cast(dict[str, Any], self.scope)
-        scope[TRUST_KEY] = self._trust  # our keys, beside ASGI's own
-        scope[GONE_KEY] = self._watch_gone
+        """uvicorn's, but its ASGI scope is made only for a request that goes its way (``_scope_now``)."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         self._in_head = self._head_open = True
         self._head_lines = self._head_parsed = 0
+
+    def _scope_now(self) -> None:
+        """The request's ASGI scope, as uvicorn's ``on_message_begin`` makes it, with the head parsed so far."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        scope = cast(dict[str, Any], self.scope)
+        scope["headers"] = headers
+        scope[TRUST_KEY] = self.trust  # our keys, beside ASGI's own
+        scope[GONE_KEY] = self.watch_gone
 
     def on_url(self, url: bytes) -> None:
         self._head_parsed += len(url)
@@ -229,6 +254,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_head_timer()
         self._in_head = self._head_open = False
         over = self._head_lines > self.limits.max_headers or self._head_parsed > self.limits.max_header_bytes
+        if not over and self.front is not None and self._exchange(self.front):
+            return
+        self._scope_now()
         if not over:
             super().on_headers_complete()
             if self.cycle is not None:  # its head and first body bytes in one write
@@ -241,6 +269,42 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
         finally:
             self.app = app
+
+    def _exchange(self, front: Front) -> bool:
+        """The request started (or queued behind the one in flight) on an ``Exchange`` when it is plain HTTP/1.1
+        and the front serves it; False: uvicorn's way."""
+        parser = self.parser
+        if (self.access_log or self.limit_concurrency is not None or self.root_path
+                or parser.get_http_version() != "1.1" or parser.should_upgrade()):
+            return False
+        method = parser.get_method().decode("ascii")
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        api = front.api(method, path, self.headers)
+        if api is None:
+            return False
+        exchange = Exchange(self, api, method, path, raw_path, url.query or b"", parser.should_keep_alive())
+        existing, self.cycle = self.cycle, exchange  # type: ignore[assignment]  # kept under a cycle's names
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(exchange, None)  # type: ignore[arg-type]
+        else:  # pipelined behind the request in flight, as uvicorn queues one
+            self.flow.pause_reading()
+            self.pipeline.appendleft((exchange, None))  # type: ignore[arg-type]
+        return True
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """uvicorn's, and for an ``Exchange`` the front's ``serve`` as the request's task (no ``run_asgi``)."""
+        if not isinstance(cycle, Exchange):
+            super()._start_asgi_task(cycle, app)
+            return
+        assert self.front is not None
+        context = contextvars.Context() if self.config.reset_contextvars else None
+        task = self.loop.create_task(self.front.serve(cycle), context=context)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -262,7 +326,9 @@ class _TooManyHeaders:
         await send({"type": "http.response.body", "body": body})
 
 
-def limited_protocol(limits: ClientLimits) -> type[LimitedHttpToolsProtocol]:
-    """A protocol class for one server: its limits and its own table of open connections."""
+def limited_protocol(limits: ClientLimits, front: Front | None = None) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class for one server: its limits, its own table of open connections, and the front that serves
+    the API routes on an ``Exchange`` (None: every request through uvicorn's cycle and the ASGI app)."""
     table = ConnectionTable(limits.connection_cap(), limits.max_per_address)
-    return type("PooltuiHttpProtocol", (LimitedHttpToolsProtocol,), {"limits": limits, "table": table})
+    return type("PooltuiHttpProtocol", (LimitedHttpToolsProtocol,), {"limits": limits, "table": table,
+                                                                     "front": front})

@@ -141,7 +141,7 @@ class Observer:
         """A caller request arrived: its watch, current for everything that runs for it."""
         headers = request.headers
         carrier = {k: v for k in ("traceparent", "tracestate") if (v := headers.get(k))}
-        path = request.scope["path"]  # Starlette's URL (built per request) only for a path it would escape
+        path = request.path  # Starlette's URL (built per request) only for a path it would escape
         if "?" in path or "#" in path or "\\" in path:
             path = request.url.path
         watch = RequestWatch(api, request.method, path, time.time(), time.perf_counter(), carrier)

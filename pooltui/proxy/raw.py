@@ -1,38 +1,66 @@
-"""The API routes' request and answer as plain ASGI, without Starlette's Request and Response objects: the
-caller's headers decoded once, its body read once, the answer's header lines encoded once when it is sent.
+"""The API routes' request and answer without Starlette's Request and Response objects: the caller's headers
+decoded once, its body read once, the answer's header lines encoded once when it is sent.
 What goes on the wire is what Starlette's ``Response`` and ``StreamingResponse`` would send."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from pooltui.proxy.direct import body_now, cycle_of
+from pooltui.proxy.limits import trust
+
+
+class BodySource(Protocol):
+    """Where a caller's body comes from, and who marks its connection as authorised."""
+
+    async def read(self, limit: int | None) -> bytes | None:
+        """The whole body; None once more than ``limit`` bytes have come."""
+
+    def trust(self) -> None:
+        """Mark the connection that carried this request as authorised."""
 
 
 class Caller:
-    """A caller's request as the proxy reads it: method, path, headers (``headers``: names lowercased, the first
-    of repeated ones; ``items``: every line, in order) and the body, read once and kept."""
+    """A caller's request as the proxy reads it: method, path (percent-decoded), raw path, query string, headers
+    (``headers``: names lowercased, the first of repeated ones; ``items``: every line, in order) and the body,
+    read once and kept. From the proxy's own protocol (an ``Exchange``, proxy/exchange.py) or from ASGI
+    (``of_scope``)."""
 
-    __slots__ = ("_body", "headers", "items", "method", "receive", "scope")
+    __slots__ = ("_body", "_source", "headers", "items", "method", "path", "query_string", "raw_path")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
-        self.scope = scope
-        self.receive = receive
-        self.method: str = scope["method"]
-        self.items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    def __init__(self, method: str, path: str, raw_path: bytes, query_string: bytes,
+                 raw_headers: list[tuple[bytes, bytes]], source: BodySource) -> None:
+        self.method = method
+        self.path = path
+        self.raw_path = raw_path
+        self.query_string = query_string
+        self.items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
         self.headers: dict[str, str] = dict(reversed(self.items))
+        self._source = source
         self._body: bytes | None = None
+
+    @classmethod
+    def of_scope(cls, scope: Scope, receive: Receive) -> Caller:
+        """The caller of an ASGI request."""
+        return cls(scope["method"], scope["path"], scope.get("raw_path") or scope["path"].encode(),
+                   scope.get("query_string", b""), scope["headers"], _Received(scope, receive))
 
     @property
     def url(self) -> URL:
-        """Starlette's URL of the request (built on demand: it costs more than the scope's fields)."""
-        return URL(scope=self.scope)
+        """Starlette's URL of the request (built on demand: it costs more than the fields)."""
+        host = self.headers.get("host", "").encode("latin-1")
+        return URL(scope={"type": "http", "scheme": "http", "server": None, "root_path": "", "path": self.path,
+                          "query_string": self.query_string, "headers": [(b"host", host)]})
+
+    def trust(self) -> None:
+        """Mark the connection that carried this request as authorised (never evicted for a newcomer)."""
+        self._source.trust()
 
     async def body(self, limit: int | None = None) -> bytes | None:
         """The whole body (kept: read again, it is the same bytes); None past ``limit`` bytes, declared or sent
@@ -43,12 +71,29 @@ class Caller:
             declared = self.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 return None
+        whole = await self._source.read(limit)
+        if whole is not None:
+            self._body = whole
+        return whole
+
+
+class _Received:
+    """An ASGI request's body: straight from the connection's cycle when all of it is there, else from
+    ``receive``."""
+
+    __slots__ = ("receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+
+    def trust(self) -> None:
+        trust(self.scope)
+
+    async def read(self, limit: int | None) -> bytes | None:
         cycle = cycle_of(self.scope)
         if cycle is not None and (whole := body_now(cycle)) is not None:  # all of it here: no ASGI message
-            if limit is not None and len(whole) > limit:
-                return None
-            self._body = whole
-            return whole
+            return None if limit is not None and len(whole) > limit else whole
         first: bytes | None = None
         buf: bytearray | None = None
         while True:
@@ -67,8 +112,7 @@ class Caller:
                     break
             elif message["type"] == "http.disconnect":
                 raise ClientDisconnect()
-        self._body = bytes(buf) if buf is not None else bytes(first or b"")
-        return self._body
+        return bytes(buf) if buf is not None else bytes(first or b"")
 
 
 @dataclass(slots=True, eq=False)
