@@ -36,3 +36,21 @@ def test_a_caller_waiting_for_100_continue_gets_it_then_its_answer(proxied) -> N
     head, _, content = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert json.loads(content)["object"] == "chat.completion"
+
+
+def test_a_head_request_gets_its_head_at_once_and_the_connection_goes_on(proxied) -> None:  # noqa: F811
+    """A HEAD's answer has no body to join its head to: the head goes when the answer is complete (it was held
+    until the connection closed, so a caller kept waiting, and so did every request pipelined behind it)."""
+    _, clients = proxied
+    with ProxyThread({"oai": clients["oai"]}) as px, \
+            socket.create_connection((px.service.host, px.service.port), timeout=10) as sock:
+        host = f"127.0.0.1:{px.service.port}"
+        sock.settimeout(5)
+        for path in ("/healthz", "/v1/models", "/v1/chat/completions"):
+            sock.sendall(f"HEAD {path} HTTP/1.1\r\nhost: {host}\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(65536)  # a timeout here is the bug
+            assert head.startswith(b"HTTP/1.1 ") and head.endswith(b"\r\n\r\n"), (path, head)
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nhost: {host}\r\n\r\n".encode())
+        assert _read_response(sock).startswith(b"HTTP/1.1 200 ")  # the same connection, still in step

@@ -259,9 +259,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._scope_now()
         if not over:
             super().on_headers_complete()
-            if self.cycle is not None:  # its head and first body bytes in one write
-                self.cycle.transport = OneWrite(self.transport)  # type: ignore[assignment]
-                cast(dict[str, Any], self.scope)[CYCLE_KEY] = ref(self.cycle)  # the API routes' way past ASGI
+            if (cycle := self.cycle) is not None:  # its head and first body bytes in one write
+                one = OneWrite(self.transport, cycle.on_response)
+                cycle.transport, cycle.on_response = one, one.completed  # type: ignore[assignment]
+                cast(dict[str, Any], self.scope)[CYCLE_KEY] = ref(cycle)  # the API routes' way past ASGI
             return
         app = self.app
         self.app = _TooManyHeaders(self._head_lines > self.limits.max_headers, self.limits)
