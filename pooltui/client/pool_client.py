@@ -822,7 +822,7 @@ class PoolClient:
             if held > cap:
                 raise _TooLarge(f"the stream sent more than {cap / 2**20:g} MiB before its first event")
             prelude.append(chunk)
-            scanner.feed(chunk)
+            scanner.feed(chunk, until_data=True)  # what came after the first event is read once it has gone on
             if scanner.error is not None and not scanner.saw_data:
                 status = stream_error_status(scanner.error)
                 return classify(dialect, status, {}, scanner.error, now), scanner, (prelude, it)
@@ -864,6 +864,7 @@ class PoolStream:
             for chunk in self._prelude:
                 yield chunk
             self._prelude = []
+            scanner.catch_up()  # the prelude's events after the first: read now that the first has gone on
             while True:
                 try:
                     chunk = await limit.next(rest)
@@ -887,11 +888,14 @@ class PoolStream:
 
     @property
     def tokens(self) -> tuple[int, int]:
-        return self._scanner.tokens_in, self._scanner.tokens_out
+        scanner = self._scanner
+        scanner.catch_up()
+        return scanner.tokens_in, scanner.tokens_out
 
     @property
     def usage(self) -> Usage:
         """What the stream's events reported so far, cache fields included."""
+        self._scanner.catch_up()
         return self._scanner.usage
 
     async def aclose(self) -> None:
@@ -900,7 +904,7 @@ class PoolStream:
         self._closed = True
         await self._resp.aclose()
         pool, key = self._up.pool, self._key
-        usage = self._scanner.usage
+        usage = self.usage  # the prelude's later events read too, when the stream closed before relaying them
         tin, tout = usage.input, usage.output
         cost = self._client._cost(self._model, usage) if (tin or tout) else None
         conversation, messages = self._conversation or (None, 0)

@@ -12,6 +12,19 @@ from pooltui.core.usage import Usage, usage_of
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
+def _quiet_end(buf: bytes) -> int:
+    """Where the whole events at the start of ``buf`` end (after their last blank line), when none of ``buf`` says
+    anything a scanner acts on once data flows: no usage object (OpenAI's ``"usage":null`` in every chunk is none),
+    no error, no end of stream. 0 when something does, or no event ends in ``buf``."""
+    find = buf.find  # (``find`` costs less per call than ``in`` on bytes)
+    if find(b"error") >= 0 or find(b"[DONE]") >= 0 or find(b"message_stop") >= 0:
+        return 0
+    if find(b'"usage"') >= 0 and buf.count(b'"usage"') != buf.count(b'"usage":null'):
+        return 0
+    lf, crlf = buf.rfind(b"\n\n"), buf.rfind(b"\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+
+
 #: the longest single SSE line held by default (a line is held whole until its newline)
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -24,16 +37,21 @@ class SSEScanner:
     """Feed raw bytes; learn when the first real data event arrived, errors, and token usage.
 
     A line is held until its newline, at most ``max_line`` bytes (``SSELineTooLongError`` past it); the
-    pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size."""
+    pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size.
+    Once data flows, whole events that say nothing the scanner acts on (no usage object, no error, no end) are
+    passed over in one look at the chunk rather than line by line. ``feed(chunk, until_data=True)`` stops at the
+    first data event and keeps the chunk's later lines for the next ``feed`` or ``catch_up``: a stream's first
+    event goes on to its caller before the rest of what came with it is read."""
 
-    __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_pieces", "done", "error", "max_line", "saw_data",
-                 "tokens_in", "tokens_out", "usage")
+    __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_later", "_pieces", "done", "error", "max_line",
+                 "saw_data", "tokens_in", "tokens_out", "usage")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.max_line = max_line
         self._buf = b""
         self._pieces: list[bytes] = []  # a line's earlier chunks while it has no newline yet
         self._held = 0
+        self._later: list[bytes] = []  # complete lines not read yet (``until_data`` stopped before them)
         self._data_bytes = 0  # the data of the event being read
         self._event = ""
         self._data: list[bytes] = []
@@ -44,7 +62,10 @@ class SSEScanner:
         self.usage = Usage()  # everything the stream's events reported, cache fields included
         self.done = False
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes, until_data: bool = False) -> None:
+        """Scan ``chunk``; with ``until_data``, only up to the end of the first data event (see the class)."""
+        if self._later:
+            self.catch_up()
         if b"\n" not in chunk:  # (part of) one long line: kept aside, not copied again per chunk
             self._held += len(chunk)
             if len(self._buf) + self._held > self.max_line:
@@ -55,13 +76,31 @@ class SSEScanner:
             chunk = b"".join(self._pieces) + chunk
             self._pieces, self._held = [], 0
         buf = self._buf + chunk if self._buf else chunk
+        if self.saw_data and not self._data and not self._event and len(buf) <= self.max_line:
+            end = _quiet_end(buf)  # no event is half read: whole events with nothing to act on need no look
+            if end:
+                if end == len(buf):
+                    self._buf = b""
+                    return
+                buf = buf[end:]
         *lines, self._buf = buf.split(b"\n")
         if len(self._buf) > self.max_line:
             raise SSELineTooLongError(f"the upstream sent an SSE line longer than {self.max_line / 2**20:g} MiB")
-        for line in lines:
+        self._read(lines, until_data)
+
+    def catch_up(self) -> None:
+        """Read the lines a ``feed(..., until_data=True)`` left for later."""
+        later, self._later = self._later, []
+        self._read(later, False)
+
+    def _read(self, lines: list[bytes], until_data: bool) -> None:
+        for n, line in enumerate(lines):
             line = line.rstrip(b"\r")
             if not line:
                 self._dispatch()
+                if until_data and self.saw_data:
+                    self._later = lines[n + 1:]
+                    return
             elif line.startswith(b"data:"):
                 value = line[5:]
                 self._data.append(value[1:] if value[:1] == b" " else value)  # exactly one space, as the spec says
