@@ -43,6 +43,9 @@ def test_an_error_after_data_in_a_chunk_of_many_events_is_kept() -> None:
     data = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
     s = scanned(data, data * 2 + b'event: error\ndata: {"message":"overloaded"}\n\n' + data)
     assert s.error == {"message": "overloaded"} and s.saw_data
+    # an event whose name comes after its data, in the next chunk: its data line was held, not passed over
+    late = scanned(data, data * 2 + b'data: {"message":"went away"}\n', b"event: error\n\n")
+    assert late.error == {"message": "went away"}
 
 
 def test_an_event_begun_in_an_earlier_chunk_is_read_whole() -> None:
