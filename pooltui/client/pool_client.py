@@ -358,13 +358,14 @@ class PoolClient:
         coroutine, not one awaiting it: no frame of this method stays on the request's path.)"""
         return self._run(build, deadline_s, upstreams, streaming=False)
 
-    async def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
-                          upstreams: list[Upstream] | None = None) -> PoolStream | PoolResponse:
+    def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
+                    upstreams: list[Upstream] | None = None) -> Awaitable[PoolStream | PoolResponse]:
         """Open a stream, held until its first real data event; after that it stays on its key.
 
-        A request error (400, 404, ...) comes back as a plain PoolResponse: there is no stream to relay.
+        A request error (400, 404, ...) comes back as a plain PoolResponse: there is no stream to relay. (The
+        request's own coroutine, as ``send`` gives it: no frame of this method is resumed at each wake.)
         """
-        return await self._run(build, deadline_s, upstreams, streaming=True)
+        return self._run(build, deadline_s, upstreams, streaming=True)
 
     # ------------------------------------------------------------------ machinery
     def _new_trace(self) -> RequestTrace:
@@ -859,12 +860,15 @@ class PoolStream:
         scanner = self._scanner
         idle = self._client.stream_idle_s
         rest = aiter(self._rest)
-        limit = IdleLimit(idle)  # a stream may last; a silence may not (one timer for the stream, not one a chunk)
+        limit: IdleLimit | None = None
         try:
             for chunk in self._prelude:
                 yield chunk
             self._prelude = []
             scanner.catch_up()  # the prelude's events after the first: read now that the first has gone on
+            # a stream may last; a silence may not (one timer for the stream, not one a chunk; made once the first
+            # chunk has gone on)
+            limit = IdleLimit(idle)
             while True:
                 try:
                     chunk = await limit.next(rest)
@@ -883,7 +887,8 @@ class PoolStream:
             self.interrupted = self.interrupted or f"{type(exc).__name__} after first event"
             raise
         finally:
-            limit.close()
+            if limit is not None:
+                limit.close()
             await self.aclose()
 
     @property
