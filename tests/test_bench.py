@@ -35,6 +35,7 @@ def test_a_quick_benchmark_runs_as_a_subprocess() -> None:
     out = bench("stream", "--tokens", "5", "--streams", "2")
     assert out.returncode == 0, out.stderr
     assert "2 OpenAI streams of" in out.stdout and "µs per chunk through the SSE scanner" in out.stdout
+    assert "µs per event with 4 events a chunk" in out.stdout
 
 
 def test_an_unknown_benchmark_is_one_clear_line_and_exit_2() -> None:

@@ -365,13 +365,14 @@ class PoolClient:
         coroutine, not one awaiting it: no frame of this method stays on the request's path.)"""
         return self._run(build, deadline_s, upstreams, streaming=False)
 
-    async def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
-                          upstreams: list[Upstream] | None = None) -> PoolStream | PoolResponse:
+    def open_stream(self, build: RequestBuilder | ApiRequest, *, deadline_s: float | None = None,
+                    upstreams: list[Upstream] | None = None) -> Awaitable[PoolStream | PoolResponse]:
         """Open a stream, held until its first real data event; after that it stays on its key.
 
-        A request error (400, 404, ...) comes back as a plain PoolResponse: there is no stream to relay.
+        A request error (400, 404, ...) comes back as a plain PoolResponse: there is no stream to relay. (The
+        request's own coroutine, as ``send`` gives it: no frame of this method is resumed at each wake.)
         """
-        return await self._run(build, deadline_s, upstreams, streaming=True)
+        return self._run(build, deadline_s, upstreams, streaming=True)
 
     # ------------------------------------------------------------------ machinery
     def _new_trace(self) -> RequestTrace:
@@ -873,7 +874,7 @@ class PoolClient:
             if held > cap:
                 raise _TooLarge(f"the stream sent more than {cap / 2**20:g} MiB before its first event")
             prelude.append(chunk)
-            scanner.feed(chunk)
+            scanner.feed(chunk, until_data=True)  # what came after the first event is read once it has gone on
             if scanner.error is not None and not scanner.saw_data:
                 status = stream_error_status(scanner.error)
                 return classify(dialect, status, {}, scanner.error, now), scanner, (prelude, it)
@@ -910,11 +911,15 @@ class PoolStream:
         scanner = self._scanner
         idle = self._client.stream_idle_s
         rest = aiter(self._rest)
-        limit = IdleLimit(idle)  # a stream may last; a silence may not (one timer for the stream, not one a chunk)
+        limit: IdleLimit | None = None
         try:
             for chunk in self._prelude:
                 yield chunk
             self._prelude = []
+            scanner.catch_up()  # the prelude's events after the first: read now that the first has gone on
+            # a stream may last; a silence may not (one timer for the stream, not one a chunk; made once the first
+            # chunk has gone on)
+            limit = IdleLimit(idle)
             while True:
                 try:
                     chunk = await limit.next(rest)
@@ -933,16 +938,20 @@ class PoolStream:
             self.interrupted = self.interrupted or f"{type(exc).__name__} after first event"
             raise
         finally:
-            limit.close()
+            if limit is not None:
+                limit.close()
             await self.aclose()
 
     @property
     def tokens(self) -> tuple[int, int]:
-        return self._scanner.tokens_in, self._scanner.tokens_out
+        scanner = self._scanner
+        scanner.catch_up()
+        return scanner.tokens_in, scanner.tokens_out
 
     @property
     def usage(self) -> Usage:
         """What the stream's events reported so far, cache fields included."""
+        self._scanner.catch_up()
         return self._scanner.usage
 
     async def aclose(self) -> None:
@@ -951,7 +960,7 @@ class PoolStream:
         self._closed = True
         await self._resp.aclose()
         pool, key = self._up.pool, self._key
-        usage = self._scanner.usage
+        usage = self.usage  # the prelude's later events read too, when the stream closed before relaying them
         tin, tout = usage.input, usage.output
         cost = self._client._cost(self._model, usage) if (tin or tout) else None
         conversation, messages = self._conversation or (None, 0)

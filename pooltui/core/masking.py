@@ -72,6 +72,7 @@ class SecretScrubber:
         self._pattern: re.Pattern[str] | None = None
         self._bpattern: re.Pattern[bytes] | None = None
         self._prefixes: frozenset[bytes] = frozenset()
+        self._starts: re.Pattern[bytes] | None = None  # any byte a known secret begins with
         self.longest = 0
         self._dirty = False
 
@@ -89,6 +90,8 @@ class SecretScrubber:
         self._bmasks = [(s.encode(), self._masks[s].encode()) for s in ordered]
         self.longest = len(self._bmasks[0][0]) if ordered else 0
         self._prefixes = frozenset(s[:i] for s, _ in self._bmasks for i in range(1, len(s)))
+        firsts = sorted({s[0] for s, _ in self._bmasks})
+        self._starts = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in firsts) + b"]") if firsts else None
         if len(ordered) > _TRIE_ABOVE:
             pattern = _trie_pattern(ordered)
             self._pattern = re.compile(pattern)
@@ -130,11 +133,14 @@ class SecretScrubber:
         """How many bytes at the end of ``data`` could be the start of a secret cut by a chunk boundary."""
         if self._dirty:
             self._rebuild()
-        if not self._prefixes or not data or data[-1:] in b" \t\r\n":
+        starts = self._starts
+        if not self._prefixes or starts is None or not data or data[-1:] in b" \t\r\n":
             return 0
-        for k in range(min(self.longest - 1, len(data)), 0, -1):
-            if data[-k:] in self._prefixes:
-                return k
+        # only where a secret could begin (a byte one begins with), the longest such end first
+        n = len(data)
+        for found in starts.finditer(data, max(0, n - self.longest + 1)):
+            if data[found.start():] in self._prefixes:
+                return n - found.start()
         return 0
 
 

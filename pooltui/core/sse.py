@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from pooltui.core.usage import Usage, usage_of
 
 # a usage object, not `"usage":null` (which OpenAI sends in every chunk when usage is asked for)
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
+
+
+def _quiet_end(buf: bytes) -> int:
+    """Where the whole events at the start of ``buf`` that say nothing a scanner acts on once data flows end (after
+    their last blank line): before the first usage object (OpenAI's ``"usage":null`` in every chunk is none), error
+    or end of stream in ``buf``. 0 when no such event ends in ``buf``. (A look at a chunk costs about its length,
+    each: ``find`` costs less per call than ``in`` on bytes, and an ending blank line is found at once.)"""
+    find = buf.find
+    stop = len(buf)
+    at = find(b'"usage"')
+    while at >= 0 and buf.startswith(b'"usage":null', at):
+        at = find(b'"usage"', at + 12)
+    if at >= 0:
+        stop = at
+    for mark in (b"error", b"[DONE]", b"message_stop"):
+        at = find(mark, 0, stop)
+        if at >= 0:
+            stop = at
+    if stop == len(buf) and (buf.endswith(b"\n\n") or buf.endswith(b"\n\r\n")):
+        return stop
+    lf, crlf = buf.rfind(b"\n\n", 0, stop), buf.rfind(b"\n\r\n", 0, stop)
+    return max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
 
 
 #: the longest single SSE line held by default (a line is held whole until its newline)
@@ -24,16 +47,22 @@ class SSEScanner:
     """Feed raw bytes; learn when the first real data event arrived, errors, and token usage.
 
     A line is held until its newline, at most ``max_line`` bytes (``SSELineTooLongError`` past it); the
-    pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size."""
+    pieces of a long line are kept apart and joined once, so a line arriving in many chunks costs its size.
+    Once data flows, whole events that say nothing the scanner acts on (no usage object, no error, no end) are
+    passed over in a few looks at the chunk rather than line by line, up to the first event that does.
+    ``feed(chunk, until_data=True)`` stops at the first data event and keeps the chunk's later lines for the next
+    ``feed`` or ``catch_up``: a stream's first event goes on to its caller before the rest of what came with it
+    is read."""
 
-    __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_pieces", "done", "error", "max_line", "saw_data",
-                 "tokens_in", "tokens_out", "usage")
+    __slots__ = ("_buf", "_data", "_data_bytes", "_event", "_held", "_later", "_pieces", "done", "error", "max_line",
+                 "saw_data", "tokens_in", "tokens_out", "usage")
 
     def __init__(self, max_line: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.max_line = max_line
         self._buf = b""
         self._pieces: list[bytes] = []  # a line's earlier chunks while it has no newline yet
         self._held = 0
+        self._later = b""  # complete lines not read yet (``until_data`` stopped before them)
         self._data_bytes = 0  # the data of the event being read
         self._event = ""
         self._data: list[bytes] = []
@@ -44,7 +73,10 @@ class SSEScanner:
         self.usage = Usage()  # everything the stream's events reported, cache fields included
         self.done = False
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes, until_data: bool = False) -> None:
+        """Scan ``chunk``; with ``until_data``, only up to the end of the first data event (see the class)."""
+        if self._later:
+            self.catch_up()
         if b"\n" not in chunk:  # (part of) one long line: kept aside, not copied again per chunk
             self._held += len(chunk)
             if len(self._buf) + self._held > self.max_line:
@@ -54,10 +86,37 @@ class SSEScanner:
         if self._pieces:
             chunk = b"".join(self._pieces) + chunk
             self._pieces, self._held = [], 0
-        buf = self._buf + chunk if self._buf else chunk
+        self._scan(self._buf + chunk if self._buf else chunk, until_data)
+
+    def catch_up(self) -> None:
+        """Read the lines a ``feed(..., until_data=True)`` left for later."""
+        later, self._later = self._later, b""
+        if later:
+            self._scan(later + self._buf, False)
+
+    def _scan(self, buf: bytes, until_data: bool) -> None:
+        """Read the complete lines of ``buf``; hold the rest (a line without its newline yet)."""
+        if self.saw_data and not self._data and not self._event and len(buf) <= self.max_line:
+            end = _quiet_end(buf)  # no event is half read: whole events with nothing to act on need no look
+            if end:
+                if end == len(buf):
+                    self._buf = b""
+                    return
+                buf = buf[end:]
         *lines, self._buf = buf.split(b"\n")
         if len(self._buf) > self.max_line:
             raise SSELineTooLongError(f"the upstream sent an SSE line longer than {self.max_line / 2**20:g} MiB")
+        if not until_data or self.saw_data:
+            self._read(lines)
+            return
+        for n, line in enumerate(lines):  # a line at a time up to the first data event (a stream's first lines)
+            self._read((line,))
+            if self.saw_data:
+                if n + 1 < len(lines):
+                    self._later = b"\n".join(lines[n + 1:]) + b"\n"
+                return
+
+    def _read(self, lines: Iterable[bytes]) -> None:
         for line in lines:
             line = line.rstrip(b"\r")
             if not line:

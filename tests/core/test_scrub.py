@@ -48,3 +48,29 @@ def test_a_secret_split_across_stream_chunks_is_still_masked(cut: list[int]) -> 
 def test_a_stream_chunk_ending_a_line_is_not_held_back() -> None:
     stream = StreamScrubber(_scrubber(3))
     assert stream.feed(b"data: {}\n\n") == b"data: {}\n\n"
+
+
+def _naive_held_back(secrets: list[str], data: bytes) -> int:
+    """The definition: the longest end of ``data`` (shorter than the longest secret) that begins a secret; none
+    after whitespace."""
+    if not data or data[-1:] in b" \t\r\n":
+        return 0
+    ends = [k for k in range(1, len(data) + 1) for s in secrets
+            if k < len(s.encode()) and s.encode().startswith(data[-k:])]
+    return max(ends, default=0)
+
+
+_SHAPES = st.text(alphabet="sk-_]^\\[.*?aZ09…", min_size=8, max_size=24)
+
+
+@given(secrets=st.lists(_SHAPES, min_size=1, max_size=5), data=st.binary(max_size=60),
+       tail=st.integers(0, 30), which=st.integers(0, 4))
+def test_what_a_stream_chunk_holds_back_is_the_longest_end_that_begins_a_secret(
+        secrets: list[str], data: bytes, tail: int, which: int) -> None:
+    s = SecretScrubber()
+    for secret in secrets:
+        s.remember(secret)
+    kept = [x.strip() for x in secrets if len(x.strip()) >= 8]
+    if kept:  # a chunk cut inside a secret, after other bytes (a secret's own bytes among them)
+        data += kept[which % len(kept)].encode()[:tail]
+    assert s.held_back(data) == _naive_held_back(kept, data)
