@@ -17,14 +17,20 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 import httpx
 
-from pooltui.client.upstream_http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ParsedOnce, raw_headers, tls_context
+from pooltui.client.upstream_http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    ParsedOnce,
+    header_names,
+    raw_headers,
+    tls_context,
+)
 
 _PAUSE_ABOVE = 1 << 20  # answer bytes held unread before the socket stops being read
 _JOIN_MAX = 64 * 1024  # chunks read at once are handed on as one up to this size (larger ones as they are)
@@ -216,7 +222,7 @@ class Http1Answer:
             return
         self.status_code = status
         self.headers = headers = raw_headers(raw)
-        names = list(map(_LOWER_NAME, headers._list))  # lowered once by raw_headers: looked up here in C
+        names = header_names(headers)  # lowered once by raw_headers: looked up here in C
         if b"content-encoding" in names:
             encoding = b", ".join([v for k, v in raw if k.lower() == b"content-encoding"]).decode(
                 "latin-1").strip().lower()  # what ``headers.get`` gives (repeated ones joined), without its lookups
@@ -355,7 +361,6 @@ class Http1Answer:
 
 
 _NO_HEADERS = httpx.Headers()  # an answer's headers until its head has come (nothing reads them before)
-_LOWER_NAME = itemgetter(1)  # of an ``httpx.Headers`` line: its name lowered
 
 
 def _too_many_headers() -> UpstreamError:
