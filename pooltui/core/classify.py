@@ -155,6 +155,12 @@ def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> 
     """Classify one response. Never raises, whatever the headers and body hold."""
     try:
         lowered = lower_headers(headers)
+        if type(status) is int and 200 <= status < 300:  # the usual answer: its headers only (no body, no reason)
+            result = Classification(Outcome.OK, status, model_scoped=dialect in PER_MODEL_DIALECTS)
+            if lowered:  # rate limits or an organization named: none of either otherwise
+                result.limits = parse_rate_limits(dialect, lowered, now)
+                result.org = read_org(lowered)
+            return result
         result = _classify(dialect, int(status), lowered, body, now)
         result.org = read_org(lowered)
         if result.reason:

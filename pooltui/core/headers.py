@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from operator import itemgetter
 from typing import Any
 
 #: Longest wait any header may ask for; beyond it the value is treated as garbage.
@@ -198,6 +199,17 @@ class RateLimits:
 
 #: the organization headers (core/accounts.py reads them), kept beside the rate-limit ones
 _ORG_SUFFIXES = (b"-organization", b"-organization-id")
+_NAME = itemgetter(0)
+#: per set of header names (as they came): the positions of the ones classify reads, and their names lowered
+_SIGNALS: dict[tuple[bytes, ...], tuple[tuple[int, ...], tuple[str, ...]]] = {}
+_SIGNALS_KEPT = 256  # sets remembered (an upstream sends a few)
+
+
+def _signals(names: tuple[bytes, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Which of ``names`` classify reads (rate limits, retry-after, organization), and each lowered."""
+    at = [i for i, name in enumerate(names) if b"ratelimit" in (lowered := name.lower())
+          or lowered.startswith(b"retry-after") or lowered.endswith(_ORG_SUFFIXES)]
+    return tuple(at), tuple(names[i].lower().decode("latin-1") for i in at)
 
 
 def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
@@ -205,12 +217,16 @@ def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
     try:
         raw = getattr(headers, "raw", None)
         if raw is not None and hasattr(headers, "get_list"):  # httpx.Headers: keep only what classify reads
-            out = {}
-            for k, v in raw:
-                lk = k.lower()
-                if b"ratelimit" in lk or lk.startswith(b"retry-after") or lk.endswith(_ORG_SUFFIXES):
-                    out[lk.decode("latin-1")] = v.decode("latin-1")
-            return out
+            names = tuple(map(_NAME, raw))
+            found = _SIGNALS.get(names)  # which lines those are, worked out once per set of names
+            if found is None:
+                if len(_SIGNALS) >= _SIGNALS_KEPT:
+                    _SIGNALS.clear()
+                found = _SIGNALS[names] = _signals(names)
+            at, lowered = found
+            if not at:
+                return {}
+            return dict(zip(lowered, [raw[i][1].decode("latin-1") for i in at], strict=True))  # the last one wins
         return {str(k).lower(): v for k, v in dict(headers).items()}
     except (TypeError, ValueError):
         return {}

@@ -1,0 +1,115 @@
+"""``classify``'s cheaper reading of the usual answer (a 2xx read from its headers alone; the headers classify reads
+picked once per set of names) against the code it replaced, kept here as the reference: the same
+``Classification`` for every captured answer of tests/corpus (as they came, and as 2xx answers with the same
+headers), for each dialect's usual 200 (PROVIDERS.md's rate-limit headers, organization headers), and for 600
+seeded random header sets (names in any case, repeated, signals among others, odd values), given both as
+``httpx.Headers`` (what the client passes) and as a plain dict."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from pooltui.client.upstream_http import raw_headers
+from pooltui.core.accounts import read_org
+from pooltui.core.classify import DIALECTS, Classification, _classify, classify
+from pooltui.core.health import Outcome
+from pooltui.core.masking import scrub
+from pooltui.sim import corpus
+
+NOW = 1_790_000_000.0
+_ORG_SUFFIXES = (b"-organization", b"-organization-id")
+
+
+def reference_lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
+    """``lower_headers`` as it was: every line looked at."""
+    try:
+        raw = getattr(headers, "raw", None)
+        if raw is not None and hasattr(headers, "get_list"):
+            out = {}
+            for k, v in raw:
+                lk = k.lower()
+                if b"ratelimit" in lk or lk.startswith(b"retry-after") or lk.endswith(_ORG_SUFFIXES):
+                    out[lk.decode("latin-1")] = v.decode("latin-1")
+            return out
+        return {str(k).lower(): v for k, v in dict(headers).items()}
+    except (TypeError, ValueError):
+        return {}
+
+
+def reference_classify(dialect: str, status: Any, headers: Any, body: Any, now: float) -> Classification:
+    """``classify`` as it was: every answer through ``_classify``."""
+    try:
+        lowered = reference_lower_headers(headers)
+        result = _classify(dialect, int(status), lowered, body, now)
+        result.org = read_org(lowered)
+        if result.reason:
+            result.reason = scrub(result.reason)
+        return result
+    except Exception as exc:
+        code = status if isinstance(status, int) and not isinstance(status, bool) else 0
+        outcome = Outcome.OK if 200 <= code < 300 else Outcome.TRANSIENT
+        return Classification(outcome, code, f"unclassifiable response ({type(exc).__name__})")
+
+
+def _both(lines: list[tuple[str, str]]) -> list[Any]:
+    """The same lines as ``httpx.Headers`` (as the client builds them) and, names deduplicated, as a dict."""
+    return [raw_headers([(k.encode("latin-1"), v.encode("latin-1")) for k, v in lines]), dict(lines)]
+
+
+def _same(dialect: str, status: Any, lines: list[tuple[str, str]], body: Any) -> None:
+    for headers in _both(lines):
+        assert classify(dialect, status, headers, body, NOW) == reference_classify(dialect, status, headers, body,
+                                                                                  NOW), (dialect, status, lines)
+
+
+OPENAI = [("x-ratelimit-limit-requests", "10000"), ("x-ratelimit-limit-tokens", "30000000"),
+          ("x-ratelimit-remaining-requests", "9999"), ("x-ratelimit-remaining-tokens", "29999990"),
+          ("x-ratelimit-reset-requests", "6ms"), ("x-ratelimit-reset-tokens", "2m59.56s"),
+          ("openai-organization", "user-abc"), ("openai-processing-ms", "345"), ("x-request-id", "req_1")]
+ANTHROPIC = [(f"anthropic-ratelimit-{what}-{part}", value) for what in ("requests", "tokens", "input-tokens",
+                                                                        "output-tokens")
+             for part, value in (("limit", "4000"), ("remaining", "3999"), ("reset", "2026-09-21T14:14:20Z"))] \
+    + [("anthropic-organization-id", "00000000-0000-0000-0000-000000000000"), ("request-id", "req_1")]
+MISTRAL = [("x-ratelimit-limit-req-minute", "60"), ("x-ratelimit-remaining-req-minute", "59"),
+           ("x-ratelimit-limit-tokens-minute", "500000"), ("x-ratelimit-remaining-tokens-minute", "499000")]
+GROQ = [("x-ratelimit-limit-requests", "14400"), ("x-ratelimit-remaining-requests", "14399"),
+        ("x-ratelimit-reset-requests", "6s"), ("x-ratelimit-reset-tokens", "7.66ms"), ("retry-after", "2")]
+USUAL = {"openai": OPENAI, "anthropic": ANTHROPIC, "mistral": MISTRAL, "groq": GROQ, "simulator": [
+    ("date", "Mon, 07 Dec 2026 07:05:04 GMT"), ("server", "uvicorn"), ("openai-organization", "org-sim-key-bench"),
+    ("content-length", "406"), ("content-type", "application/json")], "none": []}
+
+
+@pytest.mark.parametrize("case", corpus.cases(), ids=[c["id"] for c in corpus.cases()])
+def test_every_captured_answer_reads_as_before(case: dict) -> None:
+    lines = list(case["headers"].items())
+    body = corpus.raw_body(case)
+    for status in (case["status"], 200, 201):
+        _same(case["dialect"], status, lines, body)
+
+
+@pytest.mark.parametrize("usual", USUAL, ids=list(USUAL))
+def test_each_dialects_usual_200_reads_as_before(usual: str) -> None:
+    for dialect in DIALECTS:
+        for status in (200, 204, 299, 300, 429, 503, True, "200"):
+            _same(dialect, status, USUAL[usual], b'{"id": "x"}')
+            _same(dialect, status, [(k.upper(), v) for k, v in USUAL[usual]], None)
+
+
+def test_seeded_random_headers_read_as_before() -> None:
+    rng = random.Random(31)
+    names = ["x-ratelimit-remaining-requests", "X-RateLimit-Reset-Tokens", "x-ratelimit-limit-tokens",
+             "anthropic-ratelimit-tokens-remaining", "Anthropic-RateLimit-Requests-Reset", "retry-after",
+             "Retry-After-Ms", "openai-organization", "anthropic-organization-id", "x-organization", "content-type",
+             "date", "x-request-id", "server", "x-ratelimit-remaining-req-minute", "cf-ray", "x-odd\u00e9"]
+    values = ["0", "1", "9999", "-3", "12ms", "1m30s", "2026-09-21T14:14:20Z", "1790000060", "1790000060000", "",
+              "garbage", " 7 ", "user-\u00e9", "Wed, 21 Oct 2026 07:28:00 GMT", "nan", "1e400"]
+    for _ in range(600):
+        lines = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randrange(0, 12))]
+        if rng.random() < 0.3 and lines:  # a name again, in another case
+            name, _ = rng.choice(lines)
+            lines.append((name.swapcase(), rng.choice(values)))
+        _same(rng.choice(DIALECTS), rng.choice((200, 200, 201, 429, 500)), lines, b"{}")
