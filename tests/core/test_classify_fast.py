@@ -7,6 +7,7 @@ seeded random header sets (names in any case, repeated, signals among others, od
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -113,3 +114,42 @@ def test_seeded_random_headers_read_as_before() -> None:
             name, _ = rng.choice(lines)
             lines.append((name.swapcase(), rng.choice(values)))
         _same(rng.choice(DIALECTS), rng.choice((200, 200, 201, 429, 500)), lines, b"{}")
+
+
+def reference_parse_body(body: Any) -> Any:
+    """``parse_body`` as it was: through ``json.loads``."""
+    if body is None or isinstance(body, dict | list):
+        return body
+    try:
+        if isinstance(body, bytes | bytearray | memoryview):
+            body = bytes(body).decode("utf-8", "replace")
+        text = str(body).strip()
+        if not text or text[0] not in "{[" or len(text) > 1_000_000:
+            return None
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+ODD_BODIES: list[Any] = [
+    b'{"a":1}', b'  {"a": 1}  \n', b'{"a":1}\r\n\t ', '{"a":1}\u00a0', b'{"a":1}\xa0', b'{"a":1} {"b":2}',
+    b'{"a":1}x', b'{"a":1}\x00', b"[1, 2]", b"[1, 2", b"[1,]", b'{"a":}', b"{", b"[", b"[" * 100_000,
+    b"[" * 500 + b"]" * 500, b'{"a": NaN, "b": -Infinity}', b"\xef\xbb\xbf{\"a\": 1}", b'{"a": "\xff"}',
+    b'{"a": "\\ud800"}', b'{"a": "tab\there"}', b'"text"', b"123", b"", b"   ", b"null", "[1]", 5,
+    bytearray(b'{"a": [1]}'), memoryview(b'{"a": {"b": null}}'), {"a": 1}, [1], None,
+    b'{"k": "' + b"x" * 1_000_001 + b'"}', b'{"usage": {"prompt_tokens": 5}}\n\n',
+]
+
+
+def test_the_body_parses_as_json_loads_read_it() -> None:
+    """``parse_body``, now json's scanner called straight, gives what ``json.loads`` gave: on every captured
+    body, the simulator's answers and odd ones (whitespace of both kinds, data after the value, BOM, NaN,
+    bad UTF-8, too deep, too large, not an object)."""
+    from pooltui.core.classify import parse_body
+    from pooltui.sim import shapes
+
+    bodies = [*ODD_BODIES, *(corpus.raw_body(c) for c in corpus.cases())]
+    for dialect in ("openai", "anthropic", "gemini"):
+        bodies.append(json.dumps(shapes.completion(dialect, "gpt-sim-1", "req_1", 5, 12)).encode())
+    for body in bodies:
+        assert repr(parse_body(body)) == repr(reference_parse_body(body)), repr(body)[:80]
