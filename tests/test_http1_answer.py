@@ -215,3 +215,55 @@ def test_a_connection_that_closes_takes_its_timer_with_it() -> None:
         assert asyncio.run(run(up.port, upstream_closes=True))
     with KeptAlive(stall_from=99) as up:
         assert asyncio.run(run(up.port, upstream_closes=False))
+
+
+class Apart(Held):
+    """Its head in one write, then its body (of a stated length) in ``pieces`` writes ``gap_s`` apart, or never."""
+
+    def __init__(self, body: bytes, pieces: int, gap_s: float, stall: bool = False) -> None:
+        super().__init__()
+        self.body, self.pieces, self.gap_s, self.stall = body, pieces, gap_s, stall
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        body = self.body
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
+        step = -(-len(body) // self.pieces)
+        for at in range(0, 0 if self.stall else len(body), step):
+            await writer.drain()
+            await asyncio.sleep(self.gap_s)  # the upstream's pace
+            writer.write(body[at:at + step])
+        await reader.read()  # until the client closes
+
+
+async def _opened(port: int, read_s: float) -> tuple[bool, bytes]:
+    """Whether the body was all there when ``open`` returned, and the body."""
+    sender = Http1Sender(read_s=read_s)
+    try:
+        answer = await sender.open("POST", f"http://127.0.0.1:{port}/v1/chat/completions", b"{}", {}, None)
+        whole = answer.whole()
+        return whole is not None, whole if whole is not None else b"".join([c async for c in answer.aiter_bytes()])
+    finally:
+        await sender.aclose()
+
+
+def test_a_small_body_written_apart_from_its_head_wakes_its_reader_once_whole() -> None:
+    """A body of a stated length (up to 64 KiB) that comes in a read after its head's: ``open`` returns with all
+    of it there (one wake of the request's task, not one for the head and one for the body)."""
+    with Apart(completion(), 1, 0.05) as up:
+        assert asyncio.run(_opened(up.port, 5)) == (True, completion())
+
+
+def test_a_larger_body_wakes_its_reader_at_its_head() -> None:
+    big = b"[" + b"1," * (40 * 1024) + b"1]"  # 80 KiB: read as it comes
+    with Apart(big, 2, 0.05) as up:
+        assert asyncio.run(_opened(up.port, 5)) == (False, big)
+
+
+def test_a_held_body_that_trickles_is_timed_per_piece_and_one_that_stalls_times_out() -> None:
+    """The read timeout of a held body starts again at each piece, as for a body read as it comes: six pieces 0.1 s
+    apart pass a 0.25 s read timeout (0.6 s in all); a body that never comes fails at the read timeout."""
+    with Apart(completion(), 6, 0.1) as up:
+        assert asyncio.run(_opened(up.port, 0.25)) == (True, completion())
+    with Apart(completion(), 1, 0, stall=True) as up, pytest.raises(UpstreamTimeout):
+        asyncio.run(_opened(up.port, 0.25))

@@ -34,6 +34,7 @@ from pooltui.client.upstream_http import (
 
 _PAUSE_ABOVE = 1 << 20  # answer bytes held unread before the socket stops being read
 _JOIN_MAX = 64 * 1024  # chunks read at once are handed on as one up to this size (larger ones as they are)
+_HOLD_MAX = 64 * 1024  # a body of a stated length up to this size wakes its reader once, when it is whole
 MAX_HEADERS = 256  # an answer's header lines (a provider sends a few dozen)
 MAX_HEAD_BYTES = 64 * 1024  # and their bytes
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})  # framing: ours to write
@@ -174,8 +175,9 @@ class _Connection(asyncio.Protocol):
 class Http1Answer:
     """An upstream's answer (an ``Answer``): status and headers now, the body as it comes."""
 
-    __slots__ = ("_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_informational",
-                 "_keep", "_raw", "_read_s", "_state", "_waiter", "declared", "headers", "received", "status_code")
+    __slots__ = ("_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_hold",
+                 "_informational", "_keep", "_raw", "_read_s", "_state", "_waiter", "declared", "headers", "received",
+                 "status_code")
 
     def __init__(self, conn: _Connection, read_s: float, head_only: bool) -> None:
         self._conn: _Connection | None = conn
@@ -190,6 +192,7 @@ class Http1Answer:
         self._decoder: zlib._Decompress | None = None
         self._state = 0  # 0 head awaited, 1 body coming, 2 complete
         self._keep = False
+        self._hold = False  # its reader woken only once its body is whole (see head_done)
         self._informational = False
         self.received = False  # any byte of it (a reused connection cut before one is replaced)
         self.status_code = 0
@@ -234,6 +237,11 @@ class Http1Answer:
         self._state = 1
         if self._head_only:
             self._state, self._keep = 2, False
+        elif self.declared is not None and self.declared <= _HOLD_MAX:
+            # a small body of a stated length: its reader is woken when all of it is here, not for its head alone
+            # (an upstream that writes head and body apart would cost the request's task a wake for nothing)
+            self._hold = True
+            return
         waiter = self._waiter  # _wake, inlined (as in feed and complete): once per read of an answer
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -256,7 +264,10 @@ class Http1Answer:
                 conn.transport.pause_reading()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            if self._hold:  # the rest is awaited whole; this piece starts the read timeout again, as a wake would
+                self._deadline = waiter.get_loop().time() + self._read_s
+            else:
+                waiter.set_result(None)
 
     def complete(self, keep: bool) -> None:
         if self._informational:
