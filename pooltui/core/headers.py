@@ -71,7 +71,7 @@ def parse_go_duration(value: Any) -> float | None:
         text = str(value).strip()
     except Exception:
         return None
-    if not text or len(text) > 48:
+    if not text or len(text) > 48 or ":" in text:  # a colon: neither a duration nor a number (a timestamp's)
         return None
     if text[-1] == "s" and text[0].isdigit():  # fast paths: "12ms", "1.5s"
         head = text[:-2] if text.endswith("ms") else text[:-1]
@@ -89,16 +89,34 @@ def parse_go_duration(value: Any) -> float | None:
     return _sane(total)
 
 
+#: RFC 3339 texts read, and the moment each names (None: not a timestamp with a zone): a provider states the same
+#: reset on every answer until its window turns, so each is read once
+_STAMPS: dict[str, float | None] = {}
+_STAMPS_KEPT = 1024
+
+
+def _stamp(text: str) -> float | None:
+    """The moment an RFC 3339 text names, in epoch seconds; None for anything else or a time without a zone."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return when.timestamp() if when.tzinfo is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def parse_rfc3339(value: Any, now: float) -> float | None:
     """An RFC 3339 timestamp (anthropic's resets) as seconds from ``now``."""
     try:
         text = str(value).strip()
         if len(text) > 40:
             return None
-        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        if when.tzinfo is None:
-            return None
-        return _sane(max(0.0, when.timestamp() - now))
+        try:
+            stamp = _STAMPS[text]  # one lookup: another thread's clear between two would lose it
+        except KeyError:
+            if len(_STAMPS) >= _STAMPS_KEPT:
+                _STAMPS.clear()
+            stamp = _STAMPS[text] = _stamp(text)
+        return None if stamp is None else _sane(max(0.0, stamp - now))
     except (TypeError, ValueError, OverflowError):
         return None
 

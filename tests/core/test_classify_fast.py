@@ -153,3 +153,71 @@ def test_the_body_parses_as_json_loads_read_it() -> None:
         bodies.append(json.dumps(shapes.completion(dialect, "gpt-sim-1", "req_1", 5, 12)).encode())
     for body in bodies:
         assert repr(parse_body(body)) == repr(reference_parse_body(body)), repr(body)[:80]
+
+
+def reference_parse_go_duration(value: Any) -> float | None:
+    """``parse_go_duration`` as it was (no early answer for a colon)."""
+    from pooltui.core.headers import _GO_PART, _GO_UNITS, _sane, parse_seconds
+
+    try:
+        text = str(value).strip()
+    except Exception:
+        return None
+    if not text or len(text) > 48:
+        return None
+    if text[-1] == "s" and text[0].isdigit():
+        head = text[:-2] if text.endswith("ms") else text[:-1]
+        if head.replace(".", "", 1).isdigit():
+            return _sane(float(head) / (1000.0 if text.endswith("ms") else 1.0))
+    pos, total = 0, 0.0
+    for match in _GO_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        return parse_seconds(text) if pos == 0 else None
+    return _sane(total)
+
+
+def reference_parse_rfc3339(value: Any, now: float) -> float | None:
+    """``parse_rfc3339`` as it was (each text read again)."""
+    from datetime import datetime
+
+    from pooltui.core.headers import _sane
+
+    try:
+        text = str(value).strip()
+        if len(text) > 40:
+            return None
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        if when.tzinfo is None:
+            return None
+        return _sane(max(0.0, when.timestamp() - now))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+RESETS: list[Any] = [
+    "2026-09-21T14:14:20Z", "2026-09-21T14:14:20z", " 2026-09-21T14:14:20.123456Z ", "2026-09-21T14:14:20+02:00",
+    "2026-09-21T14:14:20-07:30", "2026-09-21T14:14:20", "2026-09-21 14:14:20Z", "2026-02-30T00:00:00Z",
+    "2026-09-21T25:00:00Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-09-21T14:14:20Z" + " " * 30,
+    "2026-09-21T14:14:20.1234567890123456789012Z", "12:30", "1:30s", "1m:30s", "6ms", "2m59.56s", "1h", "12", "0",
+    "1790000060", "1790000060000", "nan", "", "garbage", "1e400", None, 12, 1.5, b"6ms", "\u0661\u0662s",
+]
+
+
+def test_resets_read_as_before_read_again_or_not() -> None:
+    """``parse_reset``'s parts, a timestamp's moment now remembered per text and a colon's text no duration, give
+    what they gave on each value, read the first time and again at other moments."""
+    from pooltui.core.headers import parse_go_duration, parse_reset, parse_rfc3339
+
+    for now in (NOW, NOW + 61.5, 1_800_000_000.0, NOW):
+        for value in RESETS:
+            assert repr(parse_go_duration(value)) == repr(reference_parse_go_duration(value)), value
+            assert repr(parse_rfc3339(value, now)) == repr(reference_parse_rfc3339(value, now)), (value, now)
+            expected = reference_parse_go_duration(value) if value is not None else None
+            if expected is None and value is not None:
+                expected = reference_parse_rfc3339(value, now)
+            if expected is not None:
+                assert parse_reset(value, now) == expected, (value, now)
