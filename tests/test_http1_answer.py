@@ -267,3 +267,38 @@ def test_a_held_body_that_trickles_is_timed_per_piece_and_one_that_stalls_times_
         assert asyncio.run(_opened(up.port, 0.25)) == (True, completion())
     with Apart(completion(), 1, 0, stall=True) as up, pytest.raises(UpstreamTimeout):
         asyncio.run(_opened(up.port, 0.25))
+
+
+class ChunkedApart(Held):
+    """Its head in one write, then its body chunked in ``pieces`` writes 0.05 s apart."""
+
+    def __init__(self, body: bytes, pieces: int, content_type: bytes) -> None:
+        super().__init__()
+        self.body, self.pieces, self.content_type = body, pieces, content_type
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ntransfer-encoding: chunked\r\n\r\n" % self.content_type)
+        step = -(-len(self.body) // self.pieces)
+        for at in range(0, len(self.body), step):
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            piece = self.body[at:at + step]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        writer.write(b"0\r\n\r\n")
+        await reader.read()  # until the client closes
+
+
+@pytest.mark.parametrize(("content_type", "size", "whole"), [
+    (b"application/json", 0, True),
+    (b"Application/JSON; charset=utf-8", 0, True),
+    (b"text/event-stream", 0, False),  # a stream's reader wants its head at once
+    (b"application/json", 160 * 1024, False),  # past 64 KiB (at its second of four pieces): read as it comes
+], ids=["json", "json with a charset", "event stream", "large json"])
+def test_json_without_a_length_wakes_its_reader_once_whole_unless_large(content_type: bytes, size: int,
+                                                                         whole: bool) -> None:
+    """Chunked JSON (what every reader of it reads whole) is held as a small body of a stated length is: its head
+    alone wakes no one; an event stream's head does, and JSON past 64 KiB is read as it comes."""
+    body = completion() if not size else b"[" + b"1," * (size // 2) + b"1]"
+    with ChunkedApart(body, 4, content_type) as up:
+        assert asyncio.run(_opened(up.port, 5)) == (whole, body)

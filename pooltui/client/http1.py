@@ -34,7 +34,7 @@ from pooltui.client.upstream_http import (
 
 _PAUSE_ABOVE = 1 << 20  # answer bytes held unread before the socket stops being read
 _JOIN_MAX = 64 * 1024  # chunks read at once are handed on as one up to this size (larger ones as they are)
-_HOLD_MAX = 64 * 1024  # a body of a stated length up to this size wakes its reader once, when it is whole
+_HOLD_MAX = 64 * 1024  # a body of a stated length up to this size (or JSON of none) wakes its reader once, whole
 MAX_HEADERS = 256  # an answer's header lines (a provider sends a few dozen)
 MAX_HEAD_BYTES = 64 * 1024  # and their bytes
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})  # framing: ours to write
@@ -237,9 +237,11 @@ class Http1Answer:
         self._state = 1
         if self._head_only:
             self._state, self._keep = 2, False
-        elif self.declared is not None and self.declared <= _HOLD_MAX:
-            # a small body of a stated length: its reader is woken when all of it is here, not for its head alone
-            # (an upstream that writes head and body apart would cost the request's task a wake for nothing)
+        elif (self.declared is not None and self.declared <= _HOLD_MAX) or (
+                self.declared is None and _is_json(raw, names)):
+            # a small body of a stated length, or JSON of none (read whole by every reader): its reader is woken when
+            # all of it is here (or past _HOLD_MAX), not for its head alone (an upstream that writes head and body
+            # apart would cost the request's task a wake for nothing)
             self._hold = True
             return
         waiter = self._waiter  # _wake, inlined (as in feed and complete): once per read of an answer
@@ -262,6 +264,8 @@ class Http1Answer:
                     and sum(map(len, self._chunks)) > _PAUSE_ABOVE:
                 conn.paused = True
                 conn.transport.pause_reading()
+        if self._hold and sum(map(len, self._chunks)) > _HOLD_MAX:
+            self._hold = False  # more than a small body after all: read as it comes
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             if self._hold:  # the rest is awaited whole; this piece starts the read timeout again, as a wake would
@@ -372,6 +376,14 @@ class Http1Answer:
 
 
 _NO_HEADERS = httpx.Headers()  # an answer's headers until its head has come (nothing reads them before)
+
+
+def _is_json(raw: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> bool:
+    """Whether an answer's content type is JSON, as the client judges it (``_is_event_stream``: its one
+    ``content-type``, parameters left out)."""
+    if names.count(b"content-type") != 1:
+        return False
+    return raw[names.index(b"content-type")][1].split(b";")[0].strip().lower() == b"application/json"
 
 
 def _too_many_headers() -> UpstreamError:
