@@ -5,6 +5,8 @@ in sequence, so the plans remembered per set of names are reused across answers 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from pooltui.client.upstream_http import raw_headers
@@ -55,28 +57,42 @@ CASES = {
 }
 
 
-def _text_path(raw: list[tuple[bytes, bytes]], bridge: Bridge | None) -> list[tuple[bytes, bytes]]:
-    """What the caller got before: every line through the text path, then the observer's two headers."""
-    reply = Reply(200, PoolProxy._response_headers(raw_headers(raw), "bench/k0", bridge), b"{}")
+async def _chunks() -> AsyncIterator[bytes]:
+    yield b""
+
+
+def _reply(headers: dict[str, str], lines: list[tuple[bytes, bytes]], stream: bool, bridge: Bridge | None,
+           upstream: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The lines sent for a whole answer, or for a stream with its media type as ``PoolProxy._stream`` picks it;
+    the observer's two headers added as it adds them."""
+    if stream:
+        media = "text/event-stream" if bridge is not None else raw_headers(upstream).get("content-type",
+                                                                                          "text/event-stream")
+        reply = Reply(200, headers, media_type=media, body_iterator=_chunks(), lines=lines)
+    else:
+        reply = Reply(200, headers, b"{}", lines=lines)
     reply.headers["x-pooltui-attempts"] = "1"
     reply.headers["x-pooltui-queue-wait-ms"] = "0"
     return reply.raw_headers()
 
 
-def _now(raw: list[tuple[bytes, bytes]], bridge: Bridge | None) -> list[tuple[bytes, bytes]]:
+def _text_path(raw: list[tuple[bytes, bytes]], bridge: Bridge | None, stream: bool) -> list[tuple[bytes, bytes]]:
+    """What the caller got before: every line through the text path."""
+    return _reply(PoolProxy._response_headers(raw_headers(raw), "bench/k0", bridge), [], stream, bridge, raw)
+
+
+def _now(raw: list[tuple[bytes, bytes]], bridge: Bridge | None, stream: bool) -> list[tuple[bytes, bytes]]:
     lines, headers = PoolProxy._reply_headers(raw_headers(raw), "bench/k0", bridge)
-    reply = Reply(200, headers, b"{}", lines=lines)
-    reply.headers["x-pooltui-attempts"] = "1"
-    reply.headers["x-pooltui-queue-wait-ms"] = "0"
-    return reply.raw_headers()
+    return _reply(headers, lines, stream, bridge, raw)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("translated", [False, True], ids=["as it came", "translated"])
-def test_the_caller_gets_the_lines_the_text_path_gave(translated: bool) -> None:
+def test_the_caller_gets_the_lines_the_text_path_gave(translated: bool, stream: bool) -> None:
     bridge = Bridge(ANTHROPIC, OPENAI, "gpt-sim-1") if translated else None
     for _ in range(2):  # the second round on the plans the first made
         for case, raw in CASES.items():
-            assert _now(raw, bridge) == _text_path(raw, bridge), case
+            assert _now(raw, bridge, stream) == _text_path(raw, bridge, stream), case
 
 
 def test_the_common_answers_take_the_bytes_path_and_the_odd_ones_the_text_path() -> None:
