@@ -161,7 +161,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         if self.answer is not None:
-            self.answer.head_done(self.parser.get_status_code(), self.parser.should_keep_alive())
+            self.answer.head_done(self.parser.get_status_code())
 
     def on_body(self, body: bytes) -> None:
         if self.answer is not None:
@@ -214,7 +214,7 @@ class Http1Answer:
         raw = self._raw
         return len(raw) > MAX_HEADERS or self._head_bytes + sum(map(len, chain.from_iterable(raw))) > MAX_HEAD_BYTES
 
-    def head_done(self, status: int, keep: bool) -> None:
+    def head_done(self, status: int) -> None:
         raw = self._raw
         if self._over_caps():
             raise _too_many_headers()  # the connection's parse fails with it as the cause
@@ -527,7 +527,8 @@ class Http1Sender:
     def _idle_again(self, conn: _Connection) -> None:
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.key, []).append(conn)
-        self._make_room()
+        if self._room:
+            self._make_room()
 
     def _make_room(self) -> None:
         """Wake one request waiting at the cap."""
