@@ -16,16 +16,25 @@ import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 import httpx
 
-from pooltui.client.upstream_http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ParsedOnce, raw_headers, tls_context
+from pooltui.client.upstream_http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    ParsedOnce,
+    header_names,
+    raw_headers,
+    tls_context,
+)
 
 _PAUSE_ABOVE = 1 << 20  # answer bytes held unread before the socket stops being read
 _JOIN_MAX = 64 * 1024  # chunks read at once are handed on as one up to this size (larger ones as they are)
+_HOLD_MAX = 64 * 1024  # a body of a stated length up to this size (or JSON of none) wakes its reader once, whole
 MAX_HEADERS = 256  # an answer's header lines (a provider sends a few dozen)
 MAX_HEAD_BYTES = 64 * 1024  # and their bytes
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection"})  # framing: ours to write
@@ -73,9 +82,13 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.answer: Http1Answer | None = None
+        self.lines: list[tuple[bytes, bytes]] = []  # the current answer's header lines as they are parsed
         self.lost = False
         self.idle_since = 0.0
         self.paused = False
+        #: the read timeout's one timer, kept across the connection's answers and moved on lazily: an answer's wait
+        #: arms it only when none is set or it would fire after that wait's deadline (see ``_check_timeout``)
+        self.timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,32 +106,62 @@ class _Connection(asyncio.Protocol):
             cause = exc.__context__ if isinstance(exc.__context__, UpstreamError) else None
             answer.fail(cause or UpstreamError(f"a malformed answer ({exc})"))
             self.close()
+            return
+        if answer._state == 0 and answer._raw and answer._over_caps():  # a head still coming, already too big
+            answer.fail(_too_many_headers())
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._stop_timer()
         if self.answer is not None:
             self.answer.cut(exc)
         self.pool._forget(self)
 
     def close(self) -> None:
         self.lost = True
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
 
+    # ------------------------------------------------------------------ the read timeout
+    def arm(self, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer set to fire by ``deadline`` (a wait began): left as it is when it fires by then already, as
+        it does on a kept connection whose earlier answer armed it (no timer made or cancelled per answer)."""
+        timer = self.timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self.timer = loop.call_at(deadline, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        """The timer fired: a wait that has lasted its read timeout fails; one begun since runs on to its own
+        deadline (the timer set again for it); with no wait going on, the next wait sets the timer again."""
+        self.timer = None
+        answer = self.answer
+        waiter = answer._waiter if answer is not None else None
+        if answer is None or waiter is None or waiter.done():
+            return
+        loop = waiter.get_loop()
+        if loop.time() < answer._deadline:
+            self.timer = loop.call_at(answer._deadline, self._check_timeout)
+            return
+        answer.fail(UpstreamTimeout(f"read timeout: nothing from the upstream for {answer._read_s:g} s"))
+
+    def _stop_timer(self) -> None:
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+
     # ------------------------------------------------------------------ httptools
     def on_header(self, name: bytes, value: bytes) -> None:
-        answer = self.answer
-        if answer is not None:
-            raw = answer._raw
-            raw.append((name, value))
-            answer._head_bytes += len(name) + len(value)
-            if len(raw) > MAX_HEADERS or answer._head_bytes > MAX_HEAD_BYTES:
-                raise UpstreamError(f"an answer with more than {MAX_HEADERS} headers or {MAX_HEAD_BYTES // 1024} KiB "
-                                    "of them")
+        # one append a line: the caps (MAX_HEADERS, MAX_HEAD_BYTES) are checked once a read, and when the head ends
+        self.lines.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self.answer is not None:
-            self.answer.head_done(self.parser.get_status_code(), self.parser.should_keep_alive())
+            self.answer.head_done(self.parser.get_status_code())
 
     def on_body(self, body: bytes) -> None:
         if self.answer is not None:
@@ -132,27 +175,32 @@ class _Connection(asyncio.Protocol):
 class Http1Answer:
     """An upstream's answer (an ``Answer``): status and headers now, the body as it comes."""
 
-    __slots__ = ("_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_informational",
-                 "_keep", "_raw", "_read_s", "_state", "_timer", "_waiter", "headers", "received", "status_code")
+    __slots__ = ("_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_hold",
+                 "_informational", "_keep", "_raw", "_read_s", "_state", "_waiter", "declared", "headers", "received",
+                 "status_code")
 
     def __init__(self, conn: _Connection, read_s: float, head_only: bool) -> None:
         self._conn: _Connection | None = conn
         self._read_s = read_s
         self._head_only = head_only  # a HEAD: no body follows its head, whatever its length says
-        self._raw: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
+        self._raw: list[tuple[bytes, bytes]] = []  # its header lines (the connection's parser appends them)
+        self._head_bytes = 0  # the header bytes of the interim answers (1xx) before it
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._deadline = 0.0  # when the current wait times out
-        self._timer: asyncio.TimerHandle | None = None  # one per answer, moved on lazily (not one per wait)
+        self._deadline = 0.0  # when the current wait times out (the connection's timer checks it)
         self._error: BaseException | None = None
         self._decoder: zlib._Decompress | None = None
         self._state = 0  # 0 head awaited, 1 body coming, 2 complete
         self._keep = False
+        self._hold = False  # its reader woken only once its body is whole (see head_done)
         self._informational = False
         self.received = False  # any byte of it (a reused connection cut before one is replaced)
         self.status_code = 0
-        self.headers = httpx.Headers()
+        self.headers = _NO_HEADERS  # its own once its head has come
+        #: the body's length as its one ``content-length`` header states it (what ``headers.get`` would give, as a
+        #: number), None when it states none, several, or not a number
+        self.declared: int | None = None
+        conn.answer, conn.lines = self, self._raw  # the connection's parser feeds it now
 
     # ------------------------------------------------------------------ fed by the connection
     def _wake(self) -> None:
@@ -160,21 +208,45 @@ class Http1Answer:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def head_done(self, status: int, keep: bool) -> None:
+    def _over_caps(self) -> bool:
+        """More header lines than ``MAX_HEADERS``, or more bytes of them than ``MAX_HEAD_BYTES`` (with the interim
+        answers' before it)."""
+        raw = self._raw
+        return len(raw) > MAX_HEADERS or self._head_bytes + sum(map(len, chain.from_iterable(raw))) > MAX_HEAD_BYTES
+
+    def head_done(self, status: int) -> None:
+        raw = self._raw
+        if self._over_caps():
+            raise _too_many_headers()  # the connection's parse fails with it as the cause
         if 100 <= status < 200:  # an interim answer (103 Early Hints...): the real one follows
             self._informational = True
-            self._raw = []
+            self._head_bytes += sum(map(len, chain.from_iterable(raw)))
+            raw.clear()
             return
         self.status_code = status
-        self.headers = raw_headers(self._raw)
-        encoding = b", ".join([v for k, v in self._raw if k.lower() == b"content-encoding"]).decode(
-            "latin-1").strip().lower()  # what ``headers.get`` gives (repeated ones joined), without its lookups
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
+        self.headers = headers = raw_headers(raw)
+        names = header_names(headers)  # lowered once by raw_headers: looked up here in C
+        if b"content-encoding" in names:
+            encoding = b", ".join([v for k, v in raw if k.lower() == b"content-encoding"]).decode(
+                "latin-1").strip().lower()  # what ``headers.get`` gives (repeated ones joined), without its lookups
+            if encoding in ("gzip", "x-gzip", "deflate"):
+                self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
+        if names.count(b"content-length") == 1:  # several are joined by ``headers.get``: no number then
+            length = raw[names.index(b"content-length")][1]
+            self.declared = int(length) if length.isdigit() else None
         self._state = 1
         if self._head_only:
             self._state, self._keep = 2, False
-        self._wake()
+        elif (self.declared is not None and self.declared <= _HOLD_MAX) or (
+                self.declared is None and _is_json(raw, names)):
+            # a small body of a stated length, or JSON of none (read whole by every reader): its reader is woken when
+            # all of it is here (or past _HOLD_MAX), not for its head alone (an upstream that writes head and body
+            # apart would cost the request's task a wake for nothing)
+            self._hold = True
+            return
+        waiter = self._waiter  # _wake, inlined (as in feed and complete): once per read of an answer
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def feed(self, body: bytes) -> None:
         if self._state != 1:
@@ -192,7 +264,14 @@ class Http1Answer:
                     and sum(map(len, self._chunks)) > _PAUSE_ABOVE:
                 conn.paused = True
                 conn.transport.pause_reading()
-        self._wake()
+        if self._hold and sum(map(len, self._chunks)) > _HOLD_MAX:
+            self._hold = False  # more than a small body after all: read as it comes
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if self._hold:  # the rest is awaited whole; this piece starts the read timeout again, as a wake would
+                self._deadline = waiter.get_loop().time() + self._read_s
+            else:
+                waiter.set_result(None)
 
     def complete(self, keep: bool) -> None:
         if self._informational:
@@ -203,8 +282,9 @@ class Http1Answer:
         if self._decoder is not None and (tail := self._decoder.flush()):
             self._chunks.append(tail)
         self._state, self._keep = 2, keep
-        self._stop_timer()
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def cut(self, exc: Exception | None) -> None:
         if self._state == 2:
@@ -226,35 +306,19 @@ class Http1Answer:
         """Until something more comes (or fails), for ``read_s`` at most."""
         if self._error is not None:
             raise self._error
+        conn = self._conn
+        if conn is None:  # released: nothing more will come
+            raise UpstreamError("the answer was closed")
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
-        self._deadline = loop.time() + self._read_s
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._check_timeout)
+        self._deadline = deadline = loop.time() + self._read_s
+        conn.arm(deadline, loop)
         try:
             await waiter
         finally:
             self._waiter = None
         if self._error is not None:
             raise self._error
-
-    def _check_timeout(self) -> None:
-        """The answer's timer: a wait that has lasted ``read_s`` fails; one begun since the timer was set runs on
-        to its own deadline; with no wait going on, the next wait sets the timer again."""
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        loop = waiter.get_loop()
-        if loop.time() < self._deadline:
-            self._timer = loop.call_at(self._deadline, self._check_timeout)
-            return
-        self.fail(UpstreamTimeout(f"read timeout: nothing from the upstream for {self._read_s:g} s"))
-
-    def _stop_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
 
     async def head(self) -> None:
         while self._state == 0:
@@ -300,7 +364,6 @@ class Http1Answer:
 
     def _release(self) -> None:
         """The connection back to the pool when the answer was read whole and may be kept; closed otherwise."""
-        self._stop_timer()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -310,6 +373,21 @@ class Http1Answer:
         else:
             conn.close()
             conn.pool._forget(conn)
+
+
+_NO_HEADERS = httpx.Headers()  # an answer's headers until its head has come (nothing reads them before)
+
+
+def _is_json(raw: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> bool:
+    """Whether an answer's content type is JSON, as the client judges it (``_is_event_stream``: its one
+    ``content-type``, parameters left out)."""
+    if names.count(b"content-type") != 1:
+        return False
+    return raw[names.index(b"content-type")][1].split(b";")[0].strip().lower() == b"application/json"
+
+
+def _too_many_headers() -> UpstreamError:
+    return UpstreamError(f"an answer with more than {MAX_HEADERS} headers or {MAX_HEAD_BYTES // 1024} KiB of them")
 
 
 def _joined(chunks: deque[bytes]) -> bytes:
@@ -369,8 +447,7 @@ class Http1Sender:
         read_s = self._read_s if timeout_s is None else min(timeout_s, self._read_s)
         for tries_left in (1, 0):
             conn, reused = await self._acquire(origin, connect_s)
-            answer = Http1Answer(conn, read_s, method == "HEAD")
-            conn.answer = answer
+            answer = Http1Answer(conn, read_s, method == "HEAD")  # the connection's answer now
             try:
                 assert conn.transport is not None
                 if content and len(content) > 64 * 1024:
@@ -450,7 +527,8 @@ class Http1Sender:
     def _idle_again(self, conn: _Connection) -> None:
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.key, []).append(conn)
-        self._make_room()
+        if self._room:
+            self._make_room()
 
     def _make_room(self) -> None:
         """Wake one request waiting at the cap."""

@@ -164,10 +164,15 @@ class _TooLarge(Exception):
 
 async def read_capped(resp: Answer, cap: int) -> bytes:
     """The decoded body, refusing (``_TooLarge``) past ``cap`` bytes: declared or actually sent."""
-    declared = resp.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > cap:
-        raise _TooLarge(f"the answer declares {int(declared) / 2**20:.1f} MiB (limit {cap / 2**20:g} MiB)")
-    whole = resp.whole() if isinstance(resp, Http1Answer) else None  # already all here: no generator, no copy
+    ours = resp if isinstance(resp, Http1Answer) else None
+    if ours is not None:  # its declared length was read with its head (no lookup in its headers)
+        declared = ours.declared
+    else:
+        text = resp.headers.get("content-length", "")
+        declared = int(text) if text.isdigit() else None
+    if declared is not None and declared > cap:
+        raise _TooLarge(f"the answer declares {declared / 2**20:.1f} MiB (limit {cap / 2**20:g} MiB)")
+    whole = ours.whole() if ours is not None else None  # already all here: no generator, no copy
     if whole is not None:
         if len(whole) > cap:
             raise _TooLarge(f"the answer is larger than {cap / 2**20:g} MiB")

@@ -14,6 +14,7 @@ import functools
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from itertools import chain
+from operator import itemgetter
 from typing import Generic, Protocol, TypeVar
 
 import aiohttp
@@ -102,6 +103,20 @@ def raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> httpx.Headers:
     # what its ``encoding`` would find by decoding every line on the first lookup, found by one scan in C
     headers._encoding = "ascii" if b"".join(chain.from_iterable(lines)).isascii() else None
     return headers
+
+
+_LOWERED, _VALUE = itemgetter(1), itemgetter(2)
+
+
+def header_names(headers: httpx.Headers) -> tuple[bytes, ...]:
+    """An answer's header names, lowered, in order, as bytes: read off the lines ``httpx.Headers`` keeps
+    (``raw_headers`` builds them) without a Python step per line."""
+    return tuple(map(_LOWERED, headers._list))
+
+
+def header_columns(headers: httpx.Headers) -> tuple[tuple[bytes, ...], list[bytes]]:
+    """``header_names`` and the values beside them, as bytes."""
+    return header_names(headers), list(map(_VALUE, headers._list))
 
 
 class AiohttpAnswer:

@@ -7,8 +7,9 @@ invalid (disable), provider transient (back off, don't blame the key), request e
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,6 +70,12 @@ class Classification:
     org: str | None = None
 
 
+#: json.loads's own scanner (its default decoder's), called straight: what json.loads gives for a text that starts
+#: with a value and has nothing after it, without its wrappers (type and BOM checks, two whitespace scans)
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder())  # type: ignore[arg-type]  # typeshed names its argument's type after itself
+
+
 def parse_body(body: Any) -> Any:
     """A JSON body from bytes/str/dict; None when it is not JSON."""
     if body is None or isinstance(body, dict | list):
@@ -79,8 +86,9 @@ def parse_body(body: Any) -> Any:
         text = str(body).strip()
         if not text or text[0] not in "{[" or len(text) > 1_000_000:
             return None
-        return json.loads(text)
-    except (ValueError, TypeError, RecursionError):
+        value, end = _scan_json(text, 0)  # stripped: json.loads would refuse anything left after the value
+        return value if end == len(text) else None
+    except (StopIteration, ValueError, TypeError, RecursionError):
         return None
 
 
@@ -155,6 +163,12 @@ def classify(dialect: str, status: int, headers: Any, body: Any, now: float) -> 
     """Classify one response. Never raises, whatever the headers and body hold."""
     try:
         lowered = lower_headers(headers)
+        if type(status) is int and 200 <= status < 300:  # the usual answer: its headers only (no body, no reason)
+            result = Classification(Outcome.OK, status, model_scoped=dialect in PER_MODEL_DIALECTS)
+            if lowered:  # rate limits or an organization named: none of either otherwise
+                result.limits = parse_rate_limits(dialect, lowered, now)
+                result.org = read_org(lowered)
+            return result
         result = _classify(dialect, int(status), lowered, body, now)
         result.org = read_org(lowered)
         if result.reason:

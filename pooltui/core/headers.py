@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from operator import itemgetter
 from typing import Any
 
 #: Longest wait any header may ask for; beyond it the value is treated as garbage.
@@ -70,7 +71,7 @@ def parse_go_duration(value: Any) -> float | None:
         text = str(value).strip()
     except Exception:
         return None
-    if not text or len(text) > 48:
+    if not text or len(text) > 48 or ":" in text:  # a colon: neither a duration nor a number (a timestamp's)
         return None
     if text[-1] == "s" and text[0].isdigit():  # fast paths: "12ms", "1.5s"
         head = text[:-2] if text.endswith("ms") else text[:-1]
@@ -88,16 +89,34 @@ def parse_go_duration(value: Any) -> float | None:
     return _sane(total)
 
 
+#: RFC 3339 texts read, and the moment each names (None: not a timestamp with a zone): a provider states the same
+#: reset on every answer until its window turns, so each is read once
+_STAMPS: dict[str, float | None] = {}
+_STAMPS_KEPT = 1024
+
+
+def _stamp(text: str) -> float | None:
+    """The moment an RFC 3339 text names, in epoch seconds; None for anything else or a time without a zone."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        return when.timestamp() if when.tzinfo is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def parse_rfc3339(value: Any, now: float) -> float | None:
     """An RFC 3339 timestamp (anthropic's resets) as seconds from ``now``."""
     try:
         text = str(value).strip()
         if len(text) > 40:
             return None
-        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        if when.tzinfo is None:
-            return None
-        return _sane(max(0.0, when.timestamp() - now))
+        try:
+            stamp = _STAMPS[text]  # one lookup: another thread's clear between two would lose it
+        except KeyError:
+            if len(_STAMPS) >= _STAMPS_KEPT:
+                _STAMPS.clear()
+            stamp = _STAMPS[text] = _stamp(text)
+        return None if stamp is None else _sane(max(0.0, stamp - now))
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -198,6 +217,17 @@ class RateLimits:
 
 #: the organization headers (core/accounts.py reads them), kept beside the rate-limit ones
 _ORG_SUFFIXES = (b"-organization", b"-organization-id")
+_NAME = itemgetter(0)
+#: per set of header names (as they came): the positions of the ones classify reads, and their names lowered
+_SIGNALS: dict[tuple[bytes, ...], tuple[tuple[int, ...], tuple[str, ...]]] = {}
+_SIGNALS_KEPT = 256  # sets remembered (an upstream sends a few)
+
+
+def _signals(names: tuple[bytes, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Which of ``names`` classify reads (rate limits, retry-after, organization), and each lowered."""
+    at = [i for i, name in enumerate(names) if b"ratelimit" in (lowered := name.lower())
+          or lowered.startswith(b"retry-after") or lowered.endswith(_ORG_SUFFIXES)]
+    return tuple(at), tuple(names[i].lower().decode("latin-1") for i in at)
 
 
 def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
@@ -205,12 +235,16 @@ def lower_headers(headers: Mapping[str, str] | Any) -> Mapping[str, str]:
     try:
         raw = getattr(headers, "raw", None)
         if raw is not None and hasattr(headers, "get_list"):  # httpx.Headers: keep only what classify reads
-            out = {}
-            for k, v in raw:
-                lk = k.lower()
-                if b"ratelimit" in lk or lk.startswith(b"retry-after") or lk.endswith(_ORG_SUFFIXES):
-                    out[lk.decode("latin-1")] = v.decode("latin-1")
-            return out
+            names = tuple(map(_NAME, raw))
+            found = _SIGNALS.get(names)  # which lines those are, worked out once per set of names
+            if found is None:
+                if len(_SIGNALS) >= _SIGNALS_KEPT:
+                    _SIGNALS.clear()
+                found = _SIGNALS[names] = _signals(names)
+            at, lowered = found
+            if not at:
+                return {}
+            return dict(zip(lowered, [raw[i][1].decode("latin-1") for i in at], strict=True))  # the last one wins
         return {str(k).lower(): v for k, v in dict(headers).items()}
     except (TypeError, ValueError):
         return {}

@@ -45,6 +45,7 @@ from pooltui.core.events import Event
 from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
 from pooltui.core.trace import format_trace
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
+from pooltui.proxy.answer_headers import DROP_RESPONSE, relayed
 from pooltui.proxy.dialects import (
     ANTHROPIC,
     OPENAI,
@@ -82,11 +83,6 @@ DROP_REQUEST = frozenset({
 })
 # the caller's trace context: not sent on to a provider unless [telemetry] propagate_upstream says so (privacy)
 TRACE_CONTEXT = frozenset({"traceparent", "tracestate", "baggage"})
-# headers of the upstream's answer that would be wrong once the body is re-sent (decoded, re-framed)
-DROP_RESPONSE = frozenset({
-    "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "upgrade", "trailer",
-    "set-cookie", "date", "server",
-})
 #: a request body this large has its model and stream flags peeked at (proxy/peek.py) rather than parsed whole
 PEEK_MIN_BYTES = 128 * 1024
 PEEKED = frozenset({"model", "stream", "stream_options"})
@@ -271,9 +267,24 @@ class PoolProxy:
             return scrub_bytes(content)
         return scrub(content.decode("utf-8", "replace")).encode()
 
+    @classmethod
+    def _reply_headers(cls, upstream_headers: httpx.Headers, served: str, bridge: Bridge | None
+                       ) -> tuple[list[tuple[bytes, bytes]], dict[str, str]]:
+        """An answer's header lines for its caller: the upstream's relayed as bytes (proxy/answer_headers.py) and
+        the proxy's own (``x-pooltui-*``) as text, after them; or, when the upstream's need the text path, all of
+        them as text (``_response_headers``), in the same order either way."""
+        lines = relayed(upstream_headers, bridge is not None)
+        if lines is None:
+            return [], cls._response_headers(upstream_headers, served, bridge)
+        ours = {"x-pooltui-translated": bridge.label} if bridge is not None else {}
+        ours["x-pooltui-served-by"] = served
+        return lines, ours
+
     @staticmethod
     def _response_headers(upstream_headers: httpx.Headers, served: str, bridge: Bridge | None = None
                           ) -> dict[str, str]:
+        """An answer's header lines for its caller, all as text (the upstream's decoded, filtered, joined and
+        masked)."""
         items = latin1_items(upstream_headers.raw)
         named = connection_named(items)
         out = {k: v for k, v in items if k not in DROP_RESPONSE and k not in named}
@@ -352,8 +363,8 @@ class PoolProxy:
         """A provider's whole answer for its caller: in the caller's dialect, scrubbed, its headers relayed."""
         content = resp.content if bridge is None else bridge.answer(resp.status, resp.content)
         self.stats.requests[(api, resp.status)] += 1
-        return Reply(resp.status, self._response_headers(resp.headers, f"{resp.provider}/{resp.key}", bridge),
-                     self._scrub(resp.status, content))
+        lines, headers = self._reply_headers(resp.headers, f"{resp.provider}/{resp.key}", bridge)
+        return Reply(resp.status, headers, self._scrub(resp.status, content), lines=lines)
 
     def _unavailable(self, api: str, exc: PoolUnavailableError) -> Reply:
         if exc.kind == "deadline":
@@ -397,9 +408,9 @@ class PoolProxy:
                 yield sse_error(api, f"pooltui: upstream stream broke: {stream.interrupted or type(exc).__name__}")
 
         self.stats.requests[(api, stream.status)] += 1
-        headers = self._response_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
+        lines, headers = self._reply_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
         media = "text/event-stream" if bridge is not None else stream.headers.get("content-type", "text/event-stream")
-        return Reply(stream.status, headers, media_type=media, body_iterator=relay())
+        return Reply(stream.status, headers, media_type=media, body_iterator=relay(), lines=lines)
 
     async def probe(self, request: Request) -> Response:
         """Probes for a local model server (llama.cpp's /props, Ollama's /api/tags and /api/show, /version...)

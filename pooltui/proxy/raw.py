@@ -5,7 +5,7 @@ What goes on the wire is what Starlette's ``Response`` and ``StreamingResponse``
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from starlette.datastructures import URL
@@ -117,26 +117,28 @@ class _Received:
 
 @dataclass(slots=True, eq=False)
 class Reply:
-    """An answer to send: status, header lines (names lowercased) and either a body or, for a stream, its chunks
-    (``body_iterator``). ``media_type``: the content type when the headers name none."""
+    """An answer to send: status, header lines and either a body or, for a stream, its chunks (``body_iterator``).
+    The header lines: ``lines``, already bytes (an upstream's, relayed: names lowercased, no framing), then
+    ``headers`` (names lowercased). ``media_type``: the content type when neither names one."""
 
     status_code: int
     headers: dict[str, str]
     body: bytes = b""
     media_type: str | None = None
     body_iterator: AsyncIterator[bytes] | None = None
+    lines: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The header lines as sent: Starlette's ``init_headers`` rules (a body's length unless the status has
         none, the media type with ``charset=utf-8`` for text when no content type is there)."""
         headers = self.headers
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw = [*self.lines, *[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]]
         status = self.status_code
         sized = self.body_iterator is None and not (status < 200 or status in (204, 304))
         if sized and "content-length" not in headers:
             raw.append((b"content-length", str(len(self.body)).encode()))
         media = self.media_type
-        if media is not None and "content-type" not in headers:
+        if media is not None and "content-type" not in headers and all(n != b"content-type" for n, _ in self.lines):
             if media.startswith("text/") and "charset=" not in media.lower():
                 media += "; charset=utf-8"
             raw.append((b"content-type", media.encode("latin-1")))
