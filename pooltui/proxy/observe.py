@@ -23,7 +23,7 @@ from pooltui.client.after_answer import AFTER_ANSWER
 from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord, outcome_of
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
-from pooltui.core.trace import RequestTrace
+from pooltui.core.trace import RequestTrace, Step
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy.logs import ACCESS, OPERATIONS
 from pooltui.proxy.spans import AnswerFacts, facts_of
@@ -89,11 +89,23 @@ class RequestWatch:
     @property
     def fallback(self) -> str:
         """The fallback provider that served, or ""."""
-        if self.trace is None:
-            return ""
-        went = [s.provider for s in self.trace.of_kind("fallback")]
-        provider = self.served[0]
-        return provider if went and provider in went else ""
+        return self.outline()[3]
+
+    def outline(self) -> tuple[str, str, int, str]:
+        """(provider, key label, attempts, fallback) as the properties give them, from one pass over the trace's
+        steps (no pick's step built)."""
+        trace = self.trace
+        if trace is None:
+            return "", "", 0, ""
+        provider, _, key = (trace.served_by or "").partition("/")
+        attempts, went = 0, False
+        for entry in trace.entries:
+            if type(entry) is Step:
+                if entry.kind == "attempt":
+                    attempts += 1
+                elif entry.kind == "fallback" and entry.provider == provider:
+                    went = True
+        return provider, "" if key == "None" else key, attempts, provider if went else ""
 
 
 def caller_trace_id(carrier: dict[str, str]) -> str:
@@ -335,11 +347,11 @@ def _wire(listeners: list[Callable[[T], None]], listener: Callable[[T], None], o
 
 def access_fields(watch: RequestWatch) -> dict[str, Any]:
     """The access line's fields (logs.ACCESS_FIELDS)."""
-    provider, key = watch.served
+    provider, key, attempts, fallback = watch.outline()
     return {"api": watch.api, "method": watch.method, "path": watch.path, "model": watch.model or "",
             "status": watch.status, "latency_ms": round(watch.latency_ms, 1),
             "queue_wait_ms": round(watch.queue_wait_ms, 1), "provider": provider, "key": key,
-            "attempts": watch.attempts, "fallback": watch.fallback, "translated": watch.translated or "",
+            "attempts": attempts, "fallback": fallback, "translated": watch.translated or "",
             "tokens_in": watch.tokens_in, "tokens_out": watch.tokens_out, "cost": round(watch.cost, 6),
             "outcome": watch.outcome, "trace_id": watch.trace_id}
 
