@@ -782,8 +782,12 @@ class PoolClient:
         parsed = parse_body(answer.body)
         usage = served.usage = usage_of(parsed)
         served._json = parsed
-        extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage)
-        cost = self._cost(wire.model, usage) if usage.input or usage.output else None
+        # (with no conversation and nothing cacheable, _cache_settled has nothing to account: not called)
+        extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage) \
+            if wire.conversation is not None or usage.cacheable else 0.0
+        prices = self.prices  # (no per-model prices: no cost, without _cost's call)
+        priced = prices is not None and prices.per_model and (usage.input or usage.output)
+        cost = self._cost(wire.model, usage) if priced else None
         if key is not None and pool is not None:
             pool.report(key, answer.result, answer.latency, usage.input, usage.output, trace.request_id, cost,
                         wire.model, wire.hold)
