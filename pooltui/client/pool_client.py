@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import httpx
@@ -61,9 +61,9 @@ class Upstream:
         return self.profile.name
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One attempt's (or a stream tail's) contribution to usage and spend."""
+class UsageRecord(NamedTuple):
+    """One attempt's (or a stream tail's) contribution to usage and spend. Immutable, one shared by every usage
+    listener (a named tuple: made in a fifth of a frozen dataclass's time, once per attempt)."""
 
     ts: float
     provider: str
@@ -82,10 +82,10 @@ class UsageRecord:
     round_robin_extra: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
+class RequestRecord(NamedTuple):
     """One caller's request as a whole (what ``pooltui replay`` rebuilds a workload from): when it arrived,
-    the provider asked, its model, its tokens, how it ended and how long it took. No prompt, no key."""
+    the provider asked, its model, its tokens, how it ended and how long it took. No prompt, no key. Immutable,
+    one shared by every request listener (a named tuple, as :class:`UsageRecord`)."""
 
     ts: float
     provider: str
@@ -495,7 +495,8 @@ class PoolClient:
     def _ended(self, trace: RequestTrace, served_by: str, provider: str, model: str | None, outcome: str,
                result: PoolResponse | PoolStream, ended: float | None = None) -> None:
         """A served request's outcome and record to the listeners."""
-        self._outcome(outcome, served_by, trace)
+        for listener in self.outcome_listeners:
+            listener(outcome, served_by, trace)
         if self.request_listeners:
             self._request_ended(trace, provider, model, outcome, result, ended)
 
@@ -791,8 +792,12 @@ class PoolClient:
         parsed = parse_body(answer.body)
         usage = served.usage = usage_of(parsed)
         served._json = parsed
-        extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage)
-        cost = self._cost(wire.model, usage) if usage.input or usage.output else None
+        # (with no conversation and nothing cacheable, _cache_settled has nothing to account: not called)
+        extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage) \
+            if wire.conversation is not None or usage.cacheable else 0.0
+        prices = self.prices  # (no per-model prices: no cost, without _cost's call)
+        priced = prices is not None and prices.per_model and (usage.input or usage.output)
+        cost = self._cost(wire.model, usage) if priced else None
         if key is not None and pool is not None:
             pool.report(key, answer.result, answer.latency, usage.input, usage.output, trace.request_id, cost,
                         wire.model, wire.hold)
@@ -830,7 +835,8 @@ class PoolClient:
 
     def _record(self, provider: str, key: PoolKey | None, model: str | None, ok: bool, usage: Usage,
                 cost: float | None, requests: int, rr_extra: float = 0.0) -> None:
-        no_cache = self.prices.cost(model, usage.input, usage.output) if self.prices is not None else None
+        prices = self.prices
+        no_cache = prices.cost(model, usage.input, usage.output) if prices is not None and prices.per_model else None
         record = UsageRecord(self.clock.now(), provider, key.label if key else "-", model or "-", requests,
                              int(ok), usage.input, usage.output, cost or 0.0, usage.cache_read, usage.cache_write,
                              usage.cacheable, no_cache or 0.0, rr_extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 
 from pooltui.core.accounts import CounterSample
@@ -154,7 +155,8 @@ class CallerWindow:
         self._samples: deque[tuple[float, float, float]] = deque(maxlen=cap)  # (ended, latency_s, wait_s)
 
     def add(self, now: float, latency_s: float, wait_s: float) -> None:
-        self._samples.append((now, max(0.0, latency_s), max(0.0, wait_s)))
+        # max(0.0, x) without its two calls (NaN and -0.0 give 0.0 alike)
+        self._samples.append((now, latency_s if latency_s > 0.0 else 0.0, wait_s if wait_s > 0.0 else 0.0))
 
     def recent(self, now: float) -> list[tuple[float, float, float]]:
         """The samples still inside the window (older ones are dropped)."""
@@ -178,10 +180,9 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.count += 1
         self.total += value
-        for i, bound in enumerate(self.bounds):
-            if value <= bound:
-                self.counts[i] += 1
-                return
+        bounds = self.bounds
+        if value <= bounds[-1]:  # in a bucket (above the last, and NaN, only in the count and sum)
+            self.counts[bisect_left(bounds, value)] += 1  # the first bound at or above it
 
     def cumulative(self) -> list[tuple[float, int]]:
         out, running = [], 0

@@ -13,17 +13,17 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pooltui.client.after_answer import AFTER_ANSWER
 from pooltui.client.pool_client import PoolClient, PoolResponse, RequestRecord, UsageRecord, outcome_of
 from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
-from pooltui.core.trace import RequestTrace
+from pooltui.core.trace import RequestTrace, Step
 from pooltui.providers.profiles import ProviderProfile
 from pooltui.proxy.logs import ACCESS, OPERATIONS
 from pooltui.proxy.spans import AnswerFacts, facts_of
@@ -41,6 +41,7 @@ CAPTURE_MAX_BYTES = 1 << 20  # a caller's body read early for content capture, w
 #: state changes logged as warnings (the rest as info)
 WARN_CHANGES = frozenset({StateChange.PARKED, StateChange.BARRED, StateChange.OUTAGE_OPENED})
 
+T = TypeVar("T")
 _current: ContextVar[RequestWatch | None] = ContextVar("pooltui_request", default=None)
 
 
@@ -88,16 +89,31 @@ class RequestWatch:
     @property
     def fallback(self) -> str:
         """The fallback provider that served, or ""."""
-        if self.trace is None:
-            return ""
-        went = [s.provider for s in self.trace.of_kind("fallback")]
-        provider = self.served[0]
-        return provider if went and provider in went else ""
+        return self.outline()[3]
+
+    def outline(self) -> tuple[str, str, int, str]:
+        """(provider, key label, attempts, fallback) as the properties give them, from one pass over the trace's
+        steps (no pick's step built)."""
+        trace = self.trace
+        if trace is None:
+            return "", "", 0, ""
+        provider, _, key = (trace.served_by or "").partition("/")
+        attempts, went = 0, False
+        for entry in trace.entries:
+            if type(entry) is Step:
+                if entry.kind == "attempt":
+                    attempts += 1
+                elif entry.kind == "fallback" and entry.provider == provider:
+                    went = True
+        return provider, "" if key == "None" else key, attempts, provider if went else ""
 
 
 def caller_trace_id(carrier: dict[str, str]) -> str:
     """The trace id of a well-formed W3C ``traceparent`` (``00-<32 hex>-<16 hex>-<2 hex>``), else ""."""
-    parts = carrier.get("traceparent", "").strip().split("-")
+    parent = carrier.get("traceparent")
+    if not parent:
+        return ""
+    parts = parent.strip().split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
         try:
             int(parts[1], 16)
@@ -112,9 +128,12 @@ class Observer:
 
     def __init__(self, *, access_log: bool = True, tracing: Tracing | None = None,
                  propagate_upstream: bool = False) -> None:
-        self.access_log = access_log
+        self._access_log = access_log
         self.propagate_upstream = propagate_upstream  # the caller's traceparent goes on to the provider
-        self.tracing = tracing
+        self._tracing = tracing
+        #: something reads a request's model, tokens and cost (its access line or its spans): the usage and
+        #: request listeners fill them in, and its log line and spans are made once its answer has gone
+        self._wanted = access_log or tracing is not None
         self.capture = tracing is not None and tracing.capture_content
         #: every upstream's profile, by provider name
         self.profiles: dict[str, ProviderProfile] = tracing.profiles if tracing is not None else {}
@@ -125,6 +144,26 @@ class Observer:
         self._record_base: dict[str, Any] | None = None  # see _access_record
         self.ops = logging.getLogger(OPERATIONS)
 
+    @property
+    def access_log(self) -> bool:
+        """A line per caller request (its level may still be turned off at run time: ``logs.ACCESS``)."""
+        return self._access_log
+
+    @access_log.setter
+    def access_log(self, on: bool) -> None:
+        self._access_log = on
+        self._rewire()
+
+    @property
+    def tracing(self) -> Tracing | None:
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, tracing: Tracing | None) -> None:
+        self._tracing = tracing
+        self.capture = tracing is not None and tracing.capture_content
+        self._rewire()
+
     def attach(self, client: PoolClient) -> None:
         """Listen to ``client`` (once however often it is called: the proxy re-routes on config changes)."""
         for up in client.upstreams:
@@ -133,14 +172,29 @@ class Observer:
             return
         self._attached.add(client)
         client.outcome_listeners.append(self._outcome)
-        client.request_listeners.append(self._request)
-        client.usage_listeners.append(self._usage)
+        self._listen(client)
+
+    def _listen(self, client: PoolClient) -> None:
+        """The usage and request listeners on ``client`` only while something reads what they fill in (with no
+        access line and no tracing they would be called per request for nothing)."""
+        _wire(client.request_listeners, self._request, self._wanted)
+        _wire(client.usage_listeners, self._usage, self._wanted)
+
+    def _rewire(self) -> None:
+        self._wanted = self._access_log or self._tracing is not None
+        for client in list(self._attached):
+            self._listen(client)
 
     # ------------------------------------------------------------------ the two hooks
     async def begin(self, request: Caller, api: str) -> RequestWatch:
         """A caller request arrived: its watch, current for everything that runs for it."""
         headers = request.headers
-        carrier = {k: v for k in ("traceparent", "tracestate") if (v := headers.get(k))}
+        carrier: dict[str, str] = {}
+        if self._wanted:  # only the access line and the spans read the caller's trace context
+            if parent := headers.get("traceparent"):
+                carrier["traceparent"] = parent
+            if state := headers.get("tracestate"):
+                carrier["tracestate"] = state
         path = request.path  # Starlette's URL (built per request) only for a path it would escape
         if "?" in path or "#" in path or "\\" in path:
             path = request.url.path
@@ -161,6 +215,8 @@ class Observer:
         if watch.trace is not None:
             response.headers["x-pooltui-attempts"] = str(watch.attempts)
             response.headers["x-pooltui-queue-wait-ms"] = f"{watch.queue_wait_ms:.0f}"
+        if not self._wanted:  # no log line, no spans: nothing more to do for this request
+            return response
         if response.body_iterator is not None:
             response.body_iterator = self._tail(watch, response.body_iterator)
         else:
@@ -281,13 +337,21 @@ class Observer:
                                            "status": event.status}})
 
 
+def _wire(listeners: list[Callable[[T], None]], listener: Callable[[T], None], on: bool) -> None:
+    """``listener`` in ``listeners`` (once) when ``on``, else out of them."""
+    if on and listener not in listeners:
+        listeners.append(listener)
+    elif not on and listener in listeners:
+        listeners.remove(listener)
+
+
 def access_fields(watch: RequestWatch) -> dict[str, Any]:
     """The access line's fields (logs.ACCESS_FIELDS)."""
-    provider, key = watch.served
+    provider, key, attempts, fallback = watch.outline()
     return {"api": watch.api, "method": watch.method, "path": watch.path, "model": watch.model or "",
             "status": watch.status, "latency_ms": round(watch.latency_ms, 1),
             "queue_wait_ms": round(watch.queue_wait_ms, 1), "provider": provider, "key": key,
-            "attempts": watch.attempts, "fallback": watch.fallback, "translated": watch.translated or "",
+            "attempts": attempts, "fallback": fallback, "translated": watch.translated or "",
             "tokens_in": watch.tokens_in, "tokens_out": watch.tokens_out, "cost": round(watch.cost, 6),
             "outcome": watch.outcome, "trace_id": watch.trace_id}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pooltui.client.pool_client import PoolClient, RequestRecord, Upstream, UsageRecord
@@ -117,6 +117,25 @@ def _usage_sums() -> list:
     return [0, 0, 0, 0, 0.0, 0, 0, 0, 0.0, 0.0]
 
 
+def usage_rows(records: Iterable[UsageRecord]) -> list[tuple]:
+    """The history's usage rows of ``records``: their figures summed per minute, provider, key and model, in the
+    order each of those first appears."""
+    sums: dict[tuple[int, str, str, str], list] = defaultdict(_usage_sums)
+    for u in records:
+        acc = sums[(int(u.ts // 60) * 60, u.provider, u.key, u.model)]
+        acc[0] += u.requests
+        acc[1] += u.ok
+        acc[2] += u.tokens_in
+        acc[3] += u.tokens_out
+        acc[4] += u.cost
+        acc[5] += u.cache_read
+        acc[6] += u.cache_write
+        acc[7] += u.cacheable
+        acc[8] += u.cost_no_cache
+        acc[9] += u.round_robin_extra
+    return [(b, p, k, m, *acc) for (b, p, k, m), acc in sums.items()]
+
+
 class HistoryRecorder:
     """Buffers a client's events, usage and key states, and writes them to history in batches."""
 
@@ -124,13 +143,15 @@ class HistoryRecorder:
         self.history = history
         self.client = client
         self._events: list[Event] = []
-        self._usage: dict[tuple[int, str, str, str], list] = defaultdict(_usage_sums)
+        #: the usage records since the last flush, summed into rows then (the listener is the list's own append:
+        #: nothing else runs per attempt)
+        self._usage: list[UsageRecord] = []
         self._dirty: set[tuple[str, str]] = set()
         self._pools: dict[str, Pool] = {}
         self._picks_seen: dict[str, int] = {}
         self.track()
         self._unsubscribe = client.events.subscribe(self._on_event)
-        client.usage_listeners.append(self._on_usage)
+        client.usage_listeners.append(self._usage.append)
         self._requests: list[RequestRecord] = []
         self._limits_seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         self._learned_seen: dict[tuple[str, str, str], tuple[int, float]] = {}
@@ -151,29 +172,16 @@ class HistoryRecorder:
         if event.key:
             self._dirty.add((event.provider, event.key))
 
-    def _on_usage(self, u: UsageRecord) -> None:
-        acc = self._usage[(int(u.ts // 60) * 60, u.provider, u.key, u.model)]
-        acc[0] += u.requests
-        acc[1] += u.ok
-        acc[2] += u.tokens_in
-        acc[3] += u.tokens_out
-        acc[4] += u.cost
-        acc[5] += u.cache_read
-        acc[6] += u.cache_write
-        acc[7] += u.cacheable
-        acc[8] += u.cost_no_cache
-        acc[9] += u.round_robin_extra
-
     def flush(self) -> None:
         with self.history.gathered():  # one hand-over to the history's writer
             self._flush()
 
     def _flush(self) -> None:
         events, self._events = self._events, []
-        usage, self._usage = self._usage, defaultdict(_usage_sums)
+        usage, self._usage[:] = usage_rows(self._usage), []
         dirty, self._dirty = self._dirty, set()
         self.history.add_events(events)
-        self.history.add_usage((b, p, k, m, *acc) for (b, p, k, m), acc in usage.items())
+        self.history.add_usage(usage)
         requests, self._requests[:] = list(self._requests), []
         self.history.add_request_records(requests)
         self._save_limits()
@@ -244,7 +252,7 @@ class HistoryRecorder:
     def close(self) -> None:
         self.flush()
         self._unsubscribe()
-        if self._on_usage in self.client.usage_listeners:
-            self.client.usage_listeners.remove(self._on_usage)
+        if self._usage.append in self.client.usage_listeners:
+            self.client.usage_listeners.remove(self._usage.append)
         if self._requests.append in self.client.request_listeners:
             self.client.request_listeners.remove(self._requests.append)

@@ -194,7 +194,7 @@ class ClientSeries:
     def __init__(self, client: PoolClient, clock: Clock, on_event: Callable[[Event], None] | None = None,
                  on_incident_end: Callable[[IncidentView], None] | None = None) -> None:
         self.clock = clock
-        self.requests = RollingCounter(60)
+        # callers' requests: each is counted once, in ok, errors or rejected (their sum is the requests)
         self.ok = RollingCounter(60)
         self.errors = RollingCounter(60)
         self.rejected = RollingCounter(60)
@@ -246,11 +246,17 @@ class ClientSeries:
         self.latency_hist.observe(latency)
         self.wait_hist.observe(wait)
         self.timeline.caller(now, latency)
-        self.requests.add(now)
         (self.ok if outcome == "ok" else self.errors if outcome == "error" else self.rejected).add(now)
-        if served_by and served_by != self.primary:
+        fallback = served_by and served_by != self.primary
+        if fallback:
             self.fallback_served.add(now)
-        self.tracker.outcome(outcome, served_by, wait)
+        if fallback or outcome == "error" or wait >= SLOW_WAIT_S:  # what the tracker counts (it only counts a
+            self.tracker.outcome(outcome, served_by, wait)  # plain success, so it is not told of one)
+
+    def requests_series(self, now: float, n: int = 60) -> list[int]:
+        """Callers' requests per second (ok, errors and rejected together), oldest first."""
+        return [a + b + c for a, b, c in zip(self.ok.series(now, n), self.errors.series(now, n),
+                                             self.rejected.series(now, n), strict=True)]
 
     def felt(self, now: float) -> tuple[LatencyView, WaitView]:
         """Callers' latency and waits over the last minute, and who waits now."""
@@ -262,11 +268,12 @@ class ClientSeries:
 
     def _usage(self, u) -> None:
         if u.requests and u.key != "-":  # one attempt on a key (a stream's tail reports tokens only)
-            self.timeline.request(u.ts, self.name_of(u.provider, u.key))
+            provider = u.provider
+            self.timeline.request(u.ts, u.key if provider == self.primary else f"{provider}/{u.key}")  # name_of
 
     def callers(self, now: float) -> CallerCounts:
-        return {"requests": self.requests.total(now), "ok": self.ok.total(now), "errors": self.errors.total(now),
-                "rejected": self.rejected.total(now)}
+        ok, errors, rejected = self.ok.total(now), self.errors.total(now), self.rejected.total(now)
+        return {"requests": ok + errors + rejected, "ok": ok, "errors": errors, "rejected": rejected}
 
 
 def felt(samples: list[tuple[float, float, float]], waiting: int, longest_now: float) -> tuple[LatencyView, WaitView]:
@@ -353,7 +360,7 @@ def panel(client: PoolClient, series: ClientSeries, now: float, capacity_alert: 
         "capacity_alert": capacity_alert,
         "keys": keys,
         "series": {
-            "requests": series.requests.series(now, 60),
+            "requests": series.requests_series(now, 60),
             "ok": series.ok.series(now, 60),
             "limited": series.limited.series(now, 60),
             "errors": series.errors.series(now, 60),

@@ -63,3 +63,23 @@ def test_a_traced_requests_record_reads_the_picks_records_and_says_the_same() ->
     assert passed_over.steps[0].detail["excluded"] and "excluded" in _step_records(passed_over)[0][4]
     learned = paced.steps[0].detail["learned"]
     assert learned and _step_records(paced)[0][4]["learned"] == str(learned)
+
+
+def test_the_access_lines_outline_of_a_request_is_what_the_watchs_properties_say() -> None:
+    """The access line reads provider, key, attempts and fallback in one pass over the trace (no pick's step built):
+    the same as the properties, served by a fallback, by the primary, by a keyless endpoint, or not at all."""
+    served_by_fallback = traced_request()
+    by_primary = RequestTrace(2, 0.0, "failover")
+    by_primary.add(1.0, "attempt", "p", "k0", status=200, outcome="ok", latency_ms=30.0)
+    by_primary.add(1.1, "fallback", "q", reason="an earlier fallback")  # another provider's fallback step
+    by_primary.served_by = "p/k0"
+    keyless = RequestTrace(3, 0.0, "failover")
+    keyless.add(1.0, "attempt", "local", None, status=200, outcome="ok", latency_ms=5.0)
+    keyless.served_by = "local/None"
+    expected = {1: ("q", "j0", 2, "q"), 2: ("p", "k0", 1, ""), 3: ("local", "", 1, ""), None: ("", "", 0, "")}
+    for trace in (served_by_fallback, by_primary, keyless, None):
+        watch = RequestWatch("openai", "POST", "/v1/chat/completions", 0.0, 0.0, {}, trace=trace)
+        outline = watch.outline()
+        assert outline == (*watch.served, watch.attempts, watch.fallback)
+        assert outline == expected[trace.request_id if trace is not None else None]
+    assert served_by_fallback.raw and type(served_by_fallback.entries[0]) is tuple

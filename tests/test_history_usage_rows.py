@@ -1,0 +1,55 @@
+"""The history recorder keeps a flush's usage records as they come and sums them into the history's usage rows
+when it flushes: the rows hold every figure the records held, per minute, key and model (a real client on the
+simulator, a real SQLite history)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from pooltui.client.pool_client import UsageRecord
+from pooltui.core.budget import Prices
+from pooltui.session.build import HistoryRecorder
+from pooltui.sim.wiring import client_for_scenario
+from pooltui.store.history import History
+from tests.conftest import keys, make_scenario
+
+FIGURES = ("requests", "ok", "tokens_in", "tokens_out", "cost", "cache_read", "cache_write", "cacheable",
+           "cost_no_cache")
+
+
+@pytest.mark.asyncio
+async def test_the_usage_rows_sum_every_record_per_minute_key_and_model(serve, tmp_path: Path) -> None:
+    scenario = make_scenario({"name": "p", "keys": keys("k", 2)})
+    history = History(tmp_path / "h.db")
+    heard: list[UsageRecord] = []
+    async with client_for_scenario(scenario, serve(scenario), "round-robin", seed=1) as client:
+        client.prices = Prices({"gpt-sim-1": (1.0, 2.0)})
+        recorder = HistoryRecorder(history, client)
+        client.usage_listeners.append(heard.append)
+        for i in range(5):
+            assert (await client.send(lambda p, i=i: p.chat(f"q{i}", model="gpt-sim-1", max_tokens=3 + i))).status \
+                == 200
+        minute = int(time.time() // 60) * 60
+        late = UsageRecord(minute - 3569.5, "p", "k0", "gpt-sim-1", 1, 0, 7, 0, 0.25, 1, 2, 3, 0.5, 0.125)
+        for listener in client.usage_listeners:  # an attempt of another minute, as reported
+            listener(late)  # (an hour ago)
+        recorder.flush()
+        recorder.close()
+    history.settle()
+    by_key = {r["key"]: r for r in history.usage(minute - 7200)}
+    assert set(by_key) == {"k0", "k1"}
+    for label, row in by_key.items():
+        mine = [u for u in heard if u.key == label]
+        for name in FIGURES:
+            assert row[name] == pytest.approx(sum(getattr(u, name) for u in mine)), (label, name)
+        assert row["cost_round_robin"] == pytest.approx(sum(u.cost + u.round_robin_extra for u in mine))
+    assert by_key["k0"]["tokens_out"] > 0 and by_key["k1"]["requests"] == sum(u.key == "k1" for u in heard)
+    minutes = {(b, k): n for b, _, k, n in history.usage_rows(minute - 7200)}
+    assert all(b % 60 == 0 for b, _ in minutes)  # rows per minute
+    assert minutes.pop((minute - 3600, "k0")) == 1  # the late record in its own minute's row
+    assert sum(minutes.values()) == 5
+    assert client.usage_listeners == [heard.append]  # closed: the recorder no longer listens
+    history.close()
