@@ -7,7 +7,9 @@ default session does not read one either). A connection reused from the pool tha
 replaced once, before any byte of the answer (a keep-alive race, never the key's fault).
 
 Every failure to get an answer is an ``UpstreamError`` (an ``OSError``, never a ``TimeoutError``: the attempt's
-transport failure, not the request's deadline)."""
+transport failure, not the request's deadline). An attempt opened with a ``deadline_s`` is also abandoned when that
+much time has passed (``AttemptDeadline``, a ``TimeoutError``), whatever the reads between; the same timer as the
+read timeout's enforces it, and ``Http1Answer.lift_deadline`` lifts it once a stream is handed on."""
 
 from __future__ import annotations
 
@@ -46,6 +48,11 @@ class UpstreamError(OSError):
 
 class UpstreamTimeout(UpstreamError):
     """The upstream was silent longer than the connect or read timeout (an ``OSError``, not a ``TimeoutError``)."""
+
+
+class AttemptDeadline(TimeoutError):
+    """The attempt's own deadline (``Http1Sender.open``'s ``deadline_s``) passed before its answer was read: the
+    request's time is up (not the upstream's fault, not a transport failure to retry on another key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +151,12 @@ class _Connection(asyncio.Protocol):
         if answer is None or waiter is None or waiter.done():
             return
         loop = waiter.get_loop()
-        if loop.time() < answer._deadline:
+        now = loop.time()
+        if now < answer._deadline:
             self.timer = loop.call_at(answer._deadline, self._check_timeout)
+            return
+        if now >= answer._cap:
+            answer.fail(AttemptDeadline("the attempt's deadline passed before its answer was read"))
             return
         answer.fail(UpstreamTimeout(f"read timeout: nothing from the upstream for {answer._read_s:g} s"))
 
@@ -175,7 +186,7 @@ class _Connection(asyncio.Protocol):
 class Http1Answer:
     """An upstream's answer (an ``Answer``): status and headers now, the body as it comes."""
 
-    __slots__ = ("_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_hold",
+    __slots__ = ("_cap", "_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_hold",
                  "_informational", "_keep", "_raw", "_read_s", "_state", "_waiter", "declared", "headers", "received",
                  "status_code")
 
@@ -188,6 +199,7 @@ class Http1Answer:
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._deadline = 0.0  # when the current wait times out (the connection's timer checks it)
+        self._cap = _NEVER  # the attempt's deadline (loop time): no wait lasts past it (see lift_deadline)
         self._error: BaseException | None = None
         self._decoder: zlib._Decompress | None = None
         self._state = 0  # 0 head awaited, 1 body coming, 2 complete
@@ -269,7 +281,7 @@ class Http1Answer:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             if self._hold:  # the rest is awaited whole; this piece starts the read timeout again, as a wake would
-                self._deadline = waiter.get_loop().time() + self._read_s
+                self._deadline = min(waiter.get_loop().time() + self._read_s, self._cap)
             else:
                 waiter.set_result(None)
 
@@ -311,7 +323,10 @@ class Http1Answer:
             raise UpstreamError("the answer was closed")
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
-        self._deadline = deadline = loop.time() + self._read_s
+        deadline = loop.time() + self._read_s
+        if deadline > self._cap:
+            deadline = self._cap
+        self._deadline = deadline
         conn.arm(deadline, loop)
         try:
             await waiter
@@ -319,6 +334,11 @@ class Http1Answer:
             self._waiter = None
         if self._error is not None:
             raise self._error
+
+    def lift_deadline(self) -> None:
+        """No deadline for the rest of this answer (a stream handed on: a long one is not cut; its read timeout and
+        the stream's idle limit still hold)."""
+        self._cap = _NEVER
 
     async def head(self) -> None:
         while self._state == 0:
@@ -376,6 +396,7 @@ class Http1Answer:
 
 
 _NO_HEADERS = httpx.Headers()  # an answer's headers until its head has come (nothing reads them before)
+_NEVER = float("inf")
 
 
 def _is_json(raw: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> bool:
@@ -440,14 +461,19 @@ class Http1Sender:
             return text.encode("utf-8")
 
     async def open(self, method: str, url: str, content: bytes | None, headers: Mapping[str, str],
-                   timeout_s: float | None) -> Http1Answer:
+                   timeout_s: float | None, deadline_s: float | None = None) -> Http1Answer:
+        """The answer's head (its body read from the answer). ``deadline_s``: abandon the attempt that many seconds
+        from now (``AttemptDeadline``), whether waiting for room, connecting or reading; lifted per answer by
+        ``Http1Answer.lift_deadline`` (one timer with the read timeout's, no ``asyncio.timeout`` per attempt)."""
         origin = self._origin(url)
         head = self._head(method, origin, content, headers)
         connect_s = self._connect_s if timeout_s is None else min(timeout_s, self._connect_s)
         read_s = self._read_s if timeout_s is None else min(timeout_s, self._read_s)
+        cap = _NEVER if deadline_s is None else asyncio.get_running_loop().time() + deadline_s
         for tries_left in (1, 0):
-            conn, reused = await self._acquire(origin, connect_s)
+            conn, reused = await self._acquire(origin, connect_s, cap)
             answer = Http1Answer(conn, read_s, method == "HEAD")  # the connection's answer now
+            answer._cap = cap
             try:
                 assert conn.transport is not None
                 if content and len(content) > 64 * 1024:
@@ -467,7 +493,9 @@ class Http1Sender:
                 raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self, origin: _Origin, connect_s: float) -> tuple[_Connection, bool]:
+    async def _acquire(self, origin: _Origin, connect_s: float, cap: float = _NEVER) -> tuple[_Connection, bool]:
+        """A kept connection to ``origin`` (True) or a new one (False); waits for room at the connection cap and
+        connects within ``connect_s``, neither past ``cap`` (loop time: then ``AttemptDeadline``)."""
         loop = asyncio.get_running_loop()
         while True:
             kept = self._kept(origin, loop.time())
@@ -478,20 +506,25 @@ class Http1Sender:
             room = loop.create_future()  # at the cap: until a connection closes or comes back idle
             self._room.append(room)
             try:
-                await room
+                async with asyncio.timeout_at(None if cap == _NEVER else cap):
+                    await room
+            except TimeoutError:
+                raise AttemptDeadline("the attempt's deadline passed waiting for a connection") from None
             finally:
                 if room in self._room:
                     self._room.remove(room)
         conn = _Connection(self, origin.key)
         self._open.add(conn)
         try:
-            async with asyncio.timeout(connect_s):
+            async with asyncio.timeout_at(min(loop.time() + connect_s, cap)):
                 transport, _ = await loop.create_connection(lambda: conn, origin.host, origin.port,
                                                             ssl=self._ssl if origin.tls else None,
                                                             server_hostname=origin.host if origin.tls else None)
             conn.transport = transport  # uvloop may call connection_made after this returns
         except TimeoutError:
             self._forget(conn)
+            if loop.time() >= cap:
+                raise AttemptDeadline("the attempt's deadline passed while connecting") from None
             raise UpstreamTimeout(f"connect timeout: {origin.host}:{origin.port} did not answer in {connect_s:g} s") \
                 from None
         except OSError as exc:

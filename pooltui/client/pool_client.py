@@ -16,15 +16,16 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import aiohttp
 import httpx
 
 from pooltui.client.after_answer import AFTER_ANSWER
-from pooltui.client.http1 import Http1Answer, Http1Sender
+from pooltui.client.http1 import AttemptDeadline, Http1Answer, Http1Sender
 from pooltui.client.idle import IdleLimit
 from pooltui.client.upstream_http import AiohttpSender, Answer, HttpxSender, Sender, default_http
 from pooltui.core.affinity import SESSION_HEADER, conversation_of
@@ -151,6 +152,7 @@ class PoolResponse:
 DEFAULT_DEADLINE_S = 120.0  # connect + every read of one non-streaming request, all attempts together
 DEFAULT_STREAM_IDLE_S = 60.0  # the longest gap between two chunks of a stream once it flows
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a non-streaming answer held before relay
+_NO_LIMIT = nullcontext()  # an attempt on our own sender: its answer keeps the deadline (Http1Sender.open)
 
 
 def outcome_of(status: int) -> str:
@@ -652,14 +654,25 @@ class PoolClient:
                 pool.release(key, wire.model, 0.0, wire.hold)
             raise _Abandon("deadline reached", None, "deadline")
         body = b""
-        limit = asyncio.timeout(remaining)  # connect and every read of this attempt: no trickle outlives it
+        sender = self.sender
+        timeout_s = max(0.5, remaining) if remaining < self._timeout_s else None
+        # connect and every read of this attempt end by its deadline (no trickle outlives it): our own sender's
+        # answer keeps it on its read timer (lifted once a stream is handed on), the others in an asyncio.timeout
+        ours = sender if isinstance(sender, Http1Sender) else None
+        own = ours is not None
+        limit = _NO_LIMIT if own else asyncio.timeout(remaining)
         try:
             async with limit:
-                resp = await self.sender.open(wire.method, wire.url, wire.content, headers,
-                                              max(0.5, remaining) if remaining < self._timeout_s else None)
+                resp: Answer
+                if ours is not None:
+                    resp = await ours.open(wire.method, wire.url, wire.content, headers, timeout_s, remaining)
+                else:
+                    resp = await sender.open(wire.method, wire.url, wire.content, headers, timeout_s)
                 try:
                     if streaming and resp.status_code == 200 and _is_event_stream(resp):
                         first = await self._await_first_event(resp, profile.dialect, clock.now())
+                        if own:
+                            cast(Http1Answer, resp).lift_deadline()  # the stream goes on as long as it flows
                     else:
                         body = await read_capped(resp, self.max_body_bytes)
                         first = None
@@ -668,8 +681,8 @@ class PoolClient:
                     raise
         except (httpx.HTTPError, aiohttp.ClientError) as exc:  # aiohttp's own: a malformed answer, its timeouts
             return self._transport_failed(up, wire, key, trace, exc, elapsed() - started)
-        except TimeoutError:
-            if not limit.expired():
+        except TimeoutError as exc:
+            if not (isinstance(exc, AttemptDeadline) if own else cast(asyncio.Timeout, limit).expired()):
                 raise
             if key is not None and pool is not None:
                 pool.release(key, wire.model, elapsed() - started, wire.hold)
