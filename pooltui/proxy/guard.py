@@ -30,6 +30,8 @@ CREDENTIAL_PARAMS = frozenset({
 })
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _WATCHED = frozenset({b"host", b"origin", b"sec-fetch-site", b"content-type"})
+_VERDICTS_KEPT = 256  # verdicts remembered per guard (a proxy sees a few sets of these values)
+_UNSEEN = (0, "")  # no verdict remembered (None is one: the request passes)
 
 
 def is_loopback_literal(host: str) -> bool:
@@ -131,6 +133,10 @@ class AccessGuard:
         self.app = app
         self.policy = policy
         self.on_refuse = on_refuse
+        #: the verdict per (method, Host, Origin, Sec-Fetch-Site, Content-Type) as they came (bounded): the same
+        #: values every request of a client, judged once
+        self._verdicts: dict[tuple[str | None, bytes | None, bytes | None, bytes | None, bytes | None],
+                             tuple[int, str] | None] = {}
 
     def check(self, scope: Scope) -> tuple[int, str] | None:
         """(status, why) when the request must be refused, else None."""
@@ -142,6 +148,18 @@ class AccessGuard:
         for k, v in raw_headers:
             if k in _WATCHED and k not in headers:  # ASGI servers give lower-case names
                 headers[k] = v
+        get = headers.get
+        seen = (method, get(b"host"), get(b"origin"), get(b"sec-fetch-site"), get(b"content-type"))
+        verdicts = self._verdicts
+        verdict = verdicts.get(seen, _UNSEEN)
+        if verdict is _UNSEEN:
+            verdict = self._verdict(method, headers)
+            if len(verdicts) < _VERDICTS_KEPT:
+                verdicts[seen] = verdict
+        return verdict
+
+    def _verdict(self, method: str | None, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        """``check_head``'s verdict from the first of each watched header line."""
         host = headers.get(b"host", b"").decode("latin-1")
         if not self.policy.host_allowed(host):
             return 403, (f"pooltui proxy: Host {host!r} is not this proxy (use 127.0.0.1 or localhost with its "

@@ -13,7 +13,7 @@ from pooltui.client.pool_client import PoolClient, Upstream
 from pooltui.core import KeySpec, Pool
 from pooltui.providers.profiles import profile_for
 from pooltui.proxy.app import is_loopback
-from pooltui.proxy.guard import PathRefused, safe_path, safe_query
+from pooltui.proxy.guard import AccessGuard, AccessPolicy, PathRefused, safe_path, safe_query
 from pooltui.sim.server import ThreadedServer
 from tests.safety.helpers import Recorder, client_on, raw_request
 from tests.test_proxy import ProxyThread, proxied  # noqa: F401  (fixture)
@@ -157,3 +157,37 @@ def test_a_route_of_one_dialect_never_reaches_a_fallback_of_the_other() -> None:
             r = httpx.post(f"{px.service.url}/v1/batches", json={"input_file_id": "f"}, timeout=30)
     assert r.status_code >= 500, (r.status_code, r.text)
     assert recorder.seen == [], recorder.seen
+
+
+def test_the_guard_remembers_a_verdict_per_set_of_the_values_it_reads(proxied) -> None:  # noqa: F811
+    """The guard judges each (method, Host, Origin, Sec-Fetch-Site, Content-Type) once; a request that differs
+    from one judged before in any of them, on the same connection, is judged on its own."""
+    _, clients = proxied
+    for client in clients.values():
+        client.primary.pool.disable("limited")
+    with ProxyThread(clients) as px, httpx.Client(base_url=px.service.url, timeout=30) as http:
+        port, body = px.service.port, json.dumps(CHAT)
+        json_type = {"content-type": "application/json"}
+        assert http.post("/v1/chat/completions", content=body, headers=json_type).status_code == 200
+        text = http.post("/v1/chat/completions", content=body, headers={"content-type": "text/plain"})
+        assert text.status_code == 415 and "POST needs content-type" in text.json()["error"]["message"]
+        put = http.put("/v1/chat/completions", content=body, headers={"content-type": "text/plain"})
+        assert put.status_code == 415 and "PUT needs content-type" in put.json()["error"]["message"]
+        assert http.get("/v1/models", headers={"content-type": "text/plain"}).status_code == 200
+        assert http.post("/v1/chat/completions", content=body,
+                         headers={**json_type, "origin": "http://evil.example"}).status_code == 403
+        assert http.post("/v1/chat/completions", content=body,
+                         headers={**json_type, "sec-fetch-site": "cross-site"}).status_code == 403
+        assert http.post("/v1/chat/completions", content=body,
+                         headers={**json_type, "host": f"attacker.example:{port}"}).status_code == 403
+        assert http.post("/v1/chat/completions", content=body, headers=json_type).status_code == 200
+
+
+def test_the_guard_remembers_a_bounded_number_of_verdicts() -> None:
+    guard = AccessGuard(lambda *_: None, AccessPolicy.build(8787, "127.0.0.1"))  # type: ignore[arg-type,return-value]
+    json_type = (b"content-type", b"application/json")
+    for n in range(400):
+        assert guard.check_head("POST", [(b"host", f"name{n}.example:8787".encode()), json_type]) is not None
+    assert len(guard._verdicts) <= 256
+    assert guard.check_head("POST", [(b"host", b"127.0.0.1:8787"), json_type]) is None  # judged, not remembered
+    assert guard.check_head("POST", [(b"host", b"evil.example:8787"), json_type])[0] == 403
