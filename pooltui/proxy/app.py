@@ -179,6 +179,7 @@ class PoolProxy:
         #: the per-request hooks (access log, response headers, traces): begin and finish, in serve_api()
         self.observer = observer or Observer()
         self.drop_request = DROP_REQUEST if self.observer.propagate_upstream else DROP_REQUEST | TRACE_CONTEXT
+        self._drop_raw = frozenset(name.encode() for name in self.drop_request)  # as caller lines' names come
         self.clock = clock or SystemClock()
         #: the MonitorSession over the same clients (one of its own when none is given): it runs the commands,
         #: saves to the config, and owns each client's series and incident tracker, which the proxy shares
@@ -326,10 +327,7 @@ class PoolProxy:
         parsed = _parsed(body) if peeked is None else None
         fields = peeked if peeked is not None else parsed if isinstance(parsed, dict) else {}
         stream = fields.get("stream") is True
-        items = request.items
-        named = connection_named(items)
-        headers = {k: v for k, v in items if k not in self.drop_request and k not in named}
-        headers["accept-encoding"] = "identity"
+        headers = request.forwarded(self._drop_raw)
         bridges: dict[str, Bridge | None] = {}  # per provider tried: how its answer crosses back
 
         def build(profile: ProviderProfile) -> ApiRequest:

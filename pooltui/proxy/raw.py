@@ -1,18 +1,20 @@
 """The API routes' request and answer without Starlette's Request and Response objects: the caller's headers
-decoded once, its body read once, the answer's header lines encoded once when it is sent.
+kept as the bytes that came (a value decoded only where it is read), its body read once, the answer's header lines
+encoded once when it is sent.
 What goes on the wire is what Starlette's ``Response`` and ``StreamingResponse`` would send."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from pooltui.proxy.direct import body_now, cycle_of
+from pooltui.proxy.guard import connection_named
 from pooltui.proxy.limits import trust
 
 
@@ -26,13 +28,40 @@ class BodySource(Protocol):
         """Mark the connection that carried this request as authorised."""
 
 
+class FirstValues:
+    """A request's header values by lower-case name, the first of repeated ones (what a dict of its lines in
+    reverse gives), each decoded from latin-1 only when it is read."""
+
+    __slots__ = ("_first",)
+
+    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self._first = dict(reversed(raw_headers))
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name`` (lower-case), decoded; ``default`` when there is none."""
+        value = self._first.get(name.encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.encode("latin-1")].decode("latin-1")
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.encode("latin-1") in self._first
+
+
 class Caller:
     """A caller's request as the proxy reads it: method, path (percent-decoded), raw path, query string, headers
-    (``headers``: names lowercased, the first of repeated ones; ``items``: every line, in order) and the body,
-    read once and kept. From the proxy's own protocol (an ``Exchange``, proxy/exchange.py) or from ASGI
-    (``of_scope``)."""
+    (``raw_headers``: every line as it came, names lowercased as ASGI servers give them; ``headers``: by name, the
+    first of repeated ones; ``items``: every line decoded, in order) and the body, read once and kept. From the
+    proxy's own protocol (an ``Exchange``, proxy/exchange.py) or from ASGI (``of_scope``)."""
 
-    __slots__ = ("_body", "_source", "headers", "items", "method", "path", "query_string", "raw_path")
+    __slots__ = ("_body", "_source", "headers", "method", "path", "query_string", "raw_headers", "raw_path")
 
     def __init__(self, method: str, path: str, raw_path: bytes, query_string: bytes,
                  raw_headers: list[tuple[bytes, bytes]], source: BodySource) -> None:
@@ -40,16 +69,32 @@ class Caller:
         self.path = path
         self.raw_path = raw_path
         self.query_string = query_string
-        self.items = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
-        self.headers: dict[str, str] = dict(reversed(self.items))
+        self.raw_headers = raw_headers
+        self.headers = FirstValues(raw_headers)
         self._source = source
         self._body: bytes | None = None
+
+    @property
+    def items(self) -> list[tuple[str, str]]:
+        """Every header line, decoded, in order."""
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers]
 
     @classmethod
     def of_scope(cls, scope: Scope, receive: Receive) -> Caller:
         """The caller of an ASGI request."""
         return cls(scope["method"], scope["path"], scope.get("raw_path") or scope["path"].encode(),
                    scope.get("query_string", b""), scope["headers"], _Received(scope, receive))
+
+    def forwarded(self, drop: frozenset[bytes]) -> dict[str, str]:
+        """The header lines that go on upstream, decoded: those named in ``drop`` (lower-case) and those its
+        ``Connection`` lines name left out; a repeated one's last value at its first place (as a dict of the lines
+        gives); ``accept-encoding: identity`` at the end."""
+        out = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers if k not in drop}
+        if b"connection" in self.headers._first:  # hop-by-hop by declaration: dropped too
+            named = connection_named(self.items)
+            out = {k: v for k, v in out.items() if k not in named}
+        out["accept-encoding"] = "identity"
+        return out
 
     @property
     def url(self) -> URL:
@@ -68,7 +113,7 @@ class Caller:
         if self._body is not None:
             return None if limit is not None and len(self._body) > limit else self._body
         if limit is not None:
-            declared = self.headers.get("content-length", "")
+            declared = self.headers._first.get(b"content-length", b"")
             if declared.isdigit() and int(declared) > limit:
                 return None
         whole = await self._source.read(limit)

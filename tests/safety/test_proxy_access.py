@@ -191,3 +191,23 @@ def test_the_guard_remembers_a_bounded_number_of_verdicts() -> None:
     assert len(guard._verdicts) <= 256
     assert guard.check_head("POST", [(b"host", b"127.0.0.1:8787"), json_type]) is None  # judged, not remembered
     assert guard.check_head("POST", [(b"host", b"evil.example:8787"), json_type])[0] == 403
+
+
+def test_the_callers_header_lines_go_upstream_as_a_dict_of_them_gives() -> None:
+    """Kept as bytes until they are forwarded: a latin-1 value arrives as it was, a repeated line once with its last
+    value, a line its Connection names and the caller's credentials never."""
+    recorder = Recorder()
+    with ThreadedServer(recorder.app) as up, ProxyThread({"up": client_on(f"{up.url}/api/v1")}) as px:
+        port = px.service.port
+        head = (f"GET /v1/batches HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close, x-hop\r\nx-hop: private\r\n"
+                "x-many: 1\r\nx-note: caf\xe9\r\nX-Many: 2\r\nauthorization: Bearer caller-own-key\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head.encode("latin-1"))
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    (seen,) = recorder.seen
+    assert seen["headers"]["x-note"] == "caf\xe9" and seen["headers"]["x-many"] == "2"
+    assert "x-hop" not in seen["headers"] and seen["headers"]["accept-encoding"] == "identity"
+    assert seen["headers"]["authorization"] == "Bearer sk-test-recorder-000000000001"
