@@ -244,3 +244,26 @@ def test_the_read_timeout_is_per_wait_not_for_the_whole_answer(gap_s: float) -> 
             with pytest.raises(UpstreamTimeout):
                 asyncio.run(run())
         assert over.wait(5)  # the upstream's answer is over before it stops
+
+
+def test_a_heads_lines_are_the_same_made_once_or_remembered_and_an_injection_is_refused_every_time() -> None:
+    """Each (name, value) line is made and checked once while remembered: the head is the same bytes the first
+    time and after, a value that would inject a line is refused however often it comes and whatever clean value
+    its name had before, and past the lines remembered it is all the same."""
+    from pooltui.client.http1 import _LINES, _LINES_KEPT, _origin_of
+
+    origin = _origin_of("http://127.0.0.1:9/v1/x")
+    headers = {"authorization": "Bearer sk-test", "User-Agent": "mine/1", "content-length": "99", "x-note": "clean"}
+    expected = (b"POST /v1/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\nauthorization: Bearer sk-test\r\nUser-Agent: mine/1\r\n"
+                b"x-note: clean\r\nContent-Length: 2\r\n\r\n")
+    for _ in range(2):
+        assert Http1Sender._head("POST", origin, b"{}", headers) == expected
+        for bad in ({"x-note": "a\r\nx-evil: 1"}, {"x-evil\r\nx": "1"}, {"x-a:b": "1"}):
+            with pytest.raises(ValueError, match="line break"):
+                Http1Sender._head("POST", origin, b"{}", bad)
+    for n in range(_LINES_KEPT + 10):
+        Http1Sender._head("GET", origin, None, {f"x-{n}": "v"})
+    assert len(_LINES) <= _LINES_KEPT
+    assert Http1Sender._head("POST", origin, b"{}", headers) == expected
+    assert Http1Sender._head("GET", origin, None, {"accept": "*/*"}) == (
+        b"GET /v1/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\naccept: */*\r\nUser-Agent: pooltui\r\n\r\n")

@@ -422,6 +422,22 @@ def _joined(chunks: deque[bytes]) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+_LINES_KEPT = 1024  # header lines remembered (the same few each request: a key's auth, a client's own headers)
+#: per (name, value) sent: its line ("" for a header of ours) and whether it names the user agent
+_LINES: dict[tuple[str, str], tuple[str, bool]] = {}
+
+
+def _line(name: str, value: str) -> tuple[str, bool]:
+    """A request header's line and whether it is the User-Agent; ("", False) for framing, which is ours to write.
+    A line break or a colon where none may be is refused (header injection)."""
+    lowered = name.lower()
+    if lowered in _OURS:
+        return "", False
+    if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
+        raise ValueError(f"header {name!r}: a line break or colon where none may be (header injection)")
+    return f"{name}: {value}\r\n", lowered == "user-agent"
+
+
 class Http1Sender:
     """Attempts on our HTTP/1.1 client (a ``Sender``); see the module's doc."""
 
@@ -439,16 +455,22 @@ class Http1Sender:
 
     @staticmethod
     def _head(method: str, origin: _Origin, content: bytes | None, headers: Mapping[str, str]) -> bytes:
+        """The request's head as sent: a header of ours (framing) left out, one that could inject a line refused
+        (``ValueError``); each (name, value) line made and checked once while it is remembered (``_LINES``)."""
         lines = [f"{method} {origin.target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
         agent = False
-        for name, value in headers.items():
-            lowered = name.lower()
-            if lowered in _OURS:
-                continue
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
-                raise ValueError(f"header {name!r}: a line break or colon where none may be (header injection)")
-            agent = agent or lowered == "user-agent"
-            lines.append(f"{name}: {value}\r\n")
+        made = _LINES
+        for item in headers.items():
+            known = made.get(item)
+            if known is None:
+                known = _line(*item)
+                if len(made) >= _LINES_KEPT:
+                    made.clear()
+                made[item] = known
+            line, names_agent = known
+            if line:
+                lines.append(line)
+                agent = agent or names_agent
         if not agent:
             lines.append("User-Agent: pooltui\r\n")
         if content is not None or method in ("POST", "PUT", "PATCH"):
