@@ -928,6 +928,9 @@ class PoolStream:
             while prelude:  # (taken as they go: ``at_end`` knows when the last has)
                 yield prelude.pop(0)
             scanner.catch_up()  # the prelude's events after the first: read now that the first has gone on
+            if self.at_end:  # all of it came with its first event: its end read at once, with no timer
+                await anext(rest, None)
+                return
             # a stream may last; a silence may not (one timer for the stream, not one a chunk; made once the first
             # chunk has gone on)
             limit = IdleLimit(idle)

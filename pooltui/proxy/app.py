@@ -647,11 +647,11 @@ async def _relay_pool_stream(body: RelayedStream, chunks: AsyncIterator[bytes], 
     async generator per chunk); the last written with the answer's end when the upstream's answer is known to
     be complete as it is read (one write, and the stream's closing accounting after it), else the end once
     the upstream's is; an upstream that breaks told in-band, then the end."""
-    out, ended = body.out, False
+    out, stream, ended = body.out, body.stream, False
     try:
         async for chunk in chunks:
             piece = out(chunk)
-            if body.at_end:  # nothing more comes: the caller's answer ends with this chunk
+            if stream.at_end:  # nothing more comes: the caller's answer ends with this chunk
                 ended = True
                 await direct.last(piece + body.last())
             else:

@@ -56,11 +56,6 @@ class RelayedStream:
         why = self.stream.interrupted or type(exc).__name__
         return self._scrubber.flush() + sse_error(self._api, f"pooltui: upstream stream broke: {why}")
 
-    @property
-    def at_end(self) -> bool:
-        """Whether the chunk just read was the upstream's last (see ``PoolStream.at_end``)."""
-        return self.stream.at_end
-
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._relay()
 
