@@ -38,29 +38,6 @@ def _until(done, timeout_s: float = 5) -> None:
         time.sleep(0.01)
 
 
-def test_a_streams_end_does_not_wait_for_its_closing_accounting(proxied) -> None:  # noqa: F811
-    _, clients = proxied
-    client = clients["oai"]
-    tails: list[UsageRecord] = []
-
-    def slow_tail(record: UsageRecord) -> None:
-        if not record.requests and (record.tokens_in or record.tokens_out):  # the stream's end, with its tokens
-            time.sleep(SLOW_S)  # blocks the proxy's event loop, as a slow bookkeeping step would
-            tails.append(record)
-
-    client.usage_listeners.append(slow_tail)
-    with ProxyThread({"oai": client}) as px:
-        took, body = _whole_stream(px.service.port)
-        assert body.endswith(b"data: [DONE]\n\n")
-        assert took < SLOW_S * 0.75, f"the stream's end waited {took:.2f} s for its closing accounting"
-        _until(lambda: bool(tails))
-    # all of it done: the tail's tokens recorded, the key's stream closed and its tokens added
-    [tail] = tails
-    key = client.primary.pool.key(tail.key)
-    assert tail.tokens_out > 0 and key.streams == 0
-    assert key.stats.tokens_out >= tail.tokens_out
-
-
 def test_a_streams_end_does_not_wait_for_its_access_line_which_has_its_tokens(proxied) -> None:  # noqa: F811
     _, clients = proxied
     logged: list[logging.LogRecord] = []
@@ -112,6 +89,38 @@ async def _in_two_reads(writer: asyncio.StreamWriter) -> None:
     await writer.drain()
     await asyncio.sleep(0.05)
     writer.write(_chunked(rest) + b"0\r\n\r\n")
+
+
+async def _end_apart(writer: asyncio.StreamWriter) -> None:
+    """A stream's events, then (a moment later) its chunked end alone."""
+    writer.write(head(extra=CHUNKED) + _chunked(_events("a", "b")))
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("answer", [_whole_at_once, _end_apart])
+def test_a_streams_end_does_not_wait_for_its_closing_accounting(answer) -> None:
+    """Its end with its last chunk, or alone once the upstream's has come: the caller has it before the stream's
+    tail is recorded, and its key's stream is closed and its tokens added all the same."""
+    tails: list[UsageRecord] = []
+
+    def slow_tail(record: UsageRecord) -> None:
+        if not record.requests and (record.tokens_in or record.tokens_out):  # the stream's end, with its tokens
+            time.sleep(SLOW_S)  # blocks the proxy's event loop, as a slow bookkeeping step would
+            tails.append(record)
+
+    with OddUpstream(answer) as up:
+        client = up.client()
+        client.usage_listeners.append(slow_tail)
+        with ProxyThread({"odd": client}) as px:
+            took, body = _whole_stream(px.service.port)
+            assert body == _events("a", "b")
+            assert took < SLOW_S * 0.75, f"the stream's end waited {took:.2f} s for its closing accounting"
+            _until(lambda: bool(tails))
+    assert [(t.key, t.tokens_in, t.tokens_out) for t in tails] == [("k0", 3, 2)]
+    key = client.primary.pool.key("k0")
+    assert key.streams == 0 and (key.stats.tokens_in, key.stats.tokens_out) == (3, 2)
 
 
 @pytest.mark.parametrize(("answer", "reads"), [(_whole_at_once, 1), (_in_two_reads, 2)])
