@@ -14,7 +14,7 @@ import pytest
 
 from pooltui.client.pool_client import PoolStream, UsageRecord
 from pooltui.proxy.logs import ACCESS
-from tests.odd_upstream import OddUpstream, head
+from tests.odd_upstream import SECRET, OddUpstream, head
 from tests.test_proxy import ProxyThread, proxied  # noqa: F401  (the fixture)
 from tests.test_proxy_direct import _Reader, _request
 
@@ -154,3 +154,25 @@ def test_a_stream_read_whole_at_once_ends_before_its_opening_is_recorded() -> No
             assert took < SLOW_S * 0.75, f"the stream's end waited {took:.2f} s for its opening's records"
             _until(lambda: bool(ended))
     assert body == _events("a", "b") and [r.outcome for r in ended] == ["ok"]
+
+
+TAIL = SECRET[:12].encode()  # the stream's last bytes could begin a known key: the scrubber holds them back
+
+
+async def _tail_like_a_key(writer: asyncio.StreamWriter) -> None:
+    writer.write(head(extra=CHUNKED) + _chunked(_events("a") + b": " + TAIL) + b"0\r\n\r\n")
+
+
+async def _tail_like_a_key_end_apart(writer: asyncio.StreamWriter) -> None:
+    writer.write(head(extra=CHUNKED) + _chunked(_events("a") + b": " + TAIL))
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("answer", [_tail_like_a_key, _tail_like_a_key_end_apart])
+def test_what_the_scrubber_held_back_at_the_end_still_reaches_the_caller(answer) -> None:
+    """Not a whole key after all: the held bytes go with the stream's end, whichever way it comes."""
+    with OddUpstream(answer) as up, ProxyThread({"odd": up.client()}) as px:
+        _, body = _whole_stream(px.service.port)
+    assert body == _events("a") + b": " + TAIL
