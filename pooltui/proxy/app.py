@@ -274,6 +274,18 @@ class PoolProxy:
         return lines, ours
 
     @staticmethod
+    def _stream_media(upstream_headers: httpx.Headers, headers: dict[str, str], lines: list[tuple[bytes, bytes]],
+                      bridge: Bridge | None) -> str | None:
+        """A stream's media type when its header lines name none (``Reply.media_type``): the caller's dialect's
+        events when translated, else the upstream's type (events when it names none); None when the lines name
+        one already, the upstream's own (its headers not looked up again)."""
+        if bridge is not None:
+            return "text/event-stream"
+        if "content-type" in headers or b"content-type" in [name for name, _ in lines]:
+            return None
+        return upstream_headers.get("content-type", "text/event-stream")
+
+    @staticmethod
     def _response_headers(upstream_headers: httpx.Headers, served: str, bridge: Bridge | None = None
                           ) -> dict[str, str]:
         """An answer's header lines for its caller, all as text (the upstream's decoded, filtered, joined and
@@ -384,7 +396,7 @@ class PoolProxy:
         translator = bridge.stream(include_usage)() if bridge is not None else None
         self.stats.requests[(api, stream.status)] += 1
         lines, headers = self._reply_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
-        media = "text/event-stream" if bridge is not None else stream.headers.get("content-type", "text/event-stream")
+        media = self._stream_media(stream.headers, headers, lines, bridge)
         return Reply(stream.status, headers, media_type=media, body_iterator=RelayedStream(stream, api, translator),
                      lines=lines)
 

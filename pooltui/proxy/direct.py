@@ -143,8 +143,8 @@ def write_whole(to: Answering, status: int, headers: list[tuple[bytes, bytes]], 
 
 class ChunkedAnswer:
     """A streamed answer written chunk by chunk through the cycle, in HTTP/1.1 chunked framing as uvicorn's
-    ``send`` writes it; its head leaves with the first chunk (one write). ``start`` gives None off the common
-    path (then the stream goes through ASGI)."""
+    ``send`` writes it; its head leaves with the first chunk (one write), its end with the last one when that is
+    known as the last (``last``). ``start`` gives None off the common path (then the stream goes through ASGI)."""
 
     __slots__ = ("_head", "_raw", "_to")
 
