@@ -54,6 +54,7 @@ CASES = {
     "no headers": [],
     "only dropped ones": [(b"date", b"x"), (b"content-length", b"0")],
     "one kept": [(b"content-type", b"text/plain")],
+    "connection names the content type": _with(SIM, (b"Connection", b"content-type")),
 }
 
 
@@ -61,13 +62,11 @@ async def _chunks() -> AsyncIterator[bytes]:
     yield b""
 
 
-def _reply(headers: dict[str, str], lines: list[tuple[bytes, bytes]], stream: bool, bridge: Bridge | None,
-           upstream: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The lines sent for a whole answer, or for a stream with its media type as ``PoolProxy._stream`` picks it;
-    the observer's two headers added as it adds them."""
+def _reply(headers: dict[str, str], lines: list[tuple[bytes, bytes]], stream: bool, media: str | None
+           ) -> list[tuple[bytes, bytes]]:
+    """The lines sent for a whole answer, or for a stream with its media type ``media``; the observer's two headers
+    added as it adds them."""
     if stream:
-        media = "text/event-stream" if bridge is not None else raw_headers(upstream).get("content-type",
-                                                                                          "text/event-stream")
         reply = Reply(200, headers, media_type=media, body_iterator=_chunks(), lines=lines)
     else:
         reply = Reply(200, headers, b"{}", lines=lines)
@@ -78,12 +77,14 @@ def _reply(headers: dict[str, str], lines: list[tuple[bytes, bytes]], stream: bo
 
 def _text_path(raw: list[tuple[bytes, bytes]], bridge: Bridge | None, stream: bool) -> list[tuple[bytes, bytes]]:
     """What the caller got before: every line through the text path."""
-    return _reply(PoolProxy._response_headers(raw_headers(raw), "bench/k0", bridge), [], stream, bridge, raw)
+    media = "text/event-stream" if bridge is not None else raw_headers(raw).get("content-type", "text/event-stream")
+    return _reply(PoolProxy._response_headers(raw_headers(raw), "bench/k0", bridge), [], stream, media)
 
 
 def _now(raw: list[tuple[bytes, bytes]], bridge: Bridge | None, stream: bool) -> list[tuple[bytes, bytes]]:
-    lines, headers = PoolProxy._reply_headers(raw_headers(raw), "bench/k0", bridge)
-    return _reply(headers, lines, stream, bridge, raw)
+    upstream = raw_headers(raw)
+    lines, headers = PoolProxy._reply_headers(upstream, "bench/k0", bridge)
+    return _reply(headers, lines, stream, PoolProxy._stream_media(upstream, headers, lines, bridge))
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

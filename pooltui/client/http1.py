@@ -367,6 +367,12 @@ class Http1Answer:
     def aiter_bytes(self) -> AsyncIterator[bytes]:
         return self.aiter_raw()
 
+    @property
+    def ended(self) -> bool:
+        """Whether every byte of the body has been read: ``aiter_raw``'s next step ends it, nothing more comes
+        (a stream's last chunk is known as the last one when it is read)."""
+        return self._state == 2 and not self._chunks
+
     def whole(self) -> bytes | None:
         """The whole body (decoded) when all of it has already arrived, the connection released as ``aiter_raw``
         leaves it; None when more is to come or reading is paused (read it through ``aiter_raw``)."""

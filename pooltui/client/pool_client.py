@@ -937,10 +937,13 @@ class PoolStream:
         rest = aiter(self._rest)
         limit: IdleLimit | None = None
         try:
-            for chunk in self._prelude:
-                yield chunk
-            self._prelude = []
+            prelude = self._prelude
+            while prelude:  # (taken as they go: ``at_end`` knows when the last has)
+                yield prelude.pop(0)
             scanner.catch_up()  # the prelude's events after the first: read now that the first has gone on
+            if self.at_end:  # all of it came with its first event: its end read at once, with no timer
+                await anext(rest, None)
+                return
             # a stream may last; a silence may not (one timer for the stream, not one a chunk; made once the first
             # chunk has gone on)
             limit = IdleLimit(idle)
@@ -967,6 +970,12 @@ class PoolStream:
             await self.aclose()
 
     @property
+    def at_end(self) -> bool:
+        """Whether the chunk just given was the stream's last: its upstream's answer is complete and all of it has
+        been given (the caller's end can go with that chunk). False when the answer cannot tell."""
+        return not self._prelude and getattr(self._resp, "ended", False) is True
+
+    @property
     def tokens(self) -> tuple[int, int]:
         scanner = self._scanner
         scanner.catch_up()
@@ -983,6 +992,16 @@ class PoolStream:
             return
         self._closed = True
         await self._resp.aclose()
+        client = self._client
+        after = AFTER_ANSWER.get() if not client.settle_barriers else None
+        if after is None:
+            self._settle_end()
+        else:  # the caller's end first, the stream's accounting once it is written (client/after_answer.py)
+            after.append(self._settle_end)
+
+    def _settle_end(self) -> None:
+        """The closed stream's accounting: its usage read from its last events, priced, recorded; its key's
+        stream closed and its usage added; a stream cut mid-way an event."""
         pool, key = self._up.pool, self._key
         usage = self.usage  # the prelude's later events read too, when the stream closed before relaying them
         tin, tout = usage.input, usage.output

@@ -88,7 +88,7 @@ class SecretScrubber:
         self._dirty = False
         ordered = sorted(self._masks, key=len, reverse=True)
         self._bmasks = [(s.encode(), self._masks[s].encode()) for s in ordered]
-        self.longest = len(self._bmasks[0][0]) if ordered else 0
+        self.longest = max((len(s) for s, _ in self._bmasks), default=0)  # in bytes (a non-ASCII secret's are more)
         self._prefixes = frozenset(s[:i] for s, _ in self._bmasks for i in range(1, len(s)))
         firsts = sorted({s[0] for s, _ in self._bmasks})
         self._starts = re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in firsts) + b"]") if firsts else None

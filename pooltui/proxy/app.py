@@ -42,7 +42,7 @@ from pooltui.client.sockets import listen
 from pooltui.core.clock import Clock, SystemClock
 from pooltui.core.errors import message_of
 from pooltui.core.events import Event
-from pooltui.core.masking import SECRETS, StreamScrubber, scrub, scrub_bytes
+from pooltui.core.masking import scrub, scrub_bytes
 from pooltui.core.trace import format_trace
 from pooltui.providers.profiles import ApiRequest, ProviderProfile
 from pooltui.proxy.answer_headers import DROP_RESPONSE, relayed
@@ -72,6 +72,7 @@ from pooltui.proxy.models import ModelCatalog, render
 from pooltui.proxy.observe import Observer
 from pooltui.proxy.peek import peek_fields
 from pooltui.proxy.raw import Caller, Reply
+from pooltui.proxy.relayed import RelayedStream
 from pooltui.session.local import MonitorSession
 from pooltui.session.views import ClientSeries, StateView, TraceView, event_dict, panel
 
@@ -148,14 +149,6 @@ def latin1_items(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         name, text = key.decode("latin-1").lower(), value.decode("latin-1")
         out[name] = f"{out[name]}, {text}" if name in out else text
     return list(out.items())
-
-
-def sse_error(api: str, message: str) -> bytes:
-    """An error sent in-band, after a stream's first byte has gone back."""
-    if api == ANTHROPIC:
-        data = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return f"event: error\ndata: {json.dumps(data)}\n\n".encode()
-    return f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n".encode()
 
 
 @dataclass
@@ -282,6 +275,18 @@ class PoolProxy:
         return lines, ours
 
     @staticmethod
+    def _stream_media(upstream_headers: httpx.Headers, headers: dict[str, str], lines: list[tuple[bytes, bytes]],
+                      bridge: Bridge | None) -> str | None:
+        """A stream's media type when its header lines name none (``Reply.media_type``): the caller's dialect's
+        events when translated, else the upstream's type (events when it names none); None when the lines name
+        one already, the upstream's own (its headers not looked up again)."""
+        if bridge is not None:
+            return "text/event-stream"
+        if "content-type" in headers or b"content-type" in [name for name, _ in lines]:
+            return None
+        return upstream_headers.get("content-type", "text/event-stream")
+
+    @staticmethod
     def _response_headers(upstream_headers: httpx.Headers, served: str, bridge: Bridge | None = None
                           ) -> dict[str, str]:
         """An answer's header lines for its caller, all as text (the upstream's decoded, filtered, joined and
@@ -387,28 +392,11 @@ class PoolProxy:
         if isinstance(stream, PoolResponse):  # a request error: no stream, the answer goes back as it is
             return self._whole(api, stream, bridge)
         translator = bridge.stream(include_usage)() if bridge is not None else None
-
-        async def relay() -> AsyncIterator[bytes]:
-            scrubber = StreamScrubber(SECRETS)  # a secret split across two chunks is still caught
-            try:
-                async for chunk in stream:
-                    if translator is not None:
-                        chunk = translator.feed(chunk)
-                    if out := scrubber.feed(chunk):
-                        yield out
-                if translator is not None and (out := scrubber.feed(translator.close())):
-                    yield out
-                if tail := scrubber.flush():
-                    yield tail
-            except Exception as exc:
-                if tail := scrubber.flush():
-                    yield tail
-                yield sse_error(api, f"pooltui: upstream stream broke: {stream.interrupted or type(exc).__name__}")
-
         self.stats.requests[(api, stream.status)] += 1
         lines, headers = self._reply_headers(stream.headers, f"{stream.provider}/{stream.key}", bridge)
-        media = "text/event-stream" if bridge is not None else stream.headers.get("content-type", "text/event-stream")
-        return Reply(stream.status, headers, media_type=media, body_iterator=relay(), lines=lines)
+        media = self._stream_media(stream.headers, headers, lines, bridge)
+        return Reply(stream.status, headers, media_type=media, body_iterator=RelayedStream(stream, api, translator),
+                     lines=lines)
 
     async def probe(self, request: Request) -> Response:
         """Probes for a local model server (llama.cpp's /props, Ollama's /api/tags and /api/show, /version...)
@@ -585,11 +573,16 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
             if on_gone is None:  # a server without the proxy's protocol: Starlette watches for the disconnect
                 streaming = StreamingResponse(reply.body_iterator, reply.status_code)
                 streaming.raw_headers = reply.raw_headers()
-                await streaming(scope, receive, sent)
+                try:
+                    await streaming(scope, receive, sent)
+                finally:
+                    if isinstance(reply.body_iterator, RelayedStream):  # a caller gone: its upstream closes now
+                        await reply.body_iterator.stream.aclose()
+                    _stream_ended(reply, after)
             else:
                 started = True
                 cycle = cycle_of(scope)
-                await _relay(reply, reply.body_iterator, send, on_gone, lambda: None if cycle is None else
+                await _relay(reply, send, on_gone, lambda: None if cycle is None else
                              ChunkedAnswer.start(cycle, reply.status_code, reply.raw_headers()))
         elif (cycle := cycle_of(scope)) is None or not send_whole(cycle, reply.status_code, reply.raw_headers(),
                                                                   reply.body):
@@ -604,12 +597,12 @@ async def serve_api(proxy: PoolProxy, api: str, scope: Scope, receive: Receive, 
         settle_after(after, _log)
 
 
-async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
-                 on_gone: Callable[[Callable[[], None] | None], None],
+async def _relay(reply: Reply, send: Send, on_gone: Callable[[Callable[[], None] | None], None],
                  direct_start: Callable[[], ChunkedAnswer | None]) -> None:
     """A stream to its caller chunk by chunk as they come, without the task Starlette starts per stream to watch
     for a disconnect: the connection calls back when its caller goes, and the relay is cancelled then (the
-    upstream stream is closed at once, as Starlette's would be)."""
+    upstream stream is closed at once, as Starlette's would be). Its end hook (``Reply.on_end``) runs once its
+    end is written, after the stream's own accounting (client/after_answer.py)."""
     task = asyncio.current_task()
     assert task is not None
     gone = False
@@ -620,22 +613,30 @@ async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
         task.cancel()
 
     on_gone(leave)
+    body = reply.body_iterator
+    assert body is not None
+    after = AFTER_ANSWER.get()
+    chunks: AsyncIterator[bytes] | None = None
     try:
         direct = direct_start()
-        after = AFTER_ANSWER.get()
-        if direct is not None:  # straight through the connection: no ASGI message per chunk
+        if direct is not None and isinstance(body, RelayedStream):
+            chunks = body.chunks()
+            await _relay_pool_stream(body, chunks, direct, after)
+        elif direct is not None:  # straight through the connection: no ASGI message per chunk
+            chunks = aiter(body)
             async for chunk in chunks:
                 await direct.write(chunk)
                 if after:  # what the first chunk need not wait for, once it has gone
                     settle_after(after, _log)
             direct.end()
-            return
-        await send(reply.start())
-        async for chunk in chunks:
-            await send({"type": "http.response.body", "more_body": True, "body": chunk})
-            if after:
-                settle_after(after, _log)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            chunks = aiter(body)
+            await send(reply.start())
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "more_body": True, "body": chunk})
+                if after:
+                    settle_after(after, _log)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not gone:
             raise
@@ -643,8 +644,47 @@ async def _relay(reply: Reply, chunks: AsyncIterator[bytes], send: Send,
         closing = getattr(chunks, "aclose", None)
         if closing is not None:  # left at a yield while a send waited: its upstream stream closes now
             await closing()
+        if isinstance(body, RelayedStream):  # (closed already, unless its chunks never began)
+            await body.stream.aclose()
     finally:
         on_gone(None)
+        _stream_ended(reply, after)
+
+
+async def _relay_pool_stream(body: RelayedStream, chunks: AsyncIterator[bytes], direct: ChunkedAnswer,
+                             after: list[Callable[[], object]] | None) -> None:
+    """A pool stream's chunks straight through the connection, each translated and scrubbed here (no layer of
+    async generator per chunk); the last written with the answer's end when the upstream's answer is known to
+    be complete as it is read (one write, and the stream's closing accounting after it), else the end once
+    the upstream's is; an upstream that breaks told in-band, then the end."""
+    out, stream, ended = body.out, body.stream, False
+    try:
+        async for chunk in chunks:
+            piece = out(chunk)
+            if stream.at_end:  # nothing more comes: the caller's answer ends with this chunk
+                ended = True
+                await direct.last(piece + body.last())
+            else:
+                await direct.write(piece)
+            if after:  # what the first chunk need not wait for, once it has gone
+                settle_after(after, _log)
+    except Exception as exc:
+        if ended:  # the caller has its whole answer: nothing more can go to it
+            _log.exception("a stream failed after its end was written")
+            return
+        await direct.last(body.broke(exc))
+        return
+    if not ended:
+        await direct.last(body.last())
+
+
+def _stream_ended(reply: Reply, after: list[Callable[[], object]] | None) -> None:
+    """A stream's end hook, after what its end deferred (its accounting), or at once without a list."""
+    if reply.on_end is not None:
+        if after is None:
+            reply.on_end()
+        else:
+            after.append(reply.on_end)
 
 
 async def serve_exchange(proxy: PoolProxy, exchange: Exchange) -> None:
@@ -660,7 +700,7 @@ async def serve_exchange(proxy: PoolProxy, exchange: Exchange) -> None:
         watch = await observer.begin(caller, api)
         reply = observer.finish(watch, await proxy.forward(caller, api))
         if reply.body_iterator is not None:
-            await _relay(reply, reply.body_iterator, exchange.send, exchange.watch_gone,
+            await _relay(reply, exchange.send, exchange.watch_gone,
                          lambda: exchange.chunked(reply.status_code, reply.raw_headers()))
         else:
             await exchange.answer(reply.status_code, reply.raw_headers(), reply.body)

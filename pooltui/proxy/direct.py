@@ -143,8 +143,8 @@ def write_whole(to: Answering, status: int, headers: list[tuple[bytes, bytes]], 
 
 class ChunkedAnswer:
     """A streamed answer written chunk by chunk through the cycle, in HTTP/1.1 chunked framing as uvicorn's
-    ``send`` writes it; its head leaves with the first chunk (one write). ``start`` gives None off the common
-    path (then the stream goes through ASGI)."""
+    ``send`` writes it; its head leaves with the first chunk (one write), its end with the last one when that is
+    known as the last (``last``). ``start`` gives None off the common path (then the stream goes through ASGI)."""
 
     __slots__ = ("_head", "_raw", "_to")
 
@@ -178,11 +178,19 @@ class ChunkedAnswer:
         head, self._head = self._head, None
         self._raw.write(framed if head is None else head + framed)
 
-    def end(self) -> None:
-        """The last chunk, and the request completed."""
+    async def last(self, chunk: bytes) -> None:
+        """``chunk`` and the end in one write (waits while the caller's side of the connection is full)."""
+        to = self._to
+        if to.flow.write_paused and not to.disconnected:
+            await to.flow.drain()
+        self.end(chunk)
+
+    def end(self, chunk: bytes = b"") -> None:
+        """``chunk`` (when not empty) and the last chunk in one write, and the request completed."""
         to = self._to
         if to.disconnected:
             return
         head, self._head = self._head, None
-        self._raw.write(b"0\r\n\r\n" if head is None else head + b"0\r\n\r\n")
+        end = b"%x\r\n%b\r\n0\r\n\r\n" % (len(chunk), chunk) if chunk else b"0\r\n\r\n"
+        self._raw.write(end if head is None else head + end)
         _complete(to)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
@@ -217,8 +217,8 @@ class Observer:
             response.headers["x-pooltui-queue-wait-ms"] = f"{watch.queue_wait_ms:.0f}"
         if not self._wanted:  # no log line, no spans: nothing more to do for this request
             return response
-        if response.body_iterator is not None:
-            response.body_iterator = self._tail(watch, response.body_iterator)
+        if response.body_iterator is not None:  # once its end is written (the relay calls it: proxy/app.py)
+            response.on_end = partial(self._done, watch, None)
         else:
             body = bytes(response.body) if self.capture else None
             after = AFTER_ANSWER.get()
@@ -227,13 +227,6 @@ class Observer:
             else:  # the log line and spans once the answer is written (client/after_answer.py)
                 after.append(partial(self._done, watch, body))
         return response
-
-    async def _tail(self, watch: RequestWatch, chunks: AsyncIterable[Any]) -> AsyncIterator[Any]:
-        try:
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            self._done(watch, None)
 
     def _done(self, watch: RequestWatch, body: bytes | None) -> None:
         if self.tracing is not None:

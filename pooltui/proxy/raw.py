@@ -5,7 +5,7 @@ What goes on the wire is what Starlette's ``Response`` and ``StreamingResponse``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, overload
 
@@ -170,8 +170,10 @@ class Reply:
     headers: dict[str, str]
     body: bytes = b""
     media_type: str | None = None
-    body_iterator: AsyncIterator[bytes] | None = None
+    body_iterator: AsyncIterable[bytes] | None = None
     lines: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: a stream's end hook (the observer's log line and spans), called by the relay once its end has been written
+    on_end: Callable[[], None] | None = None
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         """The header lines as sent: Starlette's ``init_headers`` rules (a body's length unless the status has
