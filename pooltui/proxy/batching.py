@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 class BatchThread(Generic[T]):
     """Queue ``put`` items (up to ``max_queue`` waiting: more are dropped and counted) for ``send`` in batches, by a
-    thread that sleeps while nothing is queued: the first item wakes it, and what is queued goes ``delay_s`` later
-    (at once when ``max_batch`` are waiting, at a flush or at shutdown). The request path only appends to a deque;
-    it wakes the thread once per batch at most (a release of a plain lock: no ``Condition``), and an idle thread is
-    never woken (no timer)."""
+    thread that gathers them for ``delay_s`` and hands on what came (at once when ``max_batch`` are waiting, at a
+    flush or at shutdown), again and again while items keep coming; after a period with none it sleeps, with no
+    timer, until the next item wakes it (a release of a plain lock: no ``Condition`` on the request's path). The
+    request path only appends to a deque, and wakes the thread only then or when a batch is full."""
 
     def __init__(self, send: Callable[[list[T]], None], *, delay_s: float, max_batch: int, max_queue: int,
                  name: str = "pooltui-batch") -> None:
@@ -85,12 +85,14 @@ class BatchThread(Generic[T]):
 
     def _run(self) -> None:
         queue, wake = self._queue, self._wake
+        quiet = True  # the last gathering found nothing: sleep until woken (no timer while idle)
         while True:
-            if not queue and not self._urgent():  # nothing to do: sleep until a put, a flush or a shutdown
+            if quiet and not queue and not self._urgent():
                 self._asleep = True
                 if not queue and not self._urgent():  # again: a put in between saw the flag and woke us
                     wake.acquire()
                 self._asleep = False
+                quiet = False
                 continue  # a stale wake-up finds nothing to do and sleeps again
             deadline = time.monotonic() + self.delay_s  # gather for delay_s, unless it is urgent
             while not self._urgent():
@@ -98,7 +100,7 @@ class BatchThread(Generic[T]):
                 if left <= 0:
                     break
                 wake.acquire(timeout=left)
-            stopping = self._stopping
+            stopping, quiet = self._stopping, not queue  # items keep coming: gather again, on the timer alone
             self._hand_on(len(queue))
             if stopping and not queue:
                 return

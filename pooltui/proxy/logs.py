@@ -40,7 +40,8 @@ def _utc(ts: float) -> str:
     whole = int(ts)
     if whole != _second[0]:  # a busy proxy writes many lines per second: the date is formatted once for them
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return _second[1] + _MILLIS[int(ts % 1 * 1000)]
+    # ts - whole is ts % 1 for a time since 1970 (exact both), without the float modulo
+    return _second[1] + _MILLIS[int((ts - whole if ts >= 0 else ts % 1) * 1000)]
 
 
 class LineFormatter(logging.Formatter):
@@ -174,10 +175,10 @@ class BufferedHandler(logging.Handler):
 
     def _write(self, items: list[logging.LogRecord | AccessLine]) -> None:
         lines = []
-        formatter = self.line_formatter
+        access, render = self.line_formatter.render_access, self.line_formatter.render
         for item in items:
             try:
-                lines.append(formatter.render_access(*item) if isinstance(item, tuple) else formatter.render(item))
+                lines.append(access(*item) if isinstance(item, tuple) else render(item))
             except Exception:
                 self.handleError(item if isinstance(item, logging.LogRecord) else logging.makeLogRecord(
                     {"name": ACCESS, "msg": "an access line", "levelno": logging.INFO, "levelname": "INFO"}))

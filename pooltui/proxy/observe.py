@@ -353,10 +353,11 @@ def access_values(watch: RequestWatch) -> tuple[Any, ...]:
     """The access line's values, in ``logs.ACCESS_FIELDS`` order."""
     provider, key, attempts, fallback = watch.outline()
     trace = watch.trace
+    waited, cost = trace.waited_s * 1000 if trace else 0.0, watch.cost
+    # ``x and round(x, n)`` is round(x, n) without the call for a zero (no wait, no price: the common case)
     return (watch.api, watch.method, watch.path, watch.model or "", watch.status, round(watch.latency_ms, 1),
-            round(trace.waited_s * 1000 if trace else 0.0, 1), provider, key, attempts, fallback,
-            watch.translated or "", watch.tokens_in, watch.tokens_out, round(watch.cost, 6), watch.outcome,
-            watch.trace_id)
+            waited and round(waited, 1), provider, key, attempts, fallback, watch.translated or "", watch.tokens_in,
+            watch.tokens_out, cost and round(cost, 6), watch.outcome, watch.trace_id)
 
 
 def access_fields(watch: RequestWatch) -> dict[str, Any]:
