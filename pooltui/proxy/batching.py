@@ -39,6 +39,7 @@ class BatchThread(Generic[T]):
         self._flush_to = 0  # a flush waits until this many items are sent
         self._stopping = False
         self.dropped = 0
+        self.rounds = 0  # gathering rounds so far (none while idle)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -92,8 +93,8 @@ class BatchThread(Generic[T]):
                 if not queue and not self._urgent():  # again: a put in between saw the flag and woke us
                     wake.acquire()
                 self._asleep = False
-                quiet = False
-                continue  # a stale wake-up finds nothing to do and sleeps again
+                continue  # a stale wake-up finds the queue empty and sleeps again
+            self.rounds += 1
             deadline = time.monotonic() + self.delay_s  # gather for delay_s, unless it is urgent
             while not self._urgent():
                 left = deadline - time.monotonic()

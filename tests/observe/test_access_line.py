@@ -34,6 +34,7 @@ from tests.test_proxy import ALL_SECRETS, ProxyThread, proxied  # noqa: F401 - t
 KNOWN = "sk-proj-log9known-00000000000000000001"  # a secret the scrubber knows (as a pool's key is)
 SHAPED = "sk-ant-api03-Xy7Qw2Lm9Pz4Rt6Vb8Nc1Kd3Fg5Hj0"  # one it does not, but key-shaped
 BARE = "Zq8fR2mKx7VbN4pL0sT6wY1cJ9hD3gA5-log9"  # a known one with no prefix (Mistral style)
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CREATED = 1_796_654_133.120_987  # 2026-12-07T08:35:33.120Z
 
 #: (api, method, path, model, status, latency_ms, queue_wait_ms, provider, key, attempts, fallback, translated,
@@ -204,7 +205,8 @@ def test_through_the_proxy_the_text_line_is_the_records(proxied, text_log: io.St
             if attach:
                 logging.getLogger(ACCESS).addHandler(theirs)
             try:
-                answer = httpx.post(f"{px.service.url}/v1/chat/completions", timeout=30, json={
+                answer = httpx.post(f"{px.service.url}/v1/chat/completions", timeout=30, headers={
+                    "traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"}, json={
                     "model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
                 assert answer.status_code == 200
                 deadline = time.monotonic() + 30  # the line is made once the answer has gone (after_answer.py)
@@ -218,7 +220,7 @@ def test_through_the_proxy_the_text_line_is_the_records(proxied, text_log: io.St
     same = [re.sub(r"^\S+|(latency_ms|queue_wait_ms)=\S+", "", line) for line in lines]
     assert same[0] == same[1]
     assert "model=sk-test-\u2026" in lines[0] and ALL_SECRETS[3] not in text_log.getvalue()
-    assert " tokens_out=5 " in lines[0] and " outcome=ok" in lines[0]
+    assert " tokens_out=5 " in lines[0] and lines[0].endswith(f" outcome=ok trace_id={TRACE}")
 
 
 def _lines(stream: io.StringIO) -> list[str]:
