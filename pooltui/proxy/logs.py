@@ -129,7 +129,9 @@ class BufferedHandler(logging.Handler):
 
     def __init__(self, stream: IO[str], formatter: LineFormatter, *, delay_s: float = FLUSH_EVERY_S) -> None:
         super().__init__()
-        self.stream = stream
+        # past the CLI's scrubbing wrapper of stderr (``cli.ScrubbedStream``): every batch is scrubbed in ``_out``,
+        # once; the wrapper's second pass over the same text found nothing more
+        self.stream: IO[str] = getattr(stream, "unscrubbed", stream)
         self.line_formatter = formatter
         self.setFormatter(formatter)
         self.delay_s = delay_s

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from pooltui.commands.cli import ScrubbedStream
 from pooltui.proxy.batching import BatchThread
 from pooltui.proxy.logs import BufferedHandler, JsonFormatter, TextFormatter
 
@@ -97,7 +98,8 @@ def test_a_flush_waits_for_what_was_queued_before_it_while_more_keeps_coming() -
     try:
         time.sleep(0.05)
         for _ in range(5):
-            before = len(batches._queue) + batches._taken  # at least what was queued before the flush
+            with batches._changed:  # what was queued before the flush (the thread takes under this lock)
+                before = batches._taken + len(batches._queue)
             assert batches.flush(5)
             assert len(sent) >= before
     finally:
@@ -133,3 +135,17 @@ def test_no_line_is_lost_or_reordered_under_load_from_many_threads() -> None:
         t, i = re.search(r"(?:trace_id=|op )(\d)-(\d+)$", line).groups()  # type: ignore[union-attr]
         seen[int(t)].append(int(i))
     assert seen == {t: list(range(3000)) for t in range(4)}
+
+
+def test_through_the_clis_scrubbing_stderr_the_lines_are_the_same_and_scrubbed_once() -> None:
+    """``pooltui proxy`` logs to the CLI's stderr, which masks secrets itself: the handler writes past that wrapper
+    (its own pass per batch is the one), and the bytes are those it writes to a plain stream."""
+    plain, under = io.StringIO(), io.StringIO()
+    records = [record(i) for i in range(5)]
+    for stream in (plain, ScrubbedStream(under)):
+        handler = BufferedHandler(stream, TextFormatter(), delay_s=60)
+        for one in records:
+            handler.handle(one)
+        handler.close()
+    assert under.getvalue() == plain.getvalue() and len(plain.getvalue().splitlines()) == 5
+    assert "a" * 40 not in under.getvalue() and "sk-\u2026aaaa" in under.getvalue()
