@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import IO, Any
@@ -136,14 +137,18 @@ class BufferedHandler(logging.Handler):
         self.setFormatter(formatter)
         self.delay_s = delay_s
         self._lines: BatchThread[logging.LogRecord | AccessLine] | None = None
+        self._starting = threading.Lock()
 
     def _queue(self) -> BatchThread[logging.LogRecord | AccessLine]:
         """The writing thread, started on the first line (again after a ``close``: ``logging.config.dictConfig``,
         which uvicorn calls, closes every handler, and lines logged after that must still go out)."""
         lines = self._lines
         if lines is None:
-            lines = self._lines = BatchThread(self._write, delay_s=self.delay_s, max_batch=1024,
-                                              max_queue=MAX_WAITING, name="pooltui-log")
+            with self._starting:  # threads' first lines at once start one (another's would be orphaned)
+                lines = self._lines
+                if lines is None:
+                    lines = self._lines = BatchThread(self._write, delay_s=self.delay_s, max_batch=1024,
+                                                      max_queue=MAX_WAITING, name="pooltui-log")
         return lines
 
     def handle(self, record: logging.LogRecord) -> bool:

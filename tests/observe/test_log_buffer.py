@@ -149,3 +149,26 @@ def test_through_the_clis_scrubbing_stderr_the_lines_are_the_same_and_scrubbed_o
         handler.close()
     assert under.getvalue() == plain.getvalue() and len(plain.getvalue().splitlines()) == 5
     assert "a" * 40 not in under.getvalue() and "sk-\u2026aaaa" in under.getvalue()
+
+
+def test_first_lines_from_many_threads_at_once_start_one_writer() -> None:
+    """Threads logging their first lines at the same moment: one writing thread is started, not one each, so a
+    flush (and the close at exit) writes every one of those lines (an orphaned writer's lines waited for its
+    delay, a minute here, and were lost at exit)."""
+    for _ in range(30):
+        stream = io.StringIO()
+        handler = BufferedHandler(stream, TextFormatter(), delay_s=60)
+        start = threading.Barrier(8)
+
+        def first(i: int, handler: BufferedHandler = handler, start: threading.Barrier = start) -> None:
+            start.wait()
+            handler.handle(record(i))
+
+        threads = [threading.Thread(target=first, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        handler.flush()
+        assert len(stream.getvalue().splitlines()) == 8
+        handler.close()
