@@ -1,7 +1,7 @@
 """Items taken off the request path and handed on in batches: when ``max_batch`` are waiting, after ``delay_s``
 otherwise, and everything at a flush or at shutdown. ``BatchThread``: a thread hands them on (the request path only
-appends to a deque: no lock, no wake-up until a batch is full). ``PipeBatches``: the request's own thread writes
-each batch down a pipe without blocking (no thread at all)."""
+appends to a deque: no lock; the thread sleeps while nothing is queued and is woken once per batch at most).
+``PipeBatches``: the request's own thread writes each batch down a pipe without blocking (no thread at all)."""
 
 from __future__ import annotations
 
@@ -20,36 +20,48 @@ log = logging.getLogger(__name__)
 
 
 class BatchThread(Generic[T]):
-    """Queue ``put`` items (up to ``max_queue`` waiting: more are dropped and counted) for ``send`` in batches."""
+    """Queue ``put`` items (up to ``max_queue`` waiting: more are dropped and counted) for ``send`` in batches, by a
+    thread that gathers them for ``delay_s`` and hands on what came (at once when ``max_batch`` are waiting, at a
+    flush or at shutdown), again and again while items keep coming; after a period with none it sleeps, with no
+    timer, until the next item wakes it (a release of a plain lock: no ``Condition`` on the request's path). The
+    request path only appends to a deque, and wakes the thread only then or when a batch is full."""
 
     def __init__(self, send: Callable[[list[T]], None], *, delay_s: float, max_batch: int, max_queue: int,
                  name: str = "pooltui-batch") -> None:
         self._send = send
         self.delay_s, self.max_batch, self.max_queue = delay_s, max_batch, max_queue
         self._queue: deque[T] = deque()
-        self._changed = threading.Condition()
-        self._flush_wanted = False
-        self._busy = False  # a batch is being sent
+        self._wake = threading.Lock()  # released: the thread is woken (a released one stays so until it looks)
+        self._wake.acquire()
+        self._asleep = False  # the thread waits for a first item: a put into an empty queue wakes it
+        self._changed = threading.Condition()  # taking a batch, and a flush waiting for its items to be sent
+        self._taken = self._sent = 0  # items taken off the queue / handed on (or failed), so far
+        self._flush_to = 0  # a flush waits until this many items are sent
         self._stopping = False
         self.dropped = 0
+        self.rounds = 0  # gathering rounds so far (none while idle)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, item: T) -> None:
-        if len(self._queue) >= self.max_queue:
+        queue = self._queue
+        n = len(queue)
+        if n >= self.max_queue:
             self.dropped += 1
             return
-        self._queue.append(item)
-        if len(self._queue) == self.max_batch:
-            with self._changed:
-                self._changed.notify_all()
+        queue.append(item)
+        if (n == 0 and self._asleep) or n + 1 == self.max_batch:
+            self._signal()
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Send what is queued now; False if that took longer than ``timeout_s``."""
         with self._changed:
-            self._flush_wanted = True
-            self._changed.notify_all()
-            return self._changed.wait_for(lambda: not self._queue and not self._busy, timeout_s)
+            target = self._taken + len(self._queue)
+            if self._sent >= target:
+                return True
+            self._flush_to = max(self._flush_to, target)
+            self._signal()
+            return self._changed.wait_for(lambda: self._sent >= target, timeout_s)
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Send what is queued and stop the thread (once; later calls do nothing)."""
@@ -57,39 +69,61 @@ class BatchThread(Generic[T]):
             if self._stopping:
                 return
             self._stopping = True
-            self._changed.notify_all()
+        self._signal()
         self._thread.join(timeout_s)
 
+    def _signal(self) -> None:
+        """Wake the thread (or keep it from sleeping): a second release of a released lock is an error, and
+        harmless here (it is woken already)."""
+        try:
+            self._wake.release()
+        except RuntimeError:
+            pass
+
+    def _urgent(self) -> bool:
+        """A full batch, a flush or a shutdown waits: no more gathering."""
+        return self._stopping or self._flush_to > self._taken or len(self._queue) >= self.max_batch
+
     def _run(self) -> None:
+        queue, wake = self._queue, self._wake
+        quiet = True  # the last gathering found nothing: sleep until woken (no timer while idle)
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._stopping or self._flush_wanted
-                                       or len(self._queue) >= self.max_batch, self.delay_s)
-                batch = self._take()
-                self._busy = bool(batch)
-                stopping = self._stopping
-                if not batch:
-                    self._changed.notify_all()  # a flush of nothing is done
-            while batch:
-                try:
-                    self._send(batch)
-                except Exception:  # a failed export never stops the thread
-                    log.exception("batch not sent")
-                with self._changed:
-                    more = stopping or self._flush_wanted or len(self._queue) >= self.max_batch
-                    batch = self._take() if more else []
-                    self._busy = bool(batch)
-                    if not batch:
-                        self._changed.notify_all()
-            if stopping and not self._queue:
+            if quiet and not queue and not self._urgent():
+                self._asleep = True
+                if not queue and not self._urgent():  # again: a put in between saw the flag and woke us
+                    wake.acquire()
+                self._asleep = False
+                continue  # a stale wake-up finds the queue empty and sleeps again
+            self.rounds += 1
+            deadline = time.monotonic() + self.delay_s  # gather for delay_s, unless it is urgent
+            while not self._urgent():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wake.acquire(timeout=left)
+            stopping, quiet = self._stopping, not queue  # items keep coming: gather again, on the timer alone
+            self._hand_on(len(queue))
+            if stopping and not queue:
                 return
 
-    def _take(self) -> list[T]:
-        """Up to a batch of the queued items (the lock held); a flush is over once nothing is left."""
-        batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-        if not self._queue:
-            self._flush_wanted = False
-        return batch
+    def _hand_on(self, count: int) -> None:
+        """The first ``count`` queued items to ``send``, in batches of ``max_batch`` at most."""
+        while count > 0:
+            with self._changed:
+                queue = self._queue
+                batch = [queue.popleft() for _ in range(min(self.max_batch, count, len(queue)))]
+                self._taken += len(batch)
+            if not batch:
+                return
+            count -= len(batch)
+            try:
+                self._send(batch)
+            except Exception:  # a failed export never stops the thread
+                log.exception("batch not sent")
+            with self._changed:
+                self._sent += len(batch)
+                if self._sent - len(batch) < self._flush_to:  # a flush may wait for these
+                    self._changed.notify_all()
 
 
 PIPE_BYTES = 1 << 20  # what the pipe to a reader holds (Linux: the unprivileged most); a larger batch waits here

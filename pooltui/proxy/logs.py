@@ -2,13 +2,16 @@
 (logger ``pooltui.access``) and operational lines (``pooltui.proxy``: config, shared store, breakers, key states),
 human-readable or JSON (one object per line, made by the stdlib's ``json``: no dependency for ~30 lines),
 formatted and written in batches by a thread off the request's path. Every line passes through the secret scrubber
-on its way out."""
+on its way out. An access line goes to our handler as its plain values (``AccessLine``), with no ``LogRecord``,
+when that handler alone gets the access logger's lines (``direct_handler``): its formatter writes it straight from
+them, the same bytes as from a record."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import threading
 import time
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import IO, Any
@@ -23,11 +26,14 @@ ACCESS_FIELDS = ("api", "method", "path", "model", "status", "latency_ms", "queu
                  "attempts", "fallback", "translated", "tokens_in", "tokens_out", "cost", "outcome", "trace_id")
 
 IN_MESSAGE = ("api", "method", "path", "status")
+#: an access line as the observer queues it: its time (seconds) and its fields' values in ``ACCESS_FIELDS`` order
+AccessLine = tuple[float, tuple[Any, ...]]
 FLUSH_EVERY_S = 0.1  # queued lines are written at least this often
 MAX_WAITING = 100_000  # lines queued at most (past that they are dropped, and counted in a last line)
 
 
 _second: tuple[int, str] = (-1, "")
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1001))  # a line's milliseconds and zone, made once
 
 
 def _utc(ts: float) -> str:
@@ -35,7 +41,8 @@ def _utc(ts: float) -> str:
     whole = int(ts)
     if whole != _second[0]:  # a busy proxy writes many lines per second: the date is formatted once for them
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int(ts % 1 * 1000):03d}Z"
+    # ts - whole is ts % 1 for a time since 1970 (exact both), without the float modulo
+    return _second[1] + _MILLIS[int((ts - whole if ts >= 0 else ts % 1) * 1000)]
 
 
 class LineFormatter(logging.Formatter):
@@ -43,6 +50,10 @@ class LineFormatter(logging.Formatter):
     in one pass per batch); ``format`` is the scrubbed line."""
 
     def render(self, record: logging.LogRecord) -> str:
+        raise NotImplementedError
+
+    def render_access(self, created: float, values: tuple[Any, ...]) -> str:
+        """The access line of ``values`` (``ACCESS_FIELDS`` order) as ``render`` gives it from its record."""
         raise NotImplementedError
 
     def format(self, record: logging.LogRecord) -> str:
@@ -70,6 +81,22 @@ class JsonFormatter(LineFormatter):
             out["error"] = self.formatException(record.exc_info)
         return _encoded(out)
 
+    def render_access(self, created: float, values: tuple[Any, ...]) -> str:
+        (api, method, path, model, status, latency_ms, queue_wait_ms, provider, key, attempts, fallback, translated,
+         tokens_in, tokens_out, cost, outcome, trace_id) = values
+        if latency_ms - latency_ms or queue_wait_ms - queue_wait_ms or cost - cost:  # inf or nan: json's words
+            return _encoded({"time": _utc(created), "level": "info", "logger": ACCESS,
+                             "message": f"{api} {method} {path} {status}",
+                             **dict(zip(ACCESS_FIELDS, values, strict=True))})
+        s = encode_basestring
+        return (f'{{"time": "{_utc(created)}", "level": "info", "logger": "{ACCESS}", '
+                f'"message": {s(f"{api} {method} {path} {status}")}, "api": {s(api)}, "method": {s(method)}, '
+                f'"path": {s(path)}, "model": {s(model)}, "status": {status!r}, "latency_ms": {latency_ms!r}, '
+                f'"queue_wait_ms": {queue_wait_ms!r}, "provider": {s(provider)}, "key": {s(key)}, '
+                f'"attempts": {attempts!r}, "fallback": {s(fallback)}, "translated": {s(translated)}, '
+                f'"tokens_in": {tokens_in!r}, "tokens_out": {tokens_out!r}, "cost": {cost!r}, '
+                f'"outcome": {s(outcome)}, "trace_id": {s(trace_id)}}}')
+
 
 class TextFormatter(LineFormatter):
     """``2026-12-06T14:35:33.120Z info  message key=value ...`` (empty fields left out)."""
@@ -85,6 +112,16 @@ class TextFormatter(LineFormatter):
             line += "\n" + self.formatException(record.exc_info)
         return line
 
+    def render_access(self, created: float, values: tuple[Any, ...]) -> str:
+        (api, method, path, model, status, latency_ms, queue_wait_ms, provider, key, attempts, fallback, translated,
+         tokens_in, tokens_out, cost, outcome, trace_id) = values
+        # the string fields are left out when empty; the numbers never are (0 is written)
+        return (f"{_utc(created)} info  {api} {method} {path} {status}{' model=' + model if model else ''}"
+                f" latency_ms={latency_ms} queue_wait_ms={queue_wait_ms}{' provider=' + provider if provider else ''}"
+                f"{' key=' + key if key else ''} attempts={attempts}{' fallback=' + fallback if fallback else ''}"
+                f"{' translated=' + translated if translated else ''} tokens_in={tokens_in} tokens_out={tokens_out}"
+                f" cost={cost}{' outcome=' + outcome if outcome else ''}{' trace_id=' + trace_id if trace_id else ''}")
+
 
 class BufferedHandler(logging.Handler):
     """Log lines written in batches by a thread: the request's path only queues the record (no lock, no
@@ -93,19 +130,25 @@ class BufferedHandler(logging.Handler):
 
     def __init__(self, stream: IO[str], formatter: LineFormatter, *, delay_s: float = FLUSH_EVERY_S) -> None:
         super().__init__()
-        self.stream = stream
+        # past the CLI's scrubbing wrapper of stderr (``cli.ScrubbedStream``): every batch is scrubbed in ``_out``,
+        # once; the wrapper's second pass over the same text found nothing more
+        self.stream: IO[str] = getattr(stream, "unscrubbed", stream)
         self.line_formatter = formatter
         self.setFormatter(formatter)
         self.delay_s = delay_s
-        self._lines: BatchThread[logging.LogRecord] | None = None
+        self._lines: BatchThread[logging.LogRecord | AccessLine] | None = None
+        self._starting = threading.Lock()
 
-    def _queue(self) -> BatchThread[logging.LogRecord]:
+    def _queue(self) -> BatchThread[logging.LogRecord | AccessLine]:
         """The writing thread, started on the first line (again after a ``close``: ``logging.config.dictConfig``,
         which uvicorn calls, closes every handler, and lines logged after that must still go out)."""
         lines = self._lines
         if lines is None:
-            lines = self._lines = BatchThread(self._write, delay_s=self.delay_s, max_batch=1024,
-                                              max_queue=MAX_WAITING, name="pooltui-log")
+            with self._starting:  # threads' first lines at once start one (another's would be orphaned)
+                lines = self._lines
+                if lines is None:
+                    lines = self._lines = BatchThread(self._write, delay_s=self.delay_s, max_batch=1024,
+                                                      max_queue=MAX_WAITING, name="pooltui-log")
         return lines
 
     def handle(self, record: logging.LogRecord) -> bool:
@@ -117,6 +160,10 @@ class BufferedHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self._queue().put(record)
+
+    def put_access(self, line: AccessLine) -> None:
+        """Queue an access line as its values (``direct_handler`` says when: no record needed)."""
+        self._queue().put(line)
 
     def flush(self) -> None:
         """Write every line queued so far (waits up to 10 s)."""
@@ -133,13 +180,15 @@ class BufferedHandler(logging.Handler):
                           "could not keep up")
         super().close()
 
-    def _write(self, records: list[logging.LogRecord]) -> None:
+    def _write(self, items: list[logging.LogRecord | AccessLine]) -> None:
         lines = []
-        for record in records:
+        access, render = self.line_formatter.render_access, self.line_formatter.render
+        for item in items:
             try:
-                lines.append(self.line_formatter.render(record))
+                lines.append(access(*item) if isinstance(item, tuple) else render(item))
             except Exception:
-                self.handleError(record)
+                self.handleError(item if isinstance(item, logging.LogRecord) else logging.makeLogRecord(
+                    {"name": ACCESS, "msg": "an access line", "levelno": logging.INFO, "levelname": "INFO"}))
         if lines:
             self._out("\n".join(lines))
 
@@ -149,6 +198,19 @@ class BufferedHandler(logging.Handler):
             self.stream.flush()
         except (OSError, ValueError):  # the stream closed or full: nothing more to do with these lines
             pass
+
+
+def direct_handler(logger: logging.Logger) -> BufferedHandler | None:
+    """Our buffered handler when it alone gets ``logger``'s info lines, with no filter on the way (as ``configure``
+    leaves the access logger): a line for it needs no ``LogRecord``. None when a handler of someone else's (pytest's
+    caplog, a syslog handler) or a filter is there: they get a whole record."""
+    handlers = logger.handlers
+    if len(handlers) != 1 or logger.propagate or logger.filters or logger.disabled:
+        return None
+    handler = handlers[0]
+    if type(handler) is not BufferedHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    return handler
 
 
 def configure(fmt: str = "text", level: str = "info", stream: IO[str] | None = None) -> logging.Logger:

@@ -25,7 +25,7 @@ from pooltui.core.events import Event, StateChange
 from pooltui.core.stats import Histogram
 from pooltui.core.trace import RequestTrace, Step
 from pooltui.providers.profiles import ProviderProfile
-from pooltui.proxy.logs import ACCESS, OPERATIONS
+from pooltui.proxy.logs import ACCESS, ACCESS_FIELDS, OPERATIONS, direct_handler
 from pooltui.proxy.spans import AnswerFacts, facts_of
 from pooltui.store.telemetry import TelemetryConfig
 
@@ -237,8 +237,12 @@ class Observer:
         if not watch.trace_id:
             watch.trace_id = caller_trace_id(watch.carrier)
         if self.access_log and self.access.isEnabledFor(logging.INFO):
-            self.access.handle(self._access_record(f"{watch.api} {watch.method} {watch.path} {watch.status}",
-                                                   access_fields(watch)))
+            handler = direct_handler(self.access)
+            if handler is not None:  # ours alone: the values, formatted by its thread (logs.AccessLine)
+                handler.put_access((time.time(), access_values(watch)))
+            else:
+                self.access.handle(self._access_record(
+                    f"{watch.api} {watch.method} {watch.path} {watch.status}", access_fields(watch)))
 
     def _access_record(self, message: str, fields: dict[str, Any]) -> logging.LogRecord:
         """The access line's record, as ``Logger.info`` makes it but from a copy of one made once: no caller's
@@ -338,15 +342,20 @@ def _wire(listeners: list[Callable[[T], None]], listener: Callable[[T], None], o
         listeners.remove(listener)
 
 
-def access_fields(watch: RequestWatch) -> dict[str, Any]:
-    """The access line's fields (logs.ACCESS_FIELDS)."""
+def access_values(watch: RequestWatch) -> tuple[Any, ...]:
+    """The access line's values, in ``logs.ACCESS_FIELDS`` order."""
     provider, key, attempts, fallback = watch.outline()
-    return {"api": watch.api, "method": watch.method, "path": watch.path, "model": watch.model or "",
-            "status": watch.status, "latency_ms": round(watch.latency_ms, 1),
-            "queue_wait_ms": round(watch.queue_wait_ms, 1), "provider": provider, "key": key,
-            "attempts": attempts, "fallback": fallback, "translated": watch.translated or "",
-            "tokens_in": watch.tokens_in, "tokens_out": watch.tokens_out, "cost": round(watch.cost, 6),
-            "outcome": watch.outcome, "trace_id": watch.trace_id}
+    trace = watch.trace
+    waited, cost = trace.waited_s * 1000 if trace else 0.0, watch.cost
+    # ``x and round(x, n)`` is round(x, n) without the call for a zero (no wait, no price: the common case)
+    return (watch.api, watch.method, watch.path, watch.model or "", watch.status, round(watch.latency_ms, 1),
+            waited and round(waited, 1), provider, key, attempts, fallback, watch.translated or "", watch.tokens_in,
+            watch.tokens_out, cost and round(cost, 6), watch.outcome, watch.trace_id)
+
+
+def access_fields(watch: RequestWatch) -> dict[str, Any]:
+    """The access line's fields (``logs.ACCESS_FIELDS``), as a record of it carries them."""
+    return dict(zip(ACCESS_FIELDS, access_values(watch), strict=True))
 
 
 def observer_for(config: TelemetryConfig | None, *, access_log: bool = True) -> Observer:
