@@ -19,16 +19,15 @@ from pooltui.core.trace import RequestTrace, Step
 from pooltui.proxy.logs import (
     ACCESS,
     ACCESS_FIELDS,
-    OPERATIONS,
     BufferedHandler,
     JsonFormatter,
     LineFormatter,
     TextFormatter,
-    configure,
     direct_handler,
     flush,
 )
 from pooltui.proxy.observe import Observer, RequestWatch, access_fields, access_values
+from tests.observe.log_setup import configured_log
 from tests.test_proxy import ALL_SECRETS, ProxyThread, proxied  # noqa: F401 - the fixture
 
 KNOWN = "sk-proj-log9known-00000000000000000001"  # a secret the scrubber knows (as a pool's key is)
@@ -138,16 +137,7 @@ def test_the_values_are_the_watchs_as_its_properties_say(trace: RequestTrace | N
 
 @pytest.fixture
 def text_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure("text", "info", stream)
-    yield stream
-    for name in (ACCESS, OPERATIONS):
-        logger = logging.getLogger(name)
-        for handler in [h for h in logger.handlers if h.get_name() == "pooltui"]:
-            logger.removeHandler(handler)
-            handler.close()
-        logger.setLevel(logging.NOTSET)
-        logger.filters.clear()
+    yield from configured_log("text")
 
 
 def test_our_handler_alone_gets_values_anyone_elses_gets_a_record(text_log: io.StringIO) -> None:

@@ -13,23 +13,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pooltui.proxy.logs import ACCESS, ACCESS_FIELDS, OPERATIONS, configure, flush
+from pooltui.proxy.logs import ACCESS, ACCESS_FIELDS, OPERATIONS, flush
 from pooltui.sim.wiring import client_for_scenario
 from tests.conftest import keys, make_scenario
+from tests.observe.log_setup import configured_log
 from tests.odd_upstream import SECRET, OddUpstream
 from tests.test_proxy import ProxyThread, proxied  # noqa: F401 - the fixture
 
 
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    configure("json", "info", stream)
-    yield stream
-    for name in (ACCESS, OPERATIONS):
-        logger = logging.getLogger(name)
-        for handler in [h for h in logger.handlers if h.get_name() == "pooltui"]:
-            logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
+    yield from configured_log("json")
 
 
 def lines(stream: io.StringIO, logger: str = ACCESS) -> list[dict]:

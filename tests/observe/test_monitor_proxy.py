@@ -6,28 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
 import httpx
 import pytest
 
 from pooltui.commands.common import AppContext
 from pooltui.commands.monitor_cmds import proxy_in_monitor
-from pooltui.proxy.logs import ACCESS, OPERATIONS, flush
+from pooltui.proxy.logs import ACCESS, flush
 from pooltui.tui.app import PoolMonitorApp
 from tests.conftest import keys, make_scenario
+from tests.observe.log_setup import drop_log_handlers
 from tests.observe.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.asyncio
-
-
-def drop_log_handlers() -> None:
-    for name in (ACCESS, OPERATIONS):
-        logger = logging.getLogger(name)
-        for handler in [h for h in logger.handlers if h.get_name() == "pooltui"]:
-            logger.removeHandler(handler)
-            handler.close()
-        logger.setLevel(logging.NOTSET)
 
 
 async def test_the_monitors_proxy_is_traced_and_logs_to_its_file(serve, tmp_path, monkeypatch) -> None:
