@@ -48,7 +48,7 @@ CASES = {
     "the upstream's own x-pooltui header": _with(SIM, (b"x-pooltui-served-by", b"someone/else")),
     "the upstream's x-pooltui-translated": _with(SIM, (b"X-Pooltui-Translated", b"fake")),
     "a known secret echoed": _with(SIM, (b"x-echo", f"Bearer {SECRET}".encode())),
-    "a key-shaped value": _with(SIM, (b"x-echo", b"sk-ant-api03-abcdefghijklmnopqrstuvwxyz")),
+    "a key-shaped value": _with(SIM, (b"x-echo", b"sk-ant-test-abcdefghijklmnopqrstuvwxyz")),
     "a value in UTF-8": _with(SIM, (b"x-note", "caf\u00e9 \u2192 ok".encode())),
     "a value in latin-1": _with(SIM, (b"x-note", "caf\u00e9".encode("latin-1"))),
     "no headers": [],

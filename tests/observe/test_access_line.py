@@ -30,8 +30,8 @@ from pooltui.proxy.observe import Observer, RequestWatch, access_fields, access_
 from tests.observe.log_setup import configured_log
 from tests.test_proxy import ALL_SECRETS, ProxyThread, proxied  # noqa: F401 - the fixture
 
-KNOWN = "sk-proj-log9known-00000000000000000001"  # a secret the scrubber knows (as a pool's key is)
-SHAPED = "sk-ant-api03-Xy7Qw2Lm9Pz4Rt6Vb8Nc1Kd3Fg5Hj0"  # one it does not, but key-shaped
+KNOWN = "sk-test-log9known-00000000000000000001"  # a secret the scrubber knows (as a pool's key is)
+SHAPED = "sk-ant-test-Xy7Qw2Lm9Pz4Rt6Vb8Nc1Kd3Fg5Hj0"  # one it does not, but key-shaped
 BARE = "Zq8fR2mKx7VbN4pL0sT6wY1cJ9hD3gA5-log9"  # a known one with no prefix (Mistral style)
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CREATED = 1_796_654_133.120_987  # 2026-12-07T08:35:33.120Z
@@ -99,7 +99,7 @@ def test_the_handler_writes_the_same_bytes_scrubbed_from_values_as_from_records(
     assert len(by_values.getvalue().splitlines()) >= len(VALUES) * 3
     for secret in (KNOWN, SHAPED, BARE):
         assert secret not in by_values.getvalue()
-    assert "sk-proj-\u2026" in by_values.getvalue() and "sk-ant-\u2026" in by_values.getvalue()
+    assert "sk-test-\u2026" in by_values.getvalue() and "sk-ant-\u2026" in by_values.getvalue()
 
 
 def _watch(trace: RequestTrace | None) -> RequestWatch:
