@@ -736,32 +736,30 @@ class PoolClient:
         pool, clock, resp, result = up.pool, self.clock, answer.resp, answer.result
         oc = result.outcome
         streaming = streaming and answer.scanner is not None  # a stream request answered as a plain one
-        if oc is Outcome.OK and not streaming and not self.settle_barriers:
-            after = AFTER_ANSWER.get()
+        if oc is Outcome.OK and not streaming:  # a success: what its caller gets, and its accounting
+            served = PoolResponse(resp.status_code, resp.headers, answer.body, up.name, key.label if key else None,
+                                  trace, fallback)
+            after = AFTER_ANSWER.get() if not self.settle_barriers else None
             if after is not None:  # the caller's answer first, its accounting once it is written
-                served = PoolResponse(resp.status_code, resp.headers, answer.body, up.name,
-                                      key.label if key else None, trace, fallback)
                 after.append(partial(self._account, up, wire, key, answer, trace, served))
-                self._attempt_traced(up, key, answer, trace)
-                return served
-        usage, parsed, extra = Usage(), None, 0.0
-        if oc is Outcome.OK and not streaming:
-            parsed = parse_body(answer.body)
-            usage = usage_of(parsed)
-            extra = self._cache_settled(up, key, wire.conversation, wire.messages, wire.model, usage)
-        tokens_in, tokens_out = usage.input, usage.output
-        cost = self._cost(wire.model, usage) if tokens_in or tokens_out else None
+            else:
+                self._account(up, wire, key, answer, trace, served)
+                if self.usage_listeners:
+                    for barrier in self.settle_barriers:
+                        await barrier()
+            self._attempt_traced(up, key, answer, trace)
+            return served
+        # no usage to read: a stream's opening (its tokens come at its end) or an answer that is no success
         if key is not None and pool is not None:
-            pool.report(key, result, answer.latency, tokens_in, tokens_out, trace.request_id, cost, wire.model,
-                        wire.hold)
+            pool.report(key, result, answer.latency, 0, 0, trace.request_id, None, wire.model, wire.hold)
             if wire.hold is not None and wire.hold.ratio_of is not None and not streaming:
                 pool.add_usage(key, 0, 0, None, wire.hold)  # an answer without usage: what it held stays counted
         if self.usage_listeners:
             after = AFTER_ANSWER.get() if streaming and oc is Outcome.OK and not self.settle_barriers else None
             if after is None:
-                self._record(up.name, key, wire.model, oc is Outcome.OK, usage, cost, 1, extra)
+                self._record(up.name, key, wire.model, oc is Outcome.OK, Usage(), None, 1)
             else:  # a stream's opening, counted once its first chunk has gone
-                after.append(partial(self._record, up.name, key, wire.model, True, usage, cost, 1, extra))
+                after.append(partial(self._record, up.name, key, wire.model, True, Usage(), None, 1))
             for barrier in self.settle_barriers:
                 await barrier()
         label = key.label if key else None
@@ -774,9 +772,8 @@ class PoolClient:
         if oc is not Outcome.OK and oc is not Outcome.REQUEST_ERROR:
             await resp.aclose()
             return None
-        if not streaming:
-            return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed,
-                                usage)
+        if not streaming:  # the caller's own error
+            return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback)
         if oc is Outcome.OK:
             if key is not None and pool is not None:
                 pool.stream_opened(key)
@@ -787,7 +784,7 @@ class PoolClient:
         if answer.scanner is not None:  # a request error sent as the stream's first event
             return PoolResponse(result.status, _json_headers(resp.headers), json.dumps(answer.scanner.error).encode(),
                                 up.name, label, trace, fallback, answer.scanner.error)
-        return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback, parsed)
+        return PoolResponse(resp.status_code, resp.headers, answer.body, up.name, label, trace, fallback)
 
     def _attempt_traced(self, up: Upstream, key: PoolKey | None, answer: _Answer, trace: RequestTrace) -> None:
         """An attempt's answer in the request's trace; any real answer ends a suspected outage."""
@@ -799,8 +796,8 @@ class PoolClient:
 
     def _account(self, up: Upstream, wire: _Wire, key: PoolKey | None, answer: _Answer, trace: RequestTrace,
                  served: PoolResponse) -> None:
-        """A success's accounting once its answer is written (see client/after_answer.py): its usage read from
-        the body, its key's report, the usage listeners, as ``_settle`` does them at once without a caller."""
+        """A success's accounting: its usage read from the body, its key's report, the usage listeners; once its
+        answer is written when the proxy asks for that (client/after_answer.py), else at once (``_settle``)."""
         pool = up.pool
         parsed = parse_body(answer.body)
         usage = served.usage = usage_of(parsed)
