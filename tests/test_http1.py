@@ -72,6 +72,53 @@ def test_a_kept_connection_the_upstream_closed_is_replaced_once_before_the_answe
         assert [s.detail["outcome"] for s in trace.steps if s.kind == "attempt"] == ["ok"]
 
 
+class KeptThenSilent(KeptThenClosed):
+    """Answers the first request of each connection with keep-alive, then reads the next one and says nothing (an
+    upstream that took the request and hangs: the request may well be running there)."""
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                await read_request(reader)
+                self.requests += 1
+                if self.requests > 1:
+                    await reader.read()  # silent until the caller goes
+                    return
+                await self._answer(writer)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.ended += 1
+            writer.close()
+
+
+def test_a_read_timeout_on_a_kept_connection_is_not_sent_again_on_a_new_one() -> None:
+    """A silent upstream that had the request is not a connection it had closed: the request is not sent a second
+    time (a POST run twice upstream is billed twice), and the caller waits one read timeout, not two."""
+    from pooltui.client.http1 import UpstreamTimeout
+
+    with KeptThenSilent() as up:
+        async def run() -> float:
+            sender = Http1Sender(read_s=0.4)
+            url = f"http://127.0.0.1:{up.port}/v1/chat/completions"
+            try:
+                first = await sender.open("POST", url, b"{}", {}, None)
+                assert json.loads(b"".join([c async for c in first.aiter_bytes()]))["id"] == "c1"
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                with pytest.raises(UpstreamTimeout):
+                    await sender.open("POST", url, b"{}", {}, None)  # on the kept connection
+                return loop.time() - started
+            finally:
+                await sender.aclose()
+
+        waited = asyncio.run(run())
+    assert up.requests == 2 and up.connections == 1, (up.requests, up.connections)
+    assert waited < 0.75, waited  # one read timeout (0.4 s), not two
+
+
 def test_closing_the_client_closes_the_connections_it_kept_alive() -> None:
     """A client's own sender goes with it: the upstream sees its kept connection end at the client's close."""
     with KeptThenClosed() as up:

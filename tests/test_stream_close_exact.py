@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 
@@ -113,3 +114,41 @@ async def test_a_keyless_local_stream_closes_and_records_its_usage() -> None:
             await stream.aclose()  # no pool, no key: nothing to release, nothing raised
     assert stream.key is None and stream.tokens == (7, 0)
     assert [(u.provider, u.key, u.tokens_in) for u in usage if u.tokens_in] == [("local", "-", 7)]
+
+
+async def test_a_stream_left_unclosed_settles_its_own_end_not_on_another_requests_list(serve) -> None:
+    """A relay that drops its stream without closing it leaves the close to the garbage collector, whose aclose
+    runs in whatever request's context is current then: the stream's end is still settled (its key's stream
+    count back to 0), at once, not put on that other request's list (which may have been settled already)."""
+    import gc
+
+    from pooltui.client.after_answer import answer_first, settle_after
+
+    sc = make_scenario({"name": "p", "keys": keys("k", 1)})
+    server = serve(sc)
+    async with client_for_scenario(sc, server, seed=5) as client:
+        held: list[object] = []
+
+        async def request_a() -> None:
+            mine = answer_first()
+            stream = await opened(client)
+            chunks = aiter(stream)
+            await anext(chunks)  # its first chunk relayed...
+            settle_after(mine, logging.getLogger("test"))  # ...and what it deferred settled, as the proxy does
+            held.extend((stream, chunks))  # then the relay is dropped without closing the stream
+
+        await asyncio.create_task(request_a())
+        key = pool_of(client).key("k0")
+        assert key.streams == 1
+
+        async def request_b() -> list:
+            other = answer_first()
+            held.clear()
+            gc.collect()  # the stream's generator finalised while this request runs
+            for _ in range(20):
+                await asyncio.sleep(0.01)  # the finaliser's aclose task runs (in a copy of this context)
+            return other
+
+        other = await asyncio.create_task(request_b())
+        assert other == [], other
+        assert key.streams == 0, "the stream's end was not settled"

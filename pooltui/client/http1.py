@@ -4,7 +4,8 @@ aiohttp's behaviour: a keep-alive pool per origin (at most ``max_connections`` o
 ``keepalive_s``), a connect timeout and a read timeout between two reads, the process's TLS context, chunked and
 streamed answers, gzip/deflate answers decoded, no redirects, no cookies, no proxy from the environment (aiohttp's
 default session does not read one either). A connection reused from the pool that the upstream had closed is
-replaced once, before any byte of the answer (a keep-alive race, never the key's fault).
+replaced once, before any byte of the answer (a keep-alive race, never the key's fault); one that stays silent
+past the read timeout is not (the upstream has the request: sent again it could run twice).
 
 Every failure to get an answer is an ``UpstreamError`` (an ``OSError``, never a ``TimeoutError``: the attempt's
 transport failure, not the request's deadline). An attempt opened with a ``deadline_s`` is also abandoned when that
@@ -511,11 +512,11 @@ class Http1Sender:
                 while answer._state == 0:  # its head (answer.head(), inlined: one frame less at each wake)
                     await answer._wait()
                 return answer
-            except UpstreamError:
+            except UpstreamError as exc:
                 answer._release()
-                if reused and not answer.received and tries_left:
+                if reused and not answer.received and tries_left and not isinstance(exc, UpstreamTimeout):
                     continue  # the upstream had closed this idle connection: once more, on a new one
-                raise
+                raise  # (a silent upstream has the request: sent again, it could run twice, after two timeouts)
             except BaseException:
                 answer._release()
                 raise

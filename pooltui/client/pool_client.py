@@ -927,6 +927,7 @@ class PoolStream:
         self.key = key.label if key else None
         self.interrupted: str | None = None
         self._closed = False
+        self._after = AFTER_ANSWER.get()  # its request's list, if its accounting waits for the answer
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         scanner = self._scanner
@@ -991,8 +992,8 @@ class PoolStream:
         await self._resp.aclose()
         client = self._client
         after = AFTER_ANSWER.get() if not client.settle_barriers else None
-        if after is None:
-            self._settle_end()
+        if after is None or after is not self._after:  # (closed in another request's context, say by the garbage
+            self._settle_end()                         # collector's finaliser: that request's list is not its own)
         else:  # the caller's end first, the stream's accounting once it is written (client/after_answer.py)
             after.append(self._settle_end)
 
