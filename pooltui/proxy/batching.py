@@ -38,6 +38,7 @@ class BatchThread(Generic[T]):
         self._taken = self._sent = 0  # items taken off the queue / handed on (or failed), so far
         self._flush_to = 0  # a flush waits until this many items are sent
         self._stopping = False
+        self._stopped = False  # the thread has ended: ``put`` sends at once
         self.dropped = 0
         self.rounds = 0  # gathering rounds so far (none while idle)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -50,7 +51,9 @@ class BatchThread(Generic[T]):
             self.dropped += 1
             return
         queue.append(item)
-        if (n == 0 and self._asleep) or n + 1 == self.max_batch:
+        if self._stopped:  # the thread is gone (a put that took this queue just before shutdown): sent from here
+            self._hand_on(len(queue))
+        elif (n == 0 and self._asleep) or n + 1 == self.max_batch:
             self._signal()
 
     def flush(self, timeout_s: float = 10.0) -> bool:
@@ -64,13 +67,17 @@ class BatchThread(Generic[T]):
             return self._changed.wait_for(lambda: self._sent >= target, timeout_s)
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Send what is queued and stop the thread (once; later calls do nothing)."""
+        """Send what is queued and stop the thread (once; later calls do nothing). An item put after it is sent by
+        the thread that puts it."""
         with self._changed:
             if self._stopping:
                 return
             self._stopping = True
         self._signal()
         self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            self._stopped = True  # later puts send their own items; one that came before this is sent now
+            self._hand_on(len(self._queue))
 
     def _signal(self) -> None:
         """Wake the thread (or keep it from sleeping): a second release of a released lock is an error, and

@@ -44,6 +44,18 @@ def test_a_line_after_close_still_goes_out() -> None:
     handler.close()
 
 
+def test_a_line_queued_by_a_thread_that_took_the_writer_just_before_close_still_goes_out() -> None:
+    """Another thread's line can reach the writer that ``close`` is stopping (it took it just before): the line is
+    written, not left in a stopped thread's queue."""
+    stream = io.StringIO()
+    handler = BufferedHandler(stream, TextFormatter(), delay_s=60)
+    handler.handle(record(1))
+    taken = handler._queue()  # another thread, between taking the writer and putting its line...
+    handler.close()  # ...while this one closes the handler
+    taken.put(record(2))
+    assert [line.split(" info  ")[1][:6] for line in stream.getvalue().splitlines()] == ["line 1", "line 2"]
+
+
 def _until(done: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not done():
