@@ -155,8 +155,8 @@ def bench_peers(n: int, concurrency: int, sequential: int, rounds: int, tensorze
     for peer in peers:
         if not peer.missing:
             print(hop_line(f"{peer.label:18}", peer.name, med, "pooltui"))
-    print(f"  TensorZero: {workers} tokio worker thread{'' if workers == 1 else 's'} served the requests (of {named_count} named tokio-rt-worker, "
-          "the blocking pool's too; " + (f"TOKIO_WORKER_THREADS={tensorzero_threads}" if tensorzero_threads else
-                                          "tokio's default: one worker per core") + "); its peak RSS includes the "
-          "Python interpreter that hosts it")
+    setting = f"TOKIO_WORKER_THREADS={tensorzero_threads}" if tensorzero_threads else "tokio's default: one per core"
+    print(f"  TensorZero: {workers} tokio worker thread{'' if workers == 1 else 's'} served the requests ({setting}; "
+          f"{named_count} threads named tokio-rt-worker, its blocking pool's too); its peak RSS includes the Python "
+          "interpreter that hosts it")
     return med
