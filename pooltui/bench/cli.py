@@ -48,7 +48,8 @@ def _proxy(a: argparse.Namespace) -> None:
 def _peers(a: argparse.Namespace) -> None:
     from pooltui.bench.peers import bench_peers
 
-    bench_peers(a.requests, a.concurrency, a.sequential, a.rounds, a.tensorzero_python, a.tensorzero_threads)
+    threads = tuple(int(t) for t in a.tensorzero_threads.split(",") if t.strip())
+    bench_peers(a.requests, a.concurrency, a.sequential, a.rounds, a.tensorzero_python, threads or (0,))
 
 
 def _profile(a: argparse.Namespace) -> None:
@@ -177,8 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     pe.add_argument("--rounds", type=int, default=3)
     pe.add_argument("--tensorzero-python", default=None, metavar="PATH",
                     help="a Python with `tensorzero` installed (default: this one); without it, TensorZero is skipped")
-    pe.add_argument("--tensorzero-threads", type=int, default=0, metavar="N",
-                    help="TensorZero's tokio worker threads (default 0: tokio's own, one per core)")
+    pe.add_argument("--tensorzero-threads", default="0", metavar="N,...",
+                    help="TensorZero's tokio worker threads, one gateway per count, comma-separated (0: tokio's "
+                    "default, one per core; e.g. 0,1 compares it with one worker in the same run)")
     u = parsers["upstream"]
     u.add_argument("--requests", type=int, default=2000)
     u.add_argument("--rounds", type=int, default=4)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 
 from pooltui.bench.common import BENCH_SECRET, free_port, proxy_process, start_sim, stop_process, wait_port
 from pooltui.bench.proxy import MODES, Hop, direct_line, hop_line, measure_hops
@@ -105,44 +104,44 @@ def busy_threads(before: dict[int, tuple[str, float]], after: dict[int, tuple[st
     return sum(1 for u in used.values() if total and u >= total / 10)
 
 
-@dataclass(frozen=True)
-class Peer:
-    """A gateway compared with pooltui's proxy: how it is labelled, and why it is skipped (None: it runs)."""
-
-    name: str
-    label: str
-    missing: str | None
+def tensorzero_hops(threads: tuple[int, ...]) -> dict[str, tuple[str, int]]:
+    """TensorZero's gateways measured, one per tokio worker count asked for (0: tokio's default): figure prefix ->
+    (printed label, worker threads)."""
+    return {("tensorzero" if t == 0 else f"tensorzero_{t}w"):
+            ("TensorZero (Rust)" if t == 0 else f"TensorZero {t} worker{'' if t == 1 else 's'}", t)
+            for t in dict.fromkeys(threads)}
 
 
 def bench_peers(n: int, concurrency: int, sequential: int, rounds: int, tensorzero_python: str | None = None,
-                tensorzero_threads: int = 0) -> dict[str, float]:
-    """pooltui's proxy (``off`` mode) and each peer gateway that can run here, against the simulator directly, in
-    one run: ``bench proxy``'s figures for each (medians of interleaved rounds). Says which peers are skipped and
-    why; with none to run, measures nothing."""
+                tensorzero_threads: tuple[int, ...] = (0,)) -> dict[str, float]:
+    """pooltui's proxy (``off`` mode) and TensorZero's gateway (one per worker count in ``tensorzero_threads``)
+    against the simulator directly, in one run: ``bench proxy``'s figures for each (medians of interleaved rounds).
+    Where ``tensorzero`` does not import, says so and why, and measures nothing."""
     python = tensorzero_python or sys.executable
-    peers = [Peer("tensorzero", "TensorZero (Rust)", tensorzero_missing(python))]
-    for peer in peers:
-        if peer.missing:
-            print(f"peers: {peer.name} skipped: {peer.missing}")
-    if all(peer.missing for peer in peers):
+    missing = tensorzero_missing(python)
+    if missing:
+        print(f"peers: tensorzero skipped: {missing}")
         print("peers: no peer gateway to measure (see `bench proxy` for pooltui's proxy alone)")
         return {}
+    peers = tensorzero_hops(tensorzero_threads)
     sim_port = free_port()
     sim = start_sim(sim_port)
     hops: dict[str, Hop] = {}
-    workers = named_count = 0
+    workers: dict[str, tuple[int, int]] = {}  # peer -> (busy workers, threads named as tokio's)
     try:
         port, tmp = free_port(), tempfile.mkdtemp(prefix="pooltui-bench-")
         args, env = MODES["off"]
         hops["pooltui"] = Hop(proxy_process(sim_port, port, tmp, args=args, env=env), f"http://127.0.0.1:{port}/v1")
         wait_port(port, hops["pooltui"].proc, "the proxy (off)")
-        tz, base = tensorzero_process(python, sim_port, tempfile.mkdtemp(prefix="pooltui-bench-"), tensorzero_threads)
-        hops["tensorzero"] = Hop(tz, base, model=TENSORZERO_MODEL)
-        threads = thread_cpu(tz.pid)
+        for name, (_, threads) in peers.items():
+            tz, base = tensorzero_process(python, sim_port, tempfile.mkdtemp(prefix="pooltui-bench-"), threads)
+            hops[name] = Hop(tz, base, model=TENSORZERO_MODEL)
+        before = {name: thread_cpu(hops[name].proc.pid) for name in peers}
         med = measure_hops(sim_port, hops, n, concurrency, sequential, rounds)
-        named = thread_cpu(tz.pid)
-        med["tensorzero_workers"] = workers = busy_threads(threads, named, "tokio-rt-worker")
-        named_count = [name for name, _ in named.values()].count("tokio-rt-worker")
+        for name in peers:
+            after = thread_cpu(hops[name].proc.pid)
+            med[f"{name}_workers"] = busy = busy_threads(before[name], after, "tokio-rt-worker")
+            workers[name] = (busy, [thread for thread, _ in after.values()].count("tokio-rt-worker"))
     finally:
         for hop in hops.values():
             stop_process(hop.proc)
@@ -151,12 +150,13 @@ def bench_peers(n: int, concurrency: int, sequential: int, rounds: int, tensorze
           f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds "
           "per gateway, the gateways taking turns (% vs pooltui: median of each round's ratio)")
     print(direct_line(med))
-    print(hop_line(f"{'pooltui (off)':18}", "pooltui", med, "pooltui"))
-    for peer in peers:
-        if not peer.missing:
-            print(hop_line(f"{peer.label:18}", peer.name, med, "pooltui"))
-    setting = f"TOKIO_WORKER_THREADS={tensorzero_threads}" if tensorzero_threads else "tokio's default: one per core"
-    print(f"  TensorZero: {workers} tokio worker thread{'' if workers == 1 else 's'} served the requests ({setting}; "
-          f"{named_count} threads named tokio-rt-worker, its blocking pool's too); its peak RSS includes the Python "
-          "interpreter that hosts it")
+    print(hop_line(f"{'pooltui (off)':20}", "pooltui", med, "pooltui"))
+    for name, (label, _) in peers.items():
+        print(hop_line(f"{label:20}", name, med, "pooltui"))
+    for name, (label, threads) in peers.items():
+        busy, named = workers[name]
+        setting = f"TOKIO_WORKER_THREADS={threads}" if threads else "tokio's default: one per core"
+        print(f"  {label}: {busy} tokio worker thread{'' if busy == 1 else 's'} served the requests ({setting}; "
+              f"{named} threads named tokio-rt-worker, its blocking pool's too)")
+    print("  TensorZero's peak RSS includes the Python interpreter that hosts it")
     return med
