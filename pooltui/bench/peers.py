@@ -157,6 +157,6 @@ def bench_peers(n: int, concurrency: int, sequential: int, rounds: int, tensorze
         busy, named = workers[name]
         setting = f"TOKIO_WORKER_THREADS={threads}" if threads else "tokio's default: one per core"
         print(f"  {label}: {busy} tokio worker thread{'' if busy == 1 else 's'} served the requests ({setting}; "
-              f"{named} threads named tokio-rt-worker, its blocking pool's too)")
+              f"{named} named tokio-rt-worker in all, its blocking pool's included)")
     print("  TensorZero's peak RSS includes the Python interpreter that hosts it")
     return med
