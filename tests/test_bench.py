@@ -171,3 +171,31 @@ def test_the_floor_relays_requests_on_one_keep_alive_connection(tmp_path: Path) 
     finally:
         stop_process(relay)
         sim.stop()
+
+
+def test_bench_peers_says_a_gateway_it_cannot_import_is_skipped_and_why(tmp_path: Path) -> None:
+    """TensorZero is no dependency: where `tensorzero` does not import, `bench peers` says so and measures nothing
+    (a stand-in module that fails to import hides a real one the test venv may have)."""
+    (tmp_path / "tensorzero.py").write_text("raise ImportError('no tensorzero here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)}
+    out = subprocess.run([sys.executable, "-m", "pooltui.bench", "peers", "--requests", "10", "--sequential", "2",
+                          "--rounds", "1"], capture_output=True, text=True, timeout=50, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith(f"peers: tensorzero skipped: tensorzero is not importable in {sys.executable} "
+                               "(ImportError: no tensorzero here)"), lines
+    assert lines[1:] == ["peers: no peer gateway to measure (see `bench proxy` for pooltui's proxy alone)"]
+
+
+def test_bench_peers_gives_tensorzero_the_simulator_and_the_key_by_its_name_only() -> None:
+    """The gateway's config file holds the simulator's address and the name of the key's variable, never the key."""
+    import tomllib
+
+    from pooltui.bench.common import BENCH_SECRET
+    from pooltui.bench.peers import TENSORZERO_MODEL, tensorzero_config
+
+    text = tensorzero_config(4321)
+    provider = tomllib.loads(text)["models"]["gpt-sim-1"]["providers"]["sim"]
+    assert provider["api_base"] == "http://127.0.0.1:4321/sim-openai/v1/"
+    assert provider["api_key_location"] == "env::POOLTUI_BENCH_KEY" and BENCH_SECRET not in text
+    assert TENSORZERO_MODEL == "tensorzero::model_name::gpt-sim-1"

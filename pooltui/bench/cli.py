@@ -45,6 +45,13 @@ def _proxy(a: argparse.Namespace) -> None:
     bench_proxy(a.requests, a.concurrency, a.sequential, a.rounds, modes, a.source)
 
 
+def _peers(a: argparse.Namespace) -> None:
+    from pooltui.bench.peers import bench_peers
+
+    threads = tuple(int(t) for t in a.tensorzero_threads.split(",") if t.strip())
+    bench_peers(a.requests, a.concurrency, a.sequential, a.rounds, a.tensorzero_python, threads or (0,))
+
+
 def _profile(a: argparse.Namespace) -> None:
     from pooltui.bench.profile import bench_profile
     from pooltui.bench.proxy import MODES
@@ -121,6 +128,7 @@ _BENCHES: dict[str, tuple[str, Callable[[argparse.Namespace], None]]] = {
     "dispatch": ("requests/s through PoolClient vs raw clients", _dispatch),
     "monitor": ("key-press latency of the monitor under heavy demo traffic", _monitor),
     "proxy": ("requests/s and added latency through the pooling proxy", _proxy),
+    "peers": ("compiled gateways (TensorZero's, Rust) beside the proxy, measured as `proxy` measures it", _peers),
     "upstream": ("CPU and wall time per upstream attempt: aiohttp against our HTTP/1.1 client", _upstream),
     "profile": ("the proxy's frames with the most self time under the proxy benchmark's load (py-spy)", _profile),
     "stream": ("µs per streamed chunk in the SSE scanner (OpenAI, usage:null)", _stream),
@@ -163,6 +171,16 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--hooks", type=int, default=0, metavar="N",
                    help="instead: CPU per request of each mode in one process, N requests per round")
     x.add_argument("--source", default=None, help="run the proxy from another checkout's directory (before/after)")
+    pe = parsers["peers"]
+    pe.add_argument("--requests", type=int, default=5000)
+    pe.add_argument("--concurrency", type=int, default=32)
+    pe.add_argument("--sequential", type=int, default=300)
+    pe.add_argument("--rounds", type=int, default=3)
+    pe.add_argument("--tensorzero-python", default=None, metavar="PATH",
+                    help="a Python with `tensorzero` installed (default: this one); without it, TensorZero is skipped")
+    pe.add_argument("--tensorzero-threads", default="0", metavar="N,...",
+                    help="TensorZero's tokio worker threads, one gateway per count, comma-separated (0: tokio's "
+                    "default, one per core; e.g. 0,1 compares it with one worker in the same run)")
     u = parsers["upstream"]
     u.add_argument("--requests", type=int, default=2000)
     u.add_argument("--rounds", type=int, default=4)

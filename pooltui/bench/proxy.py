@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 
 from pooltui.bench.common import (
@@ -70,20 +71,20 @@ def family_cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequential: int, pid: int,
-                       proxy_key: str = "any") -> dict[str, float]:
+                       proxy_key: str = "any", proxy_model: str | None = None) -> dict[str, float]:
+    """One round: the simulator directly, then through the hop at ``proxied`` (process ``pid``), which a caller
+    sends ``proxy_key`` and, when given, ``proxy_model`` instead of the simulator's model name."""
     import aiohttp
 
-    body = ping_body()
-    streamed = {**ping_body(64), "stream": True}
     out: dict[str, float] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        async def call(base: str, key: str) -> int:
+        async def call(base: str, key: str, body: dict[str, object]) -> int:
             async with session.post(base + "/chat/completions", json=body,
                                     headers={"authorization": f"Bearer {key}"}) as r:
                 await r.read()
                 return r.status
 
-        async def first_byte(base: str, key: str) -> float:
+        async def first_byte(base: str, key: str, streamed: dict[str, object]) -> float:
             """ms from sending a stream request to its first byte of body."""
             t0 = time.perf_counter()
             async with session.post(base + "/chat/completions", json=streamed,
@@ -93,10 +94,14 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
                 await r.read()
             return took
 
-        for name, base, key in (("direct", direct, BENCH_SECRET), ("proxy", proxied, proxy_key)):
-            if await call(base, key) != 200:
+        for name, base, key, model in (("direct", direct, BENCH_SECRET, None),
+                                       ("proxy", proxied, proxy_key, proxy_model)):
+            body, streamed = ping_body(), {**ping_body(64), "stream": True}
+            if model is not None:
+                body["model"] = streamed["model"] = model
+            if await call(base, key, body) != 200:
                 raise RuntimeError(f"{name} did not answer 200")
-            send = partial(call, base, key)
+            send = partial(call, base, key, body)
             await drive(send, 300, concurrency)
             cpu, child_cpu = family_cpu_seconds(pid)
             out[f"{name}_rps"] = await drive(send, n, concurrency)
@@ -111,7 +116,7 @@ async def _proxy_round(direct: str, proxied: str, n: int, concurrency: int, sequ
             latencies = await _timed(serial, sequential)
             out[f"{name}_p50_ms"] = statistics.median(latencies)
             out[f"{name}_p99_ms"] = _percentile(latencies, 0.99)
-            ttfb = await _timed(partial(first_byte, base, key), max(20, sequential // 3))
+            ttfb = await _timed(partial(first_byte, base, key, streamed), max(20, sequential // 3))
             out[f"{name}_ttfb_ms"] = statistics.median(ttfb)
     return out
 
@@ -231,6 +236,66 @@ def sink_for(modes: tuple[str, ...]) -> _OtlpSink | None:
     return _OtlpSink() if any("{otlp}" in v for m in modes if m in MODES for v in MODES[m][1].values()) else None
 
 
+@dataclass(frozen=True)
+class Hop:
+    """A process measured between the load generator and the simulator: the process, the base URL a caller sends
+    to (``.../v1``), and the key and model name a caller gives it (None: the simulator's own model name)."""
+
+    proc: subprocess.Popen[bytes]
+    base: str
+    key: str = "any"
+    model: str | None = None
+
+
+def measure_hops(sim_port: int, hops: dict[str, Hop], n: int, concurrency: int, sequential: int,
+                 rounds: int) -> dict[str, float]:
+    """Each hop against the simulator directly, the hops taking turns round after round (each in each place in
+    turn: a run's later places are slower); the medians of the rounds by figure (``direct_...`` for the simulator
+    directly, ``NAME_proxy_...`` for hop NAME, ``NAME_vs_base``: its req/s over the first hop's in the same round),
+    and each hop's peak RSS (``NAME_rss_peak_mb``, its child processes' in ``NAME_child_rss_peak_mb``)."""
+    names = tuple(hops)
+    samples: dict[str, list[float]] = {}
+    for r in range(rounds):
+        this_round: dict[str, float] = {}
+        for name in rotated(names, r):
+            hop = hops[name]
+            result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1", hop.base, n, concurrency,
+                                      sequential, hop.proc.pid, hop.key, hop.model))
+            for k, v in result.items():
+                samples.setdefault(k if k.startswith("direct") else f"{name}_{k}", []).append(v)
+            this_round[name] = result["proxy_rps"]
+        for name in names:  # this round's req/s against the base's
+            samples.setdefault(f"{name}_vs_base", []).append(this_round[name] / this_round[names[0]])
+    for name, hop in hops.items():
+        samples[f"{name}_rss_peak_mb"] = [memory_kib(hop.proc.pid).get("VmHWM", 0) / 1024]
+        samples[f"{name}_child_rss_peak_mb"] = [sum(memory_kib(c).get("VmHWM", 0) for c in children_of(hop.proc.pid))
+                                                / 1024]
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def direct_line(med: dict[str, float]) -> str:
+    """The printed line of the simulator reached directly."""
+    return (f"  direct to the simulator   {med['direct_rps']:7.0f} req/s   p50 {med['direct_p50_ms']:.2f} ms "
+            f"p99 {med['direct_p99_ms']:.2f} ms   stream first byte {med['direct_ttfb_ms']:.2f} ms")
+
+
+def hop_line(label: str, name: str, med: dict[str, float], base: str) -> str:
+    """Hop ``name``'s printed line (``label`` first), from ``measure_hops``'s medians; adds to ``med`` what it works
+    out (``NAME_rps_ratio``, ``NAME_added_ms``, ``NAME_added_p99_ms``, ``NAME_added_ttfb_ms``)."""
+    rps = med[f"{name}_proxy_rps"]
+    med[f"{name}_rps_ratio"] = ratio = rps / med["direct_rps"]
+    med[f"{name}_added_ms"] = med[f"{name}_proxy_p50_ms"] - med["direct_p50_ms"]
+    med[f"{name}_added_p99_ms"] = med[f"{name}_proxy_p99_ms"] - med["direct_p99_ms"]
+    med[f"{name}_added_ttfb_ms"] = med[f"{name}_proxy_ttfb_ms"] - med["direct_ttfb_ms"]
+    vs = "" if name == base else f"   {med[f'{name}_vs_base'] * 100 - 100:+.1f}% req/s vs {base}"
+    return (f"  {label}  {rps:7.0f} req/s ({ratio:.2f}x direct)   added p50 {med[f'{name}_added_ms']:.2f} ms "
+            f"p99 {med[f'{name}_added_p99_ms']:.2f} ms   first byte +{med[f'{name}_added_ttfb_ms']:.2f} ms   "
+            f"CPU {med[f'{name}_proxy_cpu_us']:.0f} µs/request"
+            + (f" (+{child:.0f} export process)" if (child := med[f'{name}_proxy_child_cpu_us']) >= 0.5 else "")
+            + f"   peak RSS {med[f'{name}_rss_peak_mb']:.0f} MB"
+            + (f" (+{rss:.0f} export process)" if (rss := med[f'{name}_child_rss_peak_mb']) else "") + vs)
+
+
 def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: tuple[str, ...] = tuple(MODES),
                 source: str | None = None) -> dict[str, float]:
     """Each mode (the proxy's observability settings) against the simulator directly, in one run. ``source``: a
@@ -238,66 +303,37 @@ def bench_proxy(n: int, concurrency: int, sequential: int, rounds: int, modes: t
     sim_port = free_port()
     sim = start_sim(sim_port)
     sink = sink_for(modes)
-    samples: dict[str, list[float]] = {}
-    proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    hops: dict[str, Hop] = {}
     try:
         for mode in modes:  # every mode's proxy up at once: the rounds take turns (a busy machine's swings hit all)
             port, tmp = free_port(), tempfile.mkdtemp(prefix="pooltui-bench-")
+            base = f"http://127.0.0.1:{port}/v1"
             if mode in REFERENCES:
                 reference = REFERENCES[mode](sim_port, port, tmp)
                 if reference is None:
                     print(f"proxy: mode {mode} skipped: {mode} is not installed")
                     continue
-                proxies[mode] = (reference, port)
+                hops[mode] = Hop(reference, base, BENCH_SECRET)
             else:
                 args, env = MODES[mode]
                 env = {k: v.format(otlp=sink.url if sink else "") for k, v in env.items()}
-                proxies[mode] = (proxy_process(sim_port, port, tmp, args=args, source=source, env=env), port)
-            wait_port(port, proxies[mode][0], f"the proxy ({mode})")
-        modes = tuple(m for m in modes if m in proxies)
-        for r in range(rounds):
-            this_round: dict[str, float] = {}
-            for mode in rotated(modes, r):  # each mode in each place in turn: a run's later places are slower
-                proxy, port = proxies[mode]
-                result = run(_proxy_round(f"http://127.0.0.1:{sim_port}/sim-openai/v1",
-                                          f"http://127.0.0.1:{port}/v1", n, concurrency, sequential, proxy.pid,
-                                          BENCH_SECRET if mode in REFERENCES else "any"))
-                for k, v in result.items():
-                    samples.setdefault(k if k.startswith("direct") else f"{mode}_{k}", []).append(v)
-                this_round[mode] = result["proxy_rps"]
-            for mode in modes:  # this round's req/s against the base's
-                samples.setdefault(f"{mode}_vs_base", []).append(this_round[mode] / this_round[modes[0]])
-        for mode, (proxy, _) in proxies.items():
-            samples[f"{mode}_rss_peak_mb"] = [memory_kib(proxy.pid).get("VmHWM", 0) / 1024]
-            samples[f"{mode}_child_rss_peak_mb"] = [sum(memory_kib(c).get("VmHWM", 0) for c in children_of(proxy.pid))
-                                                    / 1024]
+                hops[mode] = Hop(proxy_process(sim_port, port, tmp, args=args, source=source, env=env), base)
+            wait_port(port, hops[mode].proc, f"the proxy ({mode})")
+        modes = tuple(hops)
+        med = measure_hops(sim_port, hops, n, concurrency, sequential, rounds)
     finally:
-        for proxy, _ in proxies.values():
-            stop_process(proxy)
+        for hop in hops.values():
+            stop_process(hop.proc)
         sim.stop()
         if sink is not None:
             sink.close()
-    med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"proxy: simulator, proxy and load generator as three processes on {os.cpu_count()} cores; "
           f"{n} requests at concurrency {concurrency}, then {sequential} one at a time; median of {rounds} rounds "
           "per mode, the modes taking turns (% vs the base: median of each round's ratio)"
           + (f"; proxy from {source}" if source else ""))
-    print(f"  direct to the simulator   {med['direct_rps']:7.0f} req/s   p50 {med['direct_p50_ms']:.2f} ms "
-          f"p99 {med['direct_p99_ms']:.2f} ms   stream first byte {med['direct_ttfb_ms']:.2f} ms")
-    base = modes[0]
+    print(direct_line(med))
     for mode in modes:
-        rps = med[f"{mode}_proxy_rps"]
-        med[f"{mode}_rps_ratio"] = ratio = rps / med["direct_rps"]
-        med[f"{mode}_added_ms"] = med[f"{mode}_proxy_p50_ms"] - med["direct_p50_ms"]
-        med[f"{mode}_added_p99_ms"] = med[f"{mode}_proxy_p99_ms"] - med["direct_p99_ms"]
-        med[f"{mode}_added_ttfb_ms"] = med[f"{mode}_proxy_ttfb_ms"] - med["direct_ttfb_ms"]
-        vs = "" if mode == base else f"   {med[f'{mode}_vs_base'] * 100 - 100:+.1f}% req/s vs {base}"
-        print(f"  proxy, {mode:9}  {rps:7.0f} req/s ({ratio:.2f}x direct)   added p50 {med[f'{mode}_added_ms']:.2f} ms "
-              f"p99 {med[f'{mode}_added_p99_ms']:.2f} ms   first byte +{med[f'{mode}_added_ttfb_ms']:.2f} ms   "
-              f"CPU {med[f'{mode}_proxy_cpu_us']:.0f} µs/request"
-              + (f" (+{child:.0f} export process)" if (child := med[f'{mode}_proxy_child_cpu_us']) >= 0.5 else "")
-              + f"   peak RSS {med[f'{mode}_rss_peak_mb']:.0f} MB"
-              + (f" (+{rss:.0f} export process)" if (rss := med[f'{mode}_child_rss_peak_mb']) else "") + vs)
+        print(hop_line(f"proxy, {mode:9}", mode, med, modes[0]))
     if sink is not None:
         print(f"  traced: {sink.received / 1024:.0f} KiB of OTLP received by the local collector")
     print("  targets: >= 0.5x direct, added p50 <= 0.30 ms, first byte added <= 0.3 ms, RSS <= 80 MB; "
