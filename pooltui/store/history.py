@@ -19,7 +19,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 from pooltui.core.budget import Spend, month_start_of, period_starts
 from pooltui.core.events import Event, EventKind
 from pooltui.core.masking import scrub
-from pooltui.store.history_writer import HistoryWriter, Statement, run_statements
+from pooltui.store.history_writer import HistoryWriter, Statement, inserts, run_statements
 from pooltui.store.paths import private_dir
 
 _SCHEMA = """
@@ -311,8 +311,8 @@ class History:
         rows = [(e.ts, e.provider, e.key, str(e.kind), e.status, scrub(e.reason), scrub(e.action), e.request_id,
                  e.change.value if e.change else None, n if n > 1 else None) for e, n in fold_repeats(events)]
         if rows:
-            self._write(("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id, change,"
-                         " repeats) VALUES (?,?,?,?,?,?,?,?,?,?)", rows, True))
+            self._write(*inserts("INSERT INTO events (ts, provider, key, kind, status, reason, action, request_id,"
+                                 " change, repeats) VALUES ", 10, rows))
 
     def add_incident(self, inc: dict[str, Any]) -> None:
         """An incident that ended (see ``pooltui.session.incident``): its counts and its one-line summary."""
@@ -341,7 +341,7 @@ class History:
         rows = [(r.ts, r.provider, r.model, r.tokens_in, r.tokens_out, r.outcome, r.latency_s * 1000)
                 for r in records]
         if rows:
-            self._write(("INSERT INTO requests VALUES (?,?,?,?,?,?,?)", rows, True))
+            self._write(*inserts("INSERT INTO requests VALUES ", 7, rows))
 
     @settled
     def request_records(self, since: float, provider: str | None = None) -> list[dict[str, Any]]:
