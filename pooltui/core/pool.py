@@ -839,7 +839,7 @@ class Pool:
             if est is not None and (limit := est.limit) is not None and (window := est.window_s) is not None:
                 accepted = est.accepted  # the learnt limit paced by, and its room: est.held(now), without its calls
                 trace.entries.append((now, self.name, key.label, candidates, excluded, len(self._unavail), limit,
-                                      window, len(accepted) - bisect_right(accepted, now - window)
+                                      window, len(accepted) - bisect_right(accepted, now - est.reach_s)
                                       + len(est.outstanding)))
             else:
                 trace.entries.append((now, self.name, key.label, candidates, excluded, len(self._unavail), None,
