@@ -905,6 +905,9 @@ class Pool:
                 held_map.put(token, other.label, other.cache_group, now)
                 return other
         wait_s = self.affinity_wait_s
+        if wait_s > 0 and held is not None and held.state is _OK and held.pos >= 0 and self.learn and \
+                not held.stated and (learned := held.learned) is not None and self._learned_full(held, learned, now):
+            self._pace(held, learned, now, trace)  # at its learnt limit: it rests until its opening, as a pick rests it
         if wait_s > 0 and held is not None and held.state is KeyState.COOLING and held.until is not None \
                 and held.until - now <= wait_s:
             if trace is not None:
