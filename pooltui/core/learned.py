@@ -118,6 +118,9 @@ class LearnedLimit:
     probes: int = 0  # times the estimate grew by one
     _full_since: float | None = None  # the window has been at the limit since (for the additive increase)
     fleet: FleetSends | None = None  # the fleet's sends of this key, where windows are shared (fits read them)
+    #: how long the pacing holds a request's slot after its send: the window and its margin (None: not worked out
+    #: since the estimate last changed)
+    _reach: float | None = field(default=None, repr=False)
 
     @classmethod
     def restored(cls, limit: int, window_s: float) -> LearnedLimit:
@@ -131,6 +134,7 @@ class LearnedLimit:
         self.votes[limit] = max(self.votes.values(), default=0.0) + 1.0
         _kept(self.windows.setdefault(limit, []), window_s)
         self.observed = max(1, self.observed)
+        self._reach = None
 
     @property
     def sure(self) -> float:
@@ -288,6 +292,7 @@ class LearnedLimit:
         else:
             self.limit = min(tied)
         self.window_s = median(self.windows[self.limit][-WINDOWS_READ:])
+        self._reach = None
         return True
 
     @property
@@ -301,42 +306,59 @@ class LearnedLimit:
         return min(window * MARGIN, max(MIN_MARGIN_S, spread))
 
     def in_window(self, now: float) -> int:
-        """Accepted requests the provider still counts at ``now``."""
+        """Accepted requests the provider may still count at ``now`` (sent within the window and its margin: what
+        the pacing holds)."""
         if self.window_s is None:
             return 0
-        return len(self.accepted) - bisect_right(self.accepted, now - self.window_s)
+        return len(self.accepted) - bisect_right(self.accepted, now - self.reach_s)
 
     def held(self, now: float) -> int:
         """Slots of the window taken at ``now``: accepted requests still counted, and those in flight."""
         return self.in_window(now) + len(self.outstanding)
 
+    @property
+    def reach_s(self) -> float:
+        """How long the pacing holds an accepted request's slot after its send: the window and its margin (the
+        provider counts it from its arrival, up to the margin after our send)."""
+        reach = self._reach
+        if reach is None:
+            reach = self._reach = (self.window_s or 0.0) + self.margin_s
+        return reach
+
     def full(self, now: float) -> bool:
-        """The learnt window has no room now: accepted requests still counted plus those in flight fill it."""
+        """The learnt window has no room now: accepted requests the provider may still count (sent within the
+        window and its margin) plus those in flight fill it. Room exactly when :meth:`opens_in` says 0."""
         limit = self.limit
         if limit is None:
             return False
-        window, out = self.window_s, len(self.outstanding)
-        if window is None:
+        out = len(self.outstanding)
+        if self.window_s is None:
             return out >= limit
-        accepted = self.accepted  # held(now), without its calls: the pick asks on every request
+        accepted = self.accepted  # without calls where it can: the pick asks on every request
         held = len(accepted) + out
-        return held >= limit and held - bisect_right(accepted, now - window) >= limit
+        if held < limit:
+            return False
+        reach = self._reach
+        return held - bisect_right(accepted, now - (reach if reach is not None else self.reach_s)) >= limit
 
     def opens_in(self, now: float) -> float:
         """Seconds until the key has learnt room for one more request (0: now). The window holds the accepted
-        requests still counted and those in flight (they count from their send); the opening is when enough of
-        them have left it, plus a small margin for the provider's clock."""
-        limit, window = self.limit, self.window_s
-        if limit is None or window is None:
+        requests the provider may still count and those in flight (they count from their send); the opening is
+        when enough of them have left it, the window and a small margin for the provider's clock after their send
+        (a request sent within that margin of an opening does not slip in: regression, the restarted replay's
+        second request of each key went 12 to 25 ms after the window, not 40)."""
+        limit = self.limit
+        if limit is None or self.window_s is None:
             return 0.0
-        start = bisect_right(self.accepted, now - window)
+        reach = self.reach_s
+        start = bisect_right(self.accepted, now - reach)
         counted = len(self.accepted) - start
         over = counted + len(self.outstanding) - limit
         if over < 0:
             return 0.0
         held = sorted([*self.accepted[start:], *self.outstanding]) if self.outstanding else None
         leaves = held[over] if held is not None else self.accepted[start + over]
-        return max(0.0, leaves + window + self.margin_s - now)
+        return max(0.0, leaves + reach - now)
 
     def as_dict(self, now: float) -> LearnedSnapshot | None:
         """The estimate as plain data (None until a 429 was fitted)."""
@@ -353,7 +375,7 @@ class LearnedLimit:
             return
         counted = self.in_window(now)
         if self.fleet is not None and (others := self.fleet.others()):
-            counted += len(others) - bisect_right(others, now - self.window_s)
+            counted += len(others) - bisect_right(others, now - self.reach_s)
         if counted < self.limit:
             self._full_since = None
         elif self._full_since is None:
@@ -365,6 +387,7 @@ class LearnedLimit:
             self.windows.setdefault(self.limit, list(self.windows.get(self.limit - 1, [])))
             self.precise.setdefault(self.limit, list(self.precise.get(self.limit - 1, [])))
             self._full_since = now
+            self._reach = None
 
 
 def _kept(windows: list[float], window: float) -> None:

@@ -839,7 +839,7 @@ class Pool:
             if est is not None and (limit := est.limit) is not None and (window := est.window_s) is not None:
                 accepted = est.accepted  # the learnt limit paced by, and its room: est.held(now), without its calls
                 trace.entries.append((now, self.name, key.label, candidates, excluded, len(self._unavail), limit,
-                                      window, len(accepted) - bisect_right(accepted, now - window)
+                                      window, len(accepted) - bisect_right(accepted, now - est.reach_s)
                                       + len(est.outstanding)))
             else:
                 trace.entries.append((now, self.name, key.label, candidates, excluded, len(self._unavail), None,
@@ -905,6 +905,9 @@ class Pool:
                 held_map.put(token, other.label, other.cache_group, now)
                 return other
         wait_s = self.affinity_wait_s
+        if wait_s > 0 and held is not None and held.state is _OK and held.pos >= 0 and self.learn and \
+                not held.stated and (learned := held.learned) is not None and self._learned_full(held, learned, now):
+            self._pace(held, learned, now, trace)  # at its learnt limit: it rests until its opening, as a pick rests it
         if wait_s > 0 and held is not None and held.state is KeyState.COOLING and held.until is not None \
                 and held.until - now <= wait_s:
             if trace is not None:

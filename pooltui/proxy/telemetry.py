@@ -223,7 +223,8 @@ class ExportProcess:
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True)  # logs come on stdout
         assert self.proc.stdin is not None
-        self._closing = False
+        self._closing = False  # close() asked it to end (its input closed): an exit code 0 then is no news
+        self._killed = False  # close() killed it, having waited for it in vain
         self._acked = threading.Condition()
         self._acks = self._asked = 0
         self._gone = False  # the process ended, or its pipe broke
@@ -235,12 +236,16 @@ class ExportProcess:
         self.batches.flush(frame(init), 0.0)  # the first frame: written at once into the empty pipe
 
     def flush(self, timeout_s: float) -> bool:
-        """True once the process has sent everything queued so far (False after ``timeout_s``)."""
+        """True once the process has sent everything queued so far (False after ``timeout_s``, or once its end
+        has been said: it is gone)."""
         deadline = time.monotonic() + timeout_s
         with self._acked:
             self._asked += 1
             asked = self._asked
         if not self.batches.flush(frame(("flush", asked)), timeout_s):
+            if self.batches.broken:  # its pipe broke: it is gone, and says so once the reader has seen it end
+                with self._acked:
+                    self._acked.wait_for(lambda: self._gone, max(0.0, deadline - time.monotonic()))
             return False
         with self._acked:
             return self._acked.wait_for(lambda: self._acks >= asked or self._gone,
@@ -262,11 +267,14 @@ class ExportProcess:
         try:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
+            self._killed = True
             self.proc.kill()
             self.proc.wait()
         self._reader.join(timeout_s)
 
     def _read(self) -> None:
+        """The process's acknowledgements and log lines, until its output ends; then its end, said (unless close()
+        asked for it) before a flush waiting on it hears of it."""
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
@@ -278,12 +286,16 @@ class ExportProcess:
                 level, name, text = [*line[4:].split(" ", 2), "", ""][:3]
                 logging.getLogger(name or OPERATIONS_LOG).log(int(level) if level.isdigit() else logging.ERROR,
                                                               "%s", scrub(text))
+        code = self.proc.wait()
+        # its exit code says whether close() ended it, whoever got there first: a death that close() raced (a kill
+        # just before a shutdown) is said too; and it is said before the waiters are woken, so that a flush that
+        # returns False has been preceded by it (a shutdown right after no longer hides it)
+        if not self._closing or (code != 0 and not self._killed):
+            logging.getLogger(OPERATIONS_LOG).error(
+                "the span export process ended (exit code %s): spans are no longer sent", code)
         with self._acked:
             self._gone = True
             self._acked.notify_all()
-        if not self._closing:
-            logging.getLogger(OPERATIONS_LOG).error(
-                "the span export process ended (exit code %s): spans are no longer sent", self.proc.wait())
 
 
 def _said_dropped(count: int) -> None:

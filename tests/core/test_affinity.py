@@ -97,6 +97,23 @@ def test_affinity_wait_waits_for_a_key_back_soon_and_not_for_one_back_late() -> 
     assert pick(p, "conv")[0] == "k1"  # back in a minute: it moves on
 
 
+def test_affinity_wait_waits_for_a_key_at_its_learnt_limit_whose_opening_is_soon() -> None:
+    """Regression: a conversation's key at its learnt limit (not cooling yet: nothing had picked it since its window
+    filled) had no room, so the conversation moved to another key, however soon its opening: what the learnt
+    margin held for every pick made of the key back from a 429 (tests/test_affinity.py's key waited for)."""
+    p = pool([("k0", None), ("k1", None)], affinity_wait_s=5.0)
+    assert p.restore_learned("k0", "", 1, 2.0) and p.restore_learned("k1", "", 1, 2.0)
+    assert pick(p, "conv")[0] == "k0"
+    p.report(p.key("k0"), Classification(Outcome.OK, 200))  # answered: its window holds it for 2 s and the margin
+    p.clock.advance(1.5)
+    trace = RequestTrace(2, p.clock.now(), p.strategy)
+    assert p.pick(trace, affinity="conv") is None  # its opening in about 0.5 s: worth waiting for its cache
+    assert "waits for k0 (cooling 0.5 s)" in format_trace(trace)
+    assert p.next_ready_in() == pytest.approx(0.5 + p.key("k0").learned.margin_s)  # what the client waits for
+    p.clock.advance(0.6)
+    assert pick(p, "conv")[0] == "k0"
+
+
 def rate_limited(p: Pool, label: str, retry_s: float) -> None:
     key = p.key(label)
     key.inflight += 1

@@ -161,3 +161,31 @@ def test_a_too_generous_estimate_is_dropped_at_the_429_it_did_not_expect() -> No
     cost = drive(key, est, 0.0, 60.0)
     assert est.limit == 8 and 4.99 <= est.window_s <= 5.05
     assert cost <= 4, cost
+
+
+def test_a_request_the_provider_may_still_count_holds_its_slot_for_the_pick_as_for_the_wait() -> None:
+    """Regression (the restarted replay's flaky 429, tests/lab/test_replay.py): the provider counts a request from
+    its arrival, up to the margin after our send; the wait for an opening added the margin, but the pick's check
+    (``full``) and ``opens_in`` let a request go as soon as the window alone had passed. A caller that came just
+    then (one not waiting: the restarted run's second to fourth request of each key) went 12 to 25 ms after the
+    window instead of 40, and a first request that had reached the provider 30 ms late made it a 429."""
+    key, est = SlidingKey(4, 2.0, whole_seconds=False), LearnedLimit.restored(4, 2.0)
+    late = 0.03  # the first requests of a new process reach the provider late (within the margin: 40 ms)
+    assert late < est.margin_s
+    for t in (0.0, 0.01, 0.02, 0.03):
+        assert not est.full(t)
+        est.sent(t)
+        assert key.send(t + late) is None
+        est.accept(t)
+    sent = 0
+    for n in range(1, 5000):  # a caller every 0.7 ms (never on an opening exactly), sent when the pick finds room
+        t = 0.03 + n * 0.0007  # (these arrive at once)
+        assert est.full(t) == (est.opens_in(t) > 0), t  # the pick's check and the wait agree
+        if not est.full(t):
+            est.sent(t)
+            retry = key.send(t)
+            assert retry is None, f"a 429 at {t:.3f} s"
+            est.accept(t)
+            sent += 1
+    assert sent == 4  # the window's four again, each the window and its margin after the one it replaces
+    assert est.accepted[4] == pytest.approx(0.0 + 2.0 + est.margin_s, abs=0.0007)
