@@ -1,6 +1,6 @@
-"""The history recorder keeps a flush's usage records as they come and sums them into the history's usage rows
-when it flushes: the rows hold every figure the records held, per minute, key and model (a real client on the
-simulator, a real SQLite history)."""
+"""The history recorder sums a flush's usage records into the history's usage rows as they come: the rows hold
+every figure the records held, per minute, key and model (a real client on the simulator, a real SQLite history),
+and what waits for the flush is a row per minute, key and model, not every record."""
 
 from __future__ import annotations
 
@@ -53,3 +53,20 @@ async def test_the_usage_rows_sum_every_record_per_minute_key_and_model(serve, t
     assert sum(minutes.values()) == 5
     assert client.usage_listeners == [heard.append]  # closed: the recorder no longer listens
     history.close()
+
+
+def test_what_waits_for_the_flush_is_a_row_per_minute_key_and_model_not_every_record() -> None:
+    """Summed as they come, while each record is fresh: the flush has a few rows to hand on, not a second's records
+    to read again (which held the event loop, and every caller's request, up to a millisecond once a second)."""
+    from pooltui.session.build import UsageSums
+
+    sums = UsageSums()
+    minute = int(time.time() // 60) * 60
+    for i in range(3000):  # 30 s of two keys' records, then one of the next minute
+        sums.add(UsageRecord(minute + i / 100, "p", f"k{i % 2}", "m", 1, 1, 5, 12, 0.001))
+    sums.add(UsageRecord(minute + 61, "p", "k0", "m", 1, 0, 3, 0, 0.0))
+    assert len(sums._sums) == 3  # what is held until the flush: a row per minute, key and model
+    rows = sums.take()
+    assert [(b - minute, k, n, ok, tin, tout) for b, _, k, _, n, ok, tin, tout, *_ in rows] == \
+        [(0, "k0", 1500, 1500, 7500, 18000), (0, "k1", 1500, 1500, 7500, 18000), (60, "k0", 1, 0, 3, 0)]
+    assert sums.take() == []
