@@ -11,7 +11,7 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
@@ -335,13 +335,13 @@ class History:
                 "summary")
         return [dict(zip(cols, r, strict=True)) for r in self.db.execute(sql + " ORDER BY since", args)]
 
-    def add_request_records(self, records: Iterable[Sequence[Any]]) -> None:
+    def add_request_records(self, records: Iterable[Any]) -> None:
         """Callers' requests as a whole (``RequestRecord``: time, provider, model, tokens, outcome, latency;
-        never a prompt or a key): what ``pooltui replay`` rebuilds a workload from. The records are the rows (no
-        row made of each on the event loop: a second's records are read once, by the writer)."""
-        rows = list(records)  # as they are: (ts, provider, model, tokens in, tokens out, outcome, latency in s)
+        never a prompt or a key): what ``pooltui replay`` rebuilds a workload from."""
+        rows = [(r.ts, r.provider, r.model, r.tokens_in, r.tokens_out, r.outcome, r.latency_s * 1000)
+                for r in records]  # (a row of expressions, ``?*1000``, costs SQLite more: it compares them all)
         if rows:
-            self._write(*inserts("INSERT INTO requests VALUES ", 7, rows, "(?,?,?,?,?,?,?*1000)"))
+            self._write(*inserts("INSERT INTO requests VALUES ", 7, rows))
 
     @settled
     def request_records(self, since: float, provider: str | None = None) -> list[dict[str, Any]]:

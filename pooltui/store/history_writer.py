@@ -24,14 +24,14 @@ log = logging.getLogger("pooltui.history")
 MAX_PARAMS = 999
 
 
-def inserts(head: str, width: int, rows: Sequence[Sequence[Any]], one: str | None = None) -> list[Statement]:
+def inserts(head: str, width: int, rows: Sequence[Sequence[Any]]) -> list[Statement]:
     """``rows`` (``width`` values each) as a few multi-row INSERTs, ``head`` being the statement up to VALUES. Each
     runs in one step with the interpreter lock released, where ``executemany`` steps once per row: a writer thread
     that gives the lock up and takes it back for every row keeps the event loop waiting for it, up to the switch
     interval (5 ms) each time (a second's rows, measured: 13-21 ms of the writer's wall time for 2 ms of its CPU, and
     callers' requests held 2-5 ms about once a second)."""
     per = max(1, MAX_PARAMS // width)
-    one = one or "(" + ",".join("?" * width) + ")"  # a row's values, expressions of its parameters if need be
+    one = "(" + ",".join("?" * width) + ")"
     full = head + ",".join([one] * per) if len(rows) >= per else ""
     out: list[Statement] = []
     for start in range(0, len(rows), per):
