@@ -452,7 +452,10 @@ class Pool:
         limit, window_s = learned.limit, learned.window_s
         if not self._share_learned or limit is None or window_s is None:
             return None
-        window_s += learned.margin_s  # the provider counts a request from its arrival, a little after our pick
+        # the provider counts a request from its arrival, a little after our pick: the fleet's window takes it at
+        # the pick (a lease counts down there), so a new connection's connect before its write is not in it; this
+        # process's own estimate holds its requests from their writes (LearnedLimit.accept)
+        window_s += learned.margin_s
         scope = key.label if learned is key.learned or model is None else f"{key.label}@{model}"
         slots = self._learned_windows.get(scope)
         if slots is None or slots.limit != limit or slots.window_s != window_s:
@@ -1307,7 +1310,9 @@ class Pool:
                     est = key.learned
                 if est is None or (est.fleet is None and self._share_learned):
                     est = self._estimate(key, per_model)
-                sent_at = now - latency_s + written_s  # (picked at now - latency_s)
+                sent_at = now - latency_s  # its pick; its send is a connect later on a new connection
+                if written_s:
+                    sent_at += written_s
                 out, accepted = est.outstanding, est.accepted
                 if len(out) == 1 and est.fleet is None and not est.pending and \
                         (not accepted or sent_at >= accepted[-1]) and len(accepted) < _ACCEPTED_KEPT and \
