@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pooltui.client.pool_client import PoolClient, PoolUnavailableError, Upstream
+from pooltui.client.upstream_http import tls_context
 from pooltui.core.learned import LearnedLimit
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.providers.profiles import profile_for
@@ -49,13 +50,15 @@ def certificate(folder: Path) -> tuple[Path, Path]:
 
 
 def test_the_learnt_estimate_counts_a_request_from_its_write_after_a_slow_handshake(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Regression: the pool kept an accepted request at its pick (the attempt's start), and fitted a 429 from the
     pick too, a handshake before the provider began counting the request: the pacing freed its slot that much
     early, and the window learnt was that much short. Our sender says when it wrote (``Http1Answer.written_s``)
     and the client passes it to the pool's report, for a success (read whole) as for a 429."""
     cert_path, key_path = certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # how a process trusts a private upstream's certificate
+    tls_context.cache_clear()  # (the process's one context, built afresh from the environment: now, and after)
+    request.addfinalizer(tls_context.cache_clear)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert_path, key_path)
     arrived: list[float] = []  # when each request's head had reached the upstream (epoch seconds)
