@@ -127,9 +127,11 @@ def test_the_learnt_estimate_counts_a_request_from_its_write_after_a_slow_handsh
     asked, est = asyncio.run(run())
     assert len(arrived) == 2
     # each request was written once its handshake was done, at least HANDSHAKE_S after its pick, and is counted
-    # from then (counted from its pick, each would be a few ms after asked[n]), never after its arrival
+    # from then (counted from its pick, each would be a few ms after asked[n]), not from a handshake later than
+    # its arrival (the report reads the pool's clock once the answer is read and classified: on a loaded machine
+    # up to 8 ms after its arrival was seen in a whole-suite run)
     first = est.accepted[0]
-    assert asked[0] + HANDSHAKE_S <= first <= arrived[0] + 0.005, (first - asked[0], arrived[0] - asked[0])
+    assert asked[0] + HANDSHAKE_S <= first <= arrived[0] + 0.1, (first - asked[0], arrived[0] - asked[0])
     assert est.limit == 1  # the 429 fitted: "1 per window", the window from the accepted one's send to the slot's
     second = first + est.window_s - retry_s  # the 429's send time, as the fit read it
-    assert asked[1] + HANDSHAKE_S <= second <= arrived[1] + 0.005, (second - asked[1], arrived[1] - asked[1])
+    assert asked[1] + HANDSHAKE_S <= second <= arrived[1] + 0.1, (second - asked[1], arrived[1] - asked[1])
