@@ -10,7 +10,11 @@ past the read timeout is not (the upstream has the request: sent again it could 
 Every failure to get an answer is an ``UpstreamError`` (an ``OSError``, never a ``TimeoutError``: the attempt's
 transport failure, not the request's deadline). An attempt opened with a ``deadline_s`` is also abandoned when that
 much time has passed (``AttemptDeadline``, a ``TimeoutError``), whatever the reads between; the same timer as the
-read timeout's enforces it, and ``Http1Answer.lift_deadline`` lifts it once a stream is handed on."""
+read timeout's enforces it, and ``Http1Answer.lift_deadline`` lifts it once a stream is handed on.
+
+``Http1Answer.written_s`` says how long after ``open`` began the request was written: 0 on a connection kept
+open, the connect (and TLS handshake, and any wait for room at the connection cap) on a new one. The provider
+counts a request from its arrival: a learnt limit's pacing counts it from there (core/learned.py)."""
 
 from __future__ import annotations
 
@@ -189,7 +193,7 @@ class Http1Answer:
 
     __slots__ = ("_cap", "_chunks", "_conn", "_deadline", "_decoder", "_error", "_head_bytes", "_head_only", "_hold",
                  "_informational", "_keep", "_raw", "_read_s", "_state", "_waiter", "declared", "headers", "received",
-                 "status_code")
+                 "status_code", "written_s")
 
     def __init__(self, conn: _Connection, read_s: float, head_only: bool) -> None:
         self._conn: _Connection | None = conn
@@ -213,6 +217,8 @@ class Http1Answer:
         #: the body's length as its one ``content-length`` header states it (what ``headers.get`` would give, as a
         #: number), None when it states none, several, or not a number
         self.declared: int | None = None
+        #: seconds from ``Http1Sender.open``'s start to the request's write (0: on a connection kept open, at once)
+        self.written_s = 0.0
         conn.answer, conn.lines = self, self._raw  # the connection's parser feeds it now
 
     # ------------------------------------------------------------------ fed by the connection
@@ -404,6 +410,7 @@ class Http1Answer:
 
 _NO_HEADERS = httpx.Headers()  # an answer's headers until its head has come (nothing reads them before)
 _NEVER = float("inf")
+_KEPT, _KEPT_LATER, _NEW = 0, 1, 2  # how an attempt got its connection (Http1Sender._acquire)
 
 
 def _is_json(raw: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> bool:
@@ -498,11 +505,15 @@ class Http1Sender:
         head = self._head(method, origin, content, headers)
         connect_s = self._connect_s if timeout_s is None else min(timeout_s, self._connect_s)
         read_s = self._read_s if timeout_s is None else min(timeout_s, self._read_s)
-        cap = _NEVER if deadline_s is None else asyncio.get_running_loop().time() + deadline_s
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        cap = _NEVER if deadline_s is None else begun + deadline_s
         for tries_left in (1, 0):
-            conn, reused = await self._acquire(origin, connect_s, cap)
+            conn, how = await self._acquire(origin, connect_s, cap)
             answer = Http1Answer(conn, read_s, method == "HEAD")  # the connection's answer now
             answer._cap = cap
+            if how != _KEPT:  # a connect (or a wait for room) came first: the provider counts it from now
+                answer.written_s = loop.time() - begun
             try:
                 assert conn.transport is not None
                 if content and len(content) > 64 * 1024:
@@ -514,7 +525,7 @@ class Http1Sender:
                 return answer
             except UpstreamError as exc:
                 answer._release()
-                if reused and not answer.received and tries_left and not isinstance(exc, UpstreamTimeout):
+                if how != _NEW and not answer.received and tries_left and not isinstance(exc, UpstreamTimeout):
                     continue  # the upstream had closed this idle connection: once more, on a new one
                 raise  # (a silent upstream has the request: sent again, it could run twice, after two timeouts)
             except BaseException:
@@ -522,14 +533,16 @@ class Http1Sender:
                 raise
         raise AssertionError("unreachable")
 
-    async def _acquire(self, origin: _Origin, connect_s: float, cap: float = _NEVER) -> tuple[_Connection, bool]:
-        """A kept connection to ``origin`` (True) or a new one (False); waits for room at the connection cap and
-        connects within ``connect_s``, neither past ``cap`` (loop time: then ``AttemptDeadline``)."""
+    async def _acquire(self, origin: _Origin, connect_s: float, cap: float = _NEVER) -> tuple[_Connection, int]:
+        """A connection to ``origin`` and how it came: kept and at once (``_KEPT``), kept after a wait for room
+        (``_KEPT_LATER``) or new (``_NEW``); waits for room at the connection cap and connects within
+        ``connect_s``, neither past ``cap`` (loop time: then ``AttemptDeadline``)."""
         loop = asyncio.get_running_loop()
+        how = _KEPT
         while True:
             kept = self._kept(origin, loop.time())
             if kept is not None:
-                return kept, True
+                return kept, how
             if len(self._open) < self._max or self._close_one_idle():
                 break
             room = loop.create_future()  # at the cap: until a connection closes or comes back idle
@@ -542,6 +555,7 @@ class Http1Sender:
             finally:
                 if room in self._room:
                     self._room.remove(room)
+            how = _KEPT_LATER
         conn = _Connection(self, origin.key)
         self._open.add(conn)
         try:
@@ -563,7 +577,7 @@ class Http1Sender:
             conn.close()
             self._forget(conn)
             raise
-        return conn, False
+        return conn, _NEW
 
     def _kept(self, origin: _Origin, now: float) -> _Connection | None:
         """An idle connection to ``origin`` still good for a request (the expired or closed ones closed)."""

@@ -245,6 +245,9 @@ class _Answer:
     latency: float
     scanner: SSEScanner | None = None
     prelude: tuple[list[bytes], AsyncIterator[bytes]] | None = None
+    #: how long after the attempt's start the request was written (our own sender's connect on a new connection;
+    #: 0 from the others): a learnt limit counts it from then
+    written: float = 0.0
 
 
 class _Abandon(Exception):
@@ -654,6 +657,7 @@ class PoolClient:
                 pool.release(key, wire.model, 0.0, wire.hold)
             raise _Abandon("deadline reached", None, "deadline")
         body = b""
+        written = 0.0
         sender = self.sender
         timeout_s = max(0.5, remaining) if remaining < self._timeout_s else None
         # connect and every read of this attempt end by its deadline (no trickle outlives it): our own sender's
@@ -665,7 +669,8 @@ class PoolClient:
             async with limit:
                 resp: Answer
                 if ours is not None:
-                    resp = await ours.open(wire.method, wire.url, wire.content, headers, timeout_s, remaining)
+                    mine = await ours.open(wire.method, wire.url, wire.content, headers, timeout_s, remaining)
+                    resp, written = mine, mine.written_s
                 else:
                     resp = await sender.open(wire.method, wire.url, wire.content, headers, timeout_s)
                 try:
@@ -705,9 +710,9 @@ class PoolClient:
         latency = elapsed() - started
         if first is None:
             return _Answer(resp, classify(profile.dialect, resp.status_code, resp.headers, body, clock.now()),
-                           body, latency)
+                           body, latency, None, None, written)
         result, scanner, prelude = first
-        return _Answer(resp, result, body, latency, scanner, prelude)
+        return _Answer(resp, result, body, latency, scanner, prelude, written)
 
     def _auth_headers(self, profile: ProviderProfile, secret: str | None) -> dict[str, str]:
         """``profile``'s auth and fixed headers for ``secret``, made once per key (a template each attempt copies)."""
@@ -751,7 +756,8 @@ class PoolClient:
             return served
         # no usage to read: a stream's opening (its tokens come at its end) or an answer that is no success
         if key is not None and pool is not None:
-            pool.report(key, result, answer.latency, 0, 0, trace.request_id, None, wire.model, wire.hold)
+            pool.report(key, result, answer.latency, 0, 0, trace.request_id, None, wire.model, wire.hold,
+                        answer.written)
             if wire.hold is not None and wire.hold.ratio_of is not None and not streaming:
                 pool.add_usage(key, 0, 0, None, wire.hold)  # an answer without usage: what it held stays counted
         if self.usage_listeners:
@@ -810,7 +816,7 @@ class PoolClient:
         cost = self._cost(wire.model, usage) if priced else None
         if key is not None and pool is not None:
             pool.report(key, answer.result, answer.latency, usage.input, usage.output, trace.request_id, cost,
-                        wire.model, wire.hold)
+                        wire.model, wire.hold, answer.written)
             if wire.hold is not None and wire.hold.ratio_of is not None:
                 pool.add_usage(key, 0, 0, None, wire.hold)
         if self.usage_listeners:

@@ -17,6 +17,13 @@ limit is found again; the next 429 re-fits it. A 429 is fitted only once every r
 been answered: under concurrency a 429 often comes back before the successes sent ahead of it (and, where
 windows are shared, once the others' sends before it have been read). Pure: times are passed in.
 
+A request counts from its send, when it was written, not from its pick: the provider counts it from its arrival,
+and on a new connection the connect (a TLS handshake over the internet: 50-300 ms) comes between, longer than the
+margin the pacing adds. In flight it holds a slot from its pick (:meth:`LearnedLimit.sent`); answered, it is
+kept at its send time (``accept``, ``rate_limited``: the client tells the pool how long after the attempt's start
+it was written), so its slot is held the window and its margin after that. The fleet is told the pick time
+(:class:`FleetSends`: a send is told as it goes out, and its refusal by the same time).
+
 Where windows are shared across processes (Redis), a fit reads the fleet's accepted sends of the key too
 (:class:`FleetSends`, kept by the store): the provider's window held the whole fleet's requests, and fitted from
 one process's third of them the estimate was a third of the limit.
@@ -106,8 +113,10 @@ class Fitted(NamedTuple):
 class LearnedLimit:
     """What one key (or key and model) is learnt to allow: ``limit`` requests per ``window_s``."""
 
-    accepted: list[float] = field(default_factory=list)  # send times, oldest first (the latest MAX_KEPT or so)
-    outstanding: list[float] = field(default_factory=list)  # send times of requests not answered yet, sorted
+    #: send times (when each request was written: the provider counts it from its arrival), oldest first (the
+    #: latest MAX_KEPT or so)
+    accepted: list[float] = field(default_factory=list)
+    outstanding: list[float] = field(default_factory=list)  # pick times of requests not answered yet, sorted
     pending: list[tuple[float, float]] = field(default_factory=list)  # 429s (sent at, retry-after) to fit
     votes: dict[int, float] = field(default_factory=dict)  # decayed: the latest 429s weigh most
     windows: dict[int, list[float]] = field(default_factory=dict)
@@ -154,7 +163,8 @@ class LearnedLimit:
         return round(min(1.0, agree / max(1e-9, total)) * min(1.0, self.observed / 3), 2)
 
     def sent(self, at: float) -> None:
-        """A request goes out at ``at``: it holds a slot of the window until its answer says whether it counts."""
+        """A request is picked at ``at``: it holds a slot of the window until its answer says whether it counts
+        (and from when: its send, a connect later on a new connection)."""
         out = self.outstanding
         if not out and self.fleet is None:  # none in flight (the usual case): nothing to sort in, nothing stale
             out.append(at)
@@ -168,14 +178,15 @@ class LearnedLimit:
         if len(out) > MAX_KEPT or out[0] < at - STALE_S:
             del out[:max(len(out) - MAX_KEPT, bisect_right(out, at - STALE_S))]
 
-    def accept(self, sent_at: float) -> bool:
-        """A request sent at ``sent_at`` was accepted (not rate-limited). Returns True when a 429 waiting for it
-        was fitted."""
+    def accept(self, sent_at: float, picked_at: float | None = None) -> bool:
+        """A request sent at ``sent_at`` was accepted (not rate-limited); ``picked_at``: when it was picked (its
+        slot in flight), if earlier than its send (written once its connection was made: the provider counts it
+        from then). Returns True when a 429 waiting for it was fitted."""
         out = self.outstanding
         if len(out) == 1:  # what _settle finds when one request is in flight
             out.pop()
         elif out:
-            self._settle(sent_at)
+            self._settle(sent_at if picked_at is None else picked_at)
         accepted = self.accepted
         if accepted and sent_at < accepted[-1]:  # answers arrive out of order
             insort(accepted, sent_at)
@@ -192,10 +203,11 @@ class LearnedLimit:
                 self._grow(sent_at)
         return self._fit_ready() if self.pending else False
 
-    def rate_limited(self, sent_at: float, retry_after_s: float | None) -> bool:
-        """A 429 for a request sent at ``sent_at`` that said a slot frees after ``retry_after_s``. It is fitted
-        once the requests sent before it are answered. Returns True when a 429 was fitted now."""
-        sent = self._settle(sent_at)
+    def rate_limited(self, sent_at: float, retry_after_s: float | None, picked_at: float | None = None) -> bool:
+        """A 429 for a request sent at ``sent_at`` (picked at ``picked_at``, if earlier) that said a slot frees
+        after ``retry_after_s`` (from its arrival: the fit counts from its send). It is fitted once the requests
+        picked before its send are answered. Returns True when a 429 was fitted now."""
+        sent = self._settle(sent_at if picked_at is None else picked_at)
         self._full_since = None
         if self.fleet is not None:
             self.fleet.refused(sent)  # the send time it was told with (the answer's own is a little later)
@@ -214,7 +226,8 @@ class LearnedLimit:
         return self._fit_ready()
 
     def _settle(self, sent_at: float) -> float:
-        """The answer to the request in flight sent nearest ``sent_at`` came back: its send time (as picked)."""
+        """The answer to the request in flight picked nearest ``sent_at`` came back: its time as picked (what the
+        fleet was told)."""
         out = self.outstanding
         if not out:
             return sent_at

@@ -452,7 +452,10 @@ class Pool:
         limit, window_s = learned.limit, learned.window_s
         if not self._share_learned or limit is None or window_s is None:
             return None
-        window_s += learned.margin_s  # the provider counts a request from its arrival, a little after our pick
+        # the provider counts a request from its arrival, a little after our pick: the fleet's window takes it at
+        # the pick (a lease counts down there), so a new connection's connect before its write is not in it; this
+        # process's own estimate holds its requests from their writes (LearnedLimit.accept)
+        window_s += learned.margin_s
         scope = key.label if learned is key.learned or model is None else f"{key.label}@{model}"
         slots = self._learned_windows.get(scope)
         if slots is None or slots.limit != limit or slots.window_s != window_s:
@@ -1084,10 +1087,11 @@ class Pool:
                 if est is not None and other.pos >= 0 and est.full(now) and (w := est.opens_in(now)) > 0:
                     cooling[other] = max(cooling.get(other, 0.0), now + w)
 
-    def _learn(self, key: PoolKey, result: Classification, sent_at: float, request_id: int | None,
-               model: str | None) -> None:
+    def _learn(self, key: PoolKey, result: Classification, picked_at: float, request_id: int | None,
+               model: str | None, written_s: float = 0.0) -> None:
         """What this answer teaches about the key's limit (only where successes state no budget: a provider that
-        sends its limits only with its 429s, or none at all)."""
+        sends its limits only with its 429s, or none at all), for a request picked at ``picked_at`` and written
+        ``written_s`` later (a request counts from its send)."""
         if result.outcome is not Outcome.RATE_LIMITED and result.limits is not None and \
                 result.limits.requests_remaining is not None:
             key.stated = True  # successes state the budget: headers always win over a guess
@@ -1095,15 +1099,17 @@ class Pool:
             return
         learned = self._estimate(key, model)
         before = learned.limit
+        sent_at = picked_at + written_s
+        picked = picked_at if written_s else None
         if result.outcome is Outcome.RATE_LIMITED and result.tokens:
-            fitted = learned.answered(sent_at)  # a token budget spent says nothing of the request count (learned.py)
+            fitted = learned.answered(picked_at)  # a token budget spent says nothing of the request count (learned.py)
             self._learn_tokens(key, result.reason, sent_at, request_id)
         elif result.outcome is Outcome.RATE_LIMITED:
-            fitted = learned.rate_limited(sent_at, result.retry_after_s)
+            fitted = learned.rate_limited(sent_at, result.retry_after_s, picked)
         elif result.outcome in _COUNTED:
-            fitted = learned.accept(sent_at)
+            fitted = learned.accept(sent_at, picked)
         else:
-            fitted = learned.answered(sent_at)
+            fitted = learned.answered(picked_at)
         if fitted and learned.limit != before:
             self._learnt(key, learned, model, request_id)
 
@@ -1241,10 +1247,14 @@ class Pool:
         cost: float | None = None,
         model: str | None = None,
         hold: TokenHold | None = None,
+        written_s: float = 0.0,
     ) -> None:
         """Record what the provider answered to the attempt that ``key`` served (for ``model``, if known:
         a 429 then cools the key for that model only; quota, invalid and forbidden stay per key). ``hold``: the
-        request's tokens held by the pick, settled from the usage (a stream's with ``add_usage``)."""
+        request's tokens held by the pick, settled from the usage (a stream's with ``add_usage``). ``latency_s``:
+        from the attempt's start (its pick) to the answer; ``written_s``: from its start to the request's write
+        (a new connection's connect first), when the provider began counting it (its learnt limit counts from
+        there)."""
         if self._by_label.get(key.label) is not key and self.detached(key):
             key.inflight = max(0, key.inflight - 1)  # removed or given a new secret meanwhile: the answer goes
             return  # to its caller
@@ -1300,7 +1310,9 @@ class Pool:
                     est = key.learned
                 if est is None or (est.fleet is None and self._share_learned):
                     est = self._estimate(key, per_model)
-                sent_at = now - latency_s
+                sent_at = now - latency_s  # its pick; its send is a connect later on a new connection
+                if written_s:
+                    sent_at += written_s
                 out, accepted = est.outstanding, est.accepted
                 if len(out) == 1 and est.fleet is None and not est.pending and \
                         (not accepted or sent_at >= accepted[-1]) and len(accepted) < _ACCEPTED_KEPT and \
@@ -1313,10 +1325,10 @@ class Pool:
                         est._full_since = None
                 else:
                     before = est.limit
-                    if est.accept(sent_at) and est.limit != before:
+                    if est.accept(sent_at, now - latency_s if written_s else None) and est.limit != before:
                         self._learnt(key, est, per_model, request_id)
             else:
-                self._learn(key, result, now - latency_s, request_id, per_model)
+                self._learn(key, result, now - latency_s, request_id, per_model, written_s)
         if outcome is _OUTCOME_OK:
             stats.ok += 1
             if tokens_in or tokens_out:

@@ -4,6 +4,8 @@ that state the budget switch learning off for that key (headers win)."""
 
 from __future__ import annotations
 
+import pytest
+
 from pooltui.core import Classification, DeadlineSource, KeySpec, KeyState, Outcome, Pool
 from pooltui.core.clock import FakeClock
 from pooltui.core.headers import RateLimits
@@ -195,3 +197,65 @@ def test_a_request_that_waits_for_a_learned_opening_says_so_in_its_trace() -> No
     assert "wait 1.50s [p] for a learned opening: k0 has room in" in text
     pool.report(pool.key("k0"), limited(30.0))  # a provider's own retry-after: not a learnt opening
     assert pool.wait_reason() == (pool.summary(), False)
+
+
+def test_a_request_written_after_its_pick_holds_its_slot_from_its_write() -> None:
+    """Regression: the provider counts a request from its arrival; on a new connection the connect (a TLS
+    handshake over the internet: 50-300 ms) comes between the pick and the write, longer than the margin the
+    pacing adds (40 ms here). Counted from its pick, the first requests' slots freed while the provider still
+    counted them, and a caller then got a 429 (at 2.040 s here). The client tells the pool when it wrote
+    (``written_s``): the slots are held the window and its margin after the write."""
+    clock = FakeClock(0.0)
+    pool = Pool("p", [KeySpec("k0", "sk-test-pace-00000000000000000005")], clock=clock, learn=True)
+    assert pool.restore_learned("k0", "", 4, 2.0)  # a key of 4 per 2 s, known from an earlier run
+    est = pool.key("k0").learned
+    provider = SlidingKey(4, 2.0, whole_seconds=False)
+    connect, answer = 0.06, 0.005  # first requests wait for their connections; answers come back in 5 ms
+    assert connect > est.margin_s
+    picks = []
+    for t in (0.0, 0.01, 0.02, 0.03):  # four callers at once, each on a new connection
+        clock.t = t
+        key = pool.pick()
+        assert key is not None
+        picks.append((key, t))
+    for key, t in picks:  # (all picked before any is written)
+        assert provider.send(t + connect) is None  # the provider counts it from here
+        clock.t = t + connect + answer
+        pool.report(key, OK, connect + answer, written_s=connect)
+    sent, t = 0, 0.1
+    while t < 4.5:  # then a caller every 0.7 ms on the kept connections (written at once, answered at once)
+        clock.t = t
+        key = pool.pick()
+        if key is not None:
+            retry = provider.send(t)
+            assert retry is None, f"a 429 at {t:.3f} s"
+            pool.report(key, OK, 0.0)
+            sent += 1
+        t += 0.0007
+    assert sent == 4 + 4  # the window's four, each the window and its margin after the write of the one it replaces
+    assert est.accepted[:4] == pytest.approx([0.06, 0.07, 0.08, 0.09])  # their sends, not their picks
+    assert est.accepted[4] == pytest.approx(0.06 + 2.0 + est.margin_s, abs=0.0008)
+
+
+def test_a_429_to_a_request_written_after_its_pick_is_fitted_from_its_write() -> None:
+    """Regression: a 429's retry-after counts from the request's arrival. Fitted from its pick, 60 ms before its
+    write on a new connection, the window learnt was 60 ms short (1.94 s for 2 s): the pacing then let requests go
+    before the provider's window had room."""
+    clock = FakeClock(0.0)
+    pool = Pool("p", [KeySpec("k0", "sk-test-pace-00000000000000000006")], clock=clock, learn=True)
+    provider = SlidingKey(4, 2.0, whole_seconds=False)
+    for t in (0.0, 0.1, 0.2, 0.3):  # four on a kept connection: written at once
+        clock.t = t
+        key = pool.pick()
+        assert key is not None and provider.send(t) is None
+        pool.report(key, OK)
+    clock.t = 0.4
+    key = pool.pick()  # the fifth on a new connection: written 60 ms later
+    assert key is not None
+    retry = provider.send(0.46)
+    assert retry == pytest.approx(1.54)  # the first leaves the provider's window at 2.0 s
+    clock.t = 0.47
+    pool.report(key, limited(retry), 0.07, written_s=0.06)
+    est = pool.key("k0").learned
+    assert est.limit == 4
+    assert est.window_s == pytest.approx(2.0, abs=1e-6)

@@ -123,9 +123,11 @@ def test_a_learned_limit_outlives_a_restart_and_feeds_the_replay(serve, tmp_path
     last = max(t for c in server.state.providers["quiet"].counters.values() for t, _, _ in c.admitted)
     time.sleep(max(0.0, last + WINDOW_S + 0.05 - time.monotonic()))
     # a new process: paced from its first request, no 429 to learn the limits again. Its first requests reach the
-    # simulator late (a new connection each, up to 37 ms at load 9): every pick holds a request's slot for the
-    # window and its margin (40 ms), not only a pick that waited (core/test_learned_limit.py's regression: the
-    # second to fourth request of a key went 12 to 25 ms after the window, and one met a 429 in whole-suite runs)
+    # simulator late (a new connection each, up to 37 ms after their picks at load 9, 21 ms of it before the
+    # write): each is counted from its write (the client tells the pool: tests/test_http1_write_delay.py), and
+    # every pick holds a request's slot for the window and its margin (40 ms) after it, not only a pick that
+    # waited (core/test_learned_limit.py's regression: the second to fourth request of a key went 12 to 25 ms
+    # after the window, and one met a 429 in whole-suite runs)
     second = run()
     assert second == 0, second
     rp = build_replay(history, load_config(path), 0.0)
