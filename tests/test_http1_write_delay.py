@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from pooltui.client.pool_client import PoolClient, PoolUnavailableError, Upstream
 from pooltui.client.upstream_http import tls_context
@@ -21,8 +22,6 @@ from pooltui.core.learned import LearnedLimit
 from pooltui.core.pool import KeySpec, Pool
 from pooltui.providers.profiles import profile_for
 from tests.odd_upstream import completion, read_request
-
-x509 = pytest.importorskip("cryptography.x509")  # (keyring's SecretStorage brings it on Linux)
 
 SECRET = "sk-test-write-delay-0000000000000001"
 HANDSHAKE_S = 0.3  # the upstream starts its TLS handshake this long after the connection (more than any margin)
